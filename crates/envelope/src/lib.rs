@@ -28,7 +28,10 @@ pub enum RecipientState {
 impl RecipientState {
     /// True when this recipient still needs a delivery attempt.
     pub fn is_open(&self) -> bool {
-        matches!(self, RecipientState::Pending | RecipientState::Deferred { .. })
+        matches!(
+            self,
+            RecipientState::Pending | RecipientState::Deferred { .. }
+        )
     }
 }
 

@@ -128,7 +128,10 @@ mod tests {
 
     #[test]
     fn time_is_recoverable() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let t = QueueId::generate().unix_time();
         assert!(t.abs_diff(now) <= 1);
     }

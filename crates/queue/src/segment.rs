@@ -1,0 +1,70 @@
+//! Segment files: `store/NNNNNNNNNNNN.seg`, append-only, named by a growing number.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub fn path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:012}.seg"))
+}
+
+/// Segment numbers present in `dir`, oldest first. Other names are ignored.
+pub fn list(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut numbers = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(stem) = name.strip_suffix(".seg") {
+            if let Ok(n) = stem.parse::<u64>() {
+                numbers.push(n);
+            }
+        }
+    }
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// Creates a new, empty segment and makes its directory entry durable before anything is
+/// appended: a record in a file whose name could vanish in a crash is not durable.
+pub fn create(dir: &Path, number: u64) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path(dir, number))?;
+    sync_dir(dir)?;
+    Ok(file)
+}
+
+pub fn open_rw(dir: &Path, number: u64) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path(dir, number))
+}
+
+pub fn open_ro(dir: &Path, number: u64) -> io::Result<File> {
+    File::open(path(dir, number))
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Writes all of `buf` at `offset`.
+pub fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    file.write_all_at(buf, offset)
+}
+
+/// fdatasync: the data and the size, not the timestamps (enough to read the records back).
+pub fn data_sync(file: &File) -> io::Result<()> {
+    file.sync_data()
+}
+
+pub fn read_at(file: &File, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(buf)
+}

@@ -1,0 +1,246 @@
+//! Store behaviour over real files in a temporary directory.
+
+use crate::{scan_readonly, QueueName, Store, StoreError, StoreOptions, Update};
+use envelope::{Envelope, QueueId, RecipientState};
+use std::fs;
+use std::path::Path;
+
+fn env(rcpts: &[&str]) -> Envelope {
+    Envelope::new(
+        "sender@example.org",
+        rcpts.iter().map(|s| s.to_string()).collect(),
+        1_700_000_000,
+    )
+}
+
+fn open(dir: &Path) -> Store {
+    open_with(dir, StoreOptions::default())
+}
+
+fn open_with(dir: &Path, options: StoreOptions) -> Store {
+    Store::open(dir, options).expect("open").0
+}
+
+fn seg_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir.join("store"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn enqueue_read_update_remove_survive_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (QueueId::generate(), QueueId::generate());
+    {
+        let store = open(tmp.path());
+        store
+            .enqueue(a, env(&["x@y", "z@y"]), b"Subject: a\n\nA\n")
+            .unwrap();
+        store
+            .enqueue(b, env(&["x@y"]), b"Subject: b\n\nB\n")
+            .unwrap();
+        let update = Update {
+            recipients: vec![(0, RecipientState::Sent)],
+            queue: QueueName::Deferred,
+            next_attempt: 42,
+            attempts: 1,
+        };
+        store.update(a, update).unwrap();
+        store.remove(b, "delivered").unwrap();
+        assert_eq!(store.len(), 1);
+    }
+    let store = open(tmp.path());
+    assert_eq!(store.len(), 1);
+    let e = store.get(a).unwrap();
+    assert_eq!(e.meta.queue, QueueName::Deferred);
+    assert_eq!(e.meta.next_attempt, 42);
+    assert_eq!(e.meta.envelope.recipients[0].state, RecipientState::Sent);
+    assert_eq!(e.meta.envelope.recipients[1].state, RecipientState::Pending);
+    assert_eq!(store.read_message(a).unwrap(), b"Subject: a\n\nA\n");
+    assert!(matches!(
+        store.read_message(b),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[test]
+fn second_open_is_refused_while_locked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let _store = open(tmp.path());
+    assert!(matches!(
+        Store::open(tmp.path(), StoreOptions::default()),
+        Err(StoreError::Locked(_))
+    ));
+}
+
+#[test]
+fn duplicate_ids_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path());
+    let id = QueueId::generate();
+    store.enqueue(id, env(&["a@b"]), b"x\n").unwrap();
+    assert!(matches!(
+        store.enqueue(id, env(&["a@b"]), b"x\n"),
+        Err(StoreError::Duplicate(_))
+    ));
+}
+
+#[test]
+fn torn_tail_is_cut_and_earlier_messages_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = QueueId::generate();
+    {
+        let store = open(tmp.path());
+        store.enqueue(id, env(&["a@b"]), b"kept\n").unwrap();
+        store
+            .enqueue(QueueId::generate(), env(&["a@b"]), b"torn\n")
+            .unwrap();
+    }
+    let seg = tmp.path().join("store").join(&seg_files(tmp.path())[0]);
+    let len = fs::metadata(&seg).unwrap().len();
+    let f = fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.set_len(len - 3).unwrap(); // power lost in the middle of the second batch
+    let (store, report) = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    assert_eq!(store.len(), 1);
+    assert!(report.torn_tail_bytes > 0);
+    assert_eq!(store.read_message(id).unwrap(), b"kept\n");
+    // And the store keeps working after the cut.
+    store
+        .enqueue(QueueId::generate(), env(&["a@b"]), b"after\n")
+        .unwrap();
+    drop(store);
+    assert_eq!(open(tmp.path()).len(), 2);
+}
+
+#[test]
+fn damage_in_the_middle_goes_to_corrupt_and_the_rest_survives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ids: Vec<QueueId> = (0..3).map(|_| QueueId::generate()).collect();
+    {
+        let store = open(tmp.path());
+        for id in &ids {
+            store
+                .enqueue(*id, env(&["a@b"]), b"Subject: s\n\nbody\n")
+                .unwrap();
+        }
+    }
+    let seg = tmp.path().join("store").join(&seg_files(tmp.path())[0]);
+    let mut data = fs::read(&seg).unwrap();
+    let second = data.len() / 3 + 40; // inside the second record
+    data[second] ^= 0xff;
+    fs::write(&seg, &data).unwrap();
+    let (store, report) = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    assert_eq!(store.len(), 2, "the two undamaged messages survive");
+    assert!(store.contains(ids[0]) && store.contains(ids[2]));
+    assert_eq!(report.corrupt_regions.len(), 1);
+    assert!(tmp
+        .path()
+        .join("corrupt")
+        .join(&report.corrupt_regions[0].0)
+        .exists());
+}
+
+#[test]
+fn garbage_segment_does_not_stop_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tmp.path().join("store")).unwrap();
+    fs::write(
+        tmp.path().join("store/000000000001.seg"),
+        vec![0xA5u8; 5000],
+    )
+    .unwrap();
+    let store = open(tmp.path());
+    assert_eq!(store.len(), 0);
+    store
+        .enqueue(QueueId::generate(), env(&["a@b"]), b"x\n")
+        .unwrap();
+}
+
+#[test]
+fn concurrent_writers_share_fsyncs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path());
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    store
+                        .enqueue(QueueId::generate(), env(&["a@b"]), &[b'x'; 4096])
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let stats = store.commit_stats();
+    assert_eq!(stats.records, 800);
+    assert!(stats.batches < 800, "some fsyncs were shared: {stats:?}");
+    assert_eq!(store.len(), 800);
+    drop(store);
+    assert_eq!(open(tmp.path()).len(), 800);
+}
+
+#[test]
+fn dead_segments_are_deleted_and_compaction_frees_pinned_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open_with(tmp.path(), StoreOptions { segment_size: 8192 });
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        let id = QueueId::generate();
+        store.enqueue(id, env(&["a@b"]), &[b'y'; 1000]).unwrap();
+        ids.push(id);
+    }
+    assert!(seg_files(tmp.path()).len() > 3);
+    let long_lived = ids[0];
+    for id in &ids[1..] {
+        store.remove(*id, "delivered").unwrap();
+    }
+    // The first segment is pinned by one message; compaction moves it.
+    let before = seg_files(tmp.path()).len();
+    assert!(before >= 2);
+    let moved = store.compact().unwrap();
+    assert_eq!(moved, 1);
+    store
+        .update(
+            long_lived,
+            Update {
+                recipients: vec![],
+                queue: QueueName::Hold,
+                next_attempt: 0,
+                attempts: 3,
+            },
+        )
+        .unwrap();
+    // Every closed segment is dead now; only the newest (active) one may remain.
+    for _ in 0..3 {
+        store.compact().unwrap();
+    }
+    assert!(
+        seg_files(tmp.path()).len() <= 2,
+        "{:?}",
+        seg_files(tmp.path())
+    );
+    drop(store);
+    let store = open(tmp.path());
+    assert_eq!(store.len(), 1);
+    let e = store.get(long_lived).unwrap();
+    assert_eq!(e.meta.queue, QueueName::Hold);
+    assert_eq!(e.meta.attempts, 3);
+    assert_eq!(store.read_message(long_lived).unwrap(), vec![b'y'; 1000]);
+}
+
+#[test]
+fn readonly_scan_sees_what_the_owner_committed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path());
+    let id = QueueId::generate();
+    store.enqueue(id, env(&["a@b"]), b"x\n").unwrap();
+    let seen = scan_readonly(tmp.path()).unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].id, id);
+}
