@@ -136,7 +136,7 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
         return Decoded::Invalid;
     }
     let len = u32::from_le_bytes(buf[8..12].try_into().unwrap()) as usize;
-    if len > MAX_PAYLOAD || len < 16 {
+    if !(16..=MAX_PAYLOAD).contains(&len) {
         return Decoded::Invalid;
     }
     if buf.len() < HEADER_LEN + len {
