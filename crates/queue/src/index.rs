@@ -3,7 +3,7 @@
 //! The index is the only thing the rest of mailroom consults; it changes only when a batch
 //! of records is durable (see `store.rs`), so it never shows a state a crash could undo.
 
-use crate::record::{MessageMeta, Update};
+use crate::record::{FollowUp, MessageMeta, Update};
 use envelope::QueueId;
 use std::collections::BTreeMap;
 
@@ -43,7 +43,23 @@ pub struct Index {
 
 impl Index {
     /// A full message record: a new message, or a relocated copy replacing an older one.
-    pub fn put(&mut self, id: QueueId, meta: MessageMeta, size: u64, location: Location) {
+    /// Its follow-up, if any, is applied here and not kept: it happened exactly once.
+    pub fn put(&mut self, id: QueueId, mut meta: MessageMeta, size: u64, location: Location) {
+        match meta.follow_up.take() {
+            Some(FollowUp::Remove(other)) => {
+                self.remove(other);
+            }
+            Some(FollowUp::SetRecipients(other, states)) => {
+                if let Some(e) = self.entries.get_mut(&other) {
+                    for (idx, state) in states {
+                        if let Some(r) = e.meta.envelope.recipients.get_mut(idx) {
+                            r.state = state;
+                        }
+                    }
+                }
+            }
+            None => {}
+        }
         if let Some(old) = self.entries.get(&id) {
             let old_loc = old.location;
             self.unaccount(old_loc);

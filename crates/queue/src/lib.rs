@@ -26,7 +26,7 @@ mod segment;
 mod store;
 
 pub use index::{Entry, Location};
-pub use record::{MessageMeta, Update};
+pub use record::{FollowUp, MessageMeta, Update};
 pub use recovery::RecoveryReport;
 pub use store::{CommitStats, Store, StoreOptions};
 

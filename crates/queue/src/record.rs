@@ -42,6 +42,20 @@ pub struct MessageMeta {
     /// Unix seconds of the next delivery attempt (0 = now).
     pub next_attempt: u64,
     pub attempts: u32,
+    /// A change to another message that becomes durable in the same record as this one, so
+    /// "queue the bounce and drop the original" or "queue the forward and mark the alias
+    /// recipient sent" cannot be half done by a crash. Applied once, never relocated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<FollowUp>,
+}
+
+/// See [`MessageMeta::follow_up`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FollowUp {
+    /// Remove that message (this one replaces it: a bounce replacing a finished original).
+    Remove(QueueId),
+    /// Set these recipient states of that message (a forward marking its alias sent).
+    SetRecipients(QueueId, Vec<(usize, RecipientState)>),
 }
 
 /// A change of state for one message: new recipient states, queue and retry time.
@@ -194,6 +208,7 @@ mod tests {
             queue: QueueName::Incoming,
             next_attempt: 0,
             attempts: 0,
+            follow_up: None,
         }
     }
 

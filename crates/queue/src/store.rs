@@ -15,7 +15,7 @@
 //!   segment so that long-deferred mail does not pin the whole log.
 
 use crate::index::{apply_update, Entry, Index, Location};
-use crate::record::{self, Decoded, MessageMeta, Record, Update};
+use crate::record::{self, Decoded, FollowUp, MessageMeta, Record, Update};
 use crate::recovery::{self, RecoveryReport};
 use crate::{segment, QueueName, StoreError};
 use envelope::{Envelope, QueueId};
@@ -164,11 +164,24 @@ impl Store {
         envelope: Envelope,
         message: &[u8],
     ) -> Result<(), StoreError> {
+        self.enqueue_with(id, envelope, message, None)
+    }
+
+    /// Queues a new message and, in the same record, applies `follow_up` to another message
+    /// (see [`FollowUp`]): both happen or neither does.
+    pub fn enqueue_with(
+        &self,
+        id: QueueId,
+        envelope: Envelope,
+        message: &[u8],
+        follow_up: Option<FollowUp>,
+    ) -> Result<(), StoreError> {
         let meta = MessageMeta {
             envelope,
             queue: QueueName::Incoming,
             next_attempt: 0,
             attempts: 0,
+            follow_up,
         };
         if self.contains(id) {
             return Err(StoreError::Duplicate(id));
@@ -391,6 +404,8 @@ impl Store {
     }
 
     fn relocation_meta(&self, id: QueueId, earlier: &[Pending]) -> Option<MessageMeta> {
+        // The index keeps no follow-up (it was applied when first written), so the relocated
+        // copy cannot re-apply an old change over newer state.
         let mut meta = lock(&self.inner.index).entries.get(&id)?.meta.clone();
         for p in earlier {
             match &p.change {

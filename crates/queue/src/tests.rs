@@ -1,6 +1,6 @@
 //! Store behaviour over real files in a temporary directory.
 
-use crate::{scan_readonly, QueueName, Store, StoreError, StoreOptions, Update};
+use crate::{scan_readonly, FollowUp, QueueName, Store, StoreError, StoreOptions, Update};
 use envelope::{Envelope, QueueId, RecipientState};
 use std::fs;
 use std::path::Path;
@@ -243,4 +243,49 @@ fn readonly_scan_sees_what_the_owner_committed() {
     let seen = scan_readonly(tmp.path()).unwrap();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].id, id);
+}
+
+#[test]
+fn follow_ups_apply_with_their_message_and_only_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (orig, bounce, fwd) = (
+        QueueId::generate(),
+        QueueId::generate(),
+        QueueId::generate(),
+    );
+    let other = QueueId::generate();
+    {
+        let store = open(tmp.path());
+        store.enqueue(orig, env(&["gone@x"]), b"o\n").unwrap();
+        store
+            .enqueue(other, env(&["alias@x", "b@x"]), b"p\n")
+            .unwrap();
+        store
+            .enqueue_with(
+                bounce,
+                env(&["sender@x"]),
+                b"b\n",
+                Some(FollowUp::Remove(orig)),
+            )
+            .unwrap();
+        let states = vec![(0, RecipientState::Sent)];
+        store
+            .enqueue_with(
+                fwd,
+                env(&["far@y"]),
+                b"f\n",
+                Some(FollowUp::SetRecipients(other, states)),
+            )
+            .unwrap();
+        assert!(!store.contains(orig));
+        let o = store.get(other).unwrap();
+        assert_eq!(o.meta.envelope.recipients[0].state, RecipientState::Sent);
+        assert!(store.get(fwd).unwrap().meta.follow_up.is_none());
+    }
+    let store = open(tmp.path());
+    assert!(!store.contains(orig));
+    assert!(store.contains(bounce) && store.contains(fwd));
+    let o = store.get(other).unwrap();
+    assert_eq!(o.meta.envelope.recipients[0].state, RecipientState::Sent);
+    assert_eq!(o.meta.envelope.recipients[1].state, RecipientState::Pending);
 }
