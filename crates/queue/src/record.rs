@@ -132,6 +132,7 @@ pub fn encode_remove(id: QueueId, reason: &str, out: &mut Vec<u8>) {
 
 /// What [`decode`] found at an offset.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // short-lived, returned by value once per record
 pub enum Decoded<'a> {
     /// A valid record and its total length on disk.
     Record(Record<'a>, usize),
