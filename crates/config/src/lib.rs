@@ -1,15 +1,59 @@
 //! mailroom's configuration: one TOML file whose parameter names follow Postfix's `main.cf`
 //! where the concept is the same, with Postfix's defaults unless noted.
 //!
-//! (Contract file written first so the other crates can code against [`Config`]; loading,
-//! validation and printing live in the modules below.)
+//! # Job
+//! Inputs → output: a TOML file (or none) plus the process environment → one checked
+//! [`Config`] that every other crate reads, and the `postconf`-style text `mailroom config`
+//! prints ([`render`], [`render_one`]).
 //!
-//! Security stance: the file is trusted as the operator's word, but every value is checked;
-//! a bad one is an error naming the key and the file line, never a silent fallback.
+//! * **Where the file is** ([`Config::load`]): the explicit path, else `$MAILROOM_CONFIG`,
+//!   else `/etc/mailroom/mailroom.toml` if it exists, else no file: the embedded default.
+//! * **What a file starts from**: [`Config::embedded_default`] (unprivileged, everything under
+//!   one data directory, SMTP on 127.0.0.1:2525), or [`Config::system_default`] when the file
+//!   says `profile = "system"`. Setting `data_directory` moves the defaults of
+//!   `queue_directory`, `mail_spool_directory` and `alias_maps` under it (either profile).
+//!   `mydomain`, `myorigin` and `mydestination` default from `myhostname`, as in Postfix.
+//! * **Value syntax**: durations are seconds or `300s`/`5m`/`1h`/`5d`/`1w`; sizes are bytes or
+//!   `100K`/`100M`/`2G` (1024-based); booleans are `true`/`false` or `"yes"`/`"no"`; lists are a
+//!   TOML array or one string separated by commas and/or spaces. `$name`, `${name}` and
+//!   `$(name)` expand to another parameter's value in every string (`$$` is a `$`).
+//!   Postfix's `2bounce_notice_recipient` is also accepted as `bounce_notice_recipient`.
+//!
+//! # Invariants
+//! * A loaded [`Config`] holds final values: no `$` references remain (the system profile's
+//!   `local_recipient_maps = unix:passwd.byname, $alias_maps` is stored expanded, e.g.
+//!   `["unix:passwd.byname", "/etc/aliases"]`), and every value passed its checks: limits that
+//!   must be positive are, `minimal_backoff_time <= maximal_backoff_time`, a mailbox and the
+//!   maildrop can each hold one maximal message, `smtpd_listen` entries are socket addresses.
+//! * Every error names the file, the 1-based line and the key ([`ConfigError`]); unknown keys
+//!   are errors (with a "did you mean" when a known name is close), never ignored.
+//! * [`render`] output is stable: alphabetical, one `name = value` line per parameter.
+//!
+//! # Security stance
+//! Needs no privilege; reads one file and a few environment variables (`MAILROOM_CONFIG`,
+//! `MAILROOM_DATA`, `XDG_DATA_HOME`, `HOME`) plus the host name and the current user from
+//! libc. The file is trusted as the operator's word, but every value is checked; a bad one
+//! is an error, never a silent fallback: a configuration file that was asked for (or that
+//! exists at the system path) but cannot be read is an error, not a reason to run with the
+//! defaults. `default_privs` may not be `root`. Set-gid callers (`mailroom-postdrop`) must
+//! not honour `$MAILROOM_CONFIG` from an untrusted environment: pass an explicit path.
 
+mod defaults;
+mod expand;
+mod load;
+mod params;
+mod print;
+mod resolve;
+mod units;
+mod validate;
+
+use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use load::SYSTEM_CONFIG_PATH;
+pub use print::{render, render_one, PrintMode};
 
 /// The effective configuration. Every field is a Postfix parameter of the same name unless
 /// its doc says otherwise. Durations are [`Duration`], sizes are bytes.
@@ -17,6 +61,8 @@ use std::time::Duration;
 pub struct Config {
     /// Where this configuration came from (`None` = the embedded default). Not a parameter.
     pub source: Option<PathBuf>,
+    /// Which default the file started from (`profile = "system"`). mailroom-only.
+    pub profile: Profile,
     /// Root of the embedded default's data (`MAILROOM_DATA`, else `$XDG_DATA_HOME/mailroom`,
     /// else `$HOME/.local/share/mailroom`). mailroom-only; the other paths default under it.
     pub data_directory: PathBuf,
@@ -101,6 +147,57 @@ pub struct Config {
     pub log_repeat_window: Duration,
 }
 
+impl Config {
+    /// The no-config default: unprivileged, everything under one data directory
+    /// (`$MAILROOM_DATA`, else `$XDG_DATA_HOME/mailroom`, else `$HOME/.local/share/mailroom`).
+    pub fn embedded_default() -> Config {
+        defaults::embedded(&defaults::Environment::current())
+    }
+
+    /// The system install's default (`profile = "system"`): `/var/spool/mailroom`, port 25,
+    /// user `mailroom`, group `mailroom-drop`.
+    pub fn system_default() -> Config {
+        defaults::system()
+    }
+
+    /// Finds and reads the configuration: `explicit`, else `$MAILROOM_CONFIG`, else
+    /// [`SYSTEM_CONFIG_PATH`] if it exists, else the embedded default.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        load::load(explicit)
+    }
+
+    /// Builds a configuration from TOML text; `path` is only used in errors and `source`.
+    pub fn from_str(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
+        load::parse(text, path, &defaults::Environment::current())
+    }
+
+    /// Every parameter as `(name, value)` in Postfix's text form, alphabetical by name
+    /// (Postfix names: `2bounce_notice_recipient`), including `profile`.
+    pub fn parameters(&self) -> Vec<(String, String)> {
+        print::parameters(self)
+    }
+}
+
+/// Which built-in default a configuration starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// [`Config::embedded_default`]: per-user, no privileges.
+    #[default]
+    Embedded,
+    /// [`Config::system_default`]: a system install.
+    System,
+}
+
+impl Profile {
+    /// The TOML spelling: `embedded` or `system`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Embedded => "embedded",
+            Profile::System => "system",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -108,11 +205,33 @@ pub enum LogFormat {
 }
 
 /// A configuration problem: which file, which line, which key, and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{}: {key}: {message}", file.as_deref().map(|f| f.display().to_string()).unwrap_or_else(|| "<config>".into()), line.map(|l| format!(":{l}")).unwrap_or_default())]
+/// Displays as `file:line: key: message` (`<config>` when there is no file; the line and key
+/// are left out when unknown or empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: Option<PathBuf>,
     pub line: Option<usize>,
     pub key: String,
     pub message: String,
 }
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => write!(f, "{}", file.display())?,
+            None => f.write_str("<config>")?,
+        }
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,311 @@
+//! The two starting points a configuration is built from: the embedded default (unprivileged,
+//! everything under one data directory, SMTP on 127.0.0.1:2525) and the system profile
+//! (`/var/spool/mailroom`, port 25, a dedicated `mailroom` user).
+//!
+//! Both share Postfix's defaults for every parameter Postfix has; only the site-specific
+//! values (paths, owners, listeners) differ. Host and user facts come from libc
+//! (`gethostname`, `getpwuid_r`, `getgrgid_r`); environment facts come in through
+//! [`Environment`] so tests need not touch the process environment.
+
+use std::ffi::{CStr, OsString};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::{Config, LogFormat, Profile};
+
+/// The environment variables the embedded default depends on (empty values count as unset).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Environment {
+    pub mailroom_data: Option<OsString>,
+    pub xdg_data_home: Option<OsString>,
+    pub home: Option<OsString>,
+}
+
+impl Environment {
+    pub(crate) fn current() -> Environment {
+        let var = |name| std::env::var_os(name).filter(|value| !value.is_empty());
+        Environment {
+            mailroom_data: var("MAILROOM_DATA"),
+            xdg_data_home: var("XDG_DATA_HOME"),
+            home: var("HOME"),
+        }
+    }
+
+    /// `MAILROOM_DATA`, else `$XDG_DATA_HOME/mailroom`, else `$HOME/.local/share/mailroom`,
+    /// else `./mailroom-data`.
+    pub(crate) fn data_directory(&self) -> PathBuf {
+        if let Some(data) = &self.mailroom_data {
+            PathBuf::from(data)
+        } else if let Some(xdg) = &self.xdg_data_home {
+            Path::new(xdg).join("mailroom")
+        } else if let Some(home) = &self.home {
+            Path::new(home).join(".local/share/mailroom")
+        } else {
+            PathBuf::from("./mailroom-data")
+        }
+    }
+}
+
+/// The values that differ between the embedded default and the system profile.
+struct Site {
+    profile: Profile,
+    data_directory: PathBuf,
+    queue_directory: PathBuf,
+    mail_spool_directory: PathBuf,
+    alias_maps: Vec<String>,
+    local_recipient_maps: Vec<String>,
+    mail_owner: String,
+    setgid_group: String,
+    smtpd_listen: SocketAddr,
+    postdrop_path: PathBuf,
+}
+
+pub(crate) fn embedded(env: &Environment) -> Config {
+    let data = env.data_directory();
+    let (user, group) = current_user_and_group();
+    with_postfix_defaults(Site {
+        profile: Profile::Embedded,
+        queue_directory: data.join("queue"),
+        mail_spool_directory: data.join("mail"),
+        alias_maps: vec![data.join("aliases").display().to_string()],
+        local_recipient_maps: Vec::new(),
+        data_directory: data,
+        mail_owner: user,
+        setgid_group: group,
+        smtpd_listen: SocketAddr::from(([127, 0, 0, 1], 2525)),
+        postdrop_path: beside_current_exe("mailroom-postdrop"),
+    })
+}
+
+/// The system profile. `local_recipient_maps` is stored expanded: the passwd file plus the
+/// alias maps (Postfix writes `unix:passwd.byname $alias_maps`).
+pub(crate) fn system() -> Config {
+    with_postfix_defaults(Site {
+        profile: Profile::System,
+        data_directory: PathBuf::from("/var/lib/mailroom"),
+        queue_directory: PathBuf::from("/var/spool/mailroom"),
+        mail_spool_directory: PathBuf::from("/var/mail"),
+        alias_maps: vec!["/etc/aliases".to_string()],
+        local_recipient_maps: vec!["unix:passwd.byname".to_string(), "/etc/aliases".to_string()],
+        mail_owner: "mailroom".to_string(),
+        setgid_group: "mailroom-drop".to_string(),
+        smtpd_listen: SocketAddr::from(([0, 0, 0, 0], 25)),
+        postdrop_path: PathBuf::from("/usr/sbin/mailroom-postdrop"),
+    })
+}
+
+fn with_postfix_defaults(site: Site) -> Config {
+    let myhostname = hostname();
+    let mydomain = domain_of(&myhostname);
+    let seconds = Duration::from_secs;
+    let words = |list: &[&str]| list.iter().map(|word| word.to_string()).collect();
+    Config {
+        source: None,
+        profile: site.profile,
+        data_directory: site.data_directory,
+        queue_directory: site.queue_directory,
+        mail_spool_directory: site.mail_spool_directory,
+        home_mailbox: String::new(),
+        mydestination: default_mydestination(&myhostname, &mydomain),
+        myorigin: myhostname.clone(),
+        myhostname,
+        mydomain,
+        mynetworks: words(&["127.0.0.0/8", "[::1]/128"]),
+        relay_domains: Vec::new(),
+        relayhost: String::new(),
+        alias_maps: site.alias_maps,
+        local_recipient_maps: site.local_recipient_maps,
+        allow_mail_to_commands: words(&["alias", "forward"]),
+        allow_mail_to_files: words(&["alias", "forward"]),
+        default_privs: "nobody".to_string(),
+        mail_owner: site.mail_owner,
+        setgid_group: site.setgid_group,
+        postdrop_path: site.postdrop_path,
+        queue_minfree: 100 << 20,
+        queue_minfree_inodes: 1000,
+        maildrop_size_limit: 256 << 20,
+        maildrop_count_limit: 10_000,
+        submit_timeout: seconds(30),
+        message_size_limit: 10_240_000,
+        header_size_limit: 102_400,
+        mailbox_size_limit: 51_200_000,
+        hopcount_limit: 50,
+        queue_run_delay: seconds(300),
+        minimal_backoff_time: seconds(300),
+        maximal_backoff_time: seconds(4000),
+        maximal_queue_lifetime: seconds(5 * 86_400),
+        bounce_queue_lifetime: seconds(5 * 86_400),
+        delay_warning_time: Duration::ZERO,
+        default_process_limit: 100,
+        local_destination_concurrency_limit: 2,
+        default_destination_concurrency_limit: 20,
+        double_bounce_recipient: "postmaster".to_string(),
+        bounce_notice_recipient: "postmaster".to_string(),
+        soft_bounce: false,
+        smtpd_listen: vec![site.smtpd_listen],
+        maillog_file: String::new(),
+        log_format: LogFormat::Text,
+        log_repeat_window: seconds(60),
+    }
+}
+
+/// Postfix's `$myhostname, localhost.$mydomain, localhost`.
+fn default_mydestination(myhostname: &str, mydomain: &str) -> Vec<String> {
+    vec![
+        myhostname.to_string(),
+        format!("localhost.{mydomain}"),
+        "localhost".to_string(),
+    ]
+}
+
+/// Postfix's default `mydomain`: `myhostname` minus its first label, or `localdomain` when
+/// the host name has no dot.
+pub(crate) fn domain_of(myhostname: &str) -> String {
+    match myhostname.split_once('.') {
+        Some((_, domain)) if !domain.is_empty() => domain.to_string(),
+        _ => "localdomain".to_string(),
+    }
+}
+
+/// The kernel's host name, or `localhost` if it cannot be read.
+fn hostname() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the pointer and length describe `buffer`, which outlives the call.
+    let status = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len() - 1) };
+    let name = if status == 0 {
+        CStr::from_bytes_until_nul(&buffer)
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    if name.is_empty() {
+        "localhost".to_string()
+    } else {
+        name
+    }
+}
+
+/// The effective user's name and primary group name; numeric ids if they have no names.
+fn current_user_and_group() -> (String, String) {
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    match user_name_and_gid(uid) {
+        Some((name, gid)) => {
+            let group = group_name(gid).unwrap_or_else(|| gid.to_string());
+            (name, group)
+        }
+        // SAFETY: getegid cannot fail.
+        None => (uid.to_string(), unsafe { libc::getegid() }.to_string()),
+    }
+}
+
+fn user_name_and_gid(uid: libc::uid_t) -> Option<(String, libc::gid_t)> {
+    let mut buffer = vec![0u8; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid value for getpwuid_r to overwrite.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to a live local; the buffer length is its real length.
+    let status = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if status != 0 || found.is_null() || entry.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string inside `buffer`.
+    let name = unsafe { CStr::from_ptr(entry.pw_name) };
+    Some((name.to_string_lossy().into_owned(), entry.pw_gid))
+}
+
+fn group_name(gid: libc::gid_t) -> Option<String> {
+    let mut buffer = vec![0u8; 64 * 1024];
+    // SAFETY: an all-zero group is a valid value for getgrgid_r to overwrite.
+    let mut entry: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer refers to a live local; the buffer length is its real length.
+    let status = unsafe {
+        libc::getgrgid_r(
+            gid,
+            &mut entry,
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if status != 0 || found.is_null() || entry.gr_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success gr_name points to a NUL-terminated string inside `buffer`.
+    let name = unsafe { CStr::from_ptr(entry.gr_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
+/// `<directory of the running binary>/<name>`, so an unpacked build finds its helper.
+fn beside_current_exe(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(data: Option<&str>, xdg: Option<&str>, home: Option<&str>) -> Environment {
+        Environment {
+            mailroom_data: data.map(OsString::from),
+            xdg_data_home: xdg.map(OsString::from),
+            home: home.map(OsString::from),
+        }
+    }
+
+    #[test]
+    fn data_directory_precedence() {
+        let table = [
+            (env(Some("/d"), Some("/x"), Some("/h")), "/d"),
+            (env(None, Some("/x"), Some("/h")), "/x/mailroom"),
+            (env(None, None, Some("/h")), "/h/.local/share/mailroom"),
+            (env(None, None, None), "./mailroom-data"),
+        ];
+        for (environment, expected) in table {
+            assert_eq!(environment.data_directory(), PathBuf::from(expected));
+        }
+    }
+
+    #[test]
+    fn embedded_paths_follow_the_data_directory() {
+        let config = embedded(&env(Some("/srv/mr"), None, None));
+        assert_eq!(config.queue_directory, PathBuf::from("/srv/mr/queue"));
+        assert_eq!(config.mail_spool_directory, PathBuf::from("/srv/mr/mail"));
+        assert_eq!(config.alias_maps, ["/srv/mr/aliases"]);
+        assert!(config.local_recipient_maps.is_empty());
+        assert_eq!(
+            config.smtpd_listen,
+            [SocketAddr::from(([127, 0, 0, 1], 2525))]
+        );
+        assert!(!config.mail_owner.is_empty() && !config.setgid_group.is_empty());
+        assert!(config.postdrop_path.ends_with("mailroom-postdrop"));
+    }
+
+    #[test]
+    fn host_names_give_domains() {
+        assert_eq!(domain_of("mx.example.com"), "example.com");
+        assert_eq!(domain_of("box"), "localdomain");
+        assert_eq!(domain_of("box."), "localdomain");
+        let config = system();
+        assert_eq!(config.myorigin, config.myhostname);
+        assert_eq!(config.mydestination[0], config.myhostname);
+        assert_eq!(
+            config.mydestination[1],
+            format!("localhost.{}", config.mydomain)
+        );
+    }
+}

@@ -1,0 +1,365 @@
+//! The parameter table: every TOML key mailroom accepts, its value syntax, and how it is read
+//! from and written to [`Config`]. Loading, `$`-expansion and printing all walk this one
+//! table, so a parameter added here is accepted, expanded and printed everywhere at once.
+//!
+//! Setters check what one value alone can get wrong (syntax, zero where zero makes no sense);
+//! checks across parameters live in `validate.rs`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::units::{self, parse_bool, parse_count, parse_duration, parse_size};
+use crate::{Config, LogFormat};
+
+/// The value syntax of a parameter, which decides the TOML types it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A TOML string.
+    Text,
+    /// A TOML array of strings, or one string of items separated by commas and/or spaces.
+    List,
+    /// Seconds as a TOML integer, or a string with a unit (`300s`, `5d`).
+    Duration,
+    /// Bytes as a TOML integer, or a string with a unit (`100M`).
+    Size,
+    /// A TOML integer (or a string of digits).
+    Count,
+    /// A TOML boolean, or `"yes"`/`"no"`.
+    Bool,
+}
+
+type Check = Result<(), String>;
+
+/// How a parameter's value moves between its text form and its [`Config`] field.
+pub(crate) enum Access {
+    Scalar {
+        get: fn(&Config) -> String,
+        set: fn(&mut Config, &str) -> Check,
+    },
+    List {
+        get: fn(&Config) -> Vec<String>,
+        set: fn(&mut Config, Vec<String>) -> Check,
+    },
+}
+
+pub(crate) struct Param {
+    /// The TOML key and the name printed by `mailroom config` (Postfix's name).
+    pub name: &'static str,
+    pub kind: Kind,
+    pub access: Access,
+}
+
+/// `2bounce_notice_recipient` starts with a digit, so the field drops it; accept both.
+const ALIASES: &[(&str, &str)] = &[("bounce_notice_recipient", "2bounce_notice_recipient")];
+
+/// The table entry for a TOML key or `$name`, accepting aliases.
+pub(crate) fn find(name: &str) -> Option<&'static Param> {
+    let name = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, canonical)| canonical);
+    PARAMS.iter().find(|param| param.name == name)
+}
+
+/// Every name a TOML file may use, for "did you mean" suggestions.
+pub(crate) fn all_names() -> impl Iterator<Item = &'static str> {
+    PARAMS
+        .iter()
+        .map(|param| param.name)
+        .chain(ALIASES.iter().map(|(alias, _)| *alias))
+}
+
+macro_rules! scalar {
+    ($name:expr, $field:ident, $kind:ident, $parse:expr, $format:expr) => {
+        Param {
+            name: $name,
+            kind: Kind::$kind,
+            access: Access::Scalar {
+                get: |config| ($format)(&config.$field),
+                set: |config, text| {
+                    config.$field = ($parse)(text)?;
+                    Ok(())
+                },
+            },
+        }
+    };
+}
+
+macro_rules! text {
+    ($field:ident) => {
+        scalar!(
+            stringify!($field),
+            $field,
+            Text,
+            |text: &str| Ok::<_, String>(text.to_string()),
+            String::clone
+        )
+    };
+    ($field:ident, $parse:expr) => {
+        scalar!(stringify!($field), $field, Text, $parse, String::clone)
+    };
+}
+
+macro_rules! path {
+    ($field:ident) => {
+        scalar!(
+            stringify!($field),
+            $field,
+            Text,
+            parse_path,
+            |path: &PathBuf| path.display().to_string()
+        )
+    };
+}
+
+macro_rules! size {
+    ($field:ident) => {
+        scalar!(stringify!($field), $field, Size, parse_size, u64::to_string)
+    };
+    ($field:ident, positive) => {
+        scalar!(
+            stringify!($field),
+            $field,
+            Size,
+            |text| parse_size(text).and_then(positive),
+            u64::to_string
+        )
+    };
+}
+
+macro_rules! count {
+    ($field:ident) => {
+        scalar!(
+            stringify!($field),
+            $field,
+            Count,
+            parse_count,
+            ToString::to_string
+        )
+    };
+    ($field:ident, positive) => {
+        scalar!(
+            stringify!($field),
+            $field,
+            Count,
+            |text| parse_count(text).and_then(positive),
+            ToString::to_string
+        )
+    };
+}
+
+macro_rules! duration {
+    ($field:ident) => {
+        scalar!(
+            stringify!($field),
+            $field,
+            Duration,
+            parse_duration,
+            format_duration
+        )
+    };
+    ($field:ident, positive) => {
+        scalar!(
+            stringify!($field),
+            $field,
+            Duration,
+            |text| parse_duration(text).and_then(positive),
+            format_duration
+        )
+    };
+}
+
+macro_rules! list {
+    ($field:ident) => {
+        list!($field, |_: &[String]| -> Check { Ok(()) })
+    };
+    ($field:ident, $check:expr) => {
+        Param {
+            name: stringify!($field),
+            kind: Kind::List,
+            access: Access::List {
+                get: |config| config.$field.clone(),
+                set: |config, items| {
+                    ($check)(&items)?;
+                    config.$field = items;
+                    Ok(())
+                },
+            },
+        }
+    };
+}
+
+/// Every parameter, in the order `mailroom config` prints them (alphabetical).
+pub(crate) const PARAMS: &[Param] = &[
+    scalar!(
+        "2bounce_notice_recipient",
+        bounce_notice_recipient,
+        Text,
+        required,
+        String::clone
+    ),
+    list!(alias_maps),
+    list!(allow_mail_to_commands, delivery_sources),
+    list!(allow_mail_to_files, delivery_sources),
+    duration!(bounce_queue_lifetime),
+    path!(data_directory),
+    count!(default_destination_concurrency_limit, positive),
+    text!(default_privs, unprivileged_user),
+    count!(default_process_limit, positive),
+    duration!(delay_warning_time),
+    text!(double_bounce_recipient, required),
+    size!(header_size_limit, positive),
+    text!(home_mailbox),
+    count!(hopcount_limit, positive),
+    count!(local_destination_concurrency_limit, positive),
+    list!(local_recipient_maps),
+    scalar!(
+        "log_format",
+        log_format,
+        Text,
+        parse_log_format,
+        format_log_format
+    ),
+    duration!(log_repeat_window),
+    text!(mail_owner, required),
+    path!(mail_spool_directory),
+    size!(mailbox_size_limit),
+    count!(maildrop_count_limit, positive),
+    size!(maildrop_size_limit, positive),
+    text!(maillog_file),
+    duration!(maximal_backoff_time, positive),
+    duration!(maximal_queue_lifetime),
+    size!(message_size_limit),
+    duration!(minimal_backoff_time, positive),
+    list!(mydestination),
+    text!(mydomain, required),
+    text!(myhostname, required),
+    list!(mynetworks),
+    text!(myorigin, required),
+    path!(postdrop_path),
+    path!(queue_directory),
+    size!(queue_minfree),
+    count!(queue_minfree_inodes),
+    duration!(queue_run_delay, positive),
+    list!(relay_domains),
+    text!(relayhost),
+    text!(setgid_group, required),
+    Param {
+        name: "smtpd_listen",
+        kind: Kind::List,
+        access: Access::List {
+            get: |config| {
+                config
+                    .smtpd_listen
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            },
+            set: |config, items| {
+                config.smtpd_listen = items
+                    .iter()
+                    .map(|item| parse_listen(item))
+                    .collect::<Result<_, _>>()?;
+                Ok(())
+            },
+        },
+    },
+    scalar!(
+        "soft_bounce",
+        soft_bounce,
+        Bool,
+        parse_bool,
+        |value: &bool| units::format_bool(*value)
+    ),
+    duration!(submit_timeout, positive),
+];
+
+fn required(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("must not be empty".to_string());
+    }
+    Ok(text.to_string())
+}
+
+fn parse_path(text: &str) -> Result<PathBuf, String> {
+    required(text).map(PathBuf::from)
+}
+
+fn positive<T: PartialEq + Default>(value: T) -> Result<T, String> {
+    if value == T::default() {
+        return Err("must be greater than zero".to_string());
+    }
+    Ok(value)
+}
+
+/// Deliveries to `|command` and `/file` run with `default_privs`; root would defeat that.
+fn unprivileged_user(text: &str) -> Result<String, String> {
+    let user = required(text)?;
+    if user == "root" || user == "0" {
+        return Err("must not be a privileged user".to_string());
+    }
+    Ok(user)
+}
+
+/// Postfix's `allow_mail_to_commands`/`allow_mail_to_files` vocabulary.
+fn delivery_sources(items: &[String]) -> Check {
+    match items
+        .iter()
+        .find(|item| !matches!(item.as_str(), "alias" | "forward" | "include"))
+    {
+        Some(bad) => Err(format!(
+            "unknown source {bad:?} (use alias, forward, include)"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn parse_listen(item: &str) -> Result<SocketAddr, String> {
+    item.parse()
+        .map_err(|_| format!("not a socket address: {item:?} (use 127.0.0.1:25 or [::1]:25)"))
+}
+
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    match text.trim() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("not a log format: {other:?} (use text or json)")),
+    }
+}
+
+fn format_log_format(format: &LogFormat) -> String {
+    match format {
+        LogFormat::Text => "text",
+        LogFormat::Json => "json",
+    }
+    .to_string()
+}
+
+fn format_duration(duration: &Duration) -> String {
+    units::format_duration(*duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_unique() {
+        let names: Vec<&str> = PARAMS.iter().map(|param| param.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+    }
+
+    #[test]
+    fn aliases_find_the_canonical_parameter() {
+        assert_eq!(
+            find("bounce_notice_recipient").map(|p| p.name),
+            Some("2bounce_notice_recipient")
+        );
+        assert_eq!(find("queue_minfree").map(|p| p.kind), Some(Kind::Size));
+        assert!(find("nosuch").is_none());
+    }
+}

@@ -1,0 +1,237 @@
+//! From "what the file says plus what the profile defaults to" to one final value per
+//! parameter, expanding `$name` references Postfix-style.
+//!
+//! Every parameter has a [`Source`]: a value from the file (a template, expanded), a derived
+//! default (also a template: `myorigin = $myhostname`, `queue_directory =
+//! $data_directory/queue` when the file moves `data_directory`), or a literal profile default
+//! (never expanded, so a `$` in an environment-given path stays a `$`). Resolution is lazy
+//! and memoized; a name met again while it is being resolved is a reference cycle.
+//!
+//! List values are split into items *before* expansion, so a referenced value containing a
+//! space (a data directory under `/home/John Doe`) stays one item. An item that is exactly
+//! one reference to a list parameter (`$alias_maps`) splices in that whole list.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::defaults::domain_of;
+use crate::expand::{expand, sole_reference, ExpandError};
+use crate::params::{self, Access, Param, PARAMS};
+use crate::{Config, ConfigError};
+
+/// Where a parameter's value comes from, before expansion.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Template {
+    /// A profile default, already final.
+    Literal(Value),
+    /// A scalar template (file value or derived default).
+    Text(String),
+    /// A list of item templates (file value or derived default).
+    Items(Vec<String>),
+    /// Postfix's default `mydomain`: `$myhostname` minus its first label.
+    DomainOfHostname,
+}
+
+/// A final value: scalar text, or list items.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl Value {
+    /// The Postfix text form, as substituted for `$name` inside a larger string.
+    pub(crate) fn to_text(&self) -> String {
+        match self {
+            Value::Text(text) => text.clone(),
+            Value::List(items) => items.join(", "),
+        }
+    }
+}
+
+pub(crate) struct Source {
+    pub template: Template,
+    /// The file line that set it; `None` for defaults.
+    pub line: Option<usize>,
+}
+
+/// The default sources for a profile's `base` configuration. `data_directory_moved` is true
+/// when the file sets `data_directory`, so the paths under it follow.
+pub(crate) fn default_sources(
+    base: &Config,
+    data_directory_moved: bool,
+) -> BTreeMap<&'static str, Source> {
+    let mut sources: BTreeMap<&'static str, Source> = PARAMS
+        .iter()
+        .map(|param| (param.name, literal(param, base)))
+        .collect();
+    let mut derive = |name: &'static str, template: Template| {
+        sources.insert(
+            name,
+            Source {
+                template,
+                line: None,
+            },
+        );
+    };
+    derive("mydomain", Template::DomainOfHostname);
+    derive("myorigin", Template::Text("$myhostname".into()));
+    derive(
+        "mydestination",
+        items(&["$myhostname", "localhost.$mydomain", "localhost"]),
+    );
+    if data_directory_moved {
+        derive(
+            "queue_directory",
+            Template::Text("$data_directory/queue".into()),
+        );
+        derive(
+            "mail_spool_directory",
+            Template::Text("$data_directory/mail".into()),
+        );
+        derive("alias_maps", items(&["$data_directory/aliases"]));
+    }
+    if !base.local_recipient_maps.is_empty() {
+        // The system profile: Postfix's `unix:passwd.byname $alias_maps`, so a file that
+        // changes alias_maps changes who is a known recipient too.
+        derive(
+            "local_recipient_maps",
+            items(&["unix:passwd.byname", "$alias_maps"]),
+        );
+    }
+    sources
+}
+
+fn literal(param: &Param, base: &Config) -> Source {
+    let value = match &param.access {
+        Access::Scalar { get, .. } => Value::Text(get(base)),
+        Access::List { get, .. } => Value::List(get(base)),
+    };
+    Source {
+        template: Template::Literal(value),
+        line: None,
+    }
+}
+
+fn items(templates: &[&str]) -> Template {
+    Template::Items(templates.iter().map(|item| item.to_string()).collect())
+}
+
+/// Resolves every source and writes the non-literal ones into a copy of `base`.
+pub(crate) fn apply(
+    base: &Config,
+    sources: BTreeMap<&'static str, Source>,
+    file: Option<&Path>,
+) -> Result<Config, ConfigError> {
+    let mut resolver = Resolver {
+        sources,
+        file: file.map(Path::to_path_buf),
+        done: BTreeMap::new(),
+    };
+    let mut config = base.clone();
+    for param in PARAMS {
+        if matches!(resolver.sources[param.name].template, Template::Literal(_)) {
+            continue;
+        }
+        let value = resolver.resolve(param.name, &mut Vec::new())?;
+        let outcome = match (&param.access, value) {
+            (Access::Scalar { set, .. }, value) => set(&mut config, &value.to_text()),
+            (Access::List { set, .. }, Value::List(items)) => set(&mut config, items),
+            (Access::List { set, .. }, Value::Text(text)) => set(&mut config, vec![text]),
+        };
+        outcome.map_err(|message| resolver.error(param.name, message))?;
+    }
+    Ok(config)
+}
+
+struct Resolver {
+    sources: BTreeMap<&'static str, Source>,
+    file: Option<PathBuf>,
+    done: BTreeMap<&'static str, Value>,
+}
+
+impl Resolver {
+    fn resolve(
+        &mut self,
+        name: &'static str,
+        stack: &mut Vec<&'static str>,
+    ) -> Result<Value, ConfigError> {
+        if let Some(value) = self.done.get(name) {
+            return Ok(value.clone());
+        }
+        stack.push(name);
+        let value = match self.sources[name].template.clone() {
+            Template::Literal(value) => value,
+            Template::Text(text) => Value::Text(self.expand_text(name, &text, stack)?),
+            Template::Items(templates) => Value::List(self.expand_items(name, &templates, stack)?),
+            Template::DomainOfHostname => {
+                let host = self.lookup(name, "myhostname", stack)?;
+                Value::Text(domain_of(&host.to_text()))
+            }
+        };
+        stack.pop();
+        self.done.insert(name, value.clone());
+        Ok(value)
+    }
+
+    fn expand_text(
+        &mut self,
+        name: &'static str,
+        text: &str,
+        stack: &mut Vec<&'static str>,
+    ) -> Result<String, ConfigError> {
+        expand(text, |reference| {
+            self.lookup(name, reference, stack)
+                .map(|value| value.to_text())
+        })
+        .map_err(|error| match error {
+            ExpandError::Syntax(message) => self.error(name, message),
+            ExpandError::Lookup(error) => error,
+        })
+    }
+
+    fn expand_items(
+        &mut self,
+        name: &'static str,
+        templates: &[String],
+        stack: &mut Vec<&'static str>,
+    ) -> Result<Vec<String>, ConfigError> {
+        let mut out = Vec::new();
+        for template in templates {
+            match sole_reference(template) {
+                Some(reference) => match self.lookup(name, reference, stack)? {
+                    Value::List(items) => out.extend(items),
+                    Value::Text(text) => out.push(text),
+                },
+                None => out.push(self.expand_text(name, template, stack)?),
+            }
+        }
+        out.retain(|item| !item.trim().is_empty());
+        Ok(out)
+    }
+
+    /// The value of `$reference`, met while resolving `name`.
+    fn lookup(
+        &mut self,
+        name: &'static str,
+        reference: &str,
+        stack: &mut Vec<&'static str>,
+    ) -> Result<Value, ConfigError> {
+        let Some(param) = params::find(reference) else {
+            return Err(self.error(name, format!("unknown parameter ${reference} in value")));
+        };
+        if stack.contains(&param.name) {
+            return Err(self.error(name, format!("recursive reference to ${reference}")));
+        }
+        self.resolve(param.name, stack)
+    }
+
+    fn error(&self, name: &str, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: self.sources.get(name).and_then(|source| source.line),
+            key: name.to_string(),
+            message,
+        }
+    }
+}

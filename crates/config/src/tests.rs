@@ -1,0 +1,270 @@
+//! Whole-file tests: TOML text in, `Config` or error out. Each builds its environment
+//! explicitly, so none reads or writes the process environment (tests run in parallel).
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::defaults::{self, Environment};
+use crate::load::{config_path, parse, SYSTEM_CONFIG_PATH};
+use crate::{Config, ConfigError, LogFormat, Profile};
+
+fn environment() -> Environment {
+    Environment {
+        mailroom_data: Some("/srv/mailroom".into()),
+        ..Environment::default()
+    }
+}
+
+fn parse_ok(text: &str) -> Config {
+    parse(text, None, &environment()).unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn parse_err(text: &str) -> ConfigError {
+    let file = Path::new(SYSTEM_CONFIG_PATH);
+    parse(text, Some(file), &environment()).expect_err("should fail")
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|item| item.to_string()).collect()
+}
+
+#[test]
+fn an_empty_file_is_the_embedded_default() {
+    assert_eq!(parse_ok(""), defaults::embedded(&environment()));
+}
+
+#[test]
+fn unknown_key_names_its_line_and_the_closest_name() {
+    let error = parse_err("myhostname = \"a.example\"\n\nmessage_size_limt = 5\n");
+    assert_eq!(
+        error.to_string(),
+        "/etc/mailroom/mailroom.toml:3: message_size_limt: unknown parameter; \
+         did you mean message_size_limit?"
+    );
+    let error = parse_err("\n[smtpd]\nport = 25\n");
+    assert_eq!((error.line, error.key.as_str()), (Some(2), "smtpd"));
+    assert!(error.message.contains("no [sections]"), "{error}");
+    assert_eq!(parse_err("frobnicate = 1").message, "unknown parameter");
+}
+
+#[test]
+fn bad_value_names_its_line() {
+    let text = "# comment\n\n\n\n\nhopcount_limit = 10\nqueue_minfree = \"lots\"\n";
+    assert_eq!(
+        parse_err(text).to_string(),
+        "/etc/mailroom/mailroom.toml:7: queue_minfree: not a size: \"lots\" \
+         (use bytes or a unit: 100M, 2G)"
+    );
+    let error = parse_err("soft_bounce = \"maybe\"");
+    assert_eq!((error.line, error.key.as_str()), (Some(1), "soft_bounce"));
+    assert_eq!(
+        parse_err("hopcount_limit = -1").message,
+        "must not be negative: -1"
+    );
+    assert_eq!(
+        parse_err("hopcount_limit = 0").message,
+        "must be greater than zero"
+    );
+    assert!(parse_err("relayhost = 25")
+        .message
+        .starts_with("expected a string"));
+    assert!(parse_err("smtpd_listen = \"localhost\"")
+        .message
+        .starts_with("not a socket"));
+    assert!(parse_err("log_format = \"xml\"")
+        .message
+        .starts_with("not a log format"));
+    assert!(parse_err("allow_mail_to_files = \"alias, pipe\"")
+        .message
+        .contains("\"pipe\""));
+    assert!(parse_err("default_privs = \"root\"")
+        .message
+        .contains("privileged"));
+}
+
+#[test]
+fn syntax_error_names_its_line() {
+    let error = parse_err("relayhost = \"a\"\nmynetworks = [\"x\"\n\n");
+    assert!(error.line.is_some_and(|line| line >= 2), "{error}");
+    assert!(error.message.starts_with("TOML syntax error"), "{error}");
+    assert!(error.key.is_empty());
+    assert!(!error.message.contains('\n'), "{error}");
+}
+
+#[test]
+fn values_take_both_toml_types() {
+    let config = parse_ok(
+        "queue_run_delay = 60\nmaximal_queue_lifetime = \"2d\"\nqueue_minfree = \"1G\"\n\
+         message_size_limit = 1000\nsoft_bounce = \"yes\"\nlog_format = \"json\"\n\
+         smtpd_listen = [\"127.0.0.1:25\", \"[::1]:25\"]\n",
+    );
+    assert_eq!(config.queue_run_delay, Duration::from_secs(60));
+    assert_eq!(
+        config.maximal_queue_lifetime,
+        Duration::from_secs(2 * 86_400)
+    );
+    assert_eq!(config.queue_minfree, 1 << 30);
+    assert_eq!(config.message_size_limit, 1000);
+    assert!(config.soft_bounce);
+    assert_eq!(config.log_format, LogFormat::Json);
+    let expected: Vec<SocketAddr> =
+        vec!["127.0.0.1:25".parse().unwrap(), "[::1]:25".parse().unwrap()];
+    assert_eq!(config.smtpd_listen, expected);
+}
+
+#[test]
+fn lists_take_both_syntaxes() {
+    let config = parse_ok(
+        "mydestination = \"a.example, b.example c.example\"\n\
+         relay_domains = [\"x.example\", \" y.example \"]\nmynetworks = \"\"\n",
+    );
+    assert_eq!(
+        config.mydestination,
+        strings(&["a.example", "b.example", "c.example"])
+    );
+    assert_eq!(config.relay_domains, strings(&["x.example", "y.example"]));
+    assert!(config.mynetworks.is_empty());
+    assert!(parse_err("relay_domains = [1]").message.contains("strings"));
+}
+
+#[test]
+fn host_names_drive_domain_origin_and_destination() {
+    let config = parse_ok("myhostname = \"mx.example.com\"");
+    assert_eq!(config.mydomain, "example.com");
+    assert_eq!(config.myorigin, "mx.example.com");
+    assert_eq!(
+        config.mydestination,
+        strings(&["mx.example.com", "localhost.example.com", "localhost"])
+    );
+}
+
+#[test]
+fn dollar_references_expand() {
+    let config = parse_ok(
+        "myhostname = \"mx.example.com\"\nmydomain = \"example.org\"\n\
+         mydestination = \"$myhostname, localhost.${mydomain}, $(mydomain)\"\n\
+         relayhost = \"[smtp.$mydomain]:587\"\nmaillog_file = \"$data_directory/log$$\"\n\
+         relay_domains = \"$mydestination other.example\"\n",
+    );
+    assert_eq!(
+        config.mydestination,
+        strings(&["mx.example.com", "localhost.example.org", "example.org"])
+    );
+    assert_eq!(config.relayhost, "[smtp.example.org]:587");
+    assert_eq!(config.maillog_file, "/srv/mailroom/log$");
+    assert_eq!(config.relay_domains.len(), 4);
+}
+
+#[test]
+fn bad_references_are_errors() {
+    let error = parse_err("relayhost = \"x\"\nmyorigin = \"$nosuch\"");
+    assert_eq!((error.line, error.key.as_str()), (Some(2), "myorigin"));
+    assert_eq!(error.message, "unknown parameter $nosuch in value");
+    let error = parse_err("myhostname = \"$myorigin\"\nmyorigin = \"$myhostname\"");
+    assert!(error.message.starts_with("recursive reference"), "{error}");
+    assert!(parse_err("relayhost = \"a $ b\"")
+        .message
+        .starts_with("bad $ reference"));
+}
+
+#[test]
+fn data_directory_moves_the_paths_under_it() {
+    let config = parse_ok("data_directory = \"/home/John Doe/mr\"");
+    assert_eq!(
+        config.queue_directory,
+        PathBuf::from("/home/John Doe/mr/queue")
+    );
+    assert_eq!(
+        config.mail_spool_directory,
+        PathBuf::from("/home/John Doe/mr/mail")
+    );
+    assert_eq!(config.alias_maps, strings(&["/home/John Doe/mr/aliases"]));
+
+    let config = parse_ok("data_directory = \"/d\"\nqueue_directory = \"/q\"");
+    assert_eq!(config.queue_directory, PathBuf::from("/q"));
+    assert_eq!(config.mail_spool_directory, PathBuf::from("/d/mail"));
+}
+
+#[test]
+fn system_profile_starts_from_the_system_default() {
+    let config = parse_ok("profile = \"system\"\nalias_maps = \"hash:/etc/mail/aliases\"");
+    assert_eq!(config.profile, Profile::System);
+    assert_eq!(config.queue_directory, PathBuf::from("/var/spool/mailroom"));
+    assert_eq!(config.mail_owner, "mailroom");
+    assert_eq!(
+        config.local_recipient_maps,
+        strings(&["unix:passwd.byname", "hash:/etc/mail/aliases"])
+    );
+    let expected = Config {
+        alias_maps: config.alias_maps.clone(),
+        ..Config::system_default()
+    };
+    assert_eq!(
+        Config {
+            local_recipient_maps: expected.local_recipient_maps.clone(),
+            ..config
+        },
+        expected
+    );
+    assert!(parse_err("profile = \"desktop\"")
+        .message
+        .starts_with("not a profile"));
+}
+
+#[test]
+fn bounce_notice_recipient_has_two_names() {
+    let config = parse_ok("2bounce_notice_recipient = \"ops\"");
+    assert_eq!(config.bounce_notice_recipient, "ops");
+    let config = parse_ok("bounce_notice_recipient = \"ops2\"");
+    assert_eq!(config.bounce_notice_recipient, "ops2");
+    let error = parse_err("2bounce_notice_recipient = \"a\"\nbounce_notice_recipient = \"b\"");
+    assert!(error.message.starts_with("set twice"), "{error}");
+}
+
+#[test]
+fn cross_parameter_checks_name_the_line() {
+    let error = parse_err("relayhost = \"\"\nminimal_backoff_time = \"2h\"\n");
+    assert_eq!(
+        (error.line, error.key.as_str()),
+        (Some(2), "minimal_backoff_time")
+    );
+}
+
+#[test]
+fn config_path_resolution() {
+    let explicit = Path::new("/x/explicit.toml");
+    let env = || Some(OsString::from("/x/env.toml"));
+    let table = [
+        (Some(explicit), env(), true, Some("/x/explicit.toml")),
+        (None, env(), true, Some("/x/env.toml")),
+        (None, Some(OsString::new()), true, Some(SYSTEM_CONFIG_PATH)),
+        (None, None, true, Some(SYSTEM_CONFIG_PATH)),
+        (None, None, false, None),
+    ];
+    for (explicit, env_value, system_exists, expected) in table {
+        let got = config_path(explicit, env_value, || system_exists);
+        assert_eq!(got, expected.map(PathBuf::from));
+    }
+}
+
+#[test]
+fn load_reads_an_explicit_file_and_records_its_source() {
+    let path =
+        std::env::temp_dir().join(format!("mailroom-config-test-{}.toml", std::process::id()));
+    std::fs::write(&path, "hopcount_limit = 7\n").unwrap();
+    let loaded = Config::load(Some(&path));
+    std::fs::remove_file(&path).unwrap();
+    let config = loaded.unwrap();
+    assert_eq!(config.hopcount_limit, 7);
+    assert_eq!(config.source.as_deref(), Some(path.as_path()));
+
+    let error = Config::load(Some(Path::new("/nonexistent/mailroom.toml"))).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("/nonexistent/mailroom.toml: cannot read"),
+        "{error}"
+    );
+}

@@ -1,0 +1,194 @@
+//! Postfix-style value syntax: durations, sizes, counts, booleans and lists, parsed from the
+//! (already `$`-expanded) text of a parameter and formatted back for `mailroom config`.
+//!
+//! Parsing is strict: anything not understood is an error message meant to be shown after
+//! `file:line: key:`, never a silent default.
+
+use std::time::Duration;
+
+const DURATION_HELP: &str = "(use seconds or a unit: 300s, 5m, 1h, 5d, 1w)";
+const SIZE_HELP: &str = "(use bytes or a unit: 100M, 2G)";
+
+/// A Postfix time value: `300`, `300s`, `5m`, `1h`, `5d`, `1w`. A bare number is seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("not a duration: {text:?} {DURATION_HELP}");
+    let (digits, unit) = split_number(text.trim()).ok_or_else(bad)?;
+    let seconds_per_unit: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(bad()),
+    };
+    let count: u64 = digits.parse().map_err(|_| bad())?;
+    count
+        .checked_mul(seconds_per_unit)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("duration too large: {text:?}"))
+}
+
+/// A size in bytes: `10240000`, `100K`, `100M`, `2G` (binary units: K = 1024).
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || format!("not a size: {text:?} {SIZE_HELP}");
+    let (digits, unit) = split_number(text.trim()).ok_or_else(bad)?;
+    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let count: u64 = digits.parse().map_err(|_| bad())?;
+    count
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("size too large: {text:?}"))
+}
+
+/// A plain non-negative integer that must fit `T`.
+pub(crate) fn parse_count<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
+    let text = text.trim();
+    let bad = || format!("not a number: {text:?}");
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let value: u64 = text
+        .parse()
+        .map_err(|_| format!("number too large: {text:?}"))?;
+    T::try_from(value).map_err(|_| format!("number too large: {text:?}"))
+}
+
+/// Postfix booleans are `yes`/`no`; `true`/`false` are accepted too (TOML's own words).
+pub(crate) fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(format!("not a boolean: {text:?} (use yes or no)")),
+    }
+}
+
+/// A Postfix list: items separated by commas and/or whitespace; empty items are dropped.
+pub(crate) fn split_list(text: &str) -> Vec<String> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|item| !item.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whole days print as `5d`, everything else in seconds (`300s`, `4000s`, `0s`), matching
+/// how Postfix's own defaults read.
+pub(crate) fn format_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    if seconds != 0 && seconds.is_multiple_of(86_400) {
+        format!("{}d", seconds / 86_400)
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+pub(crate) fn format_bool(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_string()
+}
+
+/// Splits `"300s"` into `("300", "s")`; `None` when there are no leading digits.
+fn split_number(text: &str) -> Option<(&str, &str)> {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    if end == 0 {
+        return None;
+    }
+    Some(text.split_at(end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let table: &[(&str, Option<u64>)] = &[
+            ("0", Some(0)),
+            ("300", Some(300)),
+            ("300s", Some(300)),
+            ("5m", Some(300)),
+            ("1h", Some(3600)),
+            ("5d", Some(432_000)),
+            ("1w", Some(604_800)),
+            (" 2H ", Some(7200)),
+            ("", None),
+            ("s", None),
+            ("5x", None),
+            ("5 d", None),
+            ("-5s", None),
+            ("1.5h", None),
+            ("99999999999999999999w", None),
+        ];
+        for (input, expected) in table {
+            let got = parse_duration(input).ok().map(|d| d.as_secs());
+            assert_eq!(got, *expected, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        let table: &[(&str, Option<u64>)] = &[
+            ("0", Some(0)),
+            ("10240000", Some(10_240_000)),
+            ("100K", Some(102_400)),
+            ("100M", Some(104_857_600)),
+            ("2g", Some(2_147_483_648)),
+            ("lots", None),
+            ("100MB", None),
+            ("-1", None),
+            ("18446744073709551615G", None),
+        ];
+        for (input, expected) in table {
+            assert_eq!(parse_size(input).ok(), *expected, "input {input:?}");
+        }
+        assert_eq!(
+            parse_size("lots").unwrap_err(),
+            r#"not a size: "lots" (use bytes or a unit: 100M, 2G)"#
+        );
+    }
+
+    #[test]
+    fn counts_and_booleans() {
+        assert_eq!(parse_count::<u32>("50"), Ok(50));
+        assert!(parse_count::<u32>("5000000000").is_err());
+        assert!(parse_count::<usize>("+5").is_err());
+        assert!(parse_count::<usize>("").is_err());
+        for (input, expected) in [
+            ("yes", true),
+            ("No", false),
+            ("true", true),
+            ("false", false),
+        ] {
+            assert_eq!(parse_bool(input), Ok(expected));
+        }
+        assert!(parse_bool("maybe").is_err());
+    }
+
+    #[test]
+    fn lists_split_on_commas_and_whitespace() {
+        let table: &[(&str, &[&str])] = &[
+            ("", &[]),
+            ("a", &["a"]),
+            ("a, b", &["a", "b"]),
+            ("a b\tc", &["a", "b", "c"]),
+            (" a ,, b ,\n c ", &["a", "b", "c"]),
+        ];
+        for (input, expected) in table {
+            assert_eq!(split_list(input), *expected, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(format_duration(Duration::from_secs(300)), "300s");
+        assert_eq!(format_duration(Duration::from_secs(4000)), "4000s");
+        assert_eq!(format_duration(Duration::from_secs(432_000)), "5d");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        assert_eq!(format_bool(true), "yes");
+    }
+}

@@ -1,0 +1,246 @@
+//! The `tracing` layer that formats and throttles log lines.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+struct Repeat {
+    first_seen: Instant,
+    suppressed: u64,
+    program: String,
+}
+
+struct State {
+    out: Box<dyn Write + Send>,
+    format: Format,
+    host: String,
+    pid: u32,
+    repeat_window: Duration,
+    repeats: HashMap<String, Repeat>,
+    second: Instant,
+    warnings_this_second: u32,
+    dropped: u64,
+}
+
+/// Handle kept by the daemon to flush pending "repeated N times" lines periodically.
+#[derive(Clone)]
+pub struct LogHandle {
+    state: Arc<Mutex<State>>,
+}
+
+struct MailLogLayer {
+    state: Arc<Mutex<State>>,
+}
+
+/// Installs the global subscriber. `file` empty = standard error. Returns a handle for
+/// [`LogHandle::flush_repeats`]. Fails only if the log file cannot be opened.
+pub fn init(file: &str, format: Format, repeat_window: Duration) -> io::Result<LogHandle> {
+    let out: Box<dyn Write + Send> = if file.is_empty() {
+        Box::new(io::stderr())
+    } else {
+        Box::new(OpenOptions::new().create(true).append(true).open(file)?)
+    };
+    let state = Arc::new(Mutex::new(State {
+        out,
+        format,
+        host: hostname(),
+        pid: std::process::id(),
+        repeat_window,
+        repeats: HashMap::new(),
+        second: Instant::now(),
+        warnings_this_second: 0,
+        dropped: 0,
+    }));
+    let layer = MailLogLayer {
+        state: state.clone(),
+    };
+    // A second init (tests) keeps the first subscriber; the handle still works.
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+    Ok(LogHandle { state })
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end])
+        .split('.')
+        .next()
+        .unwrap_or("localhost")
+        .to_string()
+}
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    extra: Vec<(String, String)>,
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_string();
+        } else {
+            self.extra
+                .push((field.name().to_string(), value.to_string()));
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        if field.name() == "message" {
+            self.message = text;
+        } else {
+            self.extra.push((field.name().to_string(), text));
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for MailLogLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let level = *event.metadata().level();
+        let program = event.metadata().target().to_string();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.event(level, &program, fields);
+    }
+}
+
+impl State {
+    fn event(&mut self, level: Level, program: &str, fields: Fields) {
+        let message = crate::sanitize(&fields.message);
+        if level <= Level::WARN {
+            if !self.admit_warning(program, &message) {
+                return;
+            }
+        }
+        self.write(level, program, &message, &fields.extra);
+    }
+
+    /// Folds repeats and enforces the per-second cap; true = write this line now.
+    fn admit_warning(&mut self, program: &str, message: &str) -> bool {
+        let now = Instant::now();
+        if let Some(r) = self.repeats.get_mut(message) {
+            if now.duration_since(r.first_seen) < self.repeat_window {
+                r.suppressed += 1;
+                return false;
+            }
+        }
+        self.flush_one(message);
+        self.repeats.insert(
+            message.to_string(),
+            Repeat {
+                first_seen: now,
+                suppressed: 0,
+                program: program.to_string(),
+            },
+        );
+        if now.duration_since(self.second) >= Duration::from_secs(1) {
+            if self.dropped > 0 {
+                let line = format!(
+                    "{} warning lines suppressed by the log rate limit",
+                    self.dropped
+                );
+                self.dropped = 0;
+                self.write(Level::WARN, "maillog", &line, &[]);
+            }
+            self.second = now;
+            self.warnings_this_second = 0;
+        }
+        if self.warnings_this_second >= crate::MAX_WARNINGS_PER_SEC {
+            self.dropped += 1;
+            return false;
+        }
+        self.warnings_this_second += 1;
+        true
+    }
+
+    fn flush_one(&mut self, message: &str) {
+        if let Some(r) = self.repeats.remove(message) {
+            if r.suppressed > 0 {
+                let line = format!("{message} (repeated {} times)", r.suppressed);
+                self.write(Level::WARN, &r.program, &line, &[]);
+            }
+        }
+    }
+
+    fn write(&mut self, level: Level, program: &str, message: &str, extra: &[(String, String)]) {
+        let now = chrono::Local::now();
+        let mut line = String::with_capacity(message.len() + 64);
+        match self.format {
+            Format::Text => {
+                let _ = write!(
+                    line,
+                    "{} {} mailroom/{}[{}]: {}{}",
+                    now.format("%b %e %H:%M:%S"),
+                    self.host,
+                    program,
+                    self.pid,
+                    level_prefix(level),
+                    message
+                );
+            }
+            Format::Json => {
+                let mut obj = serde_json::Map::new();
+                obj.insert("time".into(), now.to_rfc3339().into());
+                obj.insert("host".into(), self.host.clone().into());
+                obj.insert("program".into(), format!("mailroom/{program}").into());
+                obj.insert("pid".into(), self.pid.into());
+                obj.insert("level".into(), level.as_str().to_lowercase().into());
+                obj.insert("message".into(), message.into());
+                for (k, v) in extra {
+                    obj.insert(k.clone(), crate::sanitize(v).into());
+                }
+                line = serde_json::Value::Object(obj).to_string();
+            }
+        }
+        line.push('\n');
+        // Logging must never take the daemon down; a failed write is dropped.
+        let _ = self.out.write_all(line.as_bytes());
+        let _ = self.out.flush();
+    }
+}
+
+/// Postfix writes `warning: ` / `error: ` / `fatal: ` before such messages.
+fn level_prefix(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "error: ",
+        Level::WARN => "warning: ",
+        _ => "",
+    }
+}
+
+impl LogHandle {
+    /// Writes the pending `(repeated N times)` lines whose window has ended.
+    pub fn flush_repeats(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let window = state.repeat_window;
+        let due: Vec<String> = state
+            .repeats
+            .iter()
+            .filter(|(_, r)| now.duration_since(r.first_seen) >= window)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            state.flush_one(&key);
+        }
+    }
+}
