@@ -126,10 +126,8 @@ impl<S: Subscriber> Layer<S> for MailLogLayer {
 impl State {
     fn event(&mut self, level: Level, program: &str, fields: Fields) {
         let message = crate::sanitize(&fields.message);
-        if level <= Level::WARN {
-            if !self.admit_warning(program, &message) {
-                return;
-            }
+        if level <= Level::WARN && !self.admit_warning(program, &message) {
+            return;
         }
         self.write(level, program, &message, &fields.extra);
     }
