@@ -52,6 +52,11 @@ impl QueueId {
         QueueId(v & ((1u128 << 80) - 1))
     }
 
+    /// Creation time in microseconds since the Unix epoch.
+    pub fn unix_micros(self) -> u64 {
+        (self.0 >> 28) as u64
+    }
+
     /// Creation time in seconds since the Unix epoch.
     pub fn unix_time(self) -> u64 {
         ((self.0 >> 28) as u64) / 1_000_000

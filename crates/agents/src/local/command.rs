@@ -1,0 +1,249 @@
+//! Delivery to `|command`: `/bin/sh -c command` with the message on stdin, a clean
+//! environment, its own process group (so a timeout kills the whole pipeline), a time limit,
+//! and, when we are root, the rights of the user it is run for.
+//!
+//! Exit status → verdict, as Postfix's local(8) and sysexits(3): 0 delivered; 75
+//! (EX_TEMPFAIL) or death by a signal (including our timeout) → deferred 4.3.0; anything
+//! else → bounced 5.3.0 with the command's first line of output as the reason.
+
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::users::Account;
+use super::Verdict;
+
+/// sysexits(3) EX_TEMPFAIL: "try again later".
+const EX_TEMPFAIL: i32 = 75;
+
+/// How much of the command's stdout and stderr is kept for the bounce reason.
+const OUTPUT_KEPT: usize = 4096;
+
+/// One command delivery.
+#[derive(Debug)]
+pub(crate) struct CommandJob<'a> {
+    pub command: &'a str,
+    /// What the command reads: `From ` line, trace headers, message.
+    pub input: Arc<Vec<u8>>,
+    /// The whole environment of the command (nothing is inherited from the daemon).
+    pub env: Vec<(&'static str, String)>,
+    /// Run with this user's uid and gid (only when we are root).
+    pub run_as: Option<&'a Account>,
+    pub timeout: Duration,
+    /// mailbox_size_limit, applied as RLIMIT_FSIZE like Postfix (0 = none).
+    pub file_size_limit: u64,
+}
+
+/// Runs the command and turns its fate into a verdict.
+pub(crate) fn run(job: &CommandJob<'_>) -> Verdict {
+    let mut child = match build(job).spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let text = format!("cannot run command \"{}\": {e}", job.command);
+            return Verdict::deferred("4.3.0", text);
+        }
+    };
+    if let Some(stdin) = child.stdin.take() {
+        feed(stdin, Arc::clone(&job.input));
+    }
+    let stderr = child.stderr.take().map(capture);
+    let stdout = child.stdout.take().map(capture);
+    let Some(status) = wait_with_timeout(&mut child, job.timeout) else {
+        let text = format!("command time limit exceeded: \"{}\"", job.command);
+        return Verdict::deferred("4.3.0", text);
+    };
+    let output = first_line(stderr).or_else(|| first_line(stdout));
+    verdict_for(job.command, status, output)
+}
+
+fn build(job: &CommandJob<'_>) -> Command {
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(job.command)
+        .env_clear()
+        .envs(job.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(account) = job.run_as {
+        // std also drops root's supplementary groups when it changes the uid as root.
+        command.uid(account.uid).gid(account.gid);
+    }
+    if job.file_size_limit > 0 {
+        let limit = job.file_size_limit as libc::rlim_t;
+        // SAFETY: the closure only calls setrlimit, which is async-signal-safe, between fork
+        // and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let rlimit = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    command
+}
+
+/// Writes the message to the command's stdin from a detached thread: a command that does
+/// not read its input must not block us (a broken pipe is its business, not an error).
+fn feed(mut stdin: ChildStdin, input: Arc<Vec<u8>>) {
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+}
+
+/// Reads a stream to its end from a detached thread, keeping the first [`OUTPUT_KEPT`] bytes.
+/// Detached because a background process may inherit the pipe and hold it open for ever.
+fn capture(mut stream: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let room = OUTPUT_KEPT.saturating_sub(kept.len());
+            kept.extend_from_slice(&buf[..n.min(room)]);
+        }
+        let _ = sender.send(kept);
+    });
+    receiver
+}
+
+/// The child's exit status, or `None` after killing its process group at the deadline.
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    // The child leads its own process group (process_group(0)): kill the whole pipeline.
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: sending a signal has no memory-safety preconditions.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// The first non-empty line of captured output, waiting a moment for the reader thread.
+fn first_line(receiver: Option<mpsc::Receiver<Vec<u8>>>) -> Option<String> {
+    let bytes = receiver?.recv_timeout(Duration::from_secs(1)).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    Some(super::headers::one_line(line))
+}
+
+fn verdict_for(command: &str, status: ExitStatus, output: Option<String>) -> Verdict {
+    let with_output = |text: String| match &output {
+        Some(line) => format!("{text}. Command output: {line}"),
+        None => text,
+    };
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Verdict::sent(format!("delivered to command: {command}")),
+        (Some(EX_TEMPFAIL), _) => {
+            let text = format!("temporary failure, command exited with status 75: \"{command}\"");
+            Verdict::deferred("4.3.0", with_output(text))
+        }
+        (Some(code), _) => {
+            let text = format!("Command died with status {code}: \"{command}\"");
+            Verdict::bounced("5.3.0", with_output(text))
+        }
+        (None, signal) => {
+            let text = format!(
+                "Command died with signal {}: \"{command}\"",
+                signal.unwrap_or(0)
+            );
+            Verdict::deferred("4.3.0", with_output(text))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envelope::OutcomeKind;
+
+    fn job(command: &str) -> CommandJob<'_> {
+        CommandJob {
+            command,
+            input: Arc::new(b"Subject: hi\n\nbody\n".to_vec()),
+            env: vec![
+                ("RECIPIENT", "alice@localhost".into()),
+                ("PATH", "/usr/bin:/bin".into()),
+            ],
+            run_as: None,
+            timeout: Duration::from_secs(10),
+            file_size_limit: 0,
+        }
+    }
+
+    #[test]
+    fn exit_zero_delivers_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let command = format!(
+            "cat > {} && echo \"$RECIPIENT\" >> {}",
+            out.display(),
+            out.display()
+        );
+        let v = run(&job(&command));
+        assert_eq!(v.kind, OutcomeKind::Sent, "{v:?}");
+        assert_eq!(v.text, format!("delivered to command: {command}"));
+        let written = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(written, "Subject: hi\n\nbody\nalice@localhost\n");
+    }
+
+    #[test]
+    fn exit_75_defers() {
+        let v = run(&job("exit 75"));
+        assert_eq!((v.kind, v.dsn.as_str()), (OutcomeKind::Deferred, "4.3.0"));
+    }
+
+    #[test]
+    fn other_exit_bounces_with_first_output_line() {
+        let v = run(&job(
+            "echo; echo 'no such list' >&2; echo second >&2; exit 1",
+        ));
+        assert_eq!((v.kind, v.dsn.as_str()), (OutcomeKind::Bounced, "5.3.0"));
+        assert!(
+            v.text.ends_with("Command output: no such list"),
+            "{}",
+            v.text
+        );
+    }
+
+    #[test]
+    fn command_that_ignores_stdin_still_works() {
+        let mut j = job("exit 0");
+        j.input = Arc::new(vec![b'x'; 1 << 20]);
+        assert_eq!(run(&j).kind, OutcomeKind::Sent);
+    }
+
+    #[test]
+    fn timeout_kills_the_pipeline_and_defers() {
+        let mut j = job("sleep 30 | cat");
+        j.timeout = Duration::from_millis(200);
+        let started = Instant::now();
+        let v = run(&j);
+        assert_eq!((v.kind, v.dsn.as_str()), (OutcomeKind::Deferred, "4.3.0"));
+        assert!(v.text.contains("time limit"), "{}", v.text);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,207 @@
+//! Mailbox locking, the two kinds mail readers use, both with a bounded wait:
+//!
+//! * a dotlock `<mbox>.lock`, created with `O_EXCL`; one older than [`STALE_DOTLOCK`] was left
+//!   by a crashed writer and is removed;
+//! * an fcntl write lock on the whole file. We use Linux open-file-description locks
+//!   (`F_OFD_SETLK`): they conflict with the classic POSIX locks MUAs take, but belong to our
+//!   open file rather than to the process, so two delivery threads exclude each other and
+//!   closing an unrelated descriptor cannot drop a lock (the classic POSIX-lock trap). On a
+//!   kernel without them we fall back to `F_SETLK`.
+//!
+//! Order: dotlock first, then open, then fcntl; release is the reverse, by `Drop`, so every
+//! path out of a delivery (error, early return, panic) releases both.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// A dotlock untouched this long belongs to a writer that died; Postfix and procmail use
+/// the same five minutes.
+pub(crate) const STALE_DOTLOCK: Duration = Duration::from_secs(300);
+
+/// How long to wait for a mailbox lock before deferring the delivery.
+pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A held dotlock; dropping it removes the lock file.
+#[derive(Debug)]
+pub(crate) struct DotLock {
+    path: PathBuf,
+}
+
+impl DotLock {
+    /// Creates `<target>.lock`, waiting until `deadline` while someone else holds it.
+    pub(crate) fn acquire(target: &Path, deadline: Instant) -> io::Result<DotLock> {
+        let mut name = target.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        loop {
+            match create_exclusive(&path) {
+                Ok(()) => return Ok(DotLock { path }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            if remove_if_stale(&path) {
+                continue;
+            }
+            wait_or_time_out(deadline, "dotlock held by another process")?;
+        }
+    }
+}
+
+impl Drop for DotLock {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_file(&self.path) {
+            tracing::warn!("cannot remove dotlock {}: {e}", self.path.display());
+        }
+    }
+}
+
+fn create_exclusive(path: &Path) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    // The pid is for the administrator looking at a stuck lock; nothing reads it.
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(())
+}
+
+/// Removes the lock file if it is older than [`STALE_DOTLOCK`]; true if it did.
+/// Two removers racing can at worst remove a lock created between their stat and unlink;
+/// the fcntl lock taken next still keeps the writers apart.
+fn remove_if_stale(path: &Path) -> bool {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return true; // gone already: retry at once
+    };
+    let age = meta
+        .modified()
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok());
+    if age.is_none_or(|age| age <= STALE_DOTLOCK) {
+        return false;
+    }
+    match fs::remove_file(path) {
+        Ok(()) => {
+            tracing::warn!("removed stale dotlock {}", path.display());
+            true
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+        Err(_) => false,
+    }
+}
+
+/// Sleeps a short, jittered while, or fails with `TimedOut` once `deadline` has passed.
+fn wait_or_time_out(deadline: Instant, what: &str) -> io::Result<()> {
+    let now = Instant::now();
+    if now >= deadline {
+        return Err(io::Error::new(io::ErrorKind::TimedOut, what.to_string()));
+    }
+    // Jitter keeps many waiters from retrying in lock step.
+    let pause = Duration::from_millis(fastrand::u64(5..25));
+    std::thread::sleep(pause.min(deadline - now));
+    Ok(())
+}
+
+/// Takes an exclusive fcntl lock on the whole file, waiting until `deadline`.
+/// The lock is released when the file is closed.
+pub(crate) fn lock_exclusive(file: &File, deadline: Instant) -> io::Result<()> {
+    let mut use_ofd = true;
+    loop {
+        match try_lock(file, use_ofd) {
+            Ok(()) => return Ok(()),
+            Err(e) if use_ofd && e.raw_os_error() == Some(libc::EINVAL) => use_ofd = false,
+            Err(e) if is_contended(&e) => {
+                wait_or_time_out(deadline, "mailbox locked by another process")?
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn is_contended(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAGAIN) | Some(libc::EACCES) | Some(libc::EINTR)
+    )
+}
+
+fn try_lock(file: &File, ofd: bool) -> io::Result<()> {
+    // SAFETY: flock is a plain C struct; all-zero is valid (l_pid must be 0 for OFD locks).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    let command = if ofd {
+        libc::F_OFD_SETLK
+    } else {
+        libc::F_SETLK
+    };
+    // SAFETY: the descriptor is open for the call and `lock` is a valid flock.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), command, &lock) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deadline(ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn dotlock_excludes_and_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let mbox = dir.path().join("alice");
+        let held = DotLock::acquire(&mbox, deadline(100)).unwrap();
+        assert!(dir.path().join("alice.lock").exists());
+        let err = DotLock::acquire(&mbox, deadline(100)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        drop(held);
+        assert!(!dir.path().join("alice.lock").exists());
+        DotLock::acquire(&mbox, deadline(100)).unwrap();
+    }
+
+    #[test]
+    fn stale_dotlock_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mbox = dir.path().join("bob");
+        let lock_path = dir.path().join("bob.lock");
+        let file = File::create(&lock_path).unwrap();
+        let old = SystemTime::now() - STALE_DOTLOCK - Duration::from_secs(60);
+        file.set_modified(old).unwrap();
+        let _held = DotLock::acquire(&mbox, deadline(100)).unwrap();
+        let age = fs::metadata(&lock_path).unwrap().modified().unwrap();
+        assert!(age > old, "a fresh lock replaced the stale one");
+    }
+
+    #[test]
+    fn fresh_dotlock_is_respected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mbox = dir.path().join("carol");
+        File::create(dir.path().join("carol.lock")).unwrap();
+        let err = DotLock::acquire(&mbox, deadline(50)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(dir.path().join("carol.lock").exists());
+    }
+
+    #[test]
+    fn fcntl_lock_excludes_other_open_files_even_in_one_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mbox");
+        let a = File::create(&path).unwrap();
+        let b = OpenOptions::new().write(true).open(&path).unwrap();
+        lock_exclusive(&a, deadline(100)).unwrap();
+        let err = lock_exclusive(&b, deadline(50)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        drop(a);
+        lock_exclusive(&b, deadline(100)).unwrap();
+    }
+}

@@ -1,0 +1,375 @@
+//! The local delivery agent: messages for recipients in `mydestination` go to mailboxes
+//! (mbox or Maildir), commands and files named by aliases, or back to the daemon as new
+//! messages for aliases that point elsewhere.
+//!
+//! The path through this module: [`LocalAgent::deliver`] → `resolve` (Delivered-To check,
+//! aliases, user look-up) → one `deliver` call per destination (`mbox`, `maildir`, `command`)
+//! → one [`Outcome`] per requested recipient, aggregated (see [`LocalAgent::deliver`]).
+
+mod aliases;
+mod command;
+mod deliver;
+mod fsutil;
+mod headers;
+mod lock;
+mod maildir;
+mod mbox;
+mod resolve;
+mod users;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use envelope::{Envelope, Outcome, OutcomeKind, QueueId};
+
+pub use aliases::AliasSyntaxError;
+use aliases::AliasTable;
+use resolve::Step;
+
+/// The `relay=` of every local outcome.
+const RELAY: &str = "local";
+
+/// Errors of loading or checking the alias files. Delivery problems are never errors: they
+/// are outcomes.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("cannot read alias file {}: {source}", path.display())]
+    AliasRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{map}: unsupported alias map type (use a text file, optionally with a hash:, lmdb: or texthash: prefix)")]
+    UnsupportedMap { map: String },
+    /// Every bad line, one `file:line: problem` per line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    AliasSyntax(Vec<AliasSyntaxError>),
+}
+
+/// What one [`LocalAgent::deliver`] call produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Exactly one per requested recipient, in the order requested.
+    pub outcomes: Vec<Outcome>,
+    /// New messages the daemon must queue (aliases that point to other domains).
+    pub resubmit: Vec<Resubmission>,
+}
+
+/// A new message the daemon must queue (alias to a non-local address); the original
+/// recipient counts as sent only after the daemon has queued it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resubmission {
+    /// Index into `Envelope::recipients` of the recipient whose alias produced it.
+    pub for_recipient: usize,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    /// The message with `Delivered-To: <alias address>` prepended.
+    pub message: Vec<u8>,
+}
+
+/// A verdict for one destination, before it is tied to a recipient index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Verdict {
+    pub kind: OutcomeKind,
+    pub dsn: String,
+    pub text: String,
+}
+
+impl Verdict {
+    pub(crate) fn sent(text: impl Into<String>) -> Verdict {
+        Verdict::new(OutcomeKind::Sent, "2.0.0", text)
+    }
+    pub(crate) fn deferred(dsn: &str, text: impl Into<String>) -> Verdict {
+        Verdict::new(OutcomeKind::Deferred, dsn, text)
+    }
+    pub(crate) fn bounced(dsn: &str, text: impl Into<String>) -> Verdict {
+        Verdict::new(OutcomeKind::Bounced, dsn, text)
+    }
+    fn new(kind: OutcomeKind, dsn: &str, text: impl Into<String>) -> Verdict {
+        Verdict {
+            kind,
+            dsn: dsn.to_string(),
+            text: text.into(),
+        }
+    }
+    fn into_outcome(self, recipient: usize) -> Outcome {
+        match self.kind {
+            OutcomeKind::Sent => Outcome::sent(recipient, RELAY, self.text),
+            OutcomeKind::Deferred => Outcome::deferred(recipient, &self.dsn, RELAY, self.text),
+            OutcomeKind::Bounced => Outcome::bounced(recipient, &self.dsn, RELAY, self.text),
+        }
+    }
+}
+
+/// The configuration the agent uses, copied out of [`config::Config`] and normalized.
+#[derive(Debug, Clone)]
+struct Settings {
+    mail_spool_directory: PathBuf,
+    home_mailbox: String,
+    mailbox_size_limit: u64,
+    myhostname: String,
+    myorigin: String,
+    local_domains: HashSet<String>,
+    /// `local_recipient_maps` is empty: every local part is a user.
+    any_user: bool,
+    /// `local_recipient_maps` has `unix:passwd.byname`.
+    passwd_users: bool,
+    allow_mail_to_commands: Vec<String>,
+    allow_mail_to_files: Vec<String>,
+    default_privs: String,
+    /// gid of the `mail` group, which owns new spool mailboxes when it exists.
+    mail_gid: Option<u32>,
+}
+
+impl Settings {
+    fn from_config(cfg: &config::Config) -> Settings {
+        let lower = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .flat_map(|entry| entry.split([',', ' ', '\t']))
+                .map(|item| item.trim().to_ascii_lowercase())
+                .filter(|item| !item.is_empty())
+                .collect()
+        };
+        let maps = lower(&cfg.local_recipient_maps);
+        Settings {
+            mail_spool_directory: cfg.mail_spool_directory.clone(),
+            home_mailbox: cfg.home_mailbox.trim().to_string(),
+            mailbox_size_limit: cfg.mailbox_size_limit,
+            myhostname: cfg.myhostname.clone(),
+            myorigin: cfg.myorigin.clone(),
+            local_domains: lower(&cfg.mydestination)
+                .into_iter()
+                .map(|d| d.trim_end_matches('.').to_string())
+                .collect(),
+            any_user: maps.is_empty(),
+            passwd_users: maps.iter().any(|m| m.ends_with("unix:passwd.byname")),
+            allow_mail_to_commands: lower(&cfg.allow_mail_to_commands),
+            allow_mail_to_files: lower(&cfg.allow_mail_to_files),
+            default_privs: cfg.default_privs.clone(),
+            mail_gid: users::group_id("mail").ok().flatten(),
+        }
+    }
+}
+
+/// The local delivery agent. Cheap to share between threads (`&self` everywhere); reload
+/// with [`LocalAgent::reload`].
+#[derive(Debug, Clone)]
+pub struct LocalAgent {
+    settings: Settings,
+    aliases: AliasTable,
+    /// How long to wait for a mailbox lock (10s; shorter in tests).
+    lock_timeout: Duration,
+    /// How long a `|command` may run (60s, like Postfix's command_time_limit…
+    /// shorter in tests).
+    command_timeout: Duration,
+}
+
+impl LocalAgent {
+    /// Reads the alias files; a missing one is an empty table. Bad lines are logged (and
+    /// skipped); an unreadable file or an unsupported map type is an error.
+    pub fn new(cfg: &config::Config) -> Result<LocalAgent, LocalError> {
+        let aliases = load_aliases(cfg)?;
+        Ok(LocalAgent {
+            settings: Settings::from_config(cfg),
+            aliases,
+            lock_timeout: lock::LOCK_TIMEOUT,
+            command_timeout: Duration::from_secs(60),
+        })
+    }
+
+    /// Re-reads configuration and aliases (SIGHUP, `newaliases`). On error the agent keeps
+    /// its previous state.
+    pub fn reload(&mut self, cfg: &config::Config) -> Result<(), LocalError> {
+        let aliases = load_aliases(cfg)?;
+        self.settings = Settings::from_config(cfg);
+        self.aliases = aliases;
+        Ok(())
+    }
+
+    /// True for a domain in `mydestination` (case-insensitive, trailing dot ignored) and for
+    /// the empty domain of a bare user name.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        let domain = domain.trim_end_matches('.');
+        domain.is_empty()
+            || self
+                .settings
+                .local_domains
+                .contains(&domain.to_ascii_lowercase())
+    }
+
+    /// Delivers one message to the given recipients (indexes into `env.recipients`).
+    ///
+    /// Each recipient gets exactly one outcome. When its aliases lead to several
+    /// destinations the outcome is: deferred if any destination deferred (the whole
+    /// recipient is retried later, so destinations that succeeded this time get a second
+    /// copy then, as in Postfix), else bounced if any bounced, else sent. Forwards to other
+    /// domains are returned as [`Resubmission`]s unless the recipient is deferred (the retry
+    /// produces them then, so they are not sent twice). A destination reached by several
+    /// recipients of this message is delivered once; the others share its verdict.
+    pub fn deliver(
+        &self,
+        id: QueueId,
+        env: &Envelope,
+        recipients: &[usize],
+        message: &[u8],
+    ) -> Delivery {
+        let loops = headers::delivered_to_addresses(message);
+        let mut done: HashMap<String, Verdict> = HashMap::new();
+        let mut delivery = Delivery::default();
+        for &index in recipients {
+            let Some(recipient) = env.recipients.get(index) else {
+                let verdict =
+                    Verdict::deferred("4.3.0", format!("internal error: no recipient #{index}"));
+                delivery.outcomes.push(verdict.into_outcome(index));
+                continue;
+            };
+            let copy = deliver::Copy {
+                id,
+                sender: &env.sender,
+                original_recipient: &recipient.address,
+                message,
+            };
+            let steps = resolve::expand(self, &recipient.address, &loops);
+            let (verdict, forwards) = self.run_steps(&copy, steps, &mut done);
+            if verdict.kind != OutcomeKind::Deferred {
+                delivery
+                    .resubmit
+                    .extend(resubmissions(index, &env.sender, message, forwards));
+            }
+            delivery.outcomes.push(verdict.into_outcome(index));
+        }
+        delivery
+    }
+
+    /// Carries out one recipient's steps; returns its aggregate verdict and its forwards
+    /// as (Delivered-To, address) pairs.
+    fn run_steps(
+        &self,
+        copy: &deliver::Copy<'_>,
+        steps: Vec<Step>,
+        done: &mut HashMap<String, Verdict>,
+    ) -> (Verdict, Vec<(String, String)>) {
+        let mut verdicts = Vec::new();
+        let mut forwards = Vec::new();
+        for step in steps {
+            match step {
+                Step::Failed(verdict) => verdicts.push(verdict),
+                Step::Forward {
+                    address,
+                    delivered_to,
+                } => forwards.push((delivered_to, address)),
+                Step::Deliver(target) => {
+                    let verdict = done
+                        .entry(target.key())
+                        .or_insert_with(|| self.deliver_target(copy, &target));
+                    verdicts.push(verdict.clone());
+                }
+            }
+        }
+        if !forwards.is_empty() {
+            verdicts.push(Verdict::sent("forwarded as new message"));
+        }
+        (aggregate(verdicts), forwards)
+    }
+
+    /// Is a local part that is not an alias a user? (`local_recipient_maps`)
+    fn is_known_user(&self, in_passwd: bool) -> bool {
+        self.settings.any_user || (self.settings.passwd_users && in_passwd)
+    }
+
+    fn commands_allowed(&self, class: &str) -> bool {
+        self.settings
+            .allow_mail_to_commands
+            .iter()
+            .any(|c| c == class)
+    }
+
+    fn files_allowed(&self, class: &str) -> bool {
+        self.settings.allow_mail_to_files.iter().any(|c| c == class)
+    }
+
+    /// The domain appended to bare names (Postfix's `myorigin`).
+    fn origin(&self) -> &str {
+        [&self.settings.myorigin, &self.settings.myhostname]
+            .into_iter()
+            .map(|d| d.trim())
+            .find(|d| !d.is_empty())
+            .unwrap_or("localhost")
+    }
+
+    /// `user` → `user@myorigin`; a full address is returned as is.
+    fn qualify(&self, address: &str) -> String {
+        if address.contains('@') {
+            address.to_string()
+        } else {
+            format!("{address}@{}", self.origin())
+        }
+    }
+}
+
+fn load_aliases(cfg: &config::Config) -> Result<AliasTable, LocalError> {
+    let (table, errors) = AliasTable::load(&cfg.alias_maps)?;
+    for error in errors {
+        tracing::warn!("{error} (entry skipped)");
+    }
+    Ok(table)
+}
+
+/// One recipient's verdict from its destinations' (rule in [`LocalAgent::deliver`]).
+fn aggregate(verdicts: Vec<Verdict>) -> Verdict {
+    let first = |kind: OutcomeKind| verdicts.iter().find(|v| v.kind == kind).cloned();
+    if let Some(deferred) = first(OutcomeKind::Deferred) {
+        return deferred;
+    }
+    if let Some(bounced) = first(OutcomeKind::Bounced) {
+        return bounced;
+    }
+    let mut texts: Vec<&str> = Vec::new();
+    for verdict in &verdicts {
+        if !texts.contains(&verdict.text.as_str()) {
+            texts.push(&verdict.text);
+        }
+    }
+    if texts.is_empty() {
+        return Verdict::bounced("5.1.1", "alias expanded to no recipients");
+    }
+    Verdict::sent(texts.join("; "))
+}
+
+/// Groups forwards by the alias that produced them: one new message per `Delivered-To:`.
+fn resubmissions(
+    index: usize,
+    sender: &str,
+    message: &[u8],
+    forwards: Vec<(String, String)>,
+) -> Vec<Resubmission> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (delivered_to, address) in forwards {
+        match groups.iter_mut().find(|(d, _)| *d == delivered_to) {
+            Some((_, addresses)) => addresses.push(address),
+            None => groups.push((delivered_to, vec![address])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(delivered_to, recipients)| Resubmission {
+            for_recipient: index,
+            sender: sender.to_string(),
+            recipients,
+            message: headers::with_delivered_to(message, &delivered_to),
+        })
+        .collect()
+}
+
+/// `mailroom newaliases` / `check`: parses every alias file and returns the number of
+/// aliases, or every bad line as `file:line: problem`.
+pub fn check_aliases(cfg: &config::Config) -> Result<usize, LocalError> {
+    let (table, errors) = AliasTable::load(&cfg.alias_maps)?;
+    if !errors.is_empty() {
+        return Err(LocalError::AliasSyntax(errors));
+    }
+    Ok(table.len())
+}
