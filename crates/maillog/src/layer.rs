@@ -43,6 +43,7 @@ pub struct LogHandle {
 
 struct MailLogLayer {
     state: Arc<Mutex<State>>,
+    max_level: Level,
 }
 
 /// Installs the global subscriber. `file` empty = standard error. Returns a handle for
@@ -64,8 +65,10 @@ pub fn init(file: &str, format: Format, repeat_window: Duration) -> io::Result<L
         warnings_this_second: 0,
         dropped: 0,
     }));
+    let debug = std::env::var_os("MAILROOM_DEBUG").is_some_and(|v| !v.is_empty() && v != "0");
     let layer = MailLogLayer {
         state: state.clone(),
+        max_level: if debug { Level::DEBUG } else { Level::INFO },
     };
     // A second init (tests) keeps the first subscriber; the handle still works.
     let _ = tracing_subscriber::registry().with(layer).try_init();
@@ -117,7 +120,15 @@ impl<S: Subscriber> Layer<S> for MailLogLayer {
         let mut fields = Fields::default();
         event.record(&mut fields);
         let level = *event.metadata().level();
-        let program = event.metadata().target().to_string();
+        if level > self.max_level {
+            return; // debug detail is opt-in (MAILROOM_DEBUG=1)
+        }
+        // Library modules log with their module path as target; the log names programs.
+        let target = event.metadata().target();
+        let program = match target.split("::").nth(1) {
+            Some(room) if target.contains("::") => room.to_string(),
+            _ => target.to_string(),
+        };
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.event(level, &program, fields);
     }

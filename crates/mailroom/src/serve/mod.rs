@@ -1,0 +1,200 @@
+//! `mailroom serve`: the daemon in the foreground. Opens the store (its lock makes it the
+//! only owner), then runs pickup, the queue manager, the control socket and the periodic
+//! chores on one tokio runtime until SIGTERM/SIGINT; SIGHUP reloads configuration and aliases.
+//!
+//! A clean stop first stops taking new work (pickup, dispatch), then waits for deliveries in
+//! flight; whatever was not finished is still queued on disk and is retried at the next start.
+
+mod control_server;
+mod pickup;
+
+use crate::cli::{load_config, EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL};
+use agents::LocalAgent;
+use config::Config;
+use queue::{RecoveryReport, Store, StoreError, StoreOptions};
+use sched::{QueueManager, Shared};
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+/// How long a stop waits for deliveries in flight.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+pub fn run(config_path: Option<&Path>) -> u8 {
+    let cfg = match load_config(config_path, "mailroom") {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let format = match cfg.log_format {
+        config::LogFormat::Json => maillog::Format::Json,
+        config::LogFormat::Text => maillog::Format::Text,
+    };
+    let log = match maillog::init(&cfg.maillog_file, format, cfg.log_repeat_window) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("mailroom: fatal: cannot open maillog_file {}: {e}", cfg.maillog_file);
+            return EX_CONFIG;
+        }
+    };
+    if let Err(e) = make_layout(&cfg) {
+        error!(target: "master", "fatal: {e}");
+        eprintln!("mailroom: fatal: {e}");
+        return EX_TEMPFAIL;
+    }
+    let (store, report) = match Store::open(&cfg.queue_directory, StoreOptions::default()) {
+        Ok(s) => s,
+        Err(e @ StoreError::Locked(_)) => {
+            eprintln!("mailroom: fatal: {e}");
+            return EX_TEMPFAIL;
+        }
+        Err(e) => {
+            error!(target: "master", "fatal: cannot open the queue store: {e}");
+            eprintln!("mailroom: fatal: cannot open the queue store: {e}");
+            return EX_TEMPFAIL;
+        }
+    };
+    log_recovery(&report, &store);
+    let local = match LocalAgent::new(&cfg) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mailroom: fatal: {e}");
+            return EX_CONFIG;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mailroom: fatal: cannot start the runtime: {e}");
+            return EX_SOFTWARE;
+        }
+    };
+    let source = config_path.map(Path::to_path_buf).or_else(|| cfg.source.clone());
+    info!(target: "master", "daemon started -- version {}, configuration {}, queue {}",
+        env!("CARGO_PKG_VERSION"),
+        source.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "(embedded default)".into()),
+        cfg.queue_directory.display());
+    let shared = Arc::new(Shared::new(store, cfg, local));
+    runtime.block_on(daemon(shared, source, log));
+    info!(target: "master", "terminating");
+    0
+}
+
+async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogHandle) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let qmgr = QueueManager::new(shared.clone());
+    let cfg = shared.config();
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(qmgr.clone().run(stop_rx.clone(), STOP_GRACE)));
+    tasks.push(tokio::spawn(pickup::run(cfg.clone(), shared.store.clone(), qmgr.clone(), stop_rx.clone())));
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(4);
+    match control_server::bind(&cfg) {
+        Ok(listener) => {
+            tasks.push(tokio::spawn(control_server::run(listener, qmgr.clone(), reload_tx.clone(), stop_rx.clone())));
+        }
+        Err(e) => warn!(target: "master", "control socket unavailable ({e}); postqueue -f will not reach the daemon"),
+    }
+    tasks.push(tokio::spawn(chores(shared.clone(), log, stop_rx.clone())));
+
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        error!(target: "master", "cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&shared, source.as_deref()),
+            Some(()) = reload_rx.recv() => reload(&shared, source.as_deref()),
+        }
+    }
+    info!(target: "master", "stopping: no new work; waiting for deliveries in flight");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let _ = fs::remove_file(crate::control::socket_path(&shared.config()));
+}
+
+/// SIGHUP: re-read the configuration file and the alias files; keep the old ones on error.
+fn reload(shared: &Shared, source: Option<&Path>) {
+    let cfg = match Config::load(source) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(target: "master", "reload failed, keeping the old configuration: {e}");
+            return;
+        }
+    };
+    match LocalAgent::new(&cfg) {
+        Ok(agent) => {
+            shared.replace(cfg, agent);
+            info!(target: "master", "reload -- configuration and aliases re-read");
+        }
+        Err(e) => warn!(target: "master", "reload failed, keeping the old aliases: {e}"),
+    }
+}
+
+/// Periodic work: compaction, folded log repeats, refused-submission counts, stale temps.
+async fn chores(shared: Arc<Shared>, log: maillog::LogHandle, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        n += 1;
+        log.flush_repeats();
+        let store = shared.store.clone();
+        let _ = tokio::task::spawn_blocking(move || while matches!(store.compact(), Ok(m) if m > 0) {}).await;
+        if n % 12 == 0 {
+            let cfg = shared.config();
+            match submit::take_refusal_count(&cfg.queue_directory) {
+                Ok(0) | Err(_) => {}
+                Ok(count) => warn!(target: "sendmail",
+                    "{count} submissions were refused in the last interval (queue_minfree or maildrop limits); see mailroom doctor"),
+            }
+            pickup::remove_stale_temp_files(&cfg);
+        }
+    }
+}
+
+fn log_recovery(report: &RecoveryReport, store: &Store) {
+    info!(target: "qmgr", "queue store opened: {} messages in {} segments", store.len(), report.segments);
+    if report.torn_tail_bytes > 0 {
+        warn!(target: "qmgr", "cut {} bytes of an unacknowledged, torn write at the end of the log", report.torn_tail_bytes);
+    }
+    for (name, bytes) in &report.corrupt_regions {
+        error!(target: "qmgr", "damaged queue log region of {bytes} bytes saved as corrupt/{name}; the rest of the queue is intact");
+    }
+}
+
+/// Creates the queue layout with safe modes if missing (the embedded default starts from
+/// nothing). Existing directories are left alone: `mailroom check` reports wrong modes.
+fn make_layout(cfg: &Config) -> Result<(), String> {
+    let q = &cfg.queue_directory;
+    let dirs: [(PathBuf, u32); 4] = [
+        (q.clone(), 0o755),
+        (q.join("maildrop"), 0o730),
+        (q.join("corrupt"), 0o700),
+        (cfg.mail_spool_directory.clone(), 0o755),
+    ];
+    for (dir, mode) in dirs {
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+    }
+    Ok(())
+}

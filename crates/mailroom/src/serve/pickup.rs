@@ -1,0 +1,180 @@
+//! Pickup: moves `maildrop/` files into the queue store (Postfix's pickup + cleanup).
+//!
+//! Each file is read (strictly: length, crc, `END`), cleaned (headers Postfix's cleanup adds,
+//! size and hop limits), enqueued durably, then unlinked; the maildrop directory is fsynced
+//! after each batch of unlinks *before* the messages are handed to the scheduler. So after a
+//! crash a file is either still in maildrop and not yet delivered (its queue ID is then found
+//! in the store and the file is just removed), or gone for good: never delivered twice.
+
+use config::Config;
+use envelope::{Envelope, QueueId, RecipientState};
+use queue::{Store, StoreError};
+use sched::QueueManager;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use submit::maildrop::{self, MaildropFile};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+/// How often maildrop is scanned when idle; a submission waits at most this long.
+const POLL: Duration = Duration::from_millis(200);
+/// Files handled concurrently, so their fsyncs share group commits.
+const PARALLEL: usize = 32;
+
+pub async fn run(cfg: Arc<Config>, store: Store, qmgr: Arc<QueueManager>, mut shutdown: watch::Receiver<bool>) {
+    let dir = cfg.queue_directory.join("maildrop");
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let (d, c) = (dir.clone(), cfg.clone());
+        let files = tokio::task::spawn_blocking(move || scan_and_sweep(&c, &d)).await;
+        let files = match files {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                warn!(target: "pickup", "cannot scan {}: {e}", dir.display());
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        };
+        let busy = !files.is_empty();
+        for chunk in files.chunks(PARALLEL) {
+            if *shutdown.borrow() {
+                return;
+            }
+            let queued = pickup_batch(&cfg, &store, chunk).await;
+            let d = dir.clone();
+            // The unlinks must be durable before delivery starts (see module doc).
+            let synced = tokio::task::spawn_blocking(move || sync_dir(&d)).await;
+            if !matches!(synced, Ok(Ok(()))) {
+                warn!(target: "pickup", "cannot sync {}", dir.display());
+            }
+            for id in queued {
+                qmgr.schedule(id, 0);
+            }
+        }
+        if !busy {
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
+async fn pickup_batch(cfg: &Arc<Config>, store: &Store, chunk: &[(QueueId, PathBuf)]) -> Vec<QueueId> {
+    let mut tasks = Vec::with_capacity(chunk.len());
+    for (id, path) in chunk.iter().cloned() {
+        let cfg = cfg.clone();
+        let store = store.clone();
+        tasks.push(tokio::task::spawn_blocking(move || pickup_one(&cfg, &store, id, &path)));
+    }
+    let mut queued = Vec::new();
+    for t in tasks {
+        if let Ok(Some(id)) = t.await {
+            queued.push(id);
+        }
+    }
+    queued
+}
+
+/// Handles one maildrop file; returns the queue ID if a message was newly queued.
+fn pickup_one(cfg: &Config, store: &Store, id: QueueId, path: &Path) -> Option<QueueId> {
+    if store.contains(id) {
+        // Queued before a crash that came before the unlink: finish the job.
+        let _ = fs::remove_file(path);
+        return None;
+    }
+    let drop = match maildrop::read(path) {
+        Ok(d) => d,
+        Err(e) if e.is_permission_denied() => {
+            warn!(target: "pickup", "{}: {e} (run: mailroom check --fix)", path.display());
+            return None;
+        }
+        Err(maildrop::MaildropError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            quarantine(cfg, path, &e.to_string());
+            return None;
+        }
+    };
+    let (envelope, message) = match submit::cleanup(cfg, &drop) {
+        Ok(c) => (c.envelope, c.message),
+        Err(rejected) => rejected_envelope(cfg, &drop, &rejected.dsn, &rejected.reason),
+    };
+    let (sender, nrcpt) = (envelope.sender.clone(), envelope.recipients.len());
+    match store.enqueue(id, envelope, &message) {
+        Ok(()) | Err(StoreError::Duplicate(_)) => {}
+        Err(e) => {
+            // Leave the file: it is retried at the next scan (disk full, ...).
+            warn!(target: "pickup", "{id}: cannot queue message: {e}");
+            return None;
+        }
+    }
+    info!(target: "pickup", "{id}: uid={} from=<{sender}>", drop.uid);
+    info!(target: "cleanup", "{id}: message-id=<{id}@{}>, nrcpt={nrcpt}", cfg.myhostname);
+    if let Err(e) = fs::remove_file(path) {
+        warn!(target: "pickup", "{}: cannot remove after queueing: {e}", path.display());
+    }
+    Some(id)
+}
+
+/// A message cleanup refused (too big, too many hops): queued with every recipient already
+/// bounced, so the scheduler's ordinary path sends the bounce (or the postmaster notice for
+/// a null sender) — one code path for every bounce.
+fn rejected_envelope(cfg: &Config, drop: &MaildropFile, dsn: &str, reason: &str) -> (Envelope, Vec<u8>) {
+    let q = |a: &str| submit::cleanup::qualify(a, &cfg.myorigin);
+    let sender = if drop.sender.is_empty() { String::new() } else { q(&drop.sender) };
+    let recipients = drop.recipients.iter().map(|r| q(r)).collect();
+    let mut env = Envelope::new(sender, recipients, drop.arrival_time);
+    env.origin = "pickup".into();
+    for r in &mut env.recipients {
+        r.state = RecipientState::Bounced {
+            status: dsn.to_string(),
+            reason: reason.to_string(),
+        };
+    }
+    // Keep only the headers: the bounce returns those, and the body may be the problem.
+    let end = drop.message.windows(2).position(|w| w == b"\n\n").map(|p| p + 2).unwrap_or(drop.message.len());
+    let end = end.min(256 * 1024);
+    (env, drop.message[..end].to_vec())
+}
+
+/// Moves an unreadable maildrop file to `corrupt/` with one log line.
+pub fn quarantine(cfg: &Config, path: &Path, why: &str) {
+    let corrupt = cfg.queue_directory.join("corrupt");
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let target = corrupt.join(format!("maildrop-{name}"));
+    let moved = fs::create_dir_all(&corrupt).and_then(|_| fs::rename(path, &target));
+    match moved {
+        Ok(()) => error!(target: "pickup", "maildrop/{name}: {why}; moved to {}", target.display()),
+        Err(e) => error!(target: "pickup", "maildrop/{name}: {why}; cannot move it to corrupt/: {e}"),
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Lists ready files; names that are neither messages nor temp files go to `corrupt/` (so
+/// each is logged once, then gone).
+fn scan_and_sweep(cfg: &Config, dir: &Path) -> std::io::Result<Vec<(QueueId, PathBuf)>> {
+    let scan = maildrop::scan(dir)?;
+    for path in scan.foreign {
+        quarantine(cfg, &path, "not a maildrop file name");
+    }
+    Ok(scan.ready)
+}
+
+/// Removes temp files no live writer can own any more (crash leftovers of sendmail).
+pub fn remove_stale_temp_files(cfg: &Config) {
+    let dir = cfg.queue_directory.join("maildrop");
+    if let Ok(stale) = maildrop::stale_temp_files(&dir, cfg.submit_timeout * 4) {
+        for path in stale {
+            if fs::remove_file(&path).is_ok() {
+                info!(target: "pickup", "removed stale temporary file {}", path.display());
+            }
+        }
+    }
+}
