@@ -14,7 +14,11 @@ pub const EX_TEMPFAIL: u8 = 75;
 pub const EX_CONFIG: u8 = 78;
 
 #[derive(Parser)]
-#[command(name = "mailroom", version, about = "A mail transfer agent with a queue you can trust")]
+#[command(
+    name = "mailroom",
+    version,
+    about = "A mail transfer agent with a queue you can trust"
+)]
 struct Cli {
     /// Configuration file (else $MAILROOM_CONFIG, else /etc/mailroom/mailroom.toml, else
     /// the embedded default under $MAILROOM_DATA or ~/.local/share/mailroom).
@@ -209,4 +213,3 @@ pub fn newaliases(path: Option<&Path>) -> u8 {
         }
     }
 }
-

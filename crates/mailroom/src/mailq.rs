@@ -24,7 +24,11 @@ pub fn list(cfg: &Config, json: bool) -> u8 {
     };
     let out = io::stdout();
     let mut out = io::BufWriter::new(out.lock());
-    let written = if json { write_json(&mut out, &rows) } else { write_text(&mut out, &rows) };
+    let written = if json {
+        write_json(&mut out, &rows)
+    } else {
+        write_text(&mut out, &rows)
+    };
     // A closed pipe (`mailq | head -1`) is not an error worth a message.
     let _ = written.and_then(|_| out.flush());
     0
@@ -37,19 +41,33 @@ fn collect(cfg: &Config) -> Result<Vec<Row>, String> {
         for (id, path) in files {
             if let Ok(d) = submit::maildrop::read(&path) {
                 let env = Envelope::new(d.sender, d.recipients, d.arrival_time);
-                rows.push(Row { queue_name: "maildrop", id, size: d.message.len() as u64, envelope: env });
+                rows.push(Row {
+                    queue_name: "maildrop",
+                    id,
+                    size: d.message.len() as u64,
+                    envelope: env,
+                });
             }
         }
     }
     for e in queue::scan_readonly(&cfg.queue_directory).map_err(|e| e.to_string())? {
-        rows.push(Row { queue_name: e.meta.queue.as_str(), id: e.id, size: e.size, envelope: e.meta.envelope });
+        rows.push(Row {
+            queue_name: e.meta.queue.as_str(),
+            id: e.id,
+            size: e.size,
+            envelope: e.meta.envelope,
+        });
     }
     Ok(rows)
 }
 
 fn arrival(secs: u64) -> String {
     chrono::DateTime::from_timestamp(secs as i64, 0)
-        .map(|d| d.with_timezone(&chrono::Local).format("%a %b %e %H:%M:%S").to_string())
+        .map(|d| {
+            d.with_timezone(&chrono::Local)
+                .format("%a %b %e %H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -57,13 +75,26 @@ fn write_text(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
     if rows.is_empty() {
         return writeln!(out, "Mail queue is empty");
     }
-    writeln!(out, "-Queue ID-       --Size-- ----Arrival Time---- -Sender/Recipient-------")?;
+    writeln!(
+        out,
+        "-Queue ID-       --Size-- ----Arrival Time---- -Sender/Recipient-------"
+    )?;
     let mut bytes = 0;
     for r in rows {
         bytes += r.size;
         let mark = if r.queue_name == "hold" { "!" } else { " " };
-        let sender = if r.envelope.sender.is_empty() { "MAILER-DAEMON" } else { &r.envelope.sender };
-        writeln!(out, "{}{mark} {:>8} {:<20}  {sender}", r.id, r.size, arrival(r.envelope.arrival_time))?;
+        let sender = if r.envelope.sender.is_empty() {
+            "MAILER-DAEMON"
+        } else {
+            &r.envelope.sender
+        };
+        writeln!(
+            out,
+            "{}{mark} {:>8} {:<20}  {sender}",
+            r.id,
+            r.size,
+            arrival(r.envelope.arrival_time)
+        )?;
         for rcpt in r.envelope.recipients.iter().filter(|x| x.state.is_open()) {
             if let RecipientState::Deferred { reason } = &rcpt.state {
                 writeln!(out, "{:17}({reason})", "")?;
@@ -73,18 +104,29 @@ fn write_text(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
         writeln!(out)?;
     }
     let n = rows.len();
-    writeln!(out, "-- {} Kbytes in {n} Request{}.", bytes.div_ceil(1024), if n == 1 { "" } else { "s" })
+    writeln!(
+        out,
+        "-- {} Kbytes in {n} Request{}.",
+        bytes.div_ceil(1024),
+        if n == 1 { "" } else { "s" }
+    )
 }
 
 fn write_json(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
     for r in rows {
-        let recipients: Vec<serde_json::Value> = r.envelope.recipients.iter().filter(|x| x.state.is_open()).map(|x| {
-            let mut v = serde_json::json!({ "address": x.address });
-            if let RecipientState::Deferred { reason } = &x.state {
-                v["delay_reason"] = reason.clone().into();
-            }
-            v
-        }).collect();
+        let recipients: Vec<serde_json::Value> = r
+            .envelope
+            .recipients
+            .iter()
+            .filter(|x| x.state.is_open())
+            .map(|x| {
+                let mut v = serde_json::json!({ "address": x.address });
+                if let RecipientState::Deferred { reason } = &x.state {
+                    v["delay_reason"] = reason.clone().into();
+                }
+                v
+            })
+            .collect();
         let obj = serde_json::json!({
             "queue_name": r.queue_name,
             "queue_id": r.id.to_string(),

@@ -29,3 +29,6 @@ mod manager;
 pub mod retry;
 
 pub use manager::{QueueManager, Shared};
+
+#[cfg(test)]
+mod tests;

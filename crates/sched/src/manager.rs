@@ -50,6 +50,8 @@ pub struct QueueManager {
     pub(crate) shared: Arc<Shared>,
     due: Mutex<BinaryHeap<Reverse<(u64, QueueId)>>>,
     active: Mutex<HashSet<QueueId>>,
+    /// Deferred messages an operator flushed: due now despite their retry time.
+    forced: Mutex<HashSet<QueueId>>,
     wake: Notify,
     slots: Arc<Semaphore>,
     limit: usize,
@@ -71,6 +73,7 @@ impl QueueManager {
             shared,
             due: Mutex::new(BinaryHeap::new()),
             active: Mutex::new(HashSet::new()),
+            forced: Mutex::new(HashSet::new()),
             wake: Notify::new(),
             slots: Arc::new(Semaphore::new(limit)),
             limit,
@@ -95,6 +98,8 @@ impl QueueManager {
     }
 
     /// `postqueue -f` / `sendmail -q`: every deferred message is due now. Returns how many.
+    /// Nothing is written: the override lives in memory until the attempt, whose outcome
+    /// then sets the next retry time as usual.
     pub fn flush(&self) -> usize {
         let mut ids = Vec::new();
         self.shared.store.for_each(|e| {
@@ -102,17 +107,11 @@ impl QueueManager {
                 ids.push(e.id);
             }
         });
+        {
+            let mut forced = self.forced.lock().unwrap_or_else(|p| p.into_inner());
+            forced.extend(ids.iter().copied());
+        }
         for &id in &ids {
-            if let Some(mut e) = self.shared.store.get(id) {
-                e.meta.next_attempt = 0;
-                let update = queue::Update {
-                    recipients: vec![],
-                    queue: e.meta.queue,
-                    next_attempt: 0,
-                    attempts: e.meta.attempts,
-                };
-                let _ = self.shared.store.update(id, update);
-            }
             self.schedule(id, 0);
         }
         ids.len()
@@ -194,7 +193,12 @@ impl QueueManager {
             let Some(entry) = self.shared.store.get(id) else {
                 continue;
             };
-            if entry.meta.queue == QueueName::Hold || entry.meta.next_attempt > now {
+            let forced = self
+                .forced
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            if entry.meta.queue == QueueName::Hold || (entry.meta.next_attempt > now && !forced) {
                 continue; // stale heap entry: held, or rescheduled later
             }
             if self

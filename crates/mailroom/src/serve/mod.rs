@@ -37,7 +37,10 @@ pub fn run(config_path: Option<&Path>) -> u8 {
     let log = match maillog::init(&cfg.maillog_file, format, cfg.log_repeat_window) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("mailroom: fatal: cannot open maillog_file {}: {e}", cfg.maillog_file);
+            eprintln!(
+                "mailroom: fatal: cannot open maillog_file {}: {e}",
+                cfg.maillog_file
+            );
             return EX_CONFIG;
         }
     };
@@ -66,14 +69,19 @@ pub fn run(config_path: Option<&Path>) -> u8 {
             return EX_CONFIG;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mailroom: fatal: cannot start the runtime: {e}");
             return EX_SOFTWARE;
         }
     };
-    let source = config_path.map(Path::to_path_buf).or_else(|| cfg.source.clone());
+    let source = config_path
+        .map(Path::to_path_buf)
+        .or_else(|| cfg.source.clone());
     info!(target: "master", "daemon started -- version {}, configuration {}, queue {}",
         env!("CARGO_PKG_VERSION"),
         source.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "(embedded default)".into()),
@@ -90,13 +98,25 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
     let cfg = shared.config();
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(qmgr.clone().run(stop_rx.clone(), STOP_GRACE)));
-    tasks.push(tokio::spawn(pickup::run(cfg.clone(), shared.store.clone(), qmgr.clone(), stop_rx.clone())));
+    tasks.push(tokio::spawn(pickup::run(
+        cfg.clone(),
+        shared.store.clone(),
+        qmgr.clone(),
+        stop_rx.clone(),
+    )));
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(4);
     match control_server::bind(&cfg) {
         Ok(listener) => {
-            tasks.push(tokio::spawn(control_server::run(listener, qmgr.clone(), reload_tx.clone(), stop_rx.clone())));
+            tasks.push(tokio::spawn(control_server::run(
+                listener,
+                qmgr.clone(),
+                reload_tx.clone(),
+                stop_rx.clone(),
+            )));
         }
-        Err(e) => warn!(target: "master", "control socket unavailable ({e}); postqueue -f will not reach the daemon"),
+        Err(e) => {
+            warn!(target: "master", "control socket unavailable ({e}); postqueue -f will not reach the daemon")
+        }
     }
     tasks.push(tokio::spawn(chores(shared.clone(), log, stop_rx.clone())));
 
@@ -154,8 +174,10 @@ async fn chores(shared: Arc<Shared>, log: maillog::LogHandle, mut stop: watch::R
         n += 1;
         log.flush_repeats();
         let store = shared.store.clone();
-        let _ = tokio::task::spawn_blocking(move || while matches!(store.compact(), Ok(m) if m > 0) {}).await;
-        if n % 12 == 0 {
+        let _ =
+            tokio::task::spawn_blocking(move || while matches!(store.compact(), Ok(m) if m > 0) {})
+                .await;
+        if n.is_multiple_of(12) {
             let cfg = shared.config();
             match submit::take_refusal_count(&cfg.queue_directory) {
                 Ok(0) | Err(_) => {}

@@ -23,7 +23,12 @@ const POLL: Duration = Duration::from_millis(200);
 /// Files handled concurrently, so their fsyncs share group commits.
 const PARALLEL: usize = 32;
 
-pub async fn run(cfg: Arc<Config>, store: Store, qmgr: Arc<QueueManager>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    cfg: Arc<Config>,
+    store: Store,
+    qmgr: Arc<QueueManager>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let dir = cfg.queue_directory.join("maildrop");
     loop {
         if *shutdown.borrow() {
@@ -64,12 +69,18 @@ pub async fn run(cfg: Arc<Config>, store: Store, qmgr: Arc<QueueManager>, mut sh
     }
 }
 
-async fn pickup_batch(cfg: &Arc<Config>, store: &Store, chunk: &[(QueueId, PathBuf)]) -> Vec<QueueId> {
+async fn pickup_batch(
+    cfg: &Arc<Config>,
+    store: &Store,
+    chunk: &[(QueueId, PathBuf)],
+) -> Vec<QueueId> {
     let mut tasks = Vec::with_capacity(chunk.len());
     for (id, path) in chunk.iter().cloned() {
         let cfg = cfg.clone();
         let store = store.clone();
-        tasks.push(tokio::task::spawn_blocking(move || pickup_one(&cfg, &store, id, &path)));
+        tasks.push(tokio::task::spawn_blocking(move || {
+            pickup_one(&cfg, &store, id, &path)
+        }));
     }
     let mut queued = Vec::new();
     for t in tasks {
@@ -93,7 +104,11 @@ fn pickup_one(cfg: &Config, store: &Store, id: QueueId, path: &Path) -> Option<Q
             warn!(target: "pickup", "{}: {e} (run: mailroom check --fix)", path.display());
             return None;
         }
-        Err(maildrop::MaildropError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(maildrop::MaildropError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return None
+        }
         Err(e) => {
             quarantine(cfg, path, &e.to_string());
             return None;
@@ -123,9 +138,18 @@ fn pickup_one(cfg: &Config, store: &Store, id: QueueId, path: &Path) -> Option<Q
 /// A message cleanup refused (too big, too many hops): queued with every recipient already
 /// bounced, so the scheduler's ordinary path sends the bounce (or the postmaster notice for
 /// a null sender) — one code path for every bounce.
-fn rejected_envelope(cfg: &Config, drop: &MaildropFile, dsn: &str, reason: &str) -> (Envelope, Vec<u8>) {
+fn rejected_envelope(
+    cfg: &Config,
+    drop: &MaildropFile,
+    dsn: &str,
+    reason: &str,
+) -> (Envelope, Vec<u8>) {
     let q = |a: &str| submit::cleanup::qualify(a, &cfg.myorigin);
-    let sender = if drop.sender.is_empty() { String::new() } else { q(&drop.sender) };
+    let sender = if drop.sender.is_empty() {
+        String::new()
+    } else {
+        q(&drop.sender)
+    };
     let recipients = drop.recipients.iter().map(|r| q(r)).collect();
     let mut env = Envelope::new(sender, recipients, drop.arrival_time);
     env.origin = "pickup".into();
@@ -136,7 +160,12 @@ fn rejected_envelope(cfg: &Config, drop: &MaildropFile, dsn: &str, reason: &str)
         };
     }
     // Keep only the headers: the bounce returns those, and the body may be the problem.
-    let end = drop.message.windows(2).position(|w| w == b"\n\n").map(|p| p + 2).unwrap_or(drop.message.len());
+    let end = drop
+        .message
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|p| p + 2)
+        .unwrap_or(drop.message.len());
     let end = end.min(256 * 1024);
     (env, drop.message[..end].to_vec())
 }
@@ -144,12 +173,17 @@ fn rejected_envelope(cfg: &Config, drop: &MaildropFile, dsn: &str, reason: &str)
 /// Moves an unreadable maildrop file to `corrupt/` with one log line.
 pub fn quarantine(cfg: &Config, path: &Path, why: &str) {
     let corrupt = cfg.queue_directory.join("corrupt");
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let target = corrupt.join(format!("maildrop-{name}"));
     let moved = fs::create_dir_all(&corrupt).and_then(|_| fs::rename(path, &target));
     match moved {
         Ok(()) => error!(target: "pickup", "maildrop/{name}: {why}; moved to {}", target.display()),
-        Err(e) => error!(target: "pickup", "maildrop/{name}: {why}; cannot move it to corrupt/: {e}"),
+        Err(e) => {
+            error!(target: "pickup", "maildrop/{name}: {why}; cannot move it to corrupt/: {e}")
+        }
     }
 }
 

@@ -1,0 +1,13 @@
+//! `mailroom-postdrop`: the setgid helper that writes one maildrop file for a user who may
+//! not write `maildrop/` directly. All logic (and its security stance) is in
+//! [`submit::postdrop`]; this is only the process entry point.
+
+use config::Config;
+use submit::postdrop::{run_postdrop, PostdropIo};
+
+fn main() {
+    let mut io = PostdropIo::from_process(Box::new(|path| {
+        Config::load(path).map_err(|e| e.to_string())
+    }));
+    std::process::exit(run_postdrop(&mut io));
+}

@@ -1,0 +1,313 @@
+//! From a finished [`MaildropFile`] to a durable file in `maildrop/`, shared by sendmail,
+//! `sendmail -bs` and mailroom-postdrop: create the store if it is ours and missing, run the
+//! disk guard, write under the watchdog, and on "permission denied" hand the bytes to the
+//! setgid helper instead.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use config::{Config, Profile};
+use envelope::QueueId;
+
+use crate::guard::{self, GuardError, Limits, Refusal};
+use crate::maildrop::{self, is_permission_denied, MaildropError, MaildropFile};
+use crate::sysexits::{EX_DATAERR, EX_NOPERM, EX_TEMPFAIL};
+use crate::watchdog::{OnTimeout, Watchdog};
+
+/// How one submission is carried out.
+pub struct Submission<'a> {
+    pub cfg: &'a Config,
+    /// `sendmail` or `mailroom-postdrop`: starts the line printed when the watchdog fires.
+    pub program: &'a str,
+    /// Production: a timeout prints one line and exits 75. Tests: the write fails instead.
+    pub exit_on_timeout: bool,
+    /// sendmail: try `postdrop_path` on permission denied. The helper itself: never.
+    pub use_helper: bool,
+    /// Create a missing queue directory and `maildrop/` when this user owns the place.
+    pub create_layout: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{}", with_not_queued(&.0.to_string()))]
+    Refused(Refusal),
+    #[error("cannot write to {}: Permission denied (queue owner/mode wrong? run: mailroom check --fix)", .0.display())]
+    PermissionDenied(PathBuf),
+    #[error("{} does not exist (run: mailroom check --fix); message not queued", .0.display())]
+    MissingStore(PathBuf),
+    #[error("submit_timeout ({}s) expired; message not queued", .0.as_secs())]
+    TimedOut(Duration),
+    #[error("{0}; message not queued")]
+    Io(String),
+    #[error("{0}")]
+    Invalid(String),
+    /// mailroom-postdrop failed: its exit code and its own one-line reason.
+    #[error("{message}")]
+    Helper { code: i32, message: String },
+}
+
+fn with_not_queued(reason: &str) -> String {
+    match reason.ends_with('?') {
+        true => format!("{reason} message not queued"),
+        false => format!("{reason}; message not queued"),
+    }
+}
+
+impl SubmitError {
+    /// The sysexits code for sendmail and the helper.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SubmitError::PermissionDenied(_) => EX_NOPERM,
+            SubmitError::Invalid(_) => EX_DATAERR,
+            SubmitError::Helper { code, .. } => *code,
+            _ => EX_TEMPFAIL,
+        }
+    }
+
+    /// The reply for `sendmail -bs` after DATA (RFC 3463 codes).
+    pub fn smtp_reply(&self) -> &'static str {
+        match self {
+            SubmitError::Refused(_) => "452 4.3.1 Insufficient system storage",
+            SubmitError::Invalid(_) => "554 5.6.0 Error: invalid envelope",
+            SubmitError::Helper { code, .. } if *code == crate::sysexits::EX_UNAVAILABLE => {
+                "552 5.3.4 Error: message file too big"
+            }
+            _ => "451 4.3.0 Error: queue file write error",
+        }
+    }
+}
+
+/// The largest message accepted: `message_size_limit`, or when that is 0 (no limit, as in
+/// Postfix) half of what the maildrop reader accepts, leaving room for the envelope.
+pub fn message_limit(cfg: &Config) -> u64 {
+    match cfg.message_size_limit {
+        0 => maildrop::DEFAULT_READ_CAP / 2,
+        limit => limit,
+    }
+}
+
+/// Writes `drop` into `<queue_directory>/maildrop/`; returns the queue ID once it is durable.
+pub fn submit(how: &Submission<'_>, drop: &MaildropFile) -> Result<QueueId, SubmitError> {
+    let timeout = how.cfg.submit_timeout;
+    let on_timeout = match how.exit_on_timeout {
+        true => OnTimeout::Exit(format!(
+            "{}: fatal: {}",
+            how.program,
+            SubmitError::TimedOut(timeout)
+        )),
+        false => OnTimeout::FailWrite,
+    };
+    let watchdog = Watchdog::arm(timeout, on_timeout);
+    match write_directly(how, drop, &watchdog) {
+        Err(SubmitError::PermissionDenied(path)) if how.use_helper => {
+            if helper_usable(&how.cfg.postdrop_path) {
+                run_helper(how.cfg, drop, &watchdog)
+            } else {
+                Err(SubmitError::PermissionDenied(path))
+            }
+        }
+        other => other,
+    }
+}
+
+fn write_directly(
+    how: &Submission<'_>,
+    drop: &MaildropFile,
+    watchdog: &Watchdog,
+) -> Result<QueueId, SubmitError> {
+    let cfg = how.cfg;
+    let maildrop_dir = ensure_layout(cfg, how.create_layout)?;
+    run_guard(cfg, &maildrop_dir, estimated_size(drop), how.use_helper)?;
+    maildrop::write_with(&maildrop_dir, drop, watchdog).map_err(|e| match e {
+        // Whatever failed, the watchdog removing our files under us may be why.
+        _ if watchdog.fired() => SubmitError::TimedOut(cfg.submit_timeout),
+        e if e.is_permission_denied() => SubmitError::PermissionDenied(maildrop_dir.clone()),
+        MaildropError::Interrupted(_) => SubmitError::TimedOut(cfg.submit_timeout),
+        MaildropError::InvalidField { .. } => SubmitError::Invalid(e.to_string()),
+        e => SubmitError::Io(e.to_string()),
+    })
+}
+
+/// The file's size to within the envelope lines: what the guard adds to the maildrop total.
+fn estimated_size(drop: &MaildropFile) -> u64 {
+    let envelope: usize = drop.recipients.iter().map(|r| r.len() + 3).sum();
+    (drop.message.len() + envelope + 256) as u64
+}
+
+/// The disk guard; a refusal is also counted for the daemon's once-per-interval log line.
+///
+/// The setgid helper cannot list `maildrop/` when it is mode 0730 (Postfix's choice: the
+/// helper may add files but not see other users' ones). Then only free space and inodes are
+/// checked for its submissions; mode 0770 lets it enforce the maildrop caps too.
+fn run_guard(
+    cfg: &Config,
+    maildrop_dir: &Path,
+    size: u64,
+    can_use_helper: bool,
+) -> Result<(), SubmitError> {
+    let limits = Limits::from_config(cfg);
+    let result = guard::check_free_space(&cfg.queue_directory, &limits, size)
+        .and_then(|()| guard::check_maildrop(maildrop_dir, &limits, size));
+    match result {
+        Ok(()) => Ok(()),
+        Err(GuardError::Refused(refusal)) => {
+            // Best effort: the exit code must not depend on the statistics file.
+            let _ = guard::record_refusal(&cfg.queue_directory);
+            Err(SubmitError::Refused(refusal))
+        }
+        Err(e) if e.is_permission_denied() && can_use_helper => {
+            Err(SubmitError::PermissionDenied(maildrop_dir.to_path_buf()))
+        }
+        Err(e) if e.is_permission_denied() => Ok(()),
+        Err(e) => Err(SubmitError::Io(e.to_string())),
+    }
+}
+
+/// Returns `<queue_directory>/maildrop`, creating it (and the queue directory) when missing
+/// and `create` allows it and this user owns the nearest existing parent. Created with mode
+/// 0700: only their creator, who also runs the daemon, needs them; a system install's modes
+/// (0755 queue, 0730 maildrop) come from `mailroom check --fix`.
+fn ensure_layout(cfg: &Config, create: bool) -> Result<PathBuf, SubmitError> {
+    let maildrop_dir = cfg.queue_directory.join("maildrop");
+    match fs::metadata(&maildrop_dir) {
+        Ok(meta) if meta.is_dir() => return Ok(maildrop_dir),
+        Ok(_) => {
+            return Err(SubmitError::Io(format!(
+                "{} is not a directory",
+                maildrop_dir.display()
+            )))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) if is_permission_denied(&e) => {
+            return Err(SubmitError::PermissionDenied(maildrop_dir))
+        }
+        Err(e) => {
+            return Err(SubmitError::Io(format!(
+                "cannot access {}: {e}",
+                maildrop_dir.display()
+            )))
+        }
+    }
+    if !(create && may_create(cfg, &maildrop_dir)) {
+        let missing = match cfg.queue_directory.exists() {
+            true => maildrop_dir,
+            false => cfg.queue_directory.clone(),
+        };
+        return Err(SubmitError::MissingStore(missing));
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&maildrop_dir)
+        .map_err(|e| SubmitError::Io(format!("cannot create {}: {e}", maildrop_dir.display())))?;
+    Ok(maildrop_dir)
+}
+
+/// Only the owner of the place creates the store. Root creates it only for the embedded
+/// default: under a system configuration the queue belongs to `mail_owner`, and a root-owned
+/// queue directory would lock the daemon out.
+fn may_create(cfg: &Config, path: &Path) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if euid == 0 && cfg.profile != Profile::Embedded {
+        return false;
+    }
+    path.ancestors()
+        .skip(1)
+        .find_map(|dir| fs::metadata(dir).ok())
+        .is_some_and(|meta| meta.uid() == euid)
+}
+
+fn helper_usable(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// Hands the maildrop bytes to mailroom-postdrop (setgid `setgid_group`), which checks and
+/// rewrites them and writes the file. Its stdout is the queue ID; its stderr its one reason.
+fn run_helper(
+    cfg: &Config,
+    drop: &MaildropFile,
+    watchdog: &Watchdog,
+) -> Result<QueueId, SubmitError> {
+    let bytes = maildrop::encode(drop).map_err(|e| SubmitError::Invalid(e.to_string()))?;
+    let helper = &cfg.postdrop_path;
+    let spawn_error =
+        |e: io::Error| SubmitError::Io(format!("cannot run {}: {e}", helper.display()));
+    let mut child = Command::new(helper)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_error)?;
+    let armed = watchdog.watch_child(child.id());
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits early (bad configuration) closes the pipe: its exit code and
+        // message below say why, so the write error itself is not interesting.
+        let _ = stdin.write_all(&bytes);
+    }
+    let stdout = read_capped(child.stdout.take());
+    let stderr = read_capped(child.stderr.take());
+    wait_without_reaping(child.id());
+    watchdog.forget_child();
+    let status = child.wait().map_err(spawn_error)?;
+    if !armed || watchdog.fired() {
+        return Err(SubmitError::TimedOut(cfg.submit_timeout));
+    }
+    let _ = watchdog.commit();
+    if status.success() {
+        return QueueId::parse(stdout.trim())
+            .map_err(|_| SubmitError::Io(format!("{} printed no queue ID", helper.display())));
+    }
+    Err(SubmitError::Helper {
+        code: status.code().unwrap_or(EX_TEMPFAIL),
+        message: helper_reason(&stderr, helper),
+    })
+}
+
+fn read_capped(pipe: Option<impl Read>) -> String {
+    let mut text = String::new();
+    if let Some(pipe) = pipe {
+        let _ = pipe.take(4096).read_to_string(&mut text);
+    }
+    text
+}
+
+/// Waits for the child to exit but leaves it a zombie, so its pid cannot be reused while the
+/// watchdog may still kill it.
+fn wait_without_reaping(pid: u32) {
+    // SAFETY: siginfo_t is plain old data; waitid only writes into it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: valid pointer; WNOWAIT leaves the child to be reaped by Child::wait.
+        let status = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if status == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
+}
+
+/// The helper's last stderr line without its `program: fatal: ` prefix.
+fn helper_reason(stderr: &str, helper: &Path) -> String {
+    let line = stderr.lines().rev().find(|l| !l.trim().is_empty());
+    match line {
+        Some(line) => match line.split_once(": fatal: ") {
+            Some((_, reason)) => reason.to_string(),
+            None => line.to_string(),
+        },
+        None => format!("{} failed", helper.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
