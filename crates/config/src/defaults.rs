@@ -59,6 +59,7 @@ struct Site {
     setgid_group: String,
     smtpd_listen: SocketAddr,
     postdrop_path: PathBuf,
+    password_file: PathBuf,
 }
 
 pub(crate) fn embedded(env: &Environment) -> Config {
@@ -69,6 +70,7 @@ pub(crate) fn embedded(env: &Environment) -> Config {
         queue_directory: data.join("queue"),
         mail_spool_directory: data.join("mail"),
         alias_maps: vec![data.join("aliases").display().to_string()],
+        password_file: data.join("passwd"),
         local_recipient_maps: Vec::new(),
         data_directory: data,
         mail_owner: user,
@@ -92,11 +94,13 @@ pub(crate) fn system() -> Config {
         setgid_group: "mailroom-drop".to_string(),
         smtpd_listen: SocketAddr::from(([0, 0, 0, 0], 25)),
         postdrop_path: PathBuf::from("/usr/sbin/mailroom-postdrop"),
+        password_file: PathBuf::from("/etc/mailroom/passwd"),
     })
 }
 
 fn with_postfix_defaults(site: Site) -> Config {
     let myhostname = hostname();
+    let hostname_copy = myhostname.clone();
     let mydomain = domain_of(&myhostname);
     let seconds = Duration::from_secs;
     let words = |list: &[&str]| list.iter().map(|word| word.to_string()).collect();
@@ -144,6 +148,41 @@ fn with_postfix_defaults(site: Site) -> Config {
         bounce_notice_recipient: "postmaster".to_string(),
         soft_bounce: false,
         smtpd_listen: vec![site.smtpd_listen],
+        submission_listen: Vec::new(),
+        reinject_listen: Vec::new(),
+        smtpd_banner: format!("{host} ESMTP mailroom", host = hostname_copy),
+        smtpd_tls_cert_file: String::new(),
+        smtpd_tls_key_file: String::new(),
+        smtpd_tls_security_level: "may".to_string(),
+        smtpd_sasl_auth_enable: false,
+        smtpd_sasl_password_file: site.password_file,
+        smtpd_recipient_limit: 1000,
+        smtpd_timeout: seconds(300),
+        smtpd_hard_error_limit: 20,
+        smtpd_soft_error_limit: 10,
+        smtpd_error_sleep_time: seconds(1),
+        smtpd_client_connection_count_limit: 50,
+        smtpd_process_limit: 100,
+        smtpd_forbid_bare_newline: "reject".to_string(),
+        disable_vrfy_command: true,
+        transport_maps: Vec::new(),
+        content_filter: String::new(),
+        filter_destination_concurrency_limit: 20,
+        smtp_destination_concurrency_limit: 20,
+        smtp_destination_recipient_limit: 50,
+        smtp_tls_security_level: "may".to_string(),
+        smtp_helo_name: hostname_copy.clone(),
+        smtp_connect_timeout: seconds(30),
+        smtp_helo_timeout: seconds(300),
+        smtp_mail_timeout: seconds(300),
+        smtp_rcpt_timeout: seconds(300),
+        smtp_data_init_timeout: seconds(120),
+        smtp_data_xfer_timeout: seconds(180),
+        smtp_data_done_timeout: seconds(600),
+        smtp_quit_timeout: seconds(300),
+        smtp_default_port: 25,
+        dns_nameservers: Vec::new(),
+        bounce_size_limit: 50_000,
         maillog_file: String::new(),
         log_format: LogFormat::Text,
         log_repeat_window: seconds(60),

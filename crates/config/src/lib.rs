@@ -138,6 +138,62 @@ pub struct Config {
 
     /// mailroom-only: SMTP listeners (the embedded default: `127.0.0.1:2525`).
     pub smtpd_listen: Vec<SocketAddr>,
+    /// mailroom-only: `submission` listeners (587 style: AUTH required before MAIL).
+    pub submission_listen: Vec<SocketAddr>,
+    /// mailroom-only: `reinject` listeners (loopback; mail from the content filter, which
+    /// skips the filter).
+    pub reinject_listen: Vec<SocketAddr>,
+    /// Postfix: the text after `220 ` in the greeting.
+    pub smtpd_banner: String,
+    /// PEM certificate chain and key for STARTTLS; empty = a self-signed pair made on first
+    /// start under `<data_directory>/tls/`.
+    pub smtpd_tls_cert_file: String,
+    pub smtpd_tls_key_file: String,
+    /// `none`, `may` (offer STARTTLS) or `encrypt` (require it before MAIL).
+    pub smtpd_tls_security_level: String,
+    /// Offer AUTH on `smtp` listeners too (always on for `submission`).
+    pub smtpd_sasl_auth_enable: bool,
+    /// mailroom-only: `name:argon2-hash` lines, managed with `mailroom passwd`.
+    pub smtpd_sasl_password_file: PathBuf,
+    pub smtpd_recipient_limit: usize,
+    pub smtpd_timeout: Duration,
+    pub smtpd_hard_error_limit: usize,
+    pub smtpd_soft_error_limit: usize,
+    pub smtpd_error_sleep_time: Duration,
+    /// Simultaneous connections from one client IP.
+    pub smtpd_client_connection_count_limit: usize,
+    /// mailroom-only: simultaneous SMTP connections in all (Postfix: smtpd's process limit).
+    pub smtpd_process_limit: usize,
+    /// `reject` (550 5.5.2, Postfix's `yes`), `normalize` (accept bare LF as a line end,
+    /// never as part of the end-of-data mark) or `no`.
+    pub smtpd_forbid_bare_newline: String,
+    /// Postfix default `no`; ours `yes` (VRFY answers 252 and reveals nothing).
+    pub disable_vrfy_command: bool,
+    /// Transport map files (Postfix syntax: `example.com smtp:[10.0.0.5]:25`).
+    pub transport_maps: Vec<String>,
+    /// `smtp:[127.0.0.1]:10024` sends new mail through an after-queue filter; empty = none.
+    pub content_filter: String,
+    pub filter_destination_concurrency_limit: usize,
+    pub smtp_destination_concurrency_limit: usize,
+    /// Postfix: `default_destination_recipient_limit` for smtp (recipients per transaction).
+    pub smtp_destination_recipient_limit: usize,
+    /// `none`, `may` (opportunistic STARTTLS) or `encrypt`.
+    pub smtp_tls_security_level: String,
+    pub smtp_helo_name: String,
+    pub smtp_connect_timeout: Duration,
+    pub smtp_helo_timeout: Duration,
+    pub smtp_mail_timeout: Duration,
+    pub smtp_rcpt_timeout: Duration,
+    pub smtp_data_init_timeout: Duration,
+    pub smtp_data_xfer_timeout: Duration,
+    pub smtp_data_done_timeout: Duration,
+    pub smtp_quit_timeout: Duration,
+    /// mailroom-only: the port used for MX hosts (25; tests point it at a loopback port).
+    pub smtp_default_port: u16,
+    /// mailroom-only: DNS servers (`127.0.0.1:5353`); empty = /etc/resolv.conf.
+    pub dns_nameservers: Vec<String>,
+    /// Bytes of the original message returned in a bounce (Postfix default 50000).
+    pub bounce_size_limit: u64,
     /// Postfix: `maillog_file`. Empty = log to standard error.
     pub maillog_file: String,
     /// mailroom-only: `text` (Postfix-style lines) or `json`.

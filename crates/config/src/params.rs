@@ -190,6 +190,49 @@ macro_rules! list {
     };
 }
 
+macro_rules! boolean {
+    ($field:ident) => {
+        scalar!(
+            stringify!($field),
+            $field,
+            Bool,
+            parse_bool,
+            |value: &bool| units::format_bool(*value)
+        )
+    };
+}
+
+macro_rules! listen {
+    ($field:ident) => {
+        Param {
+            name: stringify!($field),
+            kind: Kind::List,
+            access: Access::List {
+                get: |config| config.$field.iter().map(ToString::to_string).collect(),
+                set: |config, items| {
+                    config.$field = items
+                        .iter()
+                        .map(|item| parse_listen(item))
+                        .collect::<Result<_, _>>()?;
+                    Ok(())
+                },
+            },
+        }
+    };
+}
+
+macro_rules! choice {
+    ($field:ident, $($word:literal),+) => {
+        text!($field, |text: &str| {
+            let words: &[&str] = &[$($word),+];
+            match words.contains(&text.trim()) {
+                true => Ok(text.trim().to_string()),
+                false => Err(format!("must be one of: {}", words.join(", "))),
+            }
+        })
+    };
+}
+
 /// Every parameter, in the order `mailroom config` prints them (alphabetical).
 pub(crate) const PARAMS: &[Param] = &[
     scalar!(
@@ -203,12 +246,17 @@ pub(crate) const PARAMS: &[Param] = &[
     list!(allow_mail_to_commands, delivery_sources),
     list!(allow_mail_to_files, delivery_sources),
     duration!(bounce_queue_lifetime),
+    size!(bounce_size_limit),
+    text!(content_filter),
     path!(data_directory),
     count!(default_destination_concurrency_limit, positive),
     text!(default_privs, unprivileged_user),
     count!(default_process_limit, positive),
     duration!(delay_warning_time),
+    boolean!(disable_vrfy_command),
+    list!(dns_nameservers),
     text!(double_bounce_recipient, required),
+    count!(filter_destination_concurrency_limit, positive),
     size!(header_size_limit, positive),
     text!(home_mailbox),
     count!(hopcount_limit, positive),
@@ -242,9 +290,28 @@ pub(crate) const PARAMS: &[Param] = &[
     size!(queue_minfree),
     count!(queue_minfree_inodes),
     duration!(queue_run_delay, positive),
+    listen!(reinject_listen),
     list!(relay_domains),
     text!(relayhost),
     text!(setgid_group, required),
+    duration!(smtp_connect_timeout, positive),
+    duration!(smtp_data_done_timeout, positive),
+    duration!(smtp_data_init_timeout, positive),
+    duration!(smtp_data_xfer_timeout, positive),
+    count!(smtp_default_port, positive),
+    count!(smtp_destination_concurrency_limit, positive),
+    count!(smtp_destination_recipient_limit, positive),
+    text!(smtp_helo_name, required),
+    duration!(smtp_helo_timeout, positive),
+    duration!(smtp_mail_timeout, positive),
+    duration!(smtp_quit_timeout, positive),
+    duration!(smtp_rcpt_timeout, positive),
+    choice!(smtp_tls_security_level, "none", "may", "encrypt"),
+    text!(smtpd_banner, required),
+    count!(smtpd_client_connection_count_limit, positive),
+    duration!(smtpd_error_sleep_time),
+    choice!(smtpd_forbid_bare_newline, "reject", "normalize", "no"),
+    count!(smtpd_hard_error_limit, positive),
     Param {
         name: "smtpd_listen",
         kind: Kind::List,
@@ -265,6 +332,15 @@ pub(crate) const PARAMS: &[Param] = &[
             },
         },
     },
+    count!(smtpd_process_limit, positive),
+    count!(smtpd_recipient_limit, positive),
+    boolean!(smtpd_sasl_auth_enable),
+    path!(smtpd_sasl_password_file),
+    count!(smtpd_soft_error_limit, positive),
+    duration!(smtpd_timeout, positive),
+    text!(smtpd_tls_cert_file),
+    text!(smtpd_tls_key_file),
+    choice!(smtpd_tls_security_level, "none", "may", "encrypt"),
     scalar!(
         "soft_bounce",
         soft_bounce,
@@ -272,7 +348,9 @@ pub(crate) const PARAMS: &[Param] = &[
         parse_bool,
         |value: &bool| units::format_bool(*value)
     ),
+    listen!(submission_listen),
     duration!(submit_timeout, positive),
+    list!(transport_maps),
 ];
 
 fn required(text: &str) -> Result<String, String> {

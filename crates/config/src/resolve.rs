@@ -90,7 +90,13 @@ pub(crate) fn default_sources(
             Template::Text("$data_directory/mail".into()),
         );
         derive("alias_maps", items(&["$data_directory/aliases"]));
+        derive(
+            "smtpd_sasl_password_file",
+            Template::Text("$data_directory/passwd".into()),
+        );
     }
+    derive("smtp_helo_name", Template::Text("$myhostname".into()));
+    derive("smtpd_banner", Template::Text("$myhostname ESMTP mailroom".into()));
     if !base.local_recipient_maps.is_empty() {
         // The system profile: Postfix's `unix:passwd.byname $alias_maps`, so a file that
         // changes alias_maps changes who is a known recipient too.
