@@ -28,7 +28,7 @@ mod store;
 pub use index::{Entry, Location};
 pub use record::{FollowUp, MessageMeta, Update};
 pub use recovery::RecoveryReport;
-pub use store::{CommitStats, Store, StoreOptions};
+pub use store::{CommitStats, Op, Store, StoreOptions};
 
 #[cfg(test)]
 mod tests;

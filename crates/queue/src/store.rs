@@ -40,6 +40,13 @@ impl Default for StoreOptions {
     }
 }
 
+/// A bulk operation for [`Store::apply_many`].
+#[derive(Debug, Clone)]
+pub enum Op {
+    Update(QueueId, Update),
+    Remove(QueueId, String),
+}
+
 /// One queued operation waiting for its batch.
 enum Change {
     Put {
@@ -314,14 +321,34 @@ impl Store {
 
     /// Pushes one record and waits until its batch is durable (group commit).
     fn commit(&self, bytes: Vec<u8>, change: Change) -> Result<(), StoreError> {
+        self.commit_many(vec![(bytes, change)])
+    }
+
+    /// Pushes records together (they land in one batch, in order) and waits until all are
+    /// durable. One result: they share one write and one fdatasync.
+    fn commit_many(&self, items: Vec<(Vec<u8>, Change)>) -> Result<(), StoreError> {
         let inner = &self.inner;
         let mut state = lock(&inner.commit);
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        state.pending.push(Pending { seq, bytes, change });
+        let first = state.next_seq;
+        for (bytes, change) in items {
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            state.pending.push(Pending { seq, bytes, change });
+        }
+        let last = state.next_seq;
+        let mut outcome = Ok(());
+        let mut waiting = last - first;
         loop {
-            if let Some(result) = state.results.remove(&seq) {
-                return result;
+            for seq in first..last {
+                if let Some(result) = state.results.remove(&seq) {
+                    waiting -= 1;
+                    if let Err(e) = result {
+                        outcome = Err(e);
+                    }
+                }
+            }
+            if waiting == 0 {
+                return outcome;
             }
             if !state.flushing {
                 state = self.lead_batch(state);
@@ -329,6 +356,32 @@ impl Store {
             }
             state = inner.flushed.wait(state).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// Applies many updates and removals with one fdatasync (bulk `postsuper`). Messages no
+    /// longer in the queue are skipped. Returns how many operations were written.
+    pub fn apply_many(&self, ops: Vec<Op>) -> Result<usize, StoreError> {
+        let mut items = Vec::with_capacity(ops.len());
+        for op in ops {
+            let mut bytes = Vec::new();
+            match op {
+                Op::Update(id, update) if self.contains(id) => {
+                    record::encode_update(id, &update, &mut bytes);
+                    items.push((bytes, Change::Update { id, update }));
+                }
+                Op::Remove(id, reason) if self.contains(id) => {
+                    record::encode_remove(id, &reason, &mut bytes);
+                    items.push((bytes, Change::Remove { id }));
+                }
+                _ => {}
+            }
+        }
+        let n = items.len();
+        if n > 0 {
+            self.commit_many(items)?;
+            self.delete_dead_segments();
+        }
+        Ok(n)
     }
 
     /// Writes and syncs everything pending as one batch, then applies it to the index.

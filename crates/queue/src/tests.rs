@@ -1,6 +1,6 @@
 //! Store behaviour over real files in a temporary directory.
 
-use crate::{scan_readonly, FollowUp, QueueName, Store, StoreError, StoreOptions, Update};
+use crate::{scan_readonly, FollowUp, Op, QueueName, Store, StoreError, StoreOptions, Update};
 use envelope::{Envelope, QueueId, RecipientState};
 use std::fs;
 use std::path::Path;
@@ -288,4 +288,39 @@ fn follow_ups_apply_with_their_message_and_only_once() {
     let o = store.get(other).unwrap();
     assert_eq!(o.meta.envelope.recipients[0].state, RecipientState::Sent);
     assert_eq!(o.meta.envelope.recipients[1].state, RecipientState::Pending);
+}
+
+#[test]
+fn bulk_operations_share_one_sync_and_survive_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path());
+    let ids: Vec<QueueId> = (0..500).map(|_| QueueId::generate()).collect();
+    for id in &ids {
+        store.enqueue(*id, env(&["a@b"]), b"x\n").unwrap();
+    }
+    let before = store.commit_stats().batches;
+    let hold = Update {
+        recipients: vec![],
+        queue: QueueName::Hold,
+        next_attempt: 0,
+        attempts: 0,
+    };
+    let mut ops: Vec<Op> = ids[..250]
+        .iter()
+        .map(|id| Op::Remove(*id, "postsuper".into()))
+        .collect();
+    ops.extend(ids[250..].iter().map(|id| Op::Update(*id, hold.clone())));
+    ops.push(Op::Remove(QueueId::generate(), "unknown is skipped".into()));
+    assert_eq!(store.apply_many(ops).unwrap(), 500);
+    assert_eq!(
+        store.commit_stats().batches - before,
+        1,
+        "one fdatasync for the whole bulk"
+    );
+    drop(store);
+    let store = open(tmp.path());
+    assert_eq!(store.len(), 250);
+    assert!(ids[250..]
+        .iter()
+        .all(|id| store.get(*id).unwrap().meta.queue == QueueName::Hold));
 }

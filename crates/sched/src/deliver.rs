@@ -189,7 +189,11 @@ impl QueueManager {
         }
         let still_open = meta.envelope.recipients.iter().any(|r| r.state.is_open());
         let attempts = meta.attempts + 1;
-        let (queue, next) = if still_open {
+        // An operator may have put the message on hold during the attempt: keep it there.
+        let held = self.shared.store.get(id).is_some_and(|e| e.meta.queue == QueueName::Hold);
+        let (queue, next) = if held {
+            (QueueName::Hold, 0)
+        } else if still_open {
             let next = retry::next_attempt(
                 now,
                 attempts,
@@ -217,7 +221,9 @@ impl QueueManager {
                 return;
             }
         }
-        if still_open {
+        if held && still_open {
+            // stays in hold until released; not scheduled
+        } else if still_open {
             self.schedule(id, next);
         } else {
             self.finalize(id, &meta.envelope, body).await;
