@@ -130,4 +130,5 @@ pub fn apply_update(meta: &mut MessageMeta, update: &Update) {
     meta.queue = update.queue;
     meta.next_attempt = update.next_attempt;
     meta.attempts = update.attempts;
+    meta.delay_warned = update.delay_warned;
 }

@@ -42,6 +42,9 @@ pub struct MessageMeta {
     /// Unix seconds of the next delivery attempt (0 = now).
     pub next_attempt: u64,
     pub attempts: u32,
+    /// The one "delayed mail" notice (`delay_warning_time`) has been sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delay_warned: bool,
     /// A change to another message that becomes durable in the same record as this one, so
     /// "queue the bounce and drop the original" or "queue the forward and mark the alias
     /// recipient sent" cannot be half done by a crash. Applied once, never relocated.
@@ -66,6 +69,22 @@ pub struct Update {
     pub queue: QueueName,
     pub next_attempt: u64,
     pub attempts: u32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delay_warned: bool,
+}
+
+impl Update {
+    /// An update that changes nothing yet: start from it and set what changes, e.g.
+    /// `Update { queue: QueueName::Hold, ..Update::keep(&entry.meta) }`.
+    pub fn keep(meta: &MessageMeta) -> Update {
+        Update {
+            recipients: Vec::new(),
+            queue: meta.queue,
+            next_attempt: meta.next_attempt,
+            attempts: meta.attempts,
+            delay_warned: meta.delay_warned,
+        }
+    }
 }
 
 /// A decoded record.
@@ -209,6 +228,7 @@ mod tests {
             queue: QueueName::Incoming,
             next_attempt: 0,
             attempts: 0,
+            delay_warned: false,
             follow_up: None,
         }
     }

@@ -188,6 +188,7 @@ impl Store {
             queue: QueueName::Incoming,
             next_attempt: 0,
             attempts: 0,
+            delay_warned: false,
             follow_up,
         };
         if self.contains(id) {

@@ -48,6 +48,7 @@ fn enqueue_read_update_remove_survive_reopen() {
             queue: QueueName::Deferred,
             next_attempt: 42,
             attempts: 1,
+            delay_warned: false,
         };
         store.update(a, update).unwrap();
         store.remove(b, "delivered").unwrap();
@@ -213,6 +214,7 @@ fn dead_segments_are_deleted_and_compaction_frees_pinned_ones() {
                 queue: QueueName::Hold,
                 next_attempt: 0,
                 attempts: 3,
+                delay_warned: false,
             },
         )
         .unwrap();
@@ -304,6 +306,7 @@ fn bulk_operations_share_one_sync_and_survive_reopen() {
         queue: QueueName::Hold,
         next_attempt: 0,
         attempts: 0,
+        delay_warned: false,
     };
     let mut ops: Vec<Op> = ids[..250]
         .iter()

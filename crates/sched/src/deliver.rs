@@ -210,6 +210,7 @@ impl QueueManager {
             queue,
             next_attempt: next,
             attempts,
+            delay_warned: meta.delay_warned,
         };
         let store = self.shared.store.clone();
         match tokio::task::spawn_blocking(move || store.update(id, update)).await {
