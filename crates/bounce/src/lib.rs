@@ -1,26 +1,57 @@
-//! Bounces: turns the failed recipients of a queued message into a delivery status
-//! notification (RFC 3464 `multipart/report; report-type=delivery-status`) for its sender.
+//! Delivery status notifications (RFC 3464 `multipart/report; report-type=delivery-status`):
+//! bounces, "delayed mail" warnings, success notices, and the postmaster's copy of a failed
+//! bounce.
 //!
-//! Inputs → outputs: the original envelope and bytes plus the failed recipients → the bytes
-//! of a new message (LF line endings) that the scheduler queues with the null sender.
+//! Inputs → outputs: the original envelope and bytes plus per-recipient reports → the bytes of
+//! a new message (LF line endings) that the scheduler queues with the null sender.
 //!
 //! Invariants (DESIGN invariant 5, enforced by the scheduler that calls this): a null-sender
-//! message is never bounced to its sender; its failure becomes one notice to the postmaster
-//! ([`Kind::PostmasterNotice`]) and a failed notice is dropped.
+//! message is never reported to its sender; its failure becomes one notice to the postmaster
+//! ([`Kind::PostmasterNotice`]) and a failed notice is dropped. RFC 3461 is honoured by the
+//! caller choosing recipients (NOTIFY) and here by RET (`HDRS` returns headers only) and
+//! ENVID/ORCPT (echoed in the report).
 //!
-//! Security stance: pure function; the original's headers are copied as data into a
-//! `text/rfc822-headers` part, never interpreted.
+//! Security stance: pure function; the original is copied as data into the last MIME part,
+//! never interpreted.
 
 use envelope::{Envelope, QueueId};
 
-/// One recipient that could not be delivered.
+/// What happened to one recipient, as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Failed,
+    Delayed,
+    Delivered,
+    Relayed,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Failed => "failed",
+            Action::Delayed => "delayed",
+            Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
+        }
+    }
+}
+
+/// One recipient's line in the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failed {
+pub struct Report {
     pub address: String,
+    /// RFC 3461 ORCPT as given by the client (`rfc822;user@example`).
+    pub orcpt: Option<String>,
+    pub action: Action,
     /// RFC 3463 status, e.g. `5.1.1`.
     pub status: String,
     pub reason: String,
+    /// `host[addr]:port` of the remote server that answered, if any.
+    pub remote_mta: Option<String>,
 }
+
+/// Kept for the scheduler's simple bounces: a failed recipient.
+pub type Failed = Report;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -28,6 +59,10 @@ pub enum Kind {
     Bounce,
     /// To the postmaster: a null-sender message (itself a bounce) could not be delivered.
     PostmasterNotice,
+    /// To the sender: not delivered yet, still trying (`delay_warning_time`).
+    Delay,
+    /// To the sender: delivered, as asked with NOTIFY=SUCCESS.
+    Success,
 }
 
 pub struct Input<'a> {
@@ -35,10 +70,13 @@ pub struct Input<'a> {
     pub envelope: &'a Envelope,
     pub original: &'a [u8],
     pub myhostname: &'a str,
-    pub failed: &'a [Failed],
+    pub reports: &'a [Report],
     pub kind: Kind,
     /// Where the notification goes (the original sender, or the postmaster).
     pub to: &'a str,
+    /// Return at most this many bytes of the original as `message/rfc822`; a bigger
+    /// original (or RET=HDRS) is returned as headers only.
+    pub size_limit: usize,
 }
 
 /// Builds the notification message.
@@ -51,6 +89,8 @@ pub fn build(input: &Input<'_>) -> Vec<u8> {
     let subject = match input.kind {
         Kind::Bounce => "Undelivered Mail Returned to Sender",
         Kind::PostmasterNotice => "Postmaster Copy: Undelivered Mail",
+        Kind::Delay => "Delayed Mail (still being retried)",
+        Kind::Success => "Successful Mail Delivery Report",
     };
     let mut m = String::new();
     m += &format!(
@@ -60,7 +100,12 @@ pub fn build(input: &Input<'_>) -> Vec<u8> {
     m += &format!("To: {}\n", input.to);
     m += &format!("Subject: {subject}\n");
     m += &format!("Date: {date}\n");
-    m += &format!("Message-ID: <{}.bounce@{}>\n", input.id, input.myhostname);
+    m += &format!(
+        "Message-ID: <{}.{}@{}>\n",
+        input.id,
+        kind_tag(input.kind),
+        input.myhostname
+    );
     m += "Auto-Submitted: auto-replied\n";
     m += "MIME-Version: 1.0\n";
     m += &format!(
@@ -71,26 +116,47 @@ pub fn build(input: &Input<'_>) -> Vec<u8> {
     m += &human_part(input);
     m += &format!("\n--{boundary}\nContent-Description: Delivery report\nContent-Type: message/delivery-status\n\n");
     m += &status_part(input);
-    m += &format!("\n--{boundary}\nContent-Description: Undelivered Message Headers\nContent-Type: text/rfc822-headers\n\n");
     let mut out = m.into_bytes();
-    out.extend_from_slice(header_block(input.original));
+    let headers_only = input
+        .envelope
+        .ret
+        .as_deref()
+        .is_some_and(|r| r.eq_ignore_ascii_case("HDRS"))
+        || input.original.len() > input.size_limit
+        || input.kind == Kind::Success;
+    if headers_only {
+        out.extend_from_slice(format!("\n--{boundary}\nContent-Description: Undelivered Message Headers\nContent-Type: text/rfc822-headers\n\n").as_bytes());
+        out.extend_from_slice(header_block(input.original));
+    } else {
+        out.extend_from_slice(format!("\n--{boundary}\nContent-Description: Undelivered Message\nContent-Type: message/rfc822\n\n").as_bytes());
+        out.extend_from_slice(input.original);
+        if !input.original.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+    }
     out.extend_from_slice(format!("\n--{boundary}--\n").as_bytes());
     out
 }
 
-fn human_part(input: &Input<'_>) -> String {
-    let mut t = format!(
-        "This is the mail system at host {}.\n\nI'm sorry to have to inform you that your message could not\nbe delivered to one or more recipients.\n\n",
-        input.myhostname
-    );
-    if input.kind == Kind::PostmasterNotice {
-        t = format!(
-            "This is the mail system at host {}.\n\nA message with the null sender (a bounce or notification) could not be\ndelivered; this copy goes to the postmaster only, and the message is dropped.\n\n",
-            input.myhostname
-        );
+fn kind_tag(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bounce => "bounce",
+        Kind::PostmasterNotice => "notice",
+        Kind::Delay => "delay",
+        Kind::Success => "success",
     }
-    for f in input.failed {
-        t += &format!("<{}>: {}\n", f.address, f.reason);
+}
+
+fn human_part(input: &Input<'_>) -> String {
+    let host = input.myhostname;
+    let mut t = match input.kind {
+        Kind::Bounce => format!("This is the mail system at host {host}.\n\nI'm sorry to have to inform you that your message could not\nbe delivered to one or more recipients. It's attached below.\n\n"),
+        Kind::PostmasterNotice => format!("This is the mail system at host {host}.\n\nA message with the null sender (a bounce or notification) could not be\ndelivered; this copy goes to the postmaster only, and the message is dropped.\n\n"),
+        Kind::Delay => format!("This is the mail system at host {host}.\n\n####################################################################\n# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n####################################################################\n\nYour message could not be delivered yet; the mail system will keep\ntrying until the queue lifetime runs out.\n\n"),
+        Kind::Success => format!("This is the mail system at host {host}.\n\nYour message was successfully delivered to the destination(s)\nlisted below.\n\n"),
+    };
+    for r in input.reports {
+        t += &format!("<{}>: {}\n", r.address, r.reason);
     }
     t
 }
@@ -99,18 +165,35 @@ fn status_part(input: &Input<'_>) -> String {
     let arrival = chrono::DateTime::from_timestamp(input.envelope.arrival_time as i64, 0)
         .map(|d| d.to_rfc2822())
         .unwrap_or_default();
-    let mut t = format!(
-        "Reporting-MTA: dns; {}\nX-Mailroom-Queue-ID: {}\nArrival-Date: {arrival}\n",
-        input.myhostname, input.id
-    );
+    let mut t = String::new();
     if let Some(envid) = &input.envelope.envid {
         t += &format!("Original-Envelope-Id: {envid}\n");
     }
-    for f in input.failed {
+    t += &format!(
+        "Reporting-MTA: dns; {}\nX-Mailroom-Queue-ID: {}\nArrival-Date: {arrival}\n",
+        input.myhostname, input.id
+    );
+    for r in input.reports {
+        t += "\n";
+        if let Some(orcpt) = &r.orcpt {
+            t += &format!("Original-Recipient: {orcpt}\n");
+        }
         t += &format!(
-            "\nFinal-Recipient: rfc822; {}\nAction: failed\nStatus: {}\nDiagnostic-Code: X-Mailroom; {}\n",
-            f.address, f.status, f.reason
+            "Final-Recipient: rfc822; {}\nAction: {}\nStatus: {}\n",
+            r.address,
+            r.action.as_str(),
+            r.status
         );
+        match &r.remote_mta {
+            Some(mta) => {
+                let host = mta.split('[').next().unwrap_or(mta);
+                t += &format!(
+                    "Remote-MTA: dns; {host}\nDiagnostic-Code: smtp; {}\n",
+                    r.reason
+                );
+            }
+            None => t += &format!("Diagnostic-Code: X-Mailroom; {}\n", r.reason),
+        }
     }
     t
 }
@@ -129,27 +212,82 @@ fn header_block(original: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    #[test]
-    fn bounce_names_each_failed_recipient_and_carries_the_headers() {
-        let env = Envelope::new("s@x", vec!["a@y".into()], 1_700_000_000);
-        let failed = vec![Failed {
+    fn report(action: Action, status: &str) -> Report {
+        Report {
             address: "a@y".into(),
-            status: "5.1.1".into(),
+            orcpt: Some("rfc822;A@Y".into()),
+            action,
+            status: status.into(),
             reason: "unknown user: \"a\"".into(),
-        }];
+            remote_mta: None,
+        }
+    }
+
+    fn build_with(env: &Envelope, kind: Kind, reports: &[Report], limit: usize) -> String {
         let input = Input {
             id: QueueId::generate(),
-            envelope: &env,
+            envelope: env,
             original: b"Subject: hello\nFrom: s@x\n\nsecret body\n",
             myhostname: "mx.example",
-            failed: &failed,
-            kind: Kind::Bounce,
+            reports,
+            kind,
             to: "s@x",
+            size_limit: limit,
         };
-        let text = String::from_utf8(build(&input)).unwrap();
-        assert!(text.contains("Final-Recipient: rfc822; a@y\nAction: failed\nStatus: 5.1.1"));
-        assert!(text.contains("Subject: hello\n"));
-        assert!(!text.contains("secret body"), "only headers are returned");
+        String::from_utf8(build(&input)).unwrap()
+    }
+
+    #[test]
+    fn bounce_names_each_failed_recipient_and_returns_the_message() {
+        let mut env = Envelope::new("s@x", vec!["a@y".into()], 1_700_000_000);
+        env.envid = Some("ENV123".into());
+        let text = build_with(
+            &env,
+            Kind::Bounce,
+            &[report(Action::Failed, "5.1.1")],
+            50_000,
+        );
+        assert!(text.contains("Original-Recipient: rfc822;A@Y\nFinal-Recipient: rfc822; a@y\nAction: failed\nStatus: 5.1.1"));
+        assert!(text.contains("Original-Envelope-Id: ENV123"));
+        assert!(text.contains("Content-Type: message/rfc822\n\nSubject: hello"));
+        assert!(
+            text.contains("secret body"),
+            "the full original fits in bounce_size_limit"
+        );
         assert!(text.contains("report-type=delivery-status"));
+    }
+
+    #[test]
+    fn ret_hdrs_and_size_limit_return_headers_only() {
+        let mut env = Envelope::new("s@x", vec!["a@y".into()], 1);
+        let small = build_with(&env, Kind::Bounce, &[report(Action::Failed, "5.1.1")], 10);
+        assert!(small.contains("text/rfc822-headers") && !small.contains("secret body"));
+        env.ret = Some("HDRS".into());
+        let hdrs = build_with(
+            &env,
+            Kind::Bounce,
+            &[report(Action::Failed, "5.1.1")],
+            50_000,
+        );
+        assert!(hdrs.contains("Subject: hello") && !hdrs.contains("secret body"));
+    }
+
+    #[test]
+    fn delay_and_success_reports() {
+        let env = Envelope::new("s@x", vec!["a@y".into()], 1);
+        let delay = build_with(
+            &env,
+            Kind::Delay,
+            &[report(Action::Delayed, "4.4.1")],
+            50_000,
+        );
+        assert!(delay.contains("Action: delayed\nStatus: 4.4.1") && delay.contains("WARNING ONLY"));
+        let ok = build_with(
+            &env,
+            Kind::Success,
+            &[report(Action::Delivered, "2.0.0")],
+            50_000,
+        );
+        assert!(ok.contains("Action: delivered\nStatus: 2.0.0") && !ok.contains("secret body"));
     }
 }

@@ -1,18 +1,40 @@
-//! One delivery attempt of one message: agents in, outcomes applied, next step decided.
+//! One delivery attempt of one work item, and applying a message's outcomes: durable state,
+//! Postfix-style log lines, retry or finish.
 
+use crate::dispatch::{InFlight, Item};
 use crate::manager::{unix_now, QueueManager};
+use crate::notify;
 use crate::retry;
-use agents::local::{Delivery, LocalAgent};
-use envelope::{split_address, Envelope, Outcome, OutcomeKind, QueueId, RecipientState};
+use crate::route::Route;
+use envelope::{Envelope, Outcome, OutcomeKind, QueueId, RecipientState};
 use queue::{Entry, FollowUp, QueueName, StoreError, Update};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tracing::{error, info, warn};
 
-/// `origin` of a postmaster notice: if one of these fails, it is dropped (no third level).
-const ORIGIN_NOTICE: &str = "2bounce";
+/// An outcome with the times Postfix's `delays=a/b/c/d` are made of.
+pub(crate) struct Timed {
+    pub outcome: Outcome,
+    /// When the item was queued at its destination.
+    pub queued: Instant,
+    /// When a delivery slot took it.
+    pub dispatched: Instant,
+    pub finished: Instant,
+}
 
-fn delay_since(id: QueueId) -> f64 {
+impl Timed {
+    pub fn now(outcome: Outcome, queued: Instant) -> Timed {
+        let now = Instant::now();
+        Timed {
+            outcome,
+            queued,
+            dispatched: now,
+            finished: now,
+        }
+    }
+}
+
+fn seconds_since_id(id: QueueId) -> f64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
@@ -21,97 +43,95 @@ fn delay_since(id: QueueId) -> f64 {
 }
 
 impl QueueManager {
-    pub(crate) async fn deliver(self: &Arc<Self>, id: QueueId) {
-        let store = self.shared.store.clone();
-        let Some(entry) = store.get(id) else { return };
-        if entry.meta.attempts == 0 {
-            let env = &entry.meta.envelope;
-            info!(target: "qmgr", "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
-                env.sender, entry.size, env.recipients.len());
-        }
-        let body = match tokio::task::spawn_blocking(move || store.read_message(id)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(StoreError::Corrupt(why))) => return self.quarantine(&entry, &why).await,
-            Ok(Err(e)) => {
-                warn!(target: "qmgr", "{id}: cannot read message: {e}");
-                return self
-                    .defer_all(&entry, "4.3.0", &format!("cannot read queue file: {e}"))
-                    .await;
-            }
-            Err(_) => return,
-        };
-        let open: Vec<usize> = entry
-            .meta
-            .envelope
-            .recipients
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.state.is_open())
-            .map(|(i, _)| i)
+    pub(crate) async fn run_item(self: Arc<Self>, item: Item) {
+        let dispatched = Instant::now();
+        let (outcomes, failure) = self.attempt(&item).await;
+        let finished = Instant::now();
+        let timed = complete_set(&item, outcomes)
+            .into_iter()
+            .map(|outcome| Timed {
+                outcome,
+                queued: item.queued,
+                dispatched,
+                finished,
+            })
             .collect();
-        let mut outcomes = Vec::new();
-        if !open.is_empty() {
-            outcomes = self.run_agents(&entry, &open, body.clone()).await;
-        }
-        self.apply(entry, outcomes, &body).await;
+        self.item_done(&item, timed, failure);
     }
 
-    /// Runs the local agent for local recipients; remote ones are deferred until the SMTP
-    /// client exists. A panic in the agent is contained and defers the message.
-    async fn run_agents(&self, entry: &Entry, open: &[usize], body: Vec<u8>) -> Vec<Outcome> {
-        let agent = self.shared.local();
-        let env = &entry.meta.envelope;
-        let (local, remote): (Vec<usize>, Vec<usize>) = open.iter().partition(|&&i| {
-            let (_, domain) = split_address(&env.recipients[i].address);
-            agent.is_local_domain(&domain)
-        });
-        let mut outcomes: Vec<Outcome> = remote
-            .iter()
-            .map(|&i| Outcome::deferred(i, "4.4.1", "none",
-                "delivery to non-local domains is not available yet (no SMTP client in this version)"))
-            .collect();
-        if local.is_empty() {
-            return outcomes;
+    /// Runs the agent for one item. Panics inside agents are contained: the item is deferred.
+    async fn attempt(&self, item: &Item) -> (Vec<Outcome>, Option<String>) {
+        let Some(entry) = self.shared.store.get(item.id) else {
+            return (Vec::new(), None);
+        };
+        let store = self.shared.store.clone();
+        let id = item.id;
+        let body = match tokio::task::spawn_blocking(move || store.read_message(id)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(StoreError::Corrupt(why))) => {
+                self.quarantine(&entry, &why).await;
+                return (Vec::new(), None);
+            }
+            other => {
+                let why = format!("cannot read queue file: {:?}", other.map(|r| r.err()));
+                return (defer_all(&item.recipients, &why), None);
+            }
+        };
+        match &item.route {
+            Route::Local => (self.run_local(&entry, &item.recipients, body).await, None),
+            Route::Smtp { nexthop, .. } => {
+                let remote = self.shared.remote();
+                let (hop, env, rcpts) = (
+                    nexthop.clone(),
+                    entry.meta.envelope.clone(),
+                    item.recipients.clone(),
+                );
+                let task = tokio::spawn(async move {
+                    let r = remote.deliver(&hop, id, &env, &rcpts, &body).await;
+                    (r.outcomes, r.destination_failure)
+                });
+                match task.await {
+                    Ok(result) => result,
+                    Err(e) => {
+                        error!(target: "smtp", "{id}: delivery agent failed: {e}; message deferred");
+                        (
+                            defer_all(&item.recipients, "internal error in the SMTP client"),
+                            None,
+                        )
+                    }
+                }
+            }
+            _ => (Vec::new(), None),
         }
-        let id = entry.id;
-        let env_copy = env.clone();
-        let local_copy = local.clone();
-        let run =
-            move || -> Delivery { LocalAgent::deliver(&agent, id, &env_copy, &local_copy, &body) };
-        match tokio::task::spawn_blocking(run).await {
+    }
+
+    async fn run_local(&self, entry: &Entry, recipients: &[usize], body: Vec<u8>) -> Vec<Outcome> {
+        let agent = self.shared.local();
+        let (id, env, rcpts) = (entry.id, entry.meta.envelope.clone(), recipients.to_vec());
+        match tokio::task::spawn_blocking(move || agent.deliver(id, &env, &rcpts, &body)).await {
             Ok(delivery) => {
                 let forwarded = self.resubmit(entry, delivery.resubmit).await;
-                outcomes.extend(
-                    delivery
-                        .outcomes
-                        .into_iter()
-                        .map(|o| merge_forward(o, &forwarded)),
-                );
+                delivery
+                    .outcomes
+                    .into_iter()
+                    .map(|o| merge_forward(o, &forwarded))
+                    .collect()
             }
             Err(e) => {
                 error!(target: "local", "{id}: delivery agent failed: {e}; message deferred");
-                outcomes.extend(local.iter().map(|&i| {
-                    Outcome::deferred(
-                        i,
-                        "4.3.0",
-                        "local",
-                        "internal error in the local delivery agent",
-                    )
-                }));
+                defer_all(recipients, "internal error in the local delivery agent")
             }
         }
-        outcomes
     }
 
     /// Queues forwarded copies; each marks its alias recipient sent in the same record.
-    /// Returns, per original recipient, Ok(new id) or Err(reason).
     async fn resubmit(
         &self,
         entry: &Entry,
-        resubmissions: Vec<agents::local::Resubmission>,
+        list: Vec<agents::Resubmission>,
     ) -> Vec<(usize, Result<QueueId, String>)> {
         let mut results = Vec::new();
-        for r in resubmissions {
+        for r in list {
             let new_id = QueueId::generate();
             let mut env = Envelope::new(r.sender, r.recipients, unix_now());
             env.origin = "forward".into();
@@ -133,24 +153,42 @@ impl QueueManager {
         results
     }
 
-    /// Turns outcomes into durable state, logs them, and decides: retry, finish, or bounce.
-    async fn apply(self: &Arc<Self>, entry: Entry, outcomes: Vec<Outcome>, body: &[u8]) {
-        let cfg = self.shared.config();
+    /// Turns a message's outcomes into durable state, logs them, and decides: retry, finish
+    /// (bounce or remove), or hold.
+    pub(crate) async fn apply(self: &Arc<Self>, done: InFlight) {
+        let InFlight {
+            entry,
+            outcomes,
+            started,
+            hold,
+            ..
+        } = done;
         let id = entry.id;
-        let now = unix_now();
         let mut meta = entry.meta.clone();
+        let has_open = meta.envelope.recipients.iter().any(|r| r.state.is_open());
+        if outcomes.is_empty() && hold.is_none() && has_open {
+            return; // a clean stop dropped it before any attempt: nothing happened
+        }
+        let cfg = self.shared.config();
+        let now = unix_now();
         let mut changes = Vec::new();
-        for mut o in outcomes {
+        let mut delivered = Vec::new();
+        for mut t in outcomes {
+            let o = &mut t.outcome;
             if o.kind == OutcomeKind::Bounced && cfg.soft_bounce {
-                o.kind = OutcomeKind::Deferred; // soft_bounce: a safety switch while testing config
+                o.kind = OutcomeKind::Deferred; // soft_bounce: the safety switch
                 o.dsn = o.dsn.replacen('5', "4", 1);
             }
             let Some(rcpt) = meta.envelope.recipients.get_mut(o.recipient) else {
                 continue;
             };
-            log_outcome(id, &rcpt.address, &o);
+            log_outcome(id, &rcpt.address, &t, started);
+            let o = &t.outcome;
             rcpt.state = match o.kind {
-                OutcomeKind::Sent => RecipientState::Sent,
+                OutcomeKind::Sent => {
+                    delivered.push((o.recipient, o.clone()));
+                    RecipientState::Sent
+                }
                 OutcomeKind::Deferred => RecipientState::Deferred {
                     reason: o.text.clone(),
                 },
@@ -161,36 +199,16 @@ impl QueueManager {
             };
             changes.push((o.recipient, rcpt.state.clone()));
         }
-        let lifetime = if meta.envelope.is_null_sender() {
-            cfg.bounce_queue_lifetime
-        } else {
-            cfg.maximal_queue_lifetime
-        };
+        self.expire(id, &mut meta.envelope, &mut changes, now);
         let still_open = meta.envelope.recipients.iter().any(|r| r.state.is_open());
-        if still_open && retry::expired(meta.envelope.arrival_time, now, lifetime) {
-            for (i, r) in meta.envelope.recipients.iter_mut().enumerate() {
-                if let RecipientState::Deferred { reason }
-                | RecipientState::Bounced { reason, .. } = &r.state
-                {
-                    if r.state.is_open() {
-                        let reason = format!(
-                            "message expired after {}s in the queue; last error: {reason}",
-                            lifetime.as_secs()
-                        );
-                        info!(target: "qmgr", "{id}: to=<{}>, status=expired, returned to sender ({reason})", r.address);
-                        r.state = RecipientState::Bounced {
-                            status: "4.4.7".into(),
-                            reason,
-                        };
-                        changes.push((i, r.state.clone()));
-                    }
-                }
-            }
-        }
-        let still_open = meta.envelope.recipients.iter().any(|r| r.state.is_open());
+        let held = hold.is_some()
+            || self
+                .shared
+                .store
+                .get(id)
+                .is_some_and(|e| e.meta.queue == QueueName::Hold);
+        let warn_now = still_open && !held && notify::delay_warning_due(&cfg, &meta, now);
         let attempts = meta.attempts + 1;
-        // An operator may have put the message on hold during the attempt: keep it there.
-        let held = self.shared.store.get(id).is_some_and(|e| e.meta.queue == QueueName::Hold);
         let (queue, next) = if held {
             (QueueName::Hold, 0)
         } else if still_open {
@@ -210,70 +228,94 @@ impl QueueManager {
             queue,
             next_attempt: next,
             attempts,
-            delay_warned: meta.delay_warned,
+            delay_warned: meta.delay_warned || warn_now,
         };
         let store = self.shared.store.clone();
         match tokio::task::spawn_blocking(move || store.update(id, update)).await {
             Ok(Ok(())) => {}
             Ok(Err(StoreError::NotFound(_))) => return, // deleted by the operator meanwhile
             other => {
-                warn!(target: "qmgr", "{id}: cannot record delivery status: {:?}; will retry", other.err());
+                warn!(target: "qmgr", "{id}: cannot record delivery status: {:?}; will retry", other.map(|r| r.err()));
                 self.schedule(id, now + cfg.minimal_backoff_time.as_secs());
                 return;
             }
         }
+        if let Some(reason) = &hold {
+            info!(target: "qmgr", "{id}: hold: {reason}");
+        }
+        notify::success(self, &entry, &meta.envelope, &delivered).await;
+        if warn_now {
+            notify::delay(self, &entry, &meta.envelope).await;
+        }
         if held && still_open {
-            // stays in hold until released; not scheduled
+            // stays in hold until released
         } else if still_open {
             self.schedule(id, next);
         } else {
-            self.finalize(id, &meta.envelope, body).await;
+            self.finalize(id, &meta.envelope).await;
+        }
+    }
+
+    /// Deferred recipients of a message past its lifetime become bounced (`status=expired`).
+    fn expire(
+        &self,
+        id: QueueId,
+        env: &mut Envelope,
+        changes: &mut Vec<(usize, RecipientState)>,
+        now: u64,
+    ) {
+        let cfg = self.shared.config();
+        let lifetime = if env.is_null_sender() {
+            cfg.bounce_queue_lifetime
+        } else {
+            cfg.maximal_queue_lifetime
+        };
+        if !retry::expired(env.arrival_time, now, lifetime) {
+            return;
+        }
+        for (i, r) in env.recipients.iter_mut().enumerate() {
+            if let RecipientState::Deferred { reason } = &r.state {
+                let reason = format!(
+                    "message expired after {}s in the queue; last error: {reason}",
+                    lifetime.as_secs()
+                );
+                info!(target: "qmgr", "{id}: to=<{}>, status=expired, returned to sender ({reason})", r.address);
+                r.state = RecipientState::Bounced {
+                    status: "4.4.7".into(),
+                    reason,
+                };
+                changes.retain(|(idx, _)| *idx != i);
+                changes.push((i, r.state.clone()));
+            }
         }
     }
 
     /// Every recipient is final: queue a bounce (replacing the original atomically) or
     /// remove the message.
-    async fn finalize(&self, id: QueueId, env: &Envelope, body: &[u8]) {
+    async fn finalize(&self, id: QueueId, env: &Envelope) {
         let cfg = self.shared.config();
-        let failed: Vec<bounce::Failed> = env
-            .recipients
-            .iter()
-            .filter_map(|r| match &r.state {
-                RecipientState::Bounced { status, reason } => Some(bounce::Failed {
-                    address: r.address.clone(),
-                    status: status.clone(),
-                    reason: reason.clone(),
-                }),
-                _ => None,
-            })
-            .collect();
         let store = self.shared.store.clone();
-        if failed.is_empty() || env.origin == ORIGIN_NOTICE {
-            if !failed.is_empty() {
-                warn!(target: "qmgr", "{id}: postmaster notice undeliverable; discarded");
-            }
+        let plan = notify::bounce_plan(&cfg, id, env);
+        let Some((to, kind, origin, reports)) = plan else {
             let _ = tokio::task::spawn_blocking(move || store.remove(id, "done")).await;
             info!(target: "qmgr", "{id}: removed");
             return;
-        }
-        let (kind, to, origin) = if env.is_null_sender() {
-            (
-                bounce::Kind::PostmasterNotice,
-                cfg.bounce_notice_recipient.clone(),
-                ORIGIN_NOTICE,
-            )
-        } else {
-            (bounce::Kind::Bounce, env.sender.clone(), "bounce")
         };
-        let to = qualify(&to, &cfg.myhostname);
+        let s2 = store.clone();
+        let original = tokio::task::spawn_blocking(move || s2.read_message(id))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or_default();
         let message = bounce::build(&bounce::Input {
             id,
             envelope: env,
-            original: body,
+            original: &original,
             myhostname: &cfg.myhostname,
-            failed: &failed,
+            reports: &reports,
             kind,
             to: &to,
+            size_limit: cfg.bounce_size_limit as usize,
         });
         let bounce_id = QueueId::generate();
         let mut benv = Envelope::new("", vec![to.clone()], unix_now());
@@ -290,23 +332,10 @@ impl QueueManager {
                 self.schedule(bounce_id, 0);
             }
             other => {
-                warn!(target: "bounce", "{id}: cannot queue non-delivery notification: {:?}; will retry", other.err());
+                warn!(target: "bounce", "{id}: cannot queue non-delivery notification: {:?}; will retry", other.map(|r| r.err()));
                 self.schedule(id, unix_now() + cfg.minimal_backoff_time.as_secs());
             }
         }
-    }
-
-    async fn defer_all(self: &Arc<Self>, entry: &Entry, dsn: &str, why: &str) {
-        let outcomes = entry
-            .meta
-            .envelope
-            .recipients
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.state.is_open())
-            .map(|(i, _)| Outcome::deferred(i, dsn, "none", why))
-            .collect();
-        self.apply(entry.clone(), outcomes, b"").await;
     }
 
     /// A message whose record fails its checksum: its envelope goes to `corrupt/`, the
@@ -324,13 +353,29 @@ impl QueueManager {
     }
 }
 
-/// Appends `@myhostname` to a bare local name like `postmaster`.
-fn qualify(address: &str, myhostname: &str) -> String {
-    if address.contains('@') {
-        address.to_string()
-    } else {
-        format!("{address}@{myhostname}")
+fn defer_all(recipients: &[usize], why: &str) -> Vec<Outcome> {
+    recipients
+        .iter()
+        .map(|&i| Outcome::deferred(i, "4.3.0", "none", why))
+        .collect()
+}
+
+/// Exactly one outcome per requested recipient: extras are dropped, missing ones deferred.
+fn complete_set(item: &Item, outcomes: Vec<Outcome>) -> Vec<Outcome> {
+    let mut out: Vec<Outcome> = Vec::with_capacity(item.recipients.len());
+    for &i in &item.recipients {
+        match outcomes.iter().find(|o| o.recipient == i) {
+            Some(o) => out.push(o.clone()),
+            None if outcomes.is_empty() => {}
+            None => out.push(Outcome::deferred(
+                i,
+                "4.3.0",
+                "none",
+                "delivery agent gave no result",
+            )),
+        }
     }
+    out
 }
 
 /// A recipient forwarded as a new message: sent once the forward is queued, else deferred.
@@ -342,20 +387,46 @@ fn merge_forward(o: Outcome, forwarded: &[(usize, Result<QueueId, String>)]) -> 
             &o.relay,
             format!("cannot queue forwarded message: {e}"),
         ),
-        Some((_, Ok(new_id))) if o.kind == OutcomeKind::Sent => {
-            Outcome::sent(o.recipient, &o.relay, format!("forwarded as {new_id}"))
-        }
+        Some((_, Ok(new_id))) if o.kind == OutcomeKind::Sent => Outcome::sent(
+            o.recipient,
+            &o.relay,
+            format!("{}; forwarded as {new_id}", o.text),
+        ),
         _ => o,
     }
 }
 
-fn log_outcome(id: QueueId, to: &str, o: &Outcome) {
+/// `QUEUEID: to=<...>, relay=..., delay=..., delays=a/b/c/d, dsn=..., status=... (...)`.
+/// a = time before this attempt (in the queue), b = waiting for a delivery slot (e.g. for the
+/// content filter), c = 0 (connection setup is not measured apart), d = the delivery itself.
+fn log_outcome(id: QueueId, to: &str, t: &Timed, started: Instant) {
+    let o = &t.outcome;
     let status = match o.kind {
         OutcomeKind::Sent => "sent",
         OutcomeKind::Deferred => "deferred",
         OutcomeKind::Bounced => "bounced",
     };
-    let delay = delay_since(id);
-    info!(target: "qmgr", queue_id = %id, to = to, relay = %o.relay, dsn = %o.dsn, status = status,
-        "{id}: to=<{to}>, relay={}, delay={delay:.2}, dsn={}, status={status} ({})", o.relay, o.dsn, o.text);
+    let delay = seconds_since_id(id);
+    let b = t
+        .dispatched
+        .saturating_duration_since(t.queued.min(started))
+        .as_secs_f64();
+    let d = t
+        .finished
+        .saturating_duration_since(t.dispatched)
+        .as_secs_f64();
+    let a = (delay - b - d).max(0.0);
+    let line = format!("{id}: to=<{to}>, relay={}, delay={delay:.2}, delays={a:.2}/{b:.2}/0/{d:.2}, dsn={}, status={status} ({})", o.relay, o.dsn, o.text);
+    // Postfix logs delivery lines under the agent's name (local, smtp, error, discard).
+    match o.relay.as_str() {
+        "local" => {
+            info!(target: "local", queue_id = %id, to = to, relay = %o.relay, dsn = %o.dsn, status = status, "{line}")
+        }
+        "none" => {
+            info!(target: "error", queue_id = %id, to = to, relay = %o.relay, dsn = %o.dsn, status = status, "{line}")
+        }
+        _ => {
+            info!(target: "smtp", queue_id = %id, to = to, relay = %o.relay, dsn = %o.dsn, status = status, "{line}")
+        }
+    }
 }

@@ -1,34 +1,41 @@
-//! The queue manager (Postfix's qmgr): decides what is delivered when, hands messages to
+//! The queue manager (Postfix's qmgr): decides what is delivered when and where, hands work to
 //! delivery agents, and is the only room that turns their outcomes into queue state.
 //!
 //! Inputs → outputs: queue IDs of newly queued messages (from pickup, smtpd) and the store's
-//! contents at start → delivery attempts through the agents → per-recipient outcomes written
-//! back to the store (sent, deferred with a retry time, bounced), bounces queued, finished
-//! messages removed, one Postfix-style log line per recipient outcome.
+//! contents at start → work items per destination (routing: content filter, transport maps,
+//! local domains, relayhost, MX) → agent outcomes → per-recipient state written back to the
+//! store (sent, deferred with a retry time, bounced), notifications queued, finished messages
+//! removed, one Postfix-style log line per recipient outcome.
 //!
 //! States of a message, as the scheduler sees them:
 //! ```text
 //!  incoming ──► active ──► (all recipients final) ──► removed (+ bounce queued atomically)
 //!      ▲           │
-//!      │           └──► deferred ──(next_attempt due)──► active
-//!    hold ◄──── operator (postsuper -h / -H)
+//!      │           └──► deferred ──(next_attempt due, or flush)──► active
+//!    hold ◄──── operator (postsuper -h) or transport_maps `hold:`
 //! ```
 //! `active` exists only in memory: after a crash, active messages are simply incoming or
 //! deferred again, so they are retried, never lost.
 //!
-//! Invariants: at most `default_process_limit` deliveries run at once; a message is in at
-//! most one delivery at a time; outcomes are durable before the next step that depends on
-//! them; a null-sender message is never bounced to its sender (DESIGN invariant 5); a panic
-//! inside an agent defers that message instead of stopping the daemon (invariant 4).
+//! Invariants: at most `default_process_limit` deliveries run at once and at most each
+//! destination's concurrency limit per destination; a message is in at most one delivery
+//! at a time; outcomes are durable before anything that depends on them; a null-sender
+//! message is never bounced to its sender (DESIGN invariant 5); a panic inside an agent
+//! defers that delivery instead of stopping the daemon (invariant 4).
 //!
 //! Security stance: runs as the queue owner; agents it calls may need root to deliver into
 //! users' mailboxes (see the agents crate).
 
 mod deliver;
+mod dispatch;
 mod manager;
+mod notify;
+pub mod remote;
 pub mod retry;
+pub mod route;
 
 pub use manager::{QueueManager, Shared};
+pub use remote::{RemoteAgent, RemoteReport};
 
 #[cfg(test)]
 mod tests;

@@ -1,60 +1,93 @@
-//! The due-time index, the active set and the dispatch loop.
+//! The queue manager's front: shared state, the due-time index, the dispatch loop, and the
+//! operator's levers (flush, per-site and per-message flush).
 
-use agents::local::LocalAgent;
+use crate::dispatch::Dispatch;
+use crate::remote::{NoRemote, RemoteAgent};
+use crate::route::Router;
+use agents::LocalAgent;
 use config::Config;
-use envelope::QueueId;
+use envelope::{split_address, QueueId};
 use queue::{QueueName, Store};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify};
 
-/// What every delivery needs: the store, the current configuration and the local agent.
-/// Configuration and agent are swapped whole on SIGHUP.
+/// What every delivery needs. Configuration, agents and router are swapped whole on SIGHUP.
 pub struct Shared {
     pub store: Store,
-    config: RwLock<Arc<Config>>,
-    local: RwLock<Arc<LocalAgent>>,
+    current: RwLock<Current>,
+}
+
+#[derive(Clone)]
+struct Current {
+    config: Arc<Config>,
+    local: Arc<LocalAgent>,
+    router: Arc<Router>,
+    remote: Arc<dyn RemoteAgent>,
 }
 
 impl Shared {
-    pub fn new(store: Store, config: Config, local: LocalAgent) -> Shared {
-        Shared {
+    /// Fails if the routing configuration (transport maps, relayhost, content_filter) is bad.
+    pub fn new(store: Store, config: Config, local: LocalAgent) -> Result<Shared, String> {
+        let router = Router::new(&config)?;
+        Ok(Shared {
             store,
-            config: RwLock::new(Arc::new(config)),
-            local: RwLock::new(Arc::new(local)),
-        }
+            current: RwLock::new(Current {
+                config: Arc::new(config),
+                local: Arc::new(local),
+                router: Arc::new(router),
+                remote: Arc::new(NoRemote),
+            }),
+        })
     }
 
-    pub fn config(&self) -> Arc<Config> {
-        self.config
+    fn current(&self) -> Current {
+        self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    pub fn local(&self) -> Arc<LocalAgent> {
-        self.local.read().unwrap_or_else(|p| p.into_inner()).clone()
+    pub fn config(&self) -> Arc<Config> {
+        self.current().config
     }
 
-    /// Installs a reloaded configuration and agent (SIGHUP).
-    pub fn replace(&self, config: Config, local: LocalAgent) {
-        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
-        *self.local.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(local);
+    pub fn local(&self) -> Arc<LocalAgent> {
+        self.current().local
+    }
+
+    pub fn router(&self) -> Arc<Router> {
+        self.current().router
+    }
+
+    pub fn remote(&self) -> Arc<dyn RemoteAgent> {
+        self.current().remote
+    }
+
+    /// Installs the SMTP client (or any remote agent).
+    pub fn set_remote(&self, remote: Arc<dyn RemoteAgent>) {
+        self.current
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remote = remote;
+    }
+
+    /// Installs a reloaded configuration and local agent (SIGHUP); fails, changing nothing,
+    /// if the new routing configuration is bad.
+    pub fn replace(&self, config: Config, local: LocalAgent) -> Result<(), String> {
+        let router = Router::new(&config)?;
+        let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
+        cur.config = Arc::new(config);
+        cur.local = Arc::new(local);
+        cur.router = Arc::new(router);
+        Ok(())
     }
 }
 
-/// The queue manager. Create with [`QueueManager::new`], then `run` it on a tokio runtime.
-pub struct QueueManager {
-    pub(crate) shared: Arc<Shared>,
-    due: Mutex<BinaryHeap<Reverse<(u64, QueueId)>>>,
-    active: Mutex<HashSet<QueueId>>,
-    /// Deferred messages an operator flushed: due now despite their retry time.
-    forced: Mutex<HashSet<QueueId>>,
-    wake: Notify,
-    slots: Arc<Semaphore>,
-    limit: usize,
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -64,62 +97,89 @@ pub(crate) fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// The queue manager. Create with [`QueueManager::new`], then `run` it on a tokio runtime.
+pub struct QueueManager {
+    pub(crate) shared: Arc<Shared>,
+    due: Mutex<BinaryHeap<Reverse<(u64, QueueId)>>>,
+    /// Deferred messages an operator flushed: due now despite their retry time.
+    forced: Mutex<HashSet<QueueId>>,
+    pub(crate) dispatch: Mutex<Dispatch>,
+    pub(crate) wake: Notify,
+}
+
 impl QueueManager {
     /// Builds the due-time index from the store: incoming mail is due now, deferred mail at
     /// its retry time, held mail not at all.
     pub fn new(shared: Arc<Shared>) -> Arc<QueueManager> {
         let limit = shared.config().default_process_limit.max(1);
-        let manager = Arc::new(QueueManager {
-            shared,
-            due: Mutex::new(BinaryHeap::new()),
-            active: Mutex::new(HashSet::new()),
-            forced: Mutex::new(HashSet::new()),
-            wake: Notify::new(),
-            slots: Arc::new(Semaphore::new(limit)),
-            limit,
-        });
         let mut heap = Vec::new();
-        manager.shared.store.for_each(|e| {
+        shared.store.for_each(|e| {
             if e.meta.queue != QueueName::Hold {
                 heap.push(Reverse((e.meta.next_attempt, e.id)));
             }
         });
-        *manager.due.lock().unwrap_or_else(|p| p.into_inner()) = BinaryHeap::from(heap);
-        manager
+        Arc::new(QueueManager {
+            shared,
+            due: Mutex::new(BinaryHeap::from(heap)),
+            forced: Mutex::new(HashSet::new()),
+            dispatch: Mutex::new(Dispatch::new(limit)),
+            wake: Notify::new(),
+        })
     }
 
     /// Makes a message due at `when` (Unix seconds; 0 = now) and wakes the loop.
     pub fn schedule(&self, id: QueueId, when: u64) {
-        self.due
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Reverse((when, id)));
+        lock(&self.due).push(Reverse((when, id)));
         self.wake.notify_one();
     }
 
-    /// `postqueue -f` / `sendmail -q`: every deferred message is due now. Returns how many.
-    /// Nothing is written: the override lives in memory until the attempt, whose outcome
-    /// then sets the next retry time as usual.
+    /// `postqueue -f` / `sendmail -q`: every deferred message is due now and every
+    /// destination marked dead gets another chance. Returns how many messages.
     pub fn flush(&self) -> usize {
+        lock(&self.dispatch).forget_dead(|_| true);
+        self.force(|_| true)
+    }
+
+    /// `postqueue -s site`: deferred mail with a recipient in `domain` is due now.
+    pub fn flush_site(&self, domain: &str) -> usize {
+        let domain = domain.to_ascii_lowercase();
+        lock(&self.dispatch).forget_dead(|key| key.contains(&domain));
+        self.force(|e| {
+            e.meta
+                .envelope
+                .recipients
+                .iter()
+                .any(|r| r.state.is_open() && split_address(&r.address).1 == domain)
+        })
+    }
+
+    /// `postqueue -i id`: one deferred message is due now. False if it is not queued.
+    pub fn flush_id(&self, id: QueueId) -> bool {
+        self.force(|e| e.id == id) > 0
+    }
+
+    fn force(&self, select: impl Fn(&queue::Entry) -> bool) -> usize {
         let mut ids = Vec::new();
         self.shared.store.for_each(|e| {
-            if e.meta.queue == QueueName::Deferred {
+            if e.meta.queue == QueueName::Deferred && select(e) {
                 ids.push(e.id);
             }
         });
-        {
-            let mut forced = self.forced.lock().unwrap_or_else(|p| p.into_inner());
-            forced.extend(ids.iter().copied());
-        }
+        lock(&self.forced).extend(ids.iter().copied());
         for &id in &ids {
             self.schedule(id, 0);
         }
         ids.len()
     }
 
-    /// Number of deliveries in flight.
+    /// Number of messages in delivery right now (Postfix's active queue).
     pub fn active_count(&self) -> usize {
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).len()
+        lock(&self.dispatch).inflight_count()
+    }
+
+    /// True if the message is being delivered right now (`*` in mailq).
+    pub fn is_active(&self, id: QueueId) -> bool {
+        lock(&self.dispatch).is_inflight(id)
     }
 
     /// Dispatches due messages until `shutdown` turns true, then waits (up to `grace`) for
@@ -129,7 +189,10 @@ impl QueueManager {
             if *shutdown.borrow() {
                 break;
             }
-            self.dispatch_due(&mut shutdown).await;
+            while let Some(id) = self.pop_due() {
+                self.start(id);
+            }
+            self.pump();
             let sleep_for = self.time_to_next_due();
             tokio::select! {
                 _ = self.wake.notified() => {}
@@ -137,54 +200,27 @@ impl QueueManager {
                 _ = shutdown.changed() => {}
             }
         }
-        let all = self.limit as u32;
-        let _ = tokio::time::timeout(grace, self.slots.acquire_many(all)).await;
+        self.stop_dispatch();
+        let deadline = tokio::time::Instant::now() + grace;
+        while lock(&self.dispatch).busy() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn time_to_next_due(&self) -> Duration {
-        let due = self.due.lock().unwrap_or_else(|p| p.into_inner());
-        match due.peek() {
+        match lock(&self.due).peek() {
             Some(Reverse((when, _))) => {
-                let now = unix_now();
-                Duration::from_secs(when.saturating_sub(now).clamp(0, 1))
-                    .max(Duration::from_millis(50))
+                let secs = when.saturating_sub(unix_now()).min(1);
+                Duration::from_secs(secs).max(Duration::from_millis(50))
             }
             None => Duration::from_secs(1),
         }
     }
 
-    async fn dispatch_due(self: &Arc<Self>, shutdown: &mut watch::Receiver<bool>) {
-        loop {
-            let Some(id) = self.pop_due() else { return };
-            let permit = tokio::select! {
-                p = self.slots.clone().acquire_owned() => p,
-                _ = shutdown.changed() => return,
-            };
-            let Ok(permit) = permit else { return };
-            if !self
-                .active
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id)
-            {
-                continue; // already being delivered; its outcome reschedules it
-            }
-            let me = self.clone();
-            tokio::spawn(async move {
-                me.deliver(id).await;
-                me.active
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
-                drop(permit);
-            });
-        }
-    }
-
-    /// The next due message that is still queued, not held and not already active.
+    /// The next due message that is still queued, not held and not already in delivery.
     fn pop_due(&self) -> Option<QueueId> {
         let now = unix_now();
-        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+        let mut due = lock(&self.due);
         while let Some(Reverse((when, id))) = due.peek().copied() {
             if when > now {
                 return None;
@@ -193,21 +229,12 @@ impl QueueManager {
             let Some(entry) = self.shared.store.get(id) else {
                 continue;
             };
-            let forced = self
-                .forced
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+            let forced = lock(&self.forced).remove(&id);
             if entry.meta.queue == QueueName::Hold || (entry.meta.next_attempt > now && !forced) {
                 continue; // stale heap entry: held, or rescheduled later
             }
-            if self
-                .active
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(&id)
-            {
-                continue;
+            if self.is_active(id) {
+                continue; // its outcome reschedules it
             }
             return Some(id);
         }

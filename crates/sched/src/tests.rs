@@ -46,7 +46,7 @@ async fn a_retry_touches_only_the_recipients_still_open() {
     let cfg = config(tmp.path());
     let (store, _) = Store::open(&cfg.queue_directory, StoreOptions::default()).unwrap();
     let agent = LocalAgent::new(&cfg).unwrap();
-    let shared = Arc::new(Shared::new(store.clone(), cfg, agent));
+    let shared = Arc::new(Shared::new(store.clone(), cfg, agent).unwrap());
     let qmgr = QueueManager::new(shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let run = tokio::spawn(qmgr.clone().run(stop_rx, Duration::from_secs(5)));
@@ -91,7 +91,7 @@ async fn unknown_user_bounces_to_the_sender_and_the_original_leaves() {
     .unwrap();
     let (store, _) = Store::open(&cfg.queue_directory, StoreOptions::default()).unwrap();
     let agent = LocalAgent::new(&cfg).unwrap();
-    let shared = Arc::new(Shared::new(store.clone(), cfg, agent));
+    let shared = Arc::new(Shared::new(store.clone(), cfg, agent).unwrap());
     let qmgr = QueueManager::new(shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let run = tokio::spawn(qmgr.clone().run(stop_rx, Duration::from_secs(5)));
@@ -110,4 +110,239 @@ async fn unknown_user_bounces_to_the_sender_and_the_original_leaves() {
     assert!(log_free);
     stop_tx.send(true).unwrap();
     run.await.unwrap();
+}
+
+mod remote_scenarios {
+    use super::*;
+    use crate::remote::{BoxFuture, RemoteAgent, RemoteReport};
+    use crate::route::Nexthop;
+    use envelope::Outcome;
+
+    /// A scripted remote agent: per host, a verdict; counts calls per host.
+    struct Script {
+        calls: Mutex<HashMap<String, usize>>,
+        delay_ms: u64,
+    }
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    impl RemoteAgent for Script {
+        fn deliver<'a>(
+            &'a self,
+            nexthop: &'a Nexthop,
+            _id: QueueId,
+            env: &'a Envelope,
+            recipients: &'a [usize],
+            _message: &'a [u8],
+        ) -> BoxFuture<'a, RemoteReport> {
+            *self
+                .calls
+                .lock()
+                .unwrap()
+                .entry(nexthop.host.clone())
+                .or_default() += 1;
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
+                let relay = format!("{}[127.0.0.1]:25", nexthop.host);
+                let mut r = RemoteReport::default();
+                match nexthop.host.as_str() {
+                    "dead.example" => {
+                        r.destination_failure = Some(
+                            "connect to dead.example[127.0.0.1]:25: Connection refused".into(),
+                        );
+                        r.outcomes = recipients
+                            .iter()
+                            .map(|&i| Outcome::deferred(i, "4.4.1", &relay, "connection refused"))
+                            .collect();
+                    }
+                    _ => {
+                        for &i in recipients {
+                            let a = &env.recipients[i].address;
+                            r.outcomes.push(if a.starts_with("bad") {
+                                Outcome::bounced(i, "5.1.1", &relay, "host said: 550 5.1.1 no such user (in reply to RCPT TO command)")
+                            } else if a.starts_with("later") {
+                                Outcome::deferred(i, "4.2.0", &relay, "host said: 450 4.2.0 try later")
+                            } else {
+                                Outcome::sent(i, &relay, "250 2.0.0 Ok")
+                            });
+                        }
+                    }
+                }
+                r
+            })
+        }
+    }
+
+    struct Rig {
+        _tmp: tempfile::TempDir,
+        store: Store,
+        qmgr: Arc<QueueManager>,
+        script: Arc<Script>,
+        stop: watch::Sender<bool>,
+    }
+
+    fn rig(tune: impl FnOnce(&mut Config), delay_ms: u64) -> Rig {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cfg = config(tmp.path());
+        tune(&mut cfg);
+        let (store, _) = Store::open(&cfg.queue_directory, StoreOptions::default()).unwrap();
+        let agent = LocalAgent::new(&cfg).unwrap();
+        let shared = Arc::new(Shared::new(store.clone(), cfg, agent).unwrap());
+        let script = Arc::new(Script {
+            calls: Mutex::new(HashMap::new()),
+            delay_ms,
+        });
+        shared.set_remote(script.clone());
+        let qmgr = QueueManager::new(shared);
+        let (stop, rx) = watch::channel(false);
+        tokio::spawn(qmgr.clone().run(rx, Duration::from_secs(5)));
+        Rig {
+            _tmp: tmp,
+            store,
+            qmgr,
+            script,
+            stop,
+        }
+    }
+
+    impl Rig {
+        fn send(&self, sender: &str, rcpts: &[&str]) -> QueueId {
+            let id = QueueId::generate();
+            let env = Envelope::new(
+                sender,
+                rcpts.iter().map(|s| s.to_string()).collect(),
+                crate::manager::unix_now(),
+            );
+            self.store
+                .enqueue(id, env, b"Subject: t\n\nhello\n")
+                .unwrap();
+            self.qmgr.schedule(id, 0);
+            id
+        }
+        fn calls(&self, host: &str) -> usize {
+            self.script
+                .calls
+                .lock()
+                .unwrap()
+                .get(host)
+                .copied()
+                .unwrap_or(0)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_destination_costs_a_few_attempts_not_one_per_message() {
+        let r = rig(|c| c.minimal_backoff_time = Duration::from_secs(60), 50);
+        let ids: Vec<QueueId> = (0..1000)
+            .map(|i| r.send("s@test.example", &[&format!("u{i}@dead.example")]))
+            .collect();
+        wait_until(|| {
+            ids.iter()
+                .all(|id| r.store.get(*id).is_some_and(|e| e.meta.attempts >= 1))
+        })
+        .await;
+        let calls = r.calls("dead.example");
+        eprintln!("1000 messages to a dead destination cost {calls} connection attempts");
+        assert!(calls <= 5, "{calls} attempts");
+        let e = r.store.get(ids[999]).unwrap();
+        let RecipientState::Deferred { reason } = &e.meta.envelope.recipients[0].state else {
+            panic!()
+        };
+        assert!(reason.contains("Connection refused"), "{reason}");
+        r.stop.send(true).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_destination_does_not_starve_the_others() {
+        let r = rig(
+            |c| {
+                c.default_process_limit = 4;
+                c.smtp_destination_concurrency_limit = 2;
+            },
+            300,
+        );
+        let slow: Vec<QueueId> = (0..20)
+            .map(|i| r.send("s@test.example", &[&format!("u{i}@slow.example")]))
+            .collect();
+        let fast = r.send("s@test.example", &["x@fast.example"]);
+        wait_until(|| !r.store.contains(fast)).await;
+        // 20 slow deliveries, 2 at a time, 300 ms each: had fast.example waited behind them,
+        // they would all be done by now. Most must still be queued.
+        let still_queued = slow.iter().filter(|id| r.store.contains(**id)).count();
+        assert!(
+            still_queued >= 10,
+            "fast.example waited behind slow.example ({still_queued} slow left)"
+        );
+        r.stop.send(true).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mixed_outcomes_keep_only_the_deferred_recipient_and_bounce_the_failed_one() {
+        let r = rig(|_| {}, 0);
+        let id = r.send(
+            "sender@localhost",
+            &["ok@far.example", "bad@far.example", "later@far.example"],
+        );
+        wait_until(|| r.store.get(id).is_some_and(|e| e.meta.attempts >= 1)).await;
+        let e = r.store.get(id).unwrap();
+        let states: Vec<_> = e
+            .meta
+            .envelope
+            .recipients
+            .iter()
+            .map(|x| x.state.clone())
+            .collect();
+        assert_eq!(states[0], RecipientState::Sent);
+        assert!(matches!(&states[1], RecipientState::Bounced { status, .. } if status == "5.1.1"));
+        assert!(matches!(states[2], RecipientState::Deferred { .. }));
+        assert_eq!(e.meta.queue, QueueName::Deferred);
+        r.stop.send(true).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn expiry_bounces_and_notify_never_suppresses_the_bounce() {
+        let r = rig(|c| c.maximal_queue_lifetime = Duration::ZERO, 0);
+        let id = r.send("sender@localhost", &["later@far.example"]);
+        // Expired at the first failure: bounced, a bounce queued to sender@localhost (local),
+        // delivered, and nothing left.
+        wait_until(|| !r.store.contains(id) && r.store.is_empty()).await;
+        let mbox = std::fs::read_to_string(r._tmp.path().join("mail/sender")).unwrap();
+        assert!(
+            mbox.contains("Status: 4.4.7") && mbox.contains("message expired"),
+            "{mbox}"
+        );
+
+        let id = QueueId::generate();
+        let mut env = Envelope::new(
+            "sender@localhost",
+            vec!["bad@far.example".into()],
+            crate::manager::unix_now(),
+        );
+        env.recipients[0].notify = Some("NEVER".into());
+        r.store.enqueue(id, env, b"Subject: quiet\n\nx\n").unwrap();
+        r.qmgr.schedule(id, 0);
+        wait_until(|| !r.store.contains(id)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mbox = std::fs::read_to_string(r._tmp.path().join("mail/sender")).unwrap();
+        assert_eq!(
+            mbox.matches("\nFrom MAILER-DAEMON").count()
+                + usize::from(mbox.starts_with("From MAILER-DAEMON")),
+            1,
+            "NOTIFY=NEVER: no second bounce"
+        );
+        r.stop.send(true).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn soft_bounce_defers_instead() {
+        let r = rig(|c| c.soft_bounce = true, 0);
+        let id = r.send("sender@localhost", &["bad@far.example"]);
+        wait_until(|| r.store.get(id).is_some_and(|e| e.meta.attempts >= 1)).await;
+        let e = r.store.get(id).unwrap();
+        assert!(matches!(
+            e.meta.envelope.recipients[0].state,
+            RecipientState::Deferred { .. }
+        ));
+        r.stop.send(true).unwrap();
+    }
 }

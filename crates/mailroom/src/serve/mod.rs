@@ -86,7 +86,13 @@ pub fn run(config_path: Option<&Path>) -> u8 {
         env!("CARGO_PKG_VERSION"),
         source.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "(embedded default)".into()),
         cfg.queue_directory.display());
-    let shared = Arc::new(Shared::new(store, cfg, local));
+    let shared = match Shared::new(store, cfg, local) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("mailroom: fatal: {e}");
+            return EX_CONFIG;
+        }
+    };
     runtime.block_on(daemon(shared, source, log));
     info!(target: "master", "terminating");
     0
@@ -155,8 +161,10 @@ fn reload(shared: &Shared, source: Option<&Path>) {
     };
     match LocalAgent::new(&cfg) {
         Ok(agent) => {
-            shared.replace(cfg, agent);
-            info!(target: "master", "reload -- configuration and aliases re-read");
+            match shared.replace(cfg, agent) {
+                Ok(()) => info!(target: "master", "reload -- configuration and aliases re-read"),
+                Err(e) => warn!(target: "master", "reload failed, keeping the old configuration: {e}"),
+            }
         }
         Err(e) => warn!(target: "master", "reload failed, keeping the old aliases: {e}"),
     }

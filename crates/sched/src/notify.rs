@@ -1,0 +1,170 @@
+//! Which delivery status notifications a finished or delayed message produces (RFC 3461
+//! NOTIFY), and queueing them. The texts themselves come from the `bounce` crate.
+//!
+//! - Failures go to the sender for recipients whose NOTIFY is absent or includes FAILURE;
+//!   a null-sender message's failures go once to the postmaster (`2bounce_notice_recipient`),
+//!   and a failed postmaster notice is dropped — never a bounce of a bounce (invariant 5).
+//! - Success notices go to the sender for recipients with NOTIFY=SUCCESS.
+//! - One "delayed" warning per message once it is older than `delay_warning_time` (0 = off),
+//!   for recipients whose NOTIFY is absent or includes DELAY.
+
+use crate::manager::{unix_now, QueueManager};
+use bounce::{Action, Kind, Report};
+use config::Config;
+use envelope::{Envelope, Outcome, QueueId, Recipient, RecipientState};
+use queue::{Entry, MessageMeta};
+use tracing::{info, warn};
+
+/// `origin` of a postmaster notice: if one of these fails, it is dropped (no third level).
+pub(crate) const ORIGIN_NOTICE: &str = "2bounce";
+
+fn wants(r: &Recipient, word: &str, by_default: bool) -> bool {
+    match &r.notify {
+        None => by_default,
+        Some(n) => n.split(',').any(|w| w.trim().eq_ignore_ascii_case(word)),
+    }
+}
+
+fn qualify(address: &str, myhostname: &str) -> String {
+    if address.contains('@') {
+        address.to_string()
+    } else {
+        format!("{address}@{myhostname}")
+    }
+}
+
+/// What to send when every recipient is final: `(to, kind, origin, reports)`, or `None`
+/// (nothing to report: just remove the message).
+pub(crate) fn bounce_plan(
+    cfg: &Config,
+    id: QueueId,
+    env: &Envelope,
+) -> Option<(String, Kind, &'static str, Vec<Report>)> {
+    let reports: Vec<Report> = env
+        .recipients
+        .iter()
+        .filter(|r| wants(r, "FAILURE", true))
+        .filter_map(|r| match &r.state {
+            RecipientState::Bounced { status, reason } => Some(Report {
+                address: r.address.clone(),
+                orcpt: r.orcpt.clone(),
+                action: Action::Failed,
+                status: status.clone(),
+                reason: reason.clone(),
+                remote_mta: None,
+            }),
+            _ => None,
+        })
+        .collect();
+    if reports.is_empty() {
+        return None;
+    }
+    if env.origin == ORIGIN_NOTICE {
+        warn!(target: "qmgr", "{id}: postmaster notice undeliverable; discarded");
+        return None;
+    }
+    if env.is_null_sender() {
+        let to = qualify(&cfg.bounce_notice_recipient, &cfg.myhostname);
+        return Some((to, Kind::PostmasterNotice, ORIGIN_NOTICE, reports));
+    }
+    Some((env.sender.clone(), Kind::Bounce, "bounce", reports))
+}
+
+pub(crate) fn delay_warning_due(cfg: &Config, meta: &MessageMeta, now: u64) -> bool {
+    let after = cfg.delay_warning_time.as_secs();
+    after > 0
+        && !meta.delay_warned
+        && !meta.envelope.is_null_sender()
+        && now.saturating_sub(meta.envelope.arrival_time) >= after
+}
+
+/// Queues one notification (null sender) to the original sender.
+async fn send(qm: &QueueManager, entry: &Entry, env: &Envelope, kind: Kind, reports: Vec<Report>) {
+    if reports.is_empty() || env.is_null_sender() {
+        return;
+    }
+    let cfg = qm.shared.config();
+    let store = qm.shared.store.clone();
+    let id = entry.id;
+    let s2 = store.clone();
+    let original = tokio::task::spawn_blocking(move || s2.read_message(id))
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
+    let message = bounce::build(&bounce::Input {
+        id,
+        envelope: env,
+        original: &original,
+        myhostname: &cfg.myhostname,
+        reports: &reports,
+        kind,
+        to: &env.sender,
+        size_limit: cfg.bounce_size_limit as usize,
+    });
+    let new_id = QueueId::generate();
+    let mut nenv = Envelope::new("", vec![env.sender.clone()], unix_now());
+    nenv.origin = "bounce".into();
+    match tokio::task::spawn_blocking(move || store.enqueue(new_id, nenv, &message)).await {
+        Ok(Ok(())) => {
+            let what = if kind == Kind::Delay {
+                "delayed mail"
+            } else {
+                "delivery status"
+            };
+            info!(target: "bounce", "{id}: sender {what} notification: {new_id}");
+            qm.schedule(new_id, 0);
+        }
+        other => {
+            warn!(target: "bounce", "{id}: cannot queue notification: {:?}", other.map(|r| r.err()))
+        }
+    }
+}
+
+/// NOTIFY=SUCCESS recipients just delivered.
+pub(crate) async fn success(
+    qm: &QueueManager,
+    entry: &Entry,
+    env: &Envelope,
+    delivered: &[(usize, Outcome)],
+) {
+    let reports = delivered
+        .iter()
+        .filter_map(|(i, o)| env.recipients.get(*i).map(|r| (r, o)))
+        .filter(|(r, _)| wants(r, "SUCCESS", false))
+        .map(|(r, o)| Report {
+            address: r.address.clone(),
+            orcpt: r.orcpt.clone(),
+            action: if o.relay == "local" {
+                Action::Delivered
+            } else {
+                Action::Relayed
+            },
+            status: o.dsn.clone(),
+            reason: o.text.clone(),
+            remote_mta: (o.relay != "local" && o.relay != "none").then(|| o.relay.clone()),
+        })
+        .collect();
+    send(qm, entry, env, Kind::Success, reports).await;
+}
+
+/// The one "delayed mail" warning.
+pub(crate) async fn delay(qm: &QueueManager, entry: &Entry, env: &Envelope) {
+    let reports = env
+        .recipients
+        .iter()
+        .filter(|r| wants(r, "DELAY", true))
+        .filter_map(|r| match &r.state {
+            RecipientState::Deferred { reason } => Some(Report {
+                address: r.address.clone(),
+                orcpt: r.orcpt.clone(),
+                action: Action::Delayed,
+                status: "4.0.0".into(),
+                reason: reason.clone(),
+                remote_mta: None,
+            }),
+            _ => None,
+        })
+        .collect();
+    send(qm, entry, env, Kind::Delay, reports).await;
+}

@@ -1,0 +1,458 @@
+//! Routing (Postfix's trivial-rewrite): which transport and next hop each recipient takes.
+//!
+//! Order, as in Postfix: the `content_filter` (for mail that has not been through it), then
+//! `transport_maps` (`user@domain`, `domain`, `.parent` patterns for subdomains, `*`), then
+//! the local domains (`mydestination`), then `relayhost`, then the recipient domain's MX.
+//!
+//! Transport map files use Postfix's transport(5) syntax, one `pattern result` per line:
+//! `example.com smtp:[10.0.0.5]:25`, `.example.com relay:mx.example.com`,
+//! `old.example error:5.1.1 mailbox moved`, `slow.example retry:4.4.1 try later`,
+//! `spam.example discard:dropped`, `quarantine.example hold:`, `me.example local:`.
+
+use config::Config;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Where an SMTP delivery connects. `[host]` (brackets) means no MX lookup, as in Postfix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Nexthop {
+    pub host: String,
+    /// `None` = the default SMTP port (`smtp_default_port`).
+    pub port: Option<u16>,
+    pub mx_lookup: bool,
+}
+
+impl Nexthop {
+    /// Parses `[1.2.3.4]:2526`, `[mx.example]`, `example.com`, `example.com:2525`, `[::1]:25`.
+    pub fn parse(text: &str) -> Result<Nexthop, String> {
+        let text = text.trim();
+        let bad = || format!("not a next hop: {text:?} (use host, [host] or [host]:port)");
+        if let Some(rest) = text.strip_prefix('[') {
+            let end = rest.find(']').ok_or_else(bad)?;
+            let host = &rest[..end];
+            let port = match &rest[end + 1..] {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(bad)?
+                        .parse()
+                        .map_err(|_| bad())?,
+                ),
+            };
+            if host.is_empty() {
+                return Err(bad());
+            }
+            return Ok(Nexthop {
+                host: host.to_string(),
+                port,
+                mx_lookup: false,
+            });
+        }
+        let (host, port) = match text.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, Some(p.parse().map_err(|_| bad())?)),
+            _ => (text, None),
+        };
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        Ok(Nexthop {
+            host: host.to_ascii_lowercase(),
+            port,
+            mx_lookup: true,
+        })
+    }
+}
+
+impl fmt::Display for Nexthop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.mx_lookup, self.port) {
+            (true, None) => write!(f, "{}", self.host),
+            (true, Some(p)) => write!(f, "{}:{p}", self.host),
+            (false, None) => write!(f, "[{}]", self.host),
+            (false, Some(p)) => write!(f, "[{}]:{p}", self.host),
+        }
+    }
+}
+
+/// The transport chosen for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Local,
+    Smtp { nexthop: Nexthop, filter: bool },
+    Discard(String),
+    Error { dsn: String, text: String },
+    Retry { dsn: String, text: String },
+    Hold(String),
+}
+
+impl Route {
+    /// The per-destination queue this recipient waits in (concurrency is per key).
+    pub fn destination_key(&self) -> Option<String> {
+        match self {
+            Route::Local => Some("local".into()),
+            Route::Smtp {
+                nexthop,
+                filter: true,
+            } => Some(format!("filter:{nexthop}")),
+            Route::Smtp { nexthop, .. } => Some(format!("smtp:{nexthop}")),
+            _ => None,
+        }
+    }
+}
+
+/// A transport map result before the recipient domain is known (`smtp:` = "the domain").
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MapResult {
+    Route(Route),
+    SmtpToDomain,
+}
+
+pub struct Router {
+    map: HashMap<String, MapResult>,
+    wildcard: Option<MapResult>,
+    relayhost: Option<Nexthop>,
+    filter: Option<Nexthop>,
+    local_domains: Vec<String>,
+}
+
+/// Mail from these origins never goes (back) through the content filter.
+const FILTER_EXEMPT: [&str; 3] = ["reinject", "bounce", "2bounce"];
+
+impl Router {
+    /// Builds the router; an unreadable map or a bad line is an error naming `file:line`.
+    pub fn new(cfg: &Config) -> Result<Router, String> {
+        let mut map = HashMap::new();
+        let mut wildcard = None;
+        for file in &cfg.transport_maps {
+            let path = file
+                .split_once(':')
+                .filter(|(t, _)| matches!(*t, "hash" | "lmdb" | "texthash" | "btree"))
+                .map_or(file.as_str(), |(_, p)| p);
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (pattern, result) = line.split_once(char::is_whitespace).ok_or_else(|| {
+                    format!("{path}:{}: expected `pattern transport:nexthop`", n + 1)
+                })?;
+                let result =
+                    parse_result(result.trim()).map_err(|e| format!("{path}:{}: {e}", n + 1))?;
+                if pattern == "*" {
+                    wildcard = Some(result);
+                } else {
+                    map.insert(pattern.to_ascii_lowercase(), result);
+                }
+            }
+        }
+        let relayhost = match cfg.relayhost.trim() {
+            "" => None,
+            h => Some(Nexthop::parse(h).map_err(|e| format!("relayhost: {e}"))?),
+        };
+        let filter = match cfg.content_filter.trim() {
+            "" => None,
+            f => {
+                let (transport, hop) = f
+                    .split_once(':')
+                    .ok_or("content_filter: use smtp:[host]:port")?;
+                if !matches!(
+                    transport,
+                    "smtp" | "lmtp" | "relay" | "scan" | "amavis" | "filter"
+                ) {
+                    return Err(format!("content_filter: unsupported transport {transport:?} (use smtp:[host]:port)"));
+                }
+                Some(Nexthop::parse(hop).map_err(|e| format!("content_filter: {e}"))?)
+            }
+        };
+        Ok(Router {
+            map,
+            wildcard,
+            relayhost,
+            filter,
+            local_domains: cfg
+                .mydestination
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+        })
+    }
+
+    /// The route of one recipient of a message that came from `origin`.
+    pub fn route(&self, address: &str, origin: &str) -> Route {
+        if let Some(filter) = &self.filter {
+            if !FILTER_EXEMPT.contains(&origin) {
+                return Route::Smtp {
+                    nexthop: filter.clone(),
+                    filter: true,
+                };
+            }
+        }
+        let (_, domain) = envelope::split_address(address);
+        if let Some(found) = self.lookup(&address.to_ascii_lowercase(), &domain) {
+            return match found {
+                MapResult::Route(r) => r.clone(),
+                MapResult::SmtpToDomain => self.default_smtp(&domain),
+            };
+        }
+        if domain.is_empty() || self.local_domains.contains(&domain) {
+            return Route::Local;
+        }
+        match &self.relayhost {
+            Some(relay) => Route::Smtp {
+                nexthop: relay.clone(),
+                filter: false,
+            },
+            None => self.default_smtp(&domain),
+        }
+    }
+
+    fn default_smtp(&self, domain: &str) -> Route {
+        Route::Smtp {
+            nexthop: Nexthop {
+                host: domain.to_string(),
+                port: None,
+                mx_lookup: true,
+            },
+            filter: false,
+        }
+    }
+
+    fn lookup(&self, address: &str, domain: &str) -> Option<&MapResult> {
+        if let Some(r) = self.map.get(address).or_else(|| self.map.get(domain)) {
+            return Some(r);
+        }
+        let mut rest = domain;
+        while let Some(dot) = rest.find('.') {
+            if let Some(r) = self.map.get(&rest[dot..]) {
+                return Some(r);
+            }
+            rest = &rest[dot + 1..];
+        }
+        self.wildcard.as_ref()
+    }
+}
+
+fn parse_result(result: &str) -> Result<MapResult, String> {
+    let (transport, rest) = result.split_once(':').unwrap_or((result, ""));
+    let rest = rest.trim();
+    let status = |default: &str| -> (String, String) {
+        match rest.split_once(char::is_whitespace) {
+            Some((code, text)) if is_status(code) => (code.to_string(), text.trim().to_string()),
+            _ if is_status(rest) => (rest.to_string(), default.to_string()),
+            _ => (
+                default_code(default),
+                if rest.is_empty() {
+                    default.to_string()
+                } else {
+                    rest.to_string()
+                },
+            ),
+        }
+    };
+    Ok(MapResult::Route(match transport {
+        "local" => Route::Local,
+        "smtp" | "relay" if rest.is_empty() => return Ok(MapResult::SmtpToDomain),
+        "smtp" | "relay" => Route::Smtp {
+            nexthop: Nexthop::parse(rest)?,
+            filter: false,
+        },
+        "discard" => Route::Discard(if rest.is_empty() {
+            "discarded".into()
+        } else {
+            rest.into()
+        }),
+        "error" => {
+            let (dsn, text) = status("5.0.0");
+            Route::Error {
+                dsn: fix_class(&dsn, '5'),
+                text,
+            }
+        }
+        "retry" => {
+            let (dsn, text) = status("4.0.0");
+            Route::Retry {
+                dsn: fix_class(&dsn, '4'),
+                text,
+            }
+        }
+        "hold" => Route::Hold(if rest.is_empty() {
+            "held by transport_maps".into()
+        } else {
+            rest.into()
+        }),
+        other => {
+            return Err(format!(
+                "unknown transport {other:?} (smtp, relay, local, discard, error, retry, hold)"
+            ))
+        }
+    }))
+}
+
+fn is_status(code: &str) -> bool {
+    let parts: Vec<&str> = code.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn default_code(code: &str) -> String {
+    if is_status(code) {
+        code.to_string()
+    } else {
+        "5.0.0".to_string()
+    }
+}
+
+/// `error:` always bounces (5.x.x) and `retry:` always defers (4.x.x), whatever code is given.
+fn fix_class(code: &str, class: char) -> String {
+    let mut c = code.to_string();
+    c.replace_range(..1, &class.to_string());
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(map: &str, relayhost: &str, filter: &str) -> (Router, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("transport");
+        std::fs::write(&path, map).unwrap();
+        let mut cfg = Config::embedded_default();
+        cfg.transport_maps = vec![format!("hash:{}", path.display())];
+        cfg.relayhost = relayhost.into();
+        cfg.content_filter = filter.into();
+        cfg.mydestination = vec!["localhost".into()];
+        (Router::new(&cfg).unwrap(), dir)
+    }
+
+    fn hop(s: &str) -> Nexthop {
+        Nexthop::parse(s).unwrap()
+    }
+
+    #[test]
+    fn nexthop_syntax() {
+        assert_eq!(
+            hop("[127.0.0.1]:2526"),
+            Nexthop {
+                host: "127.0.0.1".into(),
+                port: Some(2526),
+                mx_lookup: false
+            }
+        );
+        assert_eq!(hop("[::1]:25").host, "::1");
+        assert_eq!(
+            hop("Example.COM"),
+            Nexthop {
+                host: "example.com".into(),
+                port: None,
+                mx_lookup: true
+            }
+        );
+        assert_eq!(hop("example.com:2525").port, Some(2525));
+        assert_eq!(hop("[10.0.0.5]").to_string(), "[10.0.0.5]");
+        assert!(Nexthop::parse("[1.2.3.4").is_err());
+        assert!(Nexthop::parse("[1.2.3.4]:x").is_err());
+        assert!(Nexthop::parse("").is_err());
+    }
+
+    #[test]
+    fn transport_map_patterns_in_postfix_order() {
+        let map = "# comment\nexample.com smtp:[10.0.0.5]:25\n.sub.org relay:mx.sub.org\nold.example error:5.1.1 mailbox moved\nslow.example retry:4.4.1 try later\nspam.example discard:\nq.example hold:\nboss@example.com local:\nbare.example smtp:\n";
+        let (r, _d) = router(map, "", "");
+        assert_eq!(
+            r.route("a@example.com", ""),
+            Route::Smtp {
+                nexthop: hop("[10.0.0.5]:25"),
+                filter: false
+            }
+        );
+        assert_eq!(
+            r.route("boss@example.com", ""),
+            Route::Local,
+            "full address beats domain"
+        );
+        assert_eq!(
+            r.route("a@x.sub.org", ""),
+            Route::Smtp {
+                nexthop: hop("mx.sub.org"),
+                filter: false
+            }
+        );
+        assert_eq!(
+            r.route("a@sub.org", "").destination_key().unwrap(),
+            "smtp:sub.org",
+            ".parent matches only subdomains"
+        );
+        assert_eq!(
+            r.route("a@old.example", ""),
+            Route::Error {
+                dsn: "5.1.1".into(),
+                text: "mailbox moved".into()
+            }
+        );
+        assert_eq!(
+            r.route("a@slow.example", ""),
+            Route::Retry {
+                dsn: "4.4.1".into(),
+                text: "try later".into()
+            }
+        );
+        assert!(matches!(r.route("a@spam.example", ""), Route::Discard(_)));
+        assert!(matches!(r.route("a@q.example", ""), Route::Hold(_)));
+        assert_eq!(
+            r.route("a@bare.example", ""),
+            Route::Smtp {
+                nexthop: hop("bare.example"),
+                filter: false
+            }
+        );
+        assert_eq!(r.route("root@localhost", ""), Route::Local);
+        assert_eq!(r.route("root", ""), Route::Local);
+    }
+
+    #[test]
+    fn relayhost_and_wildcard() {
+        let (r, _d) = router("", "[127.0.0.1]:2526", "");
+        assert_eq!(
+            r.route("x@far.example", ""),
+            Route::Smtp {
+                nexthop: hop("[127.0.0.1]:2526"),
+                filter: false
+            }
+        );
+        assert_eq!(r.route("x@localhost", ""), Route::Local);
+        let (r, _d) = router("* error:5.7.1 no outbound mail\n", "[127.0.0.1]:2526", "");
+        assert!(matches!(r.route("x@far.example", ""), Route::Error { .. }));
+    }
+
+    #[test]
+    fn content_filter_first_except_for_reinjected_mail_and_bounces() {
+        let (r, _d) = router("", "", "smtp:[127.0.0.1]:10024");
+        let filtered = Route::Smtp {
+            nexthop: hop("[127.0.0.1]:10024"),
+            filter: true,
+        };
+        assert_eq!(r.route("x@localhost", "smtpd"), filtered);
+        assert_eq!(r.route("x@far.example", "pickup"), filtered);
+        assert_eq!(r.route("x@localhost", "reinject"), Route::Local);
+        assert_eq!(r.route("x@localhost", "bounce"), Route::Local);
+        assert_eq!(
+            filtered.destination_key().unwrap(),
+            "filter:[127.0.0.1]:10024"
+        );
+    }
+
+    #[test]
+    fn bad_map_lines_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::write(&path, "ok.example local:\nbad.example nosuch:thing\n").unwrap();
+        let mut cfg = Config::embedded_default();
+        cfg.transport_maps = vec![path.display().to_string()];
+        let err = Router::new(&cfg).err().unwrap();
+        assert!(err.ends_with(":2: unknown transport \"nosuch\" (smtp, relay, local, discard, error, retry, hold)"), "{err}");
+    }
+}
