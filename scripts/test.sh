@@ -8,8 +8,16 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
+# smtpd end-to-end tests (crates/mailroom/tests/smtp_*.rs): swaks with TLS, pflogsumm.
+command -v swaks >/dev/null || need_apt+=(swaks)
+perl -MNet::SSLeay -e1 2>/dev/null || need_apt+=(libnet-ssleay-perl)
+command -v pflogsumm >/dev/null || need_apt+=(pflogsumm)
+# SMTP client end-to-end tests (crates/agents/src/smtp/tests/sink.rs): Postfix's smtp-sink.
+[ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        # postfix asks what kind of mail server to configure: none (we only want smtp-sink).
+        echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
     else
         echo "test.sh: missing ${need_apt[*]} and cannot apt-get them (not root?)" >&2

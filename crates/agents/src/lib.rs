@@ -41,5 +41,7 @@
 //! default) everything runs as the invoking user.
 
 pub mod local;
+pub mod smtp;
 
 pub use local::{check_aliases, AliasSyntaxError, Delivery, LocalAgent, LocalError, Resubmission};
+pub use smtp::{Nexthop, SmtpClient, SmtpError, SmtpReport, SmtpSettings};

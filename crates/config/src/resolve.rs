@@ -96,7 +96,10 @@ pub(crate) fn default_sources(
         );
     }
     derive("smtp_helo_name", Template::Text("$myhostname".into()));
-    derive("smtpd_banner", Template::Text("$myhostname ESMTP mailroom".into()));
+    derive(
+        "smtpd_banner",
+        Template::Text("$myhostname ESMTP mailroom".into()),
+    );
     if !base.local_recipient_maps.is_empty() {
         // The system profile: Postfix's `unix:passwd.byname $alias_maps`, so a file that
         // changes alias_maps changes who is a known recipient too.

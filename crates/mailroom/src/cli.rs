@@ -61,6 +61,38 @@ enum Command {
     },
     /// Check the alias files and make a running daemon reload them (like newaliases).
     Newaliases,
+    /// Manage SMTP AUTH users (smtpd_sasl_password_file): add NAME (password on stdin), del NAME, list.
+    Passwd {
+        #[command(subcommand)]
+        action: crate::passwd_cmd::Action,
+    },
+    /// Postfix's postsuper: -d/-h/-H/-r ID|ALL|- [queue], plus --from/--to/--domain/--older-than/--reason/--dry-run.
+    #[command(disable_help_flag = true)]
+    Postsuper {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Postfix's postcat: -q ID (or a file), -e envelope, -h header, -b body, -v more.
+    #[command(disable_help_flag = true)]
+    Postcat {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Postfix's qshape: age distribution per domain (-s senders, -p parents, -b N, -t MIN, --json).
+    #[command(disable_help_flag = true)]
+    Qshape {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Check owners and modes of the store, the configuration and the listeners (--fix repairs).
+    Check(crate::admin_health::CheckArgs),
+    /// One-screen health report; exit 0/1/2 = ok/warn/critical.
+    Doctor(crate::admin_health::DoctorArgs),
+    /// Mailbox maintenance: archive USER [--older-than 30d].
+    Mailbox {
+        #[command(subcommand)]
+        action: crate::admin_health::MailboxAction,
+    },
 }
 
 pub fn mailroom(args: Vec<OsString>) -> u8 {
@@ -88,6 +120,15 @@ pub fn mailroom(args: Vec<OsString>) -> u8 {
             names,
         } => print_config(path, non_default, defaults, &names),
         Command::Newaliases => newaliases(path),
+        Command::Passwd { action } => with_config(path, |cfg| crate::passwd_cmd::run(cfg, action)),
+        Command::Postsuper { args } => crate::admin_super::run(path, args),
+        Command::Postcat { args } => crate::admin_cmd::postcat(path, args),
+        Command::Qshape { args } => crate::admin_cmd::qshape(path, args),
+        Command::Check(a) => with_config(path, |cfg| crate::admin_health::check(cfg, a)),
+        Command::Doctor(a) => with_config(path, |cfg| crate::admin_health::doctor(cfg, a)),
+        Command::Mailbox { action } => {
+            with_config(path, |cfg| crate::admin_health::mailbox(cfg, action))
+        }
     }
 }
 

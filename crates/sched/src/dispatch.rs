@@ -1,6 +1,6 @@
 //! Per-destination queues: how the queue manager turns due messages into deliveries.
 //!
-//! A due message is split into work items, one per destination (`local`, `smtp:example.com`,
+//! A due message is split into work items, one per destination (`local:alice`, `smtp:example.com`,
 //! `filter:[127.0.0.1]:10024`), each holding that destination's recipients. Items wait in
 //! their destination's FIFO; the pump starts them round-robin across destinations, within
 //! each destination's concurrency window and the global `default_process_limit`, so one slow
@@ -104,6 +104,11 @@ impl QueueManager {
         let Some(entry) = self.shared.store.get(id) else {
             return;
         };
+        if entry.meta.attempts == 0 {
+            let env = &entry.meta.envelope;
+            tracing::info!(target: "qmgr", "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
+                env.sender, entry.size, env.recipients.len());
+        }
         let cfg = self.shared.config();
         let router = self.shared.router();
         let now = Instant::now();
@@ -127,7 +132,15 @@ impl QueueManager {
                 }
                 Route::Hold(text) => hold = Some(text.clone()),
                 Route::Local | Route::Smtp { .. } => {
-                    let key = route.destination_key().unwrap_or_default();
+                    // Each local user is a destination of its own (as in Postfix), so one
+                    // locked or slow mailbox holds up only its own mail.
+                    let key = match route {
+                        Route::Local => format!(
+                            "local:{}",
+                            envelope::split_address(&r.address).0.to_ascii_lowercase()
+                        ),
+                        _ => route.destination_key().unwrap_or_default(),
+                    };
                     items
                         .entry(key.clone())
                         .or_insert_with(|| Item {
@@ -147,6 +160,8 @@ impl QueueManager {
                 cfg.filter_destination_concurrency_limit
             } else if key.starts_with("smtp:") {
                 cfg.smtp_destination_concurrency_limit
+            } else if key.starts_with("local:") {
+                cfg.local_destination_concurrency_limit
             } else {
                 cfg.default_destination_concurrency_limit
             }

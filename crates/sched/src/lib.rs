@@ -35,7 +35,7 @@ pub mod retry;
 pub mod route;
 
 pub use manager::{QueueManager, Shared};
-pub use remote::{RemoteAgent, RemoteReport};
+pub use remote::{RemoteAgent, RemoteReport, SmtpRemote};
 
 #[cfg(test)]
 mod tests;

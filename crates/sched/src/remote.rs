@@ -53,3 +53,47 @@ impl RemoteAgent for NoRemote {
         })
     }
 }
+
+/// The real remote agent: the SMTP client, with the router's next hops translated.
+pub struct SmtpRemote {
+    client: agents::SmtpClient,
+    default_port: u16,
+}
+
+impl SmtpRemote {
+    pub fn new(cfg: &config::Config) -> Result<SmtpRemote, String> {
+        let settings = agents::SmtpSettings::from_config(cfg);
+        let client = agents::SmtpClient::new(settings).map_err(|e| e.to_string())?;
+        Ok(SmtpRemote {
+            client,
+            default_port: cfg.smtp_default_port,
+        })
+    }
+}
+
+impl RemoteAgent for SmtpRemote {
+    fn deliver<'a>(
+        &'a self,
+        nexthop: &'a Nexthop,
+        id: QueueId,
+        envelope: &'a Envelope,
+        recipients: &'a [usize],
+        message: &'a [u8],
+    ) -> BoxFuture<'a, RemoteReport> {
+        let hop = agents::Nexthop {
+            host: nexthop.host.clone(),
+            port: nexthop.port.unwrap_or(self.default_port),
+            mx_lookup: nexthop.mx_lookup,
+        };
+        Box::pin(async move {
+            let r = self
+                .client
+                .deliver(&hop, id, envelope, recipients, message)
+                .await;
+            RemoteReport {
+                outcomes: r.outcomes,
+                destination_failure: r.destination_failure,
+            }
+        })
+    }
+}

@@ -27,13 +27,13 @@ pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A held dotlock; dropping it removes the lock file.
 #[derive(Debug)]
-pub(crate) struct DotLock {
+pub struct DotLock {
     path: PathBuf,
 }
 
 impl DotLock {
     /// Creates `<target>.lock`, waiting until `deadline` while someone else holds it.
-    pub(crate) fn acquire(target: &Path, deadline: Instant) -> io::Result<DotLock> {
+    pub fn acquire(target: &Path, deadline: Instant) -> io::Result<DotLock> {
         let mut name = target.as_os_str().to_owned();
         name.push(".lock");
         let path = PathBuf::from(name);
@@ -66,12 +66,31 @@ fn create_exclusive(path: &Path) -> io::Result<()> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)?;
-    // The pid is for the administrator looking at a stuck lock; nothing reads it.
+    // The pid lets the next writer tell a dead holder's lock from a live one (liblockfile
+    // does the same), and tells the administrator who holds a stuck lock.
     let _ = writeln!(file, "{}", std::process::id());
     Ok(())
 }
 
-/// Removes the lock file if it is older than [`STALE_DOTLOCK`]; true if it did.
+/// True if the lock names a process that no longer exists (a writer killed by `kill -9`).
+/// A lock naming a live process, or no readable pid, is not judged by this.
+fn holder_is_dead(path: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(path) else {
+        return false;
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return false;
+    };
+    if pid <= 0 || pid == std::process::id() as i32 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks for existence; no signal is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Removes the lock file if it is older than [`STALE_DOTLOCK`] or its holder is dead; true
+/// if it did.
 /// Two removers racing can at worst remove a lock created between their stat and unlink;
 /// the fcntl lock taken next still keeps the writers apart.
 fn remove_if_stale(path: &Path) -> bool {
@@ -82,7 +101,7 @@ fn remove_if_stale(path: &Path) -> bool {
         .modified()
         .ok()
         .and_then(|m| SystemTime::now().duration_since(m).ok());
-    if age.is_none_or(|age| age <= STALE_DOTLOCK) {
+    if age.is_none_or(|age| age <= STALE_DOTLOCK) && !holder_is_dead(path) {
         return false;
     }
     match fs::remove_file(path) {
@@ -109,7 +128,7 @@ fn wait_or_time_out(deadline: Instant, what: &str) -> io::Result<()> {
 
 /// Takes an exclusive fcntl lock on the whole file, waiting until `deadline`.
 /// The lock is released when the file is closed.
-pub(crate) fn lock_exclusive(file: &File, deadline: Instant) -> io::Result<()> {
+pub fn lock_exclusive(file: &File, deadline: Instant) -> io::Result<()> {
     let mut use_ofd = true;
     loop {
         match try_lock(file, use_ofd) {

@@ -28,6 +28,8 @@ use envelope::{Envelope, Outcome, OutcomeKind, QueueId};
 
 pub use aliases::AliasSyntaxError;
 use aliases::AliasTable;
+/// The mailbox locks (dotlock + fcntl), for tools that rewrite an mbox (`mailbox archive`).
+pub use lock::{lock_exclusive, DotLock};
 use resolve::Step;
 
 /// The `relay=` of every local outcome.

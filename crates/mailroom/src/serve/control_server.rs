@@ -1,13 +1,30 @@
 //! The daemon's side of the control socket (see `control.rs` for the protocol).
+//!
+//! Job: answer one request per connection. The short commands (`flush`, `flush-site D`,
+//! `flush-id ID`, `reload`, `ping`) get one line back. An `admin <json>` request (listing,
+//! qshape, statistics, postsuper, postcat) is handed, with the connection, to a blocking
+//! thread that runs [`admin::engine`] against the daemon's own store — the daemon owns the
+//! store lock, so this is how the tools reach a live queue — and streams its events back.
+//!
+//! Invariants: a slow reader (`mailq | less`) only blocks its own thread, never the store
+//! (the engine copies index chunks before writing); a reader that goes away stops the work;
+//! released and requeued messages are handed to the queue manager at once.
+//!
+//! Security stance: the socket is mode 0600, owned by the queue owner; requests are length
+//! capped and parsed strictly.
 
+use admin::engine::{Backend, Context, Scheduler};
+use admin::protocol::{self, Event, Request};
 use config::Config;
-use sched::QueueManager;
+use envelope::QueueId;
+use sched::{QueueManager, Shared};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixListener;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tracing::{info, warn};
 
 /// Binds the socket. Only called while holding the store lock, so a leftover socket file
 /// can only be a crashed daemon's and is safe to replace.
@@ -21,6 +38,7 @@ pub fn bind(cfg: &Config) -> std::io::Result<UnixListener> {
 
 pub async fn run(
     listener: UnixListener,
+    shared: Arc<Shared>,
     qmgr: Arc<QueueManager>,
     reload: mpsc::Sender<()>,
     mut stop: watch::Receiver<bool>,
@@ -31,28 +49,129 @@ pub async fn run(
             _ = stop.changed() => return,
         };
         let Ok((stream, _)) = conn else { continue };
-        let (qmgr, reload) = (qmgr.clone(), reload.clone());
-        tokio::spawn(async move {
-            let (read, mut write) = stream.into_split();
-            let mut line = String::new();
-            let mut reader = BufReader::new(read.take(256));
-            if reader.read_line(&mut line).await.is_err() {
-                return;
-            }
-            let answer = match line.trim() {
-                "flush" => {
-                    let n = qmgr.flush();
-                    info!(target: "qmgr", "flush requested: {n} deferred messages due now");
-                    format!("ok {n}\n")
-                }
-                "reload" => {
-                    let _ = reload.send(()).await;
-                    "ok\n".to_string()
-                }
-                "ping" => "ok\n".to_string(),
-                other => format!("error unknown command {other:?}\n"),
-            };
-            let _ = write.write_all(answer.as_bytes()).await;
-        });
+        let (shared, qmgr, reload) = (shared.clone(), qmgr.clone(), reload.clone());
+        tokio::spawn(handle(stream, shared, qmgr, reload));
+    }
+}
+
+async fn handle(
+    stream: UnixStream,
+    shared: Arc<Shared>,
+    qmgr: Arc<QueueManager>,
+    reload: mpsc::Sender<()>,
+) {
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut line = String::new();
+    let mut limited = AsyncReadExt::take(&mut reader, protocol::MAX_REQUEST);
+    if limited.read_line(&mut line).await.is_err() {
+        return;
+    }
+    if let Some(json) = line.strip_prefix(protocol::VERB).map(str::trim) {
+        // Bytes the client sent after the request line (queue IDs) are already buffered.
+        let leftover = reader.buffer().to_vec();
+        let Ok(stream) = reader.into_inner().into_std() else {
+            return;
+        };
+        let json = json.to_string();
+        let work = move || admin_request(&shared, &qmgr, &json, leftover, stream);
+        if let Err(e) = tokio::task::spawn_blocking(work).await {
+            warn!(target: "postsuper", "admin request failed: {e}");
+        }
+        return;
+    }
+    let answer = short_command(line.trim(), &qmgr, &reload).await;
+    let _ = reader.get_mut().write_all(answer.as_bytes()).await;
+}
+
+async fn short_command(line: &str, qmgr: &QueueManager, reload: &mpsc::Sender<()>) -> String {
+    let (verb, arg) = line.split_once(' ').unwrap_or((line, ""));
+    match verb {
+        "flush" => {
+            let n = qmgr.flush();
+            info!(target: "qmgr", "flush requested: {n} deferred messages due now");
+            format!("ok {n}\n")
+        }
+        "flush-site" => format!("ok {}\n", qmgr.flush_site(arg.trim())),
+        "flush-id" => match QueueId::parse(arg.trim()) {
+            Ok(id) => format!("ok {}\n", u8::from(qmgr.flush_id(id))),
+            Err(e) => format!("error {e}\n"),
+        },
+        "reload" => {
+            let _ = reload.send(()).await;
+            "ok\n".to_string()
+        }
+        "ping" => "ok\n".to_string(),
+        other => format!("error unknown command {other:?}\n"),
+    }
+}
+
+/// The scheduler as the admin engine sees it.
+struct Manager<'a>(&'a QueueManager);
+
+impl Scheduler for Manager<'_> {
+    fn is_active(&self, id: QueueId) -> bool {
+        self.0.is_active(id)
+    }
+    fn schedule(&self, id: QueueId, when: u64) {
+        self.0.schedule(id, when);
+    }
+}
+
+/// Runs one admin request on a blocking thread, streaming events to the client.
+fn admin_request(
+    shared: &Shared,
+    qmgr: &QueueManager,
+    json: &str,
+    leftover: Vec<u8>,
+    stream: std::os::unix::net::UnixStream,
+) {
+    if stream.set_nonblocking(false).is_err() {
+        return;
+    }
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut out = BufWriter::with_capacity(64 << 10, stream);
+    let request = match protocol::parse_request(json) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = protocol::write_event(&mut out, &Event::Error(e));
+            let _ = out.flush();
+            return;
+        }
+    };
+    let cfg = shared.config();
+    let ctx = Context {
+        backend: Backend::Store(&shared.store),
+        scheduler: &Manager(qmgr),
+        maildrop: cfg.queue_directory.join("maildrop"),
+        now: admin::duration::unix_now(),
+    };
+    let mut ids = BufReader::new(Read::chain(io::Cursor::new(leftover), read_half));
+    let wants_ids = matches!(&request, Request::Super(s) if s.ids_follow);
+    let ids: Option<&mut dyn BufRead> = if wants_ids { Some(&mut ids) } else { None };
+    let mut summary = None;
+    let result = ctx.run(&request, ids, &mut |event| {
+        if let Event::Summary(s) = &event {
+            summary = s.line();
+        }
+        // Row streams flush when the buffer fills; everything else at once.
+        let flush_now = !matches!(event, Event::Row(_));
+        protocol::write_event(&mut out, &event)?;
+        if flush_now {
+            out.flush()?;
+        }
+        Ok(())
+    });
+    let _ = out.flush();
+    if let (Some(line), Request::Super(s)) = (summary, &request) {
+        if !s.dry_run {
+            info!(target: "postsuper", "{line}");
+        }
+    }
+    if let Err(e) = result {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            warn!(target: "postsuper", "admin request stopped: {e}");
+        }
     }
 }

@@ -86,9 +86,13 @@ pub fn run(config_path: Option<&Path>) -> u8 {
         env!("CARGO_PKG_VERSION"),
         source.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "(embedded default)".into()),
         cfg.queue_directory.display());
-    let shared = match Shared::new(store, cfg, local) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
+    let remote = sched::SmtpRemote::new(&cfg);
+    let shared = match (Shared::new(store, cfg, local), remote) {
+        (Ok(s), Ok(remote)) => {
+            s.set_remote(Arc::new(remote));
+            Arc::new(s)
+        }
+        (Err(e), _) | (_, Err(e)) => {
             eprintln!("mailroom: fatal: {e}");
             return EX_CONFIG;
         }
@@ -103,6 +107,8 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
     let qmgr = QueueManager::new(shared.clone());
     let cfg = shared.config();
     let mut tasks = Vec::new();
+    // SMTP listeners (crate smtpd); the task ends after the stop once its sessions are done.
+    tasks.push(smtpd::spawn(smtpd_hooks(&shared, &qmgr), stop_rx.clone()));
     tasks.push(tokio::spawn(qmgr.clone().run(stop_rx.clone(), STOP_GRACE)));
     tasks.push(tokio::spawn(pickup::run(
         cfg.clone(),
@@ -115,6 +121,7 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
         Ok(listener) => {
             tasks.push(tokio::spawn(control_server::run(
                 listener,
+                shared.clone(),
                 qmgr.clone(),
                 reload_tx.clone(),
                 stop_rx.clone(),
@@ -161,9 +168,15 @@ fn reload(shared: &Shared, source: Option<&Path>) {
     };
     match LocalAgent::new(&cfg) {
         Ok(agent) => {
-            match shared.replace(cfg, agent) {
-                Ok(()) => info!(target: "master", "reload -- configuration and aliases re-read"),
-                Err(e) => warn!(target: "master", "reload failed, keeping the old configuration: {e}"),
+            let remote = sched::SmtpRemote::new(&cfg);
+            match remote.and_then(|r| shared.replace(cfg, agent).map(|()| r)) {
+                Ok(remote) => {
+                    shared.set_remote(Arc::new(remote));
+                    info!(target: "master", "reload -- configuration and aliases re-read");
+                }
+                Err(e) => {
+                    warn!(target: "master", "reload failed, keeping the old configuration: {e}")
+                }
             }
         }
         Err(e) => warn!(target: "master", "reload failed, keeping the old aliases: {e}"),
@@ -227,4 +240,15 @@ fn make_layout(cfg: &Config) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// What the SMTP server needs from the daemon: the live configuration (SIGHUP swaps it), the
+/// store, and the queue manager to make newly queued mail due at once.
+fn smtpd_hooks(shared: &Arc<Shared>, qmgr: &Arc<QueueManager>) -> smtpd::Hooks {
+    let (source, scheduler) = (shared.clone(), qmgr.clone());
+    smtpd::Hooks {
+        config: Arc::new(move || source.config()),
+        store: shared.store.clone(),
+        queued: Arc::new(move |id| scheduler.schedule(id, 0)),
+    }
 }

@@ -128,7 +128,7 @@ fn pickup_one(cfg: &Config, store: &Store, id: QueueId, path: &Path) -> Option<Q
         }
     }
     info!(target: "pickup", "{id}: uid={} from=<{sender}>", drop.uid);
-    info!(target: "cleanup", "{id}: message-id=<{id}@{}>, nrcpt={nrcpt}", cfg.myhostname);
+    info!(target: "cleanup", "{id}: message-id={}, nrcpt={nrcpt}", message_id(&message));
     if let Err(e) = fs::remove_file(path) {
         warn!(target: "pickup", "{}: cannot remove after queueing: {e}", path.display());
     }
@@ -185,6 +185,20 @@ pub fn quarantine(cfg: &Config, path: &Path, why: &str) {
             error!(target: "pickup", "maildrop/{name}: {why}; cannot move it to corrupt/: {e}")
         }
     }
+}
+
+/// The message's own `Message-ID:` value (cleanup adds one when missing), for the log.
+fn message_id(message: &[u8]) -> String {
+    let headers = message.split(|&b| b == b'\n').take_while(|l| !l.is_empty());
+    for line in headers {
+        let text = String::from_utf8_lossy(line);
+        if let Some((name, value)) = text.split_once(':') {
+            if name.eq_ignore_ascii_case("message-id") {
+                return value.trim().to_string();
+            }
+        }
+    }
+    "<>".to_string()
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {

@@ -1,0 +1,77 @@
+//! check on a store broken the seed-001 way, in the embedded profile (owner = this user).
+
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+fn config(root: &Path) -> Config {
+    let text = format!(
+        "queue_directory = \"{0}/queue\"\nmail_spool_directory = \"{0}/mail\"\nsmtpd_listen = []\n",
+        root.display()
+    );
+    Config::from_str(&text, None).unwrap()
+}
+
+fn layout(root: &Path) {
+    for (d, m) in [
+        ("queue", 0o755),
+        ("queue/maildrop", 0o730),
+        ("queue/store", 0o755),
+        ("mail", 0o755),
+    ] {
+        fs::create_dir_all(root.join(d)).unwrap();
+        fs::set_permissions(root.join(d), fs::Permissions::from_mode(m)).unwrap();
+    }
+    for i in 1..=3 {
+        let seg = root.join(format!("queue/store/00000000000{i}.seg"));
+        fs::write(&seg, b"").unwrap();
+        fs::set_permissions(&seg, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+#[test]
+fn a_good_layout_has_no_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    layout(dir.path());
+    let report = check(&config(dir.path()), false);
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+}
+
+#[test]
+fn wrong_modes_are_reported_once_and_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    layout(dir.path());
+    let maildrop = dir.path().join("queue/maildrop");
+    fs::set_permissions(&maildrop, fs::Permissions::from_mode(0o777)).unwrap();
+    for i in 1..=3 {
+        let seg = dir.path().join(format!("queue/store/00000000000{i}.seg"));
+        fs::set_permissions(&seg, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let mut report = check(&config(dir.path()), false);
+    assert_eq!(report.problems.len(), 2, "{:#?}", report.problems);
+    let md = &report.problems[0];
+    assert_eq!(md.path, maildrop.display().to_string());
+    assert_eq!(md.what, "mode 0777, expected 0775");
+    assert_eq!(md.fix, format!("chmod 0775 {}", maildrop.display()));
+    assert!(
+        report.problems[1].path.ends_with("store/* (3 files)"),
+        "{:?}",
+        report.problems[1]
+    );
+    fix(&mut report);
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(report.fixed.len(), 2);
+    assert!(check(&config(dir.path()), false).problems.is_empty());
+}
+
+#[test]
+fn a_symlink_is_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    layout(dir.path());
+    let maildrop = dir.path().join("queue/maildrop");
+    fs::remove_dir(&maildrop).unwrap();
+    std::os::unix::fs::symlink("/etc", &maildrop).unwrap();
+    let mut report = check(&config(dir.path()), false);
+    assert!(report.problems[0].what.contains("symbolic link"));
+    fix(&mut report);
+    assert_eq!(report.problems.len(), 1);
+}

@@ -1,0 +1,356 @@
+//! `mailroom doctor`: one screen that would have caught every seed — the daemon up or down
+//! while maildrop grows (000), permission problems (001), oversized mailboxes (002), a
+//! swelling deferred queue and who feeds it (000, 003, 004), free space and inodes against
+//! `queue_minfree`, and the log's warning rate. Exit 0/1/2 = ok/warn/critical, for
+//! monitoring.
+//!
+//! Inputs → outputs: the configuration, whether the daemon answers, queue [`Stats`] (from the
+//! daemon or a snapshot), a `check` report, the file system → a [`Report`] of [`Item`]s
+//! rendered as text or JSON. Reads only; changes nothing.
+//!
+//! Thresholds (why): free space below `queue_minfree` is critical (intake already refuses),
+//! below twice that a warning; maildrop at 50 % of `maildrop_count_limit` warns, at 90 % or
+//! and the daemon down with mail waiting is critical (seed 000); a deferred queue of 1,000+
+//! warns; the oldest message past half of `maximal_queue_lifetime` warns; a mailbox past
+//! 80 % of `mailbox_size_limit` warns (its next deliveries will bounce); a warning rate over
+//! 10 per minute in the last hour of `maillog_file` warns.
+
+use crate::check::{Report as CheckReport, Severity};
+use crate::duration::human_age;
+use crate::row::State;
+use crate::stats::Stats;
+use config::Config;
+use serde::Serialize;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warn,
+    Critical,
+}
+
+impl Level {
+    pub fn exit_code(self) -> u8 {
+        self as u8
+    }
+    fn word(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Warn => "WARN",
+            Level::Critical => "CRITICAL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub name: String,
+    pub level: Level,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub level: Level,
+    pub items: Vec<Item>,
+}
+
+/// Everything doctor looks at, gathered by the caller.
+pub struct Inputs<'a> {
+    pub cfg: &'a Config,
+    pub daemon_up: bool,
+    pub stats: Option<Stats>,
+    pub check: &'a CheckReport,
+    pub now: u64,
+}
+
+pub fn diagnose(i: &Inputs<'_>) -> Report {
+    let mut items = Vec::new();
+    let maildrop = i
+        .stats
+        .as_ref()
+        .map(|s| s.count(State::Maildrop))
+        .unwrap_or(0);
+    items.push(daemon(i.daemon_up, maildrop));
+    items.extend(space(i.cfg));
+    items.push(maildrop_item(i.cfg, maildrop));
+    if let Some(s) = &i.stats {
+        items.extend(queue_items(i.cfg, s, i.now));
+    } else {
+        items.push(item(
+            "queue",
+            Level::Warn,
+            "cannot read the queue store".into(),
+        ));
+    }
+    items.push(permissions(i.check));
+    items.push(mailboxes(i.cfg));
+    if let Some(it) = log_rate(i.cfg, i.now) {
+        items.push(it);
+    }
+    let level = items.iter().map(|x| x.level).max().unwrap_or(Level::Ok);
+    Report { level, items }
+}
+
+fn item(name: &str, level: Level, detail: String) -> Item {
+    Item {
+        name: name.into(),
+        level,
+        detail,
+    }
+}
+
+fn daemon(up: bool, maildrop: u64) -> Item {
+    match (up, maildrop) {
+        (true, _) => item("daemon", Level::Ok, "up (control socket answers)".into()),
+        (false, 0) => item(
+            "daemon",
+            Level::Warn,
+            "down: start it with mailroom serve".into(),
+        ),
+        (false, n) => item(
+            "daemon",
+            Level::Critical,
+            format!("down while {n} messages wait in maildrop: start it with mailroom serve"),
+        ),
+    }
+}
+
+fn space(cfg: &Config) -> Vec<Item> {
+    let Ok(free) = submit::guard::free_space(&cfg.queue_directory) else {
+        return vec![item(
+            "disk",
+            Level::Critical,
+            format!("cannot stat {}", cfg.queue_directory.display()),
+        )];
+    };
+    let min = cfg.queue_minfree;
+    let level = if free.bytes < min {
+        Level::Critical
+    } else if free.bytes < min.saturating_mul(2) {
+        Level::Warn
+    } else {
+        Level::Ok
+    };
+    let human = submit::guard::human;
+    let mut out = vec![item(
+        "disk free",
+        level,
+        format!("{} (queue_minfree {})", human(free.bytes), human(min)),
+    )];
+    if let Some(inodes) = free.inodes {
+        let min = cfg.queue_minfree_inodes;
+        let level = if inodes < min {
+            Level::Critical
+        } else if inodes < min.saturating_mul(2) {
+            Level::Warn
+        } else {
+            Level::Ok
+        };
+        out.push(item(
+            "inodes free",
+            level,
+            format!("{inodes} (queue_minfree_inodes {min})"),
+        ));
+    }
+    out
+}
+
+fn maildrop_item(cfg: &Config, n: u64) -> Item {
+    let limit = cfg.maildrop_count_limit.max(1);
+    let level = if n * 10 >= limit * 9 {
+        Level::Critical
+    } else if n * 2 >= limit {
+        Level::Warn
+    } else {
+        Level::Ok
+    };
+    item(
+        "maildrop",
+        level,
+        format!("{n} files waiting (maildrop_count_limit {limit})"),
+    )
+}
+
+fn queue_items(cfg: &Config, s: &Stats, now: u64) -> Vec<Item> {
+    let counts: Vec<String> = [State::Incoming, State::Active, State::Deferred, State::Hold]
+        .iter()
+        .map(|q| format!("{} {}", q.as_str(), s.count(*q)))
+        .collect();
+    let deferred = s.count(State::Deferred);
+    let level = if deferred >= 1000 {
+        Level::Warn
+    } else {
+        Level::Ok
+    };
+    let mut out = vec![item(
+        "queue",
+        level,
+        format!("{} ({})", counts.join(", "), submit::guard::human(s.bytes)),
+    )];
+    if let Some((id, t, q)) = &s.oldest {
+        let age = now.saturating_sub(*t);
+        let limit = cfg.maximal_queue_lifetime.as_secs();
+        let level = if age > limit / 2 {
+            Level::Warn
+        } else {
+            Level::Ok
+        };
+        out.push(item(
+            "oldest",
+            level,
+            format!("{} old, {id} in {}", human_age(age), q.as_str()),
+        ));
+    }
+    let top = |list: &[(String, u64)]| {
+        list.iter()
+            .map(|(k, n)| format!("{n} {}", if k.is_empty() { "(local)" } else { k }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if deferred > 0 {
+        out.push(item(
+            "deferred to",
+            Level::Ok,
+            top(&s.deferred_destinations),
+        ));
+        out.push(item("deferred from", Level::Ok, top(&s.deferred_senders)));
+        let reasons: Vec<(String, u64)> = s
+            .deferred_reasons
+            .iter()
+            .take(2)
+            .map(|(r, n)| (r.chars().take(70).collect(), *n))
+            .collect();
+        out.push(item("deferred why", Level::Ok, top(&reasons)));
+    }
+    out
+}
+
+fn permissions(report: &CheckReport) -> Item {
+    let worst = report.problems.iter().map(|p| p.severity).max();
+    let level = match worst {
+        None => Level::Ok,
+        Some(Severity::Warning) => Level::Warn,
+        Some(Severity::Error) => Level::Critical,
+    };
+    let detail = match report.problems.first() {
+        None => "store owner and modes as expected".into(),
+        Some(p) => format!(
+            "{} problem(s), first: {}: {} (run mailroom check --fix)",
+            report.problems.len(),
+            p.path,
+            p.what
+        ),
+    };
+    item("permissions", level, detail)
+}
+
+fn mailboxes(cfg: &Config) -> Item {
+    let limit = cfg.mailbox_size_limit;
+    let threshold = if limit > 0 { limit / 10 * 8 } else { 1 << 30 };
+    let mut big: Vec<(u64, String)> = std::fs::read_dir(&cfg.mail_spool_directory)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            (m.is_file() && m.len() >= threshold)
+                .then(|| (m.len(), e.file_name().to_string_lossy().into_owned()))
+        })
+        .collect();
+    big.sort_by(|a, b| b.cmp(a));
+    if big.is_empty() {
+        return item(
+            "mailboxes",
+            Level::Ok,
+            format!("none over {}", submit::guard::human(threshold)),
+        );
+    }
+    let list: Vec<String> = big
+        .iter()
+        .take(3)
+        .map(|(n, u)| format!("{u} {}", submit::guard::human(*n)))
+        .collect();
+    item(
+        "mailboxes",
+        Level::Warn,
+        format!(
+            "{} over {}: {} (mailroom mailbox archive USER)",
+            big.len(),
+            submit::guard::human(threshold),
+            list.join(", ")
+        ),
+    )
+}
+
+/// Warnings per minute over the last hour of `maillog_file`, from its last 4 MiB.
+fn log_rate(cfg: &Config, now: u64) -> Option<Item> {
+    if cfg.maillog_file.is_empty() || cfg.maillog_file.starts_with("/dev/") {
+        return None;
+    }
+    let mut file = std::fs::File::open(&cfg.maillog_file).ok()?;
+    let len = file.metadata().ok()?.len();
+    let start = len.saturating_sub(4 << 20);
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut text = String::new();
+    file.take(4 << 20).read_to_string(&mut text).ok()?;
+    let hour_ago =
+        chrono::DateTime::from_timestamp(now as i64 - 3600, 0)?.with_timezone(&chrono::Local);
+    let mut warnings = 0u64;
+    for line in text.lines() {
+        let is_warning = line.contains(" warning: ")
+            || line.contains(" error: ")
+            || line.contains(" fatal: ")
+            || line.contains("\"level\":\"warn")
+            || line.contains("\"level\":\"error");
+        if is_warning && line_time(line).is_none_or(|t| t >= hour_ago.naive_local()) {
+            warnings += 1;
+        }
+    }
+    let per_minute = warnings as f64 / 60.0;
+    let level = if per_minute > 10.0 {
+        Level::Warn
+    } else {
+        Level::Ok
+    };
+    Some(item(
+        "log warnings",
+        level,
+        format!("{warnings} in the last hour of {}", cfg.maillog_file),
+    ))
+}
+
+/// The time of a Postfix-style line (`Mar  5 07:08:09 host …`) in this year, or of a JSON line.
+fn line_time(line: &str) -> Option<chrono::NaiveDateTime> {
+    if let Some(rest) = line.strip_prefix("{\"time\":\"") {
+        let t = rest.split('"').next()?;
+        return chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|d| d.with_timezone(&chrono::Local).naive_local());
+    }
+    let stamp = line.get(..15)?;
+    let year = chrono::Local::now().format("%Y").to_string();
+    chrono::NaiveDateTime::parse_from_str(&format!("{year} {stamp}"), "%Y %b %e %H:%M:%S").ok()
+}
+
+/// The one-screen text.
+pub fn write_text(out: &mut impl Write, report: &Report, cfg: &Config) -> io::Result<()> {
+    writeln!(
+        out,
+        "mailroom doctor: {} ({} profile)",
+        cfg.queue_directory.display(),
+        cfg.profile.as_str()
+    )?;
+    for it in &report.items {
+        writeln!(
+            out,
+            "  {:<14} {:<8} {}",
+            it.name,
+            it.level.word(),
+            it.detail
+        )?;
+    }
+    writeln!(out, "status: {}", report.level.word())
+}

@@ -1,0 +1,249 @@
+//! One TCP (optionally TLS) connection to an SMTP server: connect, write, read replies,
+//! switch to TLS — each under a timeout. No SMTP decisions are made here.
+//!
+//! Inputs → outputs: a [`Peer`] (host name, address) → a [`Connection`]; bytes to send →
+//! written and flushed; incoming bytes → [`Reply`]s.
+//! Invariants: every operation is bounded in time (the caller's timeout) and in memory (a
+//! reply line keeps at most [`MAX_LINE`] bytes, a reply at most `MAX_REPLY_LINES` lines, the
+//! rest is read and dropped); after STARTTLS no byte received in plaintext is ever used
+//! (CVE-2011-0411 style injection is refused).
+//! Security stance: the server is untrusted; nothing it sends can make us allocate without
+//! bound, block without bound, or panic.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use super::reply::{Capabilities, Reply, ReplyError, ReplyParser, MAX_LINE};
+
+/// The server end of a connection, as it appears in logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Peer {
+    /// The MX host name, or the address itself for IP nexthops.
+    pub host: String,
+    pub addr: SocketAddr,
+}
+
+impl Peer {
+    /// `host[ip]`, Postfix's `namaddr`.
+    pub fn namaddr(&self) -> String {
+        format!("{}[{}]", self.host, self.addr.ip())
+    }
+
+    /// `host[ip]:port`, the `relay=` of log lines.
+    pub fn relay(&self) -> String {
+        format!("{}:{}", self.namaddr(), self.addr.port())
+    }
+}
+
+/// Why an I/O step failed.
+#[derive(Debug)]
+pub(crate) enum ConnError {
+    Timeout,
+    /// The server closed the connection (or reset it).
+    Lost,
+    /// A reply we cannot understand, or bytes where none may be.
+    Protocol(String),
+}
+
+impl From<ReplyError> for ConnError {
+    fn from(e: ReplyError) -> Self {
+        ConnError::Protocol(e.to_string())
+    }
+}
+
+/// Plain TCP or TLS over TCP.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// An open SMTP connection and what we learned about the server.
+pub(crate) struct Connection {
+    reader: BufReader<Stream>,
+    pub peer: Peer,
+    /// From the last EHLO (empty after HELO).
+    pub caps: Capabilities,
+    pub tls: bool,
+    pub opened: Instant,
+}
+
+impl Connection {
+    /// Opens the TCP connection (Nagle off: pipelined commands go out at once).
+    pub async fn connect(peer: Peer, limit: Duration) -> io::Result<Connection> {
+        let tcp = match tokio::time::timeout(limit, TcpStream::connect(peer.addr)).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "Connection timed out",
+                ))
+            }
+        };
+        tcp.set_nodelay(true)?;
+        Ok(Connection {
+            reader: BufReader::new(Stream::Plain(tcp)),
+            peer,
+            caps: Capabilities::default(),
+            tls: false,
+            opened: Instant::now(),
+        })
+    }
+
+    /// Writes and flushes `bytes` within `limit`.
+    pub async fn send(&mut self, bytes: &[u8], limit: Duration) -> Result<(), ConnError> {
+        let stream = self.reader.get_mut();
+        let write = async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        };
+        match tokio::time::timeout(limit, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ConnError::Lost),
+            Err(_) => Err(ConnError::Timeout),
+        }
+    }
+
+    /// Reads one complete reply within `limit` (for all of its lines together).
+    pub async fn read_reply(&mut self, limit: Duration) -> Result<Reply, ConnError> {
+        match tokio::time::timeout(limit, self.read_reply_unbounded()).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnError::Timeout),
+        }
+    }
+
+    async fn read_reply_unbounded(&mut self) -> Result<Reply, ConnError> {
+        let mut parser = ReplyParser::default();
+        let mut line = Vec::with_capacity(128);
+        loop {
+            line.clear();
+            self.read_line(&mut line).await?;
+            if let Some(reply) = parser.push(&line)? {
+                return Ok(reply);
+            }
+        }
+    }
+
+    /// One line without its CR LF; bytes past [`MAX_LINE`] are read and dropped.
+    async fn read_line(&mut self, line: &mut Vec<u8>) -> Result<(), ConnError> {
+        loop {
+            let available = self.reader.fill_buf().await.map_err(|_| ConnError::Lost)?;
+            if available.is_empty() {
+                return Err(ConnError::Lost);
+            }
+            let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (&available[..i], i + 1),
+                None => (available, available.len()),
+            };
+            let room = MAX_LINE.saturating_sub(line.len());
+            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            let found = done > chunk.len();
+            self.reader.consume(done);
+            if found {
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// True when the server sent bytes we have not read (after a reply that must be last).
+    pub fn has_unread_input(&self) -> bool {
+        !self.reader.buffer().is_empty()
+    }
+
+    /// Runs the TLS handshake on this connection (after the server's 220 to STARTTLS).
+    pub async fn start_tls(
+        self,
+        config: Arc<rustls::ClientConfig>,
+        limit: Duration,
+    ) -> Result<Connection, ConnError> {
+        if self.has_unread_input() {
+            return Err(ConnError::Protocol(
+                "server sent data before the TLS handshake".into(),
+            ));
+        }
+        let Stream::Plain(tcp) = self.reader.into_inner() else {
+            return Err(ConnError::Protocol("TLS is already on".into()));
+        };
+        let name = server_name(&self.peer);
+        let handshake = TlsConnector::from(config).connect(name, tcp);
+        let tls = match tokio::time::timeout(limit, handshake).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => return Err(ConnError::Protocol(e.to_string())),
+            Err(_) => return Err(ConnError::Timeout),
+        };
+        Ok(Connection {
+            reader: BufReader::new(Stream::Tls(Box::new(tls))),
+            peer: self.peer,
+            caps: Capabilities::default(),
+            tls: true,
+            opened: self.opened,
+        })
+    }
+
+    /// Sends QUIT without waiting for the answer (Postfix's `smtp_skip_quit_response`) and
+    /// closes the connection.
+    pub async fn quit(mut self, limit: Duration) {
+        let _ = self.send(b"QUIT\r\n", limit).await;
+        let stream = self.reader.get_mut();
+        let _ = tokio::time::timeout(limit, stream.shutdown()).await;
+    }
+}
+
+/// The TLS server name: the MX host name when it is a DNS name, else the address (rustls
+/// sends no SNI for addresses). Opportunistic TLS checks neither.
+fn server_name(peer: &Peer) -> ServerName<'static> {
+    ServerName::try_from(peer.host.clone())
+        .unwrap_or_else(|_| ServerName::IpAddress(peer.addr.ip().into()))
+}

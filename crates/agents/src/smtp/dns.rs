@@ -1,0 +1,319 @@
+//! Where to connect for a nexthop: MX records sorted by preference (equal preferences in
+//! random order), their addresses, the A/AAAA fallback when a domain has no MX, and the
+//! DNS verdicts that end a delivery before any connection (RFC 5321 5.1, RFC 7505).
+//!
+//! Inputs → outputs: a [`Nexthop`] → the [`Peer`]s to try, in order, at most
+//! `smtp_mx_address_limit` of them; or a [`Failure`]: NXDOMAIN → bounced 5.1.2, null MX →
+//! bounced 5.1.10, a temporary DNS error → deferred 4.4.3.
+//! Invariants: names are looked up fully qualified (no search-list surprises); a temporary
+//! error never turns into a bounce; an MX host without addresses is skipped, and only when
+//! no host has any is the delivery deferred (a DNS mistake at the destination should not
+//! lose mail).
+//! Security stance: DNS answers are untrusted input; they only choose addresses to connect
+//! to (the SMTP conversation is what decides delivery) and appear in texts as printable names.
+
+use std::net::{IpAddr, SocketAddr};
+
+use hickory_resolver::config::{ConnectionConfig, LookupIpStrategy, NameServerConfig};
+use hickory_resolver::config::{ResolverConfig, ResolverOpts};
+use hickory_resolver::net::NetError;
+use hickory_resolver::proto::rr::{Name, RData};
+use hickory_resolver::TokioResolver;
+
+use super::conn::Peer;
+use super::failure::Failure;
+use super::{Nexthop, SmtpError};
+
+/// The resolver, or why there is none (no usable /etc/resolv.conf): then only IP nexthops
+/// work and everything else is deferred with that reason.
+pub(crate) struct Dns {
+    resolver: Result<TokioResolver, String>,
+}
+
+impl Dns {
+    /// `nameservers` (`ip`, `ip:port`, `[ip6]:port`) or, when empty, /etc/resolv.conf.
+    pub fn new(nameservers: &[String]) -> Result<Dns, SmtpError> {
+        let builder = if nameservers.is_empty() {
+            match TokioResolver::builder_tokio() {
+                Ok(builder) => builder,
+                Err(e) => {
+                    return Ok(Dns {
+                        resolver: Err(format!("cannot read the system DNS configuration: {e}")),
+                    })
+                }
+            }
+        } else {
+            let servers = nameservers
+                .iter()
+                .map(|s| name_server(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let config = ResolverConfig::from_parts(None, Vec::new(), servers);
+            TokioResolver::builder_with_config(config, Default::default())
+        };
+        let mut builder = builder;
+        set_options(builder.options_mut());
+        let resolver = builder
+            .build()
+            .map_err(|e| SmtpError::Resolver(e.to_string()))?;
+        Ok(Dns {
+            resolver: Ok(resolver),
+        })
+    }
+
+    /// The addresses to try for `nexthop`, best first.
+    pub async fn peers(&self, nexthop: &Nexthop, limit: usize) -> Result<Vec<Peer>, Failure> {
+        if let Ok(ip) = nexthop.host.parse::<IpAddr>() {
+            return Ok(vec![peer(&nexthop.host, ip, nexthop.port)]);
+        }
+        let resolver = self
+            .resolver
+            .as_ref()
+            .map_err(|why| Failure::deferred("4.4.3", why.clone()))?;
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        let (hosts, from_mx) = if nexthop.mx_lookup {
+            mx_hosts(resolver, &nexthop.host).await?
+        } else {
+            (vec![nexthop.host.clone()], false)
+        };
+        let peers = addresses(resolver, &hosts, nexthop.port, limit, !from_mx).await;
+        // A `[host]` nexthop is the operator's word (relayhost, transport_maps): a name that
+        // does not resolve is a configuration mistake to fix, not a reason to bounce mail.
+        match peers {
+            Err(failure) if !nexthop.mx_lookup => Err(Failure::deferred("4.4.3", failure.text)),
+            other => other,
+        }
+    }
+}
+
+/// A name server from `dns_nameservers`: UDP, plus TCP for truncated answers.
+fn name_server(text: &str) -> Result<NameServerConfig, SmtpError> {
+    let addr = text
+        .parse::<SocketAddr>()
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| SmtpError::Nameserver(text.to_string()))?;
+    let mut udp = ConnectionConfig::udp();
+    udp.port = addr.port();
+    let mut tcp = ConnectionConfig::tcp();
+    tcp.port = addr.port();
+    Ok(NameServerConfig::new(addr.ip(), true, vec![udp, tcp]))
+}
+
+fn set_options(opts: &mut ResolverOpts) {
+    // IPv4 first: most MX hosts have it, and many hosts have no IPv6 route.
+    opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+    opts.timeout = std::time::Duration::from_secs(5);
+    opts.attempts = 2;
+}
+
+fn peer(host: &str, ip: IpAddr, port: u16) -> Peer {
+    Peer {
+        host: host.to_string(),
+        addr: SocketAddr::new(ip, port),
+    }
+}
+
+/// `domain` as an absolute DNS name (IDNA for non-ASCII), or a bounce if it cannot be one.
+fn absolute_name(domain: &str) -> Result<Name, Failure> {
+    let trimmed = domain.trim_end_matches('.');
+    let valid = !trimmed.is_empty() && !trimmed.contains(['\0', ' ', '\t', '\r', '\n']);
+    valid
+        .then(|| Name::from_utf8(format!("{trimmed}.")).ok())
+        .flatten()
+        .ok_or_else(|| not_found(domain, "MX", &NameError::NxDomain))
+}
+
+/// The MX host names of `domain`, best first, and `true`; or the domain itself and `false`
+/// when it has no MX (RFC 5321 5.1: the implicit MX).
+async fn mx_hosts(resolver: &TokioResolver, domain: &str) -> Result<(Vec<String>, bool), Failure> {
+    let name = absolute_name(domain)?;
+    let lookup = match resolver.mx_lookup(name).await {
+        Ok(lookup) => lookup,
+        Err(e) => {
+            return match classify(&e) {
+                NameError::NoData => Ok((vec![domain.to_string()], false)),
+                kind => Err(not_found(domain, "MX", &kind)),
+            }
+        }
+    };
+    let records: Vec<(u16, Name)> = lookup
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::MX(mx) => Some((mx.preference, mx.exchange.clone())),
+            _ => None,
+        })
+        .collect();
+    if records.is_empty() {
+        return Ok((vec![domain.to_string()], false));
+    }
+    // RFC 7505: an MX of "." says the domain accepts no mail at all.
+    if records.iter().any(|(_, exchange)| exchange.is_root()) {
+        return Err(Failure::bounced(
+            "5.1.10",
+            format!(
+                "recipient address has null MX: domain {domain} does not accept mail (RFC 7505)"
+            ),
+        ));
+    }
+    let named = records
+        .into_iter()
+        .map(|(pref, exchange)| (pref, host_name(&exchange)))
+        .collect();
+    Ok((order_by_preference(named, fastrand::u64(..)), true))
+}
+
+/// A DNS name as we print it: no trailing dot, printable ASCII.
+fn host_name(name: &Name) -> String {
+    let text = name.to_ascii();
+    super::reply::printable(text.trim_end_matches('.').as_bytes())
+}
+
+/// Sorts by preference; hosts of equal preference are shuffled (RFC 5321 5.1) with `seed`.
+pub(crate) fn order_by_preference(mut hosts: Vec<(u16, String)>, seed: u64) -> Vec<String> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    rng.shuffle(&mut hosts);
+    // A stable sort keeps the shuffled order within each preference.
+    hosts.sort_by_key(|(pref, _)| *pref);
+    let mut names: Vec<String> = Vec::with_capacity(hosts.len());
+    for (_, host) in hosts {
+        if !names.contains(&host) {
+            names.push(host);
+        }
+    }
+    names
+}
+
+/// The addresses of `hosts` in order, at most `limit`. When none has any: a bounce if
+/// `missing_is_final` (the domain itself has no address) and the name does not exist, else
+/// a deferral.
+async fn addresses(
+    resolver: &TokioResolver,
+    hosts: &[String],
+    port: u16,
+    limit: usize,
+    missing_is_final: bool,
+) -> Result<Vec<Peer>, Failure> {
+    let mut peers = Vec::new();
+    let mut last_error = None;
+    for host in hosts {
+        if peers.len() >= limit {
+            break;
+        }
+        match host_addresses(resolver, host).await {
+            Ok(ips) => {
+                let room = limit - peers.len();
+                peers.extend(ips.into_iter().take(room).map(|ip| peer(host, ip, port)));
+            }
+            Err(kind) => last_error = Some((host.clone(), kind)),
+        }
+    }
+    if !peers.is_empty() {
+        return Ok(peers);
+    }
+    let (host, kind) = last_error.unwrap_or((String::new(), NameError::NoData));
+    match kind {
+        NameError::NxDomain | NameError::NoData if missing_is_final => {
+            Err(not_found(&host, "A", &kind))
+        }
+        NameError::NxDomain | NameError::NoData => Err(Failure::deferred(
+            "4.4.3",
+            format!("Host or domain name not found. Name service error for name={host} type=A: MX host has no address"),
+        )),
+        NameError::Temporary(_) => Err(not_found(&host, "A", &kind)),
+    }
+}
+
+async fn host_addresses(resolver: &TokioResolver, host: &str) -> Result<Vec<IpAddr>, NameError> {
+    let name = absolute_name(host).map_err(|_| NameError::NxDomain)?;
+    match resolver.lookup_ip(name).await {
+        Ok(lookup) => {
+            let ips: Vec<IpAddr> = lookup.iter().collect();
+            if ips.is_empty() {
+                Err(NameError::NoData)
+            } else {
+                Ok(ips)
+            }
+        }
+        Err(e) => Err(classify(&e)),
+    }
+}
+
+/// What a failed lookup means for the mail.
+#[derive(Debug)]
+enum NameError {
+    NxDomain,
+    /// The name exists but has no record of that type.
+    NoData,
+    Temporary(String),
+}
+
+fn classify(error: &NetError) -> NameError {
+    if error.is_nx_domain() {
+        NameError::NxDomain
+    } else if error.is_no_records_found() {
+        NameError::NoData
+    } else {
+        NameError::Temporary(error.to_string())
+    }
+}
+
+/// Postfix's "Host or domain name not found" texts: bounced 5.1.2 when the name does not
+/// exist, deferred 4.4.3 when the lookup failed.
+fn not_found(name: &str, kind: &str, error: &NameError) -> Failure {
+    let name = super::reply::printable(name.as_bytes());
+    let prefix =
+        format!("Host or domain name not found. Name service error for name={name} type={kind}");
+    match error {
+        NameError::NxDomain | NameError::NoData => {
+            Failure::bounced("5.1.2", format!("{prefix}: Host not found"))
+        }
+        NameError::Temporary(detail) => {
+            tracing::debug!(target: "smtp", "DNS lookup of {name} type={kind} failed: {detail}");
+            Failure::deferred("4.4.3", format!("{prefix}: Host not found, try again"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mx(list: &[(u16, &str)]) -> Vec<(u16, String)> {
+        list.iter().map(|(p, h)| (*p, h.to_string())).collect()
+    }
+
+    #[test]
+    fn preference_order_with_random_ties() {
+        let records = mx(&[(20, "c"), (10, "a"), (10, "b"), (30, "d"), (10, "a")]);
+        let mut firsts = std::collections::HashSet::new();
+        for seed in 0..64 {
+            let order = order_by_preference(records.clone(), seed);
+            assert_eq!(order.len(), 4, "duplicates removed: {order:?}");
+            assert_eq!(&order[2..], ["c", "d"]);
+            firsts.insert(order[0].clone());
+        }
+        assert_eq!(firsts.len(), 2, "equal preferences must be shuffled");
+    }
+
+    #[test]
+    fn nameserver_syntax() {
+        assert_eq!(
+            name_server("127.0.0.1:5353").unwrap().ip.to_string(),
+            "127.0.0.1"
+        );
+        let v6 = name_server("[::1]:53").unwrap();
+        assert_eq!(v6.connections[0].port, 53);
+        assert_eq!(name_server("10.0.0.1").unwrap().connections[1].port, 53);
+        assert!(name_server("resolver.example").is_err());
+    }
+
+    #[test]
+    fn bad_domains_bounce() {
+        for bad in ["", ".", "a b.example", "x\r\ny"] {
+            let f = absolute_name(bad).unwrap_err();
+            assert_eq!(f.dsn, "5.1.2", "{bad:?}");
+        }
+        assert!(absolute_name("example.com").is_ok());
+        assert!(absolute_name("bücher.example").is_ok());
+    }
+}

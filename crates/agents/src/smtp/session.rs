@@ -1,0 +1,204 @@
+//! Opening an SMTP session with one server address: TCP connect, greeting, EHLO (HELO when
+//! EHLO is refused), STARTTLS per `smtp_tls_security_level`, EHLO again over TLS.
+//!
+//! States (each step either advances or ends with a [`HostFailure`]):
+//! ```text
+//! connect ─► greeting 2xx ─► EHLO 2xx ─┬─ STARTTLS offered & level ≥ may ─► 220 ─► handshake ─► EHLO ─► ready
+//!                            │ non-2xx  │                                   │ refused: may → ready (plain),
+//!                            ▼ (≠421)   │                                   │          encrypt → 4.7.5
+//!                         HELO 2xx ─────┴─ no STARTTLS: may → ready, encrypt → 4.7.4
+//! ```
+//! Inputs → outputs: a [`Peer`] → a ready [`Connection`] (capabilities known) or a
+//! [`HostFailure`] saying what to report and whether to try this host again without TLS.
+//! Invariants: at `encrypt` no MAIL is ever sent in plaintext; at `may` a failed handshake
+//! is retried once over a new plaintext connection (Postfix: "Otherwise we would defer mail
+//! forever with destinations that have no alternate MX host"); every failure here is a
+//! deferral, so the caller may try the next MX host.
+//! Security stance: `may` and `encrypt` verify no certificate (like Postfix's levels of the
+//! same names): they protect against passive eavesdropping, not against an active attacker.
+
+use std::io;
+use std::sync::Arc;
+
+use super::conn::{ConnError, Connection, Peer};
+use super::failure::{soften, Failure, Phase};
+use super::reply::{Capabilities, Reply};
+use super::settings::{SmtpSettings, TlsLevel};
+
+/// Why a server address could not be used.
+#[derive(Debug)]
+pub(crate) struct HostFailure {
+    pub failure: Failure,
+    /// `none` when no TCP connection was made, else `host[ip]:port`.
+    pub relay: String,
+    /// The TLS handshake failed at level `may`: try the same address once more, in plaintext.
+    pub retry_plain: bool,
+}
+
+/// What opening a session needs.
+pub(crate) struct Opener<'a> {
+    pub settings: &'a SmtpSettings,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Opener<'_> {
+    /// Connects to `peer` and runs the handshake; `allow_tls = false` skips STARTTLS.
+    pub async fn open(&self, peer: Peer, allow_tls: bool) -> Result<Connection, HostFailure> {
+        let timeouts = self.settings.checked_timeouts();
+        let conn = Connection::connect(peer.clone(), timeouts.connect)
+            .await
+            .map_err(|e| connect_failure(&peer, &e))?;
+        let fail = |failure: Failure| HostFailure {
+            failure,
+            relay: peer.relay(),
+            retry_plain: false,
+        };
+        let mut conn = conn;
+        let greeting = read(&mut conn, Phase::Greeting, timeouts.helo)
+            .await
+            .map_err(fail)?;
+        if !greeting.is_positive() {
+            return Err(fail(Failure::refused(&greeting, &peer)));
+        }
+        self.hello(&mut conn).await.map_err(fail)?;
+        self.secure(conn, allow_tls).await
+    }
+
+    /// EHLO, or HELO when EHLO is refused with anything but 421 (Postfix's rule).
+    async fn hello(&self, conn: &mut Connection) -> Result<(), Failure> {
+        let limit = self.settings.checked_timeouts().helo;
+        let ehlo = format!("EHLO {}\r\n", self.settings.helo_name);
+        let reply = command(conn, ehlo.as_bytes(), Phase::Ehlo, limit).await?;
+        if reply.is_positive() {
+            conn.caps = Capabilities::from_ehlo(&reply);
+            return Ok(());
+        }
+        if reply.code == 421 {
+            return Err(Failure::refused(&reply, &conn.peer));
+        }
+        let helo = format!("HELO {}\r\n", self.settings.helo_name);
+        let reply = command(conn, helo.as_bytes(), Phase::Helo, limit).await?;
+        if !reply.is_positive() {
+            return Err(Failure::refused(&reply, &conn.peer));
+        }
+        conn.caps = Capabilities::default();
+        Ok(())
+    }
+
+    /// Applies the TLS level: STARTTLS when offered (and allowed), refusal at `encrypt`.
+    async fn secure(
+        &self,
+        mut conn: Connection,
+        allow_tls: bool,
+    ) -> Result<Connection, HostFailure> {
+        let level = self.settings.tls_level;
+        let relay = conn.peer.relay();
+        let fail = |failure: Failure, retry_plain: bool| HostFailure {
+            failure,
+            relay: relay.clone(),
+            retry_plain,
+        };
+        let config = match (&self.tls, level) {
+            (Some(config), TlsLevel::May | TlsLevel::Encrypt) if allow_tls => config.clone(),
+            _ => return self.require_tls(conn).map_err(|f| fail(f, false)),
+        };
+        if !conn.caps.starttls {
+            return self.require_tls(conn).map_err(|f| fail(f, false));
+        }
+        let limit = self.settings.checked_timeouts().helo;
+        let reply = command(&mut conn, b"STARTTLS\r\n", Phase::StartTls, limit)
+            .await
+            .map_err(|f| fail(f, false))?;
+        if reply.class() != 2 {
+            return match level {
+                TlsLevel::Encrypt => Err(fail(refused_tls(&reply, &conn.peer), false)),
+                _ => Ok(conn),
+            };
+        }
+        let mut conn = match conn.start_tls(config, limit).await {
+            Ok(conn) => conn,
+            Err(_) => {
+                let failure = Failure::deferred("4.7.5", "Cannot start TLS: handshake failure");
+                return Err(fail(failure, level == TlsLevel::May));
+            }
+        };
+        self.hello(&mut conn).await.map_err(|f| fail(f, false))?;
+        Ok(conn)
+    }
+
+    /// Without TLS: fine unless the level is `encrypt`.
+    fn require_tls(&self, conn: Connection) -> Result<Connection, Failure> {
+        if self.settings.tls_level == TlsLevel::Encrypt && !conn.tls {
+            return Err(Failure::deferred(
+                "4.7.4",
+                format!(
+                    "TLS is required, but was not offered by host {}",
+                    conn.peer.namaddr()
+                ),
+            ));
+        }
+        Ok(conn)
+    }
+}
+
+fn refused_tls(reply: &Reply, peer: &Peer) -> Failure {
+    Failure::deferred(
+        &soften(&reply.dsn()),
+        format!(
+            "TLS is required, but host {} refused to start TLS: {}",
+            peer.namaddr(),
+            reply.text()
+        ),
+    )
+}
+
+/// Sends one command and reads its reply, both within `limit`.
+pub(crate) async fn command(
+    conn: &mut Connection,
+    line: &[u8],
+    phase: Phase,
+    limit: std::time::Duration,
+) -> Result<Reply, Failure> {
+    if let Err(e) = conn.send(line, limit).await {
+        return Err(Failure::from_conn(&e, &conn.peer, phase));
+    }
+    read(conn, phase, limit).await
+}
+
+async fn read(
+    conn: &mut Connection,
+    phase: Phase,
+    limit: std::time::Duration,
+) -> Result<Reply, Failure> {
+    conn.read_reply(limit)
+        .await
+        .map_err(|e: ConnError| Failure::from_conn(&e, &conn.peer, phase))
+}
+
+/// Postfix's `connect to host[ip]:port: Connection refused` (4.4.1), relay `none`.
+fn connect_failure(peer: &Peer, error: &io::Error) -> HostFailure {
+    HostFailure {
+        failure: Failure::deferred(
+            "4.4.1",
+            format!("connect to {}: {}", peer.relay(), strerror(error)),
+        ),
+        relay: "none".to_string(),
+        retry_plain: false,
+    }
+}
+
+/// The C library's words for common connect errors, without Rust's "(os error N)".
+fn strerror(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => "Connection refused".to_string(),
+        io::ErrorKind::TimedOut => "Connection timed out".to_string(),
+        io::ErrorKind::ConnectionReset => "Connection reset by peer".to_string(),
+        _ => {
+            let text = error.to_string();
+            match text.find(" (os error") {
+                Some(cut) => text[..cut].to_string(),
+                None => text,
+            }
+        }
+    }
+}

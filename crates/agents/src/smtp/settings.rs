@@ -1,0 +1,203 @@
+//! The SMTP client's settings: the `smtp_*` parameters of [`config::Config`], checked and
+//! typed once so the delivery path never parses strings.
+//!
+//! Inputs → outputs: a [`Config`] → [`SmtpSettings`] ([`SmtpSettings::from_config`]).
+//! Invariants: every timeout is non-zero (a zero from the configuration becomes one second,
+//! so no phase can hang forever or fail instantly); a recipient limit of 0 means no limit.
+//! Security stance: trusts the configuration (the operator's word); no I/O.
+
+use std::time::Duration;
+
+use config::Config;
+
+/// Postfix's `smtp_rset_timeout` default; not a mailroom parameter (yet).
+const RSET_TIMEOUT: Duration = Duration::from_secs(20);
+/// Postfix's `smtp_connection_cache_time_limit` default: how long an idle connection waits
+/// for the next message to the same nexthop.
+const CONNECTION_CACHE_TIME: Duration = Duration::from_secs(2);
+/// Postfix's `smtp_connection_reuse_time_limit` default: older connections are not reused.
+const CONNECTION_REUSE_TIME: Duration = Duration::from_secs(300);
+/// Postfix's `smtp_mx_address_limit` default: IP addresses tried per delivery.
+const MX_ADDRESS_LIMIT: usize = 5;
+
+/// `smtp_tls_security_level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsLevel {
+    /// Never send STARTTLS.
+    None,
+    /// Opportunistic: STARTTLS when offered, no certificate check; plaintext when the server
+    /// does not offer it, or (as Postfix does) on a new connection after a failed handshake.
+    May,
+    /// Mandatory encryption, no certificate check: no TLS → deferred 4.7.4 / 4.7.5.
+    Encrypt,
+}
+
+impl TlsLevel {
+    /// Parses Postfix's words; anything unknown is `May` (the configuration crate already
+    /// refuses other values, so this only matters for hand-built settings).
+    pub fn parse(word: &str) -> TlsLevel {
+        match word.trim().to_ascii_lowercase().as_str() {
+            "none" | "" => TlsLevel::None,
+            "encrypt" => TlsLevel::Encrypt,
+            _ => TlsLevel::May,
+        }
+    }
+}
+
+/// Per-phase timeouts (Postfix `smtp_*_timeout`). Each bounds one read or one write, like
+/// Postfix's: a slow but progressing body transfer is not cut off, a stalled one is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Greeting, EHLO/HELO and STARTTLS.
+    pub helo: Duration,
+    pub mail: Duration,
+    pub rcpt: Duration,
+    /// The reply to DATA.
+    pub data_init: Duration,
+    /// Each write of the message body.
+    pub data_xfer: Duration,
+    /// The final dot and its reply (the "message may be sent more than once" window).
+    pub data_done: Duration,
+    pub rset: Duration,
+    pub quit: Duration,
+}
+
+impl Timeouts {
+    /// Every phase with the same limit (tests).
+    pub fn uniform(limit: Duration) -> Timeouts {
+        Timeouts {
+            connect: limit,
+            helo: limit,
+            mail: limit,
+            rcpt: limit,
+            data_init: limit,
+            data_xfer: limit,
+            data_done: limit,
+            rset: limit,
+            quit: limit,
+        }
+    }
+
+    fn non_zero(self) -> Timeouts {
+        let fix = |d: Duration| {
+            if d.is_zero() {
+                Duration::from_secs(1)
+            } else {
+                d
+            }
+        };
+        Timeouts {
+            connect: fix(self.connect),
+            helo: fix(self.helo),
+            mail: fix(self.mail),
+            rcpt: fix(self.rcpt),
+            data_init: fix(self.data_init),
+            data_xfer: fix(self.data_xfer),
+            data_done: fix(self.data_done),
+            rset: fix(self.rset),
+            quit: fix(self.quit),
+        }
+    }
+}
+
+/// Everything the SMTP client needs from the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmtpSettings {
+    /// `smtp_helo_name`: the name sent in EHLO/HELO.
+    pub helo_name: String,
+    pub tls_level: TlsLevel,
+    /// `smtp_destination_recipient_limit`: recipients per transaction; 0 = no limit.
+    pub recipient_limit: usize,
+    pub timeouts: Timeouts,
+    /// `smtp_default_port`: the port for MX hosts and for nexthops without one.
+    pub default_port: u16,
+    /// `dns_nameservers` (`127.0.0.1:5353`, `::1`, `[::1]:53`); empty = /etc/resolv.conf.
+    pub dns_nameservers: Vec<String>,
+    /// How long an idle connection is kept for the next message to the same nexthop.
+    pub connection_cache_time: Duration,
+    /// Connections older than this are closed instead of reused.
+    pub connection_reuse_time: Duration,
+    /// `smtp_mx_address_limit`: IP addresses tried per delivery (0 = no limit).
+    pub mx_address_limit: usize,
+}
+
+impl SmtpSettings {
+    pub fn from_config(cfg: &Config) -> SmtpSettings {
+        let helo_name = if cfg.smtp_helo_name.trim().is_empty() {
+            cfg.myhostname.clone()
+        } else {
+            cfg.smtp_helo_name.clone()
+        };
+        let timeouts = Timeouts {
+            connect: cfg.smtp_connect_timeout,
+            helo: cfg.smtp_helo_timeout,
+            mail: cfg.smtp_mail_timeout,
+            rcpt: cfg.smtp_rcpt_timeout,
+            data_init: cfg.smtp_data_init_timeout,
+            data_xfer: cfg.smtp_data_xfer_timeout,
+            data_done: cfg.smtp_data_done_timeout,
+            rset: RSET_TIMEOUT,
+            quit: cfg.smtp_quit_timeout,
+        };
+        SmtpSettings {
+            helo_name,
+            tls_level: TlsLevel::parse(&cfg.smtp_tls_security_level),
+            recipient_limit: cfg.smtp_destination_recipient_limit,
+            timeouts: timeouts.non_zero(),
+            default_port: cfg.smtp_default_port,
+            dns_nameservers: cfg.dns_nameservers.clone(),
+            connection_cache_time: CONNECTION_CACHE_TIME,
+            connection_reuse_time: CONNECTION_REUSE_TIME,
+            mx_address_limit: MX_ADDRESS_LIMIT,
+        }
+    }
+
+    /// Recipients per transaction, with 0 meaning no limit.
+    pub(crate) fn recipients_per_transaction(&self) -> usize {
+        if self.recipient_limit == 0 {
+            usize::MAX
+        } else {
+            self.recipient_limit
+        }
+    }
+
+    /// The timeouts with zeros replaced (hand-built settings may hold zeros).
+    pub(crate) fn checked_timeouts(&self) -> Timeouts {
+        self.timeouts.clone().non_zero()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_embedded_default() {
+        let cfg = Config::embedded_default();
+        let s = SmtpSettings::from_config(&cfg);
+        assert_eq!(s.tls_level, TlsLevel::May);
+        assert_eq!(s.recipient_limit, 50);
+        assert_eq!(s.timeouts.data_done, Duration::from_secs(600));
+        assert_eq!(s.timeouts.rset, RSET_TIMEOUT);
+        assert_eq!(s.default_port, 25);
+        assert!(!s.helo_name.is_empty());
+    }
+
+    #[test]
+    fn tls_words() {
+        assert_eq!(TlsLevel::parse("none"), TlsLevel::None);
+        assert_eq!(TlsLevel::parse("MAY"), TlsLevel::May);
+        assert_eq!(TlsLevel::parse("encrypt"), TlsLevel::Encrypt);
+    }
+
+    #[test]
+    fn zero_timeouts_and_limits() {
+        let mut cfg = Config::embedded_default();
+        cfg.smtp_mail_timeout = Duration::ZERO;
+        cfg.smtp_destination_recipient_limit = 0;
+        let s = SmtpSettings::from_config(&cfg);
+        assert_eq!(s.timeouts.mail, Duration::from_secs(1));
+        assert_eq!(s.recipients_per_transaction(), usize::MAX);
+    }
+}

@@ -1,0 +1,190 @@
+//! MX routing against the test DNS server: preference order, the next MX when one is down,
+//! A fallback, null MX, NXDOMAIN, temporary DNS failure.
+
+use std::net::SocketAddr;
+
+use envelope::OutcomeKind::{Bounced, Deferred, Sent};
+
+use super::dns_server::{self, Zone};
+use super::server::{Behaviour, TestServer};
+use super::*;
+
+/// Two SMTP servers on the same port at 127.0.0.2 and 127.0.0.3 (MX hosts share a port).
+async fn two_servers() -> (TestServer, TestServer) {
+    for _ in 0..20 {
+        let first = TestServer::start_on(addr("127.0.0.2", 0), Behaviour::default()).await;
+        let second = addr("127.0.0.3", first.port());
+        if std::net::TcpListener::bind(second).is_ok() {
+            let second = TestServer::start_on(second, Behaviour::default()).await;
+            return (first, second);
+        }
+    }
+    panic!("no common free port on 127.0.0.2 and 127.0.0.3");
+}
+
+fn addr(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+async fn deliver_via_dns(zone: Zone, port: u16, domain: &str) -> SmtpReport {
+    let mut s = settings(port);
+    s.dns_nameservers = vec![dns_server::start(zone).await.to_string()];
+    let client = client(s);
+    let env = envelope("f@a.example", &[&format!("user@{domain}")]);
+    let hop = Nexthop {
+        host: domain.into(),
+        port,
+        mx_lookup: true,
+    };
+    deliver_all(&client, &hop, &env, MESSAGE).await
+}
+
+#[tokio::test]
+async fn lowest_preference_wins() {
+    let (a, b) = two_servers().await;
+    let zone = Zone::default()
+        .mx("example.net", 20, "mx-b.example.net")
+        .mx("example.net", 10, "mx-a.example.net")
+        .a("mx-a.example.net", "127.0.0.2")
+        .a("mx-b.example.net", "127.0.0.3");
+    let report = deliver_via_dns(zone, a.port(), "example.net").await;
+    assert_eq!(kinds(&report), [Sent]);
+    let relay = format!("mx-a.example.net[127.0.0.2]:{}", a.port());
+    assert_eq!(report.outcomes[0].relay, relay);
+    assert_eq!(
+        (a.transcript().messages.len(), b.transcript().messages.len()),
+        (1, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_dead_mx_host_moves_on_to_the_next() {
+    let (_a, b) = two_servers().await;
+    // 127.0.0.4 has nothing listening on the port: connection refused.
+    let zone = Zone::default()
+        .mx("example.net", 5, "dead.example.net")
+        .mx("example.net", 10, "mx-b.example.net")
+        .a("dead.example.net", "127.0.0.4")
+        .a("mx-b.example.net", "127.0.0.3");
+    let report = deliver_via_dns(zone, b.port(), "example.net").await;
+    assert_eq!(kinds(&report), [Sent], "{report:?}");
+    assert!(report.outcomes[0]
+        .relay
+        .starts_with("mx-b.example.net[127.0.0.3]"));
+    assert_eq!(report.destination_failure, None);
+}
+
+#[tokio::test]
+async fn every_mx_host_down_is_a_destination_failure() {
+    let zone = Zone::default()
+        .mx("example.net", 10, "dead.example.net")
+        .a("dead.example.net", "127.0.0.4")
+        .a("dead.example.net", "127.0.0.5");
+    let port = free_port();
+    let report = deliver_via_dns(zone, port, "example.net").await;
+    assert_eq!(kinds(&report), [Deferred]);
+    let text = format!("connect to dead.example.net[127.0.0.5]:{port}: Connection refused");
+    assert_eq!(report.outcomes[0].text, text);
+    assert_eq!(report.destination_failure, Some(text));
+}
+
+#[tokio::test]
+async fn no_mx_falls_back_to_the_address_record() {
+    let (a, _b) = two_servers().await;
+    let zone = Zone::default().a("example.org", "127.0.0.2");
+    let report = deliver_via_dns(zone, a.port(), "example.org").await;
+    assert_eq!(kinds(&report), [Sent]);
+    assert!(report.outcomes[0]
+        .relay
+        .starts_with("example.org[127.0.0.2]"));
+}
+
+#[tokio::test]
+async fn null_mx_bounces_without_connecting() {
+    let zone = Zone::default()
+        .mx("nomail.example", 0, ".")
+        .a("nomail.example", "127.0.0.2");
+    let report = deliver_via_dns(zone, free_port(), "nomail.example").await;
+    assert_eq!(kinds(&report), [Bounced]);
+    assert_eq!(report.outcomes[0].dsn, "5.1.10");
+    assert!(report.outcomes[0]
+        .text
+        .starts_with("recipient address has null MX"));
+    assert_eq!(report.outcomes[0].relay, "none");
+    assert_eq!(report.destination_failure, None);
+}
+
+#[tokio::test]
+async fn nxdomain_bounces() {
+    let report = deliver_via_dns(Zone::default(), free_port(), "nowhere.example").await;
+    assert_eq!(kinds(&report), [Bounced]);
+    assert_eq!(report.outcomes[0].dsn, "5.1.2");
+    assert_eq!(
+        report.outcomes[0].text,
+        "Host or domain name not found. Name service error for name=nowhere.example type=MX: Host not found"
+    );
+    assert_eq!(report.destination_failure, None);
+}
+
+#[tokio::test]
+async fn servfail_defers_and_marks_the_destination() {
+    let zone = Zone::default().servfail("broken.example");
+    let report = deliver_via_dns(zone, free_port(), "broken.example").await;
+    assert_eq!(kinds(&report), [Deferred]);
+    assert_eq!(report.outcomes[0].dsn, "4.4.3");
+    assert!(report.outcomes[0]
+        .text
+        .ends_with("Host not found, try again"));
+    assert!(report.destination_failure.is_some());
+}
+
+#[tokio::test]
+async fn mx_host_without_address_defers() {
+    let zone = Zone::default()
+        .mx("example.net", 10, "ghost.example.net")
+        .a("other.example.net", "127.0.0.9");
+    let report = deliver_via_dns(zone, free_port(), "example.net").await;
+    assert_eq!(kinds(&report), [Deferred]);
+    assert_eq!(report.outcomes[0].dsn, "4.4.3");
+}
+
+#[tokio::test]
+async fn bracketed_name_uses_its_address_without_mx() {
+    let (a, _b) = two_servers().await;
+    let zone = Zone::default()
+        .mx("relay.example", 10, "elsewhere.example")
+        .a("relay.example", "127.0.0.2");
+    let mut s = settings(a.port());
+    s.dns_nameservers = vec![dns_server::start(zone).await.to_string()];
+    let client = client(s);
+    let env = envelope("f@a.example", &["user@far.example"]);
+    let hop = Nexthop::parse(&format!("[relay.example]:{}", a.port()), 25).unwrap();
+    let report = deliver_all(&client, &hop, &env, MESSAGE).await;
+    assert_eq!(kinds(&report), [Sent]);
+    // A relayhost that does not resolve is the operator's mistake: defer, never bounce.
+    let missing = Nexthop::parse("[typo.example]", 25).unwrap();
+    let report = deliver_all(&client, &missing, &env, MESSAGE).await;
+    assert_eq!(
+        (kinds(&report), report.outcomes[0].dsn.as_str()),
+        (vec![Deferred], "4.4.3")
+    );
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn clients_build_outside_a_runtime_and_refuse_bad_nameservers() {
+    let mut s = settings(25);
+    s.dns_nameservers = vec!["127.0.0.1:5353".into()];
+    assert!(SmtpClient::new(s.clone()).is_ok());
+    s.dns_nameservers = Vec::new(); // /etc/resolv.conf, or a resolver that defers if absent
+    assert!(SmtpClient::new(s.clone()).is_ok());
+    s.dns_nameservers = vec!["dns.example".into()];
+    let error = SmtpClient::new(s)
+        .err()
+        .expect("a bad name server is refused");
+    assert!(error.to_string().contains("dns.example"), "{error}");
+}

@@ -1,0 +1,94 @@
+//! Tests of the SMTP client against real sockets on loopback: a scripted server
+//! ([`server`]), a tiny DNS server ([`dns_server`]) and, when installed, Postfix's smtp-sink.
+//! One file per area: `basic` (the conversation and per-recipient outcomes), `timeouts`,
+//! `tls`, `dns`, `hostile` (bad server input), `sink` (end to end with smtp-sink).
+
+mod basic;
+mod dns;
+mod dns_server;
+mod hostile;
+mod server;
+mod sink;
+mod timeouts;
+mod tls;
+
+use std::time::Duration;
+
+use envelope::{Envelope, OutcomeKind, QueueId};
+
+use super::{Nexthop, SmtpClient, SmtpReport, SmtpSettings, Timeouts, TlsLevel};
+
+/// Settings for tests: short timeouts, no TLS, the given default port and name servers.
+pub fn settings(port: u16) -> SmtpSettings {
+    SmtpSettings {
+        helo_name: "client.test".into(),
+        tls_level: TlsLevel::None,
+        recipient_limit: 50,
+        timeouts: Timeouts::uniform(Duration::from_secs(5)),
+        default_port: port,
+        dns_nameservers: Vec::new(),
+        connection_cache_time: Duration::from_secs(2),
+        connection_reuse_time: Duration::from_secs(300),
+        mx_address_limit: 5,
+    }
+}
+
+pub fn client(settings: SmtpSettings) -> SmtpClient {
+    SmtpClient::new(settings).expect("client")
+}
+
+/// `[127.0.0.1]:port`.
+pub fn loopback(port: u16) -> Nexthop {
+    Nexthop {
+        host: "127.0.0.1".into(),
+        port,
+        mx_lookup: false,
+    }
+}
+
+pub fn envelope(sender: &str, recipients: &[&str]) -> Envelope {
+    Envelope::new(
+        sender,
+        recipients.iter().map(|r| r.to_string()).collect(),
+        0,
+    )
+}
+
+pub const MESSAGE: &[u8] = b"Subject: test\n\nhello\n";
+
+/// Delivers `message` to every recipient of `env`.
+pub async fn deliver_all(
+    client: &SmtpClient,
+    hop: &Nexthop,
+    env: &Envelope,
+    message: &[u8],
+) -> SmtpReport {
+    let all: Vec<usize> = (0..env.recipients.len()).collect();
+    client
+        .deliver(hop, QueueId::generate(), env, &all, message)
+        .await
+}
+
+/// The kinds of the outcomes, in order.
+pub fn kinds(report: &SmtpReport) -> Vec<OutcomeKind> {
+    report.outcomes.iter().map(|o| o.kind.clone()).collect()
+}
+
+/// `127.0.0.1[127.0.0.1]:port`.
+pub fn relay(port: u16) -> String {
+    format!("127.0.0.1[127.0.0.1]:{port}")
+}
+
+/// The scheduler spawns deliveries on a multi-threaded runtime: the future must be `Send`
+/// and the client `Send + Sync + Clone`.
+#[test]
+fn deliver_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_shareable<T: Send + Sync + Clone + 'static>() {}
+    assert_shareable::<SmtpClient>();
+    let client = client(settings(25));
+    let env = envelope("f@a.example", &["one@b.example"]);
+    let hop = loopback(25);
+    let future = client.deliver(&hop, QueueId::generate(), &env, &[0], MESSAGE);
+    assert_send(&future);
+}

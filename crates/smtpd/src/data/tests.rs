@@ -1,0 +1,178 @@
+//! Wire bytes → stored message (or failure) tables, including the published SMTP smuggling
+//! sequences, fed whole and one byte at a time (a split must never change the outcome).
+
+use super::*;
+
+/// Decodes `input` in dot mode, whole and byte by byte; both must agree. Returns the
+/// outcome, the bytes consumed and whether the end was found.
+fn dot(input: &[u8], policy: BareNewline, limit: u64) -> (Result<Vec<u8>, DataError>, usize, bool) {
+    let mut whole = Decoder::new(Mode::Dot, policy, limit);
+    let (used, done) = whole.feed(input);
+    let mut split = Decoder::new(Mode::Dot, policy, limit);
+    let mut split_used = 0;
+    for byte in input {
+        if split.is_done() {
+            break;
+        }
+        split_used += split.feed(std::slice::from_ref(byte)).0;
+    }
+    assert_eq!(
+        (used, done),
+        (split_used, split.is_done()),
+        "split changed the outcome"
+    );
+    let whole_result = whole.finish();
+    assert_eq!(whole_result, split.finish(), "split changed the outcome");
+    (whole_result, used, done)
+}
+
+const R: BareNewline = BareNewline::Reject;
+const N: BareNewline = BareNewline::Normalize;
+
+#[test]
+fn plain_messages() {
+    let table: &[(&[u8], &[u8], usize)] = &[
+        (b".\r\n", b"", 3),
+        (b"a\r\n.\r\n", b"a\n", 6),
+        (
+            b"Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+            b"Subject: x\n\nbody\n",
+            23,
+        ),
+        (b"..leading dot\r\n.\r\n", b".leading dot\n", 18),
+        (b"..\r\n.\r\n", b".\n", 7),
+        (b"a.\r\n.\r\n", b"a.\n", 7),
+        (b"\xc3\xa9 8bit\r\n.\r\n", b"\xc3\xa9 8bit\n", 12),
+    ];
+    for (input, stored, used) in table {
+        for policy in [R, N] {
+            let (result, consumed, done) = dot(input, policy, 0);
+            assert!(done, "input {:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                consumed,
+                *used,
+                "input {:?}",
+                String::from_utf8_lossy(input)
+            );
+            assert_eq!(
+                result.as_deref(),
+                Ok(*stored),
+                "input {:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+}
+
+#[test]
+fn smuggling_sequences_never_end_the_data() {
+    // Each is followed by a smuggled command and then the real end.
+    let sequences: &[&[u8]] = &[
+        b"\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\n", b"\r\n.\r", b"\r.\n",
+    ];
+    for seq in sequences {
+        let mut input = b"text".to_vec();
+        input.extend_from_slice(seq);
+        input.extend_from_slice(b"MAIL FROM:<evil@x>\r\n.\r\n");
+        for policy in [R, N] {
+            let (result, used, done) = dot(&input, policy, 0);
+            assert!(done, "{seq:?} {policy:?}");
+            assert_eq!(used, input.len(), "{seq:?} {policy:?}: ended early");
+            match policy {
+                BareNewline::Reject => assert!(result.is_err(), "{seq:?} accepted under reject"),
+                BareNewline::Normalize => {
+                    let stored = result.unwrap_or_else(|e| panic!("{seq:?}: {e:?}"));
+                    assert!(
+                        stored.ends_with(b"MAIL FROM:<evil@x>\n"),
+                        "{seq:?}: {stored:?}"
+                    );
+                    assert!(!stored.contains(&b'\r'), "{seq:?}: CR left in {stored:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bare_line_ends_under_each_policy() {
+    type Outcome = Result<&'static [u8], DataError>;
+    let table: &[(&[u8], Outcome, Outcome)] = &[
+        (b"a\nb\r\n.\r\n", Err(DataError::BareLf), Ok(b"a\nb\n")),
+        (b"a\rb\r\n.\r\n", Err(DataError::BareCr), Ok(b"a\nb\n")),
+        (b"a\r\r\n.\r\n", Err(DataError::BareCr), Ok(b"a\n\n")),
+        (b".\rx\r\n.\r\n", Err(DataError::BareCr), Ok(b"\nx\n")),
+        (b"\n.\r\n.\r\n", Err(DataError::BareLf), Ok(b"\n\n")),
+    ];
+    for (input, rejected, normalized) in table {
+        let label = String::from_utf8_lossy(input);
+        assert_eq!(
+            dot(input, R, 0).0.as_deref(),
+            rejected.as_deref(),
+            "reject {label:?}"
+        );
+        assert_eq!(
+            dot(input, N, 0).0.as_deref(),
+            normalized.as_deref(),
+            "normalize {label:?}"
+        );
+    }
+}
+
+#[test]
+fn limits() {
+    let (r, _, done) = dot(b"a\0b\r\n.\r\n", N, 0);
+    assert_eq!((r, done), (Err(DataError::Nul), true));
+
+    let mut long = vec![b'x'; 998];
+    long.extend_from_slice(b"\r\n.\r\n");
+    assert_eq!(dot(&long, R, 0).0.map(|m| m.len()), Ok(999));
+    let mut too_long = vec![b'x'; 999];
+    too_long.extend_from_slice(b"\r\n.\r\n");
+    assert_eq!(dot(&too_long, R, 0).0, Err(DataError::LineTooLong));
+    let mut ten_thousand = vec![b'y'; 10_000];
+    ten_thousand.extend_from_slice(b"\r\nafter\r\n.\r\n");
+    let (r, used, done) = dot(&ten_thousand, R, 0);
+    assert_eq!(
+        (r, used, done),
+        (Err(DataError::LineTooLong), ten_thousand.len(), true)
+    );
+
+    assert_eq!(
+        dot(b"12345\r\n.\r\n", R, 6).0.as_deref(),
+        Ok(&b"12345\n"[..])
+    );
+    assert_eq!(dot(b"123456\r\n.\r\n", R, 6).0, Err(DataError::TooBig));
+}
+
+#[test]
+fn the_first_failure_wins() {
+    let (r, _, _) = dot(b"a\nb\0\r\n.\r\n", R, 0);
+    assert_eq!(r, Err(DataError::BareLf));
+}
+
+#[test]
+fn chunks_keep_dots_and_need_no_terminator() {
+    let mut d = Decoder::new(Mode::Chunk, R, 0);
+    assert_eq!(d.feed(b"Subject: x\r\n\r\n.\r\nline"), (21, false));
+    assert_eq!(d.feed(b" two\r"), (5, false));
+    assert_eq!(d.feed(b"\nend"), (4, false));
+    assert_eq!(
+        d.finish().as_deref(),
+        Ok(&b"Subject: x\n\n.\nline two\nend\n"[..])
+    );
+
+    let mut d = Decoder::new(Mode::Chunk, R, 0);
+    d.feed(b"trailing cr\r");
+    assert_eq!(d.finish(), Err(DataError::BareCr));
+
+    let mut d = Decoder::new(Mode::Chunk, N, 0);
+    d.feed(b"a\nb");
+    assert_eq!(d.finish().as_deref(), Ok(&b"a\nb\n"[..]));
+}
+
+#[test]
+fn policy_from_config() {
+    assert_eq!(BareNewline::from_config("reject"), R);
+    assert_eq!(BareNewline::from_config("normalize"), N);
+    assert_eq!(BareNewline::from_config("no"), N);
+}

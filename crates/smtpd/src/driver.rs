@@ -1,0 +1,233 @@
+//! The connection driver: runs one [`Session`] over one [`Conn`] — reads command lines,
+//! applies `smtpd_forbid_bare_newline` to them, parses, does what the session's [`Action`]
+//! says (replies, DATA, BDAT, STARTTLS, AUTH), and writes the Postfix-style log lines
+//! (`connect from`, `lost connection after`, `timeout after`, `disconnect from`).
+//!
+//! Limits enforced here: the hard error limit (421 4.7.0 and close), the soft one (every
+//! reply slowed by `smtpd_error_sleep_time`), the idle timeout (421 4.4.2 and close, via
+//! [`Conn`]), and the daemon stop (421 4.3.2 at the next command; a DATA or BDAT in progress
+//! is read to its end and queued or refused first, so no acknowledged mail is lost).
+
+use std::path::PathBuf;
+
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::auth;
+use crate::command;
+use crate::conn::{Conn, Line, ReadEnd};
+use crate::data::{BareNewline, DataError};
+use crate::intake::{self, Intake};
+use crate::reply::{fixed, Reply};
+use crate::session::{upper_verb, Action, ChunkEnd, Session, Storage, Transaction};
+use crate::tls;
+
+/// Why a session ended.
+#[derive(Debug)]
+pub enum End {
+    Quit,
+    Lost,
+    Timeout,
+    TooManyErrors,
+    Shutdown,
+    /// A bare LF or CR in a command under `reject`: 550 sent, then close (as Postfix does).
+    BareNewline,
+    /// The TLS handshake failed; the connection is unusable.
+    TlsFailed,
+}
+
+impl From<ReadEnd> for End {
+    fn from(end: ReadEnd) -> End {
+        match end {
+            ReadEnd::Lost => End::Lost,
+            ReadEnd::Timeout => End::Timeout,
+            ReadEnd::Shutdown => End::Shutdown,
+        }
+    }
+}
+
+/// Everything one session needs besides its own state.
+pub struct Env<'a> {
+    pub intake: &'a Intake,
+    pub storage: &'a (dyn Storage + Sync),
+    pub stop: watch::Receiver<bool>,
+    /// `smtpd_sasl_password_file`.
+    pub password_file: PathBuf,
+}
+
+/// Runs a session to its end and logs it.
+pub async fn run(mut conn: Conn, mut session: Session, mut env: Env<'_>) {
+    let label = session.client.label();
+    info!(target: "smtpd", "connect from {label}");
+    conn.reply(&session.greeting());
+    let end = match command_loop(&mut conn, &mut session, &mut env).await {
+        Ok(()) => End::Quit,
+        Err(end) => end,
+    };
+    let host = session.settings.hostname.clone();
+    let verb = session.last_verb;
+    match end {
+        End::Quit | End::BareNewline | End::TlsFailed => {}
+        End::Lost => info!(target: "smtpd", "lost connection after {verb} from {label}"),
+        End::Timeout => {
+            conn.reply(&fixed::timeout(&host));
+            info!(target: "smtpd", "timeout after {verb} from {label}");
+        }
+        End::TooManyErrors => {
+            conn.reply(&fixed::too_many_errors(&host));
+            info!(target: "smtpd", "too many errors after {verb} from {label}");
+        }
+        End::Shutdown => conn.reply(&fixed::shutting_down(&host)),
+    }
+    conn.close().await;
+    info!(target: "smtpd", "disconnect from {label}{}", session.stats.summary());
+}
+
+/// Queues a reply, slowed down once the client passed the soft error limit, and counts it.
+pub async fn send(conn: &mut Conn, session: &mut Session, reply: Reply) {
+    if session.slow_down() {
+        conn.flush().await.ok();
+        tokio::time::sleep(session.settings.error_sleep).await;
+    }
+    session.note_reply(&reply);
+    conn.reply(&reply);
+}
+
+async fn command_loop(
+    conn: &mut Conn,
+    session: &mut Session,
+    env: &mut Env<'_>,
+) -> Result<(), End> {
+    loop {
+        if session.too_many_errors() {
+            return Err(End::TooManyErrors);
+        }
+        if *env.stop.borrow() {
+            return Err(End::Shutdown);
+        }
+        let Some(text) = next_command_line(conn, session, env).await? else {
+            continue;
+        };
+        let command = match command::parse(&text) {
+            Ok(command) => command,
+            Err(error) => {
+                session.last_verb = upper_verb(error.verb);
+                session.stats.record(error.verb, false);
+                send(conn, session, error.reply).await;
+                continue;
+            }
+        };
+        let verb = command.verb();
+        match session.handle(command, env.storage) {
+            Action::Reply(reply) => {
+                session.stats.record(verb, reply.is_positive());
+                send(conn, session, reply).await;
+            }
+            Action::Close(reply) => {
+                session.stats.record(verb, true);
+                send(conn, session, reply).await;
+                return Ok(());
+            }
+            Action::StartTls => tls::starttls(conn, session, env).await?,
+            Action::Data => data(conn, session, env).await?,
+            Action::Bdat {
+                size,
+                last,
+                refusal,
+            } => bdat(conn, session, env, size, last, refusal).await?,
+            Action::Auth { mechanism, initial } => {
+                auth::run(conn, session, env, mechanism, initial).await?
+            }
+        }
+    }
+}
+
+/// Reads one command line; `None` when the line was answered already (too long, NUL).
+async fn next_command_line(
+    conn: &mut Conn,
+    session: &mut Session,
+    env: &mut Env<'_>,
+) -> Result<Option<Vec<u8>>, End> {
+    let line = conn.read_line(&mut env.stop).await?;
+    session.last_verb = "UNKNOWN";
+    let (text, bare_lf, bare_cr, nul) = match line {
+        Line::TooLong => {
+            session.stats.record("unknown", false);
+            send(conn, session, fixed::line_too_long()).await;
+            return Ok(None);
+        }
+        Line::Text {
+            text,
+            bare_lf,
+            bare_cr,
+            nul,
+        } => (text, bare_lf, bare_cr, nul),
+    };
+    if nul {
+        session.stats.record("unknown", false);
+        send(conn, session, fixed::nul_in_command()).await;
+        return Ok(None);
+    }
+    if session.settings.bare_newline == BareNewline::Reject && (bare_lf || bare_cr) {
+        let what = if bare_lf { "LF" } else { "CR" };
+        session.stats.record("unknown", false);
+        send(conn, session, fixed::bare_newline(what)).await;
+        info!(target: "smtpd", "disconnect: bare <{what}> received from {}", session.client.label());
+        return Err(End::BareNewline);
+    }
+    Ok(Some(text))
+}
+
+/// DATA: 354, the message through a dot-mode decoder, then queue or refuse it.
+async fn data(conn: &mut Conn, session: &mut Session, env: &mut Env<'_>) -> Result<(), End> {
+    send(conn, session, fixed::start_data()).await;
+    let mut decoder = session.data_decoder();
+    conn.read_until_end(|bytes| decoder.feed(bytes)).await?;
+    let reply = match session.take_transaction() {
+        Some(tx) => finish(session, env, tx, decoder.finish()).await,
+        None => fixed::need_mail(),
+    };
+    session.stats.record("data", reply.is_positive());
+    send(conn, session, reply).await;
+    Ok(())
+}
+
+/// BDAT: read the chunk (always), then answer it or, after LAST, queue the message.
+async fn bdat(
+    conn: &mut Conn,
+    session: &mut Session,
+    env: &mut Env<'_>,
+    size: u64,
+    last: bool,
+    refusal: Option<Reply>,
+) -> Result<(), End> {
+    let accepted = refusal.is_none();
+    conn.read_exact_into(size, |bytes| {
+        if let Some(decoder) = session.chunk_sink().filter(|_| accepted) {
+            decoder.feed(bytes);
+        }
+    })
+    .await?;
+    let reply = match session.end_chunk(size, last, refusal) {
+        ChunkEnd::Reply(reply) => reply,
+        ChunkEnd::Message(tx, decoded) => finish(session, env, *tx, decoded).await,
+    };
+    session.stats.record("bdat", reply.is_positive());
+    send(conn, session, reply).await;
+    Ok(())
+}
+
+/// The end of a message: checks, then the durable enqueue; the reply says which.
+async fn finish(
+    session: &mut Session,
+    env: &Env<'_>,
+    tx: Transaction,
+    decoded: Result<Vec<u8>, DataError>,
+) -> Reply {
+    let reply = intake::finish(env.intake, session, tx, decoded).await;
+    if reply.is_positive() {
+        // Postfix: the error limits count errors "without delivering mail".
+        session.errors = 0;
+    }
+    reply
+}

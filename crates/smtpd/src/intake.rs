@@ -1,0 +1,122 @@
+//! The hand-off to the queue: the disk guard before a transaction, and after the data the
+//! durable enqueue that must come before any 250 (DESIGN invariant 1).
+//!
+//! `Store::enqueue` blocks until its record is fdatasynced; it runs on the blocking pool, and
+//! concurrent sessions share one fdatasync (the store's group commit). Only when it returned
+//! `Ok` does the client get `250 2.0.0 Ok: queued as ID`, and only then is the scheduler told
+//! (`queued(id)`). A failed enqueue is `451 4.3.0`: the client keeps the message and retries.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use envelope::QueueId;
+use queue::Store;
+use submit::guard::{self, GuardError, Limits};
+use tracing::{info, warn};
+
+use crate::data::DataError;
+use crate::message;
+use crate::reply::{fixed, Reply};
+use crate::session::{Session, Storage, Transaction};
+
+/// Called with the ID of each newly queued message (the daemon makes it due at once).
+pub type Queued = Arc<dyn Fn(QueueId) + Send + Sync>;
+
+/// What every session shares: where accepted mail goes, and the STARTTLS acceptor.
+pub struct Intake {
+    pub store: Store,
+    pub queued: Queued,
+    /// `None` when TLS is off or could not be set up (STARTTLS is then not offered).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// `queue_minfree` / `queue_minfree_inodes` on the queue file system.
+pub struct DiskGuard {
+    pub queue_directory: PathBuf,
+    pub limits: Limits,
+}
+
+impl DiskGuard {
+    pub fn new(cfg: &config::Config) -> DiskGuard {
+        DiskGuard {
+            queue_directory: cfg.queue_directory.clone(),
+            limits: Limits::from_config(cfg),
+        }
+    }
+}
+
+impl Storage for DiskGuard {
+    fn has_room(&self, size: u64) -> Result<(), Reply> {
+        match guard::check_free_space(&self.queue_directory, &self.limits, size) {
+            Ok(()) => Ok(()),
+            Err(GuardError::Refused(why)) => {
+                warn!(target: "smtpd", "not enough free space in mail queue: {why}");
+                Err(fixed::insufficient_storage())
+            }
+            Err(e) => {
+                warn!(target: "smtpd", "cannot check free space of the queue: {e}");
+                Err(fixed::insufficient_storage())
+            }
+        }
+    }
+}
+
+/// Checks the decoded message, queues it durably, and returns the reply for the client.
+pub async fn finish(
+    intake: &Intake,
+    session: &Session,
+    tx: Transaction,
+    decoded: Result<Vec<u8>, DataError>,
+) -> Reply {
+    let id = tx.id;
+    let sender = tx.sender.clone();
+    let body = match decoded {
+        Ok(body) => body,
+        Err(error) => return log_refusal(session, id, &sender, error.reply()),
+    };
+    let prepared = match message::prepare(session, tx, body) {
+        Ok(p) => p,
+        Err(reply) => return log_refusal(session, id, &sender, reply),
+    };
+    let (id, message_id) = (prepared.id, prepared.message_id.clone());
+    let store = intake.store.clone();
+    let queued = tokio::task::spawn_blocking(move || {
+        store.enqueue(prepared.id, prepared.envelope, &prepared.message)
+    })
+    .await;
+    match queued {
+        Ok(Ok(())) => {
+            let message_id = if message_id.is_empty() {
+                "<>".to_string()
+            } else {
+                message_id
+            };
+            info!(target: "cleanup", "{id}: message-id={}", maillog::sanitize(&message_id));
+            (intake.queued)(id);
+            fixed::queued(&id.to_string())
+        }
+        Ok(Err(e)) => {
+            warn!(target: "smtpd", "{id}: cannot queue message from {}: {e}", session.client.label());
+            fixed::queue_write_error()
+        }
+        Err(e) => {
+            warn!(target: "smtpd", "{id}: queue write task failed: {e}");
+            fixed::queue_write_error()
+        }
+    }
+}
+
+/// `ID: reject: DATA from client: 552 5.3.4 ...; from=<a> proto=ESMTP helo=<h>`.
+fn log_refusal(session: &Session, id: Option<QueueId>, sender: &str, reply: Reply) -> Reply {
+    let queue = id.map_or_else(|| "NOQUEUE".to_string(), |id| id.to_string());
+    let line = format!(
+        "{queue}: reject: {} from {}: {}; from=<{sender}> proto={} helo=<{}>",
+        session.last_verb,
+        session.client.label(),
+        reply.summary(),
+        session.protocol(),
+        session.helo.as_deref().unwrap_or(""),
+    );
+    info!(target: "smtpd", "{}", maillog::sanitize(&line));
+    reply
+}

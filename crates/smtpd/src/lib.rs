@@ -1,0 +1,131 @@
+//! The SMTP server: RFC 5321 ESMTP intake with STARTTLS, AUTH, relay control and hard limits.
+//! This is the part of mailroom the internet talks to, so it is strict, bounded and never
+//! acknowledges what is not durable.
+//!
+//! # Job, inputs → outputs
+//! TCP connections on the `smtpd_listen` (role `smtp`), `submission_listen` (`submission`)
+//! and `reinject_listen` (`reinject`) addresses → messages in the queue store
+//! (`Store::enqueue`), each announced to the scheduler through the `queued` hook, plus
+//! Postfix-style `mailroom/smtpd[pid]` log lines.
+//!
+//! The path of a command, one file per step:
+//! ```text
+//!  listener.rs  accept, connection limits, shutdown
+//!    └ conn.rs       bounded, timed reads; batched replies; STARTTLS stream swap
+//!      └ line.rs        command-line framing (≤ 1000 bytes)
+//!      └ command.rs     line → Command (address.rs, params.rs)      pure, fuzzed
+//!      └ session/       Command → Action: states, relay (relay.rs)  pure
+//!      └ data.rs        DATA/BDAT bytes → stored message            pure, fuzzed
+//!      └ driver.rs      runs it all; tls.rs, auth.rs (sasl.rs) for the sub-dialogues
+//!      └ message.rs     header checks, Received:, envelope
+//!      └ intake.rs      disk guard; durable enqueue, then 250
+//! ```
+//!
+//! # Invariants
+//! 1. `250 2.0.0 Ok: queued as ID` is sent only after `Store::enqueue` returned `Ok`
+//!    (fdatasync done, DESIGN invariant 1); any other outcome is a 4xx/5xx or no reply.
+//! 2. No open relay: a recipient outside `mydestination`/`relay_domains` needs a client in
+//!    `mynetworks` or an authenticated one.
+//! 3. Only `<CRLF>.<CRLF>` ends DATA (no SMTP smuggling); bare LF/CR are refused or
+//!    normalised per `smtpd_forbid_bare_newline`, never a line end of the end-of-data mark.
+//! 4. Memory per session is bounded: a line by 1000 bytes, a message by
+//!    `message_size_limit`; time per session by `smtpd_timeout` per read; sessions by
+//!    `smtpd_process_limit` and per IP by `smtpd_client_connection_count_limit`.
+//! 5. Bad input gets a reply code, never a crash of the daemon.
+//!
+//! # Security stance
+//! Runs inside the daemon with the queue owner's rights and trusts nothing a client sends:
+//! every byte is parsed strictly and bounded. Trust comes only from the peer address
+//! (`mynetworks`) or a password verified inside TLS. No reverse DNS: clients are logged as
+//! `unknown[IP]`, so no lookup can stall a session or be spoofed into trust.
+
+mod address;
+mod auth;
+pub mod command;
+mod conn;
+pub mod data;
+mod driver;
+#[doc(hidden)]
+pub mod fuzzing;
+mod intake;
+mod line;
+mod listener;
+mod message;
+mod params;
+mod relay;
+mod reply;
+mod sasl;
+pub mod session;
+mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use config::Config;
+use envelope::QueueId;
+use queue::Store;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+pub use listener::STOP_GRACE;
+pub use relay::RelayPolicy;
+pub use reply::Reply;
+pub use sasl::{decode_base64, encode_base64};
+
+/// The current configuration (the daemon swaps it on SIGHUP; each new session reads it).
+pub type ConfigSource = Arc<dyn Fn() -> Arc<Config> + Send + Sync>;
+
+/// What the daemon gives the SMTP server.
+pub struct Hooks {
+    pub config: ConfigSource,
+    pub store: Store,
+    /// Called with each newly queued message's ID (`QueueManager::schedule(id, 0)`).
+    pub queued: Arc<dyn Fn(QueueId) + Send + Sync>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpdError {
+    #[error("cannot listen on {address} ({role}): {source}")]
+    Bind {
+        address: SocketAddr,
+        role: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// Binds the configured listeners (one that cannot be bound is logged and skipped), then
+/// serves until `stop` becomes true. The returned task ends once the listeners are closed and
+/// the sessions finished (at most [`STOP_GRACE`] after the stop). Call inside the runtime.
+pub fn spawn(hooks: Hooks, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    let cfg = (hooks.config)();
+    let listeners = listener::bind_all(&cfg);
+    let wants_tls = !cfg.smtpd_listen.is_empty() || !cfg.submission_listen.is_empty();
+    let tls = if wants_tls { tls::acceptor(&cfg) } else { None };
+    warn_about_setup(&cfg, tls.is_some());
+    let intake = intake::Intake {
+        store: hooks.store,
+        queued: hooks.queued,
+        tls,
+    };
+    listener::start(
+        listeners,
+        hooks.config,
+        intake,
+        cfg.smtpd_process_limit,
+        stop,
+    )
+}
+
+/// Configuration that works but cannot do what the operator probably wants.
+fn warn_about_setup(cfg: &Config, tls: bool) {
+    for entry in RelayPolicy::invalid_networks(&cfg.mynetworks) {
+        warn!(target: "smtpd", "mynetworks: ignoring {entry:?}: not an address or CIDR block");
+    }
+    if !tls && !cfg.submission_listen.is_empty() {
+        warn!(target: "smtpd", "submission listeners need TLS for AUTH, which is unavailable: they will refuse all mail");
+    }
+    if !tls && cfg.smtpd_tls_security_level == "encrypt" {
+        warn!(target: "smtpd", "smtpd_tls_security_level = encrypt but TLS is unavailable: all mail will be refused");
+    }
+}

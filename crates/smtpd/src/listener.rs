@@ -1,0 +1,254 @@
+//! Listeners, admission and shutdown: binds every configured address with its role, accepts
+//! connections, applies the connection limits, and runs one task per session.
+//!
+//! * `smtpd_process_limit`: sessions in all (a semaphore); over it a new client gets
+//!   `421 4.3.2 ... too many connections` and is closed at once.
+//! * `smtpd_client_connection_count_limit`: sessions per client IP; over it,
+//!   `421 4.7.0 ... too many connections from IP` (Postfix's anvil reply). No client is
+//!   exempt, not even `mynetworks`.
+//! * Refusals are written with a non-blocking `try_write`: a client that does not read
+//!   cannot hold the accept loop.
+//! * Stop: when the daemon's stop signal flips, the accept loops end (the ports close), idle
+//!   sessions get `421 4.3.2` at once, sessions inside DATA/BDAT finish that message; after
+//!   [`STOP_GRACE`] whatever is left is dropped with the runtime, never with a 250 sent for
+//!   mail that was not queued.
+//! * A panic in a session ends that session only (tokio contains it in the task).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use config::Config;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{error, info, warn};
+
+use crate::conn::Conn;
+use crate::driver::{self, Env};
+use crate::intake::{DiskGuard, Intake};
+use crate::relay::canonical;
+use crate::reply::{fixed, Reply};
+use crate::session::{Client, Role, Session, Settings};
+use crate::{ConfigSource, SmtpdError};
+
+/// How long a stop waits for sessions to finish the message they are receiving.
+pub const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// The session counts behind both connection limits.
+struct Limits {
+    sessions: Arc<Semaphore>,
+    total: usize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One client IP's claim on the per-IP count; released on drop.
+struct IpSlot {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut map = self.limits.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = map.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Limits {
+    fn claim(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Result<IpSlot, usize> {
+        let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let count = map.entry(ip).or_insert(0);
+        if *count >= limit {
+            return Err(*count + 1);
+        }
+        *count += 1;
+        Ok(IpSlot {
+            limits: self.clone(),
+            ip,
+        })
+    }
+
+    fn active(&self) -> usize {
+        self.total - self.sessions.available_permits()
+    }
+}
+
+/// What the accept loops share.
+struct Shared {
+    config: ConfigSource,
+    intake: Arc<Intake>,
+    limits: Arc<Limits>,
+}
+
+/// Binds every listener of `cfg`. One that cannot be bound (port in use, address not
+/// configured) is reported on standard error and in the log, and left out: the rest of the
+/// daemon (pickup, delivery, the other listeners) keeps working.
+pub fn bind_all(cfg: &Config) -> Vec<(TcpListener, Role)> {
+    let roles = [
+        (&cfg.smtpd_listen, Role::Smtp),
+        (&cfg.submission_listen, Role::Submission),
+        (&cfg.reinject_listen, Role::Reinject),
+    ];
+    let mut bound = Vec::new();
+    for (addresses, role) in roles {
+        for &address in addresses {
+            match bind(address, role) {
+                Ok(listener) => bound.push((listener, role)),
+                Err(e) => {
+                    error!(target: "smtpd", "{e}; this listener is disabled");
+                    eprintln!("mailroom: error: {e}; this listener is disabled");
+                }
+            }
+        }
+    }
+    bound
+}
+
+fn bind(address: SocketAddr, role: Role) -> Result<TcpListener, SmtpdError> {
+    let error = |source| SmtpdError::Bind {
+        address,
+        role: role.name(),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(address).map_err(error)?;
+    listener.set_nonblocking(true).map_err(error)?;
+    TcpListener::from_std(listener).map_err(error)
+}
+
+/// Runs the accept loops until `stop`, then waits (bounded) for the sessions.
+pub fn start(
+    listeners: Vec<(TcpListener, Role)>,
+    config: ConfigSource,
+    intake: Intake,
+    process_limit: usize,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let limits = Arc::new(Limits {
+        sessions: Arc::new(Semaphore::new(process_limit)),
+        total: process_limit,
+        per_ip: Mutex::new(HashMap::new()),
+    });
+    let shared = Arc::new(Shared {
+        config,
+        intake: Arc::new(intake),
+        limits,
+    });
+    tokio::spawn(async move {
+        let mut loops = JoinSet::new();
+        for (listener, role) in listeners {
+            if let Ok(address) = listener.local_addr() {
+                info!(target: "smtpd", "listening on {address} ({})", role.name());
+            }
+            loops.spawn(accept_loop(listener, role, shared.clone(), stop.clone()));
+        }
+        while loops.join_next().await.is_some() {}
+        drain(&shared.limits).await;
+    })
+}
+
+async fn drain(limits: &Limits) {
+    let deadline = Instant::now() + STOP_GRACE;
+    while limits.active() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    match limits.active() {
+        0 => info!(target: "smtpd", "all SMTP sessions closed"),
+        n => {
+            warn!(target: "smtpd", "stopping with {n} SMTP sessions still open; they get no reply for unfinished mail")
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    role: Role,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stopping| *stopping) => return,
+        };
+        match accepted {
+            Ok((tcp, peer)) => admit(tcp, peer, role, &shared, &stop),
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!(target: "smtpd", "accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn admit(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    role: Role,
+    shared: &Arc<Shared>,
+    stop: &watch::Receiver<bool>,
+) {
+    let cfg = (shared.config)();
+    let ip = canonical(peer.ip());
+    let label = Client::new(ip).label();
+    let Ok(permit) = shared.limits.sessions.clone().try_acquire_owned() else {
+        warn!(target: "smtpd", "service {} has reached its process limit {}: new clients are refused", role.name(), shared.limits.total);
+        refuse(&tcp, &fixed::too_many_connections(&cfg.myhostname));
+        return;
+    };
+    let slot = match shared
+        .limits
+        .claim(ip, cfg.smtpd_client_connection_count_limit)
+    {
+        Ok(slot) => slot,
+        Err(count) => {
+            warn!(target: "smtpd", "Connection concurrency limit exceeded: {count} from {label} for service {}", role.name());
+            refuse(
+                &tcp,
+                &fixed::too_many_connections_from(&cfg.myhostname, &ip.to_string()),
+            );
+            return;
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    spawn_session(tcp, ip, role, &cfg, shared, stop.clone(), (permit, slot));
+}
+
+fn spawn_session(
+    tcp: TcpStream,
+    ip: IpAddr,
+    role: Role,
+    cfg: &Config,
+    shared: &Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    claims: (OwnedSemaphorePermit, IpSlot),
+) {
+    let settings = Arc::new(Settings::new(cfg, role, shared.intake.tls.is_some()));
+    let storage = DiskGuard::new(cfg);
+    let password_file = cfg.smtpd_sasl_password_file.clone();
+    let conn = Conn::new(tcp, settings.timeout);
+    let session = Session::new(settings, Client::new(ip));
+    let intake = shared.intake.clone();
+    tokio::spawn(async move {
+        let _claims = claims;
+        let env = Env {
+            intake: &intake,
+            storage: &storage,
+            stop,
+            password_file,
+        };
+        driver::run(conn, session, env).await;
+    });
+}
+
+/// Best effort: one reply line into the socket buffer, then close.
+fn refuse(tcp: &TcpStream, reply: &Reply) {
+    let _ = tcp.try_write(&reply.to_wire());
+}

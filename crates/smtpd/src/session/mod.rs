@@ -1,0 +1,375 @@
+//! The SMTP session state machine (RFC 5321 section 4.1.4 ordering, RFC 3207 STARTTLS,
+//! RFC 4954 AUTH, RFC 3030 BDAT): commands in, [`Action`]s out. No I/O: the connection
+//! driver (`conn.rs`) reads lines, calls [`Session::handle`], and does what the action says.
+//!
+//! # States
+//! ```text
+//!  connected ──EHLO/HELO──► greeted ──MAIL──► in transaction ──RCPT ok──► has recipients
+//!      ▲                      ▲  ▲                 │                          │
+//!      │ STARTTLS ok          │  └── RSET, end of DATA/BDAT LAST, error ──────┘
+//!      └──(forgets greeting, transaction and auth; RFC 3207 section 4.2)
+//! ```
+//! * MAIL needs a greeting; on a `submission` listener also AUTH; with
+//!   `smtpd_tls_security_level = encrypt` also TLS.
+//! * AUTH is offered only inside TLS and only where enabled, at most once per session, never
+//!   inside a transaction.
+//! * DATA needs at least one accepted recipient; BDAT chunks are always read (RFC 3030
+//!   requires it) even when refused, so the client stays in sync.
+//!
+//! # Invariants
+//! * A recipient outside `mydestination`/`relay_domains` is accepted only from a client in
+//!   `mynetworks` or an authenticated one (see `relay.rs`).
+//! * The transaction is forgotten after every end of data, whatever the outcome.
+//!
+//! Security stance: everything here is attacker-controlled input; the only trust decisions
+//! are `mynetworks` (by peer address, which TCP makes hard to forge) and a verified AUTH.
+
+pub mod stats;
+mod transaction;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use config::Config;
+
+use crate::command::Command;
+use crate::data::BareNewline;
+use crate::relay::RelayPolicy;
+use crate::reply::{fixed, Reply};
+use crate::sasl::{self, Mechanism};
+
+pub use transaction::{ChunkEnd, Transaction};
+
+/// What a listener is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Port 25 style: anyone may send to our domains; relay needs mynetworks or AUTH.
+    Smtp,
+    /// Port 587 style (RFC 6409): AUTH (inside TLS) is required before MAIL.
+    Submission,
+    /// Loopback return path of an after-queue content filter: mail queued here skips the
+    /// filter (envelope origin `reinject`). No TLS, no AUTH; relay as for `smtp`.
+    Reinject,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Smtp => "smtp",
+            Role::Submission => "submission",
+            Role::Reinject => "reinject",
+        }
+    }
+}
+
+/// The session's view of the configuration, computed once per connection.
+#[derive(Debug)]
+pub struct Settings {
+    pub role: Role,
+    pub hostname: String,
+    pub banner: String,
+    pub myorigin: String,
+    pub message_size_limit: u64,
+    pub header_size_limit: u64,
+    pub hopcount_limit: u32,
+    pub recipient_limit: usize,
+    pub tls_available: bool,
+    pub tls_required: bool,
+    pub auth_enabled: bool,
+    pub vrfy_disabled: bool,
+    pub error_sleep: Duration,
+    pub soft_error_limit: usize,
+    pub hard_error_limit: usize,
+    pub timeout: Duration,
+    pub bare_newline: BareNewline,
+    pub relay: RelayPolicy,
+}
+
+impl Settings {
+    pub fn new(cfg: &Config, role: Role, tls_available: bool) -> Settings {
+        let tls_available = tls_available && role != Role::Reinject;
+        Settings {
+            role,
+            hostname: cfg.myhostname.clone(),
+            banner: cfg.smtpd_banner.clone(),
+            myorigin: cfg.myorigin.clone(),
+            message_size_limit: cfg.message_size_limit,
+            header_size_limit: cfg.header_size_limit,
+            hopcount_limit: cfg.hopcount_limit,
+            recipient_limit: cfg.smtpd_recipient_limit,
+            tls_available,
+            tls_required: cfg.smtpd_tls_security_level == "encrypt" && role != Role::Reinject,
+            auth_enabled: match role {
+                Role::Submission => true,
+                Role::Smtp => cfg.smtpd_sasl_auth_enable,
+                Role::Reinject => false,
+            },
+            vrfy_disabled: cfg.disable_vrfy_command,
+            error_sleep: cfg.smtpd_error_sleep_time,
+            soft_error_limit: cfg.smtpd_soft_error_limit,
+            hard_error_limit: cfg.smtpd_hard_error_limit,
+            timeout: cfg.smtpd_timeout,
+            bare_newline: BareNewline::from_config(&cfg.smtpd_forbid_bare_newline),
+            relay: RelayPolicy::new(&cfg.mynetworks, &cfg.mydestination, &cfg.relay_domains),
+        }
+    }
+}
+
+/// The peer. Reverse DNS is not looked up (no network waits at connect): the name is
+/// always `unknown`, as Postfix logs a client without rDNS.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub ip: IpAddr,
+    pub name: String,
+}
+
+impl Client {
+    pub fn new(ip: IpAddr) -> Client {
+        Client {
+            ip: crate::relay::canonical(ip),
+            name: "unknown".to_string(),
+        }
+    }
+
+    /// `unknown[192.0.2.1]`, the form every log line uses.
+    pub fn label(&self) -> String {
+        format!("{}[{}]", self.name, self.ip)
+    }
+}
+
+/// The disk guard, injected so the state machine stays pure.
+pub trait Storage {
+    /// `Err(reply)` (452 4.3.1) when a message of `size` bytes would take the queue file
+    /// system below `queue_minfree`.
+    fn has_room(&self, size: u64) -> Result<(), Reply>;
+}
+
+/// What the connection driver must do next.
+#[derive(Debug)]
+pub enum Action {
+    Reply(Reply),
+    /// Send the reply, then close the connection.
+    Close(Reply),
+    /// Send 220, then run the TLS handshake (discarding any pipelined plaintext).
+    StartTls,
+    /// Send 354, then read the message with a dot-mode decoder.
+    Data,
+    /// Read the `size` octets of a chunk. With a refusal, discard them and send it.
+    Bdat {
+        size: u64,
+        last: bool,
+        refusal: Option<Reply>,
+    },
+    /// Run a SASL exchange, check the password, then call [`Session::authenticated`].
+    Auth {
+        mechanism: Mechanism,
+        initial: Option<String>,
+    },
+}
+
+/// One SMTP session.
+#[derive(Debug)]
+pub struct Session {
+    pub settings: Arc<Settings>,
+    pub client: Client,
+    /// The EHLO/HELO argument.
+    pub helo: Option<String>,
+    pub esmtp: bool,
+    /// `TLSv1.3 with cipher ...` once STARTTLS completed.
+    pub tls: Option<String>,
+    /// Mechanism and user name after a successful AUTH.
+    pub auth: Option<(Mechanism, String)>,
+    pub tx: Option<Transaction>,
+    /// Client errors so far (Postfix's error count).
+    pub errors: usize,
+    pub stats: stats::Stats,
+    /// The last command verb, upper case, for `timeout after RCPT` and the like.
+    pub last_verb: &'static str,
+}
+
+impl Session {
+    pub fn new(settings: Arc<Settings>, client: Client) -> Session {
+        Session {
+            settings,
+            client,
+            helo: None,
+            esmtp: false,
+            tls: None,
+            auth: None,
+            tx: None,
+            errors: 0,
+            stats: stats::Stats::default(),
+            last_verb: "CONNECT",
+        }
+    }
+
+    pub fn greeting(&self) -> Reply {
+        Reply::new(220, "", self.settings.banner.clone())
+    }
+
+    /// Handles one parsed command.
+    pub fn handle(&mut self, command: Command, storage: &dyn Storage) -> Action {
+        self.last_verb = upper_verb(command.verb());
+        match command {
+            Command::Ehlo(name) => self.hello(name, true),
+            Command::Helo(name) => self.hello(name, false),
+            Command::Mail { sender, params } => Action::Reply(self.mail(sender, params, storage)),
+            Command::Rcpt { recipient, params } => Action::Reply(self.rcpt(recipient, params)),
+            Command::Data => self.data(storage),
+            Command::Bdat { size, last } => self.bdat(size, last, storage),
+            Command::Rset => {
+                self.tx = None;
+                Action::Reply(fixed::ok())
+            }
+            Command::Noop => Action::Reply(fixed::ok()),
+            Command::Quit => Action::Close(fixed::bye()),
+            Command::Vrfy(_) => Action::Reply(fixed::vrfy()),
+            Command::Help => Action::Reply(fixed::help()),
+            Command::StartTls => self.starttls(),
+            Command::Auth { mechanism, initial } => self.auth(&mechanism, initial),
+            Command::NotImplemented(_) => Action::Reply(fixed::not_implemented()),
+        }
+    }
+
+    /// Counts an error reply (Postfix's error count drives the soft and hard limits).
+    pub fn note_reply(&mut self, reply: &Reply) {
+        if reply.is_error() {
+            self.errors += 1;
+        }
+    }
+
+    /// True once the client made `smtpd_hard_error_limit` errors: reply 421 and close.
+    pub fn too_many_errors(&self) -> bool {
+        self.errors >= self.settings.hard_error_limit
+    }
+
+    /// True once replies must be slowed down (`smtpd_soft_error_limit`).
+    pub fn slow_down(&self) -> bool {
+        self.errors >= self.settings.soft_error_limit
+    }
+
+    fn hello(&mut self, name: String, esmtp: bool) -> Action {
+        self.tx = None;
+        self.helo = Some(name);
+        self.esmtp = esmtp;
+        if !esmtp {
+            return Action::Reply(Reply::new(250, "", self.settings.hostname.clone()));
+        }
+        Action::Reply(Reply::multi(250, self.ehlo_lines()))
+    }
+
+    fn ehlo_lines(&self) -> Vec<String> {
+        let s = &self.settings;
+        let mut lines = vec![s.hostname.clone(), "PIPELINING".to_string()];
+        lines.push(match s.message_size_limit {
+            0 => "SIZE".to_string(),
+            limit => format!("SIZE {limit}"),
+        });
+        if s.tls_available && self.tls.is_none() {
+            lines.push("STARTTLS".to_string());
+        }
+        if self.auth_offered() {
+            lines.push(format!("AUTH {}", sasl::MECHANISMS));
+        }
+        for ext in [
+            "ENHANCEDSTATUSCODES",
+            "8BITMIME",
+            "DSN",
+            "SMTPUTF8",
+            "CHUNKING",
+        ] {
+            lines.push(ext.to_string());
+        }
+        lines
+    }
+
+    fn auth_offered(&self) -> bool {
+        self.settings.auth_enabled && self.tls.is_some() && self.auth.is_none()
+    }
+
+    fn starttls(&mut self) -> Action {
+        if self.tls.is_some() {
+            return Action::Reply(fixed::tls_already_active());
+        }
+        if !self.settings.tls_available {
+            return Action::Reply(fixed::not_implemented());
+        }
+        Action::StartTls
+    }
+
+    /// After a successful handshake: forget everything learned in plaintext (RFC 3207 4.2).
+    pub fn tls_started(&mut self, description: String) {
+        self.tls = Some(description);
+        self.helo = None;
+        self.esmtp = false;
+        self.tx = None;
+        self.auth = None;
+    }
+
+    fn auth(&mut self, mechanism: &str, initial: Option<String>) -> Action {
+        let refusal = if !self.settings.auth_enabled {
+            Some(fixed::auth_not_enabled())
+        } else if self.helo.is_none() || !self.esmtp {
+            Some(fixed::need_helo())
+        } else if self.tls.is_none() {
+            Some(fixed::auth_needs_tls())
+        } else if self.auth.is_some() {
+            Some(fixed::already_authenticated())
+        } else if self.tx.is_some() {
+            Some(fixed::auth_in_transaction())
+        } else {
+            None
+        };
+        if let Some(reply) = refusal {
+            return Action::Reply(reply);
+        }
+        match Mechanism::from_name(mechanism) {
+            Some(mechanism) => Action::Auth { mechanism, initial },
+            None => Action::Reply(fixed::auth_mechanism_unsupported()),
+        }
+    }
+
+    pub fn authenticated(&mut self, mechanism: Mechanism, user: String) {
+        self.auth = Some((mechanism, user));
+    }
+
+    /// May this client relay (mynetworks or authenticated)?
+    pub fn is_trusted(&self) -> bool {
+        self.auth.is_some() || self.settings.relay.is_trusted_client(self.client.ip)
+    }
+
+    /// RFC 3848 protocol name for the Received: header and the log.
+    pub fn protocol(&self) -> &'static str {
+        match (self.esmtp, self.tls.is_some(), self.auth.is_some()) {
+            (false, _, _) => "SMTP",
+            (true, false, false) => "ESMTP",
+            (true, true, false) => "ESMTPS",
+            (true, false, true) => "ESMTPA",
+            (true, true, true) => "ESMTPSA",
+        }
+    }
+}
+
+/// `rcpt` → `RCPT`, for log lines such as `timeout after RCPT`.
+pub fn upper_verb(verb: &str) -> &'static str {
+    match verb {
+        "ehlo" => "EHLO",
+        "helo" => "HELO",
+        "mail" => "MAIL",
+        "rcpt" => "RCPT",
+        "data" => "DATA",
+        "bdat" => "BDAT",
+        "rset" => "RSET",
+        "noop" => "NOOP",
+        "quit" => "QUIT",
+        "vrfy" => "VRFY",
+        "help" => "HELP",
+        "starttls" => "STARTTLS",
+        "auth" => "AUTH",
+        _ => "UNKNOWN",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,416 @@
+//! The state machine driven by scripts of command lines: each step is a line and the reply
+//! code (or action) expected, so a table reads like an SMTP transcript.
+
+use super::*;
+use crate::command::parse;
+use crate::reply::Reply;
+
+struct Room(bool);
+
+impl Storage for Room {
+    fn has_room(&self, _size: u64) -> Result<(), Reply> {
+        if self.0 {
+            Ok(())
+        } else {
+            Err(fixed::insufficient_storage())
+        }
+    }
+}
+
+fn settings(role: Role, edit: impl FnOnce(&mut Config)) -> Arc<Settings> {
+    let mut cfg = Config::embedded_default();
+    cfg.myhostname = "mx.test".into();
+    cfg.myorigin = "mx.test".into();
+    cfg.mydestination = vec!["mx.test".into(), "localhost".into()];
+    cfg.mynetworks = vec!["127.0.0.1/32".into()];
+    cfg.relay_domains = vec!["relayed.org".into()];
+    cfg.smtpd_recipient_limit = 3;
+    cfg.message_size_limit = 1000;
+    edit(&mut cfg);
+    Arc::new(Settings::new(&cfg, role, true))
+}
+
+fn session_from(ip: &str, settings: Arc<Settings>) -> Session {
+    Session::new(settings, Client::new(ip.parse().unwrap()))
+}
+
+/// What an action amounts to in a transcript: its reply code, or a name.
+fn outcome(action: Action) -> String {
+    match action {
+        Action::Reply(r) => r.summary(),
+        Action::Close(r) => format!("close {}", r.summary()),
+        Action::StartTls => "starttls".into(),
+        Action::Data => "data".into(),
+        Action::Bdat { refusal: None, .. } => "bdat".into(),
+        Action::Bdat {
+            refusal: Some(r), ..
+        } => format!("bdat refused {}", r.summary()),
+        Action::Auth { mechanism, .. } => format!("auth {}", mechanism.name()),
+    }
+}
+
+/// Runs `(line, expected prefix)` steps; returns the session for further checks.
+fn script(mut session: Session, room: bool, steps: &[(&str, &str)]) -> Session {
+    for (line, expected) in steps {
+        let got = match parse(line.as_bytes()) {
+            Ok(command) => outcome(session.handle(command, &Room(room))),
+            Err(e) => e.reply.summary(),
+        };
+        assert!(
+            got.starts_with(expected),
+            "{line:?}: expected {expected:?}, got {got:?}"
+        );
+    }
+    session
+}
+
+#[test]
+fn a_plain_transaction() {
+    let s = session_from("192.0.2.1", settings(Role::Smtp, |_| {}));
+    let s = script(
+        s,
+        true,
+        &[
+            ("MAIL FROM:<a@b.org>", "503 5.5.1"),
+            ("EHLO client.example", "250 mx.test"),
+            ("RCPT TO:<x@mx.test>", "503 5.5.1"),
+            ("DATA", "503 5.5.1"),
+            ("MAIL FROM:<a@b.org> SIZE=100", "250 2.1.0"),
+            ("MAIL FROM:<a@b.org>", "503 5.5.1 Error: nested"),
+            ("DATA", "503 5.5.1 Error: need RCPT"),
+            (
+                "RCPT TO:<x@mx.test> NOTIFY=FAILURE ORCPT=rfc822;x@mx.test",
+                "250 2.1.5",
+            ),
+            ("RCPT TO:<x@mx.test>", "250 2.1.5"),
+            ("RCPT TO:<postmaster>", "250 2.1.5"),
+            ("DATA", "data"),
+        ],
+    );
+    let tx = s.tx.as_ref().expect("transaction");
+    assert_eq!(tx.recipients.len(), 2, "duplicates are kept once");
+    assert_eq!(tx.recipients[0].notify.as_deref(), Some("FAILURE"));
+    assert_eq!(tx.recipients[0].orcpt.as_deref(), Some("rfc822;x@mx.test"));
+    assert_eq!(tx.recipients[1].address, "postmaster@mx.test");
+    assert!(tx.id.is_some());
+    assert_eq!(s.protocol(), "ESMTP");
+}
+
+#[test]
+fn no_open_relay() {
+    let outsider = session_from("192.0.2.1", settings(Role::Smtp, |_| {}));
+    script(
+        outsider,
+        true,
+        &[
+            ("EHLO x", "250"),
+            ("MAIL FROM:<a@b.org>", "250"),
+            (
+                "RCPT TO:<victim@elsewhere.com>",
+                "554 5.7.1 <victim@elsewhere.com>: Relay access denied",
+            ),
+            ("RCPT TO:<a%victim@mx.test>", "554 5.7.1"),
+            ("RCPT TO:<a@[192.0.2.9]>", "554 5.7.1"),
+            ("RCPT TO:<a@sub.relayed.org>", "250"),
+            ("RCPT TO:<a@localhost>", "250"),
+        ],
+    );
+    let insider = session_from("127.0.0.1", settings(Role::Smtp, |_| {}));
+    script(
+        insider,
+        true,
+        &[
+            ("HELO x", "250"),
+            ("MAIL FROM:<a@b.org>", "250"),
+            ("RCPT TO:<v@elsewhere.com>", "250"),
+        ],
+    );
+    let mapped = session_from("::ffff:127.0.0.1", settings(Role::Smtp, |_| {}));
+    script(
+        mapped,
+        true,
+        &[
+            ("EHLO x", "250"),
+            ("MAIL FROM:<>", "250"),
+            ("RCPT TO:<v@elsewhere.com>", "250"),
+        ],
+    );
+}
+
+#[test]
+fn denied_recipients_make_data_say_no_valid_recipients() {
+    let s = session_from("192.0.2.1", settings(Role::Smtp, |_| {}));
+    script(
+        s,
+        true,
+        &[
+            ("EHLO x", "250"),
+            ("MAIL FROM:<a@b.org>", "250"),
+            ("RCPT TO:<v@elsewhere.com>", "554"),
+            ("DATA", "554 5.5.1 Error: no valid recipients"),
+        ],
+    );
+}
+
+#[test]
+fn limits() {
+    let s = session_from("127.0.0.1", settings(Role::Smtp, |_| {}));
+    script(
+        s,
+        true,
+        &[
+            ("EHLO x", "250"),
+            ("MAIL FROM:<a@b.org> SIZE=1001", "552 5.3.4"),
+            ("MAIL FROM:<a@b.org> SIZE=1000", "250"),
+            ("RCPT TO:<a@mx.test>", "250"),
+            ("RCPT TO:<b@mx.test>", "250"),
+            ("RCPT TO:<c@mx.test>", "250"),
+            ("RCPT TO:<d@mx.test>", "452 4.5.3"),
+            ("RSET", "250"),
+            ("RCPT TO:<a@mx.test>", "503"),
+        ],
+    );
+    let full = session_from("127.0.0.1", settings(Role::Smtp, |_| {}));
+    script(
+        full,
+        false,
+        &[
+            ("EHLO x", "250"),
+            (
+                "MAIL FROM:<a@b.org>",
+                "452 4.3.1 Insufficient system storage",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn helo_sessions_refuse_esmtp_parameters() {
+    let s = session_from("127.0.0.1", settings(Role::Smtp, |_| {}));
+    let s = script(
+        s,
+        true,
+        &[
+            ("HELO x", "250 mx.test"),
+            ("MAIL FROM:<a@b.org> SIZE=10", "555 5.5.4"),
+            ("MAIL FROM:<a@b.org>", "250"),
+        ],
+    );
+    assert_eq!(s.protocol(), "SMTP");
+}
+
+#[test]
+fn smtputf8_must_be_declared() {
+    let s = session_from("127.0.0.1", settings(Role::Smtp, |_| {}));
+    script(
+        s,
+        true,
+        &[
+            ("EHLO x", "250"),
+            ("MAIL FROM:<δ@b.org>", "553 5.6.7"),
+            ("MAIL FROM:<δ@b.org> SMTPUTF8", "250"),
+            ("RCPT TO:<δοκιμή@mx.test>", "250"),
+        ],
+    );
+}
+
+#[test]
+fn submission_needs_tls_then_auth_before_mail() {
+    let s = session_from("127.0.0.1", settings(Role::Submission, |_| {}));
+    let mut s = script(
+        s,
+        true,
+        &[
+            ("EHLO x", "250"),
+            ("AUTH PLAIN AGFsaWNlAHNlY3JldA==", "538 5.7.11"),
+            ("MAIL FROM:<a@b.org>", "530 5.7.0 Authentication required"),
+            ("STARTTLS", "starttls"),
+        ],
+    );
+    s.tls_started("TLSv1.3 with cipher X".into());
+    let mut s = script(
+        s,
+        true,
+        &[
+            ("MAIL FROM:<a@b.org>", "503 5.5.1"),
+            ("EHLO x", "250"),
+            ("STARTTLS", "554 5.5.1"),
+            ("AUTH CRAM-MD5", "504 5.5.4"),
+            ("AUTH PLAIN", "auth PLAIN"),
+            ("MAIL FROM:<a@b.org>", "530 5.7.0"),
+        ],
+    );
+    s.authenticated(Mechanism::Plain, "alice".into());
+    let s = script(
+        s,
+        true,
+        &[
+            ("AUTH LOGIN", "503 5.5.1"),
+            ("MAIL FROM:<a@b.org>", "250"),
+            ("RCPT TO:<anyone@elsewhere.com>", "250"),
+        ],
+    );
+    assert_eq!(s.protocol(), "ESMTPSA");
+}
+
+#[test]
+fn ehlo_advertises_what_the_state_allows() {
+    let lines = |s: &mut Session| match s.handle(Command::Ehlo("x".into()), &Room(true)) {
+        Action::Reply(r) => r.lines,
+        other => panic!("{other:?}"),
+    };
+    let mut s = session_from("127.0.0.1", settings(Role::Submission, |_| {}));
+    let before = lines(&mut s);
+    assert!(before.contains(&"STARTTLS".to_string()));
+    assert!(!before.iter().any(|l| l.starts_with("AUTH")));
+    for ext in [
+        "PIPELINING",
+        "SIZE 1000",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "CHUNKING",
+        "DSN",
+    ] {
+        assert!(
+            before.contains(&ext.to_string()),
+            "{ext} missing from {before:?}"
+        );
+    }
+    s.tls_started("t".into());
+    let after = lines(&mut s);
+    assert!(after.contains(&"AUTH PLAIN LOGIN".to_string()), "{after:?}");
+    assert!(!after.contains(&"STARTTLS".to_string()));
+
+    let mut smtp = session_from("127.0.0.1", settings(Role::Smtp, |_| {}));
+    smtp.tls_started("t".into());
+    assert!(
+        !lines(&mut smtp).iter().any(|l| l.starts_with("AUTH")),
+        "AUTH off on smtp by default"
+    );
+    let mut reinject = session_from("127.0.0.1", settings(Role::Reinject, |_| {}));
+    assert!(!lines(&mut reinject).contains(&"STARTTLS".to_string()));
+}
+
+#[test]
+fn encrypt_level_requires_starttls() {
+    let s = session_from(
+        "127.0.0.1",
+        settings(Role::Smtp, |c| {
+            c.smtpd_tls_security_level = "encrypt".into()
+        }),
+    );
+    script(
+        s,
+        true,
+        &[
+            ("EHLO x", "250"),
+            ("MAIL FROM:<a@b.org>", "530 5.7.0 Must issue a STARTTLS"),
+        ],
+    );
+}
+
+#[test]
+fn bdat_chunks() {
+    let s = session_from("127.0.0.1", settings(Role::Smtp, |_| {}));
+    let mut s = script(
+        s,
+        true,
+        &[
+            ("EHLO x", "250"),
+            ("BDAT 5", "bdat refused 503 5.5.1"),
+            ("MAIL FROM:<a@b.org>", "250"),
+            ("RCPT TO:<a@mx.test>", "250"),
+            ("BDAT 5", "bdat"),
+        ],
+    );
+    s.chunk_sink().expect("sink").feed(b"Subje");
+    assert!(matches!(s.end_chunk(5, false, None), ChunkEnd::Reply(r) if r.code == 250));
+    let mut s = script(s, true, &[("DATA", "503 5.5.1 Error: mixing")]);
+    let _ = s.handle(
+        Command::Bdat {
+            size: 9,
+            last: true,
+        },
+        &Room(true),
+    );
+    s.chunk_sink().expect("sink").feed(b"ct: x\r\n\r\n");
+    match s.end_chunk(9, true, None) {
+        ChunkEnd::Message(tx, Ok(body)) => {
+            assert_eq!(body, b"Subject: x\n\n");
+            assert_eq!(tx.recipients.len(), 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.tx.is_none());
+}
+
+#[test]
+fn a_failed_chunk_ends_the_transaction() {
+    let s = session_from(
+        "127.0.0.1",
+        settings(Role::Smtp, |c| c.message_size_limit = 4),
+    );
+    let mut s = script(
+        s,
+        true,
+        &[
+            ("EHLO x", "250"),
+            ("MAIL FROM:<a@b.org>", "250"),
+            ("RCPT TO:<a@mx.test>", "250"),
+            ("BDAT 10", "bdat"),
+        ],
+    );
+    s.chunk_sink().expect("sink").feed(b"0123456789");
+    assert!(matches!(s.end_chunk(10, false, None), ChunkEnd::Reply(r) if r.code == 552));
+    assert!(s.tx.is_none());
+}
+
+#[test]
+fn starttls_forgets_the_plaintext_state() {
+    let s = session_from("127.0.0.1", settings(Role::Smtp, |_| {}));
+    let mut s = script(
+        s,
+        true,
+        &[("EHLO x", "250"), ("MAIL FROM:<a@b.org>", "250")],
+    );
+    s.tls_started("t".into());
+    assert!(s.helo.is_none() && s.tx.is_none());
+}
+
+#[test]
+fn error_limits() {
+    let s = session_from(
+        "127.0.0.1",
+        settings(Role::Smtp, |c| {
+            c.smtpd_soft_error_limit = 2;
+            c.smtpd_hard_error_limit = 3;
+        }),
+    );
+    let mut s = s;
+    for _ in 0..2 {
+        s.note_reply(&fixed::unknown_command());
+    }
+    assert!(s.slow_down() && !s.too_many_errors());
+    s.note_reply(&fixed::ok());
+    assert!(!s.too_many_errors());
+    s.note_reply(&fixed::unknown_command());
+    assert!(s.too_many_errors());
+}
+
+#[test]
+fn misc_commands() {
+    let s = session_from("127.0.0.1", settings(Role::Smtp, |_| {}));
+    script(
+        s,
+        true,
+        &[
+            ("NOOP", "250 2.0.0"),
+            ("VRFY root", "252 2.0.0"),
+            ("HELP", "214 2.0.0"),
+            ("EXPN staff", "502 5.5.1"),
+            ("BOGUS", "500 5.5.2"),
+            ("QUIT", "close 221 2.0.0"),
+        ],
+    );
+}

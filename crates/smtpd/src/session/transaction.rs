@@ -1,0 +1,273 @@
+//! The mail transaction: MAIL, RCPT, DATA and BDAT (RFC 5321 section 3.3, RFC 3030), with
+//! relay control, the recipient limit, SIZE and the disk guard. Rejections of MAIL and RCPT
+//! that policy (not syntax) decides are logged the way Postfix logs them, so `pflogsumm`
+//! counts them: `NOQUEUE: reject: RCPT from unknown[ip]: 554 5.7.1 ...; from=<a> to=<b>
+//! proto=ESMTP helo=<h>`.
+
+use envelope::{QueueId, Recipient};
+use tracing::info;
+
+use super::{Action, Role, Session, Storage};
+use crate::data::{DataError, Decoder, Mode};
+use crate::params::{MailParams, RcptParams};
+use crate::reply::{fixed, Reply};
+
+/// One mail transaction in progress.
+#[derive(Debug)]
+pub struct Transaction {
+    /// The envelope sender, qualified; empty for `<>`.
+    pub sender: String,
+    pub params: MailParams,
+    pub recipients: Vec<Recipient>,
+    /// Assigned at the first accepted recipient (the `client=` log line names it).
+    pub id: Option<QueueId>,
+    /// BDAT chunks received so far, decoded as they arrive.
+    pub chunks: Option<Decoder>,
+    /// Some RCPT was refused (so DATA without recipients says "no valid recipients").
+    pub refused_recipients: bool,
+}
+
+/// The result of one BDAT chunk.
+#[derive(Debug)]
+pub enum ChunkEnd {
+    Reply(Reply),
+    /// LAST chunk read: the transaction and the decoded message (or why it failed).
+    Message(Box<Transaction>, Result<Vec<u8>, DataError>),
+}
+
+impl Session {
+    pub(super) fn mail(
+        &mut self,
+        sender: String,
+        params: MailParams,
+        storage: &dyn Storage,
+    ) -> Reply {
+        if let Some(reply) = self.mail_refusal(&params) {
+            return reply;
+        }
+        if !sender.is_ascii() && !params.smtputf8 {
+            return utf8_undeclared();
+        }
+        let limit = self.settings.message_size_limit;
+        if limit > 0 && params.size.is_some_and(|size| size > limit) {
+            return self.log_reject("MAIL", fixed::size_exceeded(), None, "");
+        }
+        if let Err(reply) = storage.has_room(params.size.unwrap_or(0)) {
+            return self.log_reject("MAIL", reply, None, "");
+        }
+        let sender = submit::cleanup::qualify(&sender, &self.settings.myorigin);
+        self.tx = Some(Transaction {
+            sender,
+            params,
+            recipients: Vec::new(),
+            id: None,
+            chunks: None,
+            refused_recipients: false,
+        });
+        fixed::sender_ok()
+    }
+
+    fn mail_refusal(&self, params: &MailParams) -> Option<Reply> {
+        if self.helo.is_none() {
+            return Some(fixed::need_helo());
+        }
+        if self.tx.is_some() {
+            return Some(fixed::nested_mail());
+        }
+        if !self.esmtp && !params.is_empty() {
+            return Some(Reply::new(
+                555,
+                "5.5.4",
+                "Unsupported option: ESMTP parameters after HELO",
+            ));
+        }
+        if self.settings.tls_required && self.tls.is_none() {
+            return Some(fixed::starttls_required());
+        }
+        if self.settings.role == Role::Submission && self.auth.is_none() {
+            return Some(fixed::auth_required());
+        }
+        None
+    }
+
+    pub(super) fn rcpt(&mut self, recipient: String, params: RcptParams) -> Reply {
+        let Some(tx) = &self.tx else {
+            return fixed::need_mail();
+        };
+        if !self.esmtp && !params.is_empty() {
+            return Reply::new(
+                555,
+                "5.5.4",
+                "Unsupported option: ESMTP parameters after HELO",
+            );
+        }
+        if !recipient.is_ascii() && !tx.params.smtputf8 {
+            return utf8_undeclared();
+        }
+        if tx.recipients.len() >= self.settings.recipient_limit {
+            return self.refuse_recipient(fixed::too_many_recipients(), &recipient);
+        }
+        let address = submit::cleanup::qualify(&recipient, &self.settings.myorigin);
+        if !self.settings.relay.permits(&address, self.is_trusted()) {
+            return self.refuse_recipient(fixed::relay_denied(&recipient), &address);
+        }
+        self.accept_recipient(address, params);
+        fixed::recipient_ok()
+    }
+
+    fn refuse_recipient(&mut self, reply: Reply, address: &str) -> Reply {
+        let id = self.tx.as_mut().and_then(|tx| {
+            tx.refused_recipients = true;
+            tx.id
+        });
+        self.log_reject("RCPT", reply, id, address)
+    }
+
+    fn accept_recipient(&mut self, address: String, params: RcptParams) {
+        let client = self.client_log_suffix();
+        let Some(tx) = self.tx.as_mut() else { return };
+        if tx.id.is_none() {
+            let id = QueueId::generate();
+            tx.id = Some(id);
+            info!(target: "smtpd", "{id}: client={client}");
+        }
+        if tx.recipients.iter().any(|r| r.address == address) {
+            return;
+        }
+        let mut entry = Recipient::new(address);
+        entry.notify = params.notify;
+        entry.orcpt = params.orcpt;
+        tx.recipients.push(entry);
+    }
+
+    /// `unknown[ip]` plus `, sasl_method=PLAIN, sasl_username=u` when authenticated.
+    fn client_log_suffix(&self) -> String {
+        let mut text = self.client.label();
+        if let Some((mechanism, user)) = &self.auth {
+            text.push_str(&format!(
+                ", sasl_method={}, sasl_username={}",
+                mechanism.name(),
+                maillog::sanitize(user)
+            ));
+        }
+        text
+    }
+
+    /// Why DATA or a first BDAT cannot start, if it cannot.
+    fn data_refusal(&self, storage: &dyn Storage) -> Option<Reply> {
+        let Some(tx) = &self.tx else {
+            return Some(fixed::need_mail());
+        };
+        if tx.recipients.is_empty() {
+            return Some(match tx.refused_recipients {
+                true => fixed::no_valid_recipients(),
+                false => fixed::need_rcpt(),
+            });
+        }
+        storage.has_room(tx.params.size.unwrap_or(0)).err()
+    }
+
+    pub(super) fn data(&mut self, storage: &dyn Storage) -> Action {
+        if self.tx.as_ref().is_some_and(|tx| tx.chunks.is_some()) {
+            return Action::Reply(fixed::mixed_bdat_data());
+        }
+        match self.data_refusal(storage) {
+            Some(reply) => Action::Reply(reply),
+            None => Action::Data,
+        }
+    }
+
+    /// A decoder for the DATA that was just accepted.
+    pub fn data_decoder(&self) -> Decoder {
+        let s = &self.settings;
+        Decoder::new(Mode::Dot, s.bare_newline, s.message_size_limit)
+    }
+
+    pub(super) fn bdat(&mut self, size: u64, last: bool, storage: &dyn Storage) -> Action {
+        let started = self.tx.as_ref().is_some_and(|tx| tx.chunks.is_some());
+        let refusal = if started {
+            None
+        } else {
+            self.data_refusal(storage)
+        };
+        if refusal.is_none() && !started {
+            let decoder = Decoder::new(
+                Mode::Chunk,
+                self.settings.bare_newline,
+                self.settings.message_size_limit,
+            );
+            if let Some(tx) = self.tx.as_mut() {
+                tx.chunks = Some(decoder);
+            }
+        }
+        Action::Bdat {
+            size,
+            last,
+            refusal,
+        }
+    }
+
+    /// Where the bytes of an accepted chunk go.
+    pub fn chunk_sink(&mut self) -> Option<&mut Decoder> {
+        self.tx.as_mut().and_then(|tx| tx.chunks.as_mut())
+    }
+
+    /// After a chunk of `size` bytes was read. A failure seen in a non-LAST chunk is
+    /// answered at once and ends the transaction (RFC 3030 section 4.2: the client must not
+    /// send more chunks after an error).
+    pub fn end_chunk(&mut self, size: u64, last: bool, refusal: Option<Reply>) -> ChunkEnd {
+        if let Some(reply) = refusal {
+            if self.tx.as_ref().is_some_and(|tx| !tx.recipients.is_empty()) {
+                self.tx = None;
+            }
+            return ChunkEnd::Reply(reply);
+        }
+        let failed = self.chunk_sink().and_then(|d| d.error());
+        if let (Some(error), false) = (failed, last) {
+            self.tx = None;
+            return ChunkEnd::Reply(error.reply());
+        }
+        if !last {
+            return ChunkEnd::Reply(fixed::chunk_ok(size));
+        }
+        match self.tx.take() {
+            Some(mut tx) => {
+                let decoded = tx.chunks.take().map_or(Ok(Vec::new()), Decoder::finish);
+                ChunkEnd::Message(Box::new(tx), decoded)
+            }
+            None => ChunkEnd::Reply(fixed::need_mail()),
+        }
+    }
+
+    /// The transaction whose DATA just ended (forgotten by the session either way).
+    pub fn take_transaction(&mut self) -> Option<Transaction> {
+        self.tx.take()
+    }
+
+    /// Logs `QUEUEID|NOQUEUE: reject: VERB from client: REPLY; from=<> to=<> proto= helo=<>`.
+    fn log_reject(&self, verb: &str, reply: Reply, id: Option<QueueId>, to: &str) -> Reply {
+        let queue = id.map_or_else(|| "NOQUEUE".to_string(), |id| id.to_string());
+        let from = self
+            .tx
+            .as_ref()
+            .map(|tx| format!(" from=<{}>", tx.sender))
+            .unwrap_or_default();
+        let to = match to {
+            "" => String::new(),
+            to => format!(" to=<{to}>"),
+        };
+        let helo = self.helo.as_deref().unwrap_or("");
+        let line = format!(
+            "{queue}: reject: {verb} from {}: {};{from}{to} proto={} helo=<{helo}>",
+            self.client.label(),
+            reply.summary(),
+            self.protocol(),
+        );
+        info!(target: "smtpd", "{}", maillog::sanitize(&line));
+        reply
+    }
+}
+
+fn utf8_undeclared() -> Reply {
+    Reply::new(553, "5.6.7", "Must declare SMTPUTF8 to send UTF8 address")
+}

@@ -1,0 +1,82 @@
+//! STARTTLS (RFC 3207) on our side of the wire: load the server configuration once (the
+//! `security` crate decides certificates, versions and ciphers: TLS 1.2+ only), and upgrade
+//! a session in place.
+//!
+//! Security stance: the plaintext the client pipelined after STARTTLS is discarded, never
+//! read as commands inside TLS (CVE-2011-0411); after the handshake the session forgets its
+//! greeting, transaction and authentication (RFC 3207 section 4.2). A failed handshake ends
+//! the connection (nothing sensible can be said on a half-negotiated stream) and is logged.
+
+use tokio_rustls::rustls::ServerConnection;
+use tokio_rustls::TlsAcceptor;
+use tracing::{info, warn};
+
+use crate::conn::Conn;
+use crate::driver::{send, End, Env};
+use crate::reply::fixed;
+use crate::session::Session;
+
+/// The STARTTLS acceptor, or `None` (with a warning) when TLS is off or cannot be set up;
+/// then STARTTLS is simply not offered.
+pub fn acceptor(cfg: &config::Config) -> Option<TlsAcceptor> {
+    if cfg.smtpd_tls_security_level == "none" {
+        return None;
+    }
+    match security::tls::server_config(cfg) {
+        Ok(server) => Some(TlsAcceptor::from(server)),
+        Err(e) => {
+            warn!(target: "smtpd", "TLS unavailable, STARTTLS will not be offered: {e}");
+            None
+        }
+    }
+}
+
+/// `TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384`, for the log and the Received: header.
+fn describe(connection: &ServerConnection) -> String {
+    let version = match connection.protocol_version() {
+        Some(v) => format!("{v:?}").replace("TLSv1_", "TLSv1."),
+        None => "TLS".to_string(),
+    };
+    match connection.negotiated_cipher_suite() {
+        Some(suite) => format!("{version} with cipher {:?}", suite.suite()),
+        None => version,
+    }
+}
+
+/// Sends 220, then runs the handshake with the `smtpd_timeout` bound.
+pub async fn starttls(
+    conn: &mut Conn,
+    session: &mut Session,
+    env: &mut Env<'_>,
+) -> Result<(), End> {
+    let Some(acceptor) = env.intake.tls.clone() else {
+        session.stats.record("starttls", false);
+        send(conn, session, fixed::tls_unavailable()).await;
+        return Ok(());
+    };
+    session.stats.record("starttls", true);
+    send(conn, session, fixed::start_tls()).await;
+    conn.flush().await?;
+    let label = session.client.label();
+    let injected = conn.discard_input();
+    if injected > 0 {
+        warn!(target: "smtpd", "{label}: {injected} bytes pipelined after STARTTLS discarded");
+    }
+    let tcp = conn.take_plain().ok_or(End::Lost)?;
+    let handshake = tokio::time::timeout(conn.timeout(), acceptor.accept(tcp)).await;
+    match handshake {
+        Ok(Ok(stream)) => {
+            let description = describe(stream.get_ref().1);
+            info!(target: "smtpd", "Anonymous TLS connection established from {label}: {description}");
+            conn.set_tls(stream);
+            session.tls_started(description);
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            warn!(target: "smtpd", "TLS handshake failed from {label}: {e}");
+            info!(target: "smtpd", "lost connection after STARTTLS from {label}");
+            Err(End::TlsFailed)
+        }
+        Err(_) => Err(End::Timeout),
+    }
+}
