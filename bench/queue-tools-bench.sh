@@ -15,13 +15,14 @@
 #! P defaults to N/10 (filling Postfix is slow): compare per message. Postfix is stopped and
 #! its main.cf restored at the end.
 #!
-#! Usage: bench/queue-tools-bench.sh [-n N] [-p P] [--no-postfix] [--no-build] [--dir DIR]
+#! Usage: bench/queue-tools-bench.sh [-n N] [-p P] [--no-postfix] [--no-mailroom] [--no-build] [--dir DIR]
 #!        defaults N=1000000, P=N/10, DIR=/var/tmp/mailroom-queue-bench. Needs root for Postfix.
 set -euo pipefail
 
 N=1000000
 P=""
 DO_POSTFIX=1
+DO_MAILROOM=1
 DO_BUILD=1
 DIR=/var/tmp/mailroom-queue-bench
 while [ $# -gt 0 ]; do
@@ -30,6 +31,7 @@ while [ $# -gt 0 ]; do
         -p) P="$2"; shift 2 ;;
         --dir) DIR="$2"; shift 2 ;;
         --no-postfix) DO_POSTFIX=0; shift ;;
+        --no-mailroom) DO_MAILROOM=0; shift ;;
         --no-build) DO_BUILD=0; shift ;;
         -h|--help) sed -n 's/^#! \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "queue-tools-bench: unknown argument $1" >&2; exit 2 ;;
@@ -82,7 +84,7 @@ EOF
     timed "postqueue -p (full)" sh -c "'$BIN/mailroom' postqueue -p > /dev/null"
     timed "postqueue -j (full)" sh -c "'$BIN/mailroom' postqueue -j > /dev/null"
     timed "qshape deferred" sh -c "'$BIN/mailroom' qshape deferred > /dev/null"
-    "$BIN/mailroom" qshape deferred | head -4
+    "$BIN/mailroom" qshape deferred | head -4 || true
     echo "daemon RSS: $(rss_mib $pid) MiB"
     timed "postsuper -d ALL deferred" "$BIN/mailroom" postsuper -d ALL deferred
     "$BIN/mailroom" mailq | tail -1
@@ -96,7 +98,13 @@ postfix_part() {
         echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
         DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >/dev/null
     fi
-    [ -f /etc/postfix/main.cf ] && cp /etc/postfix/main.cf /tmp/queue-bench-main.cf.orig
+    if [ -f /etc/postfix/main.cf ]; then
+        cp /etc/postfix/main.cf /tmp/queue-bench-main.cf.orig
+    else
+        : > /tmp/queue-bench-main.cf.orig   # "No configuration" installs none
+        touch /etc/postfix/main.cf
+    fi
+    [ -f /etc/postfix/master.cf ] || cp /usr/share/postfix/master.cf.dist /etc/postfix/master.cf
     postconf -e "inet_interfaces = loopback-only" "mydestination = localhost" \
         "defer_transports = smtp" "relayhost =" "maillog_file = /var/log/postfix-bench.log" \
         "smtpd_recipient_restrictions = permit_mynetworks, reject" "mynetworks = 127.0.0.0/8"
@@ -126,11 +134,11 @@ PY
     timed "postqueue -p (full)" sh -c "postqueue -p > /dev/null"
     timed "postqueue -j (full)" sh -c "postqueue -j > /dev/null"
     timed "qshape deferred" sh -c "qshape deferred > /dev/null"
-    qshape deferred | head -4
+    qshape deferred | head -4 || true
     timed "postsuper -d ALL deferred" sh -c "postsuper -d ALL deferred"
     postfix stop >/dev/null 2>&1 || true
     [ -f /tmp/queue-bench-main.cf.orig ] && cp /tmp/queue-bench-main.cf.orig /etc/postfix/main.cf
 }
 
-mailroom_part
+if [ "$DO_MAILROOM" = 1 ]; then mailroom_part; fi
 if [ "$DO_POSTFIX" = 1 ]; then postfix_part; fi

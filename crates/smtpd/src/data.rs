@@ -161,11 +161,11 @@ impl Decoder {
     /// bare CR counts as a bare CR). Returns the stored message or the first failure.
     pub fn finish(mut self) -> Result<Vec<u8>, DataError> {
         match self.state {
-            State::Cr => {
+            State::Cr | State::DotCr => {
                 self.bare(DataError::BareCr);
                 self.end_line(false);
             }
-            State::InLine | State::Dot | State::DotCr => self.end_line(false),
+            State::InLine | State::Dot => self.end_line(false),
             State::LineStart | State::Done => {}
         }
         match self.error {

@@ -73,16 +73,27 @@ pub fn check_commands(input: &[u8]) {
     for line in input.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         match parse(line) {
-            Ok(Command::Mail { sender, .. }) => {
-                assert!(!sender.contains(['\r', '\n', '\0', '<', ' ']))
-            }
+            Ok(Command::Mail { sender, .. }) => check_address(&sender),
             Ok(Command::Rcpt { recipient, .. }) => {
-                assert!(!recipient.is_empty() && !recipient.contains(['\r', '\n', '\0', '<']));
+                assert!(!recipient.is_empty());
+                check_address(&recipient);
             }
             Ok(command) => assert!(!command.verb().is_empty()),
             Err(error) => assert!(error.reply.code >= 500),
         }
     }
+}
+
+/// A parsed address has no control characters and parses again to itself (what we store
+/// and log is what a later hop will read).
+fn check_address(address: &str) {
+    assert!(!address.chars().any(char::is_control), "{address:?}");
+    let path = format!("<{address}>");
+    let again = crate::address::parse_path(&path);
+    assert_eq!(
+        again.map(|(a, rest)| (a, rest.is_empty())),
+        Ok((address.to_string(), true))
+    );
 }
 
 /// The decoder in every mode and policy, fed whole and in pieces of `step` bytes: the
