@@ -44,7 +44,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Postfix's postqueue: -p (list), -j (JSON), -f (flush deferred mail now).
+    /// Postfix's postqueue: -p (list), -j (JSON), -f (flush deferred mail now), -s SITE, -i ID.
     #[command(disable_help_flag = true)]
     Postqueue {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -154,9 +154,14 @@ pub fn sendmail(args: Vec<OsString>) -> u8 {
     match submit::run_sendmail(&args, &mut io) {
         Handled::Exit(code) => u8::try_from(code).unwrap_or(EX_SOFTWARE),
         Handled::ListQueue(cfg) => crate::mailq::list(&cfg, false),
-        // -qR/-qI narrow the flush in Postfix; until per-site flush exists, all deferred
-        // mail is retried (a superset: nothing the user asked for is left waiting).
-        Handled::Flush(cfg, _scope) => crate::control::flush(&cfg, "sendmail"),
+        Handled::Flush(cfg, scope) => {
+            let command = match scope {
+                submit::sendmail::FlushScope::All => "flush".to_string(),
+                submit::sendmail::FlushScope::Site(site) => format!("flush-site {site}"),
+                submit::sendmail::FlushScope::QueueId(id) => format!("flush-id {id}"),
+            };
+            crate::control::flush(&cfg, "sendmail", &command)
+        }
     }
 }
 
@@ -169,33 +174,48 @@ pub fn postqueue(args: Vec<OsString>) -> u8 {
     postqueue_with(None, args)
 }
 
+/// What `postqueue` was asked to do.
+enum PostqueueAction {
+    List { json: bool },
+    Flush(String),
+}
+
+const POSTQUEUE_USAGE: &str =
+    "postqueue: fatal: usage: postqueue -p | -j | -f | -s site | -i queue_id [-C config]";
+
 /// Postfix's postqueue flags: `-c DIR` is Postfix's config directory; ours is `-C FILE`.
 fn postqueue_with(path: Option<&Path>, args: Vec<OsString>) -> u8 {
     let mut config = path.map(Path::to_path_buf);
     let mut action = None;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
-        match a.to_str() {
-            Some("-p") => action = Some('p'),
-            Some("-j") => action = Some('j'),
-            Some("-f") => action = Some('f'),
-            Some("-C") | Some("-c") => config = it.next().map(PathBuf::from),
-            Some("-v") => {}
-            _ => {
-                eprintln!("postqueue: fatal: usage: postqueue -p | -j | -f [-C config]");
-                return EX_USAGE;
+        let next = |it: &mut std::vec::IntoIter<OsString>| it.next().map(|v| v.to_string_lossy().into_owned());
+        action = match a.to_str() {
+            Some("-p") => Some(PostqueueAction::List { json: false }),
+            Some("-j") => Some(PostqueueAction::List { json: true }),
+            Some("-f") => Some(PostqueueAction::Flush("flush".into())),
+            Some("-s") => next(&mut it).map(|site| PostqueueAction::Flush(format!("flush-site {site}"))),
+            Some("-i") => next(&mut it).map(|id| PostqueueAction::Flush(format!("flush-id {id}"))),
+            Some("-C") | Some("-c") => {
+                config = it.next().map(PathBuf::from);
+                action
             }
+            Some("-v") => action,
+            _ => None,
+        };
+        if action.is_none() {
+            eprintln!("{POSTQUEUE_USAGE}");
+            return EX_USAGE;
         }
     }
     let Some(action) = action else {
-        eprintln!("postqueue: fatal: usage: postqueue -p | -j | -f [-C config]");
+        eprintln!("{POSTQUEUE_USAGE}");
         return EX_USAGE;
     };
     match load_config(config.as_deref(), "postqueue") {
         Ok(cfg) => match action {
-            'p' => crate::mailq::list(&cfg, false),
-            'j' => crate::mailq::list(&cfg, true),
-            _ => crate::control::flush(&cfg, "postqueue"),
+            PostqueueAction::List { json } => crate::mailq::list(&cfg, json),
+            PostqueueAction::Flush(command) => crate::control::flush(&cfg, "postqueue", &command),
         },
         Err(code) => code,
     }

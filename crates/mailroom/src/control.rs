@@ -27,9 +27,10 @@ pub fn request(cfg: &Config, command: &str) -> std::io::Result<String> {
     Ok(line.trim_end().to_string())
 }
 
-/// `postqueue -f` / `sendmail -q`: ask the daemon to retry all deferred mail now.
-pub fn flush(cfg: &Config, program: &str) -> u8 {
-    match request(cfg, "flush") {
+/// `postqueue -f|-s site|-i id` / `sendmail -q|-qRsite|-qIid`: ask the daemon to retry
+/// deferred mail now; `command` is `flush`, `flush-site SITE` or `flush-id ID`.
+pub fn flush(cfg: &Config, program: &str, command: &str) -> u8 {
+    match request(cfg, command) {
         Ok(answer) if answer.starts_with("ok") => 0,
         Ok(answer) => {
             eprintln!("{program}: fatal: the daemon refused the flush: {answer}");

@@ -20,16 +20,20 @@ pub(crate) struct Timed {
     /// When a delivery slot took it.
     pub dispatched: Instant,
     pub finished: Instant,
+    /// The program name of the log line, as Postfix names its agents: `local`, `smtp`,
+    /// `discard`, `error`, `retry`, or `qmgr` for what the queue manager decided itself.
+    pub program: &'static str,
 }
 
 impl Timed {
-    pub fn now(outcome: Outcome, queued: Instant) -> Timed {
+    pub fn now(outcome: Outcome, queued: Instant, program: &'static str) -> Timed {
         let now = Instant::now();
         Timed {
             outcome,
             queued,
             dispatched: now,
             finished: now,
+            program,
         }
     }
 }
@@ -54,6 +58,10 @@ impl QueueManager {
                 queued: item.queued,
                 dispatched,
                 finished,
+                program: match item.route {
+                    Route::Local => "local",
+                    _ => "smtp",
+                },
             })
             .collect();
         self.item_done(&item, timed, failure);
@@ -417,16 +425,18 @@ fn log_outcome(id: QueueId, to: &str, t: &Timed, started: Instant) {
         .as_secs_f64();
     let a = (delay - b - d).max(0.0);
     let line = format!("{id}: to=<{to}>, relay={}, delay={delay:.2}, delays={a:.2}/{b:.2}/0/{d:.2}, dsn={}, status={status} ({})", o.relay, o.dsn, o.text);
-    // Postfix logs delivery lines under the agent's name (local, smtp, error, discard).
-    match o.relay.as_str() {
-        "local" => {
-            info!(target: "local", queue_id = %id, to = to, relay = %o.relay, dsn = %o.dsn, status = status, "{line}")
-        }
-        "none" => {
-            info!(target: "error", queue_id = %id, to = to, relay = %o.relay, dsn = %o.dsn, status = status, "{line}")
-        }
-        _ => {
-            info!(target: "smtp", queue_id = %id, to = to, relay = %o.relay, dsn = %o.dsn, status = status, "{line}")
-        }
+    // Postfix logs delivery lines under the agent's name; tracing targets must be constant.
+    macro_rules! line {
+        ($target:literal) => {
+            info!(target: $target, queue_id = %id, to = to, relay = %o.relay, dsn = %o.dsn, status = status, "{line}")
+        };
+    }
+    match t.program {
+        "local" => line!("local"),
+        "smtp" => line!("smtp"),
+        "discard" => line!("discard"),
+        "error" => line!("error"),
+        "retry" => line!("retry"),
+        _ => line!("qmgr"),
     }
 }

@@ -121,14 +121,15 @@ impl QueueManager {
             }
             let route = router.route(&r.address, &entry.meta.envelope.origin);
             match &route {
-                Route::Discard(text) => {
-                    immediate.push(Outcome::sent(i, "none", format!("discarded: {text}")))
-                }
+                Route::Discard(text) => immediate.push((
+                    "discard",
+                    Outcome::sent(i, "none", format!("discarded: {text}")),
+                )),
                 Route::Error { dsn, text } => {
-                    immediate.push(Outcome::bounced(i, dsn, "none", text.clone()))
+                    immediate.push(("error", Outcome::bounced(i, dsn, "none", text.clone())))
                 }
                 Route::Retry { dsn, text } => {
-                    immediate.push(Outcome::deferred(i, dsn, "none", text.clone()))
+                    immediate.push(("retry", Outcome::deferred(i, dsn, "none", text.clone())))
                 }
                 Route::Hold(text) => hold = Some(text.clone()),
                 Route::Local | Route::Smtp { .. } => {
@@ -166,7 +167,10 @@ impl QueueManager {
                 cfg.default_destination_concurrency_limit
             }
         };
-        let outcomes = immediate.into_iter().map(|o| Timed::now(o, now)).collect();
+        let outcomes = immediate
+            .into_iter()
+            .map(|(program, o)| Timed::now(o, now, program))
+            .collect();
         let mut d = lock(&self.dispatch);
         if d.inflight.contains_key(&id) {
             return;
@@ -237,7 +241,8 @@ impl QueueManager {
                                     .recipients
                                     .iter()
                                     .map(|&i| Outcome::deferred(i, "4.4.1", "none", text.clone()));
-                                let timed = outs.map(|o| Timed::now(o, item.queued)).collect();
+                                let timed =
+                                    outs.map(|o| Timed::now(o, item.queued, "qmgr")).collect();
                                 if let Some(done) = record(&mut d, item.id, timed) {
                                     finished.push(done);
                                 }

@@ -143,7 +143,9 @@ impl QueueManager {
     /// `postqueue -s site`: deferred mail with a recipient in `domain` is due now.
     pub fn flush_site(&self, domain: &str) -> usize {
         let domain = domain.to_ascii_lowercase();
-        lock(&self.dispatch).forget_dead(|key| key.contains(&domain));
+        // The mail may route through a relayhost or transport whose key does not name the
+        // domain; an explicit flush means "try now", so every dead mark goes.
+        lock(&self.dispatch).forget_dead(|_| true);
         self.force(|e| {
             e.meta
                 .envelope
@@ -155,6 +157,7 @@ impl QueueManager {
 
     /// `postqueue -i id`: one deferred message is due now. False if it is not queued.
     pub fn flush_id(&self, id: QueueId) -> bool {
+        lock(&self.dispatch).forget_dead(|_| true);
         self.force(|e| e.id == id) > 0
     }
 
