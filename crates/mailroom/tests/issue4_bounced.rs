@@ -48,7 +48,9 @@ fn only_the_rejected_recipient_bounces_and_the_others_are_delivered_once() {
     assert_eq!(peer.rcpt_attempts().iter().filter(|r| *r == BAD).count(), 1);
     assert_eq!(world.lines_with(&["status=sent", "@far.example>"]).len(), 2);
     assert_eq!(
-        world.lines_with(&["to=<sender@test.example>", "status=sent"]).len(),
+        world
+            .lines_with(&["to=<sender@test.example>", "status=sent"])
+            .len(),
         1,
         "the bounce itself is delivered locally, once"
     );
@@ -89,13 +91,21 @@ fn only_the_rejected_recipient_bounces_and_the_others_are_delivered_once() {
         b"",
     );
     assert!(
-        String::from_utf8_lossy(&parsed).trim().parse::<u32>().unwrap() >= 2024,
+        String::from_utf8_lossy(&parsed)
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+            >= 2024,
         "Arrival-Date is an RFC 5322 date: {arrival:?}"
     );
 
     // Exactly one recipient block: the rejected one.
     let blocks = dsn["recipients"].as_array().expect("recipient blocks");
-    assert_eq!(blocks.len(), 1, "only the rejected recipient is reported: {dsn}");
+    assert_eq!(
+        blocks.len(),
+        1,
+        "only the rejected recipient is reported: {dsn}"
+    );
     let block = &blocks[0];
     assert_eq!(field(block, "Final-Recipient"), "rfc822; bad@far.example");
     assert_eq!(field(block, "Action"), "failed");
@@ -109,7 +119,8 @@ fn only_the_rejected_recipient_bounces_and_the_others_are_delivered_once() {
     // The original comes back whole (it is far below bounce_size_limit).
     let returned = field(&dsn, "returned");
     assert!(
-        returned.contains("Subject: three-recipients") && returned.contains("body of three-recipients"),
+        returned.contains("Subject: three-recipients")
+            && returned.contains("body of three-recipients"),
         "{dsn}"
     );
 }

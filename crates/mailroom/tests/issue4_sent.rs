@@ -31,13 +31,16 @@ fn a_thousand_messages_relayed_to_smtp_sink() {
     );
     assert_success(&out, "smtp-source");
 
-    wait_until("smtp-sink to count 1000 messages", || sink.messages() >= 1000);
+    wait_until("smtp-sink to count 1000 messages", || {
+        sink.messages() >= 1000
+    });
     world.env.wait_queue_empty();
     let sent = world.wait_lines(&["to=<someone@example.net>", "status=sent"], 1000);
     assert_eq!(sent.len(), 1000, "one status=sent line per message");
     let relay = format!("relay=127.0.0.1[127.0.0.1]:{}", sink.port);
     assert!(
-        sent.iter().all(|l| l.contains(&relay) && l.contains("dsn=2.0.0")),
+        sent.iter()
+            .all(|l| l.contains(&relay) && l.contains("dsn=2.0.0")),
         "every line names the sink as relay: {}",
         sent[0]
     );

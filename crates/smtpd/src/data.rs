@@ -219,12 +219,18 @@ impl Decoder {
         }
     }
 
+    /// Stores ordinary line bytes. Failures are found in byte order (what fits on the line
+    /// is stored before the line is declared too long), so how the input was split across
+    /// reads never changes which failure is reported.
     fn push_run(&mut self, run: &[u8]) {
+        let line_room = (MAX_LINE - 2).saturating_sub(self.line_len);
         self.line_len += run.len();
-        if self.line_len > MAX_LINE - 2 {
+        if run.len() > line_room {
+            self.store(&run[..line_room]);
             self.fail(DataError::LineTooLong);
+        } else {
+            self.store(run);
         }
-        self.store(run);
     }
 
     fn end_line(&mut self, clean: bool) {

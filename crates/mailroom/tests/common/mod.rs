@@ -45,6 +45,12 @@ pub fn base_config(root: &Path, queue: &Path, extra: &str) -> String {
         true => "",
         false => "smtpd_listen = []\n",
     };
+    // Keep everything a daemon writes (the self-signed TLS pair, ...) inside the test's root,
+    // never in the running user's $HOME.
+    let data = match extra.contains("data_directory") {
+        true => String::new(),
+        false => format!("data_directory = \"{}\"\n", root.display()),
+    };
     format!(
         r#"# mailroom end-to-end test configuration
 queue_directory = "{queue}"
@@ -57,7 +63,7 @@ postdrop_path = "{root}/no-such-postdrop"
 minimal_backoff_time = "1s"
 maximal_backoff_time = "2s"
 queue_run_delay = "1s"
-{listen}{extra}
+{listen}{data}{extra}
 "#,
         queue = queue.display(),
         root = root.display(),

@@ -73,20 +73,41 @@ impl World {
     }
 
     /// Rewrites the configuration (base + listener + `extra`); takes effect at the next start.
+    /// Unlike [`TestEnv::write_config`], `extra` may override the base's parameters (the
+    /// backoff times, say): a base line whose key `extra` sets is left out.
     pub fn configure(&self, extra: &str) {
         let root = self.env.root.display();
-        self.env.write_config(&format!(
+        let extra = format!(
             r#"data_directory = "{root}"
 smtpd_sasl_password_file = "{root}/passwd"
 smtpd_listen = ["127.0.0.1:{port}"]
 mynetworks = ["127.0.0.1/32"]
 {extra}"#,
             port = self.port
-        ));
+        );
+        let key = |line: &str| {
+            line.split('=')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        let overridden: Vec<String> = extra.lines().filter(|l| l.contains('=')).map(key).collect();
+        let base = crate::common::base_config(&self.env.root, &self.env.queue_dir(), "");
+        let mut text: String = base
+            .lines()
+            .filter(|l| !l.contains('=') || !overridden.contains(&key(l)))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        text.push_str(&extra);
+        text.push('\n');
+        fs::write(&self.env.config, text).expect("write config");
     }
 
     /// Starts the daemon and waits until its SMTP listeners (`listeners` of them) are up.
     pub fn start_with_listeners(&mut self, listeners: usize) {
+        // A bad configuration fails here at once, not after the harness's 60 s wait.
+        self.run_ok(&["config", "-n"]);
         let before = self.env.log_lines("listening on").len();
         self.daemon = Some(self.env.start());
         self.env.wait_log("listening on", before + listeners);
@@ -186,7 +207,9 @@ fn read_reply(reader: &mut impl BufRead) -> Result<(u16, String), String> {
         if line.len() < 3 {
             return Err(format!("short reply {line:?}"));
         }
-        let code: u16 = line[..3].parse().map_err(|_| format!("bad reply {line:?}"))?;
+        let code: u16 = line[..3]
+            .parse()
+            .map_err(|_| format!("bad reply {line:?}"))?;
         if line.as_bytes().get(3) != Some(&b'-') {
             return Ok((code, line));
         }
@@ -751,7 +774,11 @@ fn read_name(packet: &[u8], mut at: usize) -> Option<(String, usize)> {
 
 fn encode_name(name: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         out.push(label.len() as u8);
         out.extend_from_slice(label.as_bytes());
     }

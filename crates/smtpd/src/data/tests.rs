@@ -176,3 +176,23 @@ fn policy_from_config() {
     assert_eq!(BareNewline::from_config("normalize"), N);
     assert_eq!(BareNewline::from_config("no"), N);
 }
+
+/// Found by the `data` fuzz target: a message cut after `.\r` kept the bare CR.
+#[test]
+fn regression_dot_cr_at_the_end_is_a_bare_cr() {
+    let mut d = Decoder::new(Mode::Dot, R, 0);
+    assert_eq!(d.feed(b".\r"), (2, false));
+    assert_eq!(d.finish(), Err(DataError::BareCr));
+}
+
+/// Found by the `data` fuzz target: one long read reported "line too long" where the same
+/// bytes in small reads reported "too big"; failures are now found in byte order.
+#[test]
+fn regression_failure_order_does_not_depend_on_read_splits() {
+    let mut input = vec![b'w'; 1070];
+    input.extend_from_slice(b"\r\n.\r\n");
+    assert_eq!(dot(&input, R, 100).0, Err(DataError::TooBig));
+    let mut input = vec![b'w'; 1070];
+    input.extend_from_slice(b"\r\n.\r\n");
+    assert_eq!(dot(&input, R, 5000).0, Err(DataError::LineTooLong));
+}

@@ -1,0 +1,97 @@
+//! Issue 4, "a bounce to a bouncing sender" (DESIGN invariant 5: no loops, no bounce
+//! storms). A relay that answers 550 to every recipient: the message bounces, its bounce
+//! (null sender) to the sender's remote domain bounces too, and that ends as one notice to
+//! the postmaster — nothing loops, the queue empties. If even the postmaster notice cannot be
+//! delivered, it is dropped: there is no third level.
+
+mod common;
+mod issue4_common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use issue4_common::*;
+
+fn reject_everything() -> Peer {
+    Peer::start_with(
+        OnConnect::Greet,
+        Arc::new(|rcpt: &str| {
+            format!("550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown")
+        }),
+    )
+}
+
+#[test]
+fn a_bounce_that_bounces_ends_at_the_postmaster_once() {
+    let peer = reject_everything();
+    let world = World::started(&format!(r#"relayhost = "[127.0.0.1]:{}""#, peer.port));
+    world.submit(
+        "victim@bouncing.example",
+        &["someone@far.example"],
+        &message("doomed"),
+    );
+    world.env.wait_mbox("postmaster", 1);
+    world.env.wait_queue_empty();
+    std::thread::sleep(Duration::from_millis(1500)); // a loop would show by now
+
+    assert_eq!(
+        peer.rcpt_attempts(),
+        ["someone@far.example", "victim@bouncing.example"],
+        "the message, then its bounce, each tried once"
+    );
+    assert!(peer.messages().is_empty());
+    let bounced = world.lines_with(&["status=bounced"]);
+    assert_eq!(bounced.len(), 2, "{bounced:?}");
+    assert_eq!(
+        world
+            .lines_with(&["sender non-delivery notification"])
+            .len(),
+        2
+    );
+
+    let notices = world.env.mbox_messages("postmaster");
+    assert_eq!(notices.len(), 1, "one postmaster notice");
+    assert!(notices[0].from_line.starts_with("MAILER-DAEMON "));
+    let dsn = parse_dsn(&notices[0].raw);
+    assert_eq!(dsn["content_type"], "multipart/report", "{dsn}");
+    let blocks = dsn["recipients"].as_array().unwrap();
+    assert_eq!(blocks.len(), 1, "{dsn}");
+    assert_eq!(
+        field(&blocks[0], "Final-Recipient"),
+        "rfc822; victim@bouncing.example"
+    );
+    assert_eq!(field(&blocks[0], "Action"), "failed");
+    assert_eq!(field(&blocks[0], "Status"), "5.1.1");
+    // The notice returns the failed bounce, which itself names the original recipient.
+    let returned = field(&dsn, "returned");
+    assert!(returned.contains("someone@far.example"), "{dsn}");
+    assert_eq!(world.env.mailq().trim(), "Mail queue is empty");
+}
+
+#[test]
+fn a_postmaster_notice_that_fails_too_is_dropped_not_bounced() {
+    let peer = reject_everything();
+    let world = World::started(&format!(
+        "relayhost = \"[127.0.0.1]:{}\"\n2bounce_notice_recipient = \"pm@bouncing.example\"\n",
+        peer.port
+    ));
+    world.submit(
+        "victim@bouncing.example",
+        &["someone@far.example"],
+        &message("doomed-twice"),
+    );
+    world.wait_lines(&["postmaster notice undeliverable"], 1);
+    world.env.wait_queue_empty();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        peer.rcpt_attempts(),
+        [
+            "someone@far.example",
+            "victim@bouncing.example",
+            "pm@bouncing.example"
+        ],
+        "message, bounce, postmaster notice: once each, then nothing"
+    );
+    assert_eq!(world.lines_with(&["status=bounced"]).len(), 3);
+    assert_eq!(world.env.mailq().trim(), "Mail queue is empty");
+}
