@@ -189,12 +189,16 @@ fn postqueue_with(path: Option<&Path>, args: Vec<OsString>) -> u8 {
     let mut action = None;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
-        let next = |it: &mut std::vec::IntoIter<OsString>| it.next().map(|v| v.to_string_lossy().into_owned());
+        let next = |it: &mut std::vec::IntoIter<OsString>| {
+            it.next().map(|v| v.to_string_lossy().into_owned())
+        };
         action = match a.to_str() {
             Some("-p") => Some(PostqueueAction::List { json: false }),
             Some("-j") => Some(PostqueueAction::List { json: true }),
             Some("-f") => Some(PostqueueAction::Flush("flush".into())),
-            Some("-s") => next(&mut it).map(|site| PostqueueAction::Flush(format!("flush-site {site}"))),
+            Some("-s") => {
+                next(&mut it).map(|site| PostqueueAction::Flush(format!("flush-site {site}")))
+            }
             Some("-i") => next(&mut it).map(|id| PostqueueAction::Flush(format!("flush-id {id}"))),
             Some("-C") | Some("-c") => {
                 config = it.next().map(PathBuf::from);
