@@ -126,8 +126,6 @@ fn only_the_rejected_recipient_bounces_and_the_others_are_delivered_once() {
 }
 
 #[test]
-#[ignore = "bug: bounces of SMTP failures carry no Remote-MTA and use `Diagnostic-Code: X-Mailroom;` \
-            — RecipientState::Bounced keeps no relay, so sched/src/notify.rs::bounce_plan sets remote_mta: None"]
 fn the_bounce_names_the_remote_mta_with_an_smtp_diagnostic() {
     let (_world, _peer, dsn, _) = mixed_recipients();
     let block = &dsn["recipients"][0];

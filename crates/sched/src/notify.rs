@@ -25,6 +25,20 @@ fn wants(r: &Recipient, word: &str, by_default: bool) -> bool {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn remote_refusals_split_into_mta_and_diagnostic() {
+        let (mta, diag) = super::split_remote(
+            "host mx.example[192.0.2.1] said: 550 5.1.1 <x@y>: unknown (in reply to RCPT TO command)",
+        );
+        assert_eq!(mta.as_deref(), Some("mx.example[192.0.2.1]"));
+        assert_eq!(diag, "550 5.1.1 <x@y>: unknown");
+        let (mta, diag) = super::split_remote("unknown user: \"bob\"");
+        assert_eq!((mta, diag.as_str()), (None, "unknown user: \"bob\""));
+    }
+}
+
 fn qualify(address: &str, myhostname: &str) -> String {
     if address.contains('@') {
         address.to_string()
@@ -45,14 +59,17 @@ pub(crate) fn bounce_plan(
         .iter()
         .filter(|r| wants(r, "FAILURE", true))
         .filter_map(|r| match &r.state {
-            RecipientState::Bounced { status, reason } => Some(Report {
-                address: r.address.clone(),
-                orcpt: r.orcpt.clone(),
-                action: Action::Failed,
-                status: status.clone(),
-                reason: reason.clone(),
-                remote_mta: None,
-            }),
+            RecipientState::Bounced { status, reason } => {
+                let (remote_mta, diagnostic) = split_remote(reason);
+                Some(Report {
+                    address: r.address.clone(),
+                    orcpt: r.orcpt.clone(),
+                    action: Action::Failed,
+                    status: status.clone(),
+                    reason: diagnostic,
+                    remote_mta,
+                })
+            }
             _ => None,
         })
         .collect();
@@ -68,6 +85,20 @@ pub(crate) fn bounce_plan(
         return Some((to, Kind::PostmasterNotice, ORIGIN_NOTICE, reports));
     }
     Some((env.sender.clone(), Kind::Bounce, "bounce", reports))
+}
+
+/// The SMTP client reports a remote refusal as Postfix does: `host mx.example[192.0.2.1]
+/// said: 550 5.1.1 <x@y>: unknown (in reply to RCPT TO command)`. A DSN wants the parts apart:
+/// `Remote-MTA: dns; mx.example` and `Diagnostic-Code: smtp; 550 5.1.1 <x@y>: unknown`.
+fn split_remote(reason: &str) -> (Option<String>, String) {
+    let Some(rest) = reason.strip_prefix("host ") else {
+        return (None, reason.to_string());
+    };
+    let Some((host, said)) = rest.split_once(" said: ") else {
+        return (None, reason.to_string());
+    };
+    let diagnostic = said.rsplit_once(" (in reply to ").map_or(said, |(d, _)| d);
+    (Some(host.to_string()), diagnostic.trim().to_string())
 }
 
 pub(crate) fn delay_warning_due(cfg: &Config, meta: &MessageMeta, now: u64) -> bool {
