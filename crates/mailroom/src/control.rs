@@ -3,7 +3,8 @@
 //! out (`ok ...` or `error ...`).
 //!
 //! Security stance: the socket is created mode 0600 by the queue owner; only that user (and
-//! root) can ask for a flush or a reload.
+//! root) can ask for a flush or a reload. Beside it, `showq.sock` (mode 0666, like Postfix's
+//! `public/showq`) lets any local user list the queue (`mailq`, `qshape`) and do nothing else.
 
 use crate::cli::{EX_TEMPFAIL, EX_UNAVAILABLE};
 use config::Config;
@@ -14,6 +15,11 @@ use std::time::Duration;
 
 pub fn socket_path(cfg: &Config) -> PathBuf {
     cfg.queue_directory.join("control.sock")
+}
+
+/// The public, list-only socket (see `serve/control_server.rs`).
+pub fn public_socket_path(cfg: &Config) -> PathBuf {
+    cfg.queue_directory.join("showq.sock")
 }
 
 /// Sends one command and returns the daemon's one-line answer.

@@ -8,10 +8,10 @@
 
 use crate::admin_cmd::{execute, fatal};
 use admin::protocol::{Event, Request};
-use admin::showq::{write_json, TextWriter};
+use admin::showq::{JsonWriter, TextWriter};
 use admin::Selector;
 use config::Config;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter};
 
 pub fn list(cfg: &Config, json: bool) -> u8 {
     list_selected(cfg, json, Selector::default())
@@ -21,14 +21,17 @@ pub fn list(cfg: &Config, json: bool) -> u8 {
 pub fn list_selected(cfg: &Config, json: bool, selector: Selector) -> u8 {
     let stdout = io::stdout();
     let out = BufWriter::with_capacity(64 << 10, stdout.lock());
-    let request = Request::List { selector };
+    let request = Request::List {
+        selector,
+        compact_rows: true,
+    };
     let outcome = if json {
-        let mut out = out;
+        let mut lines = JsonWriter::new(out);
         let r = execute(cfg, &request, None, |e| match e {
-            Event::Row(row) => write_json(&mut out, &row),
+            Event::Row(row) => lines.row(&row),
             _ => Ok(()),
         });
-        r.and_then(|n| out.flush().map(|_| n).map_err(|e| e.to_string()))
+        r.and_then(|n| lines.finish().map(|_| n).map_err(|e| e.to_string()))
     } else {
         let mut text = TextWriter::new(out);
         let r = execute(cfg, &request, None, |e| match e {

@@ -28,6 +28,7 @@ pub struct Intake {
     pub queued: Queued,
     /// `None` when TLS is off or could not be set up (STARTTLS is then not offered).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub local_recipient: Option<crate::session::RecipientCheck>,
 }
 
 /// `queue_minfree` / `queue_minfree_inodes` on the queue file system.

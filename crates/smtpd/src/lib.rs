@@ -72,6 +72,7 @@ pub use listener::STOP_GRACE;
 pub use relay::RelayPolicy;
 pub use reply::Reply;
 pub use sasl::{decode_base64, encode_base64};
+pub use session::RecipientCheck;
 
 /// The current configuration (the daemon swaps it on SIGHUP; each new session reads it).
 pub type ConfigSource = Arc<dyn Fn() -> Arc<Config> + Send + Sync>;
@@ -80,6 +81,9 @@ pub type ConfigSource = Arc<dyn Fn() -> Arc<Config> + Send + Sync>;
 pub struct Hooks {
     pub config: ConfigSource,
     pub store: Store,
+    /// Whether a recipient in a local domain exists (`local_recipient_maps`); `None` accepts
+    /// every local recipient.
+    pub local_recipient: Option<session::RecipientCheck>,
     /// Called with each newly queued message's ID (`QueueManager::schedule(id, 0)`).
     pub queued: Arc<dyn Fn(QueueId) + Send + Sync>,
 }
@@ -107,6 +111,7 @@ pub fn spawn(hooks: Hooks, stop: watch::Receiver<bool>) -> JoinHandle<()> {
         store: hooks.store,
         queued: hooks.queued,
         tls,
+        local_recipient: hooks.local_recipient,
     };
     listener::start(
         listeners,

@@ -230,7 +230,9 @@ fn spawn_session(
     stop: watch::Receiver<bool>,
     claims: (OwnedSemaphorePermit, IpSlot),
 ) {
-    let settings = Arc::new(Settings::new(cfg, role, shared.intake.tls.is_some()));
+    let mut settings = Settings::new(cfg, role, shared.intake.tls.is_some());
+    settings.local_recipient = shared.intake.local_recipient.clone();
+    let settings = Arc::new(settings);
     let storage = DiskGuard::new(cfg);
     let password_file = cfg.smtpd_sasl_password_file.clone();
     let conn = Conn::new(tcp, settings.timeout);

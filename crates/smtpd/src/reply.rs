@@ -160,6 +160,16 @@ pub mod fixed {
     pub fn relay_denied(address: &str) -> Reply {
         Reply::new(554, "5.7.1", format!("<{address}>: Relay access denied"))
     }
+    /// Postfix's wording for `local_recipient_maps` (RFC 3463 5.1.1: bad destination mailbox).
+    pub fn unknown_local_user(address: &str) -> Reply {
+        Reply::new(
+            550,
+            "5.1.1",
+            format!(
+                "<{address}>: Recipient address rejected: User unknown in local recipient table"
+            ),
+        )
+    }
     pub fn size_exceeded() -> Reply {
         Reply::new(552, "5.3.4", "Message size exceeds fixed limit")
     }

@@ -277,6 +277,22 @@ impl LocalAgent {
         (aggregate(verdicts), forwards)
     }
 
+    /// Would this local address be accepted by `local_recipient_maps`: an alias, or a known
+    /// user? The SMTP server asks at RCPT time, so unknown users are refused with 550 there
+    /// instead of accepted and bounced later (no backscatter). Lookup errors say yes: the
+    /// delivery attempt decides then.
+    pub fn accepts(&self, address: &str) -> bool {
+        let (local, _) = envelope::split_address(address);
+        let name = local.to_ascii_lowercase();
+        if self.settings.any_user || self.aliases.get(&name).is_some() {
+            return true;
+        }
+        match users::user_by_name(&name) {
+            Ok(account) => self.is_known_user(account.is_some()),
+            Err(_) => true,
+        }
+    }
+
     /// Is a local part that is not an alias a user? (`local_recipient_maps`)
     fn is_known_user(&self, in_passwd: bool) -> bool {
         self.settings.any_user || (self.settings.passwd_users && in_passwd)

@@ -6,12 +6,19 @@
 //! thread that runs [`admin::engine`] against the daemon's own store — the daemon owns the
 //! store lock, so this is how the tools reach a live queue — and streams its events back.
 //!
+//! The public socket `showq.sock` (mode 0666) serves the same code with [`Access::Public`]:
+//! `ping` and the listings ([`Request::is_public`]: `mailq`/`postqueue -p`/`-j`, `qshape`)
+//! only, for any local user, as Postfix's showq does.
+//!
 //! Invariants: a slow reader (`mailq | less`) only blocks its own thread, never the store
 //! (the engine copies index chunks before writing); a reader that goes away stops the work;
 //! released and requeued messages are handed to the queue manager at once.
 //!
-//! Security stance: the socket is mode 0600, owned by the queue owner; requests are length
-//! capped and parsed strictly.
+//! Security stance: the control socket is mode 0600, owned by the queue owner; requests are
+//! length capped and parsed strictly. The public socket accepts nothing that changes the
+//! queue or shows message contents; at most [`PUBLIC_MAX`] of its listings run at once and a
+//! reader that stops reading is dropped after [`PUBLIC_WRITE_TIMEOUT`], so other users
+//! cannot tie up the daemon's threads.
 
 use admin::engine::{Backend, Context, Scheduler};
 use admin::protocol::{self, Event, Request};
@@ -20,24 +27,66 @@ use envelope::QueueId;
 use sched::{QueueManager, Shared};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-/// Binds the socket. Only called while holding the store lock, so a leftover socket file
-/// can only be a crashed daemon's and is safe to replace.
-pub fn bind(cfg: &Config) -> std::io::Result<UnixListener> {
-    let path = crate::control::socket_path(cfg);
+/// Who a socket serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `control.sock`: the queue owner and root, every command.
+    Owner,
+    /// `showq.sock`: any local user, listings only.
+    Public,
+}
+
+/// Public listings running at once, at most.
+pub const PUBLIC_MAX: usize = 4;
+/// A public reader that takes no bytes for this long is dropped.
+pub const PUBLIC_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+static PUBLIC_RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// One of the [`PUBLIC_MAX`] public listing slots, freed on drop.
+struct PublicSlot;
+
+impl PublicSlot {
+    fn take() -> Option<PublicSlot> {
+        if PUBLIC_RUNNING.fetch_add(1, Ordering::SeqCst) >= PUBLIC_MAX {
+            PUBLIC_RUNNING.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(PublicSlot)
+    }
+}
+
+impl Drop for PublicSlot {
+    fn drop(&mut self) {
+        PUBLIC_RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Binds a socket (`control.sock` 0600 or `showq.sock` 0666). Only called while holding
+/// the store lock, so a leftover socket file can only be a crashed daemon's and is safe to
+/// replace.
+pub fn bind(cfg: &Config, access: Access) -> std::io::Result<UnixListener> {
+    let (path, mode) = match access {
+        Access::Owner => (crate::control::socket_path(cfg), 0o600),
+        Access::Public => (crate::control::public_socket_path(cfg), 0o666),
+    };
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
     Ok(listener)
 }
 
 pub async fn run(
     listener: UnixListener,
+    access: Access,
     shared: Arc<Shared>,
     qmgr: Arc<QueueManager>,
     reload: mpsc::Sender<()>,
@@ -50,12 +99,13 @@ pub async fn run(
         };
         let Ok((stream, _)) = conn else { continue };
         let (shared, qmgr, reload) = (shared.clone(), qmgr.clone(), reload.clone());
-        tokio::spawn(handle(stream, shared, qmgr, reload));
+        tokio::spawn(handle(stream, access, shared, qmgr, reload));
     }
 }
 
 async fn handle(
     stream: UnixStream,
+    access: Access,
     shared: Arc<Shared>,
     qmgr: Arc<QueueManager>,
     reload: mpsc::Sender<()>,
@@ -67,19 +117,38 @@ async fn handle(
         return;
     }
     if let Some(json) = line.strip_prefix(protocol::VERB).map(str::trim) {
+        let slot = match access {
+            Access::Owner => None,
+            Access::Public => match PublicSlot::take() {
+                Some(slot) => Some(slot),
+                None => {
+                    let busy = b"{\"Error\":\"too many listings running; try again\"}\n";
+                    let _ = reader.get_mut().write_all(busy).await;
+                    return;
+                }
+            },
+        };
         // Bytes the client sent after the request line (queue IDs) are already buffered.
         let leftover = reader.buffer().to_vec();
         let Ok(stream) = reader.into_inner().into_std() else {
             return;
         };
         let json = json.to_string();
-        let work = move || admin_request(&shared, &qmgr, &json, leftover, stream);
+        let work = move || {
+            admin_request(&shared, &qmgr, &json, leftover, stream, access);
+            drop(slot);
+        };
         if let Err(e) = tokio::task::spawn_blocking(work).await {
             warn!(target: "postsuper", "admin request failed: {e}");
         }
         return;
     }
-    let answer = short_command(line.trim(), &qmgr, &reload).await;
+    let answer = match (access, line.trim()) {
+        (Access::Public, "ping") | (Access::Owner, _) => {
+            short_command(line.trim(), &qmgr, &reload).await
+        }
+        (Access::Public, _) => "error only listings are served on this socket\n".to_string(),
+    };
     let _ = reader.get_mut().write_all(answer.as_bytes()).await;
 }
 
@@ -124,8 +193,12 @@ fn admin_request(
     json: &str,
     leftover: Vec<u8>,
     stream: std::os::unix::net::UnixStream,
+    access: Access,
 ) {
     if stream.set_nonblocking(false).is_err() {
+        return;
+    }
+    if access == Access::Public && stream.set_write_timeout(Some(PUBLIC_WRITE_TIMEOUT)).is_err() {
         return;
     }
     let Ok(read_half) = stream.try_clone() else {
@@ -133,6 +206,12 @@ fn admin_request(
     };
     let mut out = BufWriter::with_capacity(64 << 10, stream);
     let request = match protocol::parse_request(json) {
+        Ok(r) if access == Access::Public && !r.is_public() => {
+            let why = "only listings are served on this socket (run as the queue owner or root)";
+            let _ = protocol::write_event(&mut out, &Event::Error(why.into()));
+            let _ = out.flush();
+            return;
+        }
         Ok(r) => r,
         Err(e) => {
             let _ = protocol::write_event(&mut out, &Event::Error(e));
@@ -151,7 +230,20 @@ fn admin_request(
     let wants_ids = matches!(&request, Request::Super(s) if s.ids_follow);
     let ids: Option<&mut dyn BufRead> = if wants_ids { Some(&mut ids) } else { None };
     let mut summary = None;
+    let compact_rows = matches!(
+        &request,
+        Request::List {
+            compact_rows: true,
+            ..
+        }
+    );
+    let mut line = Vec::with_capacity(512);
     let result = ctx.run(&request, ids, &mut |event| {
+        if let (true, Event::Row(row)) = (compact_rows, &event) {
+            line.clear();
+            admin::rowline::encode(row, &mut line);
+            return out.write_all(&line);
+        }
         if let Event::Summary(s) = &event {
             summary = s.line();
         }

@@ -8,6 +8,8 @@
 mod control_server;
 mod pickup;
 
+use control_server::Access;
+
 use crate::cli::{load_config, EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL};
 use agents::LocalAgent;
 use config::Config;
@@ -117,18 +119,24 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
         stop_rx.clone(),
     )));
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(4);
-    match control_server::bind(&cfg) {
-        Ok(listener) => {
-            tasks.push(tokio::spawn(control_server::run(
-                listener,
-                shared.clone(),
-                qmgr.clone(),
-                reload_tx.clone(),
-                stop_rx.clone(),
-            )));
-        }
-        Err(e) => {
-            warn!(target: "master", "control socket unavailable ({e}); postqueue -f will not reach the daemon")
+    for access in [Access::Owner, Access::Public] {
+        match control_server::bind(&cfg, access) {
+            Ok(listener) => {
+                tasks.push(tokio::spawn(control_server::run(
+                    listener,
+                    access,
+                    shared.clone(),
+                    qmgr.clone(),
+                    reload_tx.clone(),
+                    stop_rx.clone(),
+                )));
+            }
+            Err(e) if access == Access::Owner => {
+                warn!(target: "master", "control socket unavailable ({e}); postqueue -f will not reach the daemon")
+            }
+            Err(e) => {
+                warn!(target: "master", "public listing socket unavailable ({e}); only the queue owner can list the queue")
+            }
         }
     }
     tasks.push(tokio::spawn(chores(shared.clone(), log, stop_rx.clone())));
@@ -155,6 +163,7 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
         let _ = t.await;
     }
     let _ = fs::remove_file(crate::control::socket_path(&shared.config()));
+    let _ = fs::remove_file(crate::control::public_socket_path(&shared.config()));
 }
 
 /// SIGHUP: re-read the configuration file and the alias files; keep the old ones on error.
@@ -245,10 +254,12 @@ fn make_layout(cfg: &Config) -> Result<(), String> {
 /// What the SMTP server needs from the daemon: the live configuration (SIGHUP swaps it), the
 /// store, and the queue manager to make newly queued mail due at once.
 fn smtpd_hooks(shared: &Arc<Shared>, qmgr: &Arc<QueueManager>) -> smtpd::Hooks {
-    let (source, scheduler) = (shared.clone(), qmgr.clone());
+    let (source, scheduler, users) = (shared.clone(), qmgr.clone(), shared.clone());
+    let check = move |address: &str| users.local().accepts(address);
     smtpd::Hooks {
         config: Arc::new(move || source.config()),
         store: shared.store.clone(),
+        local_recipient: Some(smtpd::RecipientCheck(Arc::new(check))),
         queued: Arc::new(move |id| scheduler.schedule(id, 0)),
     }
 }

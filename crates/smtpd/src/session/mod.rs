@@ -63,6 +63,17 @@ impl Role {
     }
 }
 
+/// Answers whether an address in a local domain is a known recipient (aliases and users, as
+/// `local_recipient_maps` says).
+#[derive(Clone)]
+pub struct RecipientCheck(pub std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for RecipientCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecipientCheck")
+    }
+}
+
 /// The session's view of the configuration, computed once per connection.
 #[derive(Debug)]
 pub struct Settings {
@@ -84,6 +95,8 @@ pub struct Settings {
     pub timeout: Duration,
     pub bare_newline: BareNewline,
     pub relay: RelayPolicy,
+    /// `None`: every recipient in a local domain is accepted (and unknown ones bounce later).
+    pub local_recipient: Option<RecipientCheck>,
 }
 
 impl Settings {
@@ -112,6 +125,7 @@ impl Settings {
             timeout: cfg.smtpd_timeout,
             bare_newline: BareNewline::from_config(&cfg.smtpd_forbid_bare_newline),
             relay: RelayPolicy::new(&cfg.mynetworks, &cfg.mydestination, &cfg.relay_domains),
+            local_recipient: None,
         }
     }
 }

@@ -111,6 +111,11 @@ impl Session {
         if !self.settings.relay.permits(&address, self.is_trusted()) {
             return self.refuse_recipient(fixed::relay_denied(&recipient), &address);
         }
+        if let Some(check) = &self.settings.local_recipient {
+            if self.settings.relay.is_local(&address) && !(check.0)(&address) {
+                return self.refuse_recipient(fixed::unknown_local_user(&recipient), &address);
+            }
+        }
         self.accept_recipient(address, params);
         fixed::recipient_ok()
     }
