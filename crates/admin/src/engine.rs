@@ -6,8 +6,9 @@
 //! queue IDs → a stream of [`Event`]s handed to `emit`, ending with `End` (an `Err` from
 //! `emit` stops the work: the reader went away).
 //!
-//! Invariants: listings walk the store in chunks ([`queue::Store::for_each`]) and emit each
-//! row at once, so memory is flat and the first row is out immediately; bulk changes go in
+//! Invariants: listings walk the store in chunks ([`queue::Store::try_for_each`], stopping
+//! when the reader goes away) and emit each row at once, so memory is flat and the first row
+//! is out immediately; bulk changes go in
 //! batches of [`superop::BATCH`] with one fdatasync each; a snapshot backend refuses changes.
 
 use crate::protocol::{Envelope, Event, Request};
@@ -17,7 +18,7 @@ use crate::select::Matcher;
 use crate::stats::StatsCounter;
 use crate::superop::{self, Action, Summary};
 use envelope::{QueueId, RecipientState};
-use queue::{Entry, Op, Store};
+use queue::{Entry, Op, Snapshot, Store};
 use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 
@@ -43,37 +44,30 @@ impl Scheduler for NoScheduler {
 pub enum Backend<'a> {
     /// The open store (the daemon's, or the tool's own while the daemon is down).
     Store(&'a Store),
-    /// A lock-free read of the log ([`queue::scan_readonly`]): listings only.
-    Snapshot(&'a [Entry]),
+    /// A lock-free read of the log ([`queue::Snapshot`]): listings only.
+    Snapshot(&'a Snapshot),
 }
 
 impl Backend<'_> {
-    fn for_each(&self, mut f: impl FnMut(&Entry) -> io::Result<()>) -> io::Result<()> {
+    /// Walks every message in queue-ID order; stops at the first error.
+    fn for_each(&self, f: impl FnMut(&Entry) -> io::Result<()>) -> io::Result<()> {
         match self {
-            Backend::Store(store) => {
-                let mut result = Ok(());
-                store.for_each(|e| {
-                    if result.is_ok() {
-                        result = f(e);
-                    }
-                });
-                result
-            }
-            Backend::Snapshot(entries) => entries.iter().try_for_each(f),
+            Backend::Store(store) => store.try_for_each(f),
+            Backend::Snapshot(snapshot) => snapshot.try_for_each(f),
         }
     }
 
     fn len(&self) -> usize {
         match self {
             Backend::Store(s) => s.len(),
-            Backend::Snapshot(e) => e.len(),
+            Backend::Snapshot(s) => s.len(),
         }
     }
 
     fn get(&self, id: QueueId) -> Option<Entry> {
         match self {
             Backend::Store(s) => s.get(id),
-            Backend::Snapshot(e) => e.iter().find(|x| x.id == id).cloned(),
+            Backend::Snapshot(s) => s.get(id),
         }
     }
 }
@@ -98,7 +92,7 @@ impl Context<'_> {
         emit: &mut Emit<'_>,
     ) -> io::Result<()> {
         let result = match request {
-            Request::List { selector } => selector
+            Request::List { selector, .. } => selector
                 .compile(&State::ALL, self.now)
                 .map_err(Failure::Refused)
                 .and_then(|m| self.list(&m, emit).map_err(Failure::Io)),

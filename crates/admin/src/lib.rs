@@ -9,7 +9,8 @@
 //!   its control socket (it owns the store lock); the tools run it in-process when the daemon
 //!   is down. Same code, same answers, either way.
 //! * [`protocol`]: how those requests and events travel over the control socket: one JSON
-//!   request line in, one JSON event per line out, ending with `End` or `Error`.
+//!   request line in, one JSON event per line out, ending with `End` or `Error`; listing
+//!   rows may travel as compact tab-separated lines instead ([`rowline`]).
 //! * [`showq`], [`qshape`], [`postcat`], [`superop`]: Postfix's exact output layouts.
 //! * [`check`]: owner/group/mode of the store against the profile, config, listeners;
 //!   `--fix` repairs. [`doctor`]: the one-screen health report with exit 0/1/2.
@@ -40,6 +41,7 @@ pub mod progress;
 pub mod protocol;
 pub mod qshape;
 pub mod row;
+pub mod rowline;
 pub mod select;
 pub mod showq;
 pub mod stats;

@@ -23,25 +23,24 @@
 //! "…", "delay_reason": "…"}]}`.
 
 use crate::row::{Row, State};
+use crate::rowline::push_u64;
+use std::collections::HashMap;
 use std::io::{self, Write};
 
-const HEADING: [&str; 4] = [
-    "----Queue ID-----",
-    "--Size--",
-    "---Arrival Time----",
-    "--Sender/Recipient------",
-];
+const HEADING: &[u8] = b"----Queue ID----- --Size-- ---Arrival Time---- --Sender/Recipient------\n";
 
 /// What Postfix prints for the null sender (`empty_address_recipient`'s default).
 pub const NULL_SENDER: &str = "MAILER-DAEMON";
 
 /// Streams the text listing. Call [`TextWriter::row`] per message, then
-/// [`TextWriter::finish`] for the summary line.
+/// [`TextWriter::finish`] for the summary line. Each message is formatted into one buffer
+/// and written with one call.
 pub struct TextWriter<W: Write> {
     out: W,
     count: u64,
     bytes: u64,
     clock: AsciiClock,
+    buf: Vec<u8>,
 }
 
 impl<W: Write> TextWriter<W> {
@@ -51,28 +50,41 @@ impl<W: Write> TextWriter<W> {
             count: 0,
             bytes: 0,
             clock: AsciiClock::default(),
+            buf: Vec::with_capacity(1024),
         }
     }
 
     pub fn row(&mut self, row: &Row) -> io::Result<()> {
+        let b = &mut self.buf;
+        b.clear();
         if self.count == 0 {
-            let [a, b, c, d] = HEADING;
-            writeln!(self.out, "{a:<17} {b:>8} {c:<19} {d}")?;
+            b.extend_from_slice(HEADING);
         } else {
-            writeln!(self.out)?;
+            b.push(b'\n');
         }
         self.count += 1;
         self.bytes += row.message_size;
-        let mark = match row.queue_name {
-            State::Active => "*",
-            State::Hold => "!",
-            _ => "",
-        };
-        let expire = if row.forced_expire { "#" } else { "" };
-        let id = format!("{}{mark}{expire}", row.queue_id);
-        let time = self.clock.asctime19(row.arrival_time);
-        let sender = display_sender(&row.sender);
-        writeln!(self.out, "{id:<17} {:>8} {time} {sender}", row.message_size)?;
+        // "%-17s %8ld %19.19s %s\n"
+        let start = b.len();
+        b.extend_from_slice(row.queue_id.as_bytes());
+        match row.queue_name {
+            State::Active => b.push(b'*'),
+            State::Hold => b.push(b'!'),
+            _ => {}
+        }
+        if row.forced_expire {
+            b.push(b'#');
+        }
+        pad_to(b, start + 17);
+        b.push(b' ');
+        let start = b.len();
+        push_u64(b, row.message_size);
+        right_align(b, start, 8);
+        b.push(b' ');
+        b.extend_from_slice(self.clock.asctime19(row.arrival_time).as_bytes());
+        b.push(b' ');
+        b.extend_from_slice(display_sender(&row.sender).as_bytes());
+        b.push(b'\n');
         let mut previous = "";
         for r in &row.recipients {
             if r.delay_reason != previous {
@@ -82,12 +94,18 @@ impl<W: Write> TextWriter<W> {
                 } else {
                     previous
                 };
-                let padding = 76usize.saturating_sub(shown.len());
-                writeln!(self.out, "{:padding$}({shown})", "")?;
+                // "%*s(%s)\n", padded to 76 - strlen(reason)
+                spaces(b, 76usize.saturating_sub(shown.len()));
+                b.push(b'(');
+                b.extend_from_slice(shown.as_bytes());
+                b.extend_from_slice(b")\n");
             }
-            writeln!(self.out, "{:<17} {:>8} {:<19} {}", "", "", "", r.address)?;
+            // "%-17s %8s %-19s %s\n" with three empty fields
+            spaces(b, 47);
+            b.extend_from_slice(r.address.as_bytes());
+            b.push(b'\n');
         }
-        Ok(())
+        self.out.write_all(b)
     }
 
     /// Writes the summary (or `Mail queue is empty`) and flushes.
@@ -108,6 +126,29 @@ impl<W: Write> TextWriter<W> {
     }
 }
 
+const SPACES: [u8; 80] = [b' '; 80];
+
+fn spaces(b: &mut Vec<u8>, mut n: usize) {
+    while n > 0 {
+        let k = n.min(SPACES.len());
+        b.extend_from_slice(&SPACES[..k]);
+        n -= k;
+    }
+}
+
+/// Pads with spaces up to length `to` (nothing if already there).
+fn pad_to(b: &mut Vec<u8>, to: usize) {
+    spaces(b, to.saturating_sub(b.len()));
+}
+
+/// Right-aligns what was written since `start` in a field of `width`.
+fn right_align(b: &mut Vec<u8>, start: usize, width: usize) {
+    let len = b.len() - start;
+    if len < width {
+        b.splice(start..start, SPACES[..width - len].iter().copied());
+    }
+}
+
 pub fn display_sender(sender: &str) -> &str {
     if sender.is_empty() {
         NULL_SENDER
@@ -118,51 +159,218 @@ pub fn display_sender(sender: &str) -> &str {
 
 /// One `postqueue -j` line, formatted exactly as Postfix's showq_json.c does.
 pub fn write_json(out: &mut impl Write, row: &Row) -> io::Result<()> {
-    let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
-    write!(
-        out,
-        "{{\"queue_name\": {}, \"queue_id\": {}, \"arrival_time\": {}, \"message_size\": {}, \"forced_expire\": {}, \"sender\": {}, \"recipients\": [",
-        q(row.queue_name.as_str()),
-        q(&row.queue_id),
-        row.arrival_time,
-        row.message_size,
-        row.forced_expire,
-        q(display_sender(&row.sender)),
-    )?;
-    for (i, r) in row.recipients.iter().enumerate() {
-        if i > 0 {
-            out.write_all(b", ")?;
-        }
-        write!(out, "{{\"address\": {}", q(&r.address))?;
-        if !r.delay_reason.is_empty() {
-            write!(out, ", \"delay_reason\": {}", q(&r.delay_reason))?;
-        }
-        out.write_all(b"}")?;
-    }
-    out.write_all(b"]}\n")
+    let mut b = Vec::with_capacity(512);
+    json_line(&mut b, row);
+    out.write_all(&b)
 }
 
-/// `asctime(localtime(t))` cut to 19 characters (`Tue Mar  5 07:08:09`), remembering the
-/// last second formatted: a big queue lists many messages per arrival second.
+/// Streams `postqueue -j` lines through one reused buffer.
+pub struct JsonWriter<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> JsonWriter<W> {
+    pub fn new(out: W) -> JsonWriter<W> {
+        JsonWriter {
+            out,
+            buf: Vec::with_capacity(1024),
+        }
+    }
+
+    pub fn row(&mut self, row: &Row) -> io::Result<()> {
+        self.buf.clear();
+        json_line(&mut self.buf, row);
+        self.out.write_all(&self.buf)
+    }
+
+    /// Flushes and returns the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+fn json_line(b: &mut Vec<u8>, row: &Row) {
+    b.extend_from_slice(b"{\"queue_name\": ");
+    json_str(b, row.queue_name.as_str());
+    b.extend_from_slice(b", \"queue_id\": ");
+    json_str(b, &row.queue_id);
+    b.extend_from_slice(b", \"arrival_time\": ");
+    push_u64(b, row.arrival_time);
+    b.extend_from_slice(b", \"message_size\": ");
+    push_u64(b, row.message_size);
+    b.extend_from_slice(b", \"forced_expire\": ");
+    b.extend_from_slice(if row.forced_expire { b"true" } else { b"false" });
+    b.extend_from_slice(b", \"sender\": ");
+    json_str(b, display_sender(&row.sender));
+    b.extend_from_slice(b", \"recipients\": [");
+    for (i, r) in row.recipients.iter().enumerate() {
+        if i > 0 {
+            b.extend_from_slice(b", ");
+        }
+        b.extend_from_slice(b"{\"address\": ");
+        json_str(b, &r.address);
+        if !r.delay_reason.is_empty() {
+            b.extend_from_slice(b", \"delay_reason\": ");
+            json_str(b, &r.delay_reason);
+        }
+        b.push(b'}');
+    }
+    b.extend_from_slice(b"]}\n");
+}
+
+/// A JSON string, escaped as serde_json escapes it (non-ASCII passes through).
+fn json_str(b: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    b.push(b'"');
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    for (i, &c) in bytes.iter().enumerate() {
+        let escape: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(c >> 4) as usize],
+                HEX[(c & 0xf) as usize],
+            ],
+            _ => continue,
+        };
+        b.extend_from_slice(&bytes[from..i]);
+        b.extend_from_slice(escape);
+        from = i + 1;
+    }
+    b.extend_from_slice(&bytes[from..]);
+    b.push(b'"');
+}
+
+/// `asctime(localtime(t))` cut to 19 characters (`Tue Mar  5 07:08:09`), computed by hand:
+/// the local UTC offset is asked of the time zone database once per hour of UTC time (an
+/// hour with a transition is resolved second by second), the calendar is arithmetic. A
+/// million rows would otherwise spend most of their time in strftime.
 #[derive(Default)]
 pub struct AsciiClock {
-    last: Option<(u64, String)>,
+    last: Option<(u64, [u8; 19])>,
+    /// UTC offset by UTC hour, for hours without a transition.
+    offsets: HashMap<u64, i32>,
 }
+
+/// The last second the calendar arithmetic handles (year 9999); later ones use chrono.
+const LAST_SECOND: u64 = 253_402_300_799;
 
 impl AsciiClock {
     pub fn asctime19(&mut self, unix: u64) -> &str {
-        if self.last.as_ref().map(|(t, _)| *t) != Some(unix) {
-            let text = chrono::DateTime::from_timestamp(unix as i64, 0)
-                .map(|d| {
-                    d.with_timezone(&chrono::Local)
-                        .format("%a %b %e %H:%M:%S")
-                        .to_string()
-                })
-                .unwrap_or_else(|| "Thu Jan  1 00:00:00".into());
+        if self.last.map(|(t, _)| t) != Some(unix) {
+            let text = self.format(unix);
             self.last = Some((unix, text));
         }
-        self.last.as_ref().map(|(_, s)| s.as_str()).unwrap_or("")
+        self.last
+            .as_ref()
+            .and_then(|(_, t)| std::str::from_utf8(t).ok())
+            .unwrap_or(EPOCH)
     }
+
+    fn format(&mut self, unix: u64) -> [u8; 19] {
+        if unix > LAST_SECOND {
+            return chrono_asctime19(unix);
+        }
+        let offset = self.offset(unix);
+        asctime19_local(unix as i64 + i64::from(offset))
+    }
+
+    fn offset(&mut self, unix: u64) -> i32 {
+        let hour = unix / 3600;
+        if let Some(&o) = self.offsets.get(&hour) {
+            return o;
+        }
+        let (first, last) = (local_offset(hour * 3600), local_offset(hour * 3600 + 3599));
+        if first != last {
+            return local_offset(unix);
+        }
+        if self.offsets.len() >= 1 << 16 {
+            self.offsets.clear();
+        }
+        self.offsets.insert(hour, first);
+        first
+    }
+}
+
+const EPOCH: &str = "Thu Jan  1 00:00:00";
+
+/// The local time zone's offset from UTC at `unix`, in seconds.
+fn local_offset(unix: u64) -> i32 {
+    use chrono::{Offset, TimeZone};
+    chrono::DateTime::from_timestamp(unix as i64, 0)
+        .map(|d| {
+            chrono::Local
+                .offset_from_utc_datetime(&d.naive_utc())
+                .fix()
+                .local_minus_utc()
+        })
+        .unwrap_or(0)
+}
+
+fn chrono_asctime19(unix: u64) -> [u8; 19] {
+    let text = chrono::DateTime::from_timestamp(unix as i64, 0)
+        .map(|d| {
+            d.with_timezone(&chrono::Local)
+                .format("%a %b %e %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default();
+    text.as_bytes()
+        .try_into()
+        .unwrap_or(*b"Thu Jan  1 00:00:00")
+}
+
+/// `%a %b %e %H:%M:%S` of a local time given as seconds since 1970-01-01 00:00 local.
+fn asctime19_local(local: i64) -> [u8; 19] {
+    const DAYS: [&[u8; 3]; 7] = [b"Sun", b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let days = local.div_euclid(86_400);
+    let secs = local.rem_euclid(86_400);
+    let (_, month, day) = civil_from_days(days);
+    let mut out = *b"Thu Jan  1 00:00:00";
+    out[..3].copy_from_slice(DAYS[(days + 4).rem_euclid(7) as usize]);
+    out[4..7].copy_from_slice(MONTHS[(month - 1) as usize]);
+    out[8] = if day >= 10 {
+        b'0' + (day / 10) as u8
+    } else {
+        b' '
+    };
+    out[9] = b'0' + (day % 10) as u8;
+    for (at, n) in [(11, secs / 3600), (14, secs / 60 % 60), (17, secs % 60)] {
+        out[at] = b'0' + (n / 10) as u8;
+        out[at + 1] = b'0' + (n % 10) as u8;
+    }
+    out
+}
+
+/// Year, month (1-12) and day (1-31) of a day number counted from 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 //! line is out at once and memory stays flat whatever the queue's size.
 //!
 //! While the daemon runs, the listing comes from it over the control socket (its index is in
-//! memory; nothing re-reads the log). With the daemon down, from a lock-free snapshot of the
-//! log. Files still waiting in `maildrop/` are listed too, as queue `maildrop`.
+//! memory; nothing re-reads the log), as compact row lines (`admin::rowline`) formatted here;
+//! a user other than the queue owner gets it through the public socket `showq.sock`. With the
+//! daemon down, from a lock-free snapshot of the log. Files still waiting in `maildrop/` are
+//! listed too, as queue `maildrop`.
 
 use crate::admin_cmd::{execute, fatal};
 use admin::protocol::{Event, Request};

@@ -23,7 +23,10 @@ fn ordinary_users_list_the_queue_and_change_nothing() {
     let env = TestEnv::with_config(EXTRA);
     for i in 0..2 {
         let msg = format!("Subject: public-{i}\n\nbody {i}\n");
-        env.send_ok(&["-f", "cron@test.example", "root@remote.example"], msg.as_bytes());
+        env.send_ok(
+            &["-f", "cron@test.example", "root@remote.example"],
+            msg.as_bytes(),
+        );
     }
     let _daemon = env.start();
     wait_until("both messages deferred", || {
@@ -51,7 +54,10 @@ fn ordinary_users_list_the_queue_and_change_nothing() {
     assert_success(&shape, "qshape as nobody");
     assert!(String::from_utf8_lossy(&shape.stdout).contains("remote.example  2"));
 
-    let id = env.queue_json()[0]["queue_id"].as_str().unwrap().to_string();
+    let id = env.queue_json()[0]["queue_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for args in [
         &["postsuper", "-d", "ALL"][..],
         &["postsuper", "-h", id.as_str()],

@@ -2,10 +2,16 @@
 //!
 //! The index is the only thing the rest of mailroom consults; it changes only when a batch
 //! of records is durable (see `store.rs`), so it never shows a state a crash could undo.
+//!
+//! Each message is kept compact (see `compact.rs`): about a hundred bytes for a typical
+//! deferred message instead of a full [`Entry`], which is built on demand by [`Index::get`]
+//! and [`Index::chunk`].
 
+use crate::compact::{Interner, Slot};
 use crate::record::{FollowUp, MessageMeta, Update};
-use envelope::QueueId;
+use envelope::{QueueId, RecipientState};
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 /// Where a message's latest full record lives in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,68 +43,150 @@ pub struct SegmentStats {
 
 #[derive(Debug, Default)]
 pub struct Index {
-    pub entries: BTreeMap<QueueId, Entry>,
+    entries: BTreeMap<QueueId, Slot>,
+    strings: Interner,
     pub segments: BTreeMap<u64, SegmentStats>,
 }
 
 impl Index {
     /// A full message record: a new message, or a relocated copy replacing an older one.
     /// Its follow-up, if any, is applied here and not kept: it happened exactly once.
-    pub fn put(&mut self, id: QueueId, mut meta: MessageMeta, size: u64, location: Location) {
-        match meta.follow_up.take() {
+    pub fn put(&mut self, id: QueueId, meta: &MessageMeta, size: u64, location: Location) {
+        match &meta.follow_up {
             Some(FollowUp::Remove(other)) => {
-                self.remove(other);
+                self.remove(*other);
             }
             Some(FollowUp::SetRecipients(other, states)) => {
-                if let Some(e) = self.entries.get_mut(&other) {
-                    for (idx, state) in states {
-                        if let Some(r) = e.meta.envelope.recipients.get_mut(idx) {
-                            r.state = state;
-                        }
-                    }
-                }
+                self.set_recipients(*other, states);
             }
             None => {}
         }
-        if let Some(old) = self.entries.get(&id) {
-            let old_loc = old.location;
-            self.unaccount(old_loc);
-        }
+        let slot = Slot::new(meta, size, location, &mut self.strings);
         self.account(location);
-        self.entries.insert(
-            id,
-            Entry {
-                id,
-                meta,
-                size,
-                location,
-            },
-        );
+        if let Some(old) = self.entries.insert(id, slot) {
+            old.release(&mut self.strings);
+            self.unaccount(old.location);
+        }
     }
 
     /// Moves a message's latest full record without changing its state.
     pub fn relocate(&mut self, id: QueueId, location: Location) {
-        let Some(old) = self.entries.get(&id).map(|e| e.location) else {
+        let Some(slot) = self.entries.get_mut(&id) else {
             return;
         };
+        let old = std::mem::replace(&mut slot.location, location);
         self.unaccount(old);
         self.account(location);
-        if let Some(e) = self.entries.get_mut(&id) {
-            e.location = location;
-        }
     }
 
     /// Applies an update; unknown IDs are ignored (their message was removed or relocated).
     pub fn update(&mut self, id: QueueId, update: &Update) {
-        if let Some(entry) = self.entries.get_mut(&id) {
-            apply_update(&mut entry.meta, update);
+        self.set_recipients(id, &update.recipients);
+        if let Some(slot) = self.entries.get_mut(&id) {
+            slot.queue = update.queue;
+            slot.next_attempt = update.next_attempt;
+            slot.attempts = update.attempts;
+            slot.delay_warned = update.delay_warned;
         }
     }
 
-    pub fn remove(&mut self, id: QueueId) -> Option<Entry> {
-        let entry = self.entries.remove(&id)?;
-        self.unaccount(entry.location);
-        Some(entry)
+    /// Sets recipient states; out-of-range indexes are ignored (they cannot come from our own
+    /// writers; ignoring beats panicking on a bad file).
+    fn set_recipients(&mut self, id: QueueId, states: &[(usize, RecipientState)]) {
+        if states.is_empty() {
+            return;
+        }
+        let Some(slot) = self.entries.get_mut(&id) else {
+            return;
+        };
+        slot.set_states(states, &mut self.strings);
+    }
+
+    /// Removes a message; false if it was not there.
+    pub fn remove(&mut self, id: QueueId) -> bool {
+        let Some(slot) = self.entries.remove(&id) else {
+            return false;
+        };
+        slot.release(&mut self.strings);
+        self.unaccount(slot.location);
+        true
+    }
+
+    pub fn contains(&self, id: QueueId) -> bool {
+        self.entries.contains_key(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// A full copy of one message's entry.
+    pub fn get(&self, id: QueueId) -> Option<Entry> {
+        self.entries.get(&id).map(|slot| self.entry(id, slot))
+    }
+
+    /// A message's metadata (without follow-up).
+    pub fn meta(&self, id: QueueId) -> Option<MessageMeta> {
+        self.entries.get(&id).map(|slot| slot.meta(&self.strings))
+    }
+
+    /// Up to `max` entries after `after` (from the first if `None`), in queue-ID order.
+    pub fn chunk(&self, after: Option<QueueId>, max: usize) -> Vec<Entry> {
+        let range = match after {
+            None => self.entries.range(..),
+            Some(last) => self
+                .entries
+                .range((Bound::Excluded(last), Bound::Unbounded)),
+        };
+        let mut out = Vec::with_capacity(max.min(self.entries.len()));
+        out.extend(range.take(max).map(|(&id, slot)| self.entry(id, slot)));
+        out
+    }
+
+    /// Messages whose latest full record is in `segment`.
+    pub fn ids_in_segment(&self, segment: u64) -> Vec<QueueId> {
+        self.entries
+            .iter()
+            .filter(|(_, slot)| slot.location.segment == segment)
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    /// Every entry, in queue-ID order (a read-only scan's result).
+    pub fn into_entries(self) -> Vec<Entry> {
+        let mut out = Vec::with_capacity(self.entries.len());
+        for (&id, slot) in &self.entries {
+            out.push(self.entry(id, slot));
+        }
+        out
+    }
+
+    /// Rebuilds the map with full nodes after the log scan: built record by record, nearly
+    /// in ID order, its nodes end up about two-thirds full and scattered among the scan's
+    /// freed buffers. The entries move to one sorted vector (the old nodes are freed as they
+    /// are emptied), the freed memory goes back to the system, and the map is rebuilt
+    /// bottom-up in fresh memory.
+    pub fn pack(&mut self) {
+        let mut sorted = Vec::with_capacity(self.entries.len());
+        sorted.extend(std::mem::take(&mut self.entries));
+        release_free_memory();
+        // Already sorted: `from_iter` sees one run and builds full nodes bottom-up.
+        self.entries = sorted.into_iter().collect();
+    }
+
+    /// Number of distinct interned strings.
+    #[cfg(test)]
+    pub fn interned(&self) -> usize {
+        self.strings.len()
+    }
+
+    fn entry(&self, id: QueueId, slot: &Slot) -> Entry {
+        Entry {
+            id,
+            meta: slot.meta(&self.strings),
+            size: slot.size,
+            location: slot.location,
+        }
     }
 
     pub fn grow_segment(&mut self, segment: u64, new_size: u64) {
@@ -119,8 +207,17 @@ impl Index {
     }
 }
 
-/// Applies an update to a message's metadata; out-of-range recipient indexes are ignored
-/// (they cannot come from our own writers; ignoring beats panicking on a bad file).
+/// Returns free heap memory to the system: glibc keeps memory freed in the middle of its
+/// heap unless asked, and the daemon should not carry the log scan's garbage for its lifetime.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only gives free pages back to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Applies an update to a message's metadata; out-of-range recipient indexes are ignored.
 pub fn apply_update(meta: &mut MessageMeta, update: &Update) {
     for (idx, state) in &update.recipients {
         if let Some(r) = meta.envelope.recipients.get_mut(*idx) {

@@ -5,7 +5,10 @@
 //!
 //! Inputs → outputs: `enqueue(id, envelope, bytes)`, `update(id, states)`, `remove(id)` →
 //! records in an append-only, segmented log under `<queue_directory>/store/`; an in-memory
-//! index of live messages, rebuilt by scanning the log at start.
+//! index of live messages, rebuilt by scanning the log at start. The index keeps each message
+//! compact (`compact.rs`: fixed fields plus an encoded envelope over interned strings, about
+//! 90 bytes for a typical deferred message) and hands out full [`Entry`] copies on demand,
+//! so a million queued messages cost about 100 MB, not a gigabyte (DESIGN invariant 8).
 //!
 //! Invariants:
 //! - A call returns `Ok` only once its record is written and fdatasynced (DESIGN invariant
@@ -14,11 +17,12 @@
 //! - A damaged record never stops the store: torn tails are cut, damaged regions are copied
 //!   to `corrupt/` and skipped (see `recovery.rs`).
 //! - One process at a time owns the store (an exclusive `flock` on `store/lock`); others may
-//!   scan it read-only ([`scan_readonly`]).
+//!   scan it read-only ([`Snapshot`], [`scan_readonly`]).
 //!
 //! Security stance: runs as the queue owner; trusts its own files only as far as their
 //! checksums; never follows paths taken from queue contents.
 
+mod compact;
 mod index;
 mod record;
 mod recovery;
@@ -82,12 +86,51 @@ impl StoreError {
 
 /// Scans a store without taking its lock or repairing anything, for `mailq` while the
 /// daemon runs: the log is append-only, so a concurrent append only looks like the end.
+/// Every entry is decoded at once; [`Snapshot`] keeps them compact instead.
 pub fn scan_readonly(queue_directory: &Path) -> Result<Vec<Entry>, StoreError> {
-    let dir = queue_directory.join("store");
-    let mut index = index::Index::default();
-    if dir.exists() {
-        recovery::scan(&dir, Path::new("/nonexistent"), &mut index, false)
-            .map_err(|e| StoreError::io(&dir, e))?;
+    Ok(Snapshot::scan(queue_directory)?.into_entries())
+}
+
+/// A lock-free, read-only view of a store's log, held in the same compact form as the
+/// store's own index, so listing a million messages with the daemon down stays small.
+pub struct Snapshot {
+    index: index::Index,
+}
+
+impl Snapshot {
+    /// Scans the log like [`scan_readonly`].
+    pub fn scan(queue_directory: &Path) -> Result<Snapshot, StoreError> {
+        let dir = queue_directory.join("store");
+        let mut index = index::Index::default();
+        if dir.exists() {
+            recovery::scan(&dir, Path::new("/nonexistent"), &mut index, false)
+                .map_err(|e| StoreError::io(&dir, e))?;
+        }
+        index.pack();
+        Ok(Snapshot { index })
     }
-    Ok(index.entries.into_values().collect())
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A copy of one message's entry.
+    pub fn get(&self, id: QueueId) -> Option<Entry> {
+        self.index.get(id)
+    }
+
+    /// Calls `f` for every message in queue-ID order until it fails, decoding a chunk at a
+    /// time.
+    pub fn try_for_each<E>(&self, f: impl FnMut(&Entry) -> Result<(), E>) -> Result<(), E> {
+        store::chunked(|after| self.index.chunk(after, store::CHUNK), f)
+    }
+
+    /// Every entry, decoded.
+    pub fn into_entries(self) -> Vec<Entry> {
+        self.index.into_entries()
+    }
 }

@@ -65,7 +65,7 @@ pub fn scan(
             last_len = valid_end;
         }
     }
-    report.messages = index.entries.len();
+    report.messages = index.len();
     Ok((report, last_len))
 }
 
@@ -110,7 +110,7 @@ fn apply(segment: u64, offset: u64, len: u64, rec: Record<'_>, index: &mut Index
                 record_offset: offset,
                 record_len: len,
             };
-            index.put(id, meta, body.len() as u64, location);
+            index.put(id, &meta, body.len() as u64, location);
         }
         Record::Update { id, update } => index.update(id, &update),
         Record::Remove { id } => {

@@ -133,6 +133,7 @@ impl Store {
         let corrupt = queue_directory.join("corrupt");
         let (report, last_len) = recovery::scan(&dir, &corrupt, &mut index, true)
             .map_err(|e| StoreError::io(&dir, e))?;
+        index.pack();
         let active = open_active(&dir, &mut index, last_len)?;
         let mut files = HashMap::new();
         for &number in index.segments.keys() {
@@ -233,17 +234,17 @@ impl Store {
     }
 
     pub fn contains(&self, id: QueueId) -> bool {
-        lock(&self.inner.index).entries.contains_key(&id)
+        lock(&self.inner.index).contains(id)
     }
 
     /// A copy of one message's index entry.
     pub fn get(&self, id: QueueId) -> Option<Entry> {
-        lock(&self.inner.index).entries.get(&id).cloned()
+        lock(&self.inner.index).get(id)
     }
 
     /// Number of live messages.
     pub fn len(&self) -> usize {
-        lock(&self.inner.index).entries.len()
+        lock(&self.inner.index).len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -253,22 +254,16 @@ impl Store {
     /// Calls `f` for every live message in queue-ID (arrival) order, in chunks so the index
     /// lock is never held for long and memory stays flat.
     pub fn for_each(&self, mut f: impl FnMut(&Entry)) {
-        let mut after: Option<QueueId> = None;
-        loop {
-            let chunk: Vec<Entry> = {
-                let index = lock(&self.inner.index);
-                let range = match after {
-                    None => index.entries.range(..),
-                    Some(last) => index
-                        .entries
-                        .range((std::ops::Bound::Excluded(last), std::ops::Bound::Unbounded)),
-                };
-                range.take(1024).map(|(_, e)| e.clone()).collect()
-            };
-            let Some(last) = chunk.last() else { return };
-            after = Some(last.id);
-            chunk.iter().for_each(&mut f);
-        }
+        let _ = self.try_for_each(|e| {
+            f(e);
+            Ok::<(), ()>(())
+        });
+    }
+
+    /// [`Store::for_each`] that stops at the first error `f` returns (a listing whose reader
+    /// went away) and returns it.
+    pub fn try_for_each<E>(&self, f: impl FnMut(&Entry) -> Result<(), E>) -> Result<(), E> {
+        chunked(|after| lock(&self.inner.index).chunk(after, CHUNK), f)
     }
 
     /// Reads a message's bytes back, verifying the record checksum.
@@ -299,12 +294,7 @@ impl Store {
             if oldest == active || stats.live == 0 || stats.live_bytes * 2 > stats.size {
                 return Ok(0);
             }
-            index
-                .entries
-                .values()
-                .filter(|e| e.location.segment == oldest)
-                .map(|e| e.id)
-                .collect()
+            index.ids_in_segment(oldest)
         };
         let mut moved = 0;
         for id in victims {
@@ -460,7 +450,7 @@ impl Store {
     fn relocation_meta(&self, id: QueueId, earlier: &[Pending]) -> Option<MessageMeta> {
         // The index keeps no follow-up (it was applied when first written), so the relocated
         // copy cannot re-apply an old change over newer state.
-        let mut meta = lock(&self.inner.index).entries.get(&id)?.meta.clone();
+        let mut meta = lock(&self.inner.index).meta(id)?;
         for p in earlier {
             match &p.change {
                 Change::Update { id: other, update } if *other == id => {
@@ -477,7 +467,7 @@ impl Store {
         let mut index = lock(&self.inner.index);
         for (p, loc) in batch.iter().zip(locations) {
             match &p.change {
-                Change::Put { id, meta, size } => index.put(*id, meta.clone(), *size, *loc),
+                Change::Put { id, meta, size } => index.put(*id, meta, *size, *loc),
                 Change::Update { id, update } => index.update(*id, update),
                 Change::Remove { id } => {
                     index.remove(*id);
@@ -525,6 +515,25 @@ impl Store {
             lock(&inner.files).remove(&victim);
             let _ = fs::remove_file(segment::path(&inner.dir, victim));
         }
+    }
+}
+
+/// Entries decoded per index lock in [`Store::for_each`].
+pub(crate) const CHUNK: usize = 1024;
+
+/// Walks entries chunk by chunk: `next(after)` returns the chunk after `after`.
+pub(crate) fn chunked<E>(
+    mut next: impl FnMut(Option<QueueId>) -> Vec<Entry>,
+    mut f: impl FnMut(&Entry) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut after = None;
+    loop {
+        let chunk = next(after);
+        let Some(last) = chunk.last() else {
+            return Ok(());
+        };
+        after = Some(last.id);
+        chunk.iter().try_for_each(&mut f)?;
     }
 }
 

@@ -327,3 +327,32 @@ fn bulk_operations_share_one_sync_and_survive_reopen() {
         .iter()
         .all(|id| store.get(*id).unwrap().meta.queue == QueueName::Hold));
 }
+
+/// Opens the store under `$QUEUE_MEMORY_DIR` and prints the memory it holds (run with
+/// `--release --ignored --nocapture`; a diagnostic, not a check).
+#[test]
+#[ignore]
+fn memory_of_an_opened_store() {
+    let Some(dir) = std::env::var_os("QUEUE_MEMORY_DIR") else {
+        return;
+    };
+    let heap = || unsafe { libc::mallinfo2() }.uordblks >> 20;
+    let status = |key: &str| {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+            .unwrap_or_default()
+    };
+    let t = std::time::Instant::now();
+    let (store, report) = Store::open(Path::new(&dir), StoreOptions::default()).unwrap();
+    eprintln!(
+        "{} messages in {:?}: heap in use {} MiB, RSS {} (peak {})",
+        report.messages,
+        t.elapsed(),
+        heap(),
+        status("VmRSS:"),
+        status("VmHWM:")
+    );
+    drop(store);
+}

@@ -309,25 +309,8 @@ impl QueueManager {
             info!(target: "qmgr", "{id}: removed");
             return;
         };
-        let s2 = store.clone();
-        let original = tokio::task::spawn_blocking(move || s2.read_message(id))
-            .await
-            .ok()
-            .and_then(|r| r.ok())
-            .unwrap_or_default();
-        let message = bounce::build(&bounce::Input {
-            id,
-            envelope: env,
-            original: &original,
-            myhostname: &cfg.myhostname,
-            reports: &reports,
-            kind,
-            to: &to,
-            size_limit: cfg.bounce_size_limit as usize,
-        });
+        let (benv, message) = notify::compose(self, id, env, kind, &reports, &to, origin).await;
         let bounce_id = QueueId::generate();
-        let mut benv = Envelope::new("", vec![to.clone()], unix_now());
-        benv.origin = origin.into();
         let follow = Some(FollowUp::Remove(id));
         match tokio::task::spawn_blocking(move || {
             store.enqueue_with(bounce_id, benv, &message, follow)

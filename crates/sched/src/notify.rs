@@ -25,20 +25,6 @@ fn wants(r: &Recipient, word: &str, by_default: bool) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn remote_refusals_split_into_mta_and_diagnostic() {
-        let (mta, diag) = super::split_remote(
-            "host mx.example[192.0.2.1] said: 550 5.1.1 <x@y>: unknown (in reply to RCPT TO command)",
-        );
-        assert_eq!(mta.as_deref(), Some("mx.example[192.0.2.1]"));
-        assert_eq!(diag, "550 5.1.1 <x@y>: unknown");
-        let (mta, diag) = super::split_remote("unknown user: \"bob\"");
-        assert_eq!((mta, diag.as_str()), (None, "unknown user: \"bob\""));
-    }
-}
-
 fn qualify(address: &str, myhostname: &str) -> String {
     if address.contains('@') {
         address.to_string()
@@ -109,16 +95,20 @@ pub(crate) fn delay_warning_due(cfg: &Config, meta: &MessageMeta, now: u64) -> b
         && now.saturating_sub(meta.envelope.arrival_time) >= after
 }
 
-/// Queues one notification (null sender) to the original sender.
-async fn send(qm: &QueueManager, entry: &Entry, env: &Envelope, kind: Kind, reports: Vec<Report>) {
-    if reports.is_empty() || env.is_null_sender() {
-        return;
-    }
+/// A notification about message `id` for `to`, with the original read back from the store
+/// (as much of it as `bounce_size_limit` and RET allow), and its null-sender envelope.
+pub(crate) async fn compose(
+    qm: &QueueManager,
+    id: QueueId,
+    env: &Envelope,
+    kind: Kind,
+    reports: &[Report],
+    to: &str,
+    origin: &str,
+) -> (Envelope, Vec<u8>) {
     let cfg = qm.shared.config();
     let store = qm.shared.store.clone();
-    let id = entry.id;
-    let s2 = store.clone();
-    let original = tokio::task::spawn_blocking(move || s2.read_message(id))
+    let original = tokio::task::spawn_blocking(move || store.read_message(id))
         .await
         .ok()
         .and_then(|r| r.ok())
@@ -128,14 +118,25 @@ async fn send(qm: &QueueManager, entry: &Entry, env: &Envelope, kind: Kind, repo
         envelope: env,
         original: &original,
         myhostname: &cfg.myhostname,
-        reports: &reports,
+        reports,
         kind,
-        to: &env.sender,
+        to,
         size_limit: cfg.bounce_size_limit as usize,
     });
+    let mut notice = Envelope::new("", vec![to.to_string()], unix_now());
+    notice.origin = origin.into();
+    (notice, message)
+}
+
+/// Queues one notification (null sender) to the original sender.
+async fn send(qm: &QueueManager, entry: &Entry, env: &Envelope, kind: Kind, reports: Vec<Report>) {
+    if reports.is_empty() || env.is_null_sender() {
+        return;
+    }
+    let store = qm.shared.store.clone();
+    let id = entry.id;
+    let (nenv, message) = compose(qm, id, env, kind, &reports, &env.sender, "bounce").await;
     let new_id = QueueId::generate();
-    let mut nenv = Envelope::new("", vec![env.sender.clone()], unix_now());
-    nenv.origin = "bounce".into();
     match tokio::task::spawn_blocking(move || store.enqueue(new_id, nenv, &message)).await {
         Ok(Ok(())) => {
             let what = if kind == Kind::Delay {
@@ -198,4 +199,18 @@ pub(crate) async fn delay(qm: &QueueManager, entry: &Entry, env: &Envelope) {
         })
         .collect();
     send(qm, entry, env, Kind::Delay, reports).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn remote_refusals_split_into_mta_and_diagnostic() {
+        let (mta, diag) = super::split_remote(
+            "host mx.example[192.0.2.1] said: 550 5.1.1 <x@y>: unknown (in reply to RCPT TO command)",
+        );
+        assert_eq!(mta.as_deref(), Some("mx.example[192.0.2.1]"));
+        assert_eq!(diag, "550 5.1.1 <x@y>: unknown");
+        let (mta, diag) = super::split_remote("unknown user: \"bob\"");
+        assert_eq!((mta, diag.as_str()), (None, "unknown user: \"bob\""));
+    }
 }

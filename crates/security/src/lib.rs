@@ -33,4 +33,5 @@
 
 mod atomic;
 pub mod passwd;
+pub mod stream;
 pub mod tls;

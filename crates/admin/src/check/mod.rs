@@ -11,6 +11,7 @@
 //! store/*.seg, corrupt/* O        not readable or writable by group/other (they hold mail)
 //! store/lock             O        not group/other-writable
 //! control.sock           O        0600
+//! showq.sock             O        0666 (any user may list the queue through it, nothing else)
 //! mail_spool_directory   root (system) / O    not world-writable unless sticky
 //! <spool>/<user>         user     not readable by others (system: seed 002's root-owned mailbox)
 //! postdrop_path          root:G   setgid, not setuid (system)
@@ -151,6 +152,12 @@ pub fn check(cfg: &Config, daemon_up: bool) -> Report {
         &mut problems,
         &q.join("control.sock"),
         Rule::owned(uid, 0o600, 0o077),
+        false,
+    );
+    expect(
+        &mut problems,
+        &q.join("showq.sock"),
+        Rule::owned(uid, 0o666, 0o111),
         false,
     );
     expect(

@@ -115,6 +115,7 @@ fn list_in_id_order_with_reasons_and_selectors() {
         &w,
         Request::List {
             selector: Selector::default(),
+            compact_rows: false,
         },
         "",
     ));
@@ -127,7 +128,14 @@ fn list_in_id_order_with_reasons_and_selectors() {
         older_than: Some(86_400),
         ..Default::default()
     };
-    let some = rows(&run(&w, Request::List { selector: sel }, ""));
+    let some = rows(&run(
+        &w,
+        Request::List {
+            selector: sel,
+            compact_rows: true,
+        },
+        "",
+    ));
     assert_eq!(some.len(), 1);
     assert_eq!(some[0].sender, "cron@host");
     assert!(matches!(

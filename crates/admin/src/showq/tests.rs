@@ -118,3 +118,77 @@ fn json_matches_postfix_spacing() {
          [{\"address\": \"bob@example.net\", \"delay_reason\": \"refused \\\"x\\\"\"}, {\"address\": \"c@d\"}]}\n"
     );
 }
+
+#[test]
+fn json_escapes_like_serde_json() {
+    let nasty = "q\"b\\s/\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f} ü ✓ \u{2028}";
+    let mut b = Vec::new();
+    json_str(&mut b, nasty);
+    assert_eq!(
+        String::from_utf8(b).unwrap(),
+        serde_json::to_string(nasty).unwrap()
+    );
+}
+
+#[test]
+fn calendar_matches_chrono() {
+    // Every day from 1900 to 2200 at a few times of day, as local (naive) times.
+    for day in (-25_567i64..84_000).step_by(3) {
+        for secs in [0, 1, 3_599, 43_210, 86_399] {
+            let local = day * 86_400 + secs;
+            let naive = chrono::DateTime::from_timestamp(local, 0)
+                .unwrap()
+                .naive_utc();
+            let expected = naive.format("%a %b %e %H:%M:%S").to_string();
+            assert_eq!(
+                std::str::from_utf8(&asctime19_local(local)).unwrap(),
+                expected,
+                "{local}"
+            );
+        }
+    }
+}
+
+#[test]
+fn clock_matches_chrono_in_the_local_zone() {
+    let mut clock = AsciiClock::default();
+    let mut t: u64 = 1_600_000_000;
+    // Seven years in uneven steps, crossing whatever transitions the local zone has.
+    while t < 1_820_000_000 {
+        let expected = chrono_asctime19(t);
+        assert_eq!(clock.asctime19(t).as_bytes(), &expected, "{t}");
+        t += 7_919;
+    }
+    assert_eq!(clock.asctime19(0).len(), 19);
+    assert_eq!(
+        clock.asctime19(u64::MAX).as_bytes(),
+        &chrono_asctime19(u64::MAX)
+    );
+}
+
+/// The test above again in zones with transitions (DST, a 30-minute DST shift, a 45-minute
+/// offset), each in a child process of this test binary with `TZ` set.
+#[test]
+fn clock_matches_chrono_in_zones_with_transitions() {
+    let exe = std::env::current_exe().unwrap();
+    for zone in [
+        "Europe/Berlin",
+        "America/New_York",
+        "Australia/Lord_Howe",
+        "Asia/Kathmandu",
+    ] {
+        let out = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "showq::tests::clock_matches_chrono_in_the_local_zone",
+            ])
+            .env("TZ", zone)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{zone}: {text}"
+        );
+    }
+}

@@ -17,8 +17,8 @@
 //! Security stance: the control socket is mode 0600, owned by the queue owner; requests are
 //! length capped and parsed strictly. The public socket accepts nothing that changes the
 //! queue or shows message contents; at most [`PUBLIC_MAX`] of its listings run at once and a
-//! reader that stops reading is dropped after [`PUBLIC_WRITE_TIMEOUT`], so other users
-//! cannot tie up the daemon's threads.
+//! client that stops sending or reading is dropped after [`PUBLIC_WRITE_TIMEOUT`], so other
+//! users cannot tie up the daemon's threads.
 
 use admin::engine::{Backend, Context, Scheduler};
 use admin::protocol::{self, Event, Request};
@@ -46,7 +46,8 @@ pub enum Access {
 
 /// Public listings running at once, at most.
 pub const PUBLIC_MAX: usize = 4;
-/// A public reader that takes no bytes for this long is dropped.
+/// A public client that sends no request, or takes no bytes of its answer, for this long
+/// is dropped.
 pub const PUBLIC_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 static PUBLIC_RUNNING: AtomicUsize = AtomicUsize::new(0);
@@ -113,7 +114,15 @@ async fn handle(
     let mut reader = tokio::io::BufReader::new(stream);
     let mut line = String::new();
     let mut limited = AsyncReadExt::take(&mut reader, protocol::MAX_REQUEST);
-    if limited.read_line(&mut line).await.is_err() {
+    let read = limited.read_line(&mut line);
+    let read = match access {
+        Access::Owner => read.await,
+        Access::Public => match tokio::time::timeout(PUBLIC_WRITE_TIMEOUT, read).await {
+            Ok(r) => r,
+            Err(_) => return, // a silent client does not keep its connection
+        },
+    };
+    if read.is_err() {
         return;
     }
     if let Some(json) = line.strip_prefix(protocol::VERB).map(str::trim) {
@@ -198,7 +207,11 @@ fn admin_request(
     if stream.set_nonblocking(false).is_err() {
         return;
     }
-    if access == Access::Public && stream.set_write_timeout(Some(PUBLIC_WRITE_TIMEOUT)).is_err() {
+    if access == Access::Public
+        && stream
+            .set_write_timeout(Some(PUBLIC_WRITE_TIMEOUT))
+            .is_err()
+    {
         return;
     }
     let Ok(read_half) = stream.try_clone() else {
