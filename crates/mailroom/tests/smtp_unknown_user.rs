@@ -15,6 +15,8 @@ fn unknown_local_users_are_refused_at_rcpt_and_known_ones_accepted() {
     // The aliases file is read at start; make the daemon re-read it.
     let out = smtp.env.run(&["newaliases"], b"");
     assert!(out.status.success(), "{out:?}");
+    // newaliases only asks for the reload; wait until the daemon has done it.
+    smtp.env.wait_log("reload -- configuration", 1);
     let mut c = smtp.client();
     c.expect(220, "");
     c.ok("EHLO client.test", 250);
