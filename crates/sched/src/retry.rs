@@ -87,4 +87,39 @@ mod tests {
             "0 = bounce at first failure"
         );
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever the parameters, the next attempt is in the future, within ±10% (and
+            /// a second of rounding) of the backoff, and the backoff stays within
+            /// [minimal, maximal] (minimal at least 1 s).
+            #[test]
+            fn next_attempt_is_bounded(now in 0u64..4_000_000_000, attempts in 0u32..10_000,
+                                       min in 0u64..100_000, extra in 0u64..1_000_000, jitter in 0.0f64..1.0) {
+                let (minimal, maximal) = (Duration::from_secs(min), Duration::from_secs(min + extra));
+                let base = backoff(attempts, minimal, maximal).as_secs();
+                prop_assert!(base >= min.max(1) && base <= (min + extra).max(min.max(1)));
+                let next = next_attempt(now, attempts, minimal, maximal, jitter);
+                prop_assert!(next > now);
+                let delay = (next - now) as f64;
+                prop_assert!(delay >= base as f64 * 0.9 - 1.0 && delay <= base as f64 * 1.1 + 1.0, "{delay} vs {base}");
+            }
+
+            /// More failures never mean an earlier retry (before jitter).
+            #[test]
+            fn backoff_never_shrinks(attempts in 0u32..1_000, min in 1u64..10_000, extra in 0u64..100_000) {
+                let (minimal, maximal) = (Duration::from_secs(min), Duration::from_secs(min + extra));
+                prop_assert!(backoff(attempts + 1, minimal, maximal) >= backoff(attempts, minimal, maximal));
+            }
+
+            /// Expiry is exactly "age reached the lifetime", with a fake clock.
+            #[test]
+            fn expiry_matches_age(arrival in 0u64..4_000_000_000, age in 0u64..1_000_000, lifetime in 0u64..1_000_000) {
+                prop_assert_eq!(expired(arrival, arrival + age, Duration::from_secs(lifetime)), age >= lifetime);
+            }
+        }
+    }
 }

@@ -455,4 +455,25 @@ mod tests {
         let err = Router::new(&cfg).err().unwrap();
         assert!(err.ends_with(":2: unknown transport \"nosuch\" (smtp, relay, local, discard, error, retry, hold)"), "{err}");
     }
+
+    mod properties {
+        use super::super::Nexthop;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any text: no panic; what parses prints back to something that parses the same.
+            #[test]
+            fn nexthop_parse_round_trips(text in "\\PC{0,40}") {
+                if let Ok(hop) = Nexthop::parse(&text) {
+                    prop_assert_eq!(Nexthop::parse(&hop.to_string()), Ok(hop));
+                }
+            }
+
+            #[test]
+            fn bracketed_host_and_port(host in "[a-z0-9.-]{1,30}", port in 1u16..) {
+                let hop = Nexthop::parse(&format!("[{host}]:{port}")).unwrap();
+                prop_assert_eq!(hop, Nexthop { host, port: Some(port), mx_lookup: false });
+            }
+        }
+    }
 }
