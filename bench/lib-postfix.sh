@@ -166,6 +166,10 @@ fmt_div() { awk -v a="$1" -v b="$2" -v s="${3:-1}" 'BEGIN { if (b == 0) print "n
 machine_info() {
     echo "nproc: $(nproc); kernel: $(uname -r); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
     echo "postfix: $(postconf -c "$PF_ETC" -h mail_version 2>/dev/null || echo '?'); rustc: $(rustc --version 2>/dev/null || echo '?')"
+    if [ -n "${ROOT:-}" ] && [ -d "$ROOT/.git" ]; then
+        echo "mailroom: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) + $(git -C "$ROOT" status --porcelain 2>/dev/null | grep -c .) uncommitted paths; binary sha256 $(sha256sum "${BIN:-$ROOT/target/release/mailroom}" 2>/dev/null | cut -c1-12)"
+    fi
+    echo "disk: $(df -h --output=source,fstype,size,avail "${DIR:-/var/tmp}" "$(dirname "$PF_QUEUE")" 2>/dev/null | tail -n +2 | sort -u | tr -s ' ' | paste -sd ';')"
 }
 
 # ---- mailroom side, configured the same way ------------------------------------------------
