@@ -231,6 +231,14 @@ impl QueueManager {
         } else {
             (meta.queue, 0)
         };
+        if !still_open && !held && !warn_now && !notify::wants_success(&meta.envelope, &delivered) {
+            // Every recipient is final and nobody asked to hear of it: the removal (or the
+            // bounce that replaces the message) is the only record needed. One fsync per
+            // delivered message instead of two; a crash before it repeats this delivery, the
+            // window RFC 5321 allows, exactly as a crash before the update would.
+            self.finalize(id, &meta.envelope).await;
+            return;
+        }
         let update = Update {
             recipients: changes,
             queue,

@@ -153,6 +153,15 @@ async fn send(qm: &QueueManager, entry: &Entry, env: &Envelope, kind: Kind, repo
     }
 }
 
+/// True if a success notice is due for any of these just-delivered recipients.
+pub(crate) fn wants_success(env: &Envelope, delivered: &[(usize, Outcome)]) -> bool {
+    !env.is_null_sender()
+        && delivered
+            .iter()
+            .filter_map(|(i, _)| env.recipients.get(*i))
+            .any(|r| wants(r, "SUCCESS", false))
+}
+
 /// NOTIFY=SUCCESS recipients just delivered.
 pub(crate) async fn success(
     qm: &QueueManager,
