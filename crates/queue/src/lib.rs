@@ -24,6 +24,7 @@
 
 mod compact;
 mod index;
+mod nonblocking;
 mod record;
 mod recovery;
 mod segment;
@@ -32,7 +33,7 @@ mod store;
 pub use index::{Entry, Location};
 pub use record::{FollowUp, MessageMeta, Update};
 pub use recovery::RecoveryReport;
-pub use store::{CommitStats, Op, Store, StoreOptions};
+pub use store::{CommitStats, Done, Driver, Op, Store, StoreOptions};
 
 #[cfg(test)]
 mod tests;

@@ -68,10 +68,14 @@ enum Change {
     },
 }
 
+/// Told the result of one record once its batch is durable (or failed). Runs on the thread
+/// that drove the batch: it must be quick (send on a channel, signal a condvar).
+pub type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
 struct Pending {
-    seq: u64,
     bytes: Vec<u8>,
     change: Change,
+    done: Done,
 }
 
 struct Active {
@@ -82,9 +86,8 @@ struct Active {
 
 struct Commit {
     pending: Vec<Pending>,
-    next_seq: u64,
+    /// Some thread is driving batches (see [`Store::drive`]); others only push.
     flushing: bool,
-    results: HashMap<u64, Result<(), StoreError>>,
     active: Active,
     stats: CommitStats,
 }
@@ -100,7 +103,6 @@ struct Inner {
     dir: PathBuf,
     options: StoreOptions,
     commit: Mutex<Commit>,
-    flushed: Condvar,
     index: Mutex<Index>,
     files: Mutex<HashMap<u64, Arc<File>>>,
     _lock: File,
@@ -149,13 +151,10 @@ impl Store {
                 options,
                 commit: Mutex::new(Commit {
                     pending: Vec::new(),
-                    next_seq: 0,
                     flushing: false,
-                    results: HashMap::new(),
                     active,
                     stats: CommitStats::default(),
                 }),
-                flushed: Condvar::new(),
                 index: Mutex::new(index),
                 files: Mutex::new(files),
                 _lock: lock_file,
@@ -184,21 +183,11 @@ impl Store {
         message: &[u8],
         follow_up: Option<FollowUp>,
     ) -> Result<(), StoreError> {
-        let meta = MessageMeta {
-            envelope,
-            queue: QueueName::Incoming,
-            next_attempt: 0,
-            attempts: 0,
-            delay_warned: false,
-            follow_up,
-        };
         if self.contains(id) {
             return Err(StoreError::Duplicate(id));
         }
-        let mut bytes = Vec::with_capacity(message.len() + 256);
-        record::encode_message(id, &meta, message, &mut bytes);
-        let size = message.len() as u64;
-        self.commit(bytes, Change::Put { id, meta, size })
+        let (bytes, change) = encode_new(id, envelope, message, follow_up);
+        self.commit(bytes, change)
     }
 
     /// Records new recipient states and the message's queue/retry time, durably.
@@ -318,34 +307,135 @@ impl Store {
     /// Pushes records together (they land in one batch, in order) and waits until all are
     /// durable. One result: they share one write and one fdatasync.
     fn commit_many(&self, items: Vec<(Vec<u8>, Change)>) -> Result<(), StoreError> {
-        let inner = &self.inner;
-        let mut state = lock(&inner.commit);
-        let first = state.next_seq;
-        for (bytes, change) in items {
-            let seq = state.next_seq;
-            state.next_seq += 1;
-            state.pending.push(Pending { seq, bytes, change });
-        }
-        let last = state.next_seq;
-        let mut outcome = Ok(());
-        let mut waiting = last - first;
-        loop {
-            for seq in first..last {
-                if let Some(result) = state.results.remove(&seq) {
-                    waiting -= 1;
+        type Slot = (Mutex<(usize, Result<(), StoreError>)>, Condvar);
+        let slot: Arc<Slot> = Arc::new((Mutex::new((items.len(), Ok(()))), Condvar::new()));
+        let pending = items
+            .into_iter()
+            .map(|(bytes, change)| {
+                let slot = slot.clone();
+                let done: Done = Box::new(move |result| {
+                    let mut s = lock(&slot.0);
+                    s.0 -= 1;
                     if let Err(e) = result {
-                        outcome = Err(e);
+                        s.1 = Err(e);
                     }
+                    if s.0 == 0 {
+                        slot.1.notify_one();
+                    }
+                });
+                Pending {
+                    bytes,
+                    change,
+                    done,
                 }
+            })
+            .collect();
+        if let Some(driver) = self.push(pending) {
+            driver.run();
+        }
+        let mut s = lock(&slot.0);
+        while s.0 > 0 {
+            s = slot.1.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        std::mem::replace(&mut s.1, Ok(()))
+    }
+
+    /// Queues records; returns a [`Driver`] if nobody is writing batches right now, in which
+    /// case the caller must run it (on a thread that may block).
+    fn push(&self, items: Vec<Pending>) -> Option<Driver> {
+        let mut state = lock(&self.inner.commit);
+        state.pending.extend(items);
+        if state.flushing {
+            return None;
+        }
+        state.flushing = true;
+        Some(Driver {
+            store: self.clone(),
+        })
+    }
+
+    /// Callback enqueue for callers that must not block (SMTP sessions; see `nonblocking.rs`): `done` is called
+    /// once the message is durable (or failed). If a [`Driver`] is returned, run it on a
+    /// blocking thread (`tokio::task::spawn_blocking(move || driver.run())`): no batch is
+    /// being written and this one would otherwise wait for the next caller.
+    pub fn enqueue_then(
+        &self,
+        id: QueueId,
+        envelope: Envelope,
+        message: &[u8],
+        follow_up: Option<FollowUp>,
+        done: impl FnOnce(Result<(), StoreError>) + Send + 'static,
+    ) -> Option<Driver> {
+        if self.contains(id) {
+            done(Err(StoreError::Duplicate(id)));
+            return None;
+        }
+        let (bytes, change) = encode_new(id, envelope, message, follow_up);
+        self.push(vec![Pending {
+            bytes,
+            change,
+            done: Box::new(done),
+        }])
+    }
+
+    /// Callback [`Store::update`]; see [`Store::enqueue_then`] for `done` and the driver.
+    pub fn update_then(
+        &self,
+        id: QueueId,
+        update: Update,
+        done: impl FnOnce(Result<(), StoreError>) + Send + 'static,
+    ) -> Option<Driver> {
+        if !self.contains(id) {
+            done(Err(StoreError::NotFound(id)));
+            return None;
+        }
+        let mut bytes = Vec::new();
+        record::encode_update(id, &update, &mut bytes);
+        self.push(vec![Pending {
+            bytes,
+            change: Change::Update { id, update },
+            done: Box::new(done),
+        }])
+    }
+
+    /// Callback [`Store::remove`]; see [`Store::enqueue_then`] for `done` and the driver.
+    pub fn remove_then(
+        &self,
+        id: QueueId,
+        reason: &str,
+        done: impl FnOnce(Result<(), StoreError>) + Send + 'static,
+    ) -> Option<Driver> {
+        if !self.contains(id) {
+            done(Err(StoreError::NotFound(id)));
+            return None;
+        }
+        let mut bytes = Vec::new();
+        record::encode_remove(id, reason, &mut bytes);
+        self.push(vec![Pending {
+            bytes,
+            change: Change::Remove { id },
+            done: Box::new(done),
+        }])
+    }
+
+    /// Writes batches until nothing is pending, then lets the next pusher drive.
+    fn drive(&self) {
+        loop {
+            let batch = {
+                let mut state = lock(&self.inner.commit);
+                if state.pending.is_empty() {
+                    state.flushing = false;
+                    return;
+                }
+                std::mem::take(&mut state.pending)
+            };
+            let removals = batch
+                .iter()
+                .any(|p| !matches!(p.change, Change::Update { .. }));
+            self.write_batch(batch);
+            if removals {
+                self.delete_dead_segments();
             }
-            if waiting == 0 {
-                return outcome;
-            }
-            if !state.flushing {
-                state = self.lead_batch(state);
-                continue;
-            }
-            state = inner.flushed.wait(state).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -375,16 +465,17 @@ impl Store {
         Ok(n)
     }
 
-    /// Writes and syncs everything pending as one batch, then applies it to the index.
-    fn lead_batch<'a>(&'a self, mut state: MutexGuard<'a, Commit>) -> MutexGuard<'a, Commit> {
+    /// Writes and syncs one batch, applies it to the index, then tells every writer.
+    fn write_batch(&self, mut batch: Vec<Pending>) {
         let inner = &self.inner;
-        let mut batch = std::mem::take(&mut state.pending);
-        state.flushing = true;
-        let file = state.active.file.clone();
-        let base = state.active.len;
-        let number = state.active.number;
-        drop(state);
-
+        let (file, base, number) = {
+            let state = lock(&inner.commit);
+            (
+                state.active.file.clone(),
+                state.active.len,
+                state.active.number,
+            )
+        };
         let (buf, locations) = self.encode_batch(&mut batch, number, base);
         let result = segment::write_at(&file, &buf, base).and_then(|_| segment::data_sync(&file));
         let outcome = match result {
@@ -399,13 +490,8 @@ impl Store {
                 Err(StoreError::io(&segment::path(&inner.dir, number), e))
             }
         };
-
-        let mut state = lock(&inner.commit);
-        for p in &batch {
-            let r = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
-            state.results.insert(p.seq, r);
-        }
         if let Ok(new_len) = outcome {
+            let mut state = lock(&inner.commit);
             state.stats.batches += 1;
             state.stats.records += batch.len() as u64;
             state.active.len = new_len;
@@ -413,9 +499,9 @@ impl Store {
                 self.rotate(&mut state);
             }
         }
-        state.flushing = false;
-        inner.flushed.notify_all();
-        state
+        for p in batch {
+            (p.done)(outcome.as_ref().map(|_| ()).map_err(Clone::clone));
+        }
     }
 
     /// Concatenates the batch; relocations are encoded here, by the only writer, from the
@@ -534,6 +620,40 @@ pub(crate) fn chunked<E>(
         };
         after = Some(last.id);
         chunk.iter().try_for_each(&mut f)?;
+    }
+}
+
+/// The record and index change of a new message.
+fn encode_new(
+    id: QueueId,
+    envelope: Envelope,
+    message: &[u8],
+    follow_up: Option<FollowUp>,
+) -> (Vec<u8>, Change) {
+    let meta = MessageMeta {
+        envelope,
+        queue: QueueName::Incoming,
+        next_attempt: 0,
+        attempts: 0,
+        delay_warned: false,
+        follow_up,
+    };
+    let mut bytes = Vec::with_capacity(message.len() + 256);
+    record::encode_message(id, &meta, message, &mut bytes);
+    let size = message.len() as u64;
+    (bytes, Change::Put { id, meta, size })
+}
+
+/// The duty to write the pending batches, handed to a caller that found no writer at work.
+#[must_use = "run it, or records wait for the next writer"]
+pub struct Driver {
+    store: Store,
+}
+
+impl Driver {
+    /// Writes batches until none is pending. Blocks (writes and fdatasyncs).
+    pub fn run(self) {
+        self.store.drive();
     }
 }
 

@@ -356,3 +356,51 @@ fn memory_of_an_opened_store() {
     );
     drop(store);
 }
+
+#[test]
+fn async_writers_are_durable_and_share_fsyncs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ids: Vec<QueueId> = (0..400).map(|_| QueueId::generate()).collect();
+    rt.block_on(async {
+        let tasks: Vec<_> = ids
+            .iter()
+            .map(|&id| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .enqueue_async(id, env(&["a@b"]), &[b'z'; 4096], None)
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let hold = Update {
+            recipients: vec![],
+            queue: QueueName::Hold,
+            next_attempt: 0,
+            attempts: 1,
+            delay_warned: false,
+        };
+        store.update_async(ids[0], hold).await.unwrap();
+        store.remove_async(ids[1], "done").await.unwrap();
+        assert!(matches!(
+            store.remove_async(ids[1], "again").await,
+            Err(StoreError::NotFound(_))
+        ));
+    });
+    let stats = store.commit_stats();
+    assert!(stats.batches < stats.records, "{stats:?}");
+    drop(rt);
+    drop(store);
+    let store = open(tmp.path());
+    assert_eq!(store.len(), 399);
+    assert_eq!(store.get(ids[0]).unwrap().meta.queue, QueueName::Hold);
+}

@@ -147,12 +147,10 @@ impl QueueManager {
                 FollowUp::SetRecipients(entry.id, vec![(r.for_recipient, RecipientState::Sent)]);
             let store = self.shared.store.clone();
             let msg = r.message;
-            let res = tokio::task::spawn_blocking(move || {
-                store.enqueue_with(new_id, env, &msg, Some(follow))
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+            let res = store
+                .enqueue_async(new_id, env, &msg, Some(follow))
+                .await
+                .map_err(|e| e.to_string());
             if res.is_ok() {
                 self.schedule(new_id, 0);
             }
@@ -247,11 +245,11 @@ impl QueueManager {
             delay_warned: meta.delay_warned || warn_now,
         };
         let store = self.shared.store.clone();
-        match tokio::task::spawn_blocking(move || store.update(id, update)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(StoreError::NotFound(_))) => return, // deleted by the operator meanwhile
-            other => {
-                warn!(target: "qmgr", "{id}: cannot record delivery status: {:?}; will retry", other.map(|r| r.err()));
+        match store.update_async(id, update).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound(_)) => return, // deleted by the operator meanwhile
+            Err(e) => {
+                warn!(target: "qmgr", "{id}: cannot record delivery status: {e}; will retry");
                 self.schedule(id, now + cfg.minimal_backoff_time.as_secs());
                 return;
             }
@@ -313,25 +311,21 @@ impl QueueManager {
         let store = self.shared.store.clone();
         let plan = notify::bounce_plan(&cfg, id, env);
         let Some((to, kind, origin, reports)) = plan else {
-            let _ = tokio::task::spawn_blocking(move || store.remove(id, "done")).await;
+            let _ = store.remove_async(id, "done").await;
             info!(target: "qmgr", "{id}: removed");
             return;
         };
         let (benv, message) = notify::compose(self, id, env, kind, &reports, &to, origin).await;
         let bounce_id = QueueId::generate();
         let follow = Some(FollowUp::Remove(id));
-        match tokio::task::spawn_blocking(move || {
-            store.enqueue_with(bounce_id, benv, &message, follow)
-        })
-        .await
-        {
-            Ok(Ok(())) => {
+        match store.enqueue_async(bounce_id, benv, &message, follow).await {
+            Ok(()) => {
                 info!(target: "bounce", "{id}: sender non-delivery notification: {bounce_id}");
                 info!(target: "qmgr", "{id}: removed");
                 self.schedule(bounce_id, 0);
             }
-            other => {
-                warn!(target: "bounce", "{id}: cannot queue non-delivery notification: {:?}; will retry", other.map(|r| r.err()));
+            Err(e) => {
+                warn!(target: "bounce", "{id}: cannot queue non-delivery notification: {e}; will retry");
                 self.schedule(id, unix_now() + cfg.minimal_backoff_time.as_secs());
             }
         }
@@ -348,7 +342,7 @@ impl QueueManager {
         error!(target: "qmgr", "{}: queue file is corrupt ({why}); envelope saved to {}, message removed from the queue", entry.id, path.display());
         let store = self.shared.store.clone();
         let id = entry.id;
-        let _ = tokio::task::spawn_blocking(move || store.remove(id, "corrupt")).await;
+        let _ = store.remove_async(id, "corrupt").await;
     }
 }
 

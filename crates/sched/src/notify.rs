@@ -137,8 +137,8 @@ async fn send(qm: &QueueManager, entry: &Entry, env: &Envelope, kind: Kind, repo
     let id = entry.id;
     let (nenv, message) = compose(qm, id, env, kind, &reports, &env.sender, "bounce").await;
     let new_id = QueueId::generate();
-    match tokio::task::spawn_blocking(move || store.enqueue(new_id, nenv, &message)).await {
-        Ok(Ok(())) => {
+    match store.enqueue_async(new_id, nenv, &message, None).await {
+        Ok(()) => {
             let what = if kind == Kind::Delay {
                 "delayed mail"
             } else {
@@ -147,9 +147,7 @@ async fn send(qm: &QueueManager, entry: &Entry, env: &Envelope, kind: Kind, repo
             info!(target: "bounce", "{id}: sender {what} notification: {new_id}");
             qm.schedule(new_id, 0);
         }
-        other => {
-            warn!(target: "bounce", "{id}: cannot queue notification: {:?}", other.map(|r| r.err()))
-        }
+        Err(e) => warn!(target: "bounce", "{id}: cannot queue notification: {e}"),
     }
 }
 

@@ -81,12 +81,12 @@ pub async fn finish(
     };
     let (id, message_id) = (prepared.id, prepared.message_id.clone());
     let store = intake.store.clone();
-    let queued = tokio::task::spawn_blocking(move || {
-        store.enqueue(prepared.id, prepared.envelope, &prepared.message)
-    })
-    .await;
+    // No blocking-pool thread per message: the task awaits its record's group commit.
+    let queued = store
+        .enqueue_async(prepared.id, prepared.envelope, &prepared.message, None)
+        .await;
     match queued {
-        Ok(Ok(())) => {
+        Ok(()) => {
             let message_id = if message_id.is_empty() {
                 "<>".to_string()
             } else {
@@ -96,12 +96,8 @@ pub async fn finish(
             (intake.queued)(id);
             fixed::queued(&id.to_string())
         }
-        Ok(Err(e)) => {
-            warn!(target: "smtpd", "{id}: cannot queue message from {}: {e}", session.client.label());
-            fixed::queue_write_error()
-        }
         Err(e) => {
-            warn!(target: "smtpd", "{id}: queue write task failed: {e}");
+            warn!(target: "smtpd", "{id}: cannot queue message from {}: {e}", session.client.label());
             fixed::queue_write_error()
         }
     }
