@@ -22,7 +22,7 @@ use tempfile::TempDir;
 pub const BIN: &str = env!("CARGO_BIN_EXE_mailroom");
 
 /// How long any wait may take before the test fails.
-pub const DEADLINE: Duration = Duration::from_secs(60);
+pub const DEADLINE: Duration = Duration::from_secs(120);
 
 /// Polling interval of the waits.
 const POLL: Duration = Duration::from_millis(50);
