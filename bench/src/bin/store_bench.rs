@@ -15,9 +15,10 @@
 //! - `file+dirsync`: N threads, each looping: create a temporary file (`O_CREAT|O_EXCL`),
 //!   write 4 KiB, `fsync`, close, `rename` to its final name in the same directory, `fsync`
 //!   the directory. What a careful one-file-per-message queue must do.
-//! - `file`: the same without the directory fsync, which is exactly what Postfix's cleanup
-//!   does per queue file (it relies on the file fsync alone). Neither variant unlinks: the
-//!   store side measures enqueue only, not removal.
+//! - `file`: the same without the directory fsync: the durable core of what Postfix's
+//!   cleanup does per queue file (it relies on the file fsync alone). Postfix also fchmods
+//!   the finished file and later renames it into `active/` and unlinks it; neither variant
+//!   does those, and the store side likewise measures enqueue only, not removal.
 //! - `store`: N threads calling `queue::Store::enqueue` on a fresh store; each call returns
 //!   only once its record is durable. `records/batch` is how many enqueues shared one
 //!   fdatasync.
