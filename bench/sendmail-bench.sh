@@ -25,7 +25,9 @@
 #!
 #! Usage: bench/sendmail-bench.sh [-n N] [--rounds R] [--no-postfix] [--no-running]
 #!        [--no-build]   (defaults: N=500, R=3). Run from anywhere; unless --no-build it
-#!        first runs `cargo build --release -p mailroom` in the workspace it lives in.
+#!        first runs `cargo build --release -p mailroom -p submit` in the workspace it lives in.
+#!        Measures `mailroom-sendmail` (the small binary); MAILROOM_SENDMAIL_MULTI=1 measures
+#!        `mailroom sendmail` instead.
 set -euo pipefail
 
 N=500
@@ -48,6 +50,9 @@ done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MAILROOM="$ROOT/target/release/mailroom"
+# The small submission-only binary users install as `sendmail` (crates/submit); set
+# MAILROOM_SENDMAIL_MULTI=1 to measure `mailroom sendmail` (the multi-call binary) instead.
+MAILROOM_SENDMAIL="$ROOT/target/release/mailroom-sendmail"
 PF_SENDMAIL=/usr/sbin/sendmail
 PF_SPOOL=/var/spool/postfix
 mkdir -p "$ROOT/target/bench-tmp"
@@ -122,7 +127,7 @@ rate() { awk -v n="$1" -v ns="$2" 'BEGIN { printf "%.1f", n * 1e9 / ns }'; }
 # --- mailroom ---------------------------------------------------------------------------
 if [ "$DO_BUILD" = 1 ]; then
     log "building mailroom (cargo build --release -p mailroom)"
-    (cd "$ROOT" && cargo build --release -p mailroom) >&2
+    (cd "$ROOT" && cargo build --release -p mailroom -p submit) >&2
 fi
 mkdir -p "$TMP/queue" "$TMP/mail"
 cat >"$TMP/mailroom.toml" <<EOF
@@ -130,7 +135,11 @@ queue_directory = "$TMP/queue"
 mail_spool_directory = "$TMP/mail"
 EOF
 export MAILROOM_CONFIG="$TMP/mailroom.toml"
-mailroom_sendmail() { "$MAILROOM" sendmail -i user@localhost; }
+if [ "${MAILROOM_SENDMAIL_MULTI:-0}" = 1 ]; then
+    mailroom_sendmail() { "$MAILROOM" sendmail -i user@localhost; }
+else
+    mailroom_sendmail() { "$MAILROOM_SENDMAIL" -i user@localhost; }
+fi
 if ! printf 'Subject: probe\n\nprobe\n' | mailroom_sendmail; then
     log "mailroom sendmail does not work yet; not measured"
     exit 1
