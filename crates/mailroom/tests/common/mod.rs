@@ -681,3 +681,22 @@ pub fn read_all(mut r: impl Read) -> Vec<u8> {
     let _ = r.read_to_end(&mut v);
     v
 }
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    // A port is free only until someone binds it: a test that picks two ports (a dead
+    // destination now, the daemon's listener later) must never get the same one twice, or
+    // the daemon relays to itself. Remember what this process handed out.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}

@@ -25,24 +25,7 @@ use crate::common::{python, tail, Daemon, TestEnv, DEADLINE};
 /// How long a peer or client waits for one line before giving up on the connection.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    // A port is free only until someone binds it: a test that picks two ports (a dead
-    // destination now, the daemon's listener later) must never get the same one twice, or
-    // the daemon relays to itself. Remember what this process handed out.
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+pub use crate::common::free_port;
 
 /// Polls `done` every 50 ms for at most `limit`; false if it never became true.
 pub fn poll_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::FromRawFd;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -15,24 +15,7 @@ use crate::common::{run_with_input, Daemon, TestEnv};
 /// How long a raw client waits for one reply before the test fails.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    // A port is free only until someone binds it: a test that picks two ports (a dead
-    // destination now, the daemon's listener later) must never get the same one twice, or
-    // the daemon relays to itself. Remember what this process handed out.
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+pub use crate::common::free_port;
 
 /// A test world whose daemon serves SMTP on `port` (role `smtp`) and maybe more listeners.
 pub struct SmtpEnv {
