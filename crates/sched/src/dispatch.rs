@@ -100,10 +100,8 @@ impl Dispatch {
 
 impl QueueManager {
     /// Splits a due message into items and queues them at their destinations.
-    pub(crate) fn start(self: &Arc<Self>, id: QueueId) {
-        let Some(entry) = self.shared.store.get(id) else {
-            return;
-        };
+    pub(crate) fn start(self: &Arc<Self>, entry: Entry) {
+        let id = entry.id;
         if entry.meta.attempts == 0 {
             let env = &entry.meta.envelope;
             tracing::info!(target: "qmgr", "{id}: from=<{}>, size={}, nrcpt={} (queue active)",

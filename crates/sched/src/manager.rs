@@ -192,8 +192,8 @@ impl QueueManager {
             if *shutdown.borrow() {
                 break;
             }
-            while let Some(id) = self.pop_due() {
-                self.start(id);
+            while let Some(entry) = self.pop_due() {
+                self.start(entry);
             }
             self.pump();
             let sleep_for = self.time_to_next_due();
@@ -220,8 +220,9 @@ impl QueueManager {
         }
     }
 
-    /// The next due message that is still queued, not held and not already in delivery.
-    fn pop_due(&self) -> Option<QueueId> {
+    /// The next due message that is still queued, not held and not already in delivery,
+    /// with its index entry (read once here, used by `start`).
+    fn pop_due(&self) -> Option<queue::Entry> {
         let now = unix_now();
         let mut due = lock(&self.due);
         while let Some(Reverse((when, id))) = due.peek().copied() {
@@ -239,7 +240,7 @@ impl QueueManager {
             if self.is_active(id) {
                 continue; // its outcome reschedules it
             }
-            return Some(id);
+            return Some(entry);
         }
         None
     }
