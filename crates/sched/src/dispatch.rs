@@ -50,6 +50,10 @@ pub(crate) struct InFlight {
     pub outcomes: Vec<Timed>,
     pub started: Instant,
     pub hold: Option<String>,
+    /// Delivery slots its items took. They are given back only once the outcomes are
+    /// durable (after `apply`), so at most `default_process_limit` messages are ever
+    /// delivered-but-not-yet-recorded: the only ones a crash can deliver twice.
+    pub slots: usize,
 }
 
 pub(crate) struct Dispatch {
@@ -182,6 +186,7 @@ impl QueueManager {
                 outcomes,
                 started: now,
                 hold,
+                slots: 0,
             },
         );
         for (key, item) in items {
@@ -259,6 +264,11 @@ impl QueueManager {
                     }
                 }
             }
+            for item in &to_run {
+                if let Some(f) = d.inflight.get_mut(&item.id) {
+                    f.slots += 1;
+                }
+            }
             // Forget idle destinations (a dead mark is kept until it expires).
             let Dispatch { order, dests, .. } = &mut *d;
             dests.retain(|_, x| {
@@ -287,7 +297,6 @@ impl QueueManager {
     ) {
         let done = {
             let mut d = lock(&self.dispatch);
-            d.active = d.active.saturating_sub(1);
             let dead_for = self.dead_time();
             if let Some(dest) = d.dests.get_mut(&item.key) {
                 dest.active = dest.active.saturating_sub(1);
@@ -342,12 +351,15 @@ impl QueueManager {
 
     fn complete(self: &Arc<Self>, done: Option<InFlight>) {
         if let Some(done) = done {
-            let id = done.entry.id;
+            let (id, slots) = (done.entry.id, done.slots);
             lock(&self.dispatch).finishing.insert(id);
             let me = self.clone();
             tokio::spawn(async move {
                 me.apply(done).await;
-                lock(&me.dispatch).finishing.remove(&id);
+                let mut d = lock(&me.dispatch);
+                d.finishing.remove(&id);
+                d.active = d.active.saturating_sub(slots);
+                drop(d);
                 me.wake.notify_one();
             });
         }
