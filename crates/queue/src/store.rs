@@ -552,7 +552,11 @@ impl Store {
         let (buf, locations) = self.encode_batch(&mut batch, number, base);
         // A failed batch that could not be cut off earlier is cut first: its records must
         // not survive behind the ones written now.
-        let cut = if needs_cut { file.set_len(base) } else { Ok(()) };
+        let cut = if needs_cut {
+            file.set_len(base)
+        } else {
+            Ok(())
+        };
         let result = cut
             .and_then(|_| segment::write_at(&file, &buf, base))
             .and_then(|_| segment::data_sync(&file));

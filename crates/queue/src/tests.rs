@@ -189,10 +189,13 @@ fn concurrent_writers_share_fsyncs() {
 #[test]
 fn dead_segments_are_deleted_and_compaction_frees_pinned_ones() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = open_with(tmp.path(), StoreOptions {
-        segment_size: 8192,
-        ..StoreOptions::default()
-    });
+    let store = open_with(
+        tmp.path(),
+        StoreOptions {
+            segment_size: 8192,
+            ..StoreOptions::default()
+        },
+    );
     let mut ids = Vec::new();
     for _ in 0..40 {
         let id = QueueId::generate();

@@ -14,9 +14,13 @@ fn env() -> Envelope {
 fn two_messages(dir: &Path) -> (PathBuf, [QueueId; 2], usize) {
     let ids = [QueueId::generate(), QueueId::generate()];
     let (store, _) = Store::open(dir, StoreOptions::default()).unwrap();
-    store.enqueue(ids[0], env(), b"Subject: one\n\n1\n").unwrap();
+    store
+        .enqueue(ids[0], env(), b"Subject: one\n\n1\n")
+        .unwrap();
     let start = store.get(ids[0]).unwrap().location.record_len as usize;
-    store.enqueue(ids[1], env(), b"Subject: two\n\n2\n").unwrap();
+    store
+        .enqueue(ids[1], env(), b"Subject: two\n\n2\n")
+        .unwrap();
     drop(store);
     (dir.join("store/000000000001.seg"), ids, start)
 }
@@ -35,7 +39,10 @@ fn a_flipped_byte_in_the_last_record_is_damage_kept_in_corrupt_not_a_torn_write(
     fs::write(&seg, &data).unwrap();
 
     let (store, report) = Store::open(tmp.path(), StoreOptions::default()).unwrap();
-    assert_eq!(report.torn_tail, None, "a complete record is not a torn write");
+    assert_eq!(
+        report.torn_tail, None,
+        "a complete record is not a torn write"
+    );
     assert_eq!(report.corrupt_regions.len(), 1, "{report:?}");
     let (name, bytes) = &report.corrupt_regions[0];
     assert_eq!(*bytes as usize, last.len());

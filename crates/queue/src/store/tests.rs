@@ -46,7 +46,10 @@ fn a_mostly_dead_active_segment_is_given_back_when_space_is_short() {
     let (store, _) = Store::open(tmp.path(), options(u64::MAX / 2)).unwrap();
     let kept = churn(&store, 60, 2);
     let before = log_bytes(tmp.path());
-    assert!(before > 500_000, "the active segment holds the dead messages");
+    assert!(
+        before > 500_000,
+        "the active segment holds the dead messages"
+    );
     while store.compact().unwrap() > 0 {}
     let after = log_bytes(tmp.path());
     assert!(after < 50_000, "{before} bytes of log became {after}");
