@@ -96,6 +96,9 @@ enum Command {
 }
 
 pub fn mailroom(args: Vec<OsString>) -> u8 {
+    if let Some((config, rest)) = sendmail_subcommand(&args) {
+        return sendmail(with_config_flag(config, rest));
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -106,12 +109,7 @@ pub fn mailroom(args: Vec<OsString>) -> u8 {
     let path = cli.config.as_deref();
     match cli.command {
         Command::Serve => crate::serve::run(path),
-        Command::Sendmail { mut args } => {
-            if let Some(p) = path {
-                args.splice(0..0, [OsString::from("-C"), p.as_os_str().to_owned()]);
-            }
-            sendmail(args)
-        }
+        Command::Sendmail { args } => sendmail(with_config_flag(path.map(Into::into), args)),
         Command::Mailq { json } => with_config(path, |cfg| crate::mailq::list(cfg, json)),
         Command::Postqueue { args } => postqueue_with(path, args),
         Command::Config {
@@ -130,6 +128,39 @@ pub fn mailroom(args: Vec<OsString>) -> u8 {
             with_config(path, |cfg| crate::admin_health::mailbox(cfg, action))
         }
     }
+}
+
+/// `mailroom [-c FILE] sendmail ARGS`, split before clap sees it: sendmail's own `-c` is a
+/// flag without a value (ignored, as in Postfix), which clap's global `-c FILE` would take
+/// with the next argument (`sendmail -c root` read `root` as the configuration file).
+fn sendmail_subcommand(args: &[OsString]) -> Option<(Option<PathBuf>, Vec<OsString>)> {
+    let mut config = None;
+    let mut at = 1;
+    while let Some(arg) = args.get(at).and_then(|a| a.to_str()) {
+        match arg {
+            "sendmail" => return Some((config, args[at + 1..].to_vec())),
+            "-c" | "--config" => {
+                config = args.get(at + 1).map(PathBuf::from);
+                at += 2;
+            }
+            _ => match arg.strip_prefix("--config=").or(arg.strip_prefix("-c")) {
+                Some(path) if !path.is_empty() => {
+                    config = Some(PathBuf::from(path));
+                    at += 1;
+                }
+                _ => return None,
+            },
+        }
+    }
+    None
+}
+
+/// mailroom's `-c FILE` given to sendmail as its `-C FILE`.
+fn with_config_flag(config: Option<PathBuf>, mut args: Vec<OsString>) -> Vec<OsString> {
+    if let Some(path) = config {
+        args.splice(0..0, [OsString::from("-C"), path.into_os_string()]);
+    }
+    args
 }
 
 /// Loads the configuration or prints one fatal line and returns EX_CONFIG.
