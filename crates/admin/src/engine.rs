@@ -183,7 +183,7 @@ impl Context<'_> {
     }
 
     fn stats(&self, emit: &mut Emit<'_>) -> io::Result<u64> {
-        let mut counter = StatsCounter::default();
+        let mut counter = StatsCounter::at(crate::duration::unix_now());
         let mut n = 0;
         self.backend.for_each(|e| {
             n += 1;
