@@ -5,12 +5,14 @@ use clap::{Parser, Subcommand};
 use config::Config;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use submit::sendmail::FlushScope;
 
 /// sysexits(3) codes used at the edges.
 pub const EX_USAGE: u8 = 64;
 pub const EX_UNAVAILABLE: u8 = 69;
 pub const EX_SOFTWARE: u8 = 70;
 pub const EX_TEMPFAIL: u8 = 75;
+pub const EX_NOPERM: u8 = 77;
 pub const EX_CONFIG: u8 = 78;
 
 #[derive(Parser)]
@@ -185,14 +187,7 @@ pub fn sendmail(args: Vec<OsString>) -> u8 {
     match submit::run_sendmail(&args, &mut io) {
         Handled::Exit(code) => u8::try_from(code).unwrap_or(EX_SOFTWARE),
         Handled::ListQueue(cfg) => crate::mailq::list(&cfg, false),
-        Handled::Flush(cfg, scope) => {
-            let command = match scope {
-                submit::sendmail::FlushScope::All => "flush".to_string(),
-                submit::sendmail::FlushScope::Site(site) => format!("flush-site {site}"),
-                submit::sendmail::FlushScope::QueueId(id) => format!("flush-id {id}"),
-            };
-            crate::control::flush(&cfg, "sendmail", &command)
-        }
+        Handled::Flush(cfg, scope) => crate::control::flush(&cfg, "sendmail", &scope),
     }
 }
 
@@ -208,7 +203,7 @@ pub fn postqueue(args: Vec<OsString>) -> u8 {
 /// What `postqueue` was asked to do.
 enum PostqueueAction {
     List { json: bool },
-    Flush(String),
+    Flush(FlushScope),
 }
 
 const POSTQUEUE_USAGE: &str =
@@ -226,11 +221,9 @@ fn postqueue_with(path: Option<&Path>, args: Vec<OsString>) -> u8 {
         action = match a.to_str() {
             Some("-p") => Some(PostqueueAction::List { json: false }),
             Some("-j") => Some(PostqueueAction::List { json: true }),
-            Some("-f") => Some(PostqueueAction::Flush("flush".into())),
-            Some("-s") => {
-                next(&mut it).map(|site| PostqueueAction::Flush(format!("flush-site {site}")))
-            }
-            Some("-i") => next(&mut it).map(|id| PostqueueAction::Flush(format!("flush-id {id}"))),
+            Some("-f") => Some(PostqueueAction::Flush(FlushScope::All)),
+            Some("-s") => next(&mut it).map(|site| PostqueueAction::Flush(FlushScope::Site(site))),
+            Some("-i") => next(&mut it).map(|id| PostqueueAction::Flush(FlushScope::QueueId(id))),
             Some("-C") | Some("-c") => {
                 config = it.next().map(PathBuf::from);
                 action
@@ -250,7 +243,7 @@ fn postqueue_with(path: Option<&Path>, args: Vec<OsString>) -> u8 {
     match load_config(config.as_deref(), "postqueue") {
         Ok(cfg) => match action {
             PostqueueAction::List { json } => crate::mailq::list(&cfg, json),
-            PostqueueAction::Flush(command) => crate::control::flush(&cfg, "postqueue", &command),
+            PostqueueAction::Flush(scope) => crate::control::flush(&cfg, "postqueue", &scope),
         },
         Err(code) => code,
     }
