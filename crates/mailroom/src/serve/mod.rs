@@ -254,24 +254,18 @@ fn log_recovery(report: &RecoveryReport, store: &Store) {
     }
 }
 
-/// Creates the queue layout with safe modes if missing (the embedded default starts from
-/// nothing). Existing directories are left alone: `mailroom check` reports wrong modes.
+/// Creates the queue layout if missing (the embedded default starts from nothing), with the
+/// modes of the one table `mailroom check` verifies against. Existing directories are left
+/// alone: `mailroom check` reports wrong modes, `check --fix` restores the table's.
 fn make_layout(cfg: &Config) -> Result<(), String> {
-    let q = &cfg.queue_directory;
-    let dirs: [(PathBuf, u32); 4] = [
-        (q.clone(), 0o755),
-        (q.join("maildrop"), 0o730),
-        (q.join("corrupt"), 0o700),
-        (cfg.mail_spool_directory.clone(), 0o755),
-    ];
-    for (dir, mode) in dirs {
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(mode)
-                .create(&dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
+    admin::check::layout::create_missing(cfg)?;
+    let spool = &cfg.mail_spool_directory;
+    if !spool.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(spool)
+            .map_err(|e| format!("cannot create {}: {e}", spool.display()))?;
     }
     Ok(())
 }
