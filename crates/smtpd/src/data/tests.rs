@@ -196,7 +196,9 @@ fn regression_failure_order_does_not_depend_on_read_splits() {
 /// stored byte for byte in both DATA and BDAT, and a dot inside it is not un-stuffed.
 #[test]
 fn long_lines_are_kept_whole() {
-    let line: Vec<u8> = (0..100_000u32).map(|i| b"ABCD+/.="[(i % 8) as usize]).collect();
+    let line: Vec<u8> = (0..100_000u32)
+        .map(|i| b"ABCD+/.="[(i % 8) as usize])
+        .collect();
     let mut wire = b"Subject: long\r\n\r\n".to_vec();
     wire.extend_from_slice(&line);
     wire.extend_from_slice(b"\r\n.\r\n");
