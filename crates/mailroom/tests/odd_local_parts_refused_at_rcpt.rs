@@ -23,9 +23,11 @@ const NEVER_MAILBOXES: [&str; 6] = [
     "\"a b\"@localhost",
 ];
 
-/// Routing attempts: relay access denied from a stranger.
-const ROUTED: [&str; 3] = [
+/// Routing attempts: relay access denied from a stranger. The domain-less one is qualified
+/// with `myorigin` like any bare name; its `@` is inside the quotes.
+const ROUTED: [&str; 4] = [
     "\"user@evil.invalid\"@localhost",
+    "\"user@evil.invalid\"",
     "user%evil.invalid@localhost",
     "evil.invalid!user@localhost",
 ];
