@@ -279,7 +279,7 @@ impl LocalAgent {
     }
 
     /// Would this local address be accepted by `local_recipient_maps`: an alias, or a known
-    /// user whose name can be a mailbox ([`mailbox_name`])? The SMTP server asks at RCPT
+    /// user whose name can be a mailbox (`mailbox_name.rs`)? The SMTP server asks at RCPT
     /// time, so what can never be delivered (unknown users, `"|/bin/sh"`, `..`,
     /// `alice.lock`) is refused with 550 there instead of accepted and bounced later (no
     /// backscatter). Passwd lookup errors say yes: the delivery attempt decides then.
