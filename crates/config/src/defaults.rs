@@ -183,6 +183,7 @@ fn with_postfix_defaults(site: Site) -> Config {
         smtp_data_xfer_timeout: seconds(180),
         smtp_data_done_timeout: seconds(600),
         smtp_quit_timeout: seconds(300),
+        smtp_line_length_limit: 998,
         smtp_default_port: 25,
         dns_nameservers: Vec::new(),
         bounce_size_limit: 50_000,
