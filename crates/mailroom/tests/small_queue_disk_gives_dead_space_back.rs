@@ -25,7 +25,13 @@ fn send_patiently(world: &World, n: usize, patience: Duration) -> usize {
     let started = Instant::now();
     let mut refusals = 0;
     loop {
-        match smtp_send(world.port, "sender@test.example", "", &plain(&["someone@far.example"]), &text) {
+        match smtp_send(
+            world.port,
+            "sender@test.example",
+            "",
+            &plain(&["someone@far.example"]),
+            &text,
+        ) {
             Ok(()) => return refusals,
             Err(e) if e.contains("-> 4") && started.elapsed() < patience => {
                 refusals += 1;
@@ -73,7 +79,12 @@ fn twice_the_queue_disk_goes_through_and_through_a_restart() {
         send_patiently(&world, n, patience);
     }
     let ok = poll_for(Duration::from_secs(60), || sink.messages() >= MESSAGES + 20);
-    assert!(ok, "{} of {} relayed after the restart", sink.messages(), MESSAGES + 20);
+    assert!(
+        ok,
+        "{} of {} relayed after the restart",
+        sink.messages(),
+        MESSAGES + 20
+    );
     drop(world.daemon.take());
     drop(tmpfs);
 }

@@ -597,10 +597,7 @@ impl Store {
                     new_len,
                     segment::free_bytes(&inner.dir).ok(),
                 );
-            if new_len >= inner.options.segment_size
-                || (wants_rotation && new_len > 0)
-                || looked
-            {
+            if new_len >= inner.options.segment_size || (wants_rotation && new_len > 0) || looked {
                 self.rotate(&mut state);
             }
         }
