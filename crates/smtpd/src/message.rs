@@ -168,6 +168,7 @@ mod tests {
             id: None,
             chunks: None,
             refused_recipients: false,
+            overshoot: 0,
         }
     }
 
