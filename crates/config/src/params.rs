@@ -223,11 +223,11 @@ macro_rules! listen {
 
 /// A parameter that may be written `${stress?{x}:{y}}` (see [`crate::Stressed`]).
 macro_rules! stressed {
-    ($field:ident, $parse:expr, $format:expr) => {
+    ($field:ident, $kind:ident, $parse:expr, $format:expr) => {
         scalar!(
             stringify!($field),
             $field,
-            Text,
+            $kind,
             |text| units::parse_stressed(text, $parse),
             |value| units::format_stressed(value, $format)
         )
@@ -339,10 +339,10 @@ pub(crate) const PARAMS: &[Param] = &[
     duration!(smtpd_error_sleep_time),
     choice!(smtpd_forbid_bare_newline, "reject", "normalize", "no"),
     boolean!(smtpd_forbid_unauth_pipelining),
-    stressed!(smtpd_hard_error_limit, stressed_count, |v: &usize| v
+    stressed!(smtpd_hard_error_limit, Count, stressed_count, |v: &usize| v
         .to_string()),
     boolean!(smtpd_helo_required),
-    stressed!(smtpd_junk_command_limit, stressed_count, |v: &usize| v
+    stressed!(smtpd_junk_command_limit, Count, stressed_count, |v: &usize| v
         .to_string()),
     Param {
         name: "smtpd_listen",
@@ -365,7 +365,7 @@ pub(crate) const PARAMS: &[Param] = &[
         },
     },
     count!(smtpd_min_data_rate, positive),
-    stressed!(smtpd_per_request_deadline, stressed_bool, |v: &bool| {
+    stressed!(smtpd_per_request_deadline, Bool, stressed_bool, |v: &bool| {
         units::format_bool(*v)
     }),
     count!(smtpd_process_limit, positive),
@@ -373,9 +373,9 @@ pub(crate) const PARAMS: &[Param] = &[
     count!(smtpd_recipient_overshoot_limit),
     boolean!(smtpd_sasl_auth_enable),
     path!(smtpd_sasl_password_file),
-    stressed!(smtpd_session_deadline, stressed_duration, format_duration),
+    stressed!(smtpd_session_deadline, Duration, stressed_duration, format_duration),
     count!(smtpd_soft_error_limit, positive),
-    stressed!(smtpd_timeout, stressed_duration, format_duration),
+    stressed!(smtpd_timeout, Duration, stressed_duration, format_duration),
     text!(smtpd_tls_cert_file),
     text!(smtpd_tls_key_file),
     choice!(smtpd_tls_security_level, "none", "may", "encrypt"),

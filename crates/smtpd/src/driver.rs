@@ -132,6 +132,7 @@ async fn command_loop(
             }
         };
         let verb = command.verb();
+        session.last_verb = upper_verb(verb);
         if session.must_end_group(&command) && out_of_turn(conn, session) {
             return Err(End::Pipelining);
         }
