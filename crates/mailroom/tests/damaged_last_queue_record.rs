@@ -20,8 +20,7 @@ fn deferred_then_killed() -> (TestEnv, PathBuf) {
     let store = env.queue_dir().join("store");
     let seg = list_dir(&store)
         .into_iter()
-        .filter(|n| n.ends_with(".seg"))
-        .last()
+        .rfind(|n| n.ends_with(".seg"))
         .expect("a segment");
     (env, store.join(seg))
 }
