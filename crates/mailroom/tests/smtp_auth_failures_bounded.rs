@@ -91,7 +91,10 @@ fn a_failed_auth_flood_keeps_memory_bounded_and_a_real_user_gets_in() {
         .spawn()
         .expect("python3");
     std::thread::sleep(Duration::from_secs(4));
-    let login = smtplib(&format!("import time\n{LOGIN_PY}"), &[&smtp.port.to_string()]);
+    let login = smtplib(
+        &format!("import time\n{LOGIN_PY}"),
+        &[&smtp.port.to_string()],
+    );
     let took: f64 = login.trim().parse().expect("seconds");
     let flood_out = flood.wait_with_output().expect("flood");
     let failures: u64 = String::from_utf8_lossy(&flood_out.stdout)
@@ -104,7 +107,10 @@ fn a_failed_auth_flood_keeps_memory_bounded_and_a_real_user_gets_in() {
     println!(
         "daemon RSS before {before} kB, peak (VmHWM) {peak} kB, after {after} kB; {failures} failed AUTH; real user served in {took:.2} s"
     );
-    assert!(failures > 50, "the flood did not reach the password checks: {failures}");
+    assert!(
+        failures > 50,
+        "the flood did not reach the password checks: {failures}"
+    );
     assert!(peak < MAX_PEAK_KB, "peak RSS {peak} kB under the flood");
     assert!(after < MAX_PEAK_KB, "RSS {after} kB held after the flood");
     assert!(took < 10.0, "the real user waited {took:.2} s");
@@ -162,8 +168,7 @@ print(plain(s, "alice", "correct horse"))
         );
     }
     assert_eq!(
-        replies[5],
-        "450 4.7.1 Error: too many failed AUTH attempts from 127.0.0.2",
+        replies[5], "450 4.7.1 Error: too many failed AUTH attempts from 127.0.0.2",
         "the IP is over its limit, whatever the password"
     );
     assert!(
@@ -181,9 +186,14 @@ print(plain(s, "alice", "correct horse"))
         );
     }
     assert!(failed[5].contains("unknown[127.0.0.3]: SASL PLAIN authentication failed: too many recent failures for this user, sasl_username=bob"), "{}", failed[5]);
-    assert!(smtp.env.log_lines("repeated").is_empty(), "failures are not folded");
-    smtp.env
-        .wait_log("AUTH failure limit exceeded: 5 from unknown[127.0.0.2] for service smtp", 1);
+    assert!(
+        smtp.env.log_lines("repeated").is_empty(),
+        "failures are not folded"
+    );
+    smtp.env.wait_log(
+        "AUTH failure limit exceeded: 5 from unknown[127.0.0.2] for service smtp",
+        1,
+    );
     let mut fail2ban = Command::new("python3")
         .args(["-c", FAIL2BAN_PY])
         .stdin(Stdio::piped())

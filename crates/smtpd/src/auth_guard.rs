@@ -156,7 +156,8 @@ impl<K: Hash + Eq> Windows<K> {
 
     fn add(&mut self, key: K, window: Duration) {
         if self.map.len() >= MAX_TRACKED && !self.map.contains_key(&key) {
-            self.map.retain(|_, (started, _)| started.elapsed() < window);
+            self.map
+                .retain(|_, (started, _)| started.elapsed() < window);
             if self.map.len() >= MAX_TRACKED {
                 return;
             }
@@ -221,7 +222,9 @@ mod tests {
             assert_eq!(task.await.unwrap(), Ok(true));
         }
         assert!(peak.load(Ordering::SeqCst) <= VERIFY_THREADS);
-        let panicked = guard.verify(|| -> bool { panic!("a bug in a check") }).await;
+        let panicked = guard
+            .verify(|| -> bool { panic!("a bug in a check") })
+            .await;
         assert_eq!(panicked, Err(Busy::Gone));
         assert_eq!(guard.verify(|| 7).await, Ok(7), "the thread survives");
     }
