@@ -275,7 +275,10 @@ fn stress_dependent_values_take_postfix_syntax_and_plain_values() {
     assert_eq!(default.smtpd_timeout.normal, Duration::from_secs(300));
     assert_eq!(default.smtpd_timeout.stress, Duration::from_secs(10));
     assert_eq!(
-        (default.smtpd_hard_error_limit.normal, default.smtpd_hard_error_limit.stress),
+        (
+            default.smtpd_hard_error_limit.normal,
+            default.smtpd_hard_error_limit.stress
+        ),
         (20, 1)
     );
     let config = parse_ok(

@@ -231,10 +231,17 @@ mod tests {
         assert_eq!(timeout.normal, Duration::from_secs(300));
         assert_eq!(timeout.stress, Duration::from_secs(10));
         let plain = parse_stressed("60s", parse_duration).unwrap();
-        assert_eq!((plain.normal, plain.stress), (Duration::from_secs(60), Duration::from_secs(60)));
+        assert_eq!(
+            (plain.normal, plain.stress),
+            (Duration::from_secs(60), Duration::from_secs(60))
+        );
         let flag = parse_stressed("${stress?{yes}:{no}}", parse_bool).unwrap();
         assert!(flag.stress && !flag.normal);
-        for bad in ["${stress?{10}", "${stress?{10}:{x}}s", "${stress?{10}{300}}"] {
+        for bad in [
+            "${stress?{10}",
+            "${stress?{10}:{x}}s",
+            "${stress?{10}{300}}",
+        ] {
             assert!(parse_stressed(bad, parse_duration).is_err(), "{bad}");
         }
         let shown = format_stressed(&timeout, |d| format_duration(*d));

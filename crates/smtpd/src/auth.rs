@@ -56,7 +56,9 @@ fn client_over_limit(session: &Session, env: &Env<'_>) -> Option<Reply> {
     }
     let label = session.client.label();
     warn!(target: "smtpd", "AUTH failure limit exceeded: {failures} from {label} for service {}", s.role.name());
-    Some(fixed::too_many_auth_failures(&session.client.ip.to_string()))
+    Some(fixed::too_many_auth_failures(
+        &session.client.ip.to_string(),
+    ))
 }
 
 async fn exchange(
@@ -103,7 +105,12 @@ async fn check(
     let limit = session.settings.auth_failure_limit;
     let user = credentials.user.clone();
     if limit > 0 && guard.user_failures(&user, window) >= limit {
-        failed(session, mechanism, &user, "too many recent failures for this user");
+        failed(
+            session,
+            mechanism,
+            &user,
+            "too many recent failures for this user",
+        );
         guard.failed(session.client.ip, None, window);
         return fixed::auth_unavailable();
     }

@@ -172,8 +172,12 @@ impl Load {
             changed
         });
         match (changed, stressed) {
-            (true, true) => warn!(target: "smtpd", "{active} of smtpd_process_limit {} SMTP sessions in use: stress-adaptive limits on (see STRESS_README)", self.limit),
-            (true, false) => info!(target: "smtpd", "{active} of smtpd_process_limit {} SMTP sessions in use: stress-adaptive limits off", self.limit),
+            (true, true) => {
+                warn!(target: "smtpd", "{active} of smtpd_process_limit {} SMTP sessions in use: stress-adaptive limits on (see STRESS_README)", self.limit)
+            }
+            (true, false) => {
+                info!(target: "smtpd", "{active} of smtpd_process_limit {} SMTP sessions in use: stress-adaptive limits off", self.limit)
+            }
             _ => {}
         }
     }
