@@ -88,7 +88,7 @@ fn a_failed_auth_flood_keeps_memory_bounded_and_a_real_user_gets_in() {
     smtp.add_user("alice", "correct horse");
     let pid = smtp.daemon.as_ref().expect("daemon").pid();
     let before = memory_kb(pid, "VmRSS:");
-    let mut flood = Command::new("python3")
+    let flood = Command::new("python3")
         .args(["-c", FLOOD_PY, &smtp.port.to_string(), "60", "12"])
         .stdout(Stdio::piped())
         .spawn()
