@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use smtp_common::*;
 
-/// 100 connections (50 from 127.0.0.2, 50 from 127.0.0.3), each writing one byte of
-/// `NOOP\r\n` every 5 s and reconnecting when the server drops it, for `seconds`. Prints
+/// 100 connections (50 from 127.0.0.2, 50 from 127.0.0.3), each reading the greeting and
+/// then writing one byte of `NOOP\r\n` every 5 s and reconnecting when the server drops it, for `seconds`. Prints
 /// how many connections were made.
 const DRIP_PY: &str = r#"
 import socket, sys, threading, time
@@ -30,11 +30,12 @@ def drip(n):
                                          source_address=("127.0.0.%d" % (2 + n % 2), 0))
             with lock:
                 made[0] += 1
+            s.recv(1024)  # the greeting (talking first would be a pipelining violation)
             i = 0
             while time.time() < end:
+                time.sleep(5)
                 s.sendall(b"NOOP\r\n"[i % 6:i % 6 + 1])
                 i += 1
-                time.sleep(5)
             s.close()
         except OSError:
             time.sleep(0.2)
