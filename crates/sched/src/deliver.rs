@@ -3,6 +3,7 @@
 
 use crate::dispatch::Item;
 use crate::manager::{unix_now, QueueManager};
+use crate::notify;
 use crate::route::Route;
 use envelope::{Envelope, Outcome, OutcomeKind, QueueId, RecipientState};
 use queue::{Entry, FollowUp, StoreError};
@@ -139,7 +140,7 @@ impl QueueManager {
         for r in list {
             let new_id = QueueId::generate();
             let mut env = Envelope::new(r.sender, r.recipients, unix_now());
-            env.origin = "forward".into();
+            env.origin = notify::forward_origin(&entry.meta.envelope.origin).into();
             let follow =
                 FollowUp::SetRecipients(entry.id, vec![(r.for_recipient, RecipientState::Sent)]);
             let store = self.shared.store.clone();

@@ -18,6 +18,18 @@ use tracing::{info, warn};
 /// `origin` of a postmaster notice: if one of these fails, it is dropped (no third level).
 pub(crate) const ORIGIN_NOTICE: &str = "2bounce";
 
+/// `origin` of a copy that an alias or `.forward` sends on. A forwarded postmaster notice
+/// is still a postmaster notice: were it a plain "forward", its failure would become a new
+/// notice to the postmaster, forwarded again — an endless loop whenever the postmaster's
+/// alias points at an address that fails (invariant 5).
+pub(crate) fn forward_origin(parent: &str) -> &'static str {
+    if parent == ORIGIN_NOTICE {
+        ORIGIN_NOTICE
+    } else {
+        "forward"
+    }
+}
+
 fn wants(r: &Recipient, word: &str, by_default: bool) -> bool {
     match &r.notify {
         None => by_default,
@@ -218,6 +230,14 @@ pub(crate) async fn delay(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_forwarded_postmaster_notice_stays_a_postmaster_notice() {
+        assert_eq!(super::forward_origin(super::ORIGIN_NOTICE), "2bounce");
+        for parent in ["smtp", "pickup", "bounce", "forward", ""] {
+            assert_eq!(super::forward_origin(parent), "forward", "{parent:?}");
+        }
+    }
+
     #[test]
     fn remote_refusals_split_into_mta_and_diagnostic() {
         let (mta, diag) = super::split_remote(
