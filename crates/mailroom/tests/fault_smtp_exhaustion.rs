@@ -73,10 +73,19 @@ struct Probes {
     acked: Vec<String>,
     /// (phase, milliseconds from connect to the 250 after DATA, or the failure).
     results: Vec<(&'static str, Result<u128, String>)>,
+    /// The daemon's peak RSS (MiB) at the end of each phase.
+    peaks: Vec<String>,
 }
 
 impl Probes {
-    fn run(&mut self, port: u16, phase: &'static str) {
+    /// Probes `port`, then notes the daemon's peak RSS so far (MiB) for the phase.
+    fn run(&mut self, port: u16, phase: &'static str, pid: i32) {
+        self.probe(port, phase);
+        let peak = peak_rss_kib(pid).unwrap_or(0) / 1024;
+        self.peaks.push(format!("{phase}:{peak}"));
+    }
+
+    fn probe(&mut self, port: u16, phase: &'static str) {
         for i in 0..PROBES_PER_PHASE {
             let tag = format!("probe-{phase}-{i}");
             let started = Instant::now();
@@ -224,20 +233,20 @@ fn idle_drip_storm_and_auth_failures_leave_a_normal_client_served_within_a_secon
     let pid = world.daemon.as_ref().unwrap().pid();
     let port = world.port;
     let mut probes = Probes::default();
-    probes.run(port, "quiet");
+    probes.run(port, "quiet", pid);
 
     let (idle, idle_failed) = open_many(port, IDLE, [127, 0, 2], 20);
     thread::sleep(Duration::from_millis(2500));
-    probes.run(port, "idle");
+    probes.run(port, "idle", pid);
 
     let stop = Arc::new(AtomicBool::new(false));
     let dripper = drip(port, stop.clone());
     thread::sleep(Duration::from_secs(3));
-    probes.run(port, "drip");
+    probes.run(port, "drip", pid);
 
     let stormer = thread::spawn(move || storm(port, Duration::from_secs(4)));
     thread::sleep(Duration::from_millis(500));
-    probes.run(port, "storm");
+    probes.run(port, "storm", pid);
     let stormed = stormer.join().unwrap();
 
     let attack_args = [
@@ -250,7 +259,7 @@ fn idle_drip_storm_and_auth_failures_leave_a_normal_client_served_within_a_secon
         String::from_utf8_lossy(&python(AUTH_ATTACK_PY, &args, b"")).into_owned()
     });
     thread::sleep(Duration::from_secs(3));
-    probes.run(port, "auth");
+    probes.run(port, "auth", pid);
     let auth_codes = attacker.join().unwrap();
     let peak = peak_rss_kib(pid).unwrap_or(0) / 1024;
 
@@ -259,7 +268,7 @@ fn idle_drip_storm_and_auth_failures_leave_a_normal_client_served_within_a_secon
     drop(idle);
     thread::sleep(Duration::from_secs(1));
     let rss_after = rss_kib(pid).unwrap_or(0) / 1024;
-    probes.run(port, "after");
+    probes.run(port, "after", pid);
 
     sink.wait_for(&probes.acked, Duration::from_secs(30));
     let copies = sink.copies();
@@ -276,10 +285,12 @@ fn idle_drip_storm_and_auth_failures_leave_a_normal_client_served_within_a_secon
         lost: copies.lost(&probes.acked).len(),
         duplicated: copies.duplicated(),
         notes: format!(
-            "probes={attempted} worst_probe_ms=[{}] peak_rss_mib={peak} rss_after_mib={rss_after} \
+            "probes={attempted} worst_probe_ms=[{}] peak_rss_mib={peak} peak_by_phase=[{}] \
+             rss_after_mib={rss_after} \
              idle_open={} idle_connect_failed={idle_failed} drip={dripped} storm_connections={stormed} \
              auth_replies={} nofile={nofile}",
             worst.join(","),
+            probes.peaks.join(","),
             IDLE - idle_failed,
             auth_codes.trim(),
         ),
