@@ -11,7 +11,9 @@
 //! Thresholds (why): free space below `queue_minfree` is critical (intake already refuses),
 //! below twice that a warning; maildrop at 50 % of `maildrop_count_limit` warns, at 90 % or
 //! and the daemon down with mail waiting is critical (seed 000); a deferred queue of 1,000+
-//! warns; the oldest message past half of `maximal_queue_lifetime` warns; a mailbox past
+//! warns, and so does deferred mail that all waits on one destination (one recipient domain,
+//! or the `relayhost` that all of it goes through: seed 004) or that keeps growing (10 or more
+//! deferred messages arrived in the last hour), with the destination and the reason in full; the oldest message past half of `maximal_queue_lifetime` warns; a mailbox past
 //! 80 % of `mailbox_size_limit` warns (its next deliveries will bounce); a warning rate over
 //! 10 per minute in the last hour of `maillog_file` warns.
 
@@ -211,21 +213,72 @@ fn queue_items(cfg: &Config, s: &Stats, now: u64) -> Vec<Item> {
             .join(", ")
     };
     if deferred > 0 {
+        out.extend(stuck(cfg, s));
         out.push(item(
             "deferred to",
             Level::Ok,
             top(&s.deferred_destinations),
         ));
         out.push(item("deferred from", Level::Ok, top(&s.deferred_senders)));
-        let reasons: Vec<(String, u64)> = s
-            .deferred_reasons
-            .iter()
-            .take(2)
-            .map(|(r, n)| (r.chars().take(70).collect(), *n))
-            .collect();
+        // In full: a reason cut mid-text hides the host and the error an admin acts on.
+        let reasons: Vec<(String, u64)> = s.deferred_reasons.iter().take(2).cloned().collect();
         out.push(item("deferred why", Level::Ok, top(&reasons)));
     }
     out
+}
+
+/// Deferred messages that arrived within the last hour from which the queue counts as growing.
+pub const GROWING_PER_HOUR: u64 = 10;
+
+/// Deferred mail that is not leaving: all of it waiting on one destination (seed 004: a dead
+/// relayhost, the whole queue deferred, and `status: ok`), or more of it every hour.
+fn stuck(cfg: &Config, s: &Stats) -> Option<Item> {
+    let deferred = s.count(State::Deferred);
+    let reason = s
+        .deferred_reasons
+        .first()
+        .map_or("(no reason recorded)", |(r, _)| r.as_str());
+    if let Some(destination) = one_destination(cfg, s) {
+        let detail = format!("all {deferred} deferred messages wait on {destination}: {reason}");
+        return Some(item("deferred", Level::Warn, detail));
+    }
+    if s.deferred_last_hour >= GROWING_PER_HOUR {
+        let detail = format!(
+            "growing: {} of {deferred} deferred messages arrived in the last hour; most often: {reason}",
+            s.deferred_last_hour
+        );
+        return Some(item("deferred", Level::Warn, detail));
+    }
+    None
+}
+
+/// The one destination all deferred mail waits on, if there is one: a single recipient
+/// domain, or the `relayhost` when every deferred domain is remote and routed through it
+/// (no `transport_maps`). The domains are known in full only up to the top list's length.
+fn one_destination(cfg: &Config, s: &Stats) -> Option<String> {
+    let local = |domain: &str| {
+        domain.is_empty()
+            || cfg
+                .mydestination
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(domain))
+    };
+    let all_known = s.deferred_domain_count as usize == s.deferred_destinations.len();
+    let via_relayhost = !cfg.relayhost.is_empty()
+        && cfg.transport_maps.is_empty()
+        && all_known
+        && s.deferred_destinations.iter().all(|(d, _)| !local(d));
+    let single = match s.deferred_destinations.as_slice() {
+        [(domain, _)] if s.deferred_domain_count == 1 => Some(domain.as_str()),
+        _ => None,
+    };
+    match (single, via_relayhost) {
+        (Some(domain), true) => Some(format!("{domain} via relayhost {}", cfg.relayhost)),
+        (None, true) => Some(format!("relayhost {}", cfg.relayhost)),
+        (Some(""), false) => Some("(local)".into()),
+        (Some(domain), false) => Some(domain.to_string()),
+        (None, false) => None,
+    }
 }
 
 fn permissions(report: &CheckReport) -> Item {
@@ -353,4 +406,74 @@ pub fn write_text(out: &mut impl Write, report: &Report, cfg: &Config) -> io::Re
         )?;
     }
     writeln!(out, "status: {}", report.level.word())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REASON: &str = "conversation with relay.example[192.0.2.1] timed out while sending end of data -- message may be sent more than once";
+
+    fn cfg(extra: &str) -> Config {
+        let text = format!("queue_directory = \"/nonexistent\"\nmydestination = [\"localhost\"]\n{extra}");
+        Config::from_str(&text, None).unwrap()
+    }
+
+    fn stats(domains: &[(&str, u64)], last_hour: u64) -> Stats {
+        let deferred: u64 = domains.iter().map(|d| d.1).sum();
+        Stats {
+            messages: [("deferred".to_string(), deferred)].into(),
+            deferred_destinations: domains.iter().map(|(d, n)| (d.to_string(), *n)).collect(),
+            deferred_reasons: vec![(REASON.to_string(), deferred)],
+            deferred_domain_count: domains.len() as u64,
+            deferred_last_hour: last_hour,
+            ..Stats::default()
+        }
+    }
+
+    fn stuck_detail(cfg: &Config, s: &Stats) -> Option<String> {
+        let items = queue_items(cfg, s, 0);
+        let found = items.into_iter().find(|i| i.name == "deferred")?;
+        assert_eq!(found.level, Level::Warn);
+        Some(found.detail)
+    }
+
+    /// Issue 8, defect 14: seed 004's picture, the whole queue deferred to one dead
+    /// destination, was `status: ok`, and the reason was cut at 70 characters.
+    #[test]
+    fn all_deferred_to_one_destination_warns_with_the_full_reason() {
+        let detail = stuck_detail(&cfg(""), &stats(&[("dead.example", 7)], 0)).unwrap();
+        assert_eq!(
+            detail,
+            format!("all 7 deferred messages wait on dead.example: {REASON}")
+        );
+        let relayed = cfg("relayhost = \"[192.0.2.1]:25\"\n");
+        let detail = stuck_detail(&relayed, &stats(&[("a.example", 3), ("b.example", 2)], 0));
+        assert_eq!(
+            detail.unwrap(),
+            format!("all 5 deferred messages wait on relayhost [192.0.2.1]:25: {REASON}")
+        );
+        let why = queue_items(&cfg(""), &stats(&[("dead.example", 7)], 0), 0)
+            .into_iter()
+            .find(|i| i.name == "deferred why")
+            .unwrap();
+        assert!(why.detail.contains(REASON), "{}", why.detail);
+    }
+
+    #[test]
+    fn a_growing_deferred_queue_warns() {
+        let s = stats(&[("a.example", 6), ("b.example", 6)], GROWING_PER_HOUR);
+        let detail = stuck_detail(&cfg(""), &s).unwrap();
+        assert!(detail.starts_with("growing: 10 of 12 deferred messages arrived in the last hour"), "{detail}");
+    }
+
+    #[test]
+    fn scattered_old_deferrals_are_not_a_warning() {
+        let s = stats(&[("a.example", 2), ("b.example", 1)], 1);
+        assert_eq!(stuck_detail(&cfg(""), &s), None);
+        // A local domain among them: the relayhost is not the one destination.
+        let relayed = cfg("relayhost = \"[192.0.2.1]:25\"\n");
+        let s = stats(&[("localhost", 2), ("b.example", 1)], 1);
+        assert_eq!(stuck_detail(&relayed, &s), None);
+    }
 }

@@ -183,7 +183,7 @@ impl Context<'_> {
     }
 
     fn stats(&self, emit: &mut Emit<'_>) -> io::Result<u64> {
-        let mut counter = StatsCounter::default();
+        let mut counter = StatsCounter::at(crate::duration::unix_now());
         let mut n = 0;
         self.backend.for_each(|e| {
             n += 1;
@@ -253,7 +253,10 @@ impl Context<'_> {
     }
 
     fn cat(&self, id: &str, emit: &mut Emit<'_>) -> Result<u64, Failure> {
-        let qid = QueueId::parse(id).map_err(|e| Failure::Refused(e.to_string()))?;
+        // Not a queue ID: no such message, as a missing file is to Postfix's postcat.
+        let Ok(qid) = QueueId::parse(id) else {
+            return Ok(0);
+        };
         let Some(e) = self.backend.get(qid) else {
             return self.cat_maildrop(qid, emit);
         };
@@ -285,12 +288,18 @@ impl Context<'_> {
         Ok(1)
     }
 
+    /// A message still in maildrop. One that is in neither place gives a count of 0 and no
+    /// events: the client tells "no such message" (postcat exits 1) from a failure.
     fn cat_maildrop(&self, id: QueueId, emit: &mut Emit<'_>) -> Result<u64, Failure> {
         let path = self.maildrop.join(id.to_string());
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            _ => {}
+        }
         let file = submit::maildrop::read(&path)
-            .map_err(|_| Failure::Refused(format!("{id}: no such message in the queue")))?;
+            .map_err(|e| Failure::Refused(format!("{id}: cannot read maildrop file: {e}")))?;
         let row = Row::from_maildrop(id, &path)
-            .ok_or_else(|| Failure::Refused(format!("{id}: no such message in the queue")))?;
+            .ok_or_else(|| Failure::Refused(format!("{id}: cannot read maildrop file")))?;
         let envelope = Envelope {
             recipients: row
                 .recipients

@@ -1,6 +1,7 @@
 //! Queue statistics for `doctor`: messages and bytes per queue, the oldest message, and the
 //! top senders, destinations and reasons of deferred mail (seed 000's "which cron job is
-//! it?"). Computed where the messages are; only the summary travels.
+//! it?"), how many destinations the deferred mail waits on and how much of it is new (seed
+//! 004's dead relayhost). Computed where the messages are; only the summary travels.
 //!
 //! Memory is bounded: each top-list counter stops taking new keys at [`MAX_KEYS`] (the
 //! counts of keys already present stay exact), so a queue of a million distinct senders
@@ -23,11 +24,21 @@ pub struct Stats {
     pub deferred_destinations: Vec<(String, u64)>,
     pub deferred_senders: Vec<(String, u64)>,
     pub deferred_reasons: Vec<(String, u64)>,
+    /// Distinct recipient domains of deferred mail (up to [`MAX_KEYS`]): 1 means all of it
+    /// waits on one destination.
+    #[serde(default)]
+    pub deferred_domain_count: u64,
+    /// Deferred messages that arrived in the last hour: mail that keeps joining the
+    /// deferred queue instead of leaving it.
+    #[serde(default)]
+    pub deferred_last_hour: u64,
 }
 
 #[derive(Default)]
 pub struct StatsCounter {
     stats: Stats,
+    /// Arrivals at or after this time count in `deferred_last_hour`.
+    hour_ago: u64,
     destinations: Bounded,
     senders: Bounded,
     reasons: Bounded,
@@ -54,6 +65,14 @@ impl Bounded {
 }
 
 impl StatsCounter {
+    /// A counter for a snapshot taken at `now` (seconds since the epoch).
+    pub fn at(now: u64) -> StatsCounter {
+        StatsCounter {
+            hour_ago: now.saturating_sub(3600),
+            ..StatsCounter::default()
+        }
+    }
+
     pub fn add<'a>(
         &mut self,
         id: &str,
@@ -80,6 +99,9 @@ impl StatsCounter {
         if state != State::Deferred {
             return;
         }
+        if arrival_time >= self.hour_ago {
+            self.stats.deferred_last_hour += 1;
+        }
         self.senders.add(crate::showq::display_sender(sender));
         let mut last_reason = "";
         for (address, reason) in open {
@@ -92,6 +114,7 @@ impl StatsCounter {
     }
 
     pub fn finish(mut self) -> Stats {
+        self.stats.deferred_domain_count = self.destinations.0.len() as u64;
         self.stats.deferred_destinations = self.destinations.top();
         self.stats.deferred_senders = self.senders.top();
         self.stats.deferred_reasons = self.reasons.top();

@@ -18,8 +18,9 @@
 //! recursive, `|command`, `/file`, `:include:`) → the user (`local_recipient_maps`: empty =
 //! anyone, `unix:passwd.byname` = must be in passwd). Storage: mbox in
 //! `mail_spool_directory/<user>` by default; `home_mailbox` puts it under `$HOME` instead, as
-//! Maildir when it ends in `/`. A user with no passwd entry (the embedded default accepts
-//! any local part) has no `$HOME`: the mailbox stays at `mail_spool_directory/<user>`, which
+//! Maildir when it ends in `/`. A mailbox name is a safe file name that is no other
+//! mailbox's dotlock (`local::mailbox_name`: no `/`, no leading dot, no `.lock` suffix). A
+//! user with no passwd entry (the embedded default accepts any such name) has no `$HOME`: the mailbox stays at `mail_spool_directory/<user>`, which
 //! is a Maildir directory when `home_mailbox` ends in `/`.
 //!
 //! Invariants:

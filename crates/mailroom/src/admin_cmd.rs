@@ -236,17 +236,35 @@ pub fn postcat(config: Option<&Path>, args: Vec<std::ffi::OsString>) -> u8 {
         let shown = if by_id {
             cat_id(&cfg, &name, sections)
         } else {
-            cat_file(&name, sections)
+            cat_file(&name, sections).map_err(CatError::Failed)
         };
-        if let Err(why) = shown {
-            eprintln!("postcat: warning: {why}");
-            code = EX_TEMPFAIL;
+        match shown {
+            Ok(()) => {}
+            // Postfix's words and exit status: a missing message is not "try again later".
+            Err(CatError::Missing) => {
+                eprintln!("postcat: fatal: open queue file {name}: No such file or directory");
+                return EX_NOT_FOUND;
+            }
+            Err(CatError::Failed(why)) => {
+                eprintln!("postcat: warning: {why}");
+                code = EX_TEMPFAIL;
+            }
         }
     }
     code
 }
 
-fn cat_id(cfg: &Config, id: &str, sections: admin::postcat::Sections) -> Result<(), String> {
+/// postcat's exit status for a message that is not in the queue (Postfix's `msg_fatal`).
+const EX_NOT_FOUND: u8 = 1;
+
+enum CatError {
+    /// No message with that ID in the queue or in maildrop.
+    Missing,
+    /// Something failed on the way (the daemon, the store): worth trying again.
+    Failed(String),
+}
+
+fn cat_id(cfg: &Config, id: &str, sections: admin::postcat::Sections) -> Result<(), CatError> {
     let mut envelope = None;
     let mut body = Vec::new();
     execute(cfg, &Request::Cat { id: id.to_string() }, None, |e| {
@@ -256,10 +274,12 @@ fn cat_id(cfg: &Config, id: &str, sections: admin::postcat::Sections) -> Result<
             _ => {}
         }
         Ok(())
-    })?;
-    let env = envelope.ok_or_else(|| format!("{id}: no such message"))?;
+    })
+    .map_err(CatError::Failed)?;
+    let env = envelope.ok_or(CatError::Missing)?;
     let mut out = io::stdout().lock();
-    admin::postcat::write(&mut out, &env, &body, sections).map_err(|e| e.to_string())
+    admin::postcat::write(&mut out, &env, &body, sections)
+        .map_err(|e| CatError::Failed(e.to_string()))
 }
 
 /// A file: a maildrop file (envelope and message), else shown as a plain message.

@@ -107,6 +107,16 @@ fn requests(p: &Parsed) -> Vec<superop::Request> {
     out
 }
 
+/// Root, or the owner of the queue (Postfix allows root only; in mailroom's embedded
+/// profile the queue belongs to the user running it, who must be able to manage it).
+fn may_change_the_queue(cfg: &config::Config) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    uid == 0
+        || std::fs::metadata(&cfg.queue_directory).map_or(true, |meta| meta.uid() == uid)
+}
+
 pub fn run(config: Option<&Path>, args: Vec<OsString>) -> u8 {
     let parsed = match parse(args, config) {
         Ok(p) => p,
@@ -119,6 +129,12 @@ pub fn run(config: Option<&Path>, args: Vec<OsString>) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if !may_change_the_queue(&cfg) {
+        // Postfix's words and status (msg_fatal: 1), before any attempt that would only
+        // end in an os error.
+        eprintln!("postsuper: fatal: use of this command is reserved for the superuser");
+        return 1;
+    }
     for request in requests(&parsed) {
         let ids: Option<Box<dyn io::Read + Send>> = request
             .ids_follow

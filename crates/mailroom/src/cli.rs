@@ -5,12 +5,14 @@ use clap::{Parser, Subcommand};
 use config::Config;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use submit::sendmail::FlushScope;
 
 /// sysexits(3) codes used at the edges.
 pub const EX_USAGE: u8 = 64;
 pub const EX_UNAVAILABLE: u8 = 69;
 pub const EX_SOFTWARE: u8 = 70;
 pub const EX_TEMPFAIL: u8 = 75;
+pub const EX_NOPERM: u8 = 77;
 pub const EX_CONFIG: u8 = 78;
 
 #[derive(Parser)]
@@ -96,6 +98,9 @@ enum Command {
 }
 
 pub fn mailroom(args: Vec<OsString>) -> u8 {
+    if let Some((config, rest)) = sendmail_subcommand(&args) {
+        return sendmail(with_config_flag(config, rest));
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -106,12 +111,7 @@ pub fn mailroom(args: Vec<OsString>) -> u8 {
     let path = cli.config.as_deref();
     match cli.command {
         Command::Serve => crate::serve::run(path),
-        Command::Sendmail { mut args } => {
-            if let Some(p) = path {
-                args.splice(0..0, [OsString::from("-C"), p.as_os_str().to_owned()]);
-            }
-            sendmail(args)
-        }
+        Command::Sendmail { args } => sendmail(with_config_flag(path.map(Into::into), args)),
         Command::Mailq { json } => with_config(path, |cfg| crate::mailq::list(cfg, json)),
         Command::Postqueue { args } => postqueue_with(path, args),
         Command::Config {
@@ -130,6 +130,39 @@ pub fn mailroom(args: Vec<OsString>) -> u8 {
             with_config(path, |cfg| crate::admin_health::mailbox(cfg, action))
         }
     }
+}
+
+/// `mailroom [-c FILE] sendmail ARGS`, split before clap sees it: sendmail's own `-c` is a
+/// flag without a value (ignored, as in Postfix), which clap's global `-c FILE` would take
+/// with the next argument (`sendmail -c root` read `root` as the configuration file).
+fn sendmail_subcommand(args: &[OsString]) -> Option<(Option<PathBuf>, Vec<OsString>)> {
+    let mut config = None;
+    let mut at = 1;
+    while let Some(arg) = args.get(at).and_then(|a| a.to_str()) {
+        match arg {
+            "sendmail" => return Some((config, args[at + 1..].to_vec())),
+            "-c" | "--config" => {
+                config = args.get(at + 1).map(PathBuf::from);
+                at += 2;
+            }
+            _ => match arg.strip_prefix("--config=").or(arg.strip_prefix("-c")) {
+                Some(path) if !path.is_empty() => {
+                    config = Some(PathBuf::from(path));
+                    at += 1;
+                }
+                _ => return None,
+            },
+        }
+    }
+    None
+}
+
+/// mailroom's `-c FILE` given to sendmail as its `-C FILE`.
+fn with_config_flag(config: Option<PathBuf>, mut args: Vec<OsString>) -> Vec<OsString> {
+    if let Some(path) = config {
+        args.splice(0..0, [OsString::from("-C"), path.into_os_string()]);
+    }
+    args
 }
 
 /// Loads the configuration or prints one fatal line and returns EX_CONFIG.
@@ -154,14 +187,7 @@ pub fn sendmail(args: Vec<OsString>) -> u8 {
     match submit::run_sendmail(&args, &mut io) {
         Handled::Exit(code) => u8::try_from(code).unwrap_or(EX_SOFTWARE),
         Handled::ListQueue(cfg) => crate::mailq::list(&cfg, false),
-        Handled::Flush(cfg, scope) => {
-            let command = match scope {
-                submit::sendmail::FlushScope::All => "flush".to_string(),
-                submit::sendmail::FlushScope::Site(site) => format!("flush-site {site}"),
-                submit::sendmail::FlushScope::QueueId(id) => format!("flush-id {id}"),
-            };
-            crate::control::flush(&cfg, "sendmail", &command)
-        }
+        Handled::Flush(cfg, scope) => crate::control::flush(&cfg, "sendmail", &scope),
     }
 }
 
@@ -177,7 +203,7 @@ pub fn postqueue(args: Vec<OsString>) -> u8 {
 /// What `postqueue` was asked to do.
 enum PostqueueAction {
     List { json: bool },
-    Flush(String),
+    Flush(FlushScope),
 }
 
 const POSTQUEUE_USAGE: &str =
@@ -195,11 +221,9 @@ fn postqueue_with(path: Option<&Path>, args: Vec<OsString>) -> u8 {
         action = match a.to_str() {
             Some("-p") => Some(PostqueueAction::List { json: false }),
             Some("-j") => Some(PostqueueAction::List { json: true }),
-            Some("-f") => Some(PostqueueAction::Flush("flush".into())),
-            Some("-s") => {
-                next(&mut it).map(|site| PostqueueAction::Flush(format!("flush-site {site}")))
-            }
-            Some("-i") => next(&mut it).map(|id| PostqueueAction::Flush(format!("flush-id {id}"))),
+            Some("-f") => Some(PostqueueAction::Flush(FlushScope::All)),
+            Some("-s") => next(&mut it).map(|site| PostqueueAction::Flush(FlushScope::Site(site))),
+            Some("-i") => next(&mut it).map(|id| PostqueueAction::Flush(FlushScope::QueueId(id))),
             Some("-C") | Some("-c") => {
                 config = it.next().map(PathBuf::from);
                 action
@@ -219,7 +243,7 @@ fn postqueue_with(path: Option<&Path>, args: Vec<OsString>) -> u8 {
     match load_config(config.as_deref(), "postqueue") {
         Ok(cfg) => match action {
             PostqueueAction::List { json } => crate::mailq::list(&cfg, json),
-            PostqueueAction::Flush(command) => crate::control::flush(&cfg, "postqueue", &command),
+            PostqueueAction::Flush(scope) => crate::control::flush(&cfg, "postqueue", &scope),
         },
         Err(code) => code,
     }

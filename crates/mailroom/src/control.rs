@@ -6,12 +6,13 @@
 //! root) can ask for a flush or a reload. Beside it, `showq.sock` (mode 0666, like Postfix's
 //! `public/showq`) lets any local user list the queue (`mailq`, `qshape`) and do nothing else.
 
-use crate::cli::{EX_TEMPFAIL, EX_UNAVAILABLE};
+use crate::cli::{EX_NOPERM, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE};
 use config::Config;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
+use submit::sendmail::FlushScope;
 
 pub fn socket_path(cfg: &Config) -> PathBuf {
     cfg.queue_directory.join("control.sock")
@@ -34,13 +35,33 @@ pub fn request(cfg: &Config, command: &str) -> std::io::Result<String> {
 }
 
 /// `postqueue -f|-s site|-i id` / `sendmail -q|-qRsite|-qIid`: ask the daemon to retry
-/// deferred mail now; `command` is `flush`, `flush-site SITE` or `flush-id ID`.
-pub fn flush(cfg: &Config, program: &str, command: &str) -> u8 {
-    match request(cfg, command) {
+/// deferred mail now. Exit codes as Postfix's postqueue: 64 for a malformed queue ID
+/// (`Invalid request`), 77 for a user who may not reach the control socket, 69 when the
+/// daemon is down. A well-formed ID that is not deferred is no error (Postfix exits 0 too).
+pub fn flush(cfg: &Config, program: &str, scope: &FlushScope) -> u8 {
+    let command = match scope {
+        FlushScope::All => "flush".to_string(),
+        FlushScope::Site(site) => format!("flush-site {site}"),
+        FlushScope::QueueId(id) => match envelope::QueueId::parse(id) {
+            Ok(_) => format!("flush-id {id}"),
+            Err(_) => {
+                eprintln!("{program}: fatal: Invalid request: \"{id}\"");
+                return EX_USAGE;
+            }
+        },
+    };
+    match request(cfg, &command) {
         Ok(answer) if answer.starts_with("ok") => 0,
         Ok(answer) => {
             eprintln!("{program}: fatal: the daemon refused the flush: {answer}");
             EX_TEMPFAIL
+        }
+        // The control socket is the queue owner's (0600): anyone else is refused by the
+        // kernel, which is not the daemon being down.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let (uid, name) = submit::users::real_user();
+            eprintln!("{program}: fatal: User {name}({uid}) is not allowed to flush the mail queue");
+            EX_NOPERM
         }
         Err(_) => {
             // Postfix's wording, so scripts that grep for it keep working.

@@ -14,8 +14,14 @@
 //! - A call returns `Ok` only once its record is written and fdatasynced (DESIGN invariant
 //!   1); concurrent calls share one fdatasync (group commit, see `store.rs`).
 //! - The index shows only durable state.
-//! - A damaged record never stops the store: torn tails are cut, damaged regions are copied
-//!   to `corrupt/` and skipped (see `recovery.rs`).
+//! - A damaged record never stops the store: torn tails (an incomplete last record, never
+//!   acknowledged) are cut, damaged records (complete but failing their checksum) are
+//!   skipped, and every byte cut or skipped is first copied to `corrupt/`, fsynced (see
+//!   `recovery.rs`).
+//! - What the store does not guarantee: each record exists once, with no redundancy. A
+//!   damaged message record loses that message (its bytes are kept in `corrupt/`); a
+//!   damaged update or removal record undoes that change, so mail already delivered is
+//!   delivered again (a duplicate, never a silent loss of an intact record).
 //! - One process at a time owns the store (an exclusive `flock` on `store/lock`); others may
 //!   scan it read-only ([`Snapshot`], [`scan_readonly`]).
 //!
@@ -33,6 +39,7 @@ mod store;
 pub use index::{Entry, Location};
 pub use record::{FollowUp, MessageMeta, Update};
 pub use recovery::RecoveryReport;
+pub use segment::write_durably;
 pub use store::{CommitStats, Done, Driver, Op, Store, StoreOptions};
 
 #[cfg(test)]

@@ -187,6 +187,23 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     }
 }
 
+/// True if `buf` is exactly one record whose length field alone is damaged: its header
+/// claims more bytes than `buf` holds, yet the checksum matches with the length `buf` has.
+/// Recovery uses it to tell a flipped length bit in the last record (damage) from a write
+/// that never finished (a torn tail).
+pub fn whole_but_for_its_length(buf: &[u8]) -> bool {
+    if buf.len() < HEADER_LEN + 16 || buf[..4] != MAGIC {
+        return false;
+    }
+    let Ok(actual) = u32::try_from(buf.len() - HEADER_LEN) else {
+        return false;
+    };
+    let mut header = buf[4..12].to_vec();
+    header[4..8].copy_from_slice(&actual.to_le_bytes());
+    let crc = u32::from_le_bytes(buf[12..16].try_into().unwrap());
+    checksum(&header, &buf[HEADER_LEN..]) == crc
+}
+
 fn decode_payload(kind: u8, payload: &[u8]) -> Result<Record<'_>, StoreError> {
     let id = QueueId::from_u128(u128::from_le_bytes(payload[..16].try_into().unwrap()));
     let rest = &payload[16..];
@@ -265,5 +282,16 @@ mod tests {
             bad[i] ^= 0x40;
             assert!(!matches!(decode(&bad), Decoded::Record(..)), "flip at {i}");
         }
+    }
+
+    #[test]
+    fn a_damaged_length_field_is_told_from_a_torn_record() {
+        let mut buf = Vec::new();
+        encode_remove(QueueId::generate(), "done", &mut buf);
+        assert!(!whole_but_for_its_length(&buf[..buf.len() - 1]), "torn");
+        let mut bad = buf.clone();
+        bad[9] ^= 0x01; // length now claims 256 more bytes than there are
+        assert!(matches!(decode(&bad), Decoded::Incomplete));
+        assert!(whole_but_for_its_length(&bad));
     }
 }

@@ -1,11 +1,25 @@
 //! Rebuilding the index from the log at start (or for a read-only scan by `mailq` while the
 //! daemon runs).
 //!
-//! Each segment is read front to back. A record that fails its checksum is either a torn tail
-//! (nothing valid follows it in the newest segment: a batch whose fdatasync never returned,
-//! so nobody was acknowledged; it is cut off) or damage in the middle (valid records follow:
-//! the bad bytes are copied to `corrupt/` with one report line and the scan resumes at the
-//! next valid record). Neither stops the daemon (DESIGN invariant 4).
+//! Each segment is read front to back. Bytes that are not a valid record are one of:
+//! - a **torn tail**: the newest segment ends inside a record (its header names more bytes
+//!   than the file holds), or in zeros a crash left where a write never landed. That is a
+//!   batch whose fdatasync never returned, so no writer was acknowledged; it is cut off.
+//! - **damage**: a complete record that fails its checksum (a flipped bit, an overwritten
+//!   block), anywhere, including the very end of the newest segment. A record that was once
+//!   acknowledged may be lost there, so it is reported as an error, not as a torn write.
+//!   In the middle, the scan resumes at the next valid record; at the end it is cut off.
+//!
+//! Every byte that is cut or skipped is first copied to `corrupt/` (written, fsynced,
+//! renamed into place, directory fsynced), so nothing is thrown away unseen. Neither stops
+//! the daemon (DESIGN invariant 4).
+//!
+//! What a damaged record costs (the store keeps one copy of each record; there is no
+//! redundancy): a damaged message record loses that message (its bytes are in `corrupt/`);
+//! a damaged update record puts the message back to its previous state, so recipients
+//! already delivered may be delivered again; a damaged removal record brings a finished
+//! message back, and it is delivered again. Damage turns into duplicates, never into silent
+//! loss of an intact record.
 
 use crate::index::{Index, Location};
 use crate::record::{self, Decoded, Record};
@@ -20,9 +34,12 @@ pub struct RecoveryReport {
     pub segments: usize,
     pub records: u64,
     pub messages: usize,
-    /// Bytes cut from the end of the newest segment (an unacknowledged torn batch).
-    pub torn_tail_bytes: u64,
-    /// Damaged regions copied to `corrupt/`, as `(file name, bytes)`.
+    /// An incomplete record cut from the end of the newest segment (a batch that was never
+    /// acknowledged), as `(file name in corrupt/, bytes)`.
+    pub torn_tail: Option<(String, u64)>,
+    /// Damaged regions (complete records failing their checksum, or bytes between records)
+    /// copied to `corrupt/`, as `(file name, bytes)`; one at the end of the newest segment
+    /// was also cut off.
     pub corrupt_regions: Vec<(String, u64)>,
 }
 
@@ -51,15 +68,20 @@ pub fn scan(
         };
         let valid_end = scan_segment(number, &data, index, &mut report, corrupt_dir, repair)?;
         index.grow_segment(number, valid_end);
-        if valid_end < data.len() as u64 && !newest && repair {
+        if valid_end < data.len() as u64 && repair {
             let tail = &data[valid_end as usize..];
-            save_corrupt(corrupt_dir, number, valid_end as usize, tail, &mut report)?;
-        }
-        if valid_end < data.len() as u64 && newest && repair {
-            report.torn_tail_bytes = data.len() as u64 - valid_end;
-            let file = segment::open_rw(dir, number)?;
-            file.set_len(valid_end)?;
-            file.sync_all()?;
+            let saved = save_corrupt(corrupt_dir, number, valid_end as usize, tail)?;
+            if newest && is_torn(tail) {
+                report.torn_tail = Some(saved);
+            } else {
+                report.corrupt_regions.push(saved);
+            }
+            if newest {
+                // Only once the copy is durable: appending after the cut overwrites it.
+                let file = segment::open_rw(dir, number)?;
+                file.set_len(valid_end)?;
+                file.sync_all()?;
+            }
         }
         if newest {
             last_len = valid_end;
@@ -91,7 +113,8 @@ fn scan_segment(
             Decoded::Incomplete | Decoded::Invalid => match next_valid(data, at + 1) {
                 Some(next) => {
                     if repair {
-                        save_corrupt(corrupt_dir, number, at, &data[at..next], report)?;
+                        let saved = save_corrupt(corrupt_dir, number, at, &data[at..next])?;
+                        report.corrupt_regions.push(saved);
                     }
                     at = next;
                 }
@@ -135,19 +158,33 @@ fn next_valid(data: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// True if the bytes after the last valid record are a write that never completed: they end
+/// inside a record (the header names more bytes than are there, or not even a header is),
+/// or they are zeros (the file grew but the data never landed). A complete record with a
+/// bad checksum — or with a damaged length field — is damage instead.
+fn is_torn(tail: &[u8]) -> bool {
+    if tail.iter().all(|&b| b == 0) {
+        return true;
+    }
+    matches!(record::decode(tail), Decoded::Incomplete) && !record::whole_but_for_its_length(tail)
+}
+
+/// Copies damaged or cut bytes to `corrupt/segment-N-at-OFFSET.bin`, durably, before the
+/// caller cuts them; returns `(file name, bytes)`. A copy of the same length made at an
+/// earlier start is kept.
 fn save_corrupt(
     corrupt_dir: &Path,
     segment: u64,
     offset: usize,
     bytes: &[u8],
-    report: &mut RecoveryReport,
-) -> io::Result<()> {
-    fs::create_dir_all(corrupt_dir)?;
+) -> io::Result<(String, u64)> {
     let name = format!("segment-{segment:012}-at-{offset}.bin");
-    let path = corrupt_dir.join(&name);
-    if !path.exists() {
-        fs::write(&path, bytes)?;
+    let existing = fs::metadata(corrupt_dir.join(&name)).map(|m| m.len());
+    if existing.ok() != Some(bytes.len() as u64) {
+        segment::write_durably(corrupt_dir, &name, bytes)?;
     }
-    report.corrupt_regions.push((name, bytes.len() as u64));
-    Ok(())
+    Ok((name, bytes.len() as u64))
 }
+
+#[cfg(test)]
+mod tests;

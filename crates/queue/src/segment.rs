@@ -68,3 +68,42 @@ pub fn read_at(file: &File, len: usize, offset: u64) -> io::Result<Vec<u8>> {
     file.read_exact_at(&mut buf, offset)?;
     Ok(buf)
 }
+
+/// Writes `bytes` to `dir/name` so that a crash leaves either no file or the whole file:
+/// a temporary name, fsync, rename, fsync of the directory (which is created if missing).
+pub fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, dir.join(name))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        // Leave no half-written temporary behind (a full disk is the usual cause).
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Free bytes for unprivileged writers on the file system holding `dir`.
+pub fn free_bytes(dir: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: statvfs is plain old data; zeroed is a valid value to be overwritten.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a valid out pointer.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    #[allow(clippy::useless_conversion)] // field widths differ between targets
+    Ok(u64::from(stats.f_bavail).saturating_mul(u64::from(stats.f_frsize)))
+}

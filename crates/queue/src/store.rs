@@ -12,7 +12,15 @@
 //!   before the batch, so the log holds no record whose writer was told it failed.
 //! - Segments are deleted oldest-first only, once no live message's latest full record lives
 //!   in them; [`Store::compact`] relocates the few live messages of a mostly dead oldest
-//!   segment so that long-deferred mail does not pin the whole log.
+//!   segment so that long-deferred mail does not pin the whole log. Each deletion is made
+//!   durable (directory fsync) before the next: a crash must never bring back an older
+//!   segment whose messages' removal records were in a newer one already gone. A deletion
+//!   that fails keeps the segment in the index and is retried, later segments wait.
+//! - Space is short when the queue file system cannot hold one more full segment above
+//!   [`StoreOptions::min_free`]. Then the active segment is closed early once it is mostly
+//!   dead, and the oldest segment is compacted even when more than half of it is live, so
+//!   a small queue file system gets its space back instead of refusing intake with an
+//!   empty queue.
 
 use crate::index::{apply_update, Entry, Index, Location};
 use crate::record::{self, Decoded, FollowUp, MessageMeta, Record, Update};
@@ -24,18 +32,23 @@ use std::fs::{self, File};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use tracing::warn;
 
 /// Tuning knobs; the defaults suit both a laptop and a busy relay.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// A segment is closed and a new one started once it reaches this size.
     pub segment_size: u64,
+    /// Free bytes the queue file system should keep (the daemon passes `queue_minfree`):
+    /// below one segment plus this, space is short (see the module doc).
+    pub min_free: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             segment_size: 16 << 20,
+            min_free: 0,
         }
     }
 }
@@ -66,6 +79,8 @@ enum Change {
         id: QueueId,
         body: Vec<u8>,
     },
+    /// Close the active segment after this batch (space is short; see the module doc).
+    Rotate,
 }
 
 /// Told the result of one record once its batch is durable (or failed). Runs on the thread
@@ -89,6 +104,8 @@ struct Commit {
     /// Some thread is driving batches (see [`Store::drive`]); others only push.
     flushing: bool,
     active: Active,
+    /// A failed batch could not be cut off the active segment: cut it before writing more.
+    needs_cut: bool,
     stats: CommitStats,
 }
 
@@ -105,6 +122,8 @@ struct Inner {
     commit: Mutex<Commit>,
     index: Mutex<Index>,
     files: Mutex<HashMap<u64, Arc<File>>>,
+    /// Held while deleting segments, so deletions happen one at a time, oldest first.
+    deleting: Mutex<()>,
     _lock: File,
 }
 
@@ -153,10 +172,12 @@ impl Store {
                     pending: Vec::new(),
                     flushing: false,
                     active,
+                    needs_cut: false,
                     stats: CommitStats::default(),
                 }),
                 index: Mutex::new(index),
                 files: Mutex::new(files),
+                deleting: Mutex::new(()),
                 _lock: lock_file,
             }),
         };
@@ -271,16 +292,28 @@ impl Store {
         })
     }
 
-    /// One compaction step: if the oldest closed segment is less than half live, relocate its
-    /// live messages to the newest segment so it can be deleted. Returns messages moved.
+    /// One compaction step: if the oldest closed segment is less than half live (or has any
+    /// dead bytes and space is short), relocate its live messages to the newest segment so
+    /// it can be deleted. When space is short, a mostly dead active segment is closed first.
+    /// Returns messages moved.
     pub fn compact(&self) -> Result<usize, StoreError> {
+        let free = segment::free_bytes(&self.inner.dir).ok();
+        if self.active_wants_rotation(free) {
+            self.commit(Vec::new(), Change::Rotate)?;
+            self.delete_dead_segments();
+        }
+        let short = free.is_some_and(|f| self.space_short(f));
         let active = lock(&self.inner.commit).active.number;
         let victims: Vec<QueueId> = {
             let index = lock(&self.inner.index);
             let Some((&oldest, stats)) = index.segments.iter().next() else {
                 return Ok(0);
             };
-            if oldest == active || stats.live == 0 || stats.live_bytes * 2 > stats.size {
+            let worth_it = stats.live_bytes * 2 <= stats.size
+                || (short
+                    && stats.live_bytes < stats.size
+                    && free.is_some_and(|f| stats.live_bytes < f));
+            if oldest == active || stats.live == 0 || !worth_it {
                 return Ok(0);
             }
             index.ids_in_segment(oldest)
@@ -297,6 +330,45 @@ impl Store {
         }
         self.delete_dead_segments();
         Ok(moved)
+    }
+
+    /// Space is short: the file system cannot take one more full segment above `min_free`.
+    fn space_short(&self, free: u64) -> bool {
+        let o = &self.inner.options;
+        free < o.segment_size.saturating_add(o.min_free)
+    }
+
+    /// True if space is short and the active segment is big enough to matter (a sixteenth
+    /// of a full one) and less than half live: closing it lets its dead bytes go.
+    fn active_wants_rotation(&self, free: Option<u64>) -> bool {
+        if !free.is_some_and(|f| self.space_short(f)) {
+            return false;
+        }
+        let (number, len) = {
+            let state = lock(&self.inner.commit);
+            (state.active.number, state.active.len)
+        };
+        if len < (self.inner.options.segment_size / 16).max(1) {
+            return false;
+        }
+        let live = lock(&self.inner.index)
+            .segments
+            .get(&number)
+            .map_or(0, |s| s.live_bytes);
+        live * 2 <= len
+    }
+
+    /// The raw bytes of a message's latest full record (for `corrupt/` when it fails its
+    /// checksum), unverified.
+    pub fn raw_record(&self, id: QueueId) -> Result<Vec<u8>, StoreError> {
+        let loc = self.get(id).ok_or(StoreError::NotFound(id))?.location;
+        let path = segment::path(&self.inner.dir, loc.segment);
+        let file = lock(&self.inner.files)
+            .get(&loc.segment)
+            .cloned()
+            .ok_or(StoreError::NotFound(id))?;
+        segment::read_at(&file, loc.record_len as usize, loc.record_offset)
+            .map_err(|e| StoreError::io(&path, e))
     }
 
     /// Pushes one record and waits until its batch is durable (group commit).
@@ -468,16 +540,26 @@ impl Store {
     /// Writes and syncs one batch, applies it to the index, then tells every writer.
     fn write_batch(&self, mut batch: Vec<Pending>) {
         let inner = &self.inner;
-        let (file, base, number) = {
+        let (file, base, number, needs_cut) = {
             let state = lock(&inner.commit);
             (
                 state.active.file.clone(),
                 state.active.len,
                 state.active.number,
+                state.needs_cut,
             )
         };
         let (buf, locations) = self.encode_batch(&mut batch, number, base);
-        let result = segment::write_at(&file, &buf, base).and_then(|_| segment::data_sync(&file));
+        // A failed batch that could not be cut off earlier is cut first: its records must
+        // not survive behind the ones written now.
+        let cut = if needs_cut {
+            file.set_len(base)
+        } else {
+            Ok(())
+        };
+        let result = cut
+            .and_then(|_| segment::write_at(&file, &buf, base))
+            .and_then(|_| segment::data_sync(&file));
         let outcome = match result {
             Ok(()) => {
                 self.apply_batch(&batch, &locations, number, base + buf.len() as u64);
@@ -485,17 +567,20 @@ impl Store {
             }
             Err(e) => {
                 // Cut the failed batch off so the log never holds a record whose writer was
-                // told it failed; if even that fails, recovery's checksum handles the rest.
-                let _ = file.set_len(base);
+                // told it failed; if that fails too, the next batch tries again first.
+                let cut_failed = file.set_len(base).is_err();
+                lock(&inner.commit).needs_cut = cut_failed;
                 Err(StoreError::io(&segment::path(&inner.dir, number), e))
             }
         };
         if let Ok(new_len) = outcome {
+            let wants_rotation = batch.iter().any(|p| matches!(p.change, Change::Rotate));
             let mut state = lock(&inner.commit);
+            state.needs_cut = false;
             state.stats.batches += 1;
             state.stats.records += batch.len() as u64;
             state.active.len = new_len;
-            if new_len >= inner.options.segment_size {
+            if new_len >= inner.options.segment_size || (wants_rotation && new_len > 0) {
                 self.rotate(&mut state);
             }
         }
@@ -559,7 +644,7 @@ impl Store {
                     index.remove(*id);
                 }
                 Change::Relocate { id, .. } if loc.record_len > 0 => index.relocate(*id, *loc),
-                Change::Relocate { .. } => {}
+                Change::Relocate { .. } | Change::Rotate => {}
             }
         }
         index.grow_segment(number, new_len);
@@ -570,8 +655,16 @@ impl Store {
     fn rotate(&self, state: &mut Commit) {
         let inner = &self.inner;
         let number = state.active.number + 1;
-        let Ok(file) = segment::create(&inner.dir, number) else {
-            return;
+        let file = match segment::create(&inner.dir, number) {
+            Ok(f) => f,
+            Err(e) => {
+                let path = segment::path(&inner.dir, number);
+                // Remove a file left without its directory entry's sync, so the next try
+                // can create it again.
+                let _ = fs::remove_file(&path);
+                warn!(target: "qmgr", "cannot start queue segment {}: {e}; still appending to the current one", path.display());
+                return;
+            }
         };
         let file = Arc::new(file);
         lock(&inner.files).insert(number, file.clone());
@@ -583,23 +676,29 @@ impl Store {
         };
     }
 
-    /// Deletes the oldest segments while they hold no live message and are not the newest.
+    /// Deletes the oldest segments while they hold no live message and are not the newest,
+    /// one at a time, each durably before the next (see the module doc). A segment whose
+    /// deletion fails stays in the index, and so do all later ones, until a later call.
     fn delete_dead_segments(&self) {
         let inner = &self.inner;
+        let _one_at_a_time = lock(&inner.deleting);
         let active = lock(&inner.commit).active.number;
         loop {
-            let victim = {
-                let mut index = lock(&inner.index);
-                match index.segments.iter().next() {
-                    Some((&n, s)) if n != active && s.live == 0 => {
-                        index.segments.remove(&n);
-                        n
-                    }
-                    _ => return,
-                }
+            let victim = match lock(&inner.index).segments.iter().next() {
+                Some((&n, s)) if n != active && s.live == 0 => n,
+                _ => return,
             };
+            let path = segment::path(&inner.dir, victim);
+            let removed = match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => segment::sync_dir(&inner.dir),
+            };
+            if let Err(e) = removed {
+                warn!(target: "qmgr", "cannot delete dead queue segment {}: {e}; will retry", path.display());
+                return;
+            }
+            lock(&inner.index).segments.remove(&victim);
             lock(&inner.files).remove(&victim);
-            let _ = fs::remove_file(segment::path(&inner.dir, victim));
         }
     }
 }
@@ -698,3 +797,6 @@ fn open_active(dir: &Path, index: &mut Index, last_len: u64) -> Result<Active, S
         len,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,13 +1,11 @@
-//! One delivery attempt of one work item, and applying a message's outcomes: durable state,
-//! Postfix-style log lines, retry or finish.
+//! One delivery attempt of one work item (its outcomes are applied in `apply.rs`), and the
+//! Postfix-style outcome log line.
 
-use crate::dispatch::{InFlight, Item};
+use crate::dispatch::Item;
 use crate::manager::{unix_now, QueueManager};
-use crate::notify;
-use crate::retry;
 use crate::route::Route;
 use envelope::{Envelope, Outcome, OutcomeKind, QueueId, RecipientState};
-use queue::{Entry, FollowUp, QueueName, StoreError, Update};
+use queue::{Entry, FollowUp, StoreError};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tracing::{error, info, warn};
@@ -77,8 +75,7 @@ impl QueueManager {
         let body = match tokio::task::spawn_blocking(move || store.read_message(id)).await {
             Ok(Ok(b)) => b,
             Ok(Err(StoreError::Corrupt(why))) => {
-                self.quarantine(&entry, &why).await;
-                return (Vec::new(), None);
+                return (self.quarantine(&entry, &item.recipients, &why).await, None);
             }
             other => {
                 let why = format!("cannot read queue file: {:?}", other.map(|r| r.err()));
@@ -159,190 +156,48 @@ impl QueueManager {
         results
     }
 
-    /// Turns a message's outcomes into durable state, logs them, and decides: retry, finish
-    /// (bounce or remove), or hold.
-    pub(crate) async fn apply(self: &Arc<Self>, done: InFlight) {
-        let InFlight {
-            entry,
-            outcomes,
-            started,
-            hold,
-            ..
-        } = done;
+    /// A message whose record fails its checksum: its envelope and the damaged record go to
+    /// `corrupt/` (durably), then the message leaves the queue, with one error line; the
+    /// daemon carries on. If the copy cannot be saved the message stays queued, deferred,
+    /// and is tried again later; a removal that fails is retried with backoff.
+    async fn quarantine(&self, entry: &Entry, recipients: &[usize], why: &str) -> Vec<Outcome> {
         let id = entry.id;
-        let mut meta = entry.meta.clone();
-        let has_open = meta.envelope.recipients.iter().any(|r| r.state.is_open());
-        if outcomes.is_empty() && hold.is_none() && has_open {
-            return; // a clean stop dropped it before any attempt: nothing happened
-        }
-        let cfg = self.shared.config();
-        let now = unix_now();
-        let mut changes = Vec::new();
-        let mut delivered = Vec::new();
-        for mut t in outcomes {
-            let o = &mut t.outcome;
-            if o.kind == OutcomeKind::Bounced && cfg.soft_bounce {
-                o.kind = OutcomeKind::Deferred; // soft_bounce: the safety switch
-                o.dsn = o.dsn.replacen('5', "4", 1);
-            }
-            let Some(rcpt) = meta.envelope.recipients.get_mut(o.recipient) else {
-                continue;
-            };
-            log_outcome(id, &rcpt.address, &t, started);
-            let o = &t.outcome;
-            rcpt.state = match o.kind {
-                OutcomeKind::Sent => {
-                    delivered.push((o.recipient, o.clone()));
-                    RecipientState::Sent
-                }
-                OutcomeKind::Deferred => RecipientState::Deferred {
-                    reason: o.text.clone(),
-                },
-                OutcomeKind::Bounced => RecipientState::Bounced {
-                    status: o.dsn.clone(),
-                    reason: o.text.clone(),
-                },
-            };
-            changes.push((o.recipient, rcpt.state.clone()));
-        }
-        self.expire(id, &mut meta.envelope, &mut changes, now);
-        let still_open = meta.envelope.recipients.iter().any(|r| r.state.is_open());
-        let held = hold.is_some()
-            || self
-                .shared
-                .store
-                .get(id)
-                .is_some_and(|e| e.meta.queue == QueueName::Hold);
-        let warn_now = still_open && !held && notify::delay_warning_due(&cfg, &meta, now);
-        let attempts = meta.attempts + 1;
-        let (queue, next) = if held {
-            (QueueName::Hold, 0)
-        } else if still_open {
-            let next = retry::next_attempt(
-                now,
-                attempts,
-                cfg.minimal_backoff_time,
-                cfg.maximal_backoff_time,
-                fastrand::f64(),
-            );
-            (QueueName::Deferred, next)
-        } else {
-            (meta.queue, 0)
-        };
-        if !still_open && !held && !warn_now && !notify::wants_success(&meta.envelope, &delivered) {
-            // Every recipient is final and nobody asked to hear of it: the removal (or the
-            // bounce that replaces the message) is the only record needed. One fsync per
-            // delivered message instead of two; a crash before it repeats this delivery, the
-            // window RFC 5321 allows, exactly as a crash before the update would.
-            self.finalize(id, &meta.envelope).await;
-            return;
-        }
-        let update = Update {
-            recipients: changes,
-            queue,
-            next_attempt: next,
-            attempts,
-            delay_warned: meta.delay_warned || warn_now,
-        };
-        let store = self.shared.store.clone();
-        match store.update_async(id, update).await {
-            Ok(()) => {}
-            Err(StoreError::NotFound(_)) => return, // deleted by the operator meanwhile
-            Err(e) => {
-                warn!(target: "qmgr", "{id}: cannot record delivery status: {e}; will retry");
-                self.schedule(id, now + cfg.minimal_backoff_time.as_secs());
-                return;
-            }
-        }
-        if let Some(reason) = &hold {
-            info!(target: "qmgr", "{id}: hold: {reason}");
-        }
-        notify::success(self, &entry, &meta.envelope, &delivered).await;
-        if warn_now {
-            notify::delay(self, &entry, &meta.envelope).await;
-        }
-        if held && still_open {
-            // stays in hold until released
-        } else if still_open {
-            self.schedule(id, next);
-        } else {
-            self.finalize(id, &meta.envelope).await;
-        }
-    }
-
-    /// Deferred recipients of a message past its lifetime become bounced (`status=expired`).
-    fn expire(
-        &self,
-        id: QueueId,
-        env: &mut Envelope,
-        changes: &mut Vec<(usize, RecipientState)>,
-        now: u64,
-    ) {
-        let cfg = self.shared.config();
-        let lifetime = if env.is_null_sender() {
-            cfg.bounce_queue_lifetime
-        } else {
-            cfg.maximal_queue_lifetime
-        };
-        if !retry::expired(env.arrival_time, now, lifetime) {
-            return;
-        }
-        for (i, r) in env.recipients.iter_mut().enumerate() {
-            if let RecipientState::Deferred { reason } = &r.state {
-                let reason = format!(
-                    "message expired after {}s in the queue; last error: {reason}",
-                    lifetime.as_secs()
-                );
-                info!(target: "qmgr", "{id}: to=<{}>, status=expired, returned to sender ({reason})", r.address);
-                r.state = RecipientState::Bounced {
-                    status: "4.4.7".into(),
-                    reason,
-                };
-                changes.retain(|(idx, _)| *idx != i);
-                changes.push((i, r.state.clone()));
-            }
-        }
-    }
-
-    /// Every recipient is final: queue a bounce (replacing the original atomically) or
-    /// remove the message.
-    async fn finalize(&self, id: QueueId, env: &Envelope) {
-        let cfg = self.shared.config();
-        let store = self.shared.store.clone();
-        let plan = notify::bounce_plan(&cfg, id, env);
-        let Some((to, kind, origin, reports)) = plan else {
-            let _ = store.remove_async(id, "done").await;
-            info!(target: "qmgr", "{id}: removed");
-            return;
-        };
-        let (benv, message) = notify::compose(self, id, env, kind, &reports, &to, origin).await;
-        let bounce_id = QueueId::generate();
-        let follow = Some(FollowUp::Remove(id));
-        match store.enqueue_async(bounce_id, benv, &message, follow).await {
-            Ok(()) => {
-                info!(target: "bounce", "{id}: sender non-delivery notification: {bounce_id}");
-                info!(target: "qmgr", "{id}: removed");
-                self.schedule(bounce_id, 0);
-            }
-            Err(e) => {
-                warn!(target: "bounce", "{id}: cannot queue non-delivery notification: {e}; will retry");
-                self.schedule(id, unix_now() + cfg.minimal_backoff_time.as_secs());
-            }
-        }
-    }
-
-    /// A message whose record fails its checksum: its envelope goes to `corrupt/`, the
-    /// message leaves the queue, one error line is logged; the daemon carries on.
-    async fn quarantine(&self, entry: &Entry, why: &str) {
-        let cfg = self.shared.config();
-        let dir = cfg.queue_directory.join("corrupt");
-        let path = dir.join(format!("{}.envelope.json", entry.id));
+        let dir = self.shared.config().queue_directory.join("corrupt");
         let json = serde_json::to_vec_pretty(&entry.meta).unwrap_or_default();
-        let _ = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, json));
-        error!(target: "qmgr", "{}: queue file is corrupt ({why}); envelope saved to {}, message removed from the queue", entry.id, path.display());
         let store = self.shared.store.clone();
-        let id = entry.id;
-        let _ = store.remove_async(id, "corrupt").await;
+        let target = dir.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            let raw = store.raw_record(id).unwrap_or_default();
+            queue::write_durably(&target, &format!("{id}.record"), &raw)?;
+            queue::write_durably(&target, &format!("{id}.envelope.json"), &json)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        if let Err(e) = saved {
+            error!(target: "qmgr", "{id}: queue file is corrupt ({why}); cannot save it to {}: {e}; it stays in the queue", dir.display());
+            return defer_all(
+                recipients,
+                "queue file is corrupt and cannot be saved to corrupt/",
+            );
+        }
+        let mut failures = 0;
+        loop {
+            match self.shared.store.remove_async(id, "corrupt").await {
+                Ok(()) | Err(StoreError::NotFound(_)) => break,
+                Err(e) if crate::manager::lock(&self.dispatch).stopping() => {
+                    warn!(target: "qmgr", "{id}: cannot remove the corrupt queue file from the queue: {e}; it stays queued until the next start");
+                    return Vec::new();
+                }
+                Err(e) => {
+                    failures += 1;
+                    let wait = crate::retry::durable_step_delay(failures);
+                    warn!(target: "qmgr", "{id}: cannot remove the corrupt queue file from the queue: {e}; will retry in {}s", wait.as_secs());
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        error!(target: "qmgr", "{id}: queue file is corrupt ({why}); envelope and record saved to {}, message removed from the queue", dir.join(format!("{id}.*")).display());
+        Vec::new()
     }
 }
 
@@ -392,7 +247,7 @@ fn merge_forward(o: Outcome, forwarded: &[(usize, Result<QueueId, String>)]) -> 
 /// `QUEUEID: to=<...>, relay=..., delay=..., delays=a/b/c/d, dsn=..., status=... (...)`.
 /// a = time before this attempt (in the queue), b = waiting for a delivery slot (e.g. for the
 /// content filter), c = 0 (connection setup is not measured apart), d = the delivery itself.
-fn log_outcome(id: QueueId, to: &str, t: &Timed, started: Instant) {
+pub(crate) fn log_outcome(id: QueueId, to: &str, t: &Timed, started: Instant) {
     let o = &t.outcome;
     let status = match o.kind {
         OutcomeKind::Sent => "sent",

@@ -13,7 +13,7 @@
 //! once without a connection — 1,000 queued messages to a dead host cost a handful of
 //! connection attempts, not 1,000.
 //!
-//! When all items of a message are done, its outcomes are applied together (`deliver.rs`).
+//! When all items of a message are done, its outcomes are applied together (`apply.rs`).
 
 use crate::deliver::Timed;
 use crate::manager::{lock, QueueManager};
@@ -91,6 +91,11 @@ impl Dispatch {
     /// True while any delivery runs or any message is between split and stored outcome.
     pub fn busy(&self) -> bool {
         self.active > 0 || !self.inflight.is_empty() || !self.finishing.is_empty()
+    }
+
+    /// True once a clean stop began.
+    pub fn stopping(&self) -> bool {
+        self.stopping
     }
 
     pub fn forget_dead(&mut self, select: impl Fn(&str) -> bool) {

@@ -26,6 +26,7 @@
 //! Security stance: runs as the queue owner; agents it calls may need root to deliver into
 //! users' mailboxes (see the agents crate).
 
+mod apply;
 mod deliver;
 mod dispatch;
 mod manager;

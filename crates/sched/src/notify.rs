@@ -12,7 +12,7 @@ use crate::manager::{unix_now, QueueManager};
 use bounce::{Action, Kind, Report};
 use config::Config;
 use envelope::{Envelope, Outcome, QueueId, Recipient, RecipientState};
-use queue::{Entry, MessageMeta};
+use queue::{Entry, MessageMeta, StoreError};
 use tracing::{info, warn};
 
 /// `origin` of a postmaster notice: if one of these fails, it is dropped (no third level).
@@ -128,27 +128,31 @@ pub(crate) async fn compose(
     (notice, message)
 }
 
-/// Queues one notification (null sender) to the original sender.
-async fn send(qm: &QueueManager, entry: &Entry, env: &Envelope, kind: Kind, reports: Vec<Report>) {
+/// Queues one notification (null sender) to the original sender; the caller retries a
+/// failure.
+async fn send(
+    qm: &QueueManager,
+    entry: &Entry,
+    env: &Envelope,
+    kind: Kind,
+    reports: Vec<Report>,
+) -> Result<(), StoreError> {
     if reports.is_empty() || env.is_null_sender() {
-        return;
+        return Ok(());
     }
     let store = qm.shared.store.clone();
     let id = entry.id;
     let (nenv, message) = compose(qm, id, env, kind, &reports, &env.sender, "bounce").await;
     let new_id = QueueId::generate();
-    match store.enqueue_async(new_id, nenv, &message, None).await {
-        Ok(()) => {
-            let what = if kind == Kind::Delay {
-                "delayed mail"
-            } else {
-                "delivery status"
-            };
-            info!(target: "bounce", "{id}: sender {what} notification: {new_id}");
-            qm.schedule(new_id, 0);
-        }
-        Err(e) => warn!(target: "bounce", "{id}: cannot queue notification: {e}"),
-    }
+    store.enqueue_async(new_id, nenv, &message, None).await?;
+    let what = if kind == Kind::Delay {
+        "delayed mail"
+    } else {
+        "delivery status"
+    };
+    info!(target: "bounce", "{id}: sender {what} notification: {new_id}");
+    qm.schedule(new_id, 0);
+    Ok(())
 }
 
 /// True if a success notice is due for any of these just-delivered recipients.
@@ -166,7 +170,7 @@ pub(crate) async fn success(
     entry: &Entry,
     env: &Envelope,
     delivered: &[(usize, Outcome)],
-) {
+) -> Result<(), StoreError> {
     let reports = delivered
         .iter()
         .filter_map(|(i, o)| env.recipients.get(*i).map(|r| (r, o)))
@@ -184,11 +188,15 @@ pub(crate) async fn success(
             remote_mta: (o.relay != "local" && o.relay != "none").then(|| o.relay.clone()),
         })
         .collect();
-    send(qm, entry, env, Kind::Success, reports).await;
+    send(qm, entry, env, Kind::Success, reports).await
 }
 
 /// The one "delayed mail" warning.
-pub(crate) async fn delay(qm: &QueueManager, entry: &Entry, env: &Envelope) {
+pub(crate) async fn delay(
+    qm: &QueueManager,
+    entry: &Entry,
+    env: &Envelope,
+) -> Result<(), StoreError> {
     let reports = env
         .recipients
         .iter()
@@ -205,7 +213,7 @@ pub(crate) async fn delay(qm: &QueueManager, entry: &Entry, env: &Envelope) {
             _ => None,
         })
         .collect();
-    send(qm, entry, env, Kind::Delay, reports).await;
+    send(qm, entry, env, Kind::Delay, reports).await
 }
 
 #[cfg(test)]

@@ -30,6 +30,17 @@ pub fn next_attempt(
     now + (base + spread).round().max(1.0) as u64
 }
 
+/// How long to wait before retrying a durable step (recording an outcome, removing a
+/// delivered message, queueing a notice) that failed `failures` times in a row: 1 s,
+/// doubling, at most 30 s. Quicker than a delivery retry: the delivery is done, only its
+/// record is missing, and the message holds a delivery slot until the record is written.
+pub fn durable_step_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(5);
+    Duration::from_secs((1u64 << doublings).min(DURABLE_STEP_MAX_DELAY))
+}
+
+const DURABLE_STEP_MAX_DELAY: u64 = 30;
+
 /// True when a message that arrived at `arrival` has outlived `lifetime` at `now`.
 pub fn expired(arrival: u64, now: u64, lifetime: Duration) -> bool {
     now.saturating_sub(arrival) >= lifetime.as_secs()
@@ -41,6 +52,14 @@ mod tests {
 
     const MIN: Duration = Duration::from_secs(300);
     const MAX: Duration = Duration::from_secs(4000);
+
+    #[test]
+    fn a_failed_durable_step_is_retried_after_a_doubling_delay_of_at_most_30_seconds() {
+        let got: Vec<u64> = (1..=7).map(|n| durable_step_delay(n).as_secs()).collect();
+        assert_eq!(got, vec![1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(durable_step_delay(0).as_secs(), 1);
+        assert_eq!(durable_step_delay(u32::MAX).as_secs(), 30);
+    }
 
     #[test]
     fn doubles_from_min_and_caps_at_max() {

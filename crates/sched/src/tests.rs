@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-fn config(dir: &Path) -> Config {
+pub(crate) fn config(dir: &Path) -> Config {
     let mut cfg = Config::embedded_default();
     cfg.queue_directory = dir.join("queue");
     cfg.mail_spool_directory = dir.join("mail");
@@ -24,7 +24,7 @@ fn config(dir: &Path) -> Config {
     cfg
 }
 
-fn mbox_count(dir: &Path, user: &str) -> usize {
+pub(crate) fn mbox_count(dir: &Path, user: &str) -> usize {
     std::fs::read_to_string(dir.join("mail").join(user))
         .map(|t| t.lines().filter(|l| l.starts_with("From ")).count())
         .unwrap_or(0)

@@ -16,11 +16,19 @@
 //!   so the stored message has only LF line ends and a later hop cannot misread it.
 //!
 //! # Other checks
-//! A NUL byte fails the message (550 5.6.0); a line over 1000 bytes with its CRLF fails it
-//! (500 5.5.2); more than `message_size_limit` bytes fails it (552 5.3.4) and stops storing.
-//! The first failure wins; decoding continues to the end either way.
+//! A NUL byte fails the message (550 5.6.0); more than `message_size_limit` bytes fails it
+//! (552 5.3.4) and stops storing. The first failure wins; decoding continues to the end
+//! either way.
+//!
+//! # Long lines are content, not errors
+//! A text line longer than RFC 5321's 1000 octets is kept whole, as Postfix keeps it:
+//! real mail has them (HTML newsletters, base64 from broken clients), and refusing them
+//! loses legitimate mail. Postfix's `line_length_limit` (2048) is not a limit on mail but
+//! the size of its queue-file records (a long line is stored in pieces and delivered
+//! rejoined); the decoder stores the message as one buffer, so memory is bounded by
+//! `message_size_limit` whatever the line lengths, and mailroom has no such parameter.
+//! Relaying folds lines over `smtp_line_length_limit` (the SMTP client's job).
 
-use crate::line::MAX_LINE;
 use crate::reply::{fixed, Reply};
 
 /// `smtpd_forbid_bare_newline`, reduced to what the decoder does.
@@ -47,7 +55,6 @@ pub enum DataError {
     BareLf,
     BareCr,
     Nul,
-    LineTooLong,
     TooBig,
 }
 
@@ -57,7 +64,6 @@ impl DataError {
             DataError::BareLf => fixed::bare_newline("LF"),
             DataError::BareCr => fixed::bare_newline("CR"),
             DataError::Nul => fixed::nul_in_message(),
-            DataError::LineTooLong => fixed::message_line_too_long(),
             DataError::TooBig => fixed::message_too_big(),
         }
     }
@@ -92,7 +98,6 @@ pub struct Decoder {
     state: State,
     /// The current line began after a CRLF (or at the start): only such a line may be `.`.
     clean_start: bool,
-    line_len: usize,
     size_limit: u64,
     error: Option<DataError>,
     out: Vec<u8>,
@@ -106,7 +111,6 @@ impl Decoder {
             policy,
             state: State::LineStart,
             clean_start: true,
-            line_len: 0,
             size_limit,
             error: None,
             out: Vec::with_capacity(16 * 1024),
@@ -177,9 +181,7 @@ impl Decoder {
     fn step(&mut self, byte: u8) {
         match self.state {
             State::LineStart => {
-                self.line_len = 0;
                 if self.mode == Mode::Dot && byte == b'.' {
-                    self.line_len = 1;
                     self.state = State::Dot;
                 } else {
                     self.state = State::InLine;
@@ -211,33 +213,20 @@ impl Decoder {
                 self.bare(DataError::BareLf);
                 self.end_line(false);
             }
-            0 => {
-                self.fail(DataError::Nul);
-                self.line_len += 1;
-            }
+            0 => self.fail(DataError::Nul),
             _ => self.push_run(&[byte]),
         }
     }
 
-    /// Stores ordinary line bytes. Failures are found in byte order (what fits on the line
-    /// is stored before the line is declared too long), so how the input was split across
-    /// reads never changes which failure is reported.
+    /// Stores ordinary line bytes, however long the line (see the module doc).
     fn push_run(&mut self, run: &[u8]) {
-        let line_room = (MAX_LINE - 2).saturating_sub(self.line_len);
-        self.line_len += run.len();
-        if run.len() > line_room {
-            self.store(&run[..line_room]);
-            self.fail(DataError::LineTooLong);
-        } else {
-            self.store(run);
-        }
+        self.store(run);
     }
 
     fn end_line(&mut self, clean: bool) {
         self.store(b"\n");
         self.state = State::LineStart;
         self.clean_start = clean;
-        self.line_len = 0;
     }
 
     fn store(&mut self, bytes: &[u8]) {

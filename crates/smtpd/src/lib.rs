@@ -28,8 +28,8 @@
 //!    `mynetworks` or an authenticated one.
 //! 3. Only `<CRLF>.<CRLF>` ends DATA (no SMTP smuggling); bare LF/CR are refused or
 //!    normalised per `smtpd_forbid_bare_newline`, never a line end of the end-of-data mark.
-//! 4. Memory per session is bounded: a line by 1000 bytes, a message by
-//!    `message_size_limit`; time per session by `smtpd_timeout` per read; sessions by
+//! 4. Memory per session is bounded: a command line by 1000 bytes, a message (whatever
+//!    its line lengths: long text lines are kept, as in Postfix) by `message_size_limit`; time per session by `smtpd_timeout` per read; sessions by
 //!    `smtpd_process_limit` and per IP by `smtpd_client_connection_count_limit`.
 //! 5. Bad input gets a reply code, never a crash of the daemon.
 //!

@@ -4,8 +4,14 @@
 //! authenticated one. Otherwise `554 5.7.1 <addr>: Relay access denied`.
 //!
 //! No open relay, ever: an address whose domain cannot be determined, an address literal
-//! (`user@[1.2.3.4]`) and a `%`- or `!`-hack address (`a%b@local`, `"a!b"@local`) count
-//! as remote, so they too need a trusted client.
+//! (`user@[1.2.3.4]`) and an address with sender-specified routing in its local part
+//! (`a%b@local`, `"a!b"@local`, `"a@b"@local`) count as remote, so they too need a
+//! trusted client. This is Postfix's `allow_untrusted_routing = no` (its default): its
+//! resolver flags any `@`, `!` or `%` before the final `@domain` as routed, whatever
+//! `swap_bangpath` and `allow_percent_hack` say, so a backup MX cannot be made to relay.
+//! mailroom never honours such routing (as with `allow_percent_hack = no` and
+//! `swap_bangpath = no`): from a trusted client the local part is looked up as it is,
+//! and no user or mailbox has such a name (550 5.1.1 at RCPT).
 //!
 //! `mynetworks` entries are `1.2.3.4`, `1.2.3.0/24`, `[::1]`, `[2001:db8::]/32`, `::1/128`;
 //! IPv4-mapped IPv6 clients (`::ffff:1.2.3.4`) match IPv4 entries.
@@ -134,8 +140,9 @@ impl RelayPolicy {
             return false;
         };
         let local_part = &address[..address.len() - domain.len() - 1];
-        // `a%b@here` and `a!b@here` are old relay hacks some delivery paths still honour.
-        if local_part.contains(['%', '!']) {
+        // `a%b@here`, `a!b@here` and `"a@b"@here` are old relay hacks that some delivery
+        // paths (a primary MX behind us, say) still honour.
+        if local_part.contains(['%', '!', '@']) {
             return false;
         }
         if domain.starts_with('[') {
@@ -230,6 +237,8 @@ mod tests {
             ("a%b@localhost", false, false),
             ("a!b@localhost", false, false),
             ("\"a%b\"@localhost", false, false),
+            ("\"user@evil.invalid\"@localhost", false, false),
+            ("\"user@evil.invalid\"@localhost", true, true),
             ("x@[127.0.0.1]", false, false),
             ("postmaster", false, false),
         ];

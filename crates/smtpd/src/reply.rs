@@ -182,9 +182,6 @@ pub mod fixed {
     pub fn too_many_hops() -> Reply {
         Reply::new(554, "5.4.6", "Error: too many hops")
     }
-    pub fn message_line_too_long() -> Reply {
-        Reply::new(500, "5.5.2", "Error: message line too long")
-    }
     pub fn nul_in_message() -> Reply {
         Reply::new(550, "5.6.0", "Error: NUL character in message")
     }

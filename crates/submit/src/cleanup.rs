@@ -76,8 +76,13 @@ fn check_headers(cfg: &Config, headers: &[Header<'_>]) -> Result<(), Rejected> {
 }
 
 /// `user` → `user@myorigin`; addresses with a domain and the null sender are left alone.
+/// An `@` inside a quoted local part is not a domain separator: `"user@evil"` has no domain
+/// and becomes `"user@evil"@myorigin` (a local part no mailbox has), not mail for `evil"`.
 pub fn qualify(address: &str, myorigin: &str) -> String {
-    match address.rfind('@') {
+    let domain_at = address
+        .rfind('@')
+        .filter(|&at| !address[at..].contains('"'));
+    match domain_at {
         _ if address.is_empty() => String::new(),
         Some(at) if at + 1 < address.len() => address.to_string(),
         Some(_) => format!("{address}{myorigin}"),

@@ -3,16 +3,18 @@
 //! mailboxes, the setgid helper, the users and groups, and the listeners.
 //!
 //! Expected layout (O = `mail_owner`, G = `setgid_group`; embedded profile: O is the user
-//! running mailroom and groups are not checked):
+//! running mailroom and groups are not checked). The queue's rows come from one table,
+//! [`layout::queue_layout`], which `serve` also creates from: a mode passes when it has the
+//! needed bits and nothing beyond what `serve` creates, and `--fix` sets exactly that mode.
 //! ```text
-//! queue_directory        O        u=rwx, not group/other-writable (system: o+x too)
-//! maildrop/              O:G      0730 or 0770 (system); u=rwx, not g/o-writable (embedded)
-//! store/, corrupt/       O        u=rwx, not group/other-writable (corrupt/: private)
-//! store/*.seg, corrupt/* O        not readable or writable by group/other (they hold mail)
-//! store/lock             O        not group/other-writable
+//! queue_directory        O        0755 (needs u=rwx; system: o+x too)
+//! maildrop/              O:G      0730 (needs u=rwx; system: g+wx for the setgid helper)
+//! store/, corrupt/       O        0700
+//! store/*.seg, corrupt/* O        0600 (they hold mail)
+//! store/lock             O        0644
 //! control.sock           O        0600
 //! showq.sock             O        0666 (any user may list the queue through it, nothing else)
-//! mail_spool_directory   root (system) / O    not world-writable unless sticky
+//! mail_spool_directory   root (system) / O 0755    not world-writable unless sticky
 //! <spool>/<user>         user     not readable by others (system: seed 002's root-owned mailbox)
 //! postdrop_path          root:G   setgid, not setuid (system)
 //! ```
@@ -24,6 +26,7 @@
 //! content, and never through a symbolic link.
 
 mod ids;
+pub mod layout;
 
 pub use ids::{group, group_name, user, user_name};
 
@@ -65,21 +68,28 @@ struct Repair {
 struct Rule {
     uid: Option<u32>,
     gid: Option<u32>,
-    /// Exact modes allowed (permission bits incl. setgid), or empty.
-    exact: &'static [u32],
-    required: u32,
-    forbidden: u32,
+    allowed: Allowed,
     severity: Severity,
 }
 
+/// Which modes pass, and what `--fix` sets otherwise.
+#[derive(Clone, Copy)]
+enum Allowed {
+    /// A layout row: the needed bits and nothing beyond `mode`; the fix is `mode`.
+    Within { mode: u32, needed: u32 },
+    /// One of these (permission bits incl. setgid); the fix is the first.
+    OneOf(&'static [u32]),
+    /// `required` set and `forbidden` clear; the fix adds and removes just those bits
+    /// (mailboxes, whose modes belong to their users).
+    Bits { required: u32, forbidden: u32 },
+}
+
 impl Rule {
-    fn owned(uid: Option<u32>, required: u32, forbidden: u32) -> Rule {
+    fn within(uid: Option<u32>, mode: u32, needed: u32) -> Rule {
         Rule {
             uid,
             gid: None,
-            exact: &[],
-            required,
-            forbidden,
+            allowed: Allowed::Within { mode, needed },
             severity: Severity::Error,
         }
     }
@@ -119,58 +129,19 @@ pub fn check(cfg: &Config, daemon_up: bool) -> Report {
         ));
     }
     let uid = owner.map(|o| o.0);
+    for row in layout::queue_layout(cfg) {
+        let rule = Rule {
+            gid: if row.setgid_group { gid } else { None },
+            ..Rule::within(uid, row.mode, row.needed)
+        };
+        expect(&mut problems, &row.path, rule, row.must_exist);
+    }
     let q = &cfg.queue_directory;
-    let dir_other = if system { 0o711 } else { 0o700 };
-    expect(&mut problems, q, Rule::owned(uid, dir_other, 0o022), true);
-    let maildrop = if system {
-        Rule {
-            uid,
-            gid,
-            exact: &[0o730, 0o770],
-            required: 0,
-            forbidden: 0,
-            severity: Severity::Error,
-        }
-    } else {
-        // The daemon creates it 0730 in the embedded profile too; others must not write.
-        Rule::owned(uid, 0o700, 0o002)
-    };
-    expect(&mut problems, &q.join("maildrop"), maildrop, true);
-    expect(
-        &mut problems,
-        &q.join("store"),
-        Rule::owned(uid, 0o700, 0o022),
-        false,
-    );
-    expect(
-        &mut problems,
-        &q.join("corrupt"),
-        Rule::owned(uid, 0o700, 0o077),
-        false,
-    );
-    expect(
-        &mut problems,
-        &q.join("control.sock"),
-        Rule::owned(uid, 0o600, 0o077),
-        false,
-    );
-    expect(
-        &mut problems,
-        &q.join("showq.sock"),
-        Rule::owned(uid, 0o666, 0o111),
-        false,
-    );
-    expect(
-        &mut problems,
-        &q.join("store/lock"),
-        Rule::owned(uid, 0o600, 0o022),
-        false,
-    );
     group_files(&mut problems, &q.join("store"), uid, |n| {
         n.ends_with(".seg")
     });
     group_files(&mut problems, &q.join("corrupt"), uid, |_| true);
-    spool(&mut problems, cfg, uid, system);
+    spool(&mut problems, cfg, system);
     if system {
         helper(&mut problems, &cfg.postdrop_path, gid);
     }
@@ -304,14 +275,15 @@ fn judge(path: &Path, meta: &fs::Metadata, rule: &Rule) -> Option<Problem> {
 }
 
 fn wanted_mode(mode: u32, rule: &Rule) -> u32 {
-    if !rule.exact.is_empty() {
-        return if rule.exact.contains(&mode) {
-            mode
-        } else {
-            rule.exact[0]
-        };
+    match rule.allowed {
+        Allowed::Within { mode: created, needed } => match layout::acceptable(mode, created, needed) {
+            true => mode,
+            false => created,
+        },
+        Allowed::OneOf(modes) if modes.contains(&mode) => mode,
+        Allowed::OneOf(modes) => modes[0],
+        Allowed::Bits { required, forbidden } => (mode | required) & !forbidden,
     }
-    (mode | rule.required) & !rule.forbidden
 }
 
 /// Checks the files of a directory; files with the same problem become one report.
@@ -324,7 +296,7 @@ fn group_files(
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    let rule = Rule::owned(uid, 0o600, 0o077);
+    let rule = Rule::within(uid, layout::MAIL_FILE_MODE, layout::MAIL_FILE_MODE);
     let mut groups: Vec<(String, Problem)> = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -361,8 +333,11 @@ fn group_files(
     }
 }
 
-/// The mail spool: the directory, and (system profile) each mailbox against its user.
-fn spool(problems: &mut Vec<Problem>, cfg: &Config, uid: Option<u32>, system: bool) {
+/// The system profile's mail spool: the directory, and each mailbox against its user.
+fn spool(problems: &mut Vec<Problem>, cfg: &Config, system: bool) {
+    if !system {
+        return; // the embedded spool is a row of the layout table
+    }
     let dir = &cfg.mail_spool_directory;
     let Ok(meta) = fs::symlink_metadata(dir) else {
         return;
@@ -381,10 +356,6 @@ fn spool(problems: &mut Vec<Problem>, cfg: &Config, uid: Option<u32>, system: bo
                 mode: Some(mode | 0o1000),
             }),
         });
-    }
-    if !system {
-        expect(problems, dir, Rule::owned(uid, 0o700, 0o022), false);
-        return;
     }
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -406,9 +377,10 @@ fn spool(problems: &mut Vec<Problem>, cfg: &Config, uid: Option<u32>, system: bo
         let rule = Rule {
             uid: Some(user_uid),
             gid: None,
-            exact: &[],
-            required: 0o600,
-            forbidden: 0o007,
+            allowed: Allowed::Bits {
+                required: 0o600,
+                forbidden: 0o007,
+            },
             severity: Severity::Warning,
         };
         if let Some(p) = judge(&entry.path(), &meta, &rule) {
@@ -432,9 +404,7 @@ fn helper(problems: &mut Vec<Problem>, path: &Path, gid: Option<u32>) {
     let rule = Rule {
         uid: Some(0),
         gid,
-        exact: &[0o2755, 0o2711, 0o2555],
-        required: 0,
-        forbidden: 0,
+        allowed: Allowed::OneOf(&[0o2755, 0o2711, 0o2555]),
         severity: Severity::Error,
     };
     if let Some(p) = judge(path, &meta, &rule) {

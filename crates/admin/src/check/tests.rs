@@ -15,7 +15,7 @@ fn layout(root: &Path) {
     for (d, m) in [
         ("queue", 0o755),
         ("queue/maildrop", 0o730),
-        ("queue/store", 0o755),
+        ("queue/store", 0o700),
         ("mail", 0o755),
     ] {
         fs::create_dir_all(root.join(d)).unwrap();
@@ -50,8 +50,8 @@ fn wrong_modes_are_reported_once_and_fixed() {
     assert_eq!(report.problems.len(), 2, "{:#?}", report.problems);
     let md = &report.problems[0];
     assert_eq!(md.path, maildrop.display().to_string());
-    assert_eq!(md.what, "mode 0777, expected 0775");
-    assert_eq!(md.fix, format!("chmod 0775 {}", maildrop.display()));
+    assert_eq!(md.what, "mode 0777, expected 0730");
+    assert_eq!(md.fix, format!("chmod 0730 {}", maildrop.display()));
     assert!(
         report.problems[1].path.ends_with("store/* (3 files)"),
         "{:?}",
@@ -74,4 +74,42 @@ fn a_symlink_is_never_followed() {
     assert!(report.problems[0].what.contains("symbolic link"));
     fix(&mut report);
     assert_eq!(report.problems.len(), 1);
+}
+
+/// Issue 8, defect 12: `check` accepted any maildrop mode from 0700 to 0775 and `--fix`
+/// "repaired" 0777 to 0775. Every mode looser than what serve creates is flagged, and the
+/// fix is exactly the created mode.
+#[test]
+fn looser_modes_than_serve_creates_are_flagged_and_fixed_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    layout(dir.path());
+    let cfg = config(dir.path());
+    for row in layout::queue_layout(&cfg) {
+        if row.kind != layout::Kind::Directory {
+            continue;
+        }
+        fs::create_dir_all(&row.path).unwrap();
+        let looser = [0o777, 0o775, 0o770, 0o757, row.mode | 0o002, row.mode | 0o040];
+        for loose in looser.into_iter().filter(|m| m & !row.mode != 0) {
+            fs::set_permissions(&row.path, fs::Permissions::from_mode(loose)).unwrap();
+            let mut report = check(&cfg, false);
+            let shown = row.path.display().to_string();
+            let flagged: Vec<_> = report.problems.iter().filter(|p| p.path == shown).collect();
+            assert_eq!(flagged.len(), 1, "{loose:04o} {shown}: {:#?}", report.problems);
+            fix(&mut report);
+            let mode = fs::metadata(&row.path).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, row.mode, "--fix restores exactly {shown}");
+        }
+    }
+    assert!(check(&cfg, false).problems.is_empty());
+}
+
+#[test]
+fn a_stricter_maildrop_passes_in_the_embedded_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    layout(dir.path());
+    let maildrop = dir.path().join("queue/maildrop");
+    fs::set_permissions(&maildrop, fs::Permissions::from_mode(0o700)).unwrap();
+    let report = check(&config(dir.path()), false);
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
 }

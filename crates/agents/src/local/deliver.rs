@@ -19,6 +19,7 @@ use envelope::QueueId;
 use super::command::{self, CommandJob};
 use super::fsutil::{ensure_dir, write_error_verdict};
 use super::headers::{from_line, trace_headers};
+use super::mailbox_name;
 use super::mbox::{self, MboxTarget};
 use super::resolve::{Origin, Target};
 use super::users::{self, Account, FsIdentity};
@@ -81,7 +82,9 @@ impl LocalAgent {
         account: Option<&Account>,
     ) -> Verdict {
         let home_mailbox = self.settings.home_mailbox.as_str();
-        let spool_path = self.settings.mail_spool_directory.join(user);
+        let Some(spool_path) = self.spool_mailbox(user) else {
+            return bad_mailbox_name(user);
+        };
         let home = account.filter(|a| users::running_as_root() || a.uid == current_uid());
         if home_mailbox.is_empty() {
             return self.deliver_spool(copy, user, address, account);
@@ -120,12 +123,18 @@ impl LocalAgent {
             );
             return Verdict::deferred("4.3.0", text);
         }
-        let path = spool.join(user);
+        let Some(path) = self.spool_mailbox(user) else {
+            return bad_mailbox_name(user);
+        };
         let owner = account
             .filter(|_| users::running_as_root())
             .map(|a| (a.uid, self.settings.mail_gid.unwrap_or(a.gid)));
         let what = format!("cannot update mailbox {} for user {user}", path.display());
         self.deliver_mbox(copy, &path, what, address, owner)
+    }
+
+    fn spool_mailbox(&self, user: &str) -> Option<PathBuf> {
+        mailbox_name::spool_mailbox(&self.settings.mail_spool_directory, user)
     }
 
     fn deliver_mbox(
@@ -263,6 +272,13 @@ impl LocalAgent {
             )),
         }
     }
+}
+
+/// Resolution refuses such names first; this keeps a path into the spool from ever being
+/// built from one, whatever the caller.
+fn bad_mailbox_name(user: &str) -> Verdict {
+    let text = format!("bad address syntax: {:?}", super::headers::one_line(user));
+    Verdict::bounced("5.1.3", text)
 }
 
 fn current_uid() -> u32 {

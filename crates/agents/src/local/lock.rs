@@ -1,7 +1,9 @@
 //! Mailbox locking, the two kinds mail readers use, both with a bounded wait:
 //!
 //! * a dotlock `<mbox>.lock`, created with `O_EXCL`; one older than [`STALE_DOTLOCK`] was left
-//!   by a crashed writer and is removed;
+//!   by a crashed writer and is removed — unless it holds more than a lock ever does
+//!   ([`MAX_DOTLOCK_BYTES`]): then it is somebody's data (an mbox named `alice.lock` from
+//!   before mailbox names were checked), kept, and the delivery waits;
 //! * an fcntl write lock on the whole file. We use Linux open-file-description locks
 //!   (`F_OFD_SETLK`): they conflict with the classic POSIX locks MUAs take, but belong to our
 //!   open file rather than to the process, so two delivery threads exclude each other and
@@ -22,6 +24,10 @@ use std::time::{Duration, Instant, SystemTime};
 /// the same five minutes.
 pub(crate) const STALE_DOTLOCK: Duration = Duration::from_secs(300);
 
+/// A dotlock holds nothing or a pid (liblockfile, procmail, mutt, us): a few bytes. A bigger
+/// file named like a lock is mail, and is never removed as stale.
+pub(crate) const MAX_DOTLOCK_BYTES: u64 = 64;
+
 /// How long to wait for a mailbox lock before deferring the delivery.
 pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -37,13 +43,14 @@ impl DotLock {
         let mut name = target.as_os_str().to_owned();
         name.push(".lock");
         let path = PathBuf::from(name);
+        let mut warned = false;
         loop {
             match create_exclusive(&path) {
                 Ok(()) => return Ok(DotLock { path }),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
-            if remove_if_stale(&path) {
+            if remove_if_stale(&path, &mut warned) {
                 continue;
             }
             wait_or_time_out(deadline, "dotlock held by another process")?;
@@ -93,10 +100,21 @@ fn holder_is_dead(path: &Path) -> bool {
 /// if it did.
 /// Two removers racing can at worst remove a lock created between their stat and unlink;
 /// the fcntl lock taken next still keeps the writers apart.
-fn remove_if_stale(path: &Path) -> bool {
+/// A file too big to be a lock is kept, with one warning per wait (`warned`).
+fn remove_if_stale(path: &Path, warned: &mut bool) -> bool {
     let Ok(meta) = fs::symlink_metadata(path) else {
         return true; // gone already: retry at once
     };
+    if meta.is_file() && meta.len() > MAX_DOTLOCK_BYTES {
+        if !std::mem::replace(warned, true) {
+            tracing::warn!(
+                "{} is not a lock file ({} bytes): not removed; move it away to unblock the mailbox",
+                path.display(),
+                meta.len()
+            );
+        }
+        return false;
+    }
     let age = meta
         .modified()
         .ok()
@@ -199,6 +217,27 @@ mod tests {
         let _held = DotLock::acquire(&mbox, deadline(100)).unwrap();
         let age = fs::metadata(&lock_path).unwrap().modified().unwrap();
         assert!(age > old, "a fresh lock replaced the stale one");
+    }
+
+    /// Issue 8 defect 3: an old `alice.lock` that is an mbox (mail accepted before mailbox
+    /// names were checked) is kept, not deleted as a stale lock; alice's delivery waits.
+    #[test]
+    fn an_old_file_named_like_a_lock_that_holds_mail_is_never_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mbox = dir.path().join("alice");
+        let impostor = dir.path().join("alice.lock");
+        let mail = b"From someone@example.org Mon Jan  1 00:00:00 2024\nSubject: kept\n\nbody\n";
+        fs::write(&impostor, mail).unwrap();
+        let old = SystemTime::now() - STALE_DOTLOCK - Duration::from_secs(60);
+        File::options()
+            .write(true)
+            .open(&impostor)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let err = DotLock::acquire(&mbox, deadline(50)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(fs::read(&impostor).unwrap(), mail);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod deliver;
 mod fsutil;
 mod headers;
 mod lock;
+mod mailbox_name;
 mod maildir;
 mod mbox;
 mod resolve;
@@ -278,13 +279,20 @@ impl LocalAgent {
     }
 
     /// Would this local address be accepted by `local_recipient_maps`: an alias, or a known
-    /// user? The SMTP server asks at RCPT time, so unknown users are refused with 550 there
-    /// instead of accepted and bounced later (no backscatter). Lookup errors say yes: the
-    /// delivery attempt decides then.
+    /// user whose name can be a mailbox (`mailbox_name.rs`)? The SMTP server asks at RCPT
+    /// time, so what can never be delivered (unknown users, `"|/bin/sh"`, `..`,
+    /// `alice.lock`) is refused with 550 there instead of accepted and bounced later (no
+    /// backscatter). Passwd lookup errors say yes: the delivery attempt decides then.
     pub fn accepts(&self, address: &str) -> bool {
         let (local, _) = envelope::split_address(address);
-        let name = local.to_ascii_lowercase();
-        if self.settings.any_user || self.aliases.get(&name).is_some() {
+        let name = resolve::normalize_local_part(local);
+        if self.aliases.get(&name).is_some() {
+            return true;
+        }
+        if mailbox_name::problem(&name).is_some() {
+            return false;
+        }
+        if self.settings.any_user {
             return true;
         }
         match users::user_by_name(&name) {

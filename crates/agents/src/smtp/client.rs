@@ -88,7 +88,7 @@ impl SmtpClient {
         recipients: &[usize],
         message: &[u8],
     ) -> SmtpReport {
-        let job = Job::new(id, env, message);
+        let job = Job::new(id, env, message, self.inner.settings.line_length_limit);
         let mut out = Outcomes::new(recipients);
         if let Some(failure) = job.sender_problem() {
             out.fail_open(&failure, "none");

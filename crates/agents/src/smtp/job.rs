@@ -25,6 +25,8 @@ pub(crate) struct Job<'a> {
     /// Size on the wire, for SIZE= and the server's limit.
     pub size: u64,
     pub eight_bit: bool,
+    /// `smtp_line_length_limit` (0 = none).
+    line_limit: usize,
     body: OnceLock<Vec<u8>>,
 }
 
@@ -37,20 +39,33 @@ pub(crate) struct Rcpt<'a> {
 }
 
 impl<'a> Job<'a> {
-    pub fn new(id: QueueId, env: &'a Envelope, message: &'a [u8]) -> Job<'a> {
+    pub fn new(id: QueueId, env: &'a Envelope, message: &'a [u8], line_limit: usize) -> Job<'a> {
         Job {
             id,
             env,
             message,
             size: wire::wire_size(message),
             eight_bit: wire::has_8bit(message),
+            line_limit,
             body: OnceLock::new(),
         }
     }
 
     /// The body in DATA form, encoded on first use and shared by every transaction.
     pub fn body(&self) -> &[u8] {
-        self.body.get_or_init(|| wire::data_body(self.message))
+        self.body.get_or_init(|| {
+            let (body, broken) = wire::data_body(self.message, self.line_limit);
+            if broken {
+                // Postfix's words, once per message, so a changed MIME part can be explained.
+                tracing::info!(
+                    target: "smtp",
+                    "{}: breaking line > {} bytes with <CR><LF>SPACE",
+                    self.id,
+                    self.line_limit
+                );
+            }
+            body
+        })
     }
 
     pub fn sender_needs_smtputf8(&self) -> bool {
@@ -167,7 +182,7 @@ mod tests {
             vec!["ok@x".into(), "bad\r\nRSET@x".into(), String::new()],
             0,
         );
-        let job = Job::new(QueueId::generate(), &env, b"hi\n");
+        let job = Job::new(QueueId::generate(), &env, b"hi\n", 998);
         let mut out = Outcomes::new(&[0, 1, 2, 9]);
         let sendable = job.recipients(&[0, 1, 2, 9], &mut out);
         assert_eq!(sendable.len(), 1);

@@ -120,6 +120,8 @@ pub struct SmtpSettings {
     pub connection_reuse_time: Duration,
     /// `smtp_mx_address_limit`: IP addresses tried per delivery (0 = no limit).
     pub mx_address_limit: usize,
+    /// `smtp_line_length_limit`: longer message lines are broken with CR LF SPACE (0 = never).
+    pub line_length_limit: usize,
 }
 
 impl SmtpSettings {
@@ -150,6 +152,7 @@ impl SmtpSettings {
             connection_cache_time: CONNECTION_CACHE_TIME,
             connection_reuse_time: CONNECTION_REUSE_TIME,
             mx_address_limit: MX_ADDRESS_LIMIT,
+            line_length_limit: cfg.smtp_line_length_limit,
         }
     }
 
@@ -181,6 +184,7 @@ mod tests {
         assert_eq!(s.timeouts.data_done, Duration::from_secs(600));
         assert_eq!(s.timeouts.rset, RSET_TIMEOUT);
         assert_eq!(s.default_port, 25);
+        assert_eq!(s.line_length_limit, 998);
         assert!(!s.helo_name.is_empty());
     }
 

@@ -3,7 +3,8 @@
 //!
 //! Inputs → outputs: envelope addresses, DSN fields and server capabilities → command lines
 //! (`MAIL FROM:<a> SIZE=… BODY=8BITMIME …`); a message with LF line ends → its DATA form
-//! (CR LF line ends, leading dots doubled, RFC 5321 4.5.2), without the final dot.
+//! (CR LF line ends, leading dots doubled, RFC 5321 4.5.2, lines longer than
+//! `smtp_line_length_limit` broken as Postfix breaks them), without the final dot.
 //! Invariants: a command never contains CR, LF or NUL except its own terminating CR LF (the
 //! callers refuse unsafe addresses with [`is_safe_address`]; DSN values are checked or
 //! xtext-encoded here); the body never contains a lone `.` line.
@@ -139,11 +140,13 @@ fn dsn_orcpt(orcpt: &str) -> Option<String> {
 
 /// The message in DATA form: every line ends in CR LF (an existing CR LF is kept, not
 /// doubled), a line starting with `.` gets one more, and a last line without LF is ended.
-/// The final `.` CR LF is not included.
-pub(crate) fn data_body(message: &[u8]) -> Vec<u8> {
+/// Lines longer than `line_limit` bytes (0 = no limit) are broken with [`fold_line`]. The
+/// final `.` CR LF is not included. Also returns whether any line was broken.
+pub(crate) fn data_body(message: &[u8], line_limit: usize) -> (Vec<u8>, bool) {
     let mut out = Vec::with_capacity(message.len() + message.len() / 32 + 2);
+    let mut broken = false;
     if message.is_empty() {
-        return out;
+        return (out, broken);
     }
     let body = message.strip_suffix(b"\n").unwrap_or(message);
     for line in body.split(|&b| b == b'\n') {
@@ -151,10 +154,54 @@ pub(crate) fn data_body(message: &[u8]) -> Vec<u8> {
         if line.first() == Some(&b'.') {
             out.push(b'.');
         }
-        out.extend_from_slice(line);
+        broken |= fold_line(line, line_limit, &mut out);
         out.extend_from_slice(b"\r\n");
     }
-    out
+    (out, broken)
+}
+
+/// Postfix's `smtp_line_length_limit` (smtp_proto.c, `smtp_text_out`): a line of more than
+/// `limit` bytes goes out as its first `limit` bytes, then pieces of at most `limit - 1`
+/// bytes, each on a new line after CR LF SPACE — so every wire line is at most `limit`
+/// bytes, a broken header stays one (folded) header, and MIME parts survive. The receiver
+/// gets the line back by removing each CR LF SPACE. Like Postfix, the transparency dot is
+/// not counted. Unlike Postfix, a break is moved back (at most 3 bytes) to the start of a
+/// UTF-8 character, so a multi-byte character is never split across lines. Returns whether
+/// the line was broken.
+pub(crate) fn fold_line(line: &[u8], limit: usize, out: &mut Vec<u8>) -> bool {
+    if limit == 0 || line.len() <= limit {
+        out.extend_from_slice(line);
+        return false;
+    }
+    let mut rest = line;
+    let mut room = limit;
+    loop {
+        if rest.len() <= room {
+            out.extend_from_slice(rest);
+            return true;
+        }
+        let cut = char_boundary(rest, room);
+        out.extend_from_slice(&rest[..cut]);
+        out.extend_from_slice(b"\r\n ");
+        rest = &rest[cut..];
+        // The space opening a continuation line counts towards its length.
+        room = limit.saturating_sub(1).max(1);
+    }
+}
+
+/// `at`, or up to 3 bytes before it when `at` falls inside a UTF-8 sequence (the byte there
+/// is a continuation byte `10xxxxxx`); never 0, so every piece holds at least one byte.
+fn char_boundary(bytes: &[u8], at: usize) -> usize {
+    let is_continuation = |i: usize| bytes.get(i).is_some_and(|&b| b & 0xc0 == 0x80);
+    let mut cut = at;
+    while cut > 1 && at - cut < 3 && is_continuation(cut) {
+        cut -= 1;
+    }
+    if is_continuation(cut) {
+        at
+    } else {
+        cut
+    }
 }
 
 #[cfg(test)]
@@ -186,11 +233,106 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(
-                data_body(input),
-                want,
+                data_body(input, 998),
+                (want.to_vec(), false),
                 "{:?}",
                 String::from_utf8_lossy(input)
             );
+        }
+    }
+
+    /// The wire lines of a DATA body, CR LF removed.
+    fn wire_lines(body: &[u8]) -> Vec<&[u8]> {
+        let body = body.strip_suffix(b"\r\n").unwrap_or(body);
+        body.split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .collect()
+    }
+
+    /// What the receiver restores: CR LF SPACE removed, CR LF back to LF, dots unstuffed.
+    fn unfold(body: &[u8]) -> Vec<u8> {
+        let mut text = Vec::new();
+        for line in wire_lines(body) {
+            match line.strip_prefix(b" ") {
+                Some(rest) if !text.is_empty() => {
+                    text.pop();
+                    text.extend_from_slice(rest);
+                }
+                _ => text.extend_from_slice(line.strip_prefix(b".").unwrap_or(line)),
+            }
+            text.push(b'\n');
+        }
+        text
+    }
+
+    /// Issue 8 defect 13: Postfix's smtp_line_length_limit = 998 — the first 998 bytes, then
+    /// CR LF SPACE and pieces of 997; a line of exactly 998 bytes is not touched.
+    #[test]
+    fn long_lines_are_broken_as_postfix_breaks_them() {
+        let exact = vec![b'a'; 998];
+        let (body, broken) = data_body(&[&exact[..], b"\n"].concat(), 998);
+        assert_eq!((wire_lines(&body), broken), (vec![&exact[..]], false));
+
+        let line: Vec<u8> = (0..3000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let message = [b"Subject: x\n\n", &line[..], b"\nend\n"].concat();
+        let (body, broken) = data_body(&message, 998);
+        assert!(broken);
+        let lengths: Vec<usize> = wire_lines(&body).iter().map(|l| l.len()).collect();
+        assert_eq!(lengths, [10, 0, 998, 998, 998, 9, 3]);
+        let lines = wire_lines(&body);
+        assert!(
+            lines[3].starts_with(b" ") && lines[4].starts_with(b" ") && lines[5].starts_with(b" ")
+        );
+        assert_eq!(unfold(&body), message);
+
+        let (body, broken) = data_body(&message, 0);
+        assert!(!broken, "0 disables the limit");
+        assert_eq!(wire_lines(&body)[2], &line[..]);
+    }
+
+    #[test]
+    fn broken_lines_keep_dots_headers_and_characters_intact() {
+        // A long header stays one header: its continuation lines start with a space.
+        let header = format!("Subject: {}\n\nbody\n", "w".repeat(2500));
+        let (body, _) = data_body(header.as_bytes(), 998);
+        let lines = wire_lines(&body);
+        assert!(lines[1].starts_with(b" ") && lines[2].starts_with(b" "));
+        assert_eq!(lines[3], b"");
+        // A leading dot is doubled once; continuation lines start with a space, never a dot.
+        let dotted = [b".", &vec![b'.'; 2000][..], b"\n"].concat();
+        let (body, _) = data_body(&dotted, 998);
+        let lines = wire_lines(&body);
+        assert_eq!(lines[0].len(), 999);
+        assert!(lines[1..].iter().all(|l| l.starts_with(b" ")));
+        assert_eq!(unfold(&body), dotted);
+        // No multi-byte character is split, and every wire line still fits.
+        let text = "é".repeat(1500) + "\n";
+        let (body, _) = data_body(text.as_bytes(), 998);
+        for line in wire_lines(&body) {
+            let content = line.strip_prefix(b" ").unwrap_or(line);
+            assert!(std::str::from_utf8(content).is_ok() && line.len() <= 998);
+        }
+        assert_eq!(unfold(&body), text.as_bytes());
+    }
+
+    #[test]
+    fn any_line_survives_folding_under_any_limit() {
+        let mut seed = 7u32;
+        for _ in 0..300 {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let len = (seed >> 8) as usize % 5000;
+            let limit = [0, 1, 2, 3, 76, 998][(seed >> 4) as usize % 6];
+            let line: Vec<u8> = (0..len)
+                .map(|i| [b'x', b'.', 0xc3, 0xa9, b' ', 0xff][(i * 7 + len) % 6])
+                .collect();
+            let message = [&line[..], b"\n"].concat();
+            let (body, _) = data_body(&message, limit);
+            assert_eq!(unfold(&body), message, "len {len} limit {limit}");
+            if limit >= 2 {
+                for l in wire_lines(&body).iter().skip(1) {
+                    assert!(l.len() <= limit, "len {len} limit {limit}: {}", l.len());
+                }
+            }
         }
     }
 

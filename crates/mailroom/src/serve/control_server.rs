@@ -76,8 +76,14 @@ impl Drop for PublicSlot {
 /// replace.
 pub fn bind(cfg: &Config, access: Access) -> std::io::Result<UnixListener> {
     let (path, mode) = match access {
-        Access::Owner => (crate::control::socket_path(cfg), 0o600),
-        Access::Public => (crate::control::public_socket_path(cfg), 0o666),
+        Access::Owner => (
+            crate::control::socket_path(cfg),
+            admin::check::layout::CONTROL_SOCKET_MODE,
+        ),
+        Access::Public => (
+            crate::control::public_socket_path(cfg),
+            admin::check::layout::SHOWQ_SOCKET_MODE,
+        ),
     };
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;

@@ -51,7 +51,13 @@ pub fn run(config_path: Option<&Path>) -> u8 {
         eprintln!("mailroom: fatal: {e}");
         return EX_TEMPFAIL;
     }
-    let (store, report) = match Store::open(&cfg.queue_directory, StoreOptions::default()) {
+    let options = StoreOptions {
+        // Below this the queue file system is short of space: the store then gives back
+        // the dead part of its segments early (see queue's store.rs).
+        min_free: cfg.queue_minfree,
+        ..StoreOptions::default()
+    };
+    let (store, report) = match Store::open(&cfg.queue_directory, options) {
         Ok(s) => s,
         Err(e @ StoreError::Locked(_)) => {
             eprintln!("mailroom: fatal: {e}");
@@ -162,8 +168,18 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
     for t in tasks {
         let _ = t.await;
     }
-    let _ = fs::remove_file(crate::control::socket_path(&shared.config()));
-    let _ = fs::remove_file(crate::control::public_socket_path(&shared.config()));
+    for socket in [
+        crate::control::socket_path(&shared.config()),
+        crate::control::public_socket_path(&shared.config()),
+    ] {
+        match fs::remove_file(&socket) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                // Harmless: the next start replaces it before binding.
+                warn!(target: "master", "cannot remove {}: {e}", socket.display())
+            }
+            _ => {}
+        }
+    }
 }
 
 /// SIGHUP: re-read the configuration file and the alias files; keep the old ones on error.
@@ -204,9 +220,18 @@ async fn chores(shared: Arc<Shared>, log: maillog::LogHandle, mut stop: watch::R
         n += 1;
         log.flush_repeats();
         let store = shared.store.clone();
-        let _ =
-            tokio::task::spawn_blocking(move || while matches!(store.compact(), Ok(m) if m > 0) {})
-                .await;
+        let compacted = tokio::task::spawn_blocking(move || loop {
+            match store.compact() {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        })
+        .await;
+        if let Ok(Err(e)) = compacted {
+            // Tried again at the next tick; the repeat is folded by the log.
+            warn!(target: "qmgr", "queue compaction failed: {e}; will retry");
+        }
         if n.is_multiple_of(12) {
             let cfg = shared.config();
             match submit::take_refusal_count(&cfg.queue_directory) {
@@ -221,32 +246,26 @@ async fn chores(shared: Arc<Shared>, log: maillog::LogHandle, mut stop: watch::R
 
 fn log_recovery(report: &RecoveryReport, store: &Store) {
     info!(target: "qmgr", "queue store opened: {} messages in {} segments", store.len(), report.segments);
-    if report.torn_tail_bytes > 0 {
-        warn!(target: "qmgr", "cut {} bytes of an unacknowledged, torn write at the end of the log", report.torn_tail_bytes);
+    if let Some((name, bytes)) = &report.torn_tail {
+        warn!(target: "qmgr", "cut {bytes} bytes of an incomplete record at the end of the log (a write that was never acknowledged); saved as corrupt/{name}");
     }
     for (name, bytes) in &report.corrupt_regions {
-        error!(target: "qmgr", "damaged queue log region of {bytes} bytes saved as corrupt/{name}; the rest of the queue is intact");
+        error!(target: "qmgr", "damaged queue log region of {bytes} bytes (records that fail their checksum) saved as corrupt/{name}; mail recorded only there is not in the queue, the rest of the queue is intact");
     }
 }
 
-/// Creates the queue layout with safe modes if missing (the embedded default starts from
-/// nothing). Existing directories are left alone: `mailroom check` reports wrong modes.
+/// Creates the queue layout if missing (the embedded default starts from nothing), with the
+/// modes of the one table `mailroom check` verifies against. Existing directories are left
+/// alone: `mailroom check` reports wrong modes, `check --fix` restores the table's.
 fn make_layout(cfg: &Config) -> Result<(), String> {
-    let q = &cfg.queue_directory;
-    let dirs: [(PathBuf, u32); 4] = [
-        (q.clone(), 0o755),
-        (q.join("maildrop"), 0o730),
-        (q.join("corrupt"), 0o700),
-        (cfg.mail_spool_directory.clone(), 0o755),
-    ];
-    for (dir, mode) in dirs {
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(mode)
-                .create(&dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
+    admin::check::layout::create_missing(cfg)?;
+    let spool = &cfg.mail_spool_directory;
+    if !spool.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(spool)
+            .map_err(|e| format!("cannot create {}: {e}", spool.display()))?;
     }
     Ok(())
 }

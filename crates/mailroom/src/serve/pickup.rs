@@ -50,11 +50,9 @@ pub async fn run(
                 return;
             }
             let queued = pickup_batch(&cfg, &store, chunk).await;
-            let d = dir.clone();
             // The unlinks must be durable before delivery starts (see module doc).
-            let synced = tokio::task::spawn_blocking(move || sync_dir(&d)).await;
-            if !matches!(synced, Ok(Ok(()))) {
-                warn!(target: "pickup", "cannot sync {}", dir.display());
+            if !sync_unlinks(&dir, &mut shutdown).await {
+                return; // stopping: the messages are queued and go out at the next start
             }
             for id in queued {
                 qmgr.schedule(id, 0);
@@ -94,8 +92,13 @@ async fn pickup_batch(
 /// Handles one maildrop file; returns the queue ID if a message was newly queued.
 fn pickup_one(cfg: &Config, store: &Store, id: QueueId, path: &Path) -> Option<QueueId> {
     if store.contains(id) {
-        // Queued before a crash that came before the unlink: finish the job.
-        let _ = fs::remove_file(path);
+        // Queued before a crash that came before the unlink: finish the job (retried at
+        // the next scan if it fails).
+        if let Err(e) = fs::remove_file(path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                warn!(target: "pickup", "{}: cannot remove after queueing: {e}", path.display());
+            }
+        }
         return None;
     }
     let drop = match maildrop::read(path) {
@@ -203,6 +206,28 @@ fn message_id(message: &[u8]) -> String {
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
+}
+
+/// Makes the batch's unlinks durable, retrying with backoff until it works: a message
+/// handed to the scheduler while its maildrop file could come back after a crash would be
+/// picked up and delivered a second time. False if a stop came first.
+async fn sync_unlinks(dir: &Path, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let mut failures = 0;
+    loop {
+        let d = dir.to_path_buf();
+        let error = match tokio::task::spawn_blocking(move || sync_dir(&d)).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        failures += 1;
+        let wait = sched::retry::durable_step_delay(failures);
+        warn!(target: "pickup", "cannot sync {}: {error}; will retry in {}s", dir.display(), wait.as_secs());
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return false,
+        }
+    }
 }
 
 /// Lists ready files; names that are neither messages nor temp files go to `corrupt/` (so

@@ -154,6 +154,8 @@ fn qualification() {
     assert_eq!(qualify("bob@x", "o.org"), "bob@x");
     assert_eq!(qualify("bob@", "o.org"), "bob@o.org");
     assert_eq!(qualify("", "o.org"), "");
+    assert_eq!(qualify("\"u@evil\"", "o.org"), "\"u@evil\"@o.org");
+    assert_eq!(qualify("\"u@evil\"@x", "o.org"), "\"u@evil\"@x");
 }
 
 #[test]

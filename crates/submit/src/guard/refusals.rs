@@ -130,19 +130,25 @@ mod tests {
     #[test]
     fn concurrent_records_are_not_lost() {
         let dir = tempfile::tempdir().unwrap();
+        // Each record gives up after ~200 ms of lock waiting (invariant 2): on a loaded
+        // machine one may, so the test counts the records that reported success.
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let path = dir.path().to_path_buf();
                 std::thread::spawn(move || {
+                    let mut recorded = 0;
                     for _ in 0..10 {
-                        record_refusal(&path).unwrap();
+                        match record_refusal(&path) {
+                            Ok(()) => recorded += 1,
+                            Err(e) => assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}"),
+                        }
                     }
+                    recorded
                 })
             })
             .collect();
-        for thread in threads {
-            thread.join().unwrap();
-        }
-        assert_eq!(take_refusal_count(dir.path()).unwrap(), 40);
+        let recorded: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert!(recorded > 0);
+        assert_eq!(take_refusal_count(dir.path()).unwrap(), recorded);
     }
 }

@@ -1,10 +1,17 @@
-//! The sendmail command line, parsed by hand the way Postfix's sendmail(1) reads it: getopt
-//! style clusters (`-ti`, `-oi`, `-fuser`, `-f user`), options end at `--` or at the first
-//! argument that is not an option (Postfix uses `+` getopt), the rest are recipients.
+//! The sendmail command line, parsed the way Postfix's sendmail(1) reads it: getopt clusters
+//! (`-ti`, `-oi`, `-fuser`, `-f user`) over Postfix's exact option list, options end at `--`
+//! or at the first argument that is not an option (Postfix uses `+` getopt), the rest are
+//! recipients.
 //!
-//! Flags Postfix accepts and ignores (`-7 -8 -A -c -G -m -n -U -x`, `-e x`, `-h n`, `-L x`,
-//! `-O x`, `-p x`, `-X x`, `-B type`, `-o x` other than `-oi`) are ignored here too, and so is
-//! any other unknown letter: scripts written for some sendmail must not break on a flag.
+//! Only the letters Postfix's sendmail knows are options ([`WITH_VALUE`], [`FLAGS`]); any other
+//! letter is refused as Postfix refuses it (`sendmail: invalid option -- 's'`, then
+//! `fatal: usage: sendmail [options]`, exit 75), because a mistaken flag's value would
+//! otherwise become a recipient (`sendmail -s "disk full" root` mailing `diskfull`).
+//! Letters Postfix accepts and ignores are ignored here too: `-A x`, `-c`, `-e x`, `-G`,
+//! `-h n`, `-L x`, `-m`, `-O x`, `-p x`, `-U`, `-x`, `-XV` (VERP: mailroom has none), and
+//! `-o x` other than `-oi` (`-oA` needs a path, as in Postfix). Values Postfix refuses are
+//! refused: `-B` other than `8BITMIME`/`7BIT`, `-X` other than `-XV…`, and `-n` (Postfix's
+//! manual says "ignored", its code says "-n option not supported").
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -34,6 +41,8 @@ pub enum Mode {
     /// `-bi`, `-I`: rebuild aliases. mailroom reads alias files as text, so there is nothing to
     /// rebuild; accepted so that scripts calling `newaliases` succeed.
     NewAliases,
+    /// `-bh`, `-bH`: print or flush host status. Postfix keeps none and does nothing.
+    HostStatus,
 }
 
 /// Which mail a flush applies to.
@@ -64,17 +73,27 @@ pub struct SubmitOptions {
     pub recipients: Vec<String>,
 }
 
-/// A command line that cannot be obeyed (exit 64).
+/// A command line that cannot be obeyed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-fn usage(text: impl Into<String>) -> UsageError {
-    UsageError(text.into())
+pub enum UsageError {
+    /// What getopt refuses, an unknown letter or a missing value: Postfix prints getopt's
+    /// complaint (this text) and then `fatal: usage: sendmail [options]`, and exits 75.
+    #[error("{0}")]
+    BadOption(String),
+    /// An option or an argument with a value that cannot be obeyed (exit 64).
+    #[error("{0}")]
+    Invalid(String),
 }
 
-/// Letters whose option takes a value, attached (`-fuser`) or as the next argument.
-const TAKES_VALUE: &str = "BCFLNORVXbefhopr";
+fn usage(text: impl Into<String>) -> UsageError {
+    UsageError::Invalid(text.into())
+}
+
+/// Postfix's option letters that take a value, attached (`-fuser`) or as the next argument
+/// (the letters followed by `:` in sendmail.c's `GETOPT_LIST`).
+pub const WITH_VALUE: &str = "ABCFLNORVXbefhopqr";
+/// Postfix's option letters without a value.
+pub const FLAGS: &str = "GIUcimntvx";
 
 /// Parses the arguments after the program name.
 pub fn parse_args(args: &[OsString]) -> Result<Invocation, UsageError> {
@@ -86,14 +105,18 @@ pub fn parse_args(args: &[OsString]) -> Result<Invocation, UsageError> {
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         let arg = utf8(arg)?;
-        if arg == "--" {
-            break;
+        match arg {
+            "--" => break,
+            // Not getopt compatible in Postfix either: a bare -q takes no value.
+            "-q" => invocation.mode = Mode::Flush(FlushScope::All),
+            _ => match arg.strip_prefix('-').filter(|c| !c.is_empty()) {
+                Some(cluster) => parse_cluster(cluster, &mut rest, &mut invocation)?,
+                None => {
+                    invocation.submit.recipients.extend(recipients(arg)?);
+                    break;
+                }
+            },
         }
-        let Some(cluster) = arg.strip_prefix('-').filter(|c| !c.is_empty()) else {
-            invocation.submit.recipients.extend(recipients(arg)?);
-            break;
-        };
-        parse_cluster(cluster, &mut rest, &mut invocation)?;
     }
     for arg in rest {
         invocation.submit.recipients.extend(recipients(utf8(arg)?)?);
@@ -114,20 +137,17 @@ fn parse_cluster<'a>(
     invocation: &mut Invocation,
 ) -> Result<(), UsageError> {
     for (at, letter) in cluster.char_indices() {
-        let attached = &cluster[at + letter.len_utf8()..];
-        if letter == 'q' {
-            invocation.mode = Mode::Flush(flush_scope(attached)?);
-            return Ok(());
-        }
-        if !TAKES_VALUE.contains(letter) {
-            apply_flag(letter, invocation);
+        if FLAGS.contains(letter) {
+            apply_flag(letter, invocation)?;
             continue;
         }
-        let value = match attached {
-            "" => utf8(
-                rest.next()
-                    .ok_or_else(|| usage(format!("option requires an argument -- '{letter}'")))?,
-            )?,
+        if !WITH_VALUE.contains(letter) {
+            return Err(UsageError::BadOption(format!("invalid option -- '{letter}'")));
+        }
+        let value = match &cluster[at + letter.len_utf8()..] {
+            "" => utf8(rest.next().ok_or_else(|| {
+                UsageError::BadOption(format!("option requires an argument -- '{letter}'"))
+            })?)?,
             attached => attached,
         };
         return apply_value(letter, value, invocation);
@@ -135,14 +155,16 @@ fn parse_cluster<'a>(
     Ok(())
 }
 
-fn apply_flag(letter: char, invocation: &mut Invocation) {
+fn apply_flag(letter: char, invocation: &mut Invocation) -> Result<(), UsageError> {
     match letter {
         't' => invocation.submit.extract_recipients = true,
         'i' => invocation.submit.ignore_dots = true,
         'I' => invocation.mode = Mode::NewAliases,
-        // -v (verbose) and everything Postfix ignores or does not know.
+        'n' => return Err(usage("-n option not supported")),
+        // -v (verbose) and -c -G -m -U -x, which Postfix ignores.
         _ => {}
     }
+    Ok(())
 }
 
 fn apply_value(letter: char, value: &str, invocation: &mut Invocation) -> Result<(), UsageError> {
@@ -152,36 +174,69 @@ fn apply_value(letter: char, value: &str, invocation: &mut Invocation) -> Result
         'F' => submit.fullname = Some(value.to_string()),
         'C' => invocation.config_path = Some(PathBuf::from(value)),
         'b' => invocation.mode = mode(value)?,
-        'o' if value == "i" => submit.ignore_dots = true,
+        'q' => invocation.mode = Mode::Flush(flush_scope(value)?),
+        'o' => submit.ignore_dots |= legacy_option(value)?,
+        'B' => body_type(value)?,
+        'X' => verp(value)?,
         'N' => submit.dsn.notify = Some(notify(value)?),
         'R' => submit.dsn.ret = Some(ret(value)?),
         'V' => submit.dsn.envid = Some(envid(value)?),
-        // -B, -L, -O, -X, -e, -h, -p and other -o: accepted and ignored, as in Postfix.
+        // -A, -L, -O, -e, -h, -p: accepted and ignored, as in Postfix.
         _ => {}
     }
     Ok(())
 }
 
-fn mode(value: &str) -> Result<Mode, UsageError> {
-    match value {
-        "m" => Ok(Mode::Submit),
-        "p" => Ok(Mode::ListQueue),
-        "s" => Ok(Mode::SmtpOnStdio),
-        "i" => Ok(Mode::NewAliases),
-        other => Err(usage(format!("unsupported: -b{other}"))),
+/// `-o x`: Sendmail's option letters. Postfix honours `-oi` and `-oA<aliases>` and ignores
+/// the rest (`-oem`, `-odb`, `-om`, `-o7`, `-o8`…); true for `-oi`.
+fn legacy_option(value: &str) -> Result<bool, UsageError> {
+    match value.chars().next() {
+        Some('i') => Ok(true),
+        Some('A') if value.len() == 1 => Err(usage("-oA requires pathname")),
+        _ => Ok(false),
     }
 }
 
-fn flush_scope(attached: &str) -> Result<FlushScope, UsageError> {
+/// `-B`: RFC 1652 body type. mailroom passes 8-bit data through either way.
+fn body_type(value: &str) -> Result<(), UsageError> {
+    match value {
+        "8BITMIME" | "7BIT" => Ok(()),
+        _ => Err(usage("-B option needs 8BITMIME or 7BIT")),
+    }
+}
+
+/// `-X`: Postfix knows only `-XV` and `-XVxy` (VERP), which mailroom accepts and ignores: it
+/// has no VERP, and delivering with the plain sender beats refusing a mailing list's mail.
+fn verp(value: &str) -> Result<(), UsageError> {
+    match value.chars().next() {
+        Some('V') => Ok(()),
+        first => Err(usage(format!("unsupported: -X{}", first.unwrap_or(' ')))),
+    }
+}
+
+/// `-b x`: like Postfix, only the first letter counts.
+fn mode(value: &str) -> Result<Mode, UsageError> {
+    match value.chars().next() {
+        Some('m') => Ok(Mode::Submit),
+        Some('p') => Ok(Mode::ListQueue),
+        Some('s') => Ok(Mode::SmtpOnStdio),
+        Some('i') => Ok(Mode::NewAliases),
+        Some('h') | Some('H') => Ok(Mode::HostStatus),
+        first => Err(usage(format!("unsupported: -b{}", first.unwrap_or(' ')))),
+    }
+}
+
+/// `-q<value>`: an interval (ignored: there is no daemon loop to set), `R<site>` or `I<id>`.
+fn flush_scope(value: &str) -> Result<FlushScope, UsageError> {
     let named = |kind: &str, name: &str| match name {
         "" => Err(usage(format!("specify: -q{kind}<name>"))),
         name => Ok(name.to_string()),
     };
-    match attached.chars().next() {
+    match value.chars().next() {
         None => Ok(FlushScope::All),
         Some(c) if c.is_ascii_digit() => Ok(FlushScope::All),
-        Some('R') | Some('S') => Ok(FlushScope::Site(named("R", &attached[1..])?)),
-        Some('I') => Ok(FlushScope::QueueId(named("I", &attached[1..])?)),
+        Some('R') => Ok(FlushScope::Site(named("R", &value[1..])?)),
+        Some('I') => Ok(FlushScope::QueueId(named("I", &value[1..])?)),
         Some(other) => Err(usage(format!("-q{other} is not implemented"))),
     }
 }

@@ -85,6 +85,12 @@ pub enum Handled {
 pub fn run_sendmail(args: &[OsString], io: &mut SendmailIo) -> Handled {
     let invocation = match parse_args(args) {
         Ok(invocation) => invocation,
+        Err(UsageError::BadOption(complaint)) => {
+            // Postfix: getopt's line, then its usage line; exit 75 like all of its fatal
+            // errors (sendmail.c installs a cleanup handler that exits EX_TEMPFAIL).
+            let _ = writeln!(io.stderr, "sendmail: {complaint}");
+            return io.fatal(EX_TEMPFAIL, "usage: sendmail [options]");
+        }
         Err(e) => return io.fatal(EX_USAGE, e),
     };
     let cfg = match (io.load_config)(invocation.config_path.as_deref()) {
@@ -94,7 +100,7 @@ pub fn run_sendmail(args: &[OsString], io: &mut SendmailIo) -> Handled {
     match invocation.mode {
         Mode::Submit => submit_from_stdin(&cfg, &invocation.submit, io),
         Mode::SmtpOnStdio => smtp::serve(&cfg, io),
-        Mode::NewAliases => Handled::Exit(EX_OK),
+        Mode::NewAliases | Mode::HostStatus => Handled::Exit(EX_OK),
         Mode::ListQueue => Handled::ListQueue(cfg),
         Mode::Flush(scope) => Handled::Flush(cfg, scope),
     }

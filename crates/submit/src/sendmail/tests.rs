@@ -182,3 +182,28 @@ fn full_name_is_sanitized() {
     assert_eq!(full_name(Some(" \r ")), None);
     assert_eq!(full_name(None), None);
 }
+
+/// Defect 11: Postfix's two lines and exit 75, and nothing queued.
+#[test]
+fn unknown_flag_is_refused_like_postfix_and_nothing_queued() {
+    let (run, _dir) = sendmail(&["-s", "disk full", "root"], "x\n");
+    assert_eq!(run.code(), 75);
+    assert_eq!(
+        run.stderr,
+        "sendmail: invalid option -- 's'\nsendmail: fatal: usage: sendmail [options]\n"
+    );
+    assert!(names(&run.maildrop).is_empty());
+}
+
+#[test]
+fn debian_cron_command_line_is_queued() {
+    let (run, _dir) = sendmail(
+        &["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+        "Subject: cron\n\n.\nout\n",
+    );
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let file = run.only_file();
+    assert_eq!(file.recipients, ["root"]);
+    assert_eq!(file.fullname.as_deref(), Some("CronDaemon"));
+    assert!(file.message.ends_with(b"\n.\nout\n"), "-i keeps the lone dot");
+}

@@ -13,6 +13,7 @@ use envelope::{Envelope, OutcomeKind, QueueId};
 use super::*;
 
 mod aliases;
+mod mailbox_names;
 
 struct Setup {
     dir: tempfile::TempDir,

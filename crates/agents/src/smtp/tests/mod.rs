@@ -30,6 +30,7 @@ pub fn settings(port: u16) -> SmtpSettings {
         connection_cache_time: Duration::from_secs(2),
         connection_reuse_time: Duration::from_secs(300),
         mx_address_limit: 5,
+        line_length_limit: 998,
     }
 }
 

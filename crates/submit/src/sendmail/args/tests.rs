@@ -36,20 +36,28 @@ fn flags_table() {
         ("-f <a@x> bob", false, false, Some("a@x"), &["bob"]),
         ("-r alice bob", false, false, Some("alice"), &["bob"]),
         (
-            "-v -v -odb -oem -7 -8 -U -G -x -n -m -c bob",
+            "-v -v -odb -oem -o7 -o8 -U -G -x -m -c bob",
             false,
             false,
             None,
             &["bob"],
         ),
         (
-            "-h 30 -L tag -O x=y -p smtp -X /dev/null -e q -B 8BITMIME bob",
+            "-h 30 -L tag -O x=y -p smtp -XV -XV+= -e q -B 8BITMIME -B7BIT -Am -Ac bob",
             false,
             false,
             None,
             &["bob"],
         ),
-        ("-Z -y bob", false, false, None, &["bob"]),
+        // Debian cron (cron.c: "-FCronDaemon -i -B8BITMIME -oem").
+        (
+            "-FCronDaemon -i -B8BITMIME -oem root",
+            false,
+            true,
+            None,
+            &["root"],
+        ),
+        ("-oifoo bob", false, true, None, &["bob"]),
         ("-- -t", false, false, None, &["-t"]),
         ("bob -t", false, false, None, &["bob", "-t"]),
         ("-bm a@x b@y", false, false, None, &["a@x", "b@y"]),
@@ -99,14 +107,14 @@ fn modes() {
             Mode::Flush(FlushScope::Site("example.org".into())),
         ),
         (
-            "-qSexample.org",
-            Mode::Flush(FlushScope::Site("example.org".into())),
-        ),
-        (
             "-qI0123456789ABCDEF",
             Mode::Flush(FlushScope::QueueId("0123456789ABCDEF".into())),
         ),
         ("-b m", Mode::Submit),
+        ("-bpx", Mode::ListQueue),
+        ("-bh", Mode::HostStatus),
+        ("-bH", Mode::HostStatus),
+        ("-q -t", Mode::Flush(FlushScope::All)),
     ];
     for (line, mode) in cases {
         assert_eq!(parse(line).unwrap().mode, mode, "{line}");
@@ -130,6 +138,11 @@ fn usage_errors() {
         "-bv bob",
         "-qR",
         "-qX",
+        "-qSexample.org",
+        "-n bob",
+        "-X /dev/null bob",
+        "-B 8bit bob",
+        "-oA bob",
         "-N never,success bob",
         "-N sometimes bob",
         "-R all bob",
@@ -144,4 +157,58 @@ fn usage_errors() {
     assert!(parse_args(&args).is_err());
     let args = [OsString::from("bob\r\nRCPT")];
     assert!(parse_args(&args).is_err());
+}
+
+/// Defect 11: a letter Postfix's sendmail does not know was ignored and its value became a
+/// recipient (`-s "disk full" root` queued mail to `diskfull` and `root`).
+#[test]
+fn unknown_letter_is_refused_not_its_value_made_a_recipient() {
+    let args: Vec<OsString> = ["-s", "disk full", "root"].map(OsString::from).to_vec();
+    assert_eq!(
+        parse_args(&args),
+        Err(UsageError::BadOption("invalid option -- 's'".into()))
+    );
+    for (line, letter) in [("-Z root", 'Z'), ("-ty bob", 'y'), ("-d bob", 'd'), ("-a x", 'a')] {
+        assert_eq!(
+            parse(line),
+            Err(UsageError::BadOption(format!("invalid option -- '{letter}'"))),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn missing_value_is_a_getopt_refusal() {
+    for (line, letter) in [("-f", 'f'), ("-t -F", 'F'), ("-tA", 'A')] {
+        assert_eq!(
+            parse(line),
+            Err(UsageError::BadOption(format!(
+                "option requires an argument -- '{letter}'"
+            ))),
+            "{line}"
+        );
+    }
+}
+
+/// Every letter of Postfix's GETOPT_LIST is an option here and nothing else is.
+#[test]
+fn option_letters_are_postfixs() {
+    let postfix = "A:B:C:F:GIL:N:O:R:UV:X:b:ce:f:h:imno:p:r:q:tvx";
+    let letters = |with_value: bool| -> String {
+        let chars: Vec<char> = postfix.chars().collect();
+        let mut out: Vec<char> = (0..chars.len())
+            .filter(|&i| chars[i] != ':')
+            .filter(|&i| (chars.get(i + 1) == Some(&':')) == with_value)
+            .map(|i| chars[i])
+            .collect();
+        out.sort_unstable();
+        out.into_iter().collect()
+    };
+    let sorted = |s: &str| {
+        let mut v: Vec<char> = s.chars().collect();
+        v.sort_unstable();
+        v.into_iter().collect::<String>()
+    };
+    assert_eq!(sorted(WITH_VALUE), letters(true));
+    assert_eq!(sorted(FLAGS), letters(false));
 }

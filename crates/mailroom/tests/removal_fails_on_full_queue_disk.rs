@@ -1,0 +1,180 @@
+//! Issue 8, defect 1: deliveries on a full queue file system. The mail goes out, but the
+//! removal records cannot be written. A removal that failed must not be logged as done,
+//! must be retried until it works, and the message must not be delivered again while the
+//! daemon runs; after a crash at most `default_process_limit` (the in-flight bound) may be.
+//!
+//! Real pieces: `serve` with its queue on a 16 MB tmpfs (`queue_minfree = 0`), Postfix's
+//! smtp-sink as the relay, 200 messages deferred while the sink is down, the file system
+//! filled to the last page, then `postqueue -f`.
+
+mod common;
+mod issue4_common;
+mod queue_disk_common;
+
+use common::*;
+use issue4_common::*;
+use queue_disk_common::*;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const MESSAGES: usize = 200;
+const PROCESS_LIMIT: usize = 10;
+const REMOVAL_FAILED: &str = "cannot remove the delivered message from the queue";
+
+/// A daemon whose 200 messages wait for a relay that is down, on a queue disk that is
+/// full; the sink is up now. Returns the world, the sink, the mount and the filler.
+fn deferred_mail_on_a_full_queue_disk(test: &str) -> Option<(World, Sink, Tmpfs, PathBuf)> {
+    let port = free_port(); // nothing listens yet
+    let mut world = World::new(&format!(
+        "relayhost = \"[127.0.0.1]:{port}\"\nqueue_minfree = 0\n\
+         default_process_limit = {PROCESS_LIMIT}\n\
+         minimal_backoff_time = \"1h\"\nmaximal_backoff_time = \"2h\"\n"
+    ));
+    let tmpfs = match Tmpfs::mount(&world.env.queue_dir(), "16m") {
+        Ok(t) => t,
+        Err(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            return None;
+        }
+    };
+    world.start();
+    for i in 0..MESSAGES {
+        world.submit(
+            "sender@test.example",
+            &["someone@far.example"],
+            &message(&format!("full-{i}")),
+        );
+    }
+    world.wait_lines(&["to=<someone@far.example>", "status=deferred"], MESSAGES);
+    let filler = world.env.queue_dir().join("filler");
+    fill(&filler);
+    let sink = Sink::start_on(&world.env.root, port, &[]);
+    world.run_ok(&["postqueue", "-f"]);
+    world.wait_lines(&[REMOVAL_FAILED], 1);
+    Some((world, sink, tmpfs, filler))
+}
+
+/// Waits until the sink's count has not moved for 3 s; returns it.
+fn settled(sink: &Sink) -> usize {
+    let mut last = sink.messages();
+    loop {
+        std::thread::sleep(Duration::from_secs(3));
+        let now = sink.messages();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// Queue IDs of the `QUEUEID: removed` lines.
+fn logged_removed(world: &World) -> BTreeSet<String> {
+    world
+        .lines_with(&[": removed"])
+        .iter()
+        .filter_map(|l| l.split(": removed").next()?.rsplit(' ').next())
+        .map(str::to_string)
+        .collect()
+}
+
+fn queued_ids(world: &World) -> BTreeSet<String> {
+    world.queue().into_iter().map(|(_, id, _)| id).collect()
+}
+
+/// While the disk is full: nothing is logged `removed` that is still queued, the mail
+/// whose removal failed is not delivered again (not even by another flush), and no more
+/// than the in-flight bound is delivered but unrecorded. Returns that number.
+fn check_while_full(world: &World, sink: &Sink) -> usize {
+    let delivered = settled(sink);
+    let queued = queued_ids(world);
+    let removed = logged_removed(world);
+    let lies: Vec<&String> = removed.intersection(&queued).collect();
+    assert!(
+        lies.is_empty(),
+        "logged as removed yet still queued: {lies:?}"
+    );
+    let unrecorded = delivered - removed.len();
+    eprintln!(
+        "full queue disk: {delivered} delivered, {} removals durable, {unrecorded} retried, {} queued",
+        removed.len(),
+        queued.len()
+    );
+    assert!(unrecorded > 0, "no removal failed: the test proves nothing");
+    assert!(
+        unrecorded <= PROCESS_LIMIT,
+        "{unrecorded} delivered but unrecorded messages exceed default_process_limit {PROCESS_LIMIT}"
+    );
+    assert_eq!(queued.len(), MESSAGES - removed.len());
+    world.run_ok(&["postqueue", "-f"]);
+    assert_eq!(
+        settled(sink),
+        delivered,
+        "a second flush delivered mail again"
+    );
+    unrecorded
+}
+
+#[test]
+fn failed_removal_is_retried_not_logged_as_done_and_not_delivered_again() {
+    let test = "failed_removal_is_retried_not_logged_as_done_and_not_delivered_again";
+    let Some((mut world, sink, tmpfs, filler)) = deferred_mail_on_a_full_queue_disk(test) else {
+        return;
+    };
+    check_while_full(&world, &sink);
+
+    // Space again: the retried removals go through, the rest is delivered, each once.
+    std::fs::remove_file(&filler).unwrap();
+    let all = poll_for(Duration::from_secs(90), || sink.messages() >= MESSAGES);
+    assert!(
+        all,
+        "only {} delivered; log:\n{}",
+        sink.messages(),
+        tail(&world.env.log(), 30)
+    );
+    world.env.wait_queue_empty();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        sink.messages(),
+        MESSAGES,
+        "each message delivered exactly once"
+    );
+    assert_eq!(logged_removed(&world).len(), MESSAGES);
+    assert_eq!(
+        world
+            .lines_with(&["to=<someone@far.example>", "status=sent"])
+            .len(),
+        MESSAGES
+    );
+    drop(world.daemon.take());
+    drop(tmpfs);
+}
+
+#[test]
+fn after_a_crash_with_unrecorded_removals_at_most_the_in_flight_bound_goes_out_twice() {
+    let test = "after_a_crash_with_unrecorded_removals_at_most_the_in_flight_bound_goes_out_twice";
+    let Some((mut world, sink, tmpfs, filler)) = deferred_mail_on_a_full_queue_disk(test) else {
+        return;
+    };
+    let unrecorded = check_while_full(&world, &sink);
+    world.daemon.take().expect("running").kill9();
+
+    std::fs::remove_file(&filler).unwrap();
+    world.start();
+    world.run_ok(&["postqueue", "-f"]);
+    world.env.wait_queue_empty();
+    std::thread::sleep(Duration::from_secs(1));
+    let total = sink.messages();
+    eprintln!(
+        "after the crash: {total} deliveries of {MESSAGES} messages, {} duplicates ({unrecorded} were unrecorded at the kill)",
+        total - MESSAGES
+    );
+    assert!(total >= MESSAGES, "lost mail: {total} of {MESSAGES}");
+    assert!(
+        total - MESSAGES <= unrecorded,
+        "{} duplicates, but only {unrecorded} deliveries were unrecorded at the kill",
+        total - MESSAGES
+    );
+    drop(world.daemon.take());
+    drop(tmpfs);
+}

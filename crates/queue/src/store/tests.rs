@@ -1,0 +1,93 @@
+//! Space in the active segment is given back when the queue file system is short of it.
+
+use crate::{Store, StoreOptions};
+use envelope::{Envelope, QueueId};
+use std::fs;
+use std::path::Path;
+
+fn env() -> Envelope {
+    Envelope::new("s@example.org", vec!["r@example.org".into()], 1_700_000_000)
+}
+
+/// Bytes of all segment files.
+fn log_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir.join("store"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+fn options(min_free: u64) -> StoreOptions {
+    StoreOptions {
+        segment_size: 1 << 20,
+        min_free,
+    }
+}
+
+/// Queues `n` messages of 10 KB and removes all but `keep`.
+fn churn(store: &Store, n: usize, keep: usize) -> Vec<QueueId> {
+    let body = vec![b'x'; 10_000];
+    let ids: Vec<QueueId> = (0..n).map(|_| QueueId::generate()).collect();
+    for id in &ids {
+        store.enqueue(*id, env(), &body).unwrap();
+    }
+    for id in &ids[keep..] {
+        store.remove(*id, "done").unwrap();
+    }
+    ids[..keep].to_vec()
+}
+
+#[test]
+fn a_mostly_dead_active_segment_is_given_back_when_space_is_short() {
+    let tmp = tempfile::tempdir().unwrap();
+    // No file system has this much free: space is always short.
+    let (store, _) = Store::open(tmp.path(), options(u64::MAX / 2)).unwrap();
+    let kept = churn(&store, 60, 2);
+    let before = log_bytes(tmp.path());
+    assert!(
+        before > 500_000,
+        "the active segment holds the dead messages"
+    );
+    while store.compact().unwrap() > 0 {}
+    let after = log_bytes(tmp.path());
+    assert!(after < 50_000, "{before} bytes of log became {after}");
+    for id in &kept {
+        assert_eq!(store.read_message(*id).unwrap().len(), 10_000);
+    }
+    drop(store);
+    let (store, _) = Store::open(tmp.path(), options(0)).unwrap();
+    assert_eq!(store.len(), 2, "the live messages survive the rotation");
+}
+
+#[test]
+fn with_space_to_spare_the_active_segment_is_left_to_fill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(tmp.path(), options(0)).unwrap();
+    churn(&store, 60, 2);
+    let before = log_bytes(tmp.path());
+    while store.compact().unwrap() > 0 {}
+    assert_eq!(store.segment_count(), 1);
+    assert_eq!(log_bytes(tmp.path()), before);
+}
+
+#[test]
+fn when_space_is_short_a_mostly_live_oldest_segment_is_compacted_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(tmp.path(), options(0)).unwrap();
+    // 100 messages over one segment and a bit: the first segment ends up ~70% live.
+    let ids = churn(&store, 110, 110);
+    for id in ids.iter().step_by(3) {
+        store.remove(*id, "done").unwrap();
+    }
+    assert!(store.segment_count() >= 2);
+    while store.compact().unwrap() > 0 {}
+    assert!(store.segment_count() >= 2, "plenty of space: left alone");
+    drop(store);
+    let (store, _) = Store::open(tmp.path(), options(u64::MAX / 2)).unwrap();
+    let before = log_bytes(tmp.path());
+    while store.compact().unwrap() > 0 {}
+    assert!(log_bytes(tmp.path()) < before, "space came back");
+    assert_eq!(store.len(), 110 - 37);
+}
