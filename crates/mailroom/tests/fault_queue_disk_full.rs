@@ -7,9 +7,11 @@
 //!   send it again); the daemon never drops a client.
 //! - During deliveries (issue 8 defect 1): 200 deferred messages, the disk filled to the
 //!   last page, then the relay comes back. The deliveries succeed but their outcomes cannot
-//!   be recorded: they must be retried (not logged as done and forgotten), so once space
-//!   returns the queue drains without sending anything again, and a `kill -9` and restart
-//!   after that delivers nothing twice beyond the in-flight bound.
+//!   be recorded: they must be retried (not logged as done and forgotten), and nothing may
+//!   go out twice while the disk is full. Two runs: space returns to the running daemon
+//!   (the queue drains, nothing is sent again, not even after a later `kill -9` and
+//!   restart), or the daemon is killed while the disk is full (after the restart only the
+//!   messages in flight at the kill go out again: at most `default_process_limit`).
 
 mod common;
 mod fault_common;
@@ -181,13 +183,43 @@ fn reply_code(line: &str) -> String {
         .join(" ")
 }
 
-#[test]
-fn queue_disk_full_during_deliveries_retries_the_outcome_and_sends_nothing_twice() {
-    const SCENARIO: &str = "queue-disk-full-deliveries";
-    const MESSAGES: usize = 200;
-    if skip_unless_root(SCENARIO) || skip_unless_peers(SCENARIO) {
-        return;
+/// Messages deferred before the disk fills, per run.
+const DEFERRED: usize = 200;
+
+/// What one run of the deliveries scenario measured.
+struct DeliveriesRun {
+    lost: Vec<String>,
+    received_while_full: usize,
+    duplicated_while_full: usize,
+    listed_while_full: usize,
+    /// Still queued 30 s after space returned to a running daemon (None: killed while full).
+    stuck: Option<usize>,
+    duplicated_before_restart: usize,
+    duplicated: usize,
+}
+
+impl DeliveriesRun {
+    fn notes(&self, name: &str) -> String {
+        format!(
+            "{name}:received_while_full={},duplicated_while_full={},listed_while_full={},\
+             stuck_after_space_returned={},duplicated_before_restart={},duplicated={}",
+            self.received_while_full,
+            self.duplicated_while_full,
+            self.listed_while_full,
+            self.stuck.map_or("-".to_string(), |n| n.to_string()),
+            self.duplicated_before_restart,
+            self.duplicated
+        )
     }
+}
+
+/// 200 deferred messages; the disk filled to the last page; the relay comes back and a
+/// flush starts deliveries whose outcomes cannot be recorded. Then either space returns to
+/// the running daemon (which must write the pending outcomes, deliver the rest once, and
+/// send nothing again after a later kill -9 and restart), or the daemon is killed while the
+/// disk is still full (only the messages in flight then may go out again: at most
+/// `default_process_limit`).
+fn deliveries_run(kill_while_full: bool) -> DeliveriesRun {
     let sink_port = free_port();
     let mut world = World::new(&format!(
         "relayhost = \"[127.0.0.1]:{sink_port}\"\nqueue_minfree = 0\n\
@@ -195,66 +227,118 @@ fn queue_disk_full_during_deliveries_retries_the_outcome_and_sends_nothing_twice
     ));
     let tmpfs = Tmpfs::mount(&world.env.queue_dir(), "16m");
     world.start();
+    let queued = push(world.port, "dd", 4, DEFERRED / 4, 1);
+    assert_eq!(queued.acked.len(), DEFERRED, "intake: {queued:?}");
+    world.wait_lines(&["status=deferred"], DEFERRED);
 
-    // 200 messages, all deferred (the relay is down).
-    let queued = push(world.port, "dd", 4, MESSAGES / 4, 1);
-    assert_eq!(queued.acked.len(), MESSAGES, "intake: {queued:?}");
-    world.wait_lines(&["status=deferred"], MESSAGES);
-
-    // The disk fills to the last page; the relay comes back; a flush sends everything.
-    let filled = tmpfs.fill("filler");
+    // Once every delivery slot holds a message whose outcome is pending, deliveries stop:
+    // wait until the sink gets nothing new for 3 s.
+    tmpfs.fill("filler");
     let sink = DumpSink::start(&world.env, sink_port);
     world.run_ok(&["postqueue", "-f"]);
-    let copies = sink.wait_for(&queued.acked, DEADLINE);
-    thread::sleep(Duration::from_secs(2));
-    let while_full = sink.copies().duplicated();
+    let while_full = until_quiet(&sink, DEFERRED);
     let listed_while_full = world.env.queue_json().len();
 
-    // Space returns: the outcomes that could not be written must be written now.
-    fs::remove_file(tmpfs.dir.join("filler")).unwrap();
-    let drained = poll_for(Duration::from_secs(30), || {
+    let mut stuck = None;
+    if kill_while_full {
+        world.daemon.take().unwrap().kill9();
+        fs::remove_file(tmpfs.dir.join("filler")).unwrap();
+        world.start();
+        world.run_ok(&["postqueue", "-f"]);
+    } else {
+        fs::remove_file(tmpfs.dir.join("filler")).unwrap();
+    }
+    sink.wait_for(&queued.acked, DEADLINE);
+    poll_for(Duration::from_secs(30), || {
         world.env.queue_json().is_empty()
     });
-    let stuck = world.env.queue_json().len();
-
-    // A crash and a restart must not send them again.
-    world.daemon.take().unwrap().kill9();
-    world.start();
-    world.run_ok(&["postqueue", "-f"]);
-    thread::sleep(Duration::from_secs(4));
+    let duplicated_before_restart = sink.copies().duplicated();
+    if !kill_while_full {
+        stuck = Some(world.env.queue_json().len());
+        world.daemon.take().unwrap().kill9();
+        world.start();
+        world.run_ok(&["postqueue", "-f"]);
+    }
+    thread::sleep(Duration::from_secs(3));
     world.env.wait_queue_empty();
     let after = sink.copies();
-    let lost = after.lost(&queued.acked);
+    drop(world);
+    drop(tmpfs);
+    DeliveriesRun {
+        lost: after.lost(&queued.acked),
+        received_while_full: while_full.by_tag.len(),
+        duplicated_while_full: while_full.duplicated(),
+        listed_while_full,
+        stuck,
+        duplicated_before_restart,
+        duplicated: after.duplicated(),
+    }
+}
+
+#[test]
+fn queue_disk_full_during_deliveries_retries_the_outcome_and_sends_nothing_twice() {
+    const SCENARIO: &str = "queue-disk-full-deliveries";
+    if skip_unless_root(SCENARIO) || skip_unless_peers(SCENARIO) {
+        return;
+    }
+    let space_returns = deliveries_run(false);
+    let killed_while_full = deliveries_run(true);
+    let runs = [&space_returns, &killed_while_full];
     Summary {
         scenario: SCENARIO,
-        runs: 1,
-        acknowledged: MESSAGES,
-        lost: lost.len(),
-        duplicated: after.duplicated(),
+        runs: 2,
+        acknowledged: 2 * DEFERRED,
+        lost: runs.iter().map(|r| r.lost.len()).sum(),
+        duplicated: runs.iter().map(|r| r.duplicated).sum(),
         notes: format!(
-            "in_flight_limit={PROCESS_LIMIT} filled_bytes={filled} first_pass_received={} \
-             duplicated_while_full={while_full} listed_while_full={listed_while_full} \
-             still_queued_30s_after_space_returned={stuck}",
-            copies.by_tag.len()
+            "in_flight_limit={PROCESS_LIMIT} {} {}",
+            space_returns.notes("space_returns"),
+            killed_while_full.notes("killed_while_full")
         ),
     }
     .print();
 
-    assert!(
-        lost.is_empty(),
-        "acknowledged but never delivered: {lost:?}"
+    for run in runs {
+        assert!(
+            run.lost.is_empty(),
+            "acknowledged, never delivered: {:?}",
+            run.lost
+        );
+        assert_eq!(run.duplicated_while_full, 0, "delivered twice while full");
+    }
+    assert_eq!(
+        space_returns.stuck,
+        Some(0),
+        "delivered messages still queued 30 s after space returned: their outcome was never retried"
     );
-    assert_eq!(while_full, 0, "delivered twice while the disk was full");
-    assert!(
-        drained,
-        "{stuck} delivered messages were still queued 30 s after space returned: \
-         their outcome was never retried"
+    assert_eq!(
+        space_returns.duplicated, 0,
+        "space returned before the kill: nothing may go out twice"
     );
     assert!(
-        after.duplicated() <= PROCESS_LIMIT,
-        "{} delivered twice after the restart > in-flight bound {PROCESS_LIMIT}",
-        after.duplicated()
+        killed_while_full.duplicated <= PROCESS_LIMIT,
+        "{} delivered twice after a kill while full > in-flight bound {PROCESS_LIMIT}",
+        killed_while_full.duplicated
     );
-    drop(world);
-    drop(tmpfs);
+}
+
+/// What the sink holds once it has `all` messages or got nothing new for 3 s (at most 60 s).
+fn until_quiet(sink: &DumpSink, all: usize) -> Copies {
+    let started = std::time::Instant::now();
+    let mut last = (0, started);
+    loop {
+        let copies = sink.copies();
+        let n = copies.by_tag.len() + copies.duplicated();
+        if n != last.0 {
+            last = (n, std::time::Instant::now());
+        }
+        if copies.by_tag.len() >= all || last.1.elapsed() >= Duration::from_secs(3) {
+            return copies;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "deliveries never stopped while the disk was full"
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
 }
