@@ -415,7 +415,8 @@ mod tests {
     const REASON: &str = "conversation with relay.example[192.0.2.1] timed out while sending end of data -- message may be sent more than once";
 
     fn cfg(extra: &str) -> Config {
-        let text = format!("queue_directory = \"/nonexistent\"\nmydestination = [\"localhost\"]\n{extra}");
+        let text =
+            format!("queue_directory = \"/nonexistent\"\nmydestination = [\"localhost\"]\n{extra}");
         Config::from_str(&text, None).unwrap()
     }
 
@@ -464,7 +465,10 @@ mod tests {
     fn a_growing_deferred_queue_warns() {
         let s = stats(&[("a.example", 6), ("b.example", 6)], GROWING_PER_HOUR);
         let detail = stuck_detail(&cfg(""), &s).unwrap();
-        assert!(detail.starts_with("growing: 10 of 12 deferred messages arrived in the last hour"), "{detail}");
+        assert!(
+            detail.starts_with("growing: 10 of 12 deferred messages arrived in the last hour"),
+            "{detail}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{Config, LogFormat, Profile};
+use crate::{Config, LogFormat, Profile, Stressed};
 
 /// The environment variables the embedded default depends on (empty values count as unset).
 #[derive(Debug, Clone, Default)]
@@ -160,10 +160,34 @@ fn with_postfix_defaults(site: Site) -> Config {
         smtpd_sasl_auth_enable: false,
         smtpd_sasl_password_file: site.password_file,
         smtpd_recipient_limit: 1000,
-        smtpd_timeout: seconds(300),
-        smtpd_hard_error_limit: 20,
+        smtpd_recipient_overshoot_limit: 1000,
+        smtpd_timeout: Stressed {
+            normal: seconds(300),
+            stress: seconds(10),
+        },
+        smtpd_per_request_deadline: Stressed {
+            normal: false,
+            stress: true,
+        },
+        smtpd_min_data_rate: 500,
+        smtpd_session_deadline: Stressed {
+            normal: seconds(3600),
+            stress: seconds(120),
+        },
+        smtpd_hard_error_limit: Stressed {
+            normal: 20,
+            stress: 1,
+        },
         smtpd_soft_error_limit: 10,
+        smtpd_junk_command_limit: Stressed {
+            normal: 100,
+            stress: 1,
+        },
         smtpd_error_sleep_time: seconds(1),
+        smtpd_helo_required: false,
+        smtpd_forbid_unauth_pipelining: true,
+        smtpd_client_auth_failure_limit: 10,
+        anvil_rate_time_unit: seconds(60),
         smtpd_client_connection_count_limit: 50,
         smtpd_process_limit: 100,
         smtpd_forbid_bare_newline: "reject".to_string(),

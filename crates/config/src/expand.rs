@@ -3,7 +3,9 @@
 //! Syntax (a subset of Postfix's `mac_expand`): `$name`, `${name}` and `$(name)` are replaced
 //! by the value of parameter `name`; `$$` is a literal `$`. A name is letters, digits and `_`.
 //! Postfix's conditional forms (`${name?text}`, `${name:text}`) are not supported and are
-//! reported as errors rather than passed through.
+//! reported as errors rather than passed through, with one exception: `${stress?{x}:{y}}`
+//! is kept as written, because `stress` is not a parameter but the SMTP server's overload
+//! state at run time; the parameters that may depend on it parse it (`units::parse_stressed`).
 //!
 //! This module only scans text; looking names up (and catching reference cycles) is the
 //! caller's job, through the `lookup` closure.
@@ -32,6 +34,12 @@ pub(crate) fn expand<E>(
             rest = tail;
             continue;
         }
+        if let Some(end) = stress_conditional(after) {
+            out.push('$');
+            out.push_str(&after[..end]);
+            rest = &after[end..];
+            continue;
+        }
         let (name, tail) = reference(after).map_err(ExpandError::Syntax)?;
         out.push_str(&lookup(name).map_err(ExpandError::Lookup)?);
         rest = tail;
@@ -48,6 +56,28 @@ pub(crate) fn sole_reference(item: &str) -> Option<&str> {
         Ok((name, "")) => Some(name),
         _ => None,
     }
+}
+
+/// The length of a `{stress?...}` or `{stress:...}` conditional after a `$` (braces
+/// balanced), or `None` when `after` is not one.
+fn stress_conditional(after: &str) -> Option<usize> {
+    if !after.starts_with("{stress?") && !after.starts_with("{stress:") {
+        return None;
+    }
+    let mut depth = 0usize;
+    for (at, c) in after.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(at + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Parses the reference that follows a `$`: returns the name and the text after it.
@@ -126,6 +156,22 @@ mod tests {
             expand("$nosuch", lookup),
             Err(ExpandError::Lookup("unknown nosuch".to_string()))
         );
+    }
+
+    #[test]
+    fn keeps_stress_conditionals_for_the_parameter_to_parse() {
+        assert_eq!(
+            expand("${stress?{10}:{300}}s", lookup),
+            Ok("${stress?{10}:{300}}s".to_string())
+        );
+        assert_eq!(
+            expand("${stress?{1}:{$mydomain}}", lookup),
+            Ok("${stress?{1}:{$mydomain}}".to_string())
+        );
+        assert!(matches!(
+            expand("${stress?{10}", lookup),
+            Err(ExpandError::Syntax(_))
+        ));
     }
 
     #[test]

@@ -156,10 +156,42 @@ pub struct Config {
     /// mailroom-only: `name:argon2-hash` lines, managed with `mailroom passwd`.
     pub smtpd_sasl_password_file: PathBuf,
     pub smtpd_recipient_limit: usize,
-    pub smtpd_timeout: Duration,
-    pub smtpd_hard_error_limit: usize,
+    /// Recipients past `smtpd_recipient_limit` answered 452 without counting as errors
+    /// (Postfix default 1000), so a client that sends too many gets the rest through in a
+    /// later transaction instead of hitting the hard error limit.
+    pub smtpd_recipient_overshoot_limit: usize,
+    /// Postfix: `${stress?{10}:{300}}s`. Per read, or per request under
+    /// `smtpd_per_request_deadline`.
+    pub smtpd_timeout: Stressed<Duration>,
+    /// Postfix: `${stress?{yes}:{no}}`: under stress a whole command line (or DATA at `smtpd_min_data_rate`) must arrive within `smtpd_timeout`,
+    /// so a client that trickles one byte at a time cannot hold a slot.
+    pub smtpd_per_request_deadline: Stressed<bool>,
+    /// Bytes per second that extend the DATA/BDAT deadline (Postfix default 500).
+    pub smtpd_min_data_rate: u64,
+    /// mailroom-only: the longest one SMTP session may last, whatever it sends
+    /// (default `${stress?{120}:{3600}}s`).
+    pub smtpd_session_deadline: Stressed<Duration>,
+    /// Postfix: `${stress?{1}:{20}}`.
+    pub smtpd_hard_error_limit: Stressed<usize>,
     pub smtpd_soft_error_limit: usize,
+    /// NOOP, VRFY, RSET, HELO/EHLO past this count as errors (Postfix: `${stress?{1}:{100}}`);
+    /// reset when a message is queued.
+    pub smtpd_junk_command_limit: Stressed<usize>,
     pub smtpd_error_sleep_time: Duration,
+    /// Postfix default `no`: MAIL does not need a HELO/EHLO first.
+    pub smtpd_helo_required: bool,
+    /// Postfix 3.9 default `yes`: a client that sends more after a command that must end a
+    /// pipelined group (EHLO, HELO, DATA, NOOP, VRFY, any command without EHLO), or talks
+    /// before the greeting, gets `554 5.5.0 Error: SMTP protocol synchronization` and is
+    /// disconnected. Applies to `smtp` and `reinject` listeners; `submission` is exempt, as
+    /// in Postfix's stock master.cf.
+    pub smtpd_forbid_unauth_pipelining: bool,
+    /// mailroom-only: failed AUTH attempts allowed per client IP, and per user name, within
+    /// `anvil_rate_time_unit` (default 10; 0 = no limit). Past it AUTH is refused without a
+    /// password check.
+    pub smtpd_client_auth_failure_limit: usize,
+    /// The time unit of the per-client rate limits (Postfix default 60s).
+    pub anvil_rate_time_unit: Duration,
     /// Simultaneous connections from one client IP.
     pub smtpd_client_connection_count_limit: usize,
     /// mailroom-only: simultaneous SMTP connections in all (Postfix: smtpd's process limit).
@@ -253,6 +285,35 @@ impl Profile {
         match self {
             Profile::Embedded => "embedded",
             Profile::System => "system",
+        }
+    }
+}
+
+/// A parameter whose value may depend on overload, as Postfix's stress-adaptive defaults do
+/// (`smtpd_timeout = ${stress?{10}:{300}}s`): `stress` applies while the SMTP server is
+/// under stress (near `smtpd_process_limit`), `normal` otherwise. A plain value in the file
+/// sets both, which turns the adaptation off for that parameter (as in Postfix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stressed<T> {
+    pub normal: T,
+    pub stress: T,
+}
+
+impl<T: Copy> Stressed<T> {
+    /// The value for the current state.
+    pub fn get(&self, stress: bool) -> T {
+        if stress {
+            self.stress
+        } else {
+            self.normal
+        }
+    }
+
+    /// A value that does not change under stress.
+    pub fn fixed(value: T) -> Stressed<T> {
+        Stressed {
+            normal: value,
+            stress: value,
         }
     }
 }

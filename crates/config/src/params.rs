@@ -221,6 +221,31 @@ macro_rules! listen {
     };
 }
 
+/// A parameter that may be written `${stress?{x}:{y}}` (see [`crate::Stressed`]).
+macro_rules! stressed {
+    ($field:ident, $kind:ident, $parse:expr, $format:expr) => {
+        scalar!(
+            stringify!($field),
+            $field,
+            $kind,
+            |text| units::parse_stressed(text, $parse),
+            |value| units::format_stressed(value, $format)
+        )
+    };
+}
+
+fn stressed_duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).and_then(positive)
+}
+
+fn stressed_count(text: &str) -> Result<usize, String> {
+    parse_count(text).and_then(positive)
+}
+
+fn stressed_bool(text: &str) -> Result<bool, String> {
+    parse_bool(text)
+}
+
 macro_rules! choice {
     ($field:ident, $($word:literal),+) => {
         text!($field, |text: &str| {
@@ -245,6 +270,7 @@ pub(crate) const PARAMS: &[Param] = &[
     list!(alias_maps),
     list!(allow_mail_to_commands, delivery_sources),
     list!(allow_mail_to_files, delivery_sources),
+    duration!(anvil_rate_time_unit, positive),
     duration!(bounce_queue_lifetime),
     size!(bounce_size_limit),
     text!(content_filter),
@@ -309,10 +335,16 @@ pub(crate) const PARAMS: &[Param] = &[
     duration!(smtp_rcpt_timeout, positive),
     choice!(smtp_tls_security_level, "none", "may", "encrypt"),
     text!(smtpd_banner, required),
+    count!(smtpd_client_auth_failure_limit),
     count!(smtpd_client_connection_count_limit, positive),
     duration!(smtpd_error_sleep_time),
     choice!(smtpd_forbid_bare_newline, "reject", "normalize", "no"),
-    count!(smtpd_hard_error_limit, positive),
+    boolean!(smtpd_forbid_unauth_pipelining),
+    stressed!(smtpd_hard_error_limit, Count, stressed_count, |v: &usize| v
+        .to_string()),
+    boolean!(smtpd_helo_required),
+    stressed!(smtpd_junk_command_limit, Count, stressed_count, |v: &usize| v
+        .to_string()),
     Param {
         name: "smtpd_listen",
         kind: Kind::List,
@@ -333,12 +365,18 @@ pub(crate) const PARAMS: &[Param] = &[
             },
         },
     },
+    count!(smtpd_min_data_rate, positive),
+    stressed!(smtpd_per_request_deadline, Bool, stressed_bool, |v: &bool| {
+        units::format_bool(*v)
+    }),
     count!(smtpd_process_limit, positive),
     count!(smtpd_recipient_limit, positive),
+    count!(smtpd_recipient_overshoot_limit),
     boolean!(smtpd_sasl_auth_enable),
     path!(smtpd_sasl_password_file),
+    stressed!(smtpd_session_deadline, Duration, stressed_duration, format_duration),
     count!(smtpd_soft_error_limit, positive),
-    duration!(smtpd_timeout, positive),
+    stressed!(smtpd_timeout, Duration, stressed_duration, format_duration),
     text!(smtpd_tls_cert_file),
     text!(smtpd_tls_key_file),
     choice!(smtpd_tls_security_level, "none", "may", "encrypt"),

@@ -268,3 +268,27 @@ fn load_reads_an_explicit_file_and_records_its_source() {
         "{error}"
     );
 }
+
+#[test]
+fn stress_dependent_values_take_postfix_syntax_and_plain_values() {
+    let default = parse_ok("");
+    assert_eq!(default.smtpd_timeout.normal, Duration::from_secs(300));
+    assert_eq!(default.smtpd_timeout.stress, Duration::from_secs(10));
+    assert_eq!(
+        (default.smtpd_hard_error_limit.normal, default.smtpd_hard_error_limit.stress),
+        (20, 1)
+    );
+    let config = parse_ok(
+        "smtpd_timeout = \"${stress?{5}:{60}}s\"\nsmtpd_hard_error_limit = 4\nsmtpd_per_request_deadline = true\nsmtpd_junk_command_limit = \"${stress?{2}:{50}}\"",
+    );
+    assert_eq!(config.smtpd_timeout.normal, Duration::from_secs(60));
+    assert_eq!(config.smtpd_timeout.stress, Duration::from_secs(5));
+    assert_eq!(config.smtpd_hard_error_limit, crate::Stressed::fixed(4));
+    assert!(config.smtpd_per_request_deadline.normal);
+    assert_eq!(config.smtpd_junk_command_limit.stress, 2);
+    let shown = crate::render_one(&config, "smtpd_timeout").unwrap();
+    assert_eq!(shown, "smtpd_timeout = ${stress?{5s}:{60s}}");
+    let error = parse_err("smtpd_timeout = \"${stress?{0}:{60}}s\"");
+    assert_eq!(error.key, "smtpd_timeout");
+    assert_eq!(error.line, Some(1));
+}

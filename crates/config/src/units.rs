@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use crate::Stressed;
+
 const DURATION_HELP: &str = "(use seconds or a unit: 300s, 5m, 1h, 5d, 1w)";
 const SIZE_HELP: &str = "(use bytes or a unit: 100M, 2G)";
 
@@ -88,6 +90,46 @@ pub(crate) fn format_duration(duration: Duration) -> String {
 
 pub(crate) fn format_bool(value: bool) -> String {
     if value { "yes" } else { "no" }.to_string()
+}
+
+/// A stress-dependent value: Postfix's `${stress?{10}:{300}}s` (the text after the
+/// conditional applies to both branches), or a plain value that applies in both states.
+pub(crate) fn parse_stressed<T>(
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Stressed<T>, String> {
+    let text = text.trim();
+    let Some(body) = text.strip_prefix("${stress?{") else {
+        let value = parse(text)?;
+        let again = parse(text)?;
+        return Ok(Stressed {
+            normal: value,
+            stress: again,
+        });
+    };
+    let bad = || format!("not a stress conditional: {text:?} (use ${{stress?{{10}}:{{300}}}}s)");
+    let (stress, rest) = body.split_once("}:{").ok_or_else(bad)?;
+    let (normal, suffix) = rest.split_once("}}").ok_or_else(bad)?;
+    Ok(Stressed {
+        normal: parse(&format!("{normal}{suffix}"))?,
+        stress: parse(&format!("{stress}{suffix}"))?,
+    })
+}
+
+/// The Postfix text of a stress-dependent value: `${stress?{10s}:{300s}}`, or the plain
+/// value when both states agree.
+pub(crate) fn format_stressed<T: PartialEq>(
+    value: &Stressed<T>,
+    format: impl Fn(&T) -> String,
+) -> String {
+    if value.normal == value.stress {
+        return format(&value.normal);
+    }
+    format!(
+        "${{stress?{{{}}}:{{{}}}}}",
+        format(&value.stress),
+        format(&value.normal)
+    )
 }
 
 /// Splits `"300s"` into `("300", "s")`; `None` when there are no leading digits.
@@ -181,6 +223,25 @@ mod tests {
         for (input, expected) in table {
             assert_eq!(split_list(input), *expected, "input {input:?}");
         }
+    }
+
+    #[test]
+    fn stress_conditionals() {
+        let timeout = parse_stressed("${stress?{10}:{300}}s", parse_duration).unwrap();
+        assert_eq!(timeout.normal, Duration::from_secs(300));
+        assert_eq!(timeout.stress, Duration::from_secs(10));
+        let plain = parse_stressed("60s", parse_duration).unwrap();
+        assert_eq!((plain.normal, plain.stress), (Duration::from_secs(60), Duration::from_secs(60)));
+        let flag = parse_stressed("${stress?{yes}:{no}}", parse_bool).unwrap();
+        assert!(flag.stress && !flag.normal);
+        for bad in ["${stress?{10}", "${stress?{10}:{x}}s", "${stress?{10}{300}}"] {
+            assert!(parse_stressed(bad, parse_duration).is_err(), "{bad}");
+        }
+        let shown = format_stressed(&timeout, |d| format_duration(*d));
+        assert_eq!(shown, "${stress?{10s}:{300s}}");
+        let again = parse_stressed(&shown, parse_duration).unwrap();
+        assert_eq!(again, timeout);
+        assert_eq!(format_stressed(&plain, |d| format_duration(*d)), "60s");
     }
 
     #[test]

@@ -96,6 +96,15 @@ struct Fields {
     extra: Vec<(String, String)>,
 }
 
+impl Fields {
+    /// Removes the `audit` marker field; true when it was set.
+    fn take_audit(&mut self) -> bool {
+        let before = self.extra.len();
+        self.extra.retain(|(name, _)| name != "audit");
+        self.extra.len() != before
+    }
+}
+
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
@@ -135,17 +144,22 @@ impl<S: Subscriber> Layer<S> for MailLogLayer {
 }
 
 impl State {
-    fn event(&mut self, level: Level, program: &str, fields: Fields) {
+    fn event(&mut self, level: Level, program: &str, mut fields: Fields) {
         let message = crate::sanitize(&fields.message);
-        if level <= Level::WARN && !self.admit_warning(program, &message) {
+        let audit = fields.take_audit();
+        if level <= Level::WARN && !self.admit_warning(program, &message, audit) {
             return;
         }
         self.write(level, program, &message, &fields.extra);
     }
 
-    /// Folds repeats and enforces the per-second cap; true = write this line now.
-    fn admit_warning(&mut self, program: &str, message: &str) -> bool {
+    /// Folds repeats (not audit lines) and enforces the per-second cap; true = write this
+    /// line now.
+    fn admit_warning(&mut self, program: &str, message: &str, audit: bool) -> bool {
         let now = Instant::now();
+        if audit {
+            return self.within_rate(now);
+        }
         if let Some(r) = self.repeats.get_mut(message) {
             if now.duration_since(r.first_seen) < self.repeat_window {
                 r.suppressed += 1;
@@ -161,6 +175,11 @@ impl State {
                 program: program.to_string(),
             },
         );
+        self.within_rate(now)
+    }
+
+    /// The per-second cap on warning lines.
+    fn within_rate(&mut self, now: Instant) -> bool {
         if now.duration_since(self.second) >= Duration::from_secs(1) {
             if self.dropped > 0 {
                 let line = format!(

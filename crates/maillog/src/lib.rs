@@ -7,7 +7,8 @@
 //!
 //! Invariants (DESIGN invariant 6): a warning identical to one already written within the
 //! repeat window is not written again; it is counted and reported as `(repeated N times)`
-//! when the window ends. Warnings and errors together are capped at [`MAX_WARNINGS_PER_SEC`]
+//! when the window ends — except events with the field `audit = true` (failed logins): tools
+//! such as fail2ban count those lines, so each one is written. Warnings and errors together are capped at [`MAX_WARNINGS_PER_SEC`]
 //! lines per second; the excess is counted and reported in one line. Info lines (one per
 //! message event) are not rate-limited: their volume follows the mail volume.
 //!

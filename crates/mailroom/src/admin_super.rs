@@ -113,8 +113,7 @@ fn may_change_the_queue(cfg: &config::Config) -> bool {
     use std::os::unix::fs::MetadataExt;
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
-    uid == 0
-        || std::fs::metadata(&cfg.queue_directory).map_or(true, |meta| meta.uid() == uid)
+    uid == 0 || std::fs::metadata(&cfg.queue_directory).map_or(true, |meta| meta.uid() == uid)
 }
 
 pub fn run(config: Option<&Path>, args: Vec<OsString>) -> u8 {

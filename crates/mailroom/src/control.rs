@@ -60,7 +60,9 @@ pub fn flush(cfg: &Config, program: &str, scope: &FlushScope) -> u8 {
         // kernel, which is not the daemon being down.
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             let (uid, name) = submit::users::real_user();
-            eprintln!("{program}: fatal: User {name}({uid}) is not allowed to flush the mail queue");
+            eprintln!(
+                "{program}: fatal: User {name}({uid}) is not allowed to flush the mail queue"
+            );
             EX_NOPERM
         }
         Err(_) => {

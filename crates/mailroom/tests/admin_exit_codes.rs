@@ -18,7 +18,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-const SETPRIV: [&str; 4] = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"];
+const SETPRIV: [&str; 4] = [
+    "/usr/bin/setpriv",
+    "--reuid=nobody",
+    "--regid=nogroup",
+    "--clear-groups",
+];
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -56,9 +61,16 @@ fn postqueue_i_of_a_malformed_id_is_an_invalid_request() {
     let _daemon = env.start();
     let out = env.run(&["postqueue", "-i", "NOSUCHID"], b"");
     assert_eq!(out.status.code(), Some(64), "{out:?}");
-    assert_eq!(stderr(&out), "postqueue: fatal: Invalid request: \"NOSUCHID\"\n");
+    assert_eq!(
+        stderr(&out),
+        "postqueue: fatal: Invalid request: \"NOSUCHID\"\n"
+    );
     let out = env.run(&["postqueue", "-i", &unknown], b"");
-    assert_eq!(out.status.code(), Some(0), "not queued is no error in Postfix: {out:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "not queued is no error in Postfix: {out:?}"
+    );
     let out = env.run(&["sendmail", &format!("-qI{}", "NOSUCHID")], b"");
     assert_eq!(out.status.code(), Some(64), "{out:?}");
 }
@@ -74,7 +86,11 @@ fn as_nobody(env: &TestEnv) -> Result<Command, String> {
     // nobody must read the configuration and reach the queue directory.
     open_up(&env.root);
     fs::set_permissions(&env.config, fs::Permissions::from_mode(0o644)).unwrap();
-    let probe = Command::new(SETPRIV[0]).args(&SETPRIV[1..]).arg(BIN).arg("--version").output();
+    let probe = Command::new(SETPRIV[0])
+        .args(&SETPRIV[1..])
+        .arg(BIN)
+        .arg("--version")
+        .output();
     match probe {
         Ok(out) if out.status.success() => {}
         Ok(out) => return Err(format!("nobody cannot run {BIN}: {}", stderr(&out).trim())),

@@ -19,9 +19,16 @@ fn check_flags_looser_modes_and_fix_restores_what_serve_created() {
     let env = TestEnv::new();
     let daemon = env.start();
     daemon.kill9();
-    let dirs = [env.queue_dir(), env.maildrop_dir(), env.queue_dir().join("store")];
+    let dirs = [
+        env.queue_dir(),
+        env.maildrop_dir(),
+        env.queue_dir().join("store"),
+    ];
     let created: Vec<u32> = dirs.iter().map(|d| mode(d)).collect();
-    assert_eq!(created[1], 0o730, "serve creates maildrop 0730 whatever the umask");
+    assert_eq!(
+        created[1], 0o730,
+        "serve creates maildrop 0730 whatever the umask"
+    );
     let out = env.run(&["check"], b"");
     assert_success(&out, "check of the layout serve created");
 
@@ -33,12 +40,21 @@ fn check_flags_looser_modes_and_fix_restores_what_serve_created() {
             fs::set_permissions(dir, fs::Permissions::from_mode(loose)).unwrap();
             let out = env.run(&["check"], b"");
             let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-            assert!(!out.status.success(), "{loose:04o} {} passed check", dir.display());
+            assert!(
+                !out.status.success(),
+                "{loose:04o} {} passed check",
+                dir.display()
+            );
             let expected = format!("mode {loose:04o}, expected {created:04o}");
             assert!(stdout.contains(&expected), "{stdout}");
             let out = env.run(&["check", "--fix"], b"");
             assert_success(&out, "check --fix");
-            assert_eq!(mode(dir), *created, "--fix restores exactly {}", dir.display());
+            assert_eq!(
+                mode(dir),
+                *created,
+                "--fix restores exactly {}",
+                dir.display()
+            );
             assert_success(&env.run(&["check"], b""), "check after --fix");
         }
     }

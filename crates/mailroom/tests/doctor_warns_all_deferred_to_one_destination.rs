@@ -33,7 +33,11 @@ fn doctor_warns_when_all_deferred_mail_waits_on_a_dead_relayhost() {
         .unwrap();
     assert!(reason.len() > 20, "{reason}");
     let shown = line.split_once(&destination).unwrap().1;
-    let shown = shown.strip_prefix("delivery temporarily suspended: ").unwrap_or(shown);
-    let reason = reason.strip_prefix("delivery temporarily suspended: ").unwrap_or(reason);
+    let shown = shown
+        .strip_prefix("delivery temporarily suspended: ")
+        .unwrap_or(shown);
+    let reason = reason
+        .strip_prefix("delivery temporarily suspended: ")
+        .unwrap_or(reason);
     assert_eq!(shown, reason, "the reason in full:\n{text}");
 }

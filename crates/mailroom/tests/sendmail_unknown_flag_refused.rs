@@ -11,7 +11,8 @@ use common::*;
 use std::os::unix::fs::symlink;
 use std::process::Output;
 
-const REFUSED_S: &str = "sendmail: invalid option -- 's'\nsendmail: fatal: usage: sendmail [options]\n";
+const REFUSED_S: &str =
+    "sendmail: invalid option -- 's'\nsendmail: fatal: usage: sendmail [options]\n";
 
 fn assert_refused(out: &Output, stderr: &str, env: &TestEnv, what: &str) {
     assert_eq!(out.status.code(), Some(75), "{what}: {out:?}");
@@ -41,7 +42,13 @@ fn unknown_flag_is_refused_and_nothing_is_queued() {
 fn flags_postfix_ignores_still_queue_the_mail() {
     let env = TestEnv::new();
     // Debian cron's command line, and -c, which clap's global `-c FILE` must not take.
-    env.send_ok(&["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"], b"Subject: cron\n\nout\n");
-    env.send_ok(&["-c", "-U", "-h", "30", "-XV", "bob"], b"Subject: ignored flags\n\nx\n");
+    env.send_ok(
+        &["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+        b"Subject: cron\n\nout\n",
+    );
+    env.send_ok(
+        &["-c", "-U", "-h", "30", "-XV", "bob"],
+        b"Subject: ignored flags\n\nx\n",
+    );
     assert_eq!(env.maildrop_files().len(), 2, "both messages queued");
 }

@@ -341,14 +341,15 @@ impl Store {
     /// True if space is short and the active segment is big enough to matter (a sixteenth
     /// of a full one) and less than half live: closing it lets its dead bytes go.
     fn active_wants_rotation(&self, free: Option<u64>) -> bool {
-        if !free.is_some_and(|f| self.space_short(f)) {
-            return false;
-        }
         let (number, len) = {
             let state = lock(&self.inner.commit);
             (state.active.number, state.active.len)
         };
-        if len < (self.inner.options.segment_size / 16).max(1) {
+        self.segment_wants_rotation(number, len, free)
+    }
+
+    fn segment_wants_rotation(&self, number: u64, len: u64, free: Option<u64>) -> bool {
+        if !free.is_some_and(|f| self.space_short(f)) || len < self.rotation_step() {
             return false;
         }
         let live = lock(&self.inner.index)
@@ -356,6 +357,12 @@ impl Store {
             .get(&number)
             .map_or(0, |s| s.live_bytes);
         live * 2 <= len
+    }
+
+    /// A sixteenth of a full segment: the least worth closing early, and how often the
+    /// writer looks at free space.
+    fn rotation_step(&self) -> u64 {
+        (self.inner.options.segment_size / 16).max(1)
     }
 
     /// The raw bytes of a message's latest full record (for `corrupt/` when it fails its
@@ -580,7 +587,17 @@ impl Store {
             state.stats.batches += 1;
             state.stats.records += batch.len() as u64;
             state.active.len = new_len;
-            if new_len >= inner.options.segment_size || (wants_rotation && new_len > 0) {
+            // Each time the segment grows by a rotation step the writer checks free space
+            // itself, so a small disk does not wait for the next compaction to get its
+            // dead bytes back.
+            let step = self.rotation_step();
+            let looked = new_len / step != base / step
+                && self.segment_wants_rotation(
+                    number,
+                    new_len,
+                    segment::free_bytes(&inner.dir).ok(),
+                );
+            if new_len >= inner.options.segment_size || (wants_rotation && new_len > 0) || looked {
                 self.rotate(&mut state);
             }
         }

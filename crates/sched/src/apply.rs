@@ -30,7 +30,7 @@ struct Plan {
     update: Option<Update>,
     hold: Option<String>,
     /// Just delivered recipients whose success notice is still to be queued.
-    delivered: Vec<(usize, Outcome)>,
+    delivered: Delivered,
     /// The "delayed mail" notice is still to be queued.
     warn_now: bool,
     then: Then,
@@ -110,23 +110,7 @@ impl QueueManager {
                 .is_some_and(|e| e.meta.queue == QueueName::Hold);
         let warn_now = still_open && !held && notify::delay_warning_due(&cfg, &meta, now);
         let attempts = meta.attempts + 1;
-        let (queue, then) = if held && still_open {
-            (QueueName::Hold, Then::Stay)
-        } else if still_open {
-            let next = retry::next_attempt(
-                now,
-                attempts,
-                cfg.minimal_backoff_time,
-                cfg.maximal_backoff_time,
-                fastrand::f64(),
-            );
-            (QueueName::Deferred, Then::Retry(next))
-        } else {
-            (
-                if held { QueueName::Hold } else { meta.queue },
-                Then::Finish,
-            )
-        };
+        let (queue, then) = self.where_next(meta.queue, held, still_open, attempts, now);
         let next_attempt = match then {
             Then::Retry(next) => next,
             _ => 0,
@@ -137,7 +121,7 @@ impl QueueManager {
         // 5321 allows, exactly as a crash before the update would.
         let removal_is_enough =
             !still_open && !held && !warn_now && !notify::wants_success(&meta.envelope, &delivered);
-        let update = (!removal_is_enough).then(|| Update {
+        let update = (!removal_is_enough).then_some(Update {
             recipients: changes,
             queue,
             next_attempt,
@@ -153,6 +137,33 @@ impl QueueManager {
             warn_now,
             then,
         })
+    }
+
+    /// The queue a message goes to after an attempt, and what follows.
+    fn where_next(
+        &self,
+        queue: QueueName,
+        held: bool,
+        still_open: bool,
+        attempts: u32,
+        now: u64,
+    ) -> (QueueName, Then) {
+        if held && still_open {
+            return (QueueName::Hold, Then::Stay);
+        }
+        if !still_open {
+            let queue = if held { QueueName::Hold } else { queue };
+            return (queue, Then::Finish);
+        }
+        let cfg = self.shared.config();
+        let next = retry::next_attempt(
+            now,
+            attempts,
+            cfg.minimal_backoff_time,
+            cfg.maximal_backoff_time,
+            fastrand::f64(),
+        );
+        (QueueName::Deferred, Then::Retry(next))
     }
 
     /// Carries out what is left of `plan`; each step done is taken off it, so a retry
@@ -273,6 +284,11 @@ impl QueueManager {
     }
 }
 
+/// `(recipient index, new state)` pairs of an update.
+type Changes = Vec<(usize, RecipientState)>;
+/// Recipients just delivered, with their outcomes (for NOTIFY=SUCCESS).
+type Delivered = Vec<(usize, Outcome)>;
+
 /// Logs each outcome and sets its recipient's new state; returns the changes and the
 /// recipients just delivered. `soft_bounce` turns bounces into deferrals (the safety switch).
 fn new_states(
@@ -281,7 +297,7 @@ fn new_states(
     outcomes: Vec<Timed>,
     started: std::time::Instant,
     soft_bounce: bool,
-) -> (Vec<(usize, RecipientState)>, Vec<(usize, Outcome)>) {
+) -> (Changes, Delivered) {
     let mut changes = Vec::new();
     let mut delivered = Vec::new();
     for mut t in outcomes {

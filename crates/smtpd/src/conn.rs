@@ -1,6 +1,14 @@
 //! Buffered, bounded, timed I/O on one client connection, plain or TLS.
 //!
-//! * Every read waits at most `smtpd_timeout`; a stall is [`ReadEnd::Timeout`].
+//! * Every read waits at most `smtpd_timeout`; a stall is [`ReadEnd::Timeout`]. With
+//!   `smtpd_per_request_deadline` (Postfix's default under stress) the bound is for the whole
+//!   request instead: a command line must be complete within `smtpd_timeout`, and DATA/BDAT
+//!   earn one more second per `smtpd_min_data_rate` bytes (never more than `smtpd_timeout`
+//!   ahead), so a client that trickles a byte at a time cannot hold its slot. The whole
+//!   session ends at `smtpd_session_deadline`. All of these follow the stress flag as it
+//!   changes, in the middle of a read too.
+//! * A read that waits marks the session as waiting (`stress::Presence`), so the listener
+//!   can evict the stalest session when a new client finds every slot taken.
 //! * The input buffer never holds more than [`READ_CHUNK`] plus one line's worth of bytes:
 //!   lines are framed with a bound (`line.rs`), message data is streamed through a decoder.
 //! * Replies are collected and sent in one write just before the next read, which is what
@@ -8,8 +16,13 @@
 //! * STARTTLS upgrades the stream in place; whatever plaintext the client pipelined after
 //!   the STARTTLS command is thrown away (the CVE-2011-0411 command injection).
 
-use std::time::Duration;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
+use config::{Config, Stressed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -17,6 +30,7 @@ use tokio_rustls::server::TlsStream;
 
 use crate::line::{self, Frame};
 use crate::reply::Reply;
+use crate::stress::{Presence, StressFlag};
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -32,6 +46,35 @@ pub enum ReadEnd {
     Timeout,
     /// The daemon is stopping (only while waiting for a command).
     Shutdown,
+    /// The listener gave this stalled session's slot to a new client.
+    Evicted,
+}
+
+/// The time limits of one connection, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeLimits {
+    pub timeout: Stressed<Duration>,
+    pub per_request: Stressed<bool>,
+    pub min_data_rate: u64,
+    pub session: Stressed<Duration>,
+}
+
+impl TimeLimits {
+    pub fn new(cfg: &Config) -> TimeLimits {
+        TimeLimits {
+            timeout: cfg.smtpd_timeout,
+            per_request: cfg.smtpd_per_request_deadline,
+            min_data_rate: cfg.smtpd_min_data_rate.max(1),
+            session: cfg.smtpd_session_deadline,
+        }
+    }
+}
+
+/// The request being received: when it began and the time DATA bytes earned.
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    started: Instant,
+    earned: Duration,
 }
 
 /// One line framed from the input, see [`line::frame`].
@@ -53,18 +96,97 @@ pub struct Conn {
     /// Start of unread input in `input`.
     start: usize,
     output: Vec<u8>,
-    timeout: Duration,
+    limits: TimeLimits,
+    stress: StressFlag,
+    presence: Arc<Presence>,
+    opened: Instant,
+    request: Option<Request>,
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, timeout: Duration) -> Conn {
+    pub fn new(
+        stream: TcpStream,
+        limits: TimeLimits,
+        stress: StressFlag,
+        presence: Arc<Presence>,
+    ) -> Conn {
         Conn {
             stream: Some(Stream::Plain(stream)),
             input: Vec::with_capacity(READ_CHUNK),
             start: 0,
             output: Vec::with_capacity(1024),
-            timeout,
+            limits,
+            stress,
+            presence,
+            opened: Instant::now(),
+            request: None,
         }
+    }
+
+    /// The per-read (or per-request) timeout in the current stress state.
+    pub fn timeout(&self) -> Duration {
+        self.limits.timeout.get(self.stress.get())
+    }
+
+    /// How long the next read may wait: the timeout, cut by the request and session
+    /// deadlines. Zero means a deadline has passed.
+    fn read_limit(&self) -> Duration {
+        let stress = self.stress.get();
+        let timeout = self.limits.timeout.get(stress);
+        let now = Instant::now();
+        let session_end = self.opened + self.limits.session.get(stress);
+        let mut limit = timeout.min(session_end.saturating_duration_since(now));
+        if let (true, Some(request)) = (self.limits.per_request.get(stress), self.request) {
+            let end = request.started + timeout + request.earned;
+            limit = limit.min(end.saturating_duration_since(now));
+        }
+        limit
+    }
+
+    fn begin_request(&mut self) {
+        if self.request.is_none() {
+            self.request = Some(Request {
+                started: Instant::now(),
+                earned: Duration::ZERO,
+            });
+        }
+    }
+
+    fn end_request(&mut self) {
+        self.request = None;
+        self.presence.end_wait();
+    }
+
+    /// DATA/BDAT progress: `bytes` more earn time at `smtpd_min_data_rate`, and the
+    /// session is not stalled.
+    fn data_progress(&mut self, bytes: usize) {
+        self.presence.end_wait();
+        let rate = self.limits.min_data_rate;
+        let timeout = self.timeout();
+        if let Some(request) = self.request.as_mut() {
+            request.earned += Duration::from_secs_f64(bytes as f64 / rate as f64);
+            // Postfix: never more than smtpd_timeout ahead of now.
+            let ahead = (request.started + timeout + request.earned)
+                .saturating_duration_since(Instant::now());
+            if ahead > timeout {
+                request.earned -= (ahead - timeout).min(request.earned);
+            }
+        }
+    }
+
+    /// True when the client has sent input the server has not asked for yet: bytes
+    /// buffered, or readable on the socket right now (checked without waiting).
+    pub fn has_pending_input(&mut self) -> bool {
+        if !self.buffered().is_empty() {
+            return true;
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return false;
+        };
+        self.input.reserve(READ_CHUNK);
+        let mut read = pin!(stream.read_buf(&mut self.input));
+        let mut context = Context::from_waker(Waker::noop());
+        matches!(read.as_mut().poll(&mut context), Poll::Ready(Ok(n)) if n > 0)
     }
 
     /// Queues a reply; it is sent at the next read or [`Conn::flush`].
@@ -90,12 +212,13 @@ impl Conn {
         if self.output.is_empty() {
             return Ok(());
         }
+        let timeout = self.timeout();
         let stream = self.stream.as_mut().ok_or(ReadEnd::Lost)?;
         let write = async {
             stream.write_all(&self.output).await?;
             stream.flush().await
         };
-        match tokio::time::timeout(self.timeout, write).await {
+        match tokio::time::timeout(timeout, write).await {
             Ok(Ok(())) => {
                 self.output.clear();
                 Ok(())
@@ -106,7 +229,7 @@ impl Conn {
     }
 
     /// Flushes, then reads at least one more byte. With `stop`, a daemon stop interrupts
-    /// the wait.
+    /// the wait. The session counts as waiting for its client meanwhile.
     pub async fn fill(&mut self, stop: Option<&mut watch::Receiver<bool>>) -> Result<(), ReadEnd> {
         self.flush().await?;
         if self.start > 0 {
@@ -114,24 +237,59 @@ impl Conn {
             self.start = 0;
         }
         self.input.reserve(READ_CHUNK);
-        let stream = self.stream.as_mut().ok_or(ReadEnd::Lost)?;
-        let read = tokio::time::timeout(self.timeout, stream.read_buf(&mut self.input));
-        let outcome = match stop {
-            Some(stop) => tokio::select! {
-                r = read => r,
-                _ = stop.wait_for(|stopping| *stopping) => return Err(ReadEnd::Shutdown),
-            },
-            None => read.await,
-        };
+        self.presence.begin_wait();
+        let outcome = self.read_some(stop).await;
         match outcome {
-            Ok(Ok(0)) | Ok(Err(_)) => Err(ReadEnd::Lost),
-            Ok(Ok(_)) => Ok(()),
-            Err(_) => Err(ReadEnd::Timeout),
+            Ok(0) => Err(ReadEnd::Lost),
+            Ok(_) => Ok(()),
+            Err(end) => Err(end),
+        }
+    }
+
+    /// One read, bounded by [`Conn::read_limit`] as it is when the read starts and again
+    /// whenever the stress flag changes.
+    async fn read_some(
+        &mut self,
+        mut stop: Option<&mut watch::Receiver<bool>>,
+    ) -> Result<usize, ReadEnd> {
+        let presence = self.presence.clone();
+        loop {
+            let limit = self.read_limit();
+            if limit.is_zero() {
+                return Err(ReadEnd::Timeout);
+            }
+            let stream = self.stream.as_mut().ok_or(ReadEnd::Lost)?;
+            let read = tokio::time::timeout(limit, stream.read_buf(&mut self.input));
+            let stopping = async {
+                match stop.as_mut() {
+                    Some(stop) => {
+                        let _ = stop.wait_for(|stopping| *stopping).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = read => return match r {
+                    Ok(Ok(n)) => Ok(n),
+                    Ok(Err(_)) => Err(ReadEnd::Lost),
+                    Err(_) => Err(ReadEnd::Timeout),
+                },
+                _ = stopping => return Err(ReadEnd::Shutdown),
+                _ = presence.evicted() => return Err(ReadEnd::Evicted),
+                _ = self.stress.changed() => continue,
+            }
         }
     }
 
     /// The next command line (or an over-long line, skipped to its end).
     pub async fn read_line(&mut self, stop: &mut watch::Receiver<bool>) -> Result<Line, ReadEnd> {
+        self.begin_request();
+        let line = self.frame_line(stop).await;
+        self.end_request();
+        line
+    }
+
+    async fn frame_line(&mut self, stop: &mut watch::Receiver<bool>) -> Result<Line, ReadEnd> {
         loop {
             match line::frame(self.buffered()) {
                 Frame::Line {
@@ -175,14 +333,28 @@ impl Conn {
         &mut self,
         mut sink: impl FnMut(&[u8]) -> (usize, bool),
     ) -> Result<(), ReadEnd> {
-        loop {
+        self.begin_request();
+        let result = loop {
             let (used, done) = sink(self.buffered());
             self.consume(used);
             if done {
-                return Ok(());
+                break Ok(());
             }
-            self.fill(None).await?;
-        }
+            if let Err(end) = self.fill_data().await {
+                break Err(end);
+            }
+        };
+        self.end_request();
+        result
+    }
+
+    /// [`Conn::fill`] for message data, which earns time as it arrives.
+    async fn fill_data(&mut self) -> Result<(), ReadEnd> {
+        let before = self.buffered().len();
+        self.fill(None).await?;
+        let after = self.buffered().len();
+        self.data_progress(after.saturating_sub(before));
+        Ok(())
     }
 
     /// Passes exactly `size` bytes to `sink` (BDAT).
@@ -191,7 +363,8 @@ impl Conn {
         mut size: u64,
         mut sink: impl FnMut(&[u8]),
     ) -> Result<(), ReadEnd> {
-        loop {
+        self.begin_request();
+        let result = loop {
             let available = self
                 .buffered()
                 .len()
@@ -200,10 +373,14 @@ impl Conn {
             self.consume(available);
             size -= available as u64;
             if size == 0 {
-                return Ok(());
+                break Ok(());
             }
-            self.fill(None).await?;
-        }
+            if let Err(end) = self.fill_data().await {
+                break Err(end);
+            }
+        };
+        self.end_request();
+        result
     }
 
     /// Drops unread input; returns how many bytes there were.
@@ -227,10 +404,6 @@ impl Conn {
 
     pub fn set_tls(&mut self, tls: TlsStream<TcpStream>) {
         self.stream = Some(Stream::Tls(Box::new(tls)));
-    }
-
-    pub fn timeout(&self) -> Duration {
-        self.timeout
     }
 
     /// Sends what is queued and closes the write side, ignoring errors (the peer may be

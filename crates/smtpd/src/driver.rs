@@ -34,6 +34,10 @@ pub enum End {
     BareNewline,
     /// The TLS handshake failed; the connection is unusable.
     TlsFailed,
+    /// `smtpd_forbid_unauth_pipelining`: 554 sent, then close.
+    Pipelining,
+    /// The slot went to a new client while this one stalled.
+    Evicted,
 }
 
 impl From<ReadEnd> for End {
@@ -42,6 +46,7 @@ impl From<ReadEnd> for End {
             ReadEnd::Lost => End::Lost,
             ReadEnd::Timeout => End::Timeout,
             ReadEnd::Shutdown => End::Shutdown,
+            ReadEnd::Evicted => End::Evicted,
         }
     }
 }
@@ -59,15 +64,24 @@ pub struct Env<'a> {
 pub async fn run(mut conn: Conn, mut session: Session, mut env: Env<'_>) {
     let label = session.client.label();
     info!(target: "smtpd", "connect from {label}");
-    conn.reply(&session.greeting());
-    let end = match command_loop(&mut conn, &mut session, &mut env).await {
-        Ok(()) => End::Quit,
-        Err(end) => end,
+    let end = if session.settings.forbid_unauth_pipelining && out_of_turn(&mut conn, &session) {
+        End::Pipelining
+    } else {
+        conn.reply(&session.greeting());
+        match command_loop(&mut conn, &mut session, &mut env).await {
+            Ok(()) => End::Quit,
+            Err(end) => end,
+        }
     };
     let host = session.settings.hostname.clone();
     let verb = session.last_verb;
     match end {
         End::Quit | End::BareNewline | End::TlsFailed => {}
+        End::Pipelining => conn.reply(&fixed::pipelining_violation()),
+        End::Evicted => {
+            conn.reply(&fixed::timeout(&host));
+            info!(target: "smtpd", "stalled after {verb} from {label}: slot given to a new client under stress");
+        }
         End::Lost => info!(target: "smtpd", "lost connection after {verb} from {label}"),
         End::Timeout => {
             conn.reply(&fixed::timeout(&host));
@@ -118,6 +132,10 @@ async fn command_loop(
             }
         };
         let verb = command.verb();
+        session.last_verb = upper_verb(verb);
+        if session.must_end_group(&command) && out_of_turn(conn, session) {
+            return Err(End::Pipelining);
+        }
         match session.handle(command, env.storage) {
             Action::Reply(reply) => {
                 session.stats.record(verb, reply.is_positive());
@@ -140,6 +158,18 @@ async fn command_loop(
             }
         }
     }
+}
+
+/// `smtpd_forbid_unauth_pipelining`: the client sent more than it may before our reply
+/// (or before the greeting). Logs Postfix's line with the first 100 bytes it sent.
+fn out_of_turn(conn: &mut Conn, session: &Session) -> bool {
+    if !conn.has_pending_input() {
+        return false;
+    }
+    let pending = conn.buffered();
+    let shown = String::from_utf8_lossy(&pending[..pending.len().min(100)]);
+    info!(target: "smtpd", "improper command pipelining after {} from {}: {}", session.last_verb, session.client.label(), maillog::sanitize(&shown));
+    true
 }
 
 /// Reads one command line; `None` when the line was answered already (too long, NUL).
@@ -227,7 +257,7 @@ async fn finish(
     let reply = intake::finish(env.intake, session, tx, decoded).await;
     if reply.is_positive() {
         // Postfix: the error limits count errors "without delivering mail".
-        session.errors = 0;
+        session.delivered();
     }
     reply
 }

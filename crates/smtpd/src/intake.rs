@@ -29,6 +29,8 @@ pub struct Intake {
     /// `None` when TLS is off or could not be set up (STARTTLS is then not offered).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub local_recipient: Option<crate::session::RecipientCheck>,
+    /// Password checking: bounded concurrency and failure counts (`auth_guard.rs`).
+    pub auth: Arc<crate::auth_guard::AuthGuard>,
 }
 
 /// `queue_minfree` / `queue_minfree_inodes` on the queue file system.

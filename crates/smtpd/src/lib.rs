@@ -10,7 +10,7 @@
 //!
 //! The path of a command, one file per step:
 //! ```text
-//!  listener.rs  accept, connection limits, shutdown
+//!  listener.rs  accept, connection limits, shutdown; stress.rs: overload, eviction
 //!    └ conn.rs       bounded, timed reads; batched replies; STARTTLS stream swap
 //!      └ line.rs        command-line framing (≤ 1000 bytes)
 //!      └ command.rs     line → Command (address.rs, params.rs)      pure, fuzzed
@@ -29,8 +29,11 @@
 //! 3. Only `<CRLF>.<CRLF>` ends DATA (no SMTP smuggling); bare LF/CR are refused or
 //!    normalised per `smtpd_forbid_bare_newline`, never a line end of the end-of-data mark.
 //! 4. Memory per session is bounded: a command line by 1000 bytes, a message (whatever
-//!    its line lengths: long text lines are kept, as in Postfix) by `message_size_limit`; time per session by `smtpd_timeout` per read; sessions by
-//!    `smtpd_process_limit` and per IP by `smtpd_client_connection_count_limit`.
+//!    its line lengths: long text lines are kept, as in Postfix) by `message_size_limit`;
+//!    time per session by `smtpd_timeout` per read (per request under stress) and
+//!    `smtpd_session_deadline` in all; sessions by `smtpd_process_limit` and per IP by
+//!    `smtpd_client_connection_count_limit`. Password checks run on a few dedicated
+//!    threads, so failed AUTH floods cost bounded memory (`auth_guard.rs`).
 //! 5. Bad input gets a reply code, never a crash of the daemon.
 //!
 //! # Security stance
@@ -41,6 +44,7 @@
 
 mod address;
 mod auth;
+mod auth_guard;
 pub mod command;
 mod conn;
 pub mod data;
@@ -56,6 +60,7 @@ mod relay;
 mod reply;
 mod sasl;
 pub mod session;
+mod stress;
 mod tls;
 
 use std::net::SocketAddr;
@@ -112,6 +117,7 @@ pub fn spawn(hooks: Hooks, stop: watch::Receiver<bool>) -> JoinHandle<()> {
         queued: hooks.queued,
         tls,
         local_recipient: hooks.local_recipient,
+        auth: auth_guard::AuthGuard::new(),
     };
     listener::start(
         listeners,

@@ -1,8 +1,11 @@
 //! Listeners, admission and shutdown: binds every configured address with its role, accepts
 //! connections, applies the connection limits, and runs one task per session.
 //!
-//! * `smtpd_process_limit`: sessions in all (a semaphore); over it a new client gets
-//!   `421 4.3.2 ... too many connections` and is closed at once.
+//! * `smtpd_process_limit`: sessions in all (a semaphore). When every slot is taken, the
+//!   session that has waited longest for its client gives its slot to the newcomer
+//!   (`stress.rs`); if none has waited long enough, the new client gets
+//!   `421 4.3.2 ... too many connections` and is closed at once. From 80 % of the limit the
+//!   sessions run with Postfix's stress-adaptive limits.
 //! * `smtpd_client_connection_count_limit`: sessions per client IP; over it,
 //!   `421 4.7.0 ... too many connections from IP` (Postfix's anvil reply). No client is
 //!   exempt, not even `mynetworks`.
@@ -25,13 +28,17 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{error, info, warn};
 
-use crate::conn::Conn;
+use crate::conn::{Conn, TimeLimits};
 use crate::driver::{self, Env};
 use crate::intake::{DiskGuard, Intake};
 use crate::relay::canonical;
 use crate::reply::{fixed, Reply};
 use crate::session::{Client, Role, Session, Settings};
+use crate::stress::{Load, Registration};
 use crate::{ConfigSource, SmtpdError};
+
+/// How long a new client waits for the slot of a session told to close.
+const EVICTION_WAIT: Duration = Duration::from_secs(2);
 
 /// How long a stop waits for sessions to finish the message they are receiving.
 pub const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -41,6 +48,7 @@ struct Limits {
     sessions: Arc<Semaphore>,
     total: usize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    load: Arc<Load>,
 }
 
 /// One client IP's claim on the per-IP count; released on drop.
@@ -134,6 +142,7 @@ pub fn start(
         sessions: Arc::new(Semaphore::new(process_limit)),
         total: process_limit,
         per_ip: Mutex::new(HashMap::new()),
+        load: Load::new(process_limit),
     });
     let shared = Arc::new(Shared {
         config,
@@ -198,11 +207,6 @@ fn admit(
     let cfg = (shared.config)();
     let ip = canonical(peer.ip());
     let label = Client::new(ip).label();
-    let Ok(permit) = shared.limits.sessions.clone().try_acquire_owned() else {
-        warn!(target: "smtpd", "service {} has reached its process limit {}: new clients are refused", role.name(), shared.limits.total);
-        refuse(&tcp, &fixed::too_many_connections(&cfg.myhostname));
-        return;
-    };
     let slot = match shared
         .limits
         .claim(ip, cfg.smtpd_client_connection_count_limit)
@@ -218,28 +222,72 @@ fn admit(
         }
     };
     let _ = tcp.set_nodelay(true);
-    spawn_session(tcp, ip, role, &cfg, shared, stop.clone(), (permit, slot));
+    let admitted = Admitted {
+        tcp,
+        ip,
+        role,
+        slot,
+        stop: stop.clone(),
+    };
+    if let Ok(permit) = shared.limits.sessions.clone().try_acquire_owned() {
+        spawn_session(admitted, &cfg, shared, permit);
+        return;
+    }
+    if !shared.limits.load.evict_stalest() {
+        refuse_over_limit(&admitted, &cfg, shared);
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let permit = shared.limits.sessions.clone().acquire_owned();
+        match tokio::time::timeout(EVICTION_WAIT, permit).await {
+            Ok(Ok(permit)) => spawn_session(admitted, &cfg, &shared, permit),
+            _ => refuse_over_limit(&admitted, &cfg, &shared),
+        }
+    });
 }
 
-fn spawn_session(
+/// A connection past the per-IP limit, waiting for a session slot.
+struct Admitted {
     tcp: TcpStream,
     ip: IpAddr,
     role: Role,
+    slot: IpSlot,
+    stop: watch::Receiver<bool>,
+}
+
+fn refuse_over_limit(admitted: &Admitted, cfg: &Config, shared: &Shared) {
+    warn!(target: "smtpd", "service {} has reached its process limit {}: new clients are refused", admitted.role.name(), shared.limits.total);
+    refuse(&admitted.tcp, &fixed::too_many_connections(&cfg.myhostname));
+}
+
+fn spawn_session(
+    admitted: Admitted,
     cfg: &Config,
     shared: &Arc<Shared>,
-    stop: watch::Receiver<bool>,
-    claims: (OwnedSemaphorePermit, IpSlot),
+    permit: OwnedSemaphorePermit,
 ) {
+    let Admitted {
+        tcp,
+        ip,
+        role,
+        slot,
+        stop,
+    } = admitted;
+    let registration: Registration = shared.limits.load.register();
+    let stress = shared.limits.load.flag();
     let mut settings = Settings::new(cfg, role, shared.intake.tls.is_some());
     settings.local_recipient = shared.intake.local_recipient.clone();
+    settings.stress = stress.clone();
     let settings = Arc::new(settings);
     let storage = DiskGuard::new(cfg);
     let password_file = cfg.smtpd_sasl_password_file.clone();
-    let conn = Conn::new(tcp, settings.timeout);
+    let limits = TimeLimits::new(cfg);
+    let conn = Conn::new(tcp, limits, stress, registration.presence.clone());
     let session = Session::new(settings, Client::new(ip));
     let intake = shared.intake.clone();
     tokio::spawn(async move {
-        let _claims = claims;
+        let _claims = (permit, slot, registration);
         let env = Env {
             intake: &intake,
             storage: &storage,

@@ -99,11 +99,11 @@ fn find_value(headers: &[Header<'_>], name: &str) -> String {
 /// The `Received:` header, folded like Postfix's.
 fn received(session: &Session, tx: &Transaction, id: QueueId, date: &str) -> String {
     // The client's word, so kept to printable ASCII: a header line must not carry 8-bit
-    // bytes the next hop may refuse.
+    // bytes the next hop may refuse. Without HELO, the client's name (Postfix).
     let helo: String = session
         .helo
         .as_deref()
-        .unwrap_or("")
+        .unwrap_or(&session.client.name)
         .chars()
         .map(|c| if c.is_ascii_graphic() { c } else { '?' })
         .collect();
@@ -168,6 +168,7 @@ mod tests {
             id: None,
             chunks: None,
             refused_recipients: false,
+            overshoot: 0,
         }
     }
 
@@ -250,6 +251,13 @@ mod tests {
         assert!(
             text(&p).starts_with("Received: from ?(x) (unknown"),
             "{}",
+            text(&p)
+        );
+        s.helo = None;
+        let p = prepare(&s, tx(&["x@mx.test"]), b"\nb\n".to_vec()).unwrap();
+        assert!(
+            text(&p).starts_with("Received: from unknown (unknown [192.0.2.7])"),
+            "no HELO: {}",
             text(&p)
         );
     }

@@ -223,7 +223,7 @@ pub mod fixed {
         Reply::new(235, "2.7.0", "Authentication successful")
     }
     pub fn auth_failed() -> Reply {
-        Reply::new(535, "5.7.8", "Error: authentication failed")
+        Reply::new(535, "5.7.8", "Error: authentication failed: authentication failure")
     }
     pub fn auth_aborted() -> Reply {
         Reply::new(501, "5.7.0", "Authentication aborted")
@@ -255,6 +255,17 @@ pub mod fixed {
             421,
             "4.3.2",
             format!("{hostname} Error: too many connections; try again later"),
+        )
+    }
+    /// `smtpd_forbid_unauth_pipelining` (Postfix's exact text).
+    pub fn pipelining_violation() -> Reply {
+        Reply::new(554, "5.5.0", "Error: SMTP protocol synchronization")
+    }
+    pub fn too_many_auth_failures(ip: &str) -> Reply {
+        Reply::new(
+            450,
+            "4.7.1",
+            format!("Error: too many failed AUTH attempts from {ip}"),
         )
     }
     pub fn tls_unavailable() -> Reply {

@@ -77,6 +77,10 @@ fn unknown_flag_is_refused_with_75_and_nothing_queued() {
     let maildrop = queue.join("maildrop");
     let queued = std::fs::read_dir(&maildrop).map_or(0, |d| d.count());
     assert_eq!(queued, 0, "nothing queued in {}", maildrop.display());
-    let out = run(&config, &["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"], b"x\n");
+    let out = run(
+        &config,
+        &["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+        b"x\n",
+    );
     assert!(out.status.success(), "Debian cron's flags: {out:?}");
 }

@@ -58,17 +58,41 @@ pub fn queue_layout(cfg: &Config) -> Vec<Expected> {
         must_exist,
     };
     let mut rows = vec![
-        row(q.clone(), Kind::Directory, 0o755, if system { 0o711 } else { 0o700 }, true),
+        row(
+            q.clone(),
+            Kind::Directory,
+            0o755,
+            if system { 0o711 } else { 0o700 },
+            true,
+        ),
         Expected {
             setgid_group: system,
-            ..row(q.join("maildrop"), Kind::Directory, 0o730, if system { 0o730 } else { 0o700 }, true)
+            ..row(
+                q.join("maildrop"),
+                Kind::Directory,
+                0o730,
+                if system { 0o730 } else { 0o700 },
+                true,
+            )
         },
         row(q.join("store"), Kind::Directory, 0o700, 0o700, false),
         row(q.join("corrupt"), Kind::Directory, 0o700, 0o700, false),
         // The queue crate opens its lock file with the default mode (0644 under umask 022).
         row(q.join("store/lock"), Kind::File, 0o644, 0o600, false),
-        row(q.join("control.sock"), Kind::Socket, CONTROL_SOCKET_MODE, CONTROL_SOCKET_MODE, false),
-        row(q.join("showq.sock"), Kind::Socket, SHOWQ_SOCKET_MODE, SHOWQ_SOCKET_MODE, false),
+        row(
+            q.join("control.sock"),
+            Kind::Socket,
+            CONTROL_SOCKET_MODE,
+            CONTROL_SOCKET_MODE,
+            false,
+        ),
+        row(
+            q.join("showq.sock"),
+            Kind::Socket,
+            SHOWQ_SOCKET_MODE,
+            SHOWQ_SOCKET_MODE,
+            false,
+        ),
     ];
     if !system {
         // The system spool (/var/mail) belongs to the distribution, not to mailroom.
@@ -112,10 +136,16 @@ mod tests {
     fn looser_is_refused_stricter_is_accepted() {
         assert!(acceptable(0o730, 0o730, 0o730));
         assert!(acceptable(0o700, 0o730, 0o700));
-        assert!(!acceptable(0o770, 0o730, 0o700), "group may not list maildrop");
+        assert!(
+            !acceptable(0o770, 0o730, 0o700),
+            "group may not list maildrop"
+        );
         assert!(!acceptable(0o775, 0o730, 0o700));
         assert!(!acceptable(0o2730, 0o730, 0o700), "no setgid bit");
-        assert!(!acceptable(0o710, 0o730, 0o730), "setgid postdrop needs g+w");
+        assert!(
+            !acceptable(0o710, 0o730, 0o730),
+            "setgid postdrop needs g+w"
+        );
     }
 
     #[test]
@@ -128,7 +158,10 @@ mod tests {
         let cfg = Config::from_str(&text, None).unwrap();
         // Under the usual umask 022, mkdir alone would make maildrop 0710.
         create_missing(&cfg).unwrap();
-        for row in queue_layout(&cfg).iter().filter(|r| r.kind == Kind::Directory) {
+        for row in queue_layout(&cfg)
+            .iter()
+            .filter(|r| r.kind == Kind::Directory)
+        {
             let mode = fs::metadata(&row.path).unwrap().permissions().mode() & 0o7777;
             assert_eq!(mode, row.mode, "{}", row.path.display());
         }

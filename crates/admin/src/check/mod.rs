@@ -276,13 +276,19 @@ fn judge(path: &Path, meta: &fs::Metadata, rule: &Rule) -> Option<Problem> {
 
 fn wanted_mode(mode: u32, rule: &Rule) -> u32 {
     match rule.allowed {
-        Allowed::Within { mode: created, needed } => match layout::acceptable(mode, created, needed) {
+        Allowed::Within {
+            mode: created,
+            needed,
+        } => match layout::acceptable(mode, created, needed) {
             true => mode,
             false => created,
         },
         Allowed::OneOf(modes) if modes.contains(&mode) => mode,
         Allowed::OneOf(modes) => modes[0],
-        Allowed::Bits { required, forbidden } => (mode | required) & !forbidden,
+        Allowed::Bits {
+            required,
+            forbidden,
+        } => (mode | required) & !forbidden,
     }
 }
 

@@ -89,13 +89,25 @@ fn looser_modes_than_serve_creates_are_flagged_and_fixed_exactly() {
             continue;
         }
         fs::create_dir_all(&row.path).unwrap();
-        let looser = [0o777, 0o775, 0o770, 0o757, row.mode | 0o002, row.mode | 0o040];
+        let looser = [
+            0o777,
+            0o775,
+            0o770,
+            0o757,
+            row.mode | 0o002,
+            row.mode | 0o040,
+        ];
         for loose in looser.into_iter().filter(|m| m & !row.mode != 0) {
             fs::set_permissions(&row.path, fs::Permissions::from_mode(loose)).unwrap();
             let mut report = check(&cfg, false);
             let shown = row.path.display().to_string();
             let flagged: Vec<_> = report.problems.iter().filter(|p| p.path == shown).collect();
-            assert_eq!(flagged.len(), 1, "{loose:04o} {shown}: {:#?}", report.problems);
+            assert_eq!(
+                flagged.len(),
+                1,
+                "{loose:04o} {shown}: {:#?}",
+                report.problems
+            );
             fix(&mut report);
             let mode = fs::metadata(&row.path).unwrap().permissions().mode() & 0o7777;
             assert_eq!(mode, row.mode, "--fix restores exactly {shown}");

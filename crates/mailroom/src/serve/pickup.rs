@@ -245,8 +245,15 @@ pub fn remove_stale_temp_files(cfg: &Config) {
     let dir = cfg.queue_directory.join("maildrop");
     if let Ok(stale) = maildrop::stale_temp_files(&dir, cfg.submit_timeout * 4) {
         for path in stale {
-            if fs::remove_file(&path).is_ok() {
-                info!(target: "pickup", "removed stale temporary file {}", path.display());
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    info!(target: "pickup", "removed stale temporary file {}", path.display())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // Tried again at the next sweep.
+                Err(e) => {
+                    warn!(target: "pickup", "cannot remove stale temporary file {}: {e}", path.display())
+                }
             }
         }
     }

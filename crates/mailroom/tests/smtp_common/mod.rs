@@ -150,6 +150,11 @@ impl Client {
         self.writer.write_all(bytes).expect("write to server");
     }
 
+    /// Like [`Client::send`], but a server that has closed the connection is an `Err`.
+    pub fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
     /// Reads one (possibly multi-line) reply; panics on timeout or a malformed reply.
     pub fn reply(&mut self) -> Reply {
         self.try_reply()

@@ -129,3 +129,86 @@ async fn wait(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
     true
 }
+
+/// Starts a queue manager over `store`; returns it with its stop switch and task.
+fn run_qmgr(
+    store: &Store,
+    cfg: config::Config,
+) -> (
+    Arc<QueueManager>,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let agent = LocalAgent::new(&cfg).unwrap();
+    let shared = Arc::new(Shared::new(store.clone(), cfg, agent).unwrap());
+    let qmgr = QueueManager::new(shared);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let run = tokio::spawn(qmgr.clone().run(stop_rx, Duration::from_secs(5)));
+    (qmgr, stop_tx, run)
+}
+
+/// Queues a message for alice and flips a byte of its body on disk.
+fn corrupt_message(store: &Store, queue_dir: &Path) -> QueueId {
+    let id = QueueId::generate();
+    let now = crate::manager::unix_now();
+    let env = Envelope::new("s@test.example", vec!["alice@localhost".into()], now);
+    store
+        .enqueue(id, env, b"Subject: t\n\nsome body\n")
+        .unwrap();
+    let loc = store.get(id).unwrap().location;
+    let seg = queue_dir.join(format!("store/{:012}.seg", loc.segment));
+    let mut data = std::fs::read(&seg).unwrap();
+    let at = (loc.record_offset + loc.record_len - 3) as usize;
+    data[at] ^= 0x01;
+    std::fs::write(&seg, data).unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_record_is_saved_to_corrupt_before_it_leaves_the_queue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    let queue_dir = cfg.queue_directory.clone();
+    let (store, _) = Store::open(&queue_dir, StoreOptions::default()).unwrap();
+    let id = corrupt_message(&store, &queue_dir);
+    let raw = store.raw_record(id).unwrap();
+    let (qmgr, stop_tx, run) = run_qmgr(&store, cfg);
+    qmgr.schedule(id, 0);
+    assert!(wait(Duration::from_secs(10), || !store.contains(id)).await);
+    let saved = queue_dir.join("corrupt");
+    assert_eq!(
+        std::fs::read(saved.join(format!("{id}.record"))).unwrap(),
+        raw
+    );
+    let json = std::fs::read_to_string(saved.join(format!("{id}.envelope.json"))).unwrap();
+    assert!(json.contains("alice@localhost"));
+    assert_eq!(mbox_count(tmp.path(), "alice"), 0);
+    stop_tx.send(true).unwrap();
+    run.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_record_that_cannot_be_saved_stays_queued() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    let queue_dir = cfg.queue_directory.clone();
+    let (store, _) = Store::open(&queue_dir, StoreOptions::default()).unwrap();
+    let id = corrupt_message(&store, &queue_dir);
+    // `corrupt` is a file, so nothing can be saved under it.
+    std::fs::write(queue_dir.join("corrupt"), b"in the way").unwrap();
+    let (qmgr, stop_tx, run) = run_qmgr(&store, cfg);
+    qmgr.schedule(id, 0);
+    let deferred = wait(Duration::from_secs(10), || {
+        store.get(id).is_some_and(|e| e.meta.attempts >= 1)
+    })
+    .await;
+    assert!(
+        deferred,
+        "deferred, not removed: {:?}",
+        store.get(id).map(|e| e.meta)
+    );
+    let e = store.get(id).unwrap();
+    assert_eq!(e.meta.queue, queue::QueueName::Deferred);
+    stop_tx.send(true).unwrap();
+    run.await.unwrap();
+}

@@ -31,13 +31,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use config::Config;
+use config::{Config, Stressed};
 
 use crate::command::Command;
 use crate::data::BareNewline;
 use crate::relay::RelayPolicy;
 use crate::reply::{fixed, Reply};
 use crate::sasl::{self, Mechanism};
+use crate::stress::StressFlag;
 
 pub use transaction::{ChunkEnd, Transaction};
 
@@ -85,14 +86,25 @@ pub struct Settings {
     pub header_size_limit: u64,
     pub hopcount_limit: u32,
     pub recipient_limit: usize,
+    pub recipient_overshoot_limit: usize,
+    /// `RCPT TO:<postmaster>` (no domain) goes here: the postmaster of a local domain.
+    pub postmaster: String,
     pub tls_available: bool,
     pub tls_required: bool,
     pub auth_enabled: bool,
+    /// `smtpd_client_auth_failure_limit` per `anvil_rate_time_unit` (0 = none).
+    pub auth_failure_limit: usize,
+    pub auth_failure_window: Duration,
     pub vrfy_disabled: bool,
     pub error_sleep: Duration,
     pub soft_error_limit: usize,
-    pub hard_error_limit: usize,
-    pub timeout: Duration,
+    pub hard_error_limit: Stressed<usize>,
+    pub junk_command_limit: Stressed<usize>,
+    pub helo_required: bool,
+    /// `smtpd_forbid_unauth_pipelining`, off on `submission` listeners.
+    pub forbid_unauth_pipelining: bool,
+    /// The server's overload state (see `stress.rs`).
+    pub stress: StressFlag,
     pub bare_newline: BareNewline,
     pub relay: RelayPolicy,
     /// `None`: every recipient in a local domain is accepted (and unknown ones bounce later).
@@ -111,6 +123,8 @@ impl Settings {
             header_size_limit: cfg.header_size_limit,
             hopcount_limit: cfg.hopcount_limit,
             recipient_limit: cfg.smtpd_recipient_limit,
+            recipient_overshoot_limit: cfg.smtpd_recipient_overshoot_limit,
+            postmaster: local_postmaster(cfg),
             tls_available,
             tls_required: cfg.smtpd_tls_security_level == "encrypt" && role != Role::Reinject,
             auth_enabled: match role {
@@ -118,16 +132,36 @@ impl Settings {
                 Role::Smtp => cfg.smtpd_sasl_auth_enable,
                 Role::Reinject => false,
             },
+            auth_failure_limit: cfg.smtpd_client_auth_failure_limit,
+            auth_failure_window: cfg.anvil_rate_time_unit,
             vrfy_disabled: cfg.disable_vrfy_command,
             error_sleep: cfg.smtpd_error_sleep_time,
             soft_error_limit: cfg.smtpd_soft_error_limit,
             hard_error_limit: cfg.smtpd_hard_error_limit,
-            timeout: cfg.smtpd_timeout,
+            junk_command_limit: cfg.smtpd_junk_command_limit,
+            helo_required: cfg.smtpd_helo_required,
+            // Postfix's stock master.cf turns it off for submission (clients such as
+            // Thunderbird pipeline QUIT after EHLO).
+            forbid_unauth_pipelining: cfg.smtpd_forbid_unauth_pipelining
+                && role != Role::Submission,
+            stress: StressFlag::manual().1,
             bare_newline: BareNewline::from_config(&cfg.smtpd_forbid_bare_newline),
             relay: RelayPolicy::new(&cfg.mynetworks, &cfg.mydestination, &cfg.relay_domains),
             local_recipient: None,
         }
     }
+}
+
+/// `postmaster@D` for the first local domain, preferring `myhostname` (RFC 5321 section
+/// 4.5.1: mail to `<postmaster>` is for the postmaster of this host); `myorigin` when
+/// nothing is delivered locally.
+fn local_postmaster(cfg: &Config) -> String {
+    let local = |d: &String| d.eq_ignore_ascii_case(&cfg.myhostname);
+    let domain = match cfg.mydestination.iter().find(|d| local(d)) {
+        Some(hostname) => hostname,
+        None => cfg.mydestination.first().unwrap_or(&cfg.myorigin),
+    };
+    format!("postmaster@{}", domain.trim().to_ascii_lowercase())
 }
 
 /// The peer. Reverse DNS is not looked up (no network waits at connect): the name is
@@ -197,6 +231,11 @@ pub struct Session {
     pub tx: Option<Transaction>,
     /// Client errors so far (Postfix's error count).
     pub errors: usize,
+    /// NOOP, VRFY, RSET, HELO and EHLO since the last queued message.
+    pub junk_commands: usize,
+    /// The reply about to be sent must not count as an error (a recipient within
+    /// `smtpd_recipient_overshoot_limit`).
+    pub forgive_reply: bool,
     pub stats: stats::Stats,
     /// The last command verb, upper case, for `timeout after RCPT` and the like.
     pub last_verb: &'static str,
@@ -213,6 +252,8 @@ impl Session {
             auth: None,
             tx: None,
             errors: 0,
+            junk_commands: 0,
+            forgive_reply: false,
             stats: stats::Stats::default(),
             last_verb: "CONNECT",
         }
@@ -225,6 +266,9 @@ impl Session {
     /// Handles one parsed command.
     pub fn handle(&mut self, command: Command, storage: &dyn Storage) -> Action {
         self.last_verb = upper_verb(command.verb());
+        if is_junk(&command) {
+            self.count_junk();
+        }
         match command {
             Command::Ehlo(name) => self.hello(name, true),
             Command::Helo(name) => self.hello(name, false),
@@ -248,14 +292,47 @@ impl Session {
 
     /// Counts an error reply (Postfix's error count drives the soft and hard limits).
     pub fn note_reply(&mut self, reply: &Reply) {
-        if reply.is_error() {
+        if reply.is_error() && !std::mem::take(&mut self.forgive_reply) {
             self.errors += 1;
         }
     }
 
     /// True once the client made `smtpd_hard_error_limit` errors: reply 421 and close.
     pub fn too_many_errors(&self) -> bool {
-        self.errors >= self.settings.hard_error_limit
+        let stress = self.settings.stress.get();
+        self.errors >= self.settings.hard_error_limit.get(stress)
+    }
+
+    /// Postfix: past `smtpd_junk_command_limit`, each junk command is also an error, so a
+    /// client cannot hold a session open with NOOPs.
+    fn count_junk(&mut self) {
+        let limit = self.settings.junk_command_limit.get(self.settings.stress.get());
+        if self.junk_commands > limit {
+            self.errors += 1;
+        }
+        self.junk_commands += 1;
+    }
+
+    /// A message was queued: the error and junk counts start again (Postfix).
+    pub fn delivered(&mut self) {
+        self.errors = 0;
+        self.junk_commands = 0;
+    }
+
+    /// Under `smtpd_forbid_unauth_pipelining`: must nothing follow `command` until its
+    /// reply? RFC 2920 section 3.1: EHLO, HELO, DATA, VRFY and NOOP end a group (and
+    /// Postfix adds: every command of a client that did not say EHLO).
+    pub fn must_end_group(&self, command: &Command) -> bool {
+        self.settings.forbid_unauth_pipelining
+            && (!self.esmtp
+                || matches!(
+                    command,
+                    Command::Ehlo(_)
+                        | Command::Helo(_)
+                        | Command::Data
+                        | Command::Noop
+                        | Command::Vrfy(_)
+                ))
     }
 
     /// True once replies must be slowed down (`smtpd_soft_error_limit`).
@@ -363,6 +440,14 @@ impl Session {
             (true, true, true) => "ESMTPSA",
         }
     }
+}
+
+/// Postfix's "junk" commands (`smtpd_junk_command_limit`).
+fn is_junk(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Ehlo(_) | Command::Helo(_) | Command::Noop | Command::Rset | Command::Vrfy(_)
+    )
 }
 
 /// `rcpt` → `RCPT`, for log lines such as `timeout after RCPT`.

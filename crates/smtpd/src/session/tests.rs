@@ -49,12 +49,22 @@ fn outcome(action: Action) -> String {
     }
 }
 
-/// Runs `(line, expected prefix)` steps; returns the session for further checks.
+/// Runs `(line, expected prefix)` steps; returns the session for further checks. Replies
+/// are counted as the driver counts them (`note_reply`).
 fn script(mut session: Session, room: bool, steps: &[(&str, &str)]) -> Session {
     for (line, expected) in steps {
         let got = match parse(line.as_bytes()) {
-            Ok(command) => outcome(session.handle(command, &Room(room))),
-            Err(e) => e.reply.summary(),
+            Ok(command) => {
+                let action = session.handle(command, &Room(room));
+                if let Action::Reply(reply) | Action::Close(reply) = &action {
+                    session.note_reply(reply);
+                }
+                outcome(action)
+            }
+            Err(e) => {
+                session.note_reply(&e.reply);
+                e.reply.summary()
+            }
         };
         assert!(
             got.starts_with(expected),
@@ -71,7 +81,8 @@ fn a_plain_transaction() {
         s,
         true,
         &[
-            ("MAIL FROM:<a@b.org>", "503 5.5.1"),
+            // smtpd_helo_required = no (Postfix); EHLO then starts over.
+            ("MAIL FROM:<a@b.org>", "250 2.1.0"),
             ("EHLO client.example", "250 mx.test"),
             ("RCPT TO:<x@mx.test>", "503 5.5.1"),
             ("DATA", "503 5.5.1"),
@@ -232,7 +243,7 @@ fn submission_needs_tls_then_auth_before_mail() {
         s,
         true,
         &[
-            ("MAIL FROM:<a@b.org>", "503 5.5.1"),
+            ("MAIL FROM:<a@b.org>", "530 5.7.0"),
             ("EHLO x", "250"),
             ("STARTTLS", "554 5.5.1"),
             ("AUTH CRAM-MD5", "504 5.5.4"),
@@ -384,7 +395,7 @@ fn error_limits() {
         "127.0.0.1",
         settings(Role::Smtp, |c| {
             c.smtpd_soft_error_limit = 2;
-            c.smtpd_hard_error_limit = 3;
+            c.smtpd_hard_error_limit = config::Stressed::fixed(3);
         }),
     );
     let mut s = s;
@@ -413,4 +424,197 @@ fn misc_commands() {
             ("QUIT", "close 221 2.0.0"),
         ],
     );
+}
+
+#[test]
+fn mail_without_helo_is_accepted_unless_helo_required() {
+    let s = session_from("192.0.2.1", settings(Role::Smtp, |_| {}));
+    let s = script(
+        s,
+        true,
+        &[
+            ("MAIL FROM:<a@b.org> SIZE=10", "555 5.5.4"),
+            ("MAIL FROM:<a@b.org>", "250 2.1.0"),
+            ("RCPT TO:<x@mx.test>", "250 2.1.5"),
+            ("DATA", "data"),
+        ],
+    );
+    assert_eq!(s.protocol(), "SMTP");
+    let strict = session_from(
+        "192.0.2.1",
+        settings(Role::Smtp, |c| c.smtpd_helo_required = true),
+    );
+    script(
+        strict,
+        true,
+        &[
+            ("MAIL FROM:<a@b.org>", "503 5.5.1 Error: send HELO/EHLO first"),
+            ("HELO x", "250"),
+            ("MAIL FROM:<a@b.org>", "250"),
+        ],
+    );
+}
+
+#[test]
+fn recipients_over_the_limit_are_errors_only_past_the_overshoot_limit() {
+    let s = session_from(
+        "127.0.0.1",
+        settings(Role::Smtp, |c| c.smtpd_recipient_overshoot_limit = 2),
+    );
+    let mut s = script(
+        s,
+        true,
+        &[
+            ("EHLO x", "250"),
+            ("MAIL FROM:<a@b.org>", "250"),
+            ("RCPT TO:<a@mx.test>", "250"),
+            ("RCPT TO:<b@mx.test>", "250"),
+            ("RCPT TO:<c@mx.test>", "250"),
+            ("RCPT TO:<d@mx.test>", "452 4.5.3 Error: too many recipients"),
+            ("RCPT TO:<e@mx.test>", "452 4.5.3"),
+        ],
+    );
+    assert_eq!(s.errors, 0, "within the overshoot limit");
+    s = script(s, true, &[("RCPT TO:<f@mx.test>", "452 4.5.3")]);
+    assert_eq!(s.errors, 1, "past the overshoot limit");
+    // The next transaction starts a new overshoot count.
+    s = script(
+        s,
+        true,
+        &[
+            ("RSET", "250"),
+            ("MAIL FROM:<a@b.org>", "250"),
+            ("RCPT TO:<a@mx.test>", "250"),
+            ("RCPT TO:<b@mx.test>", "250"),
+            ("RCPT TO:<c@mx.test>", "250"),
+            ("RCPT TO:<d@mx.test>", "452"),
+        ],
+    );
+    assert_eq!(s.errors, 1);
+}
+
+#[test]
+fn two_thousand_recipients_with_postfix_defaults_never_hit_the_error_limit() {
+    let s = session_from(
+        "127.0.0.1",
+        settings(Role::Smtp, |c| c.smtpd_recipient_limit = 1000),
+    );
+    let mut s = script(
+        s,
+        true,
+        &[("EHLO x", "250"), ("MAIL FROM:<a@b.org>", "250")],
+    );
+    let mut refused = 0;
+    for n in 0..2000 {
+        let command = parse(format!("RCPT TO:<r{n}@mx.test>").as_bytes()).unwrap();
+        if let Action::Reply(reply) = s.handle(command, &Room(true)) {
+            refused += usize::from(reply.code == 452);
+            s.note_reply(&reply);
+        }
+        assert!(!s.too_many_errors(), "hard error limit after {n} recipients");
+    }
+    assert_eq!(refused, 1000);
+    script(s, true, &[("DATA", "data")]);
+}
+
+#[test]
+fn bare_postmaster_is_accepted_from_anyone() {
+    let settings = settings(Role::Smtp, |c| {
+        c.myorigin = "elsewhere.org".into();
+        c.smtpd_recipient_limit = 10;
+    });
+    assert_eq!(settings.postmaster, "postmaster@mx.test");
+    let outsider = session_from("192.0.2.1", settings);
+    let s = script(
+        outsider,
+        true,
+        &[
+            ("EHLO x", "250"),
+            ("MAIL FROM:<a@b.org>", "250"),
+            ("RCPT TO:<someone>", "554 5.7.1"),
+            ("RCPT TO:<postmaster@elsewhere.com>", "554 5.7.1"),
+            ("RCPT TO:<postmaster>", "250 2.1.5"),
+            ("RCPT TO:<PostMaster>", "250 2.1.5"),
+            ("DATA", "data"),
+        ],
+    );
+    let tx = s.tx.as_ref().expect("transaction");
+    let addresses: Vec<&str> = tx.recipients.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(addresses, ["postmaster@mx.test"]);
+    // With no myhostname among the local domains, the first local domain's postmaster.
+    let mut cfg = Config::embedded_default();
+    cfg.myhostname = "mx.test".into();
+    cfg.mydestination = vec!["Local.Example".into(), "localhost".into()];
+    assert_eq!(
+        Settings::new(&cfg, Role::Smtp, false).postmaster,
+        "postmaster@local.example"
+    );
+}
+
+#[test]
+fn commands_that_must_end_a_pipelining_group() {
+    let parsed = |line: &str| parse(line.as_bytes()).unwrap();
+    let ends_group = |s: &Session, line: &str| s.must_end_group(&parsed(line));
+    let mut s = session_from("192.0.2.1", settings(Role::Smtp, |_| {}));
+    for line in ["EHLO x", "HELO x", "MAIL FROM:<a@b.org>", "NOOP", "QUIT"] {
+        assert!(ends_group(&s, line), "{line} before EHLO");
+    }
+    s = script(s, true, &[("EHLO x", "250")]);
+    for (line, expected) in [
+        ("EHLO x", true),
+        ("HELO x", true),
+        ("DATA", true),
+        ("NOOP", true),
+        ("VRFY x", true),
+        ("MAIL FROM:<a@b.org>", false),
+        ("RCPT TO:<a@mx.test>", false),
+        ("RSET", false),
+        ("BDAT 10 LAST", false),
+        ("QUIT", false),
+    ] {
+        assert_eq!(ends_group(&s, line), expected, "{line} after EHLO");
+    }
+    s = script(s, true, &[("HELO x", "250")]);
+    assert!(ends_group(&s, "MAIL FROM:<a@b.org>"), "HELO clients may not pipeline");
+    let submission = session_from("192.0.2.1", settings(Role::Submission, |_| {}));
+    assert!(!ends_group(&submission, "DATA"), "submission is exempt");
+    let off = session_from(
+        "192.0.2.1",
+        settings(Role::Smtp, |c| c.smtpd_forbid_unauth_pipelining = false),
+    );
+    assert!(!ends_group(&off, "EHLO x"));
+}
+
+#[test]
+fn junk_commands_past_the_limit_count_as_errors() {
+    let s = session_from(
+        "127.0.0.1",
+        settings(Role::Smtp, |c| {
+            c.smtpd_junk_command_limit = config::Stressed::fixed(2)
+        }),
+    );
+    let s = script(
+        s,
+        true,
+        &[("EHLO x", "250"), ("NOOP", "250"), ("RSET", "250")],
+    );
+    assert_eq!(s.errors, 0);
+    let mut s = script(s, true, &[("NOOP", "250"), ("MAIL FROM:<a@b.org>", "250")]);
+    assert_eq!(s.errors, 1, "the 4th junk command is an error (Postfix: count > limit)");
+    s.delivered();
+    assert_eq!((s.errors, s.junk_commands), (0, 0));
+}
+
+#[test]
+fn stress_values_apply_while_the_flag_is_up() {
+    let (flag, stress) = crate::stress::StressFlag::manual();
+    let mut settings = Settings::new(&Config::embedded_default(), Role::Smtp, false);
+    settings.stress = stress;
+    let mut s = session_from("192.0.2.1", Arc::new(settings));
+    s.note_reply(&fixed::unknown_command());
+    assert!(!s.too_many_errors(), "20 errors allowed normally");
+    flag.send_replace(true);
+    assert!(s.too_many_errors(), "1 error allowed under stress");
+    flag.send_replace(false);
+    assert!(!s.too_many_errors());
 }

@@ -25,6 +25,8 @@ pub struct Transaction {
     pub chunks: Option<Decoder>,
     /// Some RCPT was refused (so DATA without recipients says "no valid recipients").
     pub refused_recipients: bool,
+    /// Recipients refused for `smtpd_recipient_limit` so far.
+    pub overshoot: usize,
 }
 
 /// The result of one BDAT chunk.
@@ -63,12 +65,13 @@ impl Session {
             id: None,
             chunks: None,
             refused_recipients: false,
+            overshoot: 0,
         });
         fixed::sender_ok()
     }
 
     fn mail_refusal(&self, params: &MailParams) -> Option<Reply> {
-        if self.helo.is_none() {
+        if self.settings.helo_required && self.helo.is_none() {
             return Some(fixed::need_helo());
         }
         if self.tx.is_some() {
@@ -105,7 +108,14 @@ impl Session {
             return utf8_undeclared();
         }
         if tx.recipients.len() >= self.settings.recipient_limit {
-            return self.refuse_recipient(fixed::too_many_recipients(), &recipient);
+            return self.overshoot();
+        }
+        // RFC 5321 section 4.5.1: <postmaster> must be accepted from anyone, and Postfix
+        // skips every restriction for it.
+        if recipient.eq_ignore_ascii_case("postmaster") {
+            let address = self.settings.postmaster.clone();
+            self.accept_recipient(address, params);
+            return fixed::recipient_ok();
         }
         let address = submit::cleanup::qualify(&recipient, &self.settings.myorigin);
         if !self.settings.relay.permits(&address, self.is_trusted()) {
@@ -118,6 +128,19 @@ impl Session {
         }
         self.accept_recipient(address, params);
         fixed::recipient_ok()
+    }
+
+    /// A recipient over `smtpd_recipient_limit`: 452, so the client sends it again in a
+    /// later transaction. The first `smtpd_recipient_overshoot_limit` of these are not
+    /// errors (Postfix), so many recipients never run into the hard error limit. Not
+    /// logged, as Postfix does not.
+    fn overshoot(&mut self) -> Reply {
+        let limit = self.settings.recipient_overshoot_limit;
+        if let Some(tx) = self.tx.as_mut() {
+            tx.overshoot += 1;
+            self.forgive_reply = tx.overshoot <= limit;
+        }
+        fixed::too_many_recipients()
     }
 
     fn refuse_recipient(&mut self, reply: Reply, address: &str) -> Reply {

@@ -142,7 +142,9 @@ fn parse_cluster<'a>(
             continue;
         }
         if !WITH_VALUE.contains(letter) {
-            return Err(UsageError::BadOption(format!("invalid option -- '{letter}'")));
+            return Err(UsageError::BadOption(format!(
+                "invalid option -- '{letter}'"
+            )));
         }
         let value = match &cluster[at + letter.len_utf8()..] {
             "" => utf8(rest.next().ok_or_else(|| {

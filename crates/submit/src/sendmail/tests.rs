@@ -205,5 +205,8 @@ fn debian_cron_command_line_is_queued() {
     let file = run.only_file();
     assert_eq!(file.recipients, ["root"]);
     assert_eq!(file.fullname.as_deref(), Some("CronDaemon"));
-    assert!(file.message.ends_with(b"\n.\nout\n"), "-i keeps the lone dot");
+    assert!(
+        file.message.ends_with(b"\n.\nout\n"),
+        "-i keeps the lone dot"
+    );
 }

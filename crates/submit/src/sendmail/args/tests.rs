@@ -168,10 +168,17 @@ fn unknown_letter_is_refused_not_its_value_made_a_recipient() {
         parse_args(&args),
         Err(UsageError::BadOption("invalid option -- 's'".into()))
     );
-    for (line, letter) in [("-Z root", 'Z'), ("-ty bob", 'y'), ("-d bob", 'd'), ("-a x", 'a')] {
+    for (line, letter) in [
+        ("-Z root", 'Z'),
+        ("-ty bob", 'y'),
+        ("-d bob", 'd'),
+        ("-a x", 'a'),
+    ] {
         assert_eq!(
             parse(line),
-            Err(UsageError::BadOption(format!("invalid option -- '{letter}'"))),
+            Err(UsageError::BadOption(format!(
+                "invalid option -- '{letter}'"
+            ))),
             "{line}"
         );
     }
