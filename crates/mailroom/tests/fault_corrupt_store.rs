@@ -144,24 +144,51 @@ fn mkfifo(path: &Path) {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
 }
 
-/// Regular files in `corrupt/` whose bytes contain `needle` (the FIFO moved there must not
-/// be opened: that would block until a writer comes).
-fn saved_with(env: &TestEnv, needle: &str) -> Vec<String> {
+/// Regular files in `corrupt/` holding the record of message `store-K`, found by any of
+/// three lines of its text (one flipped bit can spoil only one of them). The FIFO moved
+/// there must not be opened: that would block until a writer comes.
+fn saved_with(env: &TestEnv, k: usize) -> Vec<String> {
+    // Each line ends in CR or LF, so store-2 does not match store-29.
+    let needles: Vec<String> = ["Subject: store-", "body of store-", "END store-"]
+        .iter()
+        .flat_map(|line| ["\r", "\n"].map(|end| format!("{line}{k}{end}")))
+        .collect();
     list_dir(&env.corrupt_dir())
         .into_iter()
         .filter(|n| {
             let path = env.corrupt_dir().join(n);
             let regular = fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
-            regular && find(&fs::read(&path).unwrap_or_default(), needle.as_bytes()).is_some()
+            let bytes = match regular {
+                true => fs::read(&path).unwrap_or_default(),
+                false => Vec::new(),
+            };
+            let found = |needle: &String| find(&bytes, needle.as_bytes()).is_some();
+            needles.iter().any(found)
         })
         .collect()
 }
 
-#[test]
-fn damaged_segments_and_maildrop_files_go_to_corrupt_and_every_intact_message_survives() {
-    if skip_unless_peers(SCENARIO) {
-        return;
-    }
+/// What one run found.
+struct CorruptRun {
+    intact: usize,
+    lost: Vec<String>,
+    duplicated: usize,
+    /// Tags delivered that were not intact (from damaged records or maildrop files).
+    unexpected: Vec<String>,
+    /// Damaged maildrop files not moved to `corrupt/`.
+    junk_left: Vec<String>,
+    /// Damaged acknowledged messages whose record is nowhere in `corrupt/`.
+    unsaved: Vec<usize>,
+    /// `corrupt/` files not named by exactly one log line, with the count.
+    lines: Vec<(String, usize)>,
+    corrupt_files: usize,
+    damage: Vec<String>,
+    log_tail: String,
+}
+
+/// 30 messages deferred in the log, the daemon killed, the log and `maildrop/` damaged, a
+/// good submission added, the daemon started with the relay up.
+fn corrupt_run(rng: &mut Rng) -> CorruptRun {
     let sink_port = free_port(); // down at first: the messages stay in the log, deferred
     let mut world = World::new(&format!("relayhost = \"[127.0.0.1]:{sink_port}\"\n"));
     world.start();
@@ -173,42 +200,30 @@ fn damaged_segments_and_maildrop_files_go_to_corrupt_and_every_intact_message_su
     world.wait_lines(&["status=deferred"], MESSAGES);
     world.daemon.take().unwrap().kill9();
 
-    let mut rng = Rng::from_env();
-    let mut damage = damage_the_log(&world.env.queue_dir(), &mut rng);
-    let drop_ok = "drop-ok".to_string();
+    let mut damage = damage_the_log(&world.env.queue_dir(), rng);
     let junk = damage_the_maildrop(&world.env);
-    let text = tagged_message(&drop_ok, 2).replace("\r\n", "\n");
-    world
-        .env
-        .send_ok(&["-i", "someone@example.net"], text.as_bytes());
     damage.push(format!("maildrop: {junk:?}"));
+    let text = tagged_message("drop-ok", 2).replace("\r\n", "\n");
+    let env = &world.env;
+    env.send_ok(&["-i", "someone@example.net"], text.as_bytes());
 
-    let sink = DumpSink::start(&world.env, sink_port);
+    let sink = DumpSink::start(env, sink_port);
     world.start();
+    let env = &world.env;
     let intact: Vec<String> = tags
         .iter()
         .enumerate()
         .filter(|(k, _)| *k != MIDDLE && *k != NEWEST)
         .map(|(_, t)| t.clone())
-        .chain([drop_ok])
+        .chain(["drop-ok".to_string()])
         .collect();
     sink.wait_for(&intact, DEADLINE);
-    world.env.wait_queue_empty();
+    env.wait_queue_empty();
     std::thread::sleep(std::time::Duration::from_secs(1));
     let copies = sink.copies();
-    let lost = copies.lost(&intact);
-    let unexpected: Vec<&String> = copies
-        .by_tag
-        .keys()
-        .filter(|t| !intact.contains(t))
-        .collect();
-    let damaged_saved: Vec<(usize, Vec<String>)> = [MIDDLE, NEWEST]
-        .iter()
-        .map(|k| (*k, saved_with(&world.env, &format!("Subject: store-{k}"))))
-        .collect();
-    let corrupt = list_dir(&world.env.corrupt_dir());
-    let log = world.env.log();
-    let lines_per_file: Vec<(String, usize)> = corrupt
+    let corrupt = list_dir(&env.corrupt_dir());
+    let log = env.log();
+    let lines = corrupt
         .iter()
         .map(|n| {
             (
@@ -216,47 +231,89 @@ fn damaged_segments_and_maildrop_files_go_to_corrupt_and_every_intact_message_su
                 log.lines().filter(|l| l.contains(n.as_str())).count(),
             )
         })
+        .filter(|(_, count)| *count != 1)
         .collect();
+    CorruptRun {
+        intact: intact.len(),
+        lost: copies.lost(&intact),
+        duplicated: copies.duplicated(),
+        unexpected: copies
+            .by_tag
+            .keys()
+            .filter(|t| !intact.contains(t))
+            .cloned()
+            .collect(),
+        junk_left: junk
+            .into_iter()
+            .filter(|n| !corrupt.contains(&format!("maildrop-{n}")))
+            .collect(),
+        unsaved: [MIDDLE, NEWEST]
+            .into_iter()
+            .filter(|k| saved_with(env, *k).is_empty())
+            .collect(),
+        lines,
+        corrupt_files: corrupt.len(),
+        damage,
+        log_tail: tail(&log, 15),
+    }
+}
+
+#[test]
+fn damaged_segments_and_maildrop_files_go_to_corrupt_and_every_intact_message_survives() {
+    const RUNS: usize = 3;
+    if skip_unless_peers(SCENARIO) {
+        return;
+    }
+    let mut rng = Rng::from_env();
+    let runs: Vec<CorruptRun> = (0..RUNS).map(|_| corrupt_run(&mut rng)).collect();
     Summary {
         scenario: SCENARIO,
-        runs: 1,
-        acknowledged: MESSAGES + 1,
-        lost: lost.len(),
-        duplicated: copies.duplicated(),
+        runs: RUNS,
+        acknowledged: RUNS * (MESSAGES + 1),
+        lost: runs.iter().map(|r| r.lost.len()).sum(),
+        duplicated: runs.iter().map(|r| r.duplicated).sum(),
         notes: format!(
-            "intact={} damaged=2 corrupt_files={} seed={}",
-            intact.len(),
-            corrupt.len(),
+            "intact={} damaged={} corrupt_files={} seed={}",
+            runs.iter().map(|r| r.intact).sum::<usize>(),
+            2 * RUNS,
+            runs.iter().map(|r| r.corrupt_files).sum::<usize>(),
             rng.seed()
         ),
     }
     .print();
-    say(&format!("  damage: {damage:?}"));
-    say(&format!(
-        "  corrupt/ and log lines naming each: {lines_per_file:?}"
-    ));
+    for run in &runs {
+        say(&format!("  damage: {:?}", run.damage));
+    }
 
-    assert!(lost.is_empty(), "intact messages never delivered: {lost:?}");
-    assert_eq!(copies.duplicated(), 0, "delivered twice");
-    assert!(
-        unexpected.is_empty(),
-        "delivered from damage: {unexpected:?}"
-    );
-    for name in &junk {
-        let saved = format!("maildrop-{name}");
+    for run in &runs {
         assert!(
-            corrupt.contains(&saved),
-            "{saved} not in corrupt/: {corrupt:?}"
+            run.lost.is_empty(),
+            "intact, never delivered: {:?}",
+            run.lost
         );
-    }
-    for (k, saved) in &damaged_saved {
+        assert_eq!(run.duplicated, 0, "delivered twice");
         assert!(
-            !saved.is_empty(),
-            "the damaged record of acknowledged message store-{k} was dropped without a copy in corrupt/ ({corrupt:?}); log:\n{}",
-            tail(&log, 15)
+            run.unexpected.is_empty(),
+            "delivered from damage: {:?}",
+            run.unexpected
         );
-    }
-    for (name, lines) in &lines_per_file {
-        assert_eq!(*lines, 1, "log lines naming corrupt/{name}");
+        assert!(
+            run.junk_left.is_empty(),
+            "not moved to corrupt/: {:?}",
+            run.junk_left
+        );
+        assert!(
+            run.unsaved.is_empty(),
+            "the damaged records of acknowledged messages {:?} were dropped without a copy in \
+             corrupt/ ({:?}); log:\n{}",
+            run.unsaved,
+            run.damage,
+            run.log_tail
+        );
+        assert!(
+            run.lines.is_empty(),
+            "corrupt/ files not named by exactly one log line: {:?}",
+            run.lines
+        );
     }
 }
