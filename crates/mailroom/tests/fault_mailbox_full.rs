@@ -24,11 +24,19 @@ const WHILE_FULL: usize = 24;
 /// Lines of padding: about 6 KB, more than a page.
 const PAD: usize = 80;
 
-#[test]
-fn mailbox_disk_full_defers_without_tearing_or_doubling_and_delivers_once_space_returns() {
-    if skip_unless_root(SCENARIO) {
-        return;
-    }
+/// What one run measured.
+struct MailboxRun {
+    acked: usize,
+    lost: Vec<String>,
+    duplicated: usize,
+    deferred_lines: usize,
+    torn_while_full: usize,
+    torn_after: usize,
+    sizes: Vec<u64>,
+    sizes_while_full: Vec<u64>,
+}
+
+fn mailbox_run() -> MailboxRun {
     let env = TestEnv::new();
     let tmpfs = Tmpfs::mount(&env.spool_dir(), "2m");
     let users: Vec<String> = ["alice", "bob", "carol"].map(String::from).to_vec();
@@ -50,7 +58,7 @@ fn mailbox_disk_full_defers_without_tearing_or_doubling_and_delivers_once_space_
     tmpfs.fill("filler");
     let sizes: Vec<u64> = users.iter().map(|u| file_len(&env, u)).collect();
     acked.extend((0..WHILE_FULL).map(|i| submit(&format!("full-{i}"), &users[i % 3])));
-    let deferred = env.wait_log("status=deferred", WHILE_FULL).len();
+    let deferred_lines = env.wait_log("status=deferred", WHILE_FULL).len();
     let sizes_while_full: Vec<u64> = users.iter().map(|u| file_len(&env, u)).collect();
     let torn_while_full = whole_copies(&env, &users).1;
 
@@ -59,37 +67,68 @@ fn mailbox_disk_full_defers_without_tearing_or_doubling_and_delivers_once_space_
     env.wait_all(&users, BEFORE + WHILE_FULL);
     env.wait_queue_empty();
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let (copies, torn) = whole_copies(&env, &users);
-    let lost: Vec<&String> = acked.iter().filter(|t| !copies.contains_key(*t)).collect();
-    let duplicated: usize = copies.values().map(|n| n - 1).sum();
+    let (copies, torn_after) = whole_copies(&env, &users);
+    drop(daemon);
+    drop(tmpfs);
+    MailboxRun {
+        acked: acked.len(),
+        lost: acked
+            .into_iter()
+            .filter(|t| !copies.contains_key(t))
+            .collect(),
+        duplicated: copies.values().map(|n| n - 1).sum(),
+        deferred_lines,
+        torn_while_full,
+        torn_after,
+        sizes,
+        sizes_while_full,
+    }
+}
+
+#[test]
+fn mailbox_disk_full_defers_without_tearing_or_doubling_and_delivers_once_space_returns() {
+    const RUNS: usize = 3;
+    if skip_unless_root(SCENARIO) {
+        return;
+    }
+    let runs: Vec<MailboxRun> = (0..RUNS).map(|_| mailbox_run()).collect();
+    let sum = |f: fn(&MailboxRun) -> usize| runs.iter().map(f).sum::<usize>();
     Summary {
         scenario: SCENARIO,
-        runs: 1,
-        acknowledged: acked.len(),
-        lost: lost.len(),
-        duplicated,
+        runs: RUNS,
+        acknowledged: sum(|r| r.acked),
+        lost: sum(|r| r.lost.len()),
+        duplicated: sum(|r| r.duplicated),
         notes: format!(
-            "deferred_lines={deferred} torn_while_full={torn_while_full} torn_after={torn} \
-             mbox_bytes_before={sizes:?} while_full={sizes_while_full:?}"
+            "deferred_lines={} torn_while_full={} torn_after={} mbox_bytes_before={:?} \
+             while_full={:?}",
+            sum(|r| r.deferred_lines),
+            sum(|r| r.torn_while_full),
+            sum(|r| r.torn_after),
+            runs[0].sizes,
+            runs[0].sizes_while_full
         ),
     }
     .print();
 
-    assert!(
-        lost.is_empty(),
-        "acknowledged but never delivered: {lost:?}"
-    );
-    assert_eq!(duplicated, 0, "delivered twice: {copies:?}");
-    assert_eq!(torn_while_full, 0, "a torn message was left in a mailbox");
-    assert_eq!(torn, 0, "a torn message is in a mailbox");
-    assert_eq!(
-        sizes_while_full, sizes,
-        "a failed append must leave the mailbox as it was"
-    );
-    drop(daemon);
-    drop(tmpfs);
+    for run in &runs {
+        assert!(
+            run.lost.is_empty(),
+            "acknowledged, never delivered: {:?}",
+            run.lost
+        );
+        assert_eq!(run.duplicated, 0, "delivered twice");
+        assert_eq!(
+            run.torn_while_full, 0,
+            "a torn message was left in a mailbox"
+        );
+        assert_eq!(run.torn_after, 0, "a torn message is in a mailbox");
+        assert_eq!(
+            run.sizes_while_full, run.sizes,
+            "a failed append must leave the mailbox as it was"
+        );
+    }
 }
-
 fn file_len(env: &TestEnv, user: &str) -> u64 {
     fs::metadata(env.mbox(user)).map(|m| m.len()).unwrap_or(0)
 }
