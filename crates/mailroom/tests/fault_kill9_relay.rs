@@ -52,7 +52,7 @@ fn kill_dash_nine_under_smtp_load_ten_times_loses_nothing_and_duplicates_only_in
     let mut snapshots: Vec<BTreeSet<String>> = Vec::new();
     let mut delays = Vec::new();
     for _ in 0..KILLS {
-        let delay = rng.between(300, 1500);
+        let delay = rng.between(50, 1500);
         delays.push(delay);
         thread::sleep(Duration::from_millis(delay));
         world.daemon.take().expect("daemon running").kill9();
