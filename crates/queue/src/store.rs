@@ -18,9 +18,10 @@
 //!   that fails keeps the segment in the index and is retried, later segments wait.
 //! - Space is short when the queue file system cannot hold one more full segment above
 //!   [`StoreOptions::min_free`]. Then the active segment is closed early once it is mostly
-//!   dead, and the oldest segment is compacted even when more than half of it is live, so
-//!   a small queue file system gets its space back instead of refusing intake with an
-//!   empty queue.
+//!   dead, and the oldest segment is compacted even when more than half of it is live if
+//!   that gives back more bytes (its dead part and the dead segments it pins) than it
+//!   copies, so a small queue file system gets its space back instead of refusing intake
+//!   with an empty queue.
 
 use crate::index::{apply_update, Entry, Index, Location};
 use crate::record::{self, Decoded, FollowUp, MessageMeta, Record, Update};
@@ -292,9 +293,9 @@ impl Store {
         })
     }
 
-    /// One compaction step: if the oldest closed segment is less than half live (or has any
-    /// dead bytes and space is short), relocate its live messages to the newest segment so
-    /// it can be deleted. When space is short, a mostly dead active segment is closed first.
+    /// One compaction step: if the oldest closed segment is less than half live (or, when
+    /// space is short, if compacting it gives back more than it copies), relocate its live
+    /// messages to the newest segment so it can be deleted. When space is short, a mostly dead active segment is closed first.
     /// Returns messages moved.
     pub fn compact(&self) -> Result<usize, StoreError> {
         let free = segment::free_bytes(&self.inner.dir).ok();
@@ -311,7 +312,7 @@ impl Store {
             };
             let worth_it = stats.live_bytes * 2 <= stats.size
                 || (short
-                    && stats.live_bytes < stats.size
+                    && stats.live_bytes < unpinned_bytes(&index, active)
                     && free.is_some_and(|f| stats.live_bytes < f));
             if oldest == active || stats.live == 0 || !worth_it {
                 return Ok(0);
@@ -718,6 +719,22 @@ impl Store {
             lock(&inner.files).remove(&victim);
         }
     }
+}
+
+/// Bytes that compacting the oldest segment would give back: its dead bytes plus every dead
+/// segment after it that only it keeps (deletion is oldest-first). Compacting is worth it
+/// when space is short and this exceeds the live bytes it must copy: each step then shrinks
+/// the log, so repeated compaction ends.
+fn unpinned_bytes(index: &Index, active: u64) -> u64 {
+    let mut segments = index.segments.iter();
+    let Some((_, oldest)) = segments.next() else {
+        return 0;
+    };
+    let pinned: u64 = segments
+        .take_while(|(&n, s)| n != active && s.live == 0)
+        .map(|(_, s)| s.size)
+        .sum();
+    oldest.size.saturating_sub(oldest.live_bytes) + pinned
 }
 
 /// Entries decoded per index lock in [`Store::for_each`].

@@ -67,9 +67,9 @@ impl QueueManager {
         let mut failures = 0;
         while let Err(f) = self.carry_out(&mut plan).await {
             if lock(&self.dispatch).stopping() {
-                // A clean stop does not wait for a disk to come back: the store still
-                // holds the old state, so this message is tried again at the next start.
-                warn!(target: "qmgr", "{id}: {}: {}; not recorded before the stop, the message stays queued as it was",
+                // A clean stop does not wait for a disk to come back: what was not
+                // recorded is redone at the next start (the store holds the older state).
+                warn!(target: "qmgr", "{id}: {}: {}; given up at the stop, the message stays queued",
                     f.what, f.error);
                 return;
             }

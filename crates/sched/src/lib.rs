@@ -19,9 +19,11 @@
 //!
 //! Invariants: at most `default_process_limit` deliveries run at once and at most each
 //! destination's concurrency limit per destination; a message is in at most one delivery
-//! at a time; outcomes are durable before anything that depends on them; a null-sender
-//! message is never bounced to its sender (DESIGN invariant 5); a panic inside an agent
-//! defers that delivery instead of stopping the daemon (invariant 4).
+//! at a time; outcomes are durable before anything that depends on them, and one that cannot
+//! be recorded is retried (never logged as done) while its message keeps its delivery slot and
+//! is not dispatched again (`apply.rs`); a null-sender message is never bounced to its
+//! sender (DESIGN invariant 5); a panic inside an agent defers that delivery instead of
+//! stopping the daemon (invariant 4).
 //!
 //! Security stance: runs as the queue owner; agents it calls may need root to deliver into
 //! users' mailboxes (see the agents crate).

@@ -93,3 +93,23 @@ fn zeros_after_the_last_record_are_a_torn_write() {
     assert!(report.corrupt_regions.is_empty());
     assert!(store.contains(ids[0]) && store.contains(ids[1]));
 }
+
+/// The documented limit (no redundancy): a damaged removal record undoes the removal. The
+/// message comes back — a duplicate delivery, not a loss — and the damage is reported.
+#[test]
+fn a_damaged_removal_record_brings_the_message_back_and_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (seg, ids, _) = two_messages(tmp.path());
+    let before = fs::metadata(&seg).unwrap().len() as usize;
+    {
+        let (store, _) = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+        store.remove(ids[0], "done").unwrap();
+    }
+    let mut data = fs::read(&seg).unwrap();
+    data[before + 20] ^= 0x04; // inside the removal record's queue ID
+    fs::write(&seg, &data).unwrap();
+    let (store, report) = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    assert!(store.contains(ids[0]), "the removal is undone");
+    assert_eq!(report.corrupt_regions.len(), 1, "and reported: {report:?}");
+    assert_eq!(report.torn_tail, None);
+}
