@@ -182,7 +182,12 @@ async fn remove(cx: &Context, id: QueueId) -> Result<(), Failed> {
 
 /// A notification about message `id`, with the original read back from the store (as much
 /// of it as `bounce_size_limit` and RET allow), and its null-sender envelope.
-async fn compose(cx: &Context, id: QueueId, env: &Envelope, notice: &Notice) -> (Envelope, Vec<u8>) {
+async fn compose(
+    cx: &Context,
+    id: QueueId,
+    env: &Envelope,
+    notice: &Notice,
+) -> (Envelope, Vec<u8>) {
     let cfg = cx.shared.config();
     let store = cx.shared.store.clone();
     let original = tokio::task::spawn_blocking(move || store.read_message(id))

@@ -2,8 +2,8 @@
 //! forwarded copies it asks for queued, and exactly one outcome per recipient reported back
 //! (to `dispatch`, through the manager).
 
-use crate::context::Context;
 use crate::clock::unix_now;
+use crate::context::Context;
 use crate::dispatch::{Delivery, Item};
 use crate::route::{Route, Transport};
 use crate::timed::{Agent, Timed};
@@ -79,7 +79,12 @@ async fn attempt(cx: &Context, item: &Item) -> (Vec<Outcome>, Option<String>) {
     }
 }
 
-async fn run_local(cx: &Context, entry: &Entry, recipients: &[usize], body: Vec<u8>) -> Vec<Outcome> {
+async fn run_local(
+    cx: &Context,
+    entry: &Entry,
+    recipients: &[usize],
+    body: Vec<u8>,
+) -> Vec<Outcome> {
     let agent = cx.shared.local();
     let (id, env, rcpts) = (entry.id, entry.meta.envelope.clone(), recipients.to_vec());
     match tokio::task::spawn_blocking(move || agent.deliver(id, &env, &rcpts, &body)).await {
@@ -109,7 +114,8 @@ async fn resubmit(
         let new_id = QueueId::generate();
         let mut env = Envelope::new(r.sender, r.recipients, unix_now());
         env.origin = "forward".into();
-        let follow = FollowUp::SetRecipients(entry.id, vec![(r.for_recipient, RecipientState::Sent)]);
+        let follow =
+            FollowUp::SetRecipients(entry.id, vec![(r.for_recipient, RecipientState::Sent)]);
         let store = cx.shared.store.clone();
         let msg = r.message;
         let res = store
@@ -216,4 +222,3 @@ fn merge_forward(o: Outcome, forwarded: &[(usize, Result<QueueId, String>)]) -> 
         _ => o,
     }
 }
-

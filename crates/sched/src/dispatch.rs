@@ -153,7 +153,14 @@ impl Dispatch {
         }
         let waiting = items.len();
         let slots = 0;
-        self.inflight.insert(id, InFlight { message, waiting, slots });
+        self.inflight.insert(
+            id,
+            InFlight {
+                message,
+                waiting,
+                slots,
+            },
+        );
         for item in items {
             let key = item.destination.clone();
             if !self.dests.contains_key(&key) {

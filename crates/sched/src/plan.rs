@@ -81,8 +81,12 @@ pub(crate) fn plan(attempt: Attempt, settings: &Settings, now: u64, jitter: f64)
         return None;
     }
     let mut lines = Vec::new();
-    let (mut changes, delivered) =
-        new_states(&mut meta.envelope, outcomes, settings.soft_bounce, &mut lines);
+    let (mut changes, delivered) = new_states(
+        &mut meta.envelope,
+        outcomes,
+        settings.soft_bounce,
+        &mut lines,
+    );
     expire(&mut meta.envelope, &mut changes, settings, now, &mut lines);
     let still_open = meta.envelope.recipients.iter().any(|r| r.state.is_open());
     let held = hold.is_some() || held;
@@ -128,7 +132,10 @@ fn where_next(
     }
     if !still_open {
         let queue = if held { QueueName::Hold } else { meta.queue };
-        return (queue, Then::Finish(notify::bounce(settings, &meta.envelope)));
+        return (
+            queue,
+            Then::Finish(notify::bounce(settings, &meta.envelope)),
+        );
     }
     let next = retry::next_attempt(
         now,

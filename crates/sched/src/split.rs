@@ -34,8 +34,13 @@ pub(crate) fn split(entry: &Entry, router: &Router, now: Instant) -> Split {
                 Agent::Discard,
                 Outcome::sent(i, "none", format!("discarded: {text}")),
             ),
-            Route::Error { dsn, text } => (Agent::Error, Outcome::bounced(i, dsn, "none", text.clone())),
-            Route::Retry { dsn, text } => (Agent::Retry, Outcome::deferred(i, dsn, "none", text.clone())),
+            Route::Error { dsn, text } => {
+                (Agent::Error, Outcome::bounced(i, dsn, "none", text.clone()))
+            }
+            Route::Retry { dsn, text } => (
+                Agent::Retry,
+                Outcome::deferred(i, dsn, "none", text.clone()),
+            ),
             Route::Hold(text) => {
                 out.hold = Some(text.clone());
                 continue;
