@@ -23,9 +23,9 @@
 //! fairness, slots), `plan` turns a message's outcomes into a `Plan` (new states, retry time,
 //! notices, the record to write), with `retry` and `notify` as its rules. Acting: `deliver`
 //! runs an agent for one item, `carry` makes a plan durable step by step, and `manager` is
-//! the loop that feeds due messages (`due`) to dispatch and carries out what it says. Modules
-//! use only the ones below them: manager → carry, deliver → context → dispatch, due, shared →
-//! plan, split → notify, route, settings, timed, retry.
+//! the loop that feeds due messages (`due`) to dispatch and carries out what it says. Each
+//! module uses only those on later lines: manager; carry, deliver; context; split, plan;
+//! dispatch, due, shared, notify; remote, settings, timed; route, retry, clock, sync.
 //!
 //! Invariants: at most `default_process_limit` deliveries run at once and at most each
 //! destination's concurrency limit per destination; a message is in at most one delivery
