@@ -190,11 +190,15 @@ async fn compose(
 ) -> (Envelope, Vec<u8>) {
     let cfg = cx.shared.config();
     let store = cx.shared.store.clone();
-    let original = tokio::task::spawn_blocking(move || store.read_message(id))
-        .await
-        .ok()
-        .and_then(|r| r.ok())
-        .unwrap_or_default();
+    let read = tokio::task::spawn_blocking(move || store.read_message(id)).await;
+    let read = read
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    // The notice still goes (its reports are what matters), but not silently without it.
+    let original = read.unwrap_or_else(|e| {
+        warn!(target: "qmgr", "{id}: cannot read the message for the notification: {e}; it is sent without the original");
+        Vec::new()
+    });
     let message = bounce::build(&bounce::Input {
         id,
         envelope: env,
