@@ -164,15 +164,20 @@ fn human_part(input: &Input<'_>) -> String {
 }
 
 fn status_part(input: &Input<'_>) -> String {
-    let arrival = chrono::DateTime::from_timestamp(input.envelope.arrival_time as i64, 0)
-        .map(|d| d.to_rfc2822())
+    // RFC 3464 Arrival-Date is optional: left out for a time RFC 5322 cannot show (past the
+    // year 9999), which chrono's `to_rfc2822` would panic on.
+    let arrival = i64::try_from(input.envelope.arrival_time)
+        .ok()
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .filter(|d| (0..=9999).contains(&chrono::Datelike::year(d)))
+        .map(|d| format!("Arrival-Date: {}\n", d.to_rfc2822()))
         .unwrap_or_default();
     let mut t = String::new();
     if let Some(envid) = &input.envelope.envid {
         t += &format!("Original-Envelope-Id: {}\n", printable(envid));
     }
     t += &format!(
-        "Reporting-MTA: dns; {}\nX-Mailroom-Queue-ID: {}\nArrival-Date: {arrival}\n",
+        "Reporting-MTA: dns; {}\nX-Mailroom-Queue-ID: {}\n{arrival}",
         input.myhostname, input.id
     );
     for r in input.reports {
@@ -320,6 +325,32 @@ mod tests {
         assert!(
             !fields.chars().any(|c| c.is_control() && c != '\n'),
             "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn arrival_time_past_the_year_9999_is_left_out_not_a_panic() {
+        for arrival_time in [253_402_300_800, i64::MAX as u64 + 1, u64::MAX] {
+            let env = Envelope::new("s@x", vec!["a@y".into()], arrival_time);
+            let text = build_with(
+                &env,
+                Kind::Bounce,
+                &[report(Action::Failed, "5.1.1")],
+                50_000,
+            );
+            assert!(!text.contains("Arrival-Date"), "{text}");
+            assert!(text.contains("X-Mailroom-Queue-ID: "));
+        }
+        let env = Envelope::new("s@x", vec!["a@y".into()], 1_700_000_000);
+        let text = build_with(
+            &env,
+            Kind::Bounce,
+            &[report(Action::Failed, "5.1.1")],
+            50_000,
+        );
+        assert!(
+            text.contains("Arrival-Date: Tue, 14 Nov 2023 22:13:20 +0000\n"),
+            "{text}"
         );
     }
 

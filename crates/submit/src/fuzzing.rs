@@ -30,14 +30,35 @@ fn base_config() -> &'static Config {
     })
 }
 
-/// See the module doc. The first byte picks the mode: raw file bytes, or a file built from
-/// the input (so the fuzzer also explores what the writer produces).
+/// See the module doc. The first byte picks the mode: raw file bytes; envelope lines from
+/// the input around a message with a correct `B` line (a CRC in hex is not something
+/// mutation finds); or a file built from the input (what the writer produces).
 pub fn check_maildrop(data: &[u8]) {
     let id = QueueId::from_u128(0x0123_4567_89ab_cdef);
-    match data.split_first() {
-        Some((mode, rest)) if mode & 1 == 1 => check_written(&built(id, rest)),
-        _ => check_decoded(id, data),
+    let Some((mode, rest)) = data.split_first() else {
+        return check_decoded(id, data);
+    };
+    match mode % 3 {
+        0 => check_decoded(id, rest),
+        1 => check_decoded(id, &with_b_line(rest)),
+        _ => check_written(&built(id, rest)),
     }
+}
+
+fn with_b_line(data: &[u8]) -> Vec<u8> {
+    let mut b = envelope::fuzzing::Bytes::new(data);
+    let lines = b.slice(255);
+    let message = b.rest();
+    let mut file = format!("{}\n", maildrop::MAGIC).into_bytes();
+    file.extend_from_slice(lines);
+    if !file.ends_with(b"\n") {
+        file.push(b'\n');
+    }
+    let crc = crc32fast::hash(message);
+    file.extend_from_slice(format!("B {} {crc:08x}\n", message.len()).as_bytes());
+    file.extend_from_slice(message);
+    file.extend_from_slice(b"END\n");
+    file
 }
 
 fn check_decoded(id: QueueId, data: &[u8]) {
