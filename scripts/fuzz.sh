@@ -34,8 +34,9 @@ fi
 # assertions on, so an arithmetic overflow is a crash like a panic.
 build=(cargo +nightly fuzz build --sanitizer none --debug-assertions)
 started=$(date +%s)
-if ! "${build[@]}" 2>fuzz/build.log; then
-    cat fuzz/build.log >&2
+mkdir -p fuzz/artifacts
+if ! "${build[@]}" 2>fuzz/artifacts/build.log; then
+    cat fuzz/artifacts/build.log >&2
     echo "fuzz.sh: build failed" >&2
     exit 1
 fi
