@@ -170,6 +170,58 @@ fn bad_references_are_errors() {
 }
 
 #[test]
+fn multiplying_references_are_refused_not_expanded_until_memory_runs_out() {
+    // Ten parameters, each eight references to the next: 1.3 KB of file, 42 GB of value.
+    let chain = [
+        "smtpd_banner",
+        "relayhost",
+        "home_mailbox",
+        "content_filter",
+        "smtp_helo_name",
+        "default_privs",
+        "mail_owner",
+        "setgid_group",
+        "smtpd_tls_cert_file",
+        "smtpd_tls_key_file",
+    ];
+    let mut text: String = chain
+        .windows(2)
+        .map(|pair| format!("{} = \"{}\"\n", pair[0], format!("${}", pair[1]).repeat(8)))
+        .collect();
+    text += &format!("smtpd_tls_key_file = \"{}\"\n", "a".repeat(40));
+    let error = parse_err(&text);
+    assert!(error.message.contains("after $ expansion"), "{error}");
+    // The same with lists, whose items a sole reference splices in.
+    let lists = [
+        "mynetworks",
+        "relay_domains",
+        "transport_maps",
+        "dns_nameservers",
+    ];
+    let mut text: String = lists
+        .windows(2)
+        .map(|pair| {
+            format!(
+                "{} = [{}]\n",
+                pair[0],
+                vec![format!("\"${}\"", pair[1]); 64].join(",")
+            )
+        })
+        .collect();
+    text += &format!("dns_nameservers = [\"{}\"]\n", "a".repeat(100));
+    let error = parse_err(&text);
+    assert!(error.message.contains("after $ expansion"), "{error}");
+    // A long value that does not multiply is fine.
+    let long = "x".repeat(100_000);
+    assert_eq!(
+        parse_ok(&format!("smtpd_banner = \"{long} $myhostname\""))
+            .smtpd_banner
+            .len(),
+        100_000 + 1 + parse_ok("").myhostname.len()
+    );
+}
+
+#[test]
 fn data_directory_moves_the_paths_under_it() {
     let config = parse_ok("data_directory = \"/home/John Doe/mr\"");
     assert_eq!(
