@@ -229,8 +229,13 @@ impl Resolver {
                 .sum::<usize>();
             self.within_limit(name, size)?;
         }
-        out.retain(|item| !item.trim().is_empty());
-        Ok(out)
+        // Trimmed like the items a file writes (array items are trimmed, string lists split
+        // at whitespace): `myhostname = "mx "` makes `mydestination` hold `mx`, not `mx `.
+        Ok(out
+            .into_iter()
+            .map(|item| item.trim().to_string())
+            .filter(|item| !item.is_empty())
+            .collect())
     }
 
     /// The value of `$reference`, met while resolving `name`.

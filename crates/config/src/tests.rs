@@ -222,6 +222,19 @@ fn multiplying_references_are_refused_not_expanded_until_memory_runs_out() {
 }
 
 #[test]
+fn list_items_from_references_are_trimmed_like_items_written_in_the_file() {
+    // Found by the config fuzz target: `mailroom config` showed `mydestination = mx , …`,
+    // a value no file can write back (array items are trimmed).
+    let config = parse_ok(
+        "myhostname = \"mx.example.org \"\nrelay_domains = [\"$myhostname\", \" $mydomain\"]",
+    );
+    assert_eq!(config.mydestination[0], "mx.example.org");
+    assert_eq!(config.relay_domains[0], "mx.example.org");
+    let written = "myhostname = \"mx.example.org \"\nmydestination = [\"mx.example.org \"]";
+    assert_eq!(parse_ok(written).mydestination, config.mydestination[..1]);
+}
+
+#[test]
 fn data_directory_moves_the_paths_under_it() {
     let config = parse_ok("data_directory = \"/home/John Doe/mr\"");
     assert_eq!(
