@@ -157,6 +157,16 @@ pub(crate) fn apply(
     Ok(config)
 }
 
+/// A value is one line, as in Postfix's main.cf: it goes into SMTP replies, headers and log
+/// lines, where a line break (a TOML `"\n"`) would forge one. Tabs are whitespace.
+fn control_character(value: &Value) -> Option<char> {
+    let find = |text: &str| text.chars().find(|&c| c.is_control() && c != '\t');
+    match value {
+        Value::Text(text) => find(text),
+        Value::List(items) => items.iter().find_map(|item| find(item)),
+    }
+}
+
 struct Resolver {
     sources: BTreeMap<&'static str, Source>,
     file: Option<PathBuf>,
@@ -182,6 +192,10 @@ impl Resolver {
                 Value::Text(domain_of(&host.to_text()))
             }
         };
+        if let Some(c) = control_character(&value) {
+            let message = format!("control character {c:?} in value (a value is one line)");
+            return Err(self.error(name, message));
+        }
         stack.pop();
         self.done.insert(name, value.clone());
         Ok(value)

@@ -235,6 +235,21 @@ fn list_items_from_references_are_trimmed_like_items_written_in_the_file() {
 }
 
 #[test]
+fn a_line_break_in_a_value_is_an_error_not_a_forged_line() {
+    // Found by the config fuzz target: `myhostname = "mx\n…"` loaded, `mailroom config`
+    // printed the value over several lines, and the SMTP greeting would have carried it.
+    let error = parse_err("relayhost = \"x\"\nmyhostname = \"mx.example\\r\\n250 forged\"");
+    assert_eq!((error.line, error.key.as_str()), (Some(2), "myhostname"));
+    assert!(
+        error.message.starts_with("control character '\\r'"),
+        "{error}"
+    );
+    let error = parse_err("mynetworks = [\"127.0.0.0/8\", \"a\\u0000b\"]");
+    assert_eq!(error.key, "mynetworks");
+    assert_eq!(parse_ok("smtpd_banner = \"a\\tb\"").smtpd_banner, "a\tb");
+}
+
+#[test]
 fn data_directory_moves_the_paths_under_it() {
     let config = parse_ok("data_directory = \"/home/John Doe/mr\"");
     assert_eq!(
