@@ -29,3 +29,10 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+
+# Fuzzing (README.md "Fuzzing"): build every cargo-fuzz target in fuzz/ and run each for
+# 30 s; fuzz.sh skips with one line when there is no nightly toolchain.
+if cargo +nightly --version >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+fi
+scripts/fuzz.sh 30

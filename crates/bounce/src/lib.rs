@@ -14,6 +14,8 @@
 //! Security stance: pure function; the original is copied as data into the last MIME part,
 //! never interpreted.
 
+pub mod fuzzing;
+
 use envelope::{Envelope, QueueId};
 
 /// What happened to one recipient, as reported.
@@ -97,7 +99,7 @@ pub fn build(input: &Input<'_>) -> Vec<u8> {
         "From: MAILER-DAEMON@{} (Mail Delivery System)\n",
         input.myhostname
     );
-    m += &format!("To: {}\n", input.to);
+    m += &format!("To: {}\n", printable(input.to));
     m += &format!("Subject: {subject}\n");
     m += &format!("Date: {date}\n");
     m += &format!(
@@ -156,46 +158,67 @@ fn human_part(input: &Input<'_>) -> String {
         Kind::Success => format!("This is the mail system at host {host}.\n\nYour message was successfully delivered to the destination(s)\nlisted below.\n\n"),
     };
     for r in input.reports {
-        t += &format!("<{}>: {}\n", r.address, r.reason);
+        t += &format!("<{}>: {}\n", printable(&r.address), printable(&r.reason));
     }
     t
 }
 
 fn status_part(input: &Input<'_>) -> String {
-    let arrival = chrono::DateTime::from_timestamp(input.envelope.arrival_time as i64, 0)
-        .map(|d| d.to_rfc2822())
+    // RFC 3464 Arrival-Date is optional: left out for a time RFC 5322 cannot show (past the
+    // year 9999), which chrono's `to_rfc2822` would panic on.
+    let arrival = i64::try_from(input.envelope.arrival_time)
+        .ok()
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .filter(|d| (0..=9999).contains(&chrono::Datelike::year(d)))
+        .map(|d| format!("Arrival-Date: {}\n", d.to_rfc2822()))
         .unwrap_or_default();
     let mut t = String::new();
     if let Some(envid) = &input.envelope.envid {
-        t += &format!("Original-Envelope-Id: {envid}\n");
+        t += &format!("Original-Envelope-Id: {}\n", printable(envid));
     }
     t += &format!(
-        "Reporting-MTA: dns; {}\nX-Mailroom-Queue-ID: {}\nArrival-Date: {arrival}\n",
+        "Reporting-MTA: dns; {}\nX-Mailroom-Queue-ID: {}\n{arrival}",
         input.myhostname, input.id
     );
     for r in input.reports {
         t += "\n";
         if let Some(orcpt) = &r.orcpt {
-            t += &format!("Original-Recipient: {orcpt}\n");
+            t += &format!("Original-Recipient: {}\n", printable(orcpt));
         }
         t += &format!(
             "Final-Recipient: rfc822; {}\nAction: {}\nStatus: {}\n",
-            r.address,
+            printable(&r.address),
             r.action.as_str(),
-            r.status
+            printable(&r.status)
         );
         match &r.remote_mta {
             Some(mta) => {
                 let host = mta.split('[').next().unwrap_or(mta);
                 t += &format!(
-                    "Remote-MTA: dns; {host}\nDiagnostic-Code: smtp; {}\n",
-                    r.reason
+                    "Remote-MTA: dns; {}\nDiagnostic-Code: smtp; {}\n",
+                    printable(host),
+                    printable(&r.reason)
                 );
             }
-            None => t += &format!("Diagnostic-Code: X-Mailroom; {}\n", r.reason),
+            None => t += &format!("Diagnostic-Code: X-Mailroom; {}\n", printable(&r.reason)),
         }
     }
     t
+}
+
+/// Envelope or report text as it goes into a header or DSN field: a control character (a
+/// line break would start a forged field, and RFC 3464 fields are printable text) becomes
+/// `?`, as Postfix's `printable()` does. Text from SMTP is clean already; `sendmail`
+/// arguments (`-f`, `-V`, recipients) may hold any control character but CR, LF and NUL.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.contains(char::is_control) {
+        false => text.into(),
+        true => text
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect::<String>()
+            .into(),
+    }
 }
 
 /// The original's header block (up to the first empty line), always ending in a newline.
@@ -270,6 +293,65 @@ mod tests {
             50_000,
         );
         assert!(hdrs.contains("Subject: hello") && !hdrs.contains("secret body"));
+    }
+
+    #[test]
+    fn control_characters_in_envelope_fields_do_not_reach_the_report() {
+        // What `sendmail -f $'s\x0bx' -V $'id\x1b[2J' $'bob\tx'` can queue (the maildrop format
+        // refuses only CR, LF and NUL), bounced.
+        let mut env = Envelope::new("s\u{b}x", vec!["bob\tx".into()], 1);
+        env.envid = Some("id\u{1b}[2J".into());
+        let mut failed = report(Action::Failed, "5.1.1");
+        failed.address = "bob\tx".into();
+        failed.reason = "unknown user: \"bob\u{85}x\"".into();
+        let input = Input {
+            id: QueueId::generate(),
+            envelope: &env,
+            original: b"Subject: x\n\nbody\n",
+            myhostname: "mx.example",
+            reports: &[failed],
+            kind: Kind::Bounce,
+            to: &env.sender,
+            size_limit: 50_000,
+        };
+        let text = String::from_utf8(build(&input)).unwrap();
+        assert!(text.contains("To: s?x\n"), "{text}");
+        assert!(text.contains("Original-Envelope-Id: id?[2J\n"), "{text}");
+        assert!(text.contains("Final-Recipient: rfc822; bob?x\n"), "{text}");
+        assert!(text.contains("Diagnostic-Code: X-Mailroom; unknown user: \"bob?x\"\n"));
+        assert!(text.contains("<bob?x>: unknown user"), "{text}");
+        let (_, report_part) = text.split_once("message/delivery-status\n\n").unwrap();
+        let fields = report_part.split("\n--").next().unwrap();
+        assert!(
+            !fields.chars().any(|c| c.is_control() && c != '\n'),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn arrival_time_past_the_year_9999_is_left_out_not_a_panic() {
+        for arrival_time in [253_402_300_800, i64::MAX as u64 + 1, u64::MAX] {
+            let env = Envelope::new("s@x", vec!["a@y".into()], arrival_time);
+            let text = build_with(
+                &env,
+                Kind::Bounce,
+                &[report(Action::Failed, "5.1.1")],
+                50_000,
+            );
+            assert!(!text.contains("Arrival-Date"), "{text}");
+            assert!(text.contains("X-Mailroom-Queue-ID: "));
+        }
+        let env = Envelope::new("s@x", vec!["a@y".into()], 1_700_000_000);
+        let text = build_with(
+            &env,
+            Kind::Bounce,
+            &[report(Action::Failed, "5.1.1")],
+            50_000,
+        );
+        assert!(
+            text.contains("Arrival-Date: Tue, 14 Nov 2023 22:13:20 +0000\n"),
+            "{text}"
+        );
     }
 
     #[test]

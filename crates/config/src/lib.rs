@@ -40,6 +40,7 @@
 
 mod defaults;
 mod expand;
+pub mod fuzzing;
 mod load;
 mod params;
 mod print;

@@ -19,6 +19,10 @@ use crate::expand::{expand, sole_reference, ExpandError};
 use crate::params::{self, Access, Param, PARAMS};
 use crate::{Config, ConfigError};
 
+/// The longest a value may grow by `$` expansion (text bytes, or list items with their
+/// separators); longer is an error.
+pub(crate) const MAX_EXPANDED: usize = 1 << 20;
+
 /// Where a parameter's value comes from, before expansion.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Template {
@@ -153,6 +157,16 @@ pub(crate) fn apply(
     Ok(config)
 }
 
+/// A value is one line, as in Postfix's main.cf: it goes into SMTP replies, headers and log
+/// lines, where a line break (a TOML `"\n"`) would forge one. Tabs are whitespace.
+fn control_character(value: &Value) -> Option<char> {
+    let find = |text: &str| text.chars().find(|&c| c.is_control() && c != '\t');
+    match value {
+        Value::Text(text) => find(text),
+        Value::List(items) => items.iter().find_map(|item| find(item)),
+    }
+}
+
 struct Resolver {
     sources: BTreeMap<&'static str, Source>,
     file: Option<PathBuf>,
@@ -178,6 +192,10 @@ impl Resolver {
                 Value::Text(domain_of(&host.to_text()))
             }
         };
+        if let Some(c) = control_character(&value) {
+            let message = format!("control character {c:?} in value (a value is one line)");
+            return Err(self.error(name, message));
+        }
         stack.pop();
         self.done.insert(name, value.clone());
         Ok(value)
@@ -189,9 +207,12 @@ impl Resolver {
         text: &str,
         stack: &mut Vec<&'static str>,
     ) -> Result<String, ConfigError> {
+        let mut spliced = 0;
         expand(text, |reference| {
-            self.lookup(name, reference, stack)
-                .map(|value| value.to_text())
+            let value = self.lookup(name, reference, stack)?.to_text();
+            spliced += value.len();
+            self.within_limit(name, spliced)?;
+            Ok(value)
         })
         .map_err(|error| match error {
             ExpandError::Syntax(message) => self.error(name, message),
@@ -206,7 +227,9 @@ impl Resolver {
         stack: &mut Vec<&'static str>,
     ) -> Result<Vec<String>, ConfigError> {
         let mut out = Vec::new();
+        let mut size = 0;
         for template in templates {
+            let before = out.len();
             match sole_reference(template) {
                 Some(reference) => match self.lookup(name, reference, stack)? {
                     Value::List(items) => out.extend(items),
@@ -214,9 +237,19 @@ impl Resolver {
                 },
                 None => out.push(self.expand_text(name, template, stack)?),
             }
+            size += out[before..]
+                .iter()
+                .map(|item| item.len() + 2)
+                .sum::<usize>();
+            self.within_limit(name, size)?;
         }
-        out.retain(|item| !item.trim().is_empty());
-        Ok(out)
+        // Trimmed like the items a file writes (array items are trimmed, string lists split
+        // at whitespace): `myhostname = "mx "` makes `mydestination` hold `mx`, not `mx `.
+        Ok(out
+            .into_iter()
+            .map(|item| item.trim().to_string())
+            .filter(|item| !item.is_empty())
+            .collect())
     }
 
     /// The value of `$reference`, met while resolving `name`.
@@ -233,6 +266,18 @@ impl Resolver {
             return Err(self.error(name, format!("recursive reference to ${reference}")));
         }
         self.resolve(param.name, stack)
+    }
+
+    /// References that multiply (`a = "$b$b$b$b"`, `b = "$c$c$c$c"`, …) grow a value
+    /// exponentially: a 1 KB file asked for 42 GB. No real value comes near the limit.
+    fn within_limit(&self, name: &str, size: usize) -> Result<(), ConfigError> {
+        match size > MAX_EXPANDED {
+            true => Err(self.error(
+                name,
+                format!("value longer than {MAX_EXPANDED} bytes after $ expansion"),
+            )),
+            false => Ok(()),
+        }
     }
 
     fn error(&self, name: &str, message: String) -> ConfigError {

@@ -170,6 +170,86 @@ fn bad_references_are_errors() {
 }
 
 #[test]
+fn multiplying_references_are_refused_not_expanded_until_memory_runs_out() {
+    // Ten parameters, each eight references to the next: 1.3 KB of file, 42 GB of value.
+    let chain = [
+        "smtpd_banner",
+        "relayhost",
+        "home_mailbox",
+        "content_filter",
+        "smtp_helo_name",
+        "default_privs",
+        "mail_owner",
+        "setgid_group",
+        "smtpd_tls_cert_file",
+        "smtpd_tls_key_file",
+    ];
+    let mut text: String = chain
+        .windows(2)
+        .map(|pair| format!("{} = \"{}\"\n", pair[0], format!("${}", pair[1]).repeat(8)))
+        .collect();
+    text += &format!("smtpd_tls_key_file = \"{}\"\n", "a".repeat(40));
+    let error = parse_err(&text);
+    assert!(error.message.contains("after $ expansion"), "{error}");
+    // The same with lists, whose items a sole reference splices in.
+    let lists = [
+        "mynetworks",
+        "relay_domains",
+        "transport_maps",
+        "dns_nameservers",
+    ];
+    let mut text: String = lists
+        .windows(2)
+        .map(|pair| {
+            format!(
+                "{} = [{}]\n",
+                pair[0],
+                vec![format!("\"${}\"", pair[1]); 64].join(",")
+            )
+        })
+        .collect();
+    text += &format!("dns_nameservers = [\"{}\"]\n", "a".repeat(100));
+    let error = parse_err(&text);
+    assert!(error.message.contains("after $ expansion"), "{error}");
+    // A long value that does not multiply is fine.
+    let long = "x".repeat(100_000);
+    assert_eq!(
+        parse_ok(&format!("smtpd_banner = \"{long} $myhostname\""))
+            .smtpd_banner
+            .len(),
+        100_000 + 1 + parse_ok("").myhostname.len()
+    );
+}
+
+#[test]
+fn list_items_from_references_are_trimmed_like_items_written_in_the_file() {
+    // Found by the config fuzz target: `mailroom config` showed `mydestination = mx , …`,
+    // a value no file can write back (array items are trimmed).
+    let config = parse_ok(
+        "myhostname = \"mx.example.org \"\nrelay_domains = [\"$myhostname\", \" $mydomain\"]",
+    );
+    assert_eq!(config.mydestination[0], "mx.example.org");
+    assert_eq!(config.relay_domains[0], "mx.example.org");
+    let written = "myhostname = \"mx.example.org \"\nmydestination = [\"mx.example.org \"]";
+    assert_eq!(parse_ok(written).mydestination, config.mydestination[..1]);
+}
+
+#[test]
+fn a_line_break_in_a_value_is_an_error_not_a_forged_line() {
+    // Found by the config fuzz target: `myhostname = "mx\n…"` loaded, `mailroom config`
+    // printed the value over several lines, and the SMTP greeting would have carried it.
+    let error = parse_err("relayhost = \"x\"\nmyhostname = \"mx.example\\r\\n250 forged\"");
+    assert_eq!((error.line, error.key.as_str()), (Some(2), "myhostname"));
+    assert!(
+        error.message.starts_with("control character '\\r'"),
+        "{error}"
+    );
+    let error = parse_err("mynetworks = [\"127.0.0.0/8\", \"a\\u0000b\"]");
+    assert_eq!(error.key, "mynetworks");
+    assert_eq!(parse_ok("smtpd_banner = \"a\\tb\"").smtpd_banner, "a\tb");
+}
+
+#[test]
 fn data_directory_moves_the_paths_under_it() {
     let config = parse_ok("data_directory = \"/home/John Doe/mr\"");
     assert_eq!(

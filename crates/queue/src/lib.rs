@@ -29,6 +29,7 @@
 //! checksums; never follows paths taken from queue contents.
 
 mod compact;
+pub mod fuzzing;
 mod index;
 mod nonblocking;
 mod record;

@@ -1,6 +1,6 @@
 //! The SMTP command parser: one command line (without its line end) in, one typed
 //! [`Command`] or the error [`Reply`] out. No I/O, no state, no allocation beyond the result;
-//! fuzzed (`crates/smtpd/fuzz`) and table-tested (`command/tests.rs`).
+//! fuzzed (`fuzz/` at the repository root) and table-tested (`command/tests.rs`).
 //!
 //! Strictness: the verb is case-insensitive and followed by exactly one space when it has
 //! arguments (a tab or several spaces are tolerated only where RFC 5321 implementations

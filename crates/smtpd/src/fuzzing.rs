@@ -1,4 +1,4 @@
-//! Property checks shared by the cargo-fuzz targets (`crates/smtpd/fuzz`) and the
+//! Property checks shared by the cargo-fuzz targets (`fuzz/` at the repository root) and the
 //! randomised unit test below, so the invariants are exercised on stable Rust in every test
 //! run and by libFuzzer when someone runs it.
 //!

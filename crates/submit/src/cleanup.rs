@@ -13,7 +13,7 @@
 //!   other header as it was.
 //! * Output: LF line ends, the header block, one empty line, the body.
 
-use chrono::{Local, TimeZone, Utc};
+use chrono::{Datelike, Local, TimeZone, Utc};
 use config::Config;
 use envelope::{Envelope, Recipient};
 
@@ -158,15 +158,23 @@ fn push_lines(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// RFC 5322 section 3.3 date in local time, e.g. `Tue, 1 Jul 2003 10:52:37 +0200`.
+/// RFC 5322 section 3.3 date in local time, e.g. `Tue, 1 Jul 2003 10:52:37 +0200`. A time
+/// the format cannot show (after the year 9999: a maildrop file's `T` line is any number)
+/// is the epoch, as one that does not exist is: chrono's `to_rfc2822` panics on it.
 pub fn rfc5322_date(unix_secs: u64) -> String {
     let secs = i64::try_from(unix_secs).unwrap_or(0);
-    match Local.timestamp_opt(secs, 0).single() {
+    let four_digit_year = |year: i32| (0..=9999).contains(&year);
+    let local = Local.timestamp_opt(secs, 0).single();
+    match local.filter(|d| four_digit_year(d.year())) {
         Some(local) => local.to_rfc2822(),
-        None => Utc.timestamp_opt(secs, 0).single().map_or_else(
-            || "Thu, 1 Jan 1970 00:00:00 +0000".to_string(),
-            |utc| utc.to_rfc2822(),
-        ),
+        None => Utc
+            .timestamp_opt(secs, 0)
+            .single()
+            .filter(|d| four_digit_year(d.year()))
+            .map_or_else(
+                || "Thu, 1 Jan 1970 00:00:00 +0000".to_string(),
+                |utc| utc.to_rfc2822(),
+            ),
     }
 }
 

@@ -44,6 +44,7 @@
 
 pub mod addresses;
 pub mod cleanup;
+pub mod fuzzing;
 pub mod guard;
 pub mod headers;
 pub mod maildrop;

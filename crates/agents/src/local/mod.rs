@@ -10,6 +10,7 @@ mod aliases;
 mod command;
 mod deliver;
 mod fsutil;
+pub mod fuzzing;
 mod headers;
 mod lock;
 mod mailbox_name;

@@ -159,6 +159,22 @@ fn qualification() {
 }
 
 #[test]
+fn arrival_time_past_the_year_9999_does_not_panic_cleanup() {
+    // `T 253402300800` (10000-01-01) in a maildrop file took the daemon's pickup down.
+    for arrival_time in [253_402_300_800, i64::MAX as u64, u64::MAX] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut drop = drop_with("Subject: x\n\nbody\n");
+        drop.arrival_time = arrival_time;
+        let cleaned = cleanup(&config(dir.path()), &drop).unwrap();
+        let text = String::from_utf8(cleaned.message).unwrap();
+        assert!(
+            text.contains("Date: Thu, 1 Jan 1970 00:00:00 +0000\n"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn dates_are_rfc5322() {
     let date = rfc5322_date(0);
     assert!(date.contains("1970") || date.contains("1969"), "{date}");

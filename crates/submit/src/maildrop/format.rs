@@ -122,7 +122,8 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    /// The next envelope line without its `\n`; must be UTF-8 and `\n`-terminated.
+    /// The next envelope line without its `\n`; must be UTF-8 and `\n`-terminated, and hold
+    /// no CR or NUL: [`encode`] never writes one, so neither may a reader accept one.
     fn line(&mut self) -> Result<&'a str, MaildropError> {
         let rest = &self.bytes[self.pos..];
         let end = rest
@@ -130,7 +131,12 @@ impl<'a> Cursor<'a> {
             .position(|&b| b == b'\n')
             .ok_or_else(|| corrupt("truncated envelope"))?;
         self.pos += end + 1;
-        std::str::from_utf8(&rest[..end]).map_err(|_| corrupt("envelope line is not UTF-8"))
+        let line =
+            std::str::from_utf8(&rest[..end]).map_err(|_| corrupt("envelope line is not UTF-8"))?;
+        match has_line_break(line) {
+            true => Err(corrupt("CR or NUL in an envelope line")),
+            false => Ok(line),
+        }
     }
 
     /// Takes the message announced by a `B <len> <crc>` line and checks the `END\n` trailer.
@@ -301,6 +307,28 @@ mod tests {
             assert!(
                 matches!(result, Err(MaildropError::Corrupt(_))),
                 "case {i} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn cr_or_nul_in_an_envelope_line_is_refused_as_the_writer_refuses_it() {
+        // A file placed in maildrop/ by hand: `R a\rb` used to be queued as a recipient
+        // that `encode` (and so sendmail and postdrop) would never have written.
+        let good = String::from_utf8(encode(&sample()).unwrap()).unwrap();
+        for (from, to) in [
+            ("R carol\n", "R ca\rrol\n"),
+            ("R carol\n", "R ca\0rol\n"),
+            ("S alice\n", "S alice\r\n"),
+            ("F Alice Liddell\n", "F Alice\0\n"),
+        ] {
+            let bad = good.replace(from, to);
+            assert!(
+                matches!(
+                    decode(QueueId::generate(), bad.as_bytes()),
+                    Err(MaildropError::Corrupt(_))
+                ),
+                "{to:?} accepted"
             );
         }
     }

@@ -11,7 +11,7 @@
 
 pub mod args;
 mod input;
-mod smtp;
+pub(crate) mod smtp; // pub(crate): `crate::fuzzing` drives a session
 
 use std::ffi::OsString;
 use std::io::{BufRead, Write};

@@ -124,6 +124,27 @@ pub(super) fn serve(cfg: &Config, io: &mut SendmailIo) -> Handled {
     }
 }
 
+/// A whole session over `input` with `submit` in place of the maildrop: the replies and how
+/// the session ended. For the `sendmail_bs` fuzz target (`crate::fuzzing`).
+pub(crate) fn session_with(
+    cfg: &Config,
+    input: &mut dyn BufRead,
+    submit: Submit<'_>,
+) -> (Vec<u8>, io::Result<()>) {
+    let mut output = Vec::new();
+    let mut session = Session {
+        cfg,
+        uid: 1000,
+        username: "fuzz",
+        input,
+        output: &mut output,
+        transaction: Transaction::default(),
+        submit,
+    };
+    let ended = session.run();
+    (output, ended)
+}
+
 type Submit<'a> = &'a mut dyn FnMut(&MaildropFile) -> Result<QueueId, &'static str>;
 
 struct Session<'a> {

@@ -6,9 +6,19 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&knobs, rest)) = data.split_first() else { return };
+    let Some((&knobs, rest)) = data.split_first() else {
+        return;
+    };
     let step = usize::from(knobs & 0x0f) + 1;
-    let limit = if knobs & 0x10 != 0 { u64::from(knobs) * 4 } else { 0 };
-    let input = if knobs & 0x20 != 0 { smtpd::fuzzing::smtp_alphabet(rest) } else { rest.to_vec() };
+    let limit = if knobs & 0x10 != 0 {
+        u64::from(knobs) * 4
+    } else {
+        0
+    };
+    let input = if knobs & 0x20 != 0 {
+        smtpd::fuzzing::smtp_alphabet(rest)
+    } else {
+        rest.to_vec()
+    };
     smtpd::fuzzing::check_data(&input, step, limit);
 });

@@ -1,0 +1,144 @@
+//! Property checks for the cargo-fuzz target `config` (`fuzz/` at the repository root),
+//! also run on random inputs in every `cargo test`.
+//!
+//! Any file text: loading never panics (nor runs out of memory); an error names a line that
+//! exists; and a configuration that loads, written back as a file that sets every parameter
+//! to its effective value (`$` written as `$$`, lists as arrays), loads to the same
+//! configuration: expansion, list splitting and the value syntaxes agree with what
+//! `mailroom config` shows.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use toml::Value;
+
+use crate::defaults::Environment;
+use crate::params::{Access, PARAMS};
+use crate::{load, Config, Profile};
+
+/// A fixed environment, so the embedded default does not depend on who runs the fuzzer.
+fn environment() -> &'static Environment {
+    static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+    ENVIRONMENT.get_or_init(|| Environment {
+        mailroom_data: Some("/var/lib/mailroom-fuzz".into()),
+        ..Environment::default()
+    })
+}
+
+/// See the module doc.
+pub fn check_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return; // `Config::load` reads the file as UTF-8 first
+    };
+    let config = match load::parse(text, None, environment()) {
+        Ok(config) => config,
+        Err(error) => {
+            let lines = text.split('\n').count();
+            assert!(
+                error.line.is_none_or(|l| (1..=lines).contains(&l)),
+                "{error}"
+            );
+            let _ = error.to_string();
+            return;
+        }
+    };
+    assert_eq!(
+        crate::render(&config, crate::PrintMode::Effective)
+            .lines()
+            .count(),
+        PARAMS.len() + 1
+    );
+    let written = write_back(&config);
+    match load::parse(&written, None, environment()) {
+        Ok(again) => assert_eq!(again, config, "changed when written back as\n{written}"),
+        Err(error) => panic!("written back as\n{written}\nit fails: {error}"),
+    }
+}
+
+/// Every parameter set to its effective value, as a TOML file.
+fn write_back(config: &Config) -> String {
+    let escape = |text: &str| Value::String(text.replace('$', "$$"));
+    let mut table: BTreeMap<String, Value> = PARAMS
+        .iter()
+        .map(|param| {
+            let value = match &param.access {
+                Access::Scalar { get, .. } => escape(&get(config)),
+                Access::List { get, .. } => {
+                    Value::Array(get(config).iter().map(|item| escape(item)).collect())
+                }
+            };
+            (param.name.to_string(), value)
+        })
+        .collect();
+    if config.profile == Profile::System {
+        table.insert("profile".into(), Value::String("system".into()));
+    }
+    toml::to_string(&table).expect("a table of strings serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIECES: &[&str] = &[
+        "myhostname",
+        "mydomain",
+        "smtpd_banner",
+        "alias_maps",
+        "data_directory",
+        "mydestination",
+        "profile",
+        "message_size_limit",
+        "maximal_backoff_time",
+        "smtpd_listen",
+        " = ",
+        "\"",
+        "'",
+        "[",
+        "]",
+        ",",
+        "\n",
+        "$",
+        "${",
+        "}",
+        "$(",
+        ")",
+        "$$",
+        "system",
+        "10M",
+        "5d",
+        "yes",
+        "0",
+        "127.0.0.1:25",
+        " ",
+        "#",
+        "é",
+        "\\",
+    ];
+
+    /// Random configuration-shaped files on every run (the fuzz target goes further).
+    #[test]
+    fn random_config_files_keep_the_invariants() {
+        let mut state = 0x000c_0f16_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as usize
+        };
+        for _ in 0..1_000 {
+            let text: String = (0..next() % 30)
+                .map(|_| PIECES[next() % PIECES.len()])
+                .collect();
+            check_config(text.as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_sample_file_round_trips() {
+        let text = "myhostname = \"mx.example.org\"\nalias_maps = [\"/a b/aliases\"]\n\
+                    smtpd_banner = \"$myhostname a$$b\"\nprofile = \"system\"\n";
+        assert!(load::parse(text, None, environment()).is_ok());
+        check_config(text.as_bytes());
+    }
+}
