@@ -154,3 +154,24 @@ print("sent")
         .collect();
     assert_eq!(subjects, ["after"]);
 }
+
+/// A regression: the smtp and submission listeners shared one `smtpd_process_limit`, so
+/// clients holding the submission port (a password-guessing flood) took every slot of port
+/// 25 too. As each Postfix master.cf service has its own process limit, each listener role
+/// has its own slots now.
+#[test]
+fn a_full_submission_service_leaves_port_25_its_own_slots() {
+    let submission = free_port();
+    let mut smtp = SmtpEnv::new(&format!(
+        "smtpd_process_limit = 3\nsubmission_listen = [\"127.0.0.1:{submission}\"]"
+    ));
+    smtp.start();
+    smtp.env.wait_log("listening on", 2);
+    let held: Vec<Client> = (2..5)
+        .map(|n| greeted(submission, Ipv4Addr::new(127, 0, 0, n)))
+        .collect();
+    refused(submission, Ipv4Addr::new(127, 0, 0, 9), 421, "4.3.2");
+    let mut c = greeted(smtp.port, Ipv4Addr::LOCALHOST);
+    c.ok("QUIT", 221);
+    drop(held);
+}

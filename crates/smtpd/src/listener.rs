@@ -1,12 +1,15 @@
 //! Listeners, admission and shutdown: binds every configured address with its role, accepts
 //! connections, applies the connection limits, and runs one task per session.
 //!
-//! * `smtpd_process_limit`: sessions in all (a semaphore). When every slot is taken, the
+//! * `smtpd_process_limit`: sessions per service (a semaphore for each listener role —
+//!   smtp, submission, reinject — as each Postfix master.cf service has its own process
+//!   limit, so a password-guessing flood on the submission port cannot take the slots of
+//!   port 25). When every slot of a service is taken, the
 //!   session that has waited longest for its client gives its slot to the newcomer
 //!   (`stress.rs`); if none has waited long enough, the new client gets
 //!   `421 4.3.2 ... too many connections` and is closed at once. From 80 % of the limit the
 //!   sessions run with Postfix's stress-adaptive limits.
-//! * `smtpd_client_connection_count_limit`: sessions per client IP; over it,
+//! * `smtpd_client_connection_count_limit`: sessions per client IP and service; over it,
 //!   `421 4.7.0 ... too many connections from IP` (Postfix's anvil reply). No client is
 //!   exempt, not even `mynetworks`.
 //! * Refusals are written with a non-blocking `try_write`: a client that does not read
@@ -92,7 +95,27 @@ impl Limits {
 struct Shared {
     config: ConfigSource,
     intake: Arc<Intake>,
-    limits: Arc<Limits>,
+    /// One set of limits per service (listener role).
+    services: Vec<(Role, Arc<Limits>)>,
+}
+
+impl Shared {
+    /// The limits of `role`'s service; every role that listens has them.
+    fn limits(&self, role: Role) -> &Arc<Limits> {
+        let found = self.services.iter().find(|(r, _)| *r == role);
+        &found.unwrap_or(&self.services[0]).1
+    }
+}
+
+impl Limits {
+    fn new(process_limit: usize) -> Arc<Limits> {
+        Arc::new(Limits {
+            sessions: Arc::new(Semaphore::new(process_limit)),
+            total: process_limit,
+            per_ip: Mutex::new(HashMap::new()),
+            load: Load::new(process_limit),
+        })
+    }
 }
 
 /// Binds every listener of `cfg`. One that cannot be bound (port in use, address not
@@ -138,16 +161,19 @@ pub fn start(
     process_limit: usize,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let limits = Arc::new(Limits {
-        sessions: Arc::new(Semaphore::new(process_limit)),
-        total: process_limit,
-        per_ip: Mutex::new(HashMap::new()),
-        load: Load::new(process_limit),
-    });
+    let mut services: Vec<(Role, Arc<Limits>)> = Vec::new();
+    for (_, role) in &listeners {
+        if !services.iter().any(|(r, _)| r == role) {
+            services.push((*role, Limits::new(process_limit)));
+        }
+    }
+    if services.is_empty() {
+        services.push((Role::Smtp, Limits::new(process_limit)));
+    }
     let shared = Arc::new(Shared {
         config,
         intake: Arc::new(intake),
-        limits,
+        services,
     });
     tokio::spawn(async move {
         let mut loops = JoinSet::new();
@@ -158,16 +184,17 @@ pub fn start(
             loops.spawn(accept_loop(listener, role, shared.clone(), stop.clone()));
         }
         while loops.join_next().await.is_some() {}
-        drain(&shared.limits).await;
+        drain(&shared.services).await;
     })
 }
 
-async fn drain(limits: &Limits) {
+async fn drain(services: &[(Role, Arc<Limits>)]) {
     let deadline = Instant::now() + STOP_GRACE;
-    while limits.active() > 0 && Instant::now() < deadline {
+    let active = || services.iter().map(|(_, l)| l.active()).sum::<usize>();
+    while active() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    match limits.active() {
+    match active() {
         0 => info!(target: "smtpd", "all SMTP sessions closed"),
         n => {
             warn!(target: "smtpd", "stopping with {n} SMTP sessions still open; they get no reply for unfinished mail")
@@ -207,10 +234,8 @@ fn admit(
     let cfg = (shared.config)();
     let ip = canonical(peer.ip());
     let label = Client::new(ip).label();
-    let slot = match shared
-        .limits
-        .claim(ip, cfg.smtpd_client_connection_count_limit)
-    {
+    let limits = shared.limits(role).clone();
+    let slot = match limits.claim(ip, cfg.smtpd_client_connection_count_limit) {
         Ok(slot) => slot,
         Err(count) => {
             warn!(target: "smtpd", "Connection concurrency limit exceeded: {count} from {label} for service {}", role.name());
@@ -229,17 +254,17 @@ fn admit(
         slot,
         stop: stop.clone(),
     };
-    if let Ok(permit) = shared.limits.sessions.clone().try_acquire_owned() {
+    if let Ok(permit) = limits.sessions.clone().try_acquire_owned() {
         spawn_session(admitted, &cfg, shared, permit);
         return;
     }
-    if !shared.limits.load.evict_stalest() {
+    if !limits.load.evict_stalest() {
         refuse_over_limit(&admitted, &cfg, shared);
         return;
     }
     let shared = shared.clone();
     tokio::spawn(async move {
-        let permit = shared.limits.sessions.clone().acquire_owned();
+        let permit = limits.sessions.clone().acquire_owned();
         match tokio::time::timeout(EVICTION_WAIT, permit).await {
             Ok(Ok(permit)) => spawn_session(admitted, &cfg, &shared, permit),
             _ => refuse_over_limit(&admitted, &cfg, &shared),
@@ -257,7 +282,7 @@ struct Admitted {
 }
 
 fn refuse_over_limit(admitted: &Admitted, cfg: &Config, shared: &Shared) {
-    warn!(target: "smtpd", "service {} has reached its process limit {}: new clients are refused", admitted.role.name(), shared.limits.total);
+    warn!(target: "smtpd", "service {} has reached its process limit {}: new clients are refused", admitted.role.name(), shared.limits(admitted.role).total);
     refuse(&admitted.tcp, &fixed::too_many_connections(&cfg.myhostname));
 }
 
@@ -274,8 +299,9 @@ fn spawn_session(
         slot,
         stop,
     } = admitted;
-    let registration: Registration = shared.limits.load.register();
-    let stress = shared.limits.load.flag();
+    let load = &shared.limits(role).load;
+    let registration: Registration = load.register();
+    let stress = load.flag();
     let mut settings = Settings::new(cfg, role, shared.intake.tls.is_some());
     settings.local_recipient = shared.intake.local_recipient.clone();
     settings.stress = stress.clone();
