@@ -7,6 +7,7 @@
 //! Security stance: trusts nothing and needs no privilege; addresses are carried as given.
 
 mod queue_id;
+pub mod sysexits;
 
 pub use queue_id::{QueueId, QueueIdError};
 

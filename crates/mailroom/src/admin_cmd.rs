@@ -7,10 +7,11 @@
 //! the queue owner lists through the daemon's public socket. Otherwise listings read a
 //! lock-free snapshot of the log, and changes open the store under its lock.
 
-use crate::cli::{load_config, EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE};
+use crate::cli::load_config;
 use admin::engine::{Backend, Context, NoScheduler};
 use admin::protocol::{self, ClientError, Event, Request};
 use config::Config;
+use envelope::sysexits::{EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 

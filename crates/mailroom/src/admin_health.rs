@@ -6,9 +6,9 @@
 //! archive 0 = done (also when nothing was old enough), 75 = mailbox busy or unreadable.
 
 use crate::admin_cmd::{daemon_up, execute, fatal};
-use crate::cli::EX_CONFIG;
 use admin::protocol::{Event, Request};
 use config::Config;
+use envelope::sysexits::EX_CONFIG;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -14,11 +14,12 @@
 //! drawn on a terminal only.
 
 use crate::admin_cmd::{execute, fatal};
-use crate::cli::{load_config, EX_USAGE};
+use crate::cli::load_config;
 use admin::protocol::{Event, Request};
 use admin::row::State;
 use admin::superop::{self, Action};
 use admin::Selector;
+use envelope::sysexits::EX_USAGE;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

@@ -3,17 +3,10 @@
 
 use clap::{Parser, Subcommand};
 use config::Config;
+use envelope::sysexits::{EX_CONFIG, EX_USAGE};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use submit::sendmail::FlushScope;
-
-/// sysexits(3) codes used at the edges.
-pub const EX_USAGE: u8 = 64;
-pub const EX_UNAVAILABLE: u8 = 69;
-pub const EX_SOFTWARE: u8 = 70;
-pub const EX_TEMPFAIL: u8 = 75;
-pub const EX_NOPERM: u8 = 77;
-pub const EX_CONFIG: u8 = 78;
 
 #[derive(Parser)]
 #[command(
@@ -185,7 +178,7 @@ pub fn sendmail(args: Vec<OsString>) -> u8 {
     let loader = Box::new(|p: Option<&Path>| Config::load(p).map_err(|e| e.to_string()));
     let mut io = SendmailIo::from_process(loader);
     match submit::run_sendmail(&args, &mut io) {
-        Handled::Exit(code) => u8::try_from(code).unwrap_or(EX_SOFTWARE),
+        Handled::Exit(code) => code,
         Handled::ListQueue(cfg) => crate::mailq::list(&cfg, false),
         Handled::Flush(cfg, scope) => crate::control::flush(&cfg, "sendmail", &scope),
     }

@@ -6,8 +6,8 @@
 //! root) can ask for a flush or a reload. Beside it, `showq.sock` (mode 0666, like Postfix's
 //! `public/showq`) lets any local user list the queue (`mailq`, `qshape`) and do nothing else.
 
-use crate::cli::{EX_NOPERM, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE};
 use config::Config;
+use envelope::sysexits::{EX_NOPERM, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;

@@ -9,18 +9,11 @@
 //! does not exist; 73 the file cannot be written; 74 it cannot be read; 78 the configuration
 //! or the password file itself is wrong (a malformed line, a too-open mode).
 
-use crate::cli::{EX_CONFIG, EX_SOFTWARE, EX_USAGE};
 use clap::Subcommand;
 use config::Config;
+use envelope::sysexits::{EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_NOUSER, EX_SOFTWARE, EX_USAGE};
 use security::passwd::{PasswdError, PasswordFile};
 use std::io::{BufRead, IsTerminal, Write};
-
-/// sysexits(3): addressee unknown.
-const EX_NOUSER: u8 = 67;
-/// sysexits(3): cannot create (write) an output file.
-const EX_CANTCREAT: u8 = 73;
-/// sysexits(3): input/output error.
-const EX_IOERR: u8 = 74;
 
 /// What to do with the password file.
 #[derive(Subcommand)]

@@ -50,7 +50,6 @@ pub mod maildrop;
 pub mod postdrop;
 pub mod sendmail;
 pub mod submission;
-pub mod sysexits;
 pub mod users;
 mod watchdog;
 

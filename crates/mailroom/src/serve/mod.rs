@@ -10,9 +10,10 @@ mod pickup;
 
 use control_server::Access;
 
-use crate::cli::{load_config, EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL};
+use crate::cli::load_config;
 use agents::LocalAgent;
 use config::Config;
+use envelope::sysexits::{EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL};
 use queue::{RecoveryReport, Store, StoreError, StoreOptions};
 use sched::{QueueManager, Shared};
 use std::fs;
