@@ -87,7 +87,10 @@ pub fn execute(
 
 /// True when the daemon answers `ping`.
 pub fn daemon_up(cfg: &Config) -> bool {
-    crate::control::request(cfg, "ping").is_ok_and(|a| a.starts_with("ok"))
+    matches!(
+        crate::control::request(cfg, &protocol::Command::Ping),
+        Ok(protocol::Reply::Ok(_))
+    )
 }
 
 /// Prints `program: fatal: why` and returns EX_TEMPFAIL.

@@ -286,7 +286,7 @@ pub fn newaliases(path: Option<&Path>) -> u8 {
         Ok(n) => {
             println!("newaliases: {n} aliases");
             // A running daemon reloads on request; a stopped one reads the files at start.
-            let _ = crate::control::request(&cfg, "reload");
+            let _ = crate::control::request(&cfg, &admin::protocol::Command::Reload);
             0
         }
         Err(e) => {

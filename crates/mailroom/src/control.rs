@@ -6,44 +6,35 @@
 //! root) can ask for a flush or a reload. Beside it, `showq.sock` (mode 0666, like Postfix's
 //! `public/showq`) lets any local user list the queue (`mailq`, `qshape`) and do nothing else.
 
+use admin::protocol::{self, Command, Reply};
 use config::Config;
 use envelope::sysexits::{EX_NOPERM, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::Duration;
 use submit::sendmail::FlushScope;
 
 pub fn socket_path(cfg: &Config) -> PathBuf {
-    cfg.queue_directory.join("control.sock")
+    protocol::socket_path(&cfg.queue_directory)
 }
 
 /// The public, list-only socket (see `serve/control_server.rs`).
 pub fn public_socket_path(cfg: &Config) -> PathBuf {
-    cfg.queue_directory.join("showq.sock")
+    protocol::public_socket_path(&cfg.queue_directory)
 }
 
 /// Sends one command and returns the daemon's one-line answer.
-pub fn request(cfg: &Config, command: &str) -> std::io::Result<String> {
-    let mut stream = UnixStream::connect(socket_path(cfg))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(format!("{command}\n").as_bytes())?;
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line)?;
-    Ok(line.trim_end().to_string())
+pub fn request(cfg: &Config, command: &Command) -> std::io::Result<Reply> {
+    protocol::send(&socket_path(cfg), command)
 }
-
 /// `postqueue -f|-s site|-i id` / `sendmail -q|-qRsite|-qIid`: ask the daemon to retry
 /// deferred mail now. Exit codes as Postfix's postqueue: 64 for a malformed queue ID
 /// (`Invalid request`), 77 for a user who may not reach the control socket, 69 when the
 /// daemon is down. A well-formed ID that is not deferred is no error (Postfix exits 0 too).
 pub fn flush(cfg: &Config, program: &str, scope: &FlushScope) -> u8 {
     let command = match scope {
-        FlushScope::All => "flush".to_string(),
-        FlushScope::Site(site) => format!("flush-site {site}"),
+        FlushScope::All => Command::Flush,
+        FlushScope::Site(site) => Command::FlushSite(site.clone()),
         FlushScope::QueueId(id) => match envelope::QueueId::parse(id) {
-            Ok(_) => format!("flush-id {id}"),
+            Ok(id) => Command::FlushId(id),
             Err(_) => {
                 eprintln!("{program}: fatal: Invalid request: \"{id}\"");
                 return EX_USAGE;
@@ -51,7 +42,7 @@ pub fn flush(cfg: &Config, program: &str, scope: &FlushScope) -> u8 {
         },
     };
     match request(cfg, &command) {
-        Ok(answer) if answer.starts_with("ok") => 0,
+        Ok(Reply::Ok(_)) => 0,
         Ok(answer) => {
             eprintln!("{program}: fatal: the daemon refused the flush: {answer}");
             EX_TEMPFAIL
