@@ -77,11 +77,11 @@ impl Drop for PublicSlot {
 pub fn bind(cfg: &Config, access: Access) -> std::io::Result<UnixListener> {
     let (path, mode) = match access {
         Access::Owner => (
-            crate::control::socket_path(cfg),
+            protocol::socket_path(&cfg.queue_directory),
             admin::check::layout::CONTROL_SOCKET_MODE,
         ),
         Access::Public => (
-            crate::control::public_socket_path(cfg),
+            protocol::public_socket_path(&cfg.queue_directory),
             admin::check::layout::SHOWQ_SOCKET_MODE,
         ),
     };

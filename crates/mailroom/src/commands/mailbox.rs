@@ -1,37 +1,23 @@
-//! `mailroom check [--fix] [--json]`, `mailroom doctor [--json]` and `mailroom mailbox
-//! archive USER [--older-than 30d]`: command-line glue over `admin::check`, `admin::doctor`
-//! and `admin::archive`.
-//!
-//! Exit codes: check 0 = no error left (warnings are printed), 1 = errors; doctor 0/1/2 = ok/warn/critical;
-//! archive 0 = done (also when nothing was old enough), 75 = mailbox busy or unreadable.
+//! `mailroom mailbox archive USER [--older-than 30d]`: old messages of an mbox moved to a
+//! gzip archive under the mailbox locks (`admin::archive`), the rest kept with its owner,
+//! group and mode. Exit 0 = done (also when nothing was old enough), 75 = mailbox busy or
+//! unreadable, 78 = `home_mailbox` is set and no `--mbox` was given.
 
-use crate::admin_cmd::{daemon_up, execute, fatal};
-use admin::protocol::{Event, Request};
+use crate::edge::fatal;
 use config::Config;
 use envelope::sysexits::EX_CONFIG;
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Mailbox maintenance: archive USER [--older-than 30d].
 #[derive(clap::Args)]
-pub struct CheckArgs {
-    /// Repair owners and modes (never through a symbolic link).
-    #[arg(long)]
-    fix: bool,
-    /// The problems as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(clap::Args)]
-pub struct DoctorArgs {
-    /// The report as JSON.
-    #[arg(long)]
-    json: bool,
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
 }
 
 #[derive(clap::Subcommand)]
-pub enum MailboxAction {
+enum Action {
     /// Move old messages of USER's mbox to a gzip archive, under the mailbox locks.
     Archive {
         user: String,
@@ -50,77 +36,12 @@ pub enum MailboxAction {
     },
 }
 
-/// `mailroom check`: a configuration that does not parse is reported by the loader (78).
-pub fn check(cfg: &Config, args: CheckArgs) -> u8 {
-    let mut report = admin::check::check(cfg, daemon_up(cfg));
-    if args.fix {
-        admin::check::fix(&mut report);
-    }
-    let mut out = io::stdout().lock();
-    if args.json {
-        let _ = serde_json::to_writer_pretty(&mut out, &report);
-        let _ = writeln!(out);
-    } else {
-        for line in &report.fixed {
-            let _ = writeln!(out, "mailroom: {line}");
-        }
-        for p in &report.problems {
-            let level = match p.severity {
-                admin::check::Severity::Error => "error",
-                admin::check::Severity::Warning => "warning",
-            };
-            let _ = writeln!(
-                out,
-                "mailroom: {level}: {}: {}; fix: {}",
-                p.path, p.what, p.fix
-            );
-        }
-        if report.problems.is_empty() && report.fixed.is_empty() {
-            let _ = writeln!(
-                out,
-                "mailroom: check: {} is in order",
-                cfg.queue_directory.display()
-            );
-        }
-    }
-    let errors = report
-        .problems
-        .iter()
-        .any(|p| p.severity == admin::check::Severity::Error);
-    u8::from(errors)
+pub fn run(config: Option<&Path>, args: Args) -> u8 {
+    crate::edge::with_config(config, |cfg| mailbox(cfg, args.action))
 }
 
-/// `mailroom doctor`.
-pub fn doctor(cfg: &Config, args: DoctorArgs) -> u8 {
-    let up = daemon_up(cfg);
-    let mut stats = None;
-    let _ = execute(cfg, &Request::Stats, None, |e| {
-        if let Event::Stats(s) = e {
-            stats = Some(s);
-        }
-        Ok(())
-    });
-    let check = admin::check::check(cfg, up);
-    let inputs = admin::doctor::Inputs {
-        cfg,
-        daemon_up: up,
-        stats,
-        check: &check,
-        now: admin::duration::unix_now(),
-    };
-    let report = admin::doctor::diagnose(&inputs);
-    let mut out = io::stdout().lock();
-    if args.json {
-        let _ = serde_json::to_writer_pretty(&mut out, &report);
-        let _ = writeln!(out);
-    } else {
-        let _ = admin::doctor::write_text(&mut out, &report, cfg);
-    }
-    report.level.exit_code()
-}
-
-pub fn mailbox(cfg: &Config, action: MailboxAction) -> u8 {
-    let MailboxAction::Archive {
+fn mailbox(cfg: &Config, action: Action) -> u8 {
+    let Action::Archive {
         user,
         older_than,
         output,

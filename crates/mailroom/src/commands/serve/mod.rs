@@ -10,7 +10,7 @@ mod pickup;
 
 use control_server::Access;
 
-use crate::cli::load_config;
+use crate::edge::load_config;
 use agents::LocalAgent;
 use config::Config;
 use envelope::sysexits::{EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL};
@@ -28,7 +28,11 @@ use tracing::{error, info, warn};
 /// How long a stop waits for deliveries in flight.
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
-pub fn run(config_path: Option<&Path>) -> u8 {
+/// Run the daemon in the foreground: pickup, queue manager, local delivery.
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
     let cfg = match load_config(config_path, "mailroom") {
         Ok(c) => c,
         Err(code) => return code,
@@ -170,8 +174,8 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
         let _ = t.await;
     }
     for socket in [
-        crate::control::socket_path(&shared.config()),
-        crate::control::public_socket_path(&shared.config()),
+        admin::protocol::socket_path(&shared.config().queue_directory),
+        admin::protocol::public_socket_path(&shared.config().queue_directory),
     ] {
         match fs::remove_file(&socket) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
