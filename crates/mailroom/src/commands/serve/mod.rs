@@ -6,7 +6,6 @@
 //! flight; whatever was not finished is still queued on disk and is retried at the next start.
 
 mod control_server;
-mod pickup;
 
 use control_server::Access;
 
@@ -123,12 +122,14 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
     // SMTP listeners (crate smtpd); the task ends after the stop once its sessions are done.
     tasks.push(smtpd::spawn(smtpd_hooks(&shared, &qmgr), stop_rx.clone()));
     tasks.push(tokio::spawn(qmgr.clone().run(stop_rx.clone(), STOP_GRACE)));
-    tasks.push(tokio::spawn(pickup::run(
-        cfg.clone(),
-        shared.store.clone(),
-        qmgr.clone(),
-        stop_rx.clone(),
-    )));
+    let scheduler = qmgr.clone();
+    let pickup = submit::pickup::Pickup {
+        config: cfg.clone(),
+        store: shared.store.clone(),
+        queued: Box::new(move |id| scheduler.schedule(id, 0)),
+        retry_delay: sched::retry::durable_step_delay,
+    };
+    tasks.push(tokio::spawn(submit::pickup::run(pickup, stop_rx.clone())));
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(4);
     for access in [Access::Owner, Access::Public] {
         match control_server::bind(&cfg, access) {
@@ -244,7 +245,7 @@ async fn chores(shared: Arc<Shared>, log: maillog::LogHandle, mut stop: watch::R
                 Ok(count) => warn!(target: "sendmail",
                     "{count} submissions were refused in the last interval (queue_minfree or maildrop limits); see mailroom doctor"),
             }
-            pickup::remove_stale_temp_files(&cfg);
+            submit::pickup::remove_stale_temp_files(&cfg);
         }
     }
 }
