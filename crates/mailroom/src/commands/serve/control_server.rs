@@ -230,17 +230,7 @@ fn admin_request(
     stream: std::os::unix::net::UnixStream,
     access: Access,
 ) {
-    if stream.set_nonblocking(false).is_err() {
-        return;
-    }
-    if access == Access::Public
-        && stream
-            .set_write_timeout(Some(PUBLIC_WRITE_TIMEOUT))
-            .is_err()
-    {
-        return;
-    }
-    let Ok(read_half) = stream.try_clone() else {
+    let Some(read_half) = blocking(&stream, access) else {
         return;
     };
     let mut out = BufWriter::with_capacity(64 << 10, stream);
@@ -254,32 +244,7 @@ fn admin_request(
     let mut ids = BufReader::new(Read::chain(io::Cursor::new(leftover), read_half));
     let wants_ids = matches!(&request, Request::Super(s) if s.ids_follow);
     let ids: Option<&mut dyn BufRead> = if wants_ids { Some(&mut ids) } else { None };
-    let mut summary = None;
-    let compact_rows = matches!(
-        &request,
-        Request::List {
-            compact_rows: true,
-            ..
-        }
-    );
-    let mut line = Vec::with_capacity(512);
-    let result = ctx.run(&request, ids, &mut |event| {
-        if let (true, Event::Row(row)) = (compact_rows, &event) {
-            line.clear();
-            admin::rowline::encode(row, &mut line);
-            return out.write_all(&line);
-        }
-        if let Event::Summary(s) = &event {
-            summary = s.line();
-        }
-        // Row streams flush when the buffer fills; everything else at once.
-        let flush_now = !matches!(event, Event::Row(_));
-        protocol::write_event(&mut out, &event)?;
-        if flush_now {
-            out.flush()?;
-        }
-        Ok(())
-    });
+    let (result, summary) = stream_events(&ctx, &request, ids, &mut out);
     let _ = out.flush();
     if let (Some(line), Request::Super(s)) = (summary, &request) {
         if !s.dry_run {
@@ -291,4 +256,54 @@ fn admin_request(
             warn!(target: "postsuper", "admin request stopped: {e}");
         }
     }
+}
+
+/// The connection made blocking (with the public socket's write timeout), and a second
+/// handle on it to read the queue IDs that may follow the request.
+fn blocking(
+    stream: &std::os::unix::net::UnixStream,
+    access: Access,
+) -> Option<std::os::unix::net::UnixStream> {
+    stream.set_nonblocking(false).ok()?;
+    if access == Access::Public {
+        stream.set_write_timeout(Some(PUBLIC_WRITE_TIMEOUT)).ok()?;
+    }
+    stream.try_clone().ok()
+}
+
+/// Runs the engine, writing its events to `out` (listing rows as compact lines when asked);
+/// returns the result and a postsuper summary line for the log.
+fn stream_events(
+    ctx: &Context<'_>,
+    request: &Request,
+    ids: Option<&mut dyn BufRead>,
+    out: &mut impl Write,
+) -> (io::Result<()>, Option<String>) {
+    let mut summary = None;
+    let compact_rows = matches!(
+        request,
+        Request::List {
+            compact_rows: true,
+            ..
+        }
+    );
+    let mut line = Vec::with_capacity(512);
+    let result = ctx.run(request, ids, &mut |event| {
+        if let (true, Event::Row(row)) = (compact_rows, &event) {
+            line.clear();
+            admin::rowline::encode(row, &mut line);
+            return out.write_all(&line);
+        }
+        if let Event::Summary(s) = &event {
+            summary = s.line();
+        }
+        // Row streams flush when the buffer fills; everything else at once.
+        let flush_now = !matches!(event, Event::Row(_));
+        protocol::write_event(out, &event)?;
+        if flush_now {
+            out.flush()?;
+        }
+        Ok(())
+    });
+    (result, summary)
 }
