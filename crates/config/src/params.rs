@@ -340,11 +340,19 @@ pub(crate) const PARAMS: &[Param] = &[
     duration!(smtpd_error_sleep_time),
     choice!(smtpd_forbid_bare_newline, "reject", "normalize", "no"),
     boolean!(smtpd_forbid_unauth_pipelining),
-    stressed!(smtpd_hard_error_limit, Count, stressed_count, |v: &usize| v
-        .to_string()),
+    stressed!(
+        smtpd_hard_error_limit,
+        Count,
+        stressed_count,
+        |v: &usize| v.to_string()
+    ),
     boolean!(smtpd_helo_required),
-    stressed!(smtpd_junk_command_limit, Count, stressed_count, |v: &usize| v
-        .to_string()),
+    stressed!(
+        smtpd_junk_command_limit,
+        Count,
+        stressed_count,
+        |v: &usize| v.to_string()
+    ),
     Param {
         name: "smtpd_listen",
         kind: Kind::List,
@@ -366,15 +374,23 @@ pub(crate) const PARAMS: &[Param] = &[
         },
     },
     count!(smtpd_min_data_rate, positive),
-    stressed!(smtpd_per_request_deadline, Bool, stressed_bool, |v: &bool| {
-        units::format_bool(*v)
-    }),
+    stressed!(
+        smtpd_per_request_deadline,
+        Bool,
+        stressed_bool,
+        |v: &bool| { units::format_bool(*v) }
+    ),
     count!(smtpd_process_limit, positive),
     count!(smtpd_recipient_limit, positive),
     count!(smtpd_recipient_overshoot_limit),
     boolean!(smtpd_sasl_auth_enable),
     path!(smtpd_sasl_password_file),
-    stressed!(smtpd_session_deadline, Duration, stressed_duration, format_duration),
+    stressed!(
+        smtpd_session_deadline,
+        Duration,
+        stressed_duration,
+        format_duration
+    ),
     count!(smtpd_soft_error_limit, positive),
     stressed!(smtpd_timeout, Duration, stressed_duration, format_duration),
     text!(smtpd_tls_cert_file),

@@ -275,7 +275,10 @@ fn stress_dependent_values_take_postfix_syntax_and_plain_values() {
     assert_eq!(default.smtpd_timeout.normal, Duration::from_secs(300));
     assert_eq!(default.smtpd_timeout.stress, Duration::from_secs(10));
     assert_eq!(
-        (default.smtpd_hard_error_limit.normal, default.smtpd_hard_error_limit.stress),
+        (
+            default.smtpd_hard_error_limit.normal,
+            default.smtpd_hard_error_limit.stress
+        ),
         (20, 1)
     );
     let config = parse_ok(
@@ -287,7 +290,7 @@ fn stress_dependent_values_take_postfix_syntax_and_plain_values() {
     assert!(config.smtpd_per_request_deadline.normal);
     assert_eq!(config.smtpd_junk_command_limit.stress, 2);
     let shown = crate::render_one(&config, "smtpd_timeout").unwrap();
-    assert_eq!(shown, "smtpd_timeout = ${stress?{5s}:{60s}}");
+    assert_eq!(shown, "smtpd_timeout = ${stress?{5}:{60}}s");
     let error = parse_err("smtpd_timeout = \"${stress?{0}:{60}}s\"");
     assert_eq!(error.key, "smtpd_timeout");
     assert_eq!(error.line, Some(1));

@@ -116,8 +116,9 @@ pub(crate) fn parse_stressed<T>(
     })
 }
 
-/// The Postfix text of a stress-dependent value: `${stress?{10s}:{300s}}`, or the plain
-/// value when both states agree.
+/// The Postfix text of a stress-dependent value: `${stress?{10}:{300}}s` (a unit both
+/// values share is written once, after the conditional, as `postconf` shows it), or the
+/// plain value when both states agree.
 pub(crate) fn format_stressed<T: PartialEq>(
     value: &Stressed<T>,
     format: impl Fn(&T) -> String,
@@ -125,11 +126,17 @@ pub(crate) fn format_stressed<T: PartialEq>(
     if value.normal == value.stress {
         return format(&value.normal);
     }
-    format!(
-        "${{stress?{{{}}}:{{{}}}}}",
-        format(&value.stress),
-        format(&value.normal)
-    )
+    let (stress, normal) = (format(&value.stress), format(&value.normal));
+    let unit = |text: &str| {
+        let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let unit = &text[digits.len()..];
+        let numeric = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+        (digits.to_string(), unit.to_string(), numeric)
+    };
+    match (unit(&stress), unit(&normal)) {
+        ((s, su, true), (n, nu, true)) if su == nu => format!("${{stress?{{{s}}}:{{{n}}}}}{su}"),
+        _ => format!("${{stress?{{{stress}}}:{{{normal}}}}}"),
+    }
 }
 
 /// Splits `"300s"` into `("300", "s")`; `None` when there are no leading digits.
@@ -231,17 +238,36 @@ mod tests {
         assert_eq!(timeout.normal, Duration::from_secs(300));
         assert_eq!(timeout.stress, Duration::from_secs(10));
         let plain = parse_stressed("60s", parse_duration).unwrap();
-        assert_eq!((plain.normal, plain.stress), (Duration::from_secs(60), Duration::from_secs(60)));
+        assert_eq!(
+            (plain.normal, plain.stress),
+            (Duration::from_secs(60), Duration::from_secs(60))
+        );
         let flag = parse_stressed("${stress?{yes}:{no}}", parse_bool).unwrap();
         assert!(flag.stress && !flag.normal);
-        for bad in ["${stress?{10}", "${stress?{10}:{x}}s", "${stress?{10}{300}}"] {
+        for bad in [
+            "${stress?{10}",
+            "${stress?{10}:{x}}s",
+            "${stress?{10}{300}}",
+        ] {
             assert!(parse_stressed(bad, parse_duration).is_err(), "{bad}");
         }
         let shown = format_stressed(&timeout, |d| format_duration(*d));
-        assert_eq!(shown, "${stress?{10s}:{300s}}");
+        assert_eq!(shown, "${stress?{10}:{300}}s");
         let again = parse_stressed(&shown, parse_duration).unwrap();
         assert_eq!(again, timeout);
         assert_eq!(format_stressed(&plain, |d| format_duration(*d)), "60s");
+        let mixed = Stressed {
+            normal: Duration::from_secs(86_400),
+            stress: Duration::from_secs(10),
+        };
+        assert_eq!(
+            format_stressed(&mixed, |d| format_duration(*d)),
+            "${stress?{10s}:{1d}}"
+        );
+        assert_eq!(
+            format_stressed(&flag, |b| format_bool(*b)),
+            "${stress?{yes}:{no}}"
+        );
     }
 
     #[test]

@@ -272,3 +272,68 @@ impl LogHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn state(out: Shared) -> State {
+        State {
+            out: Box::new(out),
+            format: Format::Text,
+            host: "h".into(),
+            pid: 1,
+            repeat_window: Duration::from_secs(60),
+            repeats: HashMap::new(),
+            second: Instant::now(),
+            warnings_this_second: 0,
+            dropped: 0,
+        }
+    }
+
+    fn fields(message: &str, audit: bool) -> Fields {
+        let mut fields = Fields {
+            message: message.into(),
+            extra: Vec::new(),
+        };
+        if audit {
+            fields.extra.push(("audit".into(), "true".into()));
+        }
+        fields
+    }
+
+    #[test]
+    fn audit_warnings_are_written_every_time_others_are_folded() {
+        let out = Shared::default();
+        let mut state = state(out.clone());
+        for _ in 0..3 {
+            state.event(
+                Level::WARN,
+                "smtpd",
+                fields("SASL PLAIN authentication failed", true),
+            );
+            state.event(Level::WARN, "smtpd", fields("disk is slow", false));
+        }
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text.matches("SASL PLAIN authentication failed").count(),
+            3,
+            "{text}"
+        );
+        assert_eq!(text.matches("disk is slow").count(), 1, "{text}");
+        assert!(!text.contains("audit"), "the marker is not printed: {text}");
+    }
+}

@@ -95,3 +95,41 @@ fn a_postmaster_notice_that_fails_too_is_dropped_not_bounced() {
     assert_eq!(world.lines_with(&["status=bounced"]).len(), 3);
     assert_eq!(world.env.mailq().trim(), "Mail queue is empty");
 }
+
+/// A regression: the postmaster's alias pointed at an address that fails. The postmaster
+/// notice was forwarded as ordinary mail, its failure made a new notice to the postmaster,
+/// which was forwarded again — dozens of bounces a second, without end. A forwarded notice
+/// is still a notice: when it fails it is dropped.
+#[test]
+fn a_postmaster_notice_forwarded_by_an_alias_to_a_failing_address_does_not_loop() {
+    let peer = reject_everything();
+    let mut world = World::new(&format!(r#"relayhost = "[127.0.0.1]:{}""#, peer.port));
+    std::fs::write(
+        world.env.aliases_file(),
+        "postmaster: pm@bouncing.example\n",
+    )
+    .unwrap();
+    world.start();
+    world.submit(
+        "victim@bouncing.example",
+        &["someone@far.example"],
+        &message("doomed-forwarded"),
+    );
+    world.wait_lines(&["postmaster notice undeliverable"], 1);
+    world.env.wait_queue_empty();
+    std::thread::sleep(Duration::from_millis(2000)); // a loop would show by now
+    assert_eq!(
+        peer.rcpt_attempts(),
+        [
+            "someone@far.example",
+            "victim@bouncing.example",
+            "pm@bouncing.example"
+        ],
+        "message, bounce, forwarded postmaster notice: once each, then nothing"
+    );
+    assert_eq!(
+        world.lines_with(&["postmaster notice undeliverable"]).len(),
+        1
+    );
+    assert_eq!(world.env.mailq().trim(), "Mail queue is empty");
+}

@@ -87,8 +87,16 @@ fn queued_ids(world: &World) -> BTreeSet<String> {
 /// than the in-flight bound is delivered but unrecorded. Returns that number.
 fn check_while_full(world: &World, sink: &Sink) -> usize {
     let delivered = settled(sink);
-    let queued = queued_ids(world);
-    let removed = logged_removed(world);
+    // A retried removal may succeed between reading the queue and reading the log: take a
+    // snapshot in which the log did not move while the queue was read.
+    let (queued, removed) = (0..20)
+        .find_map(|_| {
+            let before = logged_removed(world);
+            let queued = queued_ids(world);
+            let after = logged_removed(world);
+            (before == after).then_some((queued, after))
+        })
+        .expect("the log kept moving while the queue was read");
     let lies: Vec<&String> = removed.intersection(&queued).collect();
     assert!(
         lies.is_empty(),

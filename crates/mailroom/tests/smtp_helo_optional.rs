@@ -20,7 +20,11 @@ s.quit()
 "#,
         &[&smtp.port.to_string()],
     );
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["250", "250", "250"], "{out}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["250", "250", "250"],
+        "{out}"
+    );
     smtp.env.wait_mbox("alice", 1);
     let message = &smtp.env.mbox_messages("alice")[0];
     let received = message.header("Received").unwrap_or_default();

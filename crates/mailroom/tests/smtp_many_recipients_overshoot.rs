@@ -57,6 +57,8 @@ fn fifteen_hundred_pipelined_recipients_complete_in_two_transactions() {
     c.expect(250, "queued as");
     c.ok("QUIT", 221);
     assert!(smtp.env.log_lines("too many errors").is_empty());
-    smtp.env
-        .wait_log("disconnect from unknown[127.0.0.1] ehlo=1 mail=2 rcpt=1500/2000 data=2 quit=1", 1);
+    smtp.env.wait_log(
+        "disconnect from unknown[127.0.0.1] ehlo=1 mail=2 rcpt=1500/2000 data=2 quit=1",
+        1,
+    );
 }

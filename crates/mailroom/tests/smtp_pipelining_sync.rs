@@ -44,7 +44,11 @@ fn content_pipelined_after_data_is_refused_as_smtpsmug_tests() {
         .into_iter()
         .filter_map(|m| m.subject)
         .collect();
-    assert_eq!(subjects, ["one"], "the smuggled second message is not queued");
+    assert_eq!(
+        subjects,
+        ["one"],
+        "the smuggled second message is not queued"
+    );
 }
 
 /// Talking before the greeting: caught before the 220 (`after CONNECT`), or, should the
@@ -63,8 +67,9 @@ fn a_client_that_talks_first_is_disconnected() {
     assert!(c.is_closed());
     let log = smtp.env.log();
     assert!(
-        log.contains("improper command pipelining after CONNECT from unknown[127.0.0.1]: EHLO early.example")
-            || log.contains("improper command pipelining after EHLO from unknown[127.0.0.1]: NOOP"),
+        log.contains(
+            "improper command pipelining after CONNECT from unknown[127.0.0.1]: EHLO early.example"
+        ) || log.contains("improper command pipelining after EHLO from unknown[127.0.0.1]: NOOP"),
         "{}",
         common::tail(&log, 10)
     );
@@ -86,7 +91,13 @@ fn rfc2920_pipelining_still_works() {
     c.send(format!("{}.\r\nQUIT\r\n", message("pipelined")).as_bytes());
     c.expect(250, "queued as");
     c.expect(221, "");
-    let out = smtp.swaks(&["--pipeline", "--to", "carol@localhost", "--from", "a@example.org"]);
+    let out = smtp.swaks(&[
+        "--pipeline",
+        "--to",
+        "carol@localhost",
+        "--from",
+        "a@example.org",
+    ]);
     common::assert_success(&out, "swaks --pipeline");
     for user in ["alice", "bob", "carol"] {
         smtp.env.wait_mbox(user, 1);

@@ -22,7 +22,12 @@ fn bare_postmaster_from_a_stranger_reaches_the_local_postmaster() {
     c.ok("EHLO stranger.example", 250);
     c.ok("MAIL FROM:<someone@stranger.example>", 250);
     let other = c.cmd("RCPT TO:<webmaster>");
-    assert_eq!(other.code, 554, "an unqualified non-postmaster is still qualified with myorigin: {}", other.text());
+    assert_eq!(
+        other.code,
+        554,
+        "an unqualified non-postmaster is still qualified with myorigin: {}",
+        other.text()
+    );
     c.ok("RCPT TO:<Postmaster>", 250);
     c.ok("DATA", 354);
     c.send(b"Subject: to the postmaster\r\n\r\nhello\r\n.\r\n");

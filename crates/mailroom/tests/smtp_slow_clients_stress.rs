@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use smtp_common::*;
 
-/// 100 connections (50 from 127.0.0.2, 50 from 127.0.0.3), each writing one byte of
-/// `NOOP\r\n` every 5 s and reconnecting when the server drops it, for `seconds`. Prints
+/// 100 connections (50 from 127.0.0.2, 50 from 127.0.0.3), each reading the greeting and
+/// then writing one byte of `NOOP\r\n` every 5 s and reconnecting when the server drops it, for `seconds`. Prints
 /// how many connections were made.
 const DRIP_PY: &str = r#"
 import socket, sys, threading, time
@@ -30,11 +30,12 @@ def drip(n):
                                          source_address=("127.0.0.%d" % (2 + n % 2), 0))
             with lock:
                 made[0] += 1
+            s.recv(1024)  # the greeting (talking first would be a pipelining violation)
             i = 0
             while time.time() < end:
+                time.sleep(5)
                 s.sendall(b"NOOP\r\n"[i % 6:i % 6 + 1])
                 i += 1
-                time.sleep(5)
             s.close()
         except OSError:
             time.sleep(0.2)
@@ -96,18 +97,30 @@ fn slow_drip_clients_do_not_lock_out_a_normal_client() {
     std::thread::sleep(Duration::from_secs(8));
     let second = normal_client(&smtp, "later in the attack");
     let out = drip.wait_with_output().expect("drip");
-    let made: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("count");
+    let made: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("count");
     let peak = peak_rss_kb(pid);
     println!(
         "normal client served in {first:?} and {second:?} during the attack; {made} drip connections; daemon peak RSS (VmHWM) {peak} kB"
     );
-    assert!(first < Duration::from_secs(5), "first normal client waited {first:?}");
-    assert!(second < Duration::from_secs(5), "second normal client waited {second:?}");
+    assert!(
+        first < Duration::from_secs(5),
+        "first normal client waited {first:?}"
+    );
+    assert!(
+        second < Duration::from_secs(5),
+        "second normal client waited {second:?}"
+    );
     assert!(made >= 100, "the attack did not run: {made} connections");
     assert!(peak < 200 * 1024, "peak RSS {peak} kB");
     smtp.env.wait_mbox("alice", 2);
     assert!(
-        !smtp.env.log_lines("slot given to a new client under stress").is_empty(),
+        !smtp
+            .env
+            .log_lines("slot given to a new client under stress")
+            .is_empty(),
         "a stalled session made room"
     );
     assert!(
@@ -141,7 +154,8 @@ fn a_per_request_deadline_cuts_a_trickled_command() {
         assert!(reply.text().contains("4.4.2"), "{}", reply.text());
     }
     assert!(started.elapsed() < Duration::from_secs(10));
-    smtp.env.wait_log("timeout after CONNECT from unknown[127.0.0.1]", 1);
+    smtp.env
+        .wait_log("timeout after CONNECT from unknown[127.0.0.1]", 1);
 }
 
 /// `smtpd_session_deadline`: a client that keeps a message going slowly but steadily (a
@@ -159,7 +173,15 @@ fn a_session_ends_at_its_deadline_whatever_it_sends() {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    assert!(started.elapsed() < Duration::from_secs(8), "not ended at the deadline");
-    smtp.env.wait_log("timeout after DATA from unknown[127.0.0.1]", 1);
-    assert_eq!(smtp.env.count_mbox("alice"), 0, "nothing half-received is queued");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "not ended at the deadline"
+    );
+    smtp.env
+        .wait_log("timeout after DATA from unknown[127.0.0.1]", 1);
+    assert_eq!(
+        smtp.env.count_mbox("alice"),
+        0,
+        "nothing half-received is queued"
+    );
 }

@@ -2,7 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub fn path(dir: &Path, number: u64) -> PathBuf {
@@ -72,7 +72,7 @@ pub fn read_at(file: &File, len: usize, offset: u64) -> io::Result<Vec<u8>> {
 /// Writes `bytes` to `dir/name` so that a crash leaves either no file or the whole file:
 /// a temporary name, fsync, rename, fsync of the directory (which is created if missing).
 pub fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
+    create_private_dir(dir)?;
     let tmp = dir.join(format!(".{name}.tmp"));
     let result = (|| {
         let mut file = OpenOptions::new()
@@ -91,6 +91,19 @@ pub fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Creates `dir` as 0700 if missing (its parents with the default mode): it holds mail, and
+/// a tool that opens the store before `serve` ever ran must not leave it readable by other
+/// local users (the umask would otherwise decide, and `check` flags anything looser).
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if let Some(parent) = dir.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        other => other,
+    }
 }
 
 /// Free bytes for unprivileged writers on the file system holding `dir`.

@@ -149,7 +149,7 @@ impl Store {
         options: StoreOptions,
     ) -> Result<(Store, RecoveryReport), StoreError> {
         let dir = queue_directory.join("store");
-        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        segment::create_private_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
         let lock_file = take_lock(&dir)?;
         let mut index = Index::default();
         let corrupt = queue_directory.join("corrupt");

@@ -410,3 +410,20 @@ fn async_writers_are_durable_and_share_fsyncs() {
     assert_eq!(store.len(), 399);
     assert_eq!(store.get(ids[0]).unwrap().meta.queue, QueueName::Hold);
 }
+
+#[test]
+fn a_store_opened_before_serve_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    // SAFETY: umask has no preconditions; the test restores it at once. Other threads of
+    // this test binary only create temporary directories, which the check below ignores.
+    let old = unsafe { libc::umask(0o022) };
+    let store = open(tmp.path());
+    unsafe { libc::umask(old) };
+    drop(store);
+    let mode = fs::metadata(tmp.path().join("store"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "store/ is {:o}", mode & 0o777);
+}

@@ -1,40 +1,75 @@
-//! Per-destination queues: how the queue manager turns due messages into deliveries.
+//! Per-destination queues, as a pure state machine: which deliveries may start now.
 //!
-//! A due message is split into work items, one per destination (`local:alice`, `smtp:example.com`,
-//! `filter:[127.0.0.1]:10024`), each holding that destination's recipients. Items wait in
-//! their destination's FIFO; the pump starts them round-robin across destinations, within
-//! each destination's concurrency window and the global `default_process_limit`, so one slow
-//! or dead destination cannot starve the others (seed 003's qshape picture).
+//! A due message is split into items, one per destination (`split.rs`), each holding that
+//! destination's recipients. [`Dispatch::push`] queues the items in their destinations' FIFOs;
+//! [`Dispatch::starts`] hands out the items that may start, round-robin across destinations,
+//! within each destination's concurrency window and the global `default_process_limit`, so
+//! one slow or dead destination cannot starve the others (seed 003's qshape picture);
+//! [`Dispatch::finished`] takes an item's result back; once all items of a message are back,
+//! `starts` hands the message out to be applied, and [`Dispatch::recorded`] gives its slots
+//! back once its outcomes are durable. No clock, no I/O: the caller passes `now`.
+//!
+//! A message's states here: `in flight` (items waiting or delivering) → `finishing`
+//! (handed out to be applied; still counts as active, holds its slots) → gone (recorded).
+//! Holding the slots until the record is durable bounds the messages a crash can deliver
+//! twice to `default_process_limit`.
 //!
 //! Concurrency window (Postfix's slow start): a destination starts at 5 concurrent
 //! deliveries (or its limit if lower), grows by one per success up to its limit, and drops to
 //! one when it fails. A destination that fails as a whole (nothing answers) is marked dead for
-//! `minimal_backoff_time` (at most a minute): its waiting items, and new ones, are deferred at
-//! once without a connection — 1,000 queued messages to a dead host cost a handful of
-//! connection attempts, not 1,000.
-//!
-//! When all items of a message are done, its outcomes are applied together (`apply.rs`).
+//! `Limits::dead_time`: its waiting items, and new ones, are deferred at once without a
+//! connection — 1,000 queued messages to a dead host cost a handful of connection attempts,
+//! not 1,000.
 
-use crate::deliver::Timed;
-use crate::manager::{lock, QueueManager};
-use crate::route::Route;
-use envelope::{Outcome, QueueId};
+use crate::route::{Destination, Route};
+use crate::settings::Limits;
+use crate::timed::{Agent, Timed};
+use envelope::{Outcome, OutcomeKind, QueueId};
 use queue::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const INITIAL_WINDOW: usize = 5;
 
 /// One destination's share of one message.
+#[derive(Debug, Clone)]
 pub(crate) struct Item {
     pub id: QueueId,
-    pub key: String,
+    pub destination: Destination,
     pub route: Route,
     pub recipients: Vec<usize>,
     pub queued: Instant,
 }
 
+/// A message handed to dispatch, and handed back (with all its outcomes) to be applied.
+#[derive(Debug, Clone)]
+pub(crate) struct Message {
+    pub entry: Entry,
+    /// Outcomes so far: those decided without a delivery, then each item's.
+    pub outcomes: Vec<Timed>,
+    pub started: Instant,
+    /// Why a `hold:` route held (some of) its recipients.
+    pub hold: Option<String>,
+}
+
+/// What dispatch tells its caller to do.
+#[derive(Debug)]
+pub(crate) enum Start {
+    /// Deliver this item now (it holds a delivery slot).
+    Deliver(Item),
+    /// All items of this message are back: apply its outcomes, then call `recorded`.
+    Apply(Message),
+}
+
+/// What the delivery of one item reports back.
+#[derive(Debug, Default)]
+pub(crate) struct Delivery {
+    pub outcomes: Vec<Timed>,
+    /// The destination itself failed: it is marked dead.
+    pub failure: Option<String>,
+}
+
+#[derive(Debug)]
 struct Dest {
     items: VecDeque<Item>,
     active: usize,
@@ -43,37 +78,39 @@ struct Dest {
     dead: Option<(Instant, String)>,
 }
 
-/// A message in delivery: its entry, the items still out, the outcomes so far.
-pub(crate) struct InFlight {
-    pub entry: Entry,
-    pub waiting: usize,
-    pub outcomes: Vec<Timed>,
-    pub started: Instant,
-    pub hold: Option<String>,
-    /// Delivery slots its items took. They are given back only once the outcomes are
-    /// durable (after `apply`), so at most `default_process_limit` messages are ever
-    /// delivered-but-not-yet-recorded: the only ones a crash can deliver twice.
-    pub slots: usize,
+#[derive(Debug)]
+struct InFlight {
+    message: Message,
+    /// Items not back yet.
+    waiting: usize,
+    /// Delivery slots its items took.
+    slots: usize,
 }
 
+#[derive(Debug)]
 pub(crate) struct Dispatch {
-    dests: HashMap<String, Dest>,
-    order: VecDeque<String>,
+    dests: HashMap<Destination, Dest>,
+    /// Round-robin order of the destinations.
+    order: VecDeque<Destination>,
     inflight: HashMap<QueueId, InFlight>,
-    /// Messages whose outcomes are being applied (between the last item and the store).
-    finishing: std::collections::HashSet<QueueId>,
+    /// Messages handed out to be applied, with the slots they hold until `recorded`.
+    finishing: HashMap<QueueId, usize>,
+    /// Messages finished but not handed out yet (by the next `starts`).
+    ready: Vec<Message>,
     active: usize,
     limit: usize,
     stopping: bool,
 }
 
 impl Dispatch {
+    /// `limit`: how many deliveries may run at once (`default_process_limit`).
     pub fn new(limit: usize) -> Dispatch {
         Dispatch {
             dests: HashMap::new(),
             order: VecDeque::new(),
             inflight: HashMap::new(),
-            finishing: std::collections::HashSet::new(),
+            finishing: HashMap::new(),
+            ready: Vec::new(),
             active: 0,
             limit,
             stopping: false,
@@ -85,7 +122,7 @@ impl Dispatch {
     }
 
     pub fn is_inflight(&self, id: QueueId) -> bool {
-        self.inflight.contains_key(&id) || self.finishing.contains(&id)
+        self.inflight.contains_key(&id) || self.finishing.contains_key(&id)
     }
 
     /// True while any delivery runs or any message is between split and stored outcome.
@@ -98,105 +135,36 @@ impl Dispatch {
         self.stopping
     }
 
-    pub fn forget_dead(&mut self, select: impl Fn(&str) -> bool) {
+    /// Clears the dead marks of the selected destinations (an explicit flush).
+    pub fn forget_dead(&mut self, select: impl Fn(&Destination) -> bool) {
         for (key, dest) in self.dests.iter_mut() {
             if select(key) {
                 dest.dead = None;
             }
         }
     }
-}
 
-impl QueueManager {
-    /// Splits a due message into items and queues them at their destinations.
-    pub(crate) fn start(self: &Arc<Self>, entry: Entry) {
-        let id = entry.id;
-        if entry.meta.attempts == 0 {
-            let env = &entry.meta.envelope;
-            tracing::info!(target: "qmgr", "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
-                env.sender, entry.size, env.recipients.len());
-        }
-        let cfg = self.shared.config();
-        let router = self.shared.router();
-        let now = Instant::now();
-        let mut items: HashMap<String, Item> = HashMap::new();
-        let mut immediate = Vec::new();
-        let mut hold = None;
-        for (i, r) in entry.meta.envelope.recipients.iter().enumerate() {
-            if !r.state.is_open() {
-                continue;
-            }
-            let route = router.route(&r.address, &entry.meta.envelope.origin);
-            match &route {
-                Route::Discard(text) => immediate.push((
-                    "discard",
-                    Outcome::sent(i, "none", format!("discarded: {text}")),
-                )),
-                Route::Error { dsn, text } => {
-                    immediate.push(("error", Outcome::bounced(i, dsn, "none", text.clone())))
-                }
-                Route::Retry { dsn, text } => {
-                    immediate.push(("retry", Outcome::deferred(i, dsn, "none", text.clone())))
-                }
-                Route::Hold(text) => hold = Some(text.clone()),
-                Route::Local | Route::Smtp { .. } => {
-                    // Each local user is a destination of its own (as in Postfix), so one
-                    // locked or slow mailbox holds up only its own mail.
-                    let key = match route {
-                        Route::Local => format!(
-                            "local:{}",
-                            envelope::split_address(&r.address).0.to_ascii_lowercase()
-                        ),
-                        _ => route.destination_key().unwrap_or_default(),
-                    };
-                    items
-                        .entry(key.clone())
-                        .or_insert_with(|| Item {
-                            id,
-                            key,
-                            route: route.clone(),
-                            recipients: Vec::new(),
-                            queued: now,
-                        })
-                        .recipients
-                        .push(i);
-                }
-            }
-        }
-        let limit_of = |key: &str| {
-            if key.starts_with("filter:") {
-                cfg.filter_destination_concurrency_limit
-            } else if key.starts_with("smtp:") {
-                cfg.smtp_destination_concurrency_limit
-            } else if key.starts_with("local:") {
-                cfg.local_destination_concurrency_limit
-            } else {
-                cfg.default_destination_concurrency_limit
-            }
-        };
-        let outcomes = immediate
-            .into_iter()
-            .map(|(program, o)| Timed::now(o, now, program))
-            .collect();
-        let mut d = lock(&self.dispatch);
-        if d.inflight.contains_key(&id) {
-            return;
+    /// Takes a message with its items (none: it is ready to be applied at once). False, and
+    /// nothing changes, if the message is already in delivery.
+    pub fn push(&mut self, message: Message, items: Vec<Item>, limits: &Limits) -> bool {
+        let id = message.entry.id;
+        if self.is_inflight(id) {
+            return false;
         }
         let waiting = items.len();
-        d.inflight.insert(
+        let slots = 0;
+        self.inflight.insert(
             id,
             InFlight {
-                entry,
+                message,
                 waiting,
-                outcomes,
-                started: now,
-                hold,
-                slots: 0,
+                slots,
             },
         );
-        for (key, item) in items {
-            if !d.dests.contains_key(&key) {
-                let limit = limit_of(&key).max(1);
+        for item in items {
+            let key = item.destination.clone();
+            if !self.dests.contains_key(&key) {
+                let limit = limits.of(key.transport);
                 let dest = Dest {
                     items: VecDeque::new(),
                     active: 0,
@@ -204,181 +172,160 @@ impl QueueManager {
                     window: INITIAL_WINDOW.min(limit),
                     dead: None,
                 };
-                d.dests.insert(key.clone(), dest);
-                d.order.push_back(key.clone());
+                self.dests.insert(key.clone(), dest);
+                self.order.push_back(key.clone());
             }
-            d.dests
-                .get_mut(&key)
-                .expect("inserted above")
-                .items
-                .push_back(item);
+            if let Some(dest) = self.dests.get_mut(&key) {
+                dest.items.push_back(item);
+            }
         }
         if waiting == 0 {
-            let done = d.inflight.remove(&id);
-            drop(d);
-            self.complete(done);
+            self.complete(id);
         }
+        true
     }
 
-    /// Starts what may start, round-robin over destinations; defers items of dead ones.
-    pub(crate) fn pump(self: &Arc<Self>) {
-        let mut to_run = Vec::new();
-        let mut finished = Vec::new();
-        {
-            let mut d = lock(&self.dispatch);
-            if d.stopping {
-                return;
-            }
-            let now = Instant::now();
+    /// What may start now, round-robin over destinations (items of dead destinations are
+    /// deferred instead), and the messages whose items are all back. While stopping, only
+    /// the latter.
+    pub fn starts(&mut self, now: Instant) -> Vec<Start> {
+        let mut out = Vec::new();
+        if !self.stopping {
             let mut progressed = true;
             while progressed {
                 progressed = false;
-                for _ in 0..d.order.len() {
-                    let Some(key) = d.order.pop_front() else {
+                for _ in 0..self.order.len() {
+                    let Some(key) = self.order.pop_front() else {
                         break;
                     };
-                    d.order.push_back(key.clone());
-                    let global_free = d.active < d.limit;
-                    let dest = d.dests.get_mut(&key).expect("order and dests agree");
-                    if let Some((until, reason)) = dest.dead.clone() {
-                        if until > now {
-                            let drained: Vec<Item> = dest.items.drain(..).collect();
-                            for item in drained {
-                                let text = format!("delivery temporarily suspended: {reason}");
-                                let outs = item
-                                    .recipients
-                                    .iter()
-                                    .map(|&i| Outcome::deferred(i, "4.4.1", "none", text.clone()));
-                                let timed =
-                                    outs.map(|o| Timed::now(o, item.queued, "qmgr")).collect();
-                                if let Some(done) = record(&mut d, item.id, timed) {
-                                    finished.push(done);
-                                }
-                            }
-                            continue;
-                        }
-                        dest.dead = None;
+                    self.order.push_back(key.clone());
+                    if self.defer_if_dead(&key, now) {
+                        continue;
                     }
-                    if global_free && dest.active < dest.window.min(dest.limit) {
-                        if let Some(item) = dest.items.pop_front() {
-                            dest.active += 1;
-                            d.active += 1;
-                            to_run.push(item);
-                            progressed = true;
-                        }
+                    if let Some(item) = self.take(&key) {
+                        out.push(Start::Deliver(item));
+                        progressed = true;
                     }
                 }
             }
-            for item in &to_run {
-                if let Some(f) = d.inflight.get_mut(&item.id) {
-                    f.slots += 1;
-                }
-            }
-            // Forget idle destinations (a dead mark is kept until it expires).
-            let Dispatch { order, dests, .. } = &mut *d;
-            dests.retain(|_, x| {
-                !x.items.is_empty()
-                    || x.active > 0
-                    || x.dead.as_ref().is_some_and(|(t, _)| *t > now)
-            });
-            order.retain(|k| dests.contains_key(k));
+            self.forget_idle(now);
         }
-        for done in finished {
-            self.complete(Some(done));
-        }
-        for item in to_run {
-            let me = self.clone();
-            tokio::spawn(async move { me.run_item(item).await });
-        }
+        out.extend(self.ready.drain(..).map(Start::Apply));
+        out
     }
 
-    /// Called by a finished delivery: frees its slot, adjusts the destination, records the
-    /// outcomes, and applies the message once all its items are back.
-    pub(crate) fn item_done(
-        self: &Arc<Self>,
-        item: &Item,
-        outcomes: Vec<Timed>,
-        failure: Option<String>,
-    ) {
-        let done = {
-            let mut d = lock(&self.dispatch);
-            let dead_for = self.dead_time();
-            if let Some(dest) = d.dests.get_mut(&item.key) {
-                dest.active = dest.active.saturating_sub(1);
-                match &failure {
-                    Some(reason) => {
-                        dest.window = 1;
-                        dest.dead = Some((Instant::now() + dead_for, reason.clone()));
-                    }
-                    None if outcomes
-                        .iter()
-                        .any(|t| t.outcome.kind == envelope::OutcomeKind::Sent) =>
-                    {
-                        dest.window = (dest.window + 1).min(dest.limit);
-                    }
-                    None => {}
+    /// An item's delivery is back: its destination's window grows (a success), or drops to
+    /// one and the destination is marked dead (a failure of the destination as a whole).
+    pub fn finished(&mut self, item: &Item, delivery: Delivery, limits: &Limits, now: Instant) {
+        if let Some(dest) = self.dests.get_mut(&item.destination) {
+            dest.active = dest.active.saturating_sub(1);
+            let sent = delivery
+                .outcomes
+                .iter()
+                .any(|t| t.outcome.kind == OutcomeKind::Sent);
+            match &delivery.failure {
+                Some(reason) => {
+                    dest.window = 1;
+                    dest.dead = Some((now + limits.dead_time, reason.clone()));
                 }
+                None if sent => dest.window = (dest.window + 1).min(dest.limit),
+                None => {}
             }
-            record(&mut d, item.id, outcomes)
-        };
-        self.complete(done);
-        self.wake.notify_one();
+        }
+        self.record(item.id, delivery.outcomes);
     }
 
-    fn dead_time(&self) -> Duration {
-        self.shared
-            .config()
-            .minimal_backoff_time
-            .clamp(Duration::from_secs(1), Duration::from_secs(60))
+    /// The message's outcomes are durable (or given up at a stop): its slots are free.
+    pub fn recorded(&mut self, id: QueueId) {
+        if let Some(slots) = self.finishing.remove(&id) {
+            self.active = self.active.saturating_sub(slots);
+        }
     }
 
     /// Clean stop: nothing new starts; items not started are dropped (their recipients stay
-    /// open in the store) and messages with some outcomes get those applied.
-    pub(crate) fn stop_dispatch(self: &Arc<Self>) {
-        let finished: Vec<InFlight> = {
-            let mut d = lock(&self.dispatch);
-            d.stopping = true;
-            let dropped: Vec<QueueId> = d
-                .dests
-                .values_mut()
-                .flat_map(|x| x.items.drain(..))
-                .map(|i| i.id)
-                .collect();
-            dropped
-                .into_iter()
-                .filter_map(|id| record(&mut d, id, Vec::new()))
-                .collect()
+    /// open in the store); returns the messages to apply now (those with all items back).
+    pub fn stop(&mut self) -> Vec<Message> {
+        self.stopping = true;
+        let dropped: Vec<QueueId> = self
+            .dests
+            .values_mut()
+            .flat_map(|x| x.items.drain(..))
+            .map(|i| i.id)
+            .collect();
+        for id in dropped {
+            self.record(id, Vec::new());
+        }
+        self.ready.drain(..).collect()
+    }
+
+    /// Defers every waiting item of a destination that is marked dead; true if it was.
+    fn defer_if_dead(&mut self, key: &Destination, now: Instant) -> bool {
+        let Some(dest) = self.dests.get_mut(key) else {
+            return false;
         };
-        for done in finished {
-            self.complete(Some(done));
+        let reason = match &dest.dead {
+            Some((until, reason)) if *until > now => reason.clone(),
+            Some(_) => {
+                dest.dead = None;
+                return false;
+            }
+            None => return false,
+        };
+        let items: Vec<Item> = dest.items.drain(..).collect();
+        let text = format!("delivery temporarily suspended: {reason}");
+        for item in items {
+            let deferred = |&i: &usize| Outcome::deferred(i, "4.4.1", "none", text.clone());
+            let timed = item.recipients.iter().map(deferred);
+            let timed = timed.map(|o| Timed::at(o, item.queued, now, Agent::Qmgr));
+            self.record(item.id, timed.collect());
+        }
+        true
+    }
+
+    /// The destination's next item, if its window and the global limit allow one more.
+    fn take(&mut self, key: &Destination) -> Option<Item> {
+        let global_free = self.active < self.limit;
+        let dest = self.dests.get_mut(key)?;
+        if !global_free || dest.active >= dest.window.min(dest.limit) {
+            return None;
+        }
+        let item = dest.items.pop_front()?;
+        dest.active += 1;
+        self.active += 1;
+        if let Some(f) = self.inflight.get_mut(&item.id) {
+            f.slots += 1;
+        }
+        Some(item)
+    }
+
+    /// Forgets idle destinations (a dead mark is kept until it expires).
+    fn forget_idle(&mut self, now: Instant) {
+        self.dests.retain(|_, x| {
+            !x.items.is_empty() || x.active > 0 || x.dead.as_ref().is_some_and(|(t, _)| *t > now)
+        });
+        let dests = &self.dests;
+        self.order.retain(|k| dests.contains_key(k));
+    }
+
+    /// Adds one item's outcomes; the message is ready once it was the last item out.
+    fn record(&mut self, id: QueueId, outcomes: Vec<Timed>) {
+        let Some(f) = self.inflight.get_mut(&id) else {
+            return;
+        };
+        f.message.outcomes.extend(outcomes);
+        f.waiting = f.waiting.saturating_sub(1);
+        if f.waiting == 0 {
+            self.complete(id);
         }
     }
 
-    fn complete(self: &Arc<Self>, done: Option<InFlight>) {
-        if let Some(done) = done {
-            let (id, slots) = (done.entry.id, done.slots);
-            lock(&self.dispatch).finishing.insert(id);
-            let me = self.clone();
-            tokio::spawn(async move {
-                me.apply(done).await;
-                let mut d = lock(&me.dispatch);
-                d.finishing.remove(&id);
-                d.active = d.active.saturating_sub(slots);
-                drop(d);
-                me.wake.notify_one();
-            });
+    fn complete(&mut self, id: QueueId) {
+        if let Some(f) = self.inflight.remove(&id) {
+            self.finishing.insert(id, f.slots);
+            self.ready.push(f.message);
         }
     }
 }
 
-/// Adds one item's outcomes; returns the message when it was the last item out.
-fn record(d: &mut Dispatch, id: QueueId, outcomes: Vec<Timed>) -> Option<InFlight> {
-    let f = d.inflight.get_mut(&id)?;
-    f.outcomes.extend(outcomes);
-    f.waiting = f.waiting.saturating_sub(1);
-    if f.waiting == 0 {
-        d.inflight.remove(&id)
-    } else {
-        None
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -17,28 +17,48 @@
 //! `active` exists only in memory: after a crash, active messages are simply incoming or
 //! deferred again, so they are retried, never lost.
 //!
+//! Who decides, who acts. Deciding is pure (no tokio, store, clock or I/O; table-tested):
+//! `split` routes a message into per-destination items, `dispatch` is the state machine of
+//! destinations (`push` → `starts(now)` → `finished` → `recorded`: windows, dead marks,
+//! fairness, slots), `plan` turns a message's outcomes into a `Plan` (new states, retry time,
+//! notices, the record to write), with `retry` and `notify` as its rules. Acting: `deliver`
+//! runs an agent for one item, `carry` makes a plan durable step by step, and `manager` is
+//! the loop that feeds due messages (`due`) to dispatch and carries out what it says. Each
+//! module uses only those on later lines: manager; carry, deliver; context; split, plan;
+//! dispatch, due, shared, notify; remote, settings, timed; route, retry, clock, sync.
+//!
 //! Invariants: at most `default_process_limit` deliveries run at once and at most each
 //! destination's concurrency limit per destination; a message is in at most one delivery
 //! at a time; outcomes are durable before anything that depends on them, and one that cannot
 //! be recorded is retried (never logged as done) while its message keeps its delivery slot and
-//! is not dispatched again (`apply.rs`); a null-sender message is never bounced to its
+//! is not dispatched again (`carry.rs`); a null-sender message is never bounced to its
 //! sender (DESIGN invariant 5); a panic inside an agent defers that delivery instead of
 //! stopping the daemon (invariant 4).
 //!
 //! Security stance: runs as the queue owner; agents it calls may need root to deliver into
 //! users' mailboxes (see the agents crate).
 
-mod apply;
+mod carry;
+mod clock;
+mod context;
 mod deliver;
 mod dispatch;
+mod due;
 mod manager;
 mod notify;
+mod plan;
 pub mod remote;
 pub mod retry;
 pub mod route;
+mod settings;
+mod shared;
+mod split;
+mod sync;
+mod timed;
 
-pub use manager::{QueueManager, Shared};
+pub use manager::QueueManager;
 pub use remote::{RemoteAgent, RemoteReport, SmtpRemote};
+pub use shared::Shared;
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! Which delivery status notifications a finished or delayed message produces (RFC 3461
-//! NOTIFY), and queueing them. The texts themselves come from the `bounce` crate.
+//! NOTIFY): pure decisions over an envelope, queued by `carry`. The texts themselves come
+//! from the `bounce` crate.
 //!
 //! - Failures go to the sender for recipients whose NOTIFY is absent or includes FAILURE;
 //!   a null-sender message's failures go once to the postmaster (`2bounce_notice_recipient`),
@@ -8,15 +9,55 @@
 //! - One "delayed" warning per message once it is older than `delay_warning_time` (0 = off),
 //!   for recipients whose NOTIFY is absent or includes DELAY.
 
-use crate::manager::{unix_now, QueueManager};
+use crate::settings::Settings;
+use crate::timed::Agent;
 use bounce::{Action, Kind, Report};
-use config::Config;
-use envelope::{Envelope, Outcome, QueueId, Recipient, RecipientState};
-use queue::{Entry, MessageMeta, StoreError};
-use tracing::{info, warn};
+use envelope::{Envelope, Outcome, Recipient, RecipientState};
+use queue::MessageMeta;
 
 /// `origin` of a postmaster notice: if one of these fails, it is dropped (no third level).
 pub(crate) const ORIGIN_NOTICE: &str = "2bounce";
+
+/// `origin` of a copy that an alias or `.forward` sends on. A forwarded postmaster notice
+/// is still a postmaster notice: were it a plain "forward", its failure would become a new
+/// notice to the postmaster, forwarded again — an endless loop whenever the postmaster's
+/// alias points at an address that fails (invariant 5).
+pub(crate) fn forward_origin(parent: &str) -> &'static str {
+    if parent == ORIGIN_NOTICE {
+        ORIGIN_NOTICE
+    } else {
+        "forward"
+    }
+}
+
+/// One notification to queue (with the null sender).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Notice {
+    pub kind: Kind,
+    pub to: String,
+    /// The notice's own `origin`: `bounce`, or [`ORIGIN_NOTICE`] for a postmaster notice.
+    pub origin: &'static str,
+    pub reports: Vec<Report>,
+}
+
+/// What a message whose recipients are all final reports to its sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Bounce {
+    /// Nothing to report: the message is just removed.
+    Nothing,
+    /// A postmaster notice that itself failed: dropped, with a warning.
+    Discarded,
+    /// This notice replaces the message (atomically).
+    Send(Notice),
+}
+
+/// A recipient just delivered, and by whom (a success notice says "delivered" for the
+/// local agent, "relayed" for SMTP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Delivered {
+    pub outcome: Outcome,
+    pub agent: Agent,
+}
 
 fn wants(r: &Recipient, word: &str, by_default: bool) -> bool {
     match &r.notify {
@@ -33,13 +74,8 @@ fn qualify(address: &str, myhostname: &str) -> String {
     }
 }
 
-/// What to send when every recipient is final: `(to, kind, origin, reports)`, or `None`
-/// (nothing to report: just remove the message).
-pub(crate) fn bounce_plan(
-    cfg: &Config,
-    id: QueueId,
-    env: &Envelope,
-) -> Option<(String, Kind, &'static str, Vec<Report>)> {
+/// The failure report of a message whose recipients are all final.
+pub(crate) fn bounce(settings: &Settings, env: &Envelope) -> Bounce {
     let reports: Vec<Report> = env
         .recipients
         .iter()
@@ -60,17 +96,35 @@ pub(crate) fn bounce_plan(
         })
         .collect();
     if reports.is_empty() {
-        return None;
+        return Bounce::Nothing;
     }
     if env.origin == ORIGIN_NOTICE {
-        warn!(target: "qmgr", "{id}: postmaster notice undeliverable; discarded");
-        return None;
+        return Bounce::Discarded;
     }
-    if env.is_null_sender() {
-        let to = qualify(&cfg.bounce_notice_recipient, &cfg.myhostname);
-        return Some((to, Kind::PostmasterNotice, ORIGIN_NOTICE, reports));
+    Bounce::Send(if env.is_null_sender() {
+        Notice {
+            kind: Kind::PostmasterNotice,
+            to: qualify(&settings.bounce_notice_recipient, &settings.myhostname),
+            origin: ORIGIN_NOTICE,
+            reports,
+        }
+    } else {
+        to_sender(env, Kind::Bounce, reports)
+    })
+}
+
+fn to_sender(env: &Envelope, kind: Kind, reports: Vec<Report>) -> Notice {
+    Notice {
+        kind,
+        to: env.sender.clone(),
+        origin: "bounce",
+        reports,
     }
-    Some((env.sender.clone(), Kind::Bounce, "bounce", reports))
+}
+
+/// A notice to the sender, unless there is nothing to say or nobody to say it to.
+fn to_sender_if_any(env: &Envelope, kind: Kind, reports: Vec<Report>) -> Option<Notice> {
+    (!reports.is_empty() && !env.is_null_sender()).then(|| to_sender(env, kind, reports))
 }
 
 /// The SMTP client reports a remote refusal as Postfix does: `host mx.example[192.0.2.1]
@@ -87,116 +141,52 @@ fn split_remote(reason: &str) -> (Option<String>, String) {
     (Some(host.to_string()), diagnostic.trim().to_string())
 }
 
-pub(crate) fn delay_warning_due(cfg: &Config, meta: &MessageMeta, now: u64) -> bool {
-    let after = cfg.delay_warning_time.as_secs();
+pub(crate) fn delay_warning_due(settings: &Settings, meta: &MessageMeta, now: u64) -> bool {
+    let after = settings.delay_warning_time.as_secs();
     after > 0
         && !meta.delay_warned
         && !meta.envelope.is_null_sender()
         && now.saturating_sub(meta.envelope.arrival_time) >= after
 }
 
-/// A notification about message `id` for `to`, with the original read back from the store
-/// (as much of it as `bounce_size_limit` and RET allow), and its null-sender envelope.
-pub(crate) async fn compose(
-    qm: &QueueManager,
-    id: QueueId,
-    env: &Envelope,
-    kind: Kind,
-    reports: &[Report],
-    to: &str,
-    origin: &str,
-) -> (Envelope, Vec<u8>) {
-    let cfg = qm.shared.config();
-    let store = qm.shared.store.clone();
-    let original = tokio::task::spawn_blocking(move || store.read_message(id))
-        .await
-        .ok()
-        .and_then(|r| r.ok())
-        .unwrap_or_default();
-    let message = bounce::build(&bounce::Input {
-        id,
-        envelope: env,
-        original: &original,
-        myhostname: &cfg.myhostname,
-        reports,
-        kind,
-        to,
-        size_limit: cfg.bounce_size_limit as usize,
-    });
-    let mut notice = Envelope::new("", vec![to.to_string()], unix_now());
-    notice.origin = origin.into();
-    (notice, message)
-}
-
-/// Queues one notification (null sender) to the original sender; the caller retries a
-/// failure.
-async fn send(
-    qm: &QueueManager,
-    entry: &Entry,
-    env: &Envelope,
-    kind: Kind,
-    reports: Vec<Report>,
-) -> Result<(), StoreError> {
-    if reports.is_empty() || env.is_null_sender() {
-        return Ok(());
-    }
-    let store = qm.shared.store.clone();
-    let id = entry.id;
-    let (nenv, message) = compose(qm, id, env, kind, &reports, &env.sender, "bounce").await;
-    let new_id = QueueId::generate();
-    store.enqueue_async(new_id, nenv, &message, None).await?;
-    let what = if kind == Kind::Delay {
-        "delayed mail"
-    } else {
-        "delivery status"
-    };
-    info!(target: "bounce", "{id}: sender {what} notification: {new_id}");
-    qm.schedule(new_id, 0);
-    Ok(())
-}
-
 /// True if a success notice is due for any of these just-delivered recipients.
-pub(crate) fn wants_success(env: &Envelope, delivered: &[(usize, Outcome)]) -> bool {
+pub(crate) fn wants_success(env: &Envelope, delivered: &[Delivered]) -> bool {
     !env.is_null_sender()
         && delivered
             .iter()
-            .filter_map(|(i, _)| env.recipients.get(*i))
+            .filter_map(|d| env.recipients.get(d.outcome.recipient))
             .any(|r| wants(r, "SUCCESS", false))
 }
 
-/// NOTIFY=SUCCESS recipients just delivered.
-pub(crate) async fn success(
-    qm: &QueueManager,
-    entry: &Entry,
-    env: &Envelope,
-    delivered: &[(usize, Outcome)],
-) -> Result<(), StoreError> {
+/// The success notice for NOTIFY=SUCCESS recipients just delivered, if any.
+pub(crate) fn success(env: &Envelope, delivered: &[Delivered]) -> Option<Notice> {
     let reports = delivered
         .iter()
-        .filter_map(|(i, o)| env.recipients.get(*i).map(|r| (r, o)))
+        .filter_map(|d| env.recipients.get(d.outcome.recipient).map(|r| (r, d)))
         .filter(|(r, _)| wants(r, "SUCCESS", false))
-        .map(|(r, o)| Report {
-            address: r.address.clone(),
-            orcpt: r.orcpt.clone(),
-            action: if o.relay == "local" {
-                Action::Delivered
-            } else {
-                Action::Relayed
-            },
-            status: o.dsn.clone(),
-            reason: o.text.clone(),
-            remote_mta: (o.relay != "local" && o.relay != "none").then(|| o.relay.clone()),
+        .map(|(r, d)| {
+            let o = &d.outcome;
+            let local = d.agent == Agent::Local;
+            Report {
+                address: r.address.clone(),
+                orcpt: r.orcpt.clone(),
+                action: if local {
+                    Action::Delivered
+                } else {
+                    Action::Relayed
+                },
+                status: o.dsn.clone(),
+                reason: o.text.clone(),
+                // `none`: decided without a remote host (e.g. discard).
+                remote_mta: (!local && o.relay != "none").then(|| o.relay.clone()),
+            }
         })
         .collect();
-    send(qm, entry, env, Kind::Success, reports).await
+    to_sender_if_any(env, Kind::Success, reports)
 }
 
-/// The one "delayed mail" warning.
-pub(crate) async fn delay(
-    qm: &QueueManager,
-    entry: &Entry,
-    env: &Envelope,
-) -> Result<(), StoreError> {
+/// The one "delayed mail" warning, if any recipient wants it.
+pub(crate) fn delay(env: &Envelope) -> Option<Notice> {
     let reports = env
         .recipients
         .iter()
@@ -213,11 +203,19 @@ pub(crate) async fn delay(
             _ => None,
         })
         .collect();
-    send(qm, entry, env, Kind::Delay, reports).await
+    to_sender_if_any(env, Kind::Delay, reports)
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_forwarded_postmaster_notice_stays_a_postmaster_notice() {
+        assert_eq!(super::forward_origin(super::ORIGIN_NOTICE), "2bounce");
+        for parent in ["smtp", "pickup", "bounce", "forward", ""] {
+            assert_eq!(super::forward_origin(parent), "forward", "{parent:?}");
+        }
+    }
+
     #[test]
     fn remote_refusals_split_into_mta_and_diagnostic() {
         let (mta, diag) = super::split_remote(

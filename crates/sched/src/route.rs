@@ -85,18 +85,54 @@ pub enum Route {
     Hold(String),
 }
 
+/// The transports a destination is delivered by (each has its own concurrency limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Local,
+    Smtp,
+    /// The content filter (an SMTP delivery to `content_filter`).
+    Filter,
+}
+
+/// One destination: the unit of concurrency, fairness and dead marks in the queue manager.
+/// Printed as Postfix names queues in qshape and logs: `local:alice`, `smtp:example.com`,
+/// `filter:[127.0.0.1]:10024`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Destination {
+    pub transport: Transport,
+    pub name: String,
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let transport = match self.transport {
+            Transport::Local => "local",
+            Transport::Smtp => "smtp",
+            Transport::Filter => "filter",
+        };
+        write!(f, "{transport}:{}", self.name)
+    }
+}
+
 impl Route {
-    /// The per-destination queue this recipient waits in (concurrency is per key).
-    pub fn destination_key(&self) -> Option<String> {
-        match self {
-            Route::Local => Some("local".into()),
+    /// The per-destination queue recipient `address` on this route waits in; `None` for
+    /// routes decided without a delivery (discard, error, retry, hold). Each local user is a
+    /// destination of its own (as in Postfix), so one locked or slow mailbox holds up only
+    /// its own mail.
+    pub fn destination(&self, address: &str) -> Option<Destination> {
+        let (transport, name) = match self {
+            Route::Local => (
+                Transport::Local,
+                envelope::split_address(address).0.to_ascii_lowercase(),
+            ),
             Route::Smtp {
                 nexthop,
                 filter: true,
-            } => Some(format!("filter:{nexthop}")),
-            Route::Smtp { nexthop, .. } => Some(format!("smtp:{nexthop}")),
-            _ => None,
-        }
+            } => (Transport::Filter, nexthop.to_string()),
+            Route::Smtp { nexthop, .. } => (Transport::Smtp, nexthop.to_string()),
+            _ => return None,
+        };
+        Some(Destination { transport, name })
     }
 }
 
@@ -382,7 +418,10 @@ mod tests {
             }
         );
         assert_eq!(
-            r.route("a@sub.org", "").destination_key().unwrap(),
+            r.route("a@sub.org", "")
+                .destination("a@sub.org")
+                .unwrap()
+                .to_string(),
             "smtp:sub.org",
             ".parent matches only subdomains"
         );
@@ -440,7 +479,7 @@ mod tests {
         assert_eq!(r.route("x@localhost", "reinject"), Route::Local);
         assert_eq!(r.route("x@localhost", "bounce"), Route::Local);
         assert_eq!(
-            filtered.destination_key().unwrap(),
+            filtered.destination("x@localhost").unwrap().to_string(),
             "filter:[127.0.0.1]:10024"
         );
     }

@@ -57,7 +57,7 @@ async fn a_retry_touches_only_the_recipients_still_open() {
         "bob@test.example".into(),
         "far@remote.example".into(),
     ];
-    let env = Envelope::new("s@test.example", rcpts, crate::manager::unix_now());
+    let env = Envelope::new("s@test.example", rcpts, crate::clock::unix_now());
     store.enqueue(id, env, b"Subject: t\n\nhello\n").unwrap();
     qmgr.schedule(id, 0);
 
@@ -100,7 +100,7 @@ async fn unknown_user_bounces_to_the_sender_and_the_original_leaves() {
     let env = Envelope::new(
         "sender@localhost",
         vec!["nosuchuser-xyz@localhost".into()],
-        crate::manager::unix_now(),
+        crate::clock::unix_now(),
     );
     store.enqueue(id, env, b"Subject: t\n\nhello\n").unwrap();
     qmgr.schedule(id, 0);
@@ -211,7 +211,7 @@ mod remote_scenarios {
             let env = Envelope::new(
                 sender,
                 rcpts.iter().map(|s| s.to_string()).collect(),
-                crate::manager::unix_now(),
+                crate::clock::unix_now(),
             );
             self.store
                 .enqueue(id, env, b"Subject: t\n\nhello\n")
@@ -316,7 +316,7 @@ mod remote_scenarios {
         let mut env = Envelope::new(
             "sender@localhost",
             vec!["bad@far.example".into()],
-            crate::manager::unix_now(),
+            crate::clock::unix_now(),
         );
         env.recipients[0].notify = Some("NEVER".into());
         r.store.enqueue(id, env, b"Subject: quiet\n\nx\n").unwrap();

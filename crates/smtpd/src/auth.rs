@@ -26,6 +26,7 @@ use crate::driver::{send, End, Env};
 use crate::reply::{fixed, Reply};
 use crate::sasl::{Credentials, Exchange, Mechanism, SaslError, Step};
 use crate::session::Session;
+use crate::stress::Presence;
 
 /// Runs one AUTH command to its reply.
 pub async fn run(
@@ -56,7 +57,9 @@ fn client_over_limit(session: &Session, env: &Env<'_>) -> Option<Reply> {
     }
     let label = session.client.label();
     warn!(target: "smtpd", "AUTH failure limit exceeded: {failures} from {label} for service {}", s.role.name());
-    Some(fixed::too_many_auth_failures(&session.client.ip.to_string()))
+    Some(fixed::too_many_auth_failures(
+        &session.client.ip.to_string(),
+    ))
 }
 
 async fn exchange(
@@ -87,9 +90,32 @@ async fn exchange(
             }
             Step::Failed(SaslError::Aborted) => return Ok(fixed::auth_aborted()),
             Step::Failed(SaslError::Malformed) => return Ok(fixed::auth_bad_response()),
-            Step::Done(credentials) => return Ok(check(session, env, mechanism, credentials).await),
+            Step::Done(credentials) => {
+                let presence = conn.presence();
+                return checked(session, env, mechanism, credentials, &presence).await;
+            }
         }
     }
+}
+
+/// [`check`], unless the session is evicted meanwhile: under stress a session waiting for
+/// a password checker is the first to give its slot to a new client.
+async fn checked(
+    session: &mut Session,
+    env: &Env<'_>,
+    mechanism: Mechanism,
+    credentials: Credentials,
+    presence: &Presence,
+) -> Result<Reply, End> {
+    if session.settings.stress.get() {
+        presence.begin_server_wait();
+    }
+    let reply = tokio::select! {
+        reply = check(session, env, mechanism, credentials) => Ok(reply),
+        _ = presence.evicted() => Err(End::Evicted),
+    };
+    presence.end_wait();
+    reply
 }
 
 async fn check(
@@ -103,12 +129,22 @@ async fn check(
     let limit = session.settings.auth_failure_limit;
     let user = credentials.user.clone();
     if limit > 0 && guard.user_failures(&user, window) >= limit {
-        failed(session, mechanism, &user, "too many recent failures for this user");
+        failed(
+            session,
+            mechanism,
+            &user,
+            "too many recent failures for this user",
+        );
         guard.failed(session.client.ip, None, window);
         return fixed::auth_unavailable();
     }
     let path = env.password_file.clone();
-    let verdict = guard.verify(move || verify(path, &credentials)).await;
+    let wait = if session.settings.stress.get() {
+        crate::auth_guard::VERIFY_WAIT_UNDER_STRESS
+    } else {
+        crate::auth_guard::VERIFY_WAIT
+    };
+    let verdict = guard.verify(wait, move || verify(path, &credentials)).await;
     let label = session.client.label();
     match verdict {
         Ok(Ok(true)) => {
@@ -128,7 +164,7 @@ async fn check(
             fixed::auth_unavailable()
         }
         Err(Busy::Timeout) => {
-            warn!(target: "smtpd", "{label}: SASL {} authentication deferred: every password checker busy for {}s", mechanism.name(), crate::auth_guard::VERIFY_WAIT.as_secs());
+            warn!(target: "smtpd", "{label}: SASL {} authentication deferred: every password checker busy for {} ms", mechanism.name(), wait.as_millis());
             fixed::auth_unavailable()
         }
         Err(Busy::Gone) => {

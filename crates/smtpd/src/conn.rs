@@ -123,6 +123,11 @@ impl Conn {
         }
     }
 
+    /// This session as the load registry sees it (for waits outside reads).
+    pub fn presence(&self) -> Arc<Presence> {
+        self.presence.clone()
+    }
+
     /// The per-read (or per-request) timeout in the current stress state.
     pub fn timeout(&self) -> Duration {
         self.limits.timeout.get(self.stress.get())

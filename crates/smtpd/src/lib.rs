@@ -16,7 +16,7 @@
 //!      └ command.rs     line → Command (address.rs, params.rs)      pure, fuzzed
 //!      └ session/       Command → Action: states, relay (relay.rs)  pure
 //!      └ data.rs        DATA/BDAT bytes → stored message            pure, fuzzed
-//!      └ driver.rs      runs it all; tls.rs, auth.rs (sasl.rs) for the sub-dialogues
+//!      └ driver.rs      runs it all; tls.rs, auth.rs (sasl.rs, auth_guard.rs) for the sub-dialogues
 //!      └ message.rs     header checks, Received:, envelope
 //!      └ intake.rs      disk guard; durable enqueue, then 250
 //! ```

@@ -223,7 +223,11 @@ pub mod fixed {
         Reply::new(235, "2.7.0", "Authentication successful")
     }
     pub fn auth_failed() -> Reply {
-        Reply::new(535, "5.7.8", "Error: authentication failed: authentication failure")
+        Reply::new(
+            535,
+            "5.7.8",
+            "Error: authentication failed: authentication failure",
+        )
     }
     pub fn auth_aborted() -> Reply {
         Reply::new(501, "5.7.0", "Authentication aborted")

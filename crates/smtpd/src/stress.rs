@@ -61,6 +61,8 @@ pub struct Presence {
     epoch: Instant,
     /// Milliseconds after `epoch` + 1 since the session began waiting; 0 = not waiting.
     waiting_since: AtomicU64,
+    /// Waiting on the server under stress: evictable at once ([`Presence::begin_server_wait`]).
+    server_wait: AtomicBool,
     evicted: AtomicBool,
     evict: Notify,
 }
@@ -70,6 +72,7 @@ impl Presence {
         Presence {
             epoch,
             waiting_since: AtomicU64::new(0),
+            server_wait: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             evict: Notify::new(),
         }
@@ -83,12 +86,24 @@ impl Presence {
             .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
     }
 
-    /// The client delivered what the session waited for.
+    /// The session waits on the server for something a flood makes scarce (a password
+    /// checker): under stress it may be evicted at once, before the sessions that wait for
+    /// their clients. Such a session holds a slot and no client data; 100 password guessers
+    /// queued for the two checkers otherwise held every slot, and a normal client got 421.
+    pub fn begin_server_wait(&self) {
+        self.server_wait.store(true, Ordering::Relaxed);
+    }
+
+    /// The client delivered what the session waited for (or the server's wait is over).
     pub fn end_wait(&self) {
         self.waiting_since.store(0, Ordering::Relaxed);
+        self.server_wait.store(false, Ordering::Relaxed);
     }
 
     fn waited(&self) -> Option<Duration> {
+        if self.server_wait.load(Ordering::Relaxed) {
+            return Some(Duration::MAX);
+        }
         match self.waiting_since.load(Ordering::Relaxed) {
             0 => None,
             since => {
@@ -172,8 +187,12 @@ impl Load {
             changed
         });
         match (changed, stressed) {
-            (true, true) => warn!(target: "smtpd", "{active} of smtpd_process_limit {} SMTP sessions in use: stress-adaptive limits on (see STRESS_README)", self.limit),
-            (true, false) => info!(target: "smtpd", "{active} of smtpd_process_limit {} SMTP sessions in use: stress-adaptive limits off", self.limit),
+            (true, true) => {
+                warn!(target: "smtpd", "{active} of smtpd_process_limit {} SMTP sessions in use: stress-adaptive limits on (see STRESS_README)", self.limit)
+            }
+            (true, false) => {
+                info!(target: "smtpd", "{active} of smtpd_process_limit {} SMTP sessions in use: stress-adaptive limits off", self.limit)
+            }
             _ => {}
         }
     }
@@ -244,5 +263,21 @@ mod tests {
         assert!(!load.evict_stalest(), "no session is evicted twice");
         drop(sessions);
         assert!(!flag.get(), "all closed: no stress");
+    }
+
+    #[tokio::test]
+    async fn a_session_waiting_for_a_password_checker_goes_first() {
+        let load = Load::new(10);
+        let sessions: Vec<Registration> = (0..10).map(|_| load.register()).collect();
+        sessions[2].presence.begin_wait();
+        std::thread::sleep(Duration::from_millis(50));
+        sessions[7].presence.begin_server_wait();
+        assert!(load.evict_stalest(), "at once, without EVICT_AFTER");
+        tokio::time::timeout(Duration::from_secs(1), sessions[7].presence.evicted())
+            .await
+            .expect("the session waiting on the server told to close");
+        sessions[4].presence.begin_server_wait();
+        sessions[4].presence.end_wait();
+        assert!(!load.evict_stalest(), "a finished check is not a wait");
     }
 }

@@ -306,7 +306,10 @@ impl Session {
     /// Postfix: past `smtpd_junk_command_limit`, each junk command is also an error, so a
     /// client cannot hold a session open with NOOPs.
     fn count_junk(&mut self) {
-        let limit = self.settings.junk_command_limit.get(self.settings.stress.get());
+        let limit = self
+            .settings
+            .junk_command_limit
+            .get(self.settings.stress.get());
         if self.junk_commands > limit {
             self.errors += 1;
         }

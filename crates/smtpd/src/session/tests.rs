@@ -448,7 +448,10 @@ fn mail_without_helo_is_accepted_unless_helo_required() {
         strict,
         true,
         &[
-            ("MAIL FROM:<a@b.org>", "503 5.5.1 Error: send HELO/EHLO first"),
+            (
+                "MAIL FROM:<a@b.org>",
+                "503 5.5.1 Error: send HELO/EHLO first",
+            ),
             ("HELO x", "250"),
             ("MAIL FROM:<a@b.org>", "250"),
         ],
@@ -470,7 +473,10 @@ fn recipients_over_the_limit_are_errors_only_past_the_overshoot_limit() {
             ("RCPT TO:<a@mx.test>", "250"),
             ("RCPT TO:<b@mx.test>", "250"),
             ("RCPT TO:<c@mx.test>", "250"),
-            ("RCPT TO:<d@mx.test>", "452 4.5.3 Error: too many recipients"),
+            (
+                "RCPT TO:<d@mx.test>",
+                "452 4.5.3 Error: too many recipients",
+            ),
             ("RCPT TO:<e@mx.test>", "452 4.5.3"),
         ],
     );
@@ -511,7 +517,10 @@ fn two_thousand_recipients_with_postfix_defaults_never_hit_the_error_limit() {
             refused += usize::from(reply.code == 452);
             s.note_reply(&reply);
         }
-        assert!(!s.too_many_errors(), "hard error limit after {n} recipients");
+        assert!(
+            !s.too_many_errors(),
+            "hard error limit after {n} recipients"
+        );
     }
     assert_eq!(refused, 1000);
     script(s, true, &[("DATA", "data")]);
@@ -575,7 +584,10 @@ fn commands_that_must_end_a_pipelining_group() {
         assert_eq!(ends_group(&s, line), expected, "{line} after EHLO");
     }
     s = script(s, true, &[("HELO x", "250")]);
-    assert!(ends_group(&s, "MAIL FROM:<a@b.org>"), "HELO clients may not pipeline");
+    assert!(
+        ends_group(&s, "MAIL FROM:<a@b.org>"),
+        "HELO clients may not pipeline"
+    );
     let submission = session_from("192.0.2.1", settings(Role::Submission, |_| {}));
     assert!(!ends_group(&submission, "DATA"), "submission is exempt");
     let off = session_from(
@@ -600,7 +612,10 @@ fn junk_commands_past_the_limit_count_as_errors() {
     );
     assert_eq!(s.errors, 0);
     let mut s = script(s, true, &[("NOOP", "250"), ("MAIL FROM:<a@b.org>", "250")]);
-    assert_eq!(s.errors, 1, "the 4th junk command is an error (Postfix: count > limit)");
+    assert_eq!(
+        s.errors, 1,
+        "the 4th junk command is an error (Postfix: count > limit)"
+    );
     s.delivered();
     assert_eq!((s.errors, s.junk_commands), (0, 0));
 }

@@ -150,7 +150,7 @@ fn run_qmgr(
 /// Queues a message for alice and flips a byte of its body on disk.
 fn corrupt_message(store: &Store, queue_dir: &Path) -> QueueId {
     let id = QueueId::generate();
-    let now = crate::manager::unix_now();
+    let now = crate::clock::unix_now();
     let env = Envelope::new("s@test.example", vec!["alice@localhost".into()], now);
     store
         .enqueue(id, env, b"Subject: t\n\nsome body\n")

@@ -1,0 +1,172 @@
+//! Fault suite: `kill -9` of `serve` at random moments while SMTP clients keep sending and
+//! the daemon relays everything to Postfix's `smtp-sink` — ten times in a row, then one last
+//! restart drains the queue.
+//!
+//! `kill9_during_delivery.rs` kills once, with local delivery of mail staged in `maildrop/`;
+//! this scenario extends it to the network path on both sides: acknowledgements are counted
+//! per message by the clients (a tag is "acknowledged" only once the 250 after DATA was
+//! read), arrivals per message by the sink's dump files. Then:
+//! - lost: an acknowledged tag with no whole copy at the sink — must be 0 (DESIGN
+//!   invariant 1: acknowledge only what is durable);
+//! - duplicated: a copy beyond the first. Only a message in flight at a kill (the sink said
+//!   250, the daemon died before recording it) may go out twice, so each kill may cause at
+//!   most `default_process_limit` duplicates, and no duplicate may arrive without a kill in
+//!   between its copies.
+//!
+//! `FAULT_SEED=N` replays the kill moments of a run (the seed is printed).
+
+mod common;
+mod fault_common;
+mod issue4_common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use fault_common::*;
+use issue4_common::*;
+
+const SCENARIO: &str = "kill9-relay";
+const KILLS: usize = 10;
+const CLIENTS: usize = 6;
+/// The delivery concurrency, smaller than `smtp_destination_concurrency_limit` (20), so it is
+/// the bound on messages in flight.
+const PROCESS_LIMIT: usize = 10;
+
+#[test]
+fn kill_dash_nine_under_smtp_load_ten_times_loses_nothing_and_duplicates_only_in_flight_mail() {
+    if skip_unless_peers(SCENARIO) {
+        return;
+    }
+    let sink_port = free_port();
+    let mut world = World::new(&format!(
+        "relayhost = \"[127.0.0.1]:{sink_port}\"\ndefault_process_limit = {PROCESS_LIMIT}\n"
+    ));
+    let sink = DumpSink::start(&world.env, sink_port);
+    let mut rng = Rng::from_env();
+    world.start();
+
+    let load = Load::start(world.port, CLIENTS, "k9", "someone@example.net", 2);
+    // snapshots[k]: the sink's files just after kill k (the killed daemon can add no more).
+    let mut snapshots: Vec<BTreeSet<String>> = Vec::new();
+    let mut delays = Vec::new();
+    for _ in 0..KILLS {
+        let delay = rng.between(50, 1500);
+        delays.push(delay);
+        thread::sleep(Duration::from_millis(delay));
+        world.daemon.take().expect("daemon running").kill9();
+        // Let the sink see the dropped connections (it unlinks unfinished transactions).
+        thread::sleep(Duration::from_millis(300));
+        snapshots.push(sink.files().into_iter().collect());
+        world.start();
+    }
+    thread::sleep(Duration::from_millis(500));
+    let tally = load.stop();
+
+    sink.wait_for(&tally.acked, DEADLINE);
+    world.env.wait_queue_empty();
+    // Anything redelivered late would show up now (the sink only adds files).
+    thread::sleep(Duration::from_secs(2));
+    let copies = sink.copies();
+    report(&tally, &copies, &snapshots, &delays, rng.seed());
+}
+
+/// Prints the figures, then asserts them.
+fn report(
+    tally: &Tally,
+    copies: &Copies,
+    snapshots: &[BTreeSet<String>],
+    delays: &[u64],
+    seed: u64,
+) {
+    let lost = copies.lost(&tally.acked);
+    let acked: BTreeSet<&String> = tally.acked.iter().collect();
+    let unacked_arrived = copies.by_tag.keys().filter(|t| !acked.contains(t)).count();
+    let per_kill = duplicates_per_kill(copies, snapshots);
+    let worst = per_kill.values().map(Vec::len).max().unwrap_or(0);
+    Summary {
+        scenario: SCENARIO,
+        runs: KILLS,
+        acknowledged: tally.acked.len(),
+        lost: lost.len(),
+        duplicated: copies.duplicated(),
+        notes: format!(
+            "in_flight_limit={PROCESS_LIMIT} worst_kill={worst} refused={} broken={} \
+             unacked_arrived={unacked_arrived} seed={seed} kill_after_ms={delays:?}",
+            tally.refused.len(),
+            tally.broken.len(),
+        ),
+    }
+    .print();
+    for (kill, tags) in &per_kill {
+        say(&format!(
+            "  kill {kill}: {} duplicates {tags:?}",
+            tags.len()
+        ));
+    }
+
+    assert!(
+        tally.acked.len() > KILLS * 10,
+        "only {} messages acknowledged: the load proves nothing",
+        tally.acked.len()
+    );
+    assert!(lost.is_empty(), "acknowledged but never received: {lost:?}");
+    assert!(
+        copies.incomplete.is_empty(),
+        "sink files without a whole message: {:?}",
+        copies.incomplete
+    );
+    for (kill, tags) in &per_kill {
+        assert!(
+            *kill < KILLS,
+            "duplicates with no kill between their copies (our own bookkeeping): {tags:?}"
+        );
+        assert!(
+            tags.len() <= PROCESS_LIMIT,
+            "kill {kill} caused {} duplicates > default_process_limit {PROCESS_LIMIT}",
+            tags.len()
+        );
+    }
+}
+
+/// For each duplicated tag, the kill its redelivery is owed to: the one that ended the epoch
+/// of its first copy (the first copy arrived, the kill came before the daemon recorded it).
+/// Copies that arrived in the same epoch are filed under `KILLS` (no kill to blame).
+fn duplicates_per_kill(
+    copies: &Copies,
+    snapshots: &[BTreeSet<String>],
+) -> BTreeMap<usize, Vec<String>> {
+    let epoch = |file: &String| {
+        snapshots
+            .iter()
+            .position(|s| s.contains(file))
+            .unwrap_or(snapshots.len())
+    };
+    let mut per_kill: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (tag, files) in copies.by_tag.iter().filter(|(_, f)| f.len() > 1) {
+        let mut epochs: Vec<usize> = files.iter().map(epoch).collect();
+        epochs.sort_unstable();
+        for pair in epochs.windows(2) {
+            let blame = match pair[0] < pair[1] {
+                true => pair[0],
+                false => KILLS,
+            };
+            per_kill.entry(blame).or_default().push(tag.clone());
+        }
+    }
+    per_kill
+}
+
+#[test]
+fn tags_are_read_back_only_from_whole_messages() {
+    let whole = tagged_message("t-1-2", 3).replace("\r\n", "\n");
+    assert_eq!(tag_of(whole.as_bytes()).as_deref(), Some("t-1-2"));
+    let cut = &whole[..whole.len() - 12];
+    assert_eq!(tag_of(cut.as_bytes()), None);
+    // Cut inside the END line: "END t-1" must not pass for message t-1.
+    let cut = &whole[..whole.len() - 3];
+    assert_eq!(tag_of(cut.as_bytes()), None);
+    let cut = &whole[..whole.len() - 1];
+    assert_eq!(tag_of(cut.as_bytes()), None);
+}

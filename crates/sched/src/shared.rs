@@ -1,0 +1,89 @@
+//! What every delivery needs: the store, and the configuration with what is built from it
+//! (settings, local agent, router, remote agent), swapped whole on SIGHUP.
+
+use crate::remote::{NoRemote, RemoteAgent};
+use crate::route::Router;
+use crate::settings::Settings;
+use agents::LocalAgent;
+use config::Config;
+use queue::Store;
+use std::sync::{Arc, RwLock};
+
+/// The store and the current configuration.
+pub struct Shared {
+    pub store: Store,
+    current: RwLock<Current>,
+}
+
+#[derive(Clone)]
+struct Current {
+    config: Arc<Config>,
+    settings: Arc<Settings>,
+    local: Arc<LocalAgent>,
+    router: Arc<Router>,
+    remote: Arc<dyn RemoteAgent>,
+}
+
+impl Shared {
+    /// Fails if the routing configuration (transport maps, relayhost, content_filter) is bad.
+    pub fn new(store: Store, config: Config, local: LocalAgent) -> Result<Shared, String> {
+        let router = Router::new(&config)?;
+        Ok(Shared {
+            store,
+            current: RwLock::new(Current {
+                settings: Arc::new(Settings::from_config(&config)),
+                config: Arc::new(config),
+                local: Arc::new(local),
+                router: Arc::new(router),
+                remote: Arc::new(NoRemote),
+            }),
+        })
+    }
+
+    fn current(&self) -> Current {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.current().config
+    }
+
+    pub(crate) fn settings(&self) -> Arc<Settings> {
+        self.current().settings
+    }
+
+    pub fn local(&self) -> Arc<LocalAgent> {
+        self.current().local
+    }
+
+    pub fn router(&self) -> Arc<Router> {
+        self.current().router
+    }
+
+    pub fn remote(&self) -> Arc<dyn RemoteAgent> {
+        self.current().remote
+    }
+
+    /// Installs the SMTP client (or any remote agent).
+    pub fn set_remote(&self, remote: Arc<dyn RemoteAgent>) {
+        self.current
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remote = remote;
+    }
+
+    /// Installs a reloaded configuration and local agent (SIGHUP); fails, changing nothing,
+    /// if the new routing configuration is bad.
+    pub fn replace(&self, config: Config, local: LocalAgent) -> Result<(), String> {
+        let router = Router::new(&config)?;
+        let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
+        cur.settings = Arc::new(Settings::from_config(&config));
+        cur.config = Arc::new(config);
+        cur.local = Arc::new(local);
+        cur.router = Arc::new(router);
+        Ok(())
+    }
+}

@@ -1,0 +1,88 @@
+//! An agent's outcome for one recipient, with the agent that produced it and the times
+//! Postfix's `delays=a/b/c/d` are made of; and the Postfix-style log line of it.
+
+use envelope::{Outcome, OutcomeKind, QueueId};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tracing::info;
+
+/// Who produced an outcome: the program name of its log line, as Postfix names its agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Agent {
+    Local,
+    Smtp,
+    Discard,
+    Error,
+    Retry,
+    /// What the queue manager decided itself (a dead destination's deferral).
+    Qmgr,
+}
+
+/// An outcome with its times.
+#[derive(Debug, Clone)]
+pub(crate) struct Timed {
+    pub outcome: Outcome,
+    /// When the item was queued at its destination.
+    pub queued: Instant,
+    /// When a delivery slot took it.
+    pub dispatched: Instant,
+    pub finished: Instant,
+    pub agent: Agent,
+}
+
+impl Timed {
+    /// An outcome decided at `now`, without a delivery.
+    pub fn at(outcome: Outcome, queued: Instant, now: Instant, agent: Agent) -> Timed {
+        Timed {
+            outcome,
+            queued,
+            dispatched: now,
+            finished: now,
+            agent,
+        }
+    }
+}
+
+fn seconds_since_id(id: QueueId) -> f64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    now.saturating_sub(id.unix_micros()) as f64 / 1e6
+}
+
+/// `QUEUEID: to=<...>, relay=..., delay=..., delays=a/b/c/d, dsn=..., status=... (...)`.
+/// a = time before this attempt (in the queue), b = waiting for a delivery slot (e.g. for the
+/// content filter), c = 0 (connection setup is not measured apart), d = the delivery itself.
+pub(crate) fn log_outcome(id: QueueId, to: &str, t: &Timed, started: Instant) {
+    let o = &t.outcome;
+    let status = match o.kind {
+        OutcomeKind::Sent => "sent",
+        OutcomeKind::Deferred => "deferred",
+        OutcomeKind::Bounced => "bounced",
+    };
+    let delay = seconds_since_id(id);
+    let b = t
+        .dispatched
+        .saturating_duration_since(t.queued.min(started))
+        .as_secs_f64();
+    let d = t
+        .finished
+        .saturating_duration_since(t.dispatched)
+        .as_secs_f64();
+    let a = (delay - b - d).max(0.0);
+    let line = format!("{id}: to=<{to}>, relay={}, delay={delay:.2}, delays={a:.2}/{b:.2}/0/{d:.2}, dsn={}, status={status} ({})", o.relay, o.dsn, o.text);
+    // Postfix logs delivery lines under the agent's name; tracing targets must be constant.
+    macro_rules! line {
+        ($target:literal) => {
+            info!(target: $target, queue_id = %id, to = to, relay = %o.relay, dsn = %o.dsn, status = status, "{line}")
+        };
+    }
+    match t.agent {
+        Agent::Local => line!("local"),
+        Agent::Smtp => line!("smtp"),
+        Agent::Discard => line!("discard"),
+        Agent::Error => line!("error"),
+        Agent::Retry => line!("retry"),
+        Agent::Qmgr => line!("qmgr"),
+    }
+}
