@@ -298,20 +298,7 @@ impl Context<'_> {
         }
         let file = submit::maildrop::read(&path)
             .map_err(|e| Failure::Refused(format!("{id}: cannot read maildrop file: {e}")))?;
-        let row = Row::from_maildrop(id, &path)
-            .ok_or_else(|| Failure::Refused(format!("{id}: cannot read maildrop file")))?;
-        let envelope = Envelope {
-            recipients: row
-                .recipients
-                .iter()
-                .map(|r| (r.address.clone(), "pending".into()))
-                .collect(),
-            row,
-            origin: format!("maildrop (uid {} {})", file.uid, file.username),
-            envid: file.dsn.envid.clone(),
-            ret: file.dsn.ret.clone(),
-            location: path.display().to_string(),
-        };
+        let envelope = crate::postcat::maildrop_view(id, &file, path.display().to_string());
         emit(Event::Envelope(Box::new(envelope))).map_err(Failure::Io)?;
         emit(Event::body(file.message)).map_err(Failure::Io)?;
         Ok(1)

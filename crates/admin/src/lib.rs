@@ -8,6 +8,8 @@
 //!   snapshot — producing a stream of [`protocol::Event`]s. The daemon runs it on behalf of
 //!   its control socket (it owns the store lock); the tools run it in-process when the daemon
 //!   is down. Same code, same answers, either way.
+//! * [`execute`]: where a request runs — through the daemon when it answers, else in
+//!   process — so each tool is a request and a renderer of its events.
 //! * [`protocol`]: how those requests and events travel over the control socket: one JSON
 //!   request line in, one JSON event per line out, ending with `End` or `Error`; listing
 //!   rows may travel as compact tab-separated lines instead ([`rowline`]).
@@ -36,6 +38,7 @@ pub mod check;
 pub mod doctor;
 pub mod duration;
 pub mod engine;
+pub mod execute;
 pub mod postcat;
 pub mod progress;
 pub mod protocol;
@@ -48,6 +51,7 @@ pub mod stats;
 pub mod superop;
 
 pub use engine::{Backend, NoScheduler, Scheduler};
+pub use execute::execute;
 pub use protocol::{Event, Request};
 pub use row::{Row, RowRecipient};
 pub use select::Selector;

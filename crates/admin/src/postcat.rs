@@ -17,11 +17,69 @@
 //! `-e` envelope, `-h` header, `-b` body (any mix; none = all). With only `-h`/`-b` the
 //! `***` markers are left out, so `postcat -hb -q ID > msg.eml` gives the message itself.
 //! `-v` adds our extra envelope facts: every recipient's state, retry state, origin, and
-//! where the record lives. Pure formatting; the bytes come from [`crate::engine`].
+//! where the record lives. Formatting, plus the one view of a maildrop file ([`maildrop_view`],
+//! for the engine's `postcat -q ID` and for a file named on the command line, [`read_file`]);
+//! queued messages come from [`crate::engine`].
 
 use crate::protocol::Envelope;
+use crate::row::{Row, State};
 use crate::showq::display_sender;
+use envelope::QueueId;
 use std::io::{self, Write};
+use std::path::Path;
+use submit::MaildropFile;
+
+/// A maildrop file as postcat shows it: every recipient `pending`, the submitting user as
+/// its origin, `location` as where it lives.
+pub fn maildrop_view(id: QueueId, file: &MaildropFile, location: String) -> Envelope {
+    let row = Row::of_maildrop_file(id, file);
+    Envelope {
+        recipients: row
+            .recipients
+            .iter()
+            .map(|r| (r.address.clone(), "pending".into()))
+            .collect(),
+        row,
+        origin: format!("maildrop (uid {} {})", file.uid, file.username),
+        envid: file.dsn.envid.clone(),
+        ret: file.dsn.ret.clone(),
+        location,
+    }
+}
+
+/// `postcat FILE`: a maildrop file (named by its queue ID) with its envelope, else any file
+/// shown as a plain message. Returns the envelope and the message bytes.
+pub fn read_file(name: &str) -> Result<(Envelope, Vec<u8>), String> {
+    let path = Path::new(name);
+    let id = path
+        .file_name()
+        .and_then(|n| QueueId::parse(&n.to_string_lossy()).ok());
+    let maildrop = id.and_then(|id| submit::maildrop::read(path).ok().map(|file| (id, file)));
+    if let Some((id, file)) = maildrop {
+        return Ok((maildrop_view(id, &file, name.to_string()), file.message));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("{name}: {e}"))?;
+    let row = Row {
+        queue_name: State::Incoming,
+        queue_id: name.to_string(),
+        arrival_time: 0,
+        message_size: bytes.len() as u64,
+        forced_expire: false,
+        sender: String::new(),
+        recipients: Vec::new(),
+        next_attempt: 0,
+        attempts: 0,
+    };
+    let envelope = Envelope {
+        row,
+        recipients: Vec::new(),
+        origin: "file".into(),
+        envid: None,
+        ret: None,
+        location: name.to_string(),
+    };
+    Ok((envelope, bytes))
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sections {
@@ -139,7 +197,43 @@ pub fn header_end(message: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::row::{Row, State};
+
+    #[test]
+    fn a_named_file_is_shown_as_maildrop_when_it_is_one_else_as_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let drop = MaildropFile {
+            id: QueueId::generate(),
+            arrival_time: 1_700_000_000,
+            uid: 1000,
+            username: "alice".into(),
+            fullname: None,
+            sender: "alice".into(),
+            recipients: vec!["bob@example.org".into()],
+            dsn: Default::default(),
+            message: b"Subject: hi\n\nbody\n".to_vec(),
+        };
+        let id = submit::maildrop::write(dir.path(), &drop).unwrap();
+        let name = dir.path().join(id.to_string()).display().to_string();
+        let (env, body) = read_file(&name).unwrap();
+        assert_eq!(body, drop.message);
+        assert_eq!(env.row.queue_name, State::Maildrop);
+        assert_eq!(env.row.sender, "alice");
+        assert_eq!(
+            env.recipients,
+            vec![("bob@example.org".into(), "pending".into())]
+        );
+        assert_eq!(env.origin, "maildrop (uid 1000 alice)");
+        assert_eq!(env.location, name);
+
+        let plain = dir.path().join("note.eml");
+        std::fs::write(&plain, b"Subject: plain\n\nx\n").unwrap();
+        let (env, body) = read_file(&plain.display().to_string()).unwrap();
+        assert_eq!(
+            (env.origin.as_str(), body.len() as u64),
+            ("file", env.row.message_size)
+        );
+        assert!(read_file("/nonexistent/postcat-file").is_err());
+    }
 
     fn env() -> Envelope {
         Envelope {

@@ -102,24 +102,29 @@ impl Row {
     /// have just been picked up).
     pub fn from_maildrop(id: QueueId, path: &Path) -> Option<Row> {
         let file = submit::maildrop::read(path).ok()?;
-        Some(Row {
+        Some(Row::of_maildrop_file(id, &file))
+    }
+
+    /// The row of a maildrop file already read.
+    pub fn of_maildrop_file(id: QueueId, file: &submit::MaildropFile) -> Row {
+        Row {
             queue_name: State::Maildrop,
             queue_id: id.to_string(),
             arrival_time: file.arrival_time,
             message_size: file.message.len() as u64,
             forced_expire: false,
-            sender: file.sender,
+            sender: file.sender.clone(),
             recipients: file
                 .recipients
-                .into_iter()
+                .iter()
                 .map(|address| RowRecipient {
-                    address,
+                    address: address.clone(),
                     delay_reason: String::new(),
                 })
                 .collect(),
             next_attempt: 0,
             attempts: 0,
-        })
+        }
     }
 }
 

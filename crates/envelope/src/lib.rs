@@ -8,6 +8,7 @@
 
 pub mod fuzzing;
 mod queue_id;
+pub mod sysexits;
 
 pub use queue_id::{QueueId, QueueIdError};
 

@@ -1,17 +1,23 @@
 //! The one mailroom binary: `mailroom <subcommand>`, or called through a symlink named
 //! `sendmail`, `mailq`, `postqueue`, `postsuper`, `postcat`, `qshape` or `newaliases` so it
 //! is a drop-in for scripts and cron.
-//! Glue only: every subcommand is a thin call into the crate that owns the job.
+//!
+//! Glue only; the work is in the library crates (`submit`, `admin`, `sched`, `smtpd`, …).
+//! The shape, arrows pointing down:
+//! * `main.rs`: argv[0] dispatch, to `cli` or straight to a Postfix-named front end;
+//! * `cli.rs`: the clap command line, one variant per subcommand;
+//! * `commands/`: one file per subcommand — its clap `Args` (the doc comment is its
+//!   `--help`) and `run`; `commands/serve/` is the daemon and its control socket server;
+//! * leaves: `edge.rs` (configuration loading, Postfix's `fatal:`/`usage:` lines, `-c`) and
+//!   `daemon.rs` (the door to the running daemon). Exit codes are `envelope::sysexits`;
+//!   every control request is an `admin::protocol::Command`.
 
-mod admin_cmd;
-mod admin_health;
-mod admin_super;
 mod cli;
-mod control;
-mod mailq;
-mod passwd_cmd;
-mod serve;
+mod commands;
+mod daemon;
+mod edge;
 
+use commands::{mailq, newaliases, postcat, postqueue, postsuper, qshape, sendmail};
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
@@ -23,15 +29,16 @@ fn main() -> ExitCode {
         .and_then(|a| Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let rest = || args[1..].to_vec();
     let code = match name.as_str() {
-        "sendmail" => cli::sendmail(args[1..].to_vec()),
-        "mailq" => cli::mailq_alias(args[1..].to_vec()),
-        "postqueue" => cli::postqueue(args[1..].to_vec()),
-        "newaliases" => cli::newaliases(None),
-        "postsuper" => admin_super::run(None, args[1..].to_vec()),
-        "postcat" => admin_cmd::postcat(None, args[1..].to_vec()),
-        "qshape" => admin_cmd::qshape(None, args[1..].to_vec()),
-        _ => cli::mailroom(args),
+        "sendmail" => sendmail::run_as_sendmail(rest()),
+        "mailq" => mailq::run_as_mailq(rest()),
+        "postqueue" => postqueue::run_as_postqueue(None, rest()),
+        "newaliases" => newaliases::run_as_newaliases(None),
+        "postsuper" => postsuper::run_as_postsuper(None, rest()),
+        "postcat" => postcat::run_as_postcat(None, rest()),
+        "qshape" => qshape::run_as_qshape(None, rest()),
+        _ => cli::run(args),
     };
     ExitCode::from(code)
 }

@@ -16,7 +16,9 @@
 //! * [`guard`]: free space and inodes of the queue file system, and `maildrop/`'s own caps;
 //!   a count of refusals for the daemon's once-per-interval log line.
 //! * [`postdrop`]: the setgid helper behind the `mailroom-postdrop` binary.
-//! * [`cleanup`](mod@cleanup): what the daemon's pickup calls on each file: [`maildrop::MaildropFile`] →
+//! * [`pickup`]: the daemon's task that moves `maildrop/` files through cleanup into the
+//!   queue store, durably and never twice, and sweeps stale temporary files.
+//! * [`cleanup`](mod@cleanup): what pickup calls on each file: [`maildrop::MaildropFile`] →
 //!   queue [`envelope::Envelope`] + message with the headers Postfix's cleanup would add,
 //!   or a [`cleanup::Rejected`] to bounce.
 //!
@@ -48,10 +50,10 @@ pub mod fuzzing;
 pub mod guard;
 pub mod headers;
 pub mod maildrop;
+pub mod pickup;
 pub mod postdrop;
 pub mod sendmail;
 pub mod submission;
-pub mod sysexits;
 pub mod users;
 mod watchdog;
 

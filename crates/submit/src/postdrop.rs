@@ -28,7 +28,7 @@ use envelope::QueueId;
 use crate::maildrop::{self, MaildropError};
 use crate::sendmail::ConfigLoader;
 use crate::submission::{message_limit, submit, Submission, SubmitError};
-use crate::sysexits::{EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE};
+use envelope::sysexits::{EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE};
 
 const PROGRAM: &str = "mailroom-postdrop";
 /// Room for the envelope lines on top of the message: thousands of recipients fit.
@@ -64,14 +64,14 @@ impl PostdropIo {
         }
     }
 
-    fn fatal(&mut self, code: i32, reason: impl std::fmt::Display) -> i32 {
+    fn fatal(&mut self, code: u8, reason: impl std::fmt::Display) -> u8 {
         let _ = writeln!(self.stderr, "{PROGRAM}: fatal: {reason}");
         code
     }
 }
 
 /// Runs the helper; returns the process exit code.
-pub fn run_postdrop(io: &mut PostdropIo) -> i32 {
+pub fn run_postdrop(io: &mut PostdropIo) -> u8 {
     let path = io.privileged.then(|| Path::new(config::SYSTEM_CONFIG_PATH));
     let cfg = match (io.load_config)(path) {
         Ok(cfg) => cfg,
@@ -107,7 +107,7 @@ pub fn run_postdrop(io: &mut PostdropIo) -> i32 {
     }
 }
 
-fn read_input(cfg: &Config, io: &mut PostdropIo) -> Result<maildrop::MaildropFile, i32> {
+fn read_input(cfg: &Config, io: &mut PostdropIo) -> Result<maildrop::MaildropFile, u8> {
     let cap = message_limit(cfg).saturating_add(ENVELOPE_ALLOWANCE);
     let mut bytes = Vec::new();
     if let Err(e) = (&mut io.stdin).take(cap + 1).read_to_end(&mut bytes) {

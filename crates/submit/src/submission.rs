@@ -15,8 +15,8 @@ use envelope::QueueId;
 
 use crate::guard::{self, GuardError, Limits, Refusal};
 use crate::maildrop::{self, is_permission_denied, MaildropError, MaildropFile};
-use crate::sysexits::{EX_DATAERR, EX_NOPERM, EX_TEMPFAIL};
 use crate::watchdog::{OnTimeout, Watchdog};
+use envelope::sysexits::{EX_DATAERR, EX_NOPERM, EX_TEMPFAIL};
 
 /// How one submission is carried out.
 pub struct Submission<'a> {
@@ -47,7 +47,7 @@ pub enum SubmitError {
     Invalid(String),
     /// mailroom-postdrop failed: its exit code and its own one-line reason.
     #[error("{message}")]
-    Helper { code: i32, message: String },
+    Helper { code: u8, message: String },
 }
 
 fn with_not_queued(reason: &str) -> String {
@@ -59,7 +59,7 @@ fn with_not_queued(reason: &str) -> String {
 
 impl SubmitError {
     /// The sysexits code for sendmail and the helper.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> u8 {
         match self {
             SubmitError::PermissionDenied(_) => EX_NOPERM,
             SubmitError::Invalid(_) => EX_DATAERR,
@@ -73,7 +73,7 @@ impl SubmitError {
         match self {
             SubmitError::Refused(_) => "452 4.3.1 Insufficient system storage",
             SubmitError::Invalid(_) => "554 5.6.0 Error: invalid envelope",
-            SubmitError::Helper { code, .. } if *code == crate::sysexits::EX_UNAVAILABLE => {
+            SubmitError::Helper { code, .. } if *code == envelope::sysexits::EX_UNAVAILABLE => {
                 "552 5.3.4 Error: message file too big"
             }
             _ => "451 4.3.0 Error: queue file write error",
@@ -263,7 +263,10 @@ fn run_helper(
             .map_err(|_| SubmitError::Io(format!("{} printed no queue ID", helper.display())));
     }
     Err(SubmitError::Helper {
-        code: status.code().unwrap_or(EX_TEMPFAIL),
+        code: status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(EX_TEMPFAIL),
         message: helper_reason(&stderr, helper),
     })
 }

@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::maildrop::{MaildropError, Stage, WriteHooks};
-use crate::sysexits::EX_TEMPFAIL;
+use envelope::sysexits::EX_TEMPFAIL;
 
 /// What happens when the time is up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +169,7 @@ fn fire(state: &mut State, on_timeout: &OnTimeout) {
     }
     if let OnTimeout::Exit(line) = on_timeout {
         eprintln!("{line}");
-        std::process::exit(EX_TEMPFAIL);
+        std::process::exit(i32::from(EX_TEMPFAIL));
     }
 }
 

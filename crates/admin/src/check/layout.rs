@@ -80,14 +80,14 @@ pub fn queue_layout(cfg: &Config) -> Vec<Expected> {
         // The queue crate opens its lock file with the default mode (0644 under umask 022).
         row(q.join("store/lock"), Kind::File, 0o644, 0o600, false),
         row(
-            q.join("control.sock"),
+            crate::protocol::socket_path(q),
             Kind::Socket,
             CONTROL_SOCKET_MODE,
             CONTROL_SOCKET_MODE,
             false,
         ),
         row(
-            q.join("showq.sock"),
+            crate::protocol::public_socket_path(q),
             Kind::Socket,
             SHOWQ_SOCKET_MODE,
             SHOWQ_SOCKET_MODE,

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::users::Account;
 use super::Verdict;
-
-/// sysexits(3) EX_TEMPFAIL: "try again later".
-const EX_TEMPFAIL: i32 = 75;
+use envelope::sysexits::EX_TEMPFAIL;
 
 /// How much of the command's stdout and stderr is kept for the bounce reason.
 const OUTPUT_KEPT: usize = 4096;
@@ -157,8 +155,9 @@ fn verdict_for(command: &str, status: ExitStatus, output: Option<String>) -> Ver
     };
     match (status.code(), status.signal()) {
         (Some(0), _) => Verdict::sent(format!("delivered to command: {command}")),
-        (Some(EX_TEMPFAIL), _) => {
-            let text = format!("temporary failure, command exited with status 75: \"{command}\"");
+        (Some(code), _) if code == i32::from(EX_TEMPFAIL) => {
+            let text =
+                format!("temporary failure, command exited with status {code}: \"{command}\"");
             Verdict::deferred("4.3.0", with_output(text))
         }
         (Some(code), _) => {

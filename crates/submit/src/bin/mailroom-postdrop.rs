@@ -9,5 +9,5 @@ fn main() {
     let mut io = PostdropIo::from_process(Box::new(|path| {
         Config::load(path).map_err(|e| e.to_string())
     }));
-    std::process::exit(run_postdrop(&mut io));
+    std::process::exit(i32::from(run_postdrop(&mut io)));
 }

@@ -19,12 +19,12 @@ fn main() {
         Handled::Exit(code) => code,
         Handled::ListQueue(_) | Handled::Flush(..) => hand_over(&args),
     };
-    std::process::exit(code);
+    std::process::exit(i32::from(code));
 }
 
 /// Re-runs the same command line as `mailroom`'s `sendmail` (argv[0] dispatch), which lists
 /// the queue or asks the daemon to flush. Returns only if that program cannot be started.
-fn hand_over(args: &[OsString]) -> i32 {
+fn hand_over(args: &[OsString]) -> u8 {
     let mailroom = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(|dir| dir.join("mailroom")))
@@ -35,5 +35,5 @@ fn hand_over(args: &[OsString]) -> i32 {
         .args(args)
         .exec();
     eprintln!("sendmail: fatal: cannot run {}: {err}", mailroom.display());
-    69 // EX_UNAVAILABLE
+    envelope::sysexits::EX_UNAVAILABLE
 }

@@ -17,7 +17,7 @@ fn input() -> Vec<u8> {
     .unwrap()
 }
 
-fn run(cfg: Config, stdin: Vec<u8>, privileged: bool) -> (i32, String, String) {
+fn run(cfg: Config, stdin: Vec<u8>, privileged: bool) -> (u8, String, String) {
     let (stdout, stderr) = (SharedBuffer::default(), SharedBuffer::default());
     let mut io = PostdropIo {
         stdin: Box::new(std::io::Cursor::new(stdin)),

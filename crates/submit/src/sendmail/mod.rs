@@ -7,7 +7,7 @@
 //! Everything it touches outside the file system comes in through [`SendmailIo`] (standard
 //! streams, the caller's uid and name, the configuration loader), so tests run it without
 //! touching the real process. On failure it prints exactly one line, `sendmail: fatal: ...`,
-//! and returns a sysexits code (see [`crate::sysexits`]).
+//! and returns a sysexits code (see [`envelope::sysexits`]).
 
 pub mod args;
 mod input;
@@ -23,8 +23,8 @@ use envelope::QueueId;
 
 use crate::maildrop::MaildropFile;
 use crate::submission::{message_limit, submit, Submission, SubmitError};
-use crate::sysexits::{EX_CONFIG, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE};
 pub use args::{parse_args, FlushScope, Invocation, Mode, SubmitOptions, UsageError};
+use envelope::sysexits::{EX_CONFIG, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE};
 
 /// Loads the configuration; `Some(path)` is `-C path`. The binary passes
 /// `|path| Config::load(path).map_err(|e| e.to_string())`.
@@ -63,7 +63,7 @@ impl SendmailIo {
         }
     }
 
-    fn fatal(&mut self, code: i32, reason: impl std::fmt::Display) -> Handled {
+    fn fatal(&mut self, code: u8, reason: impl std::fmt::Display) -> Handled {
         let _ = writeln!(self.stderr, "sendmail: fatal: {reason}");
         let _ = self.stderr.flush();
         Handled::Exit(code)
@@ -74,7 +74,7 @@ impl SendmailIo {
 #[derive(Debug)]
 pub enum Handled {
     /// Everything is done: exit with this code.
-    Exit(i32),
+    Exit(u8),
     /// `-bp`: print the queue as `mailq` does, with this configuration, and exit with its code.
     ListQueue(Config),
     /// `-q...`: ask the daemon to flush, as `postqueue -f` / `-s site` / `-i id` does.

@@ -13,7 +13,7 @@ use envelope::QueueId;
 use super::{now, submission, Handled, SendmailIo};
 use crate::maildrop::{DsnOptions, MaildropFile};
 use crate::submission::{message_limit, submit};
-use crate::sysexits::{EX_OK, EX_TEMPFAIL};
+use envelope::sysexits::{EX_OK, EX_TEMPFAIL};
 
 /// Longest command line accepted (RFC 5321 section 4.5.3.1.4 asks for at least 512).
 const MAX_COMMAND_LINE: u64 = 2048;

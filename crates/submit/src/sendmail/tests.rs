@@ -11,7 +11,7 @@ struct Run {
 }
 
 impl Run {
-    fn code(&self) -> i32 {
+    fn code(&self) -> u8 {
         match self.handled {
             Handled::Exit(code) => code,
             ref other => panic!("not an exit: {other:?}"),

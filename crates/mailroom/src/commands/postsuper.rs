@@ -13,18 +13,27 @@
 //! (queue IDs, or `postqueue -j` lines with `--json`) and changes nothing. A progress bar is
 //! drawn on a terminal only.
 
-use crate::admin_cmd::{execute, fatal};
-use crate::cli::{load_config, EX_USAGE};
+use crate::daemon::execute;
+use crate::edge::{fatal, load_config};
 use admin::protocol::{Event, Request};
 use admin::row::State;
 use admin::superop::{self, Action};
 use admin::Selector;
+use envelope::sysexits::EX_USAGE;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 const USAGE: &str = "postsuper [-c config] -d|-h|-H|-r queue_id|ALL|- ... [queue ...] \
 [--from A] [--to A] [--domain D] [--older-than 2h] [--queue Q] [--reason RE] [--dry-run] [--json]";
+
+/// Postfix's postsuper: -d/-h/-H/-r ID|ALL|- [queue], plus --from/--to/--domain/--older-than/--reason/--dry-run.
+#[derive(clap::Args)]
+#[command(disable_help_flag = true)]
+pub struct Args {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<OsString>,
+}
 
 #[derive(Default)]
 struct Parsed {
@@ -116,7 +125,11 @@ fn may_change_the_queue(cfg: &config::Config) -> bool {
     uid == 0 || std::fs::metadata(&cfg.queue_directory).map_or(true, |meta| meta.uid() == uid)
 }
 
-pub fn run(config: Option<&Path>, args: Vec<OsString>) -> u8 {
+pub fn run(config: Option<&Path>, args: Args) -> u8 {
+    run_as_postsuper(config, args.args)
+}
+
+pub fn run_as_postsuper(config: Option<&Path>, args: Vec<OsString>) -> u8 {
     let parsed = match parse(args, config) {
         Ok(p) => p,
         Err(why) => {

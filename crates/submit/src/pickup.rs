@@ -5,16 +5,18 @@
 //! after each batch of unlinks *before* the messages are handed to the scheduler. So after a
 //! crash a file is either still in maildrop and not yet delivered (its queue ID is then found
 //! in the store and the file is just removed), or gone for good: never delivered twice.
+//!
+//! Runs inside the daemon (which owns the store); the scheduler is reached only through
+//! [`Pickup::queued`], so this crate does not depend on it.
 
+use crate::maildrop::{self, MaildropFile};
 use config::Config;
 use envelope::{Envelope, QueueId, RecipientState};
 use queue::{Store, StoreError};
-use sched::QueueManager;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use submit::maildrop::{self, MaildropFile};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -23,12 +25,26 @@ const POLL: Duration = Duration::from_millis(200);
 /// Files handled concurrently, so their fsyncs share group commits.
 const PARALLEL: usize = 32;
 
-pub async fn run(
-    cfg: Arc<Config>,
-    store: Store,
-    qmgr: Arc<QueueManager>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// What pickup works with.
+pub struct Pickup {
+    pub config: Arc<Config>,
+    pub store: Store,
+    /// Told of each newly queued message once its maildrop file's removal is durable (the
+    /// scheduler makes it due).
+    pub queued: Box<dyn Fn(QueueId) + Send>,
+    /// The wait before the n-th retry of a failed directory sync (the scheduler's
+    /// `durable_step_delay`).
+    pub retry_delay: fn(u32) -> Duration,
+}
+
+/// Moves maildrop files into the store until `shutdown` turns true.
+pub async fn run(pickup: Pickup, mut shutdown: watch::Receiver<bool>) {
+    let Pickup {
+        config: cfg,
+        store,
+        queued: on_queued,
+        retry_delay,
+    } = pickup;
     let dir = cfg.queue_directory.join("maildrop");
     loop {
         if *shutdown.borrow() {
@@ -51,11 +67,11 @@ pub async fn run(
             }
             let queued = pickup_batch(&cfg, &store, chunk).await;
             // The unlinks must be durable before delivery starts (see module doc).
-            if !sync_unlinks(&dir, &mut shutdown).await {
+            if !sync_unlinks(&dir, retry_delay, &mut shutdown).await {
                 return; // stopping: the messages are queued and go out at the next start
             }
             for id in queued {
-                qmgr.schedule(id, 0);
+                on_queued(id);
             }
         }
         if !busy {
@@ -117,7 +133,7 @@ fn pickup_one(cfg: &Config, store: &Store, id: QueueId, path: &Path) -> Option<Q
             return None;
         }
     };
-    let (envelope, message) = match submit::cleanup(cfg, &drop) {
+    let (envelope, message) = match crate::cleanup(cfg, &drop) {
         Ok(c) => (c.envelope, c.message),
         Err(rejected) => rejected_envelope(cfg, &drop, &rejected.dsn, &rejected.reason),
     };
@@ -147,7 +163,7 @@ fn rejected_envelope(
     dsn: &str,
     reason: &str,
 ) -> (Envelope, Vec<u8>) {
-    let q = |a: &str| submit::cleanup::qualify(a, &cfg.myorigin);
+    let q = |a: &str| crate::cleanup::qualify(a, &cfg.myorigin);
     let sender = if drop.sender.is_empty() {
         String::new()
     } else {
@@ -211,7 +227,11 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// Makes the batch's unlinks durable, retrying with backoff until it works: a message
 /// handed to the scheduler while its maildrop file could come back after a crash would be
 /// picked up and delivered a second time. False if a stop came first.
-async fn sync_unlinks(dir: &Path, shutdown: &mut watch::Receiver<bool>) -> bool {
+async fn sync_unlinks(
+    dir: &Path,
+    retry_delay: fn(u32) -> Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
     let mut failures = 0;
     loop {
         let d = dir.to_path_buf();
@@ -221,7 +241,7 @@ async fn sync_unlinks(dir: &Path, shutdown: &mut watch::Receiver<bool>) -> bool 
             Err(e) => e.to_string(),
         };
         failures += 1;
-        let wait = sched::retry::durable_step_delay(failures);
+        let wait = retry_delay(failures);
         warn!(target: "pickup", "cannot sync {}: {error}; will retry in {}s", dir.display(), wait.as_secs());
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

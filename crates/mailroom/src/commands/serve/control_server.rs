@@ -1,4 +1,4 @@
-//! The daemon's side of the control socket (see `control.rs` for the protocol).
+//! The daemon's side of the control socket (the protocol is `admin::protocol`'s [`Command`]).
 //!
 //! Job: answer one request per connection. The short commands (`flush`, `flush-site D`,
 //! `flush-id ID`, `reload`, `ping`) get one line back. An `admin <json>` request (listing,
@@ -21,7 +21,7 @@
 //! users cannot tie up the daemon's threads.
 
 use admin::engine::{Backend, Context, Scheduler};
-use admin::protocol::{self, Event, Request};
+use admin::protocol::{self, Command, Event, Refusal, Reply, Request};
 use config::Config;
 use envelope::QueueId;
 use sched::{QueueManager, Shared};
@@ -77,11 +77,11 @@ impl Drop for PublicSlot {
 pub fn bind(cfg: &Config, access: Access) -> std::io::Result<UnixListener> {
     let (path, mode) = match access {
         Access::Owner => (
-            crate::control::socket_path(cfg),
+            protocol::socket_path(&cfg.queue_directory),
             admin::check::layout::CONTROL_SOCKET_MODE,
         ),
         Access::Public => (
-            crate::control::public_socket_path(cfg),
+            protocol::public_socket_path(&cfg.queue_directory),
             admin::check::layout::SHOWQ_SOCKET_MODE,
         ),
     };
@@ -131,61 +131,81 @@ async fn handle(
     if read.is_err() {
         return;
     }
-    if let Some(json) = line.strip_prefix(protocol::VERB).map(str::trim) {
-        let slot = match access {
-            Access::Owner => None,
-            Access::Public => match PublicSlot::take() {
-                Some(slot) => Some(slot),
-                None => {
-                    let busy = b"{\"Error\":\"too many listings running; try again\"}\n";
-                    let _ = reader.get_mut().write_all(busy).await;
-                    return;
-                }
-            },
-        };
-        // Bytes the client sent after the request line (queue IDs) are already buffered.
-        let leftover = reader.buffer().to_vec();
-        let Ok(stream) = reader.into_inner().into_std() else {
-            return;
-        };
-        let json = json.to_string();
-        let work = move || {
-            admin_request(&shared, &qmgr, &json, leftover, stream, access);
-            drop(slot);
-        };
-        if let Err(e) = tokio::task::spawn_blocking(work).await {
-            warn!(target: "postsuper", "admin request failed: {e}");
+    let answer = match (Command::decode(&line), access) {
+        (Ok(Command::Admin(request)), Access::Public) if !request.is_public() => {
+            let why = "only listings are served on this socket (run as the queue owner or root)";
+            event_line(&Event::Error(why.into()))
         }
-        return;
-    }
-    let answer = match (access, line.trim()) {
-        (Access::Public, "ping") | (Access::Owner, _) => {
-            short_command(line.trim(), &qmgr, &reload).await
+        (Ok(Command::Admin(request)), _) => {
+            return admin(reader, request, access, shared, qmgr).await;
         }
-        (Access::Public, _) => "error only listings are served on this socket\n".to_string(),
+        (Err(Refusal::Admin(why)), _) => event_line(&Event::Error(why)),
+        (Ok(command), Access::Public) if !command.is_public() => not_public(),
+        (Err(Refusal::Command(_)), Access::Public) => not_public(),
+        (Ok(command), _) => run_command(command, &qmgr, &reload).await.encode(),
+        (Err(Refusal::Command(why)), Access::Owner) => Reply::Error(why).encode(),
     };
     let _ = reader.get_mut().write_all(answer.as_bytes()).await;
 }
 
-async fn short_command(line: &str, qmgr: &QueueManager, reload: &mpsc::Sender<()>) -> String {
-    let (verb, arg) = line.split_once(' ').unwrap_or((line, ""));
-    match verb {
-        "flush" => {
+/// A short command on the public socket.
+fn not_public() -> String {
+    Reply::Error("only listings are served on this socket".into()).encode()
+}
+
+fn event_line(event: &Event) -> String {
+    let mut line = Vec::new();
+    let _ = protocol::write_event(&mut line, event);
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+/// Hands an admin request, with the connection, to a blocking thread (see the module doc).
+async fn admin(
+    mut reader: tokio::io::BufReader<UnixStream>,
+    request: Request,
+    access: Access,
+    shared: Arc<Shared>,
+    qmgr: Arc<QueueManager>,
+) {
+    let slot = match access {
+        Access::Owner => None,
+        Access::Public => match PublicSlot::take() {
+            Some(slot) => Some(slot),
+            None => {
+                let busy = event_line(&Event::Error("too many listings running; try again".into()));
+                let _ = reader.get_mut().write_all(busy.as_bytes()).await;
+                return;
+            }
+        },
+    };
+    // Bytes the client sent after the request line (queue IDs) are already buffered.
+    let leftover = reader.buffer().to_vec();
+    let Ok(stream) = reader.into_inner().into_std() else {
+        return;
+    };
+    let work = move || {
+        admin_request(&shared, &qmgr, request, leftover, stream, access);
+        drop(slot);
+    };
+    if let Err(e) = tokio::task::spawn_blocking(work).await {
+        warn!(target: "postsuper", "admin request failed: {e}");
+    }
+}
+
+async fn run_command(command: Command, qmgr: &QueueManager, reload: &mpsc::Sender<()>) -> Reply {
+    match command {
+        Command::Flush => {
             let n = qmgr.flush();
             info!(target: "qmgr", "flush requested: {n} deferred messages due now");
-            format!("ok {n}\n")
+            Reply::Ok(Some(n as u64))
         }
-        "flush-site" => format!("ok {}\n", qmgr.flush_site(arg.trim())),
-        "flush-id" => match QueueId::parse(arg.trim()) {
-            Ok(id) => format!("ok {}\n", u8::from(qmgr.flush_id(id))),
-            Err(e) => format!("error {e}\n"),
-        },
-        "reload" => {
+        Command::FlushSite(site) => Reply::Ok(Some(qmgr.flush_site(&site) as u64)),
+        Command::FlushId(id) => Reply::Ok(Some(u64::from(qmgr.flush_id(id)))),
+        Command::Reload => {
             let _ = reload.send(()).await;
-            "ok\n".to_string()
+            Reply::Ok(None)
         }
-        "ping" => "ok\n".to_string(),
-        other => format!("error unknown command {other:?}\n"),
+        Command::Ping | Command::Admin(_) => Reply::Ok(None),
     }
 }
 
@@ -205,39 +225,15 @@ impl Scheduler for Manager<'_> {
 fn admin_request(
     shared: &Shared,
     qmgr: &QueueManager,
-    json: &str,
+    request: Request,
     leftover: Vec<u8>,
     stream: std::os::unix::net::UnixStream,
     access: Access,
 ) {
-    if stream.set_nonblocking(false).is_err() {
-        return;
-    }
-    if access == Access::Public
-        && stream
-            .set_write_timeout(Some(PUBLIC_WRITE_TIMEOUT))
-            .is_err()
-    {
-        return;
-    }
-    let Ok(read_half) = stream.try_clone() else {
+    let Some(read_half) = blocking(&stream, access) else {
         return;
     };
     let mut out = BufWriter::with_capacity(64 << 10, stream);
-    let request = match protocol::parse_request(json) {
-        Ok(r) if access == Access::Public && !r.is_public() => {
-            let why = "only listings are served on this socket (run as the queue owner or root)";
-            let _ = protocol::write_event(&mut out, &Event::Error(why.into()));
-            let _ = out.flush();
-            return;
-        }
-        Ok(r) => r,
-        Err(e) => {
-            let _ = protocol::write_event(&mut out, &Event::Error(e));
-            let _ = out.flush();
-            return;
-        }
-    };
     let cfg = shared.config();
     let ctx = Context {
         backend: Backend::Store(&shared.store),
@@ -248,32 +244,7 @@ fn admin_request(
     let mut ids = BufReader::new(Read::chain(io::Cursor::new(leftover), read_half));
     let wants_ids = matches!(&request, Request::Super(s) if s.ids_follow);
     let ids: Option<&mut dyn BufRead> = if wants_ids { Some(&mut ids) } else { None };
-    let mut summary = None;
-    let compact_rows = matches!(
-        &request,
-        Request::List {
-            compact_rows: true,
-            ..
-        }
-    );
-    let mut line = Vec::with_capacity(512);
-    let result = ctx.run(&request, ids, &mut |event| {
-        if let (true, Event::Row(row)) = (compact_rows, &event) {
-            line.clear();
-            admin::rowline::encode(row, &mut line);
-            return out.write_all(&line);
-        }
-        if let Event::Summary(s) = &event {
-            summary = s.line();
-        }
-        // Row streams flush when the buffer fills; everything else at once.
-        let flush_now = !matches!(event, Event::Row(_));
-        protocol::write_event(&mut out, &event)?;
-        if flush_now {
-            out.flush()?;
-        }
-        Ok(())
-    });
+    let (result, summary) = stream_events(&ctx, &request, ids, &mut out);
     let _ = out.flush();
     if let (Some(line), Request::Super(s)) = (summary, &request) {
         if !s.dry_run {
@@ -285,4 +256,54 @@ fn admin_request(
             warn!(target: "postsuper", "admin request stopped: {e}");
         }
     }
+}
+
+/// The connection made blocking (with the public socket's write timeout), and a second
+/// handle on it to read the queue IDs that may follow the request.
+fn blocking(
+    stream: &std::os::unix::net::UnixStream,
+    access: Access,
+) -> Option<std::os::unix::net::UnixStream> {
+    stream.set_nonblocking(false).ok()?;
+    if access == Access::Public {
+        stream.set_write_timeout(Some(PUBLIC_WRITE_TIMEOUT)).ok()?;
+    }
+    stream.try_clone().ok()
+}
+
+/// Runs the engine, writing its events to `out` (listing rows as compact lines when asked);
+/// returns the result and a postsuper summary line for the log.
+fn stream_events(
+    ctx: &Context<'_>,
+    request: &Request,
+    ids: Option<&mut dyn BufRead>,
+    out: &mut impl Write,
+) -> (io::Result<()>, Option<String>) {
+    let mut summary = None;
+    let compact_rows = matches!(
+        request,
+        Request::List {
+            compact_rows: true,
+            ..
+        }
+    );
+    let mut line = Vec::with_capacity(512);
+    let result = ctx.run(request, ids, &mut |event| {
+        if let (true, Event::Row(row)) = (compact_rows, &event) {
+            line.clear();
+            admin::rowline::encode(row, &mut line);
+            return out.write_all(&line);
+        }
+        if let Event::Summary(s) = &event {
+            summary = s.line();
+        }
+        // Row streams flush when the buffer fills; everything else at once.
+        let flush_now = !matches!(event, Event::Row(_));
+        protocol::write_event(out, &event)?;
+        if flush_now {
+            out.flush()?;
+        }
+        Ok(())
+    });
+    (result, summary)
 }

@@ -1,4 +1,8 @@
-//! The admin part of the control socket protocol, and its client.
+//! The control socket protocol, and its client: the only place a control request is put into
+//! words or read back. [`Command`] is every request the socket takes — the short ones
+//! (`flush`, `flush-site`, `flush-id`, `reload`, `ping`, answered with one [`Reply`] line, see
+//! `command.rs`) and [`Request`], the queue requests below; [`send`] and [`call`] are the
+//! client, the daemon decodes with [`Command::decode`].
 //!
 //! ```text
 //! client → daemon:  admin {"List":{"selector":{…}}}\n          one request line (≤ 64 KiB)
@@ -18,20 +22,24 @@
 //!
 //! Security stance: the control socket is the queue owner's (mode 0600), so whoever can send
 //! a request could already open the store; requests are still parsed strictly and bounded.
-//! The daemon's public socket accepts only [`Request::is_public`] requests (listings), from
-//! anyone.
+//! The daemon's public socket accepts only [`Command::is_public`] requests (`ping` and the
+//! listings), from anyone.
 
 use crate::qshape::{Options, Shape};
 use crate::row::{Row, State};
-use crate::rowline;
 use crate::select::Selector;
 use crate::stats::Stats;
 use crate::superop;
 use serde::{Deserialize, Serialize};
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::time::Duration;
+use std::io::{self, Write};
+
+mod client;
+mod command;
+#[cfg(test)]
+mod tests;
+
+pub use client::{call, call_on, send, ClientError};
+pub use command::{public_socket_path, socket_path, Command, Refusal, Reply};
 
 /// The first word of an admin request line.
 pub const VERB: &str = "admin";
@@ -144,99 +152,4 @@ pub fn write_event(out: &mut impl Write, event: &Event) -> io::Result<()> {
 /// Parses the rest of a request line (after `admin `).
 pub fn parse_request(json: &str) -> Result<Request, String> {
     serde_json::from_str(json).map_err(|e| format!("bad admin request: {e}"))
-}
-
-/// Why a request could not go through the daemon.
-#[derive(Debug)]
-pub enum ClientError {
-    /// Nobody listens: the daemon is down (the caller may work on the store directly).
-    NoDaemon(io::Error),
-    /// The daemon answered badly or went away.
-    Broken(String),
-}
-
-/// Sends `request` to the daemon and calls `on_event` for each event until `End`, which is
-/// not passed on; `Error` becomes `Err(Broken)`. `ids`, if any, are copied to the daemon from
-/// a separate thread, so a long ID list and a long answer cannot block each other.
-pub fn call(
-    socket: &Path,
-    request: &Request,
-    ids: Option<Box<dyn Read + Send>>,
-    on_event: impl FnMut(Event) -> io::Result<()>,
-) -> Result<u64, ClientError> {
-    let stream = UnixStream::connect(socket).map_err(ClientError::NoDaemon)?;
-    call_on(stream, request, ids, on_event)
-}
-
-/// [`call`] on a stream already connected (so the caller keeps `ids` if nobody listens).
-pub fn call_on(
-    mut stream: UnixStream,
-    request: &Request,
-    ids: Option<Box<dyn Read + Send>>,
-    mut on_event: impl FnMut(Event) -> io::Result<()>,
-) -> Result<u64, ClientError> {
-    let broken = |e: io::Error| ClientError::Broken(e.to_string());
-    stream
-        .set_write_timeout(Some(Duration::from_secs(60)))
-        .map_err(broken)?;
-    let line = serde_json::to_string(request).map_err(|e| ClientError::Broken(e.to_string()))?;
-    stream
-        .write_all(format!("{VERB} {line}\n").as_bytes())
-        .map_err(broken)?;
-    let writer = match ids {
-        Some(mut ids) => {
-            let mut w = stream.try_clone().map_err(broken)?;
-            Some(std::thread::spawn(move || {
-                let _ = io::copy(&mut ids, &mut w);
-                let _ = w.shutdown(std::net::Shutdown::Write);
-            }))
-        }
-        None => {
-            let _ = stream.shutdown(std::net::Shutdown::Write);
-            None
-        }
-    };
-    let result = read_events(BufReader::new(stream), &mut on_event);
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
-    result
-}
-
-fn read_events(
-    mut reader: impl BufRead,
-    on_event: &mut impl FnMut(Event) -> io::Result<()>,
-) -> Result<u64, ClientError> {
-    let mut line = Vec::with_capacity(512);
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| ClientError::Broken(e.to_string()))?;
-        if n == 0 {
-            break;
-        }
-        let bad = |why: String| ClientError::Broken(format!("bad answer from the daemon: {why}"));
-        let event = if line.starts_with(rowline::PREFIX) {
-            Event::Row(rowline::decode(&line).ok_or_else(|| bad("a bad row line".into()))?)
-        } else {
-            serde_json::from_slice(&line).map_err(|e| bad(e.to_string()))?
-        };
-        match event {
-            Event::End { count } => return Ok(count),
-            Event::Error(e) => return Err(ClientError::Broken(e)),
-            other => {
-                if let Err(e) = on_event(other) {
-                    // The reader went away (`mailq | head -1`): stop quietly.
-                    if e.kind() == io::ErrorKind::BrokenPipe {
-                        return Ok(0);
-                    }
-                    return Err(ClientError::Broken(e.to_string()));
-                }
-            }
-        }
-    }
-    Err(ClientError::Broken(
-        "the daemon closed the connection before the end of its answer".into(),
-    ))
 }

@@ -6,13 +6,13 @@
 //! flight; whatever was not finished is still queued on disk and is retried at the next start.
 
 mod control_server;
-mod pickup;
 
 use control_server::Access;
 
-use crate::cli::{load_config, EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL};
+use crate::edge::load_config;
 use agents::LocalAgent;
 use config::Config;
+use envelope::sysexits::{EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL};
 use queue::{RecoveryReport, Store, StoreError, StoreOptions};
 use sched::{QueueManager, Shared};
 use std::fs;
@@ -27,49 +27,20 @@ use tracing::{error, info, warn};
 /// How long a stop waits for deliveries in flight.
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
-pub fn run(config_path: Option<&Path>) -> u8 {
+/// Run the daemon in the foreground: pickup, queue manager, local delivery.
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
     let cfg = match load_config(config_path, "mailroom") {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let format = match cfg.log_format {
-        config::LogFormat::Json => maillog::Format::Json,
-        config::LogFormat::Text => maillog::Format::Text,
+    let started = open_log(&cfg).and_then(|log| Ok((log, open_store(&cfg)?)));
+    let (log, store) = match started {
+        Ok(started) => started,
+        Err(code) => return code,
     };
-    let log = match maillog::init(&cfg.maillog_file, format, cfg.log_repeat_window) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "mailroom: fatal: cannot open maillog_file {}: {e}",
-                cfg.maillog_file
-            );
-            return EX_CONFIG;
-        }
-    };
-    if let Err(e) = make_layout(&cfg) {
-        error!(target: "master", "fatal: {e}");
-        eprintln!("mailroom: fatal: {e}");
-        return EX_TEMPFAIL;
-    }
-    let options = StoreOptions {
-        // Below this the queue file system is short of space: the store then gives back
-        // the dead part of its segments early (see queue's store.rs).
-        min_free: cfg.queue_minfree,
-        ..StoreOptions::default()
-    };
-    let (store, report) = match Store::open(&cfg.queue_directory, options) {
-        Ok(s) => s,
-        Err(e @ StoreError::Locked(_)) => {
-            eprintln!("mailroom: fatal: {e}");
-            return EX_TEMPFAIL;
-        }
-        Err(e) => {
-            error!(target: "master", "fatal: cannot open the queue store: {e}");
-            eprintln!("mailroom: fatal: cannot open the queue store: {e}");
-            return EX_TEMPFAIL;
-        }
-    };
-    log_recovery(&report, &store);
     let local = match LocalAgent::new(&cfg) {
         Ok(a) => a,
         Err(e) => {
@@ -94,57 +65,79 @@ pub fn run(config_path: Option<&Path>) -> u8 {
         env!("CARGO_PKG_VERSION"),
         source.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "(embedded default)".into()),
         cfg.queue_directory.display());
-    let remote = sched::SmtpRemote::new(&cfg);
-    let shared = match (Shared::new(store, cfg, local), remote) {
-        (Ok(s), Ok(remote)) => {
-            s.set_remote(Arc::new(remote));
-            Arc::new(s)
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("mailroom: fatal: {e}");
-            return EX_CONFIG;
-        }
+    let shared = match shared_state(store, cfg, local) {
+        Ok(shared) => shared,
+        Err(code) => return code,
     };
     runtime.block_on(daemon(shared, source, log));
     info!(target: "master", "terminating");
     0
 }
 
+/// The mail log, as `maillog_file` and `log_format` say (exit 78 if it cannot be opened).
+fn open_log(cfg: &Config) -> Result<maillog::LogHandle, u8> {
+    let format = match cfg.log_format {
+        config::LogFormat::Json => maillog::Format::Json,
+        config::LogFormat::Text => maillog::Format::Text,
+    };
+    maillog::init(&cfg.maillog_file, format, cfg.log_repeat_window).map_err(|e| {
+        eprintln!(
+            "mailroom: fatal: cannot open maillog_file {}: {e}",
+            cfg.maillog_file
+        );
+        EX_CONFIG
+    })
+}
+
+/// The queue layout and the store, opened under its lock and recovered (exit 75 if not).
+fn open_store(cfg: &Config) -> Result<Store, u8> {
+    if let Err(e) = make_layout(cfg) {
+        error!(target: "master", "fatal: {e}");
+        eprintln!("mailroom: fatal: {e}");
+        return Err(EX_TEMPFAIL);
+    }
+    let options = StoreOptions {
+        // Below this the queue file system is short of space: the store then gives back
+        // the dead part of its segments early (see queue's store.rs).
+        min_free: cfg.queue_minfree,
+        ..StoreOptions::default()
+    };
+    let (store, report) = match Store::open(&cfg.queue_directory, options) {
+        Ok(s) => s,
+        Err(e @ StoreError::Locked(_)) => {
+            eprintln!("mailroom: fatal: {e}");
+            return Err(EX_TEMPFAIL);
+        }
+        Err(e) => {
+            error!(target: "master", "fatal: cannot open the queue store: {e}");
+            eprintln!("mailroom: fatal: cannot open the queue store: {e}");
+            return Err(EX_TEMPFAIL);
+        }
+    };
+    log_recovery(&report, &store);
+    Ok(store)
+}
+
+/// What every task of the daemon shares: store, configuration, local and SMTP agents.
+fn shared_state(store: Store, cfg: Config, local: LocalAgent) -> Result<Arc<Shared>, u8> {
+    let remote = sched::SmtpRemote::new(&cfg);
+    match (Shared::new(store, cfg, local), remote) {
+        (Ok(s), Ok(remote)) => {
+            s.set_remote(Arc::new(remote));
+            Ok(Arc::new(s))
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("mailroom: fatal: {e}");
+            Err(EX_CONFIG)
+        }
+    }
+}
+
 async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogHandle) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let qmgr = QueueManager::new(shared.clone());
-    let cfg = shared.config();
-    let mut tasks = Vec::new();
-    // SMTP listeners (crate smtpd); the task ends after the stop once its sessions are done.
-    tasks.push(smtpd::spawn(smtpd_hooks(&shared, &qmgr), stop_rx.clone()));
-    tasks.push(tokio::spawn(qmgr.clone().run(stop_rx.clone(), STOP_GRACE)));
-    tasks.push(tokio::spawn(pickup::run(
-        cfg.clone(),
-        shared.store.clone(),
-        qmgr.clone(),
-        stop_rx.clone(),
-    )));
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(4);
-    for access in [Access::Owner, Access::Public] {
-        match control_server::bind(&cfg, access) {
-            Ok(listener) => {
-                tasks.push(tokio::spawn(control_server::run(
-                    listener,
-                    access,
-                    shared.clone(),
-                    qmgr.clone(),
-                    reload_tx.clone(),
-                    stop_rx.clone(),
-                )));
-            }
-            Err(e) if access == Access::Owner => {
-                warn!(target: "master", "control socket unavailable ({e}); postqueue -f will not reach the daemon")
-            }
-            Err(e) => {
-                warn!(target: "master", "public listing socket unavailable ({e}); only the queue owner can list the queue")
-            }
-        }
-    }
+    let mut tasks = spawn_tasks(&shared, &qmgr, &stop_rx, reload_tx);
     tasks.push(tokio::spawn(chores(shared.clone(), log, stop_rx.clone())));
 
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
@@ -168,9 +161,56 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
     for t in tasks {
         let _ = t.await;
     }
+    remove_sockets(&shared.config());
+}
+
+/// SMTP listeners, the queue manager, pickup and the two control sockets.
+fn spawn_tasks(
+    shared: &Arc<Shared>,
+    qmgr: &Arc<QueueManager>,
+    stop_rx: &watch::Receiver<bool>,
+    reload_tx: tokio::sync::mpsc::Sender<()>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let cfg = shared.config();
+    let mut tasks = Vec::new();
+    // SMTP listeners (crate smtpd); the task ends after the stop once its sessions are done.
+    tasks.push(smtpd::spawn(smtpd_hooks(shared, qmgr), stop_rx.clone()));
+    tasks.push(tokio::spawn(qmgr.clone().run(stop_rx.clone(), STOP_GRACE)));
+    let scheduler = qmgr.clone();
+    let pickup = submit::pickup::Pickup {
+        config: cfg.clone(),
+        store: shared.store.clone(),
+        queued: Box::new(move |id| scheduler.schedule(id, 0)),
+        retry_delay: sched::retry::durable_step_delay,
+    };
+    tasks.push(tokio::spawn(submit::pickup::run(pickup, stop_rx.clone())));
+    for access in [Access::Owner, Access::Public] {
+        match control_server::bind(&cfg, access) {
+            Ok(listener) => {
+                tasks.push(tokio::spawn(control_server::run(
+                    listener,
+                    access,
+                    shared.clone(),
+                    qmgr.clone(),
+                    reload_tx.clone(),
+                    stop_rx.clone(),
+                )));
+            }
+            Err(e) if access == Access::Owner => {
+                warn!(target: "master", "control socket unavailable ({e}); postqueue -f will not reach the daemon")
+            }
+            Err(e) => {
+                warn!(target: "master", "public listing socket unavailable ({e}); only the queue owner can list the queue")
+            }
+        }
+    }
+    tasks
+}
+
+fn remove_sockets(cfg: &Config) {
     for socket in [
-        crate::control::socket_path(&shared.config()),
-        crate::control::public_socket_path(&shared.config()),
+        admin::protocol::socket_path(&cfg.queue_directory),
+        admin::protocol::public_socket_path(&cfg.queue_directory),
     ] {
         match fs::remove_file(&socket) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -239,7 +279,7 @@ async fn chores(shared: Arc<Shared>, log: maillog::LogHandle, mut stop: watch::R
                 Ok(count) => warn!(target: "sendmail",
                     "{count} submissions were refused in the last interval (queue_minfree or maildrop limits); see mailroom doctor"),
             }
-            pickup::remove_stale_temp_files(&cfg);
+            submit::pickup::remove_stale_temp_files(&cfg);
         }
     }
 }

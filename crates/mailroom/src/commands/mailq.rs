@@ -1,4 +1,4 @@
-//! `mailq` / `postqueue -p` / `postqueue -j` / `sendmail -bp`: the queue as Postfix shows it
+//! `mailroom mailq`, `mailq`, `postqueue -p|-j`, `sendmail -bp`: the queue as Postfix shows it
 //! (layouts in `admin::showq`), streamed: each message is written as it arrives, so the first
 //! line is out at once and memory stays flat whatever the queue's size.
 //!
@@ -8,23 +8,40 @@
 //! daemon down, from a lock-free snapshot of the log. Files still waiting in `maildrop/` are
 //! listed too, as queue `maildrop`.
 
-use crate::admin_cmd::{execute, fatal};
+use crate::daemon::execute;
+use crate::edge::{fatal, with_config};
 use admin::protocol::{Event, Request};
 use admin::showq::{JsonWriter, TextWriter};
 use admin::Selector;
 use config::Config;
+use std::ffi::OsString;
 use std::io::{self, BufWriter};
+use std::path::Path;
 
-pub fn list(cfg: &Config, json: bool) -> u8 {
-    list_selected(cfg, json, Selector::default())
+/// List the queue like Postfix's mailq.
+#[derive(clap::Args)]
+pub struct Args {
+    /// One JSON object per message, like `postqueue -j`.
+    #[arg(long)]
+    json: bool,
 }
 
-/// Lists the messages `selector` matches.
-pub fn list_selected(cfg: &Config, json: bool, selector: Selector) -> u8 {
+pub fn run(config: Option<&Path>, args: Args) -> u8 {
+    with_config(config, |cfg| list(cfg, args.json))
+}
+
+/// Called as `mailq`: `--json` or `-j` for JSON, every other flag ignored as Postfix's mailq does.
+pub fn run_as_mailq(args: Vec<OsString>) -> u8 {
+    let json = args.iter().any(|a| a == "--json" || a == "-j");
+    with_config(None, |cfg| list(cfg, json))
+}
+
+/// Lists every message.
+pub fn list(cfg: &Config, json: bool) -> u8 {
     let stdout = io::stdout();
     let out = BufWriter::with_capacity(64 << 10, stdout.lock());
     let request = Request::List {
-        selector,
+        selector: Selector::default(),
         compact_rows: true,
     };
     let outcome = if json {

@@ -9,22 +9,22 @@
 //! does not exist; 73 the file cannot be written; 74 it cannot be read; 78 the configuration
 //! or the password file itself is wrong (a malformed line, a too-open mode).
 
-use crate::cli::{EX_CONFIG, EX_SOFTWARE, EX_USAGE};
 use clap::Subcommand;
 use config::Config;
+use envelope::sysexits::{EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_NOUSER, EX_SOFTWARE, EX_USAGE};
 use security::passwd::{PasswdError, PasswordFile};
 use std::io::{BufRead, IsTerminal, Write};
 
-/// sysexits(3): addressee unknown.
-const EX_NOUSER: u8 = 67;
-/// sysexits(3): cannot create (write) an output file.
-const EX_CANTCREAT: u8 = 73;
-/// sysexits(3): input/output error.
-const EX_IOERR: u8 = 74;
+/// Manage SMTP AUTH users (smtpd_sasl_password_file): add NAME (password on stdin), del NAME, list.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
 
 /// What to do with the password file.
 #[derive(Subcommand)]
-pub enum Action {
+enum Action {
     /// Add NAME, or set a new password for them; the password is the first line of stdin.
     Add { name: String },
     /// Remove NAME (exit 67 if there is no such user).
@@ -33,7 +33,11 @@ pub enum Action {
     List,
 }
 
-pub fn run(cfg: &Config, action: Action) -> u8 {
+pub fn run(config: Option<&std::path::Path>, args: Args) -> u8 {
+    crate::edge::with_config(config, |cfg| manage(cfg, args.action))
+}
+
+fn manage(cfg: &Config, action: Action) -> u8 {
     let path = cfg.smtpd_sasl_password_file.as_path();
     let result = match action {
         Action::Add { name } => add(path, &name),
