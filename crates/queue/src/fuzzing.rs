@@ -350,7 +350,10 @@ pub fn check_segment(data: &[u8]) {
         "the newest segment is not cut at its valid end"
     );
     let second = recover(&store, &corrupt);
-    assert!(second.0.torn_tail.is_none(), "a repaired store was cut again");
+    assert!(
+        second.0.torn_tail.is_none(),
+        "a repaired store was cut again"
+    );
     assert_eq!(first.2, second.2, "a second recovery found other messages");
     for entry in &first.2 {
         check_location(&store, entry);
