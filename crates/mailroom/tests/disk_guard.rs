@@ -7,8 +7,6 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn assert_refused(out: &std::process::Output, mentions: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -91,52 +89,6 @@ fn maildrop_size_cap_refuses_before_the_cap_is_passed() {
         "maildrop holds {} > {LIMIT}",
         maildrop_bytes(&env)
     );
-}
-
-/// A size-limited tmpfs, unmounted on drop.
-struct Tmpfs {
-    dir: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
-        if !is_root() {
-            return Err("not running as root".into());
-        }
-        fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "mount failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(Tmpfs {
-            dir: dir.to_path_buf(),
-        })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        }
-    }
 }
 
 #[test]

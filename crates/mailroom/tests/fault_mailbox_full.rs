@@ -38,7 +38,7 @@ struct MailboxRun {
 
 fn mailbox_run() -> MailboxRun {
     let env = TestEnv::new();
-    let tmpfs = Tmpfs::mount(&env.spool_dir(), "2m");
+    let tmpfs = Tmpfs::mount(&env.spool_dir(), "2m").unwrap_or_else(|e| panic!("mount tmpfs: {e}"));
     let users: Vec<String> = ["alice", "bob", "carol"].map(String::from).to_vec();
     let daemon = env.start();
     let submit = |tag: &str, user: &str| {

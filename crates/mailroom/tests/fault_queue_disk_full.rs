@@ -79,7 +79,8 @@ fn queue_disk_full_during_intake_refuses_with_4xx_and_loses_nothing() {
     let sink_port = free_port(); // nothing listens yet: everything queued stays queued
     let relay = format!("relayhost = \"[127.0.0.1]:{sink_port}\"\n");
     let mut world = World::new(&format!("{relay}queue_minfree = \"4M\"\n"));
-    let tmpfs = Tmpfs::mount(&world.env.queue_dir(), "24m");
+    let tmpfs =
+        Tmpfs::mount(&world.env.queue_dir(), "24m").unwrap_or_else(|e| panic!("mount tmpfs: {e}"));
     world.start();
 
     // 1. The guard: leave ~3 MB above queue_minfree, then push until refused.
@@ -225,7 +226,8 @@ fn deliveries_run(kill_while_full: bool) -> DeliveriesRun {
         "relayhost = \"[127.0.0.1]:{sink_port}\"\nqueue_minfree = 0\n\
          default_process_limit = {PROCESS_LIMIT}\n"
     ));
-    let tmpfs = Tmpfs::mount(&world.env.queue_dir(), "16m");
+    let tmpfs =
+        Tmpfs::mount(&world.env.queue_dir(), "16m").unwrap_or_else(|e| panic!("mount tmpfs: {e}"));
     world.start();
     let queued = push(world.port, "dd", 4, DEFERRED / 4, 1);
     assert_eq!(queued.acked.len(), DEFERRED, "intake: {queued:?}");

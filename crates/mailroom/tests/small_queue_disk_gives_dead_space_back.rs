@@ -6,11 +6,9 @@
 
 mod common;
 mod issue4_common;
-mod queue_disk_common;
 
 use common::*;
 use issue4_common::*;
-use queue_disk_common::*;
 use std::time::{Duration, Instant};
 
 const MESSAGES: usize = 300;

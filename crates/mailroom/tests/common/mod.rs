@@ -675,6 +675,54 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// A size-limited tmpfs (the disk-full tests), unmounted on drop (lazily if still busy).
+pub struct Tmpfs {
+    pub dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`16m`) on `dir` (created if missing); Err(why) if not root
+    /// or the mount fails, so a test can skip with one line.
+    pub fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+        if !is_root() {
+            return Err("not running as root".into());
+        }
+        fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+    }
+}
+
 /// Reads all of `r` (for child pipes).
 pub fn read_all(mut r: impl Read) -> Vec<u8> {
     let mut v = Vec::new();

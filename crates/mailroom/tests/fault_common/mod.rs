@@ -346,39 +346,16 @@ impl DumpSink {
 // ---------------------------------------------------------------------------------------
 // The machine: tmpfs, memory, randomness.
 
-/// A size-limited tmpfs mounted on `dir` (created if missing), unmounted on drop.
-pub struct Tmpfs {
-    pub dir: PathBuf,
+/// What the fault scenarios do with a mounted [`crate::common::Tmpfs`].
+pub trait FillTmpfs {
+    fn fill(&self, name: &str) -> u64;
+    fn free_bytes(&self) -> u64;
 }
 
-impl Tmpfs {
-    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
-        fs::create_dir_all(dir).expect("mount point");
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(dir)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "mount tmpfs on {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Tmpfs {
-            dir: dir.to_path_buf(),
-        }
-    }
-
+impl FillTmpfs for crate::common::Tmpfs {
     /// Fills the file system with `name` until a write fails (ENOSPC); returns the bytes
     /// written. Small writes at the end, so the last free pages go too.
-    pub fn fill(&self, name: &str) -> u64 {
+    fn fill(&self, name: &str) -> u64 {
         let path = self.dir.join(name);
         let mut file = fs::File::create(&path).expect("filler");
         let mut written = 0u64;
@@ -393,25 +370,13 @@ impl Tmpfs {
     }
 
     /// Free bytes on the file system (statvfs, as the daemon's guard sees them).
-    pub fn free_bytes(&self) -> u64 {
+    fn free_bytes(&self) -> u64 {
         let path = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
         unsafe {
             let mut st: libc::statvfs = std::mem::zeroed();
             assert_eq!(libc::statvfs(path.as_ptr(), &mut st), 0, "statvfs");
             st.f_bavail as u64 * st.f_frsize as u64
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
         }
     }
 }
