@@ -159,7 +159,9 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
     info!(target: "master", "stopping: no new work; waiting for deliveries in flight");
     let _ = stop_tx.send(true);
     for t in tasks {
-        let _ = t.await;
+        if let Err(e) = t.await {
+            error!(target: "master", "a daemon task ended abnormally while stopping: {e}");
+        }
     }
     remove_sockets(&shared.config());
 }
