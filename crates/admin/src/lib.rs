@@ -16,6 +16,7 @@
 //! * [`showq`], [`qshape`], [`postcat`], [`superop`]: Postfix's exact output layouts.
 //! * [`check`]: owner/group/mode of the store against the profile, config, listeners;
 //!   `--fix` repairs. [`doctor`]: the one-screen health report with exit 0/1/2.
+//! * [`pidfile`]: the daemon's locked `pid/master.pid`, read by start/stop/status/reload.
 //! * [`archive`]: seed 002 done safely: old mbox messages to a gzip archive under the
 //!   mailbox locks, the rest kept with its owner, group and mode.
 //!
@@ -39,6 +40,7 @@ pub mod doctor;
 pub mod duration;
 pub mod engine;
 pub mod execute;
+pub mod pidfile;
 pub mod postcat;
 pub mod progress;
 pub mod protocol;

@@ -60,6 +60,7 @@ struct Site {
     smtpd_listen: SocketAddr,
     postdrop_path: PathBuf,
     password_file: PathBuf,
+    syslog_socket: String,
 }
 
 pub(crate) fn embedded(env: &Environment) -> Config {
@@ -77,6 +78,8 @@ pub(crate) fn embedded(env: &Environment) -> Config {
         setgid_group: group,
         smtpd_listen: SocketAddr::from(([127, 0, 0, 1], 2525)),
         postdrop_path: beside_current_exe("mailroom-postdrop"),
+        // A private daemon logs to standard error (or maillog_file), not to the system log.
+        syslog_socket: String::new(),
     })
 }
 
@@ -95,6 +98,8 @@ pub(crate) fn system() -> Config {
         smtpd_listen: SocketAddr::from(([0, 0, 0, 0], 25)),
         postdrop_path: PathBuf::from("/usr/sbin/mailroom-postdrop"),
         password_file: PathBuf::from("/etc/mailroom/passwd"),
+        // The system's MTA logs where Debian's Postfix does: syslog, facility mail.
+        syslog_socket: "/dev/log".to_string(),
     })
 }
 
@@ -212,6 +217,9 @@ fn with_postfix_defaults(site: Site) -> Config {
         dns_nameservers: Vec::new(),
         bounce_size_limit: 50_000,
         maillog_file: String::new(),
+        syslog_name: "mailroom".to_string(),
+        syslog_facility: "mail".to_string(),
+        syslog_socket: site.syslog_socket,
         log_format: LogFormat::Text,
         log_repeat_window: seconds(60),
     }

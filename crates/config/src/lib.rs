@@ -230,8 +230,17 @@ pub struct Config {
     pub dns_nameservers: Vec<String>,
     /// Bytes of the original message returned in a bounce (Postfix default 50000).
     pub bounce_size_limit: u64,
-    /// Postfix: `maillog_file`. Empty = log to standard error.
+    /// Postfix: `maillog_file`. Empty = syslog when `syslog_socket` is set, else standard
+    /// error; set, it wins over syslog (as in Postfix).
     pub maillog_file: String,
+    /// Postfix: `syslog_name`, the ident before `/service[pid]` (default `mailroom`;
+    /// `postfix` makes fail2ban's and pflogsumm's Postfix patterns match unchanged).
+    pub syslog_name: String,
+    /// Postfix: `syslog_facility` (default `mail`).
+    pub syslog_facility: String,
+    /// mailroom-only: the syslog datagram socket (`/dev/log` in the system profile; empty =
+    /// no syslog, the embedded default). Postfix has no such knob: it always uses /dev/log.
+    pub syslog_socket: String,
     /// mailroom-only: `text` (Postfix-style lines) or `json`.
     pub log_format: LogFormat,
     /// mailroom-only: identical warnings within this window are folded into one

@@ -405,6 +405,22 @@ pub(crate) const PARAMS: &[Param] = &[
     ),
     listen!(submission_listen),
     duration!(submit_timeout, positive),
+    choice!(
+        syslog_facility,
+        "mail",
+        "daemon",
+        "user",
+        "local0",
+        "local1",
+        "local2",
+        "local3",
+        "local4",
+        "local5",
+        "local6",
+        "local7"
+    ),
+    text!(syslog_name, required),
+    text!(syslog_socket),
     list!(transport_maps),
 ];
 

@@ -1,9 +1,9 @@
 //! The `tracing` layer that formats and throttles log lines.
 
+use crate::sink::Sink;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::fs::OpenOptions;
-use std::io::{self, Write};
+use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::field::{Field, Visit};
@@ -24,8 +24,10 @@ struct Repeat {
 }
 
 struct State {
-    out: Box<dyn Write + Send>,
+    out: Sink,
     format: Format,
+    /// `syslog_name`: `mailroom` or `postfix`, before `/service[pid]`.
+    ident: String,
     host: String,
     pid: u32,
     repeat_window: Duration,
@@ -46,20 +48,48 @@ struct MailLogLayer {
     max_level: Level,
 }
 
-/// Installs the global subscriber. `file` empty = standard error. Returns a handle for
-/// [`LogHandle::flush_repeats`]. Fails only if the log file cannot be opened.
-pub fn init(file: &str, format: Format, repeat_window: Duration) -> io::Result<LogHandle> {
-    let out: Box<dyn Write + Send> = if file.is_empty() {
-        Box::new(io::stderr())
+/// Where and how to log (from `maillog_file`, `syslog_*` and `log_format`).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A file to append to; empty = syslog when `syslog_socket` is set, else standard error.
+    pub file: String,
+    /// The syslog datagram socket (`/dev/log`); empty = no syslog.
+    pub syslog_socket: String,
+    pub syslog_name: String,
+    pub syslog_facility: String,
+    pub format: Format,
+    pub repeat_window: Duration,
+}
+
+/// Where [`init`] could not log.
+pub enum InitError {
+    /// `maillog_file` cannot be opened.
+    File(io::Error),
+    /// Syslog is unreachable; the log went to standard error instead.
+    Syslog(io::Error, LogHandle),
+}
+
+/// Installs the global subscriber and returns a handle for [`LogHandle::flush_repeats`] and
+/// [`LogHandle::reopen`]. Fails if the log file cannot be opened; an unreachable syslog
+/// socket falls back to standard error (the handle comes with the error, to say so).
+pub fn init(options: &Options) -> Result<LogHandle, InitError> {
+    let (out, syslog_error) = if !options.file.is_empty() {
+        (Sink::file(&options.file).map_err(InitError::File)?, None)
+    } else if !options.syslog_socket.is_empty() {
+        match Sink::syslog(&options.syslog_socket, &options.syslog_facility) {
+            Ok(sink) => (sink, None),
+            Err(e) => (Sink::Stderr, Some(e)),
+        }
     } else {
-        Box::new(OpenOptions::new().create(true).append(true).open(file)?)
+        (Sink::Stderr, None)
     };
     let state = Arc::new(Mutex::new(State {
         out,
-        format,
+        format: options.format,
+        ident: options.syslog_name.clone(),
         host: hostname(),
         pid: std::process::id(),
-        repeat_window,
+        repeat_window: options.repeat_window,
         repeats: HashMap::new(),
         second: Instant::now(),
         warnings_this_second: 0,
@@ -72,7 +102,11 @@ pub fn init(file: &str, format: Format, repeat_window: Duration) -> io::Result<L
     };
     // A second init (tests) keeps the first subscriber; the handle still works.
     let _ = tracing_subscriber::registry().with(layer).try_init();
-    Ok(LogHandle { state })
+    let handle = LogHandle { state };
+    match syslog_error {
+        Some(e) => Err(InitError::Syslog(e, handle)),
+        None => Ok(handle),
+    }
 }
 
 fn hostname() -> String {
@@ -212,14 +246,15 @@ impl State {
     fn write(&mut self, level: Level, program: &str, message: &str, extra: &[(String, String)]) {
         let now = chrono::Local::now();
         let mut line = String::with_capacity(message.len() + 64);
+        let ident = format!("{}/{program}", self.ident);
         match self.format {
             Format::Text => {
+                if self.out.wants_prefix() {
+                    let _ = write!(line, "{} {} ", now.format("%b %e %H:%M:%S"), self.host);
+                }
                 let _ = write!(
                     line,
-                    "{} {} mailroom/{}[{}]: {}{}",
-                    now.format("%b %e %H:%M:%S"),
-                    self.host,
-                    program,
+                    "{ident}[{}]: {}{}",
                     self.pid,
                     level_prefix(level),
                     message
@@ -229,20 +264,22 @@ impl State {
                 let mut obj = serde_json::Map::new();
                 obj.insert("time".into(), now.to_rfc3339().into());
                 obj.insert("host".into(), self.host.clone().into());
-                obj.insert("program".into(), format!("mailroom/{program}").into());
+                obj.insert("program".into(), ident.clone().into());
                 obj.insert("pid".into(), self.pid.into());
                 obj.insert("level".into(), level.as_str().to_lowercase().into());
                 obj.insert("message".into(), message.into());
                 for (k, v) in extra {
                     obj.insert(k.clone(), crate::sanitize(v).into());
                 }
-                line = serde_json::Value::Object(obj).to_string();
+                let json = serde_json::Value::Object(obj).to_string();
+                if !self.out.wants_prefix() {
+                    // Syslog still needs its tag to file the line under the service.
+                    let _ = write!(line, "{ident}[{}]: ", self.pid);
+                }
+                line.push_str(&json);
             }
         }
-        line.push('\n');
-        // Logging must never take the daemon down; a failed write is dropped.
-        let _ = self.out.write_all(line.as_bytes());
-        let _ = self.out.flush();
+        self.out.write_line(level, &line);
     }
 }
 
@@ -256,6 +293,13 @@ fn level_prefix(level: Level) -> &'static str {
 }
 
 impl LogHandle {
+    /// Reopens `maillog_file` by its path (SIGUSR1, `mailroom logrotate`). Lines before
+    /// this call are in the old file, every line after it in the new one.
+    pub fn reopen(&self) -> io::Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.out.reopen()
+    }
+
     /// Writes the pending `(repeated N times)` lines whose window has ended.
     pub fn flush_repeats(&self) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -277,6 +321,8 @@ impl LogHandle {
 mod tests {
     use super::*;
 
+    use std::io::Write;
+
     #[derive(Clone, Default)]
     struct Shared(Arc<Mutex<Vec<u8>>>);
 
@@ -292,8 +338,9 @@ mod tests {
 
     fn state(out: Shared) -> State {
         State {
-            out: Box::new(out),
+            out: Sink::Writer(Box::new(out)),
             format: Format::Text,
+            ident: "mailroom".into(),
             host: "h".into(),
             pid: 1,
             repeat_window: Duration::from_secs(60),

@@ -1,9 +1,12 @@
 //! Logging for mailroom: Postfix-style `mail.log` lines (so `grep`, `pflogsumm` and old habits
-//! keep working) or one JSON object per line, written to standard error or `maillog_file`.
+//! keep working) or one JSON object per line, written to standard error, `maillog_file`
+//! (reopened on request, for logrotate) or syslog (`/dev/log`, facility `mail`, ident
+//! `syslog_name/service[pid]` as Postfix writes it), see `sink.rs`.
 //!
 //! Inputs → outputs: `tracing` events whose target is the program name (`qmgr`, `pickup`,
 //! `local`, `cleanup`, `bounce`, `smtpd`) → lines like
-//! `Nov 23 15:20:45 host mailroom/qmgr[1234]: 3F..: from=<a@b>, size=120, nrcpt=1 (queue active)`.
+//! `Nov 23 15:20:45 host mailroom/qmgr[1234]: 3F..: from=<a@b>, size=120, nrcpt=1 (queue active)`
+//! (`mailroom` is `syslog_name`).
 //!
 //! Invariants (DESIGN invariant 6): a warning identical to one already written within the
 //! repeat window is not written again; it is counted and reported as `(repeated N times)`
@@ -16,8 +19,10 @@
 //! escaped so a client cannot forge log lines.
 
 mod layer;
+mod sink;
 
-pub use layer::{init, Format, LogHandle};
+pub use layer::{init, Format, InitError, LogHandle, Options};
+pub use sink::{facility_code, SYSLOG_SEND_TIMEOUT};
 
 /// Upper bound on warning and error lines written per second.
 pub const MAX_WARNINGS_PER_SEC: u32 = 50;

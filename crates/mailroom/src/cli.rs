@@ -4,6 +4,8 @@
 use crate::commands::{
     check, config, doctor, mailbox, mailq, newaliases, passwd, postcat, postqueue, postsuper,
     qshape, sendmail, serve,
+    service::{self, Service},
+    start,
 };
 use clap::{Parser, Subcommand};
 use envelope::sysexits::EX_USAGE;
@@ -40,6 +42,19 @@ enum Command {
     Check(check::Args),
     Doctor(doctor::Args),
     Mailbox(mailbox::Args),
+    Start(start::Args),
+    /// Stop the mail system cleanly: finish work in flight, then exit (Postfix: postfix stop).
+    Stop,
+    /// Stop the mail system at once; unfinished deliveries are retried at the next start.
+    Abort,
+    /// Say whether the mail system is running; exit 0 if it is, 1 if not.
+    Status,
+    /// Re-read configuration, aliases, listeners and TLS certificates (SIGHUP).
+    Reload,
+    /// Deliver deferred mail now (postqueue -f).
+    Flush,
+    /// Reopen maillog_file after it was rotated (SIGUSR1).
+    Logrotate,
 }
 
 /// `mailroom ARGS`; a usage error exits 64 (`--help` and `--version` exit 0).
@@ -69,5 +84,12 @@ pub fn run(args: Vec<OsString>) -> u8 {
         Command::Check(a) => check::run(path, a),
         Command::Doctor(a) => doctor::run(path, a),
         Command::Mailbox(a) => mailbox::run(path, a),
+        Command::Start(a) => start::run(path, a),
+        Command::Stop => service::run(path, Service::Stop),
+        Command::Abort => service::run(path, Service::Abort),
+        Command::Status => service::run(path, Service::Status),
+        Command::Reload => service::run(path, Service::Reload),
+        Command::Flush => service::run(path, Service::Flush),
+        Command::Logrotate => service::run(path, Service::Logrotate),
     }
 }

@@ -77,6 +77,14 @@ pub fn queue_layout(cfg: &Config) -> Vec<Expected> {
         },
         row(q.join("store"), Kind::Directory, 0o700, 0o700, false),
         row(q.join("corrupt"), Kind::Directory, 0o700, 0o700, false),
+        // Postfix's pid/: the daemon's locked master.pid, readable by `mailroom status`.
+        row(
+            crate::pidfile::pid_directory(q),
+            Kind::Directory,
+            crate::pidfile::PID_DIRECTORY_MODE,
+            0o700,
+            false,
+        ),
         // The queue crate opens its lock file with the default mode (0644 under umask 022).
         row(q.join("store/lock"), Kind::File, 0o644, 0o600, false),
         row(

@@ -20,3 +20,5 @@ pub mod postsuper;
 pub mod qshape;
 pub mod sendmail;
 pub mod serve;
+pub mod service;
+pub mod start;

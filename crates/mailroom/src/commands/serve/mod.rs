@@ -1,6 +1,14 @@
-//! `mailroom serve`: the daemon in the foreground. Opens the store (its lock makes it the
+//! `mailroom serve`: the daemon in the foreground. Takes the pid file's lock (one daemon per
+//! queue; `pid/master.pid`, see `admin::pidfile`), opens the store (its lock makes it the
 //! only owner), then runs pickup, the queue manager, the control socket and the periodic
-//! chores on one tokio runtime until SIGTERM/SIGINT; SIGHUP reloads configuration and aliases.
+//! chores on one tokio runtime until SIGTERM/SIGINT.
+//!
+//! Signals (what `mailroom stop`, `abort`, `reload`, `logrotate` send): SIGTERM/SIGINT stop
+//! cleanly; SIGQUIT aborts at once (nothing acknowledged is lost: mail in flight is retried
+//! at the next start); SIGHUP reloads configuration, aliases, listeners and TLS
+//! certificates (`reload.rs`); SIGUSR1 reopens `maillog_file`. systemd hears READY=1 once
+//! the listeners and control sockets are bound, RELOADING=1/READY=1 around a reload and
+//! STOPPING=1 at a stop (sd_notify; a no-op without `NOTIFY_SOCKET`).
 //!
 //! A clean stop first stops taking new work (pickup, dispatch), then waits for deliveries in
 //! flight; whatever was not finished is still queued on disk and is retried at the next start.
@@ -9,12 +17,15 @@ mod control_server;
 
 use control_server::Access;
 
+use crate::commands::start;
 use crate::edge::load_config;
+use admin::pidfile::{PidFile, PidFileError};
 use agents::LocalAgent;
 use config::Config;
 use envelope::sysexits::{EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL};
 use queue::{RecoveryReport, Store, StoreError, StoreOptions};
 use sched::{QueueManager, Shared};
+use sd_notify::NotifyState;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -35,6 +46,17 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
     let cfg = match load_config(config_path, "mailroom") {
         Ok(c) => c,
         Err(code) => return code,
+    };
+    let _pid_file = match PidFile::acquire(&cfg.queue_directory) {
+        Ok(p) => p,
+        Err(e @ PidFileError::Running(_)) => {
+            eprintln!("mailroom: fatal: {e}");
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("mailroom: fatal: {e}");
+            return EX_TEMPFAIL;
+        }
     };
     let started = open_log(&cfg).and_then(|log| Ok((log, open_store(&cfg)?)));
     let (log, store) = match started {
@@ -74,19 +96,38 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
     0
 }
 
-/// The mail log, as `maillog_file` and `log_format` say (exit 78 if it cannot be opened).
+/// The mail log, as `maillog_file`, `syslog_*` and `log_format` say (exit 78 if the file
+/// cannot be opened; an unreachable syslog falls back to standard error with a warning).
 fn open_log(cfg: &Config) -> Result<maillog::LogHandle, u8> {
     let format = match cfg.log_format {
         config::LogFormat::Json => maillog::Format::Json,
         config::LogFormat::Text => maillog::Format::Text,
     };
-    maillog::init(&cfg.maillog_file, format, cfg.log_repeat_window).map_err(|e| {
-        eprintln!(
-            "mailroom: fatal: cannot open maillog_file {}: {e}",
-            cfg.maillog_file
-        );
-        EX_CONFIG
-    })
+    let options = maillog::Options {
+        file: cfg.maillog_file.clone(),
+        syslog_socket: cfg.syslog_socket.clone(),
+        syslog_name: cfg.syslog_name.clone(),
+        syslog_facility: cfg.syslog_facility.clone(),
+        format,
+        repeat_window: cfg.log_repeat_window,
+    };
+    match maillog::init(&options) {
+        Ok(log) => Ok(log),
+        Err(maillog::InitError::Syslog(e, log)) => {
+            eprintln!(
+                "mailroom: warning: cannot log to syslog_socket {}: {e}; logging to standard error",
+                cfg.syslog_socket
+            );
+            Ok(log)
+        }
+        Err(maillog::InitError::File(e)) => {
+            eprintln!(
+                "mailroom: fatal: cannot open maillog_file {}: {e}",
+                cfg.maillog_file
+            );
+            Err(EX_CONFIG)
+        }
+    }
 }
 
 /// The queue layout and the store, opened under its lock and recovered (exit 75 if not).
@@ -138,24 +179,34 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
     let qmgr = QueueManager::new(shared.clone());
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(4);
     let mut tasks = spawn_tasks(&shared, &qmgr, &stop_rx, reload_tx);
-    tasks.push(tokio::spawn(chores(shared.clone(), log, stop_rx.clone())));
+    tasks.push(tokio::spawn(chores(
+        shared.clone(),
+        log.clone(),
+        stop_rx.clone(),
+    )));
 
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1), Ok(mut quit)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::quit()),
     ) else {
         error!(target: "master", "cannot install signal handlers");
         return;
     };
+    announce_ready();
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => reload(&shared, source.as_deref()),
             Some(()) = reload_rx.recv() => reload(&shared, source.as_deref()),
+            _ = usr1.recv() => reopen_log(&log, &shared.config()),
+            _ = quit.recv() => abort(&shared.config()),
         }
     }
+    notify(&[NotifyState::Stopping]);
     info!(target: "master", "stopping: no new work; waiting for deliveries in flight");
     let _ = stop_tx.send(true);
     for t in tasks {
@@ -164,6 +215,42 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
         }
     }
     remove_sockets(&shared.config());
+}
+
+/// READY=1: listeners and control sockets are bound. Detached by `mailroom start`, the
+/// daemon first lets go of the pipe `start` reads its errors from.
+fn announce_ready() {
+    if std::env::var_os(start::DETACHED_ENV).is_some() {
+        start::release_standard_error();
+    }
+    notify(&[NotifyState::Ready]);
+}
+
+/// sd_notify; without `NOTIFY_SOCKET` (not under systemd or `start`) it does nothing.
+fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        warn!(target: "master", "cannot notify the service manager: {e}");
+    }
+}
+
+/// SIGUSR1 / `mailroom logrotate`: the line after the reopen is the new file's first.
+fn reopen_log(log: &maillog::LogHandle, cfg: &Config) {
+    match log.reopen() {
+        Ok(()) => info!(target: "master", "logrotate -- maillog_file reopened"),
+        Err(e) => {
+            warn!(target: "master", "cannot reopen maillog_file {}: {e}; still writing to the old file", cfg.maillog_file)
+        }
+    }
+}
+
+/// SIGQUIT / `mailroom abort`: exit now. Every acknowledged message is already durable
+/// (DESIGN invariant 1), so what was in flight is simply retried at the next start, as
+/// after a crash; only the sockets are cleaned up.
+fn abort(cfg: &Config) -> ! {
+    notify(&[NotifyState::Stopping]);
+    warn!(target: "master", "abort -- stopping at once; deliveries in flight are retried at the next start");
+    remove_sockets(cfg);
+    std::process::exit(0)
 }
 
 /// SMTP listeners, the queue manager, pickup and the two control sockets.
@@ -226,6 +313,15 @@ fn remove_sockets(cfg: &Config) {
 
 /// SIGHUP: re-read the configuration file and the alias files; keep the old ones on error.
 fn reload(shared: &Shared, source: Option<&Path>) {
+    let reloading = NotifyState::monotonic_usec_now().map(|now| [NotifyState::Reloading, now]);
+    if let Ok(states) = &reloading {
+        notify(states);
+    }
+    reload_config(shared, source);
+    notify(&[NotifyState::Ready]);
+}
+
+fn reload_config(shared: &Shared, source: Option<&Path>) {
     let cfg = match Config::load(source) {
         Ok(c) => c,
         Err(e) => {
