@@ -7,7 +7,7 @@
 //! (`queued(id)`). A failed enqueue is `451 4.3.0`: the client keeps the message and retries.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use envelope::QueueId;
 use queue::Store;
@@ -26,11 +26,24 @@ pub type Queued = Arc<dyn Fn(QueueId) + Send + Sync>;
 pub struct Intake {
     pub store: Store,
     pub queued: Queued,
-    /// `None` when TLS is off or could not be set up (STARTTLS is then not offered).
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `None` when TLS is off or could not be set up (STARTTLS is then not offered);
+    /// replaced on reload (new certificates), read once per STARTTLS.
+    pub tls: RwLock<Option<tokio_rustls::TlsAcceptor>>,
     pub local_recipient: Option<crate::session::RecipientCheck>,
     /// Password checking: bounded concurrency and failure counts (`auth_guard.rs`).
     pub auth: Arc<crate::auth_guard::AuthGuard>,
+}
+
+impl Intake {
+    /// The STARTTLS acceptor of this moment.
+    pub fn tls(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        self.tls.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A reload's new acceptor; sessions already in TLS keep the one they started with.
+    pub fn set_tls(&self, acceptor: Option<tokio_rustls::TlsAcceptor>) {
+        *self.tls.write().unwrap_or_else(|p| p.into_inner()) = acceptor;
+    }
 }
 
 /// `queue_minfree` / `queue_minfree_inodes` on the queue file system.

@@ -10,7 +10,8 @@
 //!
 //! The path of a command, one file per step:
 //! ```text
-//!  listener.rs  accept, connection limits, shutdown; stress.rs: overload, eviction
+//!  listener.rs  accept, connection limits, shutdown; stress.rs: overload, eviction;
+//!               rebind.rs: reload (listeners follow the configuration, new certificates)
 //!    └ conn.rs       bounded, timed reads; batched replies; STARTTLS stream swap
 //!      └ line.rs        command-line framing (≤ 1000 bytes)
 //!      └ command.rs     line → Command (address.rs, params.rs)      pure, fuzzed
@@ -56,6 +57,7 @@ mod line;
 mod listener;
 mod message;
 mod params;
+mod rebind;
 mod relay;
 mod reply;
 mod sasl;
@@ -69,7 +71,7 @@ use std::sync::Arc;
 use config::Config;
 use envelope::QueueId;
 use queue::Store;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
@@ -103,10 +105,29 @@ pub enum SmtpdError {
     },
 }
 
+/// The running SMTP server: its task and the door to reload it.
+pub struct Server {
+    /// Ends once the listeners are closed and the sessions finished (at most
+    /// [`STOP_GRACE`] after the stop).
+    pub task: JoinHandle<()>,
+    pub reload: Reload,
+}
+
+/// Asks the server to follow the current configuration: listeners whose address changed
+/// are closed or opened, TLS certificates re-read; sessions in progress are not touched.
+#[derive(Clone)]
+pub struct Reload(mpsc::UnboundedSender<()>);
+
+impl Reload {
+    /// Call after the configuration source returns the new configuration.
+    pub fn request(&self) {
+        let _ = self.0.send(());
+    }
+}
+
 /// Binds the configured listeners (one that cannot be bound is logged and skipped), then
-/// serves until `stop` becomes true. The returned task ends once the listeners are closed and
-/// the sessions finished (at most [`STOP_GRACE`] after the stop). Call inside the runtime.
-pub fn spawn(hooks: Hooks, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+/// serves until `stop` becomes true. Call inside the runtime.
+pub fn spawn(hooks: Hooks, stop: watch::Receiver<bool>) -> Server {
     let cfg = (hooks.config)();
     let listeners = listener::bind_all(&cfg);
     let wants_tls = !cfg.smtpd_listen.is_empty() || !cfg.submission_listen.is_empty();
@@ -115,17 +136,23 @@ pub fn spawn(hooks: Hooks, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     let intake = intake::Intake {
         store: hooks.store,
         queued: hooks.queued,
-        tls,
+        tls: std::sync::RwLock::new(tls),
         local_recipient: hooks.local_recipient,
         auth: auth_guard::AuthGuard::new(),
     };
-    listener::start(
+    let (reload, reloads) = mpsc::unbounded_channel();
+    let task = listener::start(
         listeners,
         hooks.config,
         intake,
         cfg.smtpd_process_limit,
         stop,
-    )
+        reloads,
+    );
+    Server {
+        task,
+        reload: Reload(reload),
+    }
 }
 
 /// Configuration that works but cannot do what the operator probably wants.

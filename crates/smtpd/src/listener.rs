@@ -18,6 +18,8 @@
 //!   sessions get `421 4.3.2` at once, sessions inside DATA/BDAT finish that message; after
 //!   [`STOP_GRACE`] whatever is left is dropped with the runtime, never with a 250 sent for
 //!   mail that was not queued.
+//! * Reload (`rebind.rs`): listeners follow the new configuration without touching the
+//!   sessions, which are tasks of their own.
 //! * A panic in a session ends that session only (tokio contains it in the task).
 
 use std::collections::HashMap;
@@ -27,13 +29,14 @@ use std::time::{Duration, Instant};
 
 use config::Config;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::conn::{Conn, TimeLimits};
 use crate::driver::{self, Env};
 use crate::intake::{DiskGuard, Intake};
+use crate::rebind::ListenerSet;
 use crate::relay::canonical;
 use crate::reply::{fixed, Reply};
 use crate::session::{Client, Role, Session, Settings};
@@ -92,9 +95,9 @@ impl Limits {
 }
 
 /// What the accept loops share.
-struct Shared {
-    config: ConfigSource,
-    intake: Arc<Intake>,
+pub(crate) struct Shared {
+    pub(crate) config: ConfigSource,
+    pub(crate) intake: Arc<Intake>,
     /// One set of limits per service (listener role).
     services: Vec<(Role, Arc<Limits>)>,
 }
@@ -118,31 +121,42 @@ impl Limits {
     }
 }
 
-/// Binds every listener of `cfg`. One that cannot be bound (port in use, address not
-/// configured) is reported on standard error and in the log, and left out: the rest of the
-/// daemon (pickup, delivery, the other listeners) keeps working.
-pub fn bind_all(cfg: &Config) -> Vec<(TcpListener, Role)> {
+/// Where and as what a listener is configured: the key a reload compares (the configured
+/// address, not the bound one: `127.0.0.1:0` stays one listener across reloads).
+pub(crate) type ListenKey = (SocketAddr, Role);
+
+/// Every listener `cfg` asks for.
+pub(crate) fn configured(cfg: &Config) -> Vec<ListenKey> {
     let roles = [
         (&cfg.smtpd_listen, Role::Smtp),
         (&cfg.submission_listen, Role::Submission),
         (&cfg.reinject_listen, Role::Reinject),
     ];
-    let mut bound = Vec::new();
+    let mut keys = Vec::new();
     for (addresses, role) in roles {
-        for &address in addresses {
-            match bind(address, role) {
-                Ok(listener) => bound.push((listener, role)),
-                Err(e) => {
-                    error!(target: "smtpd", "{e}; this listener is disabled");
-                    eprintln!("mailroom: error: {e}; this listener is disabled");
-                }
+        keys.extend(addresses.iter().map(|&address| (address, role)));
+    }
+    keys
+}
+
+/// Binds every listener of `cfg`. One that cannot be bound (port in use, address not
+/// configured) is reported on standard error and in the log, and left out: the rest of the
+/// daemon (pickup, delivery, the other listeners) keeps working.
+pub fn bind_all(cfg: &Config) -> Vec<(ListenKey, TcpListener)> {
+    let mut bound = Vec::new();
+    for (address, role) in configured(cfg) {
+        match bind(address, role) {
+            Ok(listener) => bound.push(((address, role), listener)),
+            Err(e) => {
+                error!(target: "smtpd", "{e}; this listener is disabled");
+                eprintln!("mailroom: error: {e}; this listener is disabled");
             }
         }
     }
     bound
 }
 
-fn bind(address: SocketAddr, role: Role) -> Result<TcpListener, SmtpdError> {
+pub(crate) fn bind(address: SocketAddr, role: Role) -> Result<TcpListener, SmtpdError> {
     let error = |source| SmtpdError::Bind {
         address,
         role: role.name(),
@@ -153,37 +167,43 @@ fn bind(address: SocketAddr, role: Role) -> Result<TcpListener, SmtpdError> {
     TcpListener::from_std(listener).map_err(error)
 }
 
-/// Runs the accept loops until `stop`, then waits (bounded) for the sessions.
+/// Runs the accept loops until `stop`, then waits (bounded) for the sessions. A message on
+/// `reload` makes the listeners follow the configuration of that moment (`rebind.rs`).
 pub fn start(
-    listeners: Vec<(TcpListener, Role)>,
+    listeners: Vec<(ListenKey, TcpListener)>,
     config: ConfigSource,
     intake: Intake,
     process_limit: usize,
     stop: watch::Receiver<bool>,
+    mut reload: mpsc::UnboundedReceiver<()>,
 ) -> JoinHandle<()> {
-    let mut services: Vec<(Role, Arc<Limits>)> = Vec::new();
-    for (_, role) in &listeners {
-        if !services.iter().any(|(r, _)| r == role) {
-            services.push((*role, Limits::new(process_limit)));
-        }
-    }
-    if services.is_empty() {
-        services.push((Role::Smtp, Limits::new(process_limit)));
-    }
+    // Every service has its limits from the start: a reload may open a role's first port.
+    let services = [Role::Smtp, Role::Submission, Role::Reinject]
+        .into_iter()
+        .map(|role| (role, Limits::new(process_limit)))
+        .collect();
     let shared = Arc::new(Shared {
         config,
         intake: Arc::new(intake),
         services,
     });
     tokio::spawn(async move {
-        let mut loops = JoinSet::new();
-        for (listener, role) in listeners {
-            if let Ok(address) = listener.local_addr() {
-                info!(target: "smtpd", "listening on {address} ({})", role.name());
-            }
-            loops.spawn(accept_loop(listener, role, shared.clone(), stop.clone()));
+        let mut set = ListenerSet::new(shared.clone(), stop.clone());
+        for (key, listener) in listeners {
+            set.open(key, listener);
         }
-        while loops.join_next().await.is_some() {}
+        let mut stopping = stop.clone();
+        loop {
+            let reload_now = tokio::select! {
+                Some(()) = reload.recv() => true,
+                _ = stopping.wait_for(|stopping| *stopping) => false,
+            };
+            match reload_now {
+                true => set.reload().await,
+                false => break,
+            }
+        }
+        set.join().await;
         drain(&shared.services).await;
     })
 }
@@ -202,7 +222,7 @@ async fn drain(services: &[(Role, Arc<Limits>)]) {
     }
 }
 
-async fn accept_loop(
+pub(crate) async fn accept_loop(
     listener: TcpListener,
     role: Role,
     shared: Arc<Shared>,
@@ -302,7 +322,7 @@ fn spawn_session(
     let load = &shared.limits(role).load;
     let registration: Registration = load.register();
     let stress = load.flag();
-    let mut settings = Settings::new(cfg, role, shared.intake.tls.is_some());
+    let mut settings = Settings::new(cfg, role, shared.intake.tls().is_some());
     settings.local_recipient = shared.intake.local_recipient.clone();
     settings.stress = stress.clone();
     let settings = Arc::new(settings);

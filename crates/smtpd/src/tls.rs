@@ -31,6 +31,19 @@ pub fn acceptor(cfg: &config::Config) -> Option<TlsAcceptor> {
     }
 }
 
+/// The acceptor for a reload: `None` when TLS is off, an error (the caller keeps the old
+/// acceptor) when the certificates cannot be loaded.
+pub fn reloaded_acceptor(cfg: &config::Config) -> Result<Option<TlsAcceptor>, String> {
+    let wants_tls = !cfg.smtpd_listen.is_empty() || !cfg.submission_listen.is_empty();
+    if !wants_tls || cfg.smtpd_tls_security_level == "none" {
+        return Ok(None);
+    }
+    match security::tls::server_config(cfg) {
+        Ok(server) => Ok(Some(TlsAcceptor::from(server))),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// `TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384`, for the log and the Received: header.
 fn describe(connection: &ServerConnection) -> String {
     let version = match connection.protocol_version() {
@@ -49,7 +62,7 @@ pub async fn starttls(
     session: &mut Session,
     env: &mut Env<'_>,
 ) -> Result<(), End> {
-    let Some(acceptor) = env.intake.tls.clone() else {
+    let Some(acceptor) = env.intake.tls() else {
         session.stats.record("starttls", false);
         send(conn, session, fixed::tls_unavailable()).await;
         return Ok(());

@@ -43,7 +43,7 @@ use crate::stress::StressFlag;
 pub use transaction::{ChunkEnd, Transaction};
 
 /// What a listener is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// Port 25 style: anyone may send to our domains; relay needs mynetworks or AUTH.
     Smtp,

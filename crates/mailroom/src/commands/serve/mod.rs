@@ -178,7 +178,7 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
     let (stop_tx, stop_rx) = watch::channel(false);
     let qmgr = QueueManager::new(shared.clone());
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(4);
-    let mut tasks = spawn_tasks(&shared, &qmgr, &stop_rx, reload_tx);
+    let (mut tasks, smtpd) = spawn_tasks(&shared, &qmgr, &stop_rx, reload_tx);
     tasks.push(tokio::spawn(chores(
         shared.clone(),
         log.clone(),
@@ -200,8 +200,8 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&shared, source.as_deref()),
-            Some(()) = reload_rx.recv() => reload(&shared, source.as_deref()),
+            _ = hup.recv() => reload(&shared, &smtpd, source.as_deref()),
+            Some(()) = reload_rx.recv() => reload(&shared, &smtpd, source.as_deref()),
             _ = usr1.recv() => reopen_log(&log, &shared.config()),
             _ = quit.recv() => abort(&shared.config()),
         }
@@ -259,11 +259,12 @@ fn spawn_tasks(
     qmgr: &Arc<QueueManager>,
     stop_rx: &watch::Receiver<bool>,
     reload_tx: tokio::sync::mpsc::Sender<()>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> (Vec<tokio::task::JoinHandle<()>>, smtpd::Reload) {
     let cfg = shared.config();
     let mut tasks = Vec::new();
     // SMTP listeners (crate smtpd); the task ends after the stop once its sessions are done.
-    tasks.push(smtpd::spawn(smtpd_hooks(shared, qmgr), stop_rx.clone()));
+    let smtpd = smtpd::spawn(smtpd_hooks(shared, qmgr), stop_rx.clone());
+    tasks.push(smtpd.task);
     tasks.push(tokio::spawn(qmgr.clone().run(stop_rx.clone(), STOP_GRACE)));
     let scheduler = qmgr.clone();
     let pickup = submit::pickup::Pickup {
@@ -293,7 +294,7 @@ fn spawn_tasks(
             }
         }
     }
-    tasks
+    (tasks, smtpd.reload)
 }
 
 fn remove_sockets(cfg: &Config) {
@@ -311,38 +312,46 @@ fn remove_sockets(cfg: &Config) {
     }
 }
 
-/// SIGHUP: re-read the configuration file and the alias files; keep the old ones on error.
-fn reload(shared: &Shared, source: Option<&Path>) {
+/// SIGHUP: re-read the configuration file and the alias files (keep the old ones on error);
+/// then the SMTP server follows the new configuration (listeners, TLS certificates).
+fn reload(shared: &Shared, smtpd: &smtpd::Reload, source: Option<&Path>) {
     let reloading = NotifyState::monotonic_usec_now().map(|now| [NotifyState::Reloading, now]);
     if let Ok(states) = &reloading {
         notify(states);
     }
-    reload_config(shared, source);
+    if reload_config(shared, source) {
+        smtpd.request();
+    }
     notify(&[NotifyState::Ready]);
 }
 
-fn reload_config(shared: &Shared, source: Option<&Path>) {
+/// True when the new configuration is in place.
+fn reload_config(shared: &Shared, source: Option<&Path>) -> bool {
     let cfg = match Config::load(source) {
         Ok(c) => c,
         Err(e) => {
             warn!(target: "master", "reload failed, keeping the old configuration: {e}");
-            return;
+            return false;
         }
     };
-    match LocalAgent::new(&cfg) {
-        Ok(agent) => {
-            let remote = sched::SmtpRemote::new(&cfg);
-            match remote.and_then(|r| shared.replace(cfg, agent).map(|()| r)) {
-                Ok(remote) => {
-                    shared.set_remote(Arc::new(remote));
-                    info!(target: "master", "reload -- configuration and aliases re-read");
-                }
-                Err(e) => {
-                    warn!(target: "master", "reload failed, keeping the old configuration: {e}")
-                }
-            }
+    let agent = match LocalAgent::new(&cfg) {
+        Ok(agent) => agent,
+        Err(e) => {
+            warn!(target: "master", "reload failed, keeping the old aliases: {e}");
+            return false;
         }
-        Err(e) => warn!(target: "master", "reload failed, keeping the old aliases: {e}"),
+    };
+    let remote = sched::SmtpRemote::new(&cfg);
+    match remote.and_then(|r| shared.replace(cfg, agent).map(|()| r)) {
+        Ok(remote) => {
+            shared.set_remote(Arc::new(remote));
+            info!(target: "master", "reload -- configuration and aliases re-read");
+            true
+        }
+        Err(e) => {
+            warn!(target: "master", "reload failed, keeping the old configuration: {e}");
+            false
+        }
     }
 }
 
