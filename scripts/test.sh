@@ -12,6 +12,10 @@ command -v setpriv >/dev/null || need_apt+=(util-linux)
 command -v swaks >/dev/null || need_apt+=(swaks)
 perl -MNet::SSLeay -e1 2>/dev/null || need_apt+=(libnet-ssleay-perl)
 command -v pflogsumm >/dev/null || need_apt+=(pflogsumm)
+# Logging end-to-end tests (syslog_*, logrotate_*): Debian's fail2ban filters, logrotate;
+# the unit file test uses systemd-analyze when present (skips otherwise).
+[ -f /etc/fail2ban/filter.d/postfix.conf ] || need_apt+=(fail2ban)
+command -v logrotate >/dev/null || need_apt+=(logrotate)
 # SMTP client end-to-end tests (crates/agents/src/smtp/tests/sink.rs): Postfix's smtp-sink.
 [ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)
 if ((${#need_apt[@]})); then
