@@ -119,6 +119,23 @@ pub struct Outcome {
     pub text: String,
     /// `relay=` value of the log line: `local`, `host[addr]:port`, `none`.
     pub relay: String,
+    /// When the recipient was an alias (or had a `.forward`): each final destination with
+    /// its own verdict, so the log has one `to=<member>, orig_to=<alias>` line per member
+    /// as Postfix writes. The outcome's kind stays the recipient's aggregate. Log only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expanded: Vec<Expanded>,
+}
+
+/// One final destination of an expanded recipient (see [`Outcome::expanded`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expanded {
+    /// The member: `alice@host`, or the alias address for a command or file.
+    pub to: String,
+    pub kind: OutcomeKind,
+    pub dsn: String,
+    pub text: String,
+    /// A forward to another domain: it is done only once the daemon queued the new message.
+    pub forward: bool,
 }
 
 impl Outcome {
@@ -144,6 +161,7 @@ impl Outcome {
             dsn: dsn.to_string(),
             text: text.into(),
             relay: relay.to_string(),
+            expanded: Vec::new(),
         }
     }
 }

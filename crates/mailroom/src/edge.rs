@@ -56,3 +56,44 @@ pub fn strings(args: Vec<OsString>) -> Vec<String> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect()
 }
+
+/// Where the mail log goes, from `maillog_file`, `syslog_*` and `log_format`.
+pub fn log_options(cfg: &Config) -> maillog::Options {
+    let format = match cfg.log_format {
+        config::LogFormat::Json => maillog::Format::Json,
+        config::LogFormat::Text => maillog::Format::Text,
+    };
+    maillog::Options {
+        file: cfg.maillog_file.clone(),
+        syslog_socket: cfg.syslog_socket.clone(),
+        syslog_name: cfg.syslog_name.clone(),
+        syslog_facility: cfg.syslog_facility.clone(),
+        format,
+        repeat_window: cfg.log_repeat_window,
+    }
+}
+
+/// The mail log for an admin tool that logs what it changed (Postfix's postsuper logs
+/// `ID: removed`): only when the log is a file or syslog — with neither, the tool's own
+/// standard error already says it. A log that cannot be opened costs a warning, not the
+/// command.
+pub fn open_tool_log(cfg: &Config, program: &str) {
+    if cfg.maillog_file.is_empty() && cfg.syslog_socket.is_empty() {
+        return;
+    }
+    match maillog::init(&log_options(cfg)) {
+        Ok(_) => {}
+        Err(maillog::InitError::Syslog(e, _)) => {
+            eprintln!(
+                "{program}: warning: cannot log to syslog_socket {}: {e}",
+                cfg.syslog_socket
+            )
+        }
+        Err(maillog::InitError::File(e)) => {
+            eprintln!(
+                "{program}: warning: cannot open maillog_file {}: {e}",
+                cfg.maillog_file
+            )
+        }
+    }
+}

@@ -67,14 +67,20 @@ fn shipped_logrotate_snippet_rotates_and_mailroom_logrotate_reopens() {
     }
     let env = TestEnv::new();
     let _daemon = env.start();
-    env.send_ok(&["-f", "a@localhost", "root@localhost"], b"Subject: before\n\nx\n");
+    env.send_ok(
+        &["-f", "a@localhost", "root@localhost"],
+        b"Subject: before\n\nx\n",
+    );
     env.wait_log("status=sent", 1);
 
     let snippet = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/mailroom.logrotate");
     let command = format!("{BIN} -c {} logrotate", env.config.display());
     let text = fs::read_to_string(snippet)
         .unwrap()
-        .replace("/var/log/mailroom.log", &env.log_file().display().to_string())
+        .replace(
+            "/var/log/mailroom.log",
+            &env.log_file().display().to_string(),
+        )
         .replace("/usr/sbin/mailroom logrotate", &command);
     let conf = env.root.join("logrotate.conf");
     fs::write(&conf, text).unwrap();
@@ -91,7 +97,10 @@ fn shipped_logrotate_snippet_rotates_and_mailroom_logrotate_reopens() {
     let rotated = fs::read_to_string(env.root.join("mail.log.1")).expect("rotated log");
     assert_eq!(sent_lines(&rotated).len(), 1);
     env.wait_log("logrotate -- maillog_file reopened", 1);
-    env.send_ok(&["-f", "a@localhost", "root@localhost"], b"Subject: after\n\nx\n");
+    env.send_ok(
+        &["-f", "a@localhost", "root@localhost"],
+        b"Subject: after\n\nx\n",
+    );
     env.wait_log("status=sent", 1);
     assert_eq!(
         sent_lines(&fs::read_to_string(env.root.join("mail.log.1")).unwrap()).len(),

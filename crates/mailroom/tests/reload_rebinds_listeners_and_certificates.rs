@@ -70,7 +70,9 @@ fn reload_moves_the_listener_and_a_session_open_across_it_delivers() {
 /// A self-signed pair for `name`, written over `dir/cert.pem` and `dir/key.pem`.
 fn certificate(dir: &Path, name: &str) {
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
         .args(["-subj", &format!("/CN={name}")])
         .arg("-keyout")
         .arg(dir.join("key.pem"))

@@ -207,18 +207,34 @@ fn complete_set(item: &Item, outcomes: Vec<Outcome>) -> Vec<Outcome> {
 
 /// A recipient forwarded as a new message: sent once the forward is queued, else deferred.
 fn merge_forward(o: Outcome, forwarded: &[(usize, Result<QueueId, String>)]) -> Outcome {
-    match forwarded.iter().find(|(i, _)| *i == o.recipient) {
-        Some((_, Err(e))) => Outcome::deferred(
-            o.recipient,
-            "4.3.0",
-            &o.relay,
-            format!("cannot queue forwarded message: {e}"),
-        ),
-        Some((_, Ok(new_id))) if o.kind == OutcomeKind::Sent => Outcome::sent(
-            o.recipient,
-            &o.relay,
-            format!("{}; forwarded as {new_id}", o.text),
-        ),
-        _ => o,
-    }
+    let expanded = o.expanded.clone();
+    let (merged, forward_text) = match forwarded.iter().find(|(i, _)| *i == o.recipient) {
+        Some((_, Err(e))) => {
+            let text = format!("cannot queue forwarded message: {e}");
+            let merged = Outcome::deferred(o.recipient, "4.3.0", &o.relay, text.clone());
+            (merged, Some((OutcomeKind::Deferred, "4.3.0", text)))
+        }
+        Some((_, Ok(new_id))) if o.kind == OutcomeKind::Sent => {
+            let text = format!("{}; forwarded as {new_id}", o.text);
+            let merged = Outcome::sent(o.recipient, &o.relay, text);
+            (
+                merged,
+                Some((OutcomeKind::Sent, "2.0.0", format!("forwarded as {new_id}"))),
+            )
+        }
+        _ => return o,
+    };
+    // A forward member is done only when its new message is queued: say what happened.
+    let expanded = expanded
+        .into_iter()
+        .map(|mut member| {
+            if let (true, Some((kind, dsn, text))) = (member.forward, &forward_text) {
+                member.kind = kind.clone();
+                member.dsn = dsn.to_string();
+                member.text = text.clone();
+            }
+            member
+        })
+        .collect();
+    Outcome { expanded, ..merged }
 }

@@ -53,13 +53,10 @@ fn seconds_since_id(id: QueueId) -> f64 {
 /// `QUEUEID: to=<...>, relay=..., delay=..., delays=a/b/c/d, dsn=..., status=... (...)`.
 /// a = time before this attempt (in the queue), b = waiting for a delivery slot (e.g. for the
 /// content filter), c = 0 (connection setup is not measured apart), d = the delivery itself.
+/// An expanded recipient (an alias, a `.forward`) gets one line per final destination,
+/// `to=<member>, orig_to=<alias>`, each with its own status, as Postfix logs them.
 pub(crate) fn log_outcome(id: QueueId, to: &str, t: &Timed, started: Instant) {
     let o = &t.outcome;
-    let status = match o.kind {
-        OutcomeKind::Sent => "sent",
-        OutcomeKind::Deferred => "deferred",
-        OutcomeKind::Bounced => "bounced",
-    };
     let delay = seconds_since_id(id);
     let b = t
         .dispatched
@@ -70,19 +67,68 @@ pub(crate) fn log_outcome(id: QueueId, to: &str, t: &Timed, started: Instant) {
         .saturating_duration_since(t.dispatched)
         .as_secs_f64();
     let a = (delay - b - d).max(0.0);
-    let line = format!("{id}: to=<{to}>, relay={}, delay={delay:.2}, delays={a:.2}/{b:.2}/0/{d:.2}, dsn={}, status={status} ({})", o.relay, o.dsn, o.text);
-    // Postfix logs delivery lines under the agent's name; tracing targets must be constant.
-    macro_rules! line {
-        ($target:literal) => {
-            info!(target: $target, queue_id = %id, to = to, relay = %o.relay, dsn = %o.dsn, status = status, "{line}")
+    let timing = format!("delay={delay:.2}, delays={a:.2}/{b:.2}/0/{d:.2}");
+    let (relay, agent) = (o.relay.as_str(), t.agent);
+    if o.expanded.is_empty() {
+        let line = Line {
+            to,
+            orig_to: None,
+            kind: &o.kind,
+            dsn: &o.dsn,
+            text: &o.text,
         };
+        line.log(id, agent, relay, &timing);
     }
-    match t.agent {
-        Agent::Local => line!("local"),
-        Agent::Smtp => line!("smtp"),
-        Agent::Discard => line!("discard"),
-        Agent::Error => line!("error"),
-        Agent::Retry => line!("retry"),
-        Agent::Qmgr => line!("qmgr"),
+    for member in &o.expanded {
+        let line = Line {
+            to: &member.to,
+            orig_to: Some(to),
+            kind: &member.kind,
+            dsn: &member.dsn,
+            text: &member.text,
+        };
+        line.log(id, agent, relay, &timing);
+    }
+}
+
+/// What differs between the lines of one outcome.
+struct Line<'a> {
+    to: &'a str,
+    orig_to: Option<&'a str>,
+    kind: &'a OutcomeKind,
+    dsn: &'a str,
+    text: &'a str,
+}
+
+impl Line<'_> {
+    fn log(&self, id: QueueId, agent: Agent, relay: &str, timing: &str) {
+        let status = match self.kind {
+            OutcomeKind::Sent => "sent",
+            OutcomeKind::Deferred => "deferred",
+            OutcomeKind::Bounced => "bounced",
+        };
+        let (to, dsn) = (self.to, self.dsn);
+        let orig_to = self
+            .orig_to
+            .map(|o| format!(", orig_to=<{o}>"))
+            .unwrap_or_default();
+        let line = format!(
+            "{id}: to=<{to}>{orig_to}, relay={relay}, {timing}, dsn={dsn}, status={status} ({})",
+            self.text
+        );
+        // Postfix logs delivery lines under the agent's name; tracing targets must be constant.
+        macro_rules! line {
+            ($target:literal) => {
+                info!(target: $target, queue_id = %id, to = to, relay = %relay, dsn = %dsn, status = status, "{line}")
+            };
+        }
+        match agent {
+            Agent::Local => line!("local"),
+            Agent::Smtp => line!("smtp"),
+            Agent::Discard => line!("discard"),
+            Agent::Error => line!("error"),
+            Agent::Retry => line!("retry"),
+            Agent::Qmgr => line!("qmgr"),
+        }
     }
 }

@@ -26,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use envelope::{Envelope, Outcome, OutcomeKind, QueueId};
+use envelope::{Envelope, Expanded, Outcome, OutcomeKind, QueueId};
 
 pub use aliases::AliasSyntaxError;
 use aliases::AliasTable;
@@ -237,38 +237,51 @@ impl LocalAgent {
                 message,
             };
             let steps = resolve::expand(self, &recipient.address, &loops);
-            let (verdict, forwards) = self.run_steps(&copy, steps, &mut done);
+            let (verdict, forwards, members) = self.run_steps(&copy, steps, &mut done);
             if verdict.kind != OutcomeKind::Deferred {
                 delivery
                     .resubmit
                     .extend(resubmissions(index, &env.sender, message, forwards));
             }
-            delivery.outcomes.push(verdict.into_outcome(index));
+            let mut outcome = verdict.into_outcome(index);
+            if is_expansion(&recipient.address, &members) {
+                outcome.expanded = members;
+            }
+            delivery.outcomes.push(outcome);
         }
         delivery
     }
 
-    /// Carries out one recipient's steps; returns its aggregate verdict and its forwards
-    /// as (Delivered-To, address) pairs.
+    /// Carries out one recipient's steps; returns its aggregate verdict, its forwards as
+    /// (Delivered-To, address) pairs, and each final destination with its own verdict.
     fn run_steps(
         &self,
         copy: &deliver::Copy<'_>,
         steps: Vec<Step>,
         done: &mut HashMap<String, Verdict>,
-    ) -> (Verdict, Vec<(String, String)>) {
+    ) -> (Verdict, Vec<(String, String)>, Vec<Expanded>) {
         let mut verdicts = Vec::new();
         let mut forwards = Vec::new();
+        let mut members = Vec::new();
         for step in steps {
             match step {
-                Step::Failed(verdict) => verdicts.push(verdict),
+                Step::Failed(verdict) => {
+                    members.push(member(copy.original_recipient, &verdict, false));
+                    verdicts.push(verdict);
+                }
                 Step::Forward {
                     address,
                     delivered_to,
-                } => forwards.push((delivered_to, address)),
+                } => {
+                    let verdict = Verdict::sent("forwarded as new message");
+                    members.push(member(&address, &verdict, true));
+                    forwards.push((delivered_to, address));
+                }
                 Step::Deliver(target) => {
                     let verdict = done
                         .entry(target.key())
                         .or_insert_with(|| self.deliver_target(copy, &target));
+                    members.push(member(target.log_address(), verdict, false));
                     verdicts.push(verdict.clone());
                 }
             }
@@ -276,7 +289,7 @@ impl LocalAgent {
         if !forwards.is_empty() {
             verdicts.push(Verdict::sent("forwarded as new message"));
         }
-        (aggregate(verdicts), forwards)
+        (aggregate(verdicts), forwards, members)
     }
 
     /// Would this local address be accepted by `local_recipient_maps`: an alias, or a known
@@ -346,6 +359,24 @@ fn load_aliases(cfg: &config::Config) -> Result<AliasTable, LocalError> {
 }
 
 /// One recipient's verdict from its destinations' (rule in [`LocalAgent::deliver`]).
+fn member(to: &str, verdict: &Verdict, forward: bool) -> Expanded {
+    Expanded {
+        to: to.to_string(),
+        kind: verdict.kind.clone(),
+        dsn: verdict.dsn.clone(),
+        text: verdict.text.clone(),
+        forward,
+    }
+}
+
+/// The recipient went through an alias or `.forward`: not just its own mailbox.
+fn is_expansion(recipient: &str, members: &[Expanded]) -> bool {
+    match members {
+        [only] => !only.forward && !only.to.eq_ignore_ascii_case(recipient),
+        _ => true,
+    }
+}
+
 fn aggregate(verdicts: Vec<Verdict>) -> Verdict {
     let first = |kind: OutcomeKind| verdicts.iter().find(|v| v.kind == kind).cloned();
     if let Some(deferred) = first(OutcomeKind::Deferred) {

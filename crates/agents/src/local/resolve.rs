@@ -54,6 +54,15 @@ pub(crate) enum Target {
 }
 
 impl Target {
+    /// The `to=` of its log line: the mailbox's address, or for a command or file the
+    /// alias that named it (as Postfix logs them).
+    pub(crate) fn log_address(&self) -> &str {
+        match self {
+            Target::Mailbox { address, .. } => address,
+            Target::Command { origin, .. } | Target::File { origin, .. } => &origin.alias_address,
+        }
+    }
+
     /// Identifies the destination, for delivering each one once per message.
     pub(crate) fn key(&self) -> String {
         match self {

@@ -151,6 +151,7 @@ impl Failure {
             dsn: self.dsn.clone(),
             text: self.text.clone(),
             relay: relay.to_string(),
+            expanded: Vec::new(),
         }
     }
 }
@@ -172,6 +173,7 @@ pub(crate) fn sent(reply: &Reply, recipient: usize, relay: &str) -> Outcome {
         dsn: reply.dsn(),
         text: reply.text(),
         relay: relay.to_string(),
+        expanded: Vec::new(),
     }
 }
 

@@ -147,6 +147,7 @@ pub fn run_as_postsuper(config: Option<&Path>, args: Vec<OsString>) -> u8 {
         eprintln!("postsuper: fatal: use of this command is reserved for the superuser");
         return 1;
     }
+    crate::edge::open_tool_log(&cfg, "postsuper");
     for request in requests(&parsed) {
         let ids: Option<Box<dyn io::Read + Send>> = request
             .ids_follow
@@ -159,12 +160,17 @@ pub fn run_as_postsuper(config: Option<&Path>, args: Vec<OsString>) -> u8 {
                 Event::Row(row) if json => admin::showq::write_json(&mut stdout, &row)?,
                 Event::Row(row) => writeln!(stdout, "{}", row.queue_id)?,
                 Event::Progress { done, total } => progress.update(done, total),
-                Event::Done { id, what } => eprintln!("postsuper: {id}: {what}"),
+                Event::Done { id, what } => {
+                    // Postfix's postsuper line in the mail log: `ID: removed`.
+                    tracing::info!(target: "postsuper", "{id}: {what}");
+                    eprintln!("postsuper: {id}: {what}");
+                }
                 Event::Warning(w) => eprintln!("postsuper: warning: {w}"),
                 Event::Summary(s) => {
                     progress.finish();
                     stdout.flush()?;
                     if let Some(line) = s.line() {
+                        tracing::info!(target: "postsuper", "{line}");
                         eprintln!("postsuper: {line}");
                     }
                 }

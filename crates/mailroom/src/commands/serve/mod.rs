@@ -99,18 +99,7 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
 /// The mail log, as `maillog_file`, `syslog_*` and `log_format` say (exit 78 if the file
 /// cannot be opened; an unreachable syslog falls back to standard error with a warning).
 fn open_log(cfg: &Config) -> Result<maillog::LogHandle, u8> {
-    let format = match cfg.log_format {
-        config::LogFormat::Json => maillog::Format::Json,
-        config::LogFormat::Text => maillog::Format::Text,
-    };
-    let options = maillog::Options {
-        file: cfg.maillog_file.clone(),
-        syslog_socket: cfg.syslog_socket.clone(),
-        syslog_name: cfg.syslog_name.clone(),
-        syslog_facility: cfg.syslog_facility.clone(),
-        format,
-        repeat_window: cfg.log_repeat_window,
-    };
+    let options = crate::edge::log_options(cfg);
     match maillog::init(&options) {
         Ok(log) => Ok(log),
         Err(maillog::InitError::Syslog(e, log)) => {
