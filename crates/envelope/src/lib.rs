@@ -119,7 +119,7 @@ pub struct Outcome {
     pub text: String,
     /// `relay=` value of the log line: `local`, `host[addr]:port`, `none`.
     pub relay: String,
-    /// When the recipient was an alias (or had a `.forward`): each final destination with
+    /// When the recipient was an alias: each final destination with
     /// its own verdict, so the log has one `to=<member>, orig_to=<alias>` line per member
     /// as Postfix writes. The outcome's kind stays the recipient's aggregate. Log only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -53,7 +53,7 @@ fn seconds_since_id(id: QueueId) -> f64 {
 /// `QUEUEID: to=<...>, relay=..., delay=..., delays=a/b/c/d, dsn=..., status=... (...)`.
 /// a = time before this attempt (in the queue), b = waiting for a delivery slot (e.g. for the
 /// content filter), c = 0 (connection setup is not measured apart), d = the delivery itself.
-/// An expanded recipient (an alias, a `.forward`) gets one line per final destination,
+/// An expanded recipient (an alias) gets one line per final destination,
 /// `to=<member>, orig_to=<alias>`, each with its own status, as Postfix logs them.
 pub(crate) fn log_outcome(id: QueueId, to: &str, t: &Timed, started: Instant) {
     let o = &t.outcome;

@@ -369,7 +369,7 @@ fn member(to: &str, verdict: &Verdict, forward: bool) -> Expanded {
     }
 }
 
-/// The recipient went through an alias or `.forward`: not just its own mailbox.
+/// The recipient went through an alias: not just its own mailbox.
 fn is_expansion(recipient: &str, members: &[Expanded]) -> bool {
     match members {
         [only] => !only.forward && !only.to.eq_ignore_ascii_case(recipient),
