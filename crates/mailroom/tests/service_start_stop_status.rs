@@ -89,6 +89,12 @@ fn start_detaches_then_status_reload_and_stop_follow_it() {
     let reloaded = env.run(&["reload"], b"");
     assert_eq!(reloaded.status.code(), Some(0), "{}", stderr(&reloaded));
     env.wait_log("reload -- configuration and aliases re-read", 1);
+    // start's readiness socket is gone: the daemon must not keep notifying it.
+    assert!(
+        !env.log().contains("cannot notify the service manager"),
+        "{}",
+        env.log()
+    );
 
     // Mail still flows through the detached daemon.
     env.send_ok(

@@ -29,6 +29,7 @@ use sd_notify::NotifyState;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -207,16 +208,27 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
 }
 
 /// READY=1: listeners and control sockets are bound. Detached by `mailroom start`, the
-/// daemon first lets go of the pipe `start` reads its errors from.
+/// daemon first lets go of the pipe `start` reads its errors from, and after READY=1 stops
+/// notifying: `start` has exited and removed its socket, so RELOADING=1 would find nobody.
 fn announce_ready() {
-    if std::env::var_os(start::DETACHED_ENV).is_some() {
+    let detached = std::env::var_os(start::DETACHED_ENV).is_some();
+    if detached {
         start::release_standard_error();
     }
     notify(&[NotifyState::Ready]);
+    if detached {
+        NOTIFY.store(false, Ordering::Relaxed);
+    }
 }
+
+/// Whether a service manager listens (systemd: always; `mailroom start`: until READY=1).
+static NOTIFY: AtomicBool = AtomicBool::new(true);
 
 /// sd_notify; without `NOTIFY_SOCKET` (not under systemd or `start`) it does nothing.
 fn notify(states: &[NotifyState]) {
+    if !NOTIFY.load(Ordering::Relaxed) {
+        return;
+    }
     if let Err(e) = sd_notify::notify(states) {
         warn!(target: "master", "cannot notify the service manager: {e}");
     }
