@@ -137,3 +137,27 @@ fn reload_serves_the_renewed_certificate_and_keeps_it_when_the_next_is_broken() 
         .wait_log("cannot load the TLS certificates, keeping the old ones", 1);
     assert!(served_subject(env.port).contains("second.example"));
 }
+
+#[test]
+fn reload_to_a_port_in_use_reports_it_and_keeps_the_unchanged_listener() {
+    let env = SmtpEnv::started("");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    let listen = format!("\"127.0.0.1:{}\", \"127.0.0.1:{busy}\"", env.port);
+    env.env
+        .write_config(&smtp_config_listening(&env.env, &listen, ""));
+    reload(&env, 0);
+    let refused = env
+        .env
+        .wait_log(&format!("reload: cannot listen on 127.0.0.1:{busy}"), 1);
+    assert!(
+        refused[0].contains("this listener is disabled"),
+        "{}",
+        refused[0]
+    );
+    // The listener that did not change was never closed.
+    assert!(env.env.log_lines("no longer listening").is_empty());
+    let mut c = env.client();
+    c.expect(220, "");
+    c.ok("QUIT", 221);
+}

@@ -180,3 +180,22 @@ fn pflogsumm_counts(mail_log: &Path) {
     assert_eq!(count("delivered"), 2, "{report}");
     assert_eq!(count("rejected"), 1, "{report}");
 }
+
+#[test]
+fn a_missing_syslog_socket_is_reported_and_the_log_goes_to_standard_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let nobody = dir.path().join("no-syslog-here");
+    let env = syslog_env(&nobody).env;
+    let daemon = env.start();
+    wait_until("the log on standard error", || {
+        daemon.output().contains("postfix/master[")
+    });
+    let output = daemon.output();
+    assert!(
+        output.contains(&format!(
+            "warning: cannot log to syslog_socket {}",
+            nobody.display()
+        )),
+        "{output}"
+    );
+}
