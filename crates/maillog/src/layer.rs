@@ -294,8 +294,9 @@ fn level_prefix(level: Level) -> &'static str {
 
 impl LogHandle {
     /// Reopens `maillog_file` by its path (SIGUSR1, `mailroom logrotate`). Lines before
-    /// this call are in the old file, every line after it in the new one.
-    pub fn reopen(&self) -> io::Result<()> {
+    /// this call are in the old file, every line after it in the new one. False when the
+    /// log is not a file (syslog, standard error): nothing to reopen.
+    pub fn reopen(&self) -> io::Result<bool> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.out.reopen()
     }

@@ -107,13 +107,16 @@ impl Sink {
         };
     }
 
-    /// Reopens the file by its path (after logrotate moved it); other sinks have nothing to
-    /// reopen. On error the old file stays in use.
-    pub(crate) fn reopen(&mut self) -> io::Result<()> {
-        if let Sink::File { path, file } = self {
-            *file = open_append(path)?;
+    /// Reopens the file by its path (after logrotate moved it): true when it did; other
+    /// sinks have nothing to reopen (false). On error the old file stays in use.
+    pub(crate) fn reopen(&mut self) -> io::Result<bool> {
+        match self {
+            Sink::File { path, file } => {
+                *file = open_append(path)?;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        Ok(())
     }
 }
 

@@ -238,3 +238,49 @@ fn merge_forward(o: Outcome, forwarded: &[(usize, Result<QueueId, String>)]) -> 
         .collect();
     Outcome { expanded, ..merged }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envelope::Expanded;
+
+    fn fanned_out() -> Outcome {
+        let member = |to: &str, forward| Expanded {
+            to: to.into(),
+            kind: OutcomeKind::Sent,
+            dsn: "2.0.0".into(),
+            text: if forward {
+                "forwarded as new message"
+            } else {
+                "delivered to mailbox"
+            }
+            .into(),
+            forward,
+        };
+        let mut o = Outcome::sent(0, "local", "delivered to mailbox");
+        o.expanded = vec![member("alice@h", false), member("bob@far.example", true)];
+        o
+    }
+
+    #[test]
+    fn a_forward_that_could_not_be_queued_is_not_logged_as_sent() {
+        let merged = merge_forward(fanned_out(), &[(0, Err("disk full".into()))]);
+        assert_eq!(merged.kind, OutcomeKind::Deferred);
+        let (alice, bob) = (&merged.expanded[0], &merged.expanded[1]);
+        assert_eq!(
+            alice.kind,
+            OutcomeKind::Sent,
+            "the mailbox copy was delivered"
+        );
+        assert_eq!(bob.kind, OutcomeKind::Deferred);
+        assert!(bob.text.contains("disk full"), "{}", bob.text);
+    }
+
+    #[test]
+    fn a_queued_forward_names_its_new_message() {
+        let id = QueueId::generate();
+        let merged = merge_forward(fanned_out(), &[(0, Ok(id))]);
+        assert_eq!(merged.expanded[1].text, format!("forwarded as {id}"));
+        assert_eq!(merged.expanded[0].text, "delivered to mailbox");
+    }
+}

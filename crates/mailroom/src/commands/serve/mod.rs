@@ -237,7 +237,10 @@ fn notify(states: &[NotifyState]) {
 /// SIGUSR1 / `mailroom logrotate`: the line after the reopen is the new file's first.
 fn reopen_log(log: &maillog::LogHandle, cfg: &Config) {
     match log.reopen() {
-        Ok(()) => info!(target: "master", "logrotate -- maillog_file reopened"),
+        Ok(true) => info!(target: "master", "logrotate -- maillog_file reopened"),
+        Ok(false) => {
+            info!(target: "master", "logrotate -- the log is not a file, nothing to reopen")
+        }
         Err(e) => {
             warn!(target: "master", "cannot reopen maillog_file {}: {e}; still writing to the old file", cfg.maillog_file)
         }
