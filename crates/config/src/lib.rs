@@ -39,10 +39,12 @@
 //! not honour `$MAILROOM_CONFIG` from an untrusted environment: pass an explicit path.
 
 mod defaults;
+mod edit;
 mod expand;
 pub mod fuzzing;
 mod load;
 mod params;
+mod postconf;
 mod print;
 mod resolve;
 mod units;
@@ -53,7 +55,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use edit::{comment_out_parameters, set_parameters, split_assignment};
 pub use load::SYSTEM_CONFIG_PATH;
+pub use postconf::{config_file, parameter_name, postconf_parameters, Show};
 pub use print::{render, render_one, PrintMode};
 
 /// The effective configuration. Every field is a Postfix parameter of the same name unless

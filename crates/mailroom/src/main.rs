@@ -1,6 +1,6 @@
 //! The one mailroom binary: `mailroom <subcommand>`, or called through a symlink named
-//! `sendmail`, `mailq`, `postqueue`, `postsuper`, `postcat`, `qshape` or `newaliases` so it
-//! is a drop-in for scripts and cron.
+//! `sendmail`, `mailq`, `postqueue`, `postsuper`, `postcat`, `qshape`, `newaliases` or
+//! `postconf` so it is a drop-in for scripts and cron.
 //!
 //! Glue only; the work is in the library crates (`submit`, `admin`, `sched`, `smtpd`, …).
 //! The shape, arrows pointing down:
@@ -17,7 +17,7 @@ mod commands;
 mod daemon;
 mod edge;
 
-use commands::{mailq, newaliases, postcat, postqueue, postsuper, qshape, sendmail};
+use commands::{config, mailq, newaliases, postcat, postqueue, postsuper, qshape, sendmail};
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         "postsuper" => postsuper::run_as_postsuper(None, rest()),
         "postcat" => postcat::run_as_postcat(None, rest()),
         "qshape" => qshape::run_as_qshape(None, rest()),
+        "postconf" => config::run_as_postconf(rest()),
         _ => cli::run(args),
     };
     ExitCode::from(code)
