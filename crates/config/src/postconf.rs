@@ -80,7 +80,7 @@ pub fn parameter_name(name: &str) -> Option<&'static str> {
 
 /// Every default as its template: derived defaults keep their `$name` references, literal
 /// ones are printed as they are. `mydomain` (computed from the host name) is `mydomain`.
-fn as_written_defaults(
+pub(crate) fn as_written_defaults(
     base: &Config,
     data_directory_moved: bool,
     mydomain: &str,

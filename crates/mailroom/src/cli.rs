@@ -2,10 +2,10 @@
 //! in its own file under `commands/`; this file only lists them and hands each its `Args`.
 
 use crate::commands::{
-    check, config, doctor, mailbox, mailq, newaliases, passwd, postcat, postqueue, postsuper,
+    check, config, doctor, mailbox, mailq, man, newaliases, passwd, postcat, postqueue, postsuper,
     qshape, sendmail, serve,
 };
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use envelope::sysexits::EX_USAGE;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -40,6 +40,7 @@ enum Command {
     Check(check::Args),
     Doctor(doctor::Args),
     Mailbox(mailbox::Args),
+    Man(man::Args),
 }
 
 /// `mailroom ARGS`; a usage error exits 64 (`--help` and `--version` exit 0).
@@ -69,5 +70,6 @@ pub fn run(args: Vec<OsString>) -> u8 {
         Command::Check(a) => check::run(path, a),
         Command::Doctor(a) => doctor::run(path, a),
         Command::Mailbox(a) => mailbox::run(path, a),
+        Command::Man(a) => man::run(Cli::command(), a),
     }
 }

@@ -16,8 +16,13 @@ use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// Show or edit the configuration like postconf: every parameter (`-n` set in the file, `-d`
-/// defaults, `-x` expanded, `-h` values only), `-e NAME=VALUE…` sets, `-# NAME…` comments out.
+/// Show or edit the configuration, as Postfix's postconf does.
+///
+/// With no option: every parameter as `name = value`, the value as written (the file's
+/// text, else the default's own template such as `$myhostname`). Named parameters limit the
+/// output; an unknown one is a warning. `-e NAME=VALUE…` and `-# NAME…` edit the file in
+/// place, keeping its comments, and refuse (exit 64, file untouched) a result the daemon
+/// would refuse.
 #[derive(clap::Args)]
 #[command(disable_help_flag = true)]
 pub struct Args {
@@ -52,7 +57,10 @@ pub struct Args {
 #[command(
     name = "postconf",
     disable_help_flag = true,
-    about = "Show or edit the mailroom configuration, as Postfix's postconf does"
+    about = "Show or edit the mailroom configuration, as Postfix's postconf does",
+    long_about = "Show or edit the mailroom configuration (mailroom.toml), as Postfix's \
+        postconf does. postconf is the mailroom binary called through a link of that name; \
+        mailroom config is the same command."
 )]
 struct Postconf {
     /// Configuration directory (its mailroom.toml) or file.
