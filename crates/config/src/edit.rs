@@ -64,7 +64,8 @@ pub fn comment_out_parameters(text: &str, names: &[String]) -> Result<String, St
             continue;
         };
         let first = line_start(text, key_span.start);
-        let last = line_start(text, value_span.end.saturating_sub(1).max(key_span.start));
+        // A value never ends in a newline, so its end is on its last line.
+        let last = line_start(text, value_span.end);
         line_starts.extend(
             std::iter::once(first).chain(
                 text[first..last]

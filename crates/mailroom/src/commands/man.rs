@@ -68,19 +68,35 @@ const POSTFIX_PROGRAMS: &[(&str, &str)] = &[
 ];
 
 pub fn run(cli: clap::Command, args: Args) -> u8 {
-    for page in pages(cli) {
-        if page.postfix_name && args.without_postfix_names {
-            continue;
-        }
-        let path = args.dir.join(page.path());
-        let written = std::fs::create_dir_all(path.parent().unwrap_or(&args.dir))
-            .and_then(|()| std::fs::write(&path, &page.text));
-        if let Err(e) = written {
-            eprintln!("mailroom: fatal: write {}: {e}", path.display());
-            return EX_CANTCREAT;
+    match write_pages(cli, &args.dir, !args.without_postfix_names) {
+        Ok(_) => 0,
+        Err(why) => {
+            eprintln!("mailroom: fatal: {why}");
+            EX_CANTCREAT
         }
     }
-    0
+}
+
+/// Writes every page under `dir` (`dir/man1/sendmail.1`, …), creating the section
+/// directories, and returns the paths written; the door for `mailroom install` and the
+/// package build (the caller passes `Cli::command()`, as `commands/` cannot see `cli`).
+pub fn write_pages(
+    cli: clap::Command,
+    dir: &Path,
+    with_postfix_names: bool,
+) -> Result<Vec<PathBuf>, String> {
+    let mut written = Vec::new();
+    for page in pages(cli) {
+        if page.postfix_name && !with_postfix_names {
+            continue;
+        }
+        let path = dir.join(page.path());
+        std::fs::create_dir_all(path.parent().unwrap_or(dir))
+            .and_then(|()| std::fs::write(&path, &page.text))
+            .map_err(|e| format!("write {}: {e}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// Every page: mailroom(8), one per subcommand, the Postfix-named ones, mailroom.toml(5).
