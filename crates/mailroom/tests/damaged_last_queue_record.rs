@@ -3,11 +3,10 @@
 //! is reported as damage, an incomplete one as a torn write, and in both cases the cut
 //! bytes are kept in `queue/corrupt/`.
 
-mod common;
-
-use common::*;
 use std::fs;
 use std::path::PathBuf;
+
+use testkit::*;
 
 /// A daemon that queued one message and recorded its deferral (a relay that is down) as
 /// the last record of the log, then was killed; returns the env and the segment.

@@ -14,17 +14,12 @@
 //! `crates/queue/src/record.rs`: a 16-byte header (magic `MRQ1`, kind, length, CRC-32) and
 //! the payload; a message record's payload holds the message text, so its tag finds it.
 
-mod common;
-mod fault_common;
-mod issue4_common;
-
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use common::*;
-use fault_common::*;
-use issue4_common::*;
+use testkit::fault::*;
+use testkit::*;
 
 const SCENARIO: &str = "corrupt-queue-files";
 const MESSAGES: usize = 30;

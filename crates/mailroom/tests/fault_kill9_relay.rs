@@ -15,17 +15,12 @@
 //!
 //! `FAULT_SEED=N` replays the kill moments of a run (the seed is printed).
 
-mod common;
-mod fault_common;
-mod issue4_common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::thread;
 use std::time::Duration;
 
-use common::*;
-use fault_common::*;
-use issue4_common::*;
+use testkit::fault::*;
+use testkit::*;
 
 const SCENARIO: &str = "kill9-relay";
 const KILLS: usize = 10;

@@ -13,18 +13,13 @@
 //!   restart), or the daemon is killed while the disk is full (after the restart only the
 //!   messages in flight at the kill go out again: at most `default_process_limit`).
 
-mod common;
-mod fault_common;
-mod issue4_common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::thread;
 use std::time::Duration;
 
-use common::*;
-use fault_common::*;
-use issue4_common::*;
+use testkit::fault::*;
+use testkit::*;
 
 const PROCESS_LIMIT: usize = 10;
 /// Lines of padding: a message of about 5 KB.

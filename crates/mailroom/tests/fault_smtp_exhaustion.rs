@@ -10,10 +10,6 @@
 //! done — greeting to the 250 after DATA — within 1 s, and the daemon's peak resident size
 //! (`VmHWM`) must stay bounded. Every probe message is relayed to `smtp-sink` and counted.
 
-mod common;
-mod fault_common;
-mod issue4_common;
-
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::os::fd::FromRawFd;
@@ -22,9 +18,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
-use fault_common::*;
-use issue4_common::*;
+use testkit::fault::*;
+use testkit::*;
 
 const SCENARIO: &str = "smtp-exhaustion";
 const IDLE: usize = 1000;

@@ -4,13 +4,10 @@
 //! the postmaster — nothing loops, the queue empties. If even the postmaster notice cannot be
 //! delivered, it is dropped: there is no third level.
 
-mod common;
-mod issue4_common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use issue4_common::*;
+use testkit::*;
 
 fn reject_everything() -> Peer {
     Peer::start_with(

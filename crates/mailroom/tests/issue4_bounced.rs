@@ -3,13 +3,9 @@
 //! the (local) sender, read field by field with Python's `email` module — and the other two
 //! are delivered, once.
 
-mod common;
-mod issue4_common;
-
 use std::sync::Arc;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 const BAD: &str = "bad@far.example";
 const REJECT: &str = "550 5.1.1 <bad@far.example>: Recipient address rejected: User unknown";

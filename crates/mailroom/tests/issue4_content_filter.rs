@@ -7,15 +7,11 @@
 //! filter transport has its own concurrency limit, and the time mail waits for it shows in
 //! the log's `delays=a/b/c/d`.
 
-mod common;
-mod issue4_common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 /// A dot rule that re-injects the message (with `X-Filtered: yes` on top) into `port`.
 fn reinject_to(port: u16) -> DotRule {

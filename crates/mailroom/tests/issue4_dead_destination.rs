@@ -4,13 +4,9 @@
 //! is deferred (kept), none bounced. Meanwhile mail for a live destination still flows (fair
 //! round-robin between destinations: one dead domain cannot starve the others).
 
-mod common;
-mod issue4_common;
-
 use std::process::Command;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 /// Long enough that no retry happens while the test runs: only the first wave connects.
 const BACKOFF: &str = "minimal_backoff_time = \"30s\"\nmaximal_backoff_time = \"60s\"\n";

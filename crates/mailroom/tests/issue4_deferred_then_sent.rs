@@ -3,12 +3,9 @@
 //! retried on its own (1 s backoff in the test configuration, no flush), and the peer
 //! receives it exactly once.
 
-mod common;
-mod issue4_common;
-
 use std::time::Duration;
 
-use issue4_common::*;
+use testkit::*;
 
 #[test]
 fn a_4xx_answer_defers_and_the_retry_delivers_once() {

@@ -5,14 +5,10 @@
 //! - NOTIFY=NEVER → no bounce at all; RET=HDRS → a bounce with the headers only;
 //! - `delay_warning_time` → exactly one "delayed" notice for a message retried many times.
 
-mod common;
-mod issue4_common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 const SMTPLIB_PY: &str = r#"
 import json, smtplib, sys

@@ -4,13 +4,9 @@
 //! the word "expired" and the last error. A null-sender message uses
 //! `bounce_queue_lifetime` instead and ends at the postmaster, never bounced to `<>`.
 
-mod common;
-mod issue4_common;
-
 use std::time::Duration;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 const TEMPFAIL: &str = "451 4.3.0 <someone@far.example>: Temporary lookup failure";
 

@@ -3,13 +3,9 @@
 //! the daemon's control socket — including a destination the scheduler had marked dead.
 //! `postqueue -s site` and `postqueue -i id` narrow the flush to one site or one message.
 
-mod common;
-mod issue4_common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 /// Long enough that nothing is retried on its own while a test runs.
 const BACKOFF: &str = "minimal_backoff_time = \"60s\"\nmaximal_backoff_time = \"120s\"\n";

@@ -3,13 +3,9 @@
 //! mailroom's SMTP listener; the queue empties, every recipient has a `status=sent` log line,
 //! and the sink counted exactly 1,000 messages.
 
-mod common;
-mod issue4_common;
-
 use std::process::Command;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 #[test]
 fn a_thousand_messages_relayed_to_smtp_sink() {

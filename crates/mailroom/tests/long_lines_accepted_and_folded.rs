@@ -6,15 +6,11 @@
 //! The `sendmail` path (maildrop, pickup) keeps them too. The relay peer is Postfix's
 //! `smtp-sink`, dumping each message with `-d`.
 
-mod common;
-mod issue4_common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 /// A 6,000-byte base64 line (no breaks), a line of exactly 998 bytes, a 2,500-byte line
 /// starting with a dot, and a 3,000-byte header: the message as the client means it.

@@ -7,16 +7,11 @@
 //! smtp-sink as the relay, 200 messages deferred while the sink is down, the file system
 //! filled to the last page, then `postqueue -f`.
 
-mod common;
-mod issue4_common;
-mod queue_disk_common;
-
-use common::*;
-use issue4_common::*;
-use queue_disk_common::*;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use testkit::*;
 
 const MESSAGES: usize = 200;
 const PROCESS_LIMIT: usize = 10;
@@ -47,8 +42,8 @@ fn deferred_mail_on_a_full_queue_disk(test: &str) -> Option<(World, Sink, Tmpfs,
         );
     }
     world.wait_lines(&["to=<someone@far.example>", "status=deferred"], MESSAGES);
-    let filler = world.env.queue_dir().join("filler");
-    fill(&filler);
+    tmpfs.fill("filler");
+    let filler = tmpfs.dir.join("filler");
     let sink = Sink::start_on(&world.env.root, port, &[]);
     world.run_ok(&["postqueue", "-f"]);
     world.wait_lines(&[REMOVAL_FAILED], 1);

@@ -4,12 +4,9 @@
 //! queue, even after a restart. Now the dead part of the segment is given back when space
 //! is short, so twice the file system's size goes through, and through a restart.
 
-mod common;
-mod issue4_common;
-
-use common::*;
-use issue4_common::*;
 use std::time::{Duration, Instant};
+
+use testkit::*;
 
 const MESSAGES: usize = 300;
 const BODY: usize = 100_000;
