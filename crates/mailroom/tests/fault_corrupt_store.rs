@@ -185,7 +185,7 @@ struct CorruptRun {
 /// good submission added, the daemon started with the relay up.
 fn corrupt_run(rng: &mut Rng) -> CorruptRun {
     let sink_port = free_port(); // down at first: the messages stay in the log, deferred
-    let mut world = World::new(&format!("relayhost = \"[127.0.0.1]:{sink_port}\"\n"));
+    let mut world = World::builder().smtp().peer(&sink_port).build();
     world.start();
     let tags: Vec<String> = (0..MESSAGES).map(|k| format!("store-{k}")).collect();
     for tag in &tags {

@@ -35,9 +35,11 @@ fn kill_dash_nine_under_smtp_load_ten_times_loses_nothing_and_duplicates_only_in
         return;
     }
     let sink_port = free_port();
-    let mut world = World::new(&format!(
-        "relayhost = \"[127.0.0.1]:{sink_port}\"\ndefault_process_limit = {PROCESS_LIMIT}\n"
-    ));
+    let mut world = World::builder()
+        .smtp()
+        .peer(&sink_port)
+        .config(&format!("default_process_limit = {PROCESS_LIMIT}\n"))
+        .build();
     let sink = DumpSink::start(&world.env, sink_port);
     let mut rng = Rng::from_env();
     world.start();

@@ -217,10 +217,13 @@ impl DeliveriesRun {
 /// `default_process_limit`).
 fn deliveries_run(kill_while_full: bool) -> DeliveriesRun {
     let sink_port = free_port();
-    let mut world = World::new(&format!(
-        "relayhost = \"[127.0.0.1]:{sink_port}\"\nqueue_minfree = 0\n\
-         default_process_limit = {PROCESS_LIMIT}\n"
-    ));
+    let mut world = World::builder()
+        .smtp()
+        .peer(&sink_port)
+        .config(&format!(
+            "queue_minfree = 0\ndefault_process_limit = {PROCESS_LIMIT}\n"
+        ))
+        .build();
     let tmpfs =
         Tmpfs::mount(&world.env.queue_dir(), "16m").unwrap_or_else(|e| panic!("mount tmpfs: {e}"));
     world.start();

@@ -217,9 +217,13 @@ fn idle_drip_storm_and_auth_failures_leave_a_normal_client_served_within_a_secon
     let nofile = raise_nofile(8192);
     let sink_port = free_port();
     let submission = free_port();
-    let mut world = World::new(&format!(
-        "relayhost = \"[127.0.0.1]:{sink_port}\"\nsubmission_listen = [\"127.0.0.1:{submission}\"]\n"
-    ));
+    let mut world = World::builder()
+        .smtp()
+        .peer(&sink_port)
+        .config(&format!(
+            "submission_listen = [\"127.0.0.1:{submission}\"]\n"
+        ))
+        .build();
     let sink = DumpSink::start(&world.env, sink_port);
     world.start_with_listeners(2);
     let out = world

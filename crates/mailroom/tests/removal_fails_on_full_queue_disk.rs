@@ -21,11 +21,15 @@ const REMOVAL_FAILED: &str = "cannot remove the delivered message from the queue
 /// full; the sink is up now. Returns the world, the sink, the mount and the filler.
 fn deferred_mail_on_a_full_queue_disk(test: &str) -> Option<(World, Sink, Tmpfs, PathBuf)> {
     let port = free_port(); // nothing listens yet
-    let mut world = World::new(&format!(
-        "relayhost = \"[127.0.0.1]:{port}\"\nqueue_minfree = 0\n\
+    let mut world = World::builder()
+        .smtp()
+        .peer(&port)
+        .config(&format!(
+            "queue_minfree = 0\n\
          default_process_limit = {PROCESS_LIMIT}\n\
          minimal_backoff_time = \"1h\"\nmaximal_backoff_time = \"2h\"\n"
-    ));
+        ))
+        .build();
     let tmpfs = match Tmpfs::mount(&world.env.queue_dir(), "16m") {
         Ok(t) => t,
         Err(why) => {

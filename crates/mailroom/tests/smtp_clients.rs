@@ -283,7 +283,7 @@ fn bdat_chunks_are_queued_as_one_message() {
 fn dsn_parameters_are_kept_on_the_envelope() {
     // A relayhost that refuses connections keeps the message queued (deferred) to look at.
     let dead = free_port();
-    let mut smtp = World::started(&format!("relayhost = \"[127.0.0.1]:{dead}\""));
+    let mut smtp = World::builder().smtp().peer(&dead).start();
     let mut c = smtp.client();
     c.expect(220, "");
     c.ok("EHLO dsn.test", 250);

@@ -16,7 +16,7 @@ const PROMPT: Duration = Duration::from_secs(10);
 #[test]
 fn postqueue_f_sends_deferred_mail_at_once_when_the_destination_is_back() {
     let port = free_port(); // down for now
-    let world = World::started(&format!("relayhost = \"[127.0.0.1]:{port}\"\n{BACKOFF}"));
+    let world = World::builder().smtp().peer(&port).config(BACKOFF).start();
     for i in 0..3 {
         world.submit(
             "sender@test.example",
@@ -60,10 +60,7 @@ fn sendmail_q_flushes_too() {
         OnConnect::Greet,
         rcpt_reply("421 4.3.2 Service shutting down, come back later"),
     );
-    let world = World::started(&format!(
-        "relayhost = \"[127.0.0.1]:{}\"\n{BACKOFF}",
-        peer.port
-    ));
+    let world = World::builder().smtp().peer(&peer).config(BACKOFF).start();
     world.submit(
         "sender@test.example",
         &["someone@far.example"],

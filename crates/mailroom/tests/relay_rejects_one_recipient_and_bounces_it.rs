@@ -19,7 +19,7 @@ fn mixed_recipients() -> (World, Peer, serde_json::Value, MboxMessage) {
             _ => "250 2.1.5 Ok".to_string(),
         }),
     );
-    let world = World::started(&format!(r#"relayhost = "[127.0.0.1]:{}""#, peer.port));
+    let world = World::builder().smtp().peer(&peer).start();
     world.submit(
         "sender@test.example",
         &["good1@far.example", BAD, "good2@far.example"],

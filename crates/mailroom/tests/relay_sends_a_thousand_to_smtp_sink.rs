@@ -11,7 +11,7 @@ use testkit::*;
 fn a_thousand_messages_relayed_to_smtp_sink() {
     let root = TestEnv::new(); // only a directory for the sink's counters
     let sink = Sink::start(&root.root, &[]);
-    let world = World::started(&format!(r#"relayhost = "[127.0.0.1]:{}""#, sink.port));
+    let world = World::builder().smtp().peer(&sink).start();
 
     let out = run_with_input(
         Command::new("smtp-source").args([
