@@ -188,6 +188,36 @@ fn path_of(line: &str) -> String {
     }
 }
 
+/// The scripted answer to `RCPT TO:` (recorded as an attempt; kept if accepted).
+fn rcpt(st: &PeerState, tx: &mut Received, line: &str) -> String {
+    let rcpt = path_of(line);
+    lock(&st.rcpt_attempts).push(rcpt.clone());
+    let rule = lock(&st.script).rcpt.clone();
+    let reply = rule(&rcpt);
+    if reply.starts_with('2') {
+        tx.recipients.push(rcpt);
+    }
+    reply
+}
+
+/// The message after DATA up to the lone dot, LF line ends, dot-stuffing undone; None if
+/// the client went away first.
+fn read_data(r: &mut impl BufRead) -> std::io::Result<Option<String>> {
+    let mut data = String::new();
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l)? == 0 {
+            return Ok(None);
+        }
+        let l = l.trim_end_matches(['\r', '\n']);
+        if l == "." {
+            return Ok(Some(data));
+        }
+        data.push_str(l.strip_prefix('.').unwrap_or(l));
+        data.push('\n');
+    }
+}
+
 fn session(st: &PeerState, stream: TcpStream) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -220,31 +250,12 @@ fn session(st: &PeerState, stream: TcpStream) -> std::io::Result<()> {
                 in_tx = true;
                 "250 2.1.0 Ok".to_string()
             }
-            "RCPT" if in_tx => {
-                let rcpt = path_of(&line);
-                lock(&st.rcpt_attempts).push(rcpt.clone());
-                let rule = lock(&st.script).rcpt.clone();
-                let reply = rule(&rcpt);
-                if reply.starts_with('2') {
-                    tx.recipients.push(rcpt);
-                }
-                reply
-            }
+            "RCPT" if in_tx => rcpt(st, &mut tx, &line),
             "DATA" if in_tx && !tx.recipients.is_empty() => {
                 w.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")?;
-                let mut data = String::new();
-                loop {
-                    let mut l = String::new();
-                    if r.read_line(&mut l)? == 0 {
-                        return Ok(());
-                    }
-                    let l = l.trim_end_matches(['\r', '\n']);
-                    if l == "." {
-                        break;
-                    }
-                    data.push_str(l.strip_prefix('.').unwrap_or(l));
-                    data.push('\n');
-                }
+                let Some(data) = read_data(&mut r)? else {
+                    return Ok(());
+                };
                 tx.data = data;
                 in_tx = false;
                 let rule = lock(&st.script).dot.clone();

@@ -29,36 +29,7 @@ impl TestEnv {
         let message = &message;
         let results: Vec<(usize, String)> = thread::scope(|scope| {
             let handles: Vec<_> = (0..sessions)
-                .map(|k| {
-                    scope.spawn(move || {
-                        let stage = self.root.join(format!("stage-{k}"));
-                        fs::create_dir_all(&stage).expect("stage dir");
-                        let cfg = stage.join("mailroom.toml");
-                        fs::write(&cfg, base_config(&self.root, &stage.join("queue"), ""))
-                            .expect("stage config");
-                        let mut script = String::from("EHLO stage.test\r\n");
-                        for i in 0..per_session {
-                            let (rcpt, text) = message(k, i);
-                            script += "MAIL FROM:<sender@test.example>\r\n";
-                            script += &format!("RCPT TO:<{rcpt}>\r\nDATA\r\n");
-                            for line in text.lines() {
-                                assert!(!line.starts_with('.'), "no dot-stuffing here");
-                                script += line;
-                                script += "\r\n";
-                            }
-                            script += ".\r\n";
-                        }
-                        script += "QUIT\r\n";
-                        let out = run_with_input(
-                            command_with_config(bin(), &cfg).args(["sendmail", "-bs"]),
-                            script.as_bytes(),
-                        );
-                        assert_success(&out, "sendmail -bs");
-                        let replies = String::from_utf8_lossy(&out.stdout).into_owned();
-                        let queued = replies.matches("250 2.0.0 Ok: queued as").count();
-                        (queued, replies)
-                    })
-                })
+                .map(|k| scope.spawn(move || self.stage_session(k, per_session, message)))
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
@@ -86,5 +57,40 @@ impl TestEnv {
         }
         assert_eq!(moved, sessions * per_session, "staged files");
         moved
+    }
+
+    /// One `sendmail -bs` session queueing `per_session` messages into staging queue `k`:
+    /// (messages queued, the session's replies).
+    fn stage_session(
+        &self,
+        k: usize,
+        per_session: usize,
+        message: &impl Fn(usize, usize) -> (String, String),
+    ) -> (usize, String) {
+        let stage = self.root.join(format!("stage-{k}"));
+        fs::create_dir_all(&stage).expect("stage dir");
+        let cfg = stage.join("mailroom.toml");
+        fs::write(&cfg, base_config(&self.root, &stage.join("queue"), "")).expect("stage config");
+        let mut script = String::from("EHLO stage.test\r\n");
+        for i in 0..per_session {
+            let (rcpt, text) = message(k, i);
+            script += "MAIL FROM:<sender@test.example>\r\n";
+            script += &format!("RCPT TO:<{rcpt}>\r\nDATA\r\n");
+            for line in text.lines() {
+                assert!(!line.starts_with('.'), "no dot-stuffing here");
+                script += line;
+                script += "\r\n";
+            }
+            script += ".\r\n";
+        }
+        script += "QUIT\r\n";
+        let out = run_with_input(
+            command_with_config(bin(), &cfg).args(["sendmail", "-bs"]),
+            script.as_bytes(),
+        );
+        assert_success(&out, "sendmail -bs");
+        let replies = String::from_utf8_lossy(&out.stdout).into_owned();
+        let queued = replies.matches("250 2.0.0 Ok: queued as").count();
+        (queued, replies)
     }
 }
