@@ -1,17 +1,16 @@
 //! One binary, many names: symlinks named `sendmail`, `mailq`, `postqueue` and `newaliases`
 //! behave like the `mailroom` subcommands, so the binary is a drop-in for scripts and cron.
 
-mod common;
-
-use common::*;
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
+
+use testkit::*;
 
 fn link(env: &TestEnv, name: &str) -> PathBuf {
     let dir = env.root.join("bin");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
-    symlink(BIN, &path).unwrap();
+    symlink(bin(), &path).unwrap();
     path
 }
 

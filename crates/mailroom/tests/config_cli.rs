@@ -2,10 +2,9 @@
 //! the line and the key (exit 78, EX_CONFIG) for every program; `mailroom config` prints
 //! parameters the way `postconf` does.
 
-mod common;
-
-use common::*;
 use std::fs;
+
+use testkit::*;
 
 fn assert_config_error(out: &std::process::Output, file: &std::path::Path, line: usize, key: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -3,12 +3,10 @@
 //! every page formats with groff and man without a single warning. Skipped, with one line,
 //! where groff is not installed.
 
-mod common;
-
-use common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use testkit::*;
 
 fn write_pages(env: &TestEnv, extra: &[&str]) -> PathBuf {
     let dir = env.root.join("man");

@@ -4,11 +4,9 @@
 //! and the file is left byte for byte as it was; the replacement keeps owner and mode and
 //! leaves no temp file behind.
 
-mod common;
-
-use common::*;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use testkit::*;
 
 const HEADER: &str = "# site settings, kept by hand\n\n# retry quickly on this box\n";
 
