@@ -31,6 +31,8 @@
 //! names exist. The opportunistic client configuration verifies no certificate: it protects
 //! against passive eavesdropping only, exactly like Postfix's `smtp_tls_security_level = may`.
 
+#![forbid(unsafe_code)]
+
 mod atomic;
 pub mod passwd;
 pub mod stream;
