@@ -90,6 +90,37 @@ mod tests {
         assert!(!process_exists(child.id() as i32));
     }
 
+    /// The nice value of thread `tid`: field 19 of /proc/self/task/<tid>/stat.
+    fn nice_of(tid: i32) -> i32 {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        after_name.split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn a_lowered_priority_is_the_calling_threads_only() {
+        let main = nix::unistd::gettid().as_raw();
+        let before = nice_of(main);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let worker = std::thread::spawn(move || {
+            lower_thread_priority(10);
+            sender.send(nix::unistd::gettid().as_raw()).unwrap();
+            let _ = wait.recv(); // stay alive while its stat is read
+        });
+        let tid = receiver.recv().unwrap();
+        // Root may also raise a priority (from a `nice`d test run); others only lower it.
+        let expected = if crate::effective_uid() == 0 {
+            10
+        } else {
+            before.max(10)
+        };
+        assert_eq!(nice_of(tid), expected);
+        assert_eq!(nice_of(main), before);
+        drop(done);
+        worker.join().unwrap();
+    }
+
     #[test]
     fn a_file_size_limit_makes_big_writes_fail() {
         let dir = tempfile::tempdir().unwrap();
