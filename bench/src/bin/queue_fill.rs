@@ -13,6 +13,8 @@
 //!
 //! Run: `queue_fill QUEUE_DIR COUNT [THREADS]`. Needs no daemon running on QUEUE_DIR.
 
+#![forbid(unsafe_code)]
+
 use envelope::{Envelope, QueueId, RecipientState};
 use queue::{Op, QueueName, Store, StoreOptions, Update};
 use std::path::PathBuf;

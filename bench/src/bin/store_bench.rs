@@ -33,12 +33,12 @@
 //! measurement, 3 rounds; each round measures every writer count, and the last table is the
 //! cell-by-cell median over rounds (the machine is shared, so single runs are noisy).
 
+#![forbid(unsafe_code)]
+
 use envelope::{Envelope, QueueId};
 use queue::{Store, StoreError, StoreOptions};
-use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -248,15 +248,10 @@ fn to_io(e: StoreError) -> io::Error {
 
 /// The filesystem type of `path` by `statfs` magic, and whether it lives in memory.
 fn filesystem(path: &Path) -> (String, bool) {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+    let Ok(magic) = sys::file_system_magic(path) else {
         return ("unknown".into(), false);
     };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-buffer.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return ("unknown".into(), false);
-    }
-    let name = match st.f_type as u64 {
+    let name = match magic {
         0xEF53 => "ext4",
         0x5846_5342 => "xfs",
         0x9123_683E => "btrfs",

@@ -26,8 +26,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{fchown, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -108,8 +107,8 @@ pub fn archive(opts: &Options) -> io::Result<Outcome> {
         return Ok(outcome); // nothing old: the mailbox is left exactly as it was
     }
     let archive_file = old.finish()?.into_inner().map_err(|e| e.into_error())?;
-    // SAFETY: fd open for the call.
-    unsafe { libc::fchown(archive_file.as_raw_fd(), meta.uid(), meta.gid()) };
+    // Best effort: without the privilege to give it away, the archive stays the caller's.
+    let _ = fchown(&archive_file, Some(meta.uid()), Some(meta.gid()));
     archive_file.sync_all()?;
     fs::rename(&archive_tmp, &opts.archive)?;
     File::open(archive_dir)?.sync_all()?;
@@ -152,19 +151,15 @@ fn create_private(path: &Path) -> io::Result<File> {
 }
 
 fn set_owner_and_mode(file: &File, uid: u32, gid: u32, mode: u32) -> io::Result<()> {
-    // SAFETY: fd open for the calls. fchown fails without privilege when the owner differs;
-    // then the caller is the owner and nothing needs changing.
-    if unsafe { libc::fchown(file.as_raw_fd(), uid, gid) } != 0 {
+    // fchown fails without privilege when the owner differs; then the caller is the owner
+    // and nothing needs changing.
+    if let Err(e) = fchown(file, Some(uid), Some(gid)) {
         let meta = file.metadata()?;
         if meta.uid() != uid || meta.gid() != gid {
-            return Err(io::Error::last_os_error());
+            return Err(e);
         }
     }
-    // SAFETY: as above.
-    if unsafe { libc::fchmod(file.as_raw_fd(), mode) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    file.set_permissions(fs::Permissions::from_mode(mode))
 }
 
 struct Split<A: Write, K: Write> {

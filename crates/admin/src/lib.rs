@@ -34,6 +34,8 @@
 //! contents (addresses and reasons are printed, never interpreted). `check --fix` and
 //! `archive` never follow symbolic links when they change ownership or rewrite files.
 
+#![forbid(unsafe_code)]
+
 pub mod archive;
 pub mod check;
 pub mod doctor;

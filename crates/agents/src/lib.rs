@@ -41,6 +41,8 @@
 //! for root-owned files, `default_privs` — never as root. Without root (the embedded
 //! default) everything runs as the invoking user.
 
+#![forbid(unsafe_code)]
+
 pub mod local;
 pub mod smtp;
 

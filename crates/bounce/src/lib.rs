@@ -14,6 +14,8 @@
 //! Security stance: pure function; the original is copied as data into the last MIME part,
 //! never interpreted.
 
+#![forbid(unsafe_code)]
+
 pub mod fuzzing;
 
 use envelope::{Envelope, QueueId};

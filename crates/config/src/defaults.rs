@@ -3,11 +3,11 @@
 //! (`/var/spool/mailroom`, port 25, a dedicated `mailroom` user).
 //!
 //! Both share Postfix's defaults for every parameter Postfix has; only the site-specific
-//! values (paths, owners, listeners) differ. Host and user facts come from libc
-//! (`gethostname`, `getpwuid_r`, `getgrgid_r`); environment facts come in through
+//! values (paths, owners, listeners) differ. Host and user facts come from the system
+//! (`sys::hostname`, `sys::user_by_uid`, `sys::group_name`); environment facts come in through
 //! [`Environment`] so tests need not touch the process environment.
 
-use std::ffi::{CStr, OsString};
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -245,81 +245,23 @@ pub(crate) fn domain_of(myhostname: &str) -> String {
 
 /// The kernel's host name, or `localhost` if it cannot be read.
 fn hostname() -> String {
-    let mut buffer = [0u8; 256];
-    // SAFETY: the pointer and length describe `buffer`, which outlives the call.
-    let status = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len() - 1) };
-    let name = if status == 0 {
-        CStr::from_bytes_until_nul(&buffer)
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
-    if name.is_empty() {
-        "localhost".to_string()
-    } else {
-        name
+    match sys::hostname() {
+        Ok(name) if !name.is_empty() => name,
+        _ => "localhost".to_string(),
     }
 }
 
 /// The effective user's name and primary group name; numeric ids if they have no names.
 fn current_user_and_group() -> (String, String) {
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    match user_name_and_gid(uid) {
-        Some((name, gid)) => {
-            let group = group_name(gid).unwrap_or_else(|| gid.to_string());
-            (name, group)
+    let uid = sys::effective_uid();
+    let user = sys::user_by_uid(uid).ok().flatten();
+    match user.filter(|user| !user.name.is_empty()) {
+        Some(user) => {
+            let group = sys::group_name(user.gid).ok().flatten();
+            (user.name, group.unwrap_or_else(|| user.gid.to_string()))
         }
-        // SAFETY: getegid cannot fail.
-        None => (uid.to_string(), unsafe { libc::getegid() }.to_string()),
+        None => (uid.to_string(), sys::effective_gid().to_string()),
     }
-}
-
-fn user_name_and_gid(uid: libc::uid_t) -> Option<(String, libc::gid_t)> {
-    let mut buffer = vec![0u8; 16 * 1024];
-    // SAFETY: an all-zero passwd is a valid value for getpwuid_r to overwrite.
-    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer refers to a live local; the buffer length is its real length.
-    let status = unsafe {
-        libc::getpwuid_r(
-            uid,
-            &mut entry,
-            buffer.as_mut_ptr().cast(),
-            buffer.len(),
-            &mut found,
-        )
-    };
-    if status != 0 || found.is_null() || entry.pw_name.is_null() {
-        return None;
-    }
-    // SAFETY: on success pw_name points to a NUL-terminated string inside `buffer`.
-    let name = unsafe { CStr::from_ptr(entry.pw_name) };
-    Some((name.to_string_lossy().into_owned(), entry.pw_gid))
-}
-
-fn group_name(gid: libc::gid_t) -> Option<String> {
-    let mut buffer = vec![0u8; 64 * 1024];
-    // SAFETY: an all-zero group is a valid value for getgrgid_r to overwrite.
-    let mut entry: libc::group = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: every pointer refers to a live local; the buffer length is its real length.
-    let status = unsafe {
-        libc::getgrgid_r(
-            gid,
-            &mut entry,
-            buffer.as_mut_ptr().cast(),
-            buffer.len(),
-            &mut found,
-        )
-    };
-    if status != 0 || found.is_null() || entry.gr_name.is_null() {
-        return None;
-    }
-    // SAFETY: on success gr_name points to a NUL-terminated string inside `buffer`.
-    let name = unsafe { CStr::from_ptr(entry.gr_name) };
-    Some(name.to_string_lossy().into_owned())
 }
 
 /// `<directory of the running binary>/<name>`, so an unpacked build finds its helper.

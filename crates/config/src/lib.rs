@@ -37,11 +37,13 @@
 //! Needs no privilege and writes nothing (edits return text); reads one file and a few
 //! environment variables (`MAILROOM_CONFIG`,
 //! `MAILROOM_DATA`, `XDG_DATA_HOME`, `HOME`) plus the host name and the current user from
-//! libc. The file is trusted as the operator's word, but every value is checked; a bad one
+//! the system. The file is trusted as the operator's word, but every value is checked; a bad one
 //! is an error, never a silent fallback: a configuration file that was asked for (or that
 //! exists at the system path) but cannot be read is an error, not a reason to run with the
 //! defaults. `default_privs` may not be `root`. Set-gid callers (`mailroom-postdrop`) must
 //! not honour `$MAILROOM_CONFIG` from an untrusted environment: pass an explicit path.
+
+#![forbid(unsafe_code)]
 
 mod defaults;
 mod edit;

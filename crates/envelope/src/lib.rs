@@ -6,6 +6,8 @@
 //! plus randomness) and sorts by creation time; it is safe in file names and log lines.
 //! Security stance: trusts nothing and needs no privilege; addresses are carried as given.
 
+#![forbid(unsafe_code)]
+
 pub mod fuzzing;
 mod queue_id;
 pub mod sysexits;

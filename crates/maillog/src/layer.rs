@@ -109,19 +109,12 @@ pub fn init(options: &Options) -> Result<LogHandle, InitError> {
     }
 }
 
+/// The host name's first label, as Postfix logs it.
 fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is valid for its length; gethostname NUL-terminates on success.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "localhost".into();
+    match sys::hostname() {
+        Ok(name) => name.split('.').next().unwrap_or("localhost").to_string(),
+        Err(_) => "localhost".into(),
     }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end])
-        .split('.')
-        .next()
-        .unwrap_or("localhost")
-        .to_string()
 }
 
 #[derive(Default)]

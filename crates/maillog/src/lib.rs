@@ -18,6 +18,8 @@
 //! Security stance: log text may contain addresses from the network; control characters are
 //! escaped so a client cannot forge log lines.
 
+#![forbid(unsafe_code)]
+
 mod layer;
 mod sink;
 

@@ -12,6 +12,8 @@
 //!   `daemon.rs` (the door to the running daemon). Exit codes are `envelope::sysexits`;
 //!   every control request is an `admin::protocol::Command`.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod commands;
 mod daemon;

@@ -210,11 +210,7 @@ impl Index {
 /// Returns free heap memory to the system: glibc keeps memory freed in the middle of its
 /// heap unless asked, and the daemon should not carry the log scan's garbage for its lifetime.
 fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only gives free pages back to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    sys::release_free_memory();
 }
 
 /// Applies an update to a message's metadata; out-of-range recipient indexes are ignored.

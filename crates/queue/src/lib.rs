@@ -28,6 +28,8 @@
 //! Security stance: runs as the queue owner; trusts its own files only as far as their
 //! checksums; never follows paths taken from queue contents.
 
+#![forbid(unsafe_code)]
+
 mod compact;
 pub mod fuzzing;
 mod index;

@@ -30,7 +30,6 @@ use crate::{segment, QueueName, StoreError};
 use envelope::{Envelope, QueueId};
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use tracing::warn;
@@ -809,9 +808,8 @@ fn take_lock(dir: &Path) -> Result<File, StoreError> {
         .write(true)
         .open(&path)
         .map_err(|e| StoreError::io(&path, e))?;
-    // SAFETY: flock on a valid, owned file descriptor.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
+    // flock(2), held until `file` is closed.
+    if file.try_lock().is_err() {
         return Err(StoreError::Locked(path));
     }
     Ok(file)

@@ -342,7 +342,7 @@ fn memory_of_an_opened_store() {
     let Some(dir) = std::env::var_os("QUEUE_MEMORY_DIR") else {
         return;
     };
-    let heap = || unsafe { libc::mallinfo2() }.uordblks >> 20;
+    let heap = || sys::heap_in_use() >> 20;
     let status = |key: &str| {
         std::fs::read_to_string("/proc/self/status")
             .unwrap()
@@ -415,11 +415,11 @@ fn async_writers_are_durable_and_share_fsyncs() {
 fn a_store_opened_before_serve_is_private_whatever_the_umask() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
-    // SAFETY: umask has no preconditions; the test restores it at once. Other threads of
-    // this test binary only create temporary directories, which the check below ignores.
-    let old = unsafe { libc::umask(0o022) };
+    // Restored at once. Other threads of this test binary only create temporary
+    // directories, which the check below ignores.
+    let old = sys::set_umask(0o022);
     let store = open(tmp.path());
-    unsafe { libc::umask(old) };
+    sys::set_umask(old);
     drop(store);
     let mode = fs::metadata(tmp.path().join("store"))
         .unwrap()

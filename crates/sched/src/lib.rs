@@ -38,6 +38,8 @@
 //! Security stance: runs as the queue owner; agents it calls may need root to deliver into
 //! users' mailboxes (see the agents crate).
 
+#![forbid(unsafe_code)]
+
 mod carry;
 mod clock;
 mod context;

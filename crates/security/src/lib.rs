@@ -31,6 +31,8 @@
 //! names exist. The opportunistic client configuration verifies no certificate: it protects
 //! against passive eavesdropping only, exactly like Postfix's `smtp_tls_security_level = may`.
 
+#![forbid(unsafe_code)]
+
 mod atomic;
 /// Crash-safe replacement of a small file (also `mailroom config -e`'s edits).
 pub use atomic::{lock_directory_of, write_atomic, Owner};

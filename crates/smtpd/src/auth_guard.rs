@@ -64,11 +64,7 @@ struct Failures {
 /// threshold keeps such buffers in their own mappings, returned to the system on free.
 /// Process-wide, and harmless for everything else (few allocations are this big).
 pub fn return_large_buffers() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; any value is valid for this option.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE_BUFFER as libc::c_int);
-    }
+    sys::set_mmap_threshold(LARGE_BUFFER);
 }
 
 /// Allocations from this size up get their own mapping.
@@ -162,13 +158,7 @@ fn checker(receiver: &Mutex<mpsc::Receiver<Job>>) {
 /// keeps them busy all the time, and on a small machine they would otherwise take the
 /// cores that the SMTP sessions (a normal client among them) need to answer promptly.
 fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: gettid and setpriority take plain integers; on Linux the priority of a
-    // thread id changes that thread only. A failure leaves the priority as it was.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
-    }
+    sys::lower_thread_priority(10);
 }
 
 /// Counts per key in fixed windows (Postfix's anvil does the same per time unit).

@@ -43,6 +43,8 @@
 //! (`mynetworks`) or a password verified inside TLS. No reverse DNS: clients are logged as
 //! `unknown[IP]`, so no lookup can stall a session or be spoofed into trust.
 
+#![forbid(unsafe_code)]
+
 mod address;
 mod auth;
 mod auth_guard;

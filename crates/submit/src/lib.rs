@@ -44,6 +44,8 @@
 //! and rewrites the identity lines (see [`postdrop`]). The daemon reads maildrop files as data
 //! from untrusted users: no symlinks, no FIFOs, size-capped, strictly parsed ([`maildrop::read`]).
 
+#![forbid(unsafe_code)]
+
 pub mod addresses;
 pub mod cleanup;
 pub mod fuzzing;

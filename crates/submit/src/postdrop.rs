@@ -129,8 +129,7 @@ fn check_maildrop_group(cfg: &Config) -> Result<(), String> {
     let dir = cfg.queue_directory.join("maildrop");
     let meta =
         std::fs::metadata(&dir).map_err(|e| format!("cannot access {}: {e}", dir.display()))?;
-    // SAFETY: getegid has no preconditions.
-    let egid = unsafe { libc::getegid() };
+    let egid = sys::effective_gid();
     if meta.is_dir() && meta.gid() == egid {
         Ok(())
     } else {

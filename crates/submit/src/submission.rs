@@ -211,8 +211,7 @@ fn ensure_layout(cfg: &Config, create: bool) -> Result<PathBuf, SubmitError> {
 /// default: under a system configuration the queue belongs to `mail_owner`, and a root-owned
 /// queue directory would lock the daemon out.
 fn may_create(cfg: &Config, path: &Path) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
+    let euid = sys::effective_uid();
     if euid == 0 && cfg.profile != Profile::Embedded {
         return false;
     }
@@ -251,7 +250,8 @@ fn run_helper(
     }
     let stdout = read_capped(child.stdout.take());
     let stderr = read_capped(child.stderr.take());
-    wait_without_reaping(child.id());
+    // Leaves it a zombie, so its pid cannot be reused while the watchdog may still kill it.
+    sys::wait_exit_keeping_zombie(child.id());
     watchdog.forget_child();
     let status = child.wait().map_err(spawn_error)?;
     if !armed || watchdog.fired() {
@@ -277,27 +277,6 @@ fn read_capped(pipe: Option<impl Read>) -> String {
         let _ = pipe.take(4096).read_to_string(&mut text);
     }
     text
-}
-
-/// Waits for the child to exit but leaves it a zombie, so its pid cannot be reused while the
-/// watchdog may still kill it.
-fn wait_without_reaping(pid: u32) {
-    // SAFETY: siginfo_t is plain old data; waitid only writes into it.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: valid pointer; WNOWAIT leaves the child to be reaped by Child::wait.
-        let status = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if status == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return;
-        }
-    }
 }
 
 /// The helper's last stderr line without its `program: fatal: ` prefix.

@@ -1,12 +1,9 @@
 //! Who is submitting: the real uid and its login name from the password database.
 //! Environment variables (`LOGNAME`, `USER`) are not trusted for this: anyone can set them.
 
-use std::ffi::CStr;
-
 /// The login name of the real uid of this process, or `uid<N>` without a passwd entry.
 pub fn real_user() -> (u32, String) {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
+    let uid = sys::real_uid();
     (uid, login_name(uid))
 }
 
@@ -16,40 +13,18 @@ pub fn login_name(uid: u32) -> String {
 }
 
 fn user_name(uid: u32) -> Option<String> {
-    let mut buffer = vec![0u8; 4096];
-    loop {
-        // SAFETY: passwd is plain old data; zeroed is valid and getpwuid_r overwrites it.
-        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call and the buffer length is its real size.
-        let status = unsafe {
-            libc::getpwuid_r(
-                uid,
-                &mut entry,
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-                &mut result,
-            )
-        };
-        if status == libc::ERANGE && buffer.len() < 1 << 20 {
-            buffer.resize(buffer.len() * 2, 0);
-            continue;
-        }
-        if status != 0 || result.is_null() || entry.pw_name.is_null() {
-            return None;
-        }
-        // SAFETY: on success pw_name points at a NUL-terminated string inside `buffer`.
-        let name = unsafe { CStr::from_ptr(entry.pw_name) };
-        let name = name.to_str().ok()?.to_string();
-        // A name that would break the maildrop U line is no name at all.
-        return (!name.is_empty() && !name.contains(char::is_whitespace)).then_some(name);
-    }
+    let name = sys::user_by_uid(uid).ok().flatten()?.name;
+    // A name that would break the maildrop U line is no name at all; nor is one that was not
+    // UTF-8 (decoded with replacement characters).
+    let usable = !name.is_empty()
+        && !name.contains(char::is_whitespace)
+        && !name.contains(char::REPLACEMENT_CHARACTER);
+    usable.then_some(name)
 }
 
 /// True when this process runs with other rights than its caller's (setgid or setuid).
 pub fn is_privileged() -> bool {
-    // SAFETY: these four calls have no preconditions and cannot fail.
-    unsafe { libc::getuid() != libc::geteuid() || libc::getgid() != libc::getegid() }
+    sys::is_setid()
 }
 
 #[cfg(test)]

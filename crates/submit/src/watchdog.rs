@@ -160,9 +160,9 @@ fn watch(shared: &Shared, deadline: Instant, on_timeout: OnTimeout) {
 fn fire(state: &mut State, on_timeout: &OnTimeout) {
     state.phase = Phase::Fired;
     if let Some(pid) = state.child.take() {
-        // SAFETY: kill has no memory effects. The pid is our own child and not yet reaped:
-        // the writer calls forget_child (under this lock) before it reaps.
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        // The pid is our own child and not yet reaped: the writer calls forget_child (under
+        // this lock) before it reaps, so it cannot name another process.
+        let _ = sys::kill(pid, sys::Signal::SIGKILL);
     }
     for path in state.files.drain(..) {
         let _ = std::fs::remove_file(path);

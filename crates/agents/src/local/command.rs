@@ -74,21 +74,7 @@ fn build(job: &CommandJob<'_>) -> Command {
         command.uid(account.uid).gid(account.gid);
     }
     if job.file_size_limit > 0 {
-        let limit = job.file_size_limit as libc::rlim_t;
-        // SAFETY: the closure only calls setrlimit, which is async-signal-safe, between fork
-        // and exec.
-        unsafe {
-            command.pre_exec(move || {
-                let rlimit = libc::rlimit {
-                    rlim_cur: limit,
-                    rlim_max: limit,
-                };
-                if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        sys::limit_file_size(&mut command, job.file_size_limit);
     }
     command
 }
@@ -131,10 +117,7 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus>
         }
     }
     // The child leads its own process group (process_group(0)): kill the whole pipeline.
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: sending a signal has no memory-safety preconditions.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
-    }
+    let _ = sys::kill_group(child.id(), sys::Signal::SIGKILL);
     let _ = child.kill();
     let _ = child.wait();
     None

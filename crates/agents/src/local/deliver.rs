@@ -282,8 +282,7 @@ fn bad_mailbox_name(user: &str) -> Verdict {
 }
 
 fn current_uid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
+    sys::effective_uid()
 }
 
 fn current_account() -> Option<Account> {

@@ -15,7 +15,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -91,9 +90,7 @@ fn holder_is_dead(path: &Path) -> bool {
     if pid <= 0 || pid == std::process::id() as i32 {
         return false;
     }
-    // SAFETY: kill with signal 0 only checks for existence; no signal is sent.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    !sys::process_exists(pid)
 }
 
 /// Removes the lock file if it is older than [`STALE_DOTLOCK`] or its holder is dead; true
@@ -149,7 +146,7 @@ fn wait_or_time_out(deadline: Instant, what: &str) -> io::Result<()> {
 pub fn lock_exclusive(file: &File, deadline: Instant) -> io::Result<()> {
     let mut use_ofd = true;
     loop {
-        match try_lock(file, use_ofd) {
+        match sys::try_lock_record(file, use_ofd) {
             Ok(()) => return Ok(()),
             Err(e) if use_ofd && e.raw_os_error() == Some(libc::EINVAL) => use_ofd = false,
             Err(e) if is_contended(&e) => {
@@ -165,24 +162,6 @@ fn is_contended(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EAGAIN) | Some(libc::EACCES) | Some(libc::EINTR)
     )
-}
-
-fn try_lock(file: &File, ofd: bool) -> io::Result<()> {
-    // SAFETY: flock is a plain C struct; all-zero is valid (l_pid must be 0 for OFD locks).
-    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = libc::F_WRLCK as libc::c_short;
-    lock.l_whence = libc::SEEK_SET as libc::c_short;
-    let command = if ofd {
-        libc::F_OFD_SETLK
-    } else {
-        libc::F_SETLK
-    };
-    // SAFETY: the descriptor is open for the call and `lock` is a valid flock.
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), command, &lock) };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -16,8 +16,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -215,14 +214,9 @@ fn set_owner(file: &File, path: &Path, uid: u32, gid: u32, created: bool) -> io:
             path.display()
         );
     }
-    // SAFETY: the descriptor is open for the duration of the calls.
-    let rc = unsafe { libc::fchown(file.as_raw_fd(), uid, gid) };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if !created && unsafe { libc::fchmod(file.as_raw_fd(), 0o600) } == -1 {
-        return Err(io::Error::last_os_error());
+    std::os::unix::fs::fchown(file, Some(uid), Some(gid))?;
+    if !created {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(())
 }

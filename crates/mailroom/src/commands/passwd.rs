@@ -108,39 +108,11 @@ fn read_line(input: &mut impl BufRead) -> std::io::Result<String> {
 fn prompt_without_echo(prompt: &str) -> std::io::Result<String> {
     eprint!("{prompt}");
     std::io::stderr().flush()?;
-    let _echo = EchoOff::new()?;
+    // Echo comes back when this is dropped, on the error path too.
+    let _echo = sys::EchoOff::new()?;
     let line = read_line(&mut std::io::stdin().lock());
     eprintln!();
     line
-}
-
-/// Turns terminal echo off on stdin until dropped (so a ^C-free error path restores it too).
-struct EchoOff {
-    saved: libc::termios,
-}
-
-impl EchoOff {
-    fn new() -> std::io::Result<EchoOff> {
-        // SAFETY: termios is plain data; tcgetattr fills it or fails, and we check which.
-        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-        if unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut saved) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let mut quiet = saved;
-        quiet.c_lflag &= !libc::ECHO;
-        // SAFETY: `quiet` is a valid termios obtained from tcgetattr.
-        if unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &quiet) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(EchoOff { saved })
-    }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        // SAFETY: restores the settings tcgetattr returned.
-        unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &self.saved) };
-    }
 }
 
 #[cfg(test)]

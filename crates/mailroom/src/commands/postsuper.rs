@@ -120,8 +120,7 @@ fn requests(p: &Parsed) -> Vec<superop::Request> {
 /// profile the queue belongs to the user running it, who must be able to manage it).
 fn may_change_the_queue(cfg: &config::Config) -> bool {
     use std::os::unix::fs::MetadataExt;
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
+    let uid = sys::real_uid();
     uid == 0 || std::fs::metadata(&cfg.queue_directory).map_or(true, |meta| meta.uid() == uid)
 }
 

@@ -22,6 +22,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 use submit::sendmail::FlushScope;
+use sys::Signal;
 
 /// How long `stop` waits for the daemon to exit: its own grace for deliveries in flight
 /// (30 s) plus that of the SMTP sessions finishing a message, plus a margin.
@@ -95,17 +96,17 @@ pub fn run(config_path: Option<&Path>, service: Service) -> u8 {
         }
         Service::Stop => {
             eprintln!("mailroom: stopping the mail system");
-            signal_and_wait(&cfg, pid, libc::SIGTERM, STOP_WAIT)
+            signal_and_wait(&cfg, pid, Signal::SIGTERM, STOP_WAIT)
         }
         Service::Abort => {
             eprintln!("mailroom: aborting the mail system");
-            signal_and_wait(&cfg, pid, libc::SIGQUIT, ABORT_WAIT)
+            signal_and_wait(&cfg, pid, Signal::SIGQUIT, ABORT_WAIT)
         }
         Service::Reload => {
             eprintln!("mailroom: refreshing the mail system");
-            signal(pid, libc::SIGHUP)
+            signal(pid, Signal::SIGHUP)
         }
-        Service::Logrotate => signal(pid, libc::SIGUSR1),
+        Service::Logrotate => signal(pid, Signal::SIGUSR1),
         Service::Flush => postqueue::flush(&cfg, "mailroom", &FlushScope::All),
     }
 }
@@ -120,14 +121,8 @@ fn not_running(service: Service) -> u8 {
     1
 }
 
-fn signal(pid: u32, signal: libc::c_int) -> u8 {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        eprintln!("mailroom: fatal: bad pid {pid} in the pid file");
-        return 1;
-    };
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-    if unsafe { libc::kill(pid, signal) } != 0 {
-        let e = std::io::Error::last_os_error();
+fn signal(pid: u32, signal: Signal) -> u8 {
+    if let Err(e) = sys::kill(pid, signal) {
         eprintln!("mailroom: fatal: cannot signal the mail system (pid {pid}): {e}");
         return match e.kind() {
             std::io::ErrorKind::PermissionDenied => EX_NOPERM,
@@ -137,7 +132,7 @@ fn signal(pid: u32, signal: libc::c_int) -> u8 {
     0
 }
 
-fn signal_and_wait(cfg: &Config, pid: u32, sig: libc::c_int, wait: Duration) -> u8 {
+fn signal_and_wait(cfg: &Config, pid: u32, sig: Signal, wait: Duration) -> u8 {
     let code = signal(pid, sig);
     if code != 0 {
         return code;

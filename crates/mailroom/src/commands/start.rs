@@ -16,7 +16,6 @@ use config::Config;
 use envelope::sysexits::{EX_SOFTWARE, EX_TEMPFAIL};
 use std::io::Read;
 use std::os::unix::net::UnixDatagram;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -91,17 +90,9 @@ fn spawn(config_path: Option<&Path>, notify: &Path) -> std::io::Result<Child> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    // SAFETY: setsid(2) is async-signal-safe and touches no memory; it runs in the child
-    // between fork and exec, making it a session leader without a controlling terminal,
-    // so closing the terminal sends it no SIGHUP (which would be a reload).
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // A session leader without a controlling terminal: closing the terminal sends it no
+    // SIGHUP (which would be a reload).
+    sys::new_session_on_exec(&mut command);
     command.spawn()
 }
 
@@ -171,8 +162,6 @@ pub fn release_standard_error() {
     let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
         return;
     };
-    // SAFETY: both descriptors are valid and open; dup2 replaces fd 2 atomically.
-    unsafe {
-        libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), libc::STDERR_FILENO);
-    }
+    // Nothing to report to if this fails: standard error is what would have said it.
+    let _ = sys::redirect_standard_error(&null);
 }

@@ -214,8 +214,7 @@ fn packing_keeps_every_entry() {
 
 /// Bytes in use by malloc (RSS keeps freed pages).
 fn heap_kib() -> u64 {
-    // SAFETY: mallinfo2 only reads the allocator's counters.
-    (unsafe { libc::mallinfo2() }.uordblks / 1024) as u64
+    (sys::heap_in_use() / 1024) as u64
 }
 
 #[allow(dead_code)]

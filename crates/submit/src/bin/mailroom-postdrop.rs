@@ -2,6 +2,8 @@
 //! not write `maildrop/` directly. All logic (and its security stance) is in
 //! [`submit::postdrop`]; this is only the process entry point.
 
+#![forbid(unsafe_code)]
+
 use config::Config;
 use submit::postdrop::{run_postdrop, PostdropIo};
 

@@ -4,6 +4,8 @@
 //! and the TLS stack. Install it (or symlink it) as `sendmail`. `-bp` and `-q` are handed to
 //! the `mailroom` binary next to it, which owns the queue listing and the control socket.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 

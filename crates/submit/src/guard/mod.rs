@@ -13,11 +13,9 @@
 
 mod refusals;
 
-use std::ffi::CString;
 use std::fmt;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub use refusals::{record_refusal, take_refusal_count, REFUSAL_FILE};
@@ -144,35 +142,8 @@ pub fn check(
     check_maildrop(maildrop_dir, limits, message_size)
 }
 
-/// Free bytes (for unprivileged users) and free inodes of the file system holding `path`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FreeSpace {
-    pub bytes: u64,
-    /// `None` when the file system has no inode limit (btrfs, ZFS report zero inodes).
-    pub inodes: Option<u64>,
-}
-
-pub fn free_space(path: &Path) -> io::Result<FreeSpace> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: statvfs is plain old data; zeroed is a valid value to be overwritten.
-    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid NUL-terminated path and a valid out pointer.
-    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    #[allow(clippy::useless_conversion)] // field widths differ between targets
-    let (bavail, frsize, files, favail) = (
-        u64::from(stats.f_bavail),
-        u64::from(stats.f_frsize),
-        u64::from(stats.f_files),
-        u64::from(stats.f_favail),
-    );
-    Ok(FreeSpace {
-        bytes: bavail.saturating_mul(frsize),
-        inodes: (files > 0).then_some(favail),
-    })
-}
+/// Free bytes (for unprivileged users) and free inodes of the file system holding a path.
+pub use sys::{free_space, FreeSpace};
 
 /// `queue_minfree` and `queue_minfree_inodes` (also what smtpd checks before DATA).
 pub fn check_free_space(

@@ -7,9 +7,8 @@
 //! depends on it. In a system install the daemon creates the file; `check --fix` should give
 //! it group `setgid_group` and mode 0660 so that `mailroom-postdrop` can update it.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::thread::sleep;
@@ -53,15 +52,12 @@ fn open_locked(queue_dir: &Path) -> io::Result<File> {
         .open(&path)?;
     widen_mode(&file);
     for _ in 0..20 {
-        // SAFETY: flock on a descriptor `file` owns; the lock goes away when it is closed.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(file);
+        // flock(2); the lock goes away when `file` is closed.
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) => sleep(Duration::from_millis(10)),
+            Err(TryLockError::Error(error)) => return Err(error),
         }
-        let error = io::Error::last_os_error();
-        if error.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(error);
-        }
-        sleep(Duration::from_millis(10));
     }
     Err(io::Error::new(
         io::ErrorKind::WouldBlock,
@@ -72,8 +68,7 @@ fn open_locked(queue_dir: &Path) -> io::Result<File> {
 /// The umask may have narrowed a freshly created file; its owner restores group write.
 fn widen_mode(file: &File) {
     let Ok(meta) = file.metadata() else { return };
-    // SAFETY: geteuid has no preconditions.
-    let owner = meta.uid() == unsafe { libc::geteuid() };
+    let owner = meta.uid() == sys::effective_uid();
     if owner && meta.mode() & 0o777 != FILE_MODE {
         let _ = file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE));
     }

@@ -2,7 +2,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -174,16 +173,7 @@ fn sync_directory(dir: &Path, file: &File) -> Result<(), MaildropError> {
 /// directory to fsync it. syncfs(2) flushes the whole file system, entry included: slower,
 /// equally durable, and maildrop traffic is small.
 fn sync_file_system(dir: &Path, file: &File) -> Result<(), MaildropError> {
-    // SAFETY: syncfs only reads the descriptor, which `file` keeps open for the call.
-    if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 {
-        Ok(())
-    } else {
-        Err(MaildropError::io(
-            "sync the file system of",
-            dir,
-            io::Error::last_os_error(),
-        ))
-    }
+    sys::sync_file_system(file).map_err(|e| MaildropError::io("sync the file system of", dir, e))
 }
 
 /// Reads and verifies one maildrop file, refusing anything over [`DEFAULT_READ_CAP`].

@@ -36,7 +36,7 @@ fn start_sink(extra: &[&str]) -> Option<Sink> {
     };
     let mut command = Command::new(SMTP_SINK);
     // As root smtp-sink insists on dropping privileges.
-    if unsafe { libc::geteuid() } == 0 {
+    if sys::effective_uid() == 0 {
         command.args(["-u", "nobody"]);
     }
     command

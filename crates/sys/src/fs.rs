@@ -1,0 +1,94 @@
+//! File-system calls std lacks: free space, `syncfs`, FIFOs and the umask.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use nix::sys::stat::Mode;
+
+/// Free bytes (for unprivileged users) and free inodes of a file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreeSpace {
+    pub bytes: u64,
+    /// `None` when the file system has no inode limit (btrfs, ZFS report zero inodes).
+    pub inodes: Option<u64>,
+}
+
+/// statvfs(2) of the file system holding `path`. Counts what an unprivileged writer may
+/// use (`f_bavail`, `f_favail`), not the blocks reserved for root: the queue's limits are
+/// about the mail owner's room.
+pub fn free_space(path: &Path) -> io::Result<FreeSpace> {
+    let stats = nix::sys::statvfs::statvfs(path).map_err(crate::io_error)?;
+    #[allow(clippy::useless_conversion)] // field widths differ between targets
+    let (available, fragment, files, files_available) = (
+        u64::from(stats.blocks_available()),
+        u64::from(stats.fragment_size()),
+        u64::from(stats.files()),
+        u64::from(stats.files_available()),
+    );
+    Ok(FreeSpace {
+        bytes: available.saturating_mul(fragment),
+        inodes: (files > 0).then_some(files_available),
+    })
+}
+
+/// statfs(2)'s `f_type` of the file system holding `path`: its kind as a magic number
+/// (0xEF53 ext4, 0x01021994 tmpfs, …).
+pub fn file_system_magic(path: &Path) -> io::Result<u64> {
+    let stats = nix::sys::statfs::statfs(path).map_err(crate::io_error)?;
+    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)] // widths differ by target
+    Ok(stats.filesystem_type().0 as u64)
+}
+
+/// syncfs(2): flushes the whole file system holding `file`, directory entries included.
+/// For a directory that can be written but not opened (so not fsynced itself).
+pub fn sync_file_system(file: &File) -> io::Result<()> {
+    nix::unistd::syncfs(file).map_err(crate::io_error)
+}
+
+/// mkfifo(3): creates a named pipe with `mode` (less the umask).
+pub fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(mode as libc::mode_t))
+        .map_err(crate::io_error)
+}
+
+/// umask(2): sets the process's file-creation mask, returning the previous one.
+pub fn set_umask(mask: u32) -> u32 {
+    #[allow(clippy::useless_conversion)] // mode_t is narrower than u32 on some targets
+    u32::from(nix::sys::stat::umask(Mode::from_bits_truncate(mask as libc::mode_t)).bits())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_space_of_a_directory_and_an_error_for_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_space(dir.path()).unwrap();
+        assert!(free.bytes > 0);
+        let missing = free_space(&dir.path().join("missing")).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn proc_is_recognised_by_its_magic() {
+        assert_eq!(file_system_magic(Path::new("/proc")).unwrap(), 0x9fa0);
+    }
+
+    #[test]
+    fn mkfifo_makes_a_fifo() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fifo");
+        mkfifo(&path, 0o600).unwrap();
+        assert!(std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert_eq!(
+            mkfifo(&path, 0o600).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+    }
+}
