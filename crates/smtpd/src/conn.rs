@@ -28,9 +28,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;
 
-use crate::line::{self, Frame};
-use crate::reply::Reply;
 use crate::stress::{Presence, StressFlag};
+use proto::line::{self, Frame};
+use proto::reply::Reply;
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -296,7 +296,7 @@ impl Conn {
 
     async fn frame_line(&mut self, stop: &mut watch::Receiver<bool>) -> Result<Line, ReadEnd> {
         loop {
-            match line::frame(self.buffered()) {
+            match line::frame(self.buffered(), line::MAX_LINE) {
                 Frame::Line {
                     content,
                     consumed,
