@@ -10,7 +10,7 @@
 //! * A read that waits marks the session as waiting (`stress::Presence`), so the listener
 //!   can evict the stalest session when a new client finds every slot taken.
 //! * The input buffer never holds more than [`READ_CHUNK`] plus one line's worth of bytes:
-//!   lines are framed with a bound (`line.rs`), message data is streamed through a decoder.
+//!   lines are framed with a bound (`proto::line`), message data is streamed through a decoder.
 //! * Replies are collected and sent in one write just before the next read, which is what
 //!   RFC 2920 PIPELINING asks of a server (and saves a syscall per pipelined command).
 //! * STARTTLS upgrades the stream in place; whatever plaintext the client pipelined after

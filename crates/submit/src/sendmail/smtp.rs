@@ -3,9 +3,10 @@
 //! becomes one maildrop file, and 250 is sent only once that file is durable (invariant 1).
 //!
 //! Commands: HELO, EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT; anything else is 500 5.5.2.
-//! Framing, parsing, DATA decoding and the reply texts are smtpd's codec (the `proto`
-//! crate) in its lenient `SENDMAIL_BS` dialect, whose table says how it differs from
-//! smtpd's; this file holds only the session rules and the two streams.
+//! Framing, parsing, DATA decoding and the reply texts are the SMTP codec smtpd uses too
+//! (the `proto` crate), in its lenient `SENDMAIL_BS` dialect, whose table in
+//! `proto::dialect` says how it differs from smtpd's; this file holds only the session
+//! rules and the two streams.
 
 use std::io::{self, BufRead, Write};
 

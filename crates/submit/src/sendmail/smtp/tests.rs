@@ -64,3 +64,21 @@ fn rset_clears_and_long_lines_are_refused() {
         ["220", "250", "250", "250", "500", "250", "250", "354", "250", "221"]
     );
 }
+
+/// The old reader kept the whole rest of an over-long command line in memory while skipping
+/// it; now at most a line's worth plus one read is buffered, however long the line.
+#[test]
+fn an_over_long_line_is_skipped_in_bounded_memory() {
+    let mut text = vec![b'x'; 4 << 20];
+    text.extend_from_slice(b"\r\nQUIT\r\n");
+    let mut reader = io::BufReader::with_capacity(8192, &text[..]);
+    let mut input = Input::new(&mut reader);
+    assert_eq!(input.command_line().unwrap(), Some(None));
+    assert!(
+        input.pending.capacity() < 64 * 1024,
+        "{}",
+        input.pending.capacity()
+    );
+    assert_eq!(input.command_line().unwrap(), Some(Some(b"QUIT".to_vec())));
+    assert_eq!(input.command_line().unwrap(), None);
+}
