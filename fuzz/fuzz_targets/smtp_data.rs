@@ -1,6 +1,7 @@
-//! Message data through the DATA/BDAT decoder in every mode and bare-newline policy: the
-//! outcome does not depend on how the bytes were split across reads, only <CRLF>.<CRLF> ends
-//! DATA, nothing stored holds a CR or NUL (see `smtpd::fuzzing::check_data`).
+//! Message data through the DATA/BDAT decoder of `proto` in every mode and bare-newline
+//! policy: the outcome does not depend on how the bytes were split across reads; in smtpd's
+//! policies only <CRLF>.<CRLF> ends DATA and nothing stored holds a CR or NUL; `sendmail
+//! -bs`'s stores the text read the Unix way (see `proto::fuzzing::check_data`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,9 +17,9 @@ fuzz_target!(|data: &[u8]| {
         0
     };
     let input = if knobs & 0x20 != 0 {
-        smtpd::fuzzing::smtp_alphabet(rest)
+        proto::fuzzing::smtp_alphabet(rest)
     } else {
         rest.to_vec()
     };
-    smtpd::fuzzing::check_data(&input, step, limit);
+    proto::fuzzing::check_data(&input, step, limit);
 });

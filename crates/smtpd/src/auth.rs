@@ -23,10 +23,10 @@ use tracing::{info, warn};
 use crate::auth_guard::Busy;
 use crate::conn::{Conn, Line};
 use crate::driver::{send, End, Env};
-use crate::reply::{fixed, Reply};
 use crate::sasl::{Credentials, Exchange, Mechanism, SaslError, Step};
 use crate::session::Session;
 use crate::stress::Presence;
+use proto::reply::{fixed, Reply};
 
 /// Runs one AUTH command to its reply.
 pub async fn run(

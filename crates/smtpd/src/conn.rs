@@ -10,7 +10,7 @@
 //! * A read that waits marks the session as waiting (`stress::Presence`), so the listener
 //!   can evict the stalest session when a new client finds every slot taken.
 //! * The input buffer never holds more than [`READ_CHUNK`] plus one line's worth of bytes:
-//!   lines are framed with a bound (`line.rs`), message data is streamed through a decoder.
+//!   lines are framed with a bound (`proto::line`), message data is streamed through a decoder.
 //! * Replies are collected and sent in one write just before the next read, which is what
 //!   RFC 2920 PIPELINING asks of a server (and saves a syscall per pipelined command).
 //! * STARTTLS upgrades the stream in place; whatever plaintext the client pipelined after
@@ -28,9 +28,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;
 
-use crate::line::{self, Frame};
-use crate::reply::Reply;
 use crate::stress::{Presence, StressFlag};
+use proto::line::{self, Frame};
+use proto::reply::Reply;
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -296,7 +296,7 @@ impl Conn {
 
     async fn frame_line(&mut self, stop: &mut watch::Receiver<bool>) -> Result<Line, ReadEnd> {
         loop {
-            match line::frame(self.buffered()) {
+            match line::frame(self.buffered(), line::MAX_LINE) {
                 Frame::Line {
                     content,
                     consumed,

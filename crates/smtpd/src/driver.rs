@@ -14,13 +14,13 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::auth;
-use crate::command;
 use crate::conn::{Conn, Line, ReadEnd};
-use crate::data::{BareNewline, DataError};
 use crate::intake::{self, Intake};
-use crate::reply::{fixed, Reply};
 use crate::session::{upper_verb, Action, ChunkEnd, Session, Storage, Transaction};
 use crate::tls;
+use proto::command;
+use proto::data::{BareNewline, DataError};
+use proto::reply::{fixed, Reply};
 
 /// Why a session ended.
 #[derive(Debug)]

@@ -14,10 +14,10 @@ use queue::Store;
 use submit::guard::{self, GuardError, Limits};
 use tracing::{info, warn};
 
-use crate::data::DataError;
 use crate::message;
-use crate::reply::{fixed, Reply};
 use crate::session::{Session, Storage, Transaction};
+use proto::data::DataError;
+use proto::reply::{fixed, Reply};
 
 /// Called with the ID of each newly queued message (the daemon makes it due at once).
 pub type Queued = Arc<dyn Fn(QueueId) + Send + Sync>;

@@ -8,18 +8,19 @@
 //! (`Store::enqueue`), each announced to the scheduler through the `queued` hook, plus
 //! Postfix-style `mailroom/smtpd[pid]` log lines.
 //!
-//! The path of a command, one file per step:
+//! The path of a command, one file per step (`proto::` is the SMTP codec crate, shared
+//! with `sendmail -bs`):
 //! ```text
 //!  listener.rs  accept, connection limits, shutdown; stress.rs: overload, eviction;
 //!               rebind.rs: reload (listeners follow the configuration, new certificates)
 //!    └ conn.rs       bounded, timed reads; batched replies; STARTTLS stream swap
-//!      └ line.rs        command-line framing (≤ 1000 bytes)
-//!      └ command.rs     line → Command (address.rs, params.rs)      pure, fuzzed
-//!      └ session/       Command → Action: states, relay (relay.rs)  pure
-//!      └ data.rs        DATA/BDAT bytes → stored message            pure, fuzzed
-//!      └ driver.rs      runs it all; tls.rs, auth.rs (sasl.rs, auth_guard.rs) for the sub-dialogues
-//!      └ message.rs     header checks, Received:, envelope
-//!      └ intake.rs      disk guard; durable enqueue, then 250
+//!      └ proto::line     command-line framing (≤ 1000 bytes)
+//!      └ proto::command  line → Command, smtpd's strict dialect      pure, fuzzed
+//!      └ session/        Command → Action: states, relay (relay.rs)  pure
+//!      └ proto::data     DATA/BDAT bytes → stored message            pure, fuzzed
+//!      └ driver.rs       runs it all; tls.rs, auth.rs (sasl.rs, auth_guard.rs) for the sub-dialogues
+//!      └ message.rs      header checks, Received:, envelope
+//!      └ intake.rs       disk guard; durable enqueue, then 250
 //! ```
 //!
 //! # Invariants
@@ -45,23 +46,15 @@
 
 #![forbid(unsafe_code)]
 
-mod address;
 mod auth;
 mod auth_guard;
-pub mod command;
 mod conn;
-pub mod data;
 mod driver;
-#[doc(hidden)]
-pub mod fuzzing;
 mod intake;
-mod line;
 mod listener;
 mod message;
-mod params;
 mod rebind;
 mod relay;
-mod reply;
 mod sasl;
 pub mod session;
 mod stress;
@@ -79,7 +72,6 @@ use tracing::warn;
 
 pub use listener::STOP_GRACE;
 pub use relay::RelayPolicy;
-pub use reply::Reply;
 pub use sasl::{decode_base64, encode_base64};
 pub use session::RecipientCheck;
 

@@ -38,10 +38,10 @@ use crate::driver::{self, Env};
 use crate::intake::{DiskGuard, Intake};
 use crate::rebind::ListenerSet;
 use crate::relay::canonical;
-use crate::reply::{fixed, Reply};
 use crate::session::{Client, Role, Session, Settings};
 use crate::stress::{Load, Registration};
 use crate::{ConfigSource, SmtpdError};
+use proto::reply::{fixed, Reply};
 
 /// How long a new client waits for the slot of a session told to close.
 const EVICTION_WAIT: Duration = Duration::from_secs(2);

@@ -19,8 +19,8 @@ use envelope::{Envelope, QueueId};
 use submit::cleanup::rfc5322_date;
 use submit::headers::{self, Header};
 
-use crate::reply::{fixed, Reply};
 use crate::session::{Role, Session, Transaction};
+use proto::reply::{fixed, Reply};
 
 /// A message ready for `Store::enqueue`.
 #[derive(Debug)]
@@ -138,9 +138,9 @@ fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::MailParams;
     use crate::session::{Client, Settings};
     use envelope::Recipient;
+    use proto::params::MailParams;
     use std::sync::Arc;
 
     fn session(role: Role, edit: impl FnOnce(&mut config::Config)) -> Session {

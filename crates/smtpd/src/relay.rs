@@ -18,7 +18,7 @@
 
 use std::net::IpAddr;
 
-use crate::address::domain_of;
+use proto::address::domain_of;
 
 /// One `mynetworks` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,8 +13,8 @@ use tracing::{info, warn};
 
 use crate::conn::Conn;
 use crate::driver::{send, End, Env};
-use crate::reply::fixed;
 use crate::session::Session;
+use proto::reply::fixed;
 
 /// The STARTTLS acceptor, or `None` (with a warning) when TLS is off or cannot be set up;
 /// then STARTTLS is simply not offered.

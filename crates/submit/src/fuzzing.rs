@@ -179,8 +179,8 @@ pub fn check_sendmail_bs(data: &[u8]) {
     }
 }
 
-/// Maps bytes onto tokens of the `-bs` dialect (as `smtpd::fuzzing::smtp_alphabet` does
-/// for smtpd), so random input reaches DATA and the size limit.
+/// Maps bytes onto tokens of the `-bs` dialect (as `proto::fuzzing::smtp_alphabet` does
+/// for smtpd's), so random input reaches DATA and the size limit.
 fn smtpd_alphabet(data: &[u8]) -> Vec<u8> {
     const TOKENS: &[&[u8]] = &[
         b"HELO x",
@@ -229,7 +229,7 @@ fn run(cfg: &Config, input: &mut dyn BufRead) -> Outcome {
     let mut submit = |f: &MaildropFile| {
         files.push((f.sender.clone(), f.recipients.clone(), f.message.clone()));
         match files.len() % 3 {
-            0 => Err("452 4.3.1 Insufficient system storage"),
+            0 => Err(proto::fixed::insufficient_storage()),
             _ => Ok(QueueId::from_u128(files.len() as u128)),
         }
     };

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use config::{Config, Profile};
 use envelope::QueueId;
+use proto::{fixed, Reply};
 
 use crate::guard::{self, GuardError, Limits, Refusal};
 use crate::maildrop::{self, is_permission_denied, MaildropError, MaildropFile};
@@ -69,14 +70,14 @@ impl SubmitError {
     }
 
     /// The reply for `sendmail -bs` after DATA (RFC 3463 codes).
-    pub fn smtp_reply(&self) -> &'static str {
+    pub fn smtp_reply(&self) -> Reply {
         match self {
-            SubmitError::Refused(_) => "452 4.3.1 Insufficient system storage",
-            SubmitError::Invalid(_) => "554 5.6.0 Error: invalid envelope",
+            SubmitError::Refused(_) => fixed::insufficient_storage(),
+            SubmitError::Invalid(_) => Reply::new(554, "5.6.0", "Error: invalid envelope"),
             SubmitError::Helper { code, .. } if *code == envelope::sysexits::EX_UNAVAILABLE => {
-                "552 5.3.4 Error: message file too big"
+                fixed::message_too_big()
             }
-            _ => "451 4.3.0 Error: queue file write error",
+            _ => fixed::queue_write_error(),
         }
     }
 }

@@ -33,12 +33,12 @@ use std::time::Duration;
 
 use config::{Config, Stressed};
 
-use crate::command::Command;
-use crate::data::BareNewline;
 use crate::relay::RelayPolicy;
-use crate::reply::{fixed, Reply};
 use crate::sasl::{self, Mechanism};
 use crate::stress::StressFlag;
+use proto::command::Command;
+use proto::data::BareNewline;
+use proto::reply::{fixed, Reply};
 
 pub use transaction::{ChunkEnd, Transaction};
 

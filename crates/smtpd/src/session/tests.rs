@@ -2,8 +2,8 @@
 //! code (or action) expected, so a table reads like an SMTP transcript.
 
 use super::*;
-use crate::command::parse;
-use crate::reply::Reply;
+use proto::command::parse;
+use proto::reply::Reply;
 
 struct Room(bool);
 

@@ -8,9 +8,9 @@ use envelope::{QueueId, Recipient};
 use tracing::info;
 
 use super::{Action, Role, Session, Storage};
-use crate::data::{DataError, Decoder, Mode};
-use crate::params::{MailParams, RcptParams};
-use crate::reply::{fixed, Reply};
+use proto::data::{DataError, Decoder, Mode};
+use proto::params::{MailParams, RcptParams};
+use proto::reply::{fixed, Reply};
 
 /// One mail transaction in progress.
 #[derive(Debug)]

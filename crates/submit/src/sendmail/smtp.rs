@@ -3,95 +3,27 @@
 //! becomes one maildrop file, and 250 is sent only once that file is durable (invariant 1).
 //!
 //! Commands: HELO, EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT; anything else is 500 5.5.2.
-//! The command parser is pure (a line in, a [`Command`] out) and table-tested.
+//! Framing, parsing, DATA decoding and the reply texts are the SMTP codec smtpd uses too
+//! (the `proto` crate), in its lenient `SENDMAIL_BS` dialect, whose table in
+//! `proto::dialect` says how it differs from smtpd's; this file holds only the session
+//! rules and the two streams.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Write};
 
 use config::Config;
 use envelope::QueueId;
+use proto::data::{BareNewline, Decoder, Mode};
+use proto::line::{self, Frame};
+use proto::{fixed, parse_with, Command, Dialect, Reply};
 
 use super::{now, submission, Handled, SendmailIo};
 use crate::maildrop::{DsnOptions, MaildropFile};
 use crate::submission::{message_limit, submit};
 use envelope::sysexits::{EX_OK, EX_TEMPFAIL};
 
-/// Longest command line accepted (RFC 5321 section 4.5.3.1.4 asks for at least 512).
-const MAX_COMMAND_LINE: u64 = 2048;
+const DIALECT: Dialect = Dialect::SENDMAIL_BS;
 /// Recipients per message (RFC 5321 section 4.5.3.1.8 asks for at least 100).
 const MAX_RECIPIENTS: usize = 1000;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Command {
-    Helo(String),
-    Ehlo(String),
-    Mail {
-        sender: String,
-        size: Option<u64>,
-    },
-    Rcpt(String),
-    Data,
-    Rset,
-    Noop,
-    Quit,
-    Unknown,
-    /// A known verb with bad arguments: the reply to send.
-    Syntax(&'static str),
-}
-
-fn parse_command(line: &str) -> Command {
-    let line = line.trim_end_matches(['\r', '\n']);
-    let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
-    let rest = rest.trim();
-    match verb.to_ascii_uppercase().as_str() {
-        "HELO" | "EHLO" if rest.is_empty() => Command::Syntax("501 5.5.4 Syntax: EHLO hostname"),
-        "HELO" => Command::Helo(rest.to_string()),
-        "EHLO" => Command::Ehlo(rest.to_string()),
-        "MAIL" => match path_argument(rest, "FROM:") {
-            Some((sender, params)) => Command::Mail {
-                sender,
-                size: size_parameter(params),
-            },
-            None => Command::Syntax("501 5.5.4 Syntax: MAIL FROM:<address>"),
-        },
-        "RCPT" => match path_argument(rest, "TO:") {
-            Some((recipient, _)) if !recipient.is_empty() => Command::Rcpt(recipient),
-            _ => Command::Syntax("501 5.5.4 Syntax: RCPT TO:<address>"),
-        },
-        "DATA" => Command::Data,
-        "RSET" => Command::Rset,
-        "NOOP" => Command::Noop,
-        "QUIT" => Command::Quit,
-        _ => Command::Unknown,
-    }
-}
-
-/// `FROM:<a@b> SIZE=10` → (`a@b`, `SIZE=10`); also tolerates a bare address and spaces.
-fn path_argument<'a>(rest: &'a str, keyword: &str) -> Option<(String, &'a str)> {
-    let head = rest.get(..keyword.len())?;
-    if !head.eq_ignore_ascii_case(keyword) {
-        return None;
-    }
-    let rest = rest[keyword.len()..].trim_start();
-    let (path, params) = match rest.strip_prefix('<') {
-        Some(inner) => inner.split_once('>')?,
-        None => rest.split_once(' ').unwrap_or((rest, "")),
-    };
-    // Drop an obsolete source route (`@relay:user@host`).
-    let address = match path.strip_prefix('@') {
-        Some(route) => route.split_once(':')?.1,
-        None => path,
-    };
-    let clean = !address.chars().any(|c| c.is_control() || c.is_whitespace());
-    clean.then(|| (address.to_string(), params))
-}
-
-fn size_parameter(params: &str) -> Option<u64> {
-    params.split_whitespace().find_map(|param| {
-        let (key, value) = param.split_once('=')?;
-        key.eq_ignore_ascii_case("SIZE")
-            .then(|| value.parse().ok())?
-    })
-}
 
 /// The envelope being collected.
 #[derive(Default)]
@@ -109,15 +41,14 @@ pub(super) fn serve(cfg: &Config, io: &mut SendmailIo) -> Handled {
         username,
         ..
     } = &mut *io;
-    let mut session = Session {
+    let mut submit = |drop: &MaildropFile| submit(&how, drop).map_err(|e| e.smtp_reply());
+    let mut session = Session::new(
         cfg,
-        uid: *uid,
-        username,
-        input: stdin,
-        output: stdout,
-        transaction: Transaction::default(),
-        submit: &mut |drop: &MaildropFile| submit(&how, drop).map_err(|e| e.smtp_reply()),
-    };
+        (*uid, username.as_str()),
+        &mut **stdin,
+        &mut **stdout,
+        &mut submit,
+    );
     match session.run() {
         Ok(()) => Handled::Exit(EX_OK),
         Err(e) => io.fatal(EX_TEMPFAIL, format!("-bs session: {e}")),
@@ -132,127 +63,120 @@ pub(crate) fn session_with(
     submit: Submit<'_>,
 ) -> (Vec<u8>, io::Result<()>) {
     let mut output = Vec::new();
-    let mut session = Session {
-        cfg,
-        uid: 1000,
-        username: "fuzz",
-        input,
-        output: &mut output,
-        transaction: Transaction::default(),
-        submit,
-    };
-    let ended = session.run();
+    let ended = Session::new(cfg, (1000, "fuzz"), input, &mut output, submit).run();
     (output, ended)
 }
 
-type Submit<'a> = &'a mut dyn FnMut(&MaildropFile) -> Result<QueueId, &'static str>;
+type Submit<'a> = &'a mut dyn FnMut(&MaildropFile) -> Result<QueueId, Reply>;
 
 struct Session<'a> {
     cfg: &'a Config,
     uid: u32,
     username: &'a str,
-    input: &'a mut dyn BufRead,
+    input: Input<'a>,
     output: &'a mut dyn Write,
     transaction: Transaction,
     submit: Submit<'a>,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
+    /// A session for the user `(uid, name)`.
+    fn new(
+        cfg: &'a Config,
+        (uid, username): (u32, &'a str),
+        input: &'a mut dyn BufRead,
+        output: &'a mut dyn Write,
+        submit: Submit<'a>,
+    ) -> Session<'a> {
+        Session {
+            cfg,
+            uid,
+            username,
+            input: Input::new(input),
+            output,
+            transaction: Transaction::default(),
+            submit,
+        }
+    }
+
     /// Until QUIT or end of input; an I/O error on the streams ends the session.
     fn run(&mut self) -> io::Result<()> {
-        self.reply(&format!("220 {} ESMTP mailroom", self.cfg.myhostname))?;
+        let greeting = format!("{} ESMTP mailroom", self.cfg.myhostname);
+        self.reply(&Reply::new(220, "", greeting))?;
         loop {
-            let Some(line) = self.command_line()? else {
+            let Some(line) = self.input.command_line()? else {
                 return Ok(());
             };
             let reply = match line {
-                Some(line) => match parse_command(&line) {
-                    Command::Quit => return self.reply("221 2.0.0 Bye"),
-                    Command::Data => self.data()?,
-                    command => self.envelope(command),
+                Some(line) => match parse_with(&line, &DIALECT) {
+                    Ok(Command::Quit) => return self.reply(&fixed::bye()),
+                    Ok(Command::Data) => self.data()?,
+                    Ok(command) => self.envelope(command),
+                    Err(error) => error.reply,
                 },
-                None => "500 5.5.2 Error: line too long".to_string(),
+                None => fixed::line_too_long(),
             };
             self.reply(&reply)?;
         }
     }
 
-    fn reply(&mut self, text: &str) -> io::Result<()> {
-        write!(self.output, "{text}\r\n")?;
+    fn reply(&mut self, reply: &Reply) -> io::Result<()> {
+        self.output.write_all(&reply.to_wire())?;
         self.output.flush()
     }
 
-    /// The next command line: `None` at end of input, `Some(None)` when it was too long
-    /// (the rest of it has been skipped).
-    fn command_line(&mut self) -> io::Result<Option<Option<String>>> {
-        let mut line = Vec::new();
-        let read = (&mut *self.input)
-            .take(MAX_COMMAND_LINE)
-            .read_until(b'\n', &mut line)?;
-        if read == 0 {
-            return Ok(None);
-        }
-        if !line.ends_with(b"\n") && read as u64 == MAX_COMMAND_LINE {
-            let mut rest = Vec::new();
-            self.input.read_until(b'\n', &mut rest)?;
-            return Ok(Some(None));
-        }
-        Ok(Some(Some(String::from_utf8_lossy(&line).into_owned())))
-    }
-
-    fn envelope(&mut self, command: Command) -> String {
+    fn envelope(&mut self, command: Command) -> Reply {
         let limit = message_limit(self.cfg);
         let transaction = &mut self.transaction;
         match command {
-            Command::Helo(_) => format!("250 {}", self.cfg.myhostname),
-            Command::Ehlo(_) => format!(
-                "250-{}\r\n250-SIZE {limit}\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES",
-                self.cfg.myhostname
+            Command::Helo(_) => Reply::new(250, "", self.cfg.myhostname.clone()),
+            Command::Ehlo(_) => Reply::multi(
+                250,
+                vec![
+                    self.cfg.myhostname.clone(),
+                    format!("SIZE {limit}"),
+                    "8BITMIME".into(),
+                    "ENHANCEDSTATUSCODES".into(),
+                ],
             ),
-            Command::Mail { .. } if transaction.sender.is_some() => {
-                "503 5.5.1 Error: nested MAIL command".into()
+            Command::Mail { .. } if transaction.sender.is_some() => fixed::nested_mail(),
+            Command::Mail { params, .. } if params.size.is_some_and(|size| size > limit) => {
+                fixed::size_exceeded()
             }
-            Command::Mail {
-                size: Some(size), ..
-            } if size > limit => "552 5.3.4 Message size exceeds fixed limit".into(),
             Command::Mail { sender, .. } => {
                 transaction.sender = Some(sender);
-                "250 2.1.0 Ok".into()
+                fixed::sender_ok()
             }
-            Command::Rcpt(_) if transaction.sender.is_none() => {
-                "503 5.5.1 Error: need MAIL command".into()
+            Command::Rcpt { .. } if transaction.sender.is_none() => fixed::need_mail(),
+            Command::Rcpt { .. } if transaction.recipients.len() >= MAX_RECIPIENTS => {
+                fixed::too_many_recipients()
             }
-            Command::Rcpt(_) if transaction.recipients.len() >= MAX_RECIPIENTS => {
-                "452 4.5.3 Error: too many recipients".into()
-            }
-            Command::Rcpt(recipient) => {
+            Command::Rcpt { recipient, .. } => {
                 transaction.recipients.push(recipient);
-                "250 2.1.5 Ok".into()
+                fixed::recipient_ok()
             }
             Command::Rset => {
                 *transaction = Transaction::default();
-                "250 2.0.0 Ok".into()
+                fixed::ok()
             }
-            Command::Noop => "250 2.0.0 Ok".into(),
-            Command::Syntax(reply) => reply.into(),
-            Command::Unknown | Command::Quit | Command::Data => {
-                "500 5.5.2 Error: command not recognized".into()
-            }
+            Command::Noop => fixed::ok(),
+            // The dialect has no other verbs; QUIT and DATA are handled by `run`.
+            _ => fixed::unknown_command(),
         }
     }
 
     /// DATA: collect the message, write it, and answer only when it is durable.
-    fn data(&mut self) -> io::Result<String> {
+    fn data(&mut self) -> io::Result<Reply> {
         if self.transaction.recipients.is_empty() {
-            return Ok("503 5.5.1 Error: need RCPT command".into());
+            return Ok(fixed::need_rcpt());
         }
-        self.reply("354 End data with <CR><LF>.<CR><LF>")?;
+        self.reply(&fixed::start_data())?;
         let transaction = std::mem::take(&mut self.transaction);
-        let Some(message) = read_data(self.input, message_limit(self.cfg))? else {
+        let Some(message) = self.input.message(message_limit(self.cfg))? else {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
         };
         let Some(message) = message else {
-            return Ok("552 5.3.4 Error: message file too big".into());
+            return Ok(fixed::message_too_big());
         };
         let drop = MaildropFile {
             id: QueueId::generate(),
@@ -266,48 +190,93 @@ impl Session<'_> {
             message,
         };
         Ok(match (self.submit)(&drop) {
-            Ok(id) => format!("250 2.0.0 Ok: queued as {id}"),
-            Err(reply) => reply.to_string(),
+            Ok(id) => fixed::queued(&id.to_string()),
+            Err(reply) => reply,
         })
     }
 }
 
-/// Reads DATA up to the lone `.` line: dot-unstuffing (RFC 5321 section 4.5.2), CRLF to LF.
-/// `None` at end of input; `Some(None)` when over `limit` (the rest was read and dropped).
-fn read_data(input: &mut dyn BufRead, limit: u64) -> io::Result<Option<Option<Vec<u8>>>> {
-    let mut message = Vec::new();
-    let mut too_big = false;
-    let mut at_line_start = true;
-    let mut chunk = Vec::new();
-    loop {
-        chunk.clear();
-        let budget = match too_big {
-            true => 64 * 1024,
-            false => limit.saturating_sub(message.len() as u64).saturating_add(3),
+/// The input stream as the codec wants it: `pending` holds the bytes read but not used yet,
+/// from which command lines are framed and DATA is decoded.
+struct Input<'a> {
+    reader: &'a mut dyn BufRead,
+    pending: Vec<u8>,
+}
+
+impl<'a> Input<'a> {
+    fn new(reader: &'a mut dyn BufRead) -> Input<'a> {
+        Input {
+            reader,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Moves what the reader has next into `pending`; false at end of input.
+    fn fill(&mut self) -> io::Result<bool> {
+        let chunk = loop {
+            match self.reader.fill_buf() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?.len(),
+            }
         };
-        if (&mut *input).take(budget).read_until(b'\n', &mut chunk)? == 0 {
-            return Ok(None);
+        self.pending
+            .extend_from_slice(&self.reader.fill_buf()?[..chunk]);
+        self.reader.consume(chunk);
+        Ok(chunk > 0)
+    }
+
+    /// The next command line without its line end: `None` at end of input, `Some(None)`
+    /// when it was too long (the rest of it has been skipped). A last line without LF
+    /// counts as a line.
+    fn command_line(&mut self) -> io::Result<Option<Option<Vec<u8>>>> {
+        loop {
+            match line::frame(&self.pending, DIALECT.max_line) {
+                Frame::Line {
+                    content, consumed, ..
+                } => {
+                    let text = self.pending[..content].to_vec();
+                    self.pending.drain(..consumed);
+                    return Ok(Some(Some(text)));
+                }
+                Frame::TooLong => {
+                    self.skip_line()?;
+                    return Ok(Some(None));
+                }
+                Frame::Incomplete => {
+                    if !self.fill()? {
+                        let last = std::mem::take(&mut self.pending);
+                        return Ok((!last.is_empty()).then_some(Some(last)));
+                    }
+                }
+            }
         }
-        let starts_line = at_line_start;
-        at_line_start = chunk.ends_with(b"\n");
-        if starts_line && (chunk == b".\r\n" || chunk == b".\n") {
-            return Ok(Some((!too_big).then_some(message)));
+    }
+
+    /// Drops input up to and including the next LF (or to the end).
+    fn skip_line(&mut self) -> io::Result<()> {
+        loop {
+            let (used, found) = line::skip_line(&self.pending);
+            self.pending.drain(..used);
+            if found || !self.fill()? {
+                return Ok(());
+            }
         }
-        if too_big {
-            continue;
-        }
-        let unstuffed = match starts_line && chunk.starts_with(b".") {
-            true => &chunk[1..],
-            false => &chunk[..],
-        };
-        message.extend_from_slice(unstuffed);
-        if message.ends_with(b"\r\n") {
-            message.truncate(message.len() - 2);
-            message.push(b'\n');
-        }
-        if message.len() as u64 > limit {
-            too_big = true;
-            message = Vec::new();
+    }
+
+    /// DATA up to the lone `.` line, decoded the `sendmail -bs` way (`BareNewline::Local`:
+    /// dot-unstuffing, CRLF to LF). `None` at end of input; `Some(None)` when over `limit`
+    /// (the rest was read and dropped).
+    fn message(&mut self, limit: u64) -> io::Result<Option<Option<Vec<u8>>>> {
+        let mut decoder = Decoder::new(Mode::Dot, BareNewline::Local, limit);
+        loop {
+            let (used, done) = decoder.feed(&self.pending);
+            self.pending.drain(..used);
+            if done {
+                return Ok(Some(decoder.finish().ok()));
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
         }
     }
 }

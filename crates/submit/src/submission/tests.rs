@@ -62,7 +62,10 @@ fn count_cap_refuses_with_75_and_is_counted() {
         err.to_string(),
         "maildrop holds 2 files (maildrop_count_limit 2): is the mailroom daemon down? message not queued"
     );
-    assert_eq!(err.smtp_reply(), "452 4.3.1 Insufficient system storage");
+    assert_eq!(
+        err.smtp_reply().summary(),
+        "452 4.3.1 Insufficient system storage"
+    );
     assert_eq!(names(&cfg.queue_directory.join("maildrop")).len(), 2);
     assert_eq!(guard::take_refusal_count(&cfg.queue_directory).unwrap(), 1);
 }

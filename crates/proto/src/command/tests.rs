@@ -160,3 +160,90 @@ fn verbs_are_named_for_the_log() {
     assert_eq!(parse(b"BDAT 1").unwrap().verb(), "bdat");
     assert_eq!(parse(b"EXPN x").unwrap().verb(), "expn");
 }
+
+/// `sendmail -bs`'s reading (moved here from `submit/src/sendmail/smtp/tests.rs` with the
+/// parser): lenient paths, SIZE the only parameter, unknown verbs beyond the basic set.
+#[test]
+fn sendmail_bs_dialect() {
+    let mail = |sender: &str, size| {
+        Ok(Command::Mail {
+            sender: sender.into(),
+            params: MailParams {
+                size,
+                ..Default::default()
+            },
+        })
+    };
+    let table: Vec<(&str, Result<Command, &str>)> = vec![
+        ("HELO client", Ok(Command::Helo("client".into()))),
+        (
+            "ehlo client.example\r\n",
+            Ok(Command::Ehlo("client.example".into())),
+        ),
+        ("EHLO", Err("501 5.5.4 Syntax: EHLO hostname")),
+        ("MAIL FROM:<a@b>", mail("a@b", None)),
+        (
+            "mail from: <a@b> SIZE=42 BODY=8BITMIME",
+            mail("a@b", Some(42)),
+        ),
+        ("MAIL FROM:<>", mail("", None)),
+        ("MAIL FROM:a@b", mail("a@b", None)),
+        (
+            "MAIL TO:<a@b>",
+            Err("501 5.5.4 Syntax: MAIL FROM:<address>"),
+        ),
+        (
+            "MAIL FROM:<a b@c>",
+            Err("501 5.5.4 Syntax: MAIL FROM:<address>"),
+        ),
+        ("RCPT TO:<@relay:c@d>", Ok(rcpt("c@d"))),
+        ("RCPT TO:<>", Err("501 5.5.4 Syntax: RCPT TO:<address>")),
+        ("RCPT", Err("501 5.5.4 Syntax: RCPT TO:<address>")),
+        ("DATA", Ok(Command::Data)),
+        ("rset", Ok(Command::Rset)),
+        ("NOOP", Ok(Command::Noop)),
+        ("QUIT", Ok(Command::Quit)),
+        ("VRFY root", Err("500 5.5.2 Error: command not recognized")),
+        ("", Err("500 5.5.2 Error: command not recognized")),
+        (
+            "MAIL FROM:<\u{e9}\u{e9}",
+            Err("501 5.5.4 Syntax: MAIL FROM:<address>"),
+        ),
+    ];
+    for (line, expected) in table {
+        let got = parse_with(line.as_bytes(), &Dialect::SENDMAIL_BS);
+        let got = got.map_err(|e| e.reply.summary());
+        assert_eq!(got, expected.map_err(String::from), "{line:?}");
+    }
+}
+
+/// Where the dialects part ways (the table in `dialect.rs`), line by line.
+#[test]
+fn the_dialects_differ_only_where_documented() {
+    let table: &[(&[u8], &str, &str)] = &[
+        (b"HELO a b", "501 5.5.4", "helo a b"),
+        (b"DATA now", "501 5.5.4", "data"),
+        (b"QUIT now", "501 5.5.4", "quit"),
+        (b"MAIL FROM:a@b.org", "501 5.5.4", "mail a@b.org"),
+        (b"MAIL FROM:<a@b.org> XFOO=1", "555 5.5.4", "mail a@b.org"),
+        (b"MAIL FROM:<a@@b.org>", "501 5.1.7", "mail a@@b.org"),
+        (b"NOOP \xff\xfe", "500 5.5.2", "noop"),
+        (b"HELO x\x01y", "500 5.5.2", "helo x\u{1}y"),
+        (b"STARTTLS", "starttls", "500 5.5.2"),
+        (b"BDAT 1 LAST", "bdat", "500 5.5.2"),
+        (b"AUTH PLAIN", "auth", "500 5.5.2"),
+    ];
+    for (line, smtpd, sendmail_bs) in table {
+        let label = String::from_utf8_lossy(line);
+        let show = |got: Result<Command, ParseError>| match got {
+            Ok(Command::Helo(name)) => format!("helo {name}"),
+            Ok(Command::Mail { sender, .. }) => format!("mail {sender}"),
+            Ok(command) => command.verb().to_string(),
+            Err(error) => error.reply.summary(),
+        };
+        let strict = show(parse_with(line, &Dialect::SMTPD));
+        assert!(strict.starts_with(smtpd), "smtpd {label:?}: {strict}");
+        let lenient = show(parse_with(line, &Dialect::SENDMAIL_BS));
+        assert!(lenient.starts_with(sendmail_bs), "-bs {label:?}: {lenient}");
+    }
+}

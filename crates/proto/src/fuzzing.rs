@@ -1,13 +1,16 @@
-//! Property checks shared by the cargo-fuzz targets (`fuzz/` at the repository root) and the
-//! randomised unit test below, so the invariants are exercised on stable Rust in every test
-//! run and by libFuzzer when someone runs it.
+//! Property checks shared by the cargo-fuzz targets `smtp_command` and `smtp_data` (`fuzz/`
+//! at the repository root) and the randomised unit test below, so the invariants are
+//! exercised on stable Rust in every test run and by libFuzzer when someone runs it. Both
+//! dialects go through them; the `sendmail_bs` target drives this codec through a whole
+//! `sendmail -bs` session (`submit::fuzzing`).
 //!
 //! [`smtp_alphabet`] maps arbitrary bytes onto SMTP-shaped tokens (verbs, brackets, CR, LF,
 //! dots, parameters), as smtp-proto's fuzz target does, so random input reaches deep states
 //! instead of dying at the first byte.
 
-use crate::command::{parse, Command};
+use crate::command::{parse_with, Command};
 use crate::data::{BareNewline, DataError, Decoder, Mode};
+use crate::dialect::Dialect;
 
 const TOKENS: &[&[u8]] = &[
     b"EHLO ",
@@ -68,19 +71,49 @@ pub fn smtp_alphabet(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Every line of `input` through the parser: no panic, and what parses is well formed.
+/// Every line of `input` through the parser in both dialects: no panic, and what parses is
+/// well formed.
 pub fn check_commands(input: &[u8]) {
     for line in input.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        match parse(line) {
-            Ok(Command::Mail { sender, .. }) => check_address(&sender),
-            Ok(Command::Rcpt { recipient, .. }) => {
-                assert!(!recipient.is_empty());
-                check_address(&recipient);
-            }
-            Ok(command) => assert!(!command.verb().is_empty()),
-            Err(error) => assert!(error.reply.code >= 500),
+        check_strict(line);
+        check_lenient(line);
+    }
+}
+
+fn check_strict(line: &[u8]) {
+    match parse_with(line, &Dialect::SMTPD) {
+        Ok(Command::Mail { sender, .. }) => check_address(&sender),
+        Ok(Command::Rcpt { recipient, .. }) => {
+            assert!(!recipient.is_empty());
+            check_address(&recipient);
         }
+        Ok(command) => assert!(!command.verb().is_empty()),
+        Err(error) => assert!(error.reply.code >= 500),
+    }
+}
+
+/// The lenient dialect: only the basic verbs, SIZE the only parameter kept, and addresses
+/// without a control character or a space (they become envelope lines).
+fn check_lenient(line: &[u8]) {
+    let clean = |a: &str| !a.chars().any(|c| c.is_control() || c.is_whitespace());
+    match parse_with(line, &Dialect::SENDMAIL_BS) {
+        Ok(Command::Mail { sender, params }) => {
+            assert!(clean(&sender), "{sender:?}");
+            assert_eq!(params.size.is_some(), !params.is_empty(), "{params:?}");
+        }
+        Ok(Command::Rcpt { recipient, params }) => {
+            assert!(!recipient.is_empty() && clean(&recipient), "{recipient:?}");
+            assert!(params.is_empty());
+        }
+        Ok(command) => assert!(
+            matches!(
+                command.verb(),
+                "ehlo" | "helo" | "data" | "rset" | "noop" | "quit"
+            ),
+            "{command:?}"
+        ),
+        Err(error) => assert!(error.reply.code >= 500),
     }
 }
 
@@ -99,8 +132,13 @@ fn check_address(address: &str) {
 /// The decoder in every mode and policy, fed whole and in pieces of `step` bytes: the
 /// outcome must not depend on how the input was split, and the invariants of `data.rs` hold.
 pub fn check_data(input: &[u8], step: usize, limit: u64) {
+    let policies = [
+        BareNewline::Reject,
+        BareNewline::Normalize,
+        BareNewline::Local,
+    ];
     for mode in [Mode::Dot, Mode::Chunk] {
-        for policy in [BareNewline::Reject, BareNewline::Normalize] {
+        for policy in policies {
             let whole = run(input, input.len().max(1), mode, policy, limit);
             let split = run(input, step.max(1), mode, policy, limit);
             assert_eq!(
@@ -135,29 +173,64 @@ fn check_outcome(
     limit: u64,
 ) {
     let consumed = &input[..*used];
-    if *done {
-        assert_eq!(mode, Mode::Dot);
-        // Only <CRLF>.<CRLF> (or a leading .<CRLF>) ends the data.
-        assert!(
-            consumed == b".\r\n" || consumed.ends_with(b"\r\n.\r\n"),
-            "ended early: {consumed:?}"
-        );
-    } else {
-        assert_eq!(*used, input.len());
-    }
+    let body = match *done {
+        true => check_end(consumed, mode, policy),
+        false => {
+            assert_eq!(*used, input.len());
+            consumed
+        }
+    };
     let Ok(message) = result else { return };
     assert!(limit == 0 || message.len() as u64 <= limit);
-    assert!(!message.contains(&0));
     assert!(message.is_empty() || message.ends_with(b"\n"));
+    if policy == BareNewline::Local {
+        if *done {
+            assert_eq!(*message, unix_text(body), "not the text read the Unix way");
+        }
+        return;
+    }
+    assert!(!message.contains(&0));
     assert!(!message.contains(&b'\r'), "a CR was stored: {message:?}");
     if policy == BareNewline::Reject {
-        let body = if *done {
-            &consumed[..consumed.len() - 3]
-        } else {
-            consumed
-        };
         assert!(!has_bare_line_end(body), "bare line end accepted: {body:?}");
     }
+}
+
+/// Only `<CRLF>.<CRLF>` (or a leading `.<CRLF>`) ends the data; under `Local` a `.` line
+/// after any LF, ended by LF or CRLF. Returns the data before the end line.
+fn check_end(consumed: &[u8], mode: Mode, policy: BareNewline) -> &[u8] {
+    assert_eq!(mode, Mode::Dot);
+    let ends = |end: &[u8]| {
+        let mut line = b"\n".to_vec();
+        line.extend_from_slice(end);
+        consumed == end || consumed.ends_with(&line)
+    };
+    if policy == BareNewline::Local && ends(b".\n") {
+        return &consumed[..consumed.len() - 2];
+    }
+    let ended = match policy {
+        BareNewline::Local => ends(b".\r\n"),
+        _ => consumed == b".\r\n" || consumed.ends_with(b"\r\n.\r\n"),
+    };
+    assert!(ended, "ended early: {consumed:?}");
+    &consumed[..consumed.len() - 3]
+}
+
+/// What `Local` stores, by the book: lines end at LF, a leading dot is dropped, a CR right
+/// before the LF goes; every other byte stays.
+fn unix_text(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        let line = line.strip_prefix(b".").unwrap_or(line);
+        match line.strip_suffix(b"\n") {
+            Some(text) => {
+                out.extend_from_slice(text.strip_suffix(b"\r").unwrap_or(text));
+                out.push(b'\n');
+            }
+            None => out.extend_from_slice(line),
+        }
+    }
+    out
 }
 
 fn has_bare_line_end(bytes: &[u8]) -> bool {

@@ -88,6 +88,7 @@ fn smuggling_sequences_never_end_the_data() {
                     );
                     assert!(!stored.contains(&b'\r'), "{seq:?}: CR left in {stored:?}");
                 }
+                BareNewline::Local => unreachable!("smtpd's policies only"),
             }
         }
     }
@@ -209,4 +210,35 @@ fn long_lines_are_kept_whole() {
     let mut chunk = Decoder::new(Mode::Chunk, R, 0);
     chunk.feed(&wire[..wire.len() - 3]);
     assert_eq!(chunk.finish(), Ok(stored));
+}
+
+/// `sendmail -bs`'s DATA (`BareNewline::Local`, moved here from the reader it had in
+/// `submit/src/sendmail/smtp.rs`): Unix text, LF ends lines and `.` LF the data.
+#[test]
+fn local_text_is_read_the_unix_way() {
+    const L: BareNewline = BareNewline::Local;
+    let table: &[(&[u8], &[u8], usize)] = &[
+        (b"a\r\n..b\r\n.\r\n", b"a\n.b\n", 11),
+        (b"a\n.\nQUIT\n", b"a\n", 4),
+        (b".\n", b"", 2),
+        (b"a\r\rb\r\n.\r\n", b"a\r\rb\n", 9),
+        (b"a\0b\n.\r\n", b"a\0b\n", 7),
+        (b".\rx\n.\n", b"\rx\n", 6),
+        (b"x\r\r\n.\n", b"x\r\n", 6),
+        (b"\r\n.\r\n", b"\n", 5),
+    ];
+    for (input, stored, used) in table {
+        let label = String::from_utf8_lossy(input);
+        let (result, consumed, done) = dot(input, L, 0);
+        assert!(done, "{label:?}");
+        assert_eq!(consumed, *used, "{label:?}");
+        assert_eq!(result.as_deref(), Ok(*stored), "{label:?}");
+    }
+    let (result, _, done) = dot(b"a\r\n", L, 100);
+    assert!(!done, "end of input before the dot");
+    assert_eq!(result.as_deref(), Ok(&b"a\n"[..]));
+    assert_eq!(
+        dot(b"0123456789\r\n.\r\nNEXT\r\n", L, 5),
+        (Err(DataError::TooBig), 15, true)
+    );
 }

@@ -1,15 +1,15 @@
 //! Framing of command lines: where the next line ends in the input buffer, with a hard bound
-//! so a client can never make us buffer more than [`MAX_LINE`] bytes of one line.
+//! (the dialect's `max_line`) so a client can never make us buffer more of one line.
 //!
 //! RFC 5321 section 4.5.3.1.4 allows 512 octets for a command line and section 4.5.3.1.6
-//! 1000 for a text line; we accept up to 1000 octets including the CRLF for both (ESMTP
-//! parameters lengthen commands). A longer line is answered `500 5.5.2 Error: line too long`
-//! once, after the reader has skipped to its end.
+//! 1000 for a text line; smtpd accepts up to [`MAX_LINE`] octets including the CRLF for both
+//! (ESMTP parameters lengthen commands). A longer line is answered
+//! `500 5.5.2 Error: line too long` once, after the reader has skipped to its end.
 //!
 //! A line ends at LF. Whether that LF was preceded by CR, and whether the line holds another
 //! CR or a NUL, is reported, not judged: the session applies `smtpd_forbid_bare_newline`.
 
-/// Longest command line, line end included.
+/// smtpd's longest command line, line end included.
 pub const MAX_LINE: usize = 1000;
 
 /// What the buffer holds at its start.
@@ -25,17 +25,17 @@ pub enum Frame {
         bare_cr: bool,
         nul: bool,
     },
-    /// No line end yet, and fewer than [`MAX_LINE`] bytes: read more.
+    /// No line end yet, and fewer than `max_line` bytes: read more.
     Incomplete,
-    /// No line end within [`MAX_LINE`] bytes: drop the buffer and [`skip_line`] to its end.
+    /// No line end within `max_line` bytes: drop the buffer and [`skip_line`] to its end.
     TooLong,
 }
 
-/// Finds the first line in `buf`.
-pub fn frame(buf: &[u8]) -> Frame {
-    let window = &buf[..buf.len().min(MAX_LINE)];
+/// Finds the first line in `buf`, which may be at most `max_line` bytes long with its end.
+pub fn frame(buf: &[u8], max_line: usize) -> Frame {
+    let window = &buf[..buf.len().min(max_line)];
     let Some(lf) = window.iter().position(|&b| b == b'\n') else {
-        return if buf.len() >= MAX_LINE {
+        return if buf.len() >= max_line {
             Frame::TooLong
         } else {
             Frame::Incomplete
@@ -101,7 +101,7 @@ mod tests {
         ];
         for (input, expected) in table {
             assert_eq!(
-                frame(input),
+                frame(input, MAX_LINE),
                 expected,
                 "input {:?}",
                 String::from_utf8_lossy(input)
@@ -113,7 +113,20 @@ mod tests {
     fn a_line_of_1001_bytes_is_too_long() {
         let mut over = vec![b'a'; MAX_LINE - 1];
         over.extend_from_slice(b"\r\n");
-        assert_eq!(frame(&over), Frame::TooLong);
+        assert_eq!(frame(&over, MAX_LINE), Frame::TooLong);
+    }
+
+    #[test]
+    fn the_bound_is_the_callers() {
+        let mut line = vec![b'a'; 1500];
+        line.push(b'\n');
+        assert_eq!(frame(&line, MAX_LINE), Frame::TooLong);
+        assert_eq!(frame(&line, 2048), line_of(1500, 1501));
+        assert_eq!(frame(&line[..1500], 2048), Frame::Incomplete);
+    }
+
+    fn line_of(content: usize, consumed: usize) -> Frame {
+        line(content, consumed, true, false, false)
     }
 
     #[test]

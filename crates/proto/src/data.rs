@@ -5,8 +5,8 @@
 //! # SMTP smuggling (the invariant this file exists for)
 //! Only `<CRLF>.<CRLF>` ends DATA: the dot must start a line that began after a real CRLF
 //! (or the very start of the data) and be followed by CRLF. A line that began after a bare
-//! LF or a bare CR can never end the data, in any policy. So `\n.\n`, `\n.\r\n`, `\r.\r\n`
-//! and `\r\n.\n` are content (or errors), never the end.
+//! LF or a bare CR can never end the data, in either smtpd policy. So `\n.\n`, `\n.\r\n`,
+//! `\r.\r\n` and `\r\n.\n` are content (or errors), never the end.
 //!
 //! # Bare line ends (`smtpd_forbid_bare_newline`)
 //! * `reject` (default): a bare LF or bare CR makes the message fail with
@@ -14,9 +14,14 @@
 //!   the real end, so the client stays in sync.
 //! * `normalize` (and the legacy `no`): a bare LF or bare CR ends a line like CRLF would,
 //!   so the stored message has only LF line ends and a later hop cannot misread it.
+//! * `Local` (`sendmail -bs` only, never from the configuration): a local program's text
+//!   read as Unix text, as `sendmail -bs` always has. LF ends a line by itself, so `.` LF
+//!   ends the data too; a CR before the LF is dropped; any other CR, and NUL, is content.
+//!   The smuggling rule above is about two MTAs reading one stream differently; here the
+//!   stream is a pipe from a local user, read the way local mail tools write it.
 //!
 //! # Other checks
-//! A NUL byte fails the message (550 5.6.0); more than `message_size_limit` bytes fails it
+//! A NUL byte fails the message (550 5.6.0, not under `Local`); more than `message_size_limit` bytes fails it
 //! (552 5.3.4) and stops storing. The first failure wins; decoding continues to the end
 //! either way.
 //!
@@ -31,11 +36,13 @@
 
 use crate::reply::{fixed, Reply};
 
-/// `smtpd_forbid_bare_newline`, reduced to what the decoder does.
+/// `smtpd_forbid_bare_newline`, reduced to what the decoder does, and `sendmail -bs`'s way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BareNewline {
     Reject,
     Normalize,
+    /// `sendmail -bs` (see the module doc).
+    Local,
 }
 
 impl BareNewline {
@@ -164,13 +171,11 @@ impl Decoder {
     /// Ends the message: in chunk mode a last line without a line end gets one (a trailing
     /// bare CR counts as a bare CR). Returns the stored message or the first failure.
     pub fn finish(mut self) -> Result<Vec<u8>, DataError> {
-        match self.state {
-            State::Cr | State::DotCr => {
-                self.bare(DataError::BareCr);
-                self.end_line(false);
-            }
-            State::InLine | State::Dot => self.end_line(false),
-            State::LineStart | State::Done => {}
+        if matches!(self.state, State::Cr | State::DotCr) {
+            self.lone_cr();
+        }
+        if matches!(self.state, State::InLine | State::Dot) {
+            self.end_line(false);
         }
         match self.error {
             Some(error) => Err(error),
@@ -189,6 +194,9 @@ impl Decoder {
                 }
             }
             State::Dot if byte == b'\r' => self.state = State::DotCr,
+            State::Dot if byte == b'\n' && self.lf_ends_lines() && self.clean_start => {
+                self.state = State::Done
+            }
             // RFC 5321 section 4.5.2: drop the first dot of a line.
             State::Dot => {
                 self.state = State::InLine;
@@ -197,8 +205,7 @@ impl Decoder {
             State::DotCr if byte == b'\n' && self.clean_start => self.state = State::Done,
             State::DotCr | State::Cr if byte == b'\n' => self.end_line(true),
             State::DotCr | State::Cr => {
-                self.bare(DataError::BareCr);
-                self.end_line(false);
+                self.lone_cr();
                 self.step(byte);
             }
             State::InLine => self.in_line(byte),
@@ -209,10 +216,12 @@ impl Decoder {
     fn in_line(&mut self, byte: u8) {
         match byte {
             b'\r' => self.state = State::Cr,
+            b'\n' if self.lf_ends_lines() => self.end_line(true),
             b'\n' => {
                 self.bare(DataError::BareLf);
                 self.end_line(false);
             }
+            0 if self.policy == BareNewline::Local => self.push_run(&[0]),
             0 => self.fail(DataError::Nul),
             _ => self.push_run(&[byte]),
         }
@@ -239,6 +248,22 @@ impl Decoder {
             return;
         }
         self.out.extend_from_slice(bytes);
+    }
+
+    /// Under `Local` a bare LF is a line end like CRLF, one a `.` line may follow.
+    fn lf_ends_lines(&self) -> bool {
+        self.policy == BareNewline::Local
+    }
+
+    /// A CR not followed by LF: content under `Local`, else a bare CR ending the line.
+    fn lone_cr(&mut self) {
+        if self.policy == BareNewline::Local {
+            self.push_run(b"\r");
+            self.state = State::InLine;
+        } else {
+            self.bare(DataError::BareCr);
+            self.end_line(false);
+        }
     }
 
     fn bare(&mut self, error: DataError) {
