@@ -45,4 +45,4 @@ pub mod local;
 pub mod smtp;
 
 pub use local::{check_aliases, AliasSyntaxError, Delivery, LocalAgent, LocalError, Resubmission};
-pub use smtp::{Nexthop, SmtpClient, SmtpError, SmtpReport, SmtpSettings};
+pub use smtp::{SmtpClient, SmtpError, SmtpSettings};

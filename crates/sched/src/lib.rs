@@ -57,7 +57,7 @@ mod sync;
 mod timed;
 
 pub use manager::QueueManager;
-pub use remote::{RemoteAgent, RemoteReport, SmtpRemote};
+pub use remote::{RemoteAgent, SmtpRemote};
 pub use shared::Shared;
 
 #[cfg(test)]

@@ -114,9 +114,8 @@ async fn unknown_user_bounces_to_the_sender_and_the_original_leaves() {
 
 mod remote_scenarios {
     use super::*;
-    use crate::remote::{BoxFuture, RemoteAgent, RemoteReport};
-    use crate::route::Nexthop;
-    use envelope::Outcome;
+    use crate::remote::{BoxFuture, RemoteAgent};
+    use envelope::{DeliveryReport, Nexthop, Outcome};
 
     /// A scripted remote agent: per host, a verdict; counts calls per host.
     struct Script {
@@ -134,7 +133,7 @@ mod remote_scenarios {
             env: &'a Envelope,
             recipients: &'a [usize],
             _message: &'a [u8],
-        ) -> BoxFuture<'a, RemoteReport> {
+        ) -> BoxFuture<'a, DeliveryReport> {
             *self
                 .calls
                 .lock()
@@ -144,7 +143,7 @@ mod remote_scenarios {
             Box::pin(async move {
                 tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
                 let relay = format!("{}[127.0.0.1]:25", nexthop.host);
-                let mut r = RemoteReport::default();
+                let mut r = DeliveryReport::default();
                 match nexthop.host.as_str() {
                     "dead.example" => {
                         r.destination_failure = Some(

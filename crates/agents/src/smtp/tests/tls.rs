@@ -26,7 +26,7 @@ fn tls_server(starttls: StartTls) -> Behaviour {
     }
 }
 
-async fn deliver_with(level: TlsLevel, server: &TestServer) -> SmtpReport {
+async fn deliver_with(level: TlsLevel, server: &TestServer) -> DeliveryReport {
     let mut s = settings(25);
     s.tls_level = level;
     let client = client(s);
