@@ -31,6 +31,7 @@
 mod compact;
 pub mod fuzzing;
 mod index;
+mod layout;
 mod nonblocking;
 mod record;
 mod recovery;
@@ -38,6 +39,7 @@ mod segment;
 mod store;
 
 pub use index::{Entry, Location};
+pub use layout::Layout;
 pub use record::{FollowUp, MessageMeta, Update};
 pub use recovery::RecoveryReport;
 pub use segment::write_durably;
@@ -109,7 +111,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Scans the log like [`scan_readonly`].
     pub fn scan(queue_directory: &Path) -> Result<Snapshot, StoreError> {
-        let dir = queue_directory.join("store");
+        let dir = Layout::new(queue_directory).store();
         let mut index = index::Index::default();
         if dir.exists() {
             recovery::scan(&dir, Path::new("/nonexistent"), &mut index, false)

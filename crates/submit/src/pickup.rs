@@ -45,7 +45,7 @@ pub async fn run(pickup: Pickup, mut shutdown: watch::Receiver<bool>) {
         queued: on_queued,
         retry_delay,
     } = pickup;
-    let dir = cfg.queue_directory.join("maildrop");
+    let dir = queue::Layout::new(&cfg.queue_directory).maildrop();
     loop {
         if *shutdown.borrow() {
             return;
@@ -191,7 +191,7 @@ fn rejected_envelope(
 
 /// Moves an unreadable maildrop file to `corrupt/` with one log line.
 pub fn quarantine(cfg: &Config, path: &Path, why: &str) {
-    let corrupt = cfg.queue_directory.join("corrupt");
+    let corrupt = queue::Layout::new(&cfg.queue_directory).corrupt();
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -262,7 +262,7 @@ fn scan_and_sweep(cfg: &Config, dir: &Path) -> std::io::Result<Vec<(QueueId, Pat
 
 /// Removes temp files no live writer can own any more (crash leftovers of sendmail).
 pub fn remove_stale_temp_files(cfg: &Config) {
-    let dir = cfg.queue_directory.join("maildrop");
+    let dir = queue::Layout::new(&cfg.queue_directory).maildrop();
     if let Ok(stale) = maildrop::stale_temp_files(&dir, cfg.submit_timeout * 4) {
         for path in stale {
             match fs::remove_file(&path) {

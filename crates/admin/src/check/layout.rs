@@ -48,7 +48,7 @@ pub const MAIL_FILE_MODE: u32 = 0o600;
 /// searchable by all; in the embedded profile one user does everything.
 pub fn queue_layout(cfg: &Config) -> Vec<Expected> {
     let system = cfg.profile == Profile::System;
-    let q = &cfg.queue_directory;
+    let layout = queue::Layout::new(&cfg.queue_directory);
     let row = |path: PathBuf, kind, mode, needed, must_exist| Expected {
         path,
         kind,
@@ -59,7 +59,7 @@ pub fn queue_layout(cfg: &Config) -> Vec<Expected> {
     };
     let mut rows = vec![
         row(
-            q.clone(),
+            layout.queue_directory().to_path_buf(),
             Kind::Directory,
             0o755,
             if system { 0o711 } else { 0o700 },
@@ -68,26 +68,26 @@ pub fn queue_layout(cfg: &Config) -> Vec<Expected> {
         Expected {
             setgid_group: system,
             ..row(
-                q.join("maildrop"),
+                layout.maildrop(),
                 Kind::Directory,
                 0o730,
                 if system { 0o730 } else { 0o700 },
                 true,
             )
         },
-        row(q.join("store"), Kind::Directory, 0o700, 0o700, false),
-        row(q.join("corrupt"), Kind::Directory, 0o700, 0o700, false),
+        row(layout.store(), Kind::Directory, 0o700, 0o700, false),
+        row(layout.corrupt(), Kind::Directory, 0o700, 0o700, false),
         // The queue crate opens its lock file with the default mode (0644 under umask 022).
-        row(q.join("store/lock"), Kind::File, 0o644, 0o600, false),
+        row(layout.store_lock(), Kind::File, 0o644, 0o600, false),
         row(
-            crate::protocol::socket_path(q),
+            layout.control_socket(),
             Kind::Socket,
             CONTROL_SOCKET_MODE,
             CONTROL_SOCKET_MODE,
             false,
         ),
         row(
-            crate::protocol::public_socket_path(q),
+            layout.showq_socket(),
             Kind::Socket,
             SHOWQ_SOCKET_MODE,
             SHOWQ_SOCKET_MODE,

@@ -136,11 +136,9 @@ pub fn check(cfg: &Config, daemon_up: bool) -> Report {
         };
         expect(&mut problems, &row.path, rule, row.must_exist);
     }
-    let q = &cfg.queue_directory;
-    group_files(&mut problems, &q.join("store"), uid, |n| {
-        n.ends_with(".seg")
-    });
-    group_files(&mut problems, &q.join("corrupt"), uid, |_| true);
+    let layout = queue::Layout::new(&cfg.queue_directory);
+    group_files(&mut problems, &layout.store(), uid, |n| n.ends_with(".seg"));
+    group_files(&mut problems, &layout.corrupt(), uid, |_| true);
     spool(&mut problems, cfg, system);
     if system {
         helper(&mut problems, &cfg.postdrop_path, gid);

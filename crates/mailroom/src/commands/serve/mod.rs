@@ -210,10 +210,8 @@ fn spawn_tasks(
 }
 
 fn remove_sockets(cfg: &Config) {
-    for socket in [
-        admin::protocol::socket_path(&cfg.queue_directory),
-        admin::protocol::public_socket_path(&cfg.queue_directory),
-    ] {
+    let layout = queue::Layout::new(&cfg.queue_directory);
+    for socket in [layout.control_socket(), layout.showq_socket()] {
         match fs::remove_file(&socket) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 // Harmless: the next start replaces it before binding.
