@@ -28,6 +28,8 @@
 //! * Every error names the file, the 1-based line and the key ([`ConfigError`]); unknown keys
 //!   are errors (with a "did you mean" when a known name is close), never ignored.
 //! * [`render`] output is stable: alphabetical, one `name = value` line per parameter.
+//! * Choice parameters (one word of a fixed set) are enums ([`TlsLevel`],
+//!   [`ForbidBareNewline`], [`LogFormat`], [`Profile`]): no room compares strings.
 //!
 //! # Security stance
 //! Needs no privilege; reads one file and a few environment variables (`MAILROOM_CONFIG`,
@@ -38,6 +40,7 @@
 //! defaults. `default_privs` may not be `root`. Set-gid callers (`mailroom-postdrop`) must
 //! not honour `$MAILROOM_CONFIG` from an untrusted environment: pass an explicit path.
 
+mod choices;
 mod defaults;
 mod expand;
 pub mod fuzzing;
@@ -53,6 +56,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use choices::{ForbidBareNewline, TlsLevel};
 pub use load::SYSTEM_CONFIG_PATH;
 pub use print::{render, render_one, PrintMode};
 
@@ -151,7 +155,7 @@ pub struct Config {
     pub smtpd_tls_cert_file: String,
     pub smtpd_tls_key_file: String,
     /// `none`, `may` (offer STARTTLS) or `encrypt` (require it before MAIL).
-    pub smtpd_tls_security_level: String,
+    pub smtpd_tls_security_level: TlsLevel,
     /// Offer AUTH on `smtp` listeners too (always on for `submission`).
     pub smtpd_sasl_auth_enable: bool,
     /// mailroom-only: `name:argon2-hash` lines, managed with `mailroom passwd`.
@@ -199,7 +203,7 @@ pub struct Config {
     pub smtpd_process_limit: usize,
     /// `reject` (550 5.5.2, Postfix's `yes`), `normalize` (accept bare LF as a line end,
     /// never as part of the end-of-data mark) or `no`.
-    pub smtpd_forbid_bare_newline: String,
+    pub smtpd_forbid_bare_newline: ForbidBareNewline,
     /// Postfix default `no`; ours `yes` (VRFY answers 252 and reveals nothing).
     pub disable_vrfy_command: bool,
     /// Transport map files (Postfix syntax: `example.com smtp:[10.0.0.5]:25`).
@@ -211,7 +215,7 @@ pub struct Config {
     /// Postfix: `default_destination_recipient_limit` for smtp (recipients per transaction).
     pub smtp_destination_recipient_limit: usize,
     /// `none`, `may` (opportunistic STARTTLS) or `encrypt`.
-    pub smtp_tls_security_level: String,
+    pub smtp_tls_security_level: TlsLevel,
     pub smtp_helo_name: String,
     pub smtp_connect_timeout: Duration,
     pub smtp_helo_timeout: Duration,

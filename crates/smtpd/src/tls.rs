@@ -19,7 +19,7 @@ use crate::session::Session;
 /// The STARTTLS acceptor, or `None` (with a warning) when TLS is off or cannot be set up;
 /// then STARTTLS is simply not offered.
 pub fn acceptor(cfg: &config::Config) -> Option<TlsAcceptor> {
-    if cfg.smtpd_tls_security_level == "none" {
+    if cfg.smtpd_tls_security_level == config::TlsLevel::None {
         return None;
     }
     match security::tls::server_config(cfg) {
