@@ -49,8 +49,7 @@ pub struct SmtpRemote {
 }
 
 impl SmtpRemote {
-    pub fn new(cfg: &config::Config) -> Result<SmtpRemote, String> {
-        let settings = agents::SmtpSettings::from_config(cfg);
+    pub fn new(settings: agents::SmtpSettings) -> Result<SmtpRemote, String> {
         let client = agents::SmtpClient::new(settings).map_err(|e| e.to_string())?;
         Ok(SmtpRemote { client })
     }

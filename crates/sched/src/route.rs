@@ -76,6 +76,27 @@ impl Route {
     }
 }
 
+/// What the router needs: `transport_maps`, `relayhost`, `content_filter`, `mydestination`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routing {
+    pub transport_maps: Vec<String>,
+    pub relayhost: String,
+    pub content_filter: String,
+    /// The local domains.
+    pub mydestination: Vec<String>,
+}
+
+impl Routing {
+    pub fn from_config(cfg: &Config) -> Routing {
+        Routing {
+            transport_maps: cfg.transport_maps.clone(),
+            relayhost: cfg.relayhost.clone(),
+            content_filter: cfg.content_filter.clone(),
+            mydestination: cfg.mydestination.clone(),
+        }
+    }
+}
+
 /// A transport map result before the recipient domain is known (`smtp:` = "the domain").
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum MapResult {
@@ -96,7 +117,7 @@ const FILTER_EXEMPT: [&str; 3] = ["reinject", "bounce", "2bounce"];
 
 impl Router {
     /// Builds the router; an unreadable map or a bad line is an error naming `file:line`.
-    pub fn new(cfg: &Config) -> Result<Router, String> {
+    pub fn new(cfg: &Routing) -> Result<Router, String> {
         let mut map = HashMap::new();
         let mut wildcard = None;
         for file in &cfg.transport_maps {
@@ -301,7 +322,7 @@ mod tests {
         cfg.relayhost = relayhost.into();
         cfg.content_filter = filter.into();
         cfg.mydestination = vec!["localhost".into()];
-        (Router::new(&cfg).unwrap(), dir)
+        (Router::new(&Routing::from_config(&cfg)).unwrap(), dir)
     }
 
     fn hop(s: &str) -> Nexthop {
@@ -405,7 +426,7 @@ mod tests {
         std::fs::write(&path, "ok.example local:\nbad.example nosuch:thing\n").unwrap();
         let mut cfg = Config::embedded_default();
         cfg.transport_maps = vec![path.display().to_string()];
-        let err = Router::new(&cfg).err().unwrap();
+        let err = Router::new(&Routing::from_config(&cfg)).err().unwrap();
         assert!(err.ends_with(":2: unknown transport \"nosuch\" (smtp, relay, local, discard, error, retry, hold)"), "{err}");
     }
 }

@@ -46,7 +46,8 @@ async fn a_retry_touches_only_the_recipients_still_open() {
     let cfg = config(tmp.path());
     let (store, _) = Store::open(&cfg.queue_directory, StoreOptions::default()).unwrap();
     let agent = LocalAgent::new(&cfg).unwrap();
-    let shared = Arc::new(Shared::new(store.clone(), cfg, agent).unwrap());
+    let shared =
+        Arc::new(Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap());
     let qmgr = QueueManager::new(shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let run = tokio::spawn(qmgr.clone().run(stop_rx, Duration::from_secs(5)));
@@ -91,7 +92,8 @@ async fn unknown_user_bounces_to_the_sender_and_the_original_leaves() {
     .unwrap();
     let (store, _) = Store::open(&cfg.queue_directory, StoreOptions::default()).unwrap();
     let agent = LocalAgent::new(&cfg).unwrap();
-    let shared = Arc::new(Shared::new(store.clone(), cfg, agent).unwrap());
+    let shared =
+        Arc::new(Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap());
     let qmgr = QueueManager::new(shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let run = tokio::spawn(qmgr.clone().run(stop_rx, Duration::from_secs(5)));
@@ -186,7 +188,9 @@ mod remote_scenarios {
         tune(&mut cfg);
         let (store, _) = Store::open(&cfg.queue_directory, StoreOptions::default()).unwrap();
         let agent = LocalAgent::new(&cfg).unwrap();
-        let shared = Arc::new(Shared::new(store.clone(), cfg, agent).unwrap());
+        let shared = Arc::new(
+            Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap(),
+        );
         let script = Arc::new(Script {
             calls: Mutex::new(HashMap::new()),
             delay_ms,

@@ -85,7 +85,8 @@ async fn failed_removal_is_retried_not_logged_as_done_and_not_delivered_again() 
     fill(&filler);
 
     let agent = LocalAgent::new(&cfg).unwrap();
-    let shared = Arc::new(Shared::new(store.clone(), cfg, agent).unwrap());
+    let shared =
+        Arc::new(Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap());
     let qmgr = QueueManager::new(shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let run = tokio::spawn(qmgr.clone().run(stop_rx, Duration::from_secs(5)));
@@ -140,7 +141,8 @@ fn run_qmgr(
     tokio::task::JoinHandle<()>,
 ) {
     let agent = LocalAgent::new(&cfg).unwrap();
-    let shared = Arc::new(Shared::new(store.clone(), cfg, agent).unwrap());
+    let shared =
+        Arc::new(Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap());
     let qmgr = QueueManager::new(shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let run = tokio::spawn(qmgr.clone().run(stop_rx, Duration::from_secs(5)));

@@ -234,11 +234,10 @@ fn admin_request(
         return;
     };
     let mut out = BufWriter::with_capacity(64 << 10, stream);
-    let cfg = shared.config();
     let ctx = Context {
         backend: Backend::Store(&shared.store),
         scheduler: &Manager(qmgr),
-        maildrop: queue::Layout::new(&cfg.queue_directory).maildrop(),
+        maildrop: shared.settings().layout.maildrop(),
         now: admin::duration::unix_now(),
     };
     let mut ids = BufReader::new(Read::chain(io::Cursor::new(leftover), read_half));

@@ -18,7 +18,7 @@ use sched::{QueueManager, Shared};
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -65,11 +65,11 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
         env!("CARGO_PKG_VERSION"),
         source.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "(embedded default)".into()),
         cfg.queue_directory.display());
-    let shared = match shared_state(store, cfg, local) {
+    let shared = match shared_state(store, &cfg, local) {
         Ok(shared) => shared,
         Err(code) => return code,
     };
-    runtime.block_on(daemon(shared, source, log));
+    runtime.block_on(daemon(shared, LiveConfig::new(cfg), source, log));
     info!(target: "master", "terminating");
     0
 }
@@ -118,10 +118,34 @@ fn open_store(cfg: &Config) -> Result<Store, u8> {
     Ok(store)
 }
 
-/// What every task of the daemon shares: store, configuration, local and SMTP agents.
-fn shared_state(store: Store, cfg: Config, local: LocalAgent) -> Result<Arc<Shared>, u8> {
-    let remote = sched::SmtpRemote::new(&cfg);
-    match (Shared::new(store, cfg, local), remote) {
+/// The configuration the daemon runs with now: SIGHUP swaps it, smtpd reads it per session.
+#[derive(Clone)]
+struct LiveConfig(Arc<RwLock<Arc<Config>>>);
+
+impl LiveConfig {
+    fn new(cfg: Config) -> LiveConfig {
+        LiveConfig(Arc::new(RwLock::new(Arc::new(cfg))))
+    }
+
+    fn get(&self) -> Arc<Config> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, cfg: Config) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
+    }
+}
+
+/// The SMTP client, with its settings from `cfg`.
+fn smtp_remote(cfg: &Config) -> Result<sched::SmtpRemote, String> {
+    sched::SmtpRemote::new(agents::SmtpSettings::from_config(cfg))
+}
+
+/// What every task of the daemon shares: store, scheduler settings, local and SMTP agents.
+fn shared_state(store: Store, cfg: &Config, local: LocalAgent) -> Result<Arc<Shared>, u8> {
+    let remote = smtp_remote(cfg);
+    let settings = sched::Settings::from_config(cfg);
+    match (Shared::new(store, settings, local), remote) {
         (Ok(s), Ok(remote)) => {
             s.set_remote(Arc::new(remote));
             Ok(Arc::new(s))
@@ -133,12 +157,22 @@ fn shared_state(store: Store, cfg: Config, local: LocalAgent) -> Result<Arc<Shar
     }
 }
 
-async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogHandle) {
+async fn daemon(
+    shared: Arc<Shared>,
+    live: LiveConfig,
+    source: Option<PathBuf>,
+    log: maillog::LogHandle,
+) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let qmgr = QueueManager::new(shared.clone());
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(4);
-    let mut tasks = spawn_tasks(&shared, &qmgr, &stop_rx, reload_tx);
-    tasks.push(tokio::spawn(chores(shared.clone(), log, stop_rx.clone())));
+    let mut tasks = spawn_tasks(&shared, &live, &qmgr, &stop_rx, reload_tx);
+    tasks.push(tokio::spawn(chores(
+        shared.clone(),
+        live.clone(),
+        log,
+        stop_rx.clone(),
+    )));
 
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -152,8 +186,8 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&shared, source.as_deref()),
-            Some(()) = reload_rx.recv() => reload(&shared, source.as_deref()),
+            _ = hup.recv() => reload(&shared, &live, source.as_deref()),
+            Some(()) = reload_rx.recv() => reload(&shared, &live, source.as_deref()),
         }
     }
     info!(target: "master", "stopping: no new work; waiting for deliveries in flight");
@@ -163,20 +197,24 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
             error!(target: "master", "a daemon task ended abnormally while stopping: {e}");
         }
     }
-    remove_sockets(&shared.config());
+    remove_sockets(&shared.settings().layout);
 }
 
 /// SMTP listeners, the queue manager, pickup and the two control sockets.
 fn spawn_tasks(
     shared: &Arc<Shared>,
+    live: &LiveConfig,
     qmgr: &Arc<QueueManager>,
     stop_rx: &watch::Receiver<bool>,
     reload_tx: tokio::sync::mpsc::Sender<()>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let cfg = shared.config();
+    let cfg = live.get();
     let mut tasks = Vec::new();
     // SMTP listeners (crate smtpd); the task ends after the stop once its sessions are done.
-    tasks.push(smtpd::spawn(smtpd_hooks(shared, qmgr), stop_rx.clone()));
+    tasks.push(smtpd::spawn(
+        smtpd_hooks(shared, live, qmgr),
+        stop_rx.clone(),
+    ));
     tasks.push(tokio::spawn(qmgr.clone().run(stop_rx.clone(), STOP_GRACE)));
     let scheduler = qmgr.clone();
     let pickup = submit::pickup::Pickup {
@@ -209,8 +247,7 @@ fn spawn_tasks(
     tasks
 }
 
-fn remove_sockets(cfg: &Config) {
-    let layout = queue::Layout::new(&cfg.queue_directory);
+fn remove_sockets(layout: &queue::Layout) {
     for socket in [layout.control_socket(), layout.showq_socket()] {
         match fs::remove_file(&socket) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -223,7 +260,7 @@ fn remove_sockets(cfg: &Config) {
 }
 
 /// SIGHUP: re-read the configuration file and the alias files; keep the old ones on error.
-fn reload(shared: &Shared, source: Option<&Path>) {
+fn reload(shared: &Shared, live: &LiveConfig, source: Option<&Path>) {
     let cfg = match Config::load(source) {
         Ok(c) => c,
         Err(e) => {
@@ -233,10 +270,12 @@ fn reload(shared: &Shared, source: Option<&Path>) {
     };
     match LocalAgent::new(&cfg) {
         Ok(agent) => {
-            let remote = sched::SmtpRemote::new(&cfg);
-            match remote.and_then(|r| shared.replace(cfg, agent).map(|()| r)) {
+            let settings = sched::Settings::from_config(&cfg);
+            let remote = smtp_remote(&cfg);
+            match remote.and_then(|r| shared.replace(settings, agent).map(|()| r)) {
                 Ok(remote) => {
                     shared.set_remote(Arc::new(remote));
+                    live.set(cfg);
                     info!(target: "master", "reload -- configuration and aliases re-read");
                 }
                 Err(e) => {
@@ -249,7 +288,12 @@ fn reload(shared: &Shared, source: Option<&Path>) {
 }
 
 /// Periodic work: compaction, folded log repeats, refused-submission counts, stale temps.
-async fn chores(shared: Arc<Shared>, log: maillog::LogHandle, mut stop: watch::Receiver<bool>) {
+async fn chores(
+    shared: Arc<Shared>,
+    live: LiveConfig,
+    log: maillog::LogHandle,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut n: u64 = 0;
     loop {
@@ -273,7 +317,7 @@ async fn chores(shared: Arc<Shared>, log: maillog::LogHandle, mut stop: watch::R
             warn!(target: "qmgr", "queue compaction failed: {e}; will retry");
         }
         if n.is_multiple_of(12) {
-            let cfg = shared.config();
+            let cfg = live.get();
             match submit::take_refusal_count(&cfg.queue_directory) {
                 Ok(0) | Err(_) => {}
                 Ok(count) => warn!(target: "sendmail",
@@ -312,11 +356,11 @@ fn make_layout(cfg: &Config) -> Result<(), String> {
 
 /// What the SMTP server needs from the daemon: the live configuration (SIGHUP swaps it), the
 /// store, and the queue manager to make newly queued mail due at once.
-fn smtpd_hooks(shared: &Arc<Shared>, qmgr: &Arc<QueueManager>) -> smtpd::Hooks {
-    let (source, scheduler, users) = (shared.clone(), qmgr.clone(), shared.clone());
+fn smtpd_hooks(shared: &Arc<Shared>, live: &LiveConfig, qmgr: &Arc<QueueManager>) -> smtpd::Hooks {
+    let (source, scheduler, users) = (live.clone(), qmgr.clone(), shared.clone());
     let check = move |address: &str| users.local().accepts(address);
     smtpd::Hooks {
-        config: Arc::new(move || source.config()),
+        config: Arc::new(move || source.get()),
         store: shared.store.clone(),
         local_recipient: Some(smtpd::RecipientCheck(Arc::new(check))),
         queued: Arc::new(move |id| scheduler.schedule(id, 0)),
