@@ -22,12 +22,22 @@ pub fn acceptor(cfg: &config::Config) -> Option<TlsAcceptor> {
     if cfg.smtpd_tls_security_level == config::TlsLevel::None {
         return None;
     }
-    match security::tls::server_config(cfg) {
+    match security::tls::server_config(&server_tls_settings(cfg)) {
         Ok(server) => Some(TlsAcceptor::from(server)),
         Err(e) => {
             warn!(target: "smtpd", "TLS unavailable, STARTTLS will not be offered: {e}");
             None
         }
+    }
+}
+
+/// What the TLS crate needs from the configuration.
+fn server_tls_settings(cfg: &config::Config) -> security::tls::ServerTlsSettings {
+    security::tls::ServerTlsSettings {
+        cert_file: cfg.smtpd_tls_cert_file.clone(),
+        key_file: cfg.smtpd_tls_key_file.clone(),
+        self_signed_directory: cfg.data_directory.join("tls"),
+        hostname: cfg.myhostname.clone(),
     }
 }
 
