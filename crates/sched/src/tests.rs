@@ -45,7 +45,7 @@ async fn a_retry_touches_only_the_recipients_still_open() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path());
     let (store, _) = Store::open(&cfg.queue_directory, StoreOptions::default()).unwrap();
-    let agent = LocalAgent::new(&cfg).unwrap();
+    let agent = LocalAgent::new(agents::LocalSettings::from_config(&cfg)).unwrap();
     let shared =
         Arc::new(Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap());
     let qmgr = QueueManager::new(shared);
@@ -91,7 +91,7 @@ async fn unknown_user_bounces_to_the_sender_and_the_original_leaves() {
     )
     .unwrap();
     let (store, _) = Store::open(&cfg.queue_directory, StoreOptions::default()).unwrap();
-    let agent = LocalAgent::new(&cfg).unwrap();
+    let agent = LocalAgent::new(agents::LocalSettings::from_config(&cfg)).unwrap();
     let shared =
         Arc::new(Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap());
     let qmgr = QueueManager::new(shared);
@@ -187,7 +187,7 @@ mod remote_scenarios {
         let mut cfg = config(tmp.path());
         tune(&mut cfg);
         let (store, _) = Store::open(&cfg.queue_directory, StoreOptions::default()).unwrap();
-        let agent = LocalAgent::new(&cfg).unwrap();
+        let agent = LocalAgent::new(agents::LocalSettings::from_config(&cfg)).unwrap();
         let shared = Arc::new(
             Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap(),
         );

@@ -7,7 +7,8 @@
 //! Before this table, `check` accepted any maildrop mode from 0700 to 0775 and `--fix`
 //! "repaired" 0777 to 0775, leaving pending mail listable by every local user.
 
-use config::{Config, Profile};
+use crate::Settings;
+use config::Profile;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
@@ -46,9 +47,9 @@ pub const MAIL_FILE_MODE: u32 = 0o600;
 /// The table for `cfg`'s profile. In the system profile users submit through the setgid
 /// helper, so maildrop is Postfix's 0730 owner:setgid_group and the queue directory must be
 /// searchable by all; in the embedded profile one user does everything.
-pub fn queue_layout(cfg: &Config) -> Vec<Expected> {
+pub fn queue_layout(cfg: &Settings) -> Vec<Expected> {
     let system = cfg.profile == Profile::System;
-    let layout = queue::Layout::new(&cfg.queue_directory);
+    let layout = &cfg.layout;
     let row = |path: PathBuf, kind, mode, needed, must_exist| Expected {
         path,
         kind,
@@ -110,7 +111,7 @@ pub fn acceptable(mode: u32, expected_mode: u32, needed: u32) -> bool {
 /// Creates the table's missing directories with exactly their modes (set explicitly after
 /// creation: `mkdir`'s mode is cut by the umask, 0730 would become 0710). Existing ones are
 /// left alone: `check` reports a wrong mode, `check --fix` repairs it.
-pub fn create_missing(cfg: &Config) -> Result<(), String> {
+pub fn create_missing(cfg: &Settings) -> Result<(), String> {
     let dirs = queue_layout(cfg)
         .into_iter()
         .filter(|row| row.kind == Kind::Directory);
@@ -155,7 +156,7 @@ mod tests {
             "queue_directory = \"{0}/queue\"\nmail_spool_directory = \"{0}/mail\"\n",
             dir.path().display()
         );
-        let cfg = Config::from_str(&text, None).unwrap();
+        let cfg = Settings::from_config(&config::Config::from_str(&text, None).unwrap());
         // Under the usual umask 022, mkdir alone would make maildrop 0710.
         create_missing(&cfg).unwrap();
         for row in queue_layout(&cfg)

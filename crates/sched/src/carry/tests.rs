@@ -84,7 +84,7 @@ async fn failed_removal_is_retried_not_logged_as_done_and_not_delivered_again() 
     let filler = cfg.queue_directory.join("filler");
     fill(&filler);
 
-    let agent = LocalAgent::new(&cfg).unwrap();
+    let agent = LocalAgent::new(agents::LocalSettings::from_config(&cfg)).unwrap();
     let shared =
         Arc::new(Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap());
     let qmgr = QueueManager::new(shared);
@@ -140,7 +140,7 @@ fn run_qmgr(
     watch::Sender<bool>,
     tokio::task::JoinHandle<()>,
 ) {
-    let agent = LocalAgent::new(&cfg).unwrap();
+    let agent = LocalAgent::new(agents::LocalSettings::from_config(&cfg)).unwrap();
     let shared =
         Arc::new(Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap());
     let qmgr = QueueManager::new(shared);

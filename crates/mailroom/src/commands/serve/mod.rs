@@ -41,7 +41,7 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let local = match LocalAgent::new(&cfg) {
+    let local = match LocalAgent::new(agents::LocalSettings::from_config(&cfg)) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("mailroom: fatal: {e}");
@@ -218,7 +218,7 @@ fn spawn_tasks(
     tasks.push(tokio::spawn(qmgr.clone().run(stop_rx.clone(), STOP_GRACE)));
     let scheduler = qmgr.clone();
     let pickup = submit::pickup::Pickup {
-        config: cfg.clone(),
+        settings: Arc::new(submit::pickup::PickupSettings::from_config(&cfg)),
         store: shared.store.clone(),
         queued: Box::new(move |id| scheduler.schedule(id, 0)),
         retry_delay: sched::retry::durable_step_delay,
@@ -268,7 +268,7 @@ fn reload(shared: &Shared, live: &LiveConfig, source: Option<&Path>) {
             return;
         }
     };
-    match LocalAgent::new(&cfg) {
+    match LocalAgent::new(agents::LocalSettings::from_config(&cfg)) {
         Ok(agent) => {
             let settings = sched::Settings::from_config(&cfg);
             let remote = smtp_remote(&cfg);
@@ -323,7 +323,9 @@ async fn chores(
                 Ok(count) => warn!(target: "sendmail",
                     "{count} submissions were refused in the last interval (queue_minfree or maildrop limits); see mailroom doctor"),
             }
-            submit::pickup::remove_stale_temp_files(&cfg);
+            submit::pickup::remove_stale_temp_files(&submit::pickup::PickupSettings::from_config(
+                &cfg,
+            ));
         }
     }
 }
@@ -342,7 +344,7 @@ fn log_recovery(report: &RecoveryReport, store: &Store) {
 /// modes of the one table `mailroom check` verifies against. Existing directories are left
 /// alone: `mailroom check` reports wrong modes, `check --fix` restores the table's.
 fn make_layout(cfg: &Config) -> Result<(), String> {
-    admin::check::layout::create_missing(cfg)?;
+    admin::check::layout::create_missing(&admin::Settings::from_config(cfg))?;
     let spool = &cfg.mail_spool_directory;
     if !spool.exists() {
         fs::DirBuilder::new()
