@@ -25,6 +25,9 @@
 //! - One process at a time owns the store (an exclusive `flock` on `store/lock`); others may
 //!   scan it read-only ([`Snapshot`], [`scan_readonly`]).
 //!
+//! Settings: none from the configuration beyond the queue directory (every path under it
+//! is named by [`Layout`]) and [`StoreOptions`] (the daemon passes `queue_minfree`).
+//!
 //! Security stance: runs as the queue owner; trusts its own files only as far as their
 //! checksums; never follows paths taken from queue contents.
 
