@@ -21,7 +21,7 @@ use crate::check::{Report as CheckReport, Severity};
 use crate::duration::human_age;
 use crate::row::State;
 use crate::stats::Stats;
-use config::Config;
+use crate::Settings;
 use serde::Serialize;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
@@ -61,7 +61,7 @@ pub struct Report {
 
 /// Everything doctor looks at, gathered by the caller.
 pub struct Inputs<'a> {
-    pub cfg: &'a Config,
+    pub cfg: &'a Settings,
     pub daemon_up: bool,
     pub stats: Option<Stats>,
     pub check: &'a CheckReport,
@@ -120,12 +120,12 @@ fn daemon(up: bool, maildrop: u64) -> Item {
     }
 }
 
-fn space(cfg: &Config) -> Vec<Item> {
-    let Ok(free) = submit::guard::free_space(&cfg.queue_directory) else {
+fn space(cfg: &Settings) -> Vec<Item> {
+    let Ok(free) = submit::guard::free_space(cfg.layout.queue_directory()) else {
         return vec![item(
             "disk",
             Level::Critical,
-            format!("cannot stat {}", cfg.queue_directory.display()),
+            format!("cannot stat {}", cfg.layout.queue_directory().display()),
         )];
     };
     let min = cfg.queue_minfree;
@@ -160,7 +160,7 @@ fn space(cfg: &Config) -> Vec<Item> {
     out
 }
 
-fn maildrop_item(cfg: &Config, n: u64) -> Item {
+fn maildrop_item(cfg: &Settings, n: u64) -> Item {
     let limit = cfg.maildrop_count_limit.max(1);
     let level = if n * 10 >= limit * 9 {
         Level::Critical
@@ -176,7 +176,7 @@ fn maildrop_item(cfg: &Config, n: u64) -> Item {
     )
 }
 
-fn queue_items(cfg: &Config, s: &Stats, now: u64) -> Vec<Item> {
+fn queue_items(cfg: &Settings, s: &Stats, now: u64) -> Vec<Item> {
     let counts: Vec<String> = [State::Incoming, State::Active, State::Deferred, State::Hold]
         .iter()
         .map(|q| format!("{} {}", q.as_str(), s.count(*q)))
@@ -232,7 +232,7 @@ pub const GROWING_PER_HOUR: u64 = 10;
 
 /// Deferred mail that is not leaving: all of it waiting on one destination (seed 004: a dead
 /// relayhost, the whole queue deferred, and `status: ok`), or more of it every hour.
-fn stuck(cfg: &Config, s: &Stats) -> Option<Item> {
+fn stuck(cfg: &Settings, s: &Stats) -> Option<Item> {
     let deferred = s.count(State::Deferred);
     let reason = s
         .deferred_reasons
@@ -255,7 +255,7 @@ fn stuck(cfg: &Config, s: &Stats) -> Option<Item> {
 /// The one destination all deferred mail waits on, if there is one: a single recipient
 /// domain, or the `relayhost` when every deferred domain is remote and routed through it
 /// (no `transport_maps`). The domains are known in full only up to the top list's length.
-fn one_destination(cfg: &Config, s: &Stats) -> Option<String> {
+fn one_destination(cfg: &Settings, s: &Stats) -> Option<String> {
     let local = |domain: &str| {
         domain.is_empty()
             || cfg
@@ -300,7 +300,7 @@ fn permissions(report: &CheckReport) -> Item {
     item("permissions", level, detail)
 }
 
-fn mailboxes(cfg: &Config) -> Item {
+fn mailboxes(cfg: &Settings) -> Item {
     let limit = cfg.mailbox_size_limit;
     let threshold = if limit > 0 { limit / 10 * 8 } else { 1 << 30 };
     let mut big: Vec<(u64, String)> = std::fs::read_dir(&cfg.mail_spool_directory)
@@ -339,7 +339,7 @@ fn mailboxes(cfg: &Config) -> Item {
 }
 
 /// Warnings per minute over the last hour of `maillog_file`, from its last 4 MiB.
-fn log_rate(cfg: &Config, now: u64) -> Option<Item> {
+fn log_rate(cfg: &Settings, now: u64) -> Option<Item> {
     if cfg.maillog_file.is_empty() || cfg.maillog_file.starts_with("/dev/") {
         return None;
     }
@@ -389,11 +389,11 @@ fn line_time(line: &str) -> Option<chrono::NaiveDateTime> {
 }
 
 /// The one-screen text.
-pub fn write_text(out: &mut impl Write, report: &Report, cfg: &Config) -> io::Result<()> {
+pub fn write_text(out: &mut impl Write, report: &Report, cfg: &Settings) -> io::Result<()> {
     writeln!(
         out,
         "mailroom doctor: {} ({} profile)",
-        cfg.queue_directory.display(),
+        cfg.layout.queue_directory().display(),
         cfg.profile.as_str()
     )?;
     for it in &report.items {
@@ -414,10 +414,10 @@ mod tests {
 
     const REASON: &str = "conversation with relay.example[192.0.2.1] timed out while sending end of data -- message may be sent more than once";
 
-    fn cfg(extra: &str) -> Config {
+    fn cfg(extra: &str) -> Settings {
         let text =
             format!("queue_directory = \"/nonexistent\"\nmydestination = [\"localhost\"]\n{extra}");
-        Config::from_str(&text, None).unwrap()
+        Settings::from_config(&config::Config::from_str(&text, None).unwrap())
     }
 
     fn stats(domains: &[(&str, u64)], last_hour: u64) -> Stats {
@@ -432,7 +432,7 @@ mod tests {
         }
     }
 
-    fn stuck_detail(cfg: &Config, s: &Stats) -> Option<String> {
+    fn stuck_detail(cfg: &Settings, s: &Stats) -> Option<String> {
         let items = queue_items(cfg, s, 0);
         let found = items.into_iter().find(|i| i.name == "deferred")?;
         assert_eq!(found.level, Level::Warn);

@@ -6,6 +6,7 @@
 
 use crate::engine::{Backend, Context, NoScheduler};
 use crate::protocol::{self, ClientError, Event, Request};
+use queue::Layout;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -43,10 +44,10 @@ pub fn execute(
 /// The daemon's control socket; for a listing asked by someone else than the queue owner,
 /// its public socket. `None` when no daemon answers.
 fn connect(queue_directory: &Path, request: &Request) -> Option<UnixStream> {
-    match UnixStream::connect(protocol::socket_path(queue_directory)) {
+    match UnixStream::connect(Layout::new(queue_directory).control_socket()) {
         Ok(stream) => Some(stream),
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied && request.is_public() => {
-            UnixStream::connect(protocol::public_socket_path(queue_directory)).ok()
+            UnixStream::connect(Layout::new(queue_directory).showq_socket()).ok()
         }
         Err(_) => None,
     }
@@ -59,7 +60,7 @@ fn in_process(
     ids: Option<Box<dyn Read + Send>>,
     handler: &mut crate::engine::Emit<'_>,
 ) -> Result<io::Result<()>, String> {
-    let maildrop = queue_directory.join("maildrop");
+    let maildrop = Layout::new(queue_directory).maildrop();
     let now = crate::duration::unix_now();
     if let Request::List { .. } | Request::Qshape { .. } | Request::Stats = request {
         let snapshot = queue::Snapshot::scan(queue_directory).map_err(|e| e.to_string())?;

@@ -20,6 +20,14 @@
 //! * [`archive`]: seed 002 done safely: old mbox messages to a gzip archive under the
 //!   mailbox locks, the rest kept with its owner, group and mode.
 //!
+//! # Settings
+//! `check` and `doctor` take one [`Settings`] (built by the binary with
+//! [`Settings::from_config`]): `profile`, the queue [`queue::Layout`], `mail_spool_directory`,
+//! `mailbox_size_limit`, `mail_owner`, `setgid_group`, `postdrop_path`, the listeners,
+//! `maillog_file`, `mydestination`, `relayhost`, `transport_maps`, `maximal_queue_lifetime`,
+//! `maildrop_count_limit`, `queue_minfree` and `queue_minfree_inodes`. The queue tools take
+//! only the queue directory.
+//!
 //! # Invariants
 //! * Bulk work scales (DESIGN invariant 8): listings stream row by row from the store's
 //!   chunked iteration (memory stays flat and the first line is out at once); bulk changes
@@ -50,6 +58,7 @@ pub mod qshape;
 pub mod row;
 pub mod rowline;
 pub mod select;
+mod settings;
 pub mod showq;
 pub mod stats;
 pub mod superop;
@@ -59,3 +68,4 @@ pub use execute::execute;
 pub use protocol::{Event, Request};
 pub use row::{Row, RowRecipient};
 pub use select::Selector;
+pub use settings::Settings;

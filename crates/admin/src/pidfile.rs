@@ -25,14 +25,14 @@ const PID_FILE_MODE: u32 = 0o644;
 /// How long a reader waits for a daemon that has just taken the lock to write its pid.
 const WRITE_WAIT: Duration = Duration::from_secs(2);
 
-/// `QUEUE/pid`.
+/// `QUEUE/pid` ([`queue::Layout::pid_directory`]).
 pub fn pid_directory(queue_directory: &Path) -> PathBuf {
-    queue_directory.join("pid")
+    queue::Layout::new(queue_directory).pid_directory()
 }
 
-/// `QUEUE/pid/master.pid`.
+/// `QUEUE/pid/master.pid` ([`queue::Layout::master_pid`]).
 pub fn pid_path(queue_directory: &Path) -> PathBuf {
-    pid_directory(queue_directory).join("master.pid")
+    queue::Layout::new(queue_directory).master_pid()
 }
 
 /// The locked pid file of the running daemon; dropping it (or the process ending) releases

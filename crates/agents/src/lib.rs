@@ -6,7 +6,8 @@
 //!
 //! Job: deliver mail for recipients in `mydestination`, like Postfix's local(8).
 //!
-//! Inputs → outputs: a [`config::Config`] (read at [`LocalAgent::new`] / [`LocalAgent::reload`]),
+//! Inputs → outputs: a [`LocalSettings`] (built by the binary from the configuration with
+//! [`LocalSettings::from_config`]; read at [`LocalAgent::new`] / [`LocalAgent::reload`]),
 //! then per call an envelope, the indexes of the recipients to deliver and the message bytes
 //! (LF line endings) → a [`Delivery`]: exactly one [`envelope::Outcome`] per requested
 //! recipient (relay `local`, Postfix's texts: `delivered to mailbox`, `unknown user: "bob"`
@@ -46,5 +47,7 @@
 pub mod local;
 pub mod smtp;
 
-pub use local::{check_aliases, AliasSyntaxError, Delivery, LocalAgent, LocalError, Resubmission};
-pub use smtp::{Nexthop, SmtpClient, SmtpError, SmtpReport, SmtpSettings};
+pub use local::{
+    check_aliases, AliasSyntaxError, Delivery, LocalAgent, LocalError, LocalSettings, Resubmission,
+};
+pub use smtp::{SmtpClient, SmtpError, SmtpSettings};

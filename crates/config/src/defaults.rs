@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{Config, LogFormat, Profile, Stressed};
+use crate::{Config, ForbidBareNewline, LogFormat, Profile, Stressed, TlsLevel};
 
 /// The environment variables the embedded default depends on (empty values count as unset).
 #[derive(Debug, Clone, Default)]
@@ -161,7 +161,7 @@ fn with_postfix_defaults(site: Site) -> Config {
         smtpd_banner: format!("{host} ESMTP mailroom", host = hostname_copy),
         smtpd_tls_cert_file: String::new(),
         smtpd_tls_key_file: String::new(),
-        smtpd_tls_security_level: "may".to_string(),
+        smtpd_tls_security_level: TlsLevel::May,
         smtpd_sasl_auth_enable: false,
         smtpd_sasl_password_file: site.password_file,
         smtpd_recipient_limit: 1000,
@@ -195,14 +195,14 @@ fn with_postfix_defaults(site: Site) -> Config {
         anvil_rate_time_unit: seconds(60),
         smtpd_client_connection_count_limit: 50,
         smtpd_process_limit: 100,
-        smtpd_forbid_bare_newline: "reject".to_string(),
+        smtpd_forbid_bare_newline: ForbidBareNewline::Reject,
         disable_vrfy_command: true,
         transport_maps: Vec::new(),
         content_filter: String::new(),
         filter_destination_concurrency_limit: 20,
         smtp_destination_concurrency_limit: 20,
         smtp_destination_recipient_limit: 50,
-        smtp_tls_security_level: "may".to_string(),
+        smtp_tls_security_level: TlsLevel::May,
         smtp_helo_name: hostname_copy.clone(),
         smtp_connect_timeout: seconds(30),
         smtp_helo_timeout: seconds(300),
@@ -218,7 +218,7 @@ fn with_postfix_defaults(site: Site) -> Config {
         bounce_size_limit: 50_000,
         maillog_file: String::new(),
         syslog_name: "mailroom".to_string(),
-        syslog_facility: "mail".to_string(),
+        syslog_facility: crate::SyslogFacility::Mail,
         syslog_socket: site.syslog_socket,
         log_format: LogFormat::Text,
         log_repeat_window: seconds(60),

@@ -32,6 +32,8 @@
 //! * Every error names the file, the 1-based line and the key ([`ConfigError`]); unknown keys
 //!   are errors (with a "did you mean" when a known name is close), never ignored.
 //! * [`render`] output is stable: alphabetical, one `name = value` line per parameter.
+//! * Choice parameters (one word of a fixed set) are enums ([`TlsLevel`],
+//!   [`ForbidBareNewline`], [`LogFormat`], [`Profile`]): no room compares strings.
 //!
 //! # Security stance
 //! Needs no privilege and writes nothing (edits return text); reads one file and a few
@@ -45,6 +47,7 @@
 
 #![forbid(unsafe_code)]
 
+mod choices;
 mod defaults;
 mod edit;
 mod expand;
@@ -63,6 +66,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use choices::{ForbidBareNewline, SyslogFacility, TlsLevel};
 pub use edit::{comment_out_parameters, set_parameters, split_assignment};
 pub use load::SYSTEM_CONFIG_PATH;
 pub use postconf::{config_file, parameter_name, postconf_parameters, Show};
@@ -164,7 +168,7 @@ pub struct Config {
     pub smtpd_tls_cert_file: String,
     pub smtpd_tls_key_file: String,
     /// `none`, `may` (offer STARTTLS) or `encrypt` (require it before MAIL).
-    pub smtpd_tls_security_level: String,
+    pub smtpd_tls_security_level: TlsLevel,
     /// Offer AUTH on `smtp` listeners too (always on for `submission`).
     pub smtpd_sasl_auth_enable: bool,
     /// mailroom-only: `name:argon2-hash` lines, managed with `mailroom passwd`.
@@ -212,7 +216,7 @@ pub struct Config {
     pub smtpd_process_limit: usize,
     /// `reject` (550 5.5.2, Postfix's `yes`), `normalize` (accept bare LF as a line end,
     /// never as part of the end-of-data mark) or `no`.
-    pub smtpd_forbid_bare_newline: String,
+    pub smtpd_forbid_bare_newline: ForbidBareNewline,
     /// Postfix default `no`; ours `yes` (VRFY answers 252 and reveals nothing).
     pub disable_vrfy_command: bool,
     /// Transport map files (Postfix syntax: `example.com smtp:[10.0.0.5]:25`).
@@ -224,7 +228,7 @@ pub struct Config {
     /// Postfix: `default_destination_recipient_limit` for smtp (recipients per transaction).
     pub smtp_destination_recipient_limit: usize,
     /// `none`, `may` (opportunistic STARTTLS) or `encrypt`.
-    pub smtp_tls_security_level: String,
+    pub smtp_tls_security_level: TlsLevel,
     pub smtp_helo_name: String,
     pub smtp_connect_timeout: Duration,
     pub smtp_helo_timeout: Duration,
@@ -250,7 +254,7 @@ pub struct Config {
     /// `postfix` makes fail2ban's and pflogsumm's Postfix patterns match unchanged).
     pub syslog_name: String,
     /// Postfix: `syslog_facility` (default `mail`).
-    pub syslog_facility: String,
+    pub syslog_facility: SyslogFacility,
     /// mailroom-only: the syslog datagram socket (`/dev/log` in the system profile; empty =
     /// no syslog, the embedded default). Postfix has no such knob: it always uses /dev/log.
     pub syslog_socket: String,

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::choices;
 use crate::units::{self, parse_bool, parse_count, parse_duration, parse_size};
 use crate::{Config, LogFormat};
 
@@ -246,14 +247,11 @@ fn stressed_bool(text: &str) -> Result<bool, String> {
     parse_bool(text)
 }
 
+/// A parameter that is one of a fixed set of words (see `choices.rs`).
 macro_rules! choice {
-    ($field:ident, $($word:literal),+) => {
-        text!($field, |text: &str| {
-            let words: &[&str] = &[$($word),+];
-            match words.contains(&text.trim()) {
-                true => Ok(text.trim().to_string()),
-                false => Err(format!("must be one of: {}", words.join(", "))),
-            }
+    ($field:ident) => {
+        scalar!(stringify!($field), $field, Text, choices::parse, |value| {
+            choices::word(value).to_string()
         })
     };
 }
@@ -333,12 +331,12 @@ pub(crate) const PARAMS: &[Param] = &[
     duration!(smtp_mail_timeout, positive),
     duration!(smtp_quit_timeout, positive),
     duration!(smtp_rcpt_timeout, positive),
-    choice!(smtp_tls_security_level, "none", "may", "encrypt"),
+    choice!(smtp_tls_security_level),
     text!(smtpd_banner, required),
     count!(smtpd_client_auth_failure_limit),
     count!(smtpd_client_connection_count_limit, positive),
     duration!(smtpd_error_sleep_time),
-    choice!(smtpd_forbid_bare_newline, "reject", "normalize", "no"),
+    choice!(smtpd_forbid_bare_newline),
     boolean!(smtpd_forbid_unauth_pipelining),
     stressed!(
         smtpd_hard_error_limit,
@@ -395,7 +393,7 @@ pub(crate) const PARAMS: &[Param] = &[
     stressed!(smtpd_timeout, Duration, stressed_duration, format_duration),
     text!(smtpd_tls_cert_file),
     text!(smtpd_tls_key_file),
-    choice!(smtpd_tls_security_level, "none", "may", "encrypt"),
+    choice!(smtpd_tls_security_level),
     scalar!(
         "soft_bounce",
         soft_bounce,
@@ -405,20 +403,7 @@ pub(crate) const PARAMS: &[Param] = &[
     ),
     listen!(submission_listen),
     duration!(submit_timeout, positive),
-    choice!(
-        syslog_facility,
-        "mail",
-        "daemon",
-        "user",
-        "local0",
-        "local1",
-        "local2",
-        "local3",
-        "local4",
-        "local5",
-        "local6",
-        "local7"
-    ),
+    choice!(syslog_facility),
     text!(syslog_name, required),
     text!(syslog_socket),
     list!(transport_maps),

@@ -1,5 +1,6 @@
 //! Pure types shared by every room of mailroom: [`QueueId`], [`Envelope`], [`Recipient`],
-//! [`Outcome`]. No I/O happens here.
+//! [`Outcome`], and what the scheduler and the SMTP client say to each other ([`Nexthop`],
+//! [`DeliveryReport`]). No I/O happens here.
 //!
 //! Inputs → outputs: none; these are the nouns the other crates pass to each other.
 //! Invariants: a [`QueueId`] is never reused (time in microseconds plus a per-process counter
@@ -9,9 +10,11 @@
 #![forbid(unsafe_code)]
 
 pub mod fuzzing;
+mod nexthop;
 mod queue_id;
 pub mod sysexits;
 
+pub use nexthop::{DeliveryReport, Nexthop, NexthopError};
 pub use queue_id::{QueueId, QueueIdError};
 
 use serde::{Deserialize, Serialize};

@@ -20,7 +20,10 @@ pub fn execute(
 
 /// Sends one short command to the daemon's control socket.
 pub fn send(cfg: &Config, command: &Command) -> io::Result<Reply> {
-    protocol::send(&protocol::socket_path(&cfg.queue_directory), command)
+    protocol::send(
+        &queue::Layout::new(&cfg.queue_directory).control_socket(),
+        command,
+    )
 }
 
 /// True when the daemon answers `ping`.

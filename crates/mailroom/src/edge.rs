@@ -67,7 +67,7 @@ pub fn log_options(cfg: &Config) -> maillog::Options {
         file: cfg.maillog_file.clone(),
         syslog_socket: cfg.syslog_socket.clone(),
         syslog_name: cfg.syslog_name.clone(),
-        syslog_facility: cfg.syslog_facility.clone(),
+        syslog_facility: cfg.syslog_facility.as_str().to_string(),
         format,
         repeat_window: cfg.log_repeat_window,
     }

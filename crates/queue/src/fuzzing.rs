@@ -322,7 +322,7 @@ impl Scratch {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = base.join(format!("mailroom-fuzz-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("store")).expect("scratch directory");
+        std::fs::create_dir_all(crate::Layout::new(&dir).store()).expect("scratch directory");
         Scratch(dir)
     }
 }
@@ -340,7 +340,8 @@ pub fn check_segment(data: &[u8]) {
     };
     let steps = script(rest);
     let scratch = Scratch::new();
-    let (store, corrupt) = (scratch.0.join("store"), scratch.0.join("corrupt"));
+    let layout = crate::Layout::new(&scratch.0);
+    let (store, corrupt) = (layout.store(), layout.corrupt());
     let numbers = write_segments(&store, &steps, split);
     let first = recover(&store, &corrupt);
     let newest = numbers.last().copied().unwrap_or(0);

@@ -25,6 +25,9 @@
 //! - One process at a time owns the store (an exclusive `flock` on `store/lock`); others may
 //!   scan it read-only ([`Snapshot`], [`scan_readonly`]).
 //!
+//! Settings: none from the configuration beyond the queue directory (every path under it
+//! is named by [`Layout`]) and [`StoreOptions`] (the daemon passes `queue_minfree`).
+//!
 //! Security stance: runs as the queue owner; trusts its own files only as far as their
 //! checksums; never follows paths taken from queue contents.
 
@@ -33,6 +36,7 @@
 mod compact;
 pub mod fuzzing;
 mod index;
+mod layout;
 mod nonblocking;
 mod record;
 mod recovery;
@@ -40,6 +44,7 @@ mod segment;
 mod store;
 
 pub use index::{Entry, Location};
+pub use layout::Layout;
 pub use record::{FollowUp, MessageMeta, Update};
 pub use recovery::RecoveryReport;
 pub use segment::write_durably;
@@ -111,7 +116,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Scans the log like [`scan_readonly`].
     pub fn scan(queue_directory: &Path) -> Result<Snapshot, StoreError> {
-        let dir = queue_directory.join("store");
+        let dir = Layout::new(queue_directory).store();
         let mut index = index::Index::default();
         if dir.exists() {
             recovery::scan(&dir, Path::new("/nonexistent"), &mut index, false)

@@ -26,7 +26,7 @@
 use crate::index::{apply_update, Entry, Index, Location};
 use crate::record::{self, Decoded, FollowUp, MessageMeta, Record, Update};
 use crate::recovery::{self, RecoveryReport};
-use crate::{segment, QueueName, StoreError};
+use crate::{segment, Layout, QueueName, StoreError};
 use envelope::{Envelope, QueueId};
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -147,11 +147,12 @@ impl Store {
         queue_directory: &Path,
         options: StoreOptions,
     ) -> Result<(Store, RecoveryReport), StoreError> {
-        let dir = queue_directory.join("store");
+        let layout = Layout::new(queue_directory);
+        let dir = layout.store();
         segment::create_private_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
-        let lock_file = take_lock(&dir)?;
+        let lock_file = take_lock(&layout)?;
         let mut index = Index::default();
-        let corrupt = queue_directory.join("corrupt");
+        let corrupt = layout.corrupt();
         let (report, last_len) = recovery::scan(&dir, &corrupt, &mut index, true)
             .map_err(|e| StoreError::io(&dir, e))?;
         index.pack();
@@ -800,8 +801,8 @@ fn read_body(file: &File, loc: Location, id: QueueId) -> Result<Vec<u8>, StoreEr
     }
 }
 
-fn take_lock(dir: &Path) -> Result<File, StoreError> {
-    let path = dir.join("lock");
+fn take_lock(layout: &Layout) -> Result<File, StoreError> {
+    let path = layout.store_lock();
     let file = fs::OpenOptions::new()
         .create(true)
         .truncate(false)

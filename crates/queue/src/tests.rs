@@ -22,7 +22,7 @@ fn open_with(dir: &Path, options: StoreOptions) -> Store {
 }
 
 fn seg_files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir.join("store"))
+    let mut v: Vec<String> = fs::read_dir(crate::Layout::new(dir).store())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".seg"))
@@ -101,7 +101,9 @@ fn torn_tail_is_cut_and_earlier_messages_kept() {
             .enqueue(QueueId::generate(), env(&["a@b"]), b"torn\n")
             .unwrap();
     }
-    let seg = tmp.path().join("store").join(&seg_files(tmp.path())[0]);
+    let seg = crate::Layout::new(tmp.path())
+        .store()
+        .join(&seg_files(tmp.path())[0]);
     let len = fs::metadata(&seg).unwrap().len();
     let f = fs::OpenOptions::new().write(true).open(&seg).unwrap();
     f.set_len(len - 3).unwrap(); // power lost in the middle of the second batch
@@ -129,7 +131,9 @@ fn damage_in_the_middle_goes_to_corrupt_and_the_rest_survives() {
                 .unwrap();
         }
     }
-    let seg = tmp.path().join("store").join(&seg_files(tmp.path())[0]);
+    let seg = crate::Layout::new(tmp.path())
+        .store()
+        .join(&seg_files(tmp.path())[0]);
     let mut data = fs::read(&seg).unwrap();
     let second = data.len() / 3 + 40; // inside the second record
     data[second] ^= 0xff;
@@ -148,7 +152,7 @@ fn damage_in_the_middle_goes_to_corrupt_and_the_rest_survives() {
 #[test]
 fn garbage_segment_does_not_stop_the_store() {
     let tmp = tempfile::tempdir().unwrap();
-    fs::create_dir_all(tmp.path().join("store")).unwrap();
+    fs::create_dir_all(crate::Layout::new(tmp.path()).store()).unwrap();
     fs::write(
         tmp.path().join("store/000000000001.seg"),
         vec![0xA5u8; 5000],
@@ -421,7 +425,7 @@ fn a_store_opened_before_serve_is_private_whatever_the_umask() {
     let store = open(tmp.path());
     sys::set_umask(old);
     drop(store);
-    let mode = fs::metadata(tmp.path().join("store"))
+    let mode = fs::metadata(crate::Layout::new(tmp.path()).store())
         .unwrap()
         .permissions()
         .mode();

@@ -188,7 +188,7 @@ async fn compose(
     env: &Envelope,
     notice: &Notice,
 ) -> (Envelope, Vec<u8>) {
-    let cfg = cx.shared.config();
+    let settings = cx.shared.settings();
     let store = cx.shared.store.clone();
     let read = tokio::task::spawn_blocking(move || store.read_message(id)).await;
     let read = read
@@ -203,11 +203,11 @@ async fn compose(
         id,
         envelope: env,
         original: &original,
-        myhostname: &cfg.myhostname,
+        myhostname: &settings.myhostname,
         reports: &notice.reports,
         kind: notice.kind,
         to: &notice.to,
-        size_limit: cfg.bounce_size_limit as usize,
+        size_limit: settings.bounce_size_limit as usize,
     });
     let mut envelope = Envelope::new("", vec![notice.to.clone()], unix_now());
     envelope.origin = notice.origin.into();

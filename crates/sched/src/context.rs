@@ -1,4 +1,4 @@
-//! The state the queue manager's parts share: the store and configuration, the due-time
+//! The state the queue manager's parts share: the store and settings, the due-time
 //! index, and the dispatch state machine. `deliver` and `carry` act through it; `manager`
 //! drives them.
 

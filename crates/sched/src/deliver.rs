@@ -136,7 +136,7 @@ async fn resubmit(
 /// and is tried again later; a removal that fails is retried with backoff.
 async fn quarantine(cx: &Context, entry: &Entry, recipients: &[usize], why: &str) -> Vec<Outcome> {
     let id = entry.id;
-    let dir = cx.shared.config().queue_directory.join("corrupt");
+    let dir = cx.shared.settings().layout.corrupt();
     let json = serde_json::to_vec_pretty(&entry.meta).unwrap_or_default();
     let store = cx.shared.store.clone();
     let target = dir.clone();

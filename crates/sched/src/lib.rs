@@ -17,6 +17,14 @@
 //! `active` exists only in memory: after a crash, active messages are simply incoming or
 //! deferred again, so they are retried, never lost.
 //!
+//! Settings: one [`Settings`] (built by the binary with [`Settings::from_config`], again on
+//! SIGHUP): `default_process_limit`, the `*_destination_concurrency_limit`s, `soft_bounce`,
+//! the backoff and lifetime times, `delay_warning_time`, `2bounce_notice_recipient`,
+//! `myhostname`, `bounce_size_limit`, the queue [`queue::Layout`] and the router's
+//! [`Routing`] (`transport_maps`, `relayhost`, `content_filter`, `mydestination`). The SMTP
+//! client comes in built ([`SmtpRemote::new`] from `agents::SmtpSettings`). No part of the
+//! scheduler sees the whole `Config`.
+//!
 //! Who decides, who acts. Deciding is pure (no tokio, store, clock or I/O; table-tested):
 //! `split` routes a message into per-destination items, `dispatch` is the state machine of
 //! destinations (`push` → `starts(now)` → `finished` → `recorded`: windows, dead marks,
@@ -59,7 +67,9 @@ mod sync;
 mod timed;
 
 pub use manager::QueueManager;
-pub use remote::{RemoteAgent, RemoteReport, SmtpRemote};
+pub use remote::{RemoteAgent, SmtpRemote};
+pub use route::Routing;
+pub use settings::{Limits, Settings};
 pub use shared::Shared;
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ impl QueueManager {
     /// Builds the due-time index from the store: incoming mail is due now, deferred mail at
     /// its retry time, held mail not at all.
     pub fn new(shared: Arc<Shared>) -> Arc<QueueManager> {
-        let limit = shared.config().default_process_limit.max(1);
+        let limit = shared.settings().process_limit.max(1);
         let mut due = Vec::new();
         shared.store.for_each(|e| {
             if e.meta.queue != QueueName::Hold {

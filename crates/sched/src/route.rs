@@ -10,69 +10,9 @@
 //! `spam.example discard:dropped`, `quarantine.example hold:`, `me.example local:`.
 
 use config::Config;
+use envelope::Nexthop;
 use std::collections::HashMap;
 use std::fmt;
-
-/// Where an SMTP delivery connects. `[host]` (brackets) means no MX lookup, as in Postfix.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Nexthop {
-    pub host: String,
-    /// `None` = the default SMTP port (`smtp_default_port`).
-    pub port: Option<u16>,
-    pub mx_lookup: bool,
-}
-
-impl Nexthop {
-    /// Parses `[1.2.3.4]:2526`, `[mx.example]`, `example.com`, `example.com:2525`, `[::1]:25`.
-    pub fn parse(text: &str) -> Result<Nexthop, String> {
-        let text = text.trim();
-        let bad = || format!("not a next hop: {text:?} (use host, [host] or [host]:port)");
-        if let Some(rest) = text.strip_prefix('[') {
-            let end = rest.find(']').ok_or_else(bad)?;
-            let host = &rest[..end];
-            let port = match &rest[end + 1..] {
-                "" => None,
-                p => Some(
-                    p.strip_prefix(':')
-                        .ok_or_else(bad)?
-                        .parse()
-                        .map_err(|_| bad())?,
-                ),
-            };
-            if host.is_empty() {
-                return Err(bad());
-            }
-            return Ok(Nexthop {
-                host: host.to_string(),
-                port,
-                mx_lookup: false,
-            });
-        }
-        let (host, port) = match text.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => (h, Some(p.parse().map_err(|_| bad())?)),
-            _ => (text, None),
-        };
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(bad());
-        }
-        Ok(Nexthop {
-            host: host.to_ascii_lowercase(),
-            port,
-            mx_lookup: true,
-        })
-    }
-}
-
-impl fmt::Display for Nexthop {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.mx_lookup, self.port) {
-            (true, None) => write!(f, "{}", self.host),
-            (true, Some(p)) => write!(f, "{}:{p}", self.host),
-            (false, None) => write!(f, "[{}]", self.host),
-            (false, Some(p)) => write!(f, "[{}]:{p}", self.host),
-        }
-    }
-}
 
 /// The transport chosen for one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +76,27 @@ impl Route {
     }
 }
 
+/// What the router needs: `transport_maps`, `relayhost`, `content_filter`, `mydestination`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routing {
+    pub transport_maps: Vec<String>,
+    pub relayhost: String,
+    pub content_filter: String,
+    /// The local domains.
+    pub mydestination: Vec<String>,
+}
+
+impl Routing {
+    pub fn from_config(cfg: &Config) -> Routing {
+        Routing {
+            transport_maps: cfg.transport_maps.clone(),
+            relayhost: cfg.relayhost.clone(),
+            content_filter: cfg.content_filter.clone(),
+            mydestination: cfg.mydestination.clone(),
+        }
+    }
+}
+
 /// A transport map result before the recipient domain is known (`smtp:` = "the domain").
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum MapResult {
@@ -156,7 +117,7 @@ const FILTER_EXEMPT: [&str; 3] = ["reinject", "bounce", "2bounce"];
 
 impl Router {
     /// Builds the router; an unreadable map or a bad line is an error naming `file:line`.
-    pub fn new(cfg: &Config) -> Result<Router, String> {
+    pub fn new(cfg: &Routing) -> Result<Router, String> {
         let mut map = HashMap::new();
         let mut wildcard = None;
         for file in &cfg.transport_maps {
@@ -290,7 +251,7 @@ fn parse_result(result: &str) -> Result<MapResult, String> {
         "local" => Route::Local,
         "smtp" | "relay" if rest.is_empty() => return Ok(MapResult::SmtpToDomain),
         "smtp" | "relay" => Route::Smtp {
-            nexthop: Nexthop::parse(rest)?,
+            nexthop: Nexthop::parse(rest).map_err(|e| e.to_string())?,
             filter: false,
         },
         "discard" => Route::Discard(if rest.is_empty() {
@@ -361,37 +322,11 @@ mod tests {
         cfg.relayhost = relayhost.into();
         cfg.content_filter = filter.into();
         cfg.mydestination = vec!["localhost".into()];
-        (Router::new(&cfg).unwrap(), dir)
+        (Router::new(&Routing::from_config(&cfg)).unwrap(), dir)
     }
 
     fn hop(s: &str) -> Nexthop {
         Nexthop::parse(s).unwrap()
-    }
-
-    #[test]
-    fn nexthop_syntax() {
-        assert_eq!(
-            hop("[127.0.0.1]:2526"),
-            Nexthop {
-                host: "127.0.0.1".into(),
-                port: Some(2526),
-                mx_lookup: false
-            }
-        );
-        assert_eq!(hop("[::1]:25").host, "::1");
-        assert_eq!(
-            hop("Example.COM"),
-            Nexthop {
-                host: "example.com".into(),
-                port: None,
-                mx_lookup: true
-            }
-        );
-        assert_eq!(hop("example.com:2525").port, Some(2525));
-        assert_eq!(hop("[10.0.0.5]").to_string(), "[10.0.0.5]");
-        assert!(Nexthop::parse("[1.2.3.4").is_err());
-        assert!(Nexthop::parse("[1.2.3.4]:x").is_err());
-        assert!(Nexthop::parse("").is_err());
     }
 
     #[test]
@@ -491,28 +426,7 @@ mod tests {
         std::fs::write(&path, "ok.example local:\nbad.example nosuch:thing\n").unwrap();
         let mut cfg = Config::embedded_default();
         cfg.transport_maps = vec![path.display().to_string()];
-        let err = Router::new(&cfg).err().unwrap();
+        let err = Router::new(&Routing::from_config(&cfg)).err().unwrap();
         assert!(err.ends_with(":2: unknown transport \"nosuch\" (smtp, relay, local, discard, error, retry, hold)"), "{err}");
-    }
-
-    mod properties {
-        use super::super::Nexthop;
-        use proptest::prelude::*;
-
-        proptest! {
-            /// Any text: no panic; what parses prints back to something that parses the same.
-            #[test]
-            fn nexthop_parse_round_trips(text in "\\PC{0,40}") {
-                if let Ok(hop) = Nexthop::parse(&text) {
-                    prop_assert_eq!(Nexthop::parse(&hop.to_string()), Ok(hop));
-                }
-            }
-
-            #[test]
-            fn bracketed_host_and_port(host in "[a-z0-9.-]{1,30}", port in 1u16..) {
-                let hop = Nexthop::parse(&format!("[{host}]:{port}")).unwrap();
-                prop_assert_eq!(hop, Nexthop { host, port: Some(port), mx_lookup: false });
-            }
-        }
     }
 }

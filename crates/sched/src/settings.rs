@@ -1,15 +1,18 @@
-//! The parameters the queue manager decides with, taken from `Config` once per (re)load, so
-//! the deciding code (`dispatch`, `plan`) depends on this small struct, not the whole
-//! configuration.
+//! The parameters the queue manager works with, taken from `Config` once per (re)load by
+//! the binary ([`Settings::from_config`]), so no part of the scheduler sees the whole
+//! configuration: `dispatch` and `plan` decide with [`Limits`] and the retry fields, the
+//! router is built from [`Routing`], and the acting parts find `corrupt/` in the
+//! [`queue::Layout`].
 
-use crate::route::Transport;
+use crate::route::{Routing, Transport};
 use config::Config;
+use queue::Layout;
 use std::time::Duration;
 
 /// Per-destination limits (Postfix's `*_destination_concurrency_limit`) and how long a
 /// destination that failed as a whole stays marked dead.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Limits {
+pub struct Limits {
     pub local: usize,
     pub smtp: usize,
     pub filter: usize,
@@ -28,9 +31,11 @@ impl Limits {
     }
 }
 
-/// What `plan` needs to know to turn outcomes into queue state and notices.
+/// Everything the queue manager takes from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Settings {
+pub struct Settings {
+    /// `default_process_limit`: deliveries in flight at once, all transports.
+    pub process_limit: usize,
     pub limits: Limits,
     /// Bounces become deferrals (the safety switch).
     pub soft_bounce: bool,
@@ -43,11 +48,17 @@ pub(crate) struct Settings {
     /// Where a null-sender message's failures go (`2bounce_notice_recipient`).
     pub bounce_notice_recipient: String,
     pub myhostname: String,
+    /// Bytes of the original message returned in a notice.
+    pub bounce_size_limit: u64,
+    /// Where damaged messages are saved (`corrupt/`).
+    pub layout: Layout,
+    pub routing: Routing,
 }
 
 impl Settings {
     pub fn from_config(cfg: &Config) -> Settings {
         Settings {
+            process_limit: cfg.default_process_limit,
             limits: Limits {
                 local: cfg.local_destination_concurrency_limit,
                 smtp: cfg.smtp_destination_concurrency_limit,
@@ -65,6 +76,9 @@ impl Settings {
             delay_warning_time: cfg.delay_warning_time,
             bounce_notice_recipient: cfg.bounce_notice_recipient.clone(),
             myhostname: cfg.myhostname.clone(),
+            bounce_size_limit: cfg.bounce_size_limit,
+            layout: Layout::new(&cfg.queue_directory),
+            routing: Routing::from_config(cfg),
         }
     }
 }

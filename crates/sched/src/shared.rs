@@ -1,15 +1,14 @@
-//! What every delivery needs: the store, and the configuration with what is built from it
-//! (settings, local agent, router, remote agent), swapped whole on SIGHUP.
+//! What every delivery needs: the store, and the settings with what is built from them
+//! (local agent, router, remote agent), swapped whole on SIGHUP.
 
 use crate::remote::{NoRemote, RemoteAgent};
 use crate::route::Router;
 use crate::settings::Settings;
 use agents::LocalAgent;
-use config::Config;
 use queue::Store;
 use std::sync::{Arc, RwLock};
 
-/// The store and the current configuration.
+/// The store and the current settings.
 pub struct Shared {
     pub store: Store,
     current: RwLock<Current>,
@@ -17,7 +16,6 @@ pub struct Shared {
 
 #[derive(Clone)]
 struct Current {
-    config: Arc<Config>,
     settings: Arc<Settings>,
     local: Arc<LocalAgent>,
     router: Arc<Router>,
@@ -26,13 +24,12 @@ struct Current {
 
 impl Shared {
     /// Fails if the routing configuration (transport maps, relayhost, content_filter) is bad.
-    pub fn new(store: Store, config: Config, local: LocalAgent) -> Result<Shared, String> {
-        let router = Router::new(&config)?;
+    pub fn new(store: Store, settings: Settings, local: LocalAgent) -> Result<Shared, String> {
+        let router = Router::new(&settings.routing)?;
         Ok(Shared {
             store,
             current: RwLock::new(Current {
-                settings: Arc::new(Settings::from_config(&config)),
-                config: Arc::new(config),
+                settings: Arc::new(settings),
                 local: Arc::new(local),
                 router: Arc::new(router),
                 remote: Arc::new(NoRemote),
@@ -47,11 +44,7 @@ impl Shared {
             .clone()
     }
 
-    pub fn config(&self) -> Arc<Config> {
-        self.current().config
-    }
-
-    pub(crate) fn settings(&self) -> Arc<Settings> {
+    pub fn settings(&self) -> Arc<Settings> {
         self.current().settings
     }
 
@@ -75,13 +68,12 @@ impl Shared {
             .remote = remote;
     }
 
-    /// Installs a reloaded configuration and local agent (SIGHUP); fails, changing nothing,
-    /// if the new routing configuration is bad.
-    pub fn replace(&self, config: Config, local: LocalAgent) -> Result<(), String> {
-        let router = Router::new(&config)?;
+    /// Installs reloaded settings and local agent (SIGHUP); fails, changing nothing, if the
+    /// new routing settings are bad.
+    pub fn replace(&self, settings: Settings, local: LocalAgent) -> Result<(), String> {
+        let router = Router::new(&settings.routing)?;
         let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
-        cur.settings = Arc::new(Settings::from_config(&config));
-        cur.config = Arc::new(config);
+        cur.settings = Arc::new(settings);
         cur.local = Arc::new(local);
         cur.router = Arc::new(router);
         Ok(())

@@ -89,7 +89,7 @@ mod tests {
         let mut cfg = config::Config::embedded_default();
         cfg.transport_maps = vec![map.display().to_string()];
         cfg.mydestination = vec!["localhost".into()];
-        let router = Router::new(&cfg).unwrap();
+        let router = Router::new(&crate::route::Routing::from_config(&cfg)).unwrap();
         let rcpts = [
             "alice@localhost",
             "bob@localhost",

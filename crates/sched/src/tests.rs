@@ -45,8 +45,9 @@ async fn a_retry_touches_only_the_recipients_still_open() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path());
     let (store, _) = Store::open(&cfg.queue_directory, StoreOptions::default()).unwrap();
-    let agent = LocalAgent::new(&cfg).unwrap();
-    let shared = Arc::new(Shared::new(store.clone(), cfg, agent).unwrap());
+    let agent = LocalAgent::new(agents::LocalSettings::from_config(&cfg)).unwrap();
+    let shared =
+        Arc::new(Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap());
     let qmgr = QueueManager::new(shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let run = tokio::spawn(qmgr.clone().run(stop_rx, Duration::from_secs(5)));
@@ -90,8 +91,9 @@ async fn unknown_user_bounces_to_the_sender_and_the_original_leaves() {
     )
     .unwrap();
     let (store, _) = Store::open(&cfg.queue_directory, StoreOptions::default()).unwrap();
-    let agent = LocalAgent::new(&cfg).unwrap();
-    let shared = Arc::new(Shared::new(store.clone(), cfg, agent).unwrap());
+    let agent = LocalAgent::new(agents::LocalSettings::from_config(&cfg)).unwrap();
+    let shared =
+        Arc::new(Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap());
     let qmgr = QueueManager::new(shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let run = tokio::spawn(qmgr.clone().run(stop_rx, Duration::from_secs(5)));
@@ -114,9 +116,8 @@ async fn unknown_user_bounces_to_the_sender_and_the_original_leaves() {
 
 mod remote_scenarios {
     use super::*;
-    use crate::remote::{BoxFuture, RemoteAgent, RemoteReport};
-    use crate::route::Nexthop;
-    use envelope::Outcome;
+    use crate::remote::{BoxFuture, RemoteAgent};
+    use envelope::{DeliveryReport, Nexthop, Outcome};
 
     /// A scripted remote agent: per host, a verdict; counts calls per host.
     struct Script {
@@ -134,7 +135,7 @@ mod remote_scenarios {
             env: &'a Envelope,
             recipients: &'a [usize],
             _message: &'a [u8],
-        ) -> BoxFuture<'a, RemoteReport> {
+        ) -> BoxFuture<'a, DeliveryReport> {
             *self
                 .calls
                 .lock()
@@ -144,7 +145,7 @@ mod remote_scenarios {
             Box::pin(async move {
                 tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
                 let relay = format!("{}[127.0.0.1]:25", nexthop.host);
-                let mut r = RemoteReport::default();
+                let mut r = DeliveryReport::default();
                 match nexthop.host.as_str() {
                     "dead.example" => {
                         r.destination_failure = Some(
@@ -186,8 +187,10 @@ mod remote_scenarios {
         let mut cfg = config(tmp.path());
         tune(&mut cfg);
         let (store, _) = Store::open(&cfg.queue_directory, StoreOptions::default()).unwrap();
-        let agent = LocalAgent::new(&cfg).unwrap();
-        let shared = Arc::new(Shared::new(store.clone(), cfg, agent).unwrap());
+        let agent = LocalAgent::new(agents::LocalSettings::from_config(&cfg)).unwrap();
+        let shared = Arc::new(
+            Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap(),
+        );
         let script = Arc::new(Script {
             calls: Mutex::new(HashMap::new()),
             delay_ms,

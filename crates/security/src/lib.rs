@@ -1,14 +1,17 @@
 //! mailroom's secrets: TLS configurations and the SMTP AUTH password file.
 //!
 //! # Job
-//! * [`tls`]: configuration (`smtpd_tls_cert_file`, `smtpd_tls_key_file`, `myhostname`,
-//!   `data_directory`) → a rustls `ServerConfig` for STARTTLS; when no certificate is
-//!   configured, a self-signed one made on first start under `<data_directory>/tls/` and reused
-//!   after. Also the SMTP client's `ClientConfig`s: opportunistic (`may`, no verification) and
+//! * [`tls`]: [`tls::ServerTlsSettings`] (`smtpd_tls_cert_file`, `smtpd_tls_key_file`,
+//!   `myhostname`, `<data_directory>/tls`, filled in by smtpd from its configuration) → a
+//!   rustls `ServerConfig` for STARTTLS; when no certificate is configured, a self-signed one
+//!   made on first start under `<data_directory>/tls/` and reused after. Also the SMTP client's `ClientConfig`s: opportunistic (`may`, no verification) and
 //!   verifying (a CA bundle).
 //! * [`passwd`]: `smtpd_sasl_password_file` (`name:$argon2id$…` lines) → a [`passwd::PasswordFile`]
 //!   that answers "is this the user's password?"; plus the atomic edits behind
 //!   `mailroom passwd add|del|list`.
+//!
+//! Settings: only those two (the password file's path comes per call); this crate does not
+//! depend on the configuration crate.
 //!
 //! No I/O beyond reading and writing those files: the SMTP server owns sockets and the
 //! STARTTLS/AUTH dialogue, and calls in here for the configuration and the yes/no.

@@ -67,20 +67,30 @@ pub enum TlsError {
     EmptyCaBundle { path: PathBuf },
 }
 
+/// What [`server_config`] takes from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTlsSettings {
+    /// `smtpd_tls_cert_file`; empty (with `key_file`) = the self-signed pair.
+    pub cert_file: String,
+    /// `smtpd_tls_key_file`.
+    pub key_file: String,
+    /// Where the self-signed pair is kept (`<data_directory>/tls`).
+    pub self_signed_directory: PathBuf,
+    /// The name the self-signed certificate is made for (`myhostname`).
+    pub hostname: String,
+}
+
 /// The STARTTLS server configuration: the configured PEM pair, or the self-signed one under
-/// `<data_directory>/tls/` when both `smtpd_tls_cert_file` and `smtpd_tls_key_file` are empty.
+/// `self_signed_directory` when both `smtpd_tls_cert_file` and `smtpd_tls_key_file` are empty.
 ///
 /// The cert file holds the chain, leaf first; the key file a PKCS#8, PKCS#1 (RSA) or SEC1 (EC)
 /// key. Both may name the same combined file. The key must match the leaf certificate.
-pub fn server_config(cfg: &config::Config) -> Result<Arc<ServerConfig>, TlsError> {
-    let (cert, key) = match (
-        cfg.smtpd_tls_cert_file.is_empty(),
-        cfg.smtpd_tls_key_file.is_empty(),
-    ) {
-        (true, true) => self_signed::ensure(&cfg.data_directory.join("tls"), &cfg.myhostname)?,
+pub fn server_config(settings: &ServerTlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
+    let (cert, key) = match (settings.cert_file.is_empty(), settings.key_file.is_empty()) {
+        (true, true) => self_signed::ensure(&settings.self_signed_directory, &settings.hostname)?,
         (false, false) => (
-            PathBuf::from(&cfg.smtpd_tls_cert_file),
-            PathBuf::from(&cfg.smtpd_tls_key_file),
+            PathBuf::from(&settings.cert_file),
+            PathBuf::from(&settings.key_file),
         ),
         (false, true) => {
             return Err(TlsError::HalfConfigured {

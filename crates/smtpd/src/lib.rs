@@ -157,7 +157,7 @@ fn warn_about_setup(cfg: &Config, tls: bool) {
     if !tls && !cfg.submission_listen.is_empty() {
         warn!(target: "smtpd", "submission listeners need TLS for AUTH, which is unavailable: they will refuse all mail");
     }
-    if !tls && cfg.smtpd_tls_security_level == "encrypt" {
+    if !tls && cfg.smtpd_tls_security_level == config::TlsLevel::Encrypt {
         warn!(target: "smtpd", "smtpd_tls_security_level = encrypt but TLS is unavailable: all mail will be refused");
     }
 }

@@ -20,6 +20,32 @@ use envelope::{Envelope, Recipient};
 use crate::headers::{self, Header};
 use crate::maildrop::MaildropFile;
 
+/// What cleanup takes from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupSettings {
+    /// 0 = no limit.
+    pub message_size_limit: u64,
+    /// Per logical header; 0 = no limit.
+    pub header_size_limit: u64,
+    pub hopcount_limit: u32,
+    /// Appended to unqualified addresses.
+    pub myorigin: String,
+    /// In the `Received:` and `Message-ID:` headers cleanup adds.
+    pub myhostname: String,
+}
+
+impl CleanupSettings {
+    pub fn from_config(cfg: &Config) -> CleanupSettings {
+        CleanupSettings {
+            message_size_limit: cfg.message_size_limit,
+            header_size_limit: cfg.header_size_limit,
+            hopcount_limit: cfg.hopcount_limit,
+            myorigin: cfg.myorigin.clone(),
+            myhostname: cfg.myhostname.clone(),
+        }
+    }
+}
+
 /// A message ready for the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cleaned {
@@ -46,20 +72,20 @@ fn rejected(dsn: &str, reason: &str) -> Rejected {
 /// Headers cleanup removes from every local submission.
 const REMOVED: [&str; 4] = ["Bcc", "Resent-Bcc", "Return-Path", "Content-Length"];
 
-pub fn cleanup(cfg: &Config, drop: &MaildropFile) -> Result<Cleaned, Rejected> {
-    let limit = cfg.message_size_limit;
+pub fn cleanup(settings: &CleanupSettings, drop: &MaildropFile) -> Result<Cleaned, Rejected> {
+    let limit = settings.message_size_limit;
     if limit > 0 && drop.message.len() as u64 > limit {
         return Err(rejected("5.3.4", "message size exceeds fixed limit"));
     }
     let split = headers::split(&drop.message);
-    check_headers(cfg, &split.headers)?;
-    let envelope = envelope_of(cfg, drop);
-    let message = rewrite(cfg, drop, &split, &envelope.sender);
+    check_headers(settings, &split.headers)?;
+    let envelope = envelope_of(settings, drop);
+    let message = rewrite(settings, drop, &split, &envelope.sender);
     Ok(Cleaned { envelope, message })
 }
 
-fn check_headers(cfg: &Config, headers: &[Header<'_>]) -> Result<(), Rejected> {
-    let size_limit = cfg.header_size_limit;
+fn check_headers(settings: &CleanupSettings, headers: &[Header<'_>]) -> Result<(), Rejected> {
+    let size_limit = settings.header_size_limit;
     if size_limit > 0 && headers.iter().any(|h| h.raw.len() as u64 > size_limit) {
         return Err(rejected("5.3.4", "message header size exceeds limit"));
     }
@@ -68,7 +94,7 @@ fn check_headers(cfg: &Config, headers: &[Header<'_>]) -> Result<(), Rejected> {
         .filter(|h| h.is("Received") || h.is("Delivered-To"))
         .count();
     // Our own Received: header makes one more, so reaching the limit already exceeds it.
-    let hop_limit = cfg.hopcount_limit as usize;
+    let hop_limit = settings.hopcount_limit as usize;
     if hop_limit > 0 && hops >= hop_limit {
         return Err(rejected("5.4.6", "too many hops"));
     }
@@ -90,10 +116,10 @@ pub fn qualify(address: &str, myorigin: &str) -> String {
     }
 }
 
-fn envelope_of(cfg: &Config, drop: &MaildropFile) -> Envelope {
+fn envelope_of(settings: &CleanupSettings, drop: &MaildropFile) -> Envelope {
     let mut recipients: Vec<Recipient> = Vec::with_capacity(drop.recipients.len());
     for address in &drop.recipients {
-        let address = qualify(address, &cfg.myorigin);
+        let address = qualify(address, &settings.myorigin);
         if recipients.iter().any(|r| r.address == address) {
             continue;
         }
@@ -102,7 +128,7 @@ fn envelope_of(cfg: &Config, drop: &MaildropFile) -> Envelope {
         recipients.push(recipient);
     }
     Envelope {
-        sender: qualify(&drop.sender, &cfg.myorigin),
+        sender: qualify(&drop.sender, &settings.myorigin),
         recipients,
         arrival_time: drop.arrival_time,
         envid: drop.dsn.envid.clone(),
@@ -111,9 +137,14 @@ fn envelope_of(cfg: &Config, drop: &MaildropFile) -> Envelope {
     }
 }
 
-fn rewrite(cfg: &Config, drop: &MaildropFile, split: &headers::Split<'_>, sender: &str) -> Vec<u8> {
+fn rewrite(
+    settings: &CleanupSettings,
+    drop: &MaildropFile,
+    split: &headers::Split<'_>,
+    sender: &str,
+) -> Vec<u8> {
     let date = rfc5322_date(drop.arrival_time);
-    let host = &cfg.myhostname;
+    let host = &settings.myhostname;
     let mut out = Vec::with_capacity(drop.message.len() + 512);
     let received = format!(
         "Received: by {host} (mailroom, from userid {})\n\tid {}; {date}\n",
@@ -133,7 +164,7 @@ fn rewrite(cfg: &Config, drop: &MaildropFile, split: &headers::Split<'_>, sender
         out.extend_from_slice(format!("Message-ID: <{}@{host}>\n", drop.id).as_bytes());
     }
     if !has("From") {
-        let from = from_header(drop.fullname.as_deref(), sender, &cfg.myorigin);
+        let from = from_header(drop.fullname.as_deref(), sender, &settings.myorigin);
         out.extend_from_slice(format!("From: {from}\n").as_bytes());
     }
     out.push(b'\n');

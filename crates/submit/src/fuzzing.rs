@@ -117,7 +117,8 @@ fn built(id: QueueId, data: &[u8]) -> MaildropFile {
 
 /// Cleanup keeps the body, drops the headers it removes, and adds the ones it must.
 fn check_cleanup(drop: &MaildropFile) {
-    let Ok(cleaned) = crate::cleanup(base_config(), drop) else {
+    let settings = crate::CleanupSettings::from_config(base_config());
+    let Ok(cleaned) = crate::cleanup(&settings, drop) else {
         return;
     };
     let before = headers::split(&drop.message);

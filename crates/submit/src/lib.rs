@@ -22,6 +22,15 @@
 //!   queue [`envelope::Envelope`] + message with the headers Postfix's cleanup would add,
 //!   or a [`cleanup::Rejected`] to bounce.
 //!
+//! # Settings
+//! * pickup: [`pickup::PickupSettings`] (the queue [`queue::Layout`], `submit_timeout`, and
+//!   cleanup's [`CleanupSettings`]: `message_size_limit`, `header_size_limit`,
+//!   `hopcount_limit`, `myorigin`, `myhostname`), built by the daemon from its `Config`.
+//! * sendmail and postdrop are programs of their own: they load the `Config` themselves
+//!   (through a [`sendmail::ConfigLoader`]) and read `queue_directory`, `postdrop_path`,
+//!   `setgid_group`, `profile`, the size and maildrop limits, `queue_minfree*`,
+//!   `submit_timeout`, `myhostname` and `myorigin` from it.
+//!
 //! # Invariants
 //! 1. Exit 0 (or SMTP 250 for `-bs`) only after the file's data and its directory entry are
 //!    fsynced (DESIGN invariant 1).
@@ -59,7 +68,7 @@ pub mod submission;
 pub mod users;
 mod watchdog;
 
-pub use cleanup::{cleanup, Cleaned, Rejected};
+pub use cleanup::{cleanup, Cleaned, CleanupSettings, Rejected};
 pub use guard::take_refusal_count;
 pub use maildrop::{MaildropError, MaildropFile};
 pub use sendmail::{run_sendmail, Handled, SendmailIo};

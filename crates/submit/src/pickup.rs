@@ -9,10 +9,11 @@
 //! Runs inside the daemon (which owns the store); the scheduler is reached only through
 //! [`Pickup::queued`], so this crate does not depend on it.
 
+use crate::cleanup::CleanupSettings;
 use crate::maildrop::{self, MaildropFile};
 use config::Config;
 use envelope::{Envelope, QueueId, RecipientState};
-use queue::{Store, StoreError};
+use queue::{Layout, Store, StoreError};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,9 +26,29 @@ const POLL: Duration = Duration::from_millis(200);
 /// Files handled concurrently, so their fsyncs share group commits.
 const PARALLEL: usize = 32;
 
+/// What pickup takes from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickupSettings {
+    /// Where `maildrop/` and `corrupt/` are.
+    pub layout: Layout,
+    pub cleanup: CleanupSettings,
+    /// A temp file older than four times `submit_timeout` has no live writer.
+    pub submit_timeout: Duration,
+}
+
+impl PickupSettings {
+    pub fn from_config(cfg: &Config) -> PickupSettings {
+        PickupSettings {
+            layout: Layout::new(&cfg.queue_directory),
+            cleanup: CleanupSettings::from_config(cfg),
+            submit_timeout: cfg.submit_timeout,
+        }
+    }
+}
+
 /// What pickup works with.
 pub struct Pickup {
-    pub config: Arc<Config>,
+    pub settings: Arc<PickupSettings>,
     pub store: Store,
     /// Told of each newly queued message once its maildrop file's removal is durable (the
     /// scheduler makes it due).
@@ -40,17 +61,17 @@ pub struct Pickup {
 /// Moves maildrop files into the store until `shutdown` turns true.
 pub async fn run(pickup: Pickup, mut shutdown: watch::Receiver<bool>) {
     let Pickup {
-        config: cfg,
+        settings,
         store,
         queued: on_queued,
         retry_delay,
     } = pickup;
-    let dir = cfg.queue_directory.join("maildrop");
+    let dir = settings.layout.maildrop();
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let (d, c) = (dir.clone(), cfg.clone());
+        let (d, c) = (dir.clone(), settings.clone());
         let files = tokio::task::spawn_blocking(move || scan_and_sweep(&c, &d)).await;
         let files = match files {
             Ok(Ok(f)) => f,
@@ -65,7 +86,7 @@ pub async fn run(pickup: Pickup, mut shutdown: watch::Receiver<bool>) {
             if *shutdown.borrow() {
                 return;
             }
-            let queued = pickup_batch(&cfg, &store, chunk).await;
+            let queued = pickup_batch(&settings, &store, chunk).await;
             // The unlinks must be durable before delivery starts (see module doc).
             if !sync_unlinks(&dir, retry_delay, &mut shutdown).await {
                 return; // stopping: the messages are queued and go out at the next start
@@ -84,16 +105,16 @@ pub async fn run(pickup: Pickup, mut shutdown: watch::Receiver<bool>) {
 }
 
 async fn pickup_batch(
-    cfg: &Arc<Config>,
+    settings: &Arc<PickupSettings>,
     store: &Store,
     chunk: &[(QueueId, PathBuf)],
 ) -> Vec<QueueId> {
     let mut tasks = Vec::with_capacity(chunk.len());
     for (id, path) in chunk.iter().cloned() {
-        let cfg = cfg.clone();
+        let settings = settings.clone();
         let store = store.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
-            pickup_one(&cfg, &store, id, &path)
+            pickup_one(&settings, &store, id, &path)
         }));
     }
     let mut queued = Vec::new();
@@ -106,7 +127,12 @@ async fn pickup_batch(
 }
 
 /// Handles one maildrop file; returns the queue ID if a message was newly queued.
-fn pickup_one(cfg: &Config, store: &Store, id: QueueId, path: &Path) -> Option<QueueId> {
+fn pickup_one(
+    settings: &PickupSettings,
+    store: &Store,
+    id: QueueId,
+    path: &Path,
+) -> Option<QueueId> {
     if store.contains(id) {
         // Queued before a crash that came before the unlink: finish the job (retried at
         // the next scan if it fails).
@@ -129,13 +155,13 @@ fn pickup_one(cfg: &Config, store: &Store, id: QueueId, path: &Path) -> Option<Q
             return None
         }
         Err(e) => {
-            quarantine(cfg, path, &e.to_string());
+            quarantine(settings, path, &e.to_string());
             return None;
         }
     };
-    let (envelope, message) = match crate::cleanup(cfg, &drop) {
+    let (envelope, message) = match crate::cleanup(&settings.cleanup, &drop) {
         Ok(c) => (c.envelope, c.message),
-        Err(rejected) => rejected_envelope(cfg, &drop, &rejected.dsn, &rejected.reason),
+        Err(rejected) => rejected_envelope(settings, &drop, &rejected.dsn, &rejected.reason),
     };
     let (sender, nrcpt) = (envelope.sender.clone(), envelope.recipients.len());
     match store.enqueue(id, envelope, &message) {
@@ -158,12 +184,12 @@ fn pickup_one(cfg: &Config, store: &Store, id: QueueId, path: &Path) -> Option<Q
 /// bounced, so the scheduler's ordinary path sends the bounce (or the postmaster notice for
 /// a null sender) — one code path for every bounce.
 fn rejected_envelope(
-    cfg: &Config,
+    settings: &PickupSettings,
     drop: &MaildropFile,
     dsn: &str,
     reason: &str,
 ) -> (Envelope, Vec<u8>) {
-    let q = |a: &str| crate::cleanup::qualify(a, &cfg.myorigin);
+    let q = |a: &str| crate::cleanup::qualify(a, &settings.cleanup.myorigin);
     let sender = if drop.sender.is_empty() {
         String::new()
     } else {
@@ -190,8 +216,8 @@ fn rejected_envelope(
 }
 
 /// Moves an unreadable maildrop file to `corrupt/` with one log line.
-pub fn quarantine(cfg: &Config, path: &Path, why: &str) {
-    let corrupt = cfg.queue_directory.join("corrupt");
+pub fn quarantine(settings: &PickupSettings, path: &Path, why: &str) {
+    let corrupt = settings.layout.corrupt();
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -252,18 +278,21 @@ async fn sync_unlinks(
 
 /// Lists ready files; names that are neither messages nor temp files go to `corrupt/` (so
 /// each is logged once, then gone).
-fn scan_and_sweep(cfg: &Config, dir: &Path) -> std::io::Result<Vec<(QueueId, PathBuf)>> {
+fn scan_and_sweep(
+    settings: &PickupSettings,
+    dir: &Path,
+) -> std::io::Result<Vec<(QueueId, PathBuf)>> {
     let scan = maildrop::scan(dir)?;
     for path in scan.foreign {
-        quarantine(cfg, &path, "not a maildrop file name");
+        quarantine(settings, &path, "not a maildrop file name");
     }
     Ok(scan.ready)
 }
 
 /// Removes temp files no live writer can own any more (crash leftovers of sendmail).
-pub fn remove_stale_temp_files(cfg: &Config) {
-    let dir = cfg.queue_directory.join("maildrop");
-    if let Ok(stale) = maildrop::stale_temp_files(&dir, cfg.submit_timeout * 4) {
+pub fn remove_stale_temp_files(settings: &PickupSettings) {
+    let dir = settings.layout.maildrop();
+    if let Ok(stale) = maildrop::stale_temp_files(&dir, settings.submit_timeout * 4) {
         for path in stale {
             match fs::remove_file(&path) {
                 Ok(()) => {

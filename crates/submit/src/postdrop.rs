@@ -126,7 +126,7 @@ fn read_input(cfg: &Config, io: &mut PostdropIo) -> Result<maildrop::MaildropFil
 
 /// With setgid rights, write only where the setgid group is meant to write.
 fn check_maildrop_group(cfg: &Config) -> Result<(), String> {
-    let dir = cfg.queue_directory.join("maildrop");
+    let dir = queue::Layout::new(&cfg.queue_directory).maildrop();
     let meta =
         std::fs::metadata(&dir).map_err(|e| format!("cannot access {}: {e}", dir.display()))?;
     let egid = sys::effective_gid();

@@ -173,7 +173,7 @@ fn run_guard(
 /// 0700: only their creator, who also runs the daemon, needs them; a system install's modes
 /// (0755 queue, 0730 maildrop) come from `mailroom check --fix`.
 fn ensure_layout(cfg: &Config, create: bool) -> Result<PathBuf, SubmitError> {
-    let maildrop_dir = cfg.queue_directory.join("maildrop");
+    let maildrop_dir = queue::Layout::new(&cfg.queue_directory).maildrop();
     match fs::metadata(&maildrop_dir) {
         Ok(meta) if meta.is_dir() => return Ok(maildrop_dir),
         Ok(_) => {

@@ -7,7 +7,8 @@
 //! Before this table, `check` accepted any maildrop mode from 0700 to 0775 and `--fix`
 //! "repaired" 0777 to 0775, leaving pending mail listable by every local user.
 
-use config::{Config, Profile};
+use crate::Settings;
+use config::Profile;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
@@ -46,9 +47,9 @@ pub const MAIL_FILE_MODE: u32 = 0o600;
 /// The table for `cfg`'s profile. In the system profile users submit through the setgid
 /// helper, so maildrop is Postfix's 0730 owner:setgid_group and the queue directory must be
 /// searchable by all; in the embedded profile one user does everything.
-pub fn queue_layout(cfg: &Config) -> Vec<Expected> {
+pub fn queue_layout(cfg: &Settings) -> Vec<Expected> {
     let system = cfg.profile == Profile::System;
-    let q = &cfg.queue_directory;
+    let layout = &cfg.layout;
     let row = |path: PathBuf, kind, mode, needed, must_exist| Expected {
         path,
         kind,
@@ -59,7 +60,7 @@ pub fn queue_layout(cfg: &Config) -> Vec<Expected> {
     };
     let mut rows = vec![
         row(
-            q.clone(),
+            layout.queue_directory().to_path_buf(),
             Kind::Directory,
             0o755,
             if system { 0o711 } else { 0o700 },
@@ -68,34 +69,34 @@ pub fn queue_layout(cfg: &Config) -> Vec<Expected> {
         Expected {
             setgid_group: system,
             ..row(
-                q.join("maildrop"),
+                layout.maildrop(),
                 Kind::Directory,
                 0o730,
                 if system { 0o730 } else { 0o700 },
                 true,
             )
         },
-        row(q.join("store"), Kind::Directory, 0o700, 0o700, false),
-        row(q.join("corrupt"), Kind::Directory, 0o700, 0o700, false),
+        row(layout.store(), Kind::Directory, 0o700, 0o700, false),
+        row(layout.corrupt(), Kind::Directory, 0o700, 0o700, false),
         // Postfix's pid/: the daemon's locked master.pid, readable by `mailroom status`.
         row(
-            crate::pidfile::pid_directory(q),
+            layout.pid_directory(),
             Kind::Directory,
             crate::pidfile::PID_DIRECTORY_MODE,
             0o700,
             false,
         ),
         // The queue crate opens its lock file with the default mode (0644 under umask 022).
-        row(q.join("store/lock"), Kind::File, 0o644, 0o600, false),
+        row(layout.store_lock(), Kind::File, 0o644, 0o600, false),
         row(
-            crate::protocol::socket_path(q),
+            layout.control_socket(),
             Kind::Socket,
             CONTROL_SOCKET_MODE,
             CONTROL_SOCKET_MODE,
             false,
         ),
         row(
-            crate::protocol::public_socket_path(q),
+            layout.showq_socket(),
             Kind::Socket,
             SHOWQ_SOCKET_MODE,
             SHOWQ_SOCKET_MODE,
@@ -118,7 +119,7 @@ pub fn acceptable(mode: u32, expected_mode: u32, needed: u32) -> bool {
 /// Creates the table's missing directories with exactly their modes (set explicitly after
 /// creation: `mkdir`'s mode is cut by the umask, 0730 would become 0710). Existing ones are
 /// left alone: `check` reports a wrong mode, `check --fix` repairs it.
-pub fn create_missing(cfg: &Config) -> Result<(), String> {
+pub fn create_missing(cfg: &Settings) -> Result<(), String> {
     let dirs = queue_layout(cfg)
         .into_iter()
         .filter(|row| row.kind == Kind::Directory);
@@ -163,7 +164,7 @@ mod tests {
             "queue_directory = \"{0}/queue\"\nmail_spool_directory = \"{0}/mail\"\n",
             dir.path().display()
         );
-        let cfg = Config::from_str(&text, None).unwrap();
+        let cfg = Settings::from_config(&config::Config::from_str(&text, None).unwrap());
         // Under the usual umask 022, mkdir alone would make maildrop 0710.
         create_missing(&cfg).unwrap();
         for row in queue_layout(&cfg)

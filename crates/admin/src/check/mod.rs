@@ -30,7 +30,8 @@ pub mod layout;
 
 pub use ids::{group, group_name, user, user_name};
 
-use config::{Config, Profile};
+use crate::Settings;
+use config::Profile;
 use serde::Serialize;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -104,7 +105,7 @@ pub struct Report {
 }
 
 /// Checks everything; the daemon's state (`daemon_up`) decides whether busy listeners are ours.
-pub fn check(cfg: &Config, daemon_up: bool) -> Report {
+pub fn check(cfg: &Settings, daemon_up: bool) -> Report {
     let mut problems = Vec::new();
     let system = cfg.profile == Profile::System;
     let owner = ids::user(&cfg.mail_owner);
@@ -136,11 +137,9 @@ pub fn check(cfg: &Config, daemon_up: bool) -> Report {
         };
         expect(&mut problems, &row.path, rule, row.must_exist);
     }
-    let q = &cfg.queue_directory;
-    group_files(&mut problems, &q.join("store"), uid, |n| {
-        n.ends_with(".seg")
-    });
-    group_files(&mut problems, &q.join("corrupt"), uid, |_| true);
+    let layout = &cfg.layout;
+    group_files(&mut problems, &layout.store(), uid, |n| n.ends_with(".seg"));
+    group_files(&mut problems, &layout.corrupt(), uid, |_| true);
     spool(&mut problems, cfg, system);
     if system {
         helper(&mut problems, &cfg.postdrop_path, gid);
@@ -340,7 +339,7 @@ fn group_files(
 }
 
 /// The system profile's mail spool: the directory, and each mailbox against its user.
-fn spool(problems: &mut Vec<Problem>, cfg: &Config, system: bool) {
+fn spool(problems: &mut Vec<Problem>, cfg: &Settings, system: bool) {
     if !system {
         return; // the embedded spool is a row of the layout table
     }
@@ -419,16 +418,11 @@ fn helper(problems: &mut Vec<Problem>, path: &Path, gid: Option<u32>) {
 }
 
 /// Every configured listener must be bindable, unless our own daemon holds it.
-fn listeners(problems: &mut Vec<Problem>, cfg: &Config, daemon_up: bool) {
+fn listeners(problems: &mut Vec<Problem>, cfg: &Settings, daemon_up: bool) {
     if daemon_up {
         return;
     }
-    let all = cfg
-        .smtpd_listen
-        .iter()
-        .chain(&cfg.submission_listen)
-        .chain(&cfg.reinject_listen);
-    for addr in all {
+    for addr in &cfg.listeners {
         if let Err(e) = std::net::TcpListener::bind(addr) {
             let fix = match e.kind() {
                 std::io::ErrorKind::AddrInUse => {

@@ -3,12 +3,12 @@
 use super::*;
 use std::os::unix::fs::PermissionsExt;
 
-fn config(root: &Path) -> Config {
+fn config(root: &Path) -> Settings {
     let text = format!(
         "queue_directory = \"{0}/queue\"\nmail_spool_directory = \"{0}/mail\"\nsmtpd_listen = []\n",
         root.display()
     );
-    Config::from_str(&text, None).unwrap()
+    Settings::from_config(&config::Config::from_str(&text, None).unwrap())
 }
 
 fn layout(root: &Path) {

@@ -59,7 +59,7 @@ fn world() -> World {
         ids.push(id);
     }
     World {
-        maildrop: dir.path().join("maildrop"),
+        maildrop: queue::Layout::new(dir.path()).maildrop(),
         _dir: dir,
         store,
         ids,

@@ -16,17 +16,6 @@
 use super::{parse_request, Request, VERB};
 use envelope::QueueId;
 use std::fmt;
-use std::path::{Path, PathBuf};
-
-/// `<queue_directory>/control.sock`: the queue owner's socket (mode 0600), every command.
-pub fn socket_path(queue_directory: &Path) -> PathBuf {
-    queue_directory.join("control.sock")
-}
-
-/// `<queue_directory>/showq.sock`: the public socket (mode 0666), listings and `ping` only.
-pub fn public_socket_path(queue_directory: &Path) -> PathBuf {
-    queue_directory.join("showq.sock")
-}
 
 /// One request on the control socket.
 #[derive(Debug, Clone, PartialEq)]

@@ -39,7 +39,7 @@ mod command;
 mod tests;
 
 pub use client::{call, call_on, send, ClientError};
-pub use command::{public_socket_path, socket_path, Command, Refusal, Reply};
+pub use command::{Command, Refusal, Reply};
 
 /// The first word of an admin request line.
 pub const VERB: &str = "admin";

@@ -108,9 +108,12 @@ impl Verdict {
     }
 }
 
-/// The configuration the agent uses, copied out of [`config::Config`] and normalized.
+/// The configuration the agent uses, copied out of [`config::Config`] and normalized
+/// ([`LocalSettings::from_config`], called by the binary).
 #[derive(Debug, Clone)]
-struct Settings {
+pub struct LocalSettings {
+    /// The alias files (`alias_maps`), read by [`LocalAgent::new`] and `reload`.
+    alias_maps: Vec<String>,
     mail_spool_directory: PathBuf,
     home_mailbox: String,
     mailbox_size_limit: u64,
@@ -128,8 +131,11 @@ struct Settings {
     mail_gid: Option<u32>,
 }
 
-impl Settings {
-    fn from_config(cfg: &config::Config) -> Settings {
+impl LocalSettings {
+    /// `alias_maps`, `mail_spool_directory`, `home_mailbox`, `mailbox_size_limit`,
+    /// `myhostname`, `myorigin`, `mydestination`, `local_recipient_maps`,
+    /// `allow_mail_to_commands`, `allow_mail_to_files`, `default_privs`.
+    pub fn from_config(cfg: &config::Config) -> LocalSettings {
         let lower = |list: &[String]| -> Vec<String> {
             list.iter()
                 .flat_map(|entry| entry.split([',', ' ', '\t']))
@@ -138,7 +144,8 @@ impl Settings {
                 .collect()
         };
         let maps = lower(&cfg.local_recipient_maps);
-        Settings {
+        LocalSettings {
+            alias_maps: cfg.alias_maps.clone(),
             mail_spool_directory: cfg.mail_spool_directory.clone(),
             home_mailbox: cfg.home_mailbox.trim().to_string(),
             mailbox_size_limit: cfg.mailbox_size_limit,
@@ -162,7 +169,7 @@ impl Settings {
 /// with [`LocalAgent::reload`].
 #[derive(Debug, Clone)]
 pub struct LocalAgent {
-    settings: Settings,
+    settings: LocalSettings,
     aliases: AliasTable,
     /// How long to wait for a mailbox lock (10s; shorter in tests).
     lock_timeout: Duration,
@@ -174,10 +181,10 @@ pub struct LocalAgent {
 impl LocalAgent {
     /// Reads the alias files; a missing one is an empty table. Bad lines are logged (and
     /// skipped); an unreadable file or an unsupported map type is an error.
-    pub fn new(cfg: &config::Config) -> Result<LocalAgent, LocalError> {
-        let aliases = load_aliases(cfg)?;
+    pub fn new(settings: LocalSettings) -> Result<LocalAgent, LocalError> {
+        let aliases = load_aliases(&settings.alias_maps)?;
         Ok(LocalAgent {
-            settings: Settings::from_config(cfg),
+            settings,
             aliases,
             lock_timeout: lock::LOCK_TIMEOUT,
             command_timeout: Duration::from_secs(60),
@@ -186,9 +193,9 @@ impl LocalAgent {
 
     /// Re-reads configuration and aliases (SIGHUP, `newaliases`). On error the agent keeps
     /// its previous state.
-    pub fn reload(&mut self, cfg: &config::Config) -> Result<(), LocalError> {
-        let aliases = load_aliases(cfg)?;
-        self.settings = Settings::from_config(cfg);
+    pub fn reload(&mut self, settings: LocalSettings) -> Result<(), LocalError> {
+        let aliases = load_aliases(&settings.alias_maps)?;
+        self.settings = settings;
         self.aliases = aliases;
         Ok(())
     }
@@ -350,8 +357,8 @@ impl LocalAgent {
     }
 }
 
-fn load_aliases(cfg: &config::Config) -> Result<AliasTable, LocalError> {
-    let (table, errors) = AliasTable::load(&cfg.alias_maps)?;
+fn load_aliases(alias_maps: &[String]) -> Result<AliasTable, LocalError> {
+    let (table, errors) = AliasTable::load(alias_maps)?;
     for error in errors {
         tracing::warn!("{error} (entry skipped)");
     }
@@ -424,8 +431,8 @@ fn resubmissions(
 
 /// `mailroom newaliases` / `check`: parses every alias file and returns the number of
 /// aliases, or every bad line as `file:line: problem`.
-pub fn check_aliases(cfg: &config::Config) -> Result<usize, LocalError> {
-    let (table, errors) = AliasTable::load(&cfg.alias_maps)?;
+pub fn check_aliases(alias_maps: &[String]) -> Result<usize, LocalError> {
+    let (table, errors) = AliasTable::load(alias_maps)?;
     if !errors.is_empty() {
         return Err(LocalError::AliasSyntax(errors));
     }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::conn::Connection;
-use super::Nexthop;
+use envelope::Nexthop;
 
 pub(crate) const MAX_IDLE_PER_NEXTHOP: usize = 16;
 pub(crate) const MAX_IDLE: usize = 256;

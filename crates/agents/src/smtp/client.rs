@@ -6,7 +6,7 @@
 //! address in order until one session opens ([`session`](super::session)) → transactions of
 //! at most `smtp_destination_recipient_limit` recipients ([`transaction`](super::transaction))
 //! → the session goes back to the cache, or QUIT.
-//! Inputs → outputs: nexthop, envelope, recipient indexes, message → [`SmtpReport`].
+//! Inputs → outputs: nexthop, envelope, recipient indexes, message → [`DeliveryReport`].
 //! Invariants: exactly one outcome per requested recipient; `destination_failure` is set only
 //! when no session could be opened for a temporary reason (so the scheduler may hold back the
 //! destination's other mail) — never for bounces or per-message problems; failures before
@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use envelope::{Envelope, OutcomeKind, QueueId};
+use envelope::{DeliveryReport, Envelope, Nexthop, OutcomeKind, QueueId};
 
 use super::cache::ConnectionCache;
 use super::conn::Connection;
@@ -25,7 +25,7 @@ use super::job::{Job, Outcomes, Rcpt};
 use super::session::{self, HostFailure, Opener};
 use super::settings::{SmtpSettings, TlsLevel};
 use super::transaction::{self, After};
-use super::{Nexthop, SmtpError, SmtpReport};
+use super::SmtpError;
 
 /// The SMTP client: cheap to clone (one shared resolver, TLS configuration and connection
 /// cache); call [`SmtpClient::deliver`] from as many tasks as the scheduler allows.
@@ -79,7 +79,8 @@ impl SmtpClient {
     }
 
     /// Delivers `message` (LF line ends) to `env.recipients[i]` for each `i` in `recipients`,
-    /// all routed to `nexthop`. Never fails: every problem is an outcome.
+    /// all routed to `nexthop` (without a port: `smtp_default_port`). Never fails: every
+    /// problem is an outcome.
     pub async fn deliver(
         &self,
         nexthop: &Nexthop,
@@ -87,7 +88,7 @@ impl SmtpClient {
         env: &Envelope,
         recipients: &[usize],
         message: &[u8],
-    ) -> SmtpReport {
+    ) -> DeliveryReport {
         let job = Job::new(id, env, message, self.inner.settings.line_length_limit);
         let mut out = Outcomes::new(recipients);
         if let Some(failure) = job.sender_problem() {
@@ -98,13 +99,18 @@ impl SmtpClient {
         if rcpts.is_empty() {
             return report(out, None);
         }
-        let destination_failure = self.inner.deliver(nexthop, &job, &rcpts, &mut out).await;
+        // One spelling per destination, so `[h]` and `[h]:25` share cached connections.
+        let nexthop = Nexthop {
+            port: Some(nexthop.port_or(self.inner.settings.default_port)),
+            ..nexthop.clone()
+        };
+        let destination_failure = self.inner.deliver(&nexthop, &job, &rcpts, &mut out).await;
         report(out, destination_failure)
     }
 }
 
-fn report(out: Outcomes, destination_failure: Option<String>) -> SmtpReport {
-    SmtpReport {
+fn report(out: Outcomes, destination_failure: Option<String>) -> DeliveryReport {
+    DeliveryReport {
         outcomes: out.finish(),
         destination_failure,
     }
@@ -112,6 +118,7 @@ fn report(out: Outcomes, destination_failure: Option<String>) -> SmtpReport {
 
 impl Inner {
     /// Returns the destination failure, if the destination could not be reached at all.
+    /// `nexthop` has its port filled in.
     async fn deliver(
         &self,
         nexthop: &Nexthop,
@@ -126,7 +133,11 @@ impl Inner {
         }
         let peers = match self
             .dns
-            .peers(nexthop, self.settings.mx_address_limit)
+            .peers(
+                nexthop,
+                nexthop.port_or(self.settings.default_port),
+                self.settings.mx_address_limit,
+            )
             .await
         {
             Ok(peers) => peers,

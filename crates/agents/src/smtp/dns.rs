@@ -22,7 +22,8 @@ use hickory_resolver::TokioResolver;
 
 use super::conn::Peer;
 use super::failure::Failure;
-use super::{Nexthop, SmtpError};
+use super::SmtpError;
+use envelope::Nexthop;
 
 /// The resolver, or why there is none (no usable /etc/resolv.conf): then only IP nexthops
 /// work and everything else is deferred with that reason.
@@ -60,10 +61,15 @@ impl Dns {
         })
     }
 
-    /// The addresses to try for `nexthop`, best first.
-    pub async fn peers(&self, nexthop: &Nexthop, limit: usize) -> Result<Vec<Peer>, Failure> {
+    /// The addresses to try for `nexthop`, best first, each at `port`.
+    pub async fn peers(
+        &self,
+        nexthop: &Nexthop,
+        port: u16,
+        limit: usize,
+    ) -> Result<Vec<Peer>, Failure> {
         if let Ok(ip) = nexthop.host.parse::<IpAddr>() {
-            return Ok(vec![peer(&nexthop.host, ip, nexthop.port)]);
+            return Ok(vec![peer(&nexthop.host, ip, port)]);
         }
         let resolver = self
             .resolver
@@ -75,7 +81,7 @@ impl Dns {
         } else {
             (vec![nexthop.host.clone()], false)
         };
-        let peers = addresses(resolver, &hosts, nexthop.port, limit, !from_mx).await;
+        let peers = addresses(resolver, &hosts, port, limit, !from_mx).await;
         // A `[host]` nexthop is the operator's word (relayhost, transport_maps): a name that
         // does not resolve is a configuration mistake to fix, not a reason to bounce mail.
         match peers {

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use config::Config;
+pub use config::TlsLevel;
 
 /// Postfix's `smtp_rset_timeout` default; not a mailroom parameter (yet).
 const RSET_TIMEOUT: Duration = Duration::from_secs(20);
@@ -19,30 +20,6 @@ const CONNECTION_CACHE_TIME: Duration = Duration::from_secs(2);
 const CONNECTION_REUSE_TIME: Duration = Duration::from_secs(300);
 /// Postfix's `smtp_mx_address_limit` default: IP addresses tried per delivery.
 const MX_ADDRESS_LIMIT: usize = 5;
-
-/// `smtp_tls_security_level`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TlsLevel {
-    /// Never send STARTTLS.
-    None,
-    /// Opportunistic: STARTTLS when offered, no certificate check; plaintext when the server
-    /// does not offer it, or (as Postfix does) on a new connection after a failed handshake.
-    May,
-    /// Mandatory encryption, no certificate check: no TLS → deferred 4.7.4 / 4.7.5.
-    Encrypt,
-}
-
-impl TlsLevel {
-    /// Parses Postfix's words; anything unknown is `May` (the configuration crate already
-    /// refuses other values, so this only matters for hand-built settings).
-    pub fn parse(word: &str) -> TlsLevel {
-        match word.trim().to_ascii_lowercase().as_str() {
-            "none" | "" => TlsLevel::None,
-            "encrypt" => TlsLevel::Encrypt,
-            _ => TlsLevel::May,
-        }
-    }
-}
 
 /// Per-phase timeouts (Postfix `smtp_*_timeout`). Each bounds one read or one write, like
 /// Postfix's: a slow but progressing body transfer is not cut off, a stalled one is.
@@ -106,6 +83,7 @@ impl Timeouts {
 pub struct SmtpSettings {
     /// `smtp_helo_name`: the name sent in EHLO/HELO.
     pub helo_name: String,
+    /// `smtp_tls_security_level`.
     pub tls_level: TlsLevel,
     /// `smtp_destination_recipient_limit`: recipients per transaction; 0 = no limit.
     pub recipient_limit: usize,
@@ -144,7 +122,7 @@ impl SmtpSettings {
         };
         SmtpSettings {
             helo_name,
-            tls_level: TlsLevel::parse(&cfg.smtp_tls_security_level),
+            tls_level: cfg.smtp_tls_security_level,
             recipient_limit: cfg.smtp_destination_recipient_limit,
             timeouts: timeouts.non_zero(),
             default_port: cfg.smtp_default_port,
@@ -186,13 +164,6 @@ mod tests {
         assert_eq!(s.default_port, 25);
         assert_eq!(s.line_length_limit, 998);
         assert!(!s.helo_name.is_empty());
-    }
-
-    #[test]
-    fn tls_words() {
-        assert_eq!(TlsLevel::parse("none"), TlsLevel::None);
-        assert_eq!(TlsLevel::parse("MAY"), TlsLevel::May);
-        assert_eq!(TlsLevel::parse("encrypt"), TlsLevel::Encrypt);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub fn run(config: Option<&Path>, args: Args) -> u8 {
 
 /// `mailroom check`: a configuration that does not parse is reported by the loader (78).
 fn check(cfg: &Config, args: Args) -> u8 {
-    let mut report = admin::check::check(cfg, daemon_up(cfg));
+    let mut report = admin::check::check(&admin::Settings::from_config(cfg), daemon_up(cfg));
     if args.fix {
         admin::check::fix(&mut report);
     }

@@ -29,9 +29,10 @@ fn doctor(cfg: &Config, args: Args) -> u8 {
         }
         Ok(())
     });
-    let check = admin::check::check(cfg, up);
+    let settings = admin::Settings::from_config(cfg);
+    let check = admin::check::check(&settings, up);
     let inputs = admin::doctor::Inputs {
-        cfg,
+        cfg: &settings,
         daemon_up: up,
         stats,
         check: &check,
@@ -43,7 +44,7 @@ fn doctor(cfg: &Config, args: Args) -> u8 {
         let _ = serde_json::to_writer_pretty(&mut out, &report);
         let _ = writeln!(out);
     } else {
-        let _ = admin::doctor::write_text(&mut out, &report, cfg);
+        let _ = admin::doctor::write_text(&mut out, &report, &settings);
     }
     report.level.exit_code()
 }

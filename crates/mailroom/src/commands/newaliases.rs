@@ -20,7 +20,7 @@ pub fn run_as_newaliases(path: Option<&Path>) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match agents::check_aliases(&cfg) {
+    match agents::check_aliases(&cfg.alias_maps) {
         Ok(n) => {
             println!("newaliases: {n} aliases");
             // A running daemon reloads on request; a stopped one reads the files at start.

@@ -26,7 +26,7 @@ fn two_messages(dir: &Path) -> (PathBuf, [QueueId; 2], usize) {
 }
 
 fn corrupt_copy(dir: &Path, name: &str) -> Vec<u8> {
-    fs::read(dir.join("corrupt").join(name)).expect("copy in corrupt/")
+    fs::read(crate::Layout::new(dir).corrupt().join(name)).expect("copy in corrupt/")
 }
 
 #[test]

@@ -11,7 +11,7 @@ fn env() -> Envelope {
 
 /// Bytes of all segment files.
 fn log_bytes(dir: &Path) -> u64 {
-    fs::read_dir(dir.join("store"))
+    fs::read_dir(crate::Layout::new(dir).store())
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))

@@ -84,8 +84,9 @@ async fn failed_removal_is_retried_not_logged_as_done_and_not_delivered_again() 
     let filler = cfg.queue_directory.join("filler");
     fill(&filler);
 
-    let agent = LocalAgent::new(&cfg).unwrap();
-    let shared = Arc::new(Shared::new(store.clone(), cfg, agent).unwrap());
+    let agent = LocalAgent::new(agents::LocalSettings::from_config(&cfg)).unwrap();
+    let shared =
+        Arc::new(Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap());
     let qmgr = QueueManager::new(shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let run = tokio::spawn(qmgr.clone().run(stop_rx, Duration::from_secs(5)));
@@ -139,8 +140,9 @@ fn run_qmgr(
     watch::Sender<bool>,
     tokio::task::JoinHandle<()>,
 ) {
-    let agent = LocalAgent::new(&cfg).unwrap();
-    let shared = Arc::new(Shared::new(store.clone(), cfg, agent).unwrap());
+    let agent = LocalAgent::new(agents::LocalSettings::from_config(&cfg)).unwrap();
+    let shared =
+        Arc::new(Shared::new(store.clone(), crate::Settings::from_config(&cfg), agent).unwrap());
     let qmgr = QueueManager::new(shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let run = tokio::spawn(qmgr.clone().run(stop_rx, Duration::from_secs(5)));
@@ -175,7 +177,7 @@ async fn a_corrupt_record_is_saved_to_corrupt_before_it_leaves_the_queue() {
     let (qmgr, stop_tx, run) = run_qmgr(&store, cfg);
     qmgr.schedule(id, 0);
     assert!(wait(Duration::from_secs(10), || !store.contains(id)).await);
-    let saved = queue_dir.join("corrupt");
+    let saved = queue::Layout::new(queue_dir).corrupt();
     assert_eq!(
         std::fs::read(saved.join(format!("{id}.record"))).unwrap(),
         raw
@@ -195,7 +197,7 @@ async fn a_corrupt_record_that_cannot_be_saved_stays_queued() {
     let (store, _) = Store::open(&queue_dir, StoreOptions::default()).unwrap();
     let id = corrupt_message(&store, &queue_dir);
     // `corrupt` is a file, so nothing can be saved under it.
-    std::fs::write(queue_dir.join("corrupt"), b"in the way").unwrap();
+    std::fs::write(queue::Layout::new(queue_dir).corrupt(), b"in the way").unwrap();
     let (qmgr, stop_tx, run) = run_qmgr(&store, cfg);
     qmgr.schedule(id, 0);
     let deferred = wait(Duration::from_secs(10), || {

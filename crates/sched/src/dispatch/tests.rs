@@ -2,8 +2,9 @@
 //! fairness, slots.
 
 use super::*;
-use crate::route::{Nexthop, Transport};
+use crate::route::Transport;
 use envelope::Envelope;
+use envelope::Nexthop;
 use queue::{Location, MessageMeta, QueueName};
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -13,13 +13,13 @@ const RSA_CERT: &str = include_str!("testdata/rsa.crt");
 const EC_SEC1_KEY: &str = include_str!("testdata/ec-sec1.key");
 const EC_CERT: &str = include_str!("testdata/ec.crt");
 
-fn test_config(data: &Path) -> config::Config {
-    let mut cfg = config::Config::embedded_default();
-    cfg.data_directory = data.to_path_buf();
-    cfg.myhostname = "mx.example.test".into();
-    cfg.smtpd_tls_cert_file = String::new();
-    cfg.smtpd_tls_key_file = String::new();
-    cfg
+fn test_config(data: &Path) -> ServerTlsSettings {
+    ServerTlsSettings {
+        cert_file: String::new(),
+        key_file: String::new(),
+        self_signed_directory: data.join("tls"),
+        hostname: "mx.example.test".into(),
+    }
 }
 
 fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -202,8 +202,8 @@ fn configured_pairs_load_in_pkcs1_sec1_and_pkcs8_encodings() {
         let mut cfg = test_config(dir.path());
         let cert = write_file(dir.path(), &format!("{name}.crt"), &cert);
         let key = write_file(dir.path(), &format!("{name}.key"), &key);
-        cfg.smtpd_tls_cert_file = cert.display().to_string();
-        cfg.smtpd_tls_key_file = key.display().to_string();
+        cfg.cert_file = cert.display().to_string();
+        cfg.key_file = key.display().to_string();
         let server = server_config(&cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
         let client = client_trusting(&cert);
         handshake(server, client, "localhost").unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -262,7 +262,7 @@ fn errors_name_the_file_and_the_problem() {
 fn setting_only_one_of_cert_and_key_is_a_configuration_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(dir.path());
-    cfg.smtpd_tls_cert_file = "/etc/ssl/mail.pem".into();
+    cfg.cert_file = "/etc/ssl/mail.pem".into();
     let error = server_config(&cfg).unwrap_err();
     assert!(matches!(
         error,

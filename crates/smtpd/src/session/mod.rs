@@ -31,7 +31,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use config::{Config, Stressed};
+use config::{Config, Stressed, TlsLevel};
 
 use crate::relay::RelayPolicy;
 use crate::sasl::{self, Mechanism};
@@ -126,7 +126,8 @@ impl Settings {
             recipient_overshoot_limit: cfg.smtpd_recipient_overshoot_limit,
             postmaster: local_postmaster(cfg),
             tls_available,
-            tls_required: cfg.smtpd_tls_security_level == "encrypt" && role != Role::Reinject,
+            tls_required: cfg.smtpd_tls_security_level == TlsLevel::Encrypt
+                && role != Role::Reinject,
             auth_enabled: match role {
                 Role::Submission => true,
                 Role::Smtp => cfg.smtpd_sasl_auth_enable,
@@ -145,7 +146,7 @@ impl Settings {
             forbid_unauth_pipelining: cfg.smtpd_forbid_unauth_pipelining
                 && role != Role::Submission,
             stress: StressFlag::manual().1,
-            bare_newline: BareNewline::from_config(&cfg.smtpd_forbid_bare_newline),
+            bare_newline: BareNewline::from_config(cfg.smtpd_forbid_bare_newline.as_str()),
             relay: RelayPolicy::new(&cfg.mynetworks, &cfg.mydestination, &cfg.relay_domains),
             local_recipient: None,
         }

@@ -308,7 +308,7 @@ fn encrypt_level_requires_starttls() {
     let s = session_from(
         "127.0.0.1",
         settings(Role::Smtp, |c| {
-            c.smtpd_tls_security_level = "encrypt".into()
+            c.smtpd_tls_security_level = config::TlsLevel::Encrypt
         }),
     );
     script(

@@ -23,7 +23,11 @@ fn drop_with(message: &str) -> MaildropFile {
 
 fn clean(message: &str) -> (Cleaned, String) {
     let dir = tempfile::tempdir().unwrap();
-    let cleaned = cleanup(&config(dir.path()), &drop_with(message)).unwrap();
+    let cleaned = cleanup(
+        &CleanupSettings::from_config(&config(dir.path())),
+        &drop_with(message),
+    )
+    .unwrap();
     let text = String::from_utf8(cleaned.message.clone()).unwrap();
     (cleaned, text)
 }
@@ -90,9 +94,9 @@ fn hop_count_limit() {
     let mut cfg = config(dir.path());
     cfg.hopcount_limit = 3;
     let two = "Received: a\nDelivered-To: b\n\nbody\n";
-    assert!(cleanup(&cfg, &drop_with(two)).is_ok());
+    assert!(cleanup(&CleanupSettings::from_config(&cfg), &drop_with(two)).is_ok());
     let three = "Received: a\nReceived: b\nDelivered-To: c\n\nbody\n";
-    let rejected = cleanup(&cfg, &drop_with(three)).unwrap_err();
+    let rejected = cleanup(&CleanupSettings::from_config(&cfg), &drop_with(three)).unwrap_err();
     assert_eq!(
         (rejected.dsn.as_str(), rejected.reason.as_str()),
         ("5.4.6", "too many hops")
@@ -104,7 +108,11 @@ fn size_limits() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.message_size_limit = 20;
-    let rejected = cleanup(&cfg, &drop_with("Subject: x\n\n0123456789012345\n")).unwrap_err();
+    let rejected = cleanup(
+        &CleanupSettings::from_config(&cfg),
+        &drop_with("Subject: x\n\n0123456789012345\n"),
+    )
+    .unwrap_err();
     assert_eq!(
         rejected.to_string(),
         "5.3.4 message size exceeds fixed limit"
@@ -112,7 +120,7 @@ fn size_limits() {
     cfg.message_size_limit = 0;
     cfg.header_size_limit = 30;
     let long = format!("Subject: {}\n\nbody\n", "y".repeat(40));
-    let rejected = cleanup(&cfg, &drop_with(&long)).unwrap_err();
+    let rejected = cleanup(&CleanupSettings::from_config(&cfg), &drop_with(&long)).unwrap_err();
     assert_eq!(
         rejected.to_string(),
         "5.3.4 message header size exceeds limit"
@@ -124,7 +132,7 @@ fn non_utf8_headers_do_not_panic() {
     let mut drop = drop_with("");
     drop.message = b"Subject: \xff\xfe\nTo: \x80\n\n\xc3\x28\n".to_vec();
     let dir = tempfile::tempdir().unwrap();
-    let cleaned = cleanup(&config(dir.path()), &drop).unwrap();
+    let cleaned = cleanup(&CleanupSettings::from_config(&config(dir.path())), &drop).unwrap();
     assert!(cleaned.message.ends_with(b"\n\n\xc3\x28\n"));
 }
 
@@ -165,7 +173,7 @@ fn arrival_time_past_the_year_9999_does_not_panic_cleanup() {
         let dir = tempfile::tempdir().unwrap();
         let mut drop = drop_with("Subject: x\n\nbody\n");
         drop.arrival_time = arrival_time;
-        let cleaned = cleanup(&config(dir.path()), &drop).unwrap();
+        let cleaned = cleanup(&CleanupSettings::from_config(&config(dir.path())), &drop).unwrap();
         let text = String::from_utf8(cleaned.message).unwrap();
         assert!(
             text.contains("Date: Thu, 1 Jan 1970 00:00:00 +0000\n"),

@@ -42,7 +42,7 @@ fn now() -> u64 {
 /// Opens (creating) the counter and takes an exclusive flock, giving up after about 200 ms
 /// rather than letting a stuck holder make a submission hang (invariant 2).
 fn open_locked(queue_dir: &Path) -> io::Result<File> {
-    let path = queue_dir.join(REFUSAL_FILE);
+    let path = queue::Layout::new(queue_dir).maildrop_refused();
     let file = OpenOptions::new()
         .read(true)
         .write(true)

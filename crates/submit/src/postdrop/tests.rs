@@ -40,7 +40,7 @@ fn run(cfg: Config, stdin: Vec<u8>, privileged: bool) -> (u8, String, String) {
 fn identity_and_time_are_rewritten() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
-    let maildrop_dir = cfg.queue_directory.join("maildrop");
+    let maildrop_dir = queue::Layout::new(&cfg.queue_directory).maildrop();
     let (code, stdout, stderr) = run(cfg, input(), false);
     assert_eq!(code, 0, "{stderr}");
     let id = stdout.trim();
@@ -87,7 +87,7 @@ fn privileged_run_needs_a_maildrop_of_its_group() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
     assert!(check_maildrop_group(&cfg).is_err(), "missing directory");
-    std::fs::create_dir_all(cfg.queue_directory.join("maildrop")).unwrap();
+    std::fs::create_dir_all(queue::Layout::new(&cfg.queue_directory).maildrop()).unwrap();
     // Created by this process, so of its effective group.
     assert!(check_maildrop_group(&cfg).is_ok());
 }

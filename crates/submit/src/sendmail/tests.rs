@@ -27,7 +27,7 @@ impl Run {
 }
 
 fn run_with(cfg: Config, line: &[&str], stdin: &str) -> Run {
-    let maildrop = cfg.queue_directory.join("maildrop");
+    let maildrop = queue::Layout::new(&cfg.queue_directory).maildrop();
     let (stdout, stderr) = (SharedBuffer::default(), SharedBuffer::default());
     let mut io = SendmailIo {
         stdin: Box::new(std::io::Cursor::new(stdin.as_bytes().to_vec())),

@@ -31,7 +31,7 @@ fn creates_the_store_and_writes() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
     let id = submit(&how(&cfg), &sample()).unwrap();
-    let maildrop_dir = cfg.queue_directory.join("maildrop");
+    let maildrop_dir = queue::Layout::new(&cfg.queue_directory).maildrop();
     assert_eq!(names(&maildrop_dir), vec![id.to_string()]);
     let mode = fs::metadata(&maildrop_dir).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
@@ -66,7 +66,10 @@ fn count_cap_refuses_with_75_and_is_counted() {
         err.smtp_reply().summary(),
         "452 4.3.1 Insufficient system storage"
     );
-    assert_eq!(names(&cfg.queue_directory.join("maildrop")).len(), 2);
+    assert_eq!(
+        names(&queue::Layout::new(&cfg.queue_directory).maildrop()).len(),
+        2
+    );
     assert_eq!(guard::take_refusal_count(&cfg.queue_directory).unwrap(), 1);
 }
 
@@ -80,7 +83,7 @@ fn free_space_guard_refuses() {
     let text = err.to_string();
     assert!(text.contains("below queue_minfree"), "{text}");
     assert!(text.ends_with("; message not queued"), "{text}");
-    assert!(names(&cfg.queue_directory.join("maildrop")).is_empty());
+    assert!(names(&queue::Layout::new(&cfg.queue_directory).maildrop()).is_empty());
 }
 
 #[test]
@@ -104,7 +107,7 @@ fn zero_timeout_is_all_or_nothing() {
             assert!(matches!(e, SubmitError::TimedOut(_)), "{e}");
         }
     }
-    let maildrop_dir = cfg.queue_directory.join("maildrop");
+    let maildrop_dir = queue::Layout::new(&cfg.queue_directory).maildrop();
     for name in names(&maildrop_dir) {
         assert!(!name.starts_with("tmp."), "left {name}");
         maildrop::read(&maildrop_dir.join(name)).unwrap();

@@ -254,7 +254,9 @@ fn unknown_user_with_passwd_maps() {
 #[test]
 fn check_aliases_reports_file_and_line_and_missing_file_is_empty() {
     let setup = Setup::new("ok: a\nbroken line\n\nworse: \"\n");
-    let err = check_aliases(&setup.cfg).unwrap_err().to_string();
+    let err = check_aliases(&setup.cfg.alias_maps)
+        .unwrap_err()
+        .to_string();
     let file = setup.path("aliases");
     assert_eq!(
         err,
@@ -264,10 +266,10 @@ fn check_aliases_reports_file_and_line_and_missing_file_is_empty() {
         )
     );
     fs::write(&file, "a: b\nc: d\n").unwrap();
-    assert_eq!(check_aliases(&setup.cfg).unwrap(), 2);
+    assert_eq!(check_aliases(&setup.cfg.alias_maps).unwrap(), 2);
     fs::remove_file(&file).unwrap();
-    assert_eq!(check_aliases(&setup.cfg).unwrap(), 0);
-    assert!(LocalAgent::new(&setup.cfg).is_ok());
+    assert_eq!(check_aliases(&setup.cfg.alias_maps).unwrap(), 0);
+    assert!(LocalAgent::new(LocalSettings::from_config(&setup.cfg)).is_ok());
 }
 
 #[test]
@@ -275,10 +277,12 @@ fn reload_picks_up_new_aliases() {
     let setup = Setup::new("");
     let mut agent = setup.agent();
     fs::write(setup.path("aliases"), "newname: nina\n").unwrap();
-    agent.reload(&setup.cfg).unwrap();
+    agent
+        .reload(LocalSettings::from_config(&setup.cfg))
+        .unwrap();
     send(&agent, "s@x", &["newname"], b"");
     assert_eq!(parse_mbox(&setup.mbox("nina")).len(), 1);
     let mut bad = setup.cfg.clone();
     bad.alias_maps = vec!["nis:mail.aliases".into()];
-    assert!(agent.reload(&bad).is_err());
+    assert!(agent.reload(LocalSettings::from_config(&bad)).is_err());
 }

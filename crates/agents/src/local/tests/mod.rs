@@ -46,7 +46,7 @@ impl Setup {
     }
 
     fn agent(&self) -> LocalAgent {
-        let mut agent = LocalAgent::new(&self.cfg).unwrap();
+        let mut agent = LocalAgent::new(LocalSettings::from_config(&self.cfg)).unwrap();
         agent.lock_timeout = Duration::from_secs(10);
         agent.command_timeout = Duration::from_secs(10);
         agent

@@ -26,7 +26,7 @@ fn addr(ip: &str, port: u16) -> SocketAddr {
     SocketAddr::new(ip.parse().unwrap(), port)
 }
 
-async fn deliver_via_dns(zone: Zone, port: u16, domain: &str) -> SmtpReport {
+async fn deliver_via_dns(zone: Zone, port: u16, domain: &str) -> DeliveryReport {
     let mut s = settings(port);
     let dns = Dns::start(zone); // answers until dropped, after the delivery
     s.dns_nameservers = vec![dns.nameserver()];
@@ -34,7 +34,7 @@ async fn deliver_via_dns(zone: Zone, port: u16, domain: &str) -> SmtpReport {
     let env = envelope("f@a.example", &[&format!("user@{domain}")]);
     let hop = Nexthop {
         host: domain.into(),
-        port,
+        port: Some(port),
         mx_lookup: true,
     };
     deliver_all(&client, &hop, &env, MESSAGE).await
@@ -160,11 +160,11 @@ async fn bracketed_name_uses_its_address_without_mx() {
     s.dns_nameservers = vec![dns.nameserver()];
     let client = client(s);
     let env = envelope("f@a.example", &["user@far.example"]);
-    let hop = Nexthop::parse(&format!("[relay.example]:{}", a.port()), 25).unwrap();
+    let hop = Nexthop::parse(&format!("[relay.example]:{}", a.port())).unwrap();
     let report = deliver_all(&client, &hop, &env, MESSAGE).await;
     assert_eq!(kinds(&report), [Sent]);
     // A relayhost that does not resolve is the operator's mistake: defer, never bounce.
-    let missing = Nexthop::parse("[typo.example]", 25).unwrap();
+    let missing = Nexthop::parse("[typo.example]").unwrap();
     let report = deliver_all(&client, &missing, &env, MESSAGE).await;
     assert_eq!(
         (kinds(&report), report.outcomes[0].dsn.as_str()),

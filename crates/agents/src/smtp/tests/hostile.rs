@@ -35,7 +35,7 @@ async fn raw_server(bytes: Vec<u8>, hang_up: bool) -> u16 {
     port
 }
 
-async fn deliver_to(port: u16) -> SmtpReport {
+async fn deliver_to(port: u16) -> DeliveryReport {
     let mut s = settings(25);
     s.timeouts = Timeouts::uniform(Duration::from_secs(1));
     let client = client(s);

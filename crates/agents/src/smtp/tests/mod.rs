@@ -13,9 +13,9 @@ mod tls;
 
 use std::time::Duration;
 
-use envelope::{Envelope, OutcomeKind, QueueId};
+use envelope::{DeliveryReport, Envelope, Nexthop, OutcomeKind, QueueId};
 
-use super::{Nexthop, SmtpClient, SmtpReport, SmtpSettings, Timeouts, TlsLevel};
+use super::{SmtpClient, SmtpSettings, Timeouts, TlsLevel};
 
 /// Settings for tests: short timeouts, no TLS, the given default port and name servers.
 pub fn settings(port: u16) -> SmtpSettings {
@@ -41,7 +41,7 @@ pub fn client(settings: SmtpSettings) -> SmtpClient {
 pub fn loopback(port: u16) -> Nexthop {
     Nexthop {
         host: "127.0.0.1".into(),
-        port,
+        port: Some(port),
         mx_lookup: false,
     }
 }
@@ -62,7 +62,7 @@ pub async fn deliver_all(
     hop: &Nexthop,
     env: &Envelope,
     message: &[u8],
-) -> SmtpReport {
+) -> DeliveryReport {
     let all: Vec<usize> = (0..env.recipients.len()).collect();
     client
         .deliver(hop, QueueId::generate(), env, &all, message)
@@ -70,7 +70,7 @@ pub async fn deliver_all(
 }
 
 /// The kinds of the outcomes, in order.
-pub fn kinds(report: &SmtpReport) -> Vec<OutcomeKind> {
+pub fn kinds(report: &DeliveryReport) -> Vec<OutcomeKind> {
     report.outcomes.iter().map(|o| o.kind.clone()).collect()
 }
 

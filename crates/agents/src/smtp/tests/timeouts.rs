@@ -18,7 +18,7 @@ fn short(shorten: impl FnOnce(&mut Timeouts)) -> SmtpSettings {
     s
 }
 
-async fn deliver_one(server: &TestServer, settings: SmtpSettings) -> SmtpReport {
+async fn deliver_one(server: &TestServer, settings: SmtpSettings) -> DeliveryReport {
     let client = client(settings);
     let env = envelope("f@a.example", &["one@b.example"]);
     deliver_all(&client, &loopback(server.port()), &env, MESSAGE).await

@@ -11,12 +11,13 @@ use super::*;
 /// A self-signed server configuration, made the way mailroom's smtpd makes its own.
 fn server_tls() -> Arc<rustls::ServerConfig> {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config::Config::embedded_default();
-    cfg.data_directory = dir.path().to_path_buf();
-    cfg.myhostname = "test.example".into();
-    cfg.smtpd_tls_cert_file = String::new();
-    cfg.smtpd_tls_key_file = String::new();
-    security::tls::server_config(&cfg).expect("self-signed server config")
+    let settings = security::tls::ServerTlsSettings {
+        cert_file: String::new(),
+        key_file: String::new(),
+        self_signed_directory: dir.path().join("tls"),
+        hostname: "test.example".into(),
+    };
+    security::tls::server_config(&settings).expect("self-signed server config")
 }
 
 fn tls_server(starttls: StartTls) -> Behaviour {
@@ -26,7 +27,7 @@ fn tls_server(starttls: StartTls) -> Behaviour {
     }
 }
 
-async fn deliver_with(level: TlsLevel, server: &TestServer) -> SmtpReport {
+async fn deliver_with(level: TlsLevel, server: &TestServer) -> DeliveryReport {
     let mut s = settings(25);
     s.tls_level = level;
     let client = client(s);

@@ -77,11 +77,11 @@ impl Drop for PublicSlot {
 pub fn bind(cfg: &Config, access: Access) -> std::io::Result<UnixListener> {
     let (path, mode) = match access {
         Access::Owner => (
-            protocol::socket_path(&cfg.queue_directory),
+            queue::Layout::new(&cfg.queue_directory).control_socket(),
             admin::check::layout::CONTROL_SOCKET_MODE,
         ),
         Access::Public => (
-            protocol::public_socket_path(&cfg.queue_directory),
+            queue::Layout::new(&cfg.queue_directory).showq_socket(),
             admin::check::layout::SHOWQ_SOCKET_MODE,
         ),
     };
@@ -234,11 +234,10 @@ fn admin_request(
         return;
     };
     let mut out = BufWriter::with_capacity(64 << 10, stream);
-    let cfg = shared.config();
     let ctx = Context {
         backend: Backend::Store(&shared.store),
         scheduler: &Manager(qmgr),
-        maildrop: cfg.queue_directory.join("maildrop"),
+        maildrop: shared.settings().layout.maildrop(),
         now: admin::duration::unix_now(),
     };
     let mut ids = BufReader::new(Read::chain(io::Cursor::new(leftover), read_half));

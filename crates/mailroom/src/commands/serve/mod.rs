@@ -30,7 +30,7 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -64,7 +64,7 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let local = match LocalAgent::new(&cfg) {
+    let local = match LocalAgent::new(agents::LocalSettings::from_config(&cfg)) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("mailroom: fatal: {e}");
@@ -88,11 +88,11 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
         env!("CARGO_PKG_VERSION"),
         source.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "(embedded default)".into()),
         cfg.queue_directory.display());
-    let shared = match shared_state(store, cfg, local) {
+    let shared = match shared_state(store, &cfg, local) {
         Ok(shared) => shared,
         Err(code) => return code,
     };
-    runtime.block_on(daemon(shared, source, log));
+    runtime.block_on(daemon(shared, LiveConfig::new(cfg), source, log));
     info!(target: "master", "terminating");
     0
 }
@@ -149,10 +149,34 @@ fn open_store(cfg: &Config) -> Result<Store, u8> {
     Ok(store)
 }
 
-/// What every task of the daemon shares: store, configuration, local and SMTP agents.
-fn shared_state(store: Store, cfg: Config, local: LocalAgent) -> Result<Arc<Shared>, u8> {
-    let remote = sched::SmtpRemote::new(&cfg);
-    match (Shared::new(store, cfg, local), remote) {
+/// The configuration the daemon runs with now: SIGHUP swaps it, smtpd reads it per session.
+#[derive(Clone)]
+struct LiveConfig(Arc<RwLock<Arc<Config>>>);
+
+impl LiveConfig {
+    fn new(cfg: Config) -> LiveConfig {
+        LiveConfig(Arc::new(RwLock::new(Arc::new(cfg))))
+    }
+
+    fn get(&self) -> Arc<Config> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, cfg: Config) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
+    }
+}
+
+/// The SMTP client, with its settings from `cfg`.
+fn smtp_remote(cfg: &Config) -> Result<sched::SmtpRemote, String> {
+    sched::SmtpRemote::new(agents::SmtpSettings::from_config(cfg))
+}
+
+/// What every task of the daemon shares: store, scheduler settings, local and SMTP agents.
+fn shared_state(store: Store, cfg: &Config, local: LocalAgent) -> Result<Arc<Shared>, u8> {
+    let remote = smtp_remote(cfg);
+    let settings = sched::Settings::from_config(cfg);
+    match (Shared::new(store, settings, local), remote) {
         (Ok(s), Ok(remote)) => {
             s.set_remote(Arc::new(remote));
             Ok(Arc::new(s))
@@ -164,13 +188,19 @@ fn shared_state(store: Store, cfg: Config, local: LocalAgent) -> Result<Arc<Shar
     }
 }
 
-async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogHandle) {
+async fn daemon(
+    shared: Arc<Shared>,
+    live: LiveConfig,
+    source: Option<PathBuf>,
+    log: maillog::LogHandle,
+) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let qmgr = QueueManager::new(shared.clone());
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(4);
-    let (mut tasks, smtpd) = spawn_tasks(&shared, &qmgr, &stop_rx, reload_tx);
+    let (mut tasks, smtpd) = spawn_tasks(&shared, &live, &qmgr, &stop_rx, reload_tx);
     tasks.push(tokio::spawn(chores(
         shared.clone(),
+        live.clone(),
         log.clone(),
         stop_rx.clone(),
     )));
@@ -190,10 +220,10 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&shared, &smtpd, source.as_deref()),
-            Some(()) = reload_rx.recv() => reload(&shared, &smtpd, source.as_deref()),
-            _ = usr1.recv() => reopen_log(&log, &shared.config()),
-            _ = quit.recv() => abort(&shared.config()),
+            _ = hup.recv() => reload(&shared, &live, &smtpd, source.as_deref()),
+            Some(()) = reload_rx.recv() => reload(&shared, &live, &smtpd, source.as_deref()),
+            _ = usr1.recv() => reopen_log(&log, &live.get()),
+            _ = quit.recv() => abort(&shared.settings().layout),
         }
     }
     notify(&[NotifyState::Stopping]);
@@ -204,7 +234,7 @@ async fn daemon(shared: Arc<Shared>, source: Option<PathBuf>, log: maillog::LogH
             error!(target: "master", "a daemon task ended abnormally while stopping: {e}");
         }
     }
-    remove_sockets(&shared.config());
+    remove_sockets(&shared.settings().layout);
 }
 
 /// READY=1: listeners and control sockets are bound. Detached by `mailroom start`, the
@@ -250,29 +280,30 @@ fn reopen_log(log: &maillog::LogHandle, cfg: &Config) {
 /// SIGQUIT / `mailroom abort`: exit now. Every acknowledged message is already durable
 /// (DESIGN invariant 1), so what was in flight is simply retried at the next start, as
 /// after a crash; only the sockets are cleaned up.
-fn abort(cfg: &Config) -> ! {
+fn abort(layout: &queue::Layout) -> ! {
     notify(&[NotifyState::Stopping]);
     warn!(target: "master", "abort -- stopping at once; deliveries in flight are retried at the next start");
-    remove_sockets(cfg);
+    remove_sockets(layout);
     std::process::exit(0)
 }
 
 /// SMTP listeners, the queue manager, pickup and the two control sockets.
 fn spawn_tasks(
     shared: &Arc<Shared>,
+    live: &LiveConfig,
     qmgr: &Arc<QueueManager>,
     stop_rx: &watch::Receiver<bool>,
     reload_tx: tokio::sync::mpsc::Sender<()>,
 ) -> (Vec<tokio::task::JoinHandle<()>>, smtpd::Reload) {
-    let cfg = shared.config();
+    let cfg = live.get();
     let mut tasks = Vec::new();
     // SMTP listeners (crate smtpd); the task ends after the stop once its sessions are done.
-    let smtpd = smtpd::spawn(smtpd_hooks(shared, qmgr), stop_rx.clone());
+    let smtpd = smtpd::spawn(smtpd_hooks(shared, live, qmgr), stop_rx.clone());
     tasks.push(smtpd.task);
     tasks.push(tokio::spawn(qmgr.clone().run(stop_rx.clone(), STOP_GRACE)));
     let scheduler = qmgr.clone();
     let pickup = submit::pickup::Pickup {
-        config: cfg.clone(),
+        settings: Arc::new(submit::pickup::PickupSettings::from_config(&cfg)),
         store: shared.store.clone(),
         queued: Box::new(move |id| scheduler.schedule(id, 0)),
         retry_delay: sched::retry::durable_step_delay,
@@ -301,11 +332,8 @@ fn spawn_tasks(
     (tasks, smtpd.reload)
 }
 
-fn remove_sockets(cfg: &Config) {
-    for socket in [
-        admin::protocol::socket_path(&cfg.queue_directory),
-        admin::protocol::public_socket_path(&cfg.queue_directory),
-    ] {
+fn remove_sockets(layout: &queue::Layout) {
+    for socket in [layout.control_socket(), layout.showq_socket()] {
         match fs::remove_file(&socket) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 // Harmless: the next start replaces it before binding.
@@ -318,19 +346,19 @@ fn remove_sockets(cfg: &Config) {
 
 /// SIGHUP: re-read the configuration file and the alias files (keep the old ones on error);
 /// then the SMTP server follows the new configuration (listeners, TLS certificates).
-fn reload(shared: &Shared, smtpd: &smtpd::Reload, source: Option<&Path>) {
+fn reload(shared: &Shared, live: &LiveConfig, smtpd: &smtpd::Reload, source: Option<&Path>) {
     let reloading = NotifyState::monotonic_usec_now().map(|now| [NotifyState::Reloading, now]);
     if let Ok(states) = &reloading {
         notify(states);
     }
-    if reload_config(shared, source) {
+    if reload_config(shared, live, source) {
         smtpd.request();
     }
     notify(&[NotifyState::Ready]);
 }
 
 /// True when the new configuration is in place.
-fn reload_config(shared: &Shared, source: Option<&Path>) -> bool {
+fn reload_config(shared: &Shared, live: &LiveConfig, source: Option<&Path>) -> bool {
     let cfg = match Config::load(source) {
         Ok(c) => c,
         Err(e) => {
@@ -338,17 +366,19 @@ fn reload_config(shared: &Shared, source: Option<&Path>) -> bool {
             return false;
         }
     };
-    let agent = match LocalAgent::new(&cfg) {
+    let agent = match LocalAgent::new(agents::LocalSettings::from_config(&cfg)) {
         Ok(agent) => agent,
         Err(e) => {
             warn!(target: "master", "reload failed, keeping the old aliases: {e}");
             return false;
         }
     };
-    let remote = sched::SmtpRemote::new(&cfg);
-    match remote.and_then(|r| shared.replace(cfg, agent).map(|()| r)) {
+    let settings = sched::Settings::from_config(&cfg);
+    let remote = smtp_remote(&cfg);
+    match remote.and_then(|r| shared.replace(settings, agent).map(|()| r)) {
         Ok(remote) => {
             shared.set_remote(Arc::new(remote));
+            live.set(cfg);
             info!(target: "master", "reload -- configuration and aliases re-read");
             true
         }
@@ -360,7 +390,12 @@ fn reload_config(shared: &Shared, source: Option<&Path>) -> bool {
 }
 
 /// Periodic work: compaction, folded log repeats, refused-submission counts, stale temps.
-async fn chores(shared: Arc<Shared>, log: maillog::LogHandle, mut stop: watch::Receiver<bool>) {
+async fn chores(
+    shared: Arc<Shared>,
+    live: LiveConfig,
+    log: maillog::LogHandle,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut n: u64 = 0;
     loop {
@@ -384,13 +419,15 @@ async fn chores(shared: Arc<Shared>, log: maillog::LogHandle, mut stop: watch::R
             warn!(target: "qmgr", "queue compaction failed: {e}; will retry");
         }
         if n.is_multiple_of(12) {
-            let cfg = shared.config();
+            let cfg = live.get();
             match submit::take_refusal_count(&cfg.queue_directory) {
                 Ok(0) | Err(_) => {}
                 Ok(count) => warn!(target: "sendmail",
                     "{count} submissions were refused in the last interval (queue_minfree or maildrop limits); see mailroom doctor"),
             }
-            submit::pickup::remove_stale_temp_files(&cfg);
+            submit::pickup::remove_stale_temp_files(&submit::pickup::PickupSettings::from_config(
+                &cfg,
+            ));
         }
     }
 }
@@ -409,7 +446,7 @@ fn log_recovery(report: &RecoveryReport, store: &Store) {
 /// modes of the one table `mailroom check` verifies against. Existing directories are left
 /// alone: `mailroom check` reports wrong modes, `check --fix` restores the table's.
 fn make_layout(cfg: &Config) -> Result<(), String> {
-    admin::check::layout::create_missing(cfg)?;
+    admin::check::layout::create_missing(&admin::Settings::from_config(cfg))?;
     let spool = &cfg.mail_spool_directory;
     if !spool.exists() {
         fs::DirBuilder::new()
@@ -423,11 +460,11 @@ fn make_layout(cfg: &Config) -> Result<(), String> {
 
 /// What the SMTP server needs from the daemon: the live configuration (SIGHUP swaps it), the
 /// store, and the queue manager to make newly queued mail due at once.
-fn smtpd_hooks(shared: &Arc<Shared>, qmgr: &Arc<QueueManager>) -> smtpd::Hooks {
-    let (source, scheduler, users) = (shared.clone(), qmgr.clone(), shared.clone());
+fn smtpd_hooks(shared: &Arc<Shared>, live: &LiveConfig, qmgr: &Arc<QueueManager>) -> smtpd::Hooks {
+    let (source, scheduler, users) = (live.clone(), qmgr.clone(), shared.clone());
     let check = move |address: &str| users.local().accepts(address);
     smtpd::Hooks {
-        config: Arc::new(move || source.config()),
+        config: Arc::new(move || source.get()),
         store: shared.store.clone(),
         local_recipient: Some(smtpd::RecipientCheck(Arc::new(check))),
         queued: Arc::new(move |id| scheduler.schedule(id, 0)),
