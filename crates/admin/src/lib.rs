@@ -39,6 +39,7 @@ pub mod doctor;
 pub mod duration;
 pub mod engine;
 pub mod execute;
+pub mod import;
 pub mod postcat;
 pub mod progress;
 pub mod protocol;

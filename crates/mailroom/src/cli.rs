@@ -2,8 +2,8 @@
 //! in its own file under `commands/`; this file only lists them and hands each its `Args`.
 
 use crate::commands::{
-    check, config, doctor, mailbox, mailq, newaliases, passwd, postcat, postqueue, postsuper,
-    qshape, sendmail, serve,
+    check, config, doctor, import_postfix, mailbox, mailq, newaliases, passwd, postcat, postqueue,
+    postsuper, qshape, sendmail, serve,
 };
 use clap::{Parser, Subcommand};
 use envelope::sysexits::EX_USAGE;
@@ -40,6 +40,7 @@ enum Command {
     Check(check::Args),
     Doctor(doctor::Args),
     Mailbox(mailbox::Args),
+    ImportPostfix(import_postfix::Args),
 }
 
 /// `mailroom ARGS`; a usage error exits 64 (`--help` and `--version` exit 0).
@@ -69,5 +70,6 @@ pub fn run(args: Vec<OsString>) -> u8 {
         Command::Check(a) => check::run(path, a),
         Command::Doctor(a) => doctor::run(path, a),
         Command::Mailbox(a) => mailbox::run(path, a),
+        Command::ImportPostfix(a) => import_postfix::run(path, a),
     }
 }

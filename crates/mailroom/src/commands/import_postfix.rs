@@ -1,0 +1,275 @@
+//! `mailroom import-postfix [--dry-run] [--config-dir DIR] [--main-cf FILE] [--queue-dir DIR]
+//! [--json]`: take over from a stopped Postfix. Writes mailroom.toml (`-c FILE`, default
+//! /etc/mailroom/mailroom.toml) from `main.cf`/`master.cf`, then moves Postfix's queue into
+//! the mailroom store. The work is `admin::import`; this file is the glue and the report.
+//!
+//! Exit codes: 0 done; 65 (EX_DATAERR) some queue files were left in place (named in the
+//! report); 75 (EX_TEMPFAIL) Postfix or mailroom is running, or the store cannot be opened;
+//! 78 (EX_CONFIG) the resulting configuration does not load; 66 (EX_NOINPUT) no main.cf.
+
+use admin::import::postfix_queue::{self, Action, FileReport, Target};
+use admin::import::settings::{self, Decision, Outcome};
+use admin::import::{master_cf, postfix_running};
+use config::Config;
+use envelope::sysexits::{EX_CONFIG, EX_DATAERR, EX_TEMPFAIL};
+use queue::{Snapshot, Store, StoreError};
+use serde::Serialize;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+const EX_NOINPUT: u8 = 66;
+
+/// Import Postfix's configuration and queue (Postfix must be stopped).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print what would be done; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Postfix's configuration directory (main.cf, master.cf).
+    #[arg(long, value_name = "DIR", default_value = "/etc/postfix")]
+    config_dir: PathBuf,
+    /// Read main.cf parameters from FILE instead (`-` = standard input), e.g. `postconf -n` output.
+    #[arg(long, value_name = "FILE")]
+    main_cf: Option<PathBuf>,
+    /// Postfix's queue directory.
+    #[arg(long, value_name = "DIR", default_value = "/var/spool/postfix")]
+    queue_dir: PathBuf,
+    /// The report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    dry_run: bool,
+    config: ConfigReport,
+    queue: Vec<FileReport>,
+}
+
+#[derive(Serialize)]
+struct ConfigReport {
+    path: PathBuf,
+    /// The file differs (or would differ) from what it was.
+    changed: bool,
+    written: bool,
+    parameters: Vec<Decision>,
+}
+
+pub fn run(config: Option<&Path>, args: Args) -> u8 {
+    match import(config, &args) {
+        Ok(code) => code,
+        Err((code, why)) => {
+            eprintln!("mailroom: fatal: import-postfix: {why}");
+            code
+        }
+    }
+}
+
+type Failure = (u8, String);
+
+fn import(config: Option<&Path>, args: &Args) -> Result<u8, Failure> {
+    let running = postfix_running(&args.queue_dir)
+        .map_err(|e| (EX_TEMPFAIL, format!("{}: {e}", args.queue_dir.display())))?;
+    match (running, args.dry_run) {
+        (Some(what), false) => {
+            return Err((EX_TEMPFAIL, format!("{what}; stop it first (postfix stop)")))
+        }
+        (Some(what), true) => eprintln!("mailroom: warning: {what}; the import would refuse"),
+        _ => {}
+    }
+    let path = output_path(config);
+    let (cfg, config_report) = import_settings(&path, args)?;
+    let queue = import_queue(&cfg, args)?;
+    let report = Report {
+        dry_run: args.dry_run,
+        config: config_report,
+        queue,
+    };
+    print_report(&report, args.json);
+    let left = report.queue.iter().any(|f| f.action == Action::Left);
+    Ok(if left { EX_DATAERR } else { 0 })
+}
+
+/// The mailroom.toml to write: the one every other command would read (`-c`, else
+/// `$MAILROOM_CONFIG`, else /etc/mailroom/mailroom.toml), so the imported queue lands in
+/// the store the daemon will open.
+fn output_path(explicit: Option<&Path>) -> PathBuf {
+    let from_env = std::env::var_os("MAILROOM_CONFIG").filter(|v| !v.is_empty());
+    match (explicit, from_env) {
+        (Some(path), _) => path.to_path_buf(),
+        (None, Some(path)) => PathBuf::from(path),
+        (None, None) => PathBuf::from(config::SYSTEM_CONFIG_PATH),
+    }
+}
+
+/// main.cf + master.cf → mailroom.toml (merged into an existing one), and the loaded result.
+fn import_settings(path: &Path, args: &Args) -> Result<(Config, ConfigReport), Failure> {
+    let main_cf = read_main_cf(args)?;
+    let params = settings::parse_main_cf(&main_cf);
+    let mut decisions = settings::decide_main_cf(&params);
+    let master = std::fs::read_to_string(args.config_dir.join("master.cf")).unwrap_or_default();
+    let services = master_cf::parse_master_cf(&master);
+    decisions.extend(master_cf::decide_master_cf(&services, &params));
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err((EX_CONFIG, format!("{}: {e}", path.display()))),
+    };
+    let text = settings::merge(existing.as_deref(), &mut decisions)
+        .map_err(|e| (EX_CONFIG, format!("{}: {e}", path.display())))?;
+    let cfg = Config::from_str(&text, Some(path)).map_err(|e| {
+        (
+            EX_CONFIG,
+            format!("the imported configuration does not load: {e}"),
+        )
+    })?;
+    let changed = existing.as_deref() != Some(text.as_str());
+    let written = changed && !args.dry_run;
+    if written {
+        settings::write_config(path, &text)
+            .map_err(|e| (EX_CONFIG, format!("cannot write {}: {e}", path.display())))?;
+    }
+    let report = ConfigReport {
+        path: path.to_path_buf(),
+        changed,
+        written,
+        parameters: decisions,
+    };
+    Ok((cfg, report))
+}
+
+fn read_main_cf(args: &Args) -> Result<String, Failure> {
+    let path = args
+        .main_cf
+        .clone()
+        .unwrap_or_else(|| args.config_dir.join("main.cf"));
+    let mut text = String::new();
+    let result = if path == Path::new("-") {
+        io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(&path).map(|t| text = t)
+    };
+    result.map_err(|e| (EX_NOINPUT, format!("{}: {e}", path.display())))?;
+    Ok(text)
+}
+
+/// Every Postfix queue file → the store (or, dry, what would happen to it).
+fn import_queue(cfg: &Config, args: &Args) -> Result<Vec<FileReport>, Failure> {
+    if !args.queue_dir.is_dir() {
+        eprintln!(
+            "mailroom: import-postfix: no Postfix queue at {}; nothing to move",
+            args.queue_dir.display()
+        );
+        return Ok(Vec::new());
+    }
+    let files = postfix_queue::list(&args.queue_dir)
+        .map_err(|e| (EX_TEMPFAIL, format!("{}: {e}", args.queue_dir.display())))?;
+    let store_dir = &cfg.queue_directory;
+    let (store, snapshot);
+    let target = if args.dry_run {
+        snapshot = Snapshot::scan(store_dir).ok();
+        Target::DryRun(snapshot.as_ref())
+    } else {
+        store = open_store(store_dir)?;
+        Target::Store(&store)
+    };
+    let progress = admin::progress::Progress::new("import-postfix");
+    let mut reports = Vec::with_capacity(files.len());
+    for (done, file) in files.iter().enumerate() {
+        reports.push(postfix_queue::import_one(&args.queue_dir, file, &target));
+        progress.update(done as u64 + 1, files.len() as u64);
+    }
+    progress.finish();
+    Ok(reports)
+}
+
+fn open_store(dir: &Path) -> Result<Store, Failure> {
+    match Store::open(dir, Default::default()) {
+        Ok((store, _)) => Ok(store),
+        Err(e @ StoreError::Locked(_)) => Err((EX_TEMPFAIL, format!("{e}; stop mailroom first"))),
+        Err(e) => Err((EX_TEMPFAIL, format!("cannot open the queue store: {e}"))),
+    }
+}
+
+fn print_report(report: &Report, json: bool) {
+    let mut out = io::stdout().lock();
+    let _ = if json {
+        serde_json::to_writer_pretty(&mut out, report)
+            .map_err(io::Error::other)
+            .and_then(|()| writeln!(out))
+    } else {
+        write_text(&mut out, report)
+    };
+}
+
+fn write_text(out: &mut impl Write, report: &Report) -> io::Result<()> {
+    let would = if report.dry_run { "would " } else { "" };
+    let config = &report.config;
+    let verb = match (config.changed, report.dry_run) {
+        (true, false) => "wrote",
+        (true, true) => "would write",
+        (false, _) => "unchanged",
+    };
+    writeln!(out, "configuration: {verb} {}", config.path.display())?;
+    for d in &config.parameters {
+        let why = d
+            .why
+            .as_deref()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        let label = match d.outcome {
+            Outcome::Imported => format!("{would}import"),
+            Outcome::Kept => "keep".to_string(),
+            Outcome::Default => "default".to_string(),
+            Outcome::Ignored => "ignore".to_string(),
+        };
+        writeln!(out, "  {label:<14} {} = {}{why}", d.name, d.value)?;
+    }
+    writeln!(out, "queue: {} file(s)", report.queue.len())?;
+    for f in &report.queue {
+        write_file_line(out, f, would)?;
+    }
+    let count = |a: Action| report.queue.iter().filter(|f| f.action == a).count();
+    let imported = if report.dry_run {
+        "to import"
+    } else {
+        "imported"
+    };
+    writeln!(
+        out,
+        "summary: {} {imported}, {} already imported, {} finished, {} left in place",
+        count(Action::Imported),
+        count(Action::AlreadyImported),
+        count(Action::Finished),
+        count(Action::Left)
+    )
+}
+
+fn write_file_line(out: &mut impl Write, f: &FileReport, would: &str) -> io::Result<()> {
+    let id = f.mailroom_id.as_deref().unwrap_or("-");
+    let queue = f.queue.unwrap_or("-");
+    match f.action {
+        Action::Left => writeln!(
+            out,
+            "  left           {}: {}",
+            f.path,
+            f.why.as_deref().unwrap_or("")
+        )?,
+        ref action => {
+            let label = match action {
+                Action::Imported => format!("{would}import"),
+                Action::AlreadyImported => "already".to_string(),
+                _ => format!("{would}finish"),
+            };
+            writeln!(
+                out,
+                "  {label:<14} {} -> {id} {queue} ({} pending, {} done, {} bounced)",
+                f.path, f.pending, f.done, f.bounced
+            )?;
+        }
+    }
+    if let Some(w) = &f.warning {
+        writeln!(out, "    warning: {w}")?;
+    }
+    Ok(())
+}
