@@ -1,13 +1,15 @@
 //! Issue 10 part 8, `mailroom import-postfix` against a real Postfix queue: a private
 //! Postfix instance (its own config directory and queue under the test's temp dir, no
-//! listeners — pickup, cleanup, qmgr and the SMTP client only) queues three messages: one
-//! with a recipient it delivers (to the test's SMTP peer) and one it cannot (a dead port),
-//! one deferred, and one deferred then held with `postsuper -h`. A fourth file is junk.
+//! listeners — pickup, cleanup, qmgr and the SMTP client only) queues: a message with one
+//! recipient it delivers (to the test's SMTP peer), one the peer refuses (done, and a
+//! bounce queued to the sender) and one it cannot reach (a dead relayhost); one deferred
+//! message; one deferred then held with `postsuper -h`; and that bounce, also deferred.
+//! A fifth file is junk.
 //!
 //! Then: the import refuses while Postfix runs (exit 75); `--dry-run` changes nothing;
-//! Postfix is stopped; the import moves the three messages (exit 65 for the junk file, left
+//! Postfix is stopped; the import moves the four messages (exit 65 for the junk file, left
 //! in place and named); a copy put back as after a crash is recognised, not queued twice;
-//! mailroom then delivers each pending recipient exactly once, never the done one, and
+//! mailroom then delivers each pending recipient exactly once, never the done ones, and
 //! keeps the held one held until `postsuper -H` releases it.
 
 mod common;
@@ -210,7 +212,15 @@ fn imported_postfix_queue_is_delivered_once_done_never_held_stays_held() {
         eprintln!("skipped: needs root and Postfix ({POSTFIX})");
         return;
     }
-    let peer = Peer::start();
+    // The peer refuses x@sink.test: Postfix marks it done and queues a bounce to alice,
+    // which it cannot deliver either (alice's domain goes to the dead relayhost).
+    let peer = Peer::start_with(
+        OnConnect::Greet,
+        std::sync::Arc::new(|rcpt: &str| match rcpt {
+            "x@sink.test" => "550 5.1.1 <x@sink.test>: no such user".to_string(),
+            _ => "250 2.1.5 Ok".to_string(),
+        }),
+    );
     let dead = free_port();
     let mut world = World::new(&format!("relayhost = \"[127.0.0.1]:{}\"", peer.port));
     open_up(&world.env.root); // Postfix's daemons (user postfix) must reach their queue
@@ -218,10 +228,10 @@ fn imported_postfix_queue_is_delivered_once_done_never_held_stays_held() {
     let started = postfix.postfix(&["start"]);
     assert!(postfix.running(), "postfix start: {started:?}");
 
-    postfix.sendmail(&["a@sink.test", "b@dead.test"], "split");
+    postfix.sendmail(&["a@sink.test", "x@sink.test", "b@dead.test"], "split");
     postfix.sendmail(&["c@dead.test"], "deferred");
     postfix.sendmail(&["d@dead.test"], "held");
-    wait_until("Postfix to defer all three", || all_deferred(&postfix, 3));
+    wait_until("Postfix to defer all four", || all_deferred(&postfix, 4));
     assert_eq!(
         peer.delivered_to(),
         ["a@sink.test"],
@@ -259,7 +269,7 @@ fn imported_postfix_queue_is_delivered_once_done_never_held_stays_held() {
     // --dry-run: says what it would do and changes nothing.
     let (code, dry, stderr) = import(&world, &postfix, &["--dry-run"]);
     assert_eq!(code, 65, "{stderr}");
-    assert_eq!(with_action(&dry, "imported").len(), 3, "{dry:#}");
+    assert_eq!(with_action(&dry, "imported").len(), 4, "{dry:#}");
     assert_eq!(
         fs::read_to_string(&world.env.config).unwrap(),
         config_before
@@ -282,7 +292,7 @@ fn imported_postfix_queue_is_delivered_once_done_never_held_stays_held() {
     let (code, report, stderr) = import(&world, &postfix, &[]);
     assert_eq!(code, 65, "the junk file is reported: {stderr}");
     let imported = with_action(&report, "imported");
-    assert_eq!(imported.len(), 3, "{report:#}");
+    assert_eq!(imported.len(), 4, "{report:#}");
     let left = with_action(&report, "left");
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["path"], "deferred/F/FBADFILE01");
@@ -293,7 +303,7 @@ fn imported_postfix_queue_is_delivered_once_done_never_held_stays_held() {
     );
     let split = imported
         .iter()
-        .find(|f| f["pending"] == 1 && f["done"] == 1)
+        .find(|f| f["pending"] == 1 && f["done"] == 2)
         .expect("the split message");
     assert_eq!(split["queue"], "deferred");
     assert_eq!(imported.iter().filter(|f| f["queue"] == "hold").count(), 1);
@@ -327,29 +337,47 @@ fn imported_postfix_queue_is_delivered_once_done_never_held_stays_held() {
     assert_eq!(postfix_files(&postfix.queue), ["deferred/F/FBADFILE01"]);
 
     let queue = world.queue();
-    assert_eq!(queue.len(), 3, "{queue:?}");
+    assert_eq!(queue.len(), 4, "{queue:?}");
     let held: Vec<_> = queue.iter().filter(|(name, _, _)| name == "hold").collect();
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].2, ["d@dead.test"]);
 
     world.start_with_listeners(1);
-    wait_until("b and c delivered", || {
+    wait_until("b, c and the bounce delivered", || {
         let got = multiset(peer.delivered_to());
-        got.contains_key("b@dead.test") && got.contains_key("c@dead.test")
+        ["b@dead.test", "c@dead.test", "alice@pf.test"]
+            .iter()
+            .all(|r| got.contains_key(*r))
     });
     wait_until("only the held message left", || world.queue().len() == 1);
     let queue = world.queue();
     assert_eq!(queue[0].0, "hold", "held stays held: {queue:?}");
     let got = multiset(peer.delivered_to());
-    let want = multiset(["a@sink.test", "b@dead.test", "c@dead.test"].map(String::from));
+    let want = ["a@sink.test", "b@dead.test", "c@dead.test", "alice@pf.test"];
+    let want = multiset(want.map(String::from));
     assert_eq!(
         got, want,
-        "each pending recipient once, the done one only by Postfix"
+        "each pending recipient once, done ones never, one bounce"
+    );
+    let bounces: Vec<Received> = peer
+        .messages()
+        .into_iter()
+        .filter(|m| m.sender.is_empty())
+        .collect();
+    assert_eq!(
+        bounces.len(),
+        1,
+        "Postfix's queued bounce for x@sink.test, once"
+    );
+    let bounce = &bounces[0].data;
+    assert!(
+        bounce.contains("x@sink.test") && bounce.contains("5.1.1"),
+        "{bounce}"
     );
 
     world.run_ok(&["postsuper", "-H", &queue[0].1]);
     wait_until("d delivered once released", || world.queue().is_empty());
     let got = multiset(peer.delivered_to());
     assert_eq!(got.get("d@dead.test"), Some(&1));
-    assert_eq!(got.values().sum::<usize>(), 4, "{got:?}");
+    assert_eq!(got.values().sum::<usize>(), 5, "{got:?}");
 }

@@ -128,11 +128,7 @@ pub fn decide_master_cf(services: &[Service], main_cf: &[(String, String)]) -> V
             &mut smtpd
         };
         target.extend(addresses.iter().map(|a| socket(a, port)));
-        for option in service
-            .args
-            .iter()
-            .filter(|a| a.starts_with("-o") || a.contains('='))
-        {
+        for option in overrides(&service.args) {
             decisions.push(ignored(&label, option, "a per-service override: mailroom has one smtpd configuration; set it in mailroom.toml if it should apply to all"));
         }
         if service.command == "postscreen" {
@@ -148,6 +144,20 @@ pub fn decide_master_cf(services: &[Service], main_cf: &[(String, String)]) -> V
         decisions.push(listen("submission_listen", &submission));
     }
     decisions
+}
+
+/// The `-o name=value` options of a service (`-o name=value` or `-oname=value`).
+fn overrides(args: &[String]) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.strip_prefix("-o") {
+            Some("") => found.extend(args.next().map(String::as_str)),
+            Some(inline) => found.push(inline),
+            None => {}
+        }
+    }
+    found
 }
 
 fn ignored(name: &str, value: &str, why: &str) -> Decision {

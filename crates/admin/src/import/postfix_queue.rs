@@ -29,8 +29,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-/// Postfix's queues that hold mail to import, in the order they are imported.
-pub const QUEUES: [&str; 4] = ["incoming", "active", "deferred", "hold"];
+/// Postfix's queues that hold mail to import, in the order they are imported; `maildrop`
+/// last: its files are listed (never silently passed over) but not imported.
+pub const QUEUES: [&str; 5] = ["incoming", "active", "deferred", "hold", "maildrop"];
+
+/// Why a `maildrop/` file is left: it is raw `sendmail` input that Postfix's pickup and
+/// cleanup have not processed (recipients of `sendmail -t` are still in its headers).
+const MAILDROP_WHY: &str = "not yet queued by Postfix (maildrop): start Postfix until \
+`postqueue -p` lists it, stop it, and run the import again";
 
 /// Where the copies go: the store (owned, under its lock), or a read-only look for
 /// `--dry-run`.
@@ -181,6 +187,9 @@ struct Prepared {
 }
 
 fn prepare(postfix_queue: &Path, file: &QueueEntry) -> Result<Prepared, String> {
+    if file.queue == "maildrop" {
+        return Err(MAILDROP_WHY.to_string());
+    }
     let metadata = fs::symlink_metadata(&file.path).map_err(|e| e.to_string())?;
     if !metadata.file_type().is_file() {
         return Err("not a regular file".to_string());
