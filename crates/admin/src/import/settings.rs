@@ -154,7 +154,11 @@ fn decide_one(name: &str, raw: &str, defaults: &HashMap<String, String>) -> Deci
     if !defaults.contains_key(name) {
         return ignored("mailroom has no such parameter");
     }
-    let (value, note) = translate(name, raw);
+    let (value, note) = match file_value(name, raw) {
+        Some(Ok(value)) => (value, Some(format!("read from {raw}, as Postfix does"))),
+        Some(Err(e)) => return ignored(&format!("Postfix reads the value from {raw}: {e}")),
+        None => translate(name, raw),
+    };
     let checked = Config::from_str(&one_parameter(name, &value), None).map(|c| {
         c.parameters()
             .into_iter()
@@ -187,6 +191,17 @@ fn one_parameter(name: &str, value: &str) -> String {
     doc["profile"] = toml_edit::value("system");
     doc[name] = toml_edit::value(value);
     doc.to_string()
+}
+
+/// `myorigin = /etc/mailname` (Debian's default): Postfix takes the first line of the file.
+fn file_value(name: &str, raw: &str) -> Option<std::io::Result<String>> {
+    if name != "myorigin" || !raw.starts_with('/') {
+        return None;
+    }
+    Some(std::fs::read_to_string(raw).map(|text| {
+        let line = text.lines().map(str::trim).find(|l| !l.is_empty());
+        line.unwrap_or_default().to_string()
+    }))
 }
 
 /// Postfix syntax → mailroom syntax, and a note when the two differ.

@@ -146,3 +146,16 @@ amavis    unix  -       -       n       -       2       smtp
         "{decisions:?}"
     );
 }
+
+#[test]
+fn myorigin_naming_a_file_takes_its_first_line_as_postfix_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mailname = dir.path().join("mailname");
+    std::fs::write(&mailname, "\nexample.org\n").unwrap();
+    let params = vec![("myorigin".to_string(), mailname.display().to_string())];
+    let decisions = decide_main_cf(&params);
+    assert_eq!(decisions[0].value, "example.org");
+    assert_eq!(decisions[0].outcome, Outcome::Imported);
+    let missing = vec![("myorigin".to_string(), "/nonexistent/mailname".to_string())];
+    assert_eq!(decide_main_cf(&missing)[0].outcome, Outcome::Ignored);
+}

@@ -107,9 +107,23 @@ fn import_settings(path: &Path, args: &Args) -> Result<(Config, ConfigReport), F
     let main_cf = read_main_cf(args)?;
     let params = settings::parse_main_cf(&main_cf);
     let mut decisions = settings::decide_main_cf(&params);
-    let master = std::fs::read_to_string(args.config_dir.join("master.cf")).unwrap_or_default();
-    let services = master_cf::parse_master_cf(&master);
-    decisions.extend(master_cf::decide_master_cf(&services, &params));
+    // Without a master.cf nothing says where Postfix listened: the listeners stay mailroom's
+    // (an empty smtpd_listen would silently turn SMTP off).
+    let master_path = args.config_dir.join("master.cf");
+    match std::fs::read_to_string(&master_path) {
+        Ok(master) => {
+            let services = master_cf::parse_master_cf(&master);
+            decisions.extend(master_cf::decide_master_cf(&services, &params));
+        }
+        Err(e) => decisions.push(Decision {
+            name: "master.cf".to_string(),
+            value: master_path.display().to_string(),
+            outcome: Outcome::Ignored,
+            why: Some(format!(
+                "cannot read it ({e}); the listeners stay mailroom's"
+            )),
+        }),
+    }
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
