@@ -118,16 +118,31 @@ pub struct QueueEntry {
     pub postfix_id: String,
 }
 
-/// Every file under the four queues (hashed subdirectories included), oldest queue first.
+/// Every file under the queues (hashed subdirectories included), oldest queue first.
+/// Collects them all: for tests and small queues; the command streams with [`for_each`].
 pub fn list(postfix_queue: &Path) -> io::Result<Vec<QueueEntry>> {
     let mut found = Vec::new();
+    for_each(postfix_queue, |entry| found.push(entry))?;
+    Ok(found)
+}
+
+/// Calls `f` for every file under the queues, one directory in memory at a time, so a
+/// queue of a million files is walked in bounded memory (DESIGN invariant 8).
+pub fn for_each(postfix_queue: &Path, mut f: impl FnMut(QueueEntry)) -> io::Result<()> {
     for queue in QUEUES {
         let dir = postfix_queue.join(queue);
         if dir.is_dir() {
-            walk(postfix_queue, &dir, queue, 0, &mut found)?;
+            walk(postfix_queue, &dir, queue, 0, &mut f)?;
         }
     }
-    Ok(found)
+    Ok(())
+}
+
+/// How many files [`for_each`] will visit (for the progress bar).
+pub fn count(postfix_queue: &Path) -> io::Result<u64> {
+    let mut n = 0;
+    for_each(postfix_queue, |_| n += 1)?;
+    Ok(n)
 }
 
 fn walk(
@@ -135,7 +150,7 @@ fn walk(
     dir: &Path,
     queue: &'static str,
     depth: usize,
-    found: &mut Vec<QueueEntry>,
+    f: &mut impl FnMut(QueueEntry),
 ) -> io::Result<()> {
     let mut names: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     names.sort_by_key(|e| e.file_name());
@@ -143,11 +158,11 @@ fn walk(
         let path = entry.path();
         // Hashed queues (`hash_queue_depth`) nest at most a few levels; never follow links.
         if entry.file_type()?.is_dir() && depth < 16 {
-            walk(root, &path, queue, depth + 1, found)?;
+            walk(root, &path, queue, depth + 1, f)?;
             continue;
         }
         let relative = path.strip_prefix(root).unwrap_or(&path);
-        found.push(QueueEntry {
+        f(QueueEntry {
             queue,
             relative: relative.to_string_lossy().into_owned(),
             postfix_id: entry.file_name().to_string_lossy().into_owned(),

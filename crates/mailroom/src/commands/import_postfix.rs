@@ -40,13 +40,6 @@ pub struct Args {
 }
 
 #[derive(Serialize)]
-struct Report {
-    dry_run: bool,
-    config: ConfigReport,
-    queue: Vec<FileReport>,
-}
-
-#[derive(Serialize)]
 struct ConfigReport {
     path: PathBuf,
     /// The file differs (or would differ) from what it was.
@@ -79,15 +72,11 @@ fn import(config: Option<&Path>, args: &Args) -> Result<u8, Failure> {
     }
     let path = output_path(config);
     let (cfg, config_report) = import_settings(&path, args)?;
-    let queue = import_queue(&cfg, args)?;
-    let report = Report {
-        dry_run: args.dry_run,
-        config: config_report,
-        queue,
-    };
-    print_report(&report, args.json);
-    let left = report.queue.iter().any(|f| f.action == Action::Left);
-    Ok(if left { EX_DATAERR } else { 0 })
+    let mut printer = Printer::new(args.json, args.dry_run);
+    printer.start(&config_report);
+    let counts = import_queue(&cfg, args, &mut printer)?;
+    printer.finish(&counts);
+    Ok(if counts.left > 0 { EX_DATAERR } else { 0 })
 }
 
 /// The mailroom.toml to write: the one every other command would read (`-c`, else
@@ -167,17 +156,16 @@ fn read_main_cf(args: &Args) -> Result<String, Failure> {
     Ok(text)
 }
 
-/// Every Postfix queue file → the store (or, dry, what would happen to it).
-fn import_queue(cfg: &Config, args: &Args) -> Result<Vec<FileReport>, Failure> {
+/// Every Postfix queue file → the store (or, dry, what would happen to it), one at a time.
+fn import_queue(cfg: &Config, args: &Args, printer: &mut Printer) -> Result<Counts, Failure> {
+    let mut counts = Counts::default();
     if !args.queue_dir.is_dir() {
-        eprintln!(
-            "mailroom: import-postfix: no Postfix queue at {}; nothing to move",
-            args.queue_dir.display()
-        );
-        return Ok(Vec::new());
+        let dir = args.queue_dir.display();
+        eprintln!("mailroom: import-postfix: no Postfix queue at {dir}; nothing to move");
+        return Ok(counts);
     }
-    let files = postfix_queue::list(&args.queue_dir)
-        .map_err(|e| (EX_TEMPFAIL, format!("{}: {e}", args.queue_dir.display())))?;
+    let unreadable = |e: io::Error| (EX_TEMPFAIL, format!("{}: {e}", args.queue_dir.display()));
+    let total = postfix_queue::count(&args.queue_dir).map_err(unreadable)?;
     let store_dir = &cfg.queue_directory;
     let (store, snapshot);
     let target = if args.dry_run {
@@ -188,13 +176,39 @@ fn import_queue(cfg: &Config, args: &Args) -> Result<Vec<FileReport>, Failure> {
         Target::Store(&store)
     };
     let progress = admin::progress::Progress::new("import-postfix");
-    let mut reports = Vec::with_capacity(files.len());
-    for (done, file) in files.iter().enumerate() {
-        reports.push(postfix_queue::import_one(&args.queue_dir, file, &target));
-        progress.update(done as u64 + 1, files.len() as u64);
-    }
+    postfix_queue::for_each(&args.queue_dir, |file| {
+        let report = postfix_queue::import_one(&args.queue_dir, &file, &target);
+        counts.add(&report.action);
+        progress.suspend(|| printer.file(&report));
+        progress.update(counts.total(), total);
+    })
+    .map_err(unreadable)?;
     progress.finish();
-    Ok(reports)
+    Ok(counts)
+}
+
+/// What happened to the files, by [`Action`].
+#[derive(Default, Serialize)]
+struct Counts {
+    imported: u64,
+    already_imported: u64,
+    finished: u64,
+    left: u64,
+}
+
+impl Counts {
+    fn add(&mut self, action: &Action) {
+        *match action {
+            Action::Imported => &mut self.imported,
+            Action::AlreadyImported => &mut self.already_imported,
+            Action::Finished => &mut self.finished,
+            Action::Left => &mut self.left,
+        } += 1;
+    }
+
+    fn total(&self) -> u64 {
+        self.imported + self.already_imported + self.finished + self.left
+    }
 }
 
 fn open_store(dir: &Path) -> Result<Store, Failure> {
@@ -205,23 +219,82 @@ fn open_store(dir: &Path) -> Result<Store, Failure> {
     }
 }
 
-fn print_report(report: &Report, json: bool) {
-    let mut out = io::stdout().lock();
-    let _ = if json {
-        serde_json::to_writer_pretty(&mut out, report)
-            .map_err(io::Error::other)
-            .and_then(|()| writeln!(out))
-    } else {
-        write_text(&mut out, report)
-    };
+/// Prints the report as it goes: text, or one JSON object written in pieces
+/// (`{"dry_run", "config", "queue": [...], "summary"}`), so a million files never sit in
+/// memory at once.
+struct Printer {
+    json: bool,
+    dry_run: bool,
+    first: bool,
 }
 
-fn write_text(out: &mut impl Write, report: &Report) -> io::Result<()> {
-    let would = if report.dry_run { "would " } else { "" };
-    let config = &report.config;
-    let verb = match (config.changed, report.dry_run) {
-        (true, false) => "wrote",
-        (true, true) => "would write",
+impl Printer {
+    fn new(json: bool, dry_run: bool) -> Printer {
+        Printer {
+            json,
+            dry_run,
+            first: true,
+        }
+    }
+
+    fn would(&self) -> &'static str {
+        if self.dry_run {
+            "would "
+        } else {
+            ""
+        }
+    }
+
+    fn start(&self, config: &ConfigReport) {
+        let mut out = io::stdout().lock();
+        let _ = if self.json {
+            let config = serde_json::to_string(config).unwrap_or_default();
+            write!(
+                out,
+                "{{\"dry_run\":{},\"config\":{config},\"queue\":[",
+                self.dry_run
+            )
+        } else {
+            write_config_text(&mut out, config, self.would())
+        };
+    }
+
+    fn file(&mut self, report: &FileReport) {
+        let mut out = io::stdout().lock();
+        let _ = if self.json {
+            let comma = if self.first { "" } else { "," };
+            let line = serde_json::to_string(report).unwrap_or_default();
+            writeln!(out, "{comma}\n{line}")
+        } else {
+            write_file_line(&mut out, report, self.would())
+        };
+        self.first = false;
+    }
+
+    fn finish(&self, counts: &Counts) {
+        let mut out = io::stdout().lock();
+        let _ = if self.json {
+            let summary = serde_json::to_string(counts).unwrap_or_default();
+            writeln!(out, "],\"summary\":{summary}}}")
+        } else {
+            let imported = if self.dry_run {
+                "to import"
+            } else {
+                "imported"
+            };
+            writeln!(
+                out,
+                "summary: {} {imported}, {} already imported, {} finished, {} left in place",
+                counts.imported, counts.already_imported, counts.finished, counts.left
+            )
+        };
+    }
+}
+
+fn write_config_text(out: &mut impl Write, config: &ConfigReport, would: &str) -> io::Result<()> {
+    let verb = match (config.changed, would.is_empty()) {
+        (true, true) => "wrote",
+        (true, false) => "would write",
         (false, _) => "unchanged",
     };
     writeln!(out, "configuration: {verb} {}", config.path.display())?;
@@ -239,24 +312,7 @@ fn write_text(out: &mut impl Write, report: &Report) -> io::Result<()> {
         };
         writeln!(out, "  {label:<14} {} = {}{why}", d.name, d.value)?;
     }
-    writeln!(out, "queue: {} file(s)", report.queue.len())?;
-    for f in &report.queue {
-        write_file_line(out, f, would)?;
-    }
-    let count = |a: Action| report.queue.iter().filter(|f| f.action == a).count();
-    let imported = if report.dry_run {
-        "to import"
-    } else {
-        "imported"
-    };
-    writeln!(
-        out,
-        "summary: {} {imported}, {} already imported, {} finished, {} left in place",
-        count(Action::Imported),
-        count(Action::AlreadyImported),
-        count(Action::Finished),
-        count(Action::Left)
-    )
+    writeln!(out, "queue:")
 }
 
 fn write_file_line(out: &mut impl Write, f: &FileReport, would: &str) -> io::Result<()> {
