@@ -350,10 +350,11 @@ fn remove_durably(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Where Postfix may keep a message's log in the `defer`/`bounce`/`trace` queue: beside the
-/// queue file's own relative path, flat, or hashed by the first one or two characters of
-/// the queue ID (`hash_queue_names` hashes `defer` but not `hold`, so a held message's
-/// log is hashed while its queue file is not).
+/// Where Postfix may keep a message's log in the `defer`/`bounce`/`trace` queue. `deferred`
+/// and `defer` are hashed alike (`hash_queue_names`), so a deferred file's log sits at the
+/// same relative path; other queues are usually flat while `defer` is hashed (by the first
+/// characters of a short ID, by the microseconds of a long one), so for those the log
+/// queue's subdirectories are searched, two levels deep (`hash_queue_depth` is 1 by default).
 fn log_paths(postfix_queue: &Path, file: &QueueEntry, log: &str) -> Vec<PathBuf> {
     let dir = postfix_queue.join(log);
     let id = &file.postfix_id;
@@ -361,17 +362,23 @@ fn log_paths(postfix_queue: &Path, file: &QueueEntry, log: &str) -> Vec<PathBuf>
         .strip_prefix(file.queue)
         .unwrap_or(Path::new(id));
     let mut paths = vec![dir.join(inside), dir.join(id)];
-    let mut chars = id.chars();
-    if let (Some(first), Some(second)) = (chars.next(), chars.next()) {
-        paths.push(dir.join(first.to_string()).join(id));
-        paths.push(
-            dir.join(first.to_string())
-                .join(second.to_string())
-                .join(id),
-        );
+    if file.queue != "deferred" {
+        for first in subdirectories(&dir) {
+            paths.push(first.join(id));
+            paths.extend(subdirectories(&first).map(|second| second.join(id)));
+        }
     }
     paths.dedup();
     paths
+}
+
+fn subdirectories(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
 }
 
 /// The logs are only Postfix's notes for its own reports; they go once their message has.
