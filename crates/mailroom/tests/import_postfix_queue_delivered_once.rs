@@ -335,6 +335,17 @@ fn imported_postfix_queue_is_delivered_once_done_never_held_stays_held() {
     );
     assert!(with_action(&again, "imported").is_empty());
     assert_eq!(postfix_files(&postfix.queue), ["deferred/F/FBADFILE01"]);
+    // Without --queue-dir the queue is main.cf's queue_directory: the junk is found there.
+    let conf = postfix.conf.to_str().unwrap();
+    let out = world
+        .env
+        .run(&["import-postfix", "--json", "--config-dir", conf], b"");
+    assert_eq!(out.status.code(), Some(65));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        with_action(&report, "left")[0]["path"],
+        "deferred/F/FBADFILE01"
+    );
 
     let queue = world.queue();
     assert_eq!(queue.len(), 4, "{queue:?}");

@@ -31,9 +31,9 @@ pub struct Args {
     /// Read main.cf parameters from FILE instead (`-` = standard input), e.g. `postconf -n` output.
     #[arg(long, value_name = "FILE")]
     main_cf: Option<PathBuf>,
-    /// Postfix's queue directory.
-    #[arg(long, value_name = "DIR", default_value = "/var/spool/postfix")]
-    queue_dir: PathBuf,
+    /// Postfix's queue directory [default: main.cf's queue_directory, else /var/spool/postfix].
+    #[arg(long, value_name = "DIR")]
+    queue_dir: Option<PathBuf>,
     /// The report as JSON.
     #[arg(long)]
     json: bool,
@@ -61,8 +61,10 @@ pub fn run(config: Option<&Path>, args: Args) -> u8 {
 type Failure = (u8, String);
 
 fn import(config: Option<&Path>, args: &Args) -> Result<u8, Failure> {
-    let running = postfix_running(&args.queue_dir)
-        .map_err(|e| (EX_TEMPFAIL, format!("{}: {e}", args.queue_dir.display())))?;
+    let params = settings::parse_main_cf(&read_main_cf(args)?);
+    let queue_dir = postfix_queue_dir(args, &params);
+    let running = postfix_running(&queue_dir)
+        .map_err(|e| (EX_TEMPFAIL, format!("{}: {e}", queue_dir.display())))?;
     match (running, args.dry_run) {
         (Some(what), false) => {
             return Err((EX_TEMPFAIL, format!("{what}; stop it first (postfix stop)")))
@@ -71,10 +73,10 @@ fn import(config: Option<&Path>, args: &Args) -> Result<u8, Failure> {
         _ => {}
     }
     let path = output_path(config);
-    let (cfg, config_report) = import_settings(&path, args)?;
+    let (cfg, config_report) = import_settings(&path, args, &params)?;
     let mut printer = Printer::new(args.json, args.dry_run);
     printer.start(&config_report);
-    let counts = import_queue(&cfg, args, &mut printer)?;
+    let counts = import_queue(&cfg, &queue_dir, args.dry_run, &mut printer)?;
     printer.finish(&counts);
     Ok(if counts.left > 0 { EX_DATAERR } else { 0 })
 }
@@ -92,17 +94,19 @@ fn output_path(explicit: Option<&Path>) -> PathBuf {
 }
 
 /// main.cf + master.cf → mailroom.toml (merged into an existing one), and the loaded result.
-fn import_settings(path: &Path, args: &Args) -> Result<(Config, ConfigReport), Failure> {
-    let main_cf = read_main_cf(args)?;
-    let params = settings::parse_main_cf(&main_cf);
-    let mut decisions = settings::decide_main_cf(&params);
+fn import_settings(
+    path: &Path,
+    args: &Args,
+    params: &[(String, String)],
+) -> Result<(Config, ConfigReport), Failure> {
+    let mut decisions = settings::decide_main_cf(params);
     // Without a master.cf nothing says where Postfix listened: the listeners stay mailroom's
     // (an empty smtpd_listen would silently turn SMTP off).
     let master_path = args.config_dir.join("master.cf");
     match std::fs::read_to_string(&master_path) {
         Ok(master) => {
             let services = master_cf::parse_master_cf(&master);
-            decisions.extend(master_cf::decide_master_cf(&services, &params));
+            decisions.extend(master_cf::decide_master_cf(&services, params));
         }
         Err(e) => decisions.push(Decision {
             name: "master.cf".to_string(),
@@ -141,6 +145,18 @@ fn import_settings(path: &Path, args: &Args) -> Result<(Config, ConfigReport), F
     Ok((cfg, report))
 }
 
+/// `--queue-dir`, else the `queue_directory` main.cf sets, else Postfix's default.
+fn postfix_queue_dir(args: &Args, params: &[(String, String)]) -> PathBuf {
+    let from_main_cf = params
+        .iter()
+        .find(|(name, value)| name == "queue_directory" && value.starts_with('/'))
+        .map(|(_, value)| PathBuf::from(value));
+    args.queue_dir
+        .clone()
+        .or(from_main_cf)
+        .unwrap_or_else(|| PathBuf::from("/var/spool/postfix"))
+}
+
 fn read_main_cf(args: &Args) -> Result<String, Failure> {
     let path = args
         .main_cf
@@ -157,18 +173,23 @@ fn read_main_cf(args: &Args) -> Result<String, Failure> {
 }
 
 /// Every Postfix queue file → the store (or, dry, what would happen to it), one at a time.
-fn import_queue(cfg: &Config, args: &Args, printer: &mut Printer) -> Result<Counts, Failure> {
+fn import_queue(
+    cfg: &Config,
+    queue_dir: &Path,
+    dry_run: bool,
+    printer: &mut Printer,
+) -> Result<Counts, Failure> {
     let mut counts = Counts::default();
-    if !args.queue_dir.is_dir() {
-        let dir = args.queue_dir.display();
+    if !queue_dir.is_dir() {
+        let dir = queue_dir.display();
         eprintln!("mailroom: import-postfix: no Postfix queue at {dir}; nothing to move");
         return Ok(counts);
     }
-    let unreadable = |e: io::Error| (EX_TEMPFAIL, format!("{}: {e}", args.queue_dir.display()));
-    let total = postfix_queue::count(&args.queue_dir).map_err(unreadable)?;
+    let unreadable = |e: io::Error| (EX_TEMPFAIL, format!("{}: {e}", queue_dir.display()));
+    let total = postfix_queue::count(queue_dir).map_err(unreadable)?;
     let store_dir = &cfg.queue_directory;
     let (store, snapshot);
-    let target = if args.dry_run {
+    let target = if dry_run {
         snapshot = Snapshot::scan(store_dir).ok();
         Target::DryRun(snapshot.as_ref())
     } else {
@@ -176,8 +197,8 @@ fn import_queue(cfg: &Config, args: &Args, printer: &mut Printer) -> Result<Coun
         Target::Store(&store)
     };
     let progress = admin::progress::Progress::new("import-postfix");
-    postfix_queue::for_each(&args.queue_dir, |file| {
-        let report = postfix_queue::import_one(&args.queue_dir, &file, &target);
+    postfix_queue::for_each(queue_dir, |file| {
+        let report = postfix_queue::import_one(queue_dir, &file, &target);
         counts.add(&report.action);
         progress.suspend(|| printer.file(&report));
         progress.update(counts.total(), total);
