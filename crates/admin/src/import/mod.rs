@@ -24,6 +24,7 @@
 //! files are parsed as untrusted data: bounded, never followed as paths, never panicking;
 //! symbolic links in the Postfix queue are not followed.
 
+pub mod fuzzing;
 pub mod master_cf;
 pub mod postfix_queue;
 pub mod queue_file;
