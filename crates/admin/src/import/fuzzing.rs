@@ -96,6 +96,7 @@ fn plausible(kind: u8, value: &[u8]) -> Vec<u8> {
                 text
             }
         }
+        b'A' if first % 3 == 0 => format!("trace_flags={}", first).into_bytes(),
         b'A' => [b"dsn_orig_rcpt=".as_slice(), &text].concat(),
         _ => text,
     }
@@ -138,6 +139,9 @@ fn encode(file: &QueueFile) -> Vec<u8> {
     }
     if let Some(ret) = &file.ret {
         text(&mut out, b'<', if ret == "FULL" { "1" } else { "2" });
+    }
+    if file.verify_only {
+        text(&mut out, b'A', "trace_flags=256");
     }
     if file.delay_warned {
         text(&mut out, b'W', "-1");

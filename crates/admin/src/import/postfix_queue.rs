@@ -227,7 +227,13 @@ fn prepare(postfix_queue: &Path, file: &QueueEntry) -> Result<Prepared, String> 
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
-    let (envelope, counts) = envelope(&parsed, &logs);
+    let (mut envelope, mut counts) = envelope(&parsed, &logs);
+    if parsed.verify_only {
+        // Postfix would only probe these recipients (RCPT, then RSET): mailroom has no
+        // probe, and delivering the probe would send mail nobody wrote.
+        envelope.recipients.clear();
+        counts = (0, parsed.recipients.len() + parsed.done.len(), 0);
+    }
     let deferred = queue == QueueName::Deferred;
     let meta = MessageMeta {
         envelope,
@@ -243,9 +249,16 @@ fn prepare(postfix_queue: &Path, file: &QueueEntry) -> Result<Prepared, String> 
     report.mailroom_id = Some(id.to_string());
     report.queue = Some(queue.as_str());
     (report.pending, report.done, report.bounced) = counts;
-    report.warning = parsed.content_filter.as_ref().map(|filter| {
+    report.warning = if parsed.verify_only {
+        Some(
+            "an address verification probe (verify(8) or sendmail -bv), not mail: not imported"
+                .into(),
+        )
+    } else {
+        parsed.content_filter.as_ref().map(|filter| {
         format!("was to pass Postfix content filter {filter}; mailroom's content_filter applies instead")
-    });
+        })
+    };
     Ok(Prepared {
         parsed,
         id,

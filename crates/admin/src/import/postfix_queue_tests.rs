@@ -257,3 +257,21 @@ fn derived_ids_differ_per_postfix_id_and_sort_by_arrival() {
     assert!(a < later && b < later);
     assert_eq!(a.unix_time(), 1_700_000_000);
 }
+
+#[test]
+fn an_address_verification_probe_is_not_delivered_as_mail() {
+    let w = world();
+    let mut file = Vec::new();
+    record(&mut file, b'T', "1700000000 5");
+    record(&mut file, b'A', "trace_flags=256");
+    record(&mut file, b'S', "double-bounce@example.com");
+    record(&mut file, b'R', "probed@example.net");
+    for (kind, data) in [(b'M', ""), (b'N', "Subject: probe"), (b'X', ""), (b'E', "")] {
+        record(&mut file, kind, data);
+    }
+    place(&w.postfix, "deferred/G/G0001", &file, 0o700);
+    let reports = import_all(&w);
+    assert_eq!(reports[0].action, Action::Finished);
+    assert!(reports[0].warning.as_deref().unwrap().contains("probe"));
+    assert!(w.store.is_empty());
+}

@@ -41,6 +41,9 @@ pub struct QueueFile {
     pub redirect: Option<String>,
     /// The "mail delayed" warning was sent (`W` rewritten to -1 by the queue manager).
     pub delay_warned: bool,
+    /// An address verification request (`trace_flags` with Postfix's MTA or user probe
+    /// bit: `verify(8)` or `sendmail -bv`): recipients are only probed, never sent mail.
+    pub verify_only: bool,
 }
 
 /// One recipient still to deliver.
@@ -276,6 +279,12 @@ impl State {
             .split_once('=')
             .ok_or_else(|| format!("malformed attribute {value:?}"))?;
         let kind = match name.trim() {
+            "trace_flags" => {
+                // DEL_REQ_FLAG_MTA_VRFY (1 << 8) and DEL_REQ_FLAG_USR_VRFY (1 << 9).
+                let flags = value.trim().parse::<u32>().unwrap_or(0);
+                self.file.verify_only = flags & (1 << 8 | 1 << 9) != 0;
+                return Ok(());
+            }
             "dsn_orig_rcpt" => b'o',
             "notify_flags" => b'n',
             "envelope_id" => b'i',
