@@ -6,7 +6,7 @@
 //! message; one deferred then held with `postsuper -h`; and that bounce, also deferred.
 //! A fifth file is junk.
 //!
-//! Then: the import refuses while Postfix runs (exit 75); `--dry-run` changes nothing;
+//! Then: the import refuses while Postfix runs (exit 75), and later while mailroom does; `--dry-run` changes nothing;
 //! Postfix is stopped; the import moves the four messages (exit 65 for the junk file, left
 //! in place and named); a copy put back as after a crash is recognised, not queued twice;
 //! mailroom then delivers each pending recipient exactly once, never the done ones, and
@@ -354,6 +354,10 @@ fn imported_postfix_queue_is_delivered_once_done_never_held_stays_held() {
     assert_eq!(held[0].2, ["d@dead.test"]);
 
     world.start_with_listeners(1);
+    // The daemon owns the store now: another import must wait for it to stop.
+    let (code, _, stderr) = import(&world, &postfix, &[]);
+    assert_eq!(code, 75, "refused while mailroom runs: {stderr}");
+    assert!(stderr.contains("stop mailroom first"), "{stderr}");
     wait_until("b, c and the bounce delivered", || {
         let got = multiset(peer.delivered_to());
         ["b@dead.test", "c@dead.test", "alice@pf.test"]

@@ -84,41 +84,18 @@ pub fn parse_master_cf(text: &str) -> Vec<Service> {
 
 /// The listeners and the report lines for `master.cf`, given `main.cf`'s parameters.
 pub fn decide_master_cf(services: &[Service], main_cf: &[(String, String)]) -> Vec<Decision> {
-    let setting = |name: &str| {
-        main_cf
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let interfaces = interfaces(setting("inet_interfaces").unwrap_or("all"));
+    let setting = main_cf
+        .iter()
+        .find(|(n, _)| n == "inet_interfaces")
+        .map(|(_, v)| v.as_str());
+    let interfaces = interfaces(setting.unwrap_or("all"));
     let mut decisions = Vec::new();
     let (mut smtpd, mut submission) = (Vec::new(), Vec::new());
     for service in services {
-        let label = format!("master.cf {}/{}", service.name, service.kind);
-        let smtp_server = matches!(service.command.as_str(), "smtpd" | "postscreen");
-        if service.kind != "inet" || !smtp_server {
-            if !BUILT_IN.contains(&service.name.as_str()) || service.kind == "inet" {
-                decisions.push(ignored(&label, &service.command, "mailroom has no such service; route mail with transport_maps or content_filter to its built-in agents"));
-            }
-            continue;
-        }
-        let Some((host, port)) = listen_point(&service.name) else {
-            decisions.push(ignored(
-                &label,
-                &service.name,
-                "cannot tell the listening address",
-            ));
+        let Some(port) = smtp_service(service, &mut decisions) else {
             continue;
         };
-        if port == 465 {
-            decisions.push(ignored(
-                &label,
-                &service.name,
-                "mailroom has no implicit-TLS (smtps) listener; clients can use STARTTLS on 587",
-            ));
-            continue;
-        }
-        let addresses: Vec<String> = match host {
+        let addresses = match listen_point(&service.name).and_then(|(host, _)| host) {
             Some(host) => vec![host],
             None => interfaces.clone(),
         };
@@ -128,22 +105,47 @@ pub fn decide_master_cf(services: &[Service], main_cf: &[(String, String)]) -> V
             &mut smtpd
         };
         target.extend(addresses.iter().map(|a| socket(a, port)));
-        for option in overrides(&service.args) {
-            decisions.push(ignored(&label, option, "a per-service override: mailroom has one smtpd configuration; set it in mailroom.toml if it should apply to all"));
-        }
-        if service.command == "postscreen" {
-            decisions.push(ignored(
-                &label,
-                "postscreen",
-                "mailroom has no postscreen; its smtpd listens directly",
-            ));
-        }
     }
     decisions.push(listen("smtpd_listen", &smtpd));
     if !submission.is_empty() {
         decisions.push(listen("submission_listen", &submission));
     }
     decisions
+}
+
+/// The port of an SMTP service mailroom's smtpd can take over, with a report line for
+/// everything about the service it cannot; `None` (and why) for any other service.
+fn smtp_service(service: &Service, decisions: &mut Vec<Decision>) -> Option<u16> {
+    let label = format!("master.cf {}/{}", service.name, service.kind);
+    let mut ignore = |value: &str, why: &str| decisions.push(ignored(&label, value, why));
+    let smtp_server = matches!(service.command.as_str(), "smtpd" | "postscreen");
+    if service.kind != "inet" || !smtp_server {
+        if !BUILT_IN.contains(&service.name.as_str()) || service.kind == "inet" {
+            ignore(&service.command, "mailroom has no such service; route mail with transport_maps or content_filter to its built-in agents");
+        }
+        return None;
+    }
+    let Some((_, port)) = listen_point(&service.name) else {
+        ignore(&service.name, "cannot tell the listening address");
+        return None;
+    };
+    if port == 465 {
+        ignore(
+            &service.name,
+            "mailroom has no implicit-TLS (smtps) listener; clients can use STARTTLS on 587",
+        );
+        return None;
+    }
+    for option in overrides(&service.args) {
+        ignore(option, "a per-service override: mailroom has one smtpd configuration; set it in mailroom.toml if it should apply to all");
+    }
+    if service.command == "postscreen" {
+        ignore(
+            "postscreen",
+            "mailroom has no postscreen; its smtpd listens directly",
+        );
+    }
+    Some(port)
 }
 
 /// The `-o name=value` options of a service (`-o name=value` or `-oname=value`).

@@ -202,19 +202,7 @@ struct Prepared {
 }
 
 fn prepare(postfix_queue: &Path, file: &QueueEntry) -> Result<Prepared, String> {
-    if file.queue == "maildrop" {
-        return Err(MAILDROP_WHY.to_string());
-    }
-    let metadata = fs::symlink_metadata(&file.path).map_err(|e| e.to_string())?;
-    if !metadata.file_type().is_file() {
-        return Err("not a regular file".to_string());
-    }
-    // Postfix's cleanup sets the owner-execute bit when a file is complete (mode 0700);
-    // without it the file was still being written and Postfix would not deliver it either.
-    if metadata.permissions().mode() & 0o700 != 0o700 {
-        return Err("incomplete: Postfix's cleanup never finished it (mode not 0700)".into());
-    }
-    let bytes = fs::read(&file.path).map_err(|e| e.to_string())?;
+    let (bytes, retry_at) = read_ready(file)?;
     let parsed = queue_file::parse(&bytes).map_err(|e| format!("cannot parse: {e}"))?;
     let logs = Logs::read(postfix_queue, file);
     let queue = match file.queue {
@@ -222,11 +210,6 @@ fn prepare(postfix_queue: &Path, file: &QueueEntry) -> Result<Prepared, String> 
         "deferred" => QueueName::Deferred,
         _ => QueueName::Incoming,
     };
-    let retry_at = metadata
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
     let (mut envelope, mut counts) = envelope(&parsed, &logs);
     if parsed.verify_only {
         // Postfix would only probe these recipients (RCPT, then RSET): mailroom has no
@@ -249,22 +232,48 @@ fn prepare(postfix_queue: &Path, file: &QueueEntry) -> Result<Prepared, String> 
     report.mailroom_id = Some(id.to_string());
     report.queue = Some(queue.as_str());
     (report.pending, report.done, report.bounced) = counts;
-    report.warning = if parsed.verify_only {
-        Some(
-            "an address verification probe (verify(8) or sendmail -bv), not mail: not imported"
-                .into(),
-        )
-    } else {
-        parsed.content_filter.as_ref().map(|filter| {
-        format!("was to pass Postfix content filter {filter}; mailroom's content_filter applies instead")
-        })
-    };
+    report.warning = warning(&parsed);
     Ok(Prepared {
         parsed,
         id,
         meta,
         report,
     })
+}
+
+/// The bytes of a complete queue file and its mtime (a deferred file's next retry time:
+/// Postfix's queue manager sets it so).
+fn read_ready(file: &QueueEntry) -> Result<(Vec<u8>, u64), String> {
+    if file.queue == "maildrop" {
+        return Err(MAILDROP_WHY.to_string());
+    }
+    let metadata = fs::symlink_metadata(&file.path).map_err(|e| e.to_string())?;
+    if !metadata.file_type().is_file() {
+        return Err("not a regular file".to_string());
+    }
+    // Postfix's cleanup sets the owner-execute bit when a file is complete (mode 0700);
+    // without it the file was still being written and Postfix would not deliver it either.
+    if metadata.permissions().mode() & 0o700 != 0o700 {
+        return Err("incomplete: Postfix's cleanup never finished it (mode not 0700)".into());
+    }
+    let bytes = fs::read(&file.path).map_err(|e| e.to_string())?;
+    let retry_at = metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    Ok((bytes, retry_at))
+}
+
+fn warning(parsed: &QueueFile) -> Option<String> {
+    if parsed.verify_only {
+        let what = "an address verification probe (verify(8) or sendmail -bv), not mail";
+        return Some(format!("{what}: not imported"));
+    }
+    let filter = parsed.content_filter.as_ref()?;
+    Some(format!(
+        "was to pass Postfix content filter {filter}; mailroom's content_filter applies instead"
+    ))
 }
 
 /// The mailroom envelope and (pending, done, bounced) counts.
