@@ -80,7 +80,40 @@ fn live_command(pid: u32) -> Option<String> {
     (!matches!(state, "Z" | "X")).then_some(command)
 }
 
-/// A live process whose working directory is the queue directory.
+/// Postfix's daemons, by command name (as `/proc` shows it, at most 15 characters).
+const POSTFIX_DAEMONS: &[&str] = &[
+    "anvil",
+    "bounce",
+    "cleanup",
+    "discard",
+    "dnsblog",
+    "error",
+    "flush",
+    "lmtp",
+    "local",
+    "master",
+    "oqmgr",
+    "pickup",
+    "pipe",
+    "postlogd",
+    "postscreen",
+    "proxymap",
+    "qmgr",
+    "qmqpd",
+    "scache",
+    "showq",
+    "smtp",
+    "smtpd",
+    "spawn",
+    "tlsmgr",
+    "tlsproxy",
+    "trivial-rewrite",
+    "verify",
+    "virtual",
+];
+
+/// A live Postfix daemon whose working directory is the queue directory (an operator's
+/// shell sitting there is not one: its program is not in Postfix's daemon directory).
 fn process_in(postfix_queue: &Path) -> Option<(u32, String)> {
     let queue = fs::canonicalize(postfix_queue).ok()?;
     let me = std::process::id();
@@ -89,6 +122,10 @@ fn process_in(postfix_queue: &Path) -> Option<(u32, String)> {
         if pid == me || fs::read_link(entry.path().join("cwd")).ok()? != queue {
             return None;
         }
-        Some((pid, live_command(pid)?))
+        let command = live_command(pid)?;
+        let program = fs::read_link(entry.path().join("exe")).unwrap_or_default();
+        let postfix = program.to_string_lossy().contains("/postfix/")
+            || POSTFIX_DAEMONS.contains(&command.as_str());
+        postfix.then_some((pid, command))
     })
 }

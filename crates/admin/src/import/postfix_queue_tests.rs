@@ -275,3 +275,17 @@ fn an_address_verification_probe_is_not_delivered_as_mail() {
     assert!(reports[0].warning.as_deref().unwrap().contains("probe"));
     assert!(w.store.is_empty());
 }
+
+#[test]
+fn an_operators_shell_in_the_queue_directory_is_not_a_running_postfix() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shell = std::process::Command::new("sleep")
+        .arg("30")
+        .current_dir(dir.path())
+        .spawn()
+        .unwrap();
+    let running = crate::import::postfix_running(dir.path());
+    let _ = shell.kill();
+    let _ = shell.wait();
+    assert_eq!(running.unwrap(), None);
+}
