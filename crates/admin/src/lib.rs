@@ -50,6 +50,7 @@ pub mod doctor;
 pub mod duration;
 pub mod engine;
 pub mod execute;
+pub mod import;
 pub mod pidfile;
 pub mod postcat;
 pub mod progress;

@@ -33,6 +33,14 @@ impl Progress {
         }
     }
 
+    /// Runs `f` (which prints lines) with the bar hidden, so lines and bar do not mix.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.0 {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
     /// Removes the bar before the final lines are printed.
     pub fn finish(&self) {
         if let Some(bar) = &self.0 {

@@ -2,8 +2,8 @@
 //! in its own file under `commands/`; this file only lists them and hands each its `Args`.
 
 use crate::commands::{
-    check, config, doctor, mailbox, mailq, man, newaliases, passwd, postcat, postqueue, postsuper,
-    qshape, sendmail, serve,
+    check, config, doctor, import_postfix, mailbox, mailq, man, newaliases, passwd, postcat,
+    postqueue, postsuper, qshape, sendmail, serve,
     service::{self, Service},
     start,
 };
@@ -56,6 +56,7 @@ enum Command {
     /// Reopen maillog_file after it was rotated (SIGUSR1).
     Logrotate,
     Man(man::Args),
+    ImportPostfix(import_postfix::Args),
 }
 
 /// `mailroom ARGS`; a usage error exits 64 (`--help` and `--version` exit 0).
@@ -93,5 +94,6 @@ pub fn run(args: Vec<OsString>) -> u8 {
         Command::Flush => service::run(path, Service::Flush),
         Command::Logrotate => service::run(path, Service::Logrotate),
         Command::Man(a) => man::run(Cli::command(), a),
+        Command::ImportPostfix(a) => import_postfix::run(path, a),
     }
 }

@@ -212,6 +212,24 @@ impl Store {
         self.commit(bytes, change)
     }
 
+    /// Queues a message with a state of its own (queue, retry time, recipient states) in one
+    /// record, so a message taken over from another MTA is never briefly `incoming` before
+    /// it is held or deferred: a crash cannot make a held message deliverable.
+    pub fn enqueue_as(
+        &self,
+        id: QueueId,
+        meta: MessageMeta,
+        message: &[u8],
+    ) -> Result<(), StoreError> {
+        if self.contains(id) {
+            return Err(StoreError::Duplicate(id));
+        }
+        let mut bytes = Vec::with_capacity(message.len() + 256);
+        record::encode_message(id, &meta, message, &mut bytes);
+        let size = message.len() as u64;
+        self.commit(bytes, Change::Put { id, meta, size })
+    }
+
     /// Records new recipient states and the message's queue/retry time, durably.
     pub fn update(&self, id: QueueId, update: Update) -> Result<(), StoreError> {
         if !self.contains(id) {

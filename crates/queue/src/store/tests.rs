@@ -91,3 +91,32 @@ fn when_space_is_short_a_mostly_live_oldest_segment_that_pins_dead_ones_is_compa
     assert!(after < before / 2, "{before} bytes of log became {after}");
     assert_eq!(store.len(), 63);
 }
+
+#[test]
+fn enqueue_as_keeps_its_queue_and_states_across_a_reopen() {
+    use crate::{MessageMeta, QueueName};
+    use envelope::RecipientState;
+    let tmp = tempfile::tempdir().unwrap();
+    let id = QueueId::generate();
+    let mut envelope = env();
+    envelope.recipients[0].state = RecipientState::Deferred {
+        reason: "connection refused".into(),
+    };
+    let meta = MessageMeta {
+        envelope,
+        queue: QueueName::Hold,
+        next_attempt: 1_700_000_600,
+        attempts: 1,
+        delay_warned: false,
+        follow_up: None,
+    };
+    {
+        let (store, _) = Store::open(tmp.path(), options(0)).unwrap();
+        store.enqueue_as(id, meta.clone(), b"body\n").unwrap();
+        assert!(store.enqueue_as(id, meta.clone(), b"body\n").is_err());
+    }
+    let (store, _) = Store::open(tmp.path(), options(0)).unwrap();
+    let entry = store.get(id).unwrap();
+    assert_eq!(entry.meta, meta);
+    assert_eq!(store.read_message(id).unwrap(), b"body\n");
+}
