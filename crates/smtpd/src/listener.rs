@@ -121,7 +121,7 @@ impl Limits {
 /// Binds every listener of `cfg`. One that cannot be bound (port in use, address not
 /// configured) is reported on standard error and in the log, and left out: the rest of the
 /// daemon (pickup, delivery, the other listeners) keeps working.
-pub fn bind_all(cfg: &Config) -> Vec<(TcpListener, Role)> {
+pub fn bind_all(cfg: &Config) -> Vec<(std::net::TcpListener, Role)> {
     let roles = [
         (&cfg.smtpd_listen, Role::Smtp),
         (&cfg.submission_listen, Role::Submission),
@@ -142,7 +142,7 @@ pub fn bind_all(cfg: &Config) -> Vec<(TcpListener, Role)> {
     bound
 }
 
-fn bind(address: SocketAddr, role: Role) -> Result<TcpListener, SmtpdError> {
+fn bind(address: SocketAddr, role: Role) -> Result<std::net::TcpListener, SmtpdError> {
     let error = |source| SmtpdError::Bind {
         address,
         role: role.name(),
@@ -150,7 +150,22 @@ fn bind(address: SocketAddr, role: Role) -> Result<TcpListener, SmtpdError> {
     };
     let listener = std::net::TcpListener::bind(address).map_err(error)?;
     listener.set_nonblocking(true).map_err(error)?;
-    TcpListener::from_std(listener).map_err(error)
+    Ok(listener)
+}
+
+/// The bound listeners as tokio's (inside the runtime); one that tokio refuses is logged
+/// and skipped, like one that could not be bound.
+pub fn into_tokio(bound: Vec<(std::net::TcpListener, Role)>) -> Vec<(TcpListener, Role)> {
+    let mut listeners = Vec::new();
+    for (listener, role) in bound {
+        match TcpListener::from_std(listener) {
+            Ok(listener) => listeners.push((listener, role)),
+            Err(e) => {
+                error!(target: "smtpd", "cannot listen ({}): {e}; this listener is disabled", role.name())
+            }
+        }
+    }
+    listeners
 }
 
 /// Runs the accept loops until `stop`, then waits (bounded) for the sessions.
