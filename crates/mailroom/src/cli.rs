@@ -40,6 +40,8 @@ enum Command {
     Check(check::Args),
     Doctor(doctor::Args),
     Mailbox(mailbox::Args),
+    #[command(hide = true)]
+    LocalHelper(serve::local_helper::Args),
 }
 
 /// `mailroom ARGS`; a usage error exits 64 (`--help` and `--version` exit 0).
@@ -69,5 +71,6 @@ pub fn run(args: Vec<OsString>) -> u8 {
         Command::Check(a) => check::run(path, a),
         Command::Doctor(a) => doctor::run(path, a),
         Command::Mailbox(a) => mailbox::run(path, a),
+        Command::LocalHelper(a) => serve::local_helper::run(path, a),
     }
 }

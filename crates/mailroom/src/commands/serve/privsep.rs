@@ -1,0 +1,268 @@
+//! Privilege separation at start: what a daemon started as root does before it gives up
+//! root, and the giving up. The design and its argument are in `agents::local::helper`.
+//!
+//! The sequence (as root, before the runtime starts):
+//! 1. [`decide`]: separate when running as root and `mail_owner` is a user other than root;
+//!    a `mail_owner` that does not exist is fatal (78), never a reason to stay root;
+//! 2. [`separate`]: bind the SMTP listeners and load the TLS key (`smtpd::prepare`), create
+//!    a missing mail spool (root's, like `/var/mail`), start the local delivery helper
+//!    (`mailroom local-helper`, the re-executed binary, the socketpair on its stdin);
+//! 3. [`drop_privileges`]: `setgroups([gid])`, `setresgid`, `setresuid` to `mail_owner`,
+//!    `PR_SET_NO_NEW_PRIVS`, then verify from `/proc/self/status` that every uid and gid is
+//!    `mail_owner`'s and that the permitted and effective capability sets are empty, and that
+//!    root cannot be had back. Anything else is fatal: the daemon never runs half-dropped.
+//!
+//! After that the same process opens the store (so every queue file is `mail_owner`'s),
+//! and runs smtpd, pickup, the queue manager and the SMTP client as `mail_owner`. It keeps
+//! its pid: the pid an admin (or a pid file) signals is the daemon's, as before.
+//!
+//! Not root (the embedded default, a user's private daemon), or root with `mail_owner`
+//! root (the embedded default started by root): no separation is possible; one process as
+//! before. The system profile refuses a root `mail_owner`, as Postfix does.
+
+use config::{Config, Profile};
+use envelope::sysexits::{EX_CONFIG, EX_OSERR};
+use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tracing::{error, info, warn};
+
+/// The user the daemon becomes.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub enum Mode {
+    /// One process, as the user who started it.
+    Single,
+    Separated(Owner),
+}
+
+/// What the root part of the start hands to the unprivileged daemon.
+pub struct Separated {
+    pub smtpd: smtpd::Prepared,
+    /// The daemon's end of the socketpair.
+    pub helper: UnixStream,
+    pub child: Child,
+}
+
+fn fatal(text: &str, code: u8) -> u8 {
+    error!(target: "master", "fatal: {text}");
+    eprintln!("mailroom: fatal: {text}");
+    code
+}
+
+/// Whether (and as whom) to separate; exit 78 when `mail_owner` rules it out.
+pub fn decide(cfg: &Config) -> Result<Mode, u8> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(Mode::Single);
+    }
+    let name = &cfg.mail_owner;
+    match admin::check::user(name) {
+        None => Err(fatal(
+            &format!("mail_owner {name:?} is not a user on this system; refusing to run as root (useradd --system {name}, or set mail_owner)"),
+            EX_CONFIG,
+        )),
+        Some((0, _)) if cfg.profile == Profile::System => Err(fatal(
+            &format!("mail_owner {name:?} has privileged user ID 0; refusing to run the SMTP server as root"),
+            EX_CONFIG,
+        )),
+        Some((0, _)) => Ok(Mode::Single),
+        Some((uid, gid)) => {
+            if admin::check::user(&cfg.default_privs).map(|u| u.0) == Some(uid) {
+                warn!(target: "master", "default_privs {:?} is the same user as mail_owner: commands from root's aliases could touch the queue; use another user", cfg.default_privs);
+            }
+            Ok(Mode::Separated(Owner {
+                name: name.clone(),
+                uid,
+                gid,
+            }))
+        }
+    }
+}
+
+/// Steps 2 and 3 of the module doc; on return this process is `mail_owner`.
+pub fn separate(cfg: &Config, source: Option<&Path>, owner: &Owner) -> Result<Separated, u8> {
+    let smtpd = smtpd::prepare(cfg);
+    let spool = &cfg.mail_spool_directory;
+    if !spool.exists() {
+        let made = fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(spool);
+        if let Err(e) = made {
+            return Err(fatal(
+                &format!("cannot create {}: {e}", spool.display()),
+                EX_CONFIG,
+            ));
+        }
+    }
+    let (helper, child) = spawn_helper(source).map_err(|e| {
+        fatal(
+            &format!("cannot start the local delivery helper: {e}"),
+            EX_OSERR,
+        )
+    })?;
+    if let Err(e) = drop_privileges(owner) {
+        return Err(fatal(
+            &format!("cannot drop privileges to mail_owner {}: {e}", owner.name),
+            EX_OSERR,
+        ));
+    }
+    info!(target: "master", "privileges dropped to mail_owner {} (uid {}, gid {}); local delivery helper pid {} keeps root",
+        owner.name, owner.uid, owner.gid, child.id());
+    Ok(Separated {
+        smtpd,
+        helper,
+        child,
+    })
+}
+
+/// `mailroom [-c FILE] local-helper`, the binary itself, with the socketpair on stdin.
+fn spawn_helper(source: Option<&Path>) -> io::Result<(UnixStream, Child)> {
+    let (daemon_end, helper_end) = UnixStream::pair()?;
+    // /proc/self/exe, not current_exe(): it runs this very binary even if an upgrade has
+    // replaced the file on disk since the start.
+    let mut command = Command::new("/proc/self/exe");
+    command.arg0("mailroom");
+    if let Some(path) = source {
+        command.arg("-c").arg(path);
+    }
+    command
+        .arg("local-helper")
+        .stdin(Stdio::from(OwnedFd::from(helper_end)))
+        .stdout(Stdio::null());
+    Ok((daemon_end, command.spawn()?))
+}
+
+/// Becomes `owner` for good, or says why not.
+pub fn drop_privileges(owner: &Owner) -> Result<(), String> {
+    let os = |what: &str| format!("{what}: {}", io::Error::last_os_error());
+    let (uid, gid) = (owner.uid, owner.gid);
+    // SAFETY: plain system calls on this process's own credentials (glibc applies them to
+    // every thread); `&gid` is valid for the one element passed.
+    unsafe {
+        if libc::setgroups(1, &gid) != 0 {
+            return Err(os("setgroups"));
+        }
+        if libc::setresgid(gid, gid, gid) != 0 {
+            return Err(os("setresgid"));
+        }
+        if libc::setresuid(uid, uid, uid) != 0 {
+            return Err(os("setresuid"));
+        }
+        // Nothing the daemon runs (content filters, commands) may gain privileges by exec.
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(os("prctl(PR_SET_NO_NEW_PRIVS)"));
+        }
+    }
+    let status = fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("cannot verify the drop in /proc/self/status: {e}"))?;
+    verify(&status, owner)?;
+    // SAFETY: as above; this must fail now.
+    if unsafe { libc::setuid(0) } == 0 {
+        return Err("root could be regained after the drop".into());
+    }
+    Ok(())
+}
+
+/// Every uid and gid is the owner's, the only group its own, and no capability is left.
+fn verify(status: &str, owner: &Owner) -> Result<(), String> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+            .ok_or_else(|| format!("no {name} line in /proc/self/status"))
+    };
+    let all_are = |name: &str, id: u32| -> Result<(), String> {
+        let value = field(name)?;
+        match value.split_whitespace().all(|v| v == id.to_string()) {
+            true => Ok(()),
+            false => Err(format!("{name} is {value:?}, not {id}")),
+        }
+    };
+    all_are("Uid", owner.uid)?;
+    all_are("Gid", owner.gid)?;
+    all_are("Groups", owner.gid)?;
+    for caps in ["CapPrm", "CapEff"] {
+        let value = field(caps)?;
+        if !value.trim_start_matches('0').is_empty() {
+            return Err(format!("{caps} is {value}, not empty"));
+        }
+    }
+    Ok(())
+}
+
+/// After the stop: the daemon has closed its end; wait (bounded) for the helper to finish
+/// its deliveries in flight and exit.
+pub fn reap(mut child: Child, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return,
+            Ok(Some(status)) => {
+                warn!(target: "master", "local delivery helper pid {} ended: {status}", child.id());
+                return;
+            }
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                // It is root's; we cannot kill it. It exits by itself once its deliveries end.
+                warn!(target: "master", "local delivery helper pid {} is still finishing deliveries; not waiting for it", child.id());
+                return;
+            }
+            Err(e) => {
+                warn!(target: "master", "cannot wait for the local delivery helper: {e}");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner() -> Owner {
+        Owner {
+            name: "mail".into(),
+            uid: 8,
+            gid: 8,
+        }
+    }
+
+    const DROPPED: &str = "Name:\tmailroom\nUid:\t8\t8\t8\t8\nGid:\t8\t8\t8\t8\nGroups:\t8 \nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\n";
+
+    #[test]
+    fn a_complete_drop_verifies() {
+        assert_eq!(verify(DROPPED, &owner()), Ok(()));
+    }
+
+    #[test]
+    fn a_saved_root_uid_a_root_group_or_a_capability_fails_the_drop() {
+        for (from, to) in [
+            ("Uid:\t8\t8\t8\t8", "Uid:\t8\t8\t0\t8"),
+            ("Gid:\t8\t8\t8\t8", "Gid:\t8\t0\t8\t8"),
+            ("Groups:\t8 ", "Groups:\t0 8 "),
+            ("CapPrm:\t0000000000000000", "CapPrm:\t0000000000000400"),
+            ("CapEff:\t0000000000000000", "CapEff:\t000001ffffffffff"),
+        ] {
+            let status = DROPPED.replace(from, to);
+            assert!(verify(&status, &owner()).is_err(), "{to} accepted");
+        }
+        assert!(
+            verify("Uid:\t8\t8\t8\t8\n", &owner()).is_err(),
+            "missing lines accepted"
+        );
+    }
+}
