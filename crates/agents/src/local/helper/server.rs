@@ -148,7 +148,7 @@ fn handle(helper: &Arc<Helper>, frame: Frame, reload: &Reloader) -> bool {
                 Ok(fresh) => {
                     *helper.agent.write().unwrap_or_else(|p| p.into_inner()) =
                         (Arc::new(fresh.0), fresh.1);
-                    info!(target: "local", "reload -- configuration and aliases re-read");
+                    info!(target: "local", "local delivery helper reloaded -- configuration and aliases re-read");
                     None
                 }
                 Err(e) => Some(e),
