@@ -5,7 +5,9 @@
 //! 1. [`decide`]: separate when running as root and `mail_owner` is a user other than root;
 //!    a `mail_owner` that does not exist is fatal (78), never a reason to stay root;
 //! 2. [`separate`]: bind the SMTP listeners and load the TLS key (`smtpd::prepare`), create
-//!    a missing mail spool (root's, like `/var/mail`), start the local delivery helper
+//!    a missing mail spool (root's, like `/var/mail`), give the queue to `mail_owner`
+//!    ([`adopt_queue`]: a missing queue directory is made for it, and queue files that an
+//!    earlier daemon wrote as root become its), start the local delivery helper
 //!    (`mailroom local-helper`, the re-executed binary, the socketpair on its stdin);
 //! 3. [`drop_privileges`]: `setgroups([gid])`, `setresgid`, `setresuid` to `mail_owner`,
 //!    `PR_SET_NO_NEW_PRIVS`, then verify from `/proc/self/status` that every uid and gid is
@@ -25,7 +27,7 @@ use envelope::sysexits::{EX_CONFIG, EX_OSERR};
 use std::fs;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -93,7 +95,7 @@ pub fn decide(cfg: &Config) -> Result<Mode, u8> {
 
 /// Steps 2 and 3 of the module doc; on return this process is `mail_owner`.
 pub fn separate(cfg: &Config, source: Option<&Path>, owner: &Owner) -> Result<Separated, u8> {
-    let smtpd = smtpd::prepare(cfg);
+    adopt_queue(&cfg.queue_directory, owner).map_err(|e| fatal(&e, EX_CONFIG))?;
     let spool = &cfg.mail_spool_directory;
     if !spool.exists() {
         let made = fs::DirBuilder::new()
@@ -107,6 +109,7 @@ pub fn separate(cfg: &Config, source: Option<&Path>, owner: &Owner) -> Result<Se
             ));
         }
     }
+    let smtpd = smtpd::prepare(cfg);
     let (helper, child) = spawn_helper(source).map_err(|e| {
         fatal(
             &format!("cannot start the local delivery helper: {e}"),
@@ -126,6 +129,92 @@ pub fn separate(cfg: &Config, source: Option<&Path>, owner: &Owner) -> Result<Se
         helper,
         child,
     })
+}
+
+/// Makes the queue `owner`'s. Only what root owns is changed (what an earlier daemon running
+/// as root wrote), never through a symbolic link (`lchown`) nor a file with other links: the
+/// directories are writable by `mail_owner`, who must not be able to make root chown
+/// anything outside them. A queue directory owned by another user is an error (`check`).
+fn adopt_queue(queue: &Path, owner: &Owner) -> Result<(), String> {
+    let ids = (Some(owner.uid), Some(owner.gid));
+    let fail =
+        |path: &Path, e: io::Error| format!("cannot give {} to mail_owner: {e}", path.display());
+    if !queue.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(queue)
+            .map_err(|e| fail(queue, e))?;
+    }
+    let meta = fs::symlink_metadata(queue).map_err(|e| fail(queue, e))?;
+    if !meta.is_dir() || (meta.uid() != 0 && meta.uid() != owner.uid) {
+        return Err(format!(
+            "queue_directory {} is not a directory of mail_owner {} (uid {}): fix its owner (mailroom check --fix)",
+            queue.display(), owner.name, owner.uid
+        ));
+    }
+    let mut adopted = 0;
+    if meta.uid() == 0 {
+        // A root-owned directory with anything but a queue in it is a wrong
+        // queue_directory (`/var/spool`, say), not one to give away.
+        if let Some(other) = foreign_entry(queue) {
+            return Err(format!(
+                "queue_directory {} belongs to root and holds {other:?}, which is not part of a mailroom queue; refusing to give it to mail_owner {}",
+                queue.display(), owner.name
+            ));
+        }
+        std::os::unix::fs::lchown(queue, ids.0, ids.1).map_err(|e| fail(queue, e))?;
+        adopted += 1;
+    }
+    // maildrop keeps its group (setgid_group) and its files (the submitters').
+    adopted += adopt_one(&queue.join("maildrop"), (ids.0, None)).map_err(|e| fail(queue, e))?;
+    for dir in ["store", "corrupt"].map(|d| queue.join(d)) {
+        adopted += adopt_one(&dir, ids).map_err(|e| fail(&dir, e))?;
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            adopted += adopt_one(&path, ids).map_err(|e| fail(&path, e))?;
+        }
+    }
+    if adopted > 0 {
+        info!(target: "master", "gave {adopted} queue files and directories written by root to mail_owner {}", owner.name);
+    }
+    Ok(())
+}
+
+/// The first name in `queue` that a mailroom queue does not have.
+fn foreign_entry(queue: &Path) -> Option<String> {
+    const QUEUE_NAMES: [&str; 7] = [
+        "store",
+        "maildrop",
+        "corrupt",
+        "control.sock",
+        "showq.sock",
+        "pid",
+        submit::guard::REFUSAL_FILE,
+    ];
+    let entries = fs::read_dir(queue).ok()?;
+    entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| !QUEUE_NAMES.contains(&name.as_str()) && !name.starts_with('.'))
+}
+
+/// Chowns one root-owned directory or singly-linked regular file; 1 if it did.
+fn adopt_one(path: &Path, (uid, gid): (Option<u32>, Option<u32>)) -> io::Result<usize> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let plain = meta.is_dir() || (meta.is_file() && meta.nlink() == 1);
+    if meta.uid() != 0 || !plain {
+        return Ok(0);
+    }
+    std::os::unix::fs::lchown(path, uid, gid)?;
+    Ok(1)
 }
 
 /// `mailroom [-c FILE] local-helper`, the binary itself, with the socketpair on stdin.
