@@ -119,3 +119,13 @@ fn missing_mail_owner_refuses_to_start_as_root() {
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
     assert!(!env.queue_dir().join("store").exists());
 }
+
+#[test]
+fn check_is_clean_after_a_separated_start_and_a_delivery() {
+    let Some(p) = setup("") else { return };
+    let _daemon = p.env.start();
+    send_smtp(p.port, &format!("{USER}@localhost"), "check-me-8");
+    p.env.wait_log("status=sent", 1);
+    let out = p.env.run(&["check"], b"");
+    assert_success(&out, "mailroom check");
+}

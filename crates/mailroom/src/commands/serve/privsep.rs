@@ -5,7 +5,7 @@
 //! 1. [`decide`]: separate when running as root and `mail_owner` is a user other than root;
 //!    a `mail_owner` that does not exist is fatal (78), never a reason to stay root;
 //! 2. [`separate`]: bind the SMTP listeners and load the TLS key (`smtpd::prepare`), create
-//!    a missing mail spool (root's, like `/var/mail`), give the queue to `mail_owner`
+//!    a missing mail spool ([`make_spool`]), give the queue to `mail_owner`
 //!    ([`adopt_queue`]: a missing queue directory is made for it, and queue files that an
 //!    earlier daemon wrote as root become its), start the local delivery helper
 //!    (`mailroom local-helper`, the re-executed binary, the socketpair on its stdin);
@@ -96,19 +96,7 @@ pub fn decide(cfg: &Config) -> Result<Mode, u8> {
 /// Steps 2 and 3 of the module doc; on return this process is `mail_owner`.
 pub fn separate(cfg: &Config, source: Option<&Path>, owner: &Owner) -> Result<Separated, u8> {
     adopt_queue(&cfg.queue_directory, owner).map_err(|e| fatal(&e, EX_CONFIG))?;
-    let spool = &cfg.mail_spool_directory;
-    if !spool.exists() {
-        let made = fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(spool);
-        if let Err(e) = made {
-            return Err(fatal(
-                &format!("cannot create {}: {e}", spool.display()),
-                EX_CONFIG,
-            ));
-        }
-    }
+    make_spool(cfg, owner).map_err(|e| fatal(&e, EX_CONFIG))?;
     let smtpd = smtpd::prepare(cfg);
     let (helper, child) = spawn_helper(source).map_err(|e| {
         fatal(
@@ -215,6 +203,26 @@ fn adopt_one(path: &Path, (uid, gid): (Option<u32>, Option<u32>)) -> io::Result<
     }
     std::os::unix::fs::lchown(path, uid, gid)?;
     Ok(1)
+}
+
+/// A missing mail spool, made as `mailroom check` expects it: root's in the system profile
+/// (it stands for the distribution's `/var/mail`), `mail_owner`'s in the embedded one (one
+/// user's data directory). The helper refuses links in it either way (`agents`' mbox.rs).
+fn make_spool(cfg: &Config, owner: &Owner) -> Result<(), String> {
+    let spool = &cfg.mail_spool_directory;
+    if spool.exists() {
+        return Ok(());
+    }
+    let fail = |e: io::Error| format!("cannot create {}: {e}", spool.display());
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(spool)
+        .map_err(fail)?;
+    if cfg.profile != Profile::System {
+        std::os::unix::fs::lchown(spool, Some(owner.uid), Some(owner.gid)).map_err(fail)?;
+    }
+    Ok(())
 }
 
 /// `mailroom [-c FILE] local-helper`, the binary itself, with the socketpair on stdin.
