@@ -41,6 +41,13 @@
 //! file-system ids; commands and files named by aliases run as the alias file's owner or,
 //! for root-owned files, `default_privs` — never as root. Without root (the embedded
 //! default) everything runs as the invoking user.
+//!
+//! Privilege separation ([`local::helper`]): a daemon started as root gives up root after
+//! starting one root process that runs this agent for it over a socketpair (frames with a
+//! request id, several at once); that helper re-checks every request against its own
+//! configuration. The module doc argues the design (a helper process, not setfsuid in the
+//! daemon, not a process per delivery). The SMTP client ([`smtp`]) needs no privilege and
+//! runs as `mail_owner` in the daemon.
 
 #![forbid(unsafe_code)]
 

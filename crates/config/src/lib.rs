@@ -112,8 +112,9 @@ pub struct Config {
     pub allow_mail_to_files: Vec<String>,
     /// User whose rights `|command` and `/file` deliveries get when running as root.
     pub default_privs: String,
-    /// The user that owns the queue in a system install (Postfix: `postfix`). In the
-    /// embedded default: the user running mailroom.
+    /// The user that owns the queue in a system install (Postfix: `postfix`), and the user
+    /// a daemon started as root becomes after binding its ports (privilege separation). In
+    /// the embedded default: the user running mailroom.
     pub mail_owner: String,
     /// Group of the setgid `mailroom-postdrop` helper and of `maildrop/` (Postfix: `postdrop`).
     pub setgid_group: String,

@@ -18,6 +18,8 @@ pub const EX_NOUSER: u8 = 67;
 pub const EX_UNAVAILABLE: u8 = 69;
 /// An internal error (a runtime that cannot start, output that cannot be written).
 pub const EX_SOFTWARE: u8 = 70;
+/// The operating system refused (a process cannot be started, privileges cannot be dropped).
+pub const EX_OSERR: u8 = 71;
 /// An output file cannot be created or written.
 pub const EX_CANTCREAT: u8 = 73;
 /// An input/output error.

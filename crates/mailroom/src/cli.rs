@@ -57,6 +57,8 @@ enum Command {
     Logrotate,
     Man(man::Args),
     ImportPostfix(import_postfix::Args),
+    #[command(hide = true)]
+    LocalHelper(serve::local_helper::Args),
 }
 
 /// `mailroom ARGS`; a usage error exits 64 (`--help` and `--version` exit 0).
@@ -95,5 +97,6 @@ pub fn run(args: Vec<OsString>) -> u8 {
         Command::Logrotate => service::run(path, Service::Logrotate),
         Command::Man(a) => man::run(Cli::command(), a),
         Command::ImportPostfix(a) => import_postfix::run(path, a),
+        Command::LocalHelper(a) => serve::local_helper::run(path, a),
     }
 }

@@ -85,9 +85,17 @@ async fn run_local(
     recipients: &[usize],
     body: Vec<u8>,
 ) -> Vec<Outcome> {
-    let agent = cx.shared.local();
     let (id, env, rcpts) = (entry.id, entry.meta.envelope.clone(), recipients.to_vec());
-    match tokio::task::spawn_blocking(move || agent.deliver(id, &env, &rcpts, &body)).await {
+    let delivered = match cx.shared.local_helper() {
+        // Privilege separation: the root helper delivers; it never fails to answer (a dead
+        // helper is a deferral), so there is no panic to contain here.
+        Some(helper) => Ok(helper.deliver(id, env, &rcpts, body).await),
+        None => {
+            let agent = cx.shared.local();
+            tokio::task::spawn_blocking(move || agent.deliver(id, &env, &rcpts, &body)).await
+        }
+    };
+    match delivered {
         Ok(delivery) => {
             let forwarded = resubmit(cx, entry, delivery.resubmit).await;
             delivery

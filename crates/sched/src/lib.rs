@@ -44,7 +44,9 @@
 //! stopping the daemon (invariant 4).
 //!
 //! Security stance: runs as the queue owner; agents it calls may need root to deliver into
-//! users' mailboxes (see the agents crate).
+//! users' mailboxes (see the agents crate). Started as root, the daemon runs this as
+//! `mail_owner` and local deliveries go to the root helper (`Shared::set_local_helper`,
+//! `agents::local::helper`); a helper that does not answer is a deferral.
 
 #![forbid(unsafe_code)]
 

@@ -1,17 +1,22 @@
 //! What every delivery needs: the store, and the settings with what is built from them
-//! (local agent, router, remote agent), swapped whole on SIGHUP.
+//! (local agent, router, remote agent), swapped whole on SIGHUP; and, when the daemon runs
+//! privilege-separated, the connection to the local delivery helper.
 
 use crate::remote::{NoRemote, RemoteAgent};
 use crate::route::Router;
 use crate::settings::Settings;
+use agents::local::helper::HelperClient;
 use agents::LocalAgent;
 use queue::Store;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// The store and the current settings.
 pub struct Shared {
     pub store: Store,
     current: RwLock<Current>,
+    /// Set when local deliveries go to the root helper; the in-process agent then only
+    /// answers smtpd's recipient checks.
+    helper: OnceLock<Arc<HelperClient>>,
 }
 
 #[derive(Clone)]
@@ -34,6 +39,7 @@ impl Shared {
                 router: Arc::new(router),
                 remote: Arc::new(NoRemote),
             }),
+            helper: OnceLock::new(),
         })
     }
 
@@ -50,6 +56,16 @@ impl Shared {
 
     pub fn local(&self) -> Arc<LocalAgent> {
         self.current().local
+    }
+
+    /// The local delivery helper, when local deliveries go through one.
+    pub fn local_helper(&self) -> Option<Arc<HelperClient>> {
+        self.helper.get().cloned()
+    }
+
+    /// Sends local deliveries to the helper from now on (set once, at start).
+    pub fn set_local_helper(&self, helper: Arc<HelperClient>) {
+        let _ = self.helper.set(helper);
     }
 
     pub fn router(&self) -> Arc<Router> {

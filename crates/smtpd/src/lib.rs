@@ -123,20 +123,39 @@ impl Reload {
 /// serves until `stop` becomes true. Call inside the runtime.
 pub fn spawn(hooks: Hooks, stop: watch::Receiver<bool>) -> Server {
     let cfg = (hooks.config)();
-    let listeners = listener::bind_all(&cfg);
+    spawn_prepared(hooks, prepare(&cfg), stop)
+}
+
+/// What needs the privileges the daemon starts with: the listening sockets (port 25 needs
+/// root) and the TLS key (often readable by root only). A root daemon makes it before it
+/// gives up root, then serves with [`spawn_prepared`] as `mail_owner`.
+pub struct Prepared {
+    listeners: Vec<(listener::ListenKey, std::net::TcpListener)>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Binds the listeners and loads the TLS key; needs no runtime.
+pub fn prepare(cfg: &Config) -> Prepared {
+    let listeners = listener::bind_all(cfg);
     let wants_tls = !cfg.smtpd_listen.is_empty() || !cfg.submission_listen.is_empty();
-    let tls = if wants_tls { tls::acceptor(&cfg) } else { None };
-    warn_about_setup(&cfg, tls.is_some());
+    let tls = if wants_tls { tls::acceptor(cfg) } else { None };
+    Prepared { listeners, tls }
+}
+
+/// [`spawn`] with listeners and TLS made earlier by [`prepare`]. Call inside the runtime.
+pub fn spawn_prepared(hooks: Hooks, prepared: Prepared, stop: watch::Receiver<bool>) -> Server {
+    let cfg = (hooks.config)();
+    warn_about_setup(&cfg, prepared.tls.is_some());
     let intake = intake::Intake {
         store: hooks.store,
         queued: hooks.queued,
-        tls: std::sync::RwLock::new(tls),
+        tls: std::sync::RwLock::new(prepared.tls),
         local_recipient: hooks.local_recipient,
         auth: auth_guard::AuthGuard::new(),
     };
     let (reload, reloads) = mpsc::unbounded_channel();
     let task = listener::start(
-        listeners,
+        listener::into_tokio(prepared.listeners),
         hooks.config,
         intake,
         cfg.smtpd_process_limit,

@@ -142,10 +142,10 @@ pub(crate) fn configured(cfg: &Config) -> Vec<ListenKey> {
 /// Binds every listener of `cfg`. One that cannot be bound (port in use, address not
 /// configured) is reported on standard error and in the log, and left out: the rest of the
 /// daemon (pickup, delivery, the other listeners) keeps working.
-pub fn bind_all(cfg: &Config) -> Vec<(ListenKey, TcpListener)> {
+pub fn bind_all(cfg: &Config) -> Vec<(ListenKey, std::net::TcpListener)> {
     let mut bound = Vec::new();
     for (address, role) in configured(cfg) {
-        match bind(address, role) {
+        match bind_std(address, role) {
             Ok(listener) => bound.push(((address, role), listener)),
             Err(e) => {
                 error!(target: "smtpd", "{e}; this listener is disabled");
@@ -162,9 +162,34 @@ pub(crate) fn bind(address: SocketAddr, role: Role) -> Result<TcpListener, Smtpd
         role: role.name(),
         source,
     };
+    TcpListener::from_std(bind_std(address, role)?).map_err(error)
+}
+
+/// Binds one listener without a runtime (before the daemon gives up root).
+fn bind_std(address: SocketAddr, role: Role) -> Result<std::net::TcpListener, SmtpdError> {
+    let error = |source| SmtpdError::Bind {
+        address,
+        role: role.name(),
+        source,
+    };
     let listener = std::net::TcpListener::bind(address).map_err(error)?;
     listener.set_nonblocking(true).map_err(error)?;
-    TcpListener::from_std(listener).map_err(error)
+    Ok(listener)
+}
+
+/// The bound listeners as tokio's (inside the runtime); one that tokio refuses is logged
+/// and skipped, like one that could not be bound.
+pub fn into_tokio(bound: Vec<(ListenKey, std::net::TcpListener)>) -> Vec<(ListenKey, TcpListener)> {
+    let mut listeners = Vec::new();
+    for ((address, role), listener) in bound {
+        match TcpListener::from_std(listener) {
+            Ok(listener) => listeners.push(((address, role), listener)),
+            Err(e) => {
+                error!(target: "smtpd", "cannot listen ({}): {e}; this listener is disabled", role.name())
+            }
+        }
+    }
+    listeners
 }
 
 /// Runs the accept loops until `stop`, then waits (bounded) for the sessions. A message on

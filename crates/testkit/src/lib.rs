@@ -8,7 +8,7 @@
 //! loopback: the scripted [`Peer`], Postfix's `smtp-sink` ([`Sink`]), the DNS responder
 //! [`Dns`] (also used by `agents`' unit tests). One SMTP [`Client`], one [`wait_until`]
 //! (over one [`poll_for`]), one DSN reader ([`parse_dsn`]); the fault suite's counting
-//! helpers live in [`fault`].
+//! helpers live in [`fault`], the privilege-separation accounts and worlds in [`privsep`].
 //!
 //! Everything is bounded in time (sockets time out, waits poll with a deadline, never a
 //! blind sleep) and everything started is stopped on drop (daemons SIGKILLed, peers closed,
@@ -24,6 +24,7 @@ pub mod fault;
 mod machine;
 mod mbox;
 mod peer;
+pub mod privsep;
 mod sink;
 mod stage;
 mod text;

@@ -12,6 +12,7 @@ mod deliver;
 mod fsutil;
 pub mod fuzzing;
 mod headers;
+pub mod helper;
 mod lock;
 mod mailbox_name;
 mod maildir;

@@ -12,14 +12,20 @@
 //!
 //! A clean stop first stops taking new work (pickup, dispatch), then waits for deliveries in
 //! flight; whatever was not finished is still queued on disk and is retried at the next start.
+//!
+//! Started as root, it separates privileges first (`privsep.rs`): listeners bound and the
+//! local delivery helper started as root, then everything else as `mail_owner`.
 
 mod control_server;
+pub mod local_helper;
+mod privsep;
 
 use control_server::Access;
 
 use crate::commands::start;
 use crate::edge::load_config;
 use admin::pidfile::{PidFile, PidFileError};
+use agents::local::helper::HelperClient;
 use agents::LocalAgent;
 use config::Config;
 use envelope::sysexits::{EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL};
@@ -59,8 +65,19 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
             return EX_TEMPFAIL;
         }
     };
-    let started = open_log(&cfg).and_then(|log| Ok((log, open_store(&cfg)?)));
-    let (log, store) = match started {
+    let source = config_path
+        .map(Path::to_path_buf)
+        .or_else(|| cfg.source.clone());
+    let started = open_log(&cfg).and_then(|log| {
+        let separated = match privsep::decide(&cfg)? {
+            privsep::Mode::Single => None,
+            privsep::Mode::Separated(owner) => {
+                Some(privsep::separate(&cfg, source.as_deref(), &owner)?)
+            }
+        };
+        Ok((log, separated, open_store(&cfg)?))
+    });
+    let (log, separated, store) = match started {
         Ok(started) => started,
         Err(code) => return code,
     };
@@ -81,9 +98,6 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
             return EX_SOFTWARE;
         }
     };
-    let source = config_path
-        .map(Path::to_path_buf)
-        .or_else(|| cfg.source.clone());
     info!(target: "master", "daemon started -- version {}, configuration {}, queue {}",
         env!("CARGO_PKG_VERSION"),
         source.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "(embedded default)".into()),
@@ -92,14 +106,14 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
         Ok(shared) => shared,
         Err(code) => return code,
     };
-    runtime.block_on(daemon(shared, LiveConfig::new(cfg), source, log));
+    let code = runtime.block_on(daemon(shared, LiveConfig::new(cfg), source, log, separated));
     info!(target: "master", "terminating");
-    0
+    code
 }
 
 /// The mail log, as `maillog_file`, `syslog_*` and `log_format` say (exit 78 if the file
 /// cannot be opened; an unreachable syslog falls back to standard error with a warning).
-fn open_log(cfg: &Config) -> Result<maillog::LogHandle, u8> {
+pub(crate) fn open_log(cfg: &Config) -> Result<maillog::LogHandle, u8> {
     let options = crate::edge::log_options(cfg);
     match maillog::init(&options) {
         Ok(log) => Ok(log),
@@ -188,16 +202,27 @@ fn shared_state(store: Store, cfg: &Config, local: LocalAgent) -> Result<Arc<Sha
     }
 }
 
+/// Runs until a stop; the exit code is 0, or 75 when the local delivery helper died.
 async fn daemon(
     shared: Arc<Shared>,
     live: LiveConfig,
     source: Option<PathBuf>,
     log: maillog::LogHandle,
-) {
+    separated: Option<privsep::Separated>,
+) -> u8 {
     let (stop_tx, stop_rx) = watch::channel(false);
     let qmgr = QueueManager::new(shared.clone());
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(4);
-    let (mut tasks, smtpd) = spawn_tasks(&shared, &live, &qmgr, &stop_rx, reload_tx);
+    let (prepared, helper) = match separated.map(start_helper_client).transpose() {
+        Ok(Some((prepared, client, child))) => {
+            shared.set_local_helper(client.clone());
+            (Some(prepared), Some((client, child)))
+        }
+        Ok(None) => (None, None),
+        Err(code) => return code,
+    };
+    let mut helper_dead = helper.as_ref().map(|(client, _)| client.dead());
+    let (mut tasks, smtpd) = spawn_tasks(&shared, &live, &qmgr, &stop_rx, reload_tx, prepared);
     tasks.push(tokio::spawn(chores(
         shared.clone(),
         live.clone(),
@@ -213,9 +238,10 @@ async fn daemon(
         signal(SignalKind::quit()),
     ) else {
         error!(target: "master", "cannot install signal handlers");
-        return;
+        return EX_SOFTWARE;
     };
     announce_ready();
+    let mut code = 0;
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -224,6 +250,15 @@ async fn daemon(
             Some(()) = reload_rx.recv() => reload(&shared, &live, &smtpd, source.as_deref()),
             _ = usr1.recv() => reopen_log(&log, &live.get()),
             _ = quit.recv() => abort(&shared.settings().layout),
+            why = helper_died(helper_dead.as_mut()) => {
+                // Without root the daemon cannot start another: stop, and let the
+                // supervisor start both again. Local mail meanwhile is deferred, not lost.
+                let text = format!("the local delivery helper is gone ({why}); local mail is deferred; stopping so that mailroom is restarted");
+                error!(target: "master", "{text}");
+                eprintln!("mailroom: fatal: {text}");
+                code = EX_TEMPFAIL;
+                break;
+            }
         }
     }
     notify(&[NotifyState::Stopping]);
@@ -235,6 +270,11 @@ async fn daemon(
         }
     }
     remove_sockets(&shared.settings().layout);
+    if let Some((client, child)) = helper {
+        client.close();
+        let _ = tokio::task::spawn_blocking(move || privsep::reap(child, STOP_GRACE)).await;
+    }
+    code
 }
 
 /// READY=1: listeners and control sockets are bound. Detached by `mailroom start`, the
@@ -277,6 +317,19 @@ fn reopen_log(log: &maillog::LogHandle, cfg: &Config) {
     }
 }
 
+/// The daemon's side of the helper connection (inside the runtime).
+fn start_helper_client(
+    separated: privsep::Separated,
+) -> Result<(smtpd::Prepared, Arc<HelperClient>, std::process::Child), u8> {
+    match HelperClient::start(separated.helper) {
+        Ok(client) => Ok((separated.smtpd, client, separated.child)),
+        Err(e) => {
+            error!(target: "master", "fatal: cannot talk to the local delivery helper: {e}");
+            Err(EX_SOFTWARE)
+        }
+    }
+}
+
 /// SIGQUIT / `mailroom abort`: exit now. Every acknowledged message is already durable
 /// (DESIGN invariant 1), so what was in flight is simply retried at the next start, as
 /// after a crash; only the sockets are cleaned up.
@@ -287,6 +340,17 @@ fn abort(layout: &queue::Layout) -> ! {
     std::process::exit(0)
 }
 
+/// Resolves with the reason once the helper is gone; never without one.
+async fn helper_died(dead: Option<&mut watch::Receiver<Option<String>>>) -> String {
+    let Some(dead) = dead else {
+        return std::future::pending().await;
+    };
+    match dead.wait_for(Option::is_some).await {
+        Ok(why) => why.clone().unwrap_or_default(),
+        Err(_) => "its connection is closed".to_string(),
+    }
+}
+
 /// SMTP listeners, the queue manager, pickup and the two control sockets.
 fn spawn_tasks(
     shared: &Arc<Shared>,
@@ -294,11 +358,17 @@ fn spawn_tasks(
     qmgr: &Arc<QueueManager>,
     stop_rx: &watch::Receiver<bool>,
     reload_tx: tokio::sync::mpsc::Sender<()>,
+    prepared: Option<smtpd::Prepared>,
 ) -> (Vec<tokio::task::JoinHandle<()>>, smtpd::Reload) {
     let cfg = live.get();
     let mut tasks = Vec::new();
     // SMTP listeners (crate smtpd); the task ends after the stop once its sessions are done.
-    let smtpd = smtpd::spawn(smtpd_hooks(shared, live, qmgr), stop_rx.clone());
+    // Separated, they were bound as root before the drop.
+    let hooks = smtpd_hooks(shared, live, qmgr);
+    let smtpd = match prepared {
+        Some(prepared) => smtpd::spawn_prepared(hooks, prepared, stop_rx.clone()),
+        None => smtpd::spawn(hooks, stop_rx.clone()),
+    };
     tasks.push(smtpd.task);
     tasks.push(tokio::spawn(qmgr.clone().run(stop_rx.clone(), STOP_GRACE)));
     let scheduler = qmgr.clone();
@@ -380,12 +450,24 @@ fn reload_config(shared: &Shared, live: &LiveConfig, source: Option<&Path>) -> b
             shared.set_remote(Arc::new(remote));
             live.set(cfg);
             info!(target: "master", "reload -- configuration and aliases re-read");
+            reload_helper(shared);
             true
         }
         Err(e) => {
             warn!(target: "master", "reload failed, keeping the old configuration: {e}");
             false
         }
+    }
+}
+
+/// The helper re-reads the files itself (a request: the daemon cannot signal root).
+fn reload_helper(shared: &Shared) {
+    if let Some(helper) = shared.local_helper() {
+        tokio::spawn(async move {
+            if let Err(e) = helper.reload().await {
+                warn!(target: "local", "local delivery helper: reload failed, it keeps the old configuration: {e}");
+            }
+        });
     }
 }
 
