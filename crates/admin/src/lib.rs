@@ -40,6 +40,7 @@ pub mod doctor;
 pub mod duration;
 pub mod engine;
 pub mod execute;
+pub mod install;
 pub mod pidfile;
 pub mod postcat;
 pub mod progress;

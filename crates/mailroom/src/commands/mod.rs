@@ -10,6 +10,7 @@
 pub mod check;
 pub mod config;
 pub mod doctor;
+pub mod install;
 pub mod mailbox;
 pub mod mailq;
 pub mod newaliases;
