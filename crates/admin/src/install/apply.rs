@@ -77,8 +77,27 @@ pub fn run(plan: &Plan, options: &Options, out: &mut dyn Write) -> Outcome {
         }
         let _ = writeln!(out, "install: {} {}", change.verb.1, change.what);
         changed += 1;
+        if is_unit(step) {
+            reload_systemd(options, "install", out);
+        }
     }
     Outcome::Done { changed }
+}
+
+fn is_unit(step: &Step) -> bool {
+    matches!(step, Step::File { path, .. } if path == Path::new(super::UNIT_PATH))
+}
+
+/// `systemctl daemon-reload` after the unit changed, when systemd runs this system (not
+/// under a prefix, not in a chroot without it); a failure is said, not fatal.
+pub(super) fn reload_systemd(options: &Options, program: &str, out: &mut dyn Write) {
+    if options.prefix.is_some() || !Path::new("/run/systemd/system").is_dir() {
+        return;
+    }
+    match command("systemctl", &["daemon-reload"]) {
+        Ok(()) => drop(writeln!(out, "{program}: systemctl daemon-reload")),
+        Err(why) => drop(writeln!(out, "{program}: warning: {why}")),
+    }
 }
 
 /// The step's target and its planned owner and mode, for `in place:` lines.
@@ -198,7 +217,14 @@ fn examine_file(step: &Step, options: &Options) -> State {
         Err(_) if *content == Content::Packaged => {
             return State::Refused(format!("{} is missing (dpkg installs it)", real.display()))
         }
-        Err(_) => return State::Differs(Change { verb: CREATE, what }),
+        Err(_) => {
+            return match content {
+                Content::Copy(source) if !source.is_file() => {
+                    State::Refused(missing_source(source))
+                }
+                _ => State::Differs(Change { verb: CREATE, what }),
+            }
+        }
         Ok(meta) => meta,
     };
     if *content == Content::Packaged && options.prefix.is_none() {
@@ -216,6 +242,11 @@ fn examine_file(step: &Step, options: &Options) -> State {
             real.display()
         ));
     }
+    if let Content::Copy(source) = content {
+        if !source.is_file() {
+            return State::Refused(missing_source(source));
+        }
+    }
     let same = match content {
         Content::Text(text) => fs::read(&real).is_ok_and(|now| now == text.as_bytes()),
         Content::Copy(source) => same_bytes(source, &real),
@@ -232,6 +263,13 @@ fn examine_file(step: &Step, options: &Options) -> State {
         true => State::InPlace,
         false => State::Differs(Change { verb: SET, what }),
     }
+}
+
+fn missing_source(source: &Path) -> String {
+    format!(
+        "{} is missing: build it beside mailroom first (cargo build --release -p mailroom -p submit)",
+        source.display()
+    )
 }
 
 fn same_bytes(a: &Path, b: &Path) -> bool {

@@ -58,6 +58,9 @@ pub fn uninstall(
         }
         let _ = writeln!(out, "uninstall: removed {what}");
         changed += 1;
+        if *removal == Removal::File(PathBuf::from(super::UNIT_PATH)) {
+            super::apply::reload_systemd(options, "uninstall", out);
+        }
     }
     for (path, why) in kept {
         let path = under(root, &path);
