@@ -32,19 +32,11 @@ cargo deb --version >/dev/null 2>&1 || cargo install cargo-deb --version "$CARGO
 
 # --- build ---------------------------------------------------------------------------
 step "building ($profile profile)"
-cargo build -q -p mailroom -p submit --profile "$profile"
+deb=$(scripts/deb-build.sh "$profile")
 case "$profile" in dev) out=target/debug ;; *) out=target/$profile ;; esac
-rm -rf target/man && mkdir -p target/man/man1 target/man/man5 target/man/man8
-if ! "$out/mailroom" man --dir target/man >/dev/null 2>&1; then
-    # Until `mailroom man` is merged: the package ships no pages (the globs stay valid).
-    step "this mailroom has no man command: packaging without manual pages"
-    rm -rf target/man && mkdir -p target/man/man1 target/man/man5 target/man/man8
-fi
-rm -rf target/debian
-cargo deb -q -p mailroom --no-build --profile "$profile" --fast -o target/debian/ >/dev/null
-deb=$(ls target/debian/mailroom_*.deb)
 step "built $deb"
-dpkg-deb -f "$deb" Provides Conflicts Replaces | grep -q "mail-transport-agent" || fail "no mail-transport-agent relations"
+relations=$(dpkg-deb -f "$deb" Provides Conflicts Replaces)
+[ "$(grep -c ': mail-transport-agent$' <<<"$relations")" = 3 ] || fail "mail-transport-agent relations: $relations"
 
 # --- a clean chroot ------------------------------------------------------------------
 base=$cache/$suite-minbase.tar
@@ -86,7 +78,7 @@ in_root mailroom install --from-package | grep -q "nothing to change" || fail "s
 in_root dpkg -L mailroom >"$root/tmp/files.txt"
 
 step "mailroom start; sendmail as nobody"
-in_root mailroom start || fail "mailroom start"
+in_root mailroom start >"$root/tmp/start.log" 2>&1 || { cat "$root/tmp/start.log"; fail "mailroom start"; }
 printf 'Subject: deb-test %s\n\nsubmitted by nobody\n' "$$" |
     in_root runuser -u nobody -- /usr/sbin/sendmail root || fail "sendmail as nobody"
 for _ in $(seq 1 120); do
@@ -97,7 +89,7 @@ grep -q "Subject: deb-test $$" "$root/var/mail/root" 2>/dev/null || {
     in_root mailroom mailq || true
     fail "the message did not reach /var/mail/root"
 }
-in_root mailroom stop || fail "mailroom stop"
+in_root mailroom stop >/dev/null 2>&1 || fail "mailroom stop"
 rm -f "$root/var/mail/root" # root's mail, made by the test: not the package's
 
 step "dpkg --purge"
@@ -139,7 +131,9 @@ set -e
 [ "$code" = 73 ] || { cat "$root/tmp/refused.log"; fail "install over fake-mta: exit $code, expected 73"; }
 grep -q "belongs to package fake-mta" "$root/tmp/refused.log" || fail "refusal does not name the package"
 grep -q -- "--replace-mta" "$root/tmp/refused.log" || fail "refusal does not say how to proceed"
-in_root test -x /tmp/build/mailroom && [ ! -e "$root/usr/sbin/mailroom" ] || fail "a refused install changed something"
+snapshot >"$root/tmp/refused.txt"
+diff -q "$root/tmp/before.txt" "$root/tmp/refused.txt" >/dev/null || fail "a refused install changed something:
+$(diff "$root/tmp/before.txt" "$root/tmp/refused.txt")"
 in_root /tmp/build/mailroom install --replace-mta >/dev/null || fail "install --replace-mta"
 in_root dpkg-divert --listpackage /usr/sbin/sendmail | grep -qx mailroom || fail "sendmail not diverted"
 in_root mailroom check || fail "mailroom check after a plain install"

@@ -57,8 +57,8 @@ use std::path::{Path, PathBuf};
 pub const PACKAGE: &str = "mailroom";
 /// Where the binaries go (the unit file runs `/usr/sbin/mailroom serve`).
 pub const BIN_DIR: &str = "/usr/sbin";
-/// Debian bookworm's unit directory for packaged units.
-pub const UNIT_PATH: &str = "/lib/systemd/system/mailroom.service";
+/// Where the package (cargo-deb) puts the unit too; /lib is /usr/lib on merged-/usr Debian.
+pub const UNIT_PATH: &str = "/usr/lib/systemd/system/mailroom.service";
 /// The symlink `systemctl enable mailroom` makes (removed by `uninstall`).
 pub const UNIT_WANTS_PATH: &str = "/etc/systemd/system/multi-user.target.wants/mailroom.service";
 pub const LOGROTATE_PATH: &str = "/etc/logrotate.d/mailroom";
