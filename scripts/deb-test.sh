@@ -76,6 +76,11 @@ in_root dpkg -S /usr/sbin/sendmail | grep -q '^mailroom:' || fail "/usr/sbin/sen
 in_root mailroom check || fail "mailroom check after dpkg -i"
 in_root mailroom install --from-package | grep -q "nothing to change" || fail "second install changed something"
 in_root dpkg -L mailroom >"$root/tmp/files.txt"
+if "$out/mailroom" man --help >/dev/null 2>&1; then
+    for page in man8/mailroom.8 man1/sendmail.1 man5/mailroom.toml.5; do
+        grep -qx "/usr/share/man/$page" "$root/tmp/files.txt" || fail "the package lacks $page"
+    done
+fi
 
 step "mailroom start; sendmail as nobody"
 in_root mailroom start >"$root/tmp/start.log" 2>&1 || { cat "$root/tmp/start.log"; fail "mailroom start"; }

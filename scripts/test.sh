@@ -18,6 +18,9 @@ command -v pflogsumm >/dev/null || need_apt+=(pflogsumm)
 command -v logrotate >/dev/null || need_apt+=(logrotate)
 # SMTP client end-to-end tests (crates/agents/src/smtp/tests/sink.rs): Postfix's smtp-sink.
 [ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)
+# Manual pages formatted without warnings (crates/mailroom/tests/man_pages_render_cleanly.rs).
+command -v groff >/dev/null || need_apt+=(groff-base)
+command -v man >/dev/null || need_apt+=(man-db)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         # postfix asks what kind of mail server to configure: none (we only want smtp-sink).

@@ -5,7 +5,8 @@
 //! exists; and a configuration that loads, written back as a file that sets every parameter
 //! to its effective value (`$` written as `$$`, lists as arrays), loads to the same
 //! configuration: expansion, list splitting and the value syntaxes agree with what
-//! `mailroom config` shows.
+//! `mailroom config` shows. The `postconf` edits keep their promises on the same files
+//! (`check_edits`).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -52,6 +53,48 @@ pub fn check_config(data: &[u8]) {
     match load::parse(&written, None, environment()) {
         Ok(again) => assert_eq!(again, config, "changed when written back as\n{written}"),
         Err(error) => panic!("written back as\n{written}\nit fails: {error}"),
+    }
+    check_edits(text, &config);
+}
+
+/// `postconf` on a file that loads: every listing works, `-e` sets what it was asked to,
+/// and `-#` of every parameter leaves a file that loads to the embedded default.
+fn check_edits(text: &str, config: &Config) {
+    for (defaults, only_file, expand) in [
+        (false, false, false),
+        (false, true, false),
+        (true, false, false),
+        (false, false, true),
+        (false, true, true),
+    ] {
+        let show = crate::Show {
+            defaults,
+            only_file,
+            expand,
+        };
+        assert!(
+            crate::postconf_parameters(config, Some(text), show).is_ok(),
+            "{show:?}"
+        );
+    }
+    let edited = crate::set_parameters(text, &[("hopcount_limit".into(), "7".into())])
+        .expect("a file that loads is TOML");
+    if let Ok(again) = load::parse(&edited, None, environment()) {
+        assert_eq!(again.hopcount_limit, 7, "set in\n{edited}");
+    }
+    let every: Vec<String> = PARAMS
+        .iter()
+        .map(|p| p.name.to_string())
+        .chain(["profile".into()])
+        .collect();
+    let commented = crate::comment_out_parameters(text, &every).expect("a file that loads is TOML");
+    match load::parse(&commented, None, environment()) {
+        Ok(again) => assert_eq!(
+            again,
+            load::parse("", None, environment()).unwrap(),
+            "left settings in\n{commented}"
+        ),
+        Err(error) => panic!("commented out as\n{commented}\nit fails: {error}"),
     }
 }
 

@@ -4,7 +4,11 @@
 //! # Job
 //! Inputs → output: a TOML file (or none) plus the process environment → one checked
 //! [`Config`] that every other crate reads, and the `postconf`-style text `mailroom config`
-//! prints ([`render`], [`render_one`]).
+//! prints ([`postconf_parameters`]: values as written or expanded; [`render`],
+//! [`render_one`]: final values). Also the text side of `postconf -e`/`-#`
+//! ([`set_parameters`], [`comment_out_parameters`]: TOML edits that keep comments; the
+//! caller validates with [`Config::from_str`] and writes), and the parameter reference of
+//! mailroom.toml(5) ([`parameter_reference`]).
 //!
 //! * **Where the file is** ([`Config::load`]): the explicit path, else `$MAILROOM_CONFIG`,
 //!   else `/etc/mailroom/mailroom.toml` if it exists, else no file: the embedded default.
@@ -30,7 +34,8 @@
 //! * [`render`] output is stable: alphabetical, one `name = value` line per parameter.
 //!
 //! # Security stance
-//! Needs no privilege; reads one file and a few environment variables (`MAILROOM_CONFIG`,
+//! Needs no privilege and writes nothing (edits return text); reads one file and a few
+//! environment variables (`MAILROOM_CONFIG`,
 //! `MAILROOM_DATA`, `XDG_DATA_HOME`, `HOME`) plus the host name and the current user from
 //! libc. The file is trusted as the operator's word, but every value is checked; a bad one
 //! is an error, never a silent fallback: a configuration file that was asked for (or that
@@ -39,11 +44,14 @@
 //! not honour `$MAILROOM_CONFIG` from an untrusted environment: pass an explicit path.
 
 mod defaults;
+mod edit;
 mod expand;
 pub mod fuzzing;
 mod load;
 mod params;
+mod postconf;
 mod print;
+mod reference;
 mod resolve;
 mod units;
 mod validate;
@@ -53,8 +61,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use edit::{comment_out_parameters, set_parameters, split_assignment};
 pub use load::SYSTEM_CONFIG_PATH;
+pub use postconf::{config_file, parameter_name, postconf_parameters, Show};
 pub use print::{render, render_one, PrintMode};
+pub use reference::{parameter_reference, Origin, ParameterDoc};
 
 /// The effective configuration. Every field is a Postfix parameter of the same name unless
 /// its doc says otherwise. Durations are [`Duration`], sizes are bytes.

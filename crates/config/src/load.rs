@@ -39,11 +39,8 @@ pub(crate) fn config_path(
 }
 
 pub(crate) fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
-    let env_value = std::env::var_os("MAILROOM_CONFIG");
-    // An unreadable /etc/mailroom (EACCES) counts as present: the read then fails loudly.
-    let system_file_exists = || Path::new(SYSTEM_CONFIG_PATH).try_exists().unwrap_or(true);
     let environment = Environment::current();
-    match config_path(explicit, env_value, system_file_exists) {
+    match current_path(explicit) {
         None => Ok(defaults::embedded(&environment)),
         Some(path) => {
             let text = std::fs::read_to_string(&path).map_err(|error| ConfigError {
@@ -232,4 +229,47 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&byte| byte == b'\n')
         .count()
         + 1
+}
+
+/// The file `load` reads (see [`config_path`]), with the process environment.
+pub(crate) fn current_path(explicit: Option<&Path>) -> Option<PathBuf> {
+    // An unreadable /etc/mailroom (EACCES) counts as present: the read then fails loudly.
+    let system_file_exists = || Path::new(SYSTEM_CONFIG_PATH).try_exists().unwrap_or(true);
+    config_path(
+        explicit,
+        std::env::var_os("MAILROOM_CONFIG"),
+        system_file_exists,
+    )
+}
+
+/// What the file sets, as written: canonical name (plus `profile`) → the value in Postfix's
+/// text form (a string as it is, list items joined by `, `, booleans `yes`/`no`).
+pub(crate) fn written(
+    text: &str,
+    file: Option<&Path>,
+) -> Result<BTreeMap<&'static str, String>, ConfigError> {
+    let error = |line, key: &str, message| ConfigError {
+        file: file.map(Path::to_path_buf),
+        line,
+        key: key.to_string(),
+        message,
+    };
+    let entries = read_entries(text, &error)?;
+    Ok(entries
+        .into_iter()
+        .map(|(name, (_, value))| (name, postfix_text(&value)))
+        .collect())
+}
+
+fn postfix_text(value: &Toml) -> String {
+    match value {
+        Toml::String(text) => text.clone(),
+        Toml::Boolean(value) => crate::units::format_bool(*value),
+        Toml::Array(items) => items
+            .iter()
+            .map(postfix_text)
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
 }

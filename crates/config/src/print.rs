@@ -1,5 +1,5 @@
-//! `mailroom config [-n|-d] [NAME…]`: the configuration as Postfix's `postconf` prints it,
-//! one `name = value` line per parameter in alphabetical order. Lists are comma+space
+//! The final values as `postconf -x` prints them (`postconf.rs` adds the values as
+//! written), one `name = value` line per parameter in alphabetical order. Lists are comma+space
 //! separated, durations read `300s` or `5d`, sizes are plain bytes, booleans `yes`/`no`.
 //!
 //! The output is for people and scripts that grep it; it is not TOML (values are unquoted).

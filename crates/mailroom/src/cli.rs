@@ -2,12 +2,12 @@
 //! in its own file under `commands/`; this file only lists them and hands each its `Args`.
 
 use crate::commands::{
-    check, config, doctor, install, mailbox, mailq, newaliases, passwd, postcat, postqueue,
+    check, config, doctor, install, mailbox, mailq, man, newaliases, passwd, postcat, postqueue,
     postsuper, qshape, sendmail, serve,
     service::{self, Service},
     start,
 };
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use envelope::sysexits::EX_USAGE;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -57,6 +57,7 @@ enum Command {
     Flush,
     /// Reopen maillog_file after it was rotated (SIGUSR1).
     Logrotate,
+    Man(man::Args),
 }
 
 /// `mailroom ARGS`; a usage error exits 64 (`--help` and `--version` exit 0).
@@ -95,5 +96,6 @@ pub fn run(args: Vec<OsString>) -> u8 {
         Command::Reload => service::run(path, Service::Reload),
         Command::Flush => service::run(path, Service::Flush),
         Command::Logrotate => service::run(path, Service::Logrotate),
+        Command::Man(a) => man::run(Cli::command(), a),
     }
 }

@@ -1,6 +1,6 @@
 //! The one mailroom binary: `mailroom <subcommand>`, or called through a symlink named
 //! `sendmail`, `mailq`, `postqueue`, `postsuper`, `postcat`, `qshape`, `newaliases` or
-//! `postfix` (start/stop/status/reload/...) so it is a drop-in for scripts and cron.
+//! `postfix` (start/stop/status/reload/...) or `postconf` so it is a drop-in for scripts and cron.
 //!
 //! Glue only; the work is in the library crates (`submit`, `admin`, `sched`, `smtpd`, …).
 //! The shape, arrows pointing down:
@@ -17,7 +17,9 @@ mod commands;
 mod daemon;
 mod edge;
 
-use commands::{mailq, newaliases, postcat, postqueue, postsuper, qshape, sendmail, service};
+use commands::{
+    config, mailq, newaliases, postcat, postqueue, postsuper, qshape, sendmail, service,
+};
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         "postcat" => postcat::run_as_postcat(None, rest()),
         "qshape" => qshape::run_as_qshape(None, rest()),
         "postfix" => service::run_as_postfix(rest()),
+        "postconf" => config::run_as_postconf(rest()),
         _ => cli::run(args),
     };
     ExitCode::from(code)

@@ -2,13 +2,12 @@
 //! messages are delivered to the same mailbox. Every message ends up exactly once, either in
 //! an archive or in the mailbox, and the mailbox keeps its mode.
 
-mod common;
-
-use common::*;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
+
+use testkit::*;
 
 const N: usize = 1000;
 

@@ -10,13 +10,12 @@
 //!
 //! The non-root cases run as nobody through `setpriv` and are skipped when not root.
 
-mod common;
-
-use common::*;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
+
+use testkit::*;
 
 const SETPRIV: [&str; 4] = [
     "/usr/bin/setpriv",
@@ -75,7 +74,7 @@ fn postqueue_i_of_a_malformed_id_is_an_invalid_request() {
     assert_eq!(out.status.code(), Some(64), "{out:?}");
 }
 
-/// `setpriv … BIN` for nobody, or why it cannot run.
+/// `setpriv … mailroom` for nobody, or why it cannot run.
 fn as_nobody(env: &TestEnv) -> Result<Command, String> {
     if !is_root() {
         return Err("not running as root".into());
@@ -88,16 +87,22 @@ fn as_nobody(env: &TestEnv) -> Result<Command, String> {
     fs::set_permissions(&env.config, fs::Permissions::from_mode(0o644)).unwrap();
     let probe = Command::new(SETPRIV[0])
         .args(&SETPRIV[1..])
-        .arg(BIN)
+        .arg(bin())
         .arg("--version")
         .output();
     match probe {
         Ok(out) if out.status.success() => {}
-        Ok(out) => return Err(format!("nobody cannot run {BIN}: {}", stderr(&out).trim())),
+        Ok(out) => {
+            return Err(format!(
+                "nobody cannot run {}: {}",
+                bin(),
+                stderr(&out).trim()
+            ))
+        }
         Err(e) => return Err(format!("cannot run setpriv: {e}")),
     }
     let mut cmd = command_with_config(SETPRIV[0], &env.config);
-    cmd.args(&SETPRIV[1..]).arg(BIN);
+    cmd.args(&SETPRIV[1..]).arg(bin());
     Ok(cmd)
 }
 

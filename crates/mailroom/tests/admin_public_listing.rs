@@ -2,13 +2,12 @@
 //! (0600), so listings go through the daemon's public socket `showq.sock`, which serves
 //! listings and nothing else. Needs root (to run the tools as `nobody`); skipped otherwise.
 
-mod common;
-
-use common::*;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Output;
+
+use testkit::*;
 
 const EXTRA: &str = "relayhost = \"[127.0.0.1]:9\"\nsmtpd_listen = []\n";
 const NOBODY: u32 = 65534;

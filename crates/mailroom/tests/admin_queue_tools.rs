@@ -3,10 +3,9 @@
 //! -j` fields, the `postqueue -j` → `postsuper -d -` round trip, hold/release marks, selectors,
 //! qshape and postcat.
 
-mod common;
-
-use common::*;
 use std::time::Duration;
+
+use testkit::*;
 
 /// Deferred mail: remote recipients go to a relay that refuses connections.
 const EXTRA: &str = "relayhost = \"[127.0.0.1]:9\"\nsmtpd_listen = []\n";

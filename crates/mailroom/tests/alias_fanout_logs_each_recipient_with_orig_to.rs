@@ -3,10 +3,8 @@
 //! line for the alias that hides who got the mail. A plain user keeps its single line
 //! without `orig_to`.
 
-mod common;
-
-use common::*;
 use std::fs;
+use testkit::*;
 
 #[test]
 fn alias_fanout_logs_one_line_per_member_with_orig_to() {

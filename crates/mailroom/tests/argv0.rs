@@ -1,17 +1,16 @@
 //! One binary, many names: symlinks named `sendmail`, `mailq`, `postqueue` and `newaliases`
 //! behave like the `mailroom` subcommands, so the binary is a drop-in for scripts and cron.
 
-mod common;
-
-use common::*;
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
+
+use testkit::*;
 
 fn link(env: &TestEnv, name: &str) -> PathBuf {
     let dir = env.root.join("bin");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
-    symlink(BIN, &path).unwrap();
+    symlink(bin(), &path).unwrap();
     path
 }
 
@@ -103,4 +102,34 @@ fn symlinks_named_sendmail_and_mailq_work_like_the_subcommands() {
     // postqueue -f reaches the running daemon through the symlink too.
     let out = run_with_input(command_with_config(&postqueue, &env.config).arg("-f"), b"");
     assert_success(&out, "postqueue (symlink) -f");
+}
+
+#[test]
+fn a_symlink_named_postconf_is_mailroom_config() {
+    let env = TestEnv::with_config("hopcount_limit = 7\n");
+    let postconf = link(&env, "postconf");
+    let run = |cmd: &mut std::process::Command| {
+        let out = run_with_input(cmd, b"");
+        assert_success(&out, &format!("{cmd:?}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let via_link = run(command_with_config(&postconf, &env.config).arg("-n"));
+    assert_eq!(
+        via_link,
+        String::from_utf8_lossy(&env.run(&["config", "-n"], b"").stdout)
+    );
+    assert!(
+        via_link.lines().any(|l| l == "hopcount_limit = 7"),
+        "{via_link}"
+    );
+
+    // Postfix's -c names the configuration directory: its mailroom.toml.
+    let out = run(std::process::Command::new(&postconf)
+        .env_remove("MAILROOM_CONFIG")
+        .args(["-c", env.root.to_str().unwrap(), "-h", "hopcount_limit"]));
+    assert_eq!(out, "7\n");
+    let out = run(command_with_config(&postconf, &env.config).args(["-e", "hopcount_limit=9"]));
+    assert_eq!(out, "");
+    let out = run(command_with_config(&postconf, &env.config).args(["-h", "hopcount_limit"]));
+    assert_eq!(out, "9\n");
 }

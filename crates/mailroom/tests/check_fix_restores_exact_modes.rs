@@ -3,12 +3,11 @@
 //! the layout `serve` creates is clean, any looser mode is flagged, and `--fix` restores
 //! exactly the mode `serve` created.
 
-mod common;
-
-use common::*;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+
+use testkit::*;
 
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o7777

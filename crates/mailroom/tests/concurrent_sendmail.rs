@@ -1,13 +1,12 @@
 //! 1,000 `sendmail` processes at once, with the daemon running: every one exits 0 and
 //! every message is delivered exactly once.
 
-mod common;
-
-use common::*;
 use std::fs;
 use std::io::Write;
 use std::process::Stdio;
 use std::time::Instant;
+
+use testkit::*;
 
 const PROCESSES: usize = 1000;
 const USERS: usize = 10;

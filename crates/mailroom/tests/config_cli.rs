@@ -2,10 +2,9 @@
 //! the line and the key (exit 78, EX_CONFIG) for every program; `mailroom config` prints
 //! parameters the way `postconf` does.
 
-mod common;
-
-use common::*;
 use std::fs;
+
+use testkit::*;
 
 fn assert_config_error(out: &std::process::Output, file: &std::path::Path, line: usize, key: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -83,21 +82,34 @@ fn an_unknown_key_stops_serve_and_sendmail_with_file_line_and_key() {
 }
 
 #[test]
-fn mailroom_config_prints_non_default_and_single_parameters() {
+fn mailroom_config_prints_what_the_file_sets_and_single_parameters() {
     let env = TestEnv::with_config("queue_minfree = \"20M\"\nhopcount_limit = 7\n");
 
-    let out = env.run(&["config", "queue_minfree"], b"");
-    assert_success(&out, "mailroom config queue_minfree");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "queue_minfree = 20971520\n"
-    );
-    let out = env.run(&["config", "-d", "queue_minfree"], b"");
-    assert_success(&out, "mailroom config -d queue_minfree");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "queue_minfree = 104857600\n"
-    );
+    // Like postconf: the value as written; -x the final value; -d the default.
+    for (args, expected) in [
+        (&["config", "queue_minfree"][..], "queue_minfree = 20M\n"),
+        (
+            &["config", "-x", "queue_minfree"],
+            "queue_minfree = 20971520\n",
+        ),
+        (
+            &["config", "-d", "queue_minfree"],
+            "queue_minfree = 104857600\n",
+        ),
+        (&["config", "-h", "queue_minfree"], "20M\n"),
+        (&["config", "-hx", "queue_minfree"], "20971520\n"),
+        (&["config", "myorigin"], "myorigin = $myhostname\n"),
+        (&["config", "-x", "myorigin"], "myorigin = test.example\n"),
+        (&["config", "-h", "relayhost"], "\n"),
+        (
+            &["config", "relayhost", "hopcount_limit"],
+            "relayhost =\nhopcount_limit = 7\n",
+        ),
+    ] {
+        let out = env.run(args, b"");
+        assert_success(&out, &args.join(" "));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{args:?}");
+    }
 
     let out = env.run(&["config", "-n"], b"");
     assert_success(&out, "mailroom config -n");
@@ -105,7 +117,7 @@ fn mailroom_config_prints_non_default_and_single_parameters() {
     let root = env.root.display();
     for line in [
         "hopcount_limit = 7".to_string(),
-        "queue_minfree = 20971520".to_string(),
+        "queue_minfree = 20M".to_string(),
         format!("queue_directory = {root}/queue"),
         format!("mail_spool_directory = {root}/mail"),
         format!("maillog_file = {root}/mail.log"),
@@ -137,11 +149,50 @@ fn mailroom_config_prints_non_default_and_single_parameters() {
     let out = env.run(&["config"], b"");
     assert_success(&out, "mailroom config");
     let all = String::from_utf8_lossy(&out.stdout).into_owned();
+    let defaults = String::from_utf8_lossy(&env.run(&["config", "-d"], b"").stdout).into_owned();
     assert!(all.lines().count() > 40, "{all}");
+    assert_eq!(
+        all.lines().count(),
+        defaults.lines().count(),
+        "-d lists the same parameters"
+    );
     assert!(all.lines().any(|l| l == "hopcount_limit = 7"));
     assert!(all.lines().any(|l| l == "message_size_limit = 10240000"));
+}
 
-    let out = env.run(&["config", "no_such_parameter"], b"");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_parameter"));
+#[test]
+fn an_unknown_parameter_is_postfixs_warning_and_exit_zero() {
+    // postconf warns and goes on; its exit status stays 0 (Postfix's postconf.c ends in
+    // exit(0) after "NAME: unknown parameter").
+    let env = TestEnv::with_config("hopcount_limit = 7\n");
+    let out = env.run(&["config", "no_such_parameter", "hopcount_limit"], b"");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hopcount_limit = 7\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "postconf: warning: no_such_parameter: unknown parameter\n"
+    );
+}
+
+#[test]
+fn conflicting_postconf_options_are_a_usage_error() {
+    let env = TestEnv::new();
+    for (args, message) in [
+        (
+            &["config", "-d", "-n"][..],
+            "postconf: fatal: specify one of -d -n\n",
+        ),
+        (
+            &["config", "-x", "-e", "a=b"],
+            "postconf: fatal: specify one of -e -x\n",
+        ),
+        (
+            &["config", "-e"],
+            "postconf: fatal: -e requires name=value argument\n",
+        ),
+    ] {
+        let out = env.run(args, b"");
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), message, "{args:?}");
+    }
 }

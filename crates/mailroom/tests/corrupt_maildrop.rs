@@ -2,10 +2,9 @@
 //! under a queue ID name, or a file with any other name — is moved to `corrupt/` with exactly
 //! one log line each, and the daemon keeps delivering the good mail around it.
 
-mod common;
-
-use common::*;
 use std::fs;
+
+use testkit::*;
 
 #[test]
 fn garbage_in_maildrop_goes_to_corrupt_with_one_log_line_and_mail_keeps_flowing() {

@@ -2,9 +2,7 @@
 //! waits in `maildrop/` (visible to `mailq`), and once `serve` starts every message is
 //! delivered exactly once and the queue drains.
 
-mod common;
-
-use common::*;
+use testkit::*;
 
 const N: usize = 12;
 

@@ -3,11 +3,10 @@
 //! is reported as damage, an incomplete one as a torn write, and in both cases the cut
 //! bytes are kept in `queue/corrupt/`.
 
-mod common;
-
-use common::*;
 use std::fs;
 use std::path::PathBuf;
+
+use testkit::*;
 
 /// A daemon that queued one message and recorded its deferral (a relay that is down) as
 /// the last record of the log, then was killed; returns the env and the segment.
@@ -16,6 +15,13 @@ fn deferred_then_killed() -> (TestEnv, PathBuf) {
     env.send_ok(&["-i", "someone@far.example"], b"Subject: kept\n\nbody\n");
     let daemon = env.start();
     env.wait_log("status=deferred", 1);
+    // The outcome is logged before its state record is written: wait until the store (read
+    // by `postqueue -j`) holds the deferral, so it is the last record when the kill lands.
+    wait_until("the deferral recorded in the store", || {
+        env.queue_json()
+            .iter()
+            .any(|m| m["queue_name"] == "deferred")
+    });
     daemon.kill9();
     let store = env.queue_dir().join("store");
     let seg = list_dir(&store)

@@ -3,10 +3,9 @@
 //! submission is refused with exit 75 and one line, leaving no partial file, while the
 //! daemon keeps delivering what is queued.
 
-mod common;
-
-use common::*;
 use std::fs;
+
+use testkit::*;
 
 fn assert_refused(out: &std::process::Output, mentions: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -2,9 +2,7 @@
 //! deferred to it, and `mailroom doctor` said `status: ok` with the reason cut mid-text.
 //! Now doctor warns (exit 1), naming the destination and the reason in full.
 
-mod common;
-
-use common::*;
+use testkit::*;
 
 #[test]
 fn doctor_warns_when_all_deferred_mail_waits_on_a_dead_relayhost() {

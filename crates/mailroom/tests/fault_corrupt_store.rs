@@ -14,17 +14,12 @@
 //! `crates/queue/src/record.rs`: a 16-byte header (magic `MRQ1`, kind, length, CRC-32) and
 //! the payload; a message record's payload holds the message text, so its tag finds it.
 
-mod common;
-mod fault_common;
-mod issue4_common;
-
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use common::*;
-use fault_common::*;
-use issue4_common::*;
+use testkit::fault::*;
+use testkit::*;
 
 const SCENARIO: &str = "corrupt-queue-files";
 const MESSAGES: usize = 30;
@@ -190,7 +185,7 @@ struct CorruptRun {
 /// good submission added, the daemon started with the relay up.
 fn corrupt_run(rng: &mut Rng) -> CorruptRun {
     let sink_port = free_port(); // down at first: the messages stay in the log, deferred
-    let mut world = World::new(&format!("relayhost = \"[127.0.0.1]:{sink_port}\"\n"));
+    let mut world = World::builder().smtp().peer(&sink_port).build();
     world.start();
     let tags: Vec<String> = (0..MESSAGES).map(|k| format!("store-{k}")).collect();
     for tag in &tags {

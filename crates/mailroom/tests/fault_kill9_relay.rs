@@ -15,17 +15,12 @@
 //!
 //! `FAULT_SEED=N` replays the kill moments of a run (the seed is printed).
 
-mod common;
-mod fault_common;
-mod issue4_common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::thread;
 use std::time::Duration;
 
-use common::*;
-use fault_common::*;
-use issue4_common::*;
+use testkit::fault::*;
+use testkit::*;
 
 const SCENARIO: &str = "kill9-relay";
 const KILLS: usize = 10;
@@ -40,9 +35,11 @@ fn kill_dash_nine_under_smtp_load_ten_times_loses_nothing_and_duplicates_only_in
         return;
     }
     let sink_port = free_port();
-    let mut world = World::new(&format!(
-        "relayhost = \"[127.0.0.1]:{sink_port}\"\ndefault_process_limit = {PROCESS_LIMIT}\n"
-    ));
+    let mut world = World::builder()
+        .smtp()
+        .peer(&sink_port)
+        .config(&format!("default_process_limit = {PROCESS_LIMIT}\n"))
+        .build();
     let sink = DumpSink::start(&world.env, sink_port);
     let mut rng = Rng::from_env();
     world.start();

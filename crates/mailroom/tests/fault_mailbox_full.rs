@@ -8,15 +8,11 @@
 //! that does not exist yet (its first message) must not be left behind as a torn file or a
 //! stale dotlock either.
 
-mod common;
-mod fault_common;
-mod issue4_common;
-
 use std::collections::BTreeMap;
 use std::fs;
 
-use common::*;
-use fault_common::*;
+use testkit::fault::*;
+use testkit::*;
 
 const SCENARIO: &str = "mailbox-disk-full";
 const BEFORE: usize = 4;

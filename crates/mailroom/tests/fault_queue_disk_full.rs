@@ -13,18 +13,13 @@
 //!   restart), or the daemon is killed while the disk is full (after the restart only the
 //!   messages in flight at the kill go out again: at most `default_process_limit`).
 
-mod common;
-mod fault_common;
-mod issue4_common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::thread;
 use std::time::Duration;
 
-use common::*;
-use fault_common::*;
-use issue4_common::*;
+use testkit::fault::*;
+use testkit::*;
 
 const PROCESS_LIMIT: usize = 10;
 /// Lines of padding: a message of about 5 KB.
@@ -222,10 +217,13 @@ impl DeliveriesRun {
 /// `default_process_limit`).
 fn deliveries_run(kill_while_full: bool) -> DeliveriesRun {
     let sink_port = free_port();
-    let mut world = World::new(&format!(
-        "relayhost = \"[127.0.0.1]:{sink_port}\"\nqueue_minfree = 0\n\
-         default_process_limit = {PROCESS_LIMIT}\n"
-    ));
+    let mut world = World::builder()
+        .smtp()
+        .peer(&sink_port)
+        .config(&format!(
+            "queue_minfree = 0\ndefault_process_limit = {PROCESS_LIMIT}\n"
+        ))
+        .build();
     let tmpfs =
         Tmpfs::mount(&world.env.queue_dir(), "16m").unwrap_or_else(|e| panic!("mount tmpfs: {e}"));
     world.start();

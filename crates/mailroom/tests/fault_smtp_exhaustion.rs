@@ -10,10 +10,6 @@
 //! done — greeting to the 250 after DATA — within 1 s, and the daemon's peak resident size
 //! (`VmHWM`) must stay bounded. Every probe message is relayed to `smtp-sink` and counted.
 
-mod common;
-mod fault_common;
-mod issue4_common;
-
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::os::fd::FromRawFd;
@@ -22,9 +18,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
-use fault_common::*;
-use issue4_common::*;
+use testkit::fault::*;
+use testkit::*;
 
 const SCENARIO: &str = "smtp-exhaustion";
 const IDLE: usize = 1000;
@@ -222,9 +217,13 @@ fn idle_drip_storm_and_auth_failures_leave_a_normal_client_served_within_a_secon
     let nofile = raise_nofile(8192);
     let sink_port = free_port();
     let submission = free_port();
-    let mut world = World::new(&format!(
-        "relayhost = \"[127.0.0.1]:{sink_port}\"\nsubmission_listen = [\"127.0.0.1:{submission}\"]\n"
-    ));
+    let mut world = World::builder()
+        .smtp()
+        .peer(&sink_port)
+        .config(&format!(
+            "submission_listen = [\"127.0.0.1:{submission}\"]\n"
+        ))
+        .build();
     let sink = DumpSink::start(&world.env, sink_port);
     world.start_with_listeners(2);
     let out = world

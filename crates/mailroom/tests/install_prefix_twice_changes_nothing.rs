@@ -9,9 +9,6 @@
 //! owners, setgid helper, `mailroom check`, delivery — runs in a Debian chroot in
 //! scripts/deb-test.sh.
 
-mod common;
-
-use common::BIN;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -26,7 +23,7 @@ fn staged() -> Staged {
     let dir = tempfile::tempdir().unwrap();
     let build = dir.path().join("build");
     fs::create_dir(&build).unwrap();
-    fs::copy(BIN, build.join("mailroom")).unwrap();
+    fs::copy(testkit::bin(), build.join("mailroom")).unwrap();
     for name in ["mailroom-sendmail", "mailroom-postdrop"] {
         fs::write(build.join(name), format!("stand-in {name}\n")).unwrap();
     }

@@ -2,12 +2,11 @@
 //! is lost, and a message is delivered twice only if it was in flight at the kill — so at
 //! most `default_process_limit` duplicates, each with its first copy written before the kill.
 
-mod common;
-
-use common::*;
 use std::collections::BTreeMap;
 use std::fs;
 use std::time::Instant;
+
+use testkit::*;
 
 const MESSAGES: usize = 5000;
 const SESSIONS: usize = 10;

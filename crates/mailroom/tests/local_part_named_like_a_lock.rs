@@ -6,14 +6,10 @@
 //! which has no RCPT stage) bounces it, and in neither case does a file of that name
 //! appear, so alice's mail keeps flowing.
 
-mod common;
-mod smtp_common;
-
-use common::*;
-use smtp_common::*;
+use testkit::*;
 
 /// `swaks` from the trusted 127.0.0.1 to `to`; returns its transcript.
-fn swaks_to(smtp: &SmtpEnv, to: &str, subject: &str) -> (bool, String) {
+fn swaks_to(smtp: &World, to: &str, subject: &str) -> (bool, String) {
     let out = smtp.swaks(&[
         "--from",
         "sender@example.org",
@@ -28,7 +24,7 @@ fn swaks_to(smtp: &SmtpEnv, to: &str, subject: &str) -> (bool, String) {
 
 #[test]
 fn mail_to_user_dot_lock_is_refused_at_rcpt_and_never_becomes_a_dotlock() {
-    let smtp = SmtpEnv::started("");
+    let smtp = World::started("");
     let (ok, text) = swaks_to(&smtp, "alice@localhost", "first");
     assert!(ok, "{text}");
     smtp.env.wait_mbox("alice", 1);
@@ -63,7 +59,7 @@ fn mail_to_user_dot_lock_is_refused_at_rcpt_and_never_becomes_a_dotlock() {
 
 #[test]
 fn a_local_submission_to_user_dot_lock_bounces_without_touching_the_spool() {
-    let smtp = SmtpEnv::started("");
+    let smtp = World::started("");
     let me = current_user();
     smtp.env
         .send_ok(&["bob.lock"], b"Subject: to the lock\n\nx\n");

@@ -4,13 +4,11 @@
 //! also while mail is flowing during the rotation. The shipped `dist/mailroom.logrotate`
 //! does this with the real logrotate.
 
-mod common;
-
-use common::*;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::thread;
+use testkit::*;
 
 const MESSAGES: usize = 40;
 
@@ -74,7 +72,7 @@ fn shipped_logrotate_snippet_rotates_and_mailroom_logrotate_reopens() {
     env.wait_log("status=sent", 1);
 
     let snippet = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/mailroom.logrotate");
-    let command = format!("{BIN} -c {} logrotate", env.config.display());
+    let command = format!("{} -c {} logrotate", bin(), env.config.display());
     let text = fs::read_to_string(snippet)
         .unwrap()
         .replace(

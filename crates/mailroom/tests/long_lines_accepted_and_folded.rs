@@ -6,15 +6,11 @@
 //! The `sendmail` path (maildrop, pickup) keeps them too. The relay peer is Postfix's
 //! `smtp-sink`, dumping each message with `-d`.
 
-mod common;
-mod issue4_common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 /// A 6,000-byte base64 line (no breaks), a line of exactly 998 bytes, a 2,500-byte line
 /// starting with a dot, and a 3,000-byte header: the message as the client means it.
@@ -87,7 +83,7 @@ s.quit()
 fn long_lines_are_accepted_delivered_whole_and_folded_when_relayed() {
     let scratch = TestEnv::new();
     let (sink, dumps) = dumping_sink(&scratch.root);
-    let world = World::started(&format!(r#"relayhost = "[127.0.0.1]:{}""#, sink.port));
+    let world = World::builder().smtp().peer(&sink).start();
     let message = long_message("over smtp");
     let reply = python_send(
         world.port,
@@ -140,7 +136,7 @@ fn long_lines_are_accepted_delivered_whole_and_folded_when_relayed() {
 fn sendmail_keeps_long_lines_through_maildrop_and_pickup() {
     let scratch = TestEnv::new();
     let (sink, dumps) = dumping_sink(&scratch.root);
-    let world = World::started(&format!(r#"relayhost = "[127.0.0.1]:{}""#, sink.port));
+    let world = World::builder().smtp().peer(&sink).start();
     let message = long_message("over sendmail");
     world
         .env
@@ -172,10 +168,11 @@ fn sendmail_keeps_long_lines_through_maildrop_and_pickup() {
 fn smtp_line_length_limit_zero_sends_lines_unbroken() {
     let scratch = TestEnv::new();
     let (sink, dumps) = dumping_sink(&scratch.root);
-    let world = World::started(&format!(
-        "relayhost = \"[127.0.0.1]:{}\"\nsmtp_line_length_limit = 0",
-        sink.port
-    ));
+    let world = World::builder()
+        .smtp()
+        .peer(&sink)
+        .config("smtp_line_length_limit = 0")
+        .start();
     let message = long_message("unbroken");
     world.submit("sender@example.org", &["someone@far.example"], &message);
     wait_until("smtp-sink to dump the message", || {

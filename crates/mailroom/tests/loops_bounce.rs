@@ -3,36 +3,7 @@
 //! cannot be delivered (null sender, or an unknown sender) ends as one notice to the
 //! postmaster and nothing more.
 
-mod common;
-
-use common::*;
-
-/// Python's `email` module: the bounce's delivery-status fields, as JSON.
-const PARSE_DSN_PY: &str = r#"
-import email, email.policy, json, sys
-msg = email.message_from_bytes(sys.stdin.buffer.read(), policy=email.policy.compat32)
-out = {"content_type": msg.get_content_type(),
-       "report_type": msg.get_param("report-type"),
-       "subject": msg["Subject"], "to": msg["To"],
-       "per_message": {}, "recipients": [], "returned": None}
-# Only the report's own parts: a returned message may itself be a report.
-for part in (msg.get_payload() if msg.is_multipart() else []):
-    ctype = part.get_content_type()
-    if ctype == "message/delivery-status":
-        blocks = part.get_payload()
-        out["per_message"] = dict(blocks[0].items())
-        out["recipients"] = [dict(b.items()) for b in blocks[1:]]
-    elif ctype == "text/rfc822-headers":
-        out["returned"] = part.get_payload()
-    elif ctype == "message/rfc822":
-        out["returned"] = part.get_payload(0).as_string()
-json.dump(out, sys.stdout)
-"#;
-
-fn parse_dsn(raw: &[u8]) -> serde_json::Value {
-    let out = python(PARSE_DSN_PY, &[], raw);
-    serde_json::from_slice(&out).expect("DSN JSON")
-}
+use testkit::*;
 
 /// The one recipient block of a bounce, checked for the common fields.
 fn single_failure(dsn: &serde_json::Value) -> &serde_json::Value {

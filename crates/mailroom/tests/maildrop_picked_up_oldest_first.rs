@@ -5,9 +5,7 @@
 //! later message often won. With one delivery per mailbox at a time (the default is now 1)
 //! a mailbox receives its mail in the order it was submitted.
 
-mod common;
-
-use common::*;
+use testkit::*;
 
 fn subjects(env: &TestEnv, user: &str) -> Vec<String> {
     env.mbox_messages(user)

@@ -6,9 +6,7 @@
 //! quoting, so the test checks both: the stored body is the mboxrd quoting of the message,
 //! and removing one `>` from each `^>+From ` line gives the message back exactly.
 
-mod common;
-
-use common::*;
+use testkit::*;
 
 struct Case {
     subject: &'static str,

@@ -5,13 +5,9 @@
 //! Postfix's `554 5.7.1 Relay access denied` (`allow_untrusted_routing = no`). Nothing is
 //! queued, nothing bounces, no file appears in the spool.
 
-mod common;
-mod smtp_common;
-
 use std::net::Ipv4Addr;
 
-use common::*;
-use smtp_common::*;
+use testkit::*;
 
 /// Local parts that can never name a mailbox: 550 5.1.1 from anyone.
 const NEVER_MAILBOXES: [&str; 6] = [
@@ -32,7 +28,7 @@ const ROUTED: [&str; 4] = [
     "evil.invalid!user@localhost",
 ];
 
-fn assert_nothing_queued_or_bounced(smtp: &SmtpEnv) {
+fn assert_nothing_queued_or_bounced(smtp: &World) {
     assert_eq!(smtp.env.mailq().trim(), "Mail queue is empty");
     let log = smtp.env.log();
     assert!(
@@ -46,7 +42,7 @@ fn assert_nothing_queued_or_bounced(smtp: &SmtpEnv) {
 
 #[test]
 fn a_stranger_gets_550_for_impossible_mailboxes_and_554_for_routing() {
-    let smtp = SmtpEnv::started("");
+    let smtp = World::started("");
     // 127.0.0.2 is outside mynetworks (127.0.0.1/32): an untrusted client.
     let mut c = Client::connect_from(Ipv4Addr::new(127, 0, 0, 2), smtp.port);
     c.expect(220, "");
@@ -84,7 +80,7 @@ fn a_stranger_gets_550_for_impossible_mailboxes_and_554_for_routing() {
 
 #[test]
 fn a_trusted_client_gets_550_for_routing_too_and_nothing_is_relayed() {
-    let smtp = SmtpEnv::started("");
+    let smtp = World::started("");
     // Python's smtplib from 127.0.0.1 (in mynetworks). mailroom honours no routing in local
     // parts (Postfix with allow_percent_hack = no, swap_bangpath = no): no such user.
     let script = r#"

@@ -2,12 +2,11 @@
 //! file is `smtpd_sasl_password_file` with mode 0600, and each failure has its sysexits code
 //! (64 usage, 67 unknown user, 78 a broken file) and one line naming the problem.
 
-mod common;
-
-use common::*;
 use security::passwd::PasswordFile;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+
+use testkit::*;
 
 fn env_with_passwd() -> (TestEnv, std::path::PathBuf) {
     let env = TestEnv::new();

@@ -2,13 +2,12 @@
 //! `maildrop/` gets exit 77 (EX_NOPERM) and exactly one line on stderr, and leaves nothing.
 //! Needs root (to own the queue and to become `nobody`); skipped with a message otherwise.
 
-mod common;
-
-use common::*;
 use std::fs;
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
+
+use testkit::*;
 
 const NOBODY: u32 = 65534;
 
@@ -27,13 +26,14 @@ fn as_nobody() -> Result<Vec<String>, String> {
     // The binary must be reachable by nobody (it lives in the build directory).
     let probe = Command::new(&prefix[0])
         .args(&prefix[1..])
-        .arg(BIN)
+        .arg(bin())
         .arg("--version")
         .output();
     match probe {
         Ok(out) if out.status.success() => Ok(prefix),
         Ok(out) => Err(format!(
-            "nobody cannot run {BIN}: {}",
+            "nobody cannot run {}: {}",
+            bin(),
             String::from_utf8_lossy(&out.stderr).trim()
         )),
         Err(e) => Err(format!("cannot run setpriv: {e}")),
@@ -64,7 +64,7 @@ fn sendmail_without_write_access_to_maildrop_exits_77_with_one_line() {
 
     let mut cmd = command_with_config(&prefix[0], &env.config);
     cmd.args(&prefix[1..])
-        .arg(BIN)
+        .arg(bin())
         .args(["sendmail", "-i", "alice@localhost"]);
     let out = run_with_input(&mut cmd, b"Subject: denied\n\nbody\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -101,7 +101,7 @@ fn sendmail_without_write_access_to_maildrop_exits_77_with_one_line() {
     fs::set_permissions(&cfg, fs::Permissions::from_mode(0o644)).unwrap();
     let mut cmd = command_with_config(&prefix[0], &cfg);
     cmd.args(&prefix[1..])
-        .arg(BIN)
+        .arg(bin())
         .args(["sendmail", "-i", "alice@localhost"]);
     let out = run_with_input(&mut cmd, b"Subject: allowed\n\nbody\n");
     assert_success(&out, "sendmail as nobody into its own queue");

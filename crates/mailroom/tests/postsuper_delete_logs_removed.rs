@@ -2,9 +2,7 @@
 //! (and the `Deleted: N messages` summary), whether the daemon ran the deletion or the
 //! tool did it itself with the daemon down — so the log says where a message went.
 
-mod common;
-
-use common::*;
+use testkit::*;
 
 const EXTRA: &str = "relayhost = \"[127.0.0.1]:9\"\n";
 

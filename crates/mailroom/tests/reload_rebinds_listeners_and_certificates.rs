@@ -3,17 +3,13 @@
 //! now on disk — while a session opened before the reload finishes its mail. A broken new
 //! certificate keeps the old one instead of turning STARTTLS off.
 
-mod common;
-mod smtp_common;
-
-use common::*;
-use smtp_common::*;
 use std::fs;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
+use testkit::*;
 
-fn reload(env: &SmtpEnv, reloads_before: usize) {
+fn reload(env: &World, reloads_before: usize) {
     let out = env.env.run(&["reload"], b"");
     assert_success_stderr(&out);
     env.env
@@ -31,7 +27,7 @@ fn assert_success_stderr(out: &std::process::Output) {
 
 #[test]
 fn reload_moves_the_listener_and_a_session_open_across_it_delivers() {
-    let mut env = SmtpEnv::new("");
+    let mut env = World::new("");
     env.start();
     let old_port = env.port;
     let mut open = env.client();
@@ -41,7 +37,7 @@ fn reload_moves_the_listener_and_a_session_open_across_it_delivers() {
     open.ok("RCPT TO:<root@test.example>", 250);
 
     let new_port = free_port();
-    env.env.write_config(&smtp_config(&env.env, new_port, ""));
+    env.configure(&format!("smtpd_listen = [\"127.0.0.1:{new_port}\"]"));
     reload(&env, 0);
     env.env
         .wait_log(&format!("no longer listening on 127.0.0.1:{old_port}"), 1);
@@ -110,7 +106,7 @@ fn reload_serves_the_renewed_certificate_and_keeps_it_when_the_next_is_broken() 
         "smtpd_tls_cert_file = \"{0}/cert.pem\"\nsmtpd_tls_key_file = \"{0}/key.pem\"\n",
         dir.path().display()
     );
-    let env = SmtpEnv::started(&tls);
+    let env = World::started(&tls);
     assert!(served_subject(env.port).contains("first.example"));
 
     // certbot-style renewal: new files at the same paths, then a reload.
@@ -140,12 +136,11 @@ fn reload_serves_the_renewed_certificate_and_keeps_it_when_the_next_is_broken() 
 
 #[test]
 fn reload_to_a_port_in_use_reports_it_and_keeps_the_unchanged_listener() {
-    let env = SmtpEnv::started("");
+    let env = World::started("");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = taken.local_addr().unwrap().port();
     let listen = format!("\"127.0.0.1:{}\", \"127.0.0.1:{busy}\"", env.port);
-    env.env
-        .write_config(&smtp_config_listening(&env.env, &listen, ""));
+    env.configure(&format!("smtpd_listen = [{listen}]"));
     reload(&env, 0);
     let refused = env
         .env

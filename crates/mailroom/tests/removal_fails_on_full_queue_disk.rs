@@ -7,16 +7,11 @@
 //! smtp-sink as the relay, 200 messages deferred while the sink is down, the file system
 //! filled to the last page, then `postqueue -f`.
 
-mod common;
-mod issue4_common;
-mod queue_disk_common;
-
-use common::*;
-use issue4_common::*;
-use queue_disk_common::*;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use testkit::*;
 
 const MESSAGES: usize = 200;
 const PROCESS_LIMIT: usize = 10;
@@ -26,11 +21,15 @@ const REMOVAL_FAILED: &str = "cannot remove the delivered message from the queue
 /// full; the sink is up now. Returns the world, the sink, the mount and the filler.
 fn deferred_mail_on_a_full_queue_disk(test: &str) -> Option<(World, Sink, Tmpfs, PathBuf)> {
     let port = free_port(); // nothing listens yet
-    let mut world = World::new(&format!(
-        "relayhost = \"[127.0.0.1]:{port}\"\nqueue_minfree = 0\n\
+    let mut world = World::builder()
+        .smtp()
+        .peer(&port)
+        .config(&format!(
+            "queue_minfree = 0\n\
          default_process_limit = {PROCESS_LIMIT}\n\
          minimal_backoff_time = \"1h\"\nmaximal_backoff_time = \"2h\"\n"
-    ));
+        ))
+        .build();
     let tmpfs = match Tmpfs::mount(&world.env.queue_dir(), "16m") {
         Ok(t) => t,
         Err(why) => {
@@ -47,8 +46,8 @@ fn deferred_mail_on_a_full_queue_disk(test: &str) -> Option<(World, Sink, Tmpfs,
         );
     }
     world.wait_lines(&["to=<someone@far.example>", "status=deferred"], MESSAGES);
-    let filler = world.env.queue_dir().join("filler");
-    fill(&filler);
+    tmpfs.fill("filler");
+    let filler = tmpfs.dir.join("filler");
     let sink = Sink::start_on(&world.env.root, port, &[]);
     world.run_ok(&["postqueue", "-f"]);
     world.wait_lines(&[REMOVAL_FAILED], 1);

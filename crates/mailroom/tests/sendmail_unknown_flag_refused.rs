@@ -5,11 +5,10 @@
 //! `mailroom sendmail` and a `sendmail` symlink (the small `mailroom-sendmail` binary shares
 //! the parser; crates/submit/tests/sendmail_binary.rs runs it).
 
-mod common;
-
-use common::*;
 use std::os::unix::fs::symlink;
 use std::process::Output;
+
+use testkit::*;
 
 const REFUSED_S: &str =
     "sendmail: invalid option -- 's'\nsendmail: fatal: usage: sendmail [options]\n";
@@ -30,7 +29,7 @@ fn unknown_flag_is_refused_and_nothing_is_queued() {
     assert_refused(&out, refused_z, &env, "mailroom sendmail -Z");
 
     let link = env.root.join("sendmail");
-    symlink(BIN, &link).unwrap();
+    symlink(bin(), &link).unwrap();
     let out = run_with_input(
         command_with_config(&link, &env.config).args(["-s", "disk full", "root"]),
         b"x\n",

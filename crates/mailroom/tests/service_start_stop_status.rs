@@ -3,10 +3,8 @@
 //! answers with its exit code, `stop` waits for the exit, and `stop` with nothing running
 //! says so in one line and exits 1.
 
-mod common;
-
-use common::*;
 use std::fs;
+use testkit::*;
 
 /// Kills the detached daemon (found by its pid file) if a test ends with it still running.
 struct Detached<'a>(&'a TestEnv);
@@ -188,7 +186,7 @@ fn postfix_argv0_runs_the_service_commands() {
     let env = TestEnv::new();
     let _guard = Detached(&env);
     let link = env.root.join("postfix");
-    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    std::os::unix::fs::symlink(bin(), &link).unwrap();
     let postfix =
         |word: &str| run_with_input(command_with_config(&link, &env.config).arg(word), b"");
     assert_eq!(postfix("status").status.code(), Some(1));

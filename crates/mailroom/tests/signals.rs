@@ -2,11 +2,10 @@
 //! delivered twice); SIGHUP and `mailroom newaliases` make new aliases take effect without
 //! a restart.
 
-mod common;
-
-use common::*;
 use std::fs;
 use std::time::{Duration, Instant};
+
+use testkit::*;
 
 const MESSAGES: usize = 2000;
 const USERS: usize = 5;

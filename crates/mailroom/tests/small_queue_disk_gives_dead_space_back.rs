@@ -4,12 +4,9 @@
 //! queue, even after a restart. Now the dead part of the segment is given back when space
 //! is short, so twice the file system's size goes through, and through a restart.
 
-mod common;
-mod issue4_common;
-
-use common::*;
-use issue4_common::*;
 use std::time::{Duration, Instant};
+
+use testkit::*;
 
 const MESSAGES: usize = 300;
 const BODY: usize = 100_000;
@@ -46,9 +43,11 @@ fn send_patiently(world: &World, n: usize, patience: Duration) -> usize {
 #[test]
 fn twice_the_queue_disk_goes_through_and_through_a_restart() {
     let sink_port = free_port();
-    let mut world = World::new(&format!(
-        "relayhost = \"[127.0.0.1]:{sink_port}\"\nqueue_minfree = \"1M\"\n"
-    ));
+    let mut world = World::builder()
+        .smtp()
+        .peer(&sink_port)
+        .config("queue_minfree = \"1M\"\n")
+        .build();
     let tmpfs = match Tmpfs::mount(&world.env.queue_dir(), "16m") {
         Ok(t) => t,
         Err(why) => {

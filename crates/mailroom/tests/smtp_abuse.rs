@@ -3,15 +3,12 @@
 //! line, NUL bytes, the published SMTP smuggling sequences (under both bare-newline
 //! policies), open-relay attempts from outside `mynetworks`, error limits.
 
-mod common;
-mod smtp_common;
-
 use std::net::Ipv4Addr;
 
-use smtp_common::*;
+use testkit::*;
 
 /// A well-behaved client still gets its mail through.
-fn still_serving(smtp: &SmtpEnv, user: &str) {
+fn still_serving(smtp: &World, user: &str) {
     let before = smtp.env.count_mbox(user);
     let mut c = smtp.client();
     c.start_transaction("good@example.org", &[&format!("{user}@localhost")]);
@@ -23,7 +20,7 @@ fn still_serving(smtp: &SmtpEnv, user: &str) {
 }
 
 /// Every Subject: in `user`'s mbox.
-fn subjects(smtp: &SmtpEnv, user: &str) -> Vec<String> {
+fn subjects(smtp: &World, user: &str) -> Vec<String> {
     smtp.env
         .mbox_messages(user)
         .into_iter()
@@ -33,7 +30,7 @@ fn subjects(smtp: &SmtpEnv, user: &str) -> Vec<String> {
 
 #[test]
 fn message_size_limits() {
-    let smtp = SmtpEnv::started("message_size_limit = 2000");
+    let smtp = World::started("message_size_limit = 2000");
     let mut c = smtp.client();
     c.expect(220, "");
     let ehlo = c.cmd("EHLO big.test");
@@ -67,7 +64,7 @@ fn message_size_limits() {
 
 #[test]
 fn long_lines_and_nul_bytes() {
-    let smtp = SmtpEnv::started("");
+    let smtp = World::started("");
     let mut c = smtp.client();
     c.expect(220, "");
     c.send(format!("NOOP {}\r\n", "a".repeat(10_000)).as_bytes());
@@ -117,7 +114,7 @@ fn smuggle(c: &mut Client, sequence: &[u8]) {
 
 #[test]
 fn smuggling_is_refused_under_reject() {
-    let smtp = SmtpEnv::started("");
+    let smtp = World::started("");
     let mut c = smtp.client();
     c.expect(220, "");
     c.ok("EHLO smuggler.test", 250);
@@ -146,7 +143,7 @@ fn smuggling_is_refused_under_reject() {
 
 #[test]
 fn smuggling_is_plain_content_under_normalize() {
-    let smtp = SmtpEnv::started("smtpd_forbid_bare_newline = \"normalize\"");
+    let smtp = World::started("smtpd_forbid_bare_newline = \"normalize\"");
     let mut c = smtp.client();
     c.expect(220, "");
     c.send(b"EHLO normal.test\n");
@@ -173,7 +170,7 @@ fn smuggling_is_plain_content_under_normalize() {
 
 #[test]
 fn no_open_relay_from_outside_mynetworks() {
-    let smtp = SmtpEnv::started("relay_domains = [\"relayed.example\"]");
+    let smtp = World::started("relay_domains = [\"relayed.example\"]");
     let stranger = Ipv4Addr::new(127, 0, 0, 2);
     let mut c = Client::connect_from(stranger, smtp.port);
     c.expect(220, "");
@@ -230,7 +227,7 @@ s.quit()
 
 #[test]
 fn error_limits_slow_down_then_disconnect() {
-    let smtp = SmtpEnv::started(
+    let smtp = World::started(
         "smtpd_soft_error_limit = 2\nsmtpd_hard_error_limit = 4\nsmtpd_error_sleep_time = \"1s\"",
     );
     let mut c = smtp.client();

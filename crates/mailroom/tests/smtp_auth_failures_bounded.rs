@@ -6,14 +6,11 @@
 //! logs in within seconds during the flood, every failure is logged in Postfix's format for
 //! fail2ban, and the built-in per-IP and per-user failure limits refuse without checking.
 
-mod common;
-mod smtp_common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use smtp_common::*;
+use testkit::*;
 
 /// Peak RSS the daemon may reach under the flood (it ran at ~9 GB before; ~60 MB now).
 const MAX_PEAK_KB: u64 = 150 * 1024;
@@ -81,7 +78,7 @@ fn a_failed_auth_flood_keeps_memory_bounded_and_a_real_user_gets_in() {
     // No failure limit and no error sleep: every attempt costs a password check, the
     // worst case for memory.
     let dead = free_port();
-    let mut smtp = SmtpEnv::new(&format!(
+    let mut smtp = World::new(&format!(
         "smtpd_sasl_auth_enable = true\nsmtpd_client_auth_failure_limit = 0\nsmtpd_error_sleep_time = 0\nrelayhost = \"[127.0.0.1]:{dead}\""
     ));
     smtp.start();
@@ -131,7 +128,7 @@ print(" ".join(hosts))
 
 #[test]
 fn failures_are_logged_for_fail2ban_and_limited_per_ip_and_per_user() {
-    let mut smtp = SmtpEnv::new(
+    let mut smtp = World::new(
         "smtpd_sasl_auth_enable = true\nsmtpd_error_sleep_time = 0\nsmtpd_client_auth_failure_limit = 5",
     );
     smtp.start();

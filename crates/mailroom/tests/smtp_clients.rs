@@ -3,16 +3,12 @@
 //! session, BDAT, and DSN parameters kept on the queued envelope. Mail for local users lands
 //! in their mbox with our `Received:` header.
 
-mod common;
-mod smtp_common;
-
-use common::*;
-use smtp_common::*;
+use testkit::*;
 
 #[test]
 fn smtplib_plain_starttls_and_submission_auth() {
     let submission = free_port();
-    let mut smtp = SmtpEnv::new(&format!("submission_listen = [\"127.0.0.1:{submission}\"]"));
+    let mut smtp = World::new(&format!("submission_listen = [\"127.0.0.1:{submission}\"]"));
     smtp.start();
     smtp.add_user("alice", "correct horse");
     let out = smtplib(
@@ -139,7 +135,7 @@ s.quit()
 #[test]
 fn swaks_with_tls_auth_and_pipelining() {
     let submission = free_port();
-    let mut smtp = SmtpEnv::new(&format!("submission_listen = [\"127.0.0.1:{submission}\"]"));
+    let mut smtp = World::new(&format!("submission_listen = [\"127.0.0.1:{submission}\"]"));
     smtp.start();
     smtp.add_user("carol", "s3cret pass");
     let plain = smtp.swaks(&[
@@ -191,7 +187,7 @@ fn swaks_with_tls_auth_and_pipelining() {
 
 #[test]
 fn a_pipelined_session_gets_every_reply_in_order() {
-    let smtp = SmtpEnv::started("");
+    let smtp = World::started("");
     let mut c = smtp.client();
     c.expect(220, "ESMTP");
     let ehlo = c.cmd("EHLO pipeliner.test");
@@ -259,7 +255,7 @@ fn a_pipelined_session_gets_every_reply_in_order() {
 
 #[test]
 fn bdat_chunks_are_queued_as_one_message() {
-    let smtp = SmtpEnv::started("");
+    let smtp = World::started("");
     let mut c = smtp.client();
     c.start_transaction("chunky@example.org", &["alice@localhost"]);
     let first = b"Subject: chunked\r\n\r\n.not a terminator\r\n";
@@ -287,7 +283,7 @@ fn bdat_chunks_are_queued_as_one_message() {
 fn dsn_parameters_are_kept_on_the_envelope() {
     // A relayhost that refuses connections keeps the message queued (deferred) to look at.
     let dead = free_port();
-    let mut smtp = SmtpEnv::started(&format!("relayhost = \"[127.0.0.1]:{dead}\""));
+    let mut smtp = World::builder().smtp().peer(&dead).start();
     let mut c = smtp.client();
     c.expect(220, "");
     c.ok("EHLO dsn.test", 250);
@@ -332,19 +328,15 @@ fn ipv6_and_reinject_listeners() {
         eprintln!("skipped: no IPv6 loopback on this machine");
         return;
     }
-    let (port, v6, reinject) = (free_port(), free_port(), free_port());
-    let env = TestEnv::new();
-    let listen = format!("\"127.0.0.1:{port}\", \"[::1]:{v6}\"");
-    let extra = format!("reinject_listen = [\"127.0.0.1:{reinject}\"]\nmynetworks = [\"127.0.0.1/32\", \"[::1]/128\"]");
-    // The later mynetworks line wins over smtp_config's (TOML forbids duplicates: rewrite).
-    let text =
-        smtp_config_listening(&env, &listen, "").replace("mynetworks = [\"127.0.0.1/32\"]\n", "");
-    env.write_config(&format!("{text}{extra}"));
-    let mut smtp = SmtpEnv {
-        env,
-        port,
-        daemon: None,
-    };
+    let (v6, reinject) = (free_port(), free_port());
+    let mut smtp = World::builder().smtp().build();
+    let port = smtp.port;
+    // Later lines replace the builder's smtpd_listen and mynetworks.
+    smtp.configure(&format!(
+        "smtpd_listen = [\"127.0.0.1:{port}\", \"[::1]:{v6}\"]\n\
+         reinject_listen = [\"127.0.0.1:{reinject}\"]\n\
+         mynetworks = [\"127.0.0.1/32\", \"[::1]/128\"]"
+    ));
     smtp.start();
     smtp.env.wait_log("listening on", 3);
     let mut c = Client::connect_to((std::net::Ipv6Addr::LOCALHOST, v6).into());

@@ -2,14 +2,11 @@
 //! and its mail is queued with `Received: from unknown`; with `yes`, MAIL first gets
 //! `503 5.5.1 Error: send HELO/EHLO first`.
 
-mod common;
-mod smtp_common;
-
-use smtp_common::*;
+use testkit::*;
 
 #[test]
 fn mail_without_helo_is_accepted_by_default() {
-    let smtp = SmtpEnv::started("");
+    let smtp = World::started("");
     let out = smtplib(
         r#"
 s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
@@ -36,7 +33,7 @@ s.quit()
 
 #[test]
 fn helo_required_refuses_mail_before_helo() {
-    let smtp = SmtpEnv::started("smtpd_helo_required = true");
+    let smtp = World::started("smtpd_helo_required = true");
     let mut c = smtp.client();
     c.expect(220, "");
     let reply = c.cmd("MAIL FROM:<a@example.org>");

@@ -3,19 +3,15 @@
 //! is delivered after the restart), the disk guard (452 4.3.1), and a `pflogsumm` report of
 //! the log that counts what happened.
 
-mod common;
-mod smtp_common;
-
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
-use smtp_common::*;
+use testkit::*;
 
 #[test]
 fn sigterm_closes_idle_sessions_and_finishes_data_in_progress() {
-    let mut smtp = SmtpEnv::started("");
+    let mut smtp = World::started("");
     let mut idle = smtp.client();
     idle.expect(220, "");
     idle.ok("EHLO idle.test", 250);
@@ -55,7 +51,7 @@ fn sigterm_closes_idle_sessions_and_finishes_data_in_progress() {
 
 #[test]
 fn below_queue_minfree_mail_is_refused_temporarily() {
-    let smtp = SmtpEnv::started("queue_minfree = \"1000000G\"");
+    let smtp = World::started("queue_minfree = \"1000000G\"");
     let mut c = smtp.client();
     c.expect(220, "");
     c.ok("EHLO full.test", 250);
@@ -70,7 +66,7 @@ fn below_queue_minfree_mail_is_refused_temporarily() {
 
 #[test]
 fn pflogsumm_counts_received_delivered_and_rejected() {
-    let smtp = SmtpEnv::started("");
+    let smtp = World::started("");
     for i in 0..3 {
         let mut c = smtp.client();
         c.start_transaction("counted@example.org", &["alice@localhost"]);

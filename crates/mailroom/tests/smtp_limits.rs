@@ -2,14 +2,10 @@
 //! out (between commands and inside DATA), TLS handshake garbage, clients that vanish. Each
 //! gets its reply code or a clean close, and the daemon keeps serving the others.
 
-mod common;
-mod smtp_common;
-
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use common::*;
-use smtp_common::*;
+use testkit::*;
 
 fn greeted(port: u16, source: Ipv4Addr) -> Client {
     let mut c = Client::connect_from(source, port);
@@ -25,7 +21,7 @@ fn refused(port: u16, source: Ipv4Addr, code: u16, needle: &str) {
 
 #[test]
 fn too_many_connections_per_ip_and_in_all() {
-    let smtp = SmtpEnv::started("smtpd_client_connection_count_limit = 3\nsmtpd_process_limit = 5");
+    let smtp = World::started("smtpd_client_connection_count_limit = 3\nsmtpd_process_limit = 5");
     let local = Ipv4Addr::LOCALHOST;
     let mut held: Vec<Client> = (0..3).map(|_| greeted(smtp.port, local)).collect();
     refused(
@@ -65,7 +61,7 @@ fn too_many_connections_per_ip_and_in_all() {
 
 #[test]
 fn idle_clients_time_out() {
-    let smtp = SmtpEnv::started("smtpd_timeout = \"2s\"");
+    let smtp = World::started("smtpd_timeout = \"2s\"");
     let mut idle = smtp.client();
     idle.expect(220, "");
     let mut in_data = smtp.client();
@@ -100,7 +96,7 @@ fn idle_clients_time_out() {
 
 #[test]
 fn tls_handshake_garbage_and_vanishing_clients() {
-    let smtp = SmtpEnv::started("smtpd_timeout = \"5s\"");
+    let smtp = World::started("smtpd_timeout = \"5s\"");
     // Garbage instead of a ClientHello after STARTTLS: the server gives up on this client.
     let mut c = smtp.client();
     c.expect(220, "");
@@ -162,7 +158,7 @@ print("sent")
 #[test]
 fn a_full_submission_service_leaves_port_25_its_own_slots() {
     let submission = free_port();
-    let mut smtp = SmtpEnv::new(&format!(
+    let mut smtp = World::new(&format!(
         "smtpd_process_limit = 3\nsubmission_listen = [\"127.0.0.1:{submission}\"]"
     ));
     smtp.start();

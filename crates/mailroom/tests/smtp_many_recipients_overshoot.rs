@@ -4,10 +4,7 @@
 //! send the rest in the next one. Before, the 21st excess recipient ended the session with
 //! `421 too many errors`.
 
-mod common;
-mod smtp_common;
-
-use smtp_common::*;
+use testkit::*;
 
 fn pipelined_rcpts(range: std::ops::Range<usize>) -> String {
     range
@@ -20,7 +17,7 @@ fn fifteen_hundred_pipelined_recipients_complete_in_two_transactions() {
     // Relayed (the client is in mynetworks) to a relayhost that is not there: the mail
     // waits in the queue; only the SMTP dialogue matters here.
     let dead = free_port();
-    let smtp = SmtpEnv::started(&format!("relayhost = \"[127.0.0.1]:{dead}\""));
+    let smtp = World::builder().smtp().peer(&dead).start();
     let mut c = smtp.client();
     c.expect(220, "");
     c.ok("EHLO bulk.example", 250);

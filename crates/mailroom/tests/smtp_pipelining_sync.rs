@@ -4,10 +4,7 @@
 //! `554 5.5.0 Error: SMTP protocol synchronization` and is disconnected, while RFC 2920
 //! pipelining (MAIL, RCPT, DATA in one packet) keeps working.
 
-mod common;
-mod smtp_common;
-
-use smtp_common::*;
+use testkit::*;
 
 const SYNC: &str = "5.5.0 Error: SMTP protocol synchronization";
 
@@ -19,7 +16,7 @@ fn message(subject: &str) -> String {
 /// content included, follows in the same write.
 #[test]
 fn content_pipelined_after_data_is_refused_as_smtpsmug_tests() {
-    let smtp = SmtpEnv::started("");
+    let smtp = World::started("");
     let mut c = smtp.client();
     c.start_transaction("a@example.org", &["alice@localhost"]);
     c.ok("DATA", 354);
@@ -55,7 +52,7 @@ fn content_pipelined_after_data_is_refused_as_smtpsmug_tests() {
 /// bytes arrive just after it, at the EHLO that has a NOOP behind it.
 #[test]
 fn a_client_that_talks_first_is_disconnected() {
-    let smtp = SmtpEnv::started("");
+    let smtp = World::started("");
     let mut c = smtp.client();
     c.send(b"EHLO early.example\r\nNOOP\r\n");
     let mut reply = c.reply();
@@ -71,7 +68,7 @@ fn a_client_that_talks_first_is_disconnected() {
             "improper command pipelining after CONNECT from unknown[127.0.0.1]: EHLO early.example"
         ) || log.contains("improper command pipelining after EHLO from unknown[127.0.0.1]: NOOP"),
         "{}",
-        common::tail(&log, 10)
+        tail(&log, 10)
     );
 }
 
@@ -79,7 +76,7 @@ fn a_client_that_talks_first_is_disconnected() {
 /// right behind the end of data. swaks --pipeline too.
 #[test]
 fn rfc2920_pipelining_still_works() {
-    let smtp = SmtpEnv::started("");
+    let smtp = World::started("");
     let mut c = smtp.client();
     c.expect(220, "");
     c.ok("EHLO client.example", 250);
@@ -98,7 +95,7 @@ fn rfc2920_pipelining_still_works() {
         "--from",
         "a@example.org",
     ]);
-    common::assert_success(&out, "swaks --pipeline");
+    assert_success(&out, "swaks --pipeline");
     for user in ["alice", "bob", "carol"] {
         smtp.env.wait_mbox(user, 1);
     }
@@ -108,7 +105,7 @@ fn rfc2920_pipelining_still_works() {
 /// `smtpd_forbid_unauth_pipelining = no` turns the check off (Postfix before 3.9).
 #[test]
 fn the_check_can_be_turned_off() {
-    let smtp = SmtpEnv::started("smtpd_forbid_unauth_pipelining = false");
+    let smtp = World::started("smtpd_forbid_unauth_pipelining = false");
     let mut c = smtp.client();
     c.expect(220, "");
     c.send(b"EHLO x\r\nNOOP\r\n");

@@ -3,16 +3,13 @@
 //! elsewhere (the usual `myorigin = $mydomain`), where qualifying it would make it a relay
 //! attempt (`554 5.7.1 Relay access denied`).
 
-mod common;
-mod smtp_common;
-
 use std::net::Ipv4Addr;
 
-use smtp_common::*;
+use testkit::*;
 
 #[test]
 fn bare_postmaster_from_a_stranger_reaches_the_local_postmaster() {
-    let smtp = SmtpEnv::new("myorigin = \"example.org\"");
+    let smtp = World::new("myorigin = \"example.org\"");
     std::fs::write(smtp.env.aliases_file(), "postmaster: alice@localhost\n").expect("aliases");
     let mut smtp = smtp;
     smtp.start();

@@ -6,13 +6,10 @@
 //! stalled longest, and every session ends at `smtpd_session_deadline`. The daemon's peak
 //! RSS is printed (VmHWM) and bounded.
 
-mod common;
-mod smtp_common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use smtp_common::*;
+use testkit::*;
 
 /// 100 connections (50 from 127.0.0.2, 50 from 127.0.0.3), each reading the greeting and
 /// then writing one byte of `NOOP\r\n` every 5 s and reconnecting when the server drops it, for `seconds`. Prints
@@ -56,7 +53,7 @@ fn peak_rss_kb(pid: i32) -> u64 {
 
 /// Sends one message as a normal client, retrying a refused connection; returns how long
 /// it took until the message was queued.
-fn normal_client(smtp: &SmtpEnv, subject: &str) -> Duration {
+fn normal_client(smtp: &World, subject: &str) -> Duration {
     let started = Instant::now();
     loop {
         let mut c = Client::connect(smtp.port);
@@ -82,7 +79,7 @@ fn normal_client(smtp: &SmtpEnv, subject: &str) -> Duration {
 
 #[test]
 fn slow_drip_clients_do_not_lock_out_a_normal_client() {
-    let mut smtp = SmtpEnv::new("");
+    let mut smtp = World::new("");
     smtp.start();
     let pid = smtp.daemon.as_ref().expect("daemon").pid();
     let drip = Command::new("python3")
@@ -133,7 +130,7 @@ fn slow_drip_clients_do_not_lock_out_a_normal_client() {
 /// whole command line must arrive within `smtpd_timeout`.
 #[test]
 fn a_per_request_deadline_cuts_a_trickled_command() {
-    let smtp = SmtpEnv::started("smtpd_timeout = 3\nsmtpd_per_request_deadline = true");
+    let smtp = World::started("smtpd_timeout = 3\nsmtpd_per_request_deadline = true");
     let mut c = smtp.client();
     c.expect(220, "");
     let started = Instant::now();
@@ -162,7 +159,7 @@ fn a_per_request_deadline_cuts_a_trickled_command() {
 /// line a second, each read well within `smtpd_timeout`) is ended at the deadline.
 #[test]
 fn a_session_ends_at_its_deadline_whatever_it_sends() {
-    let smtp = SmtpEnv::started("smtpd_session_deadline = 3");
+    let smtp = World::started("smtpd_session_deadline = 3");
     let mut c = smtp.client();
     c.start_transaction("slow@example.org", &["alice@localhost"]);
     c.ok("DATA", 354);

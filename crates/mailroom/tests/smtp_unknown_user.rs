@@ -3,14 +3,11 @@
 //! bounced later (backscatter to forged senders, seed 003's spam flood), while aliases and
 //! real users are accepted.
 
-mod common;
-mod smtp_common;
-
-use smtp_common::*;
+use testkit::*;
 
 #[test]
 fn unknown_local_users_are_refused_at_rcpt_and_known_ones_accepted() {
-    let smtp = SmtpEnv::started(r#"local_recipient_maps = ["unix:passwd.byname", "$alias_maps"]"#);
+    let smtp = World::started(r#"local_recipient_maps = ["unix:passwd.byname", "$alias_maps"]"#);
     std::fs::write(smtp.env.root.join("aliases"), "helpdesk: root\n").unwrap();
     // The aliases file is read at start; make the daemon re-read it.
     let out = smtp.env.run(&["newaliases"], b"");
@@ -41,7 +38,7 @@ fn unknown_local_users_are_refused_at_rcpt_and_known_ones_accepted() {
 
 #[test]
 fn the_embedded_default_accepts_any_local_part() {
-    let smtp = SmtpEnv::started("");
+    let smtp = World::started("");
     let mut c = smtp.client();
     c.expect(220, "");
     c.ok("EHLO client.test", 250);

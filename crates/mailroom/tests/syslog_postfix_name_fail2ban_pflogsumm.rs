@@ -7,11 +7,6 @@
 //! The socket is the test's own datagram socket (`syslog_socket`, a mailroom-only knob:
 //! Postfix always uses /dev/log), standing in for /dev/log.
 
-mod common;
-mod smtp_common;
-
-use common::*;
-use smtp_common::*;
 use std::fs;
 use std::net::Ipv4Addr;
 use std::os::unix::net::UnixDatagram;
@@ -19,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::*;
 
 /// A stand-in syslog daemon: keeps every datagram.
 struct Syslog {
@@ -73,22 +69,11 @@ impl Syslog {
 }
 
 /// An SMTP test world whose log goes only to `syslog_socket`.
-fn syslog_env(socket: &Path) -> SmtpEnv {
-    let env = SmtpEnv::new(&format!(
-        "syslog_name = \"postfix\"\nsyslog_socket = \"{}\"\n",
+fn syslog_env(socket: &Path) -> World {
+    World::new(&format!(
+        "syslog_name = \"postfix\"\nsyslog_socket = \"{}\"\nmaillog_file = \"\"\n",
         socket.display()
-    ));
-    let text = fs::read_to_string(&env.env.config).unwrap();
-    let text = text
-        .lines()
-        .map(|l| match l.starts_with("maillog_file") {
-            true => "maillog_file = \"\"",
-            false => l,
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    fs::write(&env.env.config, text).unwrap();
-    env
+    ))
 }
 
 #[test]
@@ -96,7 +81,7 @@ fn syslog_name_postfix_feeds_fail2ban_and_pflogsumm_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let syslog = Syslog::bind(dir.path().join("dev-log"));
     let mut smtp = syslog_env(&syslog.path);
-    smtp.start_logging_elsewhere(&syslog);
+    start_logging_elsewhere(&mut smtp, &syslog);
 
     for i in 0..2 {
         let mut c = smtp.client();
@@ -127,12 +112,10 @@ fn syslog_name_postfix_feeds_fail2ban_and_pflogsumm_unchanged() {
     pflogsumm_counts(&mail_log);
 }
 
-impl SmtpEnv {
-    /// `start` waits for "listening on" in maillog_file; here the log is syslog.
-    fn start_logging_elsewhere(&mut self, syslog: &Syslog) {
-        self.daemon = Some(self.env.start());
-        syslog.wait("listening on", 1);
-    }
+/// `World::start` waits for "listening on" in maillog_file; here the log is syslog.
+fn start_logging_elsewhere(world: &mut World, syslog: &Syslog) {
+    world.daemon = Some(world.env.start());
+    syslog.wait("listening on", 1);
 }
 
 fn fail2ban_finds(mail_log: &Path, ip: &str) {

@@ -3,14 +3,12 @@
 //! its `Type=notify` readiness is the one `mailroom serve` really sends (READY=1 over
 //! `NOTIFY_SOCKET` once it is serving).
 
-mod common;
-
-use common::*;
 use std::fs;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use testkit::*;
 
 fn unit_text() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/mailroom.service");
@@ -38,7 +36,7 @@ fn unit_file_passes_systemd_analyze_verify_without_warnings() {
     // verify checks that ExecStart's binary exists: point it at the one under test.
     let dir = tempfile::tempdir().unwrap();
     let unit = dir.path().join("mailroom.service");
-    fs::write(&unit, text.replace("/usr/sbin/mailroom", BIN)).unwrap();
+    fs::write(&unit, text.replace("/usr/sbin/mailroom", bin())).unwrap();
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(&unit)

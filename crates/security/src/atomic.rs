@@ -1,6 +1,7 @@
 //! Replacing a small secret file so that a crash at any instant leaves either the old file or
 //! the new one, never a torn or empty one, and never a moment where the secret is readable by
-//! anyone but the modes we asked for.
+//! anyone but the modes we asked for. Also used for `postconf -e` edits of the configuration
+//! file, which must be all-or-nothing for the same reason.
 
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, Write};
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Owner and group to give the new file (`None` = whoever we are).
-pub(crate) type Owner = Option<(u32, u32)>;
+pub type Owner = Option<(u32, u32)>;
 
 /// Writes `contents` to `path` by temp file + fsync + rename + fsync of the directory.
 ///
@@ -17,12 +18,7 @@ pub(crate) type Owner = Option<(u32, u32)>;
 /// so the umask cannot widen or narrow it), so the secret is never briefly world-readable.
 /// The directory fsync makes the rename itself durable: without it a crash can bring back
 /// the old file after we reported success.
-pub(crate) fn write_atomic(
-    path: &Path,
-    contents: &[u8],
-    mode: u32,
-    owner: Owner,
-) -> io::Result<()> {
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32, owner: Owner) -> io::Result<()> {
     let dir = parent_dir(path);
     let (tmp_path, mut file) = create_temp(path, dir, mode)?;
     let written = (|| {
@@ -50,7 +46,7 @@ pub(crate) fn write_atomic(
 /// An exclusive lock on the directory holding `path`, held until the returned file drops.
 /// Serialises read-modify-write cycles (two `mailroom passwd add` at once, two daemons making
 /// the self-signed pair) without leaving a lock file next to the secret.
-pub(crate) fn lock_directory_of(path: &Path) -> io::Result<File> {
+pub fn lock_directory_of(path: &Path) -> io::Result<File> {
     let dir = File::open(parent_dir(path))?;
     dir.lock()?;
     Ok(dir)

@@ -32,6 +32,8 @@
 //! against passive eavesdropping only, exactly like Postfix's `smtp_tls_security_level = may`.
 
 mod atomic;
+/// Crash-safe replacement of a small file (also `mailroom config -e`'s edits).
+pub use atomic::{lock_directory_of, write_atomic, Owner};
 pub mod passwd;
 pub mod stream;
 pub mod tls;

@@ -5,7 +5,7 @@
 //!
 //! Arrows point one way: `sendmail` uses `mailq` and `postqueue` (for `-bp` and `-q`),
 //! `postqueue` uses `mailq`; every file may use the leaves `crate::edge` and
-//! `crate::daemon`, and none uses `crate::cli`.
+//! `crate::daemon`, and none uses `crate::cli` (`man` gets the clap definition passed in).
 
 pub mod check;
 pub mod config;
@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod install;
 pub mod mailbox;
 pub mod mailq;
+pub mod man;
 pub mod newaliases;
 pub mod passwd;
 pub mod postcat;

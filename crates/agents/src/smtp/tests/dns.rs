@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 
 use envelope::OutcomeKind::{Bounced, Deferred, Sent};
 
-use super::dns_server::{self, Zone};
 use super::server::{Behaviour, TestServer};
 use super::*;
+use testkit::{Dns, Zone};
 
 /// Two SMTP servers on the same port at 127.0.0.2 and 127.0.0.3 (MX hosts share a port).
 async fn two_servers() -> (TestServer, TestServer) {
@@ -28,7 +28,8 @@ fn addr(ip: &str, port: u16) -> SocketAddr {
 
 async fn deliver_via_dns(zone: Zone, port: u16, domain: &str) -> SmtpReport {
     let mut s = settings(port);
-    s.dns_nameservers = vec![dns_server::start(zone).await.to_string()];
+    let dns = Dns::start(zone); // answers until dropped, after the delivery
+    s.dns_nameservers = vec![dns.nameserver()];
     let client = client(s);
     let env = envelope("f@a.example", &[&format!("user@{domain}")]);
     let hop = Nexthop {
@@ -155,7 +156,8 @@ async fn bracketed_name_uses_its_address_without_mx() {
         .mx("relay.example", 10, "elsewhere.example")
         .a("relay.example", "127.0.0.2");
     let mut s = settings(a.port());
-    s.dns_nameservers = vec![dns_server::start(zone).await.to_string()];
+    let dns = Dns::start(zone);
+    s.dns_nameservers = vec![dns.nameserver()];
     let client = client(s);
     let env = envelope("f@a.example", &["user@far.example"]);
     let hop = Nexthop::parse(&format!("[relay.example]:{}", a.port()), 25).unwrap();

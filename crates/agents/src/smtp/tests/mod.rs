@@ -1,11 +1,10 @@
 //! Tests of the SMTP client against real sockets on loopback: a scripted server
-//! ([`server`]), a tiny DNS server ([`dns_server`]) and, when installed, Postfix's smtp-sink.
+//! ([`server`]), the test kit's DNS responder (`testkit::Dns`) and, when installed, Postfix's smtp-sink.
 //! One file per area: `basic` (the conversation and per-recipient outcomes), `timeouts`,
 //! `tls`, `dns`, `hostile` (bad server input), `sink` (end to end with smtp-sink).
 
 mod basic;
 mod dns;
-mod dns_server;
 mod hostile;
 mod server;
 mod sink;

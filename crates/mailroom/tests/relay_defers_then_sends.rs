@@ -3,12 +3,9 @@
 //! retried on its own (1 s backoff in the test configuration, no flush), and the peer
 //! receives it exactly once.
 
-mod common;
-mod issue4_common;
-
 use std::time::Duration;
 
-use issue4_common::*;
+use testkit::*;
 
 #[test]
 fn a_4xx_answer_defers_and_the_retry_delivers_once() {
@@ -16,7 +13,7 @@ fn a_4xx_answer_defers_and_the_retry_delivers_once() {
         OnConnect::Greet,
         rcpt_reply("450 4.2.0 <someone@far.example>: try again later"),
     );
-    let world = World::started(&format!(r#"relayhost = "[127.0.0.1]:{}""#, peer.port));
+    let world = World::builder().smtp().peer(&peer).start();
     world.submit(
         "sender@test.example",
         &["someone@far.example"],
@@ -59,7 +56,7 @@ fn a_4xx_answer_defers_and_the_retry_delivers_once() {
 #[test]
 fn a_destination_that_is_down_then_up_gets_the_message_once() {
     let port = free_port(); // nothing listens here yet
-    let world = World::started(&format!(r#"relayhost = "[127.0.0.1]:{port}""#));
+    let world = World::builder().smtp().peer(&port).start();
     world.submit(
         "sender@test.example",
         &["someone@far.example"],

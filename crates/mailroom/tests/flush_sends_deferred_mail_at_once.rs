@@ -3,13 +3,9 @@
 //! the daemon's control socket — including a destination the scheduler had marked dead.
 //! `postqueue -s site` and `postqueue -i id` narrow the flush to one site or one message.
 
-mod common;
-mod issue4_common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 /// Long enough that nothing is retried on its own while a test runs.
 const BACKOFF: &str = "minimal_backoff_time = \"60s\"\nmaximal_backoff_time = \"120s\"\n";
@@ -20,7 +16,7 @@ const PROMPT: Duration = Duration::from_secs(10);
 #[test]
 fn postqueue_f_sends_deferred_mail_at_once_when_the_destination_is_back() {
     let port = free_port(); // down for now
-    let world = World::started(&format!("relayhost = \"[127.0.0.1]:{port}\"\n{BACKOFF}"));
+    let world = World::builder().smtp().peer(&port).config(BACKOFF).start();
     for i in 0..3 {
         world.submit(
             "sender@test.example",
@@ -64,10 +60,7 @@ fn sendmail_q_flushes_too() {
         OnConnect::Greet,
         rcpt_reply("421 4.3.2 Service shutting down, come back later"),
     );
-    let world = World::started(&format!(
-        "relayhost = \"[127.0.0.1]:{}\"\n{BACKOFF}",
-        peer.port
-    ));
+    let world = World::builder().smtp().peer(&peer).config(BACKOFF).start();
     world.submit(
         "sender@test.example",
         &["someone@far.example"],

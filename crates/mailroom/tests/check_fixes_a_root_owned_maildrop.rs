@@ -5,12 +5,11 @@
 //!
 //! Needs root (to chown, and to run sendmail as `nobody` with setpriv); skipped otherwise.
 
-mod common;
-
-use common::*;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
+
+use testkit::*;
 
 #[test]
 fn check_finds_and_fixes_a_root_owned_maildrop() {
@@ -50,7 +49,7 @@ fn check_finds_and_fixes_a_root_owned_maildrop() {
                 "--reuid=nobody",
                 "--regid=nogroup",
                 "--clear-groups",
-                BIN,
+                bin(),
                 "sendmail",
                 "-i",
                 "root@localhost",

@@ -3,13 +3,9 @@
 //! the (local) sender, read field by field with Python's `email` module — and the other two
 //! are delivered, once.
 
-mod common;
-mod issue4_common;
-
 use std::sync::Arc;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 const BAD: &str = "bad@far.example";
 const REJECT: &str = "550 5.1.1 <bad@far.example>: Recipient address rejected: User unknown";
@@ -23,7 +19,7 @@ fn mixed_recipients() -> (World, Peer, serde_json::Value, MboxMessage) {
             _ => "250 2.1.5 Ok".to_string(),
         }),
     );
-    let world = World::started(&format!(r#"relayhost = "[127.0.0.1]:{}""#, peer.port));
+    let world = World::builder().smtp().peer(&peer).start();
     world.submit(
         "sender@test.example",
         &["good1@far.example", BAD, "good2@far.example"],

@@ -3,19 +3,15 @@
 //! mailroom's SMTP listener; the queue empties, every recipient has a `status=sent` log line,
 //! and the sink counted exactly 1,000 messages.
 
-mod common;
-mod issue4_common;
-
 use std::process::Command;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 #[test]
 fn a_thousand_messages_relayed_to_smtp_sink() {
     let root = TestEnv::new(); // only a directory for the sink's counters
     let sink = Sink::start(&root.root, &[]);
-    let world = World::started(&format!(r#"relayhost = "[127.0.0.1]:{}""#, sink.port));
+    let world = World::builder().smtp().peer(&sink).start();
 
     let out = run_with_input(
         Command::new("smtp-source").args([

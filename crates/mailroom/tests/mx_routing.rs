@@ -5,13 +5,9 @@
 //! - a backup MX is used when the preferred one refuses connections;
 //! - a null MX (`0 .`, RFC 7505) bounces with 5.1.10, a name that does not exist with 5.1.2.
 
-mod common;
-mod issue4_common;
-
 use std::time::Duration;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 #[test]
 fn mx_a_fallback_backup_mx_null_mx_and_nxdomain() {
@@ -26,11 +22,11 @@ fn mx_a_fallback_backup_mx_null_mx_and_nxdomain() {
             .a("down.backup.example", "127.0.0.2") // nothing listens there
             .mx("nullmx.example", 0, "."),
     );
-    let world = World::started(&format!(
-        "dns_nameservers = [\"{}\"]\nsmtp_default_port = {}\n",
-        dns.nameserver(),
-        peer.port
-    ));
+    let world = World::builder()
+        .smtp()
+        .dns(&dns)
+        .config(&format!("smtp_default_port = {}\n", peer.port))
+        .start();
     world.submit(
         "sender@test.example",
         &[

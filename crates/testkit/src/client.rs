@@ -1,95 +1,15 @@
-//! Harness of the SMTP server's end-to-end tests (`smtp_*.rs`), on top of `common`: a daemon
-//! with its SMTP listener on a free loopback port, a byte-exact raw SMTP client (optionally
-//! bound to another loopback source address such as 127.0.0.2), and Python `smtplib` /
-//! `swaks` runners. Everything is bounded in time: reads time out, waits poll with a deadline.
-#![allow(dead_code)]
+//! The one SMTP client of the tests ([`Client`]): writes exactly the bytes it is given and
+//! reads replies with a timeout, so a test can speak byte-exact (pipelining, bare LF, slow
+//! clients) or use the ready-made transaction ([`Client::send_mail`], [`smtp_send`]).
+//! Python's `smtplib` ([`smtplib`]) is the independent client for TLS and AUTH.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::FromRawFd;
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::common::{run_with_input, Daemon, TestEnv};
-
-/// How long a raw client waits for one reply before the test fails.
+/// How long a client waits for one reply (or one write) before giving up.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
-
-pub use crate::common::free_port;
-
-/// A test world whose daemon serves SMTP on `port` (role `smtp`) and maybe more listeners.
-pub struct SmtpEnv {
-    pub env: TestEnv,
-    pub port: u16,
-    pub daemon: Option<Daemon>,
-}
-
-/// The TOML lines every SMTP test adds: the listener, a data directory inside the test
-/// (TLS key pair, password file), and only 127.0.0.1 as `mynetworks` (so 127.0.0.2 is a
-/// stranger).
-pub fn smtp_config(env: &TestEnv, port: u16, extra: &str) -> String {
-    smtp_config_listening(env, &format!("\"127.0.0.1:{port}\""), extra)
-}
-
-/// [`smtp_config`] with the `smtpd_listen` list given as TOML items.
-pub fn smtp_config_listening(env: &TestEnv, listen: &str, extra: &str) -> String {
-    format!(
-        r#"data_directory = "{root}"
-smtpd_sasl_password_file = "{root}/passwd"
-smtpd_listen = [{listen}]
-mynetworks = ["127.0.0.1/32"]
-{extra}"#,
-        root = env.root.display()
-    )
-}
-
-impl SmtpEnv {
-    /// A fresh environment (not started) with [`smtp_config`] plus `extra`.
-    pub fn new(extra: &str) -> SmtpEnv {
-        let port = free_port();
-        let env = TestEnv::new();
-        env.write_config(&smtp_config(&env, port, extra));
-        SmtpEnv {
-            env,
-            port,
-            daemon: None,
-        }
-    }
-
-    /// Starts the daemon and waits until the SMTP listener is up.
-    pub fn start(&mut self) {
-        let before = self.env.log_lines("listening on").len();
-        self.daemon = Some(self.env.start());
-        self.env.wait_log("listening on", before + 1);
-    }
-
-    pub fn started(extra: &str) -> SmtpEnv {
-        let mut env = SmtpEnv::new(extra);
-        env.start();
-        env
-    }
-
-    pub fn client(&self) -> Client {
-        Client::connect(self.port)
-    }
-
-    /// `mailroom passwd add user` with `password` on standard input.
-    pub fn add_user(&self, user: &str, password: &str) {
-        let out = self
-            .env
-            .run(&["passwd", "add", user], format!("{password}\n").as_bytes());
-        crate::common::assert_success(&out, "mailroom passwd add");
-    }
-
-    /// Runs `swaks --server 127.0.0.1:PORT ARGS`.
-    pub fn swaks(&self, args: &[&str]) -> Output {
-        let server = format!("127.0.0.1:{}", self.port);
-        let mut cmd = Command::new("swaks");
-        cmd.args(["--server", &server, "--timeout", "30"])
-            .args(args);
-        run_with_input(&mut cmd, b"")
-    }
-}
 
 /// One SMTP reply: code and text lines (without the code and separator).
 #[derive(Debug, Clone)]
@@ -130,6 +50,13 @@ impl Client {
     /// Linux loopback without configuration).
     pub fn connect_from(source: Ipv4Addr, port: u16) -> Client {
         Client::from_stream(connect_bound(source, port))
+    }
+
+    /// Connects to `address` within 5 s; an error instead of a panic (a daemon under a
+    /// fault may be down).
+    pub fn try_connect(address: SocketAddr) -> std::io::Result<Client> {
+        let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+        Ok(Client::from_stream(stream))
     }
 
     fn from_stream(stream: TcpStream) -> Client {
@@ -230,6 +157,107 @@ impl Client {
     }
 }
 
+/// Why [`Client::send_mail`] did not end with the message accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// A 4xx/5xx reply at some step: the command (its first line; empty for the
+    /// greeting) and the reply (`451 4.3.0 ...`).
+    Refused { command: String, reply: String },
+    /// The connection failed, closed or timed out before the final reply.
+    Broken(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Refused { command, reply } => write!(f, "{command:?} -> {reply}"),
+            Failure::Broken(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl Client {
+    /// One whole transaction on a fresh connection: greeting, `EHLO client.test`,
+    /// `MAIL FROM:<sender> mail_params`, `RCPT TO:<r> params` per recipient, the message
+    /// (LF or CRLF line ends; dot-stuffed here), `QUIT`. Ok once the final dot got a 2xx.
+    pub fn send_mail(
+        &mut self,
+        sender: &str,
+        mail_params: &str,
+        recipients: &[(&str, &str)],
+        message: &str,
+    ) -> Result<(), Failure> {
+        self.step(None)?;
+        self.step(Some("EHLO client.test".into()))?;
+        self.step(Some(format!(
+            "MAIL FROM:<{sender}>{}",
+            with_space(mail_params)
+        )))?;
+        for (rcpt, params) in recipients {
+            self.step(Some(format!("RCPT TO:<{rcpt}>{}", with_space(params))))?;
+        }
+        self.step(Some("DATA".into()))?;
+        let mut body = String::new();
+        for line in message.lines() {
+            if line.starts_with('.') {
+                body.push('.');
+            }
+            body.push_str(line);
+            body.push_str("\r\n");
+        }
+        body.push('.');
+        self.step(Some(body))?;
+        let _ = self.step(Some("QUIT".into()));
+        Ok(())
+    }
+
+    /// Sends `command` (if any) with CRLF and reads the reply: Ok on 2xx and 3xx.
+    fn step(&mut self, command: Option<String>) -> Result<(), Failure> {
+        if let Some(c) = &command {
+            self.try_send(format!("{c}\r\n").as_bytes())
+                .map_err(|e| Failure::Broken(format!("write: {e}")))?;
+        }
+        let reply = self.try_reply().map_err(Failure::Broken)?;
+        match reply.code / 100 {
+            2 | 3 => Ok(()),
+            _ => Err(Failure::Refused {
+                command: first_line(command.as_deref().unwrap_or_default()).to_string(),
+                reply: reply.text(),
+            }),
+        }
+    }
+}
+
+fn with_space(params: &str) -> String {
+    match params {
+        "" => String::new(),
+        p => format!(" {p}"),
+    }
+}
+
+fn first_line(command: &str) -> &str {
+    command.lines().next().unwrap_or_default()
+}
+
+/// Sends one message to 127.0.0.1:`port` ([`Client::send_mail`]); Err(why) on refusal.
+pub fn smtp_send(
+    port: u16,
+    sender: &str,
+    mail_params: &str,
+    recipients: &[(&str, &str)],
+    message: &str,
+) -> Result<(), String> {
+    let mut client = Client::try_connect(local(port)).map_err(|e| format!("connect: {e}"))?;
+    client
+        .send_mail(sender, mail_params, recipients, message)
+        .map_err(|e| e.to_string())
+}
+
+/// Recipients without DSN parameters, for [`smtp_send`].
+pub fn plain<'a>(recipients: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+    recipients.iter().map(|r| (*r, "")).collect()
+}
+
 /// A TCP connection from `source` to 127.0.0.1:`port` (bind before connect, via libc).
 fn connect_bound(source: Ipv4Addr, port: u16) -> TcpStream {
     // SAFETY: plain socket(2)/bind(2)/connect(2) on a descriptor we own; every struct is
@@ -268,7 +296,7 @@ fn sockaddr(address: SocketAddrV4) -> libc::sockaddr_in {
 /// The script prints one result per line; a failing script fails the test.
 pub fn smtplib(script: &str, args: &[&str]) -> String {
     let full = format!("import smtplib, ssl, sys, json\n{script}");
-    String::from_utf8_lossy(&crate::common::python(&full, args, b"")).into_owned()
+    String::from_utf8_lossy(&crate::mbox::python(&full, args, b"")).into_owned()
 }
 
 /// The address of 127.0.0.1:`port`, for messages.

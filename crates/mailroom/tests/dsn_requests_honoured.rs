@@ -5,14 +5,10 @@
 //! - NOTIFY=NEVER → no bounce at all; RET=HDRS → a bounce with the headers only;
 //! - `delay_warning_time` → exactly one "delayed" notice for a message retried many times.
 
-mod common;
-mod issue4_common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 const SMTPLIB_PY: &str = r#"
 import json, smtplib, sys
@@ -54,7 +50,7 @@ fn block<'a>(dsn: &'a serde_json::Value, address: &str) -> &'a serde_json::Value
 #[test]
 fn notify_success_gives_a_success_notice_with_envid_and_orcpt() {
     let peer = Peer::start();
-    let world = World::started(&format!(r#"relayhost = "[127.0.0.1]:{}""#, peer.port));
+    let world = World::builder().smtp().peer(&peer).start();
     smtplib(
         world.port,
         &["ENVID=env-success-42"],
@@ -108,7 +104,7 @@ fn notify_never_means_no_bounce_and_ret_hdrs_returns_headers_only() {
             format!("550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown")
         }),
     );
-    let world = World::started(&format!(r#"relayhost = "[127.0.0.1]:{}""#, peer.port));
+    let world = World::builder().smtp().peer(&peer).start();
     // (1) NOTIFY=NEVER only: bounced in the log, nothing to the sender.
     smtplib(
         world.port,
@@ -184,10 +180,11 @@ fn delay_warning_time_sends_one_delayed_notice_not_two() {
         OnConnect::Greet,
         rcpt_reply("450 4.2.1 <slow@far.example>: mailbox busy"),
     );
-    let world = World::started(&format!(
-        "relayhost = \"[127.0.0.1]:{}\"\ndelay_warning_time = \"1s\"\n",
-        peer.port
-    ));
+    let world = World::builder()
+        .smtp()
+        .peer(&peer)
+        .config("delay_warning_time = \"1s\"\n")
+        .start();
     world.submit(
         "sender@test.example",
         &["slow@far.example"],

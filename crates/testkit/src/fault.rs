@@ -1,6 +1,5 @@
-//! Shared pieces of the fault suite (`fault_*.rs`, issue 8), on top of `common` and
-//! `issue4_common`: what every scenario needs to *count* under a fault rather than only
-//! check that something happened.
+//! The fault suite's counting kit (`crates/mailroom/tests/fault_*.rs`): what every
+//! scenario needs to *count* under a fault rather than only check that something happened.
 //!
 //! - Tagged messages: each carries a unique tag in its `Subject:` and a last body line
 //!   `END <tag>`, so a copy that arrived whole can be told from a torn one.
@@ -9,29 +8,28 @@
 //!   Only an acknowledged message counts against "lost".
 //! - [`DumpSink`]: Postfix's `smtp-sink -d`, one file per received transaction, read back
 //!   as tag → copies (duplicates are visible, and so is the moment a copy arrived).
-//! - [`Tmpfs`]: a size-limited file system for disk-full scenarios (root only).
+//! - The machine: [`peak_rss_kib`] / [`rss_kib`], [`raise_nofile`], a seeded [`Rng`]
+//!   (filling a disk is [`crate::Tmpfs::fill`]).
 //! - [`Summary`]: the one line per scenario that RELIABILITY.md collects, written past the
 //!   test harness's output capture so it shows in every `cargo test` log.
 //! - [`skip_unless_root`], [`skip_unless_peers`]: a scenario that cannot run here says why in
 //!   one line and passes, rather than failing on a machine without root or Postfix.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{is_root, list_dir, open_up, TestEnv};
-use crate::issue4_common::{Sink, SMTP_SINK};
-
-/// How long one client waits for one reply.
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::client::{local, Client, Failure};
+use crate::env::TestEnv;
+use crate::machine::{is_root, list_dir, open_up};
+use crate::sink::{Sink, SMTP_SINK};
+use crate::wait::poll_every;
 
 // ---------------------------------------------------------------------------------------
 // Skipping and reporting.
@@ -133,62 +131,15 @@ pub enum Sent {
 
 /// Sends `tagged_message(tag, pad)` from `load@client.test` to `rcpt` in one session.
 pub fn send_tagged(port: u16, tag: &str, rcpt: &str, pad: usize) -> Sent {
-    match session(port, tag, rcpt, pad) {
-        Ok(()) => Sent::Acked,
-        Err(Step::Refused(line)) => Sent::Refused(line),
-        Err(Step::Broken(why)) => Sent::Broken(why),
-    }
-}
-
-enum Step {
-    Refused(String),
-    Broken(String),
-}
-
-fn session(port: u16, tag: &str, rcpt: &str, pad: usize) -> Result<(), Step> {
-    let broken = |e: std::io::Error| Step::Broken(e.to_string());
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(broken)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(broken)?;
-    stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(broken)?;
-    let mut writer = stream.try_clone().map_err(broken)?;
-    let mut reader = BufReader::new(stream);
-    let mut step = |command: Option<String>| -> Result<(), Step> {
-        if let Some(c) = command {
-            writer.write_all(c.as_bytes()).map_err(broken)?;
-        }
-        let line = final_reply_line(&mut reader)?;
-        match line.as_bytes().first() {
-            Some(b'2') | Some(b'3') => Ok(()),
-            _ => Err(Step::Refused(line)),
-        }
+    let mut client = match Client::try_connect(local(port)) {
+        Ok(client) => client,
+        Err(e) => return Sent::Broken(e.to_string()),
     };
-    step(None)?;
-    step(Some("EHLO client.test\r\n".into()))?;
-    step(Some("MAIL FROM:<load@client.test>\r\n".into()))?;
-    step(Some(format!("RCPT TO:<{rcpt}>\r\n")))?;
-    step(Some("DATA\r\n".into()))?;
-    step(Some(format!("{}.\r\n", tagged_message(tag, pad))))?;
-    let _ = step(Some("QUIT\r\n".into()));
-    Ok(())
-}
-
-/// The last line of one (possibly multi-line) reply.
-fn final_reply_line(reader: &mut impl BufRead) -> Result<String, Step> {
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) => return Err(Step::Broken("connection closed".into())),
-            Ok(_) => {}
-            Err(e) => return Err(Step::Broken(e.to_string())),
-        }
-        let line = line.trim_end().to_string();
-        if line.len() < 3 {
-            return Err(Step::Broken(format!("short reply {line:?}")));
-        }
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return Ok(line);
-        }
+    let message = tagged_message(tag, pad);
+    match client.send_mail("load@client.test", "", &[(rcpt, "")], &message) {
+        Ok(()) => Sent::Acked,
+        Err(Failure::Refused { reply, .. }) => Sent::Refused(reply),
+        Err(Failure::Broken(why)) => Sent::Broken(why),
     }
 }
 
@@ -332,52 +283,11 @@ impl DumpSink {
     /// Waits (at most `limit`) until every tag in `tags` has a whole copy; returns what
     /// the sink holds then.
     pub fn wait_for(&self, tags: &[String], limit: Duration) -> Copies {
-        let deadline = Instant::now() + limit;
-        loop {
-            let copies = self.copies();
-            if copies.lost(tags).is_empty() || Instant::now() >= deadline {
-                return copies;
-            }
-            thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The machine: tmpfs, memory, randomness.
-
-/// What the fault scenarios do with a mounted [`crate::common::Tmpfs`].
-pub trait FillTmpfs {
-    fn fill(&self, name: &str) -> u64;
-    fn free_bytes(&self) -> u64;
-}
-
-impl FillTmpfs for crate::common::Tmpfs {
-    /// Fills the file system with `name` until a write fails (ENOSPC); returns the bytes
-    /// written. Small writes at the end, so the last free pages go too.
-    fn fill(&self, name: &str) -> u64 {
-        let path = self.dir.join(name);
-        let mut file = fs::File::create(&path).expect("filler");
-        let mut written = 0u64;
-        for chunk in [1 << 20, 4096, 512] {
-            let buf = vec![0x5au8; chunk];
-            while file.write_all(&buf).is_ok() {
-                written += chunk as u64;
-            }
-        }
-        let _ = file.sync_all();
-        written
-    }
-
-    /// Free bytes on the file system (statvfs, as the daemon's guard sees them).
-    fn free_bytes(&self) -> u64 {
-        let path = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
-        unsafe {
-            let mut st: libc::statvfs = std::mem::zeroed();
-            assert_eq!(libc::statvfs(path.as_ptr(), &mut st), 0, "statvfs");
-            st.f_bavail as u64 * st.f_frsize as u64
-        }
+        // Each check reads every dump file: every 250 ms is enough.
+        poll_every(Duration::from_millis(250), limit, || {
+            self.copies().lost(tags).is_empty()
+        });
+        self.copies()
     }
 }
 
@@ -453,6 +363,7 @@ impl Rng {
         self.seed
     }
 
+    #[allow(clippy::should_implement_trait)] // an endless generator, not an iterator
     pub fn next(&mut self) -> u64 {
         self.state ^= self.state << 13;
         self.state ^= self.state >> 7;

@@ -7,15 +7,11 @@
 //! filter transport has its own concurrency limit, and the time mail waits for it shows in
 //! the log's `delays=a/b/c/d`.
 
-mod common;
-mod issue4_common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 /// A dot rule that re-injects the message (with `X-Filtered: yes` on top) into `port`.
 fn reinject_to(port: u16) -> DotRule {
@@ -47,13 +43,16 @@ fn delays(line: &str) -> Vec<f64> {
     parts
 }
 
-/// A world with the filter on `filter` and the re-injection listener; relayhost `relay`.
-fn filtered_world(filter: u16, relay: u16, extra: &str) -> (World, u16) {
-    let reinject = free_port();
-    let mut world = World::new(&format!(
-        "content_filter = \"smtp:[127.0.0.1]:{filter}\"\nreinject_listen = [\"127.0.0.1:{reinject}\"]\nrelayhost = \"[127.0.0.1]:{relay}\"\n{extra}"
-    ));
-    world.start_with_listeners(2);
+/// A started world with the filter `filter` and its re-injection listener (whose port is
+/// returned); relayhost `relay`.
+fn filtered_world(filter: &Peer, relay: &Peer, extra: &str) -> (World, u16) {
+    let world = World::builder()
+        .smtp()
+        .filter(filter)
+        .peer(relay)
+        .config(extra)
+        .start();
+    let reinject = world.reinject.expect("a re-injection listener");
     (world, reinject)
 }
 
@@ -61,7 +60,7 @@ fn filtered_world(filter: u16, relay: u16, extra: &str) -> (World, u16) {
 fn filtered_mail_is_delivered_once_with_the_filters_header() {
     let filter = Peer::start();
     let relay = Peer::start();
-    let (world, reinject) = filtered_world(filter.port, relay.port, "");
+    let (world, reinject) = filtered_world(&filter, &relay, "");
     filter.set_dot(reinject_to(reinject));
 
     world.submit(
@@ -117,7 +116,7 @@ fn a_filter_answering_4xx_keeps_the_mail_deferred_until_it_recovers() {
         rcpt_reply("451 4.3.0 filter overloaded, try again later"),
     );
     let relay = Peer::start();
-    let (world, reinject) = filtered_world(filter.port, relay.port, "");
+    let (world, reinject) = filtered_world(&filter, &relay, "");
     world.submit(
         "sender@test.example",
         &["user@test.example"],
@@ -156,8 +155,8 @@ fn the_filter_has_its_own_concurrency_limit_and_the_wait_shows_in_delays() {
     let filter = Peer::start();
     let relay = Peer::start();
     let (world, reinject) = filtered_world(
-        filter.port,
-        relay.port,
+        &filter,
+        &relay,
         "filter_destination_concurrency_limit = 2\n",
     );
     // A slow filter that measures how many deliveries it is given at once.

@@ -4,13 +4,9 @@
 //! is deferred (kept), none bounced. Meanwhile mail for a live destination still flows (fair
 //! round-robin between destinations: one dead domain cannot starve the others).
 
-mod common;
-mod issue4_common;
-
 use std::process::Command;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 /// Long enough that no retry happens while the test runs: only the first wave connects.
 const BACKOFF: &str = "minimal_backoff_time = \"30s\"\nmaximal_backoff_time = \"60s\"\n";
@@ -36,7 +32,11 @@ fn smtp_source(port: u16, count: usize, to: &str) {
 #[test]
 fn a_thousand_messages_to_a_closed_port_make_a_handful_of_connection_attempts() {
     let closed = free_port();
-    let world = World::started(&format!("relayhost = \"[127.0.0.1]:{closed}\"\n{BACKOFF}"));
+    let world = World::builder()
+        .smtp()
+        .peer(&closed)
+        .config(BACKOFF)
+        .start();
     smtp_source(world.port, 1000, "someone@dead.example");
 
     let deferred = world.wait_lines(&["to=<someone@dead.example>", "status=deferred"], 1000);

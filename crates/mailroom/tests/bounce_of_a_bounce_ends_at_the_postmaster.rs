@@ -4,13 +4,10 @@
 //! the postmaster — nothing loops, the queue empties. If even the postmaster notice cannot be
 //! delivered, it is dropped: there is no third level.
 
-mod common;
-mod issue4_common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use issue4_common::*;
+use testkit::*;
 
 fn reject_everything() -> Peer {
     Peer::start_with(
@@ -24,7 +21,7 @@ fn reject_everything() -> Peer {
 #[test]
 fn a_bounce_that_bounces_ends_at_the_postmaster_once() {
     let peer = reject_everything();
-    let world = World::started(&format!(r#"relayhost = "[127.0.0.1]:{}""#, peer.port));
+    let world = World::builder().smtp().peer(&peer).start();
     world.submit(
         "victim@bouncing.example",
         &["someone@far.example"],
@@ -71,10 +68,11 @@ fn a_bounce_that_bounces_ends_at_the_postmaster_once() {
 #[test]
 fn a_postmaster_notice_that_fails_too_is_dropped_not_bounced() {
     let peer = reject_everything();
-    let world = World::started(&format!(
-        "relayhost = \"[127.0.0.1]:{}\"\n2bounce_notice_recipient = \"pm@bouncing.example\"\n",
-        peer.port
-    ));
+    let world = World::builder()
+        .smtp()
+        .peer(&peer)
+        .config("2bounce_notice_recipient = \"pm@bouncing.example\"\n")
+        .start();
     world.submit(
         "victim@bouncing.example",
         &["someone@far.example"],
@@ -103,7 +101,7 @@ fn a_postmaster_notice_that_fails_too_is_dropped_not_bounced() {
 #[test]
 fn a_postmaster_notice_forwarded_by_an_alias_to_a_failing_address_does_not_loop() {
     let peer = reject_everything();
-    let mut world = World::new(&format!(r#"relayhost = "[127.0.0.1]:{}""#, peer.port));
+    let mut world = World::builder().smtp().peer(&peer).build();
     std::fs::write(
         world.env.aliases_file(),
         "postmaster: pm@bouncing.example\n",

@@ -4,23 +4,20 @@
 //! the word "expired" and the last error. A null-sender message uses
 //! `bounce_queue_lifetime` instead and ends at the postmaster, never bounced to `<>`.
 
-mod common;
-mod issue4_common;
-
 use std::time::Duration;
 
-use common::*;
-use issue4_common::*;
+use testkit::*;
 
 const TEMPFAIL: &str = "451 4.3.0 <someone@far.example>: Temporary lookup failure";
 
 #[test]
 fn a_message_past_maximal_queue_lifetime_bounces_with_a_4xx_status() {
     let peer = Peer::start_with(OnConnect::Greet, rcpt_reply(TEMPFAIL));
-    let world = World::started(&format!(
-        "relayhost = \"[127.0.0.1]:{}\"\nmaximal_queue_lifetime = \"3s\"\n",
-        peer.port
-    ));
+    let world = World::builder()
+        .smtp()
+        .peer(&peer)
+        .config("maximal_queue_lifetime = \"3s\"\n")
+        .start();
     world.submit(
         "sender@test.example",
         &["someone@far.example"],
@@ -83,10 +80,11 @@ fn a_message_past_maximal_queue_lifetime_bounces_with_a_4xx_status() {
 #[test]
 fn a_null_sender_message_expires_at_bounce_queue_lifetime_to_the_postmaster() {
     let peer = Peer::start_with(OnConnect::Greet, rcpt_reply(TEMPFAIL));
-    let world = World::started(&format!(
-        "relayhost = \"[127.0.0.1]:{}\"\nmaximal_queue_lifetime = \"1h\"\nbounce_queue_lifetime = \"2s\"\n",
-        peer.port
-    ));
+    let world = World::builder()
+        .smtp()
+        .peer(&peer)
+        .config("maximal_queue_lifetime = \"1h\"\nbounce_queue_lifetime = \"2s\"\n")
+        .start();
     world.submit("", &["someone@far.example"], &message("a-bounce-itself"));
     world.env.wait_mbox("postmaster", 1);
     world.env.wait_queue_empty();

@@ -1,0 +1,235 @@
+//! The parameter reference of mailroom.toml(5): every parameter of the table in
+//! `params.rs`, its default (as `postconf -d` writes it, in both profiles) and what it
+//! means. Names and defaults come from the table and the profile defaults themselves, so
+//! the page cannot list a parameter that does not exist or a default that is not the real
+//! one; the meanings live here, and a unit test fails when a parameter has none.
+
+use crate::defaults::{self, Environment};
+use crate::params::PARAMS;
+use crate::postconf::as_written_defaults;
+
+/// Where a parameter's meaning comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Postfix has a parameter of this name and mailroom gives it Postfix's meaning.
+    Postfix,
+    /// mailroom's own parameter; Postfix has none of this name.
+    Mailroom,
+}
+
+/// One parameter as mailroom.toml(5) lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterDoc {
+    pub name: &'static str,
+    /// The system profile's default, as written (`$myhostname` kept).
+    pub default: String,
+    /// The embedded default when it differs from the system one.
+    pub embedded_default: Option<String>,
+    pub origin: Origin,
+    pub meaning: &'static str,
+}
+
+/// Every parameter, alphabetical, `profile` included.
+pub fn parameter_reference() -> Vec<ParameterDoc> {
+    let system = as_written_defaults(&defaults::system(), false, HOST_DOMAIN);
+    let environment = Environment {
+        mailroom_data: Some("$data_directory".into()),
+        ..Environment::default()
+    };
+    let embedded = as_written_defaults(&defaults::embedded(&environment), false, HOST_DOMAIN);
+    let mut names: Vec<&'static str> = PARAMS.iter().map(|p| p.name).collect();
+    names.push("profile");
+    names.sort_unstable();
+    names
+        .into_iter()
+        .map(|name| {
+            let (origin, meaning) = meaning(name);
+            let default =
+                site_default(name, false).map_or_else(|| system[name].clone(), String::from);
+            let embedded =
+                site_default(name, true).map_or_else(|| embedded[name].clone(), String::from);
+            ParameterDoc {
+                name,
+                embedded_default: (embedded != default).then_some(embedded),
+                default,
+                origin,
+                meaning,
+            }
+        })
+        .collect()
+}
+
+const HOST_DOMAIN: &str = "$myhostname minus its first label";
+
+/// Defaults that depend on the machine or the user, described instead of shown.
+fn site_default(name: &str, embedded: bool) -> Option<&'static str> {
+    Some(match (name, embedded) {
+        ("myhostname", _) => "the host name (gethostname(2))",
+        // With no file, or a file that does not say, the embedded profile applies.
+        ("profile", _) => "embedded",
+        ("data_directory", true) => {
+            "$MAILROOM_DATA, else $XDG_DATA_HOME/mailroom, else ~/.local/share/mailroom"
+        }
+        ("mail_owner", true) => "the user running mailroom",
+        ("setgid_group", true) => "the primary group of the user running mailroom",
+        ("postdrop_path", true) => "mailroom-postdrop beside the mailroom binary",
+        _ => return None,
+    })
+}
+
+fn meaning(name: &str) -> (Origin, &'static str) {
+    MEANINGS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or((Origin::Mailroom, ""), |(_, origin, text)| (*origin, *text))
+}
+
+use Origin::{Mailroom as M, Postfix as P};
+
+/// What each parameter means. Postfix ones keep Postfix's meaning; where mailroom differs,
+/// the text says how.
+const MEANINGS: &[(&str, Origin, &str)] = &[
+    ("2bounce_notice_recipient", P, "Who gets the notice of a double bounce (a bounce that could not be delivered). Also accepted as bounce_notice_recipient."),
+    ("alias_maps", P, "Alias files in aliases(5) syntax (name: a, b, \"|command\", /file, :include:/list). A hash:, lmdb: or texthash: prefix is accepted and ignored: mailroom reads the text file itself."),
+    ("allow_mail_to_commands", P, "Which sources may deliver to |command: alias, forward, include."),
+    ("allow_mail_to_files", P, "Which sources may deliver to /file: alias, forward, include."),
+    ("anvil_rate_time_unit", P, "The time unit of the per-client rate limits (smtpd_client_auth_failure_limit)."),
+    ("bounce_queue_lifetime", P, "How long a bounce (null-sender message) may stay queued before it is dropped."),
+    ("bounce_size_limit", P, "How many bytes of the original message a bounce returns."),
+    ("content_filter", P, "After-queue content filter for new mail, as smtp:[host]:port; empty for none. Filtered mail comes back through reinject_listen."),
+    ("data_directory", P, "mailroom's own data (TLS pair made on first start, archives). In the embedded profile the queue, the mail spool, the aliases and the password file default under it; setting it moves them too."),
+    ("default_destination_concurrency_limit", P, "Deliveries in flight to one destination, for transports without their own limit."),
+    ("default_privs", P, "The user whose rights |command and /file deliveries get when mailroom runs as root. Must not be root."),
+    ("default_process_limit", P, "Deliveries in flight at once, all transports together."),
+    ("delay_warning_time", P, "Send the sender a delay notice after a message has been queued this long; 0 = never."),
+    ("disable_vrfy_command", P, "Refuse to reveal addresses through VRFY (it answers 252). Postfix's default is no; mailroom's is yes."),
+    ("dns_nameservers", M, "DNS servers for MX lookups (127.0.0.1:5353); empty = /etc/resolv.conf."),
+    ("double_bounce_recipient", P, "Postmaster address for double bounces; they are delivered once and then dropped."),
+    ("filter_destination_concurrency_limit", M, "Deliveries in flight to the content filter."),
+    ("header_size_limit", P, "The longest one logical header may be (its line and continuation lines). A bigger one is refused (SMTP 552 5.3.4) where Postfix cuts it."),
+    ("home_mailbox", P, "Non-empty: deliver to $HOME/<home_mailbox> instead of the mail spool; a trailing / means Maildir."),
+    ("hopcount_limit", P, "Messages with more Received: or Delivered-To: headers bounce as a mail loop (5.4.6)."),
+    ("local_destination_concurrency_limit", P, "Concurrent deliveries to one local user."),
+    ("local_recipient_maps", P, "Who is a local user: unix:passwd.byname and/or alias files. Others are refused at RCPT (550 5.1.1). Empty = every local part that can be a mailbox name."),
+    ("log_format", M, "text (Postfix-style lines, for grep and pflogsumm) or json."),
+    ("log_repeat_window", M, "Identical warnings within this window are folded into one \"... repeated N times\" line."),
+    ("mail_owner", P, "The user that owns the queue and runs the daemon's unprivileged parts (Postfix: postfix)."),
+    ("mail_spool_directory", P, "Where mbox files live: <dir>/<user>."),
+    ("mailbox_size_limit", P, "An mbox that would grow past this bounces the message (5.2.2); 0 = no limit. Must hold one message_size_limit message."),
+    ("maildrop_count_limit", M, "The most files maildrop/ may hold; sendmail checks it itself and exits 75 past it."),
+    ("maildrop_size_limit", M, "The most bytes maildrop/ may hold; sendmail checks it itself and exits 75 past it."),
+    ("maillog_file", P, "The log file, reopened by mailroom logrotate (SIGUSR1); empty = syslog if syslog_socket is set, else standard error."),
+    ("maximal_backoff_time", P, "The longest wait between two delivery attempts of a deferred message."),
+    ("maximal_queue_lifetime", P, "How long a message may stay deferred before it bounces as undeliverable."),
+    ("message_size_limit", P, "The largest message accepted, in bytes; sendmail exits 69 and SMTP answers 552 for a bigger one."),
+    ("minimal_backoff_time", P, "The shortest wait between two delivery attempts of a deferred message."),
+    ("mydestination", P, "The domains delivered locally."),
+    ("mydomain", P, "The local domain."),
+    ("myhostname", P, "This machine's fully qualified name: the SMTP greeting, HELO, Received: headers."),
+    ("mynetworks", P, "Clients trusted to relay through this server, as networks (127.0.0.0/8, [::1]/128)."),
+    ("myorigin", P, "The domain added to locally submitted addresses without one."),
+    ("postdrop_path", M, "The setgid helper sendmail falls back to when it cannot write maildrop/ itself (Postfix: postdrop)."),
+    ("profile", M, "Which built-in defaults the file starts from: embedded (per-user, no privileges) or system (/var/spool/mailroom, port 25, user mailroom)."),
+    ("queue_directory", P, "The queue: maildrop/, the message log, corrupt/, the lock and the control socket."),
+    ("queue_minfree", P, "Intake refuses (sendmail 75, SMTP 452 4.3.1) below this much free space on the queue's file system, while delivery goes on. Postfix's default is 0; mailroom's is 100M."),
+    ("queue_minfree_inodes", M, "Intake also refuses below this many free inodes."),
+    ("queue_run_delay", P, "How often deferred mail is reconsidered."),
+    ("reinject_listen", M, "Loopback SMTP listeners for mail coming back from the content filter (it is not filtered again)."),
+    ("relay_domains", P, "Remote domains this server accepts mail for from any client."),
+    ("relayhost", P, "Send all remote mail through this host ([host]:port skips the MX lookup); empty = deliver directly."),
+    ("setgid_group", P, "The group of the setgid postdrop helper and of maildrop/ (Postfix: postdrop)."),
+    ("smtp_connect_timeout", P, "SMTP client: how long to wait for a TCP connection."),
+    ("smtp_data_done_timeout", P, "SMTP client: how long to wait for the reply to the final dot."),
+    ("smtp_data_init_timeout", P, "SMTP client: how long to wait for the reply to DATA."),
+    ("smtp_data_xfer_timeout", P, "SMTP client: how long one write of message content may stall."),
+    ("smtp_default_port", M, "The port used for MX hosts."),
+    ("smtp_destination_concurrency_limit", P, "SMTP client: deliveries in flight to one destination."),
+    ("smtp_destination_recipient_limit", P, "SMTP client: recipients per transaction."),
+    ("smtp_helo_name", P, "SMTP client: the name sent in EHLO/HELO."),
+    ("smtp_helo_timeout", P, "SMTP client: how long to wait for the greeting and the EHLO reply."),
+    ("smtp_line_length_limit", P, "SMTP client: longer header or body lines are broken with CRLF SPACE; 0 = never."),
+    ("smtp_mail_timeout", P, "SMTP client: how long to wait for the reply to MAIL FROM."),
+    ("smtp_quit_timeout", P, "SMTP client: how long to wait for the reply to QUIT."),
+    ("smtp_rcpt_timeout", P, "SMTP client: how long to wait for the reply to RCPT TO."),
+    ("smtp_tls_security_level", P, "SMTP client TLS: none, may (opportunistic STARTTLS) or encrypt (required)."),
+    ("smtpd_banner", P, "The text after 220 in the SMTP greeting."),
+    ("smtpd_client_auth_failure_limit", M, "Failed AUTH attempts allowed per client address and per user name within anvil_rate_time_unit; past it AUTH is refused without a password check. 0 = no limit."),
+    ("smtpd_client_connection_count_limit", P, "Simultaneous connections from one client address."),
+    ("smtpd_error_sleep_time", P, "How long the SMTP server waits before answering an error."),
+    ("smtpd_forbid_bare_newline", P, "A bare LF in SMTP input: reject (550 5.5.2, Postfix's yes), normalize (accepted as a line end, never as part of the end-of-data mark) or no."),
+    ("smtpd_forbid_unauth_pipelining", P, "Disconnect (554 5.5.0) a client that pipelines where it may not, or talks before the greeting. The submission listener is exempt."),
+    ("smtpd_hard_error_limit", P, "Errors after which a client is disconnected (stress-dependent)."),
+    ("smtpd_helo_required", P, "Require HELO/EHLO before MAIL FROM."),
+    ("smtpd_junk_command_limit", P, "NOOP, VRFY, RSET, HELO/EHLO past this count as errors; reset when a message is queued (stress-dependent)."),
+    ("smtpd_listen", M, "SMTP listeners, as address:port (Postfix: the smtp line of master.cf)."),
+    ("smtpd_min_data_rate", P, "Bytes per second that extend the DATA/BDAT deadline."),
+    ("smtpd_per_request_deadline", P, "Apply smtpd_timeout to a whole command or DATA rather than each read, so a client trickling one byte at a time cannot hold a slot (stress-dependent)."),
+    ("smtpd_process_limit", M, "Simultaneous SMTP connections in all (Postfix: smtpd's process limit in master.cf)."),
+    ("smtpd_recipient_limit", P, "Recipients accepted per message."),
+    ("smtpd_recipient_overshoot_limit", P, "Recipients past smtpd_recipient_limit are answered 452 without counting as errors, up to this many."),
+    ("smtpd_sasl_auth_enable", P, "Offer AUTH on the smtp listeners too (always on for submission)."),
+    ("smtpd_sasl_password_file", M, "The SMTP AUTH users: name:argon2-hash lines, managed with mailroom passwd."),
+    ("smtpd_session_deadline", M, "The longest one SMTP session may last, whatever it sends (stress-dependent)."),
+    ("smtpd_soft_error_limit", P, "Errors after which the server slows down its replies (smtpd_error_sleep_time)."),
+    ("smtpd_timeout", P, "How long the SMTP server waits for a client (stress-dependent)."),
+    ("smtpd_tls_cert_file", P, "PEM certificate chain for STARTTLS; empty = a self-signed pair made on first start under data_directory/tls/."),
+    ("smtpd_tls_key_file", P, "PEM private key for smtpd_tls_cert_file."),
+    ("smtpd_tls_security_level", P, "SMTP server TLS: none, may (offer STARTTLS) or encrypt (required before MAIL)."),
+    ("soft_bounce", P, "Turn every bounce into a deferral: nothing is returned, mail stays queued (for testing a change safely)."),
+    ("submission_listen", M, "Submission (port 587 style) listeners: AUTH is required before MAIL."),
+    ("submit_timeout", M, "The longest sendmail may work after reading its input; past it, it exits 75 and leaves nothing behind."),
+    ("syslog_facility", P, "The syslog facility of log lines (mail)."),
+    ("syslog_name", P, "The ident of log lines: syslog_name/service[pid]. postfix makes fail2ban's and pflogsumm's Postfix defaults match."),
+    ("syslog_socket", M, "The syslog datagram socket (/dev/log in the system profile); empty = no syslog (Postfix always uses /dev/log)."),
+    ("transport_maps", P, "Transport map files: example.com smtp:[10.0.0.5]:25."),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_parameter_has_a_meaning_and_no_meaning_is_stale() {
+        let reference = parameter_reference();
+        assert_eq!(reference.len(), PARAMS.len() + 1);
+        for doc in &reference {
+            assert!(
+                !doc.meaning.is_empty(),
+                "{}: add its meaning to MEANINGS in reference.rs",
+                doc.name
+            );
+        }
+        for (name, _, _) in MEANINGS {
+            assert!(
+                reference.iter().any(|doc| doc.name == *name),
+                "{name}: no such parameter"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_profiles_own_and_site_facts_are_described() {
+        let reference = parameter_reference();
+        let find = |name| reference.iter().find(|doc| doc.name == name).unwrap();
+        assert_eq!(find("hopcount_limit").default, "50");
+        assert_eq!(find("hopcount_limit").embedded_default, None);
+        assert_eq!(find("myorigin").default, "$myhostname");
+        assert_eq!(find("queue_directory").default, "/var/spool/mailroom");
+        assert_eq!(
+            find("queue_directory").embedded_default.as_deref(),
+            Some("$data_directory/queue")
+        );
+        assert_eq!(
+            find("smtpd_listen").embedded_default.as_deref(),
+            Some("127.0.0.1:2525")
+        );
+        assert!(find("myhostname").default.contains("host name"));
+        assert!(find("mail_owner")
+            .embedded_default
+            .as_deref()
+            .unwrap()
+            .contains("user running"));
+        assert_eq!(find("profile").default, "embedded");
+        assert_eq!(find("profile").embedded_default, None);
+    }
+}

@@ -1,0 +1,45 @@
+//! The one test kit of mailroom's end-to-end tests (a dev-dependency, never shipped).
+//!
+//! Shape: a [`TestEnv`] is one test's world on disk (temp dir, TOML configuration, queue,
+//! spool, log) that runs the real `mailroom` binary; a [`World`] is a `TestEnv` plus a
+//! daemon, built with [`World::builder`] — `.smtp()` (a listener on a free loopback port),
+//! `.peer(&p)` (relay to a [`Peer`], [`Sink`] or port), `.dns(&d)` (a [`Dns`] responder),
+//! `.filter(&f)` (an after-queue content filter and its re-injection listener). Peers on
+//! loopback: the scripted [`Peer`], Postfix's `smtp-sink` ([`Sink`]), the DNS responder
+//! [`Dns`] (also used by `agents`' unit tests). One SMTP [`Client`], one [`wait_until`]
+//! (over one [`poll_for`]), one DSN reader ([`parse_dsn`]); the fault suite's counting
+//! helpers live in [`fault`].
+//!
+//! Everything is bounded in time (sockets time out, waits poll with a deadline, never a
+//! blind sleep) and everything started is stopped on drop (daemons SIGKILLed, peers closed,
+//! tmpfs unmounted). Tests needing root skip with one line (see [`is_root`]).
+//!
+//! SECURITY: test code only; runs as whoever runs the tests (root here, for tmpfs mounts).
+
+mod client;
+mod dns;
+mod dsn;
+mod env;
+pub mod fault;
+mod machine;
+mod mbox;
+mod peer;
+mod sink;
+mod stage;
+mod text;
+mod wait;
+mod world;
+
+pub use client::{local, plain, smtp_send, smtplib, Client, Failure, Reply, REPLY_TIMEOUT};
+pub use dns::{Dns, Zone};
+pub use dsn::{field, parse_dsn};
+pub use env::{
+    assert_success, base_config, bin, command_with_config, run_with_input, Daemon, TestEnv,
+};
+pub use machine::{current_user, free_port, is_root, list_dir, open_up, read_all, Tmpfs};
+pub use mbox::{count_separators, python, read_mboxes_with_python, MboxMessage};
+pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Received};
+pub use sink::{Sink, SMTP_SINK};
+pub use text::{find, from_hex, header_value, message, multiset, tail, unfold, users};
+pub use wait::{poll_every, poll_for, wait_until, DEADLINE};
+pub use world::{Destination, World, WorldBuilder};

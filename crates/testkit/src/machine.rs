@@ -1,0 +1,139 @@
+//! The machine the tests run on: who we are (root or not), free loopback ports, directory
+//! listings and modes, and size-limited tmpfs mounts for the disk-full scenarios.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Names in a directory, sorted (empty if it does not exist).
+pub fn list_dir(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Makes `path` (a directory) world-searchable, for tests that run a command as `nobody`.
+pub fn open_up(path: &Path) {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// The effective user's login name (the mailbox a local name like `postmaster` can be
+/// aliased to when `local_recipient_maps` requires a passwd entry).
+pub fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A size-limited tmpfs (the disk-full tests), unmounted on drop (lazily if still busy).
+pub struct Tmpfs {
+    pub dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`16m`) on `dir` (created if missing); Err(why) if not root
+    /// or the mount fails, so a test can skip with one line.
+    pub fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+        if !is_root() {
+            return Err("not running as root".into());
+        }
+        fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Fills the file system with `name` until a write fails (ENOSPC); returns the bytes
+    /// written. Small writes at the end, so the last free pages go too.
+    pub fn fill(&self, name: &str) -> u64 {
+        let path = self.dir.join(name);
+        let mut file = fs::File::create(&path).expect("filler");
+        let mut written = 0u64;
+        for chunk in [1 << 20, 4096, 512] {
+            let buf = vec![0x5au8; chunk];
+            while file.write_all(&buf).is_ok() {
+                written += chunk as u64;
+            }
+        }
+        let _ = file.sync_all();
+        written
+    }
+
+    /// Free bytes on the file system (statvfs, as the daemon's guard sees them).
+    pub fn free_bytes(&self) -> u64 {
+        let path = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
+        unsafe {
+            let mut st: libc::statvfs = std::mem::zeroed();
+            assert_eq!(libc::statvfs(path.as_ptr(), &mut st), 0, "statvfs");
+            st.f_bavail as u64 * st.f_frsize as u64
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+    }
+}
+
+/// Reads all of `r` (for child pipes).
+pub fn read_all(mut r: impl Read) -> Vec<u8> {
+    let mut v = Vec::new();
+    let _ = r.read_to_end(&mut v);
+    v
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    // A port is free only until someone binds it: a test that picks two ports (a dead
+    // destination now, the daemon's listener later) must never get the same one twice, or
+    // the daemon relays to itself. Remember what this process handed out.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Postfix's `smtp-sink` as a destination ([`Sink`]): a real, fast, independent SMTP
+//! server that counts what it received (`-c`), or dumps each transaction to a file (`-d`).
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::machine::{free_port, is_root};
+use crate::wait::poll_for;
+
+pub const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
+
+/// A running `smtp-sink -c`, killed (by its own handle) when dropped.
+pub struct Sink {
+    child: Child,
+    pub port: u16,
+    counters: PathBuf,
+}
+
+impl Sink {
+    /// `smtp-sink -c [extra] 127.0.0.1:PORT 256` on a free port; its counters go to a file
+    /// in `dir`.
+    pub fn start(dir: &Path, extra: &[&str]) -> Sink {
+        Sink::start_on(dir, free_port(), extra)
+    }
+
+    pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Sink {
+        assert!(
+            Path::new(SMTP_SINK).exists(),
+            "{SMTP_SINK} is not installed (apt-get install postfix; scripts/test.sh does it)"
+        );
+        let counters = dir.join(format!("smtp-sink-{port}.out"));
+        let out = fs::File::create(&counters).expect("sink output file");
+        let mut command = Command::new(SMTP_SINK);
+        if is_root() {
+            command.args(["-u", "nobody"]); // as root, smtp-sink insists on dropping privileges
+        }
+        let child = command
+            .arg("-c")
+            .args(extra)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("256")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start smtp-sink");
+        let sink = Sink {
+            child,
+            port,
+            counters,
+        };
+        let up = poll_for(Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "smtp-sink did not start on port {port}");
+        sink
+    }
+
+    /// Messages received so far (the last `mesg=N` of `-c`'s running counters).
+    pub fn messages(&self) -> usize {
+        let text = fs::read_to_string(&self.counters).unwrap_or_default();
+        text.rsplit("mesg=")
+            .next()
+            .filter(|_| text.contains("mesg="))
+            .and_then(|rest| {
+                rest.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
