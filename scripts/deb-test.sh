@@ -78,7 +78,7 @@ in_root mailroom install --from-package | grep -q "nothing to change" || fail "s
 in_root dpkg -L mailroom >"$root/tmp/files.txt"
 if "$out/mailroom" man --help >/dev/null 2>&1; then
     for page in man8/mailroom.8 man1/sendmail.1 man5/mailroom.toml.5; do
-        grep -qx "/usr/share/man/$page" "$root/tmp/files.txt" || fail "the package lacks $page"
+        grep -qx "/usr/share/man/$page.gz" "$root/tmp/files.txt" || fail "the package lacks $page"
     done
 fi
 
