@@ -50,7 +50,8 @@ pub fn run(plan: &Plan, options: &Options, out: &mut dyn Write) -> Outcome {
             _ => None,
         })
         .collect();
-    if !refused.is_empty() {
+    // A dry run still lists every step, so the whole picture is seen at once.
+    if !refused.is_empty() && !options.dry_run {
         return Outcome::Refused(refused);
     }
     let mut changed = 0;
@@ -61,6 +62,10 @@ pub fn run(plan: &Plan, options: &Options, out: &mut dyn Write) -> Outcome {
                 if options.dry_run {
                     let _ = writeln!(out, "install: in place: {}", describe(step, options));
                 }
+                continue;
+            }
+            State::Refused(_) if options.dry_run => {
+                let _ = writeln!(out, "install: would refuse: {}", describe(step, options));
                 continue;
             }
             State::Refused(why) => return Outcome::Failed { changed, why },
@@ -81,7 +86,10 @@ pub fn run(plan: &Plan, options: &Options, out: &mut dyn Write) -> Outcome {
             reload_systemd(options, "install", out);
         }
     }
-    Outcome::Done { changed }
+    match refused.is_empty() {
+        true => Outcome::Done { changed },
+        false => Outcome::Refused(refused),
+    }
 }
 
 fn is_unit(step: &Step) -> bool {

@@ -66,15 +66,21 @@ pub(super) fn examine_link(real: &Path, target: &Path, options: &Options) -> Sta
             what,
         });
     }
-    let whose = match options.prefix {
-        None => package_of(real).map(|package| format!("package {package}")),
-        Some(_) => None,
+    let package = options.prefix.is_none().then(|| package_of(real)).flatten();
+    let (whose, remove) = match &package {
+        Some(package) => (
+            format!("package {package}"),
+            format!("apt remove {package}"),
+        ),
+        None => (
+            "another program (not mailroom)".to_string(),
+            "remove it".to_string(),
+        ),
     };
-    let whose = whose.unwrap_or_else(|| "another program (not mailroom)".to_string());
     if !options.replace_mta {
         return State::Refused(format!(
-            "{} belongs to {whose}; not replaced. Remove that MTA first (apt remove it), or \
-             run mailroom install --replace-mta to move its file aside to {} (mailroom \
+            "{} belongs to {whose}; not replaced. Remove that MTA first ({remove}), or run \
+             mailroom install --replace-mta to move its file aside to {} (mailroom \
              uninstall puts it back)",
             real.display(),
             aside(real).display()

@@ -237,3 +237,22 @@ fn uninstall_keeps_the_queue_and_purge_leaves_only_the_aliases() {
     assert_eq!(files, [PathBuf::from("etc/aliases")]);
     assert_eq!(w.uninstall(&purge), Outcome::Done { changed: 0 });
 }
+
+#[test]
+fn a_refused_dry_run_still_lists_every_step() {
+    let w = world();
+    let sendmail = w.root.join("usr/sbin/sendmail");
+    fs::create_dir_all(sendmail.parent().unwrap()).unwrap();
+    fs::write(&sendmail, "other MTA\n").unwrap();
+    let options = Options {
+        dry_run: true,
+        ..w.options()
+    };
+    let (outcome, text) = w.install(&options);
+    assert!(matches!(outcome, Outcome::Refused(_)), "{outcome:?}");
+    assert!(
+        text.contains("would refuse: ") && text.contains("would create"),
+        "{text}"
+    );
+    assert_eq!(fs::read_to_string(&sendmail).unwrap(), "other MTA\n");
+}
