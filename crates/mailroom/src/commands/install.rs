@@ -73,7 +73,7 @@ pub fn run(config: Option<&Path>, args: Args) -> u8 {
     let outcome = install::run(&plan, &options, &mut out);
     let code = finish("install", outcome, &options, &mut out);
     if code == 0 && !options.dry_run && options.prefix.is_none() {
-        report_check(&cfg, &mut out);
+        report_check(&cfg, options.from_package, &mut out);
     }
     code
 }
@@ -156,7 +156,7 @@ fn finish(program: &str, outcome: Outcome, options: &Options, out: &mut dyn Writ
 }
 
 /// `mailroom check` right after the install, so a problem it leaves is seen at once.
-fn report_check(cfg: &config::Config, out: &mut dyn Write) {
+fn report_check(cfg: &config::Config, from_package: bool, out: &mut dyn Write) {
     let daemon_up = admin::pidfile::running(&cfg.queue_directory).is_ok_and(|pid| pid.is_some());
     let report = admin::check::check(cfg, daemon_up);
     if report.problems.is_empty() {
@@ -165,9 +165,14 @@ fn report_check(cfg: &config::Config, out: &mut dyn Write) {
             "install: check: {} is in order",
             cfg.queue_directory.display()
         );
+        // The package's unit is enabled by its postinst; a plain install's is not.
+        let start = match from_package {
+            true => "systemctl start mailroom",
+            false => "systemctl enable --now mailroom",
+        };
         let _ = writeln!(
             out,
-            "install: next: systemctl enable --now mailroom (or: mailroom start)"
+            "install: next: mailroom import-postfix if Postfix ran here, then {start} (or: mailroom start)"
         );
         return;
     }
