@@ -34,7 +34,6 @@ pub(super) enum State {
 }
 
 /// Examines every step, refuses before any change if one is refused, then applies.
-/// `program` prefixes the lines (`install`).
 pub fn run(plan: &Plan, options: &Options, out: &mut dyn Write) -> Outcome {
     for note in &plan.notes {
         let _ = writeln!(out, "install: {note}");

@@ -282,70 +282,46 @@ fn config_path() -> PathBuf {
     PathBuf::from(config::SYSTEM_CONFIG_PATH)
 }
 
-/// Binaries, the setgid helper, entry points, configuration, aliases, unit, logrotate, pages.
-fn files(plan: &mut Plan, cfg: &Config, options: &Options, sources: Option<&Sources>) {
-    let text = |path: PathBuf, text: &str, keep| Step::File {
+/// A root-owned 0644 text file.
+fn text_file(path: PathBuf, text: &str, keep: Keep) -> Step {
+    Step::File {
         path,
         content: Content::Text(text.to_string()),
         owner: Owner::root(),
         mode: 0o644,
         keep,
-    };
-    let helper = Owner {
-        user: "root".to_string(),
-        group: cfg.setgid_group.clone(),
-    };
-    // check's accepted modes for the helper: setgid, never setuid.
-    let helper_mode = if options.prefix.is_some() {
-        0o755
-    } else {
-        0o2755
-    };
-    match (options.from_package, sources) {
-        (false, Some(sources)) => {
-            for name in BINARIES {
-                let path = match name {
-                    "mailroom-postdrop" => cfg.postdrop_path.clone(),
-                    _ => Path::new(BIN_DIR).join(name),
-                };
-                let (owner, mode) = match name {
-                    "mailroom-postdrop" => (helper.clone(), helper_mode),
-                    _ => (Owner::root(), 0o755),
-                };
-                plan.steps.push(Step::File {
-                    path,
-                    content: Content::Copy(sources.bin_dir.join(name)),
-                    owner,
-                    mode,
-                    keep: Keep::Ours,
-                });
-            }
-            for (path, target) in ENTRY_POINTS {
-                plan.steps.push(Step::Link {
-                    path: PathBuf::from(path),
-                    target: PathBuf::from(target),
-                });
-            }
-        }
-        _ => plan.steps.push(Step::File {
+    }
+}
+
+/// Binaries and entry points (or only the packaged helper's owner and mode), configuration,
+/// aliases, and, unless dpkg ships them, the unit, the logrotate snippet and the pages.
+fn files(plan: &mut Plan, cfg: &Config, options: &Options, sources: Option<&Sources>) {
+    let sources = sources.filter(|_| !options.from_package);
+    match sources {
+        Some(sources) => binaries(plan, cfg, options, sources),
+        None => plan.steps.push(Step::File {
             path: cfg.postdrop_path.clone(),
             content: Content::Packaged,
-            owner: helper,
-            mode: helper_mode,
+            owner: helper_owner(cfg),
+            mode: helper_mode(options),
             keep: Keep::Ours,
         }),
     }
     plan.steps
-        .push(text(config_path(), CONFIG_TEXT, Keep::Once));
+        .push(text_file(config_path(), CONFIG_TEXT, Keep::Once));
     if let Some(aliases) = aliases_path(cfg) {
-        plan.steps.push(text(aliases, ALIASES_TEXT, Keep::System));
+        plan.steps
+            .push(text_file(aliases, ALIASES_TEXT, Keep::System));
     }
-    let Some(sources) = sources.filter(|_| !options.from_package) else {
+    let Some(sources) = sources else {
         return;
     };
-    plan.steps
-        .push(text(PathBuf::from(UNIT_PATH), &sources.unit, Keep::Ours));
-    plan.steps.push(text(
+    plan.steps.push(text_file(
+        PathBuf::from(UNIT_PATH),
+        &sources.unit,
+        Keep::Ours,
+    ));
+    plan.steps.push(text_file(
         PathBuf::from(LOGROTATE_PATH),
         &sources.logrotate,
         Keep::Once,
@@ -356,6 +332,50 @@ fn files(plan: &mut Plan, cfg: &Config, options: &Options, sources: Option<&Sour
             pages,
         }),
         Err(why) => plan.notes.push(format!("no manual pages: {why}")),
+    }
+}
+
+/// The setgid helper is `root:setgid_group`.
+fn helper_owner(cfg: &Config) -> Owner {
+    Owner {
+        user: "root".to_string(),
+        group: cfg.setgid_group.clone(),
+    }
+}
+
+/// One of check's accepted helper modes (setgid, never setuid); no setgid bit under a prefix.
+fn helper_mode(options: &Options) -> u32 {
+    match options.prefix {
+        Some(_) => 0o755,
+        None => 0o2755,
+    }
+}
+
+/// The binaries copied from the build, the helper at `postdrop_path`, the entry points.
+fn binaries(plan: &mut Plan, cfg: &Config, options: &Options, sources: &Sources) {
+    for name in BINARIES {
+        let helper = name == "mailroom-postdrop";
+        let (path, owner, mode) = match helper {
+            true => (
+                cfg.postdrop_path.clone(),
+                helper_owner(cfg),
+                helper_mode(options),
+            ),
+            false => (Path::new(BIN_DIR).join(name), Owner::root(), 0o755),
+        };
+        plan.steps.push(Step::File {
+            path,
+            content: Content::Copy(sources.bin_dir.join(name)),
+            owner,
+            mode,
+            keep: Keep::Ours,
+        });
+    }
+    for (path, target) in ENTRY_POINTS {
+        plan.steps.push(Step::Link {
+            path: PathBuf::from(path),
+            target: PathBuf::from(target),
+        });
     }
 }
 
