@@ -74,6 +74,7 @@ in_root dpkg -S /usr/sbin/sendmail | grep -q '^mailroom:' || fail "/usr/sbin/sen
 [ "$(in_root stat -c '%a %U:%G' /usr/sbin/mailroom-postdrop)" = "2755 root:mailroom-drop" ] ||
     fail "postdrop helper: $(in_root stat -c '%a %U:%G' /usr/sbin/mailroom-postdrop)"
 in_root mailroom check || fail "mailroom check after dpkg -i"
+[ -L "$root/etc/systemd/system/multi-user.target.wants/mailroom.service" ] || fail "the unit is not enabled"
 in_root mailroom install --from-package | grep -q "nothing to change" || fail "second install changed something"
 in_root dpkg -L mailroom >"$root/tmp/files.txt"
 if "$out/mailroom" man --help >/dev/null 2>&1; then
