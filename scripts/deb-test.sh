@@ -76,6 +76,14 @@ in_root dpkg -S /usr/sbin/sendmail | grep -q '^mailroom:' || fail "/usr/sbin/sen
 in_root mailroom check || fail "mailroom check after dpkg -i"
 [ -L "$root/etc/systemd/system/multi-user.target.wants/mailroom.service" ] || fail "the unit is not enabled"
 in_root mailroom install --from-package | grep -q "nothing to change" || fail "second install changed something"
+for command in install uninstall; do
+    set +e
+    in_root mailroom "$command" >/dev/null 2>"$root/tmp/packaged.log"
+    code=$?
+    set -e
+    [ "$code" = 73 ] && grep -q "Debian package mailroom" "$root/tmp/packaged.log" ||
+        fail "plain mailroom $command over the package: exit $code, $(cat "$root/tmp/packaged.log")"
+done
 in_root dpkg -L mailroom >"$root/tmp/files.txt"
 if "$out/mailroom" man --help >/dev/null 2>&1; then
     for page in man8/mailroom.8 man1/sendmail.1 man5/mailroom.toml.5; do
