@@ -37,6 +37,19 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 
+# The Debian package in a clean chroot (scripts/deb-test.sh: dpkg -i, check, delivery from
+# an ordinary user, purge leaves nothing; a plain install beside another MTA). About a
+# minute once its one-time setup exists (cargo-deb installed, the debootstrap tarball
+# cached); that setup takes several minutes, so it is opt-in: MAILROOM_DEB_TEST=1 runs it
+# (and sets it up), MAILROOM_DEB_TEST=0 skips it, unset runs it only when set up already.
+deb_cache=${MAILROOM_DEB_CACHE:-/var/cache/mailroom-deb-test}
+if [ "${MAILROOM_DEB_TEST:-}" = 1 ] || { [ -z "${MAILROOM_DEB_TEST:-}" ] &&
+    cargo deb --version >/dev/null 2>&1 && [ -f "$deb_cache/bookworm-minbase.tar" ]; }; then
+    scripts/deb-test.sh
+else
+    echo "test.sh: skipped scripts/deb-test.sh (one-time setup missing; MAILROOM_DEB_TEST=1 runs it)"
+fi
+
 # Fuzzing (README.md "Fuzzing"): build every cargo-fuzz target in fuzz/ and run each for
 # 30 s; fuzz.sh skips with one line when there is no nightly toolchain.
 if cargo +nightly --version >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then

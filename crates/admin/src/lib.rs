@@ -17,6 +17,9 @@
 //! * [`check`]: owner/group/mode of the store against the profile, config, listeners;
 //!   `--fix` repairs. [`doctor`]: the one-screen health report with exit 0/1/2.
 //! * [`pidfile`]: the daemon's locked `pid/master.pid`, read by start/stop/status/reload.
+//! * [`install`]: `mailroom install`/`uninstall` as one idempotent plan (users, the queue
+//!   from `check`'s layout table, binaries, the MTA entry points guarded against another
+//!   MTA's files, configuration, unit, pages), also the Debian package's postinst.
 //! * [`archive`]: seed 002 done safely: old mbox messages to a gzip archive under the
 //!   mailbox locks, the rest kept with its owner, group and mode.
 //!
@@ -51,6 +54,7 @@ pub mod duration;
 pub mod engine;
 pub mod execute;
 pub mod import;
+pub mod install;
 pub mod pidfile;
 pub mod postcat;
 pub mod progress;

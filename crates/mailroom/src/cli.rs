@@ -2,8 +2,8 @@
 //! in its own file under `commands/`; this file only lists them and hands each its `Args`.
 
 use crate::commands::{
-    check, config, doctor, import_postfix, mailbox, mailq, man, newaliases, passwd, postcat,
-    postqueue, postsuper, qshape, sendmail, serve,
+    check, config, doctor, import_postfix, install, mailbox, mailq, man, newaliases, passwd,
+    postcat, postqueue, postsuper, qshape, sendmail, serve,
     service::{self, Service},
     start,
 };
@@ -43,6 +43,8 @@ enum Command {
     Doctor(doctor::Args),
     Mailbox(mailbox::Args),
     Start(start::Args),
+    Install(install::Args),
+    Uninstall(install::UninstallArgs),
     /// Stop the mail system cleanly: finish work in flight, then exit (Postfix: postfix stop).
     Stop,
     /// Stop the mail system at once; unfinished deliveries are retried at the next start.
@@ -89,6 +91,8 @@ pub fn run(args: Vec<OsString>) -> u8 {
         Command::Doctor(a) => doctor::run(path, a),
         Command::Mailbox(a) => mailbox::run(path, a),
         Command::Start(a) => start::run(path, a),
+        Command::Install(a) => install::run(path, a),
+        Command::Uninstall(a) => install::run_uninstall(path, a),
         Command::Stop => service::run(path, Service::Stop),
         Command::Abort => service::run(path, Service::Abort),
         Command::Status => service::run(path, Service::Status),

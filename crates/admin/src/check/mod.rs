@@ -28,7 +28,7 @@
 mod ids;
 pub mod layout;
 
-pub use ids::{group, group_name, user, user_name};
+pub use ids::{group, group_name, repair, user, user_name};
 
 use crate::Settings;
 use config::Profile;

@@ -130,8 +130,11 @@ pub fn pages(mut cli: clap::Command) -> Vec<Page> {
     pages
 }
 
+/// The documented subcommands: not `help`, not hidden ones (`local-helper` is started by
+/// `serve`, never by a person).
 fn subcommands(cli: &clap::Command) -> impl Iterator<Item = &clap::Command> {
-    cli.get_subcommands().filter(|s| s.get_name() != "help")
+    cli.get_subcommands()
+        .filter(|s| s.get_name() != "help" && !s.is_hide_set())
 }
 
 fn section_of(subcommand: &str) -> &'static str {

@@ -11,6 +11,7 @@ pub mod check;
 pub mod config;
 pub mod doctor;
 pub mod import_postfix;
+pub mod install;
 pub mod mailbox;
 pub mod mailq;
 pub mod man;
