@@ -126,3 +126,23 @@ fn check_is_clean_after_a_separated_start_and_a_delivery() {
     let out = p.env.run(&["check"], b"");
     assert_success(&out, "mailroom check");
 }
+
+#[test]
+fn start_as_root_returns_once_the_separated_daemon_is_ready_and_stop_ends_it() {
+    // The daemon sends READY=1 after it has become mail_owner: start's socket must let it.
+    let Some(p) = setup("") else { return };
+    let started = p.env.run(&["start"], b"");
+    let stderr = String::from_utf8_lossy(&started.stderr).into_owned();
+    let status = p.env.run(&["status"], b"");
+    let stopped = p.env.run(&["stop"], b"");
+    assert_eq!(started.status.code(), Some(0), "start: {stderr}");
+    assert_eq!(status.status.code(), Some(0), "status after start");
+    assert_eq!(stopped.status.code(), Some(0), "stop");
+    assert!(
+        p.env
+            .log()
+            .contains(&format!("privileges dropped to mail_owner {OWNER}")),
+        "{}",
+        p.env.log()
+    );
+}

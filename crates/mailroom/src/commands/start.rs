@@ -64,6 +64,20 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
     code
 }
 
+/// Started by root, the daemon sends READY=1 after it has become `mail_owner` (privilege
+/// separation), so the socket must be writable by `mail_owner`, and by nobody else.
+fn give_to_mail_owner(path: &Path, cfg: &Config) -> Result<(), String> {
+    if sys::effective_uid() != 0 {
+        return Ok(());
+    }
+    match sys::user_by_name(&cfg.mail_owner) {
+        Ok(Some(owner)) if owner.uid != 0 => std::os::unix::fs::lchown(path, Some(owner.uid), None)
+            .map_err(|e| format!("cannot give {} to mail_owner: {e}", path.display())),
+        // No such user: serve refuses to start and says so.
+        _ => Ok(()),
+    }
+}
+
 /// `pid/start.PID.sock`: where the daemon's `READY=1` arrives.
 fn ready_socket(cfg: &Config) -> Result<(UnixDatagram, PathBuf), String> {
     let dir = pidfile::pid_directory(&cfg.queue_directory);
@@ -72,6 +86,7 @@ fn ready_socket(cfg: &Config) -> Result<(UnixDatagram, PathBuf), String> {
     let _ = std::fs::remove_file(&path);
     let socket =
         UnixDatagram::bind(&path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
+    give_to_mail_owner(&path, cfg)?;
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
         .map_err(|e| e.to_string())?;
