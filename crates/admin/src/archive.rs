@@ -68,22 +68,9 @@ pub fn archive(opts: &Options) -> io::Result<Outcome> {
         ));
     }
     let dir = opts.mbox.parent().unwrap_or(Path::new("."));
-    let name = opts
-        .mbox
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let kept_path = dir.join(format!(".{name}.archiving.{}", std::process::id()));
     let archive_dir = opts.archive.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(archive_dir)?;
-    let archive_tmp = archive_dir.join(format!(
-        ".{}.tmp.{}",
-        opts.archive
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
+    let (kept_path, archive_tmp) = temp_paths(opts);
     let temps = Temps(vec![kept_path.clone(), archive_tmp.clone()]);
     let kept_file = create_private(&kept_path)?;
     let archive_file = create_private(&archive_tmp)?;
@@ -122,6 +109,23 @@ pub fn archive(opts: &Options) -> io::Result<Outcome> {
     outcome.archive = Some(opts.archive.clone());
     Ok(outcome)
     // `file` closes here (fcntl lock released), then `_dotlock` is removed.
+}
+
+/// The temp files beside the mailbox (what is kept) and beside the archive (what leaves),
+/// named after this process so two runs never share one.
+fn temp_paths(opts: &Options) -> (PathBuf, PathBuf) {
+    let pid = std::process::id();
+    let name = |path: &Path| {
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let dir = opts.mbox.parent().unwrap_or(Path::new("."));
+    let archive_dir = opts.archive.parent().unwrap_or(Path::new("."));
+    (
+        dir.join(format!(".{}.archiving.{pid}", name(&opts.mbox))),
+        archive_dir.join(format!(".{}.tmp.{pid}", name(&opts.archive))),
+    )
 }
 
 /// Temp files removed on any early return.

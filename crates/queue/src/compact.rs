@@ -21,12 +21,19 @@
 //! The blob is only ever written by this module, so a malformed one is a bug; decoding it
 //! still never panics (missing bytes read as zero), because nothing may crash the daemon.
 
-use crate::index::Location;
 use crate::record::MessageMeta;
 use crate::QueueName;
 use envelope::{Envelope, Recipient, RecipientState};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Where a message's latest full record lives in the log (kept in every [`Slot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub segment: u64,
+    pub record_offset: u64,
+    pub record_len: u64,
+}
 
 /// Blobs up to this many bytes are stored inside the [`Slot`].
 pub const INLINE: usize = 22;

@@ -7,19 +7,12 @@
 //! deferred message instead of a full [`Entry`], which is built on demand by [`Index::get`]
 //! and [`Index::chunk`].
 
+pub use crate::compact::Location;
 use crate::compact::{Interner, Slot};
 use crate::record::{FollowUp, MessageMeta, Update};
 use envelope::{QueueId, RecipientState};
 use std::collections::BTreeMap;
 use std::ops::Bound;
-
-/// Where a message's latest full record lives in the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Location {
-    pub segment: u64,
-    pub record_offset: u64,
-    pub record_len: u64,
-}
 
 /// One live message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::auth_guard::Busy;
 use crate::conn::{Conn, Line};
-use crate::driver::{send, End, Env};
+use crate::exchange::{send, End, Env};
 use crate::sasl::{Credentials, Exchange, Mechanism, SaslError, Step};
 use crate::session::Session;
 use crate::stress::Presence;

@@ -8,57 +8,17 @@
 //! [`Conn`]), and the daemon stop (421 4.3.2 at the next command; a DATA or BDAT in progress
 //! is read to its end and queued or refused first, so no acknowledged mail is lost).
 
-use std::path::PathBuf;
-
-use tokio::sync::watch;
 use tracing::info;
 
 use crate::auth;
-use crate::conn::{Conn, Line, ReadEnd};
-use crate::intake::{self, Intake};
-use crate::session::{upper_verb, Action, ChunkEnd, Session, Storage, Transaction};
+use crate::conn::{Conn, Line};
+use crate::exchange::{send, End, Env};
+use crate::intake;
+use crate::session::{upper_verb, Action, ChunkEnd, Session, Transaction};
 use crate::tls;
 use proto::command;
 use proto::data::{BareNewline, DataError};
 use proto::reply::{fixed, Reply};
-
-/// Why a session ended.
-#[derive(Debug)]
-pub enum End {
-    Quit,
-    Lost,
-    Timeout,
-    TooManyErrors,
-    Shutdown,
-    /// A bare LF or CR in a command under `reject`: 550 sent, then close (as Postfix does).
-    BareNewline,
-    /// The TLS handshake failed; the connection is unusable.
-    TlsFailed,
-    /// `smtpd_forbid_unauth_pipelining`: 554 sent, then close.
-    Pipelining,
-    /// The slot went to a new client while this one stalled.
-    Evicted,
-}
-
-impl From<ReadEnd> for End {
-    fn from(end: ReadEnd) -> End {
-        match end {
-            ReadEnd::Lost => End::Lost,
-            ReadEnd::Timeout => End::Timeout,
-            ReadEnd::Shutdown => End::Shutdown,
-            ReadEnd::Evicted => End::Evicted,
-        }
-    }
-}
-
-/// Everything one session needs besides its own state.
-pub struct Env<'a> {
-    pub intake: &'a Intake,
-    pub storage: &'a (dyn Storage + Sync),
-    pub stop: watch::Receiver<bool>,
-    /// `smtpd_sasl_password_file`.
-    pub password_file: PathBuf,
-}
 
 /// Runs a session to its end and logs it.
 pub async fn run(mut conn: Conn, mut session: Session, mut env: Env<'_>) {
@@ -95,16 +55,6 @@ pub async fn run(mut conn: Conn, mut session: Session, mut env: Env<'_>) {
     }
     conn.close().await;
     info!(target: "smtpd", "disconnect from {label}{}", session.stats.summary());
-}
-
-/// Queues a reply, slowed down once the client passed the soft error limit, and counts it.
-pub async fn send(conn: &mut Conn, session: &mut Session, reply: Reply) {
-    if session.slow_down() {
-        conn.flush().await.ok();
-        tokio::time::sleep(session.settings.error_sleep).await;
-    }
-    session.note_reply(&reply);
-    conn.reply(&reply);
 }
 
 async fn command_loop(

@@ -50,6 +50,7 @@ mod auth;
 mod auth_guard;
 mod conn;
 mod driver;
+mod exchange;
 mod intake;
 mod listener;
 mod message;
@@ -154,7 +155,7 @@ pub fn spawn_prepared(hooks: Hooks, prepared: Prepared, stop: watch::Receiver<bo
         auth: auth_guard::AuthGuard::new(),
     };
     let (reload, reloads) = mpsc::unbounded_channel();
-    let task = listener::start(
+    let task = rebind::start(
         listener::into_tokio(prepared.listeners),
         hooks.config,
         intake,

@@ -29,14 +29,13 @@ use std::time::{Duration, Instant};
 
 use config::Config;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinHandle;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{error, info, warn};
 
 use crate::conn::{Conn, TimeLimits};
-use crate::driver::{self, Env};
+use crate::driver;
+use crate::exchange::Env;
 use crate::intake::{DiskGuard, Intake};
-use crate::rebind::ListenerSet;
 use crate::relay::canonical;
 use crate::session::{Client, Role, Session, Settings};
 use crate::stress::{Load, Registration};
@@ -103,6 +102,34 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Every service has its limits from the start: a reload may open a role's first port.
+    pub(crate) fn new(config: ConfigSource, intake: Intake, process_limit: usize) -> Shared {
+        let services = [Role::Smtp, Role::Submission, Role::Reinject]
+            .into_iter()
+            .map(|role| (role, Limits::new(process_limit)))
+            .collect();
+        Shared {
+            config,
+            intake: Arc::new(intake),
+            services,
+        }
+    }
+
+    /// Waits (at most [`STOP_GRACE`]) for the sessions of every service to end.
+    pub(crate) async fn drain(&self) {
+        let deadline = Instant::now() + STOP_GRACE;
+        let active = || self.services.iter().map(|(_, l)| l.active()).sum::<usize>();
+        while active() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        match active() {
+            0 => info!(target: "smtpd", "all SMTP sessions closed"),
+            n => {
+                warn!(target: "smtpd", "stopping with {n} SMTP sessions still open; they get no reply for unfinished mail")
+            }
+        }
+    }
+
     /// The limits of `role`'s service; every role that listens has them.
     fn limits(&self, role: Role) -> &Arc<Limits> {
         let found = self.services.iter().find(|(r, _)| *r == role);
@@ -190,61 +217,6 @@ pub fn into_tokio(bound: Vec<(ListenKey, std::net::TcpListener)>) -> Vec<(Listen
         }
     }
     listeners
-}
-
-/// Runs the accept loops until `stop`, then waits (bounded) for the sessions. A message on
-/// `reload` makes the listeners follow the configuration of that moment (`rebind.rs`).
-pub fn start(
-    listeners: Vec<(ListenKey, TcpListener)>,
-    config: ConfigSource,
-    intake: Intake,
-    process_limit: usize,
-    stop: watch::Receiver<bool>,
-    mut reload: mpsc::UnboundedReceiver<()>,
-) -> JoinHandle<()> {
-    // Every service has its limits from the start: a reload may open a role's first port.
-    let services = [Role::Smtp, Role::Submission, Role::Reinject]
-        .into_iter()
-        .map(|role| (role, Limits::new(process_limit)))
-        .collect();
-    let shared = Arc::new(Shared {
-        config,
-        intake: Arc::new(intake),
-        services,
-    });
-    tokio::spawn(async move {
-        let mut set = ListenerSet::new(shared.clone(), stop.clone());
-        for (key, listener) in listeners {
-            set.open(key, listener);
-        }
-        let mut stopping = stop.clone();
-        loop {
-            let reload_now = tokio::select! {
-                Some(()) = reload.recv() => true,
-                _ = stopping.wait_for(|stopping| *stopping) => false,
-            };
-            match reload_now {
-                true => set.reload().await,
-                false => break,
-            }
-        }
-        set.join().await;
-        drain(&shared.services).await;
-    })
-}
-
-async fn drain(services: &[(Role, Arc<Limits>)]) {
-    let deadline = Instant::now() + STOP_GRACE;
-    let active = || services.iter().map(|(_, l)| l.active()).sum::<usize>();
-    while active() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    match active() {
-        0 => info!(target: "smtpd", "all SMTP sessions closed"),
-        n => {
-            warn!(target: "smtpd", "stopping with {n} SMTP sessions still open; they get no reply for unfinished mail")
-        }
-    }
 }
 
 pub(crate) async fn accept_loop(

@@ -21,8 +21,45 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::intake::Intake;
 use crate::listener::{accept_loop, bind, configured, ListenKey, Shared};
 use crate::tls;
+use crate::ConfigSource;
+
+/// Runs the accept loops until `stop`, then waits (bounded) for the sessions. A message on
+/// `reload` makes the listeners follow the configuration of that moment.
+pub fn start(
+    listeners: Vec<(ListenKey, TcpListener)>,
+    config: ConfigSource,
+    intake: Intake,
+    process_limit: usize,
+    stop: watch::Receiver<bool>,
+    mut reload: mpsc::UnboundedReceiver<()>,
+) -> JoinHandle<()> {
+    let shared = Arc::new(Shared::new(config, intake, process_limit));
+    tokio::spawn(async move {
+        let mut set = ListenerSet::new(shared.clone(), stop.clone());
+        for (key, listener) in listeners {
+            set.open(key, listener);
+        }
+        let mut stopping = stop.clone();
+        loop {
+            let reload_now = tokio::select! {
+                Some(()) = reload.recv() => true,
+                _ = stopping.wait_for(|stopping| *stopping) => false,
+            };
+            match reload_now {
+                true => set.reload().await,
+                false => break,
+            }
+        }
+        set.join().await;
+        shared.drain().await;
+    })
+}
 
 /// The open listeners, one accept loop each.
 pub(crate) struct ListenerSet {

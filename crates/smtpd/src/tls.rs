@@ -12,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::conn::Conn;
-use crate::driver::{send, End, Env};
+use crate::exchange::{send, End, Env};
 use crate::session::Session;
 use proto::reply::fixed;
 

@@ -4,17 +4,15 @@
 //! killed on drop.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
-use std::thread;
 use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::machine::list_dir;
+use crate::machine::{list_dir, run_with_input};
 use crate::mbox::{count_separators, read_mboxes_with_python, MboxMessage};
 use crate::text::tail;
 use crate::wait::{poll_every, poll_for, wait_until, DEADLINE};
@@ -372,25 +370,6 @@ pub fn command_with_config(program: impl AsRef<std::ffi::OsStr>, config: &Path) 
         .env_remove("MAILROOM_DATA")
         .env_remove("NAME");
     cmd
-}
-
-/// Runs `cmd` with `input` written on a separate thread (so a large input cannot deadlock
-/// against a full output pipe) and collects its output.
-pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().expect("wait");
-    let _ = writer.join();
-    out
 }
 
 pub fn assert_success(out: &Output, what: &str) {

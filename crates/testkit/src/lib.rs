@@ -34,10 +34,10 @@ mod world;
 pub use client::{local, plain, smtp_send, smtplib, Client, Failure, Reply, REPLY_TIMEOUT};
 pub use dns::{Dns, Zone};
 pub use dsn::{field, parse_dsn};
-pub use env::{
-    assert_success, base_config, bin, command_with_config, run_with_input, Daemon, TestEnv,
+pub use env::{assert_success, base_config, bin, command_with_config, Daemon, TestEnv};
+pub use machine::{
+    current_user, free_port, is_root, list_dir, open_up, read_all, run_with_input, Tmpfs,
 };
-pub use machine::{current_user, free_port, is_root, list_dir, open_up, read_all, Tmpfs};
 pub use mbox::{count_separators, python, read_mboxes_with_python, MboxMessage};
 pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Received};
 pub use sink::{Sink, SMTP_SINK};

@@ -5,7 +5,8 @@ use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
+use std::thread;
 
 /// Names in a directory, sorted (empty if it does not exist).
 pub fn list_dir(dir: &Path) -> Vec<String> {
@@ -136,4 +137,23 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
+}
+
+/// Runs `cmd` with `input` written on a separate thread (so a large input cannot deadlock
+/// against a full output pipe) and collects its output.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait");
+    let _ = writer.join();
+    out
 }

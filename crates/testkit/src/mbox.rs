@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::env::run_with_input;
+use crate::machine::run_with_input;
 use crate::text::{find, from_hex, header_value, unfold};
 
 /// A message as Python's `mailbox.mbox` returns it.

@@ -4,8 +4,9 @@
 use std::fs;
 use std::thread;
 
-use crate::env::{assert_success, base_config, bin, command_with_config, run_with_input, TestEnv};
+use crate::env::{assert_success, base_config, bin, command_with_config, TestEnv};
 use crate::machine::list_dir;
+use crate::machine::run_with_input;
 use crate::text::tail;
 
 impl TestEnv {

@@ -18,9 +18,10 @@ use std::process::{Command, Output};
 
 use crate::client::{local, plain, smtp_send, Client};
 use crate::dns::Dns;
-use crate::env::{assert_success, base_config, run_with_input, Daemon, TestEnv};
+use crate::env::{assert_success, base_config, Daemon, TestEnv};
 use crate::fault::DumpSink;
 use crate::machine::free_port;
+use crate::machine::run_with_input;
 use crate::peer::Peer;
 use crate::sink::Sink;
 use crate::text::tail;

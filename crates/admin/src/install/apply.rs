@@ -220,19 +220,9 @@ fn examine_file(step: &Step, options: &Options) -> State {
     };
     let real = under(options.prefix.as_deref(), path);
     let what = describe(step, options);
-    let meta = match fs::symlink_metadata(&real) {
-        Err(_) if *content == Content::Packaged => {
-            return State::Refused(format!("{} is missing (dpkg installs it)", real.display()))
-        }
-        Err(_) => {
-            return match content {
-                Content::Copy(source) if !source.is_file() => {
-                    State::Refused(missing_source(source))
-                }
-                _ => State::Differs(Change { verb: CREATE, what }),
-            }
-        }
+    let meta = match existing(&real, content, &what) {
         Ok(meta) => meta,
+        Err(state) => return state,
     };
     if *content == Content::Packaged && options.prefix.is_none() {
         return match mta::override_in_place(&real, owner, *mode) {
@@ -270,6 +260,20 @@ fn examine_file(step: &Step, options: &Options) -> State {
         true => State::InPlace,
         false => State::Differs(Change { verb: SET, what }),
     }
+}
+
+/// The file's metadata, or what a missing file means for this step.
+fn existing(real: &Path, content: &Content, what: &str) -> Result<fs::Metadata, State> {
+    fs::symlink_metadata(real).map_err(|_| match content {
+        Content::Packaged => {
+            State::Refused(format!("{} is missing (dpkg installs it)", real.display()))
+        }
+        Content::Copy(source) if !source.is_file() => State::Refused(missing_source(source)),
+        _ => State::Differs(Change {
+            verb: CREATE,
+            what: what.to_string(),
+        }),
+    })
 }
 
 fn missing_source(source: &Path) -> String {

@@ -54,16 +54,9 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let _pid_file = match PidFile::acquire(&cfg.queue_directory) {
+    let _pid_file = match take_pid_file(&cfg) {
         Ok(p) => p,
-        Err(e @ PidFileError::Running(_)) => {
-            eprintln!("mailroom: fatal: {e}");
-            return 1;
-        }
-        Err(e) => {
-            eprintln!("mailroom: fatal: {e}");
-            return EX_TEMPFAIL;
-        }
+        Err(code) => return code,
     };
     let source = config_path
         .map(Path::to_path_buf)
@@ -109,6 +102,17 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
     let code = runtime.block_on(daemon(shared, LiveConfig::new(cfg), source, log, separated));
     info!(target: "master", "terminating");
     code
+}
+
+/// The locked `pid/master.pid`; "already running, pid N" is exit 1 as in Postfix.
+fn take_pid_file(cfg: &Config) -> Result<PidFile, u8> {
+    PidFile::acquire(&cfg.queue_directory).map_err(|e| {
+        eprintln!("mailroom: fatal: {e}");
+        match e {
+            PidFileError::Running(_) => 1,
+            _ => EX_TEMPFAIL,
+        }
+    })
 }
 
 /// The mail log, as `maillog_file`, `syslog_*` and `log_format` say (exit 78 if the file
@@ -261,6 +265,18 @@ async fn daemon(
             }
         }
     }
+    wind_down(stop_tx, tasks, &shared, helper).await;
+    code
+}
+
+/// The stop: no new work, deliveries in flight finished (bounded), sockets removed, the
+/// local delivery helper told to finish and reaped.
+async fn wind_down(
+    stop_tx: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    shared: &Shared,
+    helper: Option<(Arc<HelperClient>, std::process::Child)>,
+) {
     notify(&[NotifyState::Stopping]);
     info!(target: "master", "stopping: no new work; waiting for deliveries in flight");
     let _ = stop_tx.send(true);
@@ -274,7 +290,6 @@ async fn daemon(
         client.close();
         let _ = tokio::task::spawn_blocking(move || privsep::reap(child, STOP_GRACE)).await;
     }
-    code
 }
 
 /// READY=1: listeners and control sockets are bound. Detached by `mailroom start`, the
