@@ -35,10 +35,10 @@ fn queue_of_a_root_daemon_is_given_to_mail_owner_and_delivered() {
         .write_config(&format!("mail_owner = \"{OWNER}\"\n{listen}"));
     user_aliases(&p, &format!("x: \"|cat > {}/x\"\n", out.display()));
     let _daemon = p.env.start();
-    wait_until("the queued message's delivery", || out.join("x").exists());
-    assert!(fs::read_to_string(out.join("x"))
-        .unwrap()
-        .contains("queued-by-root-7"));
+    // The shell creates the file before cat writes to it: wait for the words, not the file.
+    wait_until("the queued message's delivery", || {
+        fs::read_to_string(out.join("x")).is_ok_and(|s| s.contains("queued-by-root-7"))
+    });
     for entry in fs::read_dir(&store).unwrap().flatten() {
         assert_eq!(
             owner_of(&entry.path()),
