@@ -15,6 +15,10 @@
 //! tmpfs unmounted). Tests needing root skip with one line (see [`is_root`]).
 //!
 //! SECURITY: test code only; runs as whoever runs the tests (root here, for tmpfs mounts).
+//! No unsafe: the system calls std lacks (signals, statvfs, rlimits, bind before connect)
+//! go through the `sys` crate.
+
+#![forbid(unsafe_code)]
 
 mod client;
 mod dns;
