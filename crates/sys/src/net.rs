@@ -38,6 +38,9 @@ mod tests {
         let stream = connect_from(source, target).unwrap();
         let (_, peer) = listener.accept().unwrap();
         assert_eq!(peer.ip(), std::net::IpAddr::V4(*source.ip()));
-        assert_eq!(stream.peer_addr().unwrap(), std::net::SocketAddr::V4(target));
+        assert_eq!(
+            stream.peer_addr().unwrap(),
+            std::net::SocketAddr::V4(target)
+        );
     }
 }
