@@ -555,13 +555,13 @@ fn make_layout(cfg: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// What the SMTP server needs from the daemon: the live configuration (SIGHUP swaps it), the
-/// store, and the queue manager to make newly queued mail due at once.
+/// What the SMTP server needs from the daemon: its settings, following the live configuration
+/// (SIGHUP swaps it), the store, and the queue manager to make newly queued mail due at once.
 fn smtpd_hooks(shared: &Arc<Shared>, live: &LiveConfig, qmgr: &Arc<QueueManager>) -> smtpd::Hooks {
     let (source, scheduler, users) = (live.clone(), qmgr.clone(), shared.clone());
     let check = move |address: &str| users.local().accepts(address);
     smtpd::Hooks {
-        config: Arc::new(move || source.get()),
+        settings: smtpd::SmtpdSettings::follow(move || source.get()),
         store: shared.store.clone(),
         local_recipient: Some(smtpd::RecipientCheck(Arc::new(check))),
         queued: Arc::new(move |id| scheduler.schedule(id, 0)),
