@@ -57,4 +57,4 @@ pub mod smtp;
 pub use local::{
     check_aliases, AliasSyntaxError, Delivery, LocalAgent, LocalError, LocalSettings, Resubmission,
 };
-pub use smtp::{SmtpClient, SmtpError, SmtpSettings};
+pub use smtp::{LmtpNexthop, SmtpClient, SmtpError, SmtpSettings};
