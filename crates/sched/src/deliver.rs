@@ -90,7 +90,10 @@ async fn run_lmtp(
     body: Vec<u8>,
 ) -> (Vec<Outcome>, Option<String>) {
     let Some(client) = cx.shared.lmtp() else {
-        return (defer_all(&item.recipients, "no LMTP client configured"), None);
+        return (
+            defer_all(&item.recipients, "no LMTP client configured"),
+            None,
+        );
     };
     let (id, hop, env, rcpts) = (
         item.id,

@@ -24,12 +24,23 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Local,
-    Smtp { nexthop: Nexthop, filter: bool },
+    Smtp {
+        nexthop: Nexthop,
+        filter: bool,
+    },
     /// An LMTP server (Dovecot): `mailbox_transport`, `virtual_transport`, `lmtp:` maps.
-    Lmtp { nexthop: LmtpNexthop },
+    Lmtp {
+        nexthop: LmtpNexthop,
+    },
     Discard(String),
-    Error { dsn: String, text: String },
-    Retry { dsn: String, text: String },
+    Error {
+        dsn: String,
+        text: String,
+    },
+    Retry {
+        dsn: String,
+        text: String,
+    },
     Hold(String),
 }
 
@@ -360,11 +371,9 @@ fn parse_result(result: &str) -> Result<MapResult, String> {
         } else {
             rest.into()
         }),
-        other => {
-            return Err(format!(
-                "unknown transport {other:?} (smtp, relay, lmtp, local, discard, error, retry, hold)"
-            ))
-        }
+        other => return Err(format!(
+            "unknown transport {other:?} (smtp, relay, lmtp, local, discard, error, retry, hold)"
+        )),
     }))
 }
 
@@ -522,10 +531,13 @@ mod tests {
     fn lmtp_routes_from_transport_maps_mailbox_transport_and_virtual_transport() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("transport");
-        std::fs::write(&path, "dove.example lmtp:inet:127.0.0.1:24
+        std::fs::write(
+            &path,
+            "dove.example lmtp:inet:127.0.0.1:24
 boss@localhost local:
-")
-            .unwrap();
+",
+        )
+        .unwrap();
         let mut cfg = Config::embedded_default();
         cfg.transport_maps = vec![path.display().to_string()];
         cfg.mydestination = vec!["localhost".into()];
@@ -537,17 +549,31 @@ boss@localhost local:
         let routed = |a: &str| r.mailbox_handoff(r.route(a, ""), a, &aliases);
         assert_eq!(routed("x@dove.example"), lmtp("inet:127.0.0.1:24"));
         assert_eq!(routed("alice@localhost"), lmtp("unix:/run/dovecot/lmtp"));
-        assert_eq!(routed("boss@localhost"), lmtp("unix:/run/dovecot/lmtp"), "local: too");
-        assert_eq!(routed("postmaster@localhost"), Route::Local, "aliases stay local");
+        assert_eq!(
+            routed("boss@localhost"),
+            lmtp("unix:/run/dovecot/lmtp"),
+            "local: too"
+        );
+        assert_eq!(
+            routed("postmaster@localhost"),
+            Route::Local,
+            "aliases stay local"
+        );
         assert_eq!(routed("bob@virt.example"), lmtp("[127.0.0.1]:2424"));
         assert_eq!(
-            routed("alice@localhost").destination("alice@localhost").unwrap().to_string(),
+            routed("alice@localhost")
+                .destination("alice@localhost")
+                .unwrap()
+                .to_string(),
             "lmtp:unix:/run/dovecot/lmtp",
             "one destination (one concurrency limit) per LMTP server, not per user"
         );
         // The Postfix defaults change nothing.
         let plain = Router::new(&Routing::from_config(&Config::embedded_default())).unwrap();
-        assert!(matches!(plain.mailbox_handoff(Route::Local, "a", &aliases), Route::Local));
+        assert!(matches!(
+            plain.mailbox_handoff(Route::Local, "a", &aliases),
+            Route::Local
+        ));
     }
 
     #[test]
@@ -555,7 +581,10 @@ boss@localhost local:
         let mut cfg = Config::embedded_default();
         cfg.mailbox_transport = "dovecot:".into();
         let err = Router::new(&Routing::from_config(&cfg)).err().unwrap();
-        assert!(err.starts_with("mailbox_transport: unsupported transport"), "{err}");
+        assert!(
+            err.starts_with("mailbox_transport: unsupported transport"),
+            "{err}"
+        );
         let mut cfg = Config::embedded_default();
         cfg.virtual_transport = "lmtp:unix:".into();
         let err = Router::new(&Routing::from_config(&cfg)).err().unwrap();

@@ -93,10 +93,7 @@ impl Shared {
 
     /// Installs the LMTP client (mailbox_transport, virtual_transport, `lmtp:` routes).
     pub fn set_lmtp(&self, client: agents::SmtpClient) {
-        self.current
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .lmtp = Some(client);
+        self.current.write().unwrap_or_else(|p| p.into_inner()).lmtp = Some(client);
     }
 
     /// Installs reloaded settings and local agent (SIGHUP); fails, changing nothing, if the

@@ -177,7 +177,10 @@ impl Inner {
             }
         }
         let last = last.unwrap_or_else(|| HostFailure {
-            failure: Failure::deferred("4.4.3", format!("no address found for {}", hop.host_name())),
+            failure: Failure::deferred(
+                "4.4.3",
+                format!("no address found for {}", hop.host_name()),
+            ),
             relay: "none".into(),
             retry_plain: false,
         });
@@ -220,8 +223,7 @@ impl Inner {
     /// A cached session that still answers RSET, if any.
     async fn reuse(&self, key: &str) -> Option<Connection> {
         let timeouts = self.settings.checked_timeouts();
-        while let Some(mut conn) = self.cache.take(key, self.settings.connection_cache_time)
-        {
+        while let Some(mut conn) = self.cache.take(key, self.settings.connection_cache_time) {
             let probe = session::command(&mut conn, b"RSET\r\n", Phase::RsetProbe, timeouts.rset);
             if matches!(probe.await, Ok(reply) if reply.is_positive()) {
                 return Some(conn);
@@ -243,8 +245,7 @@ impl Inner {
         let relay = conn.peer.relay();
         for chunk in rcpts.chunks(self.settings.recipients_per_transaction()) {
             if let After::Dead(failure) =
-                transaction::run(&mut conn, job, chunk, &timeouts, self.settings.dialect, out)
-                    .await
+                transaction::run(&mut conn, job, chunk, &timeouts, self.settings.dialect, out).await
             {
                 out.fail_these(rcpts, &failure, &relay);
                 return;

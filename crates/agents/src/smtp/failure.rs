@@ -188,7 +188,10 @@ mod tests {
     fn peer() -> Peer {
         Peer {
             host: "mx.example".into(),
-            addr: "192.0.2.1:25".parse::<std::net::SocketAddr>().unwrap().into(),
+            addr: "192.0.2.1:25"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
         }
     }
 

@@ -239,7 +239,10 @@ mod tests {
         let s = SmtpSettings::lmtp_from_config(&cfg);
         assert_eq!((s.dialect, s.program()), (Dialect::Lmtp, "lmtp"));
         assert_eq!(s.timeouts.data_done, Duration::from_secs(7));
-        assert_eq!(s.timeouts.connect, OS_CONNECT_TIMEOUT, "0s = the system's limit");
+        assert_eq!(
+            s.timeouts.connect, OS_CONNECT_TIMEOUT,
+            "0s = the system's limit"
+        );
         assert_eq!((s.default_port, s.tls_level), (24, TlsLevel::None));
         assert_eq!(s.helo_name, cfg.myhostname);
     }

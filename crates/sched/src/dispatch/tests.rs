@@ -338,5 +338,9 @@ fn lmtp_deliveries_to_one_server_stay_within_lmtp_destination_concurrency_limit(
         d.push(m, vec![item], &lim);
     }
     let (running, _) = split_starts(d.starts(now));
-    assert_eq!(running.len(), lim.lmtp, "every user shares the one LMTP server's limit");
+    assert_eq!(
+        running.len(),
+        lim.lmtp,
+        "every user shares the one LMTP server's limit"
+    );
 }

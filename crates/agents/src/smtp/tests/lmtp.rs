@@ -26,7 +26,10 @@ fn lmtp_settings() -> SmtpSettings {
 }
 
 /// Serves LMTP sessions on `path`; counts connections and records each command line.
-fn serve(path: &Path, verdicts: Verdicts) -> (Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+fn serve(
+    path: &Path,
+    verdicts: Verdicts,
+) -> (Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
     let listener = UnixListener::bind(path).unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
     let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -107,7 +110,10 @@ async fn each_recipient_gets_its_own_reply_after_the_dot_and_the_session_is_reus
     let (ok, full) = (&report.outcomes[0], &report.outcomes[1]);
     assert_eq!(full.dsn, "5.2.2");
     let relay = format!("client.test[{}]", path.display());
-    assert_eq!((ok.relay.as_str(), full.relay.as_str()), (relay.as_str(), relay.as_str()));
+    assert_eq!(
+        (ok.relay.as_str(), full.relay.as_str()),
+        (relay.as_str(), relay.as_str())
+    );
     assert_eq!(
         full.text,
         format!("host {relay} said: 552 5.2.2 <full@b.example> Quota exceeded (mailbox for user is full) (in reply to end of DATA command)")
@@ -115,7 +121,11 @@ async fn each_recipient_gets_its_own_reply_after_the_dot_and_the_session_is_reus
     assert_eq!(lines.lock().unwrap()[0], "LHLO client.test");
     let again = send(&client, &hop).await;
     assert_eq!(kinds(&again), [OutcomeKind::Sent, OutcomeKind::Bounced]);
-    assert_eq!(connections.load(Ordering::SeqCst), 1, "the second message reused the session");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "the second message reused the session"
+    );
 }
 
 #[tokio::test]
@@ -131,7 +141,8 @@ async fn a_connection_lost_between_the_replies_defers_only_the_unanswered() {
     let lost = &report.outcomes[1];
     assert_eq!(lost.dsn, "4.4.2");
     assert!(
-        lost.text.ends_with("while sending end of data -- message may be sent more than once"),
+        lost.text
+            .ends_with("while sending end of data -- message may be sent more than once"),
         "{}",
         lost.text
     );
@@ -142,7 +153,10 @@ async fn a_missing_socket_defers_as_a_destination_failure() {
     let dir = tempfile::tempdir().unwrap();
     let client = SmtpClient::new(lmtp_settings()).unwrap();
     let report = send(&client, &LmtpNexthop::Unix(dir.path().join("absent"))).await;
-    assert_eq!(kinds(&report), [OutcomeKind::Deferred, OutcomeKind::Deferred]);
+    assert_eq!(
+        kinds(&report),
+        [OutcomeKind::Deferred, OutcomeKind::Deferred]
+    );
     assert_eq!(report.outcomes[0].dsn, "4.4.1");
     assert!(report.destination_failure.is_some());
 }
