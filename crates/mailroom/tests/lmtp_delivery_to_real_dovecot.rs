@@ -47,7 +47,7 @@ fn local_users_reach_dovecot_through_mailbox_transport_on_its_unix_socket() {
         "{lines:?}"
     );
     assert!(
-        !env.mbox(&"alice".to_string()).exists(),
+        !env.mbox("alice").exists(),
         "the local agent did not deliver it too"
     );
 }
@@ -179,8 +179,5 @@ fn a_451_from_dovecot_and_a_stopped_dovecot_defer_and_nothing_is_lost() {
         queue.contains("broken@lmtp.example"),
         "the 451 is retried, not bounced: {queue}"
     );
-    assert!(
-        !env.mbox(&"sender".to_string()).exists(),
-        "no bounce for deferrals"
-    );
+    assert!(!env.mbox("sender").exists(), "no bounce for deferrals");
 }

@@ -371,9 +371,11 @@ fn parse_result(result: &str) -> Result<MapResult, String> {
         } else {
             rest.into()
         }),
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "unknown transport {other:?} (smtp, relay, lmtp, local, discard, error, retry, hold)"
-        )),
+        ))
+        }
     }))
 }
 
