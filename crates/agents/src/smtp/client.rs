@@ -118,7 +118,14 @@ impl SmtpClient {
         recipients: &[usize],
         message: &[u8],
     ) -> DeliveryReport {
-        let job = Job::new(id, env, message, self.inner.settings.line_length_limit);
+        let settings = &self.inner.settings;
+        let job = Job::new(
+            id,
+            env,
+            message,
+            settings.line_length_limit,
+            settings.dialect,
+        );
         let mut out = Outcomes::new(recipients);
         if let Some(failure) = job.sender_problem() {
             out.fail_open(&failure, "none");
@@ -166,7 +173,12 @@ impl Inner {
         let mut last: Option<HostFailure> = None;
         for peer in peers {
             if let Some(previous) = &last {
-                tracing::info!(target: "smtp", "{}: {}", job.id, previous.failure.text);
+                note!(
+                    self.settings.dialect,
+                    "{}: {}",
+                    job.id,
+                    previous.failure.text
+                );
             }
             match self.open(peer).await {
                 Ok(conn) => {

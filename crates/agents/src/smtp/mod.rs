@@ -39,6 +39,17 @@
 //! `may`/`encrypt` checks no certificate (as Postfix's levels of the same names): it defeats
 //! passive eavesdropping only.
 
+/// Logs one info line under `smtp` or `lmtp`, the program name of the dialect (tracing
+/// targets must be constants).
+macro_rules! note {
+    ($dialect:expr, $($arg:tt)+) => {
+        match $dialect {
+            $crate::smtp::Dialect::Smtp => tracing::info!(target: "smtp", $($arg)+),
+            $crate::smtp::Dialect::Lmtp => tracing::info!(target: "lmtp", $($arg)+),
+        }
+    };
+}
+
 mod cache;
 mod client;
 mod conn;
