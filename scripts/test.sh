@@ -18,6 +18,10 @@ command -v pflogsumm >/dev/null || need_apt+=(pflogsumm)
 command -v logrotate >/dev/null || need_apt+=(logrotate)
 # SMTP client end-to-end tests (crates/agents/src/smtp/tests/sink.rs): Postfix's smtp-sink.
 [ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)
+# LMTP end-to-end tests (crates/mailroom/tests/lmtp_delivery_to_real_dovecot.rs): a real
+# Dovecot (started by the test with its own dovecot.conf; no system service is used).
+command -v dovecot >/dev/null || need_apt+=(dovecot-core)
+[ -x /usr/lib/dovecot/lmtp ] || need_apt+=(dovecot-lmtpd)
 # Manual pages formatted without warnings (crates/mailroom/tests/man_pages_render_cleanly.rs).
 command -v groff >/dev/null || need_apt+=(groff-base)
 command -v man >/dev/null || need_apt+=(man-db)

@@ -8,7 +8,8 @@
 //! loopback: the scripted [`Peer`], Postfix's `smtp-sink` ([`Sink`]), the DNS responder
 //! [`Dns`] (`agents`' unit tests use it, [`free_port`] and [`Sink`] too). One SMTP [`Client`], one [`wait_until`]
 //! (over one [`poll_for`]), one DSN reader ([`parse_dsn`]); the fault suite's counting
-//! helpers live in [`fault`], the privilege-separation accounts and worlds in [`privsep`].
+//! helpers live in [`fault`], the privilege-separation accounts and worlds in [`privsep`], a real Dovecot LMTP server in
+//! [`dovecot`].
 //!
 //! Everything is bounded in time (sockets time out, waits poll with a deadline, never a
 //! blind sleep) and everything started is stopped on drop (daemons SIGKILLed, peers closed,
@@ -22,6 +23,7 @@
 
 mod client;
 mod dns;
+pub mod dovecot;
 mod dsn;
 mod env;
 pub mod fault;

@@ -19,6 +19,8 @@ pub(crate) enum Phase {
     Greeting,
     Ehlo,
     Helo,
+    /// LMTP's EHLO.
+    Lhlo,
     StartTls,
     RsetProbe,
     Mail,
@@ -36,6 +38,7 @@ impl Phase {
             Phase::Greeting => "receiving the initial server greeting",
             Phase::Ehlo => "performing the EHLO handshake",
             Phase::Helo => "performing the HELO handshake",
+            Phase::Lhlo => "performing the LHLO handshake",
             Phase::StartTls => "receiving the STARTTLS response",
             Phase::RsetProbe => "sending RSET probe",
             Phase::Mail => "sending MAIL FROM",
@@ -53,6 +56,7 @@ impl Phase {
             Phase::Greeting => "initial server greeting",
             Phase::Ehlo => "EHLO command",
             Phase::Helo => "HELO command",
+            Phase::Lhlo => "LHLO command",
             Phase::StartTls => "STARTTLS command",
             Phase::RsetProbe => "RSET probe",
             Phase::Mail => "MAIL FROM command",
@@ -184,7 +188,10 @@ mod tests {
     fn peer() -> Peer {
         Peer {
             host: "mx.example".into(),
-            addr: "192.0.2.1:25".parse().unwrap(),
+            addr: "192.0.2.1:25"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
         }
     }
 

@@ -28,11 +28,27 @@
 //!   are bounded (4 KiB per line, 200 lines) and no input makes the client panic;
 //! * at `smtp_tls_security_level = encrypt` nothing after EHLO is sent in plaintext.
 //!
+//! The LMTP client (Postfix's lmtp(8), RFC 2033) is this client with [`Dialect::Lmtp`]
+//! settings ([`SmtpSettings::lmtp_from_config`]) and [`SmtpClient::deliver_lmtp`]: LHLO, unix
+//! sockets or TCP ([`LmtpNexthop`]), one reply per accepted recipient after the final dot,
+//! the same pipelining, connection cache and texts.
+//!
 //! Security stance: runs unprivileged and trusts neither DNS nor the remote servers; their
 //! text reaches logs and DSNs only as printable ASCII inside fixed frames. Envelope addresses
 //! that could inject commands (CR, LF, angle brackets) are refused before connecting. TLS at
 //! `may`/`encrypt` checks no certificate (as Postfix's levels of the same names): it defeats
 //! passive eavesdropping only.
+
+/// Logs one info line under `smtp` or `lmtp`, the program name of the dialect (tracing
+/// targets must be constants).
+macro_rules! note {
+    ($dialect:expr, $($arg:tt)+) => {
+        match $dialect {
+            $crate::smtp::Dialect::Smtp => tracing::info!(target: "smtp", $($arg)+),
+            $crate::smtp::Dialect::Lmtp => tracing::info!(target: "lmtp", $($arg)+),
+        }
+    };
+}
 
 mod cache;
 mod client;
@@ -40,6 +56,7 @@ mod conn;
 mod dns;
 mod failure;
 mod job;
+mod lmtp;
 mod reply;
 mod session;
 mod settings;
@@ -50,7 +67,8 @@ mod wire;
 mod tests;
 
 pub use client::SmtpClient;
-pub use settings::{SmtpSettings, Timeouts, TlsLevel};
+pub use lmtp::LmtpNexthop;
+pub use settings::{Dialect, SmtpSettings, Timeouts, TlsLevel};
 
 /// Errors of building a client. Delivery problems are never errors: they are outcomes.
 #[derive(Debug, thiserror::Error)]

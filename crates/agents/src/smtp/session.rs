@@ -8,6 +8,9 @@
 //!                            ▼ (≠421)   │                                   │          encrypt → 4.7.5
 //!                         HELO 2xx ─────┴─ no STARTTLS: may → ready, encrypt → 4.7.4
 //! ```
+//! LMTP (RFC 2033, [`Dialect::Lmtp`]): greeting, then LHLO; a refused LHLO ends the session
+//! (there is no HELO to fall back to) and STARTTLS is never tried.
+//!
 //! Inputs → outputs: a [`Peer`] → a ready [`Connection`] (capabilities known) or a
 //! [`HostFailure`] saying what to report and whether to try this host again without TLS.
 //! Invariants: at `encrypt` no MAIL is ever sent in plaintext; at `may` a failed handshake
@@ -23,7 +26,7 @@ use std::sync::Arc;
 use super::conn::{ConnError, Connection, Peer};
 use super::failure::{soften, Failure, Phase};
 use super::reply::{Capabilities, Reply};
-use super::settings::{SmtpSettings, TlsLevel};
+use super::settings::{Dialect, SmtpSettings, TlsLevel};
 
 /// Why a server address could not be used.
 #[derive(Debug)]
@@ -64,9 +67,19 @@ impl Opener<'_> {
         self.secure(conn, allow_tls).await
     }
 
-    /// EHLO, or HELO when EHLO is refused with anything but 421 (Postfix's rule).
+    /// EHLO, or HELO when EHLO is refused with anything but 421 (Postfix's rule); LHLO for
+    /// LMTP.
     async fn hello(&self, conn: &mut Connection) -> Result<(), Failure> {
         let limit = self.settings.checked_timeouts().helo;
+        if self.settings.dialect == Dialect::Lmtp {
+            let lhlo = format!("LHLO {}\r\n", self.settings.helo_name);
+            let reply = command(conn, lhlo.as_bytes(), Phase::Lhlo, limit).await?;
+            if !reply.is_positive() {
+                return Err(Failure::refused(&reply, &conn.peer));
+            }
+            conn.caps = Capabilities::from_ehlo(&reply);
+            return Ok(());
+        }
         let ehlo = format!("EHLO {}\r\n", self.settings.helo_name);
         let reply = command(conn, ehlo.as_bytes(), Phase::Ehlo, limit).await?;
         if reply.is_positive() {
@@ -99,6 +112,9 @@ impl Opener<'_> {
             retry_plain,
         };
         let config = match (&self.tls, level) {
+            _ if self.settings.dialect == Dialect::Lmtp => {
+                return self.require_tls(conn).map_err(|f| fail(f, false))
+            }
             (Some(config), TlsLevel::May | TlsLevel::Encrypt) if allow_tls => config.clone(),
             _ => return self.require_tls(conn).map_err(|f| fail(f, false)),
         };

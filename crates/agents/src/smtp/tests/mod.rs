@@ -10,6 +10,7 @@
 mod basic;
 mod dns;
 mod hostile;
+mod lmtp;
 mod server;
 mod sink;
 mod timeouts;
@@ -24,6 +25,7 @@ use super::{SmtpClient, SmtpSettings, Timeouts, TlsLevel};
 /// Settings for tests: short timeouts, no TLS, the given default port and name servers.
 pub fn settings(port: u16) -> SmtpSettings {
     SmtpSettings {
+        dialect: super::settings::Dialect::Smtp,
         helo_name: "client.test".into(),
         tls_level: TlsLevel::None,
         recipient_limit: 50,
