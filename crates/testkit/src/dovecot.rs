@@ -112,8 +112,8 @@ impl Dovecot {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        // SAFETY: kill(2) on our own child, not reaped yet.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        // Our own child, not reaped yet: its pid cannot have been reused.
+        let _ = sys::kill(child.id(), sys::Signal::SIGTERM);
         let exited = poll_for(DEADLINE, || matches!(child.try_wait(), Ok(Some(_))));
         if !exited {
             let _ = child.kill();
