@@ -18,6 +18,8 @@ command -v pflogsumm >/dev/null || need_apt+=(pflogsumm)
 command -v logrotate >/dev/null || need_apt+=(logrotate)
 # SMTP client end-to-end tests (crates/agents/src/smtp/tests/sink.rs): Postfix's smtp-sink.
 [ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)
+# Local delivery to procmail (crates/mailroom/tests/procmail_files_by_subject_*.rs).
+command -v procmail >/dev/null || need_apt+=(procmail)
 # Manual pages formatted without warnings (crates/mailroom/tests/man_pages_render_cleanly.rs).
 command -v groff >/dev/null || need_apt+=(groff-base)
 command -v man >/dev/null || need_apt+=(man-db)

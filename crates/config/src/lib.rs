@@ -94,7 +94,7 @@ pub struct Config {
     /// delivery time (`$home`, `$user`, `${extension}` …), never when the file is loaded.
     pub forward_path: String,
     /// Non-empty: hand mailbox deliveries to this command (procmail, maildrop) as the user.
-    /// Expanded at delivery time like `forward_path`.
+    /// Never `$`-expanded (as in Postfix): `"$EXTENSION"` is for the shell.
     pub mailbox_command: String,
     /// The characters that separate a local part from its extension (`alice+news`); empty
     /// = no extensions.

@@ -51,9 +51,10 @@ pub(crate) struct Param {
     pub access: Access,
 }
 
-/// Parameters the local delivery agent expands itself, per recipient (`$home`, `$user`,
-/// `${extension}` …, Postfix's `local_expand`): their values are kept as written, never
-/// `$`-expanded against other parameters when the file is loaded.
+/// Parameters whose `$` is not for the loader: `forward_path` is expanded per recipient by
+/// the local delivery agent (`$home`, `$user`, `${extension}` …, Postfix's `local_expand`),
+/// and `mailbox_command`'s is the shell's (`"$EXTENSION"`), as in Postfix. Their values are
+/// kept as written.
 pub(crate) const EXPANDED_AT_DELIVERY: &[&str] = &["forward_path", "mailbox_command"];
 
 /// `2bounce_notice_recipient` starts with a digit, so the field drops it; accept both.

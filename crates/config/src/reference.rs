@@ -117,7 +117,7 @@ const MEANINGS: &[(&str, Origin, &str)] = &[
     ("log_repeat_window", M, "Identical warnings within this window are folded into one \"... repeated N times\" line."),
     ("mail_owner", P, "The user that owns the queue and runs the daemon's unprivileged parts (Postfix: postfix)."),
     ("mail_spool_directory", P, "Where mbox files live: <dir>/<user>."),
-    ("mailbox_command", P, "Non-empty: hand mailbox deliveries to this command (procmail, maildrop) as the user, with Postfix's environment (HOME USER SHELL LOGNAME EXTENSION DOMAIN LOCAL RECIPIENT SENDER ORIGINAL_RECIPIENT PATH); $name expanded as in forward_path."),
+    ("mailbox_command", P, "Non-empty: hand mailbox deliveries to this command (procmail, maildrop) as the user, with Postfix's environment (HOME USER SHELL LOGNAME EXTENSION DOMAIN LOCAL RECIPIENT SENDER ORIGINAL_RECIPIENT PATH). As in Postfix it is not $-expanded: \"$EXTENSION\" is the shell's, from the environment."),
     ("mailbox_size_limit", P, "An mbox that would grow past this bounces the message (5.2.2); 0 = no limit. Must hold one message_size_limit message."),
     ("maildrop_count_limit", M, "The most files maildrop/ may hold; sendmail checks it itself and exits 75 past it."),
     ("maildrop_size_limit", M, "The most bytes maildrop/ may hold; sendmail checks it itself and exits 75 past it."),

@@ -217,22 +217,16 @@ impl LocalAgent {
         })
     }
 
-    /// `mailbox_command` for one mailbox, expanded for this recipient, with Postfix's
-    /// environment, as the recipient when we are root (`default_privs` for root).
+    /// `mailbox_command` for one mailbox, with Postfix's environment, as the recipient when
+    /// we are root (`default_privs` for root). As in Postfix the command line is not
+    /// `$`-expanded by us: `"$EXTENSION"` is the shell's, from the environment.
     fn deliver_mailbox_command(
         &self,
         copy: &Copy<'_>,
         attributes: &Attributes,
         account: Option<&Account>,
     ) -> Verdict {
-        let template = &self.settings.mailbox_command;
-        let command = match expand::expand(template, attributes) {
-            Ok(expansion) => expansion.text,
-            Err(e) => {
-                tracing::warn!(target: "local", "mailbox_command {template:?}: {e}");
-                return Verdict::deferred("4.3.5", "mail system configuration error");
-            }
-        };
+        let command = &self.settings.mailbox_command;
         // A recipient without a passwd entry (the embedded default accepts any local
         // part) gets default_privs when we are root, as root itself does.
         let origin = Origin {
@@ -249,7 +243,7 @@ impl LocalAgent {
         let runner = run_as.clone().or_else(current_account);
         let env = mailbox_command_env(copy, attributes, runner.as_ref(), account);
         command::run(&CommandJob {
-            command: &command,
+            command,
             input: Arc::new(input),
             env,
             run_as: run_as.as_ref(),

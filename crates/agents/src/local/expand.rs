@@ -1,6 +1,7 @@
 //! Postfix's delivery-time `$name` expansion (local(8)'s `local_expand` over
-//! `mac_expand`), for `forward_path` and `mailbox_command`: the names describe the recipient
-//! being delivered, not configuration parameters.
+//! `mac_expand`), for `forward_path`: the names describe the recipient being delivered, not
+//! configuration parameters. (`mailbox_command` is not expanded, as in Postfix: its `$` is
+//! the shell's.) The filter also cleans the values of a command's environment.
 //!
 //! Names: `user home shell local extension recipient domain recipient_delimiter`
 //! (`mailbox` is another name for `local`). Forms: `$name`, `${name}`, `$(name)`,
@@ -13,9 +14,10 @@
 //! addresses with an extension.
 //!
 //! SECURITY: values come partly from the network (the extension, the domain). Each
-//! substituted value goes through Postfix's default `command_expansion_filter` /
-//! `forward_expansion_filter` (letters, digits and `!@%-_=+:,./`; anything else becomes
-//! `_`), so an extension like `x;rm -rf ~` cannot become shell syntax in a command line.
+//! substituted value goes through Postfix's default `forward_expansion_filter` (letters,
+//! digits and `!@%-_=+:,./`; anything else becomes `_`), as does each value of a command's
+//! environment (`command_expansion_filter`), so an extension like `x;rm -rf ~` cannot
+//! become shell syntax.
 //! The template itself is the administrator's and is used as written.
 
 /// Postfix's default `command_expansion_filter` and `forward_expansion_filter`.

@@ -1,5 +1,5 @@
-//! `mailbox_command`: the command line expanded per recipient, Postfix's environment, the
-//! message as local(8) gives it, and exit statuses mapped to outcomes.
+//! `mailbox_command`: Postfix's environment (which the shell expands in the command line),
+//! the message as local(8) gives it, and exit statuses mapped to outcomes.
 
 use super::*;
 use std::fs;
@@ -27,7 +27,7 @@ fn the_command_gets_postfix_environment_expansion_and_message() {
     let out = setup.path("out");
     let mut setup = setup;
     setup.cfg.mailbox_command = format!(
-        "/bin/sh -c 'env > {o}.env; cat > {o}.msg; echo \"$$0\" > {o}.arg' ${{extension?x-$extension}}",
+        "env > {o}.env; cat > {o}.msg; echo \"x-$EXTENSION\" > {o}.arg",
         o = out.display()
     );
     let outcome = deliver_one(&setup, "Alice+News@localhost");
@@ -39,6 +39,10 @@ fn the_command_gets_postfix_environment_expansion_and_message() {
             .map(str::to_string)
     };
     assert_eq!(var("USER").as_deref(), Some("alice"));
+    assert!(
+        !env.contains("\nMAIL_CONFIG="),
+        "nothing inherited from the daemon"
+    );
     assert_eq!(var("LOGNAME").as_deref(), Some("alice"));
     assert_eq!(var("LOCAL").as_deref(), Some("alice+news"));
     assert_eq!(var("EXTENSION").as_deref(), Some("news"));
@@ -91,7 +95,7 @@ fn exit_statuses_map_as_postfix_sys_exits() {
         ("exit 77", OutcomeKind::Bounced, "5.7.0"),
         ("exit 78", OutcomeKind::Bounced, "5.3.5"),
         ("exit 1", OutcomeKind::Bounced, "5.3.0"),
-        ("kill -9 $$$$", OutcomeKind::Deferred, "4.3.0"),
+        ("kill -9 $$", OutcomeKind::Deferred, "4.3.0"),
         (
             "echo 4.2.2 mailbox over quota; exit 1",
             OutcomeKind::Deferred,
@@ -149,22 +153,12 @@ fn command_time_limit_kills_and_defers() {
 }
 
 #[test]
-fn a_bad_mailbox_command_template_defers_as_a_configuration_error() {
-    let setup = with_command("/usr/bin/procmail ${extension");
-    let outcome = deliver_one(&setup, "alice@localhost");
-    assert_eq!(
-        (outcome.kind, outcome.dsn.as_str()),
-        (OutcomeKind::Deferred, "4.3.5")
-    );
-}
-
-#[test]
 fn an_extension_cannot_inject_shell_syntax_into_the_command() {
     let setup = with_command("");
     let marker = setup.path("injected");
     let out = setup.path("arg");
     let mut setup = setup;
-    setup.cfg.mailbox_command = format!("/bin/sh -c 'echo \"$$0\" > {}' $extension", out.display());
+    setup.cfg.mailbox_command = format!("echo $EXTENSION > {}", out.display());
     let rcpt = format!("alice+x;touch${{IFS}}{}@localhost", marker.display());
     let outcome = deliver_one(&setup, &rcpt);
     assert_eq!(outcome.kind, OutcomeKind::Sent, "{outcome:?}");
