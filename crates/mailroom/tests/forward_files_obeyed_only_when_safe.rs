@@ -12,7 +12,7 @@ use testkit::*;
 
 /// A started world whose forward_path is `<root>/forward/$user`, and that directory.
 fn world_with_forward_dir() -> (World, PathBuf) {
-    let mut world = World::builder().smtp().build();
+    let world = World::builder().smtp().build();
     let dir = world.env.root.join("forward");
     world.configure(&format!("forward_path = \"{}/$user\"\n", dir.display()));
     open_up(&world.env.root);
