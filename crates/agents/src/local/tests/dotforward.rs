@@ -245,3 +245,12 @@ fn an_alias_to_the_user_still_reads_the_users_forward() {
     assert_eq!(d.resubmit[0].recipients, ["far@remote.example"], "{d:?}");
     assert_eq!(f.mailbox_messages(), 0);
 }
+
+#[test]
+fn a_malformed_forward_path_item_is_skipped_and_the_next_used() {
+    let mut f = Forward::new("");
+    let dir = f.setup.dir.path().display().to_string();
+    f.setup.cfg.forward_path = format!("{dir}/broken${{home, {dir}/fwd-$user");
+    f.write("", "far@remote.example\n");
+    assert_eq!(f.send("").resubmit[0].recipients, ["far@remote.example"]);
+}
