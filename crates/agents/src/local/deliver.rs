@@ -284,7 +284,8 @@ impl LocalAgent {
     }
 
     /// Whose rights a command or file gets: `None` = ours (we are not root); else the owner
-    /// of the alias or include file, or `default_privs` when that owner is root.
+    /// of the alias or include file (the user, for a `.forward` or `mailbox_command`), or
+    /// `default_privs` when that owner is root — never root, never `mail_owner`.
     fn privileges_for(&self, origin: &Origin) -> Result<Option<Account>, Verdict> {
         if !users::running_as_root() {
             return Ok(None);
@@ -299,6 +300,16 @@ impl LocalAgent {
             uid => format!("uid {uid}"),
         };
         match lookup {
+            // The queue owner's rights would let a command rewrite the queue.
+            Ok(Some(account)) if account.uid != 0 && account.name == self.settings.mail_owner => {
+                Err(Verdict::deferred(
+                    "4.3.5",
+                    format!(
+                        "{} is mail_owner: refusing to run commands or write files as the queue owner",
+                        who()
+                    ),
+                ))
+            }
             Ok(Some(account)) if account.uid != 0 => Ok(Some(account)),
             Ok(Some(_)) => Err(Verdict::deferred(
                 "4.3.5",

@@ -134,6 +134,8 @@ pub struct LocalSettings {
     allow_mail_to_commands: Vec<String>,
     allow_mail_to_files: Vec<String>,
     default_privs: String,
+    /// Commands and files never run as this user (the queue owner), when we are root.
+    mail_owner: String,
     /// gid of the `mail` group, which owns new spool mailboxes when it exists.
     mail_gid: Option<u32>,
     /// Expanded per recipient (`expand.rs`); empty = no `.forward` files.
@@ -174,6 +176,7 @@ impl LocalSettings {
             allow_mail_to_commands: lower(&cfg.allow_mail_to_commands),
             allow_mail_to_files: lower(&cfg.allow_mail_to_files),
             default_privs: cfg.default_privs.clone(),
+            mail_owner: cfg.mail_owner.clone(),
             mail_gid: users::group_id("mail").ok().flatten(),
             forward_path: cfg.forward_path.clone(),
             mailbox_command: cfg.mailbox_command.trim().to_string(),

@@ -165,3 +165,21 @@ fn an_extension_cannot_inject_shell_syntax_into_the_command() {
     assert!(!marker.exists(), "the extension ran as a command");
     assert!(fs::read_to_string(&out).unwrap().starts_with("x_touch_"));
 }
+
+#[test]
+fn commands_never_run_as_mail_owner() {
+    if !users::running_as_root() {
+        eprintln!("skipped: needs root (whose commands get default_privs)");
+        return;
+    }
+    // default_privs and mail_owner are the same user: the command must not get its rights.
+    let mut setup = with_command("/bin/true");
+    setup.cfg.mail_owner = "nobody".into();
+    setup.cfg.default_privs = "nobody".into();
+    let outcome = deliver_one(&setup, "no-passwd-entry@localhost");
+    assert_eq!(
+        (outcome.kind, outcome.dsn.as_str()),
+        (OutcomeKind::Deferred, "4.3.5")
+    );
+    assert!(outcome.text.contains("mail_owner"), "{}", outcome.text);
+}
