@@ -22,6 +22,8 @@ command -v logrotate >/dev/null || need_apt+=(logrotate)
 # Dovecot (started by the test with its own dovecot.conf; no system service is used).
 command -v dovecot >/dev/null || need_apt+=(dovecot-core)
 [ -x /usr/lib/dovecot/lmtp ] || need_apt+=(dovecot-lmtpd)
+# Local delivery to procmail (crates/mailroom/tests/procmail_files_by_subject_*.rs).
+command -v procmail >/dev/null || need_apt+=(procmail)
 # Manual pages formatted without warnings (crates/mailroom/tests/man_pages_render_cleanly.rs).
 command -v groff >/dev/null || need_apt+=(groff-base)
 command -v man >/dev/null || need_apt+=(man-db)

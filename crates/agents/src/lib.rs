@@ -16,8 +16,10 @@
 //! blocking pool.
 //!
 //! Resolution: `Delivered-To:` loop check → aliases (`alias_maps`, aliases(5) syntax,
-//! recursive, `|command`, `/file`, `:include:`) → the user (`local_recipient_maps`: empty =
-//! anyone, `unix:passwd.byname` = must be in passwd). Storage: mbox in
+//! recursive, `|command`, `/file`, `:include:`; `LIST` with an `owner-LIST` alias is sent on
+//! from the owner) → the user (`local_recipient_maps`: empty = anyone, `unix:passwd.byname` =
+//! must be in passwd; `recipient_delimiter` splits `user+extension`) → the user's `.forward`
+//! (`forward_path`) → `mailbox_command` when set, else the mailbox. Storage: mbox in
 //! `mail_spool_directory/<user>` by default; `home_mailbox` puts it under `$HOME` instead, as
 //! Maildir when it ends in `/`. A mailbox name is a safe file name that is no other
 //! mailbox's dotlock (`local::mailbox_name`: no `/`, no leading dot, no `.lock` suffix). A
@@ -39,8 +41,9 @@
 //! several users: then the spool mailbox is written as root with symbolic and hard links
 //! refused and chowned to the user; `$HOME` locations are written with the user's
 //! file-system ids; commands and files named by aliases run as the alias file's owner or,
-//! for root-owned files, `default_privs` — never as root. Without root (the embedded
-//! default) everything runs as the invoking user.
+//! for root-owned files, `default_privs` — never as root; those of a `.forward` and
+//! `mailbox_command` run as the recipient (`default_privs` for root). Without root (the
+//! embedded default) everything runs as the invoking user, who obeys only its own `.forward`.
 //!
 //! Privilege separation ([`local::helper`]): a daemon started as root gives up root after
 //! starting one root process that runs this agent for it over a socketpair (frames with a

@@ -116,6 +116,11 @@ fn with_postfix_defaults(site: Site) -> Config {
         queue_directory: site.queue_directory,
         mail_spool_directory: site.mail_spool_directory,
         home_mailbox: String::new(),
+        forward_path: "$home/.forward${recipient_delimiter}${extension}, $home/.forward"
+            .to_string(),
+        mailbox_command: String::new(),
+        recipient_delimiter: String::new(),
+        command_time_limit: seconds(1000),
         mydestination: default_mydestination(&myhostname, &mydomain),
         myorigin: myhostname.clone(),
         myhostname,

@@ -100,10 +100,15 @@ fn check_edits(text: &str, config: &Config) {
 
 /// Every parameter set to its effective value, as a TOML file.
 fn write_back(config: &Config) -> String {
-    let escape = |text: &str| Value::String(text.replace('$', "$$"));
     let mut table: BTreeMap<String, Value> = PARAMS
         .iter()
         .map(|param| {
+            // Delivery-time templates are read as written: their `$` is not doubled.
+            let raw = crate::params::EXPANDED_AT_DELIVERY.contains(&param.name);
+            let escape = |text: &str| match raw {
+                true => Value::String(text.to_string()),
+                false => Value::String(text.replace('$', "$$")),
+            };
             let value = match &param.access {
                 Access::Scalar { get, .. } => escape(&get(config)),
                 Access::List { get, .. } => {

@@ -90,6 +90,17 @@ pub struct Config {
     pub mail_spool_directory: PathBuf,
     /// Non-empty: deliver to `$HOME/<home_mailbox>` instead; a trailing `/` means Maildir.
     pub home_mailbox: String,
+    /// Where a user's `.forward` is looked for, first existing file wins. Expanded at
+    /// delivery time (`$home`, `$user`, `${extension}` …), never when the file is loaded.
+    pub forward_path: String,
+    /// Non-empty: hand mailbox deliveries to this command (procmail, maildrop) as the user.
+    /// Never `$`-expanded (as in Postfix): `"$EXTENSION"` is for the shell.
+    pub mailbox_command: String,
+    /// The characters that separate a local part from its extension (`alice+news`); empty
+    /// = no extensions.
+    pub recipient_delimiter: String,
+    /// The longest a `|command` or `mailbox_command` delivery may run.
+    pub command_time_limit: Duration,
     pub myhostname: String,
     pub mydomain: String,
     pub myorigin: String,

@@ -51,6 +51,12 @@ pub(crate) struct Param {
     pub access: Access,
 }
 
+/// Parameters whose `$` is not for the loader: `forward_path` is expanded per recipient by
+/// the local delivery agent (`$home`, `$user`, `${extension}` …, Postfix's `local_expand`),
+/// and `mailbox_command`'s is the shell's (`"$EXTENSION"`), as in Postfix. Their values are
+/// kept as written.
+pub(crate) const EXPANDED_AT_DELIVERY: &[&str] = &["forward_path", "mailbox_command"];
+
 /// `2bounce_notice_recipient` starts with a digit, so the field drops it; accept both.
 const ALIASES: &[(&str, &str)] = &[("bounce_notice_recipient", "2bounce_notice_recipient")];
 
@@ -271,6 +277,7 @@ pub(crate) const PARAMS: &[Param] = &[
     duration!(anvil_rate_time_unit, positive),
     duration!(bounce_queue_lifetime),
     size!(bounce_size_limit),
+    duration!(command_time_limit, positive),
     text!(content_filter),
     path!(data_directory),
     count!(default_destination_concurrency_limit, positive),
@@ -281,6 +288,7 @@ pub(crate) const PARAMS: &[Param] = &[
     list!(dns_nameservers),
     text!(double_bounce_recipient, required),
     count!(filter_destination_concurrency_limit, positive),
+    text!(forward_path),
     size!(header_size_limit, positive),
     text!(home_mailbox),
     count!(hopcount_limit, positive),
@@ -307,6 +315,7 @@ pub(crate) const PARAMS: &[Param] = &[
     duration!(log_repeat_window),
     text!(mail_owner, required),
     path!(mail_spool_directory),
+    text!(mailbox_command),
     size!(mailbox_size_limit),
     text!(mailbox_transport),
     count!(maildrop_count_limit, positive),
@@ -326,6 +335,7 @@ pub(crate) const PARAMS: &[Param] = &[
     size!(queue_minfree),
     count!(queue_minfree_inodes),
     duration!(queue_run_delay, positive),
+    text!(recipient_delimiter),
     listen!(reinject_listen),
     list!(relay_domains),
     text!(relayhost),

@@ -189,6 +189,9 @@ impl Resolver {
         stack.push(name);
         let value = match self.sources[name].template.clone() {
             Template::Literal(value) => value,
+            Template::Text(text) if params::EXPANDED_AT_DELIVERY.contains(&name) => {
+                Value::Text(text)
+            }
             Template::Text(text) => Value::Text(self.expand_text(name, &text, stack)?),
             Template::Items(templates) => Value::List(self.expand_items(name, &templates, stack)?),
             Template::DomainOfHostname => {

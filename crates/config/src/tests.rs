@@ -375,3 +375,27 @@ fn stress_dependent_values_take_postfix_syntax_and_plain_values() {
     assert_eq!(error.key, "smtpd_timeout");
     assert_eq!(error.line, Some(1));
 }
+
+#[test]
+fn delivery_time_templates_are_kept_as_written() {
+    let cfg = parse_ok(concat!(
+        "forward_path = \"$home/.forward${recipient_delimiter}${extension}, /var/forward/$user\"\n",
+        "mailbox_command = \"/usr/bin/procmail -a \\\"$EXTENSION\\\"\"\n",
+        "recipient_delimiter = \"+\"\n",
+        "command_time_limit = \"30s\"\n",
+    ));
+    assert_eq!(
+        cfg.forward_path,
+        "$home/.forward${recipient_delimiter}${extension}, /var/forward/$user"
+    );
+    assert_eq!(cfg.mailbox_command, "/usr/bin/procmail -a \"$EXTENSION\"");
+    assert_eq!(cfg.recipient_delimiter, "+");
+    assert_eq!(cfg.command_time_limit, std::time::Duration::from_secs(30));
+    let defaults = parse_ok("");
+    assert_eq!(
+        defaults.forward_path,
+        "$home/.forward${recipient_delimiter}${extension}, $home/.forward"
+    );
+    assert_eq!(defaults.command_time_limit.as_secs(), 1000);
+    assert!(defaults.mailbox_command.is_empty() && defaults.recipient_delimiter.is_empty());
+}

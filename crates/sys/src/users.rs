@@ -15,6 +15,8 @@ pub struct User {
     /// The primary group.
     pub gid: u32,
     pub home: PathBuf,
+    /// The login shell (local delivery's `$shell` and `SHELL`).
+    pub shell: PathBuf,
 }
 
 impl From<nix::unistd::User> for User {
@@ -24,6 +26,7 @@ impl From<nix::unistd::User> for User {
             uid: user.uid.as_raw(),
             gid: user.gid.as_raw(),
             home: user.dir,
+            shell: user.shell,
         }
     }
 }

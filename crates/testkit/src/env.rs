@@ -187,12 +187,22 @@ impl TestEnv {
 
     /// Starts `mailroom serve`; it is killed (SIGKILL) when the returned value is dropped.
     pub fn start(&self) -> Daemon {
+        self.start_as(None)
+    }
+
+    /// Starts `mailroom serve` with these (uid, gid) when given (a root test running an
+    /// unprivileged daemon: the caller gives it the test root first), else as we are.
+    pub fn start_as(&self, ids: Option<(u32, u32)>) -> Daemon {
+        use std::os::unix::process::CommandExt;
         static STARTS: AtomicUsize = AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, Ordering::Relaxed);
         let out_path = self.root.join(format!("serve-{n}.out"));
         let out = fs::File::create(&out_path).expect("serve output file");
-        let child = self
-            .command()
+        let mut command = self.command();
+        if let Some((uid, gid)) = ids {
+            command.uid(uid).gid(gid);
+        }
+        let child = command
             .arg("serve")
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup"))

@@ -154,3 +154,31 @@ pub fn as_user(p: &PrivEnv, program: &[&str]) -> Output {
 pub fn owner_of(path: &Path) -> u32 {
     fs::metadata(path).expect("stat").uid()
 }
+
+/// The ordinary local user of the `.forward` and `mailbox_command` tests, as (name, uid,
+/// gid): [`USER`] when the tests run as root (made with useradd when missing), else the
+/// user running them (whose own files an unprivileged daemon obeys). `None` after one line
+/// on stderr when root cannot make the account.
+pub fn local_user() -> Option<(String, (u32, u32))> {
+    if !is_root() {
+        let name = current_user();
+        return ids(&name).map(|ids| (name, ids));
+    }
+    match ensure_account(USER) {
+        Some(ids) => Some((USER.to_string(), ids)),
+        None => {
+            eprintln!("skipped: cannot create the test account {USER} with useradd");
+            None
+        }
+    }
+}
+
+/// Writes a file the user owns (chowned when we are root) with the given mode.
+pub fn write_as(path: &Path, text: &str, ids: (u32, u32), mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, text).expect("write");
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+    if is_root() {
+        chown(path, ids);
+    }
+}

@@ -1,12 +1,22 @@
-//! Delivery to `|command`: `/bin/sh -c command` with the message on stdin, a clean
-//! environment, its own process group (so a timeout kills the whole pipeline), a time limit,
-//! and, when we are root, the rights of the user it is run for.
+//! Delivery to `|command` and `mailbox_command`: the message on stdin, a clean
+//! environment, its own process group (so a timeout kills the whole pipeline), a time limit
+//! (`command_time_limit`), and, when we are root, the rights of the user it is run for.
+//! As Postfix's `exec_command`, a command of plain words (letters, digits, `!@%-_=+:,./`,
+//! spaces) is executed directly; one with any other character goes through `/bin/sh -c`.
 //!
-//! Exit status → verdict, as Postfix's local(8) and sysexits(3): 0 delivered; 75
-//! (EX_TEMPFAIL) or death by a signal (including our timeout) → deferred 4.3.0; anything
-//! else → bounced 5.3.0 with the command's first line of output as the reason.
+//! Exit status → verdict, as Postfix's `pipe_command` and `sys_exits`: 0 delivered; death
+//! by a signal → deferred 4.3.0; output that starts with an enhanced status code (`5.2.2
+//! mailbox full`) → that status; a sysexits(3) code → its status (EX_TEMPFAIL 75 and
+//! EX_OSERR 71 defer with 4.3.0, EX_NOUSER 67 bounces 5.1.1, EX_DATAERR 65 5.6.0,
+//! EX_CANTCREAT 73 5.2.0, EX_NOPERM 77 5.7.0, EX_CONFIG 78 5.3.5 …); any other status →
+//! bounced 5.3.0 with the command's first line of output as the reason.
+//!
+//! Where mailroom differs from Postfix, so that a broken installation keeps mail queued
+//! instead of returning it: a command that cannot be started (procmail not installed), or
+//! that the shell cannot find or execute (`/bin/sh` exit 127 or 126), is deferred 4.3.0;
+//! and a command killed at `command_time_limit` is deferred (Postfix bounces it 5.3.0).
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -37,7 +47,14 @@ pub(crate) struct CommandJob<'a> {
 
 /// Runs the command and turns its fate into a verdict.
 pub(crate) fn run(job: &CommandJob<'_>) -> Verdict {
-    let mut child = match build(job).spawn() {
+    let spawned = match build(job, false).spawn() {
+        // Perhaps a shell built-in (`exit 0`): Postfix retries those with the shell.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && is_bare_word_command(job.command) => {
+            build(job, true).spawn()
+        }
+        other => other,
+    };
+    let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
             let text = format!("cannot run command \"{}\": {e}", job.command);
@@ -57,11 +74,41 @@ pub(crate) fn run(job: &CommandJob<'_>) -> Verdict {
     verdict_for(job.command, status, output)
 }
 
-fn build(job: &CommandJob<'_>) -> Command {
-    let mut command = Command::new("/bin/sh");
+/// The characters of a command Postfix runs without a shell (besides space and tab).
+const PLAIN: &str = "1234567890!@%-_=+:,./abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// The words of a command that needs no shell, or `None`.
+fn plain_words(command: &str) -> Option<Vec<&str>> {
+    let plain = command
+        .chars()
+        .all(|c| PLAIN.contains(c) || c == ' ' || c == '\t');
+    let words: Vec<&str> = command
+        .split([' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .collect();
+    (plain && !words.is_empty()).then_some(words)
+}
+
+/// A plain command whose program is named without a `/` (looked up in `PATH`).
+fn is_bare_word_command(command: &str) -> bool {
+    plain_words(command).is_some_and(|words| !words[0].contains('/'))
+}
+
+fn build(job: &CommandJob<'_>, force_shell: bool) -> Command {
+    let words = plain_words(job.command).filter(|_| !force_shell);
+    let mut command = match words {
+        Some(words) => {
+            let mut direct = Command::new(words[0]);
+            direct.args(&words[1..]);
+            direct
+        }
+        None => {
+            let mut shell = Command::new("/bin/sh");
+            shell.arg("-c").arg(job.command);
+            shell
+        }
+    };
     command
-        .arg("-c")
-        .arg(job.command)
         .env_clear()
         .envs(job.env.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir("/")
@@ -136,25 +183,71 @@ fn verdict_for(command: &str, status: ExitStatus, output: Option<String>) -> Ver
         Some(line) => format!("{text}. Command output: {line}"),
         None => text,
     };
-    match (status.code(), status.signal()) {
-        (Some(0), _) => Verdict::sent(format!("delivered to command: {command}")),
-        (Some(code), _) if code == i32::from(EX_TEMPFAIL) => {
-            let text =
-                format!("temporary failure, command exited with status {code}: \"{command}\"");
-            Verdict::deferred("4.3.0", with_output(text))
-        }
-        (Some(code), _) => {
-            let text = format!("Command died with status {code}: \"{command}\"");
-            Verdict::bounced("5.3.0", with_output(text))
-        }
+    let by_class = |dsn: &str, text: String| match dsn.starts_with('4') {
+        true => Verdict::deferred(dsn, text),
+        false => Verdict::bounced(dsn, text),
+    };
+    let code = match (status.code(), status.signal()) {
+        (Some(0), _) => return Verdict::sent(format!("delivered to command: {command}")),
+        (Some(code), _) => code,
         (None, signal) => {
             let text = format!(
                 "Command died with signal {}: \"{command}\"",
                 signal.unwrap_or(0)
             );
-            Verdict::deferred("4.3.0", with_output(text))
+            return Verdict::deferred("4.3.0", with_output(text));
         }
+    };
+    if let Some((dsn, text)) = output.as_deref().and_then(leading_status) {
+        return by_class(&dsn, text.to_string());
     }
+    if let Some((dsn, meaning)) = sysexit(code) {
+        return by_class(dsn, with_output(format!("{meaning}: \"{command}\"")));
+    }
+    if plain_words(command).is_none() && (code == 126 || code == 127) {
+        let text =
+            format!("Command died with status {code}: \"{command}\" (the shell could not run it)");
+        return Verdict::deferred("4.3.0", with_output(text));
+    }
+    let text = format!("Command died with status {code}: \"{command}\"");
+    Verdict::bounced("5.3.0", with_output(text))
+}
+
+/// Postfix's `sys_exits` table: the status and meaning of each sysexits(3) code.
+fn sysexit(code: i32) -> Option<(&'static str, &'static str)> {
+    Some(match code {
+        64 => ("5.3.0", "command line usage error"),
+        65 => ("5.6.0", "data format error"),
+        66 => ("5.3.0", "cannot open input"),
+        67 => ("5.1.1", "user unknown"),
+        68 => ("5.1.2", "host name unknown"),
+        69 => ("5.3.0", "service unavailable"),
+        70 => ("5.3.0", "internal software error"),
+        71 => ("4.3.0", "system resource problem"),
+        72 => ("5.3.0", "critical OS file missing"),
+        73 => ("5.2.0", "can't create user output file"),
+        74 => ("5.3.0", "input/output error"),
+        c if c == i32::from(EX_TEMPFAIL) => ("4.3.0", "temporary failure"),
+        76 => ("5.5.0", "remote error in protocol"),
+        77 => ("5.7.0", "permission denied"),
+        78 => ("5.3.5", "local configuration error"),
+        _ => return None,
+    })
+}
+
+/// `4.2.2 mailbox full` → (`4.2.2`, the line): a status the command reports itself, which
+/// takes precedence over its exit code (Postfix 2.3 and later).
+fn leading_status(line: &str) -> Option<(String, &str)> {
+    let word = line.split_whitespace().next()?;
+    let parts: Vec<&str> = word.split('.').collect();
+    let numeric = |p: &&str, max: usize| {
+        !p.is_empty() && p.len() <= max && p.bytes().all(|b| b.is_ascii_digit())
+    };
+    let valid = parts.len() == 3
+        && matches!(parts[0], "4" | "5")
+        && numeric(&parts[1], 3)
+        && numeric(&parts[2], 3);
+    valid.then(|| (word.to_string(), line))
 }
 
 #[cfg(test)]

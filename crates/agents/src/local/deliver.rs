@@ -6,7 +6,8 @@
 //!   links, and a new one is given to the user and the `mail` group;
 //! * anything under the user's `$HOME` is written with the user's file-system ids;
 //! * `|command` and `/file` from an alias run as the owner of the file that named them, or
-//!   as `default_privs` when root owns it (never as root).
+//!   as `default_privs` when root owns it (never as root); from a `.forward`, as its user;
+//! * `mailbox_command` runs as the recipient (`default_privs` for root), never as root.
 //!
 //! Not root (the embedded default): everything is written as the running user, and a user
 //! who is not us (or not in passwd) gets the spool location instead of a `$HOME` one.
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use envelope::QueueId;
 
 use super::command::{self, CommandJob};
+use super::expand::{self, Attributes};
 use super::fsutil::{ensure_dir, write_error_verdict};
 use super::headers::{from_line, trace_headers};
 use super::mailbox_name;
@@ -57,9 +59,17 @@ impl LocalAgent {
     pub(crate) fn deliver_target(&self, copy: &Copy<'_>, target: &Target) -> Verdict {
         let verdict = match target {
             Target::Mailbox {
+                attributes,
+                account,
+                ..
+            } if !self.settings.mailbox_command.is_empty() => {
+                self.deliver_mailbox_command(copy, attributes, account.as_ref())
+            }
+            Target::Mailbox {
                 user,
                 address,
                 account,
+                ..
             } => self.deliver_mailbox(copy, user, address, account.as_ref()),
             Target::Command { command, origin } => self.deliver_command(copy, command, origin),
             Target::File { path, origin } => self.deliver_file(copy, path, origin),
@@ -207,6 +217,41 @@ impl LocalAgent {
         })
     }
 
+    /// `mailbox_command` for one mailbox, with Postfix's environment, as the recipient when
+    /// we are root (`default_privs` for root). As in Postfix the command line is not
+    /// `$`-expanded by us: `"$EXTENSION"` is the shell's, from the environment.
+    fn deliver_mailbox_command(
+        &self,
+        copy: &Copy<'_>,
+        attributes: &Attributes,
+        account: Option<&Account>,
+    ) -> Verdict {
+        let command = &self.settings.mailbox_command;
+        // A recipient without a passwd entry (the embedded default accepts any local
+        // part) gets default_privs when we are root, as root itself does.
+        let origin = Origin {
+            alias: attributes.user.clone(),
+            alias_address: attributes.recipient.clone(),
+            owner_uid: account.map_or(0, |a| a.uid),
+        };
+        let run_as = match self.privileges_for(&origin) {
+            Ok(account) => account,
+            Err(verdict) => return verdict,
+        };
+        let mut input = from_line(copy.sender, chrono::Utc::now()).into_bytes();
+        input.extend(copy.with_trace(&attributes.recipient));
+        let runner = run_as.clone().or_else(current_account);
+        let env = mailbox_command_env(copy, attributes, runner.as_ref(), account);
+        command::run(&CommandJob {
+            command,
+            input: Arc::new(input),
+            env,
+            run_as: run_as.as_ref(),
+            timeout: self.command_timeout,
+            file_size_limit: self.settings.mailbox_size_limit,
+        })
+    }
+
     fn deliver_file(&self, copy: &Copy<'_>, path: &str, origin: &Origin) -> Verdict {
         if path == "/dev/null" {
             return Verdict::sent("delivered to file: /dev/null");
@@ -239,7 +284,8 @@ impl LocalAgent {
     }
 
     /// Whose rights a command or file gets: `None` = ours (we are not root); else the owner
-    /// of the alias or include file, or `default_privs` when that owner is root.
+    /// of the alias or include file (the user, for a `.forward` or `mailbox_command`), or
+    /// `default_privs` when that owner is root — never root, never `mail_owner`.
     fn privileges_for(&self, origin: &Origin) -> Result<Option<Account>, Verdict> {
         if !users::running_as_root() {
             return Ok(None);
@@ -254,6 +300,16 @@ impl LocalAgent {
             uid => format!("uid {uid}"),
         };
         match lookup {
+            // The queue owner's rights would let a command rewrite the queue.
+            Ok(Some(account)) if account.uid != 0 && account.name == self.settings.mail_owner => {
+                Err(Verdict::deferred(
+                    "4.3.5",
+                    format!(
+                        "{} is mail_owner: refusing to run commands or write files as the queue owner",
+                        who()
+                    ),
+                ))
+            }
             Ok(Some(account)) if account.uid != 0 => Ok(Some(account)),
             Ok(Some(_)) => Err(Verdict::deferred(
                 "4.3.5",
@@ -272,6 +328,44 @@ impl LocalAgent {
             )),
         }
     }
+}
+
+/// Postfix's local(8) command environment, each value through the expansion filter.
+/// `HOME` is the home of whoever runs the command: the recipient, or, in the unprivileged
+/// embedded default, the running user (another user's `~/.procmailrc` must not be obeyed
+/// with our rights).
+fn mailbox_command_env(
+    copy: &Copy<'_>,
+    attributes: &Attributes,
+    runner: Option<&Account>,
+    recipient: Option<&Account>,
+) -> Vec<(&'static str, String)> {
+    let clean = |value: &str| value.chars().map(expand::filtered).collect::<String>();
+    let home = match (runner, recipient) {
+        (Some(r), Some(a)) if r.uid == a.uid => attributes.home.clone(),
+        (Some(r), _) => r.home.display().to_string(),
+        (None, _) => attributes.home.clone(),
+    };
+    let shell = match attributes.shell.is_empty() {
+        true => "/bin/sh".to_string(),
+        false => attributes.shell.clone(),
+    };
+    let mut env = vec![
+        ("PATH", "/usr/bin:/bin".to_string()),
+        ("HOME", clean(&home)),
+        ("SHELL", clean(&shell)),
+        ("USER", clean(&attributes.user)),
+        ("LOGNAME", clean(&attributes.user)),
+        ("LOCAL", clean(&attributes.local)),
+        ("DOMAIN", clean(&attributes.domain)),
+        ("RECIPIENT", clean(&attributes.recipient)),
+        ("SENDER", clean(copy.sender)),
+        ("ORIGINAL_RECIPIENT", clean(copy.original_recipient)),
+    ];
+    if !attributes.delimiter.is_empty() {
+        env.push(("EXTENSION", clean(&attributes.extension)));
+    }
+    env
 }
 
 /// Resolution refuses such names first; this keeps a path into the spool from ever being

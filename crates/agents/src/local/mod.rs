@@ -3,12 +3,15 @@
 //! messages for aliases that point elsewhere.
 //!
 //! The path through this module: [`LocalAgent::deliver`] → `resolve` (Delivered-To check,
-//! aliases, user look-up) → one `deliver` call per destination (`mbox`, `maildir`, `command`)
-//! → one [`Outcome`] per requested recipient, aggregated (see [`LocalAgent::deliver`]).
+//! aliases, `.forward` (`forward.rs`), user look-up) → one `deliver` call per destination
+//! (`mbox`, `maildir`, `command`, or `mailbox_command` for a mailbox) → one [`Outcome`] per
+//! requested recipient, aggregated (see [`LocalAgent::deliver`]).
 
 mod aliases;
 mod command;
 mod deliver;
+mod expand;
+mod forward;
 mod fsutil;
 pub mod fuzzing;
 mod headers;
@@ -75,6 +78,9 @@ pub struct Resubmission {
     pub message: Vec<u8>,
 }
 
+/// One forward of a recipient: (`Delivered-To:`, address, sender when not the original's).
+type ForwardTo = (String, String, Option<String>);
+
 /// A verdict for one destination, before it is tied to a recipient index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Verdict {
@@ -128,14 +134,23 @@ pub struct LocalSettings {
     allow_mail_to_commands: Vec<String>,
     allow_mail_to_files: Vec<String>,
     default_privs: String,
+    /// Commands and files never run as this user (the queue owner), when we are root.
+    mail_owner: String,
     /// gid of the `mail` group, which owns new spool mailboxes when it exists.
     mail_gid: Option<u32>,
+    /// Expanded per recipient (`expand.rs`); empty = no `.forward` files.
+    forward_path: String,
+    /// Expanded per recipient; empty = deliver to the mailbox ourselves.
+    mailbox_command: String,
+    recipient_delimiter: String,
+    command_time_limit: Duration,
 }
 
 impl LocalSettings {
     /// `alias_maps`, `mail_spool_directory`, `home_mailbox`, `mailbox_size_limit`,
     /// `myhostname`, `myorigin`, `mydestination`, `local_recipient_maps`,
-    /// `allow_mail_to_commands`, `allow_mail_to_files`, `default_privs`.
+    /// `allow_mail_to_commands`, `allow_mail_to_files`, `default_privs`, `forward_path`,
+    /// `mailbox_command`, `recipient_delimiter`, `command_time_limit`.
     pub fn from_config(cfg: &config::Config) -> LocalSettings {
         let lower = |list: &[String]| -> Vec<String> {
             list.iter()
@@ -161,7 +176,12 @@ impl LocalSettings {
             allow_mail_to_commands: lower(&cfg.allow_mail_to_commands),
             allow_mail_to_files: lower(&cfg.allow_mail_to_files),
             default_privs: cfg.default_privs.clone(),
+            mail_owner: cfg.mail_owner.clone(),
             mail_gid: users::group_id("mail").ok().flatten(),
+            forward_path: cfg.forward_path.clone(),
+            mailbox_command: cfg.mailbox_command.trim().to_string(),
+            recipient_delimiter: cfg.recipient_delimiter.clone(),
+            command_time_limit: cfg.command_time_limit,
         }
     }
 }
@@ -174,8 +194,7 @@ pub struct LocalAgent {
     aliases: AliasTable,
     /// How long to wait for a mailbox lock (10s; shorter in tests).
     lock_timeout: Duration,
-    /// How long a `|command` may run (60s, like Postfix's command_time_limit…
-    /// shorter in tests).
+    /// How long a `|command` or `mailbox_command` may run (`command_time_limit`).
     command_timeout: Duration,
 }
 
@@ -185,10 +204,10 @@ impl LocalAgent {
     pub fn new(settings: LocalSettings) -> Result<LocalAgent, LocalError> {
         let aliases = load_aliases(&settings.alias_maps)?;
         Ok(LocalAgent {
+            command_timeout: settings.command_time_limit,
             settings,
             aliases,
             lock_timeout: lock::LOCK_TIMEOUT,
-            command_timeout: Duration::from_secs(60),
         })
     }
 
@@ -196,6 +215,7 @@ impl LocalAgent {
     /// its previous state.
     pub fn reload(&mut self, settings: LocalSettings) -> Result<(), LocalError> {
         let aliases = load_aliases(&settings.alias_maps)?;
+        self.command_timeout = settings.command_time_limit;
         self.settings = settings;
         self.aliases = aliases;
         Ok(())
@@ -267,7 +287,7 @@ impl LocalAgent {
         copy: &deliver::Copy<'_>,
         steps: Vec<Step>,
         done: &mut HashMap<String, Verdict>,
-    ) -> (Verdict, Vec<(String, String)>, Vec<Expanded>) {
+    ) -> (Verdict, Vec<ForwardTo>, Vec<Expanded>) {
         let mut verdicts = Vec::new();
         let mut forwards = Vec::new();
         let mut members = Vec::new();
@@ -280,10 +300,11 @@ impl LocalAgent {
                 Step::Forward {
                     address,
                     delivered_to,
+                    sender,
                 } => {
                     let verdict = Verdict::sent("forwarded as new message");
                     members.push(member(&address, &verdict, true));
-                    forwards.push((delivered_to, address));
+                    forwards.push((delivered_to, address, sender));
                 }
                 Step::Deliver(target) => {
                     let verdict = done
@@ -316,9 +337,14 @@ impl LocalAgent {
     pub fn accepts(&self, address: &str) -> bool {
         let (local, _) = envelope::split_address(address);
         let name = resolve::normalize_local_part(local);
-        if self.aliases.get(&name).is_some() {
+        let recipient = self.split_extension(&name);
+        if [&name, &recipient.user]
+            .into_iter()
+            .any(|key| self.aliases.get(key).is_some())
+        {
             return true;
         }
+        let name = recipient.user;
         if mailbox_name::problem(&name).is_some() {
             return false;
         }
@@ -329,6 +355,19 @@ impl LocalAgent {
             Ok(account) => self.is_known_user(account.is_some()),
             Err(_) => true,
         }
+    }
+
+    /// `alice+news` → `alice` and `news` by `recipient_delimiter`.
+    fn split_extension(&self, local: &str) -> resolve::Extension {
+        resolve::split_extension(local, &self.settings.recipient_delimiter)
+    }
+
+    /// `owner-NAME@myorigin` when the alias `NAME` has an `owner-NAME` alias (a list whose
+    /// bounces go to its owner, Postfix's `owner_request_special`).
+    fn list_owner(&self, name: &str) -> Option<String> {
+        let owner = format!("owner-{name}");
+        self.aliases.get(&owner)?;
+        Some(format!("{owner}@{}", self.origin()))
     }
 
     /// Is a local part that is not an alias a user? (`local_recipient_maps`)
@@ -413,25 +452,33 @@ fn aggregate(verdicts: Vec<Verdict>) -> Verdict {
     Verdict::sent(texts.join("; "))
 }
 
-/// Groups forwards by the alias that produced them: one new message per `Delivered-To:`.
+/// Groups forwards by the alias that produced them and their sender: one new message per
+/// `Delivered-To:` and sender. A null sender (a bounce) stays null, whatever the list owner.
 fn resubmissions(
     index: usize,
     sender: &str,
     message: &[u8],
-    forwards: Vec<(String, String)>,
+    forwards: Vec<ForwardTo>,
 ) -> Vec<Resubmission> {
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-    for (delivered_to, address) in forwards {
-        match groups.iter_mut().find(|(d, _)| *d == delivered_to) {
-            Some((_, addresses)) => addresses.push(address),
-            None => groups.push((delivered_to, vec![address])),
+    let mut groups: Vec<(String, String, Vec<String>)> = Vec::new();
+    for (delivered_to, address, new_sender) in forwards {
+        let new_sender = match new_sender {
+            Some(owner) if !sender.is_empty() => owner,
+            _ => sender.to_string(),
+        };
+        match groups
+            .iter_mut()
+            .find(|(d, s, _)| *d == delivered_to && *s == new_sender)
+        {
+            Some((_, _, addresses)) => addresses.push(address),
+            None => groups.push((delivered_to, new_sender, vec![address])),
         }
     }
     groups
         .into_iter()
-        .map(|(delivered_to, recipients)| Resubmission {
+        .map(|(delivered_to, sender, recipients)| Resubmission {
             for_recipient: index,
-            sender: sender.to_string(),
+            sender,
             recipients,
             message: headers::with_delivered_to(message, &delivered_to),
         })

@@ -13,7 +13,10 @@ use envelope::{Envelope, OutcomeKind, QueueId};
 use super::*;
 
 mod aliases;
+mod dotforward;
+mod mailbox_command;
 mod mailbox_names;
+mod recipient_delimiter;
 
 struct Setup {
     dir: tempfile::TempDir,
