@@ -16,6 +16,7 @@
 //!
 //! SECURITY: test code only; runs as whoever runs the tests (root here, for tmpfs mounts).
 
+mod ca;
 mod client;
 mod dns;
 mod dsn;
@@ -31,6 +32,7 @@ mod text;
 mod wait;
 mod world;
 
+pub use ca::{ServerCert, TestCa};
 pub use client::{local, plain, smtp_send, smtplib, Client, Failure, Reply, REPLY_TIMEOUT};
 pub use dns::{Dns, Zone};
 pub use dsn::{field, parse_dsn};

@@ -69,6 +69,8 @@ pub(crate) struct Connection {
     /// From the last EHLO (empty after HELO).
     pub caps: Capabilities,
     pub tls: bool,
+    /// `TLSv1.3 with cipher … (256/256 bits)` once TLS is on (for the log).
+    pub tls_session: String,
     pub opened: Instant,
 }
 
@@ -90,6 +92,7 @@ impl Connection {
             peer,
             caps: Capabilities::default(),
             tls: false,
+            tls_session: String::new(),
             opened: Instant::now(),
         })
     }
@@ -178,11 +181,13 @@ impl Connection {
             Ok(Err(e)) => return Err(ConnError::Protocol(e.to_string())),
             Err(_) => return Err(ConnError::Timeout),
         };
+        let tls_session = super::tls::describe_session(tls.get_ref().1);
         Ok(Connection {
             reader: BufReader::new(Stream::Tls(Box::new(tls))),
             peer: self.peer,
             caps: Capabilities::default(),
             tls: true,
+            tls_session,
             opened: self.opened,
         })
     }
@@ -197,7 +202,8 @@ impl Connection {
 }
 
 /// The TLS server name: the MX host name when it is a DNS name, else the address (rustls
-/// sends no SNI for addresses). Opportunistic TLS checks neither.
+/// sends no SNI for addresses). The certificate is checked by the configuration's verifier
+/// against the destination's match list, not against this name.
 fn server_name(peer: &Peer) -> ServerName<'static> {
     ServerName::try_from(peer.host.clone())
         .unwrap_or_else(|_| ServerName::IpAddress(peer.addr.ip().into()))

@@ -40,9 +40,13 @@ mod conn;
 mod dns;
 mod failure;
 mod job;
+mod maps;
+mod policy;
 mod reply;
+mod sasl;
 mod session;
 mod settings;
+mod tls;
 mod transaction;
 mod wire;
 
@@ -50,7 +54,7 @@ mod wire;
 mod tests;
 
 pub use client::SmtpClient;
-pub use settings::{SmtpSettings, Timeouts, TlsLevel};
+pub use settings::{SaslSettings, SmtpSettings, SmtpTlsLevel, Timeouts};
 
 /// Errors of building a client. Delivery problems are never errors: they are outcomes.
 #[derive(Debug, thiserror::Error)]

@@ -15,13 +15,18 @@ use std::time::Duration;
 
 use envelope::{DeliveryReport, Envelope, Nexthop, OutcomeKind, QueueId};
 
-use super::{SmtpClient, SmtpSettings, Timeouts, TlsLevel};
+use super::{SaslSettings, SmtpClient, SmtpSettings, SmtpTlsLevel, Timeouts};
 
 /// Settings for tests: short timeouts, no TLS, the given default port and name servers.
 pub fn settings(port: u16) -> SmtpSettings {
     SmtpSettings {
         helo_name: "client.test".into(),
-        tls_level: TlsLevel::None,
+        tls_level: SmtpTlsLevel::None,
+        ca_file: String::new(),
+        secure_cert_match: vec!["nexthop".into(), "dot-nexthop".into()],
+        verify_cert_match: vec!["hostname".into()],
+        tls_policy_maps: Vec::new(),
+        sasl: SaslSettings::default(),
         recipient_limit: 50,
         timeouts: Timeouts::uniform(Duration::from_secs(5)),
         default_port: port,
