@@ -3,7 +3,7 @@
 
 use crate::commands::{
     check, config, doctor, import_postfix, install, mailbox, mailq, man, newaliases, passwd,
-    postcat, postqueue, postsuper, qshape, sendmail, serve,
+    postcat, postmap, postqueue, postsuper, qshape, sendmail, serve,
     service::{self, Service},
     start,
 };
@@ -38,6 +38,7 @@ enum Command {
     Passwd(passwd::Args),
     Postsuper(postsuper::Args),
     Postcat(postcat::Args),
+    Postmap(postmap::Args),
     Qshape(qshape::Args),
     Check(check::Args),
     Doctor(doctor::Args),
@@ -86,6 +87,7 @@ pub fn run(args: Vec<OsString>) -> u8 {
         Command::Passwd(a) => passwd::run(path, a),
         Command::Postsuper(a) => postsuper::run(path, a),
         Command::Postcat(a) => postcat::run(path, a),
+        Command::Postmap(a) => postmap::run(a),
         Command::Qshape(a) => qshape::run(path, a),
         Command::Check(a) => check::run(path, a),
         Command::Doctor(a) => doctor::run(path, a),

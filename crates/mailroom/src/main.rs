@@ -1,5 +1,5 @@
 //! The one mailroom binary: `mailroom <subcommand>`, or called through a symlink named
-//! `sendmail`, `mailq`, `postqueue`, `postsuper`, `postcat`, `qshape`, `newaliases` or
+//! `sendmail`, `mailq`, `postqueue`, `postsuper`, `postcat`, `postmap`, `qshape`, `newaliases` or
 //! `postfix` (start/stop/status/reload/...) or `postconf` so it is a drop-in for scripts and cron.
 //!
 //! Glue only; the work is in the library crates (`submit`, `admin`, `sched`, `smtpd`, …).
@@ -20,7 +20,7 @@ mod daemon;
 mod edge;
 
 use commands::{
-    config, mailq, newaliases, postcat, postqueue, postsuper, qshape, sendmail, service,
+    config, mailq, newaliases, postcat, postmap, postqueue, postsuper, qshape, sendmail, service,
 };
 use std::ffi::OsString;
 use std::path::Path;
@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         "newaliases" => newaliases::run_as_newaliases(None),
         "postsuper" => postsuper::run_as_postsuper(None, rest()),
         "postcat" => postcat::run_as_postcat(None, rest()),
+        "postmap" => postmap::run_as_postmap(rest()),
         "qshape" => qshape::run_as_qshape(None, rest()),
         "postfix" => service::run_as_postfix(rest()),
         "postconf" => config::run_as_postconf(rest()),

@@ -18,6 +18,7 @@ pub mod man;
 pub mod newaliases;
 pub mod passwd;
 pub mod postcat;
+pub mod postmap;
 pub mod postqueue;
 pub mod postsuper;
 pub mod qshape;
