@@ -475,7 +475,10 @@ fn sasl_options(items: &[String]) -> Check {
         "mutual_auth",
     ];
     match items.iter().find(|item| !KNOWN.contains(&item.as_str())) {
-        Some(bad) => Err(format!("unknown SASL security option {bad:?}; must be one of: {}", KNOWN.join(", "))),
+        Some(bad) => Err(format!(
+            "unknown SASL security option {bad:?}; must be one of: {}",
+            KNOWN.join(", ")
+        )),
         None => Ok(()),
     }
 }

@@ -4,9 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
 /// A self-signed CA and its key.
 pub struct TestCa {
@@ -56,10 +54,13 @@ impl TestCa {
         let key = KeyPair::generate().expect("server key");
         let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(sans).expect("server params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names.first().copied().unwrap_or("server"));
-        let cert = params.signed_by(&key, &self.issuer).expect("server certificate");
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("server"),
+        );
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("server certificate");
         let files = ServerCert {
             cert: dir.join(format!("{stem}.crt")),
             key: dir.join(format!("{stem}.key")),

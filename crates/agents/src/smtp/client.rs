@@ -116,12 +116,17 @@ impl SmtpClient {
         if rcpts.is_empty() {
             return report(out, None);
         }
+        // The TLS policy is looked up by the nexthop as written (`[h]` or `[h]:587`).
+        let policy = self.inner.policy(nexthop);
         // One spelling per destination, so `[h]` and `[h]:25` share cached connections.
         let nexthop = Nexthop {
             port: Some(nexthop.port_or(self.inner.settings.default_port)),
             ..nexthop.clone()
         };
-        let destination_failure = self.inner.deliver(&nexthop, &job, &rcpts, &mut out).await;
+        let destination_failure = self
+            .inner
+            .deliver(&nexthop, policy, &job, &rcpts, &mut out)
+            .await;
         report(out, destination_failure)
     }
 }
@@ -139,11 +144,12 @@ impl Inner {
     async fn deliver(
         &self,
         nexthop: &Nexthop,
+        policy: Result<TlsPolicy, Failure>,
         job: &Job<'_>,
         rcpts: &[Rcpt<'_>],
         out: &mut Outcomes,
     ) -> Option<String> {
-        let prepared = self.policy(nexthop).and_then(|policy| Ok((policy, self.passwords()?)));
+        let prepared = policy.and_then(|policy| Ok((policy, self.passwords()?)));
         let (policy, passwords) = match prepared {
             Ok(prepared) => prepared,
             Err(failure) => {
@@ -162,7 +168,8 @@ impl Inner {
         let reuse = !self.settings.sasl.sender_dependent || passwords.is_none();
         if let Some(conn) = self.reuse(nexthop, reuse).await {
             tracing::debug!(target: "smtp", "{}: reusing connection to {}", job.id, conn.peer.relay());
-            self.run_session(nexthop, conn, job, rcpts, out, reuse).await;
+            self.run_session(nexthop, conn, job, rcpts, out, reuse)
+                .await;
             return None;
         }
         let peers = match self
@@ -182,7 +189,8 @@ impl Inner {
         };
         let last = match open_first(&opener, peers, job).await {
             Ok(conn) => {
-                self.run_session(nexthop, conn, job, rcpts, out, reuse).await;
+                self.run_session(nexthop, conn, job, rcpts, out, reuse)
+                    .await;
                 return None;
             }
             Err(last) => last,

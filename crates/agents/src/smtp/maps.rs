@@ -1,17 +1,15 @@
-//! Postfix text lookup tables as the SMTP client reads them (`smtp_tls_policy_maps`,
-//! `smtp_sasl_password_maps`): `key value` lines, `#` comments, a line starting with
-//! white space continues the one before (postmap(1)'s input format). Keys are case-folded
-//! as postmap folds them; the first of several files holding a key wins, as with Postfix's
-//! list of maps.
+//! The SMTP client's lookup tables (`smtp_tls_policy_maps`, `smtp_sasl_password_maps`): the
+//! [`maps`] crate's Postfix tables, plus the one rule mailroom adds for secrets — a password
+//! table whose file is readable by group or others is refused as a whole.
 //!
-//! Inputs → outputs: file paths → a [`TextMap`] (or the reason a file is unusable, naming
-//! it); a key → its value.
-//! Invariants: a file that cannot be read or (with [`Secrecy::Private`]) is readable by
-//! group or others is refused as a whole, never half used.
-//! Security stance: the files are the operator's; a password file readable by other local
-//! users is refused, because using it would hide the leak.
+//! Inputs → outputs: map specs (`/etc/mailroom/sasl_passwd`, `hash:/…`, `regexp:/…`,
+//! `inline:{…}`) → a [`TextMap`] (or the reason it is unusable, naming the parameter and the
+//! file); a key → its value (the first map that has one wins, as in Postfix).
+//! Invariants: a table is used whole or not at all (the maps crate refuses a file with a bad
+//! line; a refused secret file is never read).
+//! Security stance: the files are the operator's; using a password file other local users
+//! can read would hide the leak, so it is refused with the command that fixes it.
 
-use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -22,82 +20,62 @@ pub(crate) enum Secrecy {
     Private,
 }
 
-/// Keys (lower case) to values, from one or more files.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// One parameter's list of maps.
+#[derive(Debug, Default)]
 pub(crate) struct TextMap {
-    entries: HashMap<String, String>,
+    maps: maps::Maps,
 }
 
 impl TextMap {
-    /// Reads every file of `paths` (the parameter `name` is used in messages).
-    pub fn load(name: &str, paths: &[String], secrecy: Secrecy) -> Result<TextMap, String> {
-        let mut map = TextMap::default();
-        for path in paths {
-            let text = read(name, Path::new(path), secrecy)?;
-            for (key, value) in parse(&text) {
-                map.entries.entry(key).or_insert(value);
+    /// Opens every map of `specs` (the parameter `name` is used in messages).
+    pub fn load(name: &str, specs: &[String], secrecy: Secrecy) -> Result<TextMap, String> {
+        if secrecy == Secrecy::Private {
+            for spec in specs {
+                if let Some(path) = file_of(spec) {
+                    check_private(name, Path::new(path))?;
+                }
             }
         }
-        Ok(map)
+        let maps = maps::Maps::open(specs).map_err(|e| format!("{name}: {e}"))?;
+        Ok(TextMap { maps })
     }
 
-    /// The value of `key` (case-insensitive).
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries
-            .get(&key.to_ascii_lowercase())
-            .map(String::as_str)
+    /// The value of `key` (case-insensitive in text tables).
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.maps.lookup(key)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.maps.is_empty()
     }
 }
 
-fn read(name: &str, path: &Path, secrecy: Secrecy) -> Result<String, String> {
+/// The file a map spec reads, if any (`inline:` and `static:` read none).
+fn file_of(spec: &str) -> Option<&str> {
+    let rest = match spec.split_once(':') {
+        Some((kind, rest))
+            if !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            if matches!(kind, "inline" | "static") {
+                return None;
+            }
+            rest
+        }
+        _ => spec,
+    };
+    Some(rest)
+}
+
+fn check_private(name: &str, path: &Path) -> Result<(), String> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("{name}: {shown}: {}", plain(&e)))?;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{name}: cannot read {shown}: {e}"))?;
     let mode = meta.permissions().mode() & 0o777;
-    if secrecy == Secrecy::Private && mode & 0o077 != 0 {
+    if mode & 0o077 != 0 {
         return Err(format!(
             "{name}: {shown} is readable by group or others (mode {mode:04o}); refusing to use it: chmod 600 {shown}"
         ));
     }
-    std::fs::read_to_string(path).map_err(|e| format!("{name}: {shown}: {}", plain(&e)))
-}
-
-/// An I/O error without Rust's "(os error N)".
-fn plain(error: &std::io::Error) -> String {
-    let text = error.to_string();
-    match text.find(" (os error") {
-        Some(cut) => text[..cut].to_string(),
-        None => text,
-    }
-}
-
-/// `key value` pairs of a postmap(1) source text, in file order.
-fn parse(text: &str) -> Vec<(String, String)> {
-    let mut logical: Vec<String> = Vec::new();
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let continues = line.starts_with([' ', '\t']);
-        match logical.last_mut() {
-            Some(previous) if continues => {
-                previous.push(' ');
-                previous.push_str(trimmed);
-            }
-            _ => logical.push(trimmed.to_string()),
-        }
-    }
-    logical
-        .into_iter()
-        .map(|line| match line.split_once([' ', '\t']) {
-            Some((key, value)) => (key.to_ascii_lowercase(), value.trim().to_string()),
-            None => (line.to_ascii_lowercase(), String::new()),
-        })
-        .collect()
+    Ok(())
 }
 
 #[cfg(test)]
@@ -112,28 +90,31 @@ mod tests {
     }
 
     #[test]
-    fn postmap_syntax_comments_continuations_and_case() {
+    fn first_map_with_the_key_wins_and_keys_fold_case() {
         let dir = tempfile::tempdir().unwrap();
         let text = "# comment\n[Mx.Example]:587  user:pass\n\nexample.org secure\n  match=a:b\n";
         let first = write(dir.path(), "a", text, 0o600);
         let second = write(dir.path(), "b", "example.org none\nother x\n", 0o600);
-        let map = TextMap::load("m", &[first, second], Secrecy::Public).unwrap();
-        assert_eq!(map.get("[mx.example]:587"), Some("user:pass"));
-        assert_eq!(map.get("EXAMPLE.ORG"), Some("secure match=a:b"));
-        assert_eq!(map.get("other"), Some("x"));
-        assert_eq!(map.get("# comment"), None);
+        let map = TextMap::load("m", &[first, format!("hash:{second}")], Secrecy::Public).unwrap();
+        assert_eq!(map.get("[mx.example]:587").as_deref(), Some("user:pass"));
+        assert_eq!(map.get("EXAMPLE.ORG").as_deref(), Some("secure match=a:b"));
+        assert_eq!(map.get("other").as_deref(), Some("x"));
     }
 
     #[test]
     fn a_password_file_readable_by_others_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "p", "h u:p\n", 0o640);
-        let err = TextMap::load("smtp_sasl_password_maps", &[path.clone()], Secrecy::Private)
-            .unwrap_err();
-        assert!(err.contains("readable by group or others (mode 0640)"), "{err}");
+        for spec in [path.clone(), format!("hash:{path}")] {
+            let err =
+                TextMap::load("smtp_sasl_password_maps", &[spec], Secrecy::Private).unwrap_err();
+            assert!(
+                err.contains("readable by group or others (mode 0640)"),
+                "{err}"
+            );
+        }
         assert!(TextMap::load("m", &[path], Secrecy::Public).is_ok());
-        let missing = dir.path().join("none").display().to_string();
-        let err = TextMap::load("m", &[missing], Secrecy::Public).unwrap_err();
-        assert!(err.ends_with("No such file or directory"), "{err}");
+        let inline = ["inline:{ h=u:p }".to_string()];
+        assert!(TextMap::load("m", &inline, Secrecy::Private).is_ok());
     }
 }

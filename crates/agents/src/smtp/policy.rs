@@ -5,8 +5,9 @@
 //! Inputs → outputs: a nexthop → [`TlsPolicy`] (level and the certificate names it needs),
 //! or the reason the policy entry is unusable (the mail is deferred, never sent with less
 //! protection than the operator asked for).
-//! Lookup keys, as Postfix's: `[host]:port` then `[host]` for a nexthop without MX lookup;
-//! the domain, then `.parent` forms for its parent domains, for an MX destination.
+//! Lookup keys, as Postfix's: the nexthop as written (`[host]:port` or `[host]`) for a
+//! nexthop without MX lookup; the domain, then `.parent` forms for its parent domains, for
+//! an MX destination.
 //! Security stance: the table is the operator's; the destination name comes from routing.
 
 use envelope::Nexthop;
@@ -31,7 +32,7 @@ impl TlsPolicy {
         nexthop: &Nexthop,
     ) -> Result<TlsPolicy, String> {
         match lookup(table, nexthop) {
-            Some((key, value)) => parse_entry(settings, key, value),
+            Some((key, value)) => parse_entry(settings, key, &value),
             None => Ok(TlsPolicy::level(settings, settings.tls_level, None)),
         }
     }
@@ -48,7 +49,7 @@ impl TlsPolicy {
 }
 
 /// The first key of the nexthop found in the table, and its value.
-fn lookup<'t>(table: &'t TextMap, nexthop: &Nexthop) -> Option<(String, &'t str)> {
+fn lookup(table: &TextMap, nexthop: &Nexthop) -> Option<(String, String)> {
     if table.is_empty() {
         return None;
     }
@@ -62,10 +63,12 @@ fn lookup<'t>(table: &'t TextMap, nexthop: &Nexthop) -> Option<(String, &'t str)
             rest = parent;
         }
     } else {
-        if let Some(port) = nexthop.port {
-            keys.push(format!("[{host}]:{port}"));
-        }
-        keys.push(format!("[{host}]"));
+        // One key, the nexthop as written (Postfix: an explicit nexthop matches only its
+        // own entry).
+        keys.push(match nexthop.port {
+            Some(port) => format!("[{host}]:{port}"),
+            None => format!("[{host}]"),
+        });
     }
     keys.into_iter()
         .find_map(|key| table.get(&key).map(|value| (key, value)))
@@ -132,20 +135,43 @@ mod tests {
         assert_eq!(secure.level, SmtpTlsLevel::Secure);
         assert_eq!(secure.matches, ["mx.example.org", ".example.org"]);
         let sub = p(hop("a.b.example.net", None, true));
-        assert_eq!((sub.level, sub.matches), (SmtpTlsLevel::Verify, vec!["hostname".to_string()]));
-        assert_eq!(p(hop("example.net", None, true)).level, SmtpTlsLevel::May, "no entry");
-        assert_eq!(p(hop("mx.example.net", Some(587), false)).level, SmtpTlsLevel::Encrypt);
-        assert_eq!(p(hop("mx.example.net", Some(25), false)).level, SmtpTlsLevel::May);
-        assert_eq!(p(hop("relay.test", Some(25), false)).level, SmtpTlsLevel::None);
+        assert_eq!(
+            (sub.level, sub.matches),
+            (SmtpTlsLevel::Verify, vec!["hostname".to_string()])
+        );
+        assert_eq!(
+            p(hop("example.net", None, true)).level,
+            SmtpTlsLevel::May,
+            "no entry"
+        );
+        assert_eq!(
+            p(hop("mx.example.net", Some(587), false)).level,
+            SmtpTlsLevel::Encrypt
+        );
+        assert_eq!(
+            p(hop("mx.example.net", Some(25), false)).level,
+            SmtpTlsLevel::May
+        );
+        assert_eq!(p(hop("relay.test", None, false)).level, SmtpTlsLevel::None);
+        assert_eq!(
+            p(hop("relay.test", Some(25), false)).level,
+            SmtpTlsLevel::May
+        );
         let default = p(hop("other.test", None, true));
-        assert_eq!((default.level, default.matches.len()), (SmtpTlsLevel::May, 0));
+        assert_eq!(
+            (default.level, default.matches.len()),
+            (SmtpTlsLevel::May, 0)
+        );
     }
 
     #[test]
     fn an_invalid_level_is_an_error_not_a_downgrade() {
         let t = table("example.org strict\n");
-        let err = TlsPolicy::for_nexthop(&settings(), &t, &hop("example.org", None, true))
-            .unwrap_err();
-        assert!(err.contains("invalid TLS security level \"strict\""), "{err}");
+        let err =
+            TlsPolicy::for_nexthop(&settings(), &t, &hop("example.org", None, true)).unwrap_err();
+        assert!(
+            err.contains("invalid TLS security level \"strict\""),
+            "{err}"
+        );
     }
 }

@@ -75,7 +75,7 @@ pub(crate) fn lookup(
     keys.push(hostname.to_string());
     keys.push(nexthop.host.clone());
     let value = keys.iter().find_map(|key| table.get(key))?;
-    let (user, password) = value.split_once(':').unwrap_or((value, ""));
+    let (user, password) = value.split_once(':').unwrap_or((&value, ""));
     Some(Credentials {
         user: user.to_string(),
         password: password.to_string(),
@@ -161,8 +161,12 @@ mod tests {
         let path = dir.path().join("p");
         std::fs::write(&path, text).unwrap();
         let paths = [path.display().to_string()];
-        TextMap::load("smtp_sasl_password_maps", &paths, super::super::maps::Secrecy::Public)
-            .unwrap()
+        TextMap::load(
+            "smtp_sasl_password_maps",
+            &paths,
+            super::super::maps::Secrecy::Public,
+        )
+        .unwrap()
     }
 
     fn hop(host: &str, port: Option<u16>, mx_lookup: bool) -> Nexthop {
@@ -188,16 +192,31 @@ mod tests {
         let found = |s: &SaslSettings, sender: &str, h: &Nexthop, host: &str| {
             user(lookup(&t, s, sender, h, host))
         };
-        assert_eq!(found(&s, "boss@corp.test", &bracketed, "relay.test").unwrap(), "port:1");
+        assert_eq!(
+            found(&s, "boss@corp.test", &bracketed, "relay.test").unwrap(),
+            "port:1"
+        );
         let other_port = hop("relay.test", Some(25), false);
-        assert_eq!(found(&s, "", &other_port, "relay.test").unwrap(), "bracket:2");
+        assert_eq!(
+            found(&s, "", &other_port, "relay.test").unwrap(),
+            "bracket:2"
+        );
         let mx = hop("example.test", Some(25), true);
         assert_eq!(found(&s, "", &mx, "mx.test").unwrap(), "host:3");
         assert_eq!(found(&s, "", &mx, "mx2.test").unwrap(), "domain:4");
-        assert_eq!(found(&s, "", &hop("none.test", None, true), "mx9.test"), None);
+        assert_eq!(
+            found(&s, "", &hop("none.test", None, true), "mx9.test"),
+            None
+        );
         s.sender_dependent = true;
-        assert_eq!(found(&s, "boss@corp.test", &bracketed, "x").unwrap(), "sender:5");
-        assert_eq!(found(&s, "ann@corp.test", &bracketed, "x").unwrap(), "dom:6:with:colons");
+        assert_eq!(
+            found(&s, "boss@corp.test", &bracketed, "x").unwrap(),
+            "sender:5"
+        );
+        assert_eq!(
+            found(&s, "ann@corp.test", &bracketed, "x").unwrap(),
+            "dom:6:with:colons"
+        );
     }
 
     #[test]

@@ -154,7 +154,10 @@ impl Opener<'_> {
         if let Some((trust, why)) = refused.filter(|(t, _)| *t != Trust::Verified) {
             if level.requires_verification() {
                 tracing::info!(target: "smtp", "server certificate verification failed for {relay}: {} certificate: {why}", trust.word().to_ascii_lowercase());
-                return fail(Failure::deferred("4.7.5", "Server certificate not verified"), false);
+                return fail(
+                    Failure::deferred("4.7.5", "Server certificate not verified"),
+                    false,
+                );
             }
         }
         tracing::info!(target: "smtp", "TLS handshake failed with {relay}: {error:?}");

@@ -3,6 +3,7 @@
 //! One file per area: `basic` (the conversation and per-recipient outcomes), `timeouts`,
 //! `tls`, `dns`, `hostile` (bad server input), `sink` (end to end with smtp-sink).
 
+mod auth;
 mod basic;
 mod dns;
 mod hostile;
@@ -10,6 +11,7 @@ mod server;
 mod sink;
 mod timeouts;
 mod tls;
+mod verify;
 
 use std::time::Duration;
 
