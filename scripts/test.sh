@@ -18,6 +18,9 @@ command -v pflogsumm >/dev/null || need_apt+=(pflogsumm)
 command -v logrotate >/dev/null || need_apt+=(logrotate)
 # SMTP client end-to-end tests (crates/agents/src/smtp/tests/sink.rs): Postfix's smtp-sink.
 [ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)
+# The smarthost tests (relay_through_an_authenticated_smarthost_*): a real Postfix requiring
+# AUTH, its Cyrus sasldb written with saslpasswd2.
+[ -x /usr/sbin/saslpasswd2 ] || need_apt+=(sasl2-bin)
 # Manual pages formatted without warnings (crates/mailroom/tests/man_pages_render_cleanly.rs).
 command -v groff >/dev/null || need_apt+=(groff-base)
 command -v man >/dev/null || need_apt+=(man-db)
