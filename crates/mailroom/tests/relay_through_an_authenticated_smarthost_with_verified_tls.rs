@@ -9,7 +9,8 @@
 //! * `secure` with a certificate for another name, `verify` with a CA we do not trust →
 //!   deferred "Server certificate not verified", nothing sent in plaintext;
 //! * `encrypt` to the smarthost's listener without STARTTLS → deferred "TLS is required, but
-//!   was not offered by host …".
+//!   was not offered by host …";
+//! * a password file others can read → one warning line, every message deferred with why.
 
 use testkit::*;
 
@@ -216,5 +217,52 @@ fn wrong_name_or_untrusted_ca_defers_not_verified_and_encrypt_needs_starttls() {
     assert!(
         peer.messages().is_empty(),
         "nothing reached the smarthost's relay"
+    );
+}
+
+#[test]
+fn a_password_file_others_can_read_is_refused_in_one_line_and_mail_waits() {
+    if skip() {
+        return;
+    }
+    let peer = Peer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("mailroom test CA");
+    let ca_file = ca.write(dir.path(), "ca.pem").display().to_string();
+    let (_certs, host) = smarthost(&ca, "smarthost.test", &peer);
+    let dns = names();
+    let mut w = world(
+        "smarthost.test",
+        host.port,
+        "secure",
+        PASSWORD,
+        &ca_file,
+        &dns,
+    );
+    let table = w.env.root.join("sasl_passwd");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&table, std::fs::Permissions::from_mode(0o644)).unwrap();
+    w.start();
+    for n in 1..=2 {
+        let subject = format!("waits {n}");
+        w.submit("root@client.test", &["ops@far.example"], &message(&subject));
+    }
+    let deferred = w.wait_lines(&["to=<ops@far.example>", "status=deferred"], 2);
+    let why = format!(
+        "{} is readable by group or others (mode 0644)",
+        table.display()
+    );
+    assert!(
+        deferred
+            .iter()
+            .all(|l| l.contains(&why) && l.contains("relay=none")),
+        "{deferred:?}"
+    );
+    let warnings = w.lines_with(&["warning: smtp_sasl_password_maps:", &why]);
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one line, not one per message: {}",
+        w.env.log()
     );
 }

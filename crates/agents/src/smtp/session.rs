@@ -1,21 +1,24 @@
 //! Opening an SMTP session with one server address: TCP connect, greeting, EHLO (HELO when
-//! EHLO is refused), STARTTLS per `smtp_tls_security_level`, EHLO again over TLS.
+//! EHLO is refused), STARTTLS per the destination's TLS policy, EHLO again over TLS, then
+//! AUTH when `smtp_sasl_auth_enable` is on and the server offers it.
 //!
 //! States (each step either advances or ends with a [`HostFailure`]):
 //! ```text
-//! connect ─► greeting 2xx ─► EHLO 2xx ─┬─ STARTTLS offered & level ≥ may ─► 220 ─► handshake ─► EHLO ─► ready
-//!                            │ non-2xx  │                                   │ refused: may → ready (plain),
-//!                            ▼ (≠421)   │                                   │          encrypt → 4.7.5
-//!                         HELO 2xx ─────┴─ no STARTTLS: may → ready, encrypt → 4.7.4
+//! connect ─► greeting 2xx ─► EHLO 2xx ─┬─ STARTTLS offered & level ≥ may ─► 220 ─► handshake ─► EHLO ─► AUTH? ─► ready
+//!                            │ non-2xx  │                                   │ refused: may → plain, else 4.7.5
+//!                            ▼ (≠421)   │                                   │ bad certificate at verify/secure → 4.7.5
+//!                         HELO 2xx ─────┴─ no STARTTLS: may → plain, encrypt and above → 4.7.4
 //! ```
 //! Inputs → outputs: a [`Peer`] → a ready [`Connection`] (capabilities known) or a
 //! [`HostFailure`] saying what to report and whether to try this host again without TLS.
-//! Invariants: at `encrypt` no MAIL is ever sent in plaintext; at `may` a failed handshake
-//! is retried once over a new plaintext connection (Postfix: "Otherwise we would defer mail
-//! forever with destinations that have no alternate MX host"); every failure here is a
-//! deferral, so the caller may try the next MX host.
+//! Invariants: at `encrypt`, `verify` and `secure` no MAIL (and no password) is ever sent in
+//! plaintext, and a certificate that fails verification is never retried without TLS; at
+//! `may` a failed handshake is retried once over a new plaintext connection (Postfix:
+//! "Otherwise we would defer mail forever with destinations that have no alternate MX
+//! host"); every failure here is a deferral, so the caller may try the next MX host.
 //! Security stance: `may` and `encrypt` verify no certificate (like Postfix's levels of the
-//! same names): they protect against passive eavesdropping, not against an active attacker.
+//! same names): they protect against passive eavesdropping only; `verify` trusts the MX name
+//! DNS gave, `secure` only names derived from the nexthop (see `tls.rs`).
 
 use std::io;
 
@@ -151,9 +154,9 @@ impl Opener<'_> {
     ) -> HostFailure {
         let level = self.policy.level;
         let refused = verdict.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some((trust, why)) = refused.filter(|(t, _)| *t != Trust::Verified) {
+        if let Some((_, why)) = refused.filter(|(t, _)| *t != Trust::Verified) {
             if level.requires_verification() {
-                tracing::info!(target: "smtp", "server certificate verification failed for {relay}: {} certificate: {why}", trust.word().to_ascii_lowercase());
+                tracing::info!(target: "smtp", "server certificate verification failed for {relay}: {why}");
                 return fail(
                     Failure::deferred("4.7.5", "Server certificate not verified"),
                     false,
