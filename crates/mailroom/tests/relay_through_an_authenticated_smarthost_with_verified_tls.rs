@@ -147,6 +147,50 @@ fn good_password_over_verified_tls_is_relayed_bad_password_defers_with_535() {
 }
 
 #[test]
+fn encrypt_logs_trusted_or_untrusted_and_still_delivers() {
+    if skip() {
+        return;
+    }
+    let peer = Peer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("mailroom test CA");
+    let ca_file = ca.write(dir.path(), "ca.pem").display().to_string();
+    let stranger = TestCa::new("a CA nobody here trusts");
+    let other_ca = stranger
+        .write(dir.path(), "other.pem")
+        .display()
+        .to_string();
+    let (_certs, host) = smarthost(&ca, "smarthost.test", &peer);
+    let dns = names();
+    // Trusted: the chain is good, the name (alias.test) is not; Untrusted: unknown CA.
+    let cases = [
+        ("alias.test", ca_file.as_str(), "Trusted"),
+        ("smarthost.test", other_ca.as_str(), "Untrusted"),
+    ];
+    for (n, (name, trusted, word)) in cases.into_iter().enumerate() {
+        let mut w = world(name, host.port, "encrypt", PASSWORD, trusted, &dns);
+        w.start();
+        w.submit("root@client.test", &["ops@far.example"], &message(word));
+        w.wait_lines(&["to=<ops@far.example>", "status=sent"], 1);
+        let line = format!(
+            "{word} TLS connection established to {name}[127.0.0.1]:{}: TLSv1.",
+            host.port
+        );
+        assert!(
+            !w.lines_with(&[&line]).is_empty(),
+            "{line}: {}",
+            w.env.log()
+        );
+        let relayed = poll_for(DEADLINE, || peer.messages().len() > n);
+        assert!(
+            relayed,
+            "{word}: the smarthost relayed nothing:\n{}",
+            host.log()
+        );
+    }
+}
+
+#[test]
 fn wrong_name_or_untrusted_ca_defers_not_verified_and_encrypt_needs_starttls() {
     if skip() {
         return;

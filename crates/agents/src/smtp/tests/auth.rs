@@ -151,3 +151,45 @@ async fn no_auth_offered_or_no_entry_sends_unauthenticated() {
     assert_eq!(kinds(&report), [Sent]);
     assert!(server.transcript().auth.is_empty());
 }
+
+/// With `smtp_sender_dependent_authentication` each sender authenticates as itself, so a
+/// session authenticated for one sender is never reused for another.
+#[tokio::test]
+async fn sender_dependent_credentials_are_not_shared_through_the_connection_cache() {
+    let server = TestServer::start(Behaviour {
+        auth: Arc::new(|user, password| match (user, password) {
+            ("u", "secret") | ("boss", "pw") => reply("235 2.7.0 Authentication successful"),
+            _ => reply("535 5.7.8 Error: authentication failed"),
+        }),
+        ..smarthost(true, "AUTH PLAIN")
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("sasl_passwd");
+    let lines = format!(
+        "boss@corp.example boss:pw\n[127.0.0.1]:{} u:secret\n",
+        server.port()
+    );
+    std::fs::write(&table, lines).unwrap();
+    std::fs::set_permissions(&table, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut s = settings(25);
+    s.tls_level = SmtpTlsLevel::May;
+    s.sasl = SaslSettings {
+        enabled: true,
+        password_maps: vec![table.display().to_string()],
+        security_options: vec!["noplaintext".into()],
+        tls_security_options: vec!["noanonymous".into()],
+        sender_dependent: true,
+    };
+    let client = client(s);
+    for sender in ["boss@corp.example", "other@corp.example"] {
+        let env = envelope(sender, &["one@b.example"]);
+        let report = deliver_all(&client, &loopback(server.port()), &env, MESSAGE).await;
+        assert_eq!(kinds(&report), [Sent], "{sender}: {report:?}");
+    }
+    let t = server.transcript();
+    let users: Vec<&str> = t.auth.iter().map(|a| a.1.as_str()).collect();
+    assert_eq!(users, ["boss", "u"]);
+    assert_eq!(t.connections, 2);
+    assert_eq!(client.idle_connections(), 0);
+}
