@@ -21,6 +21,10 @@ command -v logrotate >/dev/null || need_apt+=(logrotate)
 # The smarthost tests (relay_through_an_authenticated_smarthost_*): a real Postfix requiring
 # AUTH, its Cyrus sasldb written with saslpasswd2.
 [ -x /usr/sbin/saslpasswd2 ] || need_apt+=(sasl2-bin)
+# LMTP end-to-end tests (crates/mailroom/tests/lmtp_delivery_to_real_dovecot.rs): a real
+# Dovecot (started by the test with its own dovecot.conf; no system service is used).
+command -v dovecot >/dev/null || need_apt+=(dovecot-core)
+[ -x /usr/lib/dovecot/lmtp ] || need_apt+=(dovecot-lmtpd)
 # Manual pages formatted without warnings (crates/mailroom/tests/man_pages_render_cleanly.rs).
 command -v groff >/dev/null || need_apt+=(groff-base)
 command -v man >/dev/null || need_apt+=(man-db)

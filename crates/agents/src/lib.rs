@@ -46,8 +46,8 @@
 //! starting one root process that runs this agent for it over a socketpair (frames with a
 //! request id, several at once); that helper re-checks every request against its own
 //! configuration. The module doc argues the design (a helper process, not setfsuid in the
-//! daemon, not a process per delivery). The SMTP client ([`smtp`]) needs no privilege and
-//! runs as `mail_owner` in the daemon.
+//! daemon, not a process per delivery). The SMTP client ([`smtp`]) and the LMTP client (the
+//! same client in its LMTP dialect) need no privilege and run as `mail_owner` in the daemon.
 
 #![forbid(unsafe_code)]
 
@@ -57,4 +57,4 @@ pub mod smtp;
 pub use local::{
     check_aliases, AliasSyntaxError, Delivery, LocalAgent, LocalError, LocalSettings, Resubmission,
 };
-pub use smtp::{SmtpClient, SmtpError, SmtpSettings};
+pub use smtp::{LmtpNexthop, SmtpClient, SmtpError, SmtpSettings};

@@ -261,6 +261,30 @@ pub struct Config {
     /// Postfix: longest header or body line sent via SMTP, CRLF not counted (998); longer
     /// lines are broken with CRLF SPACE. 0 = never break.
     pub smtp_line_length_limit: usize,
+    /// Postfix's LMTP client timeouts (`lmtp_*`, the same phases as `smtp_*`; LHLO is the
+    /// EHLO of LMTP). `lmtp_connect_timeout = 0` (Postfix's default) means the system's limit.
+    pub lmtp_connect_timeout: Duration,
+    pub lmtp_lhlo_timeout: Duration,
+    pub lmtp_mail_timeout: Duration,
+    pub lmtp_rcpt_timeout: Duration,
+    pub lmtp_data_init_timeout: Duration,
+    pub lmtp_data_xfer_timeout: Duration,
+    pub lmtp_data_done_timeout: Duration,
+    pub lmtp_quit_timeout: Duration,
+    /// Postfix: `$default_destination_concurrency_limit`.
+    pub lmtp_destination_concurrency_limit: usize,
+    /// Recipients per LMTP transaction (Postfix: `$default_destination_recipient_limit`, 50).
+    pub lmtp_destination_recipient_limit: usize,
+    pub lmtp_line_length_limit: usize,
+    /// Postfix: where mail for local users goes instead of the local mailbox, after alias
+    /// expansion (`lmtp:unix:/run/dovecot/lmtp`); empty = the local agent delivers.
+    pub mailbox_transport: String,
+    /// Postfix: the transport of `virtual_mailbox_domains` (default `virtual`, the virtual(8)
+    /// agent; `lmtp:unix:/run/dovecot/lmtp` hands them to Dovecot).
+    pub virtual_transport: String,
+    /// Postfix: domains whose mail goes to `virtual_transport` (Postfix's default is
+    /// `$virtual_mailbox_maps`; here a plain domain list, empty by default).
+    pub virtual_mailbox_domains: Vec<String>,
     /// mailroom-only: the port used for MX hosts (25; tests point it at a loopback port).
     pub smtp_default_port: u16,
     /// mailroom-only: DNS servers (`127.0.0.1:5353`); empty = /etc/resolv.conf.

@@ -284,6 +284,17 @@ pub(crate) const PARAMS: &[Param] = &[
     size!(header_size_limit, positive),
     text!(home_mailbox),
     count!(hopcount_limit, positive),
+    duration!(lmtp_connect_timeout),
+    duration!(lmtp_data_done_timeout, positive),
+    duration!(lmtp_data_init_timeout, positive),
+    duration!(lmtp_data_xfer_timeout, positive),
+    count!(lmtp_destination_concurrency_limit, positive),
+    count!(lmtp_destination_recipient_limit, positive),
+    duration!(lmtp_lhlo_timeout, positive),
+    count!(lmtp_line_length_limit),
+    duration!(lmtp_mail_timeout, positive),
+    duration!(lmtp_quit_timeout, positive),
+    duration!(lmtp_rcpt_timeout, positive),
     count!(local_destination_concurrency_limit, positive),
     list!(local_recipient_maps),
     scalar!(
@@ -297,6 +308,7 @@ pub(crate) const PARAMS: &[Param] = &[
     text!(mail_owner, required),
     path!(mail_spool_directory),
     size!(mailbox_size_limit),
+    text!(mailbox_transport),
     count!(maildrop_count_limit, positive),
     size!(maildrop_size_limit, positive),
     text!(maillog_file),
@@ -422,6 +434,8 @@ pub(crate) const PARAMS: &[Param] = &[
     text!(syslog_name, required),
     text!(syslog_socket),
     list!(transport_maps),
+    list!(virtual_mailbox_domains),
+    text!(virtual_transport, required),
 ];
 
 fn required(text: &str) -> Result<String, String> {

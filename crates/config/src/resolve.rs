@@ -101,6 +101,10 @@ pub(crate) fn default_sources(
     }
     derive("smtp_helo_name", Template::Text("$myhostname".into()));
     derive(
+        "lmtp_destination_concurrency_limit",
+        Template::Text("$default_destination_concurrency_limit".into()),
+    );
+    derive(
         "smtpd_banner",
         Template::Text("$myhostname ESMTP mailroom".into()),
     );

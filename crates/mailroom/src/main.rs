@@ -11,6 +11,13 @@
 //! * leaves: `edge.rs` (configuration loading, Postfix's `fatal:`/`usage:` lines, `-c`) and
 //!   `daemon.rs` (the door to the running daemon). Exit codes are `envelope::sysexits`;
 //!   every control request is an `admin::protocol::Command`.
+//!
+//! Settings per room are built here, at the edge, from the loaded `Config` (again on
+//! SIGHUP): `sched::Settings`, `agents::{SmtpSettings, LocalSettings}`,
+//! `smtpd::SmtpdSettings`, `submit::pickup::PickupSettings`, `admin::Settings`, each by its
+//! `from_config`; no room that handles mail sees the whole `Config` (only admin's install
+//! and import-postfix, whose subject is the configuration, take it). sendmail and postdrop,
+//! programs of their own, load it themselves and take `submit::submission::SubmitSettings`.
 
 #![forbid(unsafe_code)]
 

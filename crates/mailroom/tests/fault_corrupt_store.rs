@@ -15,7 +15,6 @@
 //! the payload; a message record's payload holds the message text, so its tag finds it.
 
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use testkit::fault::*;
@@ -134,9 +133,7 @@ fn damage_the_maildrop(env: &TestEnv) -> Vec<String> {
 }
 
 fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: mkfifo with a NUL-terminated path we own.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+    sys::mkfifo(path, 0o644).expect("mkfifo");
 }
 
 /// Regular files in `corrupt/` holding the record of message `store-K`, found by any of

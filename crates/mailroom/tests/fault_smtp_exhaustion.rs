@@ -12,7 +12,6 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
-use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -33,34 +32,10 @@ const RSS_LIMIT_MIB: u64 = 160;
 
 /// A TCP connection to 127.0.0.1:`port` from `source` (any 127/8 address works on Linux).
 fn connect_from(source: Ipv4Addr, port: u16) -> std::io::Result<TcpStream> {
-    let sockaddr = |a: SocketAddrV4| {
-        // SAFETY: sockaddr_in is plain old data; zero is a valid starting value.
-        let mut raw: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        raw.sin_family = libc::AF_INET as libc::sa_family_t;
-        raw.sin_port = a.port().to_be();
-        raw.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-        raw
-    };
-    let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    let (from, to) = (
-        sockaddr(SocketAddrV4::new(source, 0)),
-        sockaddr(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)),
-    );
-    // SAFETY: socket/bind/connect on a descriptor we own (closed by the TcpStream on every
-    // path); the address structs are initialised and their size is passed.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let stream = TcpStream::from_raw_fd(fd);
-        if libc::bind(fd, (&from as *const libc::sockaddr_in).cast(), size) != 0
-            || libc::connect(fd, (&to as *const libc::sockaddr_in).cast(), size) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(stream)
-    }
+    sys::connect_from(
+        SocketAddrV4::new(source, 0),
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+    )
 }
 
 /// The normal client's timings and outcomes.

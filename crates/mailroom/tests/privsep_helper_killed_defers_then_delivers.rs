@@ -27,8 +27,8 @@ fn killed_helper_defers_and_the_restarted_daemon_delivers() {
     });
 
     let helper = helper_pid(daemon.pid()).expect("helper pid");
-    // SAFETY: kill(2) on a pid just read from /proc, our daemon's child.
-    assert_eq!(unsafe { libc::kill(helper, libc::SIGKILL) }, 0);
+    // A pid just read from /proc: our daemon's child.
+    sys::kill(helper as u32, sys::Signal::SIGKILL).expect("kill the helper");
 
     let status = daemon.wait_exit(DEADLINE).expect("the daemon stops");
     assert_eq!(status.code(), Some(75), "{status:?} {}", daemon.output());

@@ -20,8 +20,7 @@ impl Drop for Detached<'_> {
     fn drop(&mut self) {
         if self.0.run(&["status"], b"").status.code() == Some(0) {
             if let Some(pid) = self.pid() {
-                // SAFETY: kill(2) with plain integers.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let _ = sys::kill(pid as u32, sys::Signal::SIGKILL);
             }
         }
     }

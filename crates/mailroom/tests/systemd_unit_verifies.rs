@@ -84,11 +84,11 @@ fn serve_notifies_ready_then_stopping_over_notify_socket() {
     wait_for("READY=1", &mut heard);
     // Ready means serving: the control socket is there.
     assert!(env.queue_dir().join("control.sock").exists());
-    // SAFETY: kill(2) on our own unreaped child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    // Our own unreaped child.
+    let _ = sys::kill(child.id(), sys::Signal::SIGHUP);
     wait_for("RELOADING=1", &mut heard);
     wait_for("READY=1", &mut heard);
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = sys::kill(child.id(), sys::Signal::SIGTERM);
     wait_for("STOPPING=1", &mut heard);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));

@@ -20,6 +20,7 @@ pub(crate) async fn run(cx: &Context, item: &Item) -> Delivery {
     let agent = match item.destination.transport {
         Transport::Local => Agent::Local,
         Transport::Smtp | Transport::Filter => Agent::Smtp,
+        Transport::Lmtp => Agent::Lmtp,
     };
     let outcomes = complete_set(item, outcomes)
         .into_iter()
@@ -53,6 +54,7 @@ async fn attempt(cx: &Context, item: &Item) -> (Vec<Outcome>, Option<String>) {
     };
     match &item.route {
         Route::Local => (run_local(cx, &entry, &item.recipients, body).await, None),
+        Route::Lmtp { nexthop } => run_lmtp(cx, item, nexthop, &entry, body).await,
         Route::Smtp { nexthop, .. } => {
             let remote = cx.shared.remote();
             let (hop, env, rcpts) = (
@@ -76,6 +78,40 @@ async fn attempt(cx: &Context, item: &Item) -> (Vec<Outcome>, Option<String>) {
             }
         }
         _ => (Vec::new(), None),
+    }
+}
+
+/// An LMTP delivery (mailbox_transport, virtual_transport, `lmtp:` in transport_maps).
+async fn run_lmtp(
+    cx: &Context,
+    item: &Item,
+    hop: &agents::LmtpNexthop,
+    entry: &Entry,
+    body: Vec<u8>,
+) -> (Vec<Outcome>, Option<String>) {
+    let Some(client) = cx.shared.lmtp() else {
+        return (
+            defer_all(&item.recipients, "no LMTP client configured"),
+            None,
+        );
+    };
+    let (id, hop, env, rcpts) = (
+        item.id,
+        hop.clone(),
+        entry.meta.envelope.clone(),
+        item.recipients.clone(),
+    );
+    let task = tokio::spawn(async move {
+        let r = client.deliver_lmtp(&hop, id, &env, &rcpts, &body).await;
+        (r.outcomes, r.destination_failure)
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(e) => {
+            error!(target: "lmtp", "{id}: delivery agent failed: {e}; message deferred");
+            let why = "internal error in the LMTP client";
+            (defer_all(&item.recipients, why), None)
+        }
     }
 }
 

@@ -148,7 +148,9 @@ impl QueueManager {
                 entry.id, env.sender, entry.size, env.recipients.len());
         }
         let now = Instant::now();
-        let work = split(&entry, &self.cx.shared.router(), now);
+        let local = self.cx.shared.local();
+        let is_alias = |address: &str| local.is_alias(address);
+        let work = split(&entry, &self.cx.shared.router(), &is_alias, now);
         let message = Message {
             entry,
             outcomes: work.outcomes,

@@ -166,7 +166,8 @@ pub(crate) fn success(env: &Envelope, delivered: &[Delivered]) -> Option<Notice>
         .filter(|(r, _)| wants(r, "SUCCESS", false))
         .map(|(r, d)| {
             let o = &d.outcome;
-            let local = d.agent == Agent::Local;
+            // An LMTP server delivers finally (Postfix's lmtp(8) reports `delivered` too).
+            let local = matches!(d.agent, Agent::Local | Agent::Lmtp);
             Report {
                 address: r.address.clone(),
                 orcpt: r.orcpt.clone(),

@@ -2,13 +2,19 @@
 //!
 //! Order, as in Postfix: the `content_filter` (for mail that has not been through it), then
 //! `transport_maps` (`user@domain`, `domain`, `.parent` patterns for subdomains, `*`), then
-//! the local domains (`mydestination`), then `relayhost`, then the recipient domain's MX.
+//! the local domains (`mydestination`), then `virtual_mailbox_domains` (to
+//! `virtual_transport` when it is `lmtp:…`), then `relayhost`, then the recipient domain's MX.
+//! A local route (a local domain or `local:`) then goes to `mailbox_transport` when one is set
+//! and the address is not an alias ([`Router::mailbox_handoff`]): Postfix's local(8) expands
+//! aliases first and hands the rest to `mailbox_transport`.
 //!
 //! Transport map files use Postfix's transport(5) syntax, one `pattern result` per line:
 //! `example.com smtp:[10.0.0.5]:25`, `.example.com relay:mx.example.com`,
 //! `old.example error:5.1.1 mailbox moved`, `slow.example retry:4.4.1 try later`,
-//! `spam.example discard:dropped`, `quarantine.example hold:`, `me.example local:`.
+//! `spam.example discard:dropped`, `quarantine.example hold:`, `me.example local:`,
+//! `mail.example lmtp:unix:/run/dovecot/lmtp`, `other.example lmtp:inet:127.0.0.1:24`.
 
+use agents::LmtpNexthop;
 use config::Config;
 use envelope::Nexthop;
 use std::collections::HashMap;
@@ -18,10 +24,23 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Local,
-    Smtp { nexthop: Nexthop, filter: bool },
+    Smtp {
+        nexthop: Nexthop,
+        filter: bool,
+    },
+    /// An LMTP server (Dovecot): `mailbox_transport`, `virtual_transport`, `lmtp:` maps.
+    Lmtp {
+        nexthop: LmtpNexthop,
+    },
     Discard(String),
-    Error { dsn: String, text: String },
-    Retry { dsn: String, text: String },
+    Error {
+        dsn: String,
+        text: String,
+    },
+    Retry {
+        dsn: String,
+        text: String,
+    },
     Hold(String),
 }
 
@@ -30,13 +49,14 @@ pub enum Route {
 pub enum Transport {
     Local,
     Smtp,
+    Lmtp,
     /// The content filter (an SMTP delivery to `content_filter`).
     Filter,
 }
 
 /// One destination: the unit of concurrency, fairness and dead marks in the queue manager.
 /// Printed as Postfix names queues in qshape and logs: `local:alice`, `smtp:example.com`,
-/// `filter:[127.0.0.1]:10024`.
+/// `filter:[127.0.0.1]:10024`, `lmtp:unix:/run/dovecot/lmtp`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Destination {
     pub transport: Transport,
@@ -48,6 +68,7 @@ impl fmt::Display for Destination {
         let transport = match self.transport {
             Transport::Local => "local",
             Transport::Smtp => "smtp",
+            Transport::Lmtp => "lmtp",
             Transport::Filter => "filter",
         };
         write!(f, "{transport}:{}", self.name)
@@ -70,13 +91,15 @@ impl Route {
                 filter: true,
             } => (Transport::Filter, nexthop.to_string()),
             Route::Smtp { nexthop, .. } => (Transport::Smtp, nexthop.to_string()),
+            Route::Lmtp { nexthop } => (Transport::Lmtp, nexthop.to_string()),
             _ => return None,
         };
         Some(Destination { transport, name })
     }
 }
 
-/// What the router needs: `transport_maps`, `relayhost`, `content_filter`, `mydestination`.
+/// What the router needs: `transport_maps`, `relayhost`, `content_filter`, `mydestination`,
+/// `mailbox_transport`, `virtual_mailbox_domains`, `virtual_transport`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routing {
     pub transport_maps: Vec<String>,
@@ -84,6 +107,11 @@ pub struct Routing {
     pub content_filter: String,
     /// The local domains.
     pub mydestination: Vec<String>,
+    /// Empty = the local agent delivers to local users.
+    pub mailbox_transport: String,
+    pub virtual_mailbox_domains: Vec<String>,
+    /// `virtual` (the virtual(8) agent) or `lmtp:…`.
+    pub virtual_transport: String,
 }
 
 impl Routing {
@@ -93,6 +121,9 @@ impl Routing {
             relayhost: cfg.relayhost.clone(),
             content_filter: cfg.content_filter.clone(),
             mydestination: cfg.mydestination.clone(),
+            mailbox_transport: cfg.mailbox_transport.clone(),
+            virtual_mailbox_domains: cfg.virtual_mailbox_domains.clone(),
+            virtual_transport: cfg.virtual_transport.clone(),
         }
     }
 }
@@ -110,6 +141,12 @@ pub struct Router {
     relayhost: Option<Nexthop>,
     filter: Option<Nexthop>,
     local_domains: Vec<String>,
+    /// `mailbox_transport`, when it names an LMTP server.
+    mailbox_transport: Option<LmtpNexthop>,
+    virtual_domains: Vec<String>,
+    /// `virtual_transport`, when it names an LMTP server (`virtual` leaves the virtual
+    /// domains to the rest of the routing).
+    virtual_transport: Option<LmtpNexthop>,
 }
 
 /// Mail from these origins never goes (back) through the content filter.
@@ -167,12 +204,32 @@ impl Router {
             wildcard,
             relayhost,
             filter,
-            local_domains: cfg
-                .mydestination
-                .iter()
-                .map(|d| d.to_ascii_lowercase())
-                .collect(),
+            local_domains: lowercase(&cfg.mydestination),
+            mailbox_transport: transport_setting("mailbox_transport", &cfg.mailbox_transport, "")?,
+            virtual_domains: lowercase(&cfg.virtual_mailbox_domains),
+            virtual_transport: transport_setting(
+                "virtual_transport",
+                &cfg.virtual_transport,
+                "virtual",
+            )?,
         })
+    }
+
+    /// Postfix's local(8) hands mail for a local user (not an alias) to `mailbox_transport`
+    /// when one is set: a local `route` becomes that LMTP route. `is_alias` answers from the
+    /// local agent's `alias_maps`.
+    pub fn mailbox_handoff(
+        &self,
+        route: Route,
+        address: &str,
+        is_alias: &dyn Fn(&str) -> bool,
+    ) -> Route {
+        match (&route, &self.mailbox_transport) {
+            (Route::Local, Some(hop)) if !is_alias(address) => Route::Lmtp {
+                nexthop: hop.clone(),
+            },
+            _ => route,
+        }
     }
 
     /// The route of one recipient of a message that came from `origin`.
@@ -194,6 +251,13 @@ impl Router {
         }
         if domain.is_empty() || self.local_domains.contains(&domain) {
             return Route::Local;
+        }
+        if let Some(hop) = &self.virtual_transport {
+            if self.virtual_domains.contains(&domain) {
+                return Route::Lmtp {
+                    nexthop: hop.clone(),
+                };
+            }
         }
         match &self.relayhost {
             Some(relay) => Route::Smtp {
@@ -230,6 +294,32 @@ impl Router {
     }
 }
 
+fn lowercase(domains: &[String]) -> Vec<String> {
+    domains.iter().map(|d| d.to_ascii_lowercase()).collect()
+}
+
+/// `mailbox_transport` / `virtual_transport`: `lmtp:…` is an LMTP server; `builtin` (empty,
+/// or `virtual`) means no hand-off; anything else is refused, so a configuration mailroom
+/// cannot carry out stops the daemon instead of quietly delivering elsewhere.
+fn transport_setting(
+    name: &str,
+    value: &str,
+    builtin: &str,
+) -> Result<Option<LmtpNexthop>, String> {
+    let value = value.trim();
+    if value.is_empty() || value == builtin {
+        return Ok(None);
+    }
+    match value.split_once(':') {
+        Some(("lmtp", hop)) => LmtpNexthop::parse(hop)
+            .map(Some)
+            .map_err(|e| format!("{name}: {e}")),
+        _ => Err(format!(
+            "{name}: unsupported transport {value:?} (use lmtp:unix:/path or lmtp:inet:host:port)"
+        )),
+    }
+}
+
 fn parse_result(result: &str) -> Result<MapResult, String> {
     let (transport, rest) = result.split_once(':').unwrap_or((result, ""));
     let rest = rest.trim();
@@ -253,6 +343,9 @@ fn parse_result(result: &str) -> Result<MapResult, String> {
         "smtp" | "relay" => Route::Smtp {
             nexthop: Nexthop::parse(rest).map_err(|e| e.to_string())?,
             filter: false,
+        },
+        "lmtp" => Route::Lmtp {
+            nexthop: LmtpNexthop::parse(rest)?,
         },
         "discard" => Route::Discard(if rest.is_empty() {
             "discarded".into()
@@ -280,8 +373,8 @@ fn parse_result(result: &str) -> Result<MapResult, String> {
         }),
         other => {
             return Err(format!(
-                "unknown transport {other:?} (smtp, relay, local, discard, error, retry, hold)"
-            ))
+            "unknown transport {other:?} (smtp, relay, lmtp, local, discard, error, retry, hold)"
+        ))
         }
     }))
 }
@@ -427,6 +520,76 @@ mod tests {
         let mut cfg = Config::embedded_default();
         cfg.transport_maps = vec![path.display().to_string()];
         let err = Router::new(&Routing::from_config(&cfg)).err().unwrap();
-        assert!(err.ends_with(":2: unknown transport \"nosuch\" (smtp, relay, local, discard, error, retry, hold)"), "{err}");
+        assert!(err.ends_with(":2: unknown transport \"nosuch\" (smtp, relay, lmtp, local, discard, error, retry, hold)"), "{err}");
+    }
+
+    fn lmtp(s: &str) -> Route {
+        Route::Lmtp {
+            nexthop: LmtpNexthop::parse(s).unwrap(),
+        }
+    }
+
+    #[test]
+    fn lmtp_routes_from_transport_maps_mailbox_transport_and_virtual_transport() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("transport");
+        std::fs::write(
+            &path,
+            "dove.example lmtp:inet:127.0.0.1:24
+boss@localhost local:
+",
+        )
+        .unwrap();
+        let mut cfg = Config::embedded_default();
+        cfg.transport_maps = vec![path.display().to_string()];
+        cfg.mydestination = vec!["localhost".into()];
+        cfg.mailbox_transport = "lmtp:unix:/run/dovecot/lmtp".into();
+        cfg.virtual_mailbox_domains = vec!["Virt.Example".into()];
+        cfg.virtual_transport = "lmtp:[127.0.0.1]:2424".into();
+        let r = Router::new(&Routing::from_config(&cfg)).unwrap();
+        let aliases = |a: &str| a.starts_with("postmaster");
+        let routed = |a: &str| r.mailbox_handoff(r.route(a, ""), a, &aliases);
+        assert_eq!(routed("x@dove.example"), lmtp("inet:127.0.0.1:24"));
+        assert_eq!(routed("alice@localhost"), lmtp("unix:/run/dovecot/lmtp"));
+        assert_eq!(
+            routed("boss@localhost"),
+            lmtp("unix:/run/dovecot/lmtp"),
+            "local: too"
+        );
+        assert_eq!(
+            routed("postmaster@localhost"),
+            Route::Local,
+            "aliases stay local"
+        );
+        assert_eq!(routed("bob@virt.example"), lmtp("[127.0.0.1]:2424"));
+        assert_eq!(
+            routed("alice@localhost")
+                .destination("alice@localhost")
+                .unwrap()
+                .to_string(),
+            "lmtp:unix:/run/dovecot/lmtp",
+            "one destination (one concurrency limit) per LMTP server, not per user"
+        );
+        // The Postfix defaults change nothing.
+        let plain = Router::new(&Routing::from_config(&Config::embedded_default())).unwrap();
+        assert!(matches!(
+            plain.mailbox_handoff(Route::Local, "a", &aliases),
+            Route::Local
+        ));
+    }
+
+    #[test]
+    fn unsupported_mailbox_and_virtual_transports_are_refused() {
+        let mut cfg = Config::embedded_default();
+        cfg.mailbox_transport = "dovecot:".into();
+        let err = Router::new(&Routing::from_config(&cfg)).err().unwrap();
+        assert!(
+            err.starts_with("mailbox_transport: unsupported transport"),
+            "{err}"
+        );
+        let mut cfg = Config::embedded_default();
+        cfg.virtual_transport = "lmtp:unix:".into();
+        let err = Router::new(&Routing::from_config(&cfg)).err().unwrap();
+        assert!(err.starts_with("virtual_transport: "), "{err}");
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 pub struct Limits {
     pub local: usize,
     pub smtp: usize,
+    pub lmtp: usize,
     pub filter: usize,
     pub dead_time: Duration,
 }
@@ -25,6 +26,7 @@ impl Limits {
         let limit = match transport {
             Transport::Local => self.local,
             Transport::Smtp => self.smtp,
+            Transport::Lmtp => self.lmtp,
             Transport::Filter => self.filter,
         };
         limit.max(1)
@@ -62,6 +64,7 @@ impl Settings {
             limits: Limits {
                 local: cfg.local_destination_concurrency_limit,
                 smtp: cfg.smtp_destination_concurrency_limit,
+                lmtp: cfg.lmtp_destination_concurrency_limit,
                 filter: cfg.filter_destination_concurrency_limit,
                 // A dead mark is short: it saves connections, it is not a retry schedule.
                 dead_time: cfg

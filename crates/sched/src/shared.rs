@@ -25,6 +25,8 @@ struct Current {
     local: Arc<LocalAgent>,
     router: Arc<Router>,
     remote: Arc<dyn RemoteAgent>,
+    /// The LMTP client (`SmtpSettings::lmtp_from_config`), once the daemon installs it.
+    lmtp: Option<agents::SmtpClient>,
 }
 
 impl Shared {
@@ -38,6 +40,7 @@ impl Shared {
                 local: Arc::new(local),
                 router: Arc::new(router),
                 remote: Arc::new(NoRemote),
+                lmtp: None,
             }),
             helper: OnceLock::new(),
         })
@@ -82,6 +85,15 @@ impl Shared {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remote = remote;
+    }
+
+    pub fn lmtp(&self) -> Option<agents::SmtpClient> {
+        self.current().lmtp
+    }
+
+    /// Installs the LMTP client (mailbox_transport, virtual_transport, `lmtp:` routes).
+    pub fn set_lmtp(&self, client: agents::SmtpClient) {
+        self.current.write().unwrap_or_else(|p| p.into_inner()).lmtp = Some(client);
     }
 
     /// Installs reloaded settings and local agent (SIGHUP); fails, changing nothing, if the

@@ -20,8 +20,14 @@ pub(crate) struct Split {
     pub hold: Option<String>,
 }
 
-/// Routes each open recipient of `entry`.
-pub(crate) fn split(entry: &Entry, router: &Router, now: Instant) -> Split {
+/// Routes each open recipient of `entry`; `is_alias` says whether a local address is an
+/// alias (aliases stay with the local agent even when `mailbox_transport` is set).
+pub(crate) fn split(
+    entry: &Entry,
+    router: &Router,
+    is_alias: &dyn Fn(&str) -> bool,
+    now: Instant,
+) -> Split {
     let env = &entry.meta.envelope;
     let mut out = Split::default();
     for (i, r) in env.recipients.iter().enumerate() {
@@ -29,6 +35,7 @@ pub(crate) fn split(entry: &Entry, router: &Router, now: Instant) -> Split {
             continue;
         }
         let route = router.route(&r.address, &env.origin);
+        let route = router.mailbox_handoff(route, &r.address, is_alias);
         let decided = match &route {
             Route::Discard(text) => (
                 Agent::Discard,
@@ -45,7 +52,7 @@ pub(crate) fn split(entry: &Entry, router: &Router, now: Instant) -> Split {
                 out.hold = Some(text.clone());
                 continue;
             }
-            Route::Local | Route::Smtp { .. } => {
+            Route::Local | Route::Smtp { .. } | Route::Lmtp { .. } => {
                 add(&mut out.items, entry, i, &r.address, route, now);
                 continue;
             }
@@ -123,7 +130,7 @@ mod tests {
             size: 1,
             location,
         };
-        let work = split(&entry, &router, Instant::now());
+        let work = split(&entry, &router, &|_| false, Instant::now());
         let items: Vec<(String, Vec<usize>)> = work
             .items
             .iter()

@@ -10,6 +10,7 @@ use tracing::info;
 pub(crate) enum Agent {
     Local,
     Smtp,
+    Lmtp,
     Discard,
     Error,
     Retry,
@@ -125,6 +126,7 @@ impl Line<'_> {
         match agent {
             Agent::Local => line!("local"),
             Agent::Smtp => line!("smtp"),
+            Agent::Lmtp => line!("lmtp"),
             Agent::Discard => line!("discard"),
             Agent::Error => line!("error"),
             Agent::Retry => line!("retry"),

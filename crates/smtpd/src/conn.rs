@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use config::{Config, Stressed};
+use config::Stressed;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -50,24 +50,13 @@ pub enum ReadEnd {
     Evicted,
 }
 
-/// The time limits of one connection, from the configuration.
+/// The time limits of one connection ([`crate::SmtpdSettings::time_limits`]).
 #[derive(Debug, Clone, Copy)]
 pub struct TimeLimits {
     pub timeout: Stressed<Duration>,
     pub per_request: Stressed<bool>,
     pub min_data_rate: u64,
     pub session: Stressed<Duration>,
-}
-
-impl TimeLimits {
-    pub fn new(cfg: &Config) -> TimeLimits {
-        TimeLimits {
-            timeout: cfg.smtpd_timeout,
-            per_request: cfg.smtpd_per_request_deadline,
-            min_data_rate: cfg.smtpd_min_data_rate.max(1),
-            session: cfg.smtpd_session_deadline,
-        }
-    }
 }
 
 /// The request being received: when it began and the time DATA bytes earned.

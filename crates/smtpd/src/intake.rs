@@ -47,18 +47,10 @@ impl Intake {
 }
 
 /// `queue_minfree` / `queue_minfree_inodes` on the queue file system.
+#[derive(Debug, Clone)]
 pub struct DiskGuard {
     pub queue_directory: PathBuf,
     pub limits: Limits,
-}
-
-impl DiskGuard {
-    pub fn new(cfg: &config::Config) -> DiskGuard {
-        DiskGuard {
-            queue_directory: cfg.queue_directory.clone(),
-            limits: Limits::from_config(cfg),
-        }
-    }
 }
 
 impl Storage for DiskGuard {

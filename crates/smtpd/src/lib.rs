@@ -11,6 +11,7 @@
 //! The path of a command, one file per step (`proto::` is the SMTP codec crate, shared
 //! with `sendmail -bs`):
 //! ```text
+//!  settings.rs  SmtpdSettings::from_config: the only reader of the Config, at the edge
 //!  listener.rs  accept, connection limits, shutdown; stress.rs: overload, eviction;
 //!               rebind.rs: reload (listeners follow the configuration, new certificates)
 //!    └ conn.rs       bounded, timed reads; batched replies; STARTTLS stream swap
@@ -58,13 +59,13 @@ mod rebind;
 mod relay;
 mod sasl;
 pub mod session;
+mod settings;
 mod stress;
 mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use config::Config;
 use envelope::QueueId;
 use queue::Store;
 use tokio::sync::{mpsc, watch};
@@ -75,13 +76,12 @@ pub use listener::STOP_GRACE;
 pub use relay::RelayPolicy;
 pub use sasl::{decode_base64, encode_base64};
 pub use session::RecipientCheck;
-
-/// The current configuration (the daemon swaps it on SIGHUP; each new session reads it).
-pub type ConfigSource = Arc<dyn Fn() -> Arc<Config> + Send + Sync>;
+pub use settings::{SettingsSource, SmtpdSettings};
 
 /// What the daemon gives the SMTP server.
 pub struct Hooks {
-    pub config: ConfigSource,
+    /// The settings of this moment ([`SmtpdSettings::follow`] the daemon's configuration).
+    pub settings: SettingsSource,
     pub store: Store,
     /// Whether a recipient in a local domain exists (`local_recipient_maps`); `None` accepts
     /// every local recipient.
@@ -114,7 +114,7 @@ pub struct Server {
 pub struct Reload(mpsc::UnboundedSender<()>);
 
 impl Reload {
-    /// Call after the configuration source returns the new configuration.
+    /// Call after the settings source returns the new settings.
     pub fn request(&self) {
         let _ = self.0.send(());
     }
@@ -123,8 +123,8 @@ impl Reload {
 /// Binds the configured listeners (one that cannot be bound is logged and skipped), then
 /// serves until `stop` becomes true. Call inside the runtime.
 pub fn spawn(hooks: Hooks, stop: watch::Receiver<bool>) -> Server {
-    let cfg = (hooks.config)();
-    spawn_prepared(hooks, prepare(&cfg), stop)
+    let settings = (hooks.settings)();
+    spawn_prepared(hooks, prepare(&settings), stop)
 }
 
 /// What needs the privileges the daemon starts with: the listening sockets (port 25 needs
@@ -136,17 +136,19 @@ pub struct Prepared {
 }
 
 /// Binds the listeners and loads the TLS key; needs no runtime.
-pub fn prepare(cfg: &Config) -> Prepared {
-    let listeners = listener::bind_all(cfg);
-    let wants_tls = !cfg.smtpd_listen.is_empty() || !cfg.submission_listen.is_empty();
-    let tls = if wants_tls { tls::acceptor(cfg) } else { None };
+pub fn prepare(settings: &SmtpdSettings) -> Prepared {
+    let listeners = listener::bind_all(settings);
+    let tls = match settings.wants_tls() {
+        true => tls::acceptor(settings),
+        false => None,
+    };
     Prepared { listeners, tls }
 }
 
 /// [`spawn`] with listeners and TLS made earlier by [`prepare`]. Call inside the runtime.
 pub fn spawn_prepared(hooks: Hooks, prepared: Prepared, stop: watch::Receiver<bool>) -> Server {
-    let cfg = (hooks.config)();
-    warn_about_setup(&cfg, prepared.tls.is_some());
+    let settings = (hooks.settings)();
+    warn_about_setup(&settings, prepared.tls.is_some());
     let intake = intake::Intake {
         store: hooks.store,
         queued: hooks.queued,
@@ -157,9 +159,9 @@ pub fn spawn_prepared(hooks: Hooks, prepared: Prepared, stop: watch::Receiver<bo
     let (reload, reloads) = mpsc::unbounded_channel();
     let task = rebind::start(
         listener::into_tokio(prepared.listeners),
-        hooks.config,
+        hooks.settings,
         intake,
-        cfg.smtpd_process_limit,
+        settings.process_limit,
         stop,
         reloads,
     );
@@ -170,14 +172,14 @@ pub fn spawn_prepared(hooks: Hooks, prepared: Prepared, stop: watch::Receiver<bo
 }
 
 /// Configuration that works but cannot do what the operator probably wants.
-fn warn_about_setup(cfg: &Config, tls: bool) {
-    for entry in RelayPolicy::invalid_networks(&cfg.mynetworks) {
+fn warn_about_setup(settings: &SmtpdSettings, tls: bool) {
+    for entry in &settings.invalid_networks {
         warn!(target: "smtpd", "mynetworks: ignoring {entry:?}: not an address or CIDR block");
     }
-    if !tls && !cfg.submission_listen.is_empty() {
+    if !tls && settings.listens_as(session::Role::Submission) {
         warn!(target: "smtpd", "submission listeners need TLS for AUTH, which is unavailable: they will refuse all mail");
     }
-    if !tls && cfg.smtpd_tls_security_level == config::TlsLevel::Encrypt {
+    if !tls && settings.tls_level == config::TlsLevel::Encrypt {
         warn!(target: "smtpd", "smtpd_tls_security_level = encrypt but TLS is unavailable: all mail will be refused");
     }
 }

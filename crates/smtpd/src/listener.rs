@@ -27,19 +27,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use config::Config;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{error, info, warn};
 
-use crate::conn::{Conn, TimeLimits};
+use crate::conn::Conn;
 use crate::driver;
 use crate::exchange::Env;
-use crate::intake::{DiskGuard, Intake};
+use crate::intake::Intake;
 use crate::relay::canonical;
 use crate::session::{Client, Role, Session, Settings};
 use crate::stress::{Load, Registration};
-use crate::{ConfigSource, SmtpdError};
+use crate::{SettingsSource, SmtpdError, SmtpdSettings};
 use proto::reply::{fixed, Reply};
 
 /// How long a new client waits for the slot of a session told to close.
@@ -95,7 +94,7 @@ impl Limits {
 
 /// What the accept loops share.
 pub(crate) struct Shared {
-    pub(crate) config: ConfigSource,
+    pub(crate) settings: SettingsSource,
     pub(crate) intake: Arc<Intake>,
     /// One set of limits per service (listener role).
     services: Vec<(Role, Arc<Limits>)>,
@@ -103,13 +102,13 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Every service has its limits from the start: a reload may open a role's first port.
-    pub(crate) fn new(config: ConfigSource, intake: Intake, process_limit: usize) -> Shared {
+    pub(crate) fn new(settings: SettingsSource, intake: Intake, process_limit: usize) -> Shared {
         let services = [Role::Smtp, Role::Submission, Role::Reinject]
             .into_iter()
             .map(|role| (role, Limits::new(process_limit)))
             .collect();
         Shared {
-            config,
+            settings,
             intake: Arc::new(intake),
             services,
         }
@@ -152,26 +151,12 @@ impl Limits {
 /// address, not the bound one: `127.0.0.1:0` stays one listener across reloads).
 pub(crate) type ListenKey = (SocketAddr, Role);
 
-/// Every listener `cfg` asks for.
-pub(crate) fn configured(cfg: &Config) -> Vec<ListenKey> {
-    let roles = [
-        (&cfg.smtpd_listen, Role::Smtp),
-        (&cfg.submission_listen, Role::Submission),
-        (&cfg.reinject_listen, Role::Reinject),
-    ];
-    let mut keys = Vec::new();
-    for (addresses, role) in roles {
-        keys.extend(addresses.iter().map(|&address| (address, role)));
-    }
-    keys
-}
-
-/// Binds every listener of `cfg`. One that cannot be bound (port in use, address not
+/// Binds every listener of `settings`. One that cannot be bound (port in use, address not
 /// configured) is reported on standard error and in the log, and left out: the rest of the
 /// daemon (pickup, delivery, the other listeners) keeps working.
-pub fn bind_all(cfg: &Config) -> Vec<(ListenKey, std::net::TcpListener)> {
+pub fn bind_all(settings: &SmtpdSettings) -> Vec<(ListenKey, std::net::TcpListener)> {
     let mut bound = Vec::new();
-    for (address, role) in configured(cfg) {
+    for &(address, role) in &settings.listen {
         match bind_std(address, role) {
             Ok(listener) => bound.push(((address, role), listener)),
             Err(e) => {
@@ -248,17 +233,17 @@ fn admit(
     shared: &Arc<Shared>,
     stop: &watch::Receiver<bool>,
 ) {
-    let cfg = (shared.config)();
+    let settings = (shared.settings)();
     let ip = canonical(peer.ip());
     let label = Client::new(ip).label();
     let limits = shared.limits(role).clone();
-    let slot = match limits.claim(ip, cfg.smtpd_client_connection_count_limit) {
+    let slot = match limits.claim(ip, settings.client_connection_count_limit) {
         Ok(slot) => slot,
         Err(count) => {
             warn!(target: "smtpd", "Connection concurrency limit exceeded: {count} from {label} for service {}", role.name());
             refuse(
                 &tcp,
-                &fixed::too_many_connections_from(&cfg.myhostname, &ip.to_string()),
+                &fixed::too_many_connections_from(&settings.session.hostname, &ip.to_string()),
             );
             return;
         }
@@ -272,19 +257,19 @@ fn admit(
         stop: stop.clone(),
     };
     if let Ok(permit) = limits.sessions.clone().try_acquire_owned() {
-        spawn_session(admitted, &cfg, shared, permit);
+        spawn_session(admitted, &settings, shared, permit);
         return;
     }
     if !limits.load.evict_stalest() {
-        refuse_over_limit(&admitted, &cfg, shared);
+        refuse_over_limit(&admitted, &settings, shared);
         return;
     }
     let shared = shared.clone();
     tokio::spawn(async move {
         let permit = limits.sessions.clone().acquire_owned();
         match tokio::time::timeout(EVICTION_WAIT, permit).await {
-            Ok(Ok(permit)) => spawn_session(admitted, &cfg, &shared, permit),
-            _ => refuse_over_limit(&admitted, &cfg, &shared),
+            Ok(Ok(permit)) => spawn_session(admitted, &settings, &shared, permit),
+            _ => refuse_over_limit(&admitted, &settings, &shared),
         }
     });
 }
@@ -298,14 +283,17 @@ struct Admitted {
     stop: watch::Receiver<bool>,
 }
 
-fn refuse_over_limit(admitted: &Admitted, cfg: &Config, shared: &Shared) {
+fn refuse_over_limit(admitted: &Admitted, settings: &SmtpdSettings, shared: &Shared) {
     warn!(target: "smtpd", "service {} has reached its process limit {}: new clients are refused", admitted.role.name(), shared.limits(admitted.role).total);
-    refuse(&admitted.tcp, &fixed::too_many_connections(&cfg.myhostname));
+    refuse(
+        &admitted.tcp,
+        &fixed::too_many_connections(&settings.session.hostname),
+    );
 }
 
 fn spawn_session(
     admitted: Admitted,
-    cfg: &Config,
+    settings: &SmtpdSettings,
     shared: &Arc<Shared>,
     permit: OwnedSemaphorePermit,
 ) {
@@ -319,15 +307,18 @@ fn spawn_session(
     let load = &shared.limits(role).load;
     let registration: Registration = load.register();
     let stress = load.flag();
-    let mut settings = Settings::new(cfg, role, shared.intake.tls().is_some());
+    let storage = settings.disk.clone();
+    let password_file = settings.sasl_password_file.clone();
+    let conn = Conn::new(
+        tcp,
+        settings.time_limits,
+        stress.clone(),
+        registration.presence.clone(),
+    );
+    let mut settings = Settings::new(settings, role, shared.intake.tls().is_some());
     settings.local_recipient = shared.intake.local_recipient.clone();
-    settings.stress = stress.clone();
-    let settings = Arc::new(settings);
-    let storage = DiskGuard::new(cfg);
-    let password_file = cfg.smtpd_sasl_password_file.clone();
-    let limits = TimeLimits::new(cfg);
-    let conn = Conn::new(tcp, limits, stress, registration.presence.clone());
-    let session = Session::new(settings, Client::new(ip));
+    settings.stress = stress;
+    let session = Session::new(Arc::new(settings), Client::new(ip));
     let intake = shared.intake.clone();
     tokio::spawn(async move {
         let _claims = (permit, slot, registration);

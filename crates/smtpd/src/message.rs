@@ -149,7 +149,11 @@ mod tests {
         cfg.hopcount_limit = 3;
         cfg.header_size_limit = 200;
         edit(&mut cfg);
-        let settings = Arc::new(Settings::new(&cfg, role, false));
+        let settings = Arc::new(Settings::new(
+            &crate::SmtpdSettings::from_config(&cfg),
+            role,
+            false,
+        ));
         let mut session = Session::new(settings, Client::new("192.0.2.7".parse().unwrap()));
         session.helo = Some("client.example".into());
         session.esmtp = true;

@@ -25,21 +25,21 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::intake::Intake;
-use crate::listener::{accept_loop, bind, configured, ListenKey, Shared};
+use crate::listener::{accept_loop, bind, ListenKey, Shared};
 use crate::tls;
-use crate::ConfigSource;
+use crate::{SettingsSource, SmtpdSettings};
 
 /// Runs the accept loops until `stop`, then waits (bounded) for the sessions. A message on
 /// `reload` makes the listeners follow the configuration of that moment.
 pub fn start(
     listeners: Vec<(ListenKey, TcpListener)>,
-    config: ConfigSource,
+    settings: SettingsSource,
     intake: Intake,
     process_limit: usize,
     stop: watch::Receiver<bool>,
     mut reload: mpsc::UnboundedReceiver<()>,
 ) -> JoinHandle<()> {
-    let shared = Arc::new(Shared::new(config, intake, process_limit));
+    let shared = Arc::new(Shared::new(settings, intake, process_limit));
     tokio::spawn(async move {
         let mut set = ListenerSet::new(shared.clone(), stop.clone());
         for (key, listener) in listeners {
@@ -89,8 +89,8 @@ impl ListenerSet {
 
     /// Follows the current configuration (the daemon has swapped it before asking).
     pub(crate) async fn reload(&mut self) {
-        let cfg = (self.shared.config)();
-        let wanted = configured(&cfg);
+        let settings = (self.shared.settings)();
+        let wanted = settings.listen.clone();
         let removed: Vec<ListenKey> = self
             .loops
             .keys()
@@ -109,7 +109,7 @@ impl ListenerSet {
                 Err(e) => error!(target: "smtpd", "reload: {e}; this listener is disabled"),
             }
         }
-        reload_tls(&self.shared, &cfg);
+        reload_tls(&self.shared, &settings);
     }
 
     /// Ends one accept loop and waits until its socket is closed.
@@ -129,8 +129,8 @@ impl ListenerSet {
     }
 }
 
-fn reload_tls(shared: &Shared, cfg: &config::Config) {
-    match tls::reloaded_acceptor(cfg) {
+fn reload_tls(shared: &Shared, settings: &SmtpdSettings) {
+    match tls::reloaded_acceptor(settings) {
         Ok(acceptor) => {
             let offered = acceptor.is_some();
             shared.intake.set_tls(acceptor);

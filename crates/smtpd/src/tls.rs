@@ -14,15 +14,16 @@ use tracing::{info, warn};
 use crate::conn::Conn;
 use crate::exchange::{send, End, Env};
 use crate::session::Session;
+use crate::SmtpdSettings;
 use proto::reply::fixed;
 
 /// The STARTTLS acceptor, or `None` (with a warning) when TLS is off or cannot be set up;
 /// then STARTTLS is simply not offered.
-pub fn acceptor(cfg: &config::Config) -> Option<TlsAcceptor> {
-    if cfg.smtpd_tls_security_level == config::TlsLevel::None {
+pub fn acceptor(settings: &SmtpdSettings) -> Option<TlsAcceptor> {
+    if settings.tls_level == config::TlsLevel::None {
         return None;
     }
-    match security::tls::server_config(&server_tls_settings(cfg)) {
+    match security::tls::server_config(&settings.tls) {
         Ok(server) => Some(TlsAcceptor::from(server)),
         Err(e) => {
             warn!(target: "smtpd", "TLS unavailable, STARTTLS will not be offered: {e}");
@@ -33,24 +34,13 @@ pub fn acceptor(cfg: &config::Config) -> Option<TlsAcceptor> {
 
 /// The acceptor for a reload: `None` when TLS is off, an error (the caller keeps the old
 /// acceptor) when the certificates cannot be loaded.
-pub fn reloaded_acceptor(cfg: &config::Config) -> Result<Option<TlsAcceptor>, String> {
-    let wants_tls = !cfg.smtpd_listen.is_empty() || !cfg.submission_listen.is_empty();
-    if !wants_tls || cfg.smtpd_tls_security_level == config::TlsLevel::None {
+pub fn reloaded_acceptor(settings: &SmtpdSettings) -> Result<Option<TlsAcceptor>, String> {
+    if !settings.wants_tls() || settings.tls_level == config::TlsLevel::None {
         return Ok(None);
     }
-    match security::tls::server_config(&server_tls_settings(cfg)) {
+    match security::tls::server_config(&settings.tls) {
         Ok(server) => Ok(Some(TlsAcceptor::from(server))),
         Err(e) => Err(e.to_string()),
-    }
-}
-
-/// What the TLS crate needs from the configuration.
-fn server_tls_settings(cfg: &config::Config) -> security::tls::ServerTlsSettings {
-    security::tls::ServerTlsSettings {
-        cert_file: cfg.smtpd_tls_cert_file.clone(),
-        key_file: cfg.smtpd_tls_key_file.clone(),
-        self_signed_directory: cfg.data_directory.join("tls"),
-        hostname: cfg.myhostname.clone(),
     }
 }
 

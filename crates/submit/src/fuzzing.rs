@@ -234,7 +234,8 @@ fn run(cfg: &Config, input: &mut dyn BufRead) -> Outcome {
             _ => Ok(QueueId::from_u128(files.len() as u128)),
         }
     };
-    let (replies, ended) = session_with(cfg, input, &mut submit);
+    let settings = crate::submission::SubmitSettings::from_config(cfg);
+    let (replies, ended) = session_with(&settings, input, &mut submit);
     (replies, ended.is_ok(), files)
 }
 

@@ -27,9 +27,11 @@
 //!   cleanup's [`CleanupSettings`]: `message_size_limit`, `header_size_limit`,
 //!   `hopcount_limit`, `myorigin`, `myhostname`), built by the daemon from its `Config`.
 //! * sendmail and postdrop are programs of their own: they load the `Config` themselves
-//!   (through a [`sendmail::ConfigLoader`]) and read `queue_directory`, `postdrop_path`,
-//!   `setgid_group`, `profile`, the size and maildrop limits, `queue_minfree*`,
-//!   `submit_timeout`, `myhostname` and `myorigin` from it.
+//!   (through a [`sendmail::ConfigLoader`]) and at once take their
+//!   [`submission::SubmitSettings`] from it (`queue_directory`, `postdrop_path`, `profile`,
+//!   `submit_timeout`, `message_size_limit`, the guard's [`guard::Limits`]: `queue_minfree*`
+//!   and the maildrop caps, `myhostname`); only `-bp` and `-q` hand the `Config` back to the
+//!   binary.
 //!
 //! # Invariants
 //! 1. Exit 0 (or SMTP 250 for `-bs`) only after the file's data and its directory entry are

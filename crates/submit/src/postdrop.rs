@@ -22,12 +22,11 @@ use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use config::Config;
 use envelope::QueueId;
 
 use crate::maildrop::{self, MaildropError};
 use crate::sendmail::ConfigLoader;
-use crate::submission::{message_limit, submit, Submission, SubmitError};
+use crate::submission::{submit, Submission, SubmitError, SubmitSettings};
 use envelope::sysexits::{EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE};
 
 const PROGRAM: &str = "mailroom-postdrop";
@@ -73,16 +72,16 @@ impl PostdropIo {
 /// Runs the helper; returns the process exit code.
 pub fn run_postdrop(io: &mut PostdropIo) -> u8 {
     let path = io.privileged.then(|| Path::new(config::SYSTEM_CONFIG_PATH));
-    let cfg = match (io.load_config)(path) {
-        Ok(cfg) => cfg,
+    let settings = match (io.load_config)(path) {
+        Ok(cfg) => SubmitSettings::from_config(&cfg),
         Err(e) => return io.fatal(EX_CONFIG, e),
     };
     if io.privileged {
-        if let Err(reason) = check_maildrop_group(&cfg) {
+        if let Err(reason) = check_maildrop_group(&settings) {
             return io.fatal(EX_NOPERM, reason);
         }
     }
-    let mut drop = match read_input(&cfg, io) {
+    let mut drop = match read_input(&settings, io) {
         Ok(drop) => drop,
         Err(code) => return code,
     };
@@ -91,7 +90,7 @@ pub fn run_postdrop(io: &mut PostdropIo) -> u8 {
     drop.username = io.username.clone();
     drop.arrival_time = crate::sendmail::now();
     let how = Submission {
-        cfg: &cfg,
+        settings,
         program: PROGRAM,
         exit_on_timeout: io.exit_on_timeout,
         use_helper: false,
@@ -107,8 +106,11 @@ pub fn run_postdrop(io: &mut PostdropIo) -> u8 {
     }
 }
 
-fn read_input(cfg: &Config, io: &mut PostdropIo) -> Result<maildrop::MaildropFile, u8> {
-    let cap = message_limit(cfg).saturating_add(ENVELOPE_ALLOWANCE);
+fn read_input(
+    settings: &SubmitSettings,
+    io: &mut PostdropIo,
+) -> Result<maildrop::MaildropFile, u8> {
+    let cap = settings.message_limit.saturating_add(ENVELOPE_ALLOWANCE);
     let mut bytes = Vec::new();
     if let Err(e) = (&mut io.stdin).take(cap + 1).read_to_end(&mut bytes) {
         return Err(io.fatal(EX_TEMPFAIL, format!("cannot read standard input: {e}")));
@@ -125,8 +127,8 @@ fn read_input(cfg: &Config, io: &mut PostdropIo) -> Result<maildrop::MaildropFil
 }
 
 /// With setgid rights, write only where the setgid group is meant to write.
-fn check_maildrop_group(cfg: &Config) -> Result<(), String> {
-    let dir = queue::Layout::new(&cfg.queue_directory).maildrop();
+fn check_maildrop_group(settings: &SubmitSettings) -> Result<(), String> {
+    let dir = queue::Layout::new(&settings.queue_directory).maildrop();
     let meta =
         std::fs::metadata(&dir).map_err(|e| format!("cannot access {}: {e}", dir.display()))?;
     let egid = sys::effective_gid();

@@ -19,9 +19,43 @@ use crate::maildrop::{self, is_permission_denied, MaildropError, MaildropFile};
 use crate::watchdog::{OnTimeout, Watchdog};
 use envelope::sysexits::{EX_DATAERR, EX_NOPERM, EX_TEMPFAIL};
 
+/// What sendmail, `sendmail -bs` and mailroom-postdrop take from the configuration,
+/// built once by [`SubmitSettings::from_config`] after the program loaded it.
+#[derive(Debug, Clone)]
+pub struct SubmitSettings {
+    /// `queue_directory`: `maildrop/` is below it.
+    pub queue_directory: PathBuf,
+    /// `postdrop_path`: the setgid helper sendmail runs on permission denied.
+    pub postdrop_path: PathBuf,
+    /// `profile`: as root, a missing store is created only for the embedded one.
+    pub profile: Profile,
+    /// `submit_timeout`: the watchdog's bound on the write.
+    pub submit_timeout: Duration,
+    /// The largest message accepted (`message_size_limit`, see [`message_limit`]).
+    pub message_limit: u64,
+    /// `queue_minfree*` and the maildrop caps.
+    pub limits: Limits,
+    /// `myhostname`: how `sendmail -bs` greets.
+    pub myhostname: String,
+}
+
+impl SubmitSettings {
+    pub fn from_config(cfg: &Config) -> SubmitSettings {
+        SubmitSettings {
+            queue_directory: cfg.queue_directory.clone(),
+            postdrop_path: cfg.postdrop_path.clone(),
+            profile: cfg.profile,
+            submit_timeout: cfg.submit_timeout,
+            message_limit: message_limit(cfg.message_size_limit),
+            limits: Limits::from_config(cfg),
+            myhostname: cfg.myhostname.clone(),
+        }
+    }
+}
+
 /// How one submission is carried out.
 pub struct Submission<'a> {
-    pub cfg: &'a Config,
+    pub settings: SubmitSettings,
     /// `sendmail` or `mailroom-postdrop`: starts the line printed when the watchdog fires.
     pub program: &'a str,
     /// Production: a timeout prints one line and exits 75. Tests: the write fails instead.
@@ -84,8 +118,8 @@ impl SubmitError {
 
 /// The largest message accepted: `message_size_limit`, or when that is 0 (no limit, as in
 /// Postfix) half of what the maildrop reader accepts, leaving room for the envelope.
-pub fn message_limit(cfg: &Config) -> u64 {
-    match cfg.message_size_limit {
+pub fn message_limit(message_size_limit: u64) -> u64 {
+    match message_size_limit {
         0 => maildrop::DEFAULT_READ_CAP / 2,
         limit => limit,
     }
@@ -93,7 +127,7 @@ pub fn message_limit(cfg: &Config) -> u64 {
 
 /// Writes `drop` into `<queue_directory>/maildrop/`; returns the queue ID once it is durable.
 pub fn submit(how: &Submission<'_>, drop: &MaildropFile) -> Result<QueueId, SubmitError> {
-    let timeout = how.cfg.submit_timeout;
+    let timeout = how.settings.submit_timeout;
     let on_timeout = match how.exit_on_timeout {
         true => OnTimeout::Exit(format!(
             "{}: fatal: {}",
@@ -105,8 +139,8 @@ pub fn submit(how: &Submission<'_>, drop: &MaildropFile) -> Result<QueueId, Subm
     let watchdog = Watchdog::arm(timeout, on_timeout);
     match write_directly(how, drop, &watchdog) {
         Err(SubmitError::PermissionDenied(path)) if how.use_helper => {
-            if helper_usable(&how.cfg.postdrop_path) {
-                run_helper(how.cfg, drop, &watchdog)
+            if helper_usable(&how.settings.postdrop_path) {
+                run_helper(&how.settings, drop, &watchdog)
             } else {
                 Err(SubmitError::PermissionDenied(path))
             }
@@ -120,14 +154,19 @@ fn write_directly(
     drop: &MaildropFile,
     watchdog: &Watchdog,
 ) -> Result<QueueId, SubmitError> {
-    let cfg = how.cfg;
-    let maildrop_dir = ensure_layout(cfg, how.create_layout)?;
-    run_guard(cfg, &maildrop_dir, estimated_size(drop), how.use_helper)?;
+    let settings = &how.settings;
+    let maildrop_dir = ensure_layout(settings, how.create_layout)?;
+    run_guard(
+        settings,
+        &maildrop_dir,
+        estimated_size(drop),
+        how.use_helper,
+    )?;
     maildrop::write_with(&maildrop_dir, drop, watchdog).map_err(|e| match e {
         // Whatever failed, the watchdog removing our files under us may be why.
-        _ if watchdog.fired() => SubmitError::TimedOut(cfg.submit_timeout),
+        _ if watchdog.fired() => SubmitError::TimedOut(settings.submit_timeout),
         e if e.is_permission_denied() => SubmitError::PermissionDenied(maildrop_dir.clone()),
-        MaildropError::Interrupted(_) => SubmitError::TimedOut(cfg.submit_timeout),
+        MaildropError::Interrupted(_) => SubmitError::TimedOut(settings.submit_timeout),
         MaildropError::InvalidField { .. } => SubmitError::Invalid(e.to_string()),
         e => SubmitError::Io(e.to_string()),
     })
@@ -145,19 +184,19 @@ fn estimated_size(drop: &MaildropFile) -> u64 {
 /// helper may add files but not see other users' ones). Then only free space and inodes are
 /// checked for its submissions; mode 0770 lets it enforce the maildrop caps too.
 fn run_guard(
-    cfg: &Config,
+    settings: &SubmitSettings,
     maildrop_dir: &Path,
     size: u64,
     can_use_helper: bool,
 ) -> Result<(), SubmitError> {
-    let limits = Limits::from_config(cfg);
-    let result = guard::check_free_space(&cfg.queue_directory, &limits, size)
+    let limits = settings.limits;
+    let result = guard::check_free_space(&settings.queue_directory, &limits, size)
         .and_then(|()| guard::check_maildrop(maildrop_dir, &limits, size));
     match result {
         Ok(()) => Ok(()),
         Err(GuardError::Refused(refusal)) => {
             // Best effort: the exit code must not depend on the statistics file.
-            let _ = guard::record_refusal(&cfg.queue_directory);
+            let _ = guard::record_refusal(&settings.queue_directory);
             Err(SubmitError::Refused(refusal))
         }
         Err(e) if e.is_permission_denied() && can_use_helper => {
@@ -172,8 +211,8 @@ fn run_guard(
 /// and `create` allows it and this user owns the nearest existing parent. Created with mode
 /// 0700: only their creator, who also runs the daemon, needs them; a system install's modes
 /// (0755 queue, 0730 maildrop) come from `mailroom check --fix`.
-fn ensure_layout(cfg: &Config, create: bool) -> Result<PathBuf, SubmitError> {
-    let maildrop_dir = queue::Layout::new(&cfg.queue_directory).maildrop();
+fn ensure_layout(settings: &SubmitSettings, create: bool) -> Result<PathBuf, SubmitError> {
+    let maildrop_dir = queue::Layout::new(&settings.queue_directory).maildrop();
     match fs::metadata(&maildrop_dir) {
         Ok(meta) if meta.is_dir() => return Ok(maildrop_dir),
         Ok(_) => {
@@ -193,10 +232,10 @@ fn ensure_layout(cfg: &Config, create: bool) -> Result<PathBuf, SubmitError> {
             )))
         }
     }
-    if !(create && may_create(cfg, &maildrop_dir)) {
-        let missing = match cfg.queue_directory.exists() {
+    if !(create && may_create(settings, &maildrop_dir)) {
+        let missing = match settings.queue_directory.exists() {
             true => maildrop_dir,
-            false => cfg.queue_directory.clone(),
+            false => settings.queue_directory.clone(),
         };
         return Err(SubmitError::MissingStore(missing));
     }
@@ -211,9 +250,9 @@ fn ensure_layout(cfg: &Config, create: bool) -> Result<PathBuf, SubmitError> {
 /// Only the owner of the place creates the store. Root creates it only for the embedded
 /// default: under a system configuration the queue belongs to `mail_owner`, and a root-owned
 /// queue directory would lock the daemon out.
-fn may_create(cfg: &Config, path: &Path) -> bool {
+fn may_create(settings: &SubmitSettings, path: &Path) -> bool {
     let euid = sys::effective_uid();
-    if euid == 0 && cfg.profile != Profile::Embedded {
+    if euid == 0 && settings.profile != Profile::Embedded {
         return false;
     }
     path.ancestors()
@@ -229,12 +268,12 @@ fn helper_usable(path: &Path) -> bool {
 /// Hands the maildrop bytes to mailroom-postdrop (setgid `setgid_group`), which checks and
 /// rewrites them and writes the file. Its stdout is the queue ID; its stderr its one reason.
 fn run_helper(
-    cfg: &Config,
+    settings: &SubmitSettings,
     drop: &MaildropFile,
     watchdog: &Watchdog,
 ) -> Result<QueueId, SubmitError> {
     let bytes = maildrop::encode(drop).map_err(|e| SubmitError::Invalid(e.to_string()))?;
-    let helper = &cfg.postdrop_path;
+    let helper = &settings.postdrop_path;
     let spawn_error =
         |e: io::Error| SubmitError::Io(format!("cannot run {}: {e}", helper.display()));
     let mut child = Command::new(helper)
@@ -256,7 +295,7 @@ fn run_helper(
     watchdog.forget_child();
     let status = child.wait().map_err(spawn_error)?;
     if !armed || watchdog.fired() {
-        return Err(SubmitError::TimedOut(cfg.submit_timeout));
+        return Err(SubmitError::TimedOut(settings.submit_timeout));
     }
     let _ = watchdog.commit();
     if status.success() {

@@ -2,7 +2,8 @@
 //!
 //! Job: give the rest of mailroom safe, typed functions for the few POSIX and Linux calls it
 //! needs beyond std — passwd and group look-ups, process ids and signals, per-thread
-//! file-system ids, the host name, file-system free space, `syncfs`, fcntl record locks,
+//! file-system ids, the host name, a TCP connection from a chosen source address, the
+//! open-file limit, file-system free space, `syncfs`, fcntl record locks,
 //! terminal echo, and two glibc allocator knobs. Everything else goes through std
 //! (`std::os::unix::fs::{fchown, lchown}`, `File::set_permissions`, `File::try_lock`).
 //!
@@ -26,6 +27,7 @@ mod host;
 mod ids;
 mod lock;
 mod memory;
+mod net;
 mod process;
 mod term;
 mod users;
@@ -36,9 +38,10 @@ pub use host::hostname;
 pub use ids::{effective_gid, effective_uid, is_setid, real_uid, set_fs_gid, set_fs_uid};
 pub use lock::try_lock_record;
 pub use memory::{heap_in_use, release_free_memory, set_mmap_threshold};
+pub use net::connect_from;
 pub use process::{
     kill, kill_group, limit_file_size, lower_thread_priority, new_session_on_exec, process_exists,
-    redirect_standard_error, wait_exit_keeping_zombie, Signal,
+    raise_open_file_limit, redirect_standard_error, wait_exit_keeping_zombie, Signal,
 };
 pub use term::EchoOff;
 pub use users::{group_by_name, group_name, user_by_name, user_by_uid, User};

@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use nix::errno::Errno;
-use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 
@@ -42,6 +42,26 @@ pub fn wait_exit_keeping_zombie(child: u32) {
     let Ok(child) = pid(child) else { return };
     while waitid(Id::Pid(child), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) == Err(Errno::EINTR) {
     }
+}
+
+/// Raises this process's soft `RLIMIT_NOFILE` to `want` (the hard limit too when allowed,
+/// else the soft limit to the hard one); returns the soft limit now in force. Children
+/// inherit it.
+pub fn raise_open_file_limit(want: u64) -> io::Result<u64> {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(crate::io_error)?;
+    #[allow(clippy::useless_conversion)] // rlim_t is u64 on Linux, narrower elsewhere
+    let (soft, hard, want) = (u64::from(soft), u64::from(hard), want);
+    if soft >= want {
+        return Ok(soft);
+    }
+    let limit = |n: u64| n as libc::rlim_t;
+    if setrlimit(Resource::RLIMIT_NOFILE, limit(want), limit(hard.max(want))).is_err() {
+        // Not allowed past the hard limit: take what it permits.
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, limit(hard), limit(hard));
+    }
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).map_err(crate::io_error)?;
+    #[allow(clippy::useless_conversion)]
+    Ok(u64::from(soft))
 }
 
 /// Makes the command's process start with `RLIMIT_FSIZE` (soft and hard) at `bytes`: a write

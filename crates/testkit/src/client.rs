@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
-use std::os::fd::FromRawFd;
 use std::time::Duration;
 
 /// How long a client waits for one reply (or one write) before giving up.
@@ -258,38 +257,11 @@ pub fn plain<'a>(recipients: &[&'a str]) -> Vec<(&'a str, &'a str)> {
     recipients.iter().map(|r| (*r, "")).collect()
 }
 
-/// A TCP connection from `source` to 127.0.0.1:`port` (bind before connect, via libc).
+/// A TCP connection from `source` to 127.0.0.1:`port` (bind before connect).
 fn connect_bound(source: Ipv4Addr, port: u16) -> TcpStream {
-    // SAFETY: plain socket(2)/bind(2)/connect(2) on a descriptor we own; every struct is
-    // fully initialised and its size passed correctly.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0, "socket");
-        let stream = TcpStream::from_raw_fd(fd);
-        let bind_to = sockaddr(SocketAddrV4::new(source, 0));
-        let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        assert_eq!(
-            libc::bind(fd, (&bind_to as *const libc::sockaddr_in).cast(), size),
-            0,
-            "bind {source}"
-        );
-        let target = sockaddr(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
-        assert_eq!(
-            libc::connect(fd, (&target as *const libc::sockaddr_in).cast(), size),
-            0,
-            "connect from {source}"
-        );
-        stream
-    }
-}
-
-fn sockaddr(address: SocketAddrV4) -> libc::sockaddr_in {
-    // SAFETY: sockaddr_in is plain old data; zero is a valid starting value.
-    let mut raw: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    raw.sin_family = libc::AF_INET as libc::sa_family_t;
-    raw.sin_port = address.port().to_be();
-    raw.sin_addr.s_addr = u32::from(*address.ip()).to_be();
-    raw
+    let target = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    sys::connect_from(SocketAddrV4::new(source, 0), target)
+        .unwrap_or_else(|e| panic!("connect from {source}: {e}"))
 }
 
 /// Runs a Python script (with `smtplib` and `ssl` imported) with `args`; returns stdout.

@@ -318,18 +318,20 @@ impl Daemon {
     }
 
     pub fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on our own child, which is not reaped yet (so the pid is ours).
-        let rc = unsafe { libc::kill(self.pid(), signal) };
-        assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
+        // Our own child, not reaped yet, so the pid is ours.
+        let sent = sys::Signal::try_from(signal)
+            .map_err(std::io::Error::from)
+            .and_then(|signal| sys::kill(self.pid() as u32, signal));
+        assert!(sent.is_ok(), "kill({}, {signal}): {sent:?}", self.pid());
     }
 
     /// kill -9, then reap.
     pub fn kill9(mut self) {
-        self.signal(libc::SIGKILL);
+        self.signal(sys::Signal::SIGKILL as i32);
         let status = self.child.take().unwrap().wait().expect("wait");
         assert_eq!(
             std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(libc::SIGKILL)
+            Some(sys::Signal::SIGKILL as i32)
         );
     }
 

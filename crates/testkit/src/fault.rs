@@ -314,27 +314,7 @@ fn status_field(pid: i32, field: &str) -> Option<u64> {
 
 /// Raises this process's open-file limit (inherited by the daemon it starts) to `want`.
 pub fn raise_nofile(want: u64) -> u64 {
-    // SAFETY: getrlimit/setrlimit on a struct we own.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        if lim.rlim_cur >= want {
-            return lim.rlim_cur;
-        }
-        let raised = libc::rlimit {
-            rlim_cur: want,
-            rlim_max: lim.rlim_max.max(want),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
-            let soft = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &soft);
-        }
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur
-    }
+    sys::raise_open_file_limit(want).expect("getrlimit(RLIMIT_NOFILE)")
 }
 
 /// A small xorshift generator: random fault moments without a dependency. The seed is

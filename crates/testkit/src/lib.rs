@@ -6,20 +6,27 @@
 //! `.peer(&p)` (relay to a [`Peer`], [`Sink`] or port), `.dns(&d)` (a [`Dns`] responder),
 //! `.filter(&f)` (an after-queue content filter and its re-injection listener). Peers on
 //! loopback: the scripted [`Peer`], Postfix's `smtp-sink` ([`Sink`]), the DNS responder
-//! [`Dns`] (also used by `agents`' unit tests), a real Postfix smarthost requiring AUTH over
-//! STARTTLS ([`Smarthost`]) with certificates of a per-test CA ([`TestCa`]). One SMTP
-//! [`Client`], one [`wait_until`] (over one [`poll_for`]), one DSN reader ([`parse_dsn`]); the fault suite's counting
-//! helpers live in [`fault`], the privilege-separation accounts and worlds in [`privsep`].
+//! [`Dns`] (`agents`' unit tests use it, [`free_port`] and [`Sink`] too), a real Postfix
+//! smarthost requiring AUTH over STARTTLS ([`Smarthost`]) with certificates of a per-test CA
+//! ([`TestCa`]). One SMTP [`Client`], one [`wait_until`] (over one [`poll_for`]), one DSN
+//! reader ([`parse_dsn`]); the fault suite's counting helpers live in [`fault`], the
+//! privilege-separation accounts and worlds in [`privsep`], a real Dovecot LMTP server in
+//! [`dovecot`].
 //!
 //! Everything is bounded in time (sockets time out, waits poll with a deadline, never a
 //! blind sleep) and everything started is stopped on drop (daemons SIGKILLed, peers closed,
 //! tmpfs unmounted). Tests needing root skip with one line (see [`is_root`]).
 //!
 //! SECURITY: test code only; runs as whoever runs the tests (root here, for tmpfs mounts).
+//! No unsafe: the system calls std lacks (signals, statvfs, rlimits, bind before connect)
+//! go through the `sys` crate.
+
+#![forbid(unsafe_code)]
 
 mod ca;
 mod client;
 mod dns;
+pub mod dovecot;
 mod dsn;
 mod env;
 pub mod fault;

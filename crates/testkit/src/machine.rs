@@ -34,8 +34,7 @@ pub fn current_user() -> String {
 }
 
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    sys::effective_uid() == 0
 }
 
 /// A size-limited tmpfs (the disk-full tests), unmounted on drop (lazily if still busy).
@@ -91,13 +90,7 @@ impl Tmpfs {
 
     /// Free bytes on the file system (statvfs, as the daemon's guard sees them).
     pub fn free_bytes(&self) -> u64 {
-        let path = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
-        unsafe {
-            let mut st: libc::statvfs = std::mem::zeroed();
-            assert_eq!(libc::statvfs(path.as_ptr(), &mut st), 0, "statvfs");
-            st.f_bavail as u64 * st.f_frsize as u64
-        }
+        sys::free_space(&self.dir).expect("statvfs").bytes
     }
 }
 

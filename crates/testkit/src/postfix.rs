@@ -164,14 +164,10 @@ impl Drop for Smarthost {
         let pid = self.master_pid();
         self.postfix(&["stop"]);
         let Some(pid) = pid else { return };
-        // SAFETY: kill(2) with signal 0 only asks whether the process exists.
-        let gone = poll_for(
-            Duration::from_secs(10),
-            || unsafe { libc::kill(pid, 0) } != 0,
-        );
+        let gone = poll_for(Duration::from_secs(10), || !sys::process_exists(pid));
         if !gone {
-            // SAFETY: kill(2) on the master this helper started (its own pid file).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // The master this helper started (its own pid file) ignored `postfix stop`.
+            let _ = sys::kill(pid as u32, sys::Signal::SIGKILL);
         }
     }
 }

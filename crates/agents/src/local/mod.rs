@@ -300,6 +300,14 @@ impl LocalAgent {
         (aggregate(verdicts), forwards, members)
     }
 
+    /// Is this local address (its local part, case-insensitive) a key of `alias_maps`? The scheduler keeps aliases with this
+    /// agent when `mailbox_transport` sends users' mail elsewhere.
+    pub fn is_alias(&self, address: &str) -> bool {
+        let (local, _) = envelope::split_address(address);
+        let name = resolve::normalize_local_part(local);
+        self.aliases.get(&name).is_some()
+    }
+
     /// Would this local address be accepted by `local_recipient_maps`: an alias, or a known
     /// user whose name can be a mailbox (`mailbox_name.rs`)? The SMTP server asks at RCPT
     /// time, so what can never be delivered (unknown users, `"|/bin/sh"`, `..`,

@@ -1,8 +1,8 @@
 //! Idle SMTP connections kept for the next message to the same nexthop (Postfix's
 //! connection cache, `smtp_connection_cache_time_limit`).
 //!
-//! Inputs → outputs: a connection between transactions and its [`Nexthop`] → stored;
-//! later, a nexthop → the most recently stored live connection for it, if any.
+//! Inputs → outputs: a connection between transactions and its destination key (the
+//! nexthop with its port, or the LMTP socket) → stored; later, a key → the most recently stored live connection for it, if any.
 //! Invariants: a connection is handed out at most once; one idle longer than the cache time
 //! is never handed out and is closed (QUIT) by a timer task; at most
 //! [`MAX_IDLE_PER_NEXTHOP`] per nexthop and [`MAX_IDLE`] in all (a burst to many
@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::conn::Connection;
-use envelope::Nexthop;
 
 pub(crate) const MAX_IDLE_PER_NEXTHOP: usize = 16;
 pub(crate) const MAX_IDLE: usize = 256;
@@ -29,13 +28,13 @@ struct Idle {
 
 #[derive(Default)]
 pub(crate) struct ConnectionCache {
-    idle: Mutex<HashMap<Nexthop, Vec<Idle>>>,
+    idle: Mutex<HashMap<String, Vec<Idle>>>,
     next_id: AtomicU64,
 }
 
 impl ConnectionCache {
     /// The newest connection for `nexthop` idle for less than `max_idle`.
-    pub fn take(&self, nexthop: &Nexthop, max_idle: Duration) -> Option<Connection> {
+    pub fn take(&self, nexthop: &str, max_idle: Duration) -> Option<Connection> {
         let mut idle = self.lock();
         let list = idle.get_mut(nexthop)?;
         let mut found = None;
@@ -55,7 +54,7 @@ impl ConnectionCache {
     /// Stores `conn` for `max_idle`; a timer closes it politely if nobody takes it.
     pub fn put(
         self: &Arc<Self>,
-        nexthop: Nexthop,
+        nexthop: String,
         conn: Connection,
         max_idle: Duration,
         quit: Duration,
@@ -82,7 +81,7 @@ impl ConnectionCache {
     }
 
     /// Adds the connection unless a limit is reached; returns it when refused.
-    fn insert(&self, nexthop: Nexthop, id: u64, conn: Connection) -> Option<Connection> {
+    fn insert(&self, nexthop: String, id: u64, conn: Connection) -> Option<Connection> {
         let mut idle = self.lock();
         let total: usize = idle.values().map(Vec::len).sum();
         let here = idle.get(&nexthop).map_or(0, Vec::len);
@@ -97,7 +96,7 @@ impl ConnectionCache {
         None
     }
 
-    fn remove(&self, nexthop: &Nexthop, id: u64) -> Option<Connection> {
+    fn remove(&self, nexthop: &str, id: u64) -> Option<Connection> {
         let mut idle = self.lock();
         let list = idle.get_mut(nexthop)?;
         let position = list.iter().position(|entry| entry.id == id)?;
@@ -110,7 +109,7 @@ impl ConnectionCache {
 
     /// The map, even if a panicking thread poisoned the lock (the data stays consistent:
     /// every critical section is a plain push, pop or remove).
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Nexthop, Vec<Idle>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Idle>>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

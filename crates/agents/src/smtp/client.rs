@@ -11,6 +11,9 @@
 //! when no session could be opened for a temporary reason (so the scheduler may hold back the
 //! destination's other mail) — never for bounces or per-message problems; failures before
 //! MAIL move on to the next address, failures after it do not (the recipients are deferred).
+//! LMTP ([`SmtpClient::deliver_lmtp`], settings from [`SmtpSettings::lmtp_from_config`]):
+//! the same path to an [`LmtpNexthop`] — a unix socket is one peer (no DNS), an inet host
+//! is resolved without MX lookups.
 //! Security stance: runs unprivileged; all servers and DNS answers are untrusted input.
 
 use std::sync::Arc;
@@ -18,14 +21,15 @@ use std::sync::Arc;
 use envelope::{DeliveryReport, Envelope, Nexthop, OutcomeKind, QueueId};
 
 use super::cache::ConnectionCache;
-use super::conn::Connection;
+use super::conn::{Connection, Endpoint, Peer};
 use super::dns::Dns;
 use super::failure::{Failure, Phase};
 use super::job::{Job, Outcomes, Rcpt};
+use super::lmtp::LmtpNexthop;
 use super::maps::{Secrecy, TextMap};
 use super::policy::TlsPolicy;
 use super::session::{self, HostFailure, Opener};
-use super::settings::SmtpSettings;
+use super::settings::{Dialect, SmtpSettings};
 use super::tls::TlsContext;
 use super::transaction::{self, After};
 use super::SmtpError;
@@ -106,7 +110,39 @@ impl SmtpClient {
         recipients: &[usize],
         message: &[u8],
     ) -> DeliveryReport {
-        let job = Job::new(id, env, message, self.inner.settings.line_length_limit);
+        let hop = LmtpNexthop::Inet(nexthop.clone());
+        self.deliver_to(&hop, id, env, recipients, message).await
+    }
+
+    /// Delivers to an LMTP server (a client built with [`SmtpSettings::lmtp_from_config`]);
+    /// otherwise like [`SmtpClient::deliver`].
+    pub async fn deliver_lmtp(
+        &self,
+        hop: &LmtpNexthop,
+        id: QueueId,
+        env: &Envelope,
+        recipients: &[usize],
+        message: &[u8],
+    ) -> DeliveryReport {
+        self.deliver_to(hop, id, env, recipients, message).await
+    }
+
+    async fn deliver_to(
+        &self,
+        hop: &LmtpNexthop,
+        id: QueueId,
+        env: &Envelope,
+        recipients: &[usize],
+        message: &[u8],
+    ) -> DeliveryReport {
+        let settings = &self.inner.settings;
+        let job = Job::new(
+            id,
+            env,
+            message,
+            settings.line_length_limit,
+            settings.dialect,
+        );
         let mut out = Outcomes::new(recipients);
         if let Some(failure) = job.sender_problem() {
             out.fail_open(&failure, "none");
@@ -116,16 +152,10 @@ impl SmtpClient {
         if rcpts.is_empty() {
             return report(out, None);
         }
-        // The TLS policy is looked up by the nexthop as written (`[h]` or `[h]:587`).
-        let policy = self.inner.policy(nexthop);
-        // One spelling per destination, so `[h]` and `[h]:25` share cached connections.
-        let nexthop = Nexthop {
-            port: Some(nexthop.port_or(self.inner.settings.default_port)),
-            ..nexthop.clone()
-        };
+        let policy = self.inner.policy(hop);
         let destination_failure = self
             .inner
-            .deliver(&nexthop, policy, &job, &rcpts, &mut out)
+            .deliver(hop, policy, &job, &rcpts, &mut out)
             .await;
         report(out, destination_failure)
     }
@@ -140,10 +170,9 @@ fn report(out: Outcomes, destination_failure: Option<String>) -> DeliveryReport 
 
 impl Inner {
     /// Returns the destination failure, if the destination could not be reached at all.
-    /// `nexthop` has its port filled in.
     async fn deliver(
         &self,
-        nexthop: &Nexthop,
+        hop: &LmtpNexthop,
         policy: Result<TlsPolicy, Failure>,
         job: &Job<'_>,
         rcpts: &[Rcpt<'_>],
@@ -161,26 +190,23 @@ impl Inner {
             settings: &self.settings,
             tls: &self.tls,
             policy: &policy,
-            nexthop,
+            nexthop: match hop {
+                LmtpNexthop::Inet(nexthop) => Some(nexthop),
+                LmtpNexthop::Unix(_) => None,
+            },
             passwords,
             sender: &job.env.sender,
         };
+        // A session authenticated for one sender is not reused for another.
         let reuse = !self.settings.sasl.sender_dependent || passwords.is_none();
-        if let Some(conn) = self.reuse(nexthop, reuse).await {
+        // One spelling per destination, so `[h]` and `[h]:25` share cached connections.
+        let key = hop.cache_key(self.settings.default_port);
+        if let Some(conn) = self.reuse(&key, reuse).await {
             tracing::debug!(target: "smtp", "{}: reusing connection to {}", job.id, conn.peer.relay());
-            self.run_session(nexthop, conn, job, rcpts, out, reuse)
-                .await;
+            self.run_session(&key, conn, job, rcpts, out, reuse).await;
             return None;
         }
-        let peers = match self
-            .dns
-            .peers(
-                nexthop,
-                nexthop.port_or(self.settings.default_port),
-                self.settings.mx_address_limit,
-            )
-            .await
-        {
+        let peers = match self.peers(hop).await {
             Ok(peers) => peers,
             Err(failure) => {
                 out.fail_open(&failure, "none");
@@ -189,14 +215,16 @@ impl Inner {
         };
         let last = match open_first(&opener, peers, job).await {
             Ok(conn) => {
-                self.run_session(nexthop, conn, job, rcpts, out, reuse)
-                    .await;
+                self.run_session(&key, conn, job, rcpts, out, reuse).await;
                 return None;
             }
             Err(last) => last,
         };
         let last = last.unwrap_or_else(|| HostFailure {
-            failure: Failure::deferred("4.4.3", format!("no address found for {}", nexthop.host)),
+            failure: Failure::deferred(
+                "4.4.3",
+                format!("no address found for {}", hop.host_name()),
+            ),
             relay: "none".into(),
             retry_plain: false,
         });
@@ -204,8 +232,30 @@ impl Inner {
         Some(last.failure.text)
     }
 
-    /// The destination's TLS policy; a broken policy table or entry defers the mail.
-    fn policy(&self, nexthop: &Nexthop) -> Result<TlsPolicy, Failure> {
+    /// The servers to try: the MX hosts or the host's addresses, or the one LMTP socket
+    /// (logged as `myhostname[/path]`, as Postfix's LMTP client does).
+    async fn peers(&self, hop: &LmtpNexthop) -> Result<Vec<Peer>, Failure> {
+        match hop {
+            LmtpNexthop::Unix(path) => Ok(vec![Peer {
+                host: self.settings.helo_name.clone(),
+                addr: Endpoint::Unix(path.clone()),
+            }]),
+            LmtpNexthop::Inet(nexthop) => {
+                let port = nexthop.port_or(self.settings.default_port);
+                (self.dns)
+                    .peers(nexthop, port, self.settings.mx_address_limit)
+                    .await
+            }
+        }
+    }
+
+    /// The destination's TLS policy, looked up by the nexthop as written (`[h]` or
+    /// `[h]:587`); LMTP has none. A broken policy table or entry defers the mail.
+    fn policy(&self, hop: &LmtpNexthop) -> Result<TlsPolicy, Failure> {
+        let nexthop = match hop {
+            LmtpNexthop::Inet(nexthop) if self.settings.dialect == Dialect::Smtp => nexthop,
+            _ => return Ok(TlsPolicy::none()),
+        };
         let table = self
             .policies
             .as_ref()
@@ -224,15 +274,12 @@ impl Inner {
     }
 
     /// A cached session that still answers RSET, if any.
-    async fn reuse(&self, nexthop: &Nexthop, allowed: bool) -> Option<Connection> {
+    async fn reuse(&self, key: &str, allowed: bool) -> Option<Connection> {
         if !allowed {
             return None;
         }
         let timeouts = self.settings.checked_timeouts();
-        while let Some(mut conn) = self
-            .cache
-            .take(nexthop, self.settings.connection_cache_time)
-        {
+        while let Some(mut conn) = self.cache.take(key, self.settings.connection_cache_time) {
             let probe = session::command(&mut conn, b"RSET\r\n", Phase::RsetProbe, timeouts.rset);
             if matches!(probe.await, Ok(reply) if reply.is_positive()) {
                 return Some(conn);
@@ -245,7 +292,7 @@ impl Inner {
     /// authenticated for one sender (`smtp_sender_dependent_authentication`) is not cached.
     async fn run_session(
         &self,
-        nexthop: &Nexthop,
+        key: &str,
         mut conn: Connection,
         job: &Job<'_>,
         rcpts: &[Rcpt<'_>],
@@ -256,7 +303,7 @@ impl Inner {
         let relay = conn.peer.relay();
         for chunk in rcpts.chunks(self.settings.recipients_per_transaction()) {
             if let After::Dead(failure) =
-                transaction::run(&mut conn, job, chunk, &timeouts, out).await
+                transaction::run(&mut conn, job, chunk, &timeouts, self.settings.dialect, out).await
             {
                 out.fail_these(rcpts, &failure, &relay);
                 return;
@@ -268,7 +315,7 @@ impl Inner {
             && conn.opened.elapsed() < self.settings.connection_reuse_time
             && !conn.has_unread_input();
         if reusable {
-            self.cache.put(nexthop.clone(), conn, idle, timeouts.quit);
+            self.cache.put(key.to_string(), conn, idle, timeouts.quit);
         } else {
             conn.quit(timeouts.quit).await;
         }
@@ -279,13 +326,18 @@ impl Inner {
 /// one is logged, as Postfix logs every host it gave up on).
 async fn open_first(
     opener: &Opener<'_>,
-    peers: Vec<super::conn::Peer>,
+    peers: Vec<Peer>,
     job: &Job<'_>,
 ) -> Result<Connection, Option<HostFailure>> {
     let mut last: Option<HostFailure> = None;
     for peer in peers {
         if let Some(previous) = &last {
-            tracing::info!(target: "smtp", "{}: {}", job.id, previous.failure.text);
+            note!(
+                opener.settings.dialect,
+                "{}: {}",
+                job.id,
+                previous.failure.text
+            );
         }
         match open(opener, peer).await {
             Ok(conn) => return Ok(conn),
@@ -296,7 +348,7 @@ async fn open_first(
 }
 
 /// Opens a session, retrying once without TLS after a failed handshake at level `may`.
-async fn open(opener: &Opener<'_>, peer: super::conn::Peer) -> Result<Connection, HostFailure> {
+async fn open(opener: &Opener<'_>, peer: Peer) -> Result<Connection, HostFailure> {
     match opener.open(peer.clone(), true).await {
         Err(failure) if failure.retry_plain => {
             tracing::info!(target: "smtp", "{}: {}; trying again without TLS", peer.relay(), failure.failure.text);

@@ -1,7 +1,8 @@
-//! One TCP (optionally TLS) connection to an SMTP server: connect, write, read replies,
-//! switch to TLS — each under a timeout. No SMTP decisions are made here.
+//! One TCP (optionally TLS) or unix-domain connection to an SMTP or LMTP server: connect,
+//! write, read replies, switch to TLS — each under a timeout. No SMTP decisions are made here.
+//! Unix-domain sockets exist for LMTP (`lmtp:unix:/run/dovecot/lmtp`); they never do TLS.
 //!
-//! Inputs → outputs: a [`Peer`] (host name, address) → a [`Connection`]; bytes to send →
+//! Inputs → outputs: a [`Peer`] (host name, address or socket path) → a [`Connection`]; bytes to send →
 //! written and flushed; incoming bytes → [`Reply`]s.
 //! Invariants: every operation is bounded in time (the caller's timeout) and in memory (a
 //! reply line keeps at most [`MAX_LINE`] bytes, a reply at most `MAX_REPLY_LINES` lines, the
@@ -12,34 +13,57 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::reply::{Capabilities, Reply, ReplyError, ReplyParser, MAX_LINE};
 
+/// Where a connection goes: a TCP address, or a unix-domain socket (LMTP only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(addr: SocketAddr) -> Endpoint {
+        Endpoint::Tcp(addr)
+    }
+}
+
 /// The server end of a connection, as it appears in logs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Peer {
-    /// The MX host name, or the address itself for IP nexthops.
+    /// The MX host name, or the address itself for IP nexthops; for a unix socket, our own
+    /// host name (as Postfix's LMTP client logs `relay=myhost[private/dovecot-lmtp]`).
     pub host: String,
-    pub addr: SocketAddr,
+    pub addr: Endpoint,
 }
 
 impl Peer {
-    /// `host[ip]`, Postfix's `namaddr`.
+    /// `host[ip]` (`host[/socket/path]` for unix sockets), Postfix's `namaddr`.
     pub fn namaddr(&self) -> String {
-        format!("{}[{}]", self.host, self.addr.ip())
+        match &self.addr {
+            Endpoint::Tcp(addr) => format!("{}[{}]", self.host, addr.ip()),
+            Endpoint::Unix(path) => format!("{}[{}]", self.host, path.display()),
+        }
     }
 
-    /// `host[ip]:port`, the `relay=` of log lines.
+    /// `host[ip]:port`, the `relay=` of log lines; unix sockets have no port.
     pub fn relay(&self) -> String {
-        format!("{}:{}", self.namaddr(), self.addr.port())
+        match &self.addr {
+            Endpoint::Tcp(addr) => format!("{}:{}", self.namaddr(), addr.port()),
+            Endpoint::Unix(_) => self.namaddr(),
+        }
     }
 }
 
@@ -60,7 +84,53 @@ impl From<ReplyError> for ConnError {
 }
 
 /// Plain TCP or TLS over TCP.
-pub(crate) type Stream = security::stream::MaybeTls<TlsStream<TcpStream>>;
+pub(crate) type NetStream = security::stream::MaybeTls<TlsStream<TcpStream>>;
+
+/// A TCP (maybe TLS) stream or a unix-domain stream.
+pub(crate) enum Stream {
+    Net(NetStream),
+    Local(UnixStream),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Net(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Local(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Net(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Local(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Net(s) => Pin::new(s).poll_flush(cx),
+            Stream::Local(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Net(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Local(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
 
 /// An open SMTP connection and what we learned about the server.
 pub(crate) struct Connection {
@@ -75,9 +145,20 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Opens the TCP connection (Nagle off: pipelined commands go out at once).
+    /// Opens the TCP connection (Nagle off: pipelined commands go out at once) or the
+    /// unix-domain one.
     pub async fn connect(peer: Peer, limit: Duration) -> io::Result<Connection> {
-        let tcp = match tokio::time::timeout(limit, TcpStream::connect(peer.addr)).await {
+        let open = async {
+            match &peer.addr {
+                Endpoint::Tcp(addr) => {
+                    let tcp = TcpStream::connect(addr).await?;
+                    tcp.set_nodelay(true)?;
+                    Ok(Stream::Net(NetStream::Plain(tcp)))
+                }
+                Endpoint::Unix(path) => UnixStream::connect(path).await.map(Stream::Local),
+            }
+        };
+        let stream = match tokio::time::timeout(limit, open).await {
             Ok(result) => result?,
             Err(_) => {
                 return Err(io::Error::new(
@@ -86,9 +167,8 @@ impl Connection {
                 ))
             }
         };
-        tcp.set_nodelay(true)?;
         Ok(Connection {
-            reader: BufReader::new(Stream::Plain(tcp)),
+            reader: BufReader::new(stream),
             peer,
             caps: Capabilities::default(),
             tls: false,
@@ -171,8 +251,10 @@ impl Connection {
                 "server sent data before the TLS handshake".into(),
             ));
         }
-        let Stream::Plain(tcp) = self.reader.into_inner() else {
-            return Err(ConnError::Protocol("TLS is already on".into()));
+        let Stream::Net(NetStream::Plain(tcp)) = self.reader.into_inner() else {
+            return Err(ConnError::Protocol(
+                "TLS is already on, or not possible here".into(),
+            ));
         };
         let name = server_name(&self.peer);
         let handshake = TlsConnector::from(config).connect(name, tcp);
@@ -183,7 +265,7 @@ impl Connection {
         };
         let tls_session = super::tls::describe_session(tls.get_ref().1);
         Ok(Connection {
-            reader: BufReader::new(Stream::Tls(Box::new(tls))),
+            reader: BufReader::new(Stream::Net(NetStream::Tls(Box::new(tls)))),
             peer: self.peer,
             caps: Capabilities::default(),
             tls: true,
@@ -205,6 +287,9 @@ impl Connection {
 /// sends no SNI for addresses). The certificate is checked by the configuration's verifier
 /// against the destination's match list, not against this name.
 fn server_name(peer: &Peer) -> ServerName<'static> {
-    ServerName::try_from(peer.host.clone())
-        .unwrap_or_else(|_| ServerName::IpAddress(peer.addr.ip().into()))
+    match (&peer.addr, ServerName::try_from(peer.host.clone())) {
+        (_, Ok(name)) => name,
+        (Endpoint::Tcp(addr), Err(_)) => ServerName::IpAddress(addr.ip().into()),
+        (Endpoint::Unix(_), Err(_)) => ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+    }
 }

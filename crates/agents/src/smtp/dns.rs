@@ -114,7 +114,7 @@ fn set_options(opts: &mut ResolverOpts) {
 fn peer(host: &str, ip: IpAddr, port: u16) -> Peer {
     Peer {
         host: host.to_string(),
-        addr: SocketAddr::new(ip, port),
+        addr: SocketAddr::new(ip, port).into(),
     }
 }
 

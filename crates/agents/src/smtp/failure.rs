@@ -19,6 +19,8 @@ pub(crate) enum Phase {
     Greeting,
     Ehlo,
     Helo,
+    /// LMTP's EHLO.
+    Lhlo,
     StartTls,
     Auth,
     RsetProbe,
@@ -37,6 +39,7 @@ impl Phase {
             Phase::Greeting => "receiving the initial server greeting",
             Phase::Ehlo => "performing the EHLO handshake",
             Phase::Helo => "performing the HELO handshake",
+            Phase::Lhlo => "performing the LHLO handshake",
             Phase::StartTls => "receiving the STARTTLS response",
             Phase::Auth => "sending the AUTH command",
             Phase::RsetProbe => "sending RSET probe",
@@ -55,6 +58,7 @@ impl Phase {
             Phase::Greeting => "initial server greeting",
             Phase::Ehlo => "EHLO command",
             Phase::Helo => "HELO command",
+            Phase::Lhlo => "LHLO command",
             Phase::StartTls => "STARTTLS command",
             Phase::Auth => "AUTH command",
             Phase::RsetProbe => "RSET probe",
@@ -187,7 +191,10 @@ mod tests {
     fn peer() -> Peer {
         Peer {
             host: "mx.example".into(),
-            addr: "192.0.2.1:25".parse().unwrap(),
+            addr: "192.0.2.1:25"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
         }
     }
 

@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 use envelope::{Envelope, Outcome, QueueId, Recipient};
 
 use super::failure::Failure;
+use super::settings::Dialect;
 use super::wire;
 
 /// The message and its properties.
@@ -27,6 +28,8 @@ pub(crate) struct Job<'a> {
     pub eight_bit: bool,
     /// `smtp_line_length_limit` (0 = none).
     line_limit: usize,
+    /// For the program name of log lines.
+    dialect: Dialect,
     body: OnceLock<Vec<u8>>,
 }
 
@@ -39,7 +42,13 @@ pub(crate) struct Rcpt<'a> {
 }
 
 impl<'a> Job<'a> {
-    pub fn new(id: QueueId, env: &'a Envelope, message: &'a [u8], line_limit: usize) -> Job<'a> {
+    pub fn new(
+        id: QueueId,
+        env: &'a Envelope,
+        message: &'a [u8],
+        line_limit: usize,
+        dialect: Dialect,
+    ) -> Job<'a> {
         Job {
             id,
             env,
@@ -47,6 +56,7 @@ impl<'a> Job<'a> {
             size: wire::wire_size(message),
             eight_bit: wire::has_8bit(message),
             line_limit,
+            dialect,
             body: OnceLock::new(),
         }
     }
@@ -57,8 +67,8 @@ impl<'a> Job<'a> {
             let (body, broken) = wire::data_body(self.message, self.line_limit);
             if broken {
                 // Postfix's words, once per message, so a changed MIME part can be explained.
-                tracing::info!(
-                    target: "smtp",
+                note!(
+                    self.dialect,
                     "{}: breaking line > {} bytes with <CR><LF>SPACE",
                     self.id,
                     self.line_limit
@@ -182,7 +192,7 @@ mod tests {
             vec!["ok@x".into(), "bad\r\nRSET@x".into(), String::new()],
             0,
         );
-        let job = Job::new(QueueId::generate(), &env, b"hi\n", 998);
+        let job = Job::new(QueueId::generate(), &env, b"hi\n", 998, Dialect::Smtp);
         let mut out = Outcomes::new(&[0, 1, 2, 9]);
         let sendable = job.recipients(&[0, 1, 2, 9], &mut out);
         assert_eq!(sendable.len(), 1);

@@ -32,6 +32,11 @@
 //!   at `verify`/`secure` nothing is sent over a session whose certificate failed the check;
 //! * a refused AUTH or a bad certificate defers, never bounces.
 //!
+//! The LMTP client (Postfix's lmtp(8), RFC 2033) is this client with [`Dialect::Lmtp`]
+//! settings ([`SmtpSettings::lmtp_from_config`]) and [`SmtpClient::deliver_lmtp`]: LHLO, unix
+//! sockets or TCP ([`LmtpNexthop`]), one reply per accepted recipient after the final dot,
+//! the same pipelining, connection cache and texts.
+//!
 //! Security stance: runs unprivileged and trusts neither DNS nor the remote servers; their
 //! text reaches logs and DSNs only as printable ASCII inside fixed frames. Envelope addresses
 //! that could inject commands (CR, LF, angle brackets) are refused before connecting. TLS at
@@ -39,12 +44,24 @@
 //! passive eavesdropping only; `verify`/`secure` check the chain and names (`tls.rs`). SASL
 //! passwords go only to the server they are configured for, by default only inside TLS.
 
+/// Logs one info line under `smtp` or `lmtp`, the program name of the dialect (tracing
+/// targets must be constants).
+macro_rules! note {
+    ($dialect:expr, $($arg:tt)+) => {
+        match $dialect {
+            $crate::smtp::Dialect::Smtp => tracing::info!(target: "smtp", $($arg)+),
+            $crate::smtp::Dialect::Lmtp => tracing::info!(target: "lmtp", $($arg)+),
+        }
+    };
+}
+
 mod cache;
 mod client;
 mod conn;
 mod dns;
 mod failure;
 mod job;
+mod lmtp;
 mod maps;
 mod policy;
 mod reply;
@@ -59,7 +76,8 @@ mod wire;
 mod tests;
 
 pub use client::SmtpClient;
-pub use settings::{SaslSettings, SmtpSettings, SmtpTlsLevel, Timeouts};
+pub use lmtp::LmtpNexthop;
+pub use settings::{Dialect, SaslSettings, SmtpSettings, SmtpTlsLevel, Timeouts};
 
 /// Errors of building a client. Delivery problems are never errors: they are outcomes.
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,14 @@ pub(crate) struct TlsPolicy {
 }
 
 impl TlsPolicy {
+    /// No TLS (LMTP, whose lmtp_tls_* mailroom does not implement).
+    pub fn none() -> TlsPolicy {
+        TlsPolicy {
+            level: SmtpTlsLevel::None,
+            matches: Vec::new(),
+        }
+    }
+
     /// The destination's policy: its table entry, else the global level.
     pub fn for_nexthop(
         settings: &SmtpSettings,

@@ -9,6 +9,9 @@
 //!                            ▼ (≠421)   │                                   │ bad certificate at verify/secure → 4.7.5
 //!                         HELO 2xx ─────┴─ no STARTTLS: may → plain, encrypt and above → 4.7.4
 //! ```
+//! LMTP (RFC 2033, [`Dialect::Lmtp`]): greeting, then LHLO; a refused LHLO ends the session
+//! (there is no HELO to fall back to) and STARTTLS is never tried.
+//!
 //! Inputs → outputs: a [`Peer`] → a ready [`Connection`] (capabilities known) or a
 //! [`HostFailure`] saying what to report and whether to try this host again without TLS.
 //! Invariants: at `encrypt`, `verify` and `secure` no MAIL (and no password) is ever sent in
@@ -30,7 +33,7 @@ use super::maps::TextMap;
 use super::policy::TlsPolicy;
 use super::reply::{Capabilities, Reply};
 use super::sasl;
-use super::settings::{SmtpSettings, SmtpTlsLevel};
+use super::settings::{Dialect, SmtpSettings, SmtpTlsLevel};
 use super::tls::{TlsContext, Trust};
 
 /// Why a server address could not be used.
@@ -49,7 +52,8 @@ pub(crate) struct Opener<'a> {
     pub settings: &'a SmtpSettings,
     pub tls: &'a TlsContext,
     pub policy: &'a TlsPolicy,
-    pub nexthop: &'a Nexthop,
+    /// The destination (`None` for an LMTP socket).
+    pub nexthop: Option<&'a Nexthop>,
     /// `smtp_sasl_password_maps` when `smtp_sasl_auth_enable` is on.
     pub passwords: Option<&'a TextMap>,
     pub sender: &'a str,
@@ -80,9 +84,19 @@ impl Opener<'_> {
         Ok(conn)
     }
 
-    /// EHLO, or HELO when EHLO is refused with anything but 421 (Postfix's rule).
+    /// EHLO, or HELO when EHLO is refused with anything but 421 (Postfix's rule); LHLO for
+    /// LMTP.
     async fn hello(&self, conn: &mut Connection) -> Result<(), Failure> {
         let limit = self.settings.checked_timeouts().helo;
+        if self.settings.dialect == Dialect::Lmtp {
+            let lhlo = format!("LHLO {}\r\n", self.settings.helo_name);
+            let reply = command(conn, lhlo.as_bytes(), Phase::Lhlo, limit).await?;
+            if !reply.is_positive() {
+                return Err(Failure::refused(&reply, &conn.peer));
+            }
+            conn.caps = Capabilities::from_ehlo(&reply);
+            return Ok(());
+        }
         let ehlo = format!("EHLO {}\r\n", self.settings.helo_name);
         let reply = command(conn, ehlo.as_bytes(), Phase::Ehlo, limit).await?;
         if reply.is_positive() {
@@ -115,12 +129,14 @@ impl Opener<'_> {
             relay: relay.clone(),
             retry_plain,
         };
-        if level == SmtpTlsLevel::None || !allow_tls || !conn.caps.starttls {
+        // LMTP never tries STARTTLS (its policy is always `none`, see `policy.rs`).
+        let lmtp = self.settings.dialect == Dialect::Lmtp;
+        if lmtp || level == SmtpTlsLevel::None || !allow_tls || !conn.caps.starttls {
             return self.require_tls(conn).map_err(|f| fail(f, false));
         }
         let (config, verdict) = self
             .tls
-            .client_config(self.policy, &conn.peer.host, &self.nexthop.host)
+            .client_config(self.policy, &conn.peer.host, &self.nexthop_name(&conn))
             .map_err(|why| fail(Failure::deferred("4.7.5", why), false))?;
         let limit = self.settings.checked_timeouts().helo;
         let reply = command(&mut conn, b"STARTTLS\r\n", Phase::StartTls, limit)
@@ -168,6 +184,12 @@ impl Opener<'_> {
         fail(failure, level == SmtpTlsLevel::May)
     }
 
+    /// The nexthop domain for certificate name rules (the server's name without one).
+    fn nexthop_name(&self, conn: &Connection) -> String {
+        self.nexthop
+            .map_or_else(|| conn.peer.host.clone(), |n| n.host.clone())
+    }
+
     /// Without TLS: fine unless the destination's level requires it.
     fn require_tls(&self, conn: Connection) -> Result<Connection, Failure> {
         if self.policy.level.requires_tls() && !conn.tls {
@@ -184,7 +206,7 @@ impl Opener<'_> {
 
     /// AUTH when enabled, offered, and the table has credentials for this server.
     async fn authenticate(&self, conn: &mut Connection) -> Result<(), Failure> {
-        let Some(table) = self.passwords else {
+        let (Some(table), Some(nexthop)) = (self.passwords, self.nexthop) else {
             return Ok(());
         };
         if conn.caps.auth.is_empty() {
@@ -192,7 +214,7 @@ impl Opener<'_> {
         }
         let sasl = &self.settings.sasl;
         let host = conn.peer.host.clone();
-        let Some(credentials) = sasl::lookup(table, sasl, self.sender, self.nexthop, &host) else {
+        let Some(credentials) = sasl::lookup(table, sasl, self.sender, nexthop, &host) else {
             return Ok(());
         };
         let limit = self.settings.checked_timeouts().helo;

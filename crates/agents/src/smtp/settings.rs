@@ -1,7 +1,9 @@
-//! The SMTP client's settings: the `smtp_*` parameters of [`config::Config`], checked and
-//! typed once so the delivery path never parses strings.
+//! The SMTP client's settings: the `smtp_*` parameters of [`config::Config`] (or the
+//! `lmtp_*` ones for the LMTP client), checked and typed once so the delivery path never
+//! parses strings.
 //!
-//! Inputs → outputs: a [`Config`] → [`SmtpSettings`] ([`SmtpSettings::from_config`]).
+//! Inputs → outputs: a [`Config`] → [`SmtpSettings`] ([`SmtpSettings::from_config`],
+//! [`SmtpSettings::lmtp_from_config`]).
 //! Invariants: every timeout is non-zero (a zero from the configuration becomes one second,
 //! so no phase can hang forever or fail instantly); a recipient limit of 0 means no limit.
 //! Security stance: trusts the configuration (the operator's word); no I/O.
@@ -22,6 +24,23 @@ const CONNECTION_CACHE_TIME: Duration = Duration::from_secs(2);
 const CONNECTION_REUSE_TIME: Duration = Duration::from_secs(300);
 /// Postfix's `smtp_mx_address_limit` default: IP addresses tried per delivery.
 const MX_ADDRESS_LIMIT: usize = 5;
+
+/// Postfix's `lmtp_rset_timeout` default.
+const LMTP_RSET_TIMEOUT: Duration = Duration::from_secs(20);
+/// What `lmtp_connect_timeout = 0` (Postfix: "use the operating system built-in time
+/// limit") becomes: about what Linux takes to give up on a TCP connect.
+const OS_CONNECT_TIMEOUT: Duration = Duration::from_secs(127);
+/// The LMTP port (RFC 2033 registers none; Postfix and Dovecot use 24).
+const LMTP_PORT: u16 = 24;
+
+/// Which protocol the client speaks: SMTP (RFC 5321) or LMTP (RFC 2033: LHLO instead of
+/// EHLO, no HELO fallback, no STARTTLS, one reply per accepted recipient after the dot).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    #[default]
+    Smtp,
+    Lmtp,
+}
 
 /// Per-phase timeouts (Postfix `smtp_*_timeout`). Each bounds one read or one write, like
 /// Postfix's: a slow but progressing body transfer is not cut off, a stalled one is.
@@ -83,6 +102,8 @@ impl Timeouts {
 /// Everything the SMTP client needs from the configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SmtpSettings {
+    /// SMTP or LMTP.
+    pub dialect: Dialect,
     /// `smtp_helo_name`: the name sent in EHLO/HELO.
     pub helo_name: String,
     /// `smtp_tls_security_level`: the level of destinations without a policy entry.
@@ -143,6 +164,7 @@ impl SmtpSettings {
             quit: cfg.smtp_quit_timeout,
         };
         SmtpSettings {
+            dialect: Dialect::Smtp,
             helo_name,
             tls_level: cfg.smtp_tls_security_level,
             ca_file: cfg.smtp_tls_cafile.clone(),
@@ -164,6 +186,56 @@ impl SmtpSettings {
             connection_reuse_time: CONNECTION_REUSE_TIME,
             mx_address_limit: MX_ADDRESS_LIMIT,
             line_length_limit: cfg.smtp_line_length_limit,
+        }
+    }
+
+    /// The LMTP client's settings (Postfix's lmtp(8) is smtp(8) with `lmtp_*` parameters):
+    /// LHLO with `$myhostname`, no TLS (Postfix's `lmtp_tls_security_level` is empty), port
+    /// 24 for `inet:` next hops without one, `lmtp_connect_timeout = 0` meaning the
+    /// system's limit.
+    pub fn lmtp_from_config(cfg: &Config) -> SmtpSettings {
+        let connect = if cfg.lmtp_connect_timeout.is_zero() {
+            OS_CONNECT_TIMEOUT
+        } else {
+            cfg.lmtp_connect_timeout
+        };
+        let timeouts = Timeouts {
+            connect,
+            helo: cfg.lmtp_lhlo_timeout,
+            mail: cfg.lmtp_mail_timeout,
+            rcpt: cfg.lmtp_rcpt_timeout,
+            data_init: cfg.lmtp_data_init_timeout,
+            data_xfer: cfg.lmtp_data_xfer_timeout,
+            data_done: cfg.lmtp_data_done_timeout,
+            rset: LMTP_RSET_TIMEOUT,
+            quit: cfg.lmtp_quit_timeout,
+        };
+        SmtpSettings {
+            dialect: Dialect::Lmtp,
+            helo_name: cfg.myhostname.clone(),
+            // Postfix's lmtp_tls_* and lmtp_sasl_* are not implemented: LMTP is local.
+            tls_level: SmtpTlsLevel::None,
+            ca_file: String::new(),
+            secure_cert_match: Vec::new(),
+            verify_cert_match: Vec::new(),
+            tls_policy_maps: Vec::new(),
+            sasl: SaslSettings::default(),
+            recipient_limit: cfg.lmtp_destination_recipient_limit,
+            timeouts: timeouts.non_zero(),
+            default_port: LMTP_PORT,
+            dns_nameservers: cfg.dns_nameservers.clone(),
+            connection_cache_time: CONNECTION_CACHE_TIME,
+            connection_reuse_time: CONNECTION_REUSE_TIME,
+            mx_address_limit: MX_ADDRESS_LIMIT,
+            line_length_limit: cfg.lmtp_line_length_limit,
+        }
+    }
+
+    /// The log target and program name of this client: `smtp` or `lmtp`.
+    pub fn program(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Smtp => "smtp",
+            Dialect::Lmtp => "lmtp",
         }
     }
 
@@ -201,6 +273,21 @@ mod tests {
         assert_eq!(s.default_port, 25);
         assert_eq!(s.line_length_limit, 998);
         assert!(!s.helo_name.is_empty());
+    }
+
+    #[test]
+    fn lmtp_settings_use_the_lmtp_parameters() {
+        let mut cfg = Config::embedded_default();
+        cfg.lmtp_data_done_timeout = Duration::from_secs(7);
+        let s = SmtpSettings::lmtp_from_config(&cfg);
+        assert_eq!((s.dialect, s.program()), (Dialect::Lmtp, "lmtp"));
+        assert_eq!(s.timeouts.data_done, Duration::from_secs(7));
+        assert_eq!(
+            s.timeouts.connect, OS_CONNECT_TIMEOUT,
+            "0s = the system's limit"
+        );
+        assert_eq!((s.default_port, s.tls_level), (24, SmtpTlsLevel::None));
+        assert_eq!(s.helo_name, cfg.myhostname);
     }
 
     #[test]

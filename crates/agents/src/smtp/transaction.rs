@@ -7,6 +7,10 @@
 //!   pipelined: MAIL + every RCPT + DATA go out in one write; the replies are read in order.
 //!   MAIL refused → every recipient gets that reply; no RCPT accepted or DATA refused → RSET.
 //! ```
+//! LMTP (RFC 2033 4.2): after the final dot the server answers once per accepted recipient,
+//! in RCPT order; each reply settles its own recipient (2xx sent, 4xx deferred, 5xx bounced).
+//! A connection lost halfway leaves the recipients already answered as answered.
+//!
 //! Inputs → outputs: a session, the job and up to `recipient_limit` recipients → one outcome
 //! per recipient in [`Outcomes`] and whether the session can carry another transaction.
 //! Invariants: a recipient is reported sent only after the server's 2xx to the final dot;
@@ -21,7 +25,7 @@ use super::conn::{ConnError, Connection};
 use super::failure::{self, Failure, Phase};
 use super::job::{Job, Outcomes, Rcpt};
 use super::reply::Reply;
-use super::settings::Timeouts;
+use super::settings::{Dialect, Timeouts};
 use super::wire::{self, MailParams};
 
 /// Body writes are this large; each gets the full `smtp_data_xfer_timeout`.
@@ -45,6 +49,7 @@ pub(crate) async fn run(
     job: &Job<'_>,
     rcpts: &[Rcpt<'_>],
     timeouts: &Timeouts,
+    dialect: Dialect,
     out: &mut Outcomes,
 ) -> After {
     let relay = conn.peer.relay();
@@ -56,6 +61,7 @@ pub(crate) async fn run(
         conn,
         job,
         timeouts,
+        dialect,
         out,
         relay,
     };
@@ -116,6 +122,7 @@ struct Transaction<'t, 'j> {
     conn: &'t mut Connection,
     job: &'t Job<'j>,
     timeouts: &'t Timeouts,
+    dialect: Dialect,
     out: &'t mut Outcomes,
     relay: String,
 }
@@ -225,18 +232,33 @@ impl Transaction<'_, '_> {
             self.send(chunk, Phase::Body, self.timeouts.data_xfer)
                 .await?;
         }
-        let end = self
-            .command(b".\r\n", Phase::Dot, self.timeouts.data_done)
+        self.send(b".\r\n", Phase::Dot, self.timeouts.data_done)
             .await?;
-        for rcpt in accepted {
-            if end.is_positive() {
-                let outcome = failure::sent(&end, rcpt.index, &self.relay);
-                self.out.set(rcpt.slot, outcome);
-            } else {
-                self.fail(std::slice::from_ref(rcpt), &end, Phase::Dot);
+        match self.dialect {
+            Dialect::Smtp => {
+                let end = self.read(Phase::Dot, self.timeouts.data_done).await?;
+                for rcpt in accepted {
+                    self.settle(rcpt, &end);
+                }
+            }
+            Dialect::Lmtp => {
+                for rcpt in accepted {
+                    let end = self.read(Phase::Dot, self.timeouts.data_done).await?;
+                    self.settle(rcpt, &end);
+                }
             }
         }
         Ok(After::Ready)
+    }
+
+    /// One accepted recipient's verdict from a reply to the final dot.
+    fn settle(&mut self, rcpt: &Rcpt<'_>, end: &Reply) {
+        if end.is_positive() {
+            let outcome = failure::sent(end, rcpt.index, &self.relay);
+            self.out.set(rcpt.slot, outcome);
+        } else {
+            self.fail(std::slice::from_ref(rcpt), end, Phase::Dot);
+        }
     }
 
     /// RSET after an aborted transaction; a server that refuses it is not reused.

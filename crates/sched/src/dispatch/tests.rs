@@ -15,6 +15,7 @@ fn limits(smtp: usize) -> Limits {
     Limits {
         local: 1,
         smtp,
+        lmtp: 2,
         filter: 20,
         dead_time: DEAD_TIME,
     }
@@ -315,4 +316,31 @@ fn a_stop_drops_waiting_items_and_hands_back_what_is_not_in_delivery() {
     let (started, done) = split_starts(d.starts(now));
     assert!(started.is_empty(), "nothing starts after a stop");
     assert_eq!(done[0].entry.id, running_id);
+}
+
+#[test]
+fn lmtp_deliveries_to_one_server_stay_within_lmtp_destination_concurrency_limit() {
+    let now = Instant::now();
+    let mut d = Dispatch::new(100);
+    let lim = limits(20);
+    let route = Route::Lmtp {
+        nexthop: agents::LmtpNexthop::parse("unix:/run/dovecot/lmtp").unwrap(),
+    };
+    for user in 0..10 {
+        let m = message(Vec::new());
+        let item = Item {
+            id: m.entry.id,
+            destination: route.destination(&format!("u{user}@localhost")).unwrap(),
+            route: route.clone(),
+            recipients: vec![0],
+            queued: now,
+        };
+        d.push(m, vec![item], &lim);
+    }
+    let (running, _) = split_starts(d.starts(now));
+    assert_eq!(
+        running.len(),
+        lim.lmtp,
+        "every user shares the one LMTP server's limit"
+    );
 }

@@ -31,11 +31,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use config::{Config, Stressed, TlsLevel};
+use config::Stressed;
 
 use crate::relay::RelayPolicy;
 use crate::sasl::{self, Mechanism};
 use crate::stress::StressFlag;
+use crate::SmtpdSettings;
 use proto::command::Command;
 use proto::data::BareNewline;
 use proto::reply::{fixed, Reply};
@@ -75,8 +76,8 @@ impl std::fmt::Debug for RecipientCheck {
     }
 }
 
-/// The session's view of the configuration, computed once per connection.
-#[derive(Debug)]
+/// The session's view of the [`SmtpdSettings`], computed once per connection.
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub role: Role,
     pub hostname: String,
@@ -112,57 +113,26 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn new(cfg: &Config, role: Role, tls_available: bool) -> Settings {
-        let tls_available = tls_available && role != Role::Reinject;
+    /// The settings of a session on a `role` listener: the configured ones
+    /// ([`SmtpdSettings::session`]) with what the role changes.
+    pub fn new(s: &SmtpdSettings, role: Role, tls_available: bool) -> Settings {
+        let configured = &s.session;
         Settings {
             role,
-            hostname: cfg.myhostname.clone(),
-            banner: cfg.smtpd_banner.clone(),
-            myorigin: cfg.myorigin.clone(),
-            message_size_limit: cfg.message_size_limit,
-            header_size_limit: cfg.header_size_limit,
-            hopcount_limit: cfg.hopcount_limit,
-            recipient_limit: cfg.smtpd_recipient_limit,
-            recipient_overshoot_limit: cfg.smtpd_recipient_overshoot_limit,
-            postmaster: local_postmaster(cfg),
-            tls_available,
-            tls_required: cfg.smtpd_tls_security_level == TlsLevel::Encrypt
-                && role != Role::Reinject,
+            tls_available: tls_available && role != Role::Reinject,
+            tls_required: configured.tls_required && role != Role::Reinject,
             auth_enabled: match role {
                 Role::Submission => true,
-                Role::Smtp => cfg.smtpd_sasl_auth_enable,
+                Role::Smtp => configured.auth_enabled,
                 Role::Reinject => false,
             },
-            auth_failure_limit: cfg.smtpd_client_auth_failure_limit,
-            auth_failure_window: cfg.anvil_rate_time_unit,
-            vrfy_disabled: cfg.disable_vrfy_command,
-            error_sleep: cfg.smtpd_error_sleep_time,
-            soft_error_limit: cfg.smtpd_soft_error_limit,
-            hard_error_limit: cfg.smtpd_hard_error_limit,
-            junk_command_limit: cfg.smtpd_junk_command_limit,
-            helo_required: cfg.smtpd_helo_required,
             // Postfix's stock master.cf turns it off for submission (clients such as
             // Thunderbird pipeline QUIT after EHLO).
-            forbid_unauth_pipelining: cfg.smtpd_forbid_unauth_pipelining
+            forbid_unauth_pipelining: configured.forbid_unauth_pipelining
                 && role != Role::Submission,
-            stress: StressFlag::manual().1,
-            bare_newline: BareNewline::from_config(cfg.smtpd_forbid_bare_newline.as_str()),
-            relay: RelayPolicy::new(&cfg.mynetworks, &cfg.mydestination, &cfg.relay_domains),
-            local_recipient: None,
+            ..configured.clone()
         }
     }
-}
-
-/// `postmaster@D` for the first local domain, preferring `myhostname` (RFC 5321 section
-/// 4.5.1: mail to `<postmaster>` is for the postmaster of this host); `myorigin` when
-/// nothing is delivered locally.
-fn local_postmaster(cfg: &Config) -> String {
-    let local = |d: &String| d.eq_ignore_ascii_case(&cfg.myhostname);
-    let domain = match cfg.mydestination.iter().find(|d| local(d)) {
-        Some(hostname) => hostname,
-        None => cfg.mydestination.first().unwrap_or(&cfg.myorigin),
-    };
-    format!("postmaster@{}", domain.trim().to_ascii_lowercase())
 }
 
 /// The peer. Reverse DNS is not looked up (no network waits at connect): the name is

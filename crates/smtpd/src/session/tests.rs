@@ -2,6 +2,7 @@
 //! code (or action) expected, so a table reads like an SMTP transcript.
 
 use super::*;
+use config::Config;
 use proto::command::parse;
 use proto::reply::Reply;
 
@@ -27,7 +28,7 @@ fn settings(role: Role, edit: impl FnOnce(&mut Config)) -> Arc<Settings> {
     cfg.smtpd_recipient_limit = 3;
     cfg.message_size_limit = 1000;
     edit(&mut cfg);
-    Arc::new(Settings::new(&cfg, role, true))
+    Arc::new(Settings::new(&SmtpdSettings::from_config(&cfg), role, true))
 }
 
 fn session_from(ip: &str, settings: Arc<Settings>) -> Session {
@@ -555,7 +556,7 @@ fn bare_postmaster_is_accepted_from_anyone() {
     cfg.myhostname = "mx.test".into();
     cfg.mydestination = vec!["Local.Example".into(), "localhost".into()];
     assert_eq!(
-        Settings::new(&cfg, Role::Smtp, false).postmaster,
+        Settings::new(&SmtpdSettings::from_config(&cfg), Role::Smtp, false).postmaster,
         "postmaster@local.example"
     );
 }
@@ -623,7 +624,11 @@ fn junk_commands_past_the_limit_count_as_errors() {
 #[test]
 fn stress_values_apply_while_the_flag_is_up() {
     let (flag, stress) = crate::stress::StressFlag::manual();
-    let mut settings = Settings::new(&Config::embedded_default(), Role::Smtp, false);
+    let mut settings = Settings::new(
+        &SmtpdSettings::from_config(&Config::embedded_default()),
+        Role::Smtp,
+        false,
+    );
     settings.stress = stress;
     let mut s = session_from("192.0.2.1", Arc::new(settings));
     s.note_reply(&fixed::unknown_command());

@@ -1,6 +1,7 @@
 use super::*;
 use crate::maildrop::{DsnOptions, MaildropFile};
 use crate::testing::{config, names, SharedBuffer};
+use config::Config;
 
 fn input() -> Vec<u8> {
     maildrop::encode(&MaildropFile {
@@ -86,8 +87,11 @@ fn privileged_run_reads_only_the_system_configuration() {
 fn privileged_run_needs_a_maildrop_of_its_group() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
-    assert!(check_maildrop_group(&cfg).is_err(), "missing directory");
+    assert!(
+        check_maildrop_group(&SubmitSettings::from_config(&cfg)).is_err(),
+        "missing directory"
+    );
     std::fs::create_dir_all(queue::Layout::new(&cfg.queue_directory).maildrop()).unwrap();
     // Created by this process, so of its effective group.
-    assert!(check_maildrop_group(&cfg).is_ok());
+    assert!(check_maildrop_group(&SubmitSettings::from_config(&cfg)).is_ok());
 }

@@ -22,7 +22,7 @@ use config::Config;
 use envelope::QueueId;
 
 use crate::maildrop::MaildropFile;
-use crate::submission::{message_limit, submit, Submission, SubmitError};
+use crate::submission::{submit, Submission, SubmitError, SubmitSettings};
 pub use args::{parse_args, FlushScope, Invocation, Mode, SubmitOptions, UsageError};
 use envelope::sysexits::{EX_CONFIG, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE};
 
@@ -98,16 +98,22 @@ pub fn run_sendmail(args: &[OsString], io: &mut SendmailIo) -> Handled {
         Err(e) => return io.fatal(EX_CONFIG, e),
     };
     match invocation.mode {
-        Mode::Submit => submit_from_stdin(&cfg, &invocation.submit, io),
-        Mode::SmtpOnStdio => smtp::serve(&cfg, io),
+        Mode::Submit => {
+            submit_from_stdin(&SubmitSettings::from_config(&cfg), &invocation.submit, io)
+        }
+        Mode::SmtpOnStdio => smtp::serve(&SubmitSettings::from_config(&cfg), io),
         Mode::NewAliases | Mode::HostStatus => Handled::Exit(EX_OK),
         Mode::ListQueue => Handled::ListQueue(cfg),
         Mode::Flush(scope) => Handled::Flush(cfg, scope),
     }
 }
 
-fn submit_from_stdin(cfg: &Config, options: &SubmitOptions, io: &mut SendmailIo) -> Handled {
-    let limit = message_limit(cfg);
+fn submit_from_stdin(
+    settings: &SubmitSettings,
+    options: &SubmitOptions,
+    io: &mut SendmailIo,
+) -> Handled {
+    let limit = settings.message_limit;
     let message = match input::read_message(&mut io.stdin, options.ignore_dots, limit) {
         Ok(message) => message,
         Err(input::InputError::TooBig) => {
@@ -148,15 +154,15 @@ fn submit_from_stdin(cfg: &Config, options: &SubmitOptions, io: &mut SendmailIo)
         dsn: options.dsn.clone(),
         message,
     };
-    match submit(&submission(cfg, io), &drop) {
+    match submit(&submission(settings, io), &drop) {
         Ok(_) => Handled::Exit(EX_OK),
         Err(e) => report(io, e),
     }
 }
 
-fn submission<'a>(cfg: &'a Config, io: &SendmailIo) -> Submission<'a> {
+fn submission(settings: &SubmitSettings, io: &SendmailIo) -> Submission<'static> {
     Submission {
-        cfg,
+        settings: settings.clone(),
         program: "sendmail",
         exit_on_timeout: io.exit_on_timeout,
         use_helper: true,

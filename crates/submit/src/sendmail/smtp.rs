@@ -10,7 +10,6 @@
 
 use std::io::{self, BufRead, Write};
 
-use config::Config;
 use envelope::QueueId;
 use proto::data::{BareNewline, Decoder, Mode};
 use proto::line::{self, Frame};
@@ -18,7 +17,7 @@ use proto::{fixed, parse_with, Command, Dialect, Reply};
 
 use super::{now, submission, Handled, SendmailIo};
 use crate::maildrop::{DsnOptions, MaildropFile};
-use crate::submission::{message_limit, submit};
+use crate::submission::{submit, SubmitSettings};
 use envelope::sysexits::{EX_OK, EX_TEMPFAIL};
 
 const DIALECT: Dialect = Dialect::SENDMAIL_BS;
@@ -32,8 +31,8 @@ struct Transaction {
     recipients: Vec<String>,
 }
 
-pub(super) fn serve(cfg: &Config, io: &mut SendmailIo) -> Handled {
-    let how = submission(cfg, io);
+pub(super) fn serve(settings: &SubmitSettings, io: &mut SendmailIo) -> Handled {
+    let how = submission(settings, io);
     let SendmailIo {
         stdin,
         stdout,
@@ -43,7 +42,7 @@ pub(super) fn serve(cfg: &Config, io: &mut SendmailIo) -> Handled {
     } = &mut *io;
     let mut submit = |drop: &MaildropFile| submit(&how, drop).map_err(|e| e.smtp_reply());
     let mut session = Session::new(
-        cfg,
+        settings,
         (*uid, username.as_str()),
         &mut **stdin,
         &mut **stdout,
@@ -58,19 +57,19 @@ pub(super) fn serve(cfg: &Config, io: &mut SendmailIo) -> Handled {
 /// A whole session over `input` with `submit` in place of the maildrop: the replies and how
 /// the session ended. For the `sendmail_bs` fuzz target (`crate::fuzzing`).
 pub(crate) fn session_with(
-    cfg: &Config,
+    settings: &SubmitSettings,
     input: &mut dyn BufRead,
     submit: Submit<'_>,
 ) -> (Vec<u8>, io::Result<()>) {
     let mut output = Vec::new();
-    let ended = Session::new(cfg, (1000, "fuzz"), input, &mut output, submit).run();
+    let ended = Session::new(settings, (1000, "fuzz"), input, &mut output, submit).run();
     (output, ended)
 }
 
 type Submit<'a> = &'a mut dyn FnMut(&MaildropFile) -> Result<QueueId, Reply>;
 
 struct Session<'a> {
-    cfg: &'a Config,
+    settings: &'a SubmitSettings,
     uid: u32,
     username: &'a str,
     input: Input<'a>,
@@ -82,14 +81,14 @@ struct Session<'a> {
 impl<'a> Session<'a> {
     /// A session for the user `(uid, name)`.
     fn new(
-        cfg: &'a Config,
+        settings: &'a SubmitSettings,
         (uid, username): (u32, &'a str),
         input: &'a mut dyn BufRead,
         output: &'a mut dyn Write,
         submit: Submit<'a>,
     ) -> Session<'a> {
         Session {
-            cfg,
+            settings,
             uid,
             username,
             input: Input::new(input),
@@ -101,7 +100,7 @@ impl<'a> Session<'a> {
 
     /// Until QUIT or end of input; an I/O error on the streams ends the session.
     fn run(&mut self) -> io::Result<()> {
-        let greeting = format!("{} ESMTP mailroom", self.cfg.myhostname);
+        let greeting = format!("{} ESMTP mailroom", self.settings.myhostname);
         self.reply(&Reply::new(220, "", greeting))?;
         loop {
             let Some(line) = self.input.command_line()? else {
@@ -126,14 +125,14 @@ impl<'a> Session<'a> {
     }
 
     fn envelope(&mut self, command: Command) -> Reply {
-        let limit = message_limit(self.cfg);
+        let limit = self.settings.message_limit;
         let transaction = &mut self.transaction;
         match command {
-            Command::Helo(_) => Reply::new(250, "", self.cfg.myhostname.clone()),
+            Command::Helo(_) => Reply::new(250, "", self.settings.myhostname.clone()),
             Command::Ehlo(_) => Reply::multi(
                 250,
                 vec![
-                    self.cfg.myhostname.clone(),
+                    self.settings.myhostname.clone(),
                     format!("SIZE {limit}"),
                     "8BITMIME".into(),
                     "ENHANCEDSTATUSCODES".into(),
@@ -172,7 +171,7 @@ impl<'a> Session<'a> {
         }
         self.reply(&fixed::start_data())?;
         let transaction = std::mem::take(&mut self.transaction);
-        let Some(message) = self.input.message(message_limit(self.cfg))? else {
+        let Some(message) = self.input.message(self.settings.message_limit)? else {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
         };
         let Some(message) = message else {

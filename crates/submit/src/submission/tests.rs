@@ -16,9 +16,9 @@ fn sample() -> MaildropFile {
     }
 }
 
-fn how(cfg: &Config) -> Submission<'_> {
+fn how(cfg: &Config) -> Submission<'static> {
     Submission {
-        cfg,
+        settings: SubmitSettings::from_config(cfg),
         program: "sendmail",
         exit_on_timeout: false,
         use_helper: true,
@@ -133,7 +133,7 @@ fn helper_gets_the_maildrop_bytes_and_its_id_is_returned() {
     cfg.postdrop_path = fake_helper(dir.path(), "echo 0123456789ABCDEF");
     let watchdog = Watchdog::arm(Duration::from_secs(30), OnTimeout::FailWrite);
     let drop = sample();
-    let id = run_helper(&cfg, &drop, &watchdog).unwrap();
+    let id = run_helper(&SubmitSettings::from_config(&cfg), &drop, &watchdog).unwrap();
     assert_eq!(id.to_string(), "0123456789ABCDEF");
     let input = fs::read(dir.path().join("input")).unwrap();
     assert_eq!(maildrop::decode(drop.id, &input).unwrap(), drop);
@@ -146,7 +146,7 @@ fn helper_failure_keeps_its_code_and_reason() {
     let script = "echo 'mailroom-postdrop: fatal: queue file system is full' >&2; exit 75";
     cfg.postdrop_path = fake_helper(dir.path(), script);
     let watchdog = Watchdog::arm(Duration::from_secs(30), OnTimeout::FailWrite);
-    let err = run_helper(&cfg, &sample(), &watchdog).unwrap_err();
+    let err = run_helper(&SubmitSettings::from_config(&cfg), &sample(), &watchdog).unwrap_err();
     assert_eq!(err.exit_code(), 75);
     assert_eq!(err.to_string(), "queue file system is full");
 }
@@ -158,7 +158,7 @@ fn hung_helper_is_killed_at_the_timeout() {
     cfg.postdrop_path = fake_helper(dir.path(), "exec sleep 30");
     let watchdog = Watchdog::arm(Duration::from_millis(200), OnTimeout::FailWrite);
     let started = std::time::Instant::now();
-    let err = run_helper(&cfg, &sample(), &watchdog).unwrap_err();
+    let err = run_helper(&SubmitSettings::from_config(&cfg), &sample(), &watchdog).unwrap_err();
     assert!(matches!(err, SubmitError::TimedOut(_)), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }

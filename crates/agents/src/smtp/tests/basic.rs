@@ -301,9 +301,7 @@ async fn idle_connections_are_closed_after_the_cache_time() {
 
 #[tokio::test]
 async fn closed_port_is_a_destination_failure() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
+    let port = testkit::free_port();
     let client = client(settings(25));
     let env = envelope("f@a.example", &["one@b.example", "two@b.example"]);
     let report = deliver_all(&client, &loopback(port), &env, MESSAGE).await;

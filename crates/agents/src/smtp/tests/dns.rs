@@ -7,7 +7,7 @@ use envelope::OutcomeKind::{Bounced, Deferred, Sent};
 
 use super::server::{Behaviour, TestServer};
 use super::*;
-use testkit::{Dns, Zone};
+use testkit::{free_port, Dns, Zone};
 
 /// Two SMTP servers on the same port at 127.0.0.2 and 127.0.0.3 (MX hosts share a port).
 async fn two_servers() -> (TestServer, TestServer) {
@@ -170,11 +170,6 @@ async fn bracketed_name_uses_its_address_without_mx() {
         (kinds(&report), report.outcomes[0].dsn.as_str()),
         (vec![Deferred], "4.4.3")
     );
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 #[test]

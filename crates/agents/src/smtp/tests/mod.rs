@@ -1,5 +1,9 @@
 //! Tests of the SMTP client against real sockets on loopback: a scripted server
-//! ([`server`]), the test kit's DNS responder (`testkit::Dns`) and, when installed, Postfix's smtp-sink.
+//! ([`server`]), the test kit's DNS responder (`testkit::Dns`), `testkit::free_port` and, when
+//! installed, Postfix's smtp-sink (`testkit::Sink`). The scripted server is not
+//! `testkit::Peer`: these tests need what an end-to-end peer has no use for — a delay or
+//! silence per command (timeouts), STARTTLS with a given or a broken handshake, chosen EHLO
+//! keywords, the commands pipelined with MAIL and the DATA bytes as they came on the wire.
 //! One file per area: `basic` (the conversation and per-recipient outcomes), `timeouts`,
 //! `tls`, `dns`, `hostile` (bad server input), `sink` (end to end with smtp-sink).
 
@@ -7,6 +11,7 @@ mod auth;
 mod basic;
 mod dns;
 mod hostile;
+mod lmtp;
 mod server;
 mod sink;
 mod timeouts;
@@ -22,6 +27,7 @@ use super::{SaslSettings, SmtpClient, SmtpSettings, SmtpTlsLevel, Timeouts};
 /// Settings for tests: short timeouts, no TLS, the given default port and name servers.
 pub fn settings(port: u16) -> SmtpSettings {
     SmtpSettings {
+        dialect: super::settings::Dialect::Smtp,
         helo_name: "client.test".into(),
         tls_level: SmtpTlsLevel::None,
         ca_file: String::new(),

@@ -1,66 +1,29 @@
-//! End to end with a real peer: Postfix's `smtp-sink` (Debian package `postfix`). Skipped,
-//! with a message, when it is not installed.
+//! End to end with a real peer: Postfix's `smtp-sink` (the test kit's `testkit::Sink`; Debian
+//! package `postfix`). Skipped, with a message, when it is not installed.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use envelope::OutcomeKind::{Bounced, Deferred, Sent};
+use testkit::{Sink, SMTP_SINK};
 
 use super::*;
 
-const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
-
-/// A running smtp-sink, killed (by its own process handle) when dropped.
-struct Sink {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `smtp-sink [extra] 127.0.0.1:PORT 64`; None (and a note) when not installed.
-fn start_sink(extra: &[&str]) -> Option<Sink> {
+/// Starts the test kit's `smtp-sink` with `extra` on a free port (its counters in a temp
+/// directory, kept as long as the sink); None (and a note) when it is not installed.
+fn start_sink(extra: &[&str]) -> Option<(Sink, tempfile::TempDir)> {
     if !Path::new(SMTP_SINK).exists() {
         eprintln!("skipped: {SMTP_SINK} not installed (apt-get install postfix)");
         return None;
     }
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let mut command = Command::new(SMTP_SINK);
-    // As root smtp-sink insists on dropping privileges.
-    if sys::effective_uid() == 0 {
-        command.args(["-u", "nobody"]);
-    }
-    command
-        .args(extra)
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("64")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let child = command.spawn().expect("start smtp-sink");
-    let sink = Sink { child, port };
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "smtp-sink did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(sink)
+    let dir = tempfile::tempdir().unwrap();
+    Some((Sink::start(dir.path(), extra), dir))
 }
 
 #[tokio::test]
 async fn smtp_sink_accepts_mail_in_several_transactions_on_one_connection() {
-    let Some(sink) = start_sink(&[]) else { return };
+    let Some((sink, _dir)) = start_sink(&[]) else {
+        return;
+    };
     let mut s = settings(25);
     s.recipient_limit = 2;
     let client = client(s);
@@ -83,7 +46,7 @@ async fn smtp_sink_accepts_mail_in_several_transactions_on_one_connection() {
 
 #[tokio::test]
 async fn smtp_sink_soft_rejects_recipients() {
-    let Some(sink) = start_sink(&["-r", "rcpt"]) else {
+    let Some((sink, _dir)) = start_sink(&["-r", "rcpt"]) else {
         return;
     };
     let client = client(settings(25));
@@ -101,7 +64,7 @@ async fn smtp_sink_soft_rejects_recipients() {
 
 #[tokio::test]
 async fn smtp_sink_hard_rejects_the_end_of_data() {
-    let Some(sink) = start_sink(&["-f", "."]) else {
+    let Some((sink, _dir)) = start_sink(&["-f", "."]) else {
         return;
     };
     let client = client(settings(25));

@@ -185,9 +185,14 @@ impl LiveConfig {
     }
 }
 
-/// The SMTP client, with its settings from `cfg`.
-fn smtp_remote(cfg: &Config) -> Result<sched::SmtpRemote, String> {
-    sched::SmtpRemote::new(agents::SmtpSettings::from_config(cfg))
+/// The SMTP client and the LMTP client, with their settings from `cfg`.
+fn smtp_remote(cfg: &Config) -> Result<(sched::SmtpRemote, agents::SmtpClient), String> {
+    let lmtp = agents::SmtpClient::new(agents::SmtpSettings::lmtp_from_config(cfg))
+        .map_err(|e| e.to_string())?;
+    Ok((
+        sched::SmtpRemote::new(agents::SmtpSettings::from_config(cfg))?,
+        lmtp,
+    ))
 }
 
 /// What every task of the daemon shares: store, scheduler settings, local and SMTP agents.
@@ -195,8 +200,9 @@ fn shared_state(store: Store, cfg: &Config, local: LocalAgent) -> Result<Arc<Sha
     let remote = smtp_remote(cfg);
     let settings = sched::Settings::from_config(cfg);
     match (Shared::new(store, settings, local), remote) {
-        (Ok(s), Ok(remote)) => {
+        (Ok(s), Ok((remote, lmtp))) => {
             s.set_remote(Arc::new(remote));
+            s.set_lmtp(lmtp);
             Ok(Arc::new(s))
         }
         (Err(e), _) | (_, Err(e)) => {
@@ -461,8 +467,9 @@ fn reload_config(shared: &Shared, live: &LiveConfig, source: Option<&Path>) -> b
     let settings = sched::Settings::from_config(&cfg);
     let remote = smtp_remote(&cfg);
     match remote.and_then(|r| shared.replace(settings, agent).map(|()| r)) {
-        Ok(remote) => {
+        Ok((remote, lmtp)) => {
             shared.set_remote(Arc::new(remote));
+            shared.set_lmtp(lmtp);
             live.set(cfg);
             info!(target: "master", "reload -- configuration and aliases re-read");
             reload_helper(shared);
@@ -555,13 +562,13 @@ fn make_layout(cfg: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// What the SMTP server needs from the daemon: the live configuration (SIGHUP swaps it), the
-/// store, and the queue manager to make newly queued mail due at once.
+/// What the SMTP server needs from the daemon: its settings, following the live configuration
+/// (SIGHUP swaps it), the store, and the queue manager to make newly queued mail due at once.
 fn smtpd_hooks(shared: &Arc<Shared>, live: &LiveConfig, qmgr: &Arc<QueueManager>) -> smtpd::Hooks {
     let (source, scheduler, users) = (live.clone(), qmgr.clone(), shared.clone());
     let check = move |address: &str| users.local().accepts(address);
     smtpd::Hooks {
-        config: Arc::new(move || source.get()),
+        settings: smtpd::SmtpdSettings::follow(move || source.get()),
         store: shared.store.clone(),
         local_recipient: Some(smtpd::RecipientCheck(Arc::new(check))),
         queued: Arc::new(move |id| scheduler.schedule(id, 0)),

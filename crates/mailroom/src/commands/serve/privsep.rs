@@ -96,7 +96,7 @@ pub fn decide(cfg: &Config) -> Result<Mode, u8> {
 pub fn separate(cfg: &Config, source: Option<&Path>, owner: &Owner) -> Result<Separated, u8> {
     adopt_queue(&cfg.queue_directory, owner).map_err(|e| fatal(&e, EX_CONFIG))?;
     make_spool(cfg, owner).map_err(|e| fatal(&e, EX_CONFIG))?;
-    let smtpd = smtpd::prepare(cfg);
+    let smtpd = smtpd::prepare(&smtpd::SmtpdSettings::from_config(cfg));
     let (helper, child) = spawn_helper(source).map_err(|e| {
         fatal(
             &format!("cannot start the local delivery helper: {e}"),

@@ -22,10 +22,10 @@ fn data_unstuffing_and_limits() {
 
 fn session(input: &str, submit: Submit<'_>) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
+    let settings = SubmitSettings::from_config(&config(dir.path()));
     let mut reader = input.as_bytes();
     let mut output = Vec::new();
-    let mut session = Session::new(&cfg, (7, "u"), &mut reader, &mut output, submit);
+    let mut session = Session::new(&settings, (7, "u"), &mut reader, &mut output, submit);
     session.run().unwrap();
     String::from_utf8(output).unwrap()
 }
