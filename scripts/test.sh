@@ -18,6 +18,9 @@ command -v pflogsumm >/dev/null || need_apt+=(pflogsumm)
 command -v logrotate >/dev/null || need_apt+=(logrotate)
 # SMTP client end-to-end tests (crates/agents/src/smtp/tests/sink.rs): Postfix's smtp-sink.
 [ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)
+# The smarthost tests (relay_through_an_authenticated_smarthost_*): a real Postfix requiring
+# AUTH, its Cyrus sasldb written with saslpasswd2.
+[ -x /usr/sbin/saslpasswd2 ] || need_apt+=(sasl2-bin)
 # LMTP end-to-end tests (crates/mailroom/tests/lmtp_delivery_to_real_dovecot.rs): a real
 # Dovecot (started by the test with its own dovecot.conf; no system service is used).
 command -v dovecot >/dev/null || need_apt+=(dovecot-core)

@@ -46,6 +46,56 @@ impl Choice for TlsLevel {
     ];
 }
 
+/// `smtp_tls_security_level` (the SMTP client's levels, Postfix's words and meanings; the
+/// server has only none/may/encrypt, so it keeps [`TlsLevel`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTlsLevel {
+    /// Never STARTTLS.
+    None,
+    /// STARTTLS when offered, any certificate; plaintext when not offered.
+    May,
+    /// TLS required, any certificate: no TLS → deferred 4.7.4 / 4.7.5.
+    Encrypt,
+    /// TLS required, the chain must lead to a trusted CA and the certificate must name one
+    /// of `smtp_tls_verify_cert_match` (the MX host name from possibly insecure DNS).
+    Verify,
+    /// TLS required, trusted chain and a name of `smtp_tls_secure_cert_match` (default the
+    /// nexthop domain or a subdomain of it: not taken from DNS).
+    Secure,
+}
+
+impl Choice for SmtpTlsLevel {
+    const WORDS: &'static [(&'static str, SmtpTlsLevel)] = &[
+        ("none", SmtpTlsLevel::None),
+        ("may", SmtpTlsLevel::May),
+        ("encrypt", SmtpTlsLevel::Encrypt),
+        ("verify", SmtpTlsLevel::Verify),
+        ("secure", SmtpTlsLevel::Secure),
+    ];
+}
+
+impl SmtpTlsLevel {
+    /// The configuration word.
+    pub fn as_str(self) -> &'static str {
+        word(&self)
+    }
+
+    /// The level of a word (`smtp_tls_policy_maps` entries use the same words).
+    pub fn parse(word: &str) -> Result<SmtpTlsLevel, String> {
+        parse(word)
+    }
+
+    /// True when a session without TLS must not carry mail.
+    pub fn requires_tls(self) -> bool {
+        !matches!(self, SmtpTlsLevel::None | SmtpTlsLevel::May)
+    }
+
+    /// True when the certificate must be verified (chain and name).
+    pub fn requires_verification(self) -> bool {
+        matches!(self, SmtpTlsLevel::Verify | SmtpTlsLevel::Secure)
+    }
+}
+
 /// `smtpd_forbid_bare_newline`: what smtpd does with a bare LF (or CR) in a command or
 /// in DATA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +179,10 @@ mod tests {
     fn words_parse_to_their_values_and_print_back() {
         for (word, level) in TlsLevel::WORDS {
             assert_eq!(parse::<TlsLevel>(word), Ok(*level));
+            assert_eq!(level.as_str(), *word);
+        }
+        for (word, level) in SmtpTlsLevel::WORDS {
+            assert_eq!(SmtpTlsLevel::parse(word), Ok(*level));
             assert_eq!(level.as_str(), *word);
         }
         for (word, mode) in ForbidBareNewline::WORDS {

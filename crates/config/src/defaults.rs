@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{Config, ForbidBareNewline, LogFormat, Profile, Stressed, TlsLevel};
+use crate::{Config, ForbidBareNewline, LogFormat, Profile, SmtpTlsLevel, Stressed, TlsLevel};
 
 /// The environment variables the embedded default depends on (empty values count as unset).
 #[derive(Debug, Clone, Default)]
@@ -207,7 +207,16 @@ fn with_postfix_defaults(site: Site) -> Config {
         filter_destination_concurrency_limit: 20,
         smtp_destination_concurrency_limit: 20,
         smtp_destination_recipient_limit: 50,
-        smtp_tls_security_level: TlsLevel::May,
+        smtp_tls_security_level: SmtpTlsLevel::May,
+        smtp_tls_cafile: String::new(),
+        smtp_tls_secure_cert_match: words(&["nexthop", "dot-nexthop"]),
+        smtp_tls_verify_cert_match: words(&["hostname"]),
+        smtp_tls_policy_maps: Vec::new(),
+        smtp_sasl_auth_enable: false,
+        smtp_sasl_password_maps: Vec::new(),
+        smtp_sasl_security_options: words(&["noplaintext", "noanonymous"]),
+        smtp_sasl_tls_security_options: words(&["noanonymous"]),
+        smtp_sender_dependent_authentication: false,
         smtp_helo_name: hostname_copy.clone(),
         smtp_connect_timeout: seconds(30),
         smtp_helo_timeout: seconds(300),

@@ -66,7 +66,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use choices::{ForbidBareNewline, SyslogFacility, TlsLevel};
+pub use choices::{ForbidBareNewline, SmtpTlsLevel, SyslogFacility, TlsLevel};
 pub use edit::{comment_out_parameters, set_parameters, split_assignment};
 pub use load::SYSTEM_CONFIG_PATH;
 pub use postconf::{config_file, parameter_name, postconf_parameters, Show};
@@ -239,8 +239,27 @@ pub struct Config {
     pub smtp_destination_concurrency_limit: usize,
     /// Postfix: `default_destination_recipient_limit` for smtp (recipients per transaction).
     pub smtp_destination_recipient_limit: usize,
-    /// `none`, `may` (opportunistic STARTTLS) or `encrypt`.
-    pub smtp_tls_security_level: TlsLevel,
+    /// `none`, `may` (opportunistic STARTTLS), `encrypt`, `verify` or `secure`.
+    pub smtp_tls_security_level: SmtpTlsLevel,
+    /// PEM CA bundle for `verify`/`secure`; empty = the system store (/etc/ssl/certs).
+    /// Postfix: `smtp_tls_CAfile` (the field is snake case; the parameter keeps Postfix's name).
+    pub smtp_tls_cafile: String,
+    /// Names a `secure` certificate must match (`nexthop, dot-nexthop`).
+    pub smtp_tls_secure_cert_match: Vec<String>,
+    /// Names a `verify` certificate must match (`hostname`).
+    pub smtp_tls_verify_cert_match: Vec<String>,
+    /// tls_policy(5) files: `example.org secure match=mx.example.org`.
+    pub smtp_tls_policy_maps: Vec<String>,
+    /// Postfix: authenticate to servers that offer AUTH (default no).
+    pub smtp_sasl_auth_enable: bool,
+    /// Files of `[host]:port user:password` lines (Postfix text-map syntax).
+    pub smtp_sasl_password_maps: Vec<String>,
+    /// SASL restrictions outside TLS (`noplaintext, noanonymous`).
+    pub smtp_sasl_security_options: Vec<String>,
+    /// SASL restrictions inside TLS (mailroom default `noanonymous`).
+    pub smtp_sasl_tls_security_options: Vec<String>,
+    /// Look the sender up in `smtp_sasl_password_maps` first (default no).
+    pub smtp_sender_dependent_authentication: bool,
     pub smtp_helo_name: String,
     pub smtp_connect_timeout: Duration,
     pub smtp_helo_timeout: Duration,

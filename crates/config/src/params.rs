@@ -353,7 +353,22 @@ pub(crate) const PARAMS: &[Param] = &[
     duration!(smtp_mail_timeout, positive),
     duration!(smtp_quit_timeout, positive),
     duration!(smtp_rcpt_timeout, positive),
+    boolean!(smtp_sasl_auth_enable),
+    list!(smtp_sasl_password_maps),
+    list!(smtp_sasl_security_options, sasl_options),
+    list!(smtp_sasl_tls_security_options, sasl_options),
+    boolean!(smtp_sender_dependent_authentication),
+    scalar!(
+        "smtp_tls_CAfile",
+        smtp_tls_cafile,
+        Text,
+        |text: &str| Ok::<_, String>(text.to_string()),
+        String::clone
+    ),
+    list!(smtp_tls_policy_maps),
+    list!(smtp_tls_secure_cert_match),
     choice!(smtp_tls_security_level),
+    list!(smtp_tls_verify_cert_match),
     text!(smtpd_banner, required),
     count!(smtpd_client_auth_failure_limit),
     count!(smtpd_client_connection_count_limit, positive),
@@ -468,6 +483,25 @@ fn delivery_sources(items: &[String]) -> Check {
     {
         Some(bad) => Err(format!(
             "unknown source {bad:?} (use alias, forward, include)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Postfix's SASL security options; only `noplaintext` and `noanonymous` change what the
+/// SMTP client does (it has no anonymous, dictionary-prone or non-forward-secret mechanism).
+fn sasl_options(items: &[String]) -> Check {
+    const KNOWN: &[&str] = &[
+        "noplaintext",
+        "noactive",
+        "nodictionary",
+        "noanonymous",
+        "mutual_auth",
+    ];
+    match items.iter().find(|item| !KNOWN.contains(&item.as_str())) {
+        Some(bad) => Err(format!(
+            "unknown SASL security option {bad:?}; must be one of: {}",
+            KNOWN.join(", ")
         )),
         None => Ok(()),
     }

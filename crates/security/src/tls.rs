@@ -144,6 +144,18 @@ pub fn client_config_may() -> Arc<ClientConfig> {
 /// `ca_file` (PEM bundle), or when `None` in the first of [`SYSTEM_CA_FILES`] that exists, and
 /// must name the host the caller passes to the connection.
 pub fn client_config_verify(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+    let roots = root_store(ca_file)?;
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)
+        .expect("the ring provider supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The trust anchors of `ca_file` (PEM bundle), or when `None` of the first of
+/// [`SYSTEM_CA_FILES`] that exists.
+pub fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
     let path = match ca_file {
         Some(p) => p.to_path_buf(),
         None => SYSTEM_CA_FILES
@@ -161,12 +173,7 @@ pub fn client_config_verify(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>,
     if added == 0 {
         return Err(TlsError::EmptyCaBundle { path });
     }
-    let config = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(PROTOCOL_VERSIONS)
-        .expect("the ring provider supports TLS 1.2 and 1.3")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(roots)
 }
 
 /// Every `CERTIFICATE` block in `path`, in order (other blocks, e.g. a key, are skipped).

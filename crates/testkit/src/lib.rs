@@ -6,9 +6,11 @@
 //! `.peer(&p)` (relay to a [`Peer`], [`Sink`] or port), `.dns(&d)` (a [`Dns`] responder),
 //! `.filter(&f)` (an after-queue content filter and its re-injection listener). Peers on
 //! loopback: the scripted [`Peer`], Postfix's `smtp-sink` ([`Sink`]), the DNS responder
-//! [`Dns`] (`agents`' unit tests use it, [`free_port`] and [`Sink`] too). One SMTP [`Client`], one [`wait_until`]
-//! (over one [`poll_for`]), one DSN reader ([`parse_dsn`]); the fault suite's counting
-//! helpers live in [`fault`], the privilege-separation accounts and worlds in [`privsep`], a real Dovecot LMTP server in
+//! [`Dns`] (`agents`' unit tests use it, [`free_port`] and [`Sink`] too), a real Postfix
+//! smarthost requiring AUTH over STARTTLS ([`Smarthost`]) with certificates of a per-test CA
+//! ([`TestCa`]). One SMTP [`Client`], one [`wait_until`] (over one [`poll_for`]), one DSN
+//! reader ([`parse_dsn`]); the fault suite's counting helpers live in [`fault`], the
+//! privilege-separation accounts and worlds in [`privsep`], a real Dovecot LMTP server in
 //! [`dovecot`].
 //!
 //! Everything is bounded in time (sockets time out, waits poll with a deadline, never a
@@ -21,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+mod ca;
 mod client;
 mod dns;
 pub mod dovecot;
@@ -30,6 +33,7 @@ pub mod fault;
 mod machine;
 mod mbox;
 mod peer;
+mod postfix;
 pub mod privsep;
 mod sink;
 mod stage;
@@ -37,6 +41,7 @@ mod text;
 mod wait;
 mod world;
 
+pub use ca::{ServerCert, TestCa};
 pub use client::{local, plain, smtp_send, smtplib, Client, Failure, Reply, REPLY_TIMEOUT};
 pub use dns::{Dns, Zone};
 pub use dsn::{field, parse_dsn};
@@ -46,6 +51,7 @@ pub use machine::{
 };
 pub use mbox::{count_separators, python, read_mboxes_with_python, MboxMessage};
 pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Received};
+pub use postfix::Smarthost;
 pub use sink::{Sink, SMTP_SINK};
 pub use text::{find, from_hex, header_value, message, multiset, tail, unfold, users};
 pub use wait::{poll_every, poll_for, wait_until, DEADLINE};

@@ -26,13 +26,16 @@ use super::dns::Dns;
 use super::failure::{Failure, Phase};
 use super::job::{Job, Outcomes, Rcpt};
 use super::lmtp::LmtpNexthop;
+use super::maps::{Secrecy, TextMap};
+use super::policy::TlsPolicy;
 use super::session::{self, HostFailure, Opener};
-use super::settings::{SmtpSettings, TlsLevel};
+use super::settings::{Dialect, SmtpSettings};
+use super::tls::TlsContext;
 use super::transaction::{self, After};
 use super::SmtpError;
 
-/// The SMTP client: cheap to clone (one shared resolver, TLS configuration and connection
-/// cache); call [`SmtpClient::deliver`] from as many tasks as the scheduler allows.
+/// The SMTP client: cheap to clone (one shared resolver, TLS trust anchors, lookup tables and
+/// connection cache); call [`SmtpClient::deliver`] from as many tasks as the scheduler allows.
 #[derive(Clone)]
 pub struct SmtpClient {
     inner: Arc<Inner>,
@@ -41,33 +44,47 @@ pub struct SmtpClient {
 struct Inner {
     settings: SmtpSettings,
     dns: Dns,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    tls: TlsContext,
+    /// `smtp_tls_policy_maps`, or why they cannot be used (then all mail waits).
+    policies: Result<TextMap, String>,
+    /// `smtp_sasl_password_maps` when `smtp_sasl_auth_enable` is on, or why not usable.
+    passwords: Option<Result<TextMap, String>>,
     cache: Arc<ConnectionCache>,
 }
 
 impl SmtpClient {
-    /// A client with opportunistic TLS ([`security::tls::client_config_may`]) unless the
-    /// level is `none`. Fails only on unusable settings (a bad `dns_nameservers` entry).
+    /// A client for `settings`: reads the CA bundle and the policy and password tables once
+    /// (a problem with them is logged here and defers the mail it concerns). Fails only on
+    /// unusable settings (a bad `dns_nameservers` entry).
     pub fn new(settings: SmtpSettings) -> Result<SmtpClient, SmtpError> {
-        let tls = match settings.tls_level {
-            TlsLevel::None => None,
-            TlsLevel::May | TlsLevel::Encrypt => Some(security::tls::client_config_may()),
-        };
-        SmtpClient::with_tls_config(settings, tls)
-    }
-
-    /// Like [`SmtpClient::new`] with an explicit client TLS configuration (for example a
-    /// verifying one); `None` means no STARTTLS at all.
-    pub fn with_tls_config(
-        settings: SmtpSettings,
-        tls: Option<Arc<rustls::ClientConfig>>,
-    ) -> Result<SmtpClient, SmtpError> {
         let dns = Dns::new(&settings.dns_nameservers)?;
+        let tls = TlsContext::load(&settings.ca_file);
+        let policies = TextMap::load(
+            "smtp_tls_policy_maps",
+            &settings.tls_policy_maps,
+            Secrecy::Public,
+        );
+        let passwords = settings.sasl.enabled.then(|| {
+            TextMap::load(
+                "smtp_sasl_password_maps",
+                &settings.sasl.password_maps,
+                Secrecy::Private,
+            )
+        });
+        let problems = [
+            policies.as_ref().err(),
+            passwords.as_ref().and_then(|p| p.as_ref().err()),
+        ];
+        for problem in problems.into_iter().flatten() {
+            tracing::warn!(target: "smtp", "warning: {problem}; mail that needs it is deferred");
+        }
         Ok(SmtpClient {
             inner: Arc::new(Inner {
                 settings,
                 dns,
                 tls,
+                policies,
+                passwords,
                 cache: Arc::default(),
             }),
         })
@@ -135,7 +152,11 @@ impl SmtpClient {
         if rcpts.is_empty() {
             return report(out, None);
         }
-        let destination_failure = self.inner.deliver(hop, &job, &rcpts, &mut out).await;
+        let policy = self.inner.policy(hop);
+        let destination_failure = self
+            .inner
+            .deliver(hop, policy, &job, &rcpts, &mut out)
+            .await;
         report(out, destination_failure)
     }
 }
@@ -152,15 +173,37 @@ impl Inner {
     async fn deliver(
         &self,
         hop: &LmtpNexthop,
+        policy: Result<TlsPolicy, Failure>,
         job: &Job<'_>,
         rcpts: &[Rcpt<'_>],
         out: &mut Outcomes,
     ) -> Option<String> {
+        let prepared = policy.and_then(|policy| Ok((policy, self.passwords()?)));
+        let (policy, passwords) = match prepared {
+            Ok(prepared) => prepared,
+            Err(failure) => {
+                out.fail_open(&failure, "none");
+                return Some(failure.text);
+            }
+        };
+        let opener = Opener {
+            settings: &self.settings,
+            tls: &self.tls,
+            policy: &policy,
+            nexthop: match hop {
+                LmtpNexthop::Inet(nexthop) => Some(nexthop),
+                LmtpNexthop::Unix(_) => None,
+            },
+            passwords,
+            sender: &job.env.sender,
+        };
+        // A session authenticated for one sender is not reused for another.
+        let reuse = !self.settings.sasl.sender_dependent || passwords.is_none();
         // One spelling per destination, so `[h]` and `[h]:25` share cached connections.
         let key = hop.cache_key(self.settings.default_port);
-        if let Some(conn) = self.reuse(&key).await {
+        if let Some(conn) = self.reuse(&key, reuse).await {
             tracing::debug!(target: "smtp", "{}: reusing connection to {}", job.id, conn.peer.relay());
-            self.run_session(&key, conn, job, rcpts, out).await;
+            self.run_session(&key, conn, job, rcpts, out, reuse).await;
             return None;
         }
         let peers = match self.peers(hop).await {
@@ -170,24 +213,13 @@ impl Inner {
                 return (failure.kind == OutcomeKind::Deferred).then_some(failure.text);
             }
         };
-        let mut last: Option<HostFailure> = None;
-        for peer in peers {
-            if let Some(previous) = &last {
-                note!(
-                    self.settings.dialect,
-                    "{}: {}",
-                    job.id,
-                    previous.failure.text
-                );
+        let last = match open_first(&opener, peers, job).await {
+            Ok(conn) => {
+                self.run_session(&key, conn, job, rcpts, out, reuse).await;
+                return None;
             }
-            match self.open(peer).await {
-                Ok(conn) => {
-                    self.run_session(&key, conn, job, rcpts, out).await;
-                    return None;
-                }
-                Err(failure) => last = Some(failure),
-            }
-        }
+            Err(last) => last,
+        };
         let last = last.unwrap_or_else(|| HostFailure {
             failure: Failure::deferred(
                 "4.4.3",
@@ -217,23 +249,35 @@ impl Inner {
         }
     }
 
-    /// Opens a session, retrying once without TLS after a failed handshake at level `may`.
-    async fn open(&self, peer: Peer) -> Result<Connection, HostFailure> {
-        let opener = Opener {
-            settings: &self.settings,
-            tls: self.tls.clone(),
+    /// The destination's TLS policy, looked up by the nexthop as written (`[h]` or
+    /// `[h]:587`); LMTP has none. A broken policy table or entry defers the mail.
+    fn policy(&self, hop: &LmtpNexthop) -> Result<TlsPolicy, Failure> {
+        let nexthop = match hop {
+            LmtpNexthop::Inet(nexthop) if self.settings.dialect == Dialect::Smtp => nexthop,
+            _ => return Ok(TlsPolicy::none()),
         };
-        match opener.open(peer.clone(), true).await {
-            Err(failure) if failure.retry_plain => {
-                tracing::info!(target: "smtp", "{}: {}; trying again without TLS", peer.relay(), failure.failure.text);
-                opener.open(peer, false).await
-            }
-            other => other,
+        let table = self
+            .policies
+            .as_ref()
+            .map_err(|why| Failure::deferred("4.3.0", why.clone()))?;
+        TlsPolicy::for_nexthop(&self.settings, table, nexthop)
+            .map_err(|why| Failure::deferred("4.7.5", why))
+    }
+
+    /// The password table when SASL is on; a refused table defers the mail.
+    fn passwords(&self) -> Result<Option<&TextMap>, Failure> {
+        match &self.passwords {
+            None => Ok(None),
+            Some(Ok(table)) => Ok(Some(table)),
+            Some(Err(why)) => Err(Failure::deferred("4.7.0", why.clone())),
         }
     }
 
     /// A cached session that still answers RSET, if any.
-    async fn reuse(&self, key: &str) -> Option<Connection> {
+    async fn reuse(&self, key: &str, allowed: bool) -> Option<Connection> {
+        if !allowed {
+            return None;
+        }
         let timeouts = self.settings.checked_timeouts();
         while let Some(mut conn) = self.cache.take(key, self.settings.connection_cache_time) {
             let probe = session::command(&mut conn, b"RSET\r\n", Phase::RsetProbe, timeouts.rset);
@@ -244,7 +288,8 @@ impl Inner {
         None
     }
 
-    /// Runs the transactions on `conn`, then caches or closes it.
+    /// Runs the transactions on `conn`, then caches (when `cache`) or closes it. A session
+    /// authenticated for one sender (`smtp_sender_dependent_authentication`) is not cached.
     async fn run_session(
         &self,
         key: &str,
@@ -252,6 +297,7 @@ impl Inner {
         job: &Job<'_>,
         rcpts: &[Rcpt<'_>],
         out: &mut Outcomes,
+        cache: bool,
     ) {
         let timeouts = self.settings.checked_timeouts();
         let relay = conn.peer.relay();
@@ -264,7 +310,8 @@ impl Inner {
             }
         }
         let idle = self.settings.connection_cache_time;
-        let reusable = !idle.is_zero()
+        let reusable = cache
+            && !idle.is_zero()
             && conn.opened.elapsed() < self.settings.connection_reuse_time
             && !conn.has_unread_input();
         if reusable {
@@ -272,5 +319,41 @@ impl Inner {
         } else {
             conn.quit(timeouts.quit).await;
         }
+    }
+}
+
+/// Tries each address in order until a session opens; else the last failure (each earlier
+/// one is logged, as Postfix logs every host it gave up on).
+async fn open_first(
+    opener: &Opener<'_>,
+    peers: Vec<Peer>,
+    job: &Job<'_>,
+) -> Result<Connection, Option<HostFailure>> {
+    let mut last: Option<HostFailure> = None;
+    for peer in peers {
+        if let Some(previous) = &last {
+            note!(
+                opener.settings.dialect,
+                "{}: {}",
+                job.id,
+                previous.failure.text
+            );
+        }
+        match open(opener, peer).await {
+            Ok(conn) => return Ok(conn),
+            Err(failure) => last = Some(failure),
+        }
+    }
+    Err(last)
+}
+
+/// Opens a session, retrying once without TLS after a failed handshake at level `may`.
+async fn open(opener: &Opener<'_>, peer: Peer) -> Result<Connection, HostFailure> {
+    match opener.open(peer.clone(), true).await {
+        Err(failure) if failure.retry_plain => {
+            tracing::info!(target: "smtp", "{}: {}; trying again without TLS", peer.relay(), failure.failure.text);
+            opener.open(peer, false).await
+        }
+        other => other,
     }
 }

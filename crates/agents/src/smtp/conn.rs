@@ -139,6 +139,8 @@ pub(crate) struct Connection {
     /// From the last EHLO (empty after HELO).
     pub caps: Capabilities,
     pub tls: bool,
+    /// `TLSv1.3 with cipher … (256/256 bits)` once TLS is on (for the log).
+    pub tls_session: String,
     pub opened: Instant,
 }
 
@@ -170,6 +172,7 @@ impl Connection {
             peer,
             caps: Capabilities::default(),
             tls: false,
+            tls_session: String::new(),
             opened: Instant::now(),
         })
     }
@@ -260,11 +263,13 @@ impl Connection {
             Ok(Err(e)) => return Err(ConnError::Protocol(e.to_string())),
             Err(_) => return Err(ConnError::Timeout),
         };
+        let tls_session = super::tls::describe_session(tls.get_ref().1);
         Ok(Connection {
             reader: BufReader::new(Stream::Net(NetStream::Tls(Box::new(tls)))),
             peer: self.peer,
             caps: Capabilities::default(),
             tls: true,
+            tls_session,
             opened: self.opened,
         })
     }
@@ -279,7 +284,8 @@ impl Connection {
 }
 
 /// The TLS server name: the MX host name when it is a DNS name, else the address (rustls
-/// sends no SNI for addresses). Opportunistic TLS checks neither.
+/// sends no SNI for addresses). The certificate is checked by the configuration's verifier
+/// against the destination's match list, not against this name.
 fn server_name(peer: &Peer) -> ServerName<'static> {
     match (&peer.addr, ServerName::try_from(peer.host.clone())) {
         (_, Ok(name)) => name,

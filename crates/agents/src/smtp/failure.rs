@@ -22,6 +22,7 @@ pub(crate) enum Phase {
     /// LMTP's EHLO.
     Lhlo,
     StartTls,
+    Auth,
     RsetProbe,
     Mail,
     Rcpt,
@@ -40,6 +41,7 @@ impl Phase {
             Phase::Helo => "performing the HELO handshake",
             Phase::Lhlo => "performing the LHLO handshake",
             Phase::StartTls => "receiving the STARTTLS response",
+            Phase::Auth => "sending the AUTH command",
             Phase::RsetProbe => "sending RSET probe",
             Phase::Mail => "sending MAIL FROM",
             Phase::Rcpt => "sending RCPT TO",
@@ -58,6 +60,7 @@ impl Phase {
             Phase::Helo => "HELO command",
             Phase::Lhlo => "LHLO command",
             Phase::StartTls => "STARTTLS command",
+            Phase::Auth => "AUTH command",
             Phase::RsetProbe => "RSET probe",
             Phase::Mail => "MAIL FROM command",
             Phase::Rcpt => "RCPT TO command",

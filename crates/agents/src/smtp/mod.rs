@@ -15,8 +15,10 @@
 //! destination itself is unreachable so the scheduler can hold back its other mail.
 //!
 //! The rooms, in the order a message passes them:
-//! `client` (orchestration) → `cache` (idle sessions per nexthop) → `dns` (where to connect)
-//! → `session` (connect, greeting, EHLO, STARTTLS) → `transaction` (MAIL, RCPT, DATA) with
+//! `client` (orchestration) → `policy` (the destination's TLS level, from `maps`) → `cache`
+//! (idle sessions per nexthop) → `dns` (where to connect) → `session` (connect, greeting,
+//! EHLO, STARTTLS with `tls`'s certificate checks, AUTH with `sasl`) → `transaction` (MAIL,
+//! RCPT, DATA) with
 //! `wire` (commands and body encoding), `conn` (timed I/O), `reply` (reply parsing) and
 //! `failure` (Postfix texts); `job` holds the message and collects the outcomes.
 //!
@@ -26,7 +28,9 @@
 //!   problem defer — a timeout or lost connection never bounces mail;
 //! * every read and write has a deadline (the `smtp_*_timeout` of its phase); server replies
 //!   are bounded (4 KiB per line, 200 lines) and no input makes the client panic;
-//! * at `smtp_tls_security_level = encrypt` nothing after EHLO is sent in plaintext.
+//! * at TLS levels `encrypt`, `verify` and `secure` nothing after EHLO is sent in plaintext;
+//!   at `verify`/`secure` nothing is sent over a session whose certificate failed the check;
+//! * a refused AUTH or a bad certificate defers, never bounces.
 //!
 //! The LMTP client (Postfix's lmtp(8), RFC 2033) is this client with [`Dialect::Lmtp`]
 //! settings ([`SmtpSettings::lmtp_from_config`]) and [`SmtpClient::deliver_lmtp`]: LHLO, unix
@@ -37,7 +41,8 @@
 //! text reaches logs and DSNs only as printable ASCII inside fixed frames. Envelope addresses
 //! that could inject commands (CR, LF, angle brackets) are refused before connecting. TLS at
 //! `may`/`encrypt` checks no certificate (as Postfix's levels of the same names): it defeats
-//! passive eavesdropping only.
+//! passive eavesdropping only; `verify`/`secure` check the chain and names (`tls.rs`). SASL
+//! passwords go only to the server they are configured for, by default only inside TLS.
 
 /// Logs one info line under `smtp` or `lmtp`, the program name of the dialect (tracing
 /// targets must be constants).
@@ -57,9 +62,13 @@ mod dns;
 mod failure;
 mod job;
 mod lmtp;
+mod maps;
+mod policy;
 mod reply;
+mod sasl;
 mod session;
 mod settings;
+mod tls;
 mod transaction;
 mod wire;
 
@@ -68,7 +77,7 @@ mod tests;
 
 pub use client::SmtpClient;
 pub use lmtp::LmtpNexthop;
-pub use settings::{Dialect, SmtpSettings, Timeouts, TlsLevel};
+pub use settings::{Dialect, SaslSettings, SmtpSettings, SmtpTlsLevel, Timeouts};
 
 /// Errors of building a client. Delivery problems are never errors: they are outcomes.
 #[derive(Debug, thiserror::Error)]

@@ -159,6 +159,9 @@ pub(crate) struct Capabilities {
     pub smtputf8: bool,
     pub dsn: bool,
     pub starttls: bool,
+    /// The SASL mechanisms of `AUTH` (upper case, in the server's order; both lines merged
+    /// when a server sends `AUTH` and `AUTH=`).
+    pub auth: Vec<String>,
 }
 
 impl Capabilities {
@@ -177,6 +180,14 @@ impl Capabilities {
                 "SMTPUTF8" => caps.smtputf8 = true,
                 "DSN" => caps.dsn = true,
                 "STARTTLS" => caps.starttls = true,
+                "AUTH" => {
+                    for mechanism in words.by_ref() {
+                        let mechanism = mechanism.to_ascii_uppercase();
+                        if !caps.auth.contains(&mechanism) {
+                            caps.auth.push(mechanism);
+                        }
+                    }
+                }
                 "SIZE" => {
                     caps.size = true;
                     caps.size_limit = words.next().and_then(|w| w.parse().ok());
@@ -303,6 +314,7 @@ mod tests {
         let caps = Capabilities::from_ehlo(&r);
         assert!(caps.pipelining && caps.eight_bit_mime && caps.dsn && caps.starttls);
         assert!(caps.smtputf8 && caps.size);
+        assert_eq!(caps.auth, ["LOGIN", "PLAIN"]);
         assert_eq!(caps.max_size(), Some(10_240_000));
         let plain = Capabilities::from_ehlo(&parse(&["250 mx.example"]).unwrap());
         assert_eq!(plain, Capabilities::default());

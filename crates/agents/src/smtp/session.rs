@@ -1,32 +1,40 @@
 //! Opening an SMTP session with one server address: TCP connect, greeting, EHLO (HELO when
-//! EHLO is refused), STARTTLS per `smtp_tls_security_level`, EHLO again over TLS.
+//! EHLO is refused), STARTTLS per the destination's TLS policy, EHLO again over TLS, then
+//! AUTH when `smtp_sasl_auth_enable` is on and the server offers it.
 //!
 //! States (each step either advances or ends with a [`HostFailure`]):
 //! ```text
-//! connect ─► greeting 2xx ─► EHLO 2xx ─┬─ STARTTLS offered & level ≥ may ─► 220 ─► handshake ─► EHLO ─► ready
-//!                            │ non-2xx  │                                   │ refused: may → ready (plain),
-//!                            ▼ (≠421)   │                                   │          encrypt → 4.7.5
-//!                         HELO 2xx ─────┴─ no STARTTLS: may → ready, encrypt → 4.7.4
+//! connect ─► greeting 2xx ─► EHLO 2xx ─┬─ STARTTLS offered & level ≥ may ─► 220 ─► handshake ─► EHLO ─► AUTH? ─► ready
+//!                            │ non-2xx  │                                   │ refused: may → plain, else 4.7.5
+//!                            ▼ (≠421)   │                                   │ bad certificate at verify/secure → 4.7.5
+//!                         HELO 2xx ─────┴─ no STARTTLS: may → plain, encrypt and above → 4.7.4
 //! ```
 //! LMTP (RFC 2033, [`Dialect::Lmtp`]): greeting, then LHLO; a refused LHLO ends the session
 //! (there is no HELO to fall back to) and STARTTLS is never tried.
 //!
 //! Inputs → outputs: a [`Peer`] → a ready [`Connection`] (capabilities known) or a
 //! [`HostFailure`] saying what to report and whether to try this host again without TLS.
-//! Invariants: at `encrypt` no MAIL is ever sent in plaintext; at `may` a failed handshake
-//! is retried once over a new plaintext connection (Postfix: "Otherwise we would defer mail
-//! forever with destinations that have no alternate MX host"); every failure here is a
-//! deferral, so the caller may try the next MX host.
+//! Invariants: at `encrypt`, `verify` and `secure` no MAIL (and no password) is ever sent in
+//! plaintext, and a certificate that fails verification is never retried without TLS; at
+//! `may` a failed handshake is retried once over a new plaintext connection (Postfix:
+//! "Otherwise we would defer mail forever with destinations that have no alternate MX
+//! host"); every failure here is a deferral, so the caller may try the next MX host.
 //! Security stance: `may` and `encrypt` verify no certificate (like Postfix's levels of the
-//! same names): they protect against passive eavesdropping, not against an active attacker.
+//! same names): they protect against passive eavesdropping only; `verify` trusts the MX name
+//! DNS gave, `secure` only names derived from the nexthop (see `tls.rs`).
 
 use std::io;
-use std::sync::Arc;
+
+use envelope::Nexthop;
 
 use super::conn::{ConnError, Connection, Peer};
 use super::failure::{soften, Failure, Phase};
+use super::maps::TextMap;
+use super::policy::TlsPolicy;
 use super::reply::{Capabilities, Reply};
-use super::settings::{Dialect, SmtpSettings, TlsLevel};
+use super::sasl;
+use super::settings::{Dialect, SmtpSettings, SmtpTlsLevel};
+use super::tls::{TlsContext, Trust};
 
 /// Why a server address could not be used.
 #[derive(Debug)]
@@ -38,10 +46,17 @@ pub(crate) struct HostFailure {
     pub retry_plain: bool,
 }
 
-/// What opening a session needs.
+/// What opening a session needs: the client's settings and TLS trust anchors, and this
+/// delivery's destination, TLS policy, password table and sender.
 pub(crate) struct Opener<'a> {
     pub settings: &'a SmtpSettings,
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub tls: &'a TlsContext,
+    pub policy: &'a TlsPolicy,
+    /// The destination (`None` for an LMTP socket).
+    pub nexthop: Option<&'a Nexthop>,
+    /// `smtp_sasl_password_maps` when `smtp_sasl_auth_enable` is on.
+    pub passwords: Option<&'a TextMap>,
+    pub sender: &'a str,
 }
 
 impl Opener<'_> {
@@ -64,7 +79,9 @@ impl Opener<'_> {
             return Err(fail(Failure::refused(&greeting, &peer)));
         }
         self.hello(&mut conn).await.map_err(fail)?;
-        self.secure(conn, allow_tls).await
+        let mut conn = self.secure(conn, allow_tls).await?;
+        self.authenticate(&mut conn).await.map_err(fail)?;
+        Ok(conn)
     }
 
     /// EHLO, or HELO when EHLO is refused with anything but 421 (Postfix's rule); LHLO for
@@ -98,53 +115,84 @@ impl Opener<'_> {
         Ok(())
     }
 
-    /// Applies the TLS level: STARTTLS when offered (and allowed), refusal at `encrypt`.
+    /// Applies the destination's TLS level: STARTTLS when offered (and allowed), the
+    /// certificate checked as the level demands, refusal when TLS is required.
     async fn secure(
         &self,
         mut conn: Connection,
         allow_tls: bool,
     ) -> Result<Connection, HostFailure> {
-        let level = self.settings.tls_level;
+        let level = self.policy.level;
         let relay = conn.peer.relay();
         let fail = |failure: Failure, retry_plain: bool| HostFailure {
             failure,
             relay: relay.clone(),
             retry_plain,
         };
-        let config = match (&self.tls, level) {
-            _ if self.settings.dialect == Dialect::Lmtp => {
-                return self.require_tls(conn).map_err(|f| fail(f, false))
-            }
-            (Some(config), TlsLevel::May | TlsLevel::Encrypt) if allow_tls => config.clone(),
-            _ => return self.require_tls(conn).map_err(|f| fail(f, false)),
-        };
-        if !conn.caps.starttls {
+        // LMTP never tries STARTTLS (its policy is always `none`, see `policy.rs`).
+        let lmtp = self.settings.dialect == Dialect::Lmtp;
+        if lmtp || level == SmtpTlsLevel::None || !allow_tls || !conn.caps.starttls {
             return self.require_tls(conn).map_err(|f| fail(f, false));
         }
+        let (config, verdict) = self
+            .tls
+            .client_config(self.policy, &conn.peer.host, &self.nexthop_name(&conn))
+            .map_err(|why| fail(Failure::deferred("4.7.5", why), false))?;
         let limit = self.settings.checked_timeouts().helo;
         let reply = command(&mut conn, b"STARTTLS\r\n", Phase::StartTls, limit)
             .await
             .map_err(|f| fail(f, false))?;
         if reply.class() != 2 {
-            return match level {
-                TlsLevel::Encrypt => Err(fail(refused_tls(&reply, &conn.peer), false)),
-                _ => Ok(conn),
+            return match level.requires_tls() {
+                true => Err(fail(refused_tls(&reply, &conn.peer), false)),
+                false => Ok(conn),
             };
         }
         let mut conn = match conn.start_tls(config, limit).await {
             Ok(conn) => conn,
-            Err(_) => {
-                let failure = Failure::deferred("4.7.5", "Cannot start TLS: handshake failure");
-                return Err(fail(failure, level == TlsLevel::May));
-            }
+            Err(e) => return Err(self.handshake_failure(&relay, &verdict, &e, fail)),
         };
+        let trust = verdict.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let word = trust.as_ref().map_or("Anonymous", |(t, _)| t.word());
+        tracing::info!(target: "smtp", "{word} TLS connection established to {relay}: {}", conn.tls_session);
         self.hello(&mut conn).await.map_err(|f| fail(f, false))?;
         Ok(conn)
     }
 
-    /// Without TLS: fine unless the level is `encrypt`.
+    /// A failed handshake: "Server certificate not verified" when the verifier refused the
+    /// certificate (verify/secure), else a handshake failure (retried in plaintext at may).
+    fn handshake_failure(
+        &self,
+        relay: &str,
+        verdict: &super::tls::Verdict,
+        error: &ConnError,
+        fail: impl Fn(Failure, bool) -> HostFailure,
+    ) -> HostFailure {
+        let level = self.policy.level;
+        let refused = verdict.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((_, why)) = refused.filter(|(t, _)| *t != Trust::Verified) {
+            if level.requires_verification() {
+                tracing::info!(target: "smtp", "server certificate verification failed for {relay}: {why}");
+                return fail(
+                    Failure::deferred("4.7.5", "Server certificate not verified"),
+                    false,
+                );
+            }
+        }
+        tracing::info!(target: "smtp", "TLS handshake failed with {relay}: {error:?}");
+        let failure = Failure::deferred("4.7.5", "Cannot start TLS: handshake failure");
+        fail(failure, level == SmtpTlsLevel::May)
+    }
+
+    /// The nexthop domain for certificate name rules (the server's name without one).
+    fn nexthop_name(&self, conn: &Connection) -> String {
+        self.nexthop
+            .map_or_else(|| conn.peer.host.clone(), |n| n.host.clone())
+    }
+
+    /// Without TLS: fine unless the destination's level requires it.
     fn require_tls(&self, conn: Connection) -> Result<Connection, Failure> {
-        if self.settings.tls_level == TlsLevel::Encrypt && !conn.tls {
+        if self.policy.level.requires_tls() && !conn.tls {
             return Err(Failure::deferred(
                 "4.7.4",
                 format!(
@@ -154,6 +202,23 @@ impl Opener<'_> {
             ));
         }
         Ok(conn)
+    }
+
+    /// AUTH when enabled, offered, and the table has credentials for this server.
+    async fn authenticate(&self, conn: &mut Connection) -> Result<(), Failure> {
+        let (Some(table), Some(nexthop)) = (self.passwords, self.nexthop) else {
+            return Ok(());
+        };
+        if conn.caps.auth.is_empty() {
+            return Ok(());
+        }
+        let sasl = &self.settings.sasl;
+        let host = conn.peer.host.clone();
+        let Some(credentials) = sasl::lookup(table, sasl, self.sender, nexthop, &host) else {
+            return Ok(());
+        };
+        let limit = self.settings.checked_timeouts().helo;
+        sasl::authenticate(conn, &credentials, sasl, limit).await
     }
 }
 

@@ -11,7 +11,9 @@
 use std::time::Duration;
 
 use config::Config;
-pub use config::TlsLevel;
+pub use config::SmtpTlsLevel;
+
+pub use super::sasl::SaslSettings;
 
 /// Postfix's `smtp_rset_timeout` default; not a mailroom parameter (yet).
 const RSET_TIMEOUT: Duration = Duration::from_secs(20);
@@ -104,8 +106,18 @@ pub struct SmtpSettings {
     pub dialect: Dialect,
     /// `smtp_helo_name`: the name sent in EHLO/HELO.
     pub helo_name: String,
-    /// `smtp_tls_security_level`.
-    pub tls_level: TlsLevel,
+    /// `smtp_tls_security_level`: the level of destinations without a policy entry.
+    pub tls_level: SmtpTlsLevel,
+    /// `smtp_tls_CAfile`; empty = the system store.
+    pub ca_file: String,
+    /// `smtp_tls_secure_cert_match`.
+    pub secure_cert_match: Vec<String>,
+    /// `smtp_tls_verify_cert_match`.
+    pub verify_cert_match: Vec<String>,
+    /// `smtp_tls_policy_maps`.
+    pub tls_policy_maps: Vec<String>,
+    /// `smtp_sasl_*`.
+    pub sasl: SaslSettings,
     /// `smtp_destination_recipient_limit`: recipients per transaction; 0 = no limit.
     pub recipient_limit: usize,
     pub timeouts: Timeouts,
@@ -121,6 +133,16 @@ pub struct SmtpSettings {
     pub mx_address_limit: usize,
     /// `smtp_line_length_limit`: longer message lines are broken with CR LF SPACE (0 = never).
     pub line_length_limit: usize,
+}
+
+/// Postfix separates match names with commas, spaces or colons (`nexthop:dot-nexthop`).
+fn match_words(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .flat_map(|item| item.split([',', ':', ' ', '\t']))
+        .filter(|word| !word.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 impl SmtpSettings {
@@ -145,6 +167,17 @@ impl SmtpSettings {
             dialect: Dialect::Smtp,
             helo_name,
             tls_level: cfg.smtp_tls_security_level,
+            ca_file: cfg.smtp_tls_cafile.clone(),
+            secure_cert_match: match_words(&cfg.smtp_tls_secure_cert_match),
+            verify_cert_match: match_words(&cfg.smtp_tls_verify_cert_match),
+            tls_policy_maps: cfg.smtp_tls_policy_maps.clone(),
+            sasl: SaslSettings {
+                enabled: cfg.smtp_sasl_auth_enable,
+                password_maps: cfg.smtp_sasl_password_maps.clone(),
+                security_options: cfg.smtp_sasl_security_options.clone(),
+                tls_security_options: cfg.smtp_sasl_tls_security_options.clone(),
+                sender_dependent: cfg.smtp_sender_dependent_authentication,
+            },
             recipient_limit: cfg.smtp_destination_recipient_limit,
             timeouts: timeouts.non_zero(),
             default_port: cfg.smtp_default_port,
@@ -180,7 +213,13 @@ impl SmtpSettings {
         SmtpSettings {
             dialect: Dialect::Lmtp,
             helo_name: cfg.myhostname.clone(),
-            tls_level: TlsLevel::None,
+            // Postfix's lmtp_tls_* and lmtp_sasl_* are not implemented: LMTP is local.
+            tls_level: SmtpTlsLevel::None,
+            ca_file: String::new(),
+            secure_cert_match: Vec::new(),
+            verify_cert_match: Vec::new(),
+            tls_policy_maps: Vec::new(),
+            sasl: SaslSettings::default(),
             recipient_limit: cfg.lmtp_destination_recipient_limit,
             timeouts: timeouts.non_zero(),
             default_port: LMTP_PORT,
@@ -223,7 +262,11 @@ mod tests {
     fn from_embedded_default() {
         let cfg = Config::embedded_default();
         let s = SmtpSettings::from_config(&cfg);
-        assert_eq!(s.tls_level, TlsLevel::May);
+        assert_eq!(s.tls_level, SmtpTlsLevel::May);
+        assert_eq!(s.secure_cert_match, ["nexthop", "dot-nexthop"]);
+        assert_eq!(s.verify_cert_match, ["hostname"]);
+        assert_eq!(s.sasl.security_options, ["noplaintext", "noanonymous"]);
+        assert!(!s.sasl.enabled && !s.sasl.sender_dependent);
         assert_eq!(s.recipient_limit, 50);
         assert_eq!(s.timeouts.data_done, Duration::from_secs(600));
         assert_eq!(s.timeouts.rset, RSET_TIMEOUT);
@@ -243,7 +286,7 @@ mod tests {
             s.timeouts.connect, OS_CONNECT_TIMEOUT,
             "0s = the system's limit"
         );
-        assert_eq!((s.default_port, s.tls_level), (24, TlsLevel::None));
+        assert_eq!((s.default_port, s.tls_level), (24, SmtpTlsLevel::None));
         assert_eq!(s.helo_name, cfg.myhostname);
     }
 

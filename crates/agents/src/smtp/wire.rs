@@ -217,6 +217,7 @@ mod tests {
             smtputf8: true,
             dsn: true,
             starttls: true,
+            auth: Vec::new(),
         }
     }
 

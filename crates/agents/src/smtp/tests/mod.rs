@@ -7,6 +7,7 @@
 //! One file per area: `basic` (the conversation and per-recipient outcomes), `timeouts`,
 //! `tls`, `dns`, `hostile` (bad server input), `sink` (end to end with smtp-sink).
 
+mod auth;
 mod basic;
 mod dns;
 mod hostile;
@@ -15,19 +16,25 @@ mod server;
 mod sink;
 mod timeouts;
 mod tls;
+mod verify;
 
 use std::time::Duration;
 
 use envelope::{DeliveryReport, Envelope, Nexthop, OutcomeKind, QueueId};
 
-use super::{SmtpClient, SmtpSettings, Timeouts, TlsLevel};
+use super::{SaslSettings, SmtpClient, SmtpSettings, SmtpTlsLevel, Timeouts};
 
 /// Settings for tests: short timeouts, no TLS, the given default port and name servers.
 pub fn settings(port: u16) -> SmtpSettings {
     SmtpSettings {
         dialect: super::settings::Dialect::Smtp,
         helo_name: "client.test".into(),
-        tls_level: TlsLevel::None,
+        tls_level: SmtpTlsLevel::None,
+        ca_file: String::new(),
+        secure_cert_match: vec!["nexthop".into(), "dot-nexthop".into()],
+        verify_cert_match: vec!["hostname".into()],
+        tls_policy_maps: Vec::new(),
+        sasl: SaslSettings::default(),
         recipient_limit: 50,
         timeouts: Timeouts::uniform(Duration::from_secs(5)),
         default_port: port,

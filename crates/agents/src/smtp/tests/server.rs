@@ -40,6 +40,8 @@ pub enum StartTls {
 }
 
 pub type RcptRule = Arc<dyn Fn(&str) -> Action + Send + Sync>;
+/// The answer to AUTH (PLAIN or LOGIN) for a user and password.
+pub type AuthRule = Arc<dyn Fn(&str, &str) -> Action + Send + Sync>;
 
 /// The script of a server.
 #[derive(Clone)]
@@ -56,6 +58,8 @@ pub struct Behaviour {
     pub starttls: StartTls,
     /// Hang up after each accepted message (tests connection-cache probing).
     pub close_after_message: bool,
+    /// How AUTH is answered (offer it with an `AUTH PLAIN LOGIN` EHLO keyword).
+    pub auth: AuthRule,
 }
 
 impl Default for Behaviour {
@@ -70,6 +74,7 @@ impl Default for Behaviour {
             rset: reply("250 2.0.0 Ok"),
             starttls: StartTls::Off,
             close_after_message: false,
+            auth: Arc::new(|_, _| reply("535 5.7.8 Error: authentication failed")),
         }
     }
 }
@@ -104,6 +109,8 @@ pub struct Transcript {
     /// For each MAIL command: the lines that had already arrived with it (pipelining).
     pub batched_with_mail: Vec<Vec<String>>,
     pub messages: Vec<Received>,
+    /// Each AUTH: mechanism, user, password, and whether it came over TLS.
+    pub auth: Vec<(String, String, String, bool)>,
 }
 
 impl Transcript {
@@ -197,6 +204,10 @@ impl Session {
             "EHLO" => self.ehlo_reply(),
             "HELO" => reply("250 test.example"),
             "STARTTLS" => return self.starttls().await,
+            "AUTH" => match self.auth(line).await {
+                Some(action) => action,
+                None => return Next::Stop,
+            },
             "MAIL" => {
                 self.note_batch();
                 self.current = Received {
@@ -297,6 +308,37 @@ impl Session {
             return Next::Stop;
         }
         Next::Continue
+    }
+
+    /// AUTH PLAIN with an initial response, or AUTH LOGIN's two prompts.
+    async fn auth(&mut self, line: &str) -> Option<Action> {
+        use base64::Engine;
+        let decode = |b64: &str| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .unwrap_or_default();
+            String::from_utf8_lossy(&bytes).to_string()
+        };
+        let words: Vec<&str> = line.split(' ').collect();
+        let mechanism = words.get(1).copied().unwrap_or("").to_ascii_uppercase();
+        let (user, password) = match mechanism.as_str() {
+            "PLAIN" => {
+                let token = decode(words.get(2).copied().unwrap_or(""));
+                let mut parts = token.split('\0').skip(1);
+                let user = parts.next().unwrap_or("").to_string();
+                (user, parts.next().unwrap_or("").to_string())
+            }
+            "LOGIN" => {
+                self.act(&reply("334 VXNlcm5hbWU6")).await;
+                let user = decode(&self.read_line().await?);
+                self.act(&reply("334 UGFzc3dvcmQ6")).await;
+                (user, decode(&self.read_line().await?))
+            }
+            _ => return Some(reply("504 5.5.4 Unrecognized authentication type")),
+        };
+        let entry = (mechanism, user.clone(), password.clone(), self.tls);
+        self.log.lock().unwrap().auth.push(entry);
+        Some((self.behaviour.auth)(&user, &password))
     }
 
     async fn starttls(&mut self) -> Next {

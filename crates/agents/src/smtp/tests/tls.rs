@@ -27,7 +27,7 @@ fn tls_server(starttls: StartTls) -> Behaviour {
     }
 }
 
-async fn deliver_with(level: TlsLevel, server: &TestServer) -> DeliveryReport {
+async fn deliver_with(level: SmtpTlsLevel, server: &TestServer) -> DeliveryReport {
     let mut s = settings(25);
     s.tls_level = level;
     let client = client(s);
@@ -38,7 +38,7 @@ async fn deliver_with(level: TlsLevel, server: &TestServer) -> DeliveryReport {
 #[tokio::test]
 async fn may_uses_starttls_when_offered() {
     let server = TestServer::start(tls_server(StartTls::On(server_tls()))).await;
-    let report = deliver_with(TlsLevel::May, &server).await;
+    let report = deliver_with(SmtpTlsLevel::May, &server).await;
     assert_eq!(kinds(&report), [Sent], "{report:?}");
     let t = server.transcript();
     assert_eq!(t.tls_sessions, 1);
@@ -49,7 +49,7 @@ async fn may_uses_starttls_when_offered() {
 #[tokio::test]
 async fn may_sends_plaintext_when_tls_is_not_offered() {
     let server = TestServer::start(Behaviour::default()).await;
-    let report = deliver_with(TlsLevel::May, &server).await;
+    let report = deliver_with(SmtpTlsLevel::May, &server).await;
     assert_eq!(kinds(&report), [Sent]);
     assert_eq!(server.transcript().count("STARTTLS"), 0);
 }
@@ -57,7 +57,7 @@ async fn may_sends_plaintext_when_tls_is_not_offered() {
 #[tokio::test]
 async fn may_retries_in_plaintext_after_a_failed_handshake() {
     let server = TestServer::start(tls_server(StartTls::Broken)).await;
-    let report = deliver_with(TlsLevel::May, &server).await;
+    let report = deliver_with(SmtpTlsLevel::May, &server).await;
     assert_eq!(kinds(&report), [Sent], "{report:?}");
     let t = server.transcript();
     assert_eq!(t.connections, 2);
@@ -71,7 +71,7 @@ async fn may_retries_in_plaintext_after_a_failed_handshake() {
 #[tokio::test]
 async fn none_never_sends_starttls() {
     let server = TestServer::start(tls_server(StartTls::On(server_tls()))).await;
-    let report = deliver_with(TlsLevel::None, &server).await;
+    let report = deliver_with(SmtpTlsLevel::None, &server).await;
     assert_eq!(kinds(&report), [Sent]);
     assert_eq!(server.transcript().count("STARTTLS"), 0);
 }
@@ -79,7 +79,7 @@ async fn none_never_sends_starttls() {
 #[tokio::test]
 async fn encrypt_delivers_over_tls() {
     let server = TestServer::start(tls_server(StartTls::On(server_tls()))).await;
-    let report = deliver_with(TlsLevel::Encrypt, &server).await;
+    let report = deliver_with(SmtpTlsLevel::Encrypt, &server).await;
     assert_eq!(kinds(&report), [Sent]);
     assert_eq!(server.transcript().tls_sessions, 1);
 }
@@ -87,7 +87,7 @@ async fn encrypt_delivers_over_tls() {
 #[tokio::test]
 async fn encrypt_without_starttls_defers() {
     let server = TestServer::start(Behaviour::default()).await;
-    let report = deliver_with(TlsLevel::Encrypt, &server).await;
+    let report = deliver_with(SmtpTlsLevel::Encrypt, &server).await;
     assert_eq!(kinds(&report), [Deferred]);
     assert_eq!(report.outcomes[0].dsn, "4.7.4");
     let text = "TLS is required, but was not offered by host 127.0.0.1[127.0.0.1]";
@@ -99,7 +99,7 @@ async fn encrypt_without_starttls_defers() {
 #[tokio::test]
 async fn encrypt_after_a_failed_handshake_defers() {
     let server = TestServer::start(tls_server(StartTls::Broken)).await;
-    let report = deliver_with(TlsLevel::Encrypt, &server).await;
+    let report = deliver_with(SmtpTlsLevel::Encrypt, &server).await;
     assert_eq!(kinds(&report), [Deferred]);
     assert_eq!(report.outcomes[0].dsn, "4.7.5");
     assert_eq!(
@@ -114,7 +114,7 @@ async fn encrypt_after_a_failed_handshake_defers() {
 async fn tls_sessions_are_reused_too() {
     let server = TestServer::start(tls_server(StartTls::On(server_tls()))).await;
     let mut s = settings(25);
-    s.tls_level = TlsLevel::Encrypt;
+    s.tls_level = SmtpTlsLevel::Encrypt;
     let client = client(s);
     let env = envelope("f@a.example", &["one@b.example"]);
     let hop = loopback(server.port());

@@ -1,0 +1,185 @@
+//! The TLS policy of one destination: `smtp_tls_security_level` and the match lists, or the
+//! destination's line of `smtp_tls_policy_maps` (tls_policy(5): `example.org secure
+//! match=mx.example.org:.example.org`, `[mx.example.net]:587 encrypt`).
+//!
+//! Inputs → outputs: a nexthop → [`TlsPolicy`] (level and the certificate names it needs),
+//! or the reason the policy entry is unusable (the mail is deferred, never sent with less
+//! protection than the operator asked for).
+//! Lookup keys, as Postfix's: the nexthop as written (`[host]:port` or `[host]`) for a
+//! nexthop without MX lookup; the domain, then `.parent` forms for its parent domains, for
+//! an MX destination.
+//! Security stance: the table is the operator's; the destination name comes from routing.
+
+use envelope::Nexthop;
+
+use super::maps::TextMap;
+use super::settings::{SmtpSettings, SmtpTlsLevel};
+
+/// What TLS a destination gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TlsPolicy {
+    pub level: SmtpTlsLevel,
+    /// Certificate name rules at verify/secure (`hostname`, `nexthop`, `dot-nexthop`, a
+    /// name, `.domain`); empty below verify.
+    pub matches: Vec<String>,
+}
+
+impl TlsPolicy {
+    /// No TLS (LMTP, whose lmtp_tls_* mailroom does not implement).
+    pub fn none() -> TlsPolicy {
+        TlsPolicy {
+            level: SmtpTlsLevel::None,
+            matches: Vec::new(),
+        }
+    }
+
+    /// The destination's policy: its table entry, else the global level.
+    pub fn for_nexthop(
+        settings: &SmtpSettings,
+        table: &TextMap,
+        nexthop: &Nexthop,
+    ) -> Result<TlsPolicy, String> {
+        match lookup(table, nexthop) {
+            Some((key, value)) => parse_entry(settings, key, &value),
+            None => Ok(TlsPolicy::level(settings, settings.tls_level, None)),
+        }
+    }
+
+    /// `level` with its match list: `explicit` (from `match=`), else the level's default.
+    fn level(settings: &SmtpSettings, level: SmtpTlsLevel, explicit: Option<Vec<String>>) -> Self {
+        let matches = match level {
+            SmtpTlsLevel::Verify => explicit.unwrap_or_else(|| settings.verify_cert_match.clone()),
+            SmtpTlsLevel::Secure => explicit.unwrap_or_else(|| settings.secure_cert_match.clone()),
+            _ => Vec::new(),
+        };
+        TlsPolicy { level, matches }
+    }
+}
+
+/// The first key of the nexthop found in the table, and its value.
+fn lookup(table: &TextMap, nexthop: &Nexthop) -> Option<(String, String)> {
+    if table.is_empty() {
+        return None;
+    }
+    let host = nexthop.host.trim_end_matches('.').to_ascii_lowercase();
+    let mut keys = Vec::new();
+    if nexthop.mx_lookup {
+        keys.push(host.clone());
+        let mut rest = host.as_str();
+        while let Some((_, parent)) = rest.split_once('.') {
+            keys.push(format!(".{parent}"));
+            rest = parent;
+        }
+    } else {
+        // One key, the nexthop as written (Postfix: an explicit nexthop matches only its
+        // own entry).
+        keys.push(match nexthop.port {
+            Some(port) => format!("[{host}]:{port}"),
+            None => format!("[{host}]"),
+        });
+    }
+    keys.into_iter()
+        .find_map(|key| table.get(&key).map(|value| (key, value)))
+}
+
+/// `level [match=a:b] [other=…]`; other attributes (ciphers, protocols) are accepted and
+/// ignored: rustls offers only TLS 1.2 and 1.3 with strong ciphers.
+fn parse_entry(settings: &SmtpSettings, key: String, value: &str) -> Result<TlsPolicy, String> {
+    let mut words = value.split_whitespace();
+    let word = words.next().unwrap_or("");
+    let level = SmtpTlsLevel::parse(word).map_err(|why| {
+        format!("smtp_tls_policy_maps: {key}: invalid TLS security level \"{word}\" ({why})")
+    })?;
+    let explicit = words
+        .filter_map(|attribute| attribute.strip_prefix("match="))
+        .map(|names| {
+            names
+                .split(':')
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .next();
+    Ok(TlsPolicy::level(settings, level, explicit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> TextMap {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy");
+        std::fs::write(&path, text).unwrap();
+        TextMap::load(
+            "smtp_tls_policy_maps",
+            &[path.display().to_string()],
+            super::super::maps::Secrecy::Public,
+        )
+        .unwrap()
+    }
+
+    fn hop(host: &str, port: Option<u16>, mx_lookup: bool) -> Nexthop {
+        Nexthop {
+            host: host.into(),
+            port,
+            mx_lookup,
+        }
+    }
+
+    fn settings() -> SmtpSettings {
+        SmtpSettings::from_config(&config::Config::embedded_default())
+    }
+
+    #[test]
+    fn policy_keys_follow_tls_policy_5() {
+        let t = table(
+            "example.org secure match=mx.example.org:.example.org\n\
+             .example.net verify\n[mx.example.net]:587 encrypt\n[relay.test] none\n",
+        );
+        let s = settings();
+        let p = |h: Nexthop| TlsPolicy::for_nexthop(&s, &t, &h).unwrap();
+        let secure = p(hop("Example.ORG", None, true));
+        assert_eq!(secure.level, SmtpTlsLevel::Secure);
+        assert_eq!(secure.matches, ["mx.example.org", ".example.org"]);
+        let sub = p(hop("a.b.example.net", None, true));
+        assert_eq!(
+            (sub.level, sub.matches),
+            (SmtpTlsLevel::Verify, vec!["hostname".to_string()])
+        );
+        assert_eq!(
+            p(hop("example.net", None, true)).level,
+            SmtpTlsLevel::May,
+            "no entry"
+        );
+        assert_eq!(
+            p(hop("mx.example.net", Some(587), false)).level,
+            SmtpTlsLevel::Encrypt
+        );
+        assert_eq!(
+            p(hop("mx.example.net", Some(25), false)).level,
+            SmtpTlsLevel::May
+        );
+        assert_eq!(p(hop("relay.test", None, false)).level, SmtpTlsLevel::None);
+        assert_eq!(
+            p(hop("relay.test", Some(25), false)).level,
+            SmtpTlsLevel::May
+        );
+        let default = p(hop("other.test", None, true));
+        assert_eq!(
+            (default.level, default.matches.len()),
+            (SmtpTlsLevel::May, 0)
+        );
+    }
+
+    #[test]
+    fn an_invalid_level_is_an_error_not_a_downgrade() {
+        let t = table("example.org strict\n");
+        let err =
+            TlsPolicy::for_nexthop(&settings(), &t, &hop("example.org", None, true)).unwrap_err();
+        assert!(
+            err.contains("invalid TLS security level \"strict\""),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! Certificate checks of the SMTP client per TLS level, and Postfix's words for the result.
+//!
+//! Every TLS session gets a fresh [`PolicyVerifier`]: it checks the chain against the trust
+//! anchors (`smtp_tls_CAfile`, else the system store) and the names of the level's match
+//! list, records the verdict ([`Trust`]) for the log line, and fails the handshake only
+//! when the level demands verification (verify, secure). At may/encrypt the verdict is only
+//! logged, as Postfix logs `Untrusted TLS connection established to …`.
+//!
+//! Name rules (Postfix's `smtp_tls_*_cert_match`): `hostname` = the MX host name,
+//! `nexthop` = the destination domain, `dot-nexthop` = any subdomain of it, `.example.com`
+//! = any subdomain of example.com, anything else = that name. Exact names are matched by
+//! webpki (wildcards included); subdomain rules against the certificate's DNS names.
+//! Invariants: the handshake signature is always checked against the presented key; a
+//! verify/secure session is never established with a certificate that failed a check.
+//! Security stance: the certificate is untrusted input, parsed by webpki only.
+
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+
+use super::policy::TlsPolicy;
+
+/// The trust anchors and crypto provider every session's verifier shares.
+pub(crate) struct TlsContext {
+    provider: Arc<CryptoProvider>,
+    /// `smtp_tls_CAfile` or the system store; the error when neither could be loaded.
+    roots: Result<Arc<RootCertStore>, String>,
+}
+
+impl TlsContext {
+    /// Loads `ca_file` (empty = the system store). A failure is kept, not fatal: it defers
+    /// only the destinations whose level needs verification.
+    pub fn load(ca_file: &str) -> TlsContext {
+        let path = (!ca_file.is_empty()).then(|| std::path::Path::new(ca_file));
+        let roots = security::tls::root_store(path)
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+        TlsContext {
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            roots,
+        }
+    }
+
+    /// Why verification is impossible, if it is.
+    pub fn problem(&self) -> Option<&str> {
+        self.roots.as_ref().err().map(String::as_str)
+    }
+
+    /// A client configuration for one session with the MX host `hostname` of `nexthop`
+    /// under `policy`, and the slot its verifier writes the verdict to. Fails only when
+    /// the level needs verification and no trust anchors could be loaded.
+    pub fn client_config(
+        &self,
+        policy: &TlsPolicy,
+        hostname: &str,
+        nexthop: &str,
+    ) -> Result<(Arc<ClientConfig>, Verdict), String> {
+        let enforce = policy.level.requires_verification();
+        if let (true, Some(why)) = (enforce, self.problem()) {
+            return Err(format!(
+                "TLS is required, but our TLS engine is unavailable: {why}"
+            ));
+        }
+        let (exact, parents) = PolicyVerifier::rules(&policy.matches, hostname, nexthop);
+        let verdict = Verdict::default();
+        let verifier = PolicyVerifier {
+            provider: self.provider.clone(),
+            roots: self.roots.as_ref().ok().cloned(),
+            exact,
+            parents,
+            enforce,
+            verdict: verdict.clone(),
+        };
+        let config = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(security::tls::PROTOCOL_VERSIONS)
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        Ok((Arc::new(config), verdict))
+    }
+}
+
+/// What a certificate proved (Postfix's words at the start of the log line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Trust {
+    /// Trusted chain and a matching name.
+    Verified,
+    /// Trusted chain, no matching name.
+    Trusted,
+    /// The chain does not lead to a trusted CA (or no CA is configured).
+    Untrusted,
+}
+
+impl Trust {
+    pub fn word(&self) -> &'static str {
+        match self {
+            Trust::Verified => "Verified",
+            Trust::Trusted => "Trusted",
+            Trust::Untrusted => "Untrusted",
+        }
+    }
+}
+
+/// The verdict and, when not verified, why (for the log).
+pub(crate) type Verdict = Arc<Mutex<Option<(Trust, String)>>>;
+
+/// The verifier of one TLS session.
+#[derive(Debug)]
+pub(crate) struct PolicyVerifier {
+    pub provider: Arc<CryptoProvider>,
+    pub roots: Option<Arc<RootCertStore>>,
+    /// Exact names (`hostname`, `nexthop` and literal names already resolved).
+    pub exact: Vec<String>,
+    /// Domains whose strict subdomains match (`dot-nexthop`, `.domain`), lower case.
+    pub parents: Vec<String>,
+    /// Fail the handshake unless [`Trust::Verified`].
+    pub enforce: bool,
+    pub verdict: Verdict,
+}
+
+impl PolicyVerifier {
+    /// Resolves the rules of `matches` for the MX host `hostname` of `nexthop`.
+    pub fn rules(matches: &[String], hostname: &str, nexthop: &str) -> (Vec<String>, Vec<String>) {
+        let (mut exact, mut parents) = (Vec::new(), Vec::new());
+        let clean = |name: &str| name.trim_end_matches('.').to_ascii_lowercase();
+        for rule in matches {
+            match rule.as_str() {
+                "hostname" => exact.push(clean(hostname)),
+                "nexthop" => exact.push(clean(nexthop)),
+                "dot-nexthop" => parents.push(clean(nexthop)),
+                other => match other.strip_prefix('.') {
+                    Some(domain) => parents.push(clean(domain)),
+                    None => exact.push(clean(other)),
+                },
+            }
+        }
+        (exact, parents)
+    }
+
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> (Trust, String) {
+        let Some(roots) = &self.roots else {
+            return (Trust::Untrusted, "no trusted CA certificates".into());
+        };
+        let cert = match ParsedCertificate::try_from(end_entity) {
+            Ok(cert) => cert,
+            Err(e) => return (Trust::Untrusted, e.to_string()),
+        };
+        let algorithms = self.provider.signature_verification_algorithms.all;
+        if let Err(e) =
+            verify_server_cert_signed_by_trust_anchor(&cert, roots, intermediates, now, algorithms)
+        {
+            return (Trust::Untrusted, describe(&e));
+        }
+        match self.name_matches(&cert) {
+            Ok(()) => (Trust::Verified, String::new()),
+            Err(presented) => (
+                Trust::Trusted,
+                format!(
+                    "certificate names {presented:?} match none of {:?}",
+                    self.wanted()
+                ),
+            ),
+        }
+    }
+
+    /// Ok when a rule matches; else the names the certificate presents.
+    fn name_matches(&self, cert: &ParsedCertificate<'_>) -> Result<(), Vec<String>> {
+        let mut presented = Vec::new();
+        let probes = self
+            .exact
+            .iter()
+            .map(String::as_str)
+            .chain(["mailroom.invalid"]);
+        for name in probes {
+            let Ok(server_name) = ServerName::try_from(name.to_string()) else {
+                continue;
+            };
+            match verify_server_name(cert, &server_name) {
+                Ok(()) if name != "mailroom.invalid" => return Ok(()),
+                Ok(()) => {}
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForNameContext {
+                        presented: names, ..
+                    },
+                )) => presented = names.iter().filter_map(|n| dns_name(n)).collect(),
+                Err(_) => {}
+            }
+        }
+        let under = |name: &str, parent: &str| {
+            let name = name.trim_start_matches("*.").to_ascii_lowercase();
+            name.ends_with(&format!(".{parent}"))
+        };
+        if presented
+            .iter()
+            .any(|name| self.parents.iter().any(|parent| under(name, parent)))
+        {
+            return Ok(());
+        }
+        Err(presented)
+    }
+
+    fn wanted(&self) -> Vec<String> {
+        let parents = self.parents.iter().map(|p| format!(".{p}"));
+        self.exact.iter().cloned().chain(parents).collect()
+    }
+}
+
+/// The DNS name of one of webpki's presented names (`DnsName("mx.example")`, its Debug
+/// form: webpki offers no other way to list a certificate's names); IP addresses and other
+/// kinds are `None`. The subdomain tests below fail if the form ever changes.
+fn dns_name(presented: &str) -> Option<String> {
+    let name = presented.strip_prefix("DnsName(\"")?.strip_suffix("\")")?;
+    Some(name.to_ascii_lowercase())
+}
+
+/// A chain error in words an operator can act on.
+fn describe(error: &rustls::Error) -> String {
+    match error {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "untrusted issuer (not signed by a CA in smtp_tls_CAfile or the system store)".into()
+        }
+        rustls::Error::InvalidCertificate(CertificateError::ExpiredContext { .. })
+        | rustls::Error::InvalidCertificate(CertificateError::Expired) => {
+            "certificate has expired".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+impl ServerCertVerifier for PolicyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let (trust, why) = self.check(end_entity, intermediates, now);
+        let verified = trust == Trust::Verified;
+        *self.verdict.lock().unwrap_or_else(|e| e.into_inner()) = Some((trust, why.clone()));
+        if self.enforce && !verified {
+            return Err(rustls::Error::General(why));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// `TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)`: the protocol and cipher
+/// in OpenSSL's names, as Postfix logs them.
+pub(crate) fn describe_session(conn: &rustls::ClientConnection) -> String {
+    let protocol = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+        Some(other) => format!("{other:?}"),
+        None => "unknown".to_string(),
+    };
+    let suite = conn
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()))
+        .unwrap_or_default();
+    let (name, bits) = openssl_cipher(&suite);
+    format!("{protocol} with cipher {name} ({bits}/{bits} bits)")
+}
+
+/// rustls's IANA-style suite name → OpenSSL's name and the key size.
+fn openssl_cipher(iana: &str) -> (String, u32) {
+    let bits = if iana.contains("AES_128") { 128 } else { 256 };
+    if let Some(rest) = iana.strip_prefix("TLS13_") {
+        return (format!("TLS_{rest}"), bits);
+    }
+    let Some(rest) = iana.strip_prefix("TLS_ECDHE_") else {
+        return (iana.to_string(), bits);
+    };
+    let Some((auth, cipher)) = rest.split_once("_WITH_") else {
+        return (iana.to_string(), bits);
+    };
+    let cipher = cipher
+        .replace("AES_128_GCM", "AES128-GCM")
+        .replace("AES_256_GCM", "AES256-GCM")
+        .replace("CHACHA20_POLY1305_SHA256", "CHACHA20-POLY1305")
+        .replace('_', "-");
+    (format!("ECDHE-{auth}-{cipher}"), bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cipher_names_are_openssl_names() {
+        assert_eq!(
+            openssl_cipher("TLS13_AES_256_GCM_SHA384"),
+            ("TLS_AES_256_GCM_SHA384".to_string(), 256)
+        );
+        assert_eq!(
+            openssl_cipher("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+            ("ECDHE-RSA-AES128-GCM-SHA256".to_string(), 128)
+        );
+        assert_eq!(
+            openssl_cipher("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
+            ("ECDHE-ECDSA-CHACHA20-POLY1305".to_string(), 256)
+        );
+    }
+
+    #[test]
+    fn match_rules_resolve_hostname_nexthop_and_subdomains() {
+        let rules = [
+            "hostname",
+            "nexthop",
+            "dot-nexthop",
+            ".Example.COM",
+            "mx.other.",
+        ]
+        .map(String::from);
+        let (exact, parents) = PolicyVerifier::rules(&rules, "MX1.example.org", "example.org");
+        assert_eq!(exact, ["mx1.example.org", "example.org", "mx.other"]);
+        assert_eq!(parents, ["example.org", "example.com"]);
+    }
+}
