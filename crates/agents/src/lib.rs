@@ -47,10 +47,11 @@
 //! request id, several at once); that helper re-checks every request against its own
 //! configuration. The module doc argues the design (a helper process, not setfsuid in the
 //! daemon, not a process per delivery). The SMTP client ([`smtp`]) needs no privilege and
-//! runs as `mail_owner` in the daemon.
+//! runs as `mail_owner` in the daemon; it DKIM-signs outgoing mail with [`dkim`]'s keys.
 
 #![forbid(unsafe_code)]
 
+pub mod dkim;
 pub mod local;
 pub mod smtp;
 

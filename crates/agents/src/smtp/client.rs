@@ -26,12 +26,15 @@ use super::session::{self, HostFailure, Opener};
 use super::settings::{SmtpSettings, TlsLevel};
 use super::transaction::{self, After};
 use super::SmtpError;
+use crate::dkim::Signer;
 
 /// The SMTP client: cheap to clone (one shared resolver, TLS configuration and connection
 /// cache); call [`SmtpClient::deliver`] from as many tasks as the scheduler allows.
 #[derive(Clone)]
 pub struct SmtpClient {
     inner: Arc<Inner>,
+    /// DKIM keys (`dkim_sign`); empty = sign nothing.
+    dkim: Signer,
 }
 
 struct Inner {
@@ -66,7 +69,13 @@ impl SmtpClient {
                 tls,
                 cache: Arc::default(),
             }),
+            dkim: Signer::default(),
         })
+    }
+
+    /// The same client, DKIM-signing what [`SmtpClient::deliver`] sends with `dkim`.
+    pub fn with_dkim(self, dkim: Signer) -> SmtpClient {
+        SmtpClient { dkim, ..self }
     }
 
     pub fn settings(&self) -> &SmtpSettings {
@@ -79,8 +88,8 @@ impl SmtpClient {
     }
 
     /// Delivers `message` (LF line ends) to `env.recipients[i]` for each `i` in `recipients`,
-    /// all routed to `nexthop` (without a port: `smtp_default_port`). Never fails: every
-    /// problem is an outcome.
+    /// all routed to `nexthop` (without a port: `smtp_default_port`), DKIM-signed when a
+    /// `dkim_sign` domain matches. Never fails: every problem is an outcome.
     pub async fn deliver(
         &self,
         nexthop: &Nexthop,
@@ -89,7 +98,34 @@ impl SmtpClient {
         recipients: &[usize],
         message: &[u8],
     ) -> DeliveryReport {
-        let job = Job::new(id, env, message, self.inner.settings.line_length_limit);
+        let request = Request { id, env, message };
+        self.send(nexthop, request, recipients, Some(&self.dkim))
+            .await
+    }
+
+    /// Like [`SmtpClient::deliver`], to the content filter: never signed, because the
+    /// filter may still change the message (it is signed when it leaves after re-injection).
+    pub async fn deliver_to_filter(
+        &self,
+        nexthop: &Nexthop,
+        id: QueueId,
+        env: &Envelope,
+        recipients: &[usize],
+        message: &[u8],
+    ) -> DeliveryReport {
+        let request = Request { id, env, message };
+        self.send(nexthop, request, recipients, None).await
+    }
+
+    async fn send(
+        &self,
+        nexthop: &Nexthop,
+        request: Request<'_>,
+        recipients: &[usize],
+        dkim: Option<&Signer>,
+    ) -> DeliveryReport {
+        let Request { id, env, message } = request;
+        let mut job = Job::new(id, env, message, self.inner.settings.line_length_limit);
         let mut out = Outcomes::new(recipients);
         if let Some(failure) = job.sender_problem() {
             out.fail_open(&failure, "none");
@@ -99,6 +135,9 @@ impl SmtpClient {
         if rcpts.is_empty() {
             return report(out, None);
         }
+        if let Some(signer) = dkim {
+            job.sign_with(signer);
+        }
         // One spelling per destination, so `[h]` and `[h]:25` share cached connections.
         let nexthop = Nexthop {
             port: Some(nexthop.port_or(self.inner.settings.default_port)),
@@ -107,6 +146,13 @@ impl SmtpClient {
         let destination_failure = self.inner.deliver(&nexthop, &job, &rcpts, &mut out).await;
         report(out, destination_failure)
     }
+}
+
+/// The message a delivery carries.
+struct Request<'a> {
+    id: QueueId,
+    env: &'a Envelope,
+    message: &'a [u8],
 }
 
 fn report(out: Outcomes, destination_failure: Option<String>) -> DeliveryReport {

@@ -185,9 +185,10 @@ impl LiveConfig {
     }
 }
 
-/// The SMTP client, with its settings from `cfg`.
+/// The SMTP client, with its settings and DKIM keys from `cfg`.
 fn smtp_remote(cfg: &Config) -> Result<sched::SmtpRemote, String> {
-    sched::SmtpRemote::new(agents::SmtpSettings::from_config(cfg))
+    let dkim = agents::dkim::DkimSettings::from_config(cfg);
+    sched::SmtpRemote::new(agents::SmtpSettings::from_config(cfg), &dkim)
 }
 
 /// What every task of the daemon shares: store, scheduler settings, local and SMTP agents.
