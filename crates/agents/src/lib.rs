@@ -53,6 +53,7 @@
 
 pub mod dkim;
 pub mod local;
+pub mod mta_sts;
 pub mod smtp;
 
 pub use local::{

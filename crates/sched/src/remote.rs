@@ -63,15 +63,19 @@ pub struct SmtpRemote {
 }
 
 impl SmtpRemote {
-    /// The client, DKIM-signing with `dkim` (the keys are loaded and checked here).
+    /// The client, DKIM-signing with `dkim` (the keys are loaded and checked here) and
+    /// honouring MTA-STS as `sts` says.
     pub fn new(
         settings: agents::SmtpSettings,
         dkim: &agents::dkim::DkimSettings,
+        sts: &agents::mta_sts::MtaStsSettings,
     ) -> Result<SmtpRemote, String> {
         let signer = agents::dkim::Signer::load(dkim).map_err(|e| e.to_string())?;
+        let sts = agents::mta_sts::MtaSts::new(sts)?.map(std::sync::Arc::new);
         let client = agents::SmtpClient::new(settings)
             .map_err(|e| e.to_string())?
-            .with_dkim(signer);
+            .with_dkim(signer)
+            .with_mta_sts(sts);
         Ok(SmtpRemote { client })
     }
 }

@@ -24,9 +24,11 @@ use super::failure::{Failure, Phase};
 use super::job::{Job, Outcomes, Rcpt};
 use super::session::{self, HostFailure, Opener};
 use super::settings::{SmtpSettings, TlsLevel};
+use super::sts::{self, Gate};
 use super::transaction::{self, After};
 use super::SmtpError;
 use crate::dkim::Signer;
+use crate::mta_sts::MtaSts;
 
 /// The SMTP client: cheap to clone (one shared resolver, TLS configuration and connection
 /// cache); call [`SmtpClient::deliver`] from as many tasks as the scheduler allows.
@@ -35,6 +37,8 @@ pub struct SmtpClient {
     inner: Arc<Inner>,
     /// DKIM keys (`dkim_sign`); empty = sign nothing.
     dkim: Signer,
+    /// MTA-STS policies (`smtp_mta_sts`); `None` = off.
+    sts: Option<Arc<MtaSts>>,
 }
 
 struct Inner {
@@ -70,7 +74,13 @@ impl SmtpClient {
                 cache: Arc::default(),
             }),
             dkim: Signer::default(),
+            sts: None,
         })
+    }
+
+    /// The same client, honouring MTA-STS policies through `sts`.
+    pub fn with_mta_sts(self, sts: Option<Arc<MtaSts>>) -> SmtpClient {
+        SmtpClient { sts, ..self }
     }
 
     /// The same client, DKIM-signing what [`SmtpClient::deliver`] sends with `dkim`.
@@ -143,7 +153,11 @@ impl SmtpClient {
             port: Some(nexthop.port_or(self.inner.settings.default_port)),
             ..nexthop.clone()
         };
-        let destination_failure = self.inner.deliver(&nexthop, &job, &rcpts, &mut out).await;
+        let gate = sts::Gate::for_nexthop(self.sts.as_deref(), &self.inner.dns, &nexthop).await;
+        let destination_failure = self
+            .inner
+            .deliver(&nexthop, &job, &rcpts, &mut out, gate.as_ref())
+            .await;
         report(out, destination_failure)
     }
 }
@@ -171,21 +185,28 @@ impl Inner {
         job: &Job<'_>,
         rcpts: &[Rcpt<'_>],
         out: &mut Outcomes,
+        gate: Option<&Gate>,
     ) -> Option<String> {
-        if let Some(conn) = self.reuse(nexthop).await {
+        // Under an enforced MTA-STS policy every session is opened (and verified) anew.
+        let enforced = gate.is_some_and(Gate::enforces);
+        if let Some(conn) = self.reuse(nexthop).await.filter(|_| !enforced) {
             tracing::debug!(target: "smtp", "{}: reusing connection to {}", job.id, conn.peer.relay());
             self.run_session(nexthop, conn, job, rcpts, out).await;
             return None;
         }
-        let peers = match self
+        let peers = self
             .dns
             .peers(
                 nexthop,
                 nexthop.port_or(self.settings.default_port),
                 self.settings.mx_address_limit,
             )
-            .await
-        {
+            .await;
+        let peers = match (peers, gate) {
+            (Ok(peers), Some(gate)) => gate.filter(job.id, peers),
+            (other, _) => other,
+        };
+        let peers = match peers {
             Ok(peers) => peers,
             Err(failure) => {
                 out.fail_open(&failure, "none");
@@ -197,7 +218,7 @@ impl Inner {
             if let Some(previous) = &last {
                 tracing::info!(target: "smtp", "{}: {}", job.id, previous.failure.text);
             }
-            match self.open(peer).await {
+            match self.open(peer, gate).await {
                 Ok(conn) => {
                     self.run_session(nexthop, conn, job, rcpts, out).await;
                     return None;
@@ -214,8 +235,24 @@ impl Inner {
         Some(last.failure.text)
     }
 
-    /// Opens a session, retrying once without TLS after a failed handshake at level `may`.
-    async fn open(&self, peer: super::conn::Peer) -> Result<Connection, HostFailure> {
+    /// Opens a session, retrying once without TLS after a failed handshake at level `may`;
+    /// under an enforced MTA-STS policy, with verified TLS required.
+    async fn open(
+        &self,
+        peer: super::conn::Peer,
+        gate: Option<&Gate>,
+    ) -> Result<Connection, HostFailure> {
+        if let Some((settings, tls)) = gate.and_then(|g| g.required_tls(&self.settings)) {
+            let opener = Opener {
+                settings: &settings,
+                tls: Some(tls),
+            };
+            let gate = gate.expect("required_tls came from it");
+            return opener.open(peer, true).await.map_err(|f| HostFailure {
+                failure: gate.explain(f.failure),
+                ..f
+            });
+        }
         let opener = Opener {
             settings: &self.settings,
             tls: self.tls.clone(),

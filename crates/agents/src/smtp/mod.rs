@@ -43,6 +43,7 @@ mod job;
 mod reply;
 mod session;
 mod settings;
+mod sts;
 mod transaction;
 mod wire;
 

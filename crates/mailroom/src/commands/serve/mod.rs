@@ -185,10 +185,11 @@ impl LiveConfig {
     }
 }
 
-/// The SMTP client, with its settings and DKIM keys from `cfg`.
+/// The SMTP client, with its settings, DKIM keys and MTA-STS from `cfg`.
 fn smtp_remote(cfg: &Config) -> Result<sched::SmtpRemote, String> {
     let dkim = agents::dkim::DkimSettings::from_config(cfg);
-    sched::SmtpRemote::new(agents::SmtpSettings::from_config(cfg), &dkim)
+    let sts = agents::mta_sts::MtaStsSettings::from_config(cfg);
+    sched::SmtpRemote::new(agents::SmtpSettings::from_config(cfg), &dkim, &sts)
 }
 
 /// What every task of the daemon shares: store, scheduler settings, local and SMTP agents.
