@@ -69,20 +69,33 @@ fn make_certificates(dir: &Path) {
         })
         .collect();
     openssl(dir, &other);
-    let mut csr = vec!["req"];
-    csr.extend(ec);
-    csr.extend([
-        "-keyout",
-        "host.key",
-        "-out",
-        "host.csr",
-        "-subj",
-        "/CN=mta-sts.example.net",
-    ]);
-    openssl(dir, &csr);
+    leaf(dir, "host", "mta-sts.example.net");
+}
+
+/// `NAME.pem` and `NAME.key` in `dir`: a certificate for `host` signed by `ca.pem`.
+fn leaf(dir: &Path, name: &str, host: &str) {
+    let (key, csr, ext, pem) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.ext"),
+        format!("{name}.pem"),
+    );
+    let subject = format!("/CN={host}");
+    let mut request = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    request.extend(["-keyout", &key, "-out", &csr, "-subj", &subject]);
+    openssl(dir, &request);
     fs::write(
-        dir.join("host.ext"),
-        "subjectAltName=DNS:mta-sts.example.net\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        dir.join(&ext),
+        format!(
+            "subjectAltName=DNS:{host}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+        ),
     )
     .unwrap();
     openssl(
@@ -91,18 +104,18 @@ fn make_certificates(dir: &Path) {
             "x509",
             "-req",
             "-in",
-            "host.csr",
+            &csr,
             "-CA",
             "ca.pem",
             "-CAkey",
             "ca.key",
             "-CAcreateserial",
             "-out",
-            "host.pem",
+            &pem,
             "-days",
             "2",
             "-extfile",
-            "host.ext",
+            &ext,
         ],
     );
 }
@@ -173,6 +186,19 @@ struct Scenario {
 fn scenario(mx_host: &str, policy: &str, trust: bool) -> Scenario {
     let certs = tempfile::tempdir().unwrap();
     make_certificates(certs.path());
+    let peer = Peer::start();
+    scenario_with(certs, mx_host, policy, trust, peer.port, peer)
+}
+
+/// [`scenario`] with the certificates made already and mail for the MX going to `port`.
+fn scenario_with(
+    certs: tempfile::TempDir,
+    mx_host: &str,
+    policy: &str,
+    trust: bool,
+    port: u16,
+    peer: Peer,
+) -> Scenario {
     let https = PolicyServer::start(certs.path(), policy);
     let dns = Dns::start(
         Zone::default()
@@ -181,7 +207,6 @@ fn scenario(mx_host: &str, policy: &str, trust: bool) -> Scenario {
             .txt("_mta-sts.example.net", "v=STSv1; id=20261201T000000;")
             .a("mta-sts.example.net", "127.0.0.1"),
     );
-    let peer = Peer::start();
     let ca = match trust {
         true => certs.path().join("ca.pem"),
         false => certs.path().join("other.pem"),
@@ -193,7 +218,7 @@ fn scenario(mx_host: &str, policy: &str, trust: bool) -> Scenario {
         .dns(&dns)
         .config(&format!(
             "smtp_mta_sts = true\nsmtp_mta_sts_ca_file = \"{ca}\"\nsmtp_mta_sts_policy_port = {}\nsmtp_default_port = {}\n",
-            https.port, peer.port
+            https.port, port
         ))
         .start();
     world.submit(
@@ -292,4 +317,61 @@ fn a_policy_host_whose_certificate_does_not_verify_gives_no_policy() {
         ],
         1,
     );
+}
+
+/// A second mailroom as the MX, offering STARTTLS with a certificate for mx1.example.net
+/// from the test CA and delivering example.net mail to a local mailbox; and the
+/// certificates' directory.
+fn tls_mx() -> (World, tempfile::TempDir) {
+    let certs = tempfile::tempdir().unwrap();
+    make_certificates(certs.path());
+    leaf(certs.path(), "mx1", "mx1.example.net");
+    let dir = certs.path().display().to_string();
+    let mx = World::started(&format!(
+        "smtpd_tls_cert_file = \"{dir}/mx1.pem\"\nsmtpd_tls_key_file = \"{dir}/mx1.key\"\n\
+         smtpd_tls_security_level = \"may\"\nmydestination = [\"example.net\"]\n"
+    ));
+    (mx, certs)
+}
+
+#[test]
+fn enforce_delivers_to_an_allowed_mx_over_verified_tls() {
+    let (mx, certs) = tls_mx();
+    let s = scenario_with(
+        certs,
+        "mx1.example.net",
+        ENFORCE,
+        true,
+        mx.port,
+        Peer::start(),
+    );
+    mx.env.wait_mbox("user", 1);
+    s.world.wait_lines(
+        &[
+            "to=<user@example.net>",
+            "relay=mx1.example.net[127.0.0.1]",
+            "status=sent",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn enforce_defers_mail_to_an_mx_whose_certificate_names_another_host() {
+    // mx2.example.net matches the policy, but its server shows mx1's certificate.
+    let (mx, certs) = tls_mx();
+    let s = scenario_with(
+        certs,
+        "mx2.example.net",
+        ENFORCE,
+        true,
+        mx.port,
+        Peer::start(),
+    );
+    let reason = wait_reason(&s.world, "MTA-STS");
+    assert_eq!(
+        reason,
+        "Cannot start TLS: handshake failure (MTA-STS policy of example.net: verified TLS required)"
+    );
+    assert_eq!(mx.env.count_mbox("user"), 0);
 }
