@@ -22,7 +22,8 @@
 //! the backoff and lifetime times, `delay_warning_time`, `2bounce_notice_recipient`,
 //! `myhostname`, `bounce_size_limit`, the queue [`queue::Layout`] and the router's
 //! [`Routing`] (`transport_maps`, `relayhost`, `content_filter`, `mydestination`). The SMTP
-//! client comes in built ([`SmtpRemote::new`] from `agents::SmtpSettings`). No part of the
+//! client comes in built ([`SmtpRemote::new`] from `agents::SmtpSettings` and the DKIM and
+//! MTA-STS settings). No part of the
 //! scheduler sees the whole `Config`.
 //!
 //! Who decides, who acts. Deciding is pure (no tokio, store, clock or I/O; table-tested):

@@ -18,7 +18,9 @@
 //! `client` (orchestration) → `cache` (idle sessions per nexthop) → `dns` (where to connect)
 //! → `session` (connect, greeting, EHLO, STARTTLS) → `transaction` (MAIL, RCPT, DATA) with
 //! `wire` (commands and body encoding), `conn` (timed I/O), `reply` (reply parsing) and
-//! `failure` (Postfix texts); `job` holds the message and collects the outcomes.
+//! `failure` (Postfix texts); `job` holds the message (DKIM-signed there, by
+//! [`crate::dkim`], as it will go on the wire) and collects the outcomes; `sts` applies a
+//! recipient domain's MTA-STS policy ([`crate::mta_sts`]) to the MX hosts and the TLS level.
 //!
 //! Invariants:
 //! * exactly one outcome per requested recipient, in request order;
@@ -32,7 +34,7 @@
 //! text reaches logs and DSNs only as printable ASCII inside fixed frames. Envelope addresses
 //! that could inject commands (CR, LF, angle brackets) are refused before connecting. TLS at
 //! `may`/`encrypt` checks no certificate (as Postfix's levels of the same names): it defeats
-//! passive eavesdropping only.
+//! passive eavesdropping only; under an enforced MTA-STS policy the certificate must verify.
 
 mod cache;
 mod client;
