@@ -30,6 +30,13 @@ command -v procmail >/dev/null || need_apt+=(procmail)
 # Manual pages formatted without warnings (crates/mailroom/tests/man_pages_render_cleanly.rs).
 command -v groff >/dev/null || need_apt+=(groff-base)
 command -v man >/dev/null || need_apt+=(man-db)
+# DKIM end-to-end test (crates/mailroom/tests/dkim_signed_mail_verifies_outside.rs): dkimpy
+# from PyPI verifies mailroom's signatures (it brings dnspython; PyNaCl for ed25519-sha256);
+# RSA keys are made with openssl, as opendkim-genkey makes them.
+command -v openssl >/dev/null || need_apt+=(openssl)
+if ! python3 -c 'import dkim, dns.message, nacl.signing' 2>/dev/null; then
+    python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+fi
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         # postfix asks what kind of mail server to configure: none (we only want smtp-sink).
@@ -39,6 +46,11 @@ if ((${#need_apt[@]})); then
         echo "test.sh: missing ${need_apt[*]} and cannot apt-get them (not root?)" >&2
         exit 1
     fi
+fi
+if ! python3 -c 'import dkim, dns.message, nacl.signing' 2>/dev/null; then
+    # Debian's own python3 refuses system-wide pip installs (PEP 668) unless told.
+    python3 -m pip install --quiet dkimpy dnspython pynacl ||
+        python3 -m pip install --quiet --break-system-packages dkimpy dnspython pynacl
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

@@ -31,6 +31,8 @@ pub struct Settings {
     pub maildrop_count_limit: u64,
     pub queue_minfree: u64,
     pub queue_minfree_inodes: u64,
+    /// Files only `mail_owner` may read (the `dkim_sign` keys).
+    pub secret_files: Vec<PathBuf>,
 }
 
 impl Settings {
@@ -59,6 +61,7 @@ impl Settings {
             maildrop_count_limit: cfg.maildrop_count_limit,
             queue_minfree: cfg.queue_minfree,
             queue_minfree_inodes: cfg.queue_minfree_inodes,
+            secret_files: cfg.dkim_sign.iter().map(|k| k.key.clone()).collect(),
         }
     }
 }

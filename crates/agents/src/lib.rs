@@ -50,11 +50,14 @@
 //! request id, several at once); that helper re-checks every request against its own
 //! configuration. The module doc argues the design (a helper process, not setfsuid in the
 //! daemon, not a process per delivery). The SMTP client ([`smtp`]) and the LMTP client (the
-//! same client in its LMTP dialect) need no privilege and run as `mail_owner` in the daemon.
+//! same client in its LMTP dialect) need no privilege and run as `mail_owner` in the daemon;
+//! the SMTP client DKIM-signs outgoing mail with [`dkim`]'s keys.
 
 #![forbid(unsafe_code)]
 
+pub mod dkim;
 pub mod local;
+pub mod mta_sts;
 pub mod smtp;
 
 pub use local::{

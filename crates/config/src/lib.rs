@@ -300,6 +300,17 @@ pub struct Config {
     pub smtp_default_port: u16,
     /// mailroom-only: DNS servers (`127.0.0.1:5353`); empty = /etc/resolv.conf.
     pub dns_nameservers: Vec<String>,
+    /// mailroom-only (Postfix signs through a milter such as OpenDKIM): the domains whose
+    /// outgoing SMTP mail is DKIM-signed, each with its selector and private key file.
+    pub dkim_sign: Vec<DkimSign>,
+    /// mailroom-only (Postfix needs an external policy daemon): honour MTA-STS (RFC 8461)
+    /// policies of recipient domains.
+    pub smtp_mta_sts: bool,
+    /// mailroom-only: the CA certificates (PEM) that MTA-STS trusts for policy hosts and MX
+    /// certificates; empty = the system's roots.
+    pub smtp_mta_sts_ca_file: String,
+    /// mailroom-only: the HTTPS port of MTA-STS policy hosts (443; tests use a loopback port).
+    pub smtp_mta_sts_policy_port: u16,
     /// Bytes of the original message returned in a bounce (Postfix default 50000).
     pub bounce_size_limit: u64,
     /// Postfix: `maillog_file`. Empty = syslog when `syslog_socket` is set, else standard
@@ -348,6 +359,56 @@ impl Config {
     /// (Postfix names: `2bounce_notice_recipient`), including `profile`.
     pub fn parameters(&self) -> Vec<(String, String)> {
         print::parameters(self)
+    }
+}
+
+/// One `dkim_sign` entry: sign mail from `domain` with the key in `key` under `selector`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimSign {
+    /// The signing domain (`d=`), lower case.
+    pub domain: String,
+    /// The selector (`s=`): the key's DNS record is `SELECTOR._domainkey.DOMAIN`.
+    pub selector: String,
+    /// The PEM private key (RSA or Ed25519, PKCS#8 or PKCS#1).
+    pub key: PathBuf,
+}
+
+impl DkimSign {
+    /// The text form of one `dkim_sign` item: `domain:selector:keyfile`.
+    pub fn to_text(&self) -> String {
+        format!("{}:{}:{}", self.domain, self.selector, self.key.display())
+    }
+
+    /// Parses `domain:selector:keyfile` (the key file may itself contain colons).
+    pub fn parse(text: &str) -> Result<DkimSign, String> {
+        let mut parts = text.trim().splitn(3, ':');
+        let (domain, selector, key) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(d), Some(s), Some(k)) if !d.is_empty() && !s.is_empty() && !k.is_empty() => {
+                (d, s, k)
+            }
+            _ => {
+                return Err(format!(
+                    "not a DKIM signing entry: {text:?} (use {{ domain = \"example.com\", selector = \"mail2026\", key = \"/path/to/key\" }})"
+                ))
+            }
+        };
+        let label = |s: &str| {
+            s.split('.').all(|l| {
+                !l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+        };
+        if !label(domain) || !label(selector) {
+            return Err(format!(
+                "not a domain and selector: {domain:?}, {selector:?}"
+            ));
+        }
+        Ok(DkimSign {
+            domain: domain.to_ascii_lowercase(),
+            selector: selector.to_string(),
+            key: PathBuf::from(key),
+        })
     }
 }
 

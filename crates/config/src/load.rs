@@ -163,6 +163,12 @@ fn template_for(kind: Kind, value: Toml) -> Result<Template, String> {
             })
             .collect::<Result<_, _>>()
             .map(Template::Items),
+        (Kind::Records(fields), Toml::Array(array)) => array
+            .into_iter()
+            .map(|item| record_text(fields, item))
+            .collect::<Result<_, _>>()
+            .map(Template::Items),
+        (Kind::Records(_), Toml::String(text)) => Ok(Template::Items(split_list(&text))),
         (_, Toml::String(text)) => Ok(Template::Text(text)),
         (Kind::Duration | Kind::Size | Kind::Count, Toml::Integer(number)) if number < 0 => {
             Err(format!("must not be negative: {number}"))
@@ -179,10 +185,47 @@ fn template_for(kind: Kind, value: Toml) -> Result<Template, String> {
     }
 }
 
+/// One item of a [`Kind::Records`] list: a string as it is, or an inline table with exactly
+/// `fields` (string values), joined by `:` in `fields` order.
+fn record_text(fields: &[&str], item: Toml) -> Result<String, String> {
+    let keys = || fields.join(", ");
+    let table = match item {
+        Toml::String(text) => return Ok(text.trim().to_string()),
+        Toml::Table(table) => table,
+        other => {
+            return Err(format!(
+                "items must be tables with {}, not {}",
+                keys(),
+                other.type_str()
+            ))
+        }
+    };
+    if let Some(unknown) = table.keys().find(|k| !fields.contains(&k.as_str())) {
+        return Err(format!("unknown key {unknown:?} (use {})", keys()));
+    }
+    let mut values = Vec::with_capacity(fields.len());
+    for field in fields {
+        match table.get(*field) {
+            Some(Toml::String(value)) if !value.trim().is_empty() => {
+                values.push(value.trim().to_string())
+            }
+            Some(other) if !other.is_str() => {
+                return Err(format!(
+                    "{field} must be a string, not {}",
+                    other.type_str()
+                ))
+            }
+            _ => return Err(format!("every item needs {}; {field} is missing", keys())),
+        }
+    }
+    Ok(values.join(":"))
+}
+
 fn expected(kind: Kind) -> &'static str {
     match kind {
         Kind::Text => "a string",
         Kind::List => "an array of strings or a comma-separated string",
+        Kind::Records(_) => "an array of inline tables",
         Kind::Duration => "a duration (seconds, or a string like \"300s\" or \"5d\")",
         Kind::Size => "a size (bytes, or a string like \"100M\")",
         Kind::Count => "a number",

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::choices;
 use crate::units::{self, parse_bool, parse_count, parse_duration, parse_size};
-use crate::{Config, LogFormat};
+use crate::{Config, DkimSign, LogFormat};
 
 /// The value syntax of a parameter, which decides the TOML types it accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub(crate) enum Kind {
     Count,
     /// A TOML boolean, or `"yes"`/`"no"`.
     Bool,
+    /// A list whose items may also be TOML inline tables with these keys (all required),
+    /// stored as their values joined by `:` in this order (`example.com:sel:/key`).
+    Records(&'static [&'static str]),
 }
 
 type Check = Result<(), String>;
@@ -285,6 +288,20 @@ pub(crate) const PARAMS: &[Param] = &[
     count!(default_process_limit, positive),
     duration!(delay_warning_time),
     boolean!(disable_vrfy_command),
+    Param {
+        name: "dkim_sign",
+        kind: Kind::Records(&["domain", "selector", "key"]),
+        access: Access::List {
+            get: |config| config.dkim_sign.iter().map(DkimSign::to_text).collect(),
+            set: |config, items| {
+                config.dkim_sign = items
+                    .iter()
+                    .map(|item| DkimSign::parse(item))
+                    .collect::<Result<_, _>>()?;
+                Ok(())
+            },
+        },
+    },
     list!(dns_nameservers),
     text!(double_bounce_recipient, required),
     count!(filter_destination_concurrency_limit, positive),
@@ -351,6 +368,9 @@ pub(crate) const PARAMS: &[Param] = &[
     duration!(smtp_helo_timeout, positive),
     count!(smtp_line_length_limit),
     duration!(smtp_mail_timeout, positive),
+    boolean!(smtp_mta_sts),
+    text!(smtp_mta_sts_ca_file),
+    count!(smtp_mta_sts_policy_port, positive),
     duration!(smtp_quit_timeout, positive),
     duration!(smtp_rcpt_timeout, positive),
     boolean!(smtp_sasl_auth_enable),

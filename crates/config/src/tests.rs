@@ -399,3 +399,55 @@ fn delivery_time_templates_are_kept_as_written() {
     assert_eq!(defaults.command_time_limit.as_secs(), 1000);
     assert!(defaults.mailbox_command.is_empty() && defaults.recipient_delimiter.is_empty());
 }
+
+#[test]
+fn dkim_sign_takes_inline_tables_and_prints_them_as_text() {
+    let config = parse_ok(
+        "dkim_sign = [{ domain = \"Example.COM\", selector = \"mail2026\", key = \"/etc/mailroom/dkim/a.key\" },\n  \"other.example:s1:$data_directory/b.key\"]\n",
+    );
+    let entries: Vec<String> = config.dkim_sign.iter().map(|e| e.to_text()).collect();
+    assert_eq!(
+        entries,
+        [
+            "example.com:mail2026:/etc/mailroom/dkim/a.key",
+            "other.example:s1:/srv/mailroom/b.key"
+        ]
+    );
+    let printed = crate::render_one(&config, "dkim_sign").unwrap();
+    assert_eq!(
+        printed,
+        "dkim_sign = example.com:mail2026:/etc/mailroom/dkim/a.key, other.example:s1:/srv/mailroom/b.key"
+    );
+}
+
+#[test]
+fn dkim_sign_entries_missing_a_key_or_with_bad_names_are_refused() {
+    let error = parse_err("\ndkim_sign = [{ domain = \"example.com\", selector = \"s\" }]\n");
+    assert_eq!((error.line, error.key.as_str()), (Some(2), "dkim_sign"));
+    assert!(
+        error.message.contains("key is missing"),
+        "{}",
+        error.message
+    );
+    let error = parse_err("dkim_sign = [{ domain = \"a b\", selector = \"s\", key = \"/k\" }]\n");
+    assert!(
+        error.message.contains("not a domain and selector"),
+        "{}",
+        error.message
+    );
+    let error =
+        parse_err("dkim_sign = [{ domain = \"a\", selector = \"s\", key = \"/k\", x = \"1\" }]\n");
+    assert!(
+        error.message.contains("unknown key \"x\""),
+        "{}",
+        error.message
+    );
+}
+
+#[test]
+fn mta_sts_parameters_have_their_defaults() {
+    let config = parse_ok("smtp_mta_sts = true\n");
+    assert!(config.smtp_mta_sts);
+    assert_eq!(config.smtp_mta_sts_policy_port, 443);
+    assert_eq!(config.smtp_mta_sts_ca_file, "");
+}

@@ -2,7 +2,7 @@
 //! in its own file under `commands/`; this file only lists them and hands each its `Args`.
 
 use crate::commands::{
-    check, config, doctor, import_postfix, install, mailbox, mailq, man, newaliases, passwd,
+    check, config, dkim, doctor, import_postfix, install, mailbox, mailq, man, newaliases, passwd,
     postcat, postmap, postqueue, postsuper, qshape, sendmail, serve,
     service::{self, Service},
     start,
@@ -36,6 +36,7 @@ enum Command {
     Config(config::Args),
     Newaliases(newaliases::Args),
     Passwd(passwd::Args),
+    Dkim(dkim::Args),
     Postsuper(postsuper::Args),
     Postcat(postcat::Args),
     Postmap(postmap::Args),
@@ -85,6 +86,7 @@ pub fn run(args: Vec<OsString>) -> u8 {
         Command::Config(a) => config::run(path, a),
         Command::Newaliases(a) => newaliases::run(path, a),
         Command::Passwd(a) => passwd::run(path, a),
+        Command::Dkim(a) => dkim::run(path, a),
         Command::Postsuper(a) => postsuper::run(path, a),
         Command::Postcat(a) => postcat::run(path, a),
         Command::Postmap(a) => postmap::run(a),

@@ -55,15 +55,23 @@ async fn attempt(cx: &Context, item: &Item) -> (Vec<Outcome>, Option<String>) {
     match &item.route {
         Route::Local => (run_local(cx, &entry, &item.recipients, body).await, None),
         Route::Lmtp { nexthop } => run_lmtp(cx, item, nexthop, &entry, body).await,
-        Route::Smtp { nexthop, .. } => {
+        Route::Smtp { nexthop, filter } => {
             let remote = cx.shared.remote();
-            let (hop, env, rcpts) = (
+            let (hop, env, rcpts, filter) = (
                 nexthop.clone(),
                 entry.meta.envelope.clone(),
                 item.recipients.clone(),
+                *filter,
             );
             let task = tokio::spawn(async move {
-                let r = remote.deliver(&hop, id, &env, &rcpts, &body).await;
+                let r = match filter {
+                    true => {
+                        remote
+                            .deliver_to_filter(&hop, id, &env, &rcpts, &body)
+                            .await
+                    }
+                    false => remote.deliver(&hop, id, &env, &rcpts, &body).await,
+                };
                 (r.outcomes, r.destination_failure)
             });
             match task.await {

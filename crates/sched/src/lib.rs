@@ -23,8 +23,9 @@
 //! `myhostname`, `bounce_size_limit`, the queue [`queue::Layout`] and the router's
 //! [`Routing`] (`transport_maps`, `relayhost`, `content_filter`, `mydestination`,
 //! `mailbox_transport`, `virtual_mailbox_domains`, `virtual_transport`). The SMTP client comes
-//! in built ([`SmtpRemote::new`] from `agents::SmtpSettings`), and so does the LMTP client
-//! ([`Shared::set_lmtp`], `agents::SmtpSettings::lmtp_from_config`). No part of the
+//! in built ([`SmtpRemote::new`] from `agents::SmtpSettings` and the DKIM and MTA-STS
+//! settings), and so does the LMTP client ([`Shared::set_lmtp`],
+//! `agents::SmtpSettings::lmtp_from_config`). No part of the
 //! scheduler sees the whole `Config`.
 //!
 //! Who decides, who acts. Deciding is pure (no tokio, store, clock or I/O; table-tested):

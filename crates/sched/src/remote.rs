@@ -16,6 +16,20 @@ pub trait RemoteAgent: Send + Sync + 'static {
         recipients: &'a [usize],
         message: &'a [u8],
     ) -> BoxFuture<'a, DeliveryReport>;
+
+    /// Delivers to the content filter. The message is not final yet (the filter may change
+    /// it and re-injects it), so agents that add to outgoing mail (a DKIM signature) must not
+    /// do it here; the default is a plain [`RemoteAgent::deliver`].
+    fn deliver_to_filter<'a>(
+        &'a self,
+        nexthop: &'a Nexthop,
+        id: QueueId,
+        envelope: &'a Envelope,
+        recipients: &'a [usize],
+        message: &'a [u8],
+    ) -> BoxFuture<'a, DeliveryReport> {
+        self.deliver(nexthop, id, envelope, recipients, message)
+    }
 }
 
 /// The agent used when none is configured: every remote recipient is deferred.
@@ -49,8 +63,19 @@ pub struct SmtpRemote {
 }
 
 impl SmtpRemote {
-    pub fn new(settings: agents::SmtpSettings) -> Result<SmtpRemote, String> {
-        let client = agents::SmtpClient::new(settings).map_err(|e| e.to_string())?;
+    /// The client, DKIM-signing with `dkim` (the keys are loaded and checked here) and
+    /// honouring MTA-STS as `sts` says.
+    pub fn new(
+        settings: agents::SmtpSettings,
+        dkim: &agents::dkim::DkimSettings,
+        sts: &agents::mta_sts::MtaStsSettings,
+    ) -> Result<SmtpRemote, String> {
+        let signer = agents::dkim::Signer::load(dkim).map_err(|e| e.to_string())?;
+        let sts = agents::mta_sts::MtaSts::new(sts)?.map(std::sync::Arc::new);
+        let client = agents::SmtpClient::new(settings)
+            .map_err(|e| e.to_string())?
+            .with_dkim(signer)
+            .with_mta_sts(sts);
         Ok(SmtpRemote { client })
     }
 }
@@ -67,6 +92,20 @@ impl RemoteAgent for SmtpRemote {
         Box::pin(
             self.client
                 .deliver(nexthop, id, envelope, recipients, message),
+        )
+    }
+
+    fn deliver_to_filter<'a>(
+        &'a self,
+        nexthop: &'a Nexthop,
+        id: QueueId,
+        envelope: &'a Envelope,
+        recipients: &'a [usize],
+        message: &'a [u8],
+    ) -> BoxFuture<'a, DeliveryReport> {
+        Box::pin(
+            self.client
+                .deliver_to_filter(nexthop, id, envelope, recipients, message),
         )
     }
 }

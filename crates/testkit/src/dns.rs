@@ -1,4 +1,4 @@
-//! A tiny authoritative DNS server over UDP on loopback ([`Dns`]): answers MX and A
+//! A tiny authoritative DNS server over UDP on loopback ([`Dns`]): answers MX, A and TXT
 //! questions from a fixed [`Zone`], NXDOMAIN for unknown names, an empty NOERROR for a known
 //! name without records of the asked type (AAAA, say), SERVFAIL where told to. Mailroom's
 //! MX tests point `dns_nameservers` at it; `agents`' SMTP client tests use it too. It runs
@@ -15,6 +15,7 @@ use crate::peer::lock;
 
 const TYPE_A: u16 = 1;
 const TYPE_MX: u16 = 15;
+const TYPE_TXT: u16 = 16;
 
 /// The zone: names (lower case, no trailing dot) and their MX and A records. Unknown names
 /// get NXDOMAIN; a known name without records of the asked type gets an empty NOERROR; a
@@ -23,6 +24,7 @@ const TYPE_MX: u16 = 15;
 pub struct Zone {
     mx: HashMap<String, Vec<(u16, String)>>,
     a: HashMap<String, Vec<Ipv4Addr>>,
+    txt: HashMap<String, Vec<String>>,
     servfail: Vec<String>,
 }
 
@@ -44,13 +46,23 @@ impl Zone {
         self
     }
 
+    /// A TXT record (a DKIM key, an MTA-STS record); a long value is sent as several
+    /// strings of at most 255 bytes, as in a zone file, which resolvers join back.
+    pub fn txt(mut self, name: &str, value: &str) -> Self {
+        self.txt
+            .entry(name.to_string())
+            .or_default()
+            .push(value.to_string());
+        self
+    }
+
     pub fn servfail(mut self, name: &str) -> Self {
         self.servfail.push(name.to_string());
         self
     }
 
     fn exists(&self, name: &str) -> bool {
-        self.mx.contains_key(name) || self.a.contains_key(name)
+        self.mx.contains_key(name) || self.a.contains_key(name) || self.txt.contains_key(name)
     }
 }
 
@@ -166,6 +178,20 @@ fn records(zone: &Zone, name: &str, qtype: u16) -> Vec<(u16, Vec<u8>)> {
             .into_iter()
             .flatten()
             .map(|ip| (TYPE_A, ip.octets().to_vec()))
+            .collect(),
+        TYPE_TXT => zone
+            .txt
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(|value| {
+                let mut rdata = Vec::new();
+                for chunk in value.as_bytes().chunks(255) {
+                    rdata.push(chunk.len() as u8);
+                    rdata.extend_from_slice(chunk);
+                }
+                (TYPE_TXT, rdata)
+            })
             .collect(),
         _ => Vec::new(), // AAAA and the rest: the name exists, no data
     }

@@ -17,6 +17,7 @@
 //! mail_spool_directory   root (system) / O 0755    not world-writable unless sticky
 //! <spool>/<user>         user     not readable by others (system: seed 002's root-owned mailbox)
 //! postdrop_path          root:G   setgid, not setuid (system)
+//! dkim_sign keys         O        0600 or 0400 (secrets; the daemon refuses others)
 //! ```
 //! Each problem is reported once, with its path and the command that fixes it; files of one
 //! directory with the same problem are reported together. `--fix` makes exactly those
@@ -145,6 +146,15 @@ pub fn check(cfg: &Settings, daemon_up: bool) -> Report {
         helper(&mut problems, &cfg.postdrop_path, gid);
     }
     listeners(&mut problems, cfg, daemon_up);
+    for secret in &cfg.secret_files {
+        let rule = Rule {
+            uid,
+            gid: None,
+            allowed: Allowed::OneOf(&[0o600, 0o400]),
+            severity: Severity::Error,
+        };
+        expect(&mut problems, secret, rule, true);
+    }
     Report {
         problems: dedup(problems),
         fixed: Vec::new(),

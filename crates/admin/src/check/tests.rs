@@ -125,3 +125,34 @@ fn a_stricter_maildrop_passes_in_the_embedded_profile() {
     let report = check(&config(dir.path()), false);
     assert!(report.problems.is_empty(), "{:#?}", report.problems);
 }
+
+#[test]
+fn a_dkim_key_others_may_read_is_an_error_that_fix_repairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    layout(root);
+    let key = root.join("example.com.s.key");
+    fs::write(&key, b"secret").unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cfg = config(root);
+    cfg.secret_files = vec![key.clone()];
+    let mut report = check(&cfg, false);
+    let problem = report
+        .problems
+        .iter()
+        .find(|p| p.path == key.display().to_string())
+        .expect("the key is reported");
+    assert_eq!(problem.severity, Severity::Error);
+    assert!(
+        problem.what.contains("mode 0644, expected 0600"),
+        "{}",
+        problem.what
+    );
+    fix(&mut report);
+    let mode = fs::metadata(&key).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600);
+    assert!(check(&cfg, false)
+        .problems
+        .iter()
+        .all(|p| p.path != key.display().to_string()));
+}

@@ -14,6 +14,9 @@
 //! LMTP ([`SmtpClient::deliver_lmtp`], settings from [`SmtpSettings::lmtp_from_config`]):
 //! the same path to an [`LmtpNexthop`] — a unix socket is one peer (no DNS), an inet host
 //! is resolved without MX lookups.
+//! Outgoing SMTP mail is DKIM-signed just before it leaves ([`crate::dkim`]; never what goes
+//! to the content filter or over LMTP), and a recipient domain's MTA-STS policy
+//! ([`sts`](super::sts)) may narrow the MX hosts and raise the TLS level to `verify`.
 //! Security stance: runs unprivileged; all servers and DNS answers are untrusted input.
 
 use std::sync::Arc;
@@ -30,15 +33,22 @@ use super::maps::{Secrecy, TextMap};
 use super::policy::TlsPolicy;
 use super::session::{self, HostFailure, Opener};
 use super::settings::{Dialect, SmtpSettings};
+use super::sts::Gate;
 use super::tls::TlsContext;
 use super::transaction::{self, After};
 use super::SmtpError;
+use crate::dkim::Signer;
+use crate::mta_sts::MtaSts;
 
 /// The SMTP client: cheap to clone (one shared resolver, TLS trust anchors, lookup tables and
 /// connection cache); call [`SmtpClient::deliver`] from as many tasks as the scheduler allows.
 #[derive(Clone)]
 pub struct SmtpClient {
     inner: Arc<Inner>,
+    /// DKIM keys (`dkim_sign`); empty = sign nothing.
+    dkim: Signer,
+    /// MTA-STS policies (`smtp_mta_sts`); `None` = off.
+    sts: Option<Arc<MtaSts>>,
 }
 
 struct Inner {
@@ -87,7 +97,19 @@ impl SmtpClient {
                 passwords,
                 cache: Arc::default(),
             }),
+            dkim: Signer::default(),
+            sts: None,
         })
+    }
+
+    /// The same client, honouring MTA-STS policies through `sts`.
+    pub fn with_mta_sts(self, sts: Option<Arc<MtaSts>>) -> SmtpClient {
+        SmtpClient { sts, ..self }
+    }
+
+    /// The same client, DKIM-signing what [`SmtpClient::deliver`] sends with `dkim`.
+    pub fn with_dkim(self, dkim: Signer) -> SmtpClient {
+        SmtpClient { dkim, ..self }
     }
 
     pub fn settings(&self) -> &SmtpSettings {
@@ -100,8 +122,8 @@ impl SmtpClient {
     }
 
     /// Delivers `message` (LF line ends) to `env.recipients[i]` for each `i` in `recipients`,
-    /// all routed to `nexthop` (without a port: `smtp_default_port`). Never fails: every
-    /// problem is an outcome.
+    /// all routed to `nexthop` (without a port: `smtp_default_port`), DKIM-signed when a
+    /// `dkim_sign` domain matches. Never fails: every problem is an outcome.
     pub async fn deliver(
         &self,
         nexthop: &Nexthop,
@@ -111,7 +133,24 @@ impl SmtpClient {
         message: &[u8],
     ) -> DeliveryReport {
         let hop = LmtpNexthop::Inet(nexthop.clone());
-        self.deliver_to(&hop, id, env, recipients, message).await
+        let request = Request { id, env, message };
+        self.deliver_to(&hop, request, recipients, Some(&self.dkim))
+            .await
+    }
+
+    /// Like [`SmtpClient::deliver`], to the content filter: never signed, because the
+    /// filter may still change the message (it is signed when it leaves after re-injection).
+    pub async fn deliver_to_filter(
+        &self,
+        nexthop: &Nexthop,
+        id: QueueId,
+        env: &Envelope,
+        recipients: &[usize],
+        message: &[u8],
+    ) -> DeliveryReport {
+        let hop = LmtpNexthop::Inet(nexthop.clone());
+        let request = Request { id, env, message };
+        self.deliver_to(&hop, request, recipients, None).await
     }
 
     /// Delivers to an LMTP server (a client built with [`SmtpSettings::lmtp_from_config`]);
@@ -124,19 +163,20 @@ impl SmtpClient {
         recipients: &[usize],
         message: &[u8],
     ) -> DeliveryReport {
-        self.deliver_to(hop, id, env, recipients, message).await
+        let request = Request { id, env, message };
+        self.deliver_to(hop, request, recipients, None).await
     }
 
     async fn deliver_to(
         &self,
         hop: &LmtpNexthop,
-        id: QueueId,
-        env: &Envelope,
+        request: Request<'_>,
         recipients: &[usize],
-        message: &[u8],
+        dkim: Option<&Signer>,
     ) -> DeliveryReport {
+        let Request { id, env, message } = request;
         let settings = &self.inner.settings;
-        let job = Job::new(
+        let mut job = Job::new(
             id,
             env,
             message,
@@ -152,13 +192,32 @@ impl SmtpClient {
         if rcpts.is_empty() {
             return report(out, None);
         }
-        let policy = self.inner.policy(hop);
+        if let Some(signer) = dkim {
+            job.sign_with(signer);
+        }
+        let gate = match hop {
+            LmtpNexthop::Inet(nexthop) if settings.dialect == Dialect::Smtp => {
+                Gate::for_nexthop(self.sts.as_deref(), &self.inner.dns, nexthop).await
+            }
+            _ => None,
+        };
+        let policy = self.inner.policy(hop).map(|p| match &gate {
+            Some(g) => g.tighten(p),
+            None => p,
+        });
         let destination_failure = self
             .inner
-            .deliver(hop, policy, &job, &rcpts, &mut out)
+            .deliver(hop, policy, &job, &rcpts, &mut out, gate.as_ref())
             .await;
         report(out, destination_failure)
     }
+}
+
+/// The message a delivery carries.
+struct Request<'a> {
+    id: QueueId,
+    env: &'a Envelope,
+    message: &'a [u8],
 }
 
 fn report(out: Outcomes, destination_failure: Option<String>) -> DeliveryReport {
@@ -177,6 +236,7 @@ impl Inner {
         job: &Job<'_>,
         rcpts: &[Rcpt<'_>],
         out: &mut Outcomes,
+        gate: Option<&Gate>,
     ) -> Option<String> {
         let prepared = policy.and_then(|policy| Ok((policy, self.passwords()?)));
         let (policy, passwords) = match prepared {
@@ -197,8 +257,10 @@ impl Inner {
             passwords,
             sender: &job.env.sender,
         };
-        // A session authenticated for one sender is not reused for another.
-        let reuse = !self.settings.sasl.sender_dependent || passwords.is_none();
+        // A session authenticated for one sender is not reused for another, and under an
+        // enforced MTA-STS policy every session is opened (and verified) anew.
+        let reuse = (!self.settings.sasl.sender_dependent || passwords.is_none())
+            && !gate.is_some_and(Gate::enforces);
         // One spelling per destination, so `[h]` and `[h]:25` share cached connections.
         let key = hop.cache_key(self.settings.default_port);
         if let Some(conn) = self.reuse(&key, reuse).await {
@@ -206,7 +268,11 @@ impl Inner {
             self.run_session(&key, conn, job, rcpts, out, reuse).await;
             return None;
         }
-        let peers = match self.peers(hop).await {
+        let peers = match (self.peers(hop).await, gate) {
+            (Ok(peers), Some(gate)) => gate.filter(job.id, peers),
+            (other, _) => other,
+        };
+        let peers = match peers {
             Ok(peers) => peers,
             Err(failure) => {
                 out.fail_open(&failure, "none");
@@ -218,7 +284,13 @@ impl Inner {
                 self.run_session(&key, conn, job, rcpts, out, reuse).await;
                 return None;
             }
-            Err(last) => last,
+            Err(last) => last.map(|f| match gate.filter(|g| g.enforces()) {
+                Some(g) => HostFailure {
+                    failure: g.explain(f.failure),
+                    ..f
+                },
+                None => f,
+            }),
         };
         let last = last.unwrap_or_else(|| HostFailure {
             failure: Failure::deferred(

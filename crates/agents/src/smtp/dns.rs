@@ -61,6 +61,11 @@ impl Dns {
         })
     }
 
+    /// The resolver itself (MTA-STS looks up TXT records with it); `None` without one.
+    pub fn resolver(&self) -> Option<&TokioResolver> {
+        self.resolver.as_ref().ok()
+    }
+
     /// The addresses to try for `nexthop`, best first, each at `port`.
     pub async fn peers(
         &self,

@@ -30,6 +30,8 @@ pub(crate) struct Job<'a> {
     line_limit: usize,
     /// For the program name of log lines.
     dialect: Dialect,
+    /// The `DKIM-Signature` field put on top on the wire (CR LF form), if signed.
+    signature: Option<Vec<u8>>,
     body: OnceLock<Vec<u8>>,
 }
 
@@ -57,14 +59,32 @@ impl<'a> Job<'a> {
             eight_bit: wire::has_8bit(message),
             line_limit,
             dialect,
+            signature: None,
             body: OnceLock::new(),
+        }
+    }
+
+    /// Signs the message as it will be sent (after line breaking), if `signer` has a key
+    /// for it; the field goes on top of the body and counts in SIZE=.
+    pub fn sign_with(&mut self, signer: &crate::dkim::Signer) {
+        if signer.is_empty() {
+            return;
+        }
+        let text = wire::wire_text(self.message, self.line_limit);
+        self.signature = signer.sign(self.id, &self.env.sender, &text);
+        if let Some(field) = &self.signature {
+            self.size += field.len() as u64;
         }
     }
 
     /// The body in DATA form, encoded on first use and shared by every transaction.
     pub fn body(&self) -> &[u8] {
         self.body.get_or_init(|| {
-            let (body, broken) = wire::data_body(self.message, self.line_limit);
+            let (mut body, broken) = wire::data_body(self.message, self.line_limit);
+            if let Some(field) = &self.signature {
+                // No line of a header field starts with a dot: nothing to stuff.
+                body.splice(0..0, field.iter().copied());
+            }
             if broken {
                 // Postfix's words, once per message, so a changed MIME part can be explained.
                 note!(

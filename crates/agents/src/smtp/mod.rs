@@ -20,7 +20,9 @@
 //! EHLO, STARTTLS with `tls`'s certificate checks, AUTH with `sasl`) → `transaction` (MAIL,
 //! RCPT, DATA) with
 //! `wire` (commands and body encoding), `conn` (timed I/O), `reply` (reply parsing) and
-//! `failure` (Postfix texts); `job` holds the message and collects the outcomes.
+//! `failure` (Postfix texts); `job` holds the message (DKIM-signed there, by
+//! [`crate::dkim`], as it will go on the wire) and collects the outcomes; `sts` applies a
+//! recipient domain's MTA-STS policy ([`crate::mta_sts`]) to the MX hosts and the TLS level.
 //!
 //! Invariants:
 //! * exactly one outcome per requested recipient, in request order;
@@ -42,7 +44,7 @@
 //! that could inject commands (CR, LF, angle brackets) are refused before connecting. TLS at
 //! `may`/`encrypt` checks no certificate (as Postfix's levels of the same names): it defeats
 //! passive eavesdropping only; `verify`/`secure` check the chain and names (`tls.rs`). SASL
-//! passwords go only to the server they are configured for, by default only inside TLS.
+//! passwords go only to the server they are configured for, by default only inside TLS. Under an enforced MTA-STS policy the certificate must verify.
 
 /// Logs one info line under `smtp` or `lmtp`, the program name of the dialect (tracing
 /// targets must be constants).
@@ -68,6 +70,7 @@ mod reply;
 mod sasl;
 mod session;
 mod settings;
+mod sts;
 mod tls;
 mod transaction;
 mod wire;

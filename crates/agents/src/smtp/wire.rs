@@ -143,6 +143,16 @@ fn dsn_orcpt(orcpt: &str) -> Option<String> {
 /// Lines longer than `line_limit` bytes (0 = no limit) are broken with [`fold_line`]. The
 /// final `.` CR LF is not included. Also returns whether any line was broken.
 pub(crate) fn data_body(message: &[u8], line_limit: usize) -> (Vec<u8>, bool) {
+    encode(message, line_limit, true)
+}
+
+/// The message as the receiver will have it after undoing the transparency dots: CR LF
+/// line ends and lines broken as [`data_body`] breaks them. What a DKIM signature covers.
+pub(crate) fn wire_text(message: &[u8], line_limit: usize) -> Vec<u8> {
+    encode(message, line_limit, false).0
+}
+
+fn encode(message: &[u8], line_limit: usize, stuff_dots: bool) -> (Vec<u8>, bool) {
     let mut out = Vec::with_capacity(message.len() + message.len() / 32 + 2);
     let mut broken = false;
     if message.is_empty() {
@@ -151,7 +161,7 @@ pub(crate) fn data_body(message: &[u8], line_limit: usize) -> (Vec<u8>, bool) {
     let body = message.strip_suffix(b"\n").unwrap_or(message);
     for line in body.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.first() == Some(&b'.') {
+        if stuff_dots && line.first() == Some(&b'.') {
             out.push(b'.');
         }
         broken |= fold_line(line, line_limit, &mut out);

@@ -9,6 +9,7 @@
 
 pub mod check;
 pub mod config;
+pub mod dkim;
 pub mod doctor;
 pub mod import_postfix;
 pub mod install;

@@ -185,12 +185,15 @@ impl LiveConfig {
     }
 }
 
-/// The SMTP client and the LMTP client, with their settings from `cfg`.
+/// The SMTP client (with its DKIM keys and MTA-STS) and the LMTP client, with their settings
+/// from `cfg`.
 fn smtp_remote(cfg: &Config) -> Result<(sched::SmtpRemote, agents::SmtpClient), String> {
     let lmtp = agents::SmtpClient::new(agents::SmtpSettings::lmtp_from_config(cfg))
         .map_err(|e| e.to_string())?;
+    let dkim = agents::dkim::DkimSettings::from_config(cfg);
+    let sts = agents::mta_sts::MtaStsSettings::from_config(cfg);
     Ok((
-        sched::SmtpRemote::new(agents::SmtpSettings::from_config(cfg))?,
+        sched::SmtpRemote::new(agents::SmtpSettings::from_config(cfg), &dkim, &sts)?,
         lmtp,
     ))
 }
