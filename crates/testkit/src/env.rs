@@ -13,7 +13,9 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::machine::{list_dir, run_with_input};
-use crate::mbox::{count_separators, read_mboxes_with_python, MboxMessage};
+use crate::mbox::{
+    count_separators, lock_for_reading, read_locked, read_mboxes_with_python, MboxMessage,
+};
 use crate::text::tail;
 use crate::wait::{poll_every, poll_for, wait_until, DEADLINE};
 
@@ -237,10 +239,16 @@ impl TestEnv {
 
     /// Messages in `user`'s mbox, counted by their separator lines (mboxrd quoting makes
     /// every body line starting with `From ` start with `>From `, so this is exact).
+    /// Read under the mailbox's lock, so a message being appended is not counted yet.
     pub fn count_mbox(&self, user: &str) -> usize {
-        fs::read(self.mbox(user))
-            .map(|b| count_separators(&b))
-            .unwrap_or(0)
+        count_separators(&read_locked(&self.mbox(user)))
+    }
+
+    /// Length of `user`'s mbox (0 if missing), read under its lock: never a half-done append.
+    pub fn mbox_len(&self, user: &str) -> u64 {
+        lock_for_reading(&self.mbox(user))
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len())
     }
 
     /// Total of [`TestEnv::count_mbox`] over `users`.

@@ -38,7 +38,9 @@ pub use env::{assert_success, base_config, bin, command_with_config, Daemon, Tes
 pub use machine::{
     current_user, free_port, is_root, list_dir, open_up, read_all, run_with_input, Tmpfs,
 };
-pub use mbox::{count_separators, python, read_mboxes_with_python, MboxMessage};
+pub use mbox::{
+    count_separators, lock_for_reading, python, read_locked, read_mboxes_with_python, MboxMessage,
+};
 pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Received};
 pub use sink::{Sink, SMTP_SINK};
 pub use text::{find, from_hex, header_value, message, multiset, tail, unfold, users};
