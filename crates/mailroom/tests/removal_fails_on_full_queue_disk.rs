@@ -54,17 +54,31 @@ fn deferred_mail_on_a_full_queue_disk(test: &str) -> Option<(World, Sink, Tmpfs,
     Some((world, sink, tmpfs, filler))
 }
 
-/// Waits until the sink's count has not moved for 3 s; returns it.
-fn settled(sink: &Sink) -> usize {
-    let mut last = sink.messages();
-    loop {
-        std::thread::sleep(Duration::from_secs(3));
-        let now = sink.messages();
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
+/// Deliveries the daemon logged (`status=sent`, written before the removal is tried).
+fn logged_sent(world: &World) -> usize {
+    world
+        .lines_with(&["to=<someone@far.example>", "status=sent"])
+        .len()
+}
+
+/// Waits until deliveries have stopped because every delivery slot holds a message whose
+/// removal failed (logged sent, not logged removed: `PROCESS_LIMIT` of them), and the sink
+/// has counted each logged delivery; returns the sink's count. A quiet spell of the sink
+/// would be a proxy: on a loaded machine the daemon can pause longer than any spell.
+fn settled(world: &World, sink: &Sink) -> usize {
+    wait_until("every delivery slot held by a failed removal", || {
+        let sent = logged_sent(world);
+        sent - logged_removed(world).len().min(sent) == PROCESS_LIMIT && sink.messages() == sent
+    });
+    sink.messages()
+}
+
+/// Waits until the sink has counted every delivery the daemon logged; returns the count.
+fn all_counted(world: &World, sink: &Sink) -> usize {
+    wait_until("the sink to count every logged delivery", || {
+        sink.messages() == logged_sent(world)
+    });
+    sink.messages()
 }
 
 /// Queue IDs of the `QUEUEID: removed` lines.
@@ -85,7 +99,7 @@ fn queued_ids(world: &World) -> BTreeSet<String> {
 /// whose removal failed is not delivered again (not even by another flush), and no more
 /// than the in-flight bound is delivered but unrecorded. Returns that number.
 fn check_while_full(world: &World, sink: &Sink) -> usize {
-    let delivered = settled(sink);
+    let delivered = settled(world, sink);
     // A retried removal may succeed between reading the queue and reading the log: take a
     // snapshot in which the log did not move while the queue was read.
     let (queued, removed) = (0..20)
@@ -113,9 +127,14 @@ fn check_while_full(world: &World, sink: &Sink) -> usize {
         "{unrecorded} delivered but unrecorded messages exceed default_process_limit {PROCESS_LIMIT}"
     );
     assert_eq!(queued.len(), MESSAGES - removed.len());
+    // The second flush: once the daemon has logged it, give it time to (wrongly) send the
+    // held messages again; no slot is free for anything else.
+    let flushes = world.lines_with(&["flush requested"]).len();
     world.run_ok(&["postqueue", "-f"]);
+    world.wait_lines(&["flush requested"], flushes + 1);
+    std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        settled(sink),
+        settled(world, sink),
         delivered,
         "a second flush delivered mail again"
     );
@@ -132,7 +151,7 @@ fn failed_removal_is_retried_not_logged_as_done_and_not_delivered_again() {
 
     // Space again: the retried removals go through, the rest is delivered, each once.
     std::fs::remove_file(&filler).unwrap();
-    let all = poll_for(Duration::from_secs(90), || sink.messages() >= MESSAGES);
+    let all = poll_for(DEADLINE, || sink.messages() >= MESSAGES);
     assert!(
         all,
         "only {} delivered; log:\n{}",
@@ -140,9 +159,10 @@ fn failed_removal_is_retried_not_logged_as_done_and_not_delivered_again() {
         tail(&world.env.log(), 30)
     );
     world.env.wait_queue_empty();
-    std::thread::sleep(Duration::from_secs(1));
+    // `removed` is logged once the removal is durable: after the queue is seen empty.
+    world.wait_lines(&[": removed"], MESSAGES);
     assert_eq!(
-        sink.messages(),
+        all_counted(&world, &sink),
         MESSAGES,
         "each message delivered exactly once"
     );
@@ -170,8 +190,7 @@ fn after_a_crash_with_unrecorded_removals_at_most_the_in_flight_bound_goes_out_t
     world.start();
     world.run_ok(&["postqueue", "-f"]);
     world.env.wait_queue_empty();
-    std::thread::sleep(Duration::from_secs(1));
-    let total = sink.messages();
+    let total = all_counted(&world, &sink);
     eprintln!(
         "after the crash: {total} deliveries of {MESSAGES} messages, {} duplicates ({unrecorded} were unrecorded at the kill)",
         total - MESSAGES
