@@ -91,6 +91,7 @@ fn a_failed_auth_flood_keeps_memory_bounded_and_a_real_user_gets_in() {
         .spawn()
         .expect("python3");
     std::thread::sleep(Duration::from_secs(4));
+    let load = load_factor();
     let login = smtplib(
         &format!("import time\n{LOGIN_PY}"),
         &[&smtp.port.to_string()],
@@ -113,7 +114,12 @@ fn a_failed_auth_flood_keeps_memory_bounded_and_a_real_user_gets_in() {
     );
     assert!(peak < MAX_PEAK_KB, "peak RSS {peak} kB under the flood");
     assert!(after < MAX_AFTER_KB, "RSS {after} kB held after the flood");
-    assert!(took < 10.0, "the real user waited {took:.2} s");
+    // 10 s on an idle box; a loaded one gives the daemon a fraction of a CPU.
+    let limit = Duration::from_secs(10).mul_f64(load.max(load_factor()));
+    assert!(
+        took < limit.as_secs_f64(),
+        "the real user waited {took:.2} s (limit {limit:?} at this load)"
+    );
     smtp.env
         .wait_log("sasl_method=PLAIN, sasl_username=alice", 1);
 }
