@@ -17,13 +17,14 @@ use envelope::{DeliveryReport, Envelope, Nexthop, OutcomeKind, QueueId};
 
 use super::{SmtpClient, SmtpSettings, Timeouts, TlsLevel};
 
-/// Settings for tests: short timeouts, no TLS, the given default port and name servers.
+/// Settings for tests: no TLS, the given default port and name servers, and timeouts long
+/// enough for a loaded box (30 s; a test about a timeout shortens the one it is about).
 pub fn settings(port: u16) -> SmtpSettings {
     SmtpSettings {
         helo_name: "client.test".into(),
         tls_level: TlsLevel::None,
         recipient_limit: 50,
-        timeouts: Timeouts::uniform(Duration::from_secs(5)),
+        timeouts: Timeouts::uniform(Duration::from_secs(30)),
         default_port: port,
         dns_nameservers: Vec::new(),
         connection_cache_time: Duration::from_secs(2),

@@ -50,7 +50,7 @@ fn start_sink(extra: &[&str]) -> Option<Sink> {
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < testkit::DEADLINE,
             "smtp-sink did not start"
         );
         std::thread::sleep(Duration::from_millis(20));
