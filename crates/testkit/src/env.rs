@@ -18,6 +18,7 @@ use crate::mbox::{
 };
 use crate::text::tail;
 use crate::wait::{poll_every, poll_for, wait_until, DEADLINE};
+use crate::world::later_keys_win;
 
 /// The binary under test: `$CARGO_BIN_EXE_mailroom` when cargo sets it at run time, else
 /// `mailroom` beside the test's own `deps/` directory (where `cargo test -p mailroom` has
@@ -49,8 +50,8 @@ pub struct TestEnv {
     pub config: PathBuf,
 }
 
-/// The configuration every test starts from; `extra` (TOML lines) is appended, so a test
-/// may add any parameter that is not one of these. No SMTP listener unless `extra` sets
+/// The configuration every test starts from; `extra` (TOML lines) is appended (a
+/// [`TestEnv`] then drops the base's line for any key `extra` sets again). No SMTP listener unless `extra` sets
 /// `smtpd_listen` (the default, 127.0.0.1:2525, would clash between parallel tests).
 pub fn base_config(root: &Path, queue: &Path, extra: &str) -> String {
     let listen = match extra.contains("smtpd_listen") {
@@ -115,10 +116,11 @@ impl TestEnv {
         env
     }
 
-    /// Rewrites the configuration file (base plus `extra`).
+    /// Rewrites the configuration file (base plus `extra`; a key in `extra` replaces the
+    /// base's, e.g. a longer `minimal_backoff_time`).
     pub fn write_config(&self, extra: &str) {
         let text = base_config(&self.root, &self.queue_dir(), extra);
-        fs::write(&self.config, text).expect("write config");
+        fs::write(&self.config, later_keys_win(&text)).expect("write config");
     }
 
     pub fn queue_dir(&self) -> PathBuf {
