@@ -207,11 +207,15 @@ impl TestEnv {
             child: Some(child),
             output: out_path,
         };
-        // Ready once the control socket is bound (the signal handlers follow at once).
+        // Ready once the control socket is bound and the signal handlers are in place: they
+        // are installed just after the socket, and a SIGHUP or SIGTERM sent in between (a
+        // loaded box can stop the daemon there for a while) would kill it by default.
         let socket = self.queue_dir().join("control.sock");
         wait_until(&format!("{} to appear", socket.display()), || {
             socket.exists()
         });
+        let pid = daemon.pid();
+        wait_until("the daemon's signal handlers", || catches_signals(pid));
         daemon
     }
 
@@ -314,6 +318,26 @@ impl TestEnv {
     pub fn maildrop_files(&self) -> Vec<String> {
         list_dir(&self.maildrop_dir())
     }
+}
+
+/// True when process `pid` catches SIGHUP, SIGUSR1 and SIGTERM (`SigCgt` in its
+/// `/proc/PID/status`, a mask with bit N-1 for signal N); also true once it has exited, so
+/// that the caller goes on to report what happened instead of waiting.
+fn catches_signals(pid: i32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    if status.contains("State:\tZ") {
+        return true;
+    }
+    let caught = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    [libc::SIGHUP, libc::SIGUSR1, libc::SIGTERM]
+        .iter()
+        .all(|&sig| caught & (1u64 << (sig - 1)) != 0)
 }
 
 /// A running `mailroom serve`, SIGKILLed and reaped on drop if still running.
