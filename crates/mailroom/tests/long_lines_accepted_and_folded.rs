@@ -178,6 +178,8 @@ fn smtp_line_length_limit_zero_sends_lines_unbroken() {
         .start();
     let message = long_message("unbroken");
     world.submit("sender@example.org", &["someone@far.example"], &message);
+    // The dump is whole once the sink has answered the final dot (see above).
+    world.wait_lines(&["to=<someone@far.example>", "status=sent"], 1);
     wait_until("smtp-sink to dump the message", || {
         dumped(&dumps).len() == 1
     });
