@@ -140,8 +140,9 @@ fn a_failed_auth_flood_keeps_memory_bounded_and_a_real_user_gets_in() {
         took < limit.as_secs_f64(),
         "the real user waited {took:.2} s (limit {limit:?} at this load)"
     );
-    smtp.env
-        .wait_log("sasl_method=PLAIN, sasl_username=alice", 1);
+    // smtplib's login() falls back to its next mechanism when one is refused: under stress
+    // a check that waits too long for a checker thread is a 454, and LOGIN then gets in.
+    smtp.env.wait_log("sasl_username=alice", 1);
 }
 
 /// fail2ban's postfix-sasl filter (fail2ban 0.10+ `mdre-auth`), applied in Python.
