@@ -29,6 +29,10 @@ targets=("$@")
 if ((${#targets[@]} == 0)); then
     mapfile -t targets < <(cargo +nightly fuzz list)
 fi
+if ((${#targets[@]} == 0)); then
+    echo "fuzz.sh: no fuzz targets (cargo +nightly fuzz list printed none)" >&2
+    exit 1
+fi
 
 # Every target is safe Rust: no sanitizer (twice the speed), but overflow checks and debug
 # assertions on, so an arithmetic overflow is a crash like a panic.
@@ -49,7 +53,9 @@ for target in "${targets[@]}"; do
     artifacts=fuzz/artifacts/$target
     log=fuzz/artifacts/$target.log
     mkdir -p "$corpus" "$artifacts"
-    args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+    # -timeout: one input running this long is a hang. 60 s, not libFuzzer's usual 10 s: on
+    # a loaded CI box a slow input is not a hang (a real one still shows within the run).
+    args=(-max_total_time="$seconds" -timeout=60 -rss_limit_mb=2048 -print_final_stats=1
         -artifact_prefix="$artifacts/")
     [ -f "fuzz/dicts/$target.dict" ] && args+=(-dict="fuzz/dicts/$target.dict")
     status=0

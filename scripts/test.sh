@@ -37,11 +37,26 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 if ! python3 -c 'import dkim, dns.message, nacl.signing' 2>/dev/null; then
     python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 fi
+# A mirror that fails for a moment (a 404 during a sync, a reset connection) must not fail
+# the run: apt retries each download, and the update + install is tried three times.
+apt_install() {
+    local attempt
+    for attempt in 1 2 3; do
+        if apt-get -o Acquire::Retries=3 update -qq &&
+            DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Retries=3 install -y -qq "$@"; then
+            return 0
+        fi
+        echo "test.sh: apt-get failed (attempt $attempt of 3)" >&2
+        ((attempt < 3)) && sleep 20
+    done
+    echo "test.sh: cannot install $* with apt-get" >&2
+    return 1
+}
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         # postfix asks what kind of mail server to configure: none (we only want smtp-sink).
         echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+        apt_install "${need_apt[@]}"
     else
         echo "test.sh: missing ${need_apt[*]} and cannot apt-get them (not root?)" >&2
         exit 1
@@ -72,8 +87,23 @@ else
 fi
 
 # Fuzzing (README.md "Fuzzing"): build every cargo-fuzz target in fuzz/ and run each for
-# 30 s; fuzz.sh skips with one line when there is no nightly toolchain.
+# 30 s; fuzz.sh skips with one line when there is no nightly toolchain, and so does this
+# script when cargo-fuzz cannot be installed (three tries: crates.io may fail for a moment).
+# A crash fails the run, naming the target, the input and the panic.
+fuzz_tool=yes
 if cargo +nightly --version >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
-    cargo install cargo-fuzz --locked
+    fuzz_tool=no
+    for attempt in 1 2 3; do
+        if cargo install cargo-fuzz --locked; then
+            fuzz_tool=yes
+            break
+        fi
+        echo "test.sh: cargo install cargo-fuzz failed (attempt $attempt of 3)" >&2
+        ((attempt < 3)) && sleep 20
+    done
 fi
-scripts/fuzz.sh 30
+if [ "$fuzz_tool" = yes ]; then
+    scripts/fuzz.sh 30
+else
+    echo "test.sh: FUZZING SKIPPED: cargo-fuzz could not be installed (see above)"
+fi

@@ -9,7 +9,10 @@ use std::process::Output;
 
 use testkit::*;
 
-const EXTRA: &str = "relayhost = \"[127.0.0.1]:9\"\nsmtpd_listen = []\n";
+/// Nothing listens on port 9: both messages are deferred, and with an hour of backoff they
+/// stay "deferred" (not "active" in a retry) while the listings are compared.
+const EXTRA: &str = "relayhost = \"[127.0.0.1]:9\"\nsmtpd_listen = []\n\
+                     minimal_backoff_time = \"1h\"\nmaximal_backoff_time = \"2h\"\n";
 const NOBODY: u32 = 65534;
 
 #[test]

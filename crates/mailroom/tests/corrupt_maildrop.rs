@@ -58,7 +58,8 @@ fn garbage_in_maildrop_goes_to_corrupt_with_one_log_line_and_mail_keeps_flowing(
         b"\x00\x01 this is not mail \xff\n"
     );
     for name in [truncated.as_str(), flipped.as_str(), junk] {
-        let lines = env.log_lines(&format!("maildrop/{name}"));
+        // The line is written once the rename is done: after the file shows in corrupt/.
+        let lines = env.wait_log(&format!("maildrop/{name}"), 1);
         assert_eq!(lines.len(), 1, "one log line for {name}, got {lines:#?}");
         assert!(lines[0].contains("corrupt"), "{}", lines[0]);
     }

@@ -211,7 +211,20 @@ fn corrupt_run(rng: &mut Rng) -> CorruptRun {
         .collect();
     sink.wait_for(&intact, DEADLINE);
     env.wait_queue_empty();
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    // mailq does not list what it cannot read, so an empty queue does not mean pickup is
+    // done with the damaged maildrop files; and each file goes to corrupt/ before its log
+    // line. Wait for the moves and the lines, then count.
+    wait_until("the damaged maildrop files moved to corrupt/", || {
+        let moved = list_dir(&env.corrupt_dir());
+        junk.iter()
+            .all(|n| moved.contains(&format!("maildrop-{n}")))
+    });
+    wait_until("a log line naming every file in corrupt/", || {
+        let log = env.log();
+        list_dir(&env.corrupt_dir())
+            .iter()
+            .all(|n| log.contains(n.as_str()))
+    });
     let copies = sink.copies();
     let corrupt = list_dir(&env.corrupt_dir());
     let log = env.log();

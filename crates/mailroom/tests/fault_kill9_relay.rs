@@ -53,8 +53,10 @@ fn kill_dash_nine_under_smtp_load_ten_times_loses_nothing_and_duplicates_only_in
         delays.push(delay);
         thread::sleep(Duration::from_millis(delay));
         world.daemon.take().expect("daemon running").kill9();
-        // Let the sink see the dropped connections (it unlinks unfinished transactions).
-        thread::sleep(Duration::from_millis(300));
+        // The sink must have read everything the dead daemon sent (a final dot still in its
+        // socket becomes a file, an unfinished transaction is unlinked) before the snapshot;
+        // a file written after it would be filed under the next epoch.
+        sink.sink.wait_sessions_closed();
         snapshots.push(sink.files().into_iter().collect());
         world.start();
     }

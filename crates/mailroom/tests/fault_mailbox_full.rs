@@ -125,8 +125,10 @@ fn mailbox_disk_full_defers_without_tearing_or_doubling_and_delivers_once_space_
         );
     }
 }
+/// Read under the mailbox lock: a retried append in progress (written, not yet cut back)
+/// is not what the mailbox holds.
 fn file_len(env: &TestEnv, user: &str) -> u64 {
-    fs::metadata(env.mbox(user)).map(|m| m.len()).unwrap_or(0)
+    env.mbox_len(user)
 }
 
 /// Whole tagged messages in the mailboxes (tag → copies) and the number of messages that

@@ -188,7 +188,7 @@ struct DeliveriesRun {
     received_while_full: usize,
     duplicated_while_full: usize,
     listed_while_full: usize,
-    /// Still queued 30 s after space returned to a running daemon (None: killed while full).
+    /// Still queued DEADLINE after space returned to a running daemon (None: killed while full).
     stuck: Option<usize>,
     duplicated_before_restart: usize,
     duplicated: usize,
@@ -236,7 +236,7 @@ fn deliveries_run(kill_while_full: bool) -> DeliveriesRun {
     tmpfs.fill("filler");
     let sink = DumpSink::start(&world.env, sink_port);
     world.run_ok(&["postqueue", "-f"]);
-    let while_full = until_quiet(&sink, DEFERRED);
+    let while_full = until_quiet(&world, &sink, DEFERRED);
     let listed_while_full = world.env.queue_json().len();
 
     let mut stuck = None;
@@ -249,9 +249,7 @@ fn deliveries_run(kill_while_full: bool) -> DeliveriesRun {
         fs::remove_file(tmpfs.dir.join("filler")).unwrap();
     }
     sink.wait_for(&queued.acked, DEADLINE);
-    poll_for(Duration::from_secs(30), || {
-        world.env.queue_json().is_empty()
-    });
+    poll_for(DEADLINE, || world.env.queue_json().is_empty());
     let duplicated_before_restart = sink.copies().duplicated();
     if !kill_while_full {
         stuck = Some(world.env.queue_json().len());
@@ -259,9 +257,8 @@ fn deliveries_run(kill_while_full: bool) -> DeliveriesRun {
         world.start();
         world.run_ok(&["postqueue", "-f"]);
     }
-    thread::sleep(Duration::from_secs(3));
     world.env.wait_queue_empty();
-    let after = sink.copies();
+    let after = all_counted(&world, &sink);
     drop(world);
     drop(tmpfs);
     DeliveriesRun {
@@ -309,7 +306,7 @@ fn queue_disk_full_during_deliveries_retries_the_outcome_and_sends_nothing_twice
     assert_eq!(
         space_returns.stuck,
         Some(0),
-        "delivered messages still queued 30 s after space returned: their outcome was never retried"
+        "delivered messages still queued {DEADLINE:?} after space returned: their outcome was never retried"
     );
     assert_eq!(
         space_returns.duplicated, 0,
@@ -322,23 +319,26 @@ fn queue_disk_full_during_deliveries_retries_the_outcome_and_sends_nothing_twice
     );
 }
 
-/// What the sink holds once it has `all` messages or got nothing new for 3 s (at most 60 s).
-fn until_quiet(sink: &DumpSink, all: usize) -> Copies {
-    let started = std::time::Instant::now();
-    let mut last = (0, started);
-    loop {
-        let copies = sink.copies();
-        let n = copies.by_tag.len() + copies.duplicated();
-        if n != last.0 {
-            last = (n, std::time::Instant::now());
-        }
-        if copies.by_tag.len() >= all || last.1.elapsed() >= Duration::from_secs(3) {
-            return copies;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "deliveries never stopped while the disk was full"
-        );
-        thread::sleep(Duration::from_millis(250));
-    }
+/// What the sink holds once deliveries have stopped because every delivery slot holds a
+/// message whose outcome could not be recorded (logged `status=sent`, never `removed`:
+/// `PROCESS_LIMIT` of them) and the sink has counted each logged delivery — or once it has
+/// `all` messages. (A quiet spell of the sink would be a proxy: a loaded machine can pause
+/// the daemon longer than any spell.)
+fn until_quiet(world: &World, sink: &DumpSink, all: usize) -> Copies {
+    wait_until("every delivery slot held by an unrecorded outcome", || {
+        let sent = world.lines_with(&["status=sent"]).len();
+        let removed = world.lines_with(&[": removed"]).len().min(sent);
+        let counted = sink.sink.messages() == sent;
+        counted && (sent - removed == PROCESS_LIMIT || sink.copies().by_tag.len() >= all)
+    });
+    sink.copies()
+}
+
+/// Waits until the sink has counted every delivery the daemon logged (`status=sent` is
+/// logged after the sink's 250); returns what it holds then.
+fn all_counted(world: &World, sink: &DumpSink) -> Copies {
+    wait_until("the sink to count every logged delivery", || {
+        sink.sink.messages() == world.lines_with(&["status=sent"]).len()
+    });
+    sink.copies()
 }

@@ -150,6 +150,9 @@ fn sendmail_keeps_long_lines_through_maildrop_and_pickup() {
             line.len()
         );
     }
+    // smtp-sink creates its dump file when the transaction starts and writes it as data
+    // arrives: the file is whole once it has answered the final dot, which the daemon logs.
+    world.wait_lines(&["to=<someone@far.example>", "status=sent"], 1);
     wait_until("smtp-sink to dump the message", || {
         dumped(&dumps).len() == 1
     });
@@ -175,6 +178,8 @@ fn smtp_line_length_limit_zero_sends_lines_unbroken() {
         .start();
     let message = long_message("unbroken");
     world.submit("sender@example.org", &["someone@far.example"], &message);
+    // The dump is whole once the sink has answered the final dot (see above).
+    world.wait_lines(&["to=<someone@far.example>", "status=sent"], 1);
     wait_until("smtp-sink to dump the message", || {
         dumped(&dumps).len() == 1
     });

@@ -29,12 +29,12 @@ fn sigterm_during_delivery_exits_zero_quickly_and_a_restart_delivers_the_rest() 
     });
     let signalled = Instant::now();
     daemon.signal(libc::SIGTERM);
-    let status = daemon.wait_exit(Duration::from_secs(10));
+    let status = daemon.wait_exit(DEADLINE);
     let took = signalled.elapsed();
     let at_stop = env.count_all(&users);
     let status = status.unwrap_or_else(|| {
         panic!(
-            "serve still running 10 s after SIGTERM; log:\n{}",
+            "serve still running {DEADLINE:?} after SIGTERM; log:\n{}",
             tail(&env.log(), 20)
         )
     });
@@ -44,7 +44,12 @@ fn sigterm_during_delivery_exits_zero_quickly_and_a_restart_delivers_the_rest() 
         "exit status after SIGTERM; output:\n{}",
         daemon.output()
     );
-    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+    // 5 s on an idle box; stretched by the load (the in-flight deliveries finish first).
+    let limit = scaled_by_load(Duration::from_secs(5));
+    assert!(
+        took < limit,
+        "SIGTERM took {took:?} (limit {limit:?} at this load)"
+    );
     assert!(
         at_stop < MESSAGES,
         "everything was delivered before SIGTERM: the test proves nothing"

@@ -57,12 +57,12 @@ fn twice_the_queue_disk_goes_through_and_through_a_restart() {
     };
     let sink = Sink::start_on(&world.env.root, sink_port, &[]);
     world.start();
-    let patience = Duration::from_secs(30);
+    let patience = DEADLINE;
     let mut refusals = 0;
     for n in 0..MESSAGES {
         refusals += send_patiently(&world, n, patience);
     }
-    let ok = poll_for(Duration::from_secs(60), || sink.messages() >= MESSAGES);
+    let ok = poll_for(DEADLINE, || sink.messages() >= MESSAGES);
     assert!(ok, "{} of {MESSAGES} relayed", sink.messages());
     world.env.wait_queue_empty();
     eprintln!(
@@ -75,7 +75,7 @@ fn twice_the_queue_disk_goes_through_and_through_a_restart() {
     for n in MESSAGES..MESSAGES + 20 {
         send_patiently(&world, n, patience);
     }
-    let ok = poll_for(Duration::from_secs(60), || sink.messages() >= MESSAGES + 20);
+    let ok = poll_for(DEADLINE, || sink.messages() >= MESSAGES + 20);
     assert!(
         ok,
         "{} of {} relayed after the restart",

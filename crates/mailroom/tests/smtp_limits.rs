@@ -73,7 +73,7 @@ fn idle_clients_time_out() {
     assert!(idle.is_closed());
     in_data.expect(421, "4.4.2");
     assert!(in_data.is_closed());
-    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(started.elapsed() < scaled_by_load(Duration::from_secs(20)));
     smtp.env
         .wait_log("timeout after CONNECT from unknown[127.0.0.1]", 1);
     smtp.env

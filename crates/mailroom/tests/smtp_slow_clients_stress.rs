@@ -70,7 +70,7 @@ fn normal_client(smtp: &World, subject: &str) -> Duration {
         }
         assert_eq!(greeting.code, 421, "{}", greeting.text());
         assert!(
-            started.elapsed() < Duration::from_secs(30),
+            started.elapsed() < DEADLINE,
             "never served during the attack"
         );
         std::thread::sleep(Duration::from_millis(200));
@@ -102,28 +102,19 @@ fn slow_drip_clients_do_not_lock_out_a_normal_client() {
     println!(
         "normal client served in {first:?} and {second:?} during the attack; {made} drip connections; daemon peak RSS (VmHWM) {peak} kB"
     );
-    assert!(
-        first < Duration::from_secs(5),
-        "first normal client waited {first:?}"
-    );
-    assert!(
-        second < Duration::from_secs(5),
-        "second normal client waited {second:?}"
-    );
+    // 5 s on an idle box, stretched by the load (CI's 2 cores are shared).
+    let limit = scaled_by_load(Duration::from_secs(5));
+    assert!(first < limit, "first normal client waited {first:?}");
+    assert!(second < limit, "second normal client waited {second:?}");
     assert!(made >= 100, "the attack did not run: {made} connections");
     assert!(peak < 200 * 1024, "peak RSS {peak} kB");
     smtp.env.wait_mbox("alice", 2);
-    assert!(
-        !smtp
-            .env
-            .log_lines("slot given to a new client under stress")
-            .is_empty(),
-        "a stalled session made room"
-    );
-    assert!(
-        !smtp.env.log_lines("timeout after").is_empty(),
-        "the stress deadline cut drippers"
-    );
+    // Both lines are written after the 421 to the dripper: wait for them.
+    // A stalled session made room:
+    smtp.env
+        .wait_log("slot given to a new client under stress", 1);
+    // The stress deadline cut drippers:
+    smtp.env.wait_log("timeout after", 1);
 }
 
 /// `smtpd_per_request_deadline`: one byte a second never times out a read of 3 s, but the
@@ -150,7 +141,7 @@ fn a_per_request_deadline_cuts_a_trickled_command() {
     if let Ok(reply) = reply {
         assert!(reply.text().contains("4.4.2"), "{}", reply.text());
     }
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(started.elapsed() < scaled_by_load(Duration::from_secs(10)));
     smtp.env
         .wait_log("timeout after CONNECT from unknown[127.0.0.1]", 1);
 }
@@ -164,16 +155,18 @@ fn a_session_ends_at_its_deadline_whatever_it_sends() {
     c.start_transaction("slow@example.org", &["alice@localhost"]);
     c.ok("DATA", 354);
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(10) {
+    // The deadline is 3 s; on a loaded box the daemon's timer and close come later.
+    let (give_up, ended_by) = (
+        scaled_by_load(Duration::from_secs(10)),
+        scaled_by_load(Duration::from_secs(8)),
+    );
+    while started.elapsed() < give_up {
         if c.try_send(b"a line of a slow message\r\n").is_err() {
             break;
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "not ended at the deadline"
-    );
+    assert!(started.elapsed() < ended_by, "not ended at the deadline");
     smtp.env
         .wait_log("timeout after DATA from unknown[127.0.0.1]", 1);
     assert_eq!(

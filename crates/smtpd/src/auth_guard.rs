@@ -201,7 +201,7 @@ impl<K: Hash + Eq> Windows<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     #[test]
     fn failures_are_counted_per_window() {
@@ -264,22 +264,46 @@ mod tests {
     #[tokio::test]
     async fn a_short_wait_gives_up_while_every_checker_is_busy() {
         let guard = AuthGuard::new();
+        // Every checker is held until the test lets go (a fixed 800 ms check and a 100 ms
+        // head start raced a loaded box: the refused check could find a checker free).
+        let (running, release) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
         let mut busy = Vec::new();
         for _ in 0..VERIFY_THREADS {
             let guard = guard.clone();
+            let (running, release) = (running.clone(), release.clone());
             busy.push(tokio::spawn(async move {
                 guard
-                    .verify(VERIFY_WAIT, || {
-                        std::thread::sleep(Duration::from_millis(800))
+                    .verify(VERIFY_WAIT, move || {
+                        running.fetch_add(1, Ordering::SeqCst);
+                        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+                        while !release.load(Ordering::SeqCst)
+                            && std::time::Instant::now() < deadline
+                        {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
                     })
                     .await
             }));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while running.load(Ordering::SeqCst) < VERIFY_THREADS
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let started = std::time::Instant::now();
         let refused = guard.verify(VERIFY_WAIT_UNDER_STRESS, || 1).await;
         assert_eq!(refused, Err(Busy::Timeout));
-        assert!(started.elapsed() < Duration::from_millis(700));
+        // It gave up after the short wait, not the normal one (the margin is for a slow box).
+        assert!(
+            started.elapsed() < VERIFY_WAIT / 2,
+            "{:?}",
+            started.elapsed()
+        );
+        release.store(true, Ordering::SeqCst);
         for task in busy {
             assert_eq!(task.await.unwrap(), Ok(()));
         }

@@ -13,9 +13,12 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::machine::{list_dir, run_with_input};
-use crate::mbox::{count_separators, read_mboxes_with_python, MboxMessage};
+use crate::mbox::{
+    count_separators, lock_for_reading, read_locked, read_mboxes_with_python, MboxMessage,
+};
 use crate::text::tail;
 use crate::wait::{poll_every, poll_for, wait_until, DEADLINE};
+use crate::world::later_keys_win;
 
 /// The binary under test: `$CARGO_BIN_EXE_mailroom` when cargo sets it at run time, else
 /// `mailroom` beside the test's own `deps/` directory (where `cargo test -p mailroom` has
@@ -47,8 +50,8 @@ pub struct TestEnv {
     pub config: PathBuf,
 }
 
-/// The configuration every test starts from; `extra` (TOML lines) is appended, so a test
-/// may add any parameter that is not one of these. No SMTP listener unless `extra` sets
+/// The configuration every test starts from; `extra` (TOML lines) is appended (a
+/// [`TestEnv`] then drops the base's line for any key `extra` sets again). No SMTP listener unless `extra` sets
 /// `smtpd_listen` (the default, 127.0.0.1:2525, would clash between parallel tests).
 pub fn base_config(root: &Path, queue: &Path, extra: &str) -> String {
     let listen = match extra.contains("smtpd_listen") {
@@ -113,10 +116,11 @@ impl TestEnv {
         env
     }
 
-    /// Rewrites the configuration file (base plus `extra`).
+    /// Rewrites the configuration file (base plus `extra`; a key in `extra` replaces the
+    /// base's, e.g. a longer `minimal_backoff_time`).
     pub fn write_config(&self, extra: &str) {
         let text = base_config(&self.root, &self.queue_dir(), extra);
-        fs::write(&self.config, text).expect("write config");
+        fs::write(&self.config, later_keys_win(&text)).expect("write config");
     }
 
     pub fn queue_dir(&self) -> PathBuf {
@@ -213,11 +217,15 @@ impl TestEnv {
             child: Some(child),
             output: out_path,
         };
-        // Ready once the control socket is bound (the signal handlers follow at once).
+        // Ready once the control socket is bound and the signal handlers are in place: they
+        // are installed just after the socket, and a SIGHUP or SIGTERM sent in between (a
+        // loaded box can stop the daemon there for a while) would kill it by default.
         let socket = self.queue_dir().join("control.sock");
         wait_until(&format!("{} to appear", socket.display()), || {
             socket.exists()
         });
+        let pid = daemon.pid();
+        wait_until("the daemon's signal handlers", || catches_signals(pid));
         daemon
     }
 
@@ -247,10 +255,16 @@ impl TestEnv {
 
     /// Messages in `user`'s mbox, counted by their separator lines (mboxrd quoting makes
     /// every body line starting with `From ` start with `>From `, so this is exact).
+    /// Read under the mailbox's lock, so a message being appended is not counted yet.
     pub fn count_mbox(&self, user: &str) -> usize {
-        fs::read(self.mbox(user))
-            .map(|b| count_separators(&b))
-            .unwrap_or(0)
+        count_separators(&read_locked(&self.mbox(user)))
+    }
+
+    /// Length of `user`'s mbox (0 if missing), read under its lock: never a half-done append.
+    pub fn mbox_len(&self, user: &str) -> u64 {
+        lock_for_reading(&self.mbox(user))
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len())
     }
 
     /// Total of [`TestEnv::count_mbox`] over `users`.
@@ -314,6 +328,26 @@ impl TestEnv {
     pub fn maildrop_files(&self) -> Vec<String> {
         list_dir(&self.maildrop_dir())
     }
+}
+
+/// True when process `pid` catches SIGHUP, SIGUSR1 and SIGTERM (`SigCgt` in its
+/// `/proc/PID/status`, a mask with bit N-1 for signal N); also true once it has exited, so
+/// that the caller goes on to report what happened instead of waiting.
+fn catches_signals(pid: i32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    if status.contains("State:\tZ") {
+        return true;
+    }
+    let caught = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    [libc::SIGHUP, libc::SIGUSR1, libc::SIGTERM]
+        .iter()
+        .all(|&sig| caught & (1u64 << (sig - 1)) != 0)
 }
 
 /// A running `mailroom serve`, SIGKILLed and reaped on drop if still running.

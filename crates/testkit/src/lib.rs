@@ -47,9 +47,12 @@ pub use dns::{Dns, Zone};
 pub use dsn::{field, parse_dsn};
 pub use env::{assert_success, base_config, bin, command_with_config, Daemon, TestEnv};
 pub use machine::{
-    current_user, free_port, is_root, list_dir, open_up, read_all, run_with_input, Tmpfs,
+    current_user, free_port, is_root, list_dir, load_factor, open_up, read_all, run_with_input,
+    scaled_by_load, Tmpfs,
 };
-pub use mbox::{count_separators, python, read_mboxes_with_python, MboxMessage};
+pub use mbox::{
+    count_separators, lock_for_reading, python, read_locked, read_mboxes_with_python, MboxMessage,
+};
 pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Received};
 pub use postfix::Smarthost;
 pub use sink::{Sink, SMTP_SINK};

@@ -1,5 +1,6 @@
 //! The machine the tests run on: who we are (root or not), free loopback ports, directory
-//! listings and modes, and size-limited tmpfs mounts for the disk-full scenarios.
+//! listings and modes, size-limited tmpfs mounts for the disk-full scenarios, and how
+//! loaded the CPUs are (a latency bound is stated for an idle box: [`scaled_by_load`]).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -149,4 +150,24 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
     let out = child.wait_with_output().expect("wait");
     let _ = writer.join();
     out
+}
+
+/// How many times over the CPUs are wanted: the 1-minute load average divided by the CPUs,
+/// never below 1 (an idle or lightly used box).
+pub fn load_factor() -> f64 {
+    let load: f64 = fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    (load / cpus).max(1.0)
+}
+
+/// A latency bound stated for an idle machine (a client served within 1 s), stretched by
+/// [`load_factor`]: with 15 runnable tasks on 2 CPUs every process gets about an eighth of
+/// a CPU, and so does the daemon's answer. On an idle box the bound is exactly `limit`.
+/// Only for latency requirements; a test waiting for something uses a `wait_until` with
+/// [`crate::DEADLINE`] instead.
+pub fn scaled_by_load(limit: std::time::Duration) -> std::time::Duration {
+    limit.mul_f64(load_factor())
 }

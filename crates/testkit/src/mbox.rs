@@ -1,8 +1,16 @@
 //! Mailboxes as a mail reader sees them: Python's `mailbox` and `email` modules parse the
 //! mbox files the daemon wrote (an independent reader, not our own parser), and a cheap
 //! separator count for the waits.
+//!
+//! Every read holds an fcntl read lock on the mailbox, as a mail reader does: the agent
+//! appends a message in more than one write (separator, then the record) and cuts a failed
+//! append back, all under its write lock, so an unlocked reader can see half a message —
+//! a count that has reached N while the Nth message has no body yet.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::machine::run_with_input;
@@ -76,11 +84,13 @@ for path in sys.argv[1:]:
 json.dump(boxes, sys.stdout)
 "#;
 
-/// Reads mboxes with Python's `mailbox.mbox` (one process for all); a missing file reads
-/// as an empty mailbox.
+/// Reads mboxes with Python's `mailbox.mbox` (one process for all) while holding their
+/// read locks ([`lock_for_reading`]); a missing file reads as an empty mailbox.
 pub fn read_mboxes_with_python(paths: &[PathBuf]) -> Vec<Vec<MboxMessage>> {
     let args: Vec<&str> = paths.iter().map(|p| p.to_str().unwrap()).collect();
+    let locks: Vec<Option<File>> = paths.iter().map(|p| lock_for_reading(p)).collect();
     let out = python(READ_MBOX_PY, &args, b"");
+    drop(locks);
     let boxes: Vec<Vec<serde_json::Value>> = serde_json::from_slice(&out).expect("python JSON");
     boxes
         .into_iter()
@@ -109,6 +119,36 @@ pub fn python(script: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
+}
+
+/// `path` opened and read-locked (an open-file-description lock on the whole file, which
+/// conflicts with the agent's write lock; waits while a delivery holds it); None if there
+/// is no such file. The lock goes with the returned file.
+pub fn lock_for_reading(path: &Path) -> Option<File> {
+    let file = File::open(path).ok()?;
+    // SAFETY: a zeroed flock is valid; fcntl on a descriptor we own, with a pointer to it.
+    let rc = unsafe {
+        let mut lock: libc::flock = std::mem::zeroed();
+        lock.l_type = libc::F_RDLCK as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        loop {
+            let rc = libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLKW, &lock);
+            if rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                break rc;
+            }
+        }
+    };
+    assert_eq!(rc, 0, "read lock on {}", path.display());
+    Some(file)
+}
+
+/// The whole of the mailbox at `path`, read under its read lock (empty if missing).
+pub fn read_locked(path: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Some(mut file) = lock_for_reading(path) {
+        file.read_to_end(&mut bytes).expect("read mailbox");
+    }
+    bytes
 }
 
 /// Number of mbox separator lines (`From ` at the start of a line).

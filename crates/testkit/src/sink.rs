@@ -5,10 +5,9 @@ use std::fs;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use crate::machine::{free_port, is_root};
-use crate::wait::poll_for;
+use crate::wait::{poll_for, wait_until, DEADLINE};
 
 pub const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
 
@@ -52,11 +51,20 @@ impl Sink {
             port,
             counters,
         };
-        let up = poll_for(Duration::from_secs(10), || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        let up = poll_for(DEADLINE, || TcpStream::connect(("127.0.0.1", port)).is_ok());
         assert!(up, "smtp-sink did not start on port {port}");
         sink
+    }
+
+    /// Waits until the sink holds no connection on its port (none established, none closed
+    /// by the client but not yet by the sink, none waiting to be accepted): it has read all
+    /// its clients sent, so every transaction they finished is on disk and every one they
+    /// broke off is discarded. A test that kills the daemon waits for this before counting.
+    pub fn wait_sessions_closed(&self) {
+        wait_until(
+            &format!("smtp-sink on {} to close its sessions", self.port),
+            || sessions_on(self.port) == 0,
+        );
     }
 
     /// Messages received so far (the last `mesg=N` of `-c`'s running counters).
@@ -81,4 +89,20 @@ impl Drop for Sink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Connections whose local end is 127.0.0.1:`port`, other than the listener itself:
+/// established (01), waiting to be accepted (03), or closed by the peer only (08), from
+/// `/proc/net/tcp` (hex `0100007F:PORT`, state in the fourth column).
+fn sessions_on(port: u16) -> usize {
+    let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            cols.len() > 3 && cols[1] == local && matches!(cols[3], "01" | "03" | "08")
+        })
+        .count()
 }

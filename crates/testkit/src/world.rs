@@ -273,7 +273,7 @@ impl World {
 
 /// TOML text with every `key = ...` line left out that a later line sets again (TOML
 /// forbids a key twice; the later, more specific line is the one meant).
-fn later_keys_win(text: &str) -> String {
+pub(crate) fn later_keys_win(text: &str) -> String {
     let key = |line: &str| match line.trim_start().starts_with('#') || !line.contains('=') {
         true => None,
         false => line.split('=').next().map(|k| k.trim().to_string()),

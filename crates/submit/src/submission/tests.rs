@@ -90,7 +90,11 @@ fn free_space_guard_refuses() {
 fn a_fired_watchdog_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let watchdog = Watchdog::arm(Duration::ZERO, OnTimeout::FailWrite);
-    std::thread::sleep(Duration::from_millis(50));
+    // It fires on its own thread, whenever that runs: wait for it, not 50 ms.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !watchdog.fired() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let err = maildrop::write_with(dir.path(), &sample(), &watchdog).unwrap_err();
     assert!(matches!(err, MaildropError::Interrupted(_)));
     assert!(names(dir.path()).is_empty());

@@ -153,7 +153,12 @@ fn null_sender_is_mailer_daemon() {
 #[test]
 fn two_threads_two_hundred_messages_each() {
     let setup = Setup::new("");
-    let agent = setup.agent();
+    let mut agent = setup.agent();
+    // The locks are polled: one thread can take the mailbox back-to-back while the other
+    // sleeps between tries, and on a loaded box (slow fsync) that lasts past 10 s, which
+    // defers the delivery (as it should). This test is about the two writers never tearing
+    // each other's messages, so no attempt may time out.
+    agent.lock_timeout = Duration::from_secs(600);
     std::thread::scope(|scope| {
         for thread in 0..2 {
             let agent = &agent;

@@ -24,7 +24,8 @@ use envelope::{DeliveryReport, Envelope, Nexthop, OutcomeKind, QueueId};
 
 use super::{SaslSettings, SmtpClient, SmtpSettings, SmtpTlsLevel, Timeouts};
 
-/// Settings for tests: short timeouts, no TLS, the given default port and name servers.
+/// Settings for tests: no TLS, the given default port and name servers, and timeouts long
+/// enough for a loaded box (30 s; a test about a timeout shortens the one it is about).
 pub fn settings(port: u16) -> SmtpSettings {
     SmtpSettings {
         dialect: super::settings::Dialect::Smtp,
@@ -36,7 +37,7 @@ pub fn settings(port: u16) -> SmtpSettings {
         tls_policy_maps: Vec::new(),
         sasl: SaslSettings::default(),
         recipient_limit: 50,
-        timeouts: Timeouts::uniform(Duration::from_secs(5)),
+        timeouts: Timeouts::uniform(Duration::from_secs(30)),
         default_port: port,
         dns_nameservers: Vec::new(),
         connection_cache_time: Duration::from_secs(2),
