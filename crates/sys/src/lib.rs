@@ -36,7 +36,7 @@ pub use creds::{become_user, can_regain_root, ignore_signal};
 pub use fs::{file_system_magic, free_space, mkfifo, set_umask, sync_file_system, FreeSpace};
 pub use host::hostname;
 pub use ids::{effective_gid, effective_uid, is_setid, real_uid, set_fs_gid, set_fs_uid};
-pub use lock::try_lock_record;
+pub use lock::{read_lock_record_wait, try_lock_record};
 pub use memory::{heap_in_use, release_free_memory, set_mmap_threshold};
 pub use net::connect_from;
 pub use process::{

@@ -29,6 +29,25 @@ pub fn try_lock_record(file: &File, open_file_description: bool) -> io::Result<(
     fcntl(file, command).map(drop).map_err(crate::io_error)
 }
 
+/// Waits for a shared (read) open-file-description lock on the whole of `file`, as a mail
+/// reader takes one: it waits while a writer holds its lock. Retries on EINTR.
+pub fn read_lock_record_wait(file: &File) -> io::Result<()> {
+    let lock = libc::flock {
+        l_type: libc::F_RDLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    loop {
+        match fcntl(file, FcntlArg::F_OFD_SETLKW(&lock)) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(crate::io_error(e)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

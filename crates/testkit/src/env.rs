@@ -345,9 +345,13 @@ fn catches_signals(pid: i32) -> bool {
         .find_map(|l| l.strip_prefix("SigCgt:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .unwrap_or(0);
-    [libc::SIGHUP, libc::SIGUSR1, libc::SIGTERM]
-        .iter()
-        .all(|&sig| caught & (1u64 << (sig - 1)) != 0)
+    [
+        sys::Signal::SIGHUP,
+        sys::Signal::SIGUSR1,
+        sys::Signal::SIGTERM,
+    ]
+    .iter()
+    .all(|&sig| caught & (1u64 << (sig as i32 - 1)) != 0)
 }
 
 /// A running `mailroom serve`, SIGKILLed and reaped on drop if still running.

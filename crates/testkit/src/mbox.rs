@@ -9,7 +9,6 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -126,19 +125,12 @@ pub fn python(script: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
 /// is no such file. The lock goes with the returned file.
 pub fn lock_for_reading(path: &Path) -> Option<File> {
     let file = File::open(path).ok()?;
-    // SAFETY: a zeroed flock is valid; fcntl on a descriptor we own, with a pointer to it.
-    let rc = unsafe {
-        let mut lock: libc::flock = std::mem::zeroed();
-        lock.l_type = libc::F_RDLCK as libc::c_short;
-        lock.l_whence = libc::SEEK_SET as libc::c_short;
-        loop {
-            let rc = libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLKW, &lock);
-            if rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                break rc;
-            }
-        }
-    };
-    assert_eq!(rc, 0, "read lock on {}", path.display());
+    let locked = sys::read_lock_record_wait(&file);
+    assert!(
+        locked.is_ok(),
+        "read lock on {}: {locked:?}",
+        path.display()
+    );
     Some(file)
 }
 
