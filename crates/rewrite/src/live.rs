@@ -33,6 +33,12 @@ impl Live {
         Arc::clone(&guard)
     }
 
+    /// Installs a rewriter built elsewhere (the daemon builds it with the rest of a reload,
+    /// so a reload is all or nothing).
+    pub fn replace(&self, rewriter: Rewriter) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rewriter);
+    }
+
     /// Re-reads every map of `cfg`; on an error nothing changes.
     pub fn reload(&self, cfg: &Config) -> Result<(), MapError> {
         let fresh = Rewriter::from_config(cfg)?;

@@ -68,7 +68,9 @@ pub(crate) async fn apply(cx: &Context, done: Message) {
 fn log_lines(id: QueueId, lines: &[Line], started: Instant) {
     for line in lines {
         match line {
-            Line::Outcome { to, timed } => log_outcome(id, to, timed, started),
+            Line::Outcome { to, orig_to, timed } => {
+                log_outcome(id, to, orig_to.as_deref(), timed, started)
+            }
             Line::Expired { to, reason } => {
                 info!(target: "qmgr", "{id}: to=<{to}>, status=expired, returned to sender ({reason})")
             }

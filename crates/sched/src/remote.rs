@@ -4,6 +4,7 @@
 use envelope::{DeliveryReport, Envelope, Nexthop, Outcome, QueueId};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -46,12 +47,23 @@ impl RemoteAgent for NoRemote {
 /// The real remote agent: the SMTP client.
 pub struct SmtpRemote {
     client: agents::SmtpClient,
+    /// `smtp_generic_maps`, applied to each outgoing copy.
+    rewrite: Option<Arc<rewrite::Live>>,
 }
 
 impl SmtpRemote {
     pub fn new(settings: agents::SmtpSettings) -> Result<SmtpRemote, String> {
         let client = agents::SmtpClient::new(settings).map_err(|e| e.to_string())?;
-        Ok(SmtpRemote { client })
+        Ok(SmtpRemote {
+            client,
+            rewrite: None,
+        })
+    }
+
+    /// Rewrites outgoing mail through the rewriter's `smtp_generic_maps`.
+    pub fn with_rewrite(mut self, rewrite: Arc<rewrite::Live>) -> SmtpRemote {
+        self.rewrite = Some(rewrite);
+        self
     }
 }
 
@@ -64,9 +76,19 @@ impl RemoteAgent for SmtpRemote {
         recipients: &'a [usize],
         message: &'a [u8],
     ) -> BoxFuture<'a, DeliveryReport> {
-        Box::pin(
-            self.client
-                .deliver(nexthop, id, envelope, recipients, message),
-        )
+        let rewriter = self.rewrite.as_ref().map(|live| live.get());
+        let generic =
+            rewriter.and_then(|r| agents::smtp::generic::rewrite_outgoing(&r, envelope, message));
+        match generic {
+            Some((envelope, message)) => Box::pin(async move {
+                self.client
+                    .deliver(nexthop, id, &envelope, recipients, &message)
+                    .await
+            }),
+            None => Box::pin(
+                self.client
+                    .deliver(nexthop, id, envelope, recipients, message),
+            ),
+        }
     }
 }

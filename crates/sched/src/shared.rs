@@ -3,7 +3,7 @@
 //! privilege-separated, the connection to the local delivery helper.
 
 use crate::remote::{NoRemote, RemoteAgent};
-use crate::route::Router;
+use crate::route::{RecipientErrors, Router};
 use crate::settings::Settings;
 use agents::local::helper::HelperClient;
 use agents::LocalAgent;
@@ -17,6 +17,8 @@ pub struct Shared {
     /// Set when local deliveries go to the root helper; the in-process agent then only
     /// answers smtpd's recipient checks.
     helper: OnceLock<Arc<HelperClient>>,
+    /// Set once at start: every router built from then on bounces what it names.
+    errors: OnceLock<RecipientErrors>,
 }
 
 #[derive(Clone)]
@@ -40,6 +42,7 @@ impl Shared {
                 remote: Arc::new(NoRemote),
             }),
             helper: OnceLock::new(),
+            errors: OnceLock::new(),
         })
     }
 
@@ -68,6 +71,20 @@ impl Shared {
         let _ = self.helper.set(helper);
     }
 
+    /// Routes the recipients `errors` names to a bounce from now on (set once, at start).
+    pub fn set_recipient_errors(&self, errors: RecipientErrors) {
+        let _ = self.errors.set(errors);
+        let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
+        cur.router = Arc::new(self.with_errors((*cur.router).clone()));
+    }
+
+    fn with_errors(&self, router: Router) -> Router {
+        match self.errors.get() {
+            Some(errors) => router.with_recipient_errors(errors.clone()),
+            None => router,
+        }
+    }
+
     pub fn router(&self) -> Arc<Router> {
         self.current().router
     }
@@ -87,7 +104,7 @@ impl Shared {
     /// Installs reloaded settings and local agent (SIGHUP); fails, changing nothing, if the
     /// new routing settings are bad.
     pub fn replace(&self, settings: Settings, local: LocalAgent) -> Result<(), String> {
-        let router = Router::new(&settings.routing)?;
+        let router = self.with_errors(Router::new(&settings.routing)?);
         let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
         cur.settings = Arc::new(settings);
         cur.local = Arc::new(local);

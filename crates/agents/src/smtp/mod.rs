@@ -39,6 +39,7 @@ mod client;
 mod conn;
 mod dns;
 mod failure;
+pub mod generic;
 mod job;
 mod reply;
 mod session;

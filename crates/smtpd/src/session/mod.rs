@@ -109,6 +109,8 @@ pub struct Settings {
     pub relay: RelayPolicy,
     /// `None`: every recipient in a local domain is accepted (and unknown ones bounce later).
     pub local_recipient: Option<RecipientCheck>,
+    /// The address rewriter of this moment (virtual alias domains, relocated users).
+    pub rewriter: Arc<rewrite::Rewriter>,
 }
 
 impl Settings {
@@ -149,6 +151,7 @@ impl Settings {
             bare_newline: BareNewline::from_config(cfg.smtpd_forbid_bare_newline.as_str()),
             relay: RelayPolicy::new(&cfg.mynetworks, &cfg.mydestination, &cfg.relay_domains),
             local_recipient: None,
+            rewriter: Arc::default(),
         }
     }
 }

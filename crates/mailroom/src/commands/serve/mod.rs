@@ -81,6 +81,17 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
             return EX_CONFIG;
         }
     };
+    // A map with a bad line refuses the start, naming file:line (a reload keeps the old).
+    let rewrite = match rewrite::Live::open(&cfg) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            for line in e.to_string().lines() {
+                error!(target: "master", "fatal: {line}");
+                eprintln!("mailroom: fatal: {line}");
+            }
+            return EX_CONFIG;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -95,11 +106,12 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
         env!("CARGO_PKG_VERSION"),
         source.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "(embedded default)".into()),
         cfg.queue_directory.display());
-    let shared = match shared_state(store, &cfg, local) {
+    let shared = match shared_state(store, &cfg, local, &rewrite) {
         Ok(shared) => shared,
         Err(code) => return code,
     };
-    let code = runtime.block_on(daemon(shared, LiveConfig::new(cfg), source, log, separated));
+    let live = LiveConfig::new(cfg, rewrite);
+    let code = runtime.block_on(daemon(shared, live, source, log, separated));
     info!(target: "master", "terminating");
     code
 }
@@ -167,13 +179,14 @@ fn open_store(cfg: &Config) -> Result<Store, u8> {
     Ok(store)
 }
 
-/// The configuration the daemon runs with now: SIGHUP swaps it, smtpd reads it per session.
+/// The configuration the daemon runs with now: SIGHUP swaps it, smtpd reads it per session;
+/// with the address rewriter built from its maps (swapped with it).
 #[derive(Clone)]
-struct LiveConfig(Arc<RwLock<Arc<Config>>>);
+struct LiveConfig(Arc<RwLock<Arc<Config>>>, Arc<rewrite::Live>);
 
 impl LiveConfig {
-    fn new(cfg: Config) -> LiveConfig {
-        LiveConfig(Arc::new(RwLock::new(Arc::new(cfg))))
+    fn new(cfg: Config, rewrite: Arc<rewrite::Live>) -> LiveConfig {
+        LiveConfig(Arc::new(RwLock::new(Arc::new(cfg))), rewrite)
     }
 
     fn get(&self) -> Arc<Config> {
@@ -183,20 +196,35 @@ impl LiveConfig {
     fn set(&self, cfg: Config) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
     }
+
+    fn rewrite(&self) -> &Arc<rewrite::Live> {
+        &self.1
+    }
 }
 
 /// The SMTP client, with its settings from `cfg`.
-fn smtp_remote(cfg: &Config) -> Result<sched::SmtpRemote, String> {
+fn smtp_remote(cfg: &Config, rewrite: &Arc<rewrite::Live>) -> Result<sched::SmtpRemote, String> {
     sched::SmtpRemote::new(agents::SmtpSettings::from_config(cfg))
+        .map(|remote| remote.with_rewrite(rewrite.clone()))
 }
 
-/// What every task of the daemon shares: store, scheduler settings, local and SMTP agents.
-fn shared_state(store: Store, cfg: &Config, local: LocalAgent) -> Result<Arc<Shared>, u8> {
-    let remote = smtp_remote(cfg);
+/// What every task of the daemon shares: store, scheduler settings, local and SMTP agents,
+/// and routing's view of the address rewriter (relocated, alias loops, unknown virtual).
+fn shared_state(
+    store: Store,
+    cfg: &Config,
+    local: LocalAgent,
+    rewrite: &Arc<rewrite::Live>,
+) -> Result<Arc<Shared>, u8> {
+    let remote = smtp_remote(cfg, rewrite);
     let settings = sched::Settings::from_config(cfg);
     match (Shared::new(store, settings, local), remote) {
         (Ok(s), Ok(remote)) => {
             s.set_remote(Arc::new(remote));
+            let rewrite = rewrite.clone();
+            s.set_recipient_errors(Arc::new(move |address: &str| {
+                rewrite.get().recipient_error(address)
+            }));
             Ok(Arc::new(s))
         }
         (Err(e), _) | (_, Err(e)) => {
@@ -392,6 +420,7 @@ fn spawn_tasks(
         store: shared.store.clone(),
         queued: Box::new(move |id| scheduler.schedule(id, 0)),
         retry_delay: sched::retry::durable_step_delay,
+        rewrite: live.rewrite().clone(),
     };
     tasks.push(tokio::spawn(submit::pickup::run(pickup, stop_rx.clone())));
     for access in [Access::Owner, Access::Public] {
@@ -458,11 +487,21 @@ fn reload_config(shared: &Shared, live: &LiveConfig, source: Option<&Path>) -> b
             return false;
         }
     };
+    let rewriter = match rewrite::Rewriter::from_config(&cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            for line in e.to_string().lines() {
+                warn!(target: "master", "reload failed, keeping the old configuration and maps: {line}");
+            }
+            return false;
+        }
+    };
     let settings = sched::Settings::from_config(&cfg);
-    let remote = smtp_remote(&cfg);
+    let remote = smtp_remote(&cfg, live.rewrite());
     match remote.and_then(|r| shared.replace(settings, agent).map(|()| r)) {
         Ok(remote) => {
             shared.set_remote(Arc::new(remote));
+            live.rewrite().replace(rewriter);
             live.set(cfg);
             info!(target: "master", "reload -- configuration and aliases re-read");
             reload_helper(shared);
@@ -564,6 +603,7 @@ fn smtpd_hooks(shared: &Arc<Shared>, live: &LiveConfig, qmgr: &Arc<QueueManager>
         config: Arc::new(move || source.get()),
         store: shared.store.clone(),
         local_recipient: Some(smtpd::RecipientCheck(Arc::new(check))),
+        rewrite: live.rewrite().clone(),
         queued: Arc::new(move |id| scheduler.schedule(id, 0)),
     }
 }
