@@ -192,3 +192,21 @@ fn sendmail_to_relocated_and_unknown_virtual_recipients_bounces_with_the_rcpt_te
         "{diagnostic}"
     );
 }
+
+#[test]
+fn an_alias_forwarding_to_a_virtual_address_is_expanded_not_relayed() {
+    let mut world = world();
+    fs::write(world.env.aliases_file(), "helpdesk: info@example.org\n").unwrap();
+    world.start();
+    world.submit(
+        "someone@far.example",
+        &["helpdesk@localhost"],
+        "Subject: via alias\n\nx\n",
+    );
+    world.env.wait_mbox("alice", 1);
+    world.env.wait_mbox("bob", 1);
+    // Relayed to example.org's MX instead, the copy would wait in the queue.
+    world.env.wait_queue_empty();
+    let alice = world.wait_lines(&["to=<alice@test.example>", "status=sent"], 1);
+    assert!(alice[0].contains("orig_to=<info@example.org>"), "{alice:?}");
+}

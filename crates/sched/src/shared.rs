@@ -19,7 +19,14 @@ pub struct Shared {
     helper: OnceLock<Arc<HelperClient>>,
     /// Set once at start: every router built from then on bounces what it names.
     errors: OnceLock<RecipientErrors>,
+    /// Set once at start: cleanup's address rewriting for the copies local delivery
+    /// forwards (Postfix sends them through cleanup too).
+    cleanup: OnceLock<Cleanup>,
 }
+
+/// Rewrites a new message's envelope in place and returns its rewritten message, if the
+/// headers changed (the daemon gives the address rewriter's cleanup step).
+pub type Cleanup = Arc<dyn Fn(&mut envelope::Envelope, &[u8]) -> Option<Vec<u8>> + Send + Sync>;
 
 #[derive(Clone)]
 struct Current {
@@ -43,6 +50,7 @@ impl Shared {
             }),
             helper: OnceLock::new(),
             errors: OnceLock::new(),
+            cleanup: OnceLock::new(),
         })
     }
 
@@ -76,6 +84,15 @@ impl Shared {
         let _ = self.errors.set(errors);
         let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
         cur.router = Arc::new(self.with_errors((*cur.router).clone()));
+    }
+
+    /// Sends forwarded copies through `cleanup` from now on (set once, at start).
+    pub fn set_cleanup(&self, cleanup: Cleanup) {
+        let _ = self.cleanup.set(cleanup);
+    }
+
+    pub fn cleanup(&self) -> Option<&Cleanup> {
+        self.cleanup.get()
     }
 
     fn with_errors(&self, router: Router) -> Router {

@@ -221,10 +221,15 @@ fn shared_state(
     match (Shared::new(store, settings, local), remote) {
         (Ok(s), Ok(remote)) => {
             s.set_remote(Arc::new(remote));
-            let rewrite = rewrite.clone();
+            let (errors, cleanup) = (rewrite.clone(), rewrite.clone());
             s.set_recipient_errors(Arc::new(move |address: &str| {
-                rewrite.get().recipient_error(address)
+                errors.get().recipient_error(address)
             }));
+            s.set_cleanup(Arc::new(
+                move |env: &mut envelope::Envelope, message: &[u8]| {
+                    cleanup.get().cleanup(env, message)
+                },
+            ));
             Ok(Arc::new(s))
         }
         (Err(e), _) | (_, Err(e)) => {
