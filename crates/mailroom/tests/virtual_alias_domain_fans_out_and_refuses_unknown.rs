@@ -210,3 +210,19 @@ fn an_alias_forwarding_to_a_virtual_address_is_expanded_not_relayed() {
     let alice = world.wait_lines(&["to=<alice@test.example>", "status=sent"], 1);
     assert!(alice[0].contains("orig_to=<info@example.org>"), "{alice:?}");
 }
+
+#[test]
+fn a_bounce_to_a_virtual_alias_sender_reaches_the_expanded_mailboxes() {
+    let mut world = world();
+    world.start();
+    // By sendmail: smtpd would refuse old@localhost at RCPT.
+    world.env.send_ok(
+        &["-f", "info@example.org", "old@localhost"],
+        b"Subject: to a mover\n\nx\n",
+    );
+    world.env.wait_mbox("alice", 1);
+    world.env.wait_mbox("bob", 1);
+    world.env.wait_queue_empty();
+    let dsn = parse_dsn(&world.env.mbox_messages("alice")[0].raw);
+    assert_eq!(field(&dsn["recipients"][0], "Status"), "5.1.6", "{dsn}");
+}

@@ -181,13 +181,17 @@ impl Rewriter {
         if let Some(refusal) = self.rcpt_refusal(address) {
             return Some(refusal_status(&refusal));
         }
+        if self.virtual_alias.is_empty() {
+            return None;
+        }
         if self.lookup(&self.virtual_alias, address, false).is_some() {
             if let Err(e) = self.expand(address) {
                 return Some(("5.4.6".to_string(), e.text("virtual_alias_maps", address)));
             }
         }
-        let domain = domain_of(address);
-        if self.is_virtual_alias_domain(&domain) && !self.has_entry(address) {
+        // Cleanup expanded every recipient; one still in a virtual alias domain (say one
+        // that maps to itself) has nowhere to go, as Postfix's virtual alias class says.
+        if self.is_virtual_alias_domain(&domain_of(address)) {
             return Some(refusal_status(&RcptRefusal::UnknownVirtual));
         }
         None
@@ -195,6 +199,9 @@ impl Rewriter {
 
     /// Why smtpd refuses `address` at RCPT, if it does.
     pub fn rcpt_refusal(&self, address: &str) -> Option<RcptRefusal> {
+        if self.relocated.is_empty() && self.virtual_domains.is_empty() {
+            return None; // the common case: nothing to ask, no allocation per recipient
+        }
         let no_extension = AddressQuery {
             delimiter: "",
             local_domain: self.is_local(&domain_of(address)),
@@ -341,8 +348,12 @@ impl DomainList {
         })
     }
 
+    fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.maps.is_empty()
+    }
+
     fn contains(&self, domain: &str) -> bool {
-        if domain.is_empty() {
+        if domain.is_empty() || self.is_empty() {
             return false;
         }
         let domain = domain.to_ascii_lowercase();
