@@ -54,6 +54,17 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // A map with a bad line refuses the start, naming file:line (a reload keeps the old);
+    // checked with the configuration, before the pid file, like any configuration error.
+    let rewrite = match rewrite::Live::open(&cfg) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            for line in e.to_string().lines() {
+                eprintln!("mailroom: fatal: {line}");
+            }
+            return EX_CONFIG;
+        }
+    };
     let _pid_file = match take_pid_file(&cfg) {
         Ok(p) => p,
         Err(code) => return code,
@@ -78,17 +89,6 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
         Ok(a) => a,
         Err(e) => {
             eprintln!("mailroom: fatal: {e}");
-            return EX_CONFIG;
-        }
-    };
-    // A map with a bad line refuses the start, naming file:line (a reload keeps the old).
-    let rewrite = match rewrite::Live::open(&cfg) {
-        Ok(r) => Arc::new(r),
-        Err(e) => {
-            for line in e.to_string().lines() {
-                error!(target: "master", "fatal: {line}");
-                eprintln!("mailroom: fatal: {line}");
-            }
             return EX_CONFIG;
         }
     };
