@@ -15,6 +15,9 @@ impl Rewriter {
     /// Rewrites `env` in place and returns the message with its headers rewritten (`None`
     /// when they did not change).
     pub fn cleanup(&self, env: &mut Envelope, message: &[u8]) -> Option<Vec<u8>> {
+        if self.is_idle() && self.virtual_alias.is_empty() {
+            return None; // nothing configured: the envelope stays as it is, untouched
+        }
         env.sender = self.canonical(&env.sender, Class::EnvelopeSender);
         let mut recipients: Vec<Recipient> = Vec::with_capacity(env.recipients.len());
         for r in std::mem::take(&mut env.recipients) {

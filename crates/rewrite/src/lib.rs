@@ -156,7 +156,7 @@ impl Rewriter {
         if self.canonical_classes.has(class) {
             out = self.map11(&self.canonical, &out, self.propagate_canonical);
         }
-        if self.masquerade.classes().has(class) {
+        if !self.masquerade.is_empty() && self.masquerade.classes().has(class) {
             out = self.masquerade.apply(&out);
         }
         out
