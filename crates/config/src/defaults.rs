@@ -254,6 +254,27 @@ fn with_postfix_defaults(site: Site) -> Config {
         syslog_socket: site.syslog_socket,
         log_format: LogFormat::Text,
         log_repeat_window: seconds(60),
+        canonical_maps: Vec::new(),
+        sender_canonical_maps: Vec::new(),
+        recipient_canonical_maps: Vec::new(),
+        canonical_classes: words(&[
+            "envelope_sender",
+            "envelope_recipient",
+            "header_sender",
+            "header_recipient",
+        ]),
+        sender_canonical_classes: words(&["envelope_sender", "header_sender"]),
+        recipient_canonical_classes: words(&["envelope_recipient", "header_recipient"]),
+        masquerade_domains: Vec::new(),
+        masquerade_classes: words(&["envelope_sender", "header_sender", "header_recipient"]),
+        masquerade_exceptions: Vec::new(),
+        virtual_alias_maps: Vec::new(),
+        virtual_alias_domains: Vec::new(),
+        virtual_alias_recursion_limit: 1000,
+        virtual_alias_expansion_limit: 1000,
+        propagate_unmatched_extensions: words(&["canonical", "virtual"]),
+        relocated_maps: Vec::new(),
+        smtp_generic_maps: Vec::new(),
     }
 }
 

@@ -329,6 +329,33 @@ pub struct Config {
     /// mailroom-only: identical warnings within this window are folded into one
     /// `... repeated N times` line (default 60s).
     pub log_repeat_window: Duration,
+    // Address rewriting (Postfix's canonical(5), virtual(5), relocated(5), generic(5)).
+    /// Maps for sender and recipient addresses, envelope and headers (cleanup).
+    pub canonical_maps: Vec<String>,
+    pub sender_canonical_maps: Vec<String>,
+    pub recipient_canonical_maps: Vec<String>,
+    /// Which addresses `canonical_maps` rewrites: `envelope_sender`, `envelope_recipient`,
+    /// `header_sender`, `header_recipient`.
+    pub canonical_classes: Vec<String>,
+    pub sender_canonical_classes: Vec<String>,
+    pub recipient_canonical_classes: Vec<String>,
+    /// `example.com`: `user@host.example.com` becomes `user@example.com`.
+    pub masquerade_domains: Vec<String>,
+    pub masquerade_classes: Vec<String>,
+    /// Local parts that are never masqueraded (`root`).
+    pub masquerade_exceptions: Vec<String>,
+    /// `addr  addr, addr`: envelope recipients expanded one-to-many in cleanup.
+    pub virtual_alias_maps: Vec<String>,
+    /// Domains served only by `virtual_alias_maps` (names, or maps whose keys are domains).
+    pub virtual_alias_domains: Vec<String>,
+    pub virtual_alias_recursion_limit: usize,
+    pub virtual_alias_expansion_limit: usize,
+    /// `canonical`, `virtual`, `alias`, `forward`, `include`, `generic`.
+    pub propagate_unmatched_extensions: Vec<String>,
+    /// `old@example.com  new@example.net`: bounced 5.1.6 "User has moved to ...".
+    pub relocated_maps: Vec<String>,
+    /// Sender and header addresses rewritten when mail leaves over SMTP.
+    pub smtp_generic_maps: Vec<String>,
 }
 
 impl Config {

@@ -280,6 +280,8 @@ pub(crate) const PARAMS: &[Param] = &[
     duration!(anvil_rate_time_unit, positive),
     duration!(bounce_queue_lifetime),
     size!(bounce_size_limit),
+    list!(canonical_classes, address_classes),
+    list!(canonical_maps),
     duration!(command_time_limit, positive),
     text!(content_filter),
     path!(data_directory),
@@ -338,6 +340,9 @@ pub(crate) const PARAMS: &[Param] = &[
     count!(maildrop_count_limit, positive),
     size!(maildrop_size_limit, positive),
     text!(maillog_file),
+    list!(masquerade_classes, address_classes),
+    list!(masquerade_domains),
+    list!(masquerade_exceptions),
     duration!(maximal_backoff_time, positive),
     duration!(maximal_queue_lifetime),
     size!(message_size_limit),
@@ -348,14 +353,20 @@ pub(crate) const PARAMS: &[Param] = &[
     list!(mynetworks),
     text!(myorigin, required),
     path!(postdrop_path),
+    list!(propagate_unmatched_extensions, extension_classes),
     path!(queue_directory),
     size!(queue_minfree),
     count!(queue_minfree_inodes),
     duration!(queue_run_delay, positive),
+    list!(recipient_canonical_classes, address_classes),
+    list!(recipient_canonical_maps),
     text!(recipient_delimiter),
     listen!(reinject_listen),
     list!(relay_domains),
     text!(relayhost),
+    list!(relocated_maps),
+    list!(sender_canonical_classes, address_classes),
+    list!(sender_canonical_maps),
     text!(setgid_group, required),
     duration!(smtp_connect_timeout, positive),
     duration!(smtp_data_done_timeout, positive),
@@ -364,6 +375,7 @@ pub(crate) const PARAMS: &[Param] = &[
     count!(smtp_default_port, positive),
     count!(smtp_destination_concurrency_limit, positive),
     count!(smtp_destination_recipient_limit, positive),
+    list!(smtp_generic_maps),
     text!(smtp_helo_name, required),
     duration!(smtp_helo_timeout, positive),
     count!(smtp_line_length_limit),
@@ -464,6 +476,10 @@ pub(crate) const PARAMS: &[Param] = &[
     text!(syslog_name, required),
     text!(syslog_socket),
     list!(transport_maps),
+    list!(virtual_alias_domains),
+    count!(virtual_alias_expansion_limit, positive),
+    list!(virtual_alias_maps),
+    count!(virtual_alias_recursion_limit, positive),
     list!(virtual_mailbox_domains),
     text!(virtual_transport, required),
 ];
@@ -522,6 +538,42 @@ fn sasl_options(items: &[String]) -> Check {
         Some(bad) => Err(format!(
             "unknown SASL security option {bad:?}; must be one of: {}",
             KNOWN.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `canonical_classes`, `masquerade_classes`: Postfix's four address classes.
+fn address_classes(items: &[String]) -> Check {
+    const CLASSES: [&str; 4] = [
+        "envelope_sender",
+        "envelope_recipient",
+        "header_sender",
+        "header_recipient",
+    ];
+    match items.iter().find(|item| !CLASSES.contains(&item.as_str())) {
+        Some(bad) => Err(format!(
+            "unknown address class {bad:?} (use {})",
+            CLASSES.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `propagate_unmatched_extensions`: Postfix's table classes.
+fn extension_classes(items: &[String]) -> Check {
+    const CLASSES: [&str; 6] = [
+        "canonical",
+        "virtual",
+        "alias",
+        "forward",
+        "include",
+        "generic",
+    ];
+    match items.iter().find(|item| !CLASSES.contains(&item.as_str())) {
+        Some(bad) => Err(format!(
+            "unknown class {bad:?} (use {})",
+            CLASSES.join(", ")
         )),
         None => Ok(()),
     }

@@ -213,6 +213,22 @@ const MEANINGS: &[(&str, Origin, &str)] = &[
     ("transport_maps", P, "Transport map files: example.com smtp:[10.0.0.5]:25, example.org lmtp:unix:/run/dovecot/lmtp."),
     ("virtual_mailbox_domains", P, "Domains whose mail goes to virtual_transport. Postfix's default is $virtual_mailbox_maps; mailroom's is an empty list of domain names."),
     ("virtual_transport", P, "The transport of virtual_mailbox_domains: virtual (the virtual(8) agent) or lmtp:unix:/path, lmtp:inet:host:port (e.g. Dovecot's LMTP)."),
+    ("canonical_maps", P, "Maps (canonical(5)) rewriting sender and recipient addresses in the envelope and the headers at cleanup: root  ops@example.com. Text tables, regexp:, pcre: and the other maps crate types."),
+    ("sender_canonical_maps", P, "Like canonical_maps, for sender addresses only; tried before canonical_maps."),
+    ("recipient_canonical_maps", P, "Like canonical_maps, for recipient addresses only; tried before canonical_maps."),
+    ("canonical_classes", P, "Which addresses canonical_maps rewrites: envelope_sender, envelope_recipient, header_sender, header_recipient."),
+    ("sender_canonical_classes", P, "Which addresses sender_canonical_maps rewrites: envelope_sender, header_sender."),
+    ("recipient_canonical_classes", P, "Which addresses recipient_canonical_maps rewrites: envelope_recipient, header_recipient."),
+    ("masquerade_domains", P, "Domains that hide their subdomains: with example.com, user@host.example.com becomes user@example.com. A !domain entry excludes it."),
+    ("masquerade_classes", P, "Which addresses are masqueraded: envelope_sender, envelope_recipient, header_sender, header_recipient."),
+    ("masquerade_exceptions", P, "Local parts never masqueraded (root)."),
+    ("virtual_alias_maps", P, "Maps (virtual(5)) that expand envelope recipients one-to-many at cleanup, recursively; @domain keys catch a whole domain."),
+    ("virtual_alias_domains", P, "Domains that only have virtual aliases: an address there without an entry is refused at RCPT (550 5.1.1 User unknown in virtual alias table). Names, or maps whose keys are the domains; default $virtual_alias_maps."),
+    ("virtual_alias_recursion_limit", P, "How deep a virtual alias expansion may nest; deeper is a loop (mailroom bounces 5.4.6 where Postfix defers)."),
+    ("virtual_alias_expansion_limit", P, "How many addresses one recipient may expand to; more bounces 5.4.6 (Postfix defers)."),
+    ("propagate_unmatched_extensions", P, "Which tables carry an address extension the key did not match over to the result (user+foo -> other+foo): canonical, virtual (here; alias, forward, include are local delivery's)."),
+    ("relocated_maps", P, "Maps (relocated(5)) of users or domains that have moved: mail to them bounces 550 5.1.6 User has moved to NEW (refused at RCPT too)."),
+    ("smtp_generic_maps", P, "Maps (generic(5)) rewriting the envelope sender and header addresses of mail the SMTP client sends: root@web01.localdomain  ops@example.com."),
 ];
 
 #[cfg(test)]

@@ -108,6 +108,8 @@ pub(crate) fn default_sources(
         "smtpd_banner",
         Template::Text("$myhostname ESMTP mailroom".into()),
     );
+    // Postfix: a domain is a virtual alias domain when it is a key of virtual_alias_maps.
+    derive("virtual_alias_domains", items(&["$virtual_alias_maps"]));
     if !base.local_recipient_maps.is_empty() {
         // The system profile: Postfix's `unix:passwd.byname $alias_maps`, so a file that
         // changes alias_maps changes who is a known recipient too.

@@ -68,7 +68,9 @@ pub(crate) async fn apply(cx: &Context, done: Message) {
 fn log_lines(id: QueueId, lines: &[Line], started: Instant) {
     for line in lines {
         match line {
-            Line::Outcome { to, timed } => log_outcome(id, to, timed, started),
+            Line::Outcome { to, orig_to, timed } => {
+                log_outcome(id, to, orig_to.as_deref(), timed, started)
+            }
             Line::Expired { to, reason } => {
                 info!(target: "qmgr", "{id}: to=<{to}>, status=expired, returned to sender ({reason})")
             }
@@ -113,6 +115,19 @@ async fn carry_out(cx: &Context, id: QueueId, plan: &mut Plan) -> Result<(), Fai
     Ok(())
 }
 
+/// A notice through cleanup's address rewriting, as Postfix's bounce mail goes through
+/// cleanup: a sender in a virtual alias domain gets it where that address expands to.
+fn rewritten(cx: &Context, (mut env, message): (Envelope, Vec<u8>)) -> (Envelope, Vec<u8>) {
+    match cx
+        .shared
+        .cleanup()
+        .and_then(|cleanup| cleanup(&mut env, &message))
+    {
+        Some(rewritten) => (env, rewritten),
+        None => (env, message),
+    }
+}
+
 /// Queues a success or delay notice (null sender) about message `id`.
 async fn queue_notice(
     cx: &Context,
@@ -120,7 +135,7 @@ async fn queue_notice(
     env: &Envelope,
     notice: &Notice,
 ) -> Result<(), StoreError> {
-    let (nenv, message) = compose(cx, id, env, notice).await;
+    let (nenv, message) = rewritten(cx, compose(cx, id, env, notice).await);
     let new_id = QueueId::generate();
     cx.shared
         .store
@@ -148,7 +163,7 @@ async fn finish(cx: &Context, id: QueueId, env: &Envelope, bounce: &Bounce) -> R
             return remove(cx, id).await;
         }
     };
-    let (benv, message) = compose(cx, id, env, notice).await;
+    let (benv, message) = rewritten(cx, compose(cx, id, env, notice).await);
     let bounce_id = QueueId::generate();
     let follow = Some(FollowUp::Remove(id));
     let store = &cx.shared.store;

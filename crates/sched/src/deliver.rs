@@ -169,7 +169,15 @@ async fn resubmit(
         let follow =
             FollowUp::SetRecipients(entry.id, vec![(r.for_recipient, RecipientState::Sent)]);
         let store = cx.shared.store.clone();
-        let msg = r.message;
+        let mut msg = r.message;
+        // A forward to a virtual alias or canonical address is rewritten as new mail is.
+        if let Some(rewritten) = cx
+            .shared
+            .cleanup()
+            .and_then(|cleanup| cleanup(&mut env, &msg))
+        {
+            msg = rewritten;
+        }
         let res = store
             .enqueue_async(new_id, env, &msg, Some(follow))
             .await

@@ -35,8 +35,13 @@ pub(crate) struct Attempt {
 /// A log line the plan calls for (logged when the plan is carried out).
 #[derive(Debug, Clone)]
 pub(crate) enum Line {
-    /// `to=<..>, relay=.., status=..`: one per outcome.
-    Outcome { to: String, timed: Timed },
+    /// `to=<..>, orig_to=<..>, relay=.., status=..`: one per outcome; `orig_to` is the
+    /// address cleanup rewrote this recipient from (a virtual alias, a canonical map).
+    Outcome {
+        to: String,
+        orig_to: Option<String>,
+        timed: Timed,
+    },
     /// `to=<..>, status=expired, returned to sender (..)`.
     Expired { to: String, reason: String },
 }
@@ -188,7 +193,12 @@ fn new_states(
         };
         changes.push((o.recipient, rcpt.state.clone()));
         let to = rcpt.address.clone();
-        lines.push(Line::Outcome { to, timed: t });
+        let orig_to = rewrite::original_recipient(rcpt).map(str::to_string);
+        lines.push(Line::Outcome {
+            to,
+            orig_to,
+            timed: t,
+        });
     }
     (changes, delivered)
 }

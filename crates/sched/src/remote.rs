@@ -4,6 +4,7 @@
 use envelope::{DeliveryReport, Envelope, Nexthop, Outcome, QueueId};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -60,6 +61,8 @@ impl RemoteAgent for NoRemote {
 /// The real remote agent: the SMTP client.
 pub struct SmtpRemote {
     client: agents::SmtpClient,
+    /// `smtp_generic_maps`, applied to each outgoing copy.
+    rewrite: Option<Arc<rewrite::Live>>,
 }
 
 impl SmtpRemote {
@@ -76,7 +79,16 @@ impl SmtpRemote {
             .map_err(|e| e.to_string())?
             .with_dkim(signer)
             .with_mta_sts(sts);
-        Ok(SmtpRemote { client })
+        Ok(SmtpRemote {
+            client,
+            rewrite: None,
+        })
+    }
+
+    /// Rewrites outgoing mail through the rewriter's `smtp_generic_maps`.
+    pub fn with_rewrite(mut self, rewrite: Arc<rewrite::Live>) -> SmtpRemote {
+        self.rewrite = Some(rewrite);
+        self
     }
 }
 
@@ -89,10 +101,20 @@ impl RemoteAgent for SmtpRemote {
         recipients: &'a [usize],
         message: &'a [u8],
     ) -> BoxFuture<'a, DeliveryReport> {
-        Box::pin(
-            self.client
-                .deliver(nexthop, id, envelope, recipients, message),
-        )
+        let rewriter = self.rewrite.as_ref().map(|live| live.get());
+        let generic =
+            rewriter.and_then(|r| agents::smtp::generic::rewrite_outgoing(&r, envelope, message));
+        match generic {
+            Some((envelope, message)) => Box::pin(async move {
+                self.client
+                    .deliver(nexthop, id, &envelope, recipients, &message)
+                    .await
+            }),
+            None => Box::pin(
+                self.client
+                    .deliver(nexthop, id, envelope, recipients, message),
+            ),
+        }
     }
 
     fn deliver_to_filter<'a>(

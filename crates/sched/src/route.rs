@@ -19,6 +19,7 @@ use config::Config;
 use envelope::Nexthop;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// The transport chosen for one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +136,12 @@ enum MapResult {
     SmtpToDomain,
 }
 
+/// Address verdicts routing asks for before anything else (the daemon gives the address
+/// rewriter's: `relocated_maps` 5.1.6, virtual alias loops 5.4.6, unknown virtual alias
+/// recipients 5.1.1, as Postfix's trivial-rewrite resolves them to its error transport).
+pub type RecipientErrors = Arc<dyn Fn(&str) -> Option<(String, String)> + Send + Sync>;
+
+#[derive(Clone)]
 pub struct Router {
     map: HashMap<String, MapResult>,
     wildcard: Option<MapResult>,
@@ -147,6 +154,7 @@ pub struct Router {
     /// `virtual_transport`, when it names an LMTP server (`virtual` leaves the virtual
     /// domains to the rest of the routing).
     virtual_transport: Option<LmtpNexthop>,
+    errors: Option<RecipientErrors>,
 }
 
 /// Mail from these origins never goes (back) through the content filter.
@@ -212,6 +220,7 @@ impl Router {
                 &cfg.virtual_transport,
                 "virtual",
             )?,
+            errors: None,
         })
     }
 
@@ -232,6 +241,12 @@ impl Router {
         }
     }
 
+    /// The same router, bouncing the recipients `errors` names.
+    pub fn with_recipient_errors(mut self, errors: RecipientErrors) -> Router {
+        self.errors = Some(errors);
+        self
+    }
+
     /// The route of one recipient of a message that came from `origin`.
     pub fn route(&self, address: &str, origin: &str) -> Route {
         if let Some(filter) = &self.filter {
@@ -241,6 +256,9 @@ impl Router {
                     filter: true,
                 };
             }
+        }
+        if let Some((dsn, text)) = self.errors.as_ref().and_then(|check| check(address)) {
+            return Route::Error { dsn, text };
         }
         let (_, domain) = envelope::split_address(address);
         if let Some(found) = self.lookup(&address.to_ascii_lowercase(), &domain) {
@@ -591,5 +609,25 @@ boss@localhost local:
         cfg.virtual_transport = "lmtp:unix:".into();
         let err = Router::new(&Routing::from_config(&cfg)).err().unwrap();
         assert!(err.starts_with("virtual_transport: "), "{err}");
+    }
+
+    #[test]
+    fn recipient_errors_bounce_before_local_or_remote_routing() {
+        let mut cfg = Config::embedded_default();
+        cfg.mydestination = vec!["localhost".into()];
+        let errors: RecipientErrors = Arc::new(|address: &str| {
+            (address == "old@localhost").then(|| ("5.1.6".into(), "User has moved to n@x".into()))
+        });
+        let router = Router::new(&Routing::from_config(&cfg))
+            .unwrap()
+            .with_recipient_errors(errors);
+        assert_eq!(
+            router.route("old@localhost", ""),
+            Route::Error {
+                dsn: "5.1.6".into(),
+                text: "User has moved to n@x".into()
+            }
+        );
+        assert_eq!(router.route("new@localhost", ""), Route::Local);
     }
 }

@@ -3,7 +3,7 @@
 //! privilege-separated, the connection to the local delivery helper.
 
 use crate::remote::{NoRemote, RemoteAgent};
-use crate::route::Router;
+use crate::route::{RecipientErrors, Router};
 use crate::settings::Settings;
 use agents::local::helper::HelperClient;
 use agents::LocalAgent;
@@ -17,7 +17,16 @@ pub struct Shared {
     /// Set when local deliveries go to the root helper; the in-process agent then only
     /// answers smtpd's recipient checks.
     helper: OnceLock<Arc<HelperClient>>,
+    /// Set once at start: every router built from then on bounces what it names.
+    errors: OnceLock<RecipientErrors>,
+    /// Set once at start: cleanup's address rewriting for the copies local delivery
+    /// forwards (Postfix sends them through cleanup too).
+    cleanup: OnceLock<Cleanup>,
 }
+
+/// Rewrites a new message's envelope in place and returns its rewritten message, if the
+/// headers changed (the daemon gives the address rewriter's cleanup step).
+pub type Cleanup = Arc<dyn Fn(&mut envelope::Envelope, &[u8]) -> Option<Vec<u8>> + Send + Sync>;
 
 #[derive(Clone)]
 struct Current {
@@ -43,6 +52,8 @@ impl Shared {
                 lmtp: None,
             }),
             helper: OnceLock::new(),
+            errors: OnceLock::new(),
+            cleanup: OnceLock::new(),
         })
     }
 
@@ -69,6 +80,29 @@ impl Shared {
     /// Sends local deliveries to the helper from now on (set once, at start).
     pub fn set_local_helper(&self, helper: Arc<HelperClient>) {
         let _ = self.helper.set(helper);
+    }
+
+    /// Routes the recipients `errors` names to a bounce from now on (set once, at start).
+    pub fn set_recipient_errors(&self, errors: RecipientErrors) {
+        let _ = self.errors.set(errors);
+        let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
+        cur.router = Arc::new(self.with_errors((*cur.router).clone()));
+    }
+
+    /// Sends forwarded copies through `cleanup` from now on (set once, at start).
+    pub fn set_cleanup(&self, cleanup: Cleanup) {
+        let _ = self.cleanup.set(cleanup);
+    }
+
+    pub fn cleanup(&self) -> Option<&Cleanup> {
+        self.cleanup.get()
+    }
+
+    fn with_errors(&self, router: Router) -> Router {
+        match self.errors.get() {
+            Some(errors) => router.with_recipient_errors(errors.clone()),
+            None => router,
+        }
     }
 
     pub fn router(&self) -> Arc<Router> {
@@ -99,7 +133,7 @@ impl Shared {
     /// Installs reloaded settings and local agent (SIGHUP); fails, changing nothing, if the
     /// new routing settings are bad.
     pub fn replace(&self, settings: Settings, local: LocalAgent) -> Result<(), String> {
-        let router = Router::new(&settings.routing)?;
+        let router = self.with_errors(Router::new(&settings.routing)?);
         let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
         cur.settings = Arc::new(settings);
         cur.local = Arc::new(local);

@@ -55,8 +55,16 @@ fn seconds_since_id(id: QueueId) -> f64 {
 /// a = time before this attempt (in the queue), b = waiting for a delivery slot (e.g. for the
 /// content filter), c = 0 (connection setup is not measured apart), d = the delivery itself.
 /// An expanded recipient (an alias) gets one line per final destination,
-/// `to=<member>, orig_to=<alias>`, each with its own status, as Postfix logs them.
-pub(crate) fn log_outcome(id: QueueId, to: &str, t: &Timed, started: Instant) {
+/// `to=<member>, orig_to=<alias>`, each with its own status, as Postfix logs them; a
+/// recipient cleanup rewrote has `orig_to=<the address it was given as>`, which its
+/// alias members keep too (Postfix's original recipient).
+pub(crate) fn log_outcome(
+    id: QueueId,
+    to: &str,
+    orig_to: Option<&str>,
+    t: &Timed,
+    started: Instant,
+) {
     let o = &t.outcome;
     let delay = seconds_since_id(id);
     let b = t
@@ -73,7 +81,7 @@ pub(crate) fn log_outcome(id: QueueId, to: &str, t: &Timed, started: Instant) {
     if o.expanded.is_empty() {
         let line = Line {
             to,
-            orig_to: None,
+            orig_to,
             kind: &o.kind,
             dsn: &o.dsn,
             text: &o.text,
@@ -83,7 +91,7 @@ pub(crate) fn log_outcome(id: QueueId, to: &str, t: &Timed, started: Instant) {
     for member in &o.expanded {
         let line = Line {
             to: &member.to,
-            orig_to: Some(to),
+            orig_to: Some(orig_to.unwrap_or(to)),
             kind: &member.kind,
             dsn: &member.dsn,
             text: &member.text,

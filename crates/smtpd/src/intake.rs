@@ -30,6 +30,7 @@ pub struct Intake {
     /// replaced on reload (new certificates), read once per STARTTLS.
     pub tls: RwLock<Option<tokio_rustls::TlsAcceptor>>,
     pub local_recipient: Option<crate::session::RecipientCheck>,
+    pub rewrite: Arc<rewrite::Live>,
     /// Password checking: bounded concurrency and failure counts (`auth_guard.rs`).
     pub auth: Arc<crate::auth_guard::AuthGuard>,
 }
@@ -82,10 +83,15 @@ pub async fn finish(
         Ok(body) => body,
         Err(error) => return log_refusal(session, id, &sender, error.reply()),
     };
-    let prepared = match message::prepare(session, tx, body) {
+    let mut prepared = match message::prepare(session, tx, body) {
         Ok(p) => p,
         Err(reply) => return log_refusal(session, id, &sender, reply),
     };
+    // Postfix's cleanup step: canonical maps, masquerading, virtual alias expansion.
+    let rewriter = &session.settings.rewriter;
+    if let Some(message) = rewriter.cleanup(&mut prepared.envelope, &prepared.message) {
+        prepared.message = message;
+    }
     let (id, message_id) = (prepared.id, prepared.message_id.clone());
     let store = intake.store.clone();
     // No blocking-pool thread per message: the task awaits its record's group commit.

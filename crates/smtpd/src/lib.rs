@@ -86,6 +86,9 @@ pub struct Hooks {
     /// Whether a recipient in a local domain exists (`local_recipient_maps`); `None` accepts
     /// every local recipient.
     pub local_recipient: Option<session::RecipientCheck>,
+    /// Address rewriting (canonical, masquerade, virtual aliases, relocated): applied to
+    /// each message before it is queued, and asked at RCPT; the daemon reloads it.
+    pub rewrite: Arc<rewrite::Live>,
     /// Called with each newly queued message's ID (`QueueManager::schedule(id, 0)`).
     pub queued: Arc<dyn Fn(QueueId) + Send + Sync>,
 }
@@ -154,6 +157,7 @@ pub fn spawn_prepared(hooks: Hooks, prepared: Prepared, stop: watch::Receiver<bo
         queued: hooks.queued,
         tls: std::sync::RwLock::new(prepared.tls),
         local_recipient: hooks.local_recipient,
+        rewrite: hooks.rewrite,
         auth: auth_guard::AuthGuard::new(),
     };
     let (reload, reloads) = mpsc::unbounded_channel();

@@ -145,6 +145,7 @@ fn session_settings(cfg: &Config) -> Settings {
         bare_newline: BareNewline::from_config(cfg.smtpd_forbid_bare_newline.as_str()),
         relay: RelayPolicy::new(&cfg.mynetworks, &cfg.mydestination, &cfg.relay_domains),
         local_recipient: None,
+        rewriter: std::sync::Arc::default(),
     }
 }
 

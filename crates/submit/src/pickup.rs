@@ -56,6 +56,9 @@ pub struct Pickup {
     /// The wait before the n-th retry of a failed directory sync (the scheduler's
     /// `durable_step_delay`).
     pub retry_delay: fn(u32) -> Duration,
+    /// Address rewriting after cleanup (canonical, masquerade, virtual aliases); the
+    /// daemon reloads it.
+    pub rewrite: Arc<rewrite::Live>,
 }
 
 /// Moves maildrop files into the store until `shutdown` turns true.
@@ -65,6 +68,7 @@ pub async fn run(pickup: Pickup, mut shutdown: watch::Receiver<bool>) {
         store,
         queued: on_queued,
         retry_delay,
+        rewrite,
     } = pickup;
     let dir = settings.layout.maildrop();
     loop {
@@ -86,7 +90,7 @@ pub async fn run(pickup: Pickup, mut shutdown: watch::Receiver<bool>) {
             if *shutdown.borrow() {
                 return;
             }
-            let queued = pickup_batch(&settings, &store, chunk).await;
+            let queued = pickup_batch(&settings, &store, &rewrite, chunk).await;
             // The unlinks must be durable before delivery starts (see module doc).
             if !sync_unlinks(&dir, retry_delay, &mut shutdown).await {
                 return; // stopping: the messages are queued and go out at the next start
@@ -107,14 +111,16 @@ pub async fn run(pickup: Pickup, mut shutdown: watch::Receiver<bool>) {
 async fn pickup_batch(
     settings: &Arc<PickupSettings>,
     store: &Store,
+    rewrite: &rewrite::Live,
     chunk: &[(QueueId, PathBuf)],
 ) -> Vec<QueueId> {
     let mut tasks = Vec::with_capacity(chunk.len());
     for (id, path) in chunk.iter().cloned() {
         let settings = settings.clone();
         let store = store.clone();
+        let rewriter = rewrite.get();
         tasks.push(tokio::task::spawn_blocking(move || {
-            pickup_one(&settings, &store, id, &path)
+            pickup_one(&settings, &store, &rewriter, id, &path)
         }));
     }
     let mut queued = Vec::new();
@@ -130,6 +136,7 @@ async fn pickup_batch(
 fn pickup_one(
     settings: &PickupSettings,
     store: &Store,
+    rewriter: &rewrite::Rewriter,
     id: QueueId,
     path: &Path,
 ) -> Option<QueueId> {
@@ -160,7 +167,10 @@ fn pickup_one(
         }
     };
     let (envelope, message) = match crate::cleanup(&settings.cleanup, &drop) {
-        Ok(c) => (c.envelope, c.message),
+        Ok(mut c) => {
+            let rewritten = rewriter.cleanup(&mut c.envelope, &c.message);
+            (c.envelope, rewritten.unwrap_or(c.message))
+        }
         Err(rejected) => rejected_envelope(settings, &drop, &rejected.dsn, &rejected.reason),
     };
     let (sender, nrcpt) = (envelope.sender.clone(), envelope.recipients.len());

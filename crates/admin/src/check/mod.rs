@@ -58,6 +58,23 @@ pub struct Problem {
     repair: Option<Repair>,
 }
 
+impl Problem {
+    /// An error `check --fix` cannot repair (a bad line in a map, found by the caller).
+    pub fn unrepairable(
+        path: impl Into<String>,
+        what: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Problem {
+        Problem {
+            severity: Severity::Error,
+            path: path.into(),
+            what: what.into(),
+            fix: fix.into(),
+            repair: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct Repair {
     paths: Vec<PathBuf>,

@@ -62,6 +62,7 @@ mod client;
 mod conn;
 mod dns;
 mod failure;
+pub mod generic;
 mod job;
 mod lmtp;
 mod maps;

@@ -1,6 +1,7 @@
 //! `mailroom check [--fix] [--json]`: owners and modes of the store, the configuration and
 //! the listeners against the profile's table (`admin::check`); `--fix` repairs them, never
-//! through a symbolic link. Exit 0 = no error left (warnings are printed), 1 = errors; a
+//! through a symbolic link. The address rewriting maps (canonical, virtual, relocated,
+//! generic) are opened too: each bad line is an error naming `file:line`. Exit 0 = no error left (warnings are printed), 1 = errors; a
 //! configuration that does not parse is reported by the loader (78).
 
 use crate::daemon::daemon_up;
@@ -23,12 +24,38 @@ pub fn run(config: Option<&Path>, args: Args) -> u8 {
     crate::edge::with_config(config, |cfg| check(cfg, args))
 }
 
+/// The rewriting maps that do not open: one problem per bad line, as the daemon would
+/// refuse to start on them.
+fn map_problems(cfg: &Config) -> Vec<admin::check::Problem> {
+    let Err(e) = rewrite::Rewriter::from_config(cfg) else {
+        return Vec::new();
+    };
+    let problems = match &e {
+        maps::MapError::Syntax(lines) => lines
+            .iter()
+            .map(|p| (p.origin.clone(), p.to_string()))
+            .collect(),
+        other => vec![(String::new(), other.to_string())],
+    };
+    problems
+        .into_iter()
+        .map(|(path, what)| {
+            admin::check::Problem::unrepairable(
+                path,
+                what,
+                "correct the map (mailroom postmap MAP shows each bad line)",
+            )
+        })
+        .collect()
+}
+
 /// `mailroom check`: a configuration that does not parse is reported by the loader (78).
 fn check(cfg: &Config, args: Args) -> u8 {
     let mut report = admin::check::check(&admin::Settings::from_config(cfg), daemon_up(cfg));
     if args.fix {
         admin::check::fix(&mut report);
     }
+    report.problems.extend(map_problems(cfg));
     let mut out = io::stdout().lock();
     if args.json {
         let _ = serde_json::to_writer_pretty(&mut out, &report);

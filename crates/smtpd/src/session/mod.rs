@@ -110,6 +110,8 @@ pub struct Settings {
     pub relay: RelayPolicy,
     /// `None`: every recipient in a local domain is accepted (and unknown ones bounce later).
     pub local_recipient: Option<RecipientCheck>,
+    /// The address rewriter of this moment (virtual alias domains, relocated users).
+    pub rewriter: Arc<rewrite::Rewriter>,
 }
 
 impl Settings {

@@ -638,3 +638,54 @@ fn stress_values_apply_while_the_flag_is_up() {
     flag.send_replace(false);
     assert!(!s.too_many_errors());
 }
+
+/// Settings whose rewriter knows `example.org` as a virtual alias domain with one address,
+/// and one relocated user.
+fn with_virtual_aliases(dir: &std::path::Path) -> Arc<Settings> {
+    let virtual_map = dir.join("virtual");
+    std::fs::write(
+        &virtual_map,
+        "example.org x\ninfo@example.org alice@mx.test\n",
+    )
+    .unwrap();
+    let relocated = dir.join("relocated");
+    std::fs::write(&relocated, "old@mx.test new@example.com\n").unwrap();
+    let mut cfg = Config::embedded_default();
+    cfg.myhostname = "mx.test".into();
+    cfg.myorigin = "mx.test".into();
+    cfg.mydestination = vec!["mx.test".into()];
+    cfg.mynetworks = vec!["127.0.0.1/32".into()];
+    cfg.virtual_alias_maps = vec![virtual_map.display().to_string()];
+    cfg.virtual_alias_domains = cfg.virtual_alias_maps.clone();
+    cfg.relocated_maps = vec![relocated.display().to_string()];
+    let mut settings = Settings::new(&SmtpdSettings::from_config(&cfg), Role::Smtp, false);
+    settings.rewriter = Arc::new(rewrite::Rewriter::from_config(&cfg).unwrap());
+    Arc::new(settings)
+}
+
+#[test]
+fn virtual_alias_domain_accepts_only_its_listed_addresses_from_anyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = session_from("192.0.2.1", with_virtual_aliases(dir.path()));
+    let s = script(
+        s,
+        true,
+        &[
+            ("EHLO x", "250"),
+            ("MAIL FROM:<a@b.org>", "250"),
+            ("RCPT TO:<info@example.org>", "250"),
+            (
+                "RCPT TO:<nobody@example.org>",
+                "550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown in virtual alias table",
+            ),
+            ("RCPT TO:<a%b@example.org>", "550 5.1.1"),
+            // Not a relay hole: other domains still need a trusted client.
+            ("RCPT TO:<x@elsewhere.example>", "554 5.7.1"),
+            (
+                "RCPT TO:<old@mx.test>",
+                "550 5.1.6 <old@mx.test>: Recipient address rejected: User has moved to new@example.com",
+            ),
+        ],
+    );
+    assert_eq!(s.tx.as_ref().unwrap().recipients.len(), 1);
+}

@@ -118,11 +118,21 @@ impl Session {
             return fixed::recipient_ok();
         }
         let address = submit::cleanup::qualify(&recipient, &self.settings.myorigin);
-        if !self.settings.relay.permits(&address, self.is_trusted()) {
+        let rewriter = self.settings.rewriter.clone();
+        // A virtual alias domain is a destination of ours (Postfix's virtual alias class),
+        // never a relay: only its listed addresses are accepted below.
+        let virtual_domain = rewriter.is_virtual_alias_domain(&rewrite::domain_of(&address));
+        if !virtual_domain && !self.settings.relay.permits(&address, self.is_trusted()) {
             return self.refuse_recipient(fixed::relay_denied(&recipient), &address);
         }
+        if let Some(refusal) = rewriter.rcpt_refusal(&address) {
+            return self.refuse_recipient(rcpt_refusal(&recipient, &refusal), &address);
+        }
         if let Some(check) = &self.settings.local_recipient {
-            if self.settings.relay.is_local(&address) && !(check.0)(&address) {
+            if self.settings.relay.is_local(&address)
+                && !rewriter.has_entry(&address)
+                && !(check.0)(&address)
+            {
                 return self.refuse_recipient(fixed::unknown_local_user(&recipient), &address);
             }
         }
@@ -298,4 +308,20 @@ impl Session {
 
 fn utf8_undeclared() -> Reply {
     Reply::new(553, "5.6.7", "Must declare SMTPUTF8 to send UTF8 address")
+}
+
+/// Postfix's smtpd texts for what the address rewriter refuses: `550 5.1.6 <a>: Recipient
+/// address rejected: User has moved to NEW`, `550 5.1.1 <a>: Recipient address rejected:
+/// User unknown in virtual alias table`.
+fn rcpt_refusal(recipient: &str, refusal: &rewrite::RcptRefusal) -> Reply {
+    let (_, text) = rewrite::refusal_status(refusal);
+    let status = match refusal {
+        rewrite::RcptRefusal::Moved(_) => "5.1.6",
+        rewrite::RcptRefusal::UnknownVirtual => "5.1.1",
+    };
+    Reply::new(
+        550,
+        status,
+        format!("<{recipient}>: Recipient address rejected: {text}"),
+    )
 }

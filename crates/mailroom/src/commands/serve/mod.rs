@@ -54,6 +54,17 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // A map with a bad line refuses the start, naming file:line (a reload keeps the old);
+    // checked with the configuration, before the pid file, like any configuration error.
+    let rewrite = match rewrite::Live::open(&cfg) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            for line in e.to_string().lines() {
+                eprintln!("mailroom: fatal: {line}");
+            }
+            return EX_CONFIG;
+        }
+    };
     let _pid_file = match take_pid_file(&cfg) {
         Ok(p) => p,
         Err(code) => return code,
@@ -95,11 +106,12 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
         env!("CARGO_PKG_VERSION"),
         source.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "(embedded default)".into()),
         cfg.queue_directory.display());
-    let shared = match shared_state(store, &cfg, local) {
+    let shared = match shared_state(store, &cfg, local, &rewrite) {
         Ok(shared) => shared,
         Err(code) => return code,
     };
-    let code = runtime.block_on(daemon(shared, LiveConfig::new(cfg), source, log, separated));
+    let live = LiveConfig::new(cfg, rewrite);
+    let code = runtime.block_on(daemon(shared, live, source, log, separated));
     info!(target: "master", "terminating");
     code
 }
@@ -167,13 +179,14 @@ fn open_store(cfg: &Config) -> Result<Store, u8> {
     Ok(store)
 }
 
-/// The configuration the daemon runs with now: SIGHUP swaps it, smtpd reads it per session.
+/// The configuration the daemon runs with now: SIGHUP swaps it, smtpd reads it per session;
+/// with the address rewriter built from its maps (swapped with it).
 #[derive(Clone)]
-struct LiveConfig(Arc<RwLock<Arc<Config>>>);
+struct LiveConfig(Arc<RwLock<Arc<Config>>>, Arc<rewrite::Live>);
 
 impl LiveConfig {
-    fn new(cfg: Config) -> LiveConfig {
-        LiveConfig(Arc::new(RwLock::new(Arc::new(cfg))))
+    fn new(cfg: Config, rewrite: Arc<rewrite::Live>) -> LiveConfig {
+        LiveConfig(Arc::new(RwLock::new(Arc::new(cfg))), rewrite)
     }
 
     fn get(&self) -> Arc<Config> {
@@ -183,29 +196,49 @@ impl LiveConfig {
     fn set(&self, cfg: Config) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
     }
+
+    fn rewrite(&self) -> &Arc<rewrite::Live> {
+        &self.1
+    }
 }
 
-/// The SMTP client (with its DKIM keys and MTA-STS) and the LMTP client, with their settings
-/// from `cfg`.
-fn smtp_remote(cfg: &Config) -> Result<(sched::SmtpRemote, agents::SmtpClient), String> {
+/// The SMTP client (with its DKIM keys, MTA-STS and `smtp_generic_maps`) and the LMTP
+/// client, with their settings from `cfg`.
+fn smtp_remote(
+    cfg: &Config,
+    rewrite: &Arc<rewrite::Live>,
+) -> Result<(sched::SmtpRemote, agents::SmtpClient), String> {
     let lmtp = agents::SmtpClient::new(agents::SmtpSettings::lmtp_from_config(cfg))
         .map_err(|e| e.to_string())?;
     let dkim = agents::dkim::DkimSettings::from_config(cfg);
     let sts = agents::mta_sts::MtaStsSettings::from_config(cfg);
-    Ok((
-        sched::SmtpRemote::new(agents::SmtpSettings::from_config(cfg), &dkim, &sts)?,
-        lmtp,
-    ))
+    let remote = sched::SmtpRemote::new(agents::SmtpSettings::from_config(cfg), &dkim, &sts)?;
+    Ok((remote.with_rewrite(rewrite.clone()), lmtp))
 }
 
-/// What every task of the daemon shares: store, scheduler settings, local and SMTP agents.
-fn shared_state(store: Store, cfg: &Config, local: LocalAgent) -> Result<Arc<Shared>, u8> {
-    let remote = smtp_remote(cfg);
+/// What every task of the daemon shares: store, scheduler settings, local and SMTP agents,
+/// and routing's view of the address rewriter (relocated, alias loops, unknown virtual).
+fn shared_state(
+    store: Store,
+    cfg: &Config,
+    local: LocalAgent,
+    rewrite: &Arc<rewrite::Live>,
+) -> Result<Arc<Shared>, u8> {
+    let remote = smtp_remote(cfg, rewrite);
     let settings = sched::Settings::from_config(cfg);
     match (Shared::new(store, settings, local), remote) {
         (Ok(s), Ok((remote, lmtp))) => {
             s.set_remote(Arc::new(remote));
             s.set_lmtp(lmtp);
+            let (errors, cleanup) = (rewrite.clone(), rewrite.clone());
+            s.set_recipient_errors(Arc::new(move |address: &str| {
+                errors.get().recipient_error(address)
+            }));
+            s.set_cleanup(Arc::new(
+                move |env: &mut envelope::Envelope, message: &[u8]| {
+                    cleanup.get().cleanup(env, message)
+                },
+            ));
             Ok(Arc::new(s))
         }
         (Err(e), _) | (_, Err(e)) => {
@@ -401,6 +434,7 @@ fn spawn_tasks(
         store: shared.store.clone(),
         queued: Box::new(move |id| scheduler.schedule(id, 0)),
         retry_delay: sched::retry::durable_step_delay,
+        rewrite: live.rewrite().clone(),
     };
     tasks.push(tokio::spawn(submit::pickup::run(pickup, stop_rx.clone())));
     for access in [Access::Owner, Access::Public] {
@@ -467,12 +501,22 @@ fn reload_config(shared: &Shared, live: &LiveConfig, source: Option<&Path>) -> b
             return false;
         }
     };
+    let rewriter = match rewrite::Rewriter::from_config(&cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            for line in e.to_string().lines() {
+                warn!(target: "master", "reload failed, keeping the old configuration and maps: {line}");
+            }
+            return false;
+        }
+    };
     let settings = sched::Settings::from_config(&cfg);
-    let remote = smtp_remote(&cfg);
+    let remote = smtp_remote(&cfg, live.rewrite());
     match remote.and_then(|r| shared.replace(settings, agent).map(|()| r)) {
         Ok((remote, lmtp)) => {
             shared.set_remote(Arc::new(remote));
             shared.set_lmtp(lmtp);
+            live.rewrite().replace(rewriter);
             live.set(cfg);
             info!(target: "master", "reload -- configuration and aliases re-read");
             reload_helper(shared);
@@ -574,6 +618,7 @@ fn smtpd_hooks(shared: &Arc<Shared>, live: &LiveConfig, qmgr: &Arc<QueueManager>
         settings: smtpd::SmtpdSettings::follow(move || source.get()),
         store: shared.store.clone(),
         local_recipient: Some(smtpd::RecipientCheck(Arc::new(check))),
+        rewrite: live.rewrite().clone(),
         queued: Arc::new(move |id| scheduler.schedule(id, 0)),
     }
 }
