@@ -182,6 +182,15 @@ const MEANINGS: &[(&str, Origin, &str)] = &[
     ("syslog_name", P, "The ident of log lines: syslog_name/service[pid]. postfix makes fail2ban's and pflogsumm's Postfix defaults match."),
     ("syslog_socket", M, "The syslog datagram socket (/dev/log in the system profile); empty = no syslog (Postfix always uses /dev/log)."),
     ("transport_maps", P, "Transport map files: example.com smtp:[10.0.0.5]:25."),
+    ("virtual_gid_maps", P, "user@domain (or @domain) -> the gid a virtual mailbox is written with; static:5000 for all."),
+    ("virtual_mailbox_base", P, "The absolute directory every virtual_mailbox_maps result is under."),
+    ("virtual_mailbox_domains", P, "Domains whose mail the virtual agent delivers (domain names, or maps with the domain as key; default $virtual_mailbox_maps). Must not overlap mydestination."),
+    ("virtual_mailbox_limit", P, "A virtual mbox that would grow past this (or a larger Maildir message) bounces the message (5.2.2); 0 = no limit."),
+    ("virtual_mailbox_lock", P, "Locks taken on a virtual mbox: fcntl and/or dotlock (Postfix's flock is not offered)."),
+    ("virtual_mailbox_maps", P, "user@domain (or @domain) -> mailbox path under virtual_mailbox_base, a trailing / for Maildir. Unknown users are refused at RCPT (550 5.1.1)."),
+    ("virtual_minimum_uid", P, "The lowest uid virtual_uid_maps may give; a lower one defers the mail (4.3.5, mail system configuration error)."),
+    ("virtual_transport", P, "The transport of virtual mailbox domains: virtual (the built-in virtual(8) agent)."),
+    ("virtual_uid_maps", P, "user@domain (or @domain) -> the uid a virtual mailbox is written with; static:5000 for all."),
 ];
 
 #[cfg(test)]
