@@ -53,8 +53,10 @@
 
 pub mod local;
 pub mod smtp;
+pub mod virtual_mailbox;
 
 pub use local::{
     check_aliases, AliasSyntaxError, Delivery, LocalAgent, LocalError, LocalSettings, Resubmission,
 };
 pub use smtp::{SmtpClient, SmtpError, SmtpSettings};
+pub use virtual_mailbox::{VirtualAgent, VirtualSettings};
