@@ -59,4 +59,4 @@ pub use local::{
     check_aliases, AliasSyntaxError, Delivery, LocalAgent, LocalError, LocalSettings, Resubmission,
 };
 pub use smtp::{SmtpClient, SmtpError, SmtpSettings};
-pub use virtual_mailbox::{VirtualAgent, VirtualSettings};
+pub use virtual_mailbox::{DomainList, VirtualAgent, VirtualSettings};

@@ -2,7 +2,9 @@
 //!
 //! Order, as in Postfix: the `content_filter` (for mail that has not been through it), then
 //! `transport_maps` (`user@domain`, `domain`, `.parent` patterns for subdomains, `*`), then
-//! the local domains (`mydestination`), then `relayhost`, then the recipient domain's MX.
+//! the local domains (`mydestination`), then the virtual mailbox domains
+//! (`virtual_mailbox_domains`, when `virtual_transport` is the built-in `virtual`), then
+//! `relayhost`, then the recipient domain's MX.
 //!
 //! Transport map files use Postfix's transport(5) syntax, one `pattern result` per line:
 //! `example.com smtp:[10.0.0.5]:25`, `.example.com relay:mx.example.com`,
@@ -18,10 +20,21 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Local,
-    Smtp { nexthop: Nexthop, filter: bool },
+    /// The virtual(8) mailbox agent (`virtual_mailbox_domains`).
+    Virtual,
+    Smtp {
+        nexthop: Nexthop,
+        filter: bool,
+    },
     Discard(String),
-    Error { dsn: String, text: String },
-    Retry { dsn: String, text: String },
+    Error {
+        dsn: String,
+        text: String,
+    },
+    Retry {
+        dsn: String,
+        text: String,
+    },
     Hold(String),
 }
 
@@ -29,6 +42,8 @@ pub enum Route {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
     Local,
+    /// virtual(8) deliveries: one destination per domain (`virtual:example.com`).
+    Virtual,
     Smtp,
     /// The content filter (an SMTP delivery to `content_filter`).
     Filter,
@@ -47,6 +62,7 @@ impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let transport = match self.transport {
             Transport::Local => "local",
+            Transport::Virtual => "virtual",
             Transport::Smtp => "smtp",
             Transport::Filter => "filter",
         };
@@ -64,6 +80,13 @@ impl Route {
             Route::Local => (
                 Transport::Local,
                 envelope::split_address(address).0.to_ascii_lowercase(),
+            ),
+            Route::Virtual => (
+                Transport::Virtual,
+                envelope::split_address(address)
+                    .1
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase(),
             ),
             Route::Smtp {
                 nexthop,
@@ -84,6 +107,8 @@ pub struct Routing {
     pub content_filter: String,
     /// The local domains.
     pub mydestination: Vec<String>,
+    /// Domains of the virtual(8) agent, when `virtual_transport` is `virtual`; else empty.
+    pub virtual_mailbox_domains: Vec<String>,
 }
 
 impl Routing {
@@ -93,6 +118,10 @@ impl Routing {
             relayhost: cfg.relayhost.clone(),
             content_filter: cfg.content_filter.clone(),
             mydestination: cfg.mydestination.clone(),
+            virtual_mailbox_domains: match cfg.virtual_transport.trim() {
+                "virtual" => cfg.virtual_mailbox_domains.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 }
@@ -110,6 +139,7 @@ pub struct Router {
     relayhost: Option<Nexthop>,
     filter: Option<Nexthop>,
     local_domains: Vec<String>,
+    virtual_domains: agents::DomainList,
 }
 
 /// Mail from these origins never goes (back) through the content filter.
@@ -172,6 +202,8 @@ impl Router {
                 .iter()
                 .map(|d| d.to_ascii_lowercase())
                 .collect(),
+            virtual_domains: agents::DomainList::open(&cfg.virtual_mailbox_domains)
+                .map_err(|e| format!("virtual_mailbox_domains: {e}"))?,
         })
     }
 
@@ -194,6 +226,9 @@ impl Router {
         }
         if domain.is_empty() || self.local_domains.contains(&domain) {
             return Route::Local;
+        }
+        if self.virtual_domains.contains(&domain) {
+            return Route::Virtual;
         }
         match &self.relayhost {
             Some(relay) => Route::Smtp {
@@ -417,6 +452,28 @@ mod tests {
             filtered.destination("x@localhost").unwrap().to_string(),
             "filter:[127.0.0.1]:10024"
         );
+    }
+
+    #[test]
+    fn virtual_mailbox_domains_go_to_the_virtual_agent_one_destination_per_domain() {
+        let mut cfg = Config::embedded_default();
+        cfg.mydestination = vec!["localhost".into()];
+        cfg.virtual_mailbox_domains = vec!["example.com".into()];
+        let r = Router::new(&Routing::from_config(&cfg)).unwrap();
+        assert_eq!(r.route("alice@Example.COM", "smtpd"), Route::Virtual);
+        assert_eq!(
+            Route::Virtual
+                .destination("alice@Example.COM")
+                .unwrap()
+                .to_string(),
+            "virtual:example.com"
+        );
+        assert_eq!(r.route("x@localhost", ""), Route::Local);
+        assert!(matches!(r.route("x@example.org", ""), Route::Smtp { .. }));
+        // Another virtual_transport (LMTP) takes these domains: not this agent's.
+        cfg.virtual_transport = "lmtp:unix:/run/dovecot/lmtp".into();
+        let r = Router::new(&Routing::from_config(&cfg)).unwrap();
+        assert_ne!(r.route("alice@example.com", ""), Route::Virtual);
     }
 
     #[test]

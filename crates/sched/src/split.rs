@@ -45,7 +45,7 @@ pub(crate) fn split(entry: &Entry, router: &Router, now: Instant) -> Split {
                 out.hold = Some(text.clone());
                 continue;
             }
-            Route::Local | Route::Smtp { .. } => {
+            Route::Local | Route::Virtual | Route::Smtp { .. } => {
                 add(&mut out.items, entry, i, &r.address, route, now);
                 continue;
             }

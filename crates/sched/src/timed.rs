@@ -9,6 +9,7 @@ use tracing::info;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Agent {
     Local,
+    Virtual,
     Smtp,
     Discard,
     Error,
@@ -124,6 +125,7 @@ impl Line<'_> {
         }
         match agent {
             Agent::Local => line!("local"),
+            Agent::Virtual => line!("virtual"),
             Agent::Smtp => line!("smtp"),
             Agent::Discard => line!("discard"),
             Agent::Error => line!("error"),

@@ -43,10 +43,8 @@ pub const RELAY: &str = "virtual";
 /// What the agent takes from the configuration ([`VirtualSettings::from_config`]).
 #[derive(Debug, Clone, Default)]
 pub struct VirtualSettings {
-    /// Plain domain names of `virtual_mailbox_domains`, lower case, no trailing dot.
+    /// `virtual_mailbox_domains`, as written.
     domains: Vec<String>,
-    /// The items of `virtual_mailbox_domains` that are maps (the domain is a key).
-    domain_maps: Vec<String>,
     mailbox_maps: Vec<String>,
     uid_maps: Vec<String>,
     gid_maps: Vec<String>,
@@ -64,22 +62,8 @@ impl VirtualSettings {
     /// `virtual_uid_maps`, `virtual_gid_maps`, `virtual_minimum_uid`,
     /// `virtual_mailbox_limit`, `virtual_mailbox_lock`, `virtual_transport`, `myhostname`.
     pub fn from_config(cfg: &config::Config) -> VirtualSettings {
-        let items: Vec<String> = cfg
-            .virtual_mailbox_domains
-            .iter()
-            .flat_map(|entry| entry.split([',', ' ', '\t']))
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-            .map(str::to_string)
-            .collect();
-        let (domain_maps, domains): (Vec<String>, Vec<String>) =
-            items.into_iter().partition(|item| is_map_spec(item));
         VirtualSettings {
-            domains: domains
-                .iter()
-                .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
-                .collect(),
-            domain_maps,
+            domains: cfg.virtual_mailbox_domains.clone(),
             mailbox_maps: cfg.virtual_mailbox_maps.clone(),
             uid_maps: cfg.virtual_uid_maps.clone(),
             gid_maps: cfg.virtual_gid_maps.clone(),
@@ -93,16 +77,46 @@ impl VirtualSettings {
     }
 }
 
-/// A domain-list item that names a map (`type:name` or an absolute path), not a domain.
-fn is_map_spec(item: &str) -> bool {
-    item.contains(':') || item.starts_with('/')
+/// A domain list as Postfix reads one (`virtual_mailbox_domains`): domain names, and maps
+/// (`type:name` or an absolute path) in which a listed domain is a key. Exact matches only
+/// (the parameter is not in Postfix's `parent_domain_matches_subdomains`).
+#[derive(Debug, Default)]
+pub struct DomainList {
+    names: Vec<String>,
+    maps: Maps,
+}
+
+impl DomainList {
+    /// Opens the maps among `items` (which may hold several comma/space separated items).
+    pub fn open(items: &[String]) -> Result<DomainList, MapError> {
+        let items = items
+            .iter()
+            .flat_map(|entry| entry.split([',', ' ', '\t']))
+            .map(str::trim)
+            .filter(|item| !item.is_empty());
+        let (maps, names): (Vec<&str>, Vec<&str>) =
+            items.partition(|item| item.contains(':') || item.starts_with('/'));
+        Ok(DomainList {
+            names: names
+                .iter()
+                .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+            maps: Maps::open(&maps)?,
+        })
+    }
+
+    /// Case-insensitive, a trailing dot ignored; never the empty domain.
+    pub fn contains(&self, domain: &str) -> bool {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        !domain.is_empty() && (self.names.contains(&domain) || self.maps.lookup(&domain).is_some())
+    }
 }
 
 /// The virtual(8) agent: its settings and its opened maps.
 #[derive(Debug)]
 pub struct VirtualAgent {
     settings: VirtualSettings,
-    domain_maps: Maps,
+    domains: DomainList,
     mailboxes: Maps,
     uids: Maps,
     gids: Maps,
@@ -114,7 +128,7 @@ impl VirtualAgent {
     /// reload with a broken map keeps the agent that is running.
     pub fn new(settings: VirtualSettings) -> Result<VirtualAgent, MapError> {
         Ok(VirtualAgent {
-            domain_maps: Maps::open(&settings.domain_maps)?,
+            domains: DomainList::open(&settings.domains)?,
             mailboxes: Maps::open(&settings.mailbox_maps)?,
             uids: Maps::open(&settings.uid_maps)?,
             gids: Maps::open(&settings.gid_maps)?,
@@ -126,11 +140,7 @@ impl VirtualAgent {
     /// True for a domain in `virtual_mailbox_domains` (case-insensitive, trailing dot
     /// ignored), when `virtual_transport` is this agent.
     pub fn is_virtual_domain(&self, domain: &str) -> bool {
-        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        self.settings.enabled
-            && !domain.is_empty()
-            && (self.settings.domains.contains(&domain)
-                || self.domain_maps.lookup(&domain).is_some())
+        self.settings.enabled && self.domains.contains(domain)
     }
 
     /// For smtpd at RCPT: `None` when the address is not in a virtual mailbox domain, else
@@ -138,11 +148,9 @@ impl VirtualAgent {
     /// table`). Asked whatever the transport (as Postfix's smtpd does).
     pub fn accepts(&self, address: &str) -> Option<bool> {
         let (_, domain) = envelope::split_address(address);
-        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        let listed = !domain.is_empty()
-            && (self.settings.domains.contains(&domain)
-                || self.domain_maps.lookup(&domain).is_some());
-        listed.then(|| self.mailbox_of(address).is_some())
+        self.domains
+            .contains(&domain)
+            .then(|| self.mailbox_of(address).is_some())
     }
 
     /// `user@domain`, then `@domain`, in `virtual_mailbox_maps`.
