@@ -30,6 +30,7 @@ pub struct Intake {
     /// replaced on reload (new certificates), read once per STARTTLS.
     pub tls: RwLock<Option<tokio_rustls::TlsAcceptor>>,
     pub local_recipient: Option<crate::session::RecipientCheck>,
+    pub virtual_recipient: Option<crate::session::VirtualRecipientCheck>,
     /// Password checking: bounded concurrency and failure counts (`auth_guard.rs`).
     pub auth: Arc<crate::auth_guard::AuthGuard>,
 }

@@ -74,7 +74,7 @@ use tracing::warn;
 pub use listener::STOP_GRACE;
 pub use relay::RelayPolicy;
 pub use sasl::{decode_base64, encode_base64};
-pub use session::RecipientCheck;
+pub use session::{RecipientCheck, VirtualRecipientCheck};
 
 /// The current configuration (the daemon swaps it on SIGHUP; each new session reads it).
 pub type ConfigSource = Arc<dyn Fn() -> Arc<Config> + Send + Sync>;
@@ -86,6 +86,9 @@ pub struct Hooks {
     /// Whether a recipient in a local domain exists (`local_recipient_maps`); `None` accepts
     /// every local recipient.
     pub local_recipient: Option<session::RecipientCheck>,
+    /// Whether a recipient in a virtual mailbox domain is in `virtual_mailbox_maps`;
+    /// `None` accepts them all (and unknown ones bounce later).
+    pub virtual_recipient: Option<session::VirtualRecipientCheck>,
     /// Called with each newly queued message's ID (`QueueManager::schedule(id, 0)`).
     pub queued: Arc<dyn Fn(QueueId) + Send + Sync>,
 }
@@ -152,6 +155,7 @@ pub fn spawn_prepared(hooks: Hooks, prepared: Prepared, stop: watch::Receiver<bo
         queued: hooks.queued,
         tls: std::sync::RwLock::new(prepared.tls),
         local_recipient: hooks.local_recipient,
+        virtual_recipient: hooks.virtual_recipient,
         auth: auth_guard::AuthGuard::new(),
     };
     let (reload, reloads) = mpsc::unbounded_channel();

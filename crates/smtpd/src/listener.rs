@@ -321,6 +321,7 @@ fn spawn_session(
     let stress = load.flag();
     let mut settings = Settings::new(cfg, role, shared.intake.tls().is_some());
     settings.local_recipient = shared.intake.local_recipient.clone();
+    settings.virtual_recipient = shared.intake.virtual_recipient.clone();
     settings.stress = stress.clone();
     let settings = Arc::new(settings);
     let storage = DiskGuard::new(cfg);

@@ -75,6 +75,19 @@ impl std::fmt::Debug for RecipientCheck {
     }
 }
 
+/// For an address in a virtual mailbox domain, whether `virtual_mailbox_maps` knows it
+/// (`Some(known)`); `None` for any other address. A virtual mailbox domain is also a
+/// destination the server accepts mail for from anyone (Postfix's
+/// `permit_auth_destination`).
+#[derive(Clone)]
+pub struct VirtualRecipientCheck(pub std::sync::Arc<dyn Fn(&str) -> Option<bool> + Send + Sync>);
+
+impl std::fmt::Debug for VirtualRecipientCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VirtualRecipientCheck")
+    }
+}
+
 /// The session's view of the configuration, computed once per connection.
 #[derive(Debug)]
 pub struct Settings {
@@ -109,6 +122,8 @@ pub struct Settings {
     pub relay: RelayPolicy,
     /// `None`: every recipient in a local domain is accepted (and unknown ones bounce later).
     pub local_recipient: Option<RecipientCheck>,
+    /// `None`: no virtual mailbox domains are checked (or there are none).
+    pub virtual_recipient: Option<VirtualRecipientCheck>,
 }
 
 impl Settings {
@@ -149,6 +164,7 @@ impl Settings {
             bare_newline: BareNewline::from_config(cfg.smtpd_forbid_bare_newline.as_str()),
             relay: RelayPolicy::new(&cfg.mynetworks, &cfg.mydestination, &cfg.relay_domains),
             local_recipient: None,
+            virtual_recipient: None,
         }
     }
 }

@@ -118,8 +118,16 @@ impl Session {
             return fixed::recipient_ok();
         }
         let address = submit::cleanup::qualify(&recipient, &self.settings.myorigin);
-        if !self.settings.relay.permits(&address, self.is_trusted()) {
+        let virtual_known = self
+            .settings
+            .virtual_recipient
+            .as_ref()
+            .and_then(|check| (check.0)(&address));
+        if virtual_known.is_none() && !self.settings.relay.permits(&address, self.is_trusted()) {
             return self.refuse_recipient(fixed::relay_denied(&recipient), &address);
+        }
+        if virtual_known == Some(false) {
+            return self.refuse_recipient(fixed::unknown_virtual_user(&recipient), &address);
         }
         if let Some(check) = &self.settings.local_recipient {
             if self.settings.relay.is_local(&address) && !(check.0)(&address) {

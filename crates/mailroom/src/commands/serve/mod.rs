@@ -560,10 +560,13 @@ fn make_layout(cfg: &Config) -> Result<(), String> {
 fn smtpd_hooks(shared: &Arc<Shared>, live: &LiveConfig, qmgr: &Arc<QueueManager>) -> smtpd::Hooks {
     let (source, scheduler, users) = (live.clone(), qmgr.clone(), shared.clone());
     let check = move |address: &str| users.local().accepts(address);
+    let mailboxes = shared.clone();
+    let virtual_check = move |address: &str| mailboxes.local().accepts_virtual(address);
     smtpd::Hooks {
         config: Arc::new(move || source.get()),
         store: shared.store.clone(),
         local_recipient: Some(smtpd::RecipientCheck(Arc::new(check))),
+        virtual_recipient: Some(smtpd::VirtualRecipientCheck(Arc::new(virtual_check))),
         queued: Arc::new(move |id| scheduler.schedule(id, 0)),
     }
 }
