@@ -454,7 +454,7 @@ fn reload_config(shared: &Shared, live: &LiveConfig, source: Option<&Path>) -> b
     let agent = match LocalAgent::new(agents::LocalSettings::from_config(&cfg)) {
         Ok(agent) => agent,
         Err(e) => {
-            warn!(target: "master", "reload failed, keeping the old aliases: {e}");
+            warn!(target: "master", "reload failed, keeping the old aliases and maps: {e}");
             return false;
         }
     };
