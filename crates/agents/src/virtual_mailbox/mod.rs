@@ -153,6 +153,16 @@ impl VirtualAgent {
             .then(|| self.mailbox_of(address).is_some())
     }
 
+    /// For admin tools (`mailroom mailbox archive alice@example.com`): the mailbox path of an
+    /// address in a virtual mailbox domain, and whether it is a Maildir; `None` when the
+    /// domain is not one, the map does not know the address, or the result climbs out.
+    pub fn mailbox_location(&self, address: &str) -> Option<(PathBuf, bool)> {
+        self.accepts(address)?;
+        let result = self.mailbox_of(address)?;
+        let path = self.mailbox_path(address, &result)?;
+        Some((path, result.ends_with('/')))
+    }
+
     /// `user@domain`, then `@domain`, in `virtual_mailbox_maps`.
     fn mailbox_of(&self, address: &str) -> Option<String> {
         let query = AddressQuery {
