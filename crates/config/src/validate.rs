@@ -50,9 +50,8 @@ fn virtual_domains_are_not_local(
     else {
         return Ok(());
     };
-    let text = format!(
-        "do not list domain {both} in BOTH mydestination and virtual_mailbox_domains"
-    );
+    let text =
+        format!("do not list domain {both} in BOTH mydestination and virtual_mailbox_domains");
     Err((
         blame(lines, "virtual_mailbox_domains", "mydestination"),
         text,

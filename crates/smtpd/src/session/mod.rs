@@ -80,7 +80,10 @@ impl std::fmt::Debug for RecipientCheck {
 /// destination the server accepts mail for from anyone (Postfix's
 /// `permit_auth_destination`).
 #[derive(Clone)]
-pub struct VirtualRecipientCheck(pub std::sync::Arc<dyn Fn(&str) -> Option<bool> + Send + Sync>);
+pub struct VirtualRecipientCheck(pub std::sync::Arc<VirtualLookup>);
+
+/// `address` → `None` (not a virtual mailbox domain) or `Some(known)`.
+pub type VirtualLookup = dyn Fn(&str) -> Option<bool> + Send + Sync;
 
 impl std::fmt::Debug for VirtualRecipientCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
