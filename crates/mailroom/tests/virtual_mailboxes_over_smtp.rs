@@ -135,7 +135,15 @@ fn a_message_past_virtual_mailbox_limit_bounces_with_a_5_2_2_dsn() {
         1,
         "the second copy was not appended"
     );
-    p.env.wait_mbox(USER, 1);
+    // The notice's delivery line comes after its fsync: the mbox is whole by then (its
+    // separator alone could be read earlier).
+    let to_sender = format!("to=<{sender}>");
+    wait_until("the notice delivered to the sender", || {
+        p.env
+            .log_lines(&to_sender)
+            .iter()
+            .any(|l| l.contains("status=sent"))
+    });
     let notice = &p.env.mbox_messages(USER)[0];
     let report = String::from_utf8_lossy(notice.body()).into_owned();
     assert!(report.contains("Status: 5.2.2"), "{report}");
@@ -148,6 +156,9 @@ fn a_broken_virtual_map_at_reload_keeps_the_old_one() {
         return;
     };
     let _daemon = p.env.start();
+    // The root helper reads the maps itself once started: edit only after that, or the
+    // broken table is what it starts with (a fatal start, rightly).
+    p.env.wait_log("local delivery helper started", 1);
     let carol = "carol@example.com  example.com/carol/\n";
     let map = p.env.root.join("vmailbox");
     // An edit that adds carol and breaks line 4: the whole new table is refused.
