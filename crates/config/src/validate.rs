@@ -13,8 +13,30 @@ pub(crate) fn check(config: &Config, lines: &BTreeMap<&str, usize>) -> Result<()
     backoff_range(config, lines)?;
     mailbox_holds_a_message(config, lines)?;
     maildrop_holds_a_message(config, lines)?;
+    virtual_mailbox_holds_a_message(config, lines)?;
     virtual_mailbox_base_is_absolute(config)?;
     virtual_domains_are_not_local(config, lines)
+}
+
+/// Postfix's virtual(8): a limited `virtual_mailbox_limit` below `message_size_limit` (or
+/// with an unlimited one) is fatal when it starts; checked only when virtual mailbox
+/// domains are configured, since only then does the agent run.
+fn virtual_mailbox_holds_a_message(
+    config: &Config,
+    lines: &BTreeMap<&str, usize>,
+) -> Result<(), Failure> {
+    let limit = config.virtual_mailbox_limit;
+    let message = config.message_size_limit;
+    let in_use = !config.virtual_mailbox_domains.is_empty();
+    if !in_use || limit == 0 || (message != 0 && message <= limit) {
+        return Ok(());
+    }
+    let text =
+        format!("virtual_mailbox_limit ({limit}) is smaller than message_size_limit ({message})");
+    Err((
+        blame(lines, "virtual_mailbox_limit", "message_size_limit"),
+        text,
+    ))
 }
 
 /// Postfix's virtual(8) refuses to run with a relative base (`do not specify relative
@@ -171,6 +193,23 @@ mod tests {
         assert_eq!(key, "virtual_mailbox_domains");
         assert!(text.contains("example.com in BOTH"), "{text}");
         config.virtual_mailbox_domains = vec!["example.org".into(), "hash:/etc/vmailbox".into()];
+        assert!(check(&config, &BTreeMap::new()).is_ok());
+    }
+
+    #[test]
+    fn a_virtual_mailbox_limit_below_one_message_is_refused() {
+        let mut config = crate::Config::system_default();
+        config.virtual_mailbox_limit = config.message_size_limit - 1;
+        assert!(
+            check(&config, &BTreeMap::new()).is_ok(),
+            "no virtual domains"
+        );
+        config.virtual_mailbox_domains = vec!["example.com".into()];
+        assert_eq!(
+            check(&config, &BTreeMap::new()).unwrap_err().0,
+            "virtual_mailbox_limit"
+        );
+        config.virtual_mailbox_limit = 0;
         assert!(check(&config, &BTreeMap::new()).is_ok());
     }
 
