@@ -145,12 +145,14 @@ impl VirtualAgent {
 
     /// For smtpd at RCPT: `None` when the address is not in a virtual mailbox domain, else
     /// whether `virtual_mailbox_maps` knows it (Postfix: `User unknown in virtual mailbox
-    /// table`). Asked whatever the transport (as Postfix's smtpd does).
+    /// table`). Asked whatever the transport (as Postfix's smtpd does); with no
+    /// `virtual_mailbox_maps` at all every address is known, as in Postfix (an LMTP server
+    /// behind `virtual_transport` then decides).
     pub fn accepts(&self, address: &str) -> Option<bool> {
         let (_, domain) = envelope::split_address(address);
         self.domains
             .contains(&domain)
-            .then(|| self.mailbox_of(address).is_some())
+            .then(|| self.mailboxes.is_empty() || self.mailbox_of(address).is_some())
     }
 
     /// For admin tools (`mailroom mailbox archive alice@example.com`): the mailbox path of an
