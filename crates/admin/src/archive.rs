@@ -215,5 +215,7 @@ pub fn separator_time(line: &[u8]) -> Option<u64> {
     u64::try_from(t.and_utc().timestamp()).ok()
 }
 
+pub mod maildir;
+
 #[cfg(test)]
 mod tests;

@@ -59,8 +59,10 @@ pub mod dkim;
 pub mod local;
 pub mod mta_sts;
 pub mod smtp;
+pub mod virtual_mailbox;
 
 pub use local::{
     check_aliases, AliasSyntaxError, Delivery, LocalAgent, LocalError, LocalSettings, Resubmission,
 };
 pub use smtp::{LmtpNexthop, SmtpClient, SmtpError, SmtpSettings};
+pub use virtual_mailbox::{DomainList, VirtualAgent, VirtualSettings};

@@ -233,6 +233,26 @@ pub struct Config {
     pub disable_vrfy_command: bool,
     /// Transport map files (Postfix syntax: `example.com smtp:[10.0.0.5]:25`).
     pub transport_maps: Vec<String>,
+    /// Domains delivered by the virtual(8) agent: plain domain names, or maps in which the
+    /// domain is a key (Postfix's default `$virtual_mailbox_maps`).
+    pub virtual_mailbox_domains: Vec<String>,
+    /// `user@domain` (or `@domain`) → mailbox path under `virtual_mailbox_base`; a trailing
+    /// `/` means Maildir.
+    pub virtual_mailbox_maps: Vec<String>,
+    /// The absolute directory every `virtual_mailbox_maps` result is relative to.
+    pub virtual_mailbox_base: String,
+    /// `user@domain` → the uid that owns the mailbox (`static:5000` for one for all).
+    pub virtual_uid_maps: Vec<String>,
+    /// `user@domain` → the gid that owns the mailbox.
+    pub virtual_gid_maps: Vec<String>,
+    /// Lowest uid `virtual_uid_maps` may give (Postfix 100).
+    pub virtual_minimum_uid: usize,
+    /// The largest a virtual mailbox (mbox) or one Maildir message may get; 0 = no limit.
+    pub virtual_mailbox_limit: u64,
+    /// How virtual mboxes are locked: `fcntl` and/or `dotlock` (Postfix's Linux default both).
+    pub virtual_mailbox_lock: Vec<String>,
+    /// The transport of virtual mailbox domains: `virtual` (the built-in agent).
+    pub virtual_transport: String,
     /// `smtp:[127.0.0.1]:10024` sends new mail through an after-queue filter; empty = none.
     pub content_filter: String,
     pub filter_destination_concurrency_limit: usize,
@@ -290,12 +310,6 @@ pub struct Config {
     /// Postfix: where mail for local users goes instead of the local mailbox, after alias
     /// expansion (`lmtp:unix:/run/dovecot/lmtp`); empty = the local agent delivers.
     pub mailbox_transport: String,
-    /// Postfix: the transport of `virtual_mailbox_domains` (default `virtual`, the virtual(8)
-    /// agent; `lmtp:unix:/run/dovecot/lmtp` hands them to Dovecot).
-    pub virtual_transport: String,
-    /// Postfix: domains whose mail goes to `virtual_transport` (Postfix's default is
-    /// `$virtual_mailbox_maps`; here a plain domain list, empty by default).
-    pub virtual_mailbox_domains: Vec<String>,
     /// mailroom-only: the port used for MX hosts (25; tests point it at a loopback port).
     pub smtp_default_port: u16,
     /// mailroom-only: DNS servers (`127.0.0.1:5353`); empty = /etc/resolv.conf.

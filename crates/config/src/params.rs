@@ -480,8 +480,15 @@ pub(crate) const PARAMS: &[Param] = &[
     count!(virtual_alias_expansion_limit, positive),
     list!(virtual_alias_maps),
     count!(virtual_alias_recursion_limit, positive),
+    list!(virtual_gid_maps),
+    text!(virtual_mailbox_base),
     list!(virtual_mailbox_domains),
+    size!(virtual_mailbox_limit),
+    list!(virtual_mailbox_lock, mailbox_locks),
+    list!(virtual_mailbox_maps),
+    count!(virtual_minimum_uid),
     text!(virtual_transport, required),
+    list!(virtual_uid_maps),
 ];
 
 fn required(text: &str) -> Result<String, String> {
@@ -509,6 +516,18 @@ fn unprivileged_user(text: &str) -> Result<String, String> {
         return Err("must not be a privileged user".to_string());
     }
     Ok(user)
+}
+
+/// The lock kinds mailroom takes on an mbox (Postfix's `flock` is not offered: fcntl and
+/// flock are the same lock on Linux for local files).
+fn mailbox_locks(items: &[String]) -> Check {
+    match items
+        .iter()
+        .find(|item| !matches!(item.as_str(), "fcntl" | "dotlock"))
+    {
+        Some(bad) => Err(format!("unknown lock {bad:?} (use fcntl, dotlock)")),
+        None => Ok(()),
+    }
 }
 
 /// Postfix's `allow_mail_to_commands`/`allow_mail_to_files` vocabulary.

@@ -211,8 +211,6 @@ const MEANINGS: &[(&str, Origin, &str)] = &[
     ("syslog_name", P, "The ident of log lines: syslog_name/service[pid]. postfix makes fail2ban's and pflogsumm's Postfix defaults match."),
     ("syslog_socket", M, "The syslog datagram socket (/dev/log in the system profile); empty = no syslog (Postfix always uses /dev/log)."),
     ("transport_maps", P, "Transport map files: example.com smtp:[10.0.0.5]:25, example.org lmtp:unix:/run/dovecot/lmtp."),
-    ("virtual_mailbox_domains", P, "Domains whose mail goes to virtual_transport. Postfix's default is $virtual_mailbox_maps; mailroom's is an empty list of domain names."),
-    ("virtual_transport", P, "The transport of virtual_mailbox_domains: virtual (the virtual(8) agent) or lmtp:unix:/path, lmtp:inet:host:port (e.g. Dovecot's LMTP)."),
     ("canonical_maps", P, "Maps (canonical(5)) rewriting sender and recipient addresses in the envelope and the headers at cleanup: root  ops@example.com. Text tables, regexp:, pcre: and the other maps crate types."),
     ("sender_canonical_maps", P, "Like canonical_maps, for sender addresses only; tried before canonical_maps."),
     ("recipient_canonical_maps", P, "Like canonical_maps, for recipient addresses only; tried before canonical_maps."),
@@ -229,6 +227,15 @@ const MEANINGS: &[(&str, Origin, &str)] = &[
     ("propagate_unmatched_extensions", P, "Which tables carry an address extension the key did not match over to the result (user+foo -> other+foo): canonical, virtual (here; alias, forward, include are local delivery's)."),
     ("relocated_maps", P, "Maps (relocated(5)) of users or domains that have moved: mail to them bounces 550 5.1.6 User has moved to NEW (refused at RCPT too)."),
     ("smtp_generic_maps", P, "Maps (generic(5)) rewriting the envelope sender and header addresses of mail the SMTP client sends: root@web01.localdomain  ops@example.com."),
+    ("virtual_gid_maps", P, "user@domain (or @domain) -> the gid a virtual mailbox is written with; static:5000 for all."),
+    ("virtual_mailbox_base", P, "The absolute directory every virtual_mailbox_maps result is under."),
+    ("virtual_mailbox_domains", P, "Domains whose mail goes to virtual_transport, by default the virtual agent (domain names, or maps with the domain as key; default $virtual_mailbox_maps). Must not overlap mydestination."),
+    ("virtual_mailbox_limit", P, "A virtual mbox that would grow past this (or a larger Maildir message) bounces the message (5.2.2); 0 = no limit."),
+    ("virtual_mailbox_lock", P, "Locks taken on a virtual mbox: fcntl and/or dotlock (Postfix's flock is not offered)."),
+    ("virtual_mailbox_maps", P, "user@domain (or @domain) -> mailbox path under virtual_mailbox_base, a trailing / for Maildir. Unknown users are refused at RCPT (550 5.1.1)."),
+    ("virtual_minimum_uid", P, "The lowest uid virtual_uid_maps may give; a lower one defers the mail (4.3.5, mail system configuration error)."),
+    ("virtual_transport", P, "The transport of virtual_mailbox_domains: virtual (the built-in virtual(8) agent) or lmtp:unix:/path, lmtp:inet:host:port (e.g. Dovecot's LMTP)."),
+    ("virtual_uid_maps", P, "user@domain (or @domain) -> the uid a virtual mailbox is written with; static:5000 for all."),
 ];
 
 #[cfg(test)]

@@ -99,6 +99,7 @@ pub(crate) fn default_sources(
             Template::Text("$data_directory/passwd".into()),
         );
     }
+    derive("virtual_mailbox_domains", items(&["$virtual_mailbox_maps"]));
     derive("smtp_helo_name", Template::Text("$myhostname".into()));
     derive(
         "lmtp_destination_concurrency_limit",

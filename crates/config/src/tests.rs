@@ -451,3 +451,22 @@ fn mta_sts_parameters_have_their_defaults() {
     assert_eq!(config.smtp_mta_sts_policy_port, 443);
     assert_eq!(config.smtp_mta_sts_ca_file, "");
 }
+
+#[test]
+fn virtual_mailbox_domains_default_to_the_virtual_mailbox_maps() {
+    let config = parse_ok("virtual_mailbox_maps = [\"hash:/etc/mailroom/vmailbox\"]");
+    assert_eq!(
+        config.virtual_mailbox_domains,
+        strings(&["hash:/etc/mailroom/vmailbox"])
+    );
+    assert_eq!(config.virtual_transport, "virtual");
+    assert_eq!(config.virtual_minimum_uid, 100);
+    assert_eq!(config.virtual_mailbox_limit, 51_200_000);
+    let config = parse_ok("virtual_mailbox_domains = \"example.com, example.net\"");
+    assert_eq!(
+        config.virtual_mailbox_domains,
+        strings(&["example.com", "example.net"])
+    );
+    let error = parse_err("virtual_mailbox_lock = [\"flock\"]");
+    assert!(error.message.contains("unknown lock"), "{error}");
+}

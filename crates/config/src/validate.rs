@@ -12,7 +12,72 @@ type Failure = (&'static str, String);
 pub(crate) fn check(config: &Config, lines: &BTreeMap<&str, usize>) -> Result<(), Failure> {
     backoff_range(config, lines)?;
     mailbox_holds_a_message(config, lines)?;
-    maildrop_holds_a_message(config, lines)
+    maildrop_holds_a_message(config, lines)?;
+    virtual_mailbox_holds_a_message(config, lines)?;
+    virtual_mailbox_base_is_absolute(config)?;
+    virtual_domains_are_not_local(config, lines)
+}
+
+/// Postfix's virtual(8): a limited `virtual_mailbox_limit` below `message_size_limit` (or
+/// with an unlimited one) is fatal when it starts; checked only when virtual mailbox
+/// domains are configured, since only then does the agent run.
+fn virtual_mailbox_holds_a_message(
+    config: &Config,
+    lines: &BTreeMap<&str, usize>,
+) -> Result<(), Failure> {
+    let limit = config.virtual_mailbox_limit;
+    let message = config.message_size_limit;
+    let in_use = !config.virtual_mailbox_domains.is_empty();
+    if !in_use || limit == 0 || (message != 0 && message <= limit) {
+        return Ok(());
+    }
+    let text =
+        format!("virtual_mailbox_limit ({limit}) is smaller than message_size_limit ({message})");
+    Err((
+        blame(lines, "virtual_mailbox_limit", "message_size_limit"),
+        text,
+    ))
+}
+
+/// Postfix's virtual(8) refuses to run with a relative base (`do not specify relative
+/// pathname`); refusing at load time says so before any mail is deferred.
+fn virtual_mailbox_base_is_absolute(config: &Config) -> Result<(), Failure> {
+    let base = config.virtual_mailbox_base.trim();
+    if base.is_empty() || base.starts_with('/') {
+        return Ok(());
+    }
+    let text = format!("do not specify a relative pathname: virtual_mailbox_base = {base}");
+    Err(("virtual_mailbox_base", text))
+}
+
+/// A domain is either local (`mydestination`, local(8)) or a virtual mailbox domain, never
+/// both: Postfix warns and then delivers it locally, so the virtual mailboxes silently get
+/// nothing. mailroom refuses the configuration instead. Items that are maps (`type:name`
+/// or a path) are not compared.
+fn virtual_domains_are_not_local(
+    config: &Config,
+    lines: &BTreeMap<&str, usize>,
+) -> Result<(), Failure> {
+    let plain = |list: &[String]| -> Vec<String> {
+        list.iter()
+            .flat_map(|entry| entry.split([',', ' ', '\t']))
+            .map(|item| item.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|item| !item.is_empty() && !item.contains([':', '/']))
+            .collect()
+    };
+    let local = plain(&config.mydestination);
+    let Some(both) = plain(&config.virtual_mailbox_domains)
+        .into_iter()
+        .find(|domain| local.contains(domain))
+    else {
+        return Ok(());
+    };
+    let text =
+        format!("do not list domain {both} in BOTH mydestination and virtual_mailbox_domains");
+    Err((
+        blame(lines, "virtual_mailbox_domains", "mydestination"),
+        text,
+    ))
 }
 
 /// Postfix's scheduler assumes the backoff window is not inverted.
@@ -117,5 +182,46 @@ mod tests {
             check(&config, &BTreeMap::new()).unwrap_err().0,
             "maildrop_size_limit"
         );
+    }
+
+    #[test]
+    fn a_domain_both_local_and_virtual_is_refused() {
+        let mut config = crate::Config::system_default();
+        config.mydestination = vec!["localhost".into(), "Example.COM".into()];
+        config.virtual_mailbox_domains = vec!["example.org, example.com.".into()];
+        let (key, text) = check(&config, &BTreeMap::new()).unwrap_err();
+        assert_eq!(key, "virtual_mailbox_domains");
+        assert!(text.contains("example.com in BOTH"), "{text}");
+        config.virtual_mailbox_domains = vec!["example.org".into(), "hash:/etc/vmailbox".into()];
+        assert!(check(&config, &BTreeMap::new()).is_ok());
+    }
+
+    #[test]
+    fn a_virtual_mailbox_limit_below_one_message_is_refused() {
+        let mut config = crate::Config::system_default();
+        config.virtual_mailbox_limit = config.message_size_limit - 1;
+        assert!(
+            check(&config, &BTreeMap::new()).is_ok(),
+            "no virtual domains"
+        );
+        config.virtual_mailbox_domains = vec!["example.com".into()];
+        assert_eq!(
+            check(&config, &BTreeMap::new()).unwrap_err().0,
+            "virtual_mailbox_limit"
+        );
+        config.virtual_mailbox_limit = 0;
+        assert!(check(&config, &BTreeMap::new()).is_ok());
+    }
+
+    #[test]
+    fn a_relative_virtual_mailbox_base_is_refused() {
+        let mut config = crate::Config::system_default();
+        config.virtual_mailbox_base = "var/vmail".into();
+        assert_eq!(
+            check(&config, &BTreeMap::new()).unwrap_err().0,
+            "virtual_mailbox_base"
+        );
+        config.virtual_mailbox_base = "/var/vmail".into();
+        assert!(check(&config, &BTreeMap::new()).is_ok());
     }
 }

@@ -170,6 +170,16 @@ pub mod fixed {
             ),
         )
     }
+    /// Postfix's `reject_unlisted_recipient` for a virtual mailbox domain.
+    pub fn unknown_virtual_user(address: &str) -> Reply {
+        Reply::new(
+            550,
+            "5.1.1",
+            format!(
+                "<{address}>: Recipient address rejected: User unknown in virtual mailbox table"
+            ),
+        )
+    }
     pub fn size_exceeded() -> Reply {
         Reply::new(552, "5.3.4", "Message size exceeds fixed limit")
     }

@@ -19,6 +19,7 @@ pub(crate) async fn run(cx: &Context, item: &Item) -> Delivery {
     let finished = Instant::now();
     let agent = match item.destination.transport {
         Transport::Local => Agent::Local,
+        Transport::Virtual => Agent::Virtual,
         Transport::Smtp | Transport::Filter => Agent::Smtp,
         Transport::Lmtp => Agent::Lmtp,
     };
@@ -53,7 +54,11 @@ async fn attempt(cx: &Context, item: &Item) -> (Vec<Outcome>, Option<String>) {
         }
     };
     match &item.route {
-        Route::Local => (run_local(cx, &entry, &item.recipients, body).await, None),
+        // The local agent (in-process, or the root helper) also runs the virtual(8) agent:
+        // both write mailboxes with a user's rights, which only that process may have.
+        Route::Local | Route::Virtual => {
+            (run_local(cx, &entry, &item.recipients, body).await, None)
+        }
         Route::Lmtp { nexthop } => run_lmtp(cx, item, nexthop, &entry, body).await,
         Route::Smtp { nexthop, filter } => {
             let remote = cx.shared.remote();

@@ -3,7 +3,8 @@
 //! Order, as in Postfix: the `content_filter` (for mail that has not been through it), then
 //! `transport_maps` (`user@domain`, `domain`, `.parent` patterns for subdomains, `*`), then
 //! the local domains (`mydestination`), then `virtual_mailbox_domains` (to
-//! `virtual_transport` when it is `lmtp:…`), then `relayhost`, then the recipient domain's MX.
+//! `virtual_transport`: the built-in virtual(8) agent, or an LMTP server when it is
+//! `lmtp:…`), then `relayhost`, then the recipient domain's MX.
 //! A local route (a local domain or `local:`) then goes to `mailbox_transport` when one is set
 //! and the address is not an alias ([`Router::mailbox_handoff`]): Postfix's local(8) expands
 //! aliases first and hands the rest to `mailbox_transport`.
@@ -25,6 +26,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Local,
+    /// The virtual(8) mailbox agent (`virtual_mailbox_domains`).
+    Virtual,
     Smtp {
         nexthop: Nexthop,
         filter: bool,
@@ -49,6 +52,8 @@ pub enum Route {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
     Local,
+    /// virtual(8) deliveries: one destination per domain (`virtual:example.com`).
+    Virtual,
     Smtp,
     Lmtp,
     /// The content filter (an SMTP delivery to `content_filter`).
@@ -68,6 +73,7 @@ impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let transport = match self.transport {
             Transport::Local => "local",
+            Transport::Virtual => "virtual",
             Transport::Smtp => "smtp",
             Transport::Lmtp => "lmtp",
             Transport::Filter => "filter",
@@ -86,6 +92,13 @@ impl Route {
             Route::Local => (
                 Transport::Local,
                 envelope::split_address(address).0.to_ascii_lowercase(),
+            ),
+            Route::Virtual => (
+                Transport::Virtual,
+                envelope::split_address(address)
+                    .1
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase(),
             ),
             Route::Smtp {
                 nexthop,
@@ -110,6 +123,7 @@ pub struct Routing {
     pub mydestination: Vec<String>,
     /// Empty = the local agent delivers to local users.
     pub mailbox_transport: String,
+    /// Domains (or maps keyed by domain) of `virtual_transport`.
     pub virtual_mailbox_domains: Vec<String>,
     /// `virtual` (the virtual(8) agent) or `lmtp:…`.
     pub virtual_transport: String,
@@ -150,7 +164,7 @@ pub struct Router {
     local_domains: Vec<String>,
     /// `mailbox_transport`, when it names an LMTP server.
     mailbox_transport: Option<LmtpNexthop>,
-    virtual_domains: Vec<String>,
+    virtual_domains: Arc<agents::DomainList>,
     /// `virtual_transport`, when it names an LMTP server (`virtual` leaves the virtual
     /// domains to the rest of the routing).
     virtual_transport: Option<LmtpNexthop>,
@@ -214,7 +228,10 @@ impl Router {
             filter,
             local_domains: lowercase(&cfg.mydestination),
             mailbox_transport: transport_setting("mailbox_transport", &cfg.mailbox_transport, "")?,
-            virtual_domains: lowercase(&cfg.virtual_mailbox_domains),
+            virtual_domains: Arc::new(
+                agents::DomainList::open(&cfg.virtual_mailbox_domains)
+                    .map_err(|e| format!("virtual_mailbox_domains: {e}"))?,
+            ),
             virtual_transport: transport_setting(
                 "virtual_transport",
                 &cfg.virtual_transport,
@@ -270,12 +287,13 @@ impl Router {
         if domain.is_empty() || self.local_domains.contains(&domain) {
             return Route::Local;
         }
-        if let Some(hop) = &self.virtual_transport {
-            if self.virtual_domains.contains(&domain) {
-                return Route::Lmtp {
+        if self.virtual_domains.contains(&domain) {
+            return match &self.virtual_transport {
+                Some(hop) => Route::Lmtp {
                     nexthop: hop.clone(),
-                };
-            }
+                },
+                None => Route::Virtual,
+            };
         }
         match &self.relayhost {
             Some(relay) => Route::Smtp {
@@ -528,6 +546,28 @@ mod tests {
             filtered.destination("x@localhost").unwrap().to_string(),
             "filter:[127.0.0.1]:10024"
         );
+    }
+
+    #[test]
+    fn virtual_mailbox_domains_go_to_the_virtual_agent_one_destination_per_domain() {
+        let mut cfg = Config::embedded_default();
+        cfg.mydestination = vec!["localhost".into()];
+        cfg.virtual_mailbox_domains = vec!["example.com".into()];
+        let r = Router::new(&Routing::from_config(&cfg)).unwrap();
+        assert_eq!(r.route("alice@Example.COM", "smtpd"), Route::Virtual);
+        assert_eq!(
+            Route::Virtual
+                .destination("alice@Example.COM")
+                .unwrap()
+                .to_string(),
+            "virtual:example.com"
+        );
+        assert_eq!(r.route("x@localhost", ""), Route::Local);
+        assert!(matches!(r.route("x@example.org", ""), Route::Smtp { .. }));
+        // Another virtual_transport (LMTP) takes these domains: not this agent's.
+        cfg.virtual_transport = "lmtp:unix:/run/dovecot/lmtp".into();
+        let r = Router::new(&Routing::from_config(&cfg)).unwrap();
+        assert_ne!(r.route("alice@example.com", ""), Route::Virtual);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     pub local: usize,
+    pub virtual_mailbox: usize,
     pub smtp: usize,
     pub lmtp: usize,
     pub filter: usize,
@@ -25,6 +26,8 @@ impl Limits {
     pub fn of(&self, transport: Transport) -> usize {
         let limit = match transport {
             Transport::Local => self.local,
+            // Postfix: virtual_destination_concurrency_limit = $default_destination_concurrency_limit.
+            Transport::Virtual => self.virtual_mailbox,
             Transport::Smtp => self.smtp,
             Transport::Lmtp => self.lmtp,
             Transport::Filter => self.filter,
@@ -63,6 +66,7 @@ impl Settings {
             process_limit: cfg.default_process_limit,
             limits: Limits {
                 local: cfg.local_destination_concurrency_limit,
+                virtual_mailbox: cfg.default_destination_concurrency_limit,
                 smtp: cfg.smtp_destination_concurrency_limit,
                 lmtp: cfg.lmtp_destination_concurrency_limit,
                 filter: cfg.filter_destination_concurrency_limit,

@@ -52,7 +52,7 @@ pub(crate) fn split(
                 out.hold = Some(text.clone());
                 continue;
             }
-            Route::Local | Route::Smtp { .. } | Route::Lmtp { .. } => {
+            Route::Local | Route::Virtual | Route::Smtp { .. } | Route::Lmtp { .. } => {
                 add(&mut out.items, entry, i, &r.address, route, now);
                 continue;
             }

@@ -9,6 +9,7 @@ use tracing::info;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Agent {
     Local,
+    Virtual,
     Smtp,
     Lmtp,
     Discard,
@@ -133,6 +134,7 @@ impl Line<'_> {
         }
         match agent {
             Agent::Local => line!("local"),
+            Agent::Virtual => line!("virtual"),
             Agent::Smtp => line!("smtp"),
             Agent::Lmtp => line!("lmtp"),
             Agent::Discard => line!("discard"),

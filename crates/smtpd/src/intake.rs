@@ -31,6 +31,7 @@ pub struct Intake {
     pub tls: RwLock<Option<tokio_rustls::TlsAcceptor>>,
     pub local_recipient: Option<crate::session::RecipientCheck>,
     pub rewrite: Arc<rewrite::Live>,
+    pub virtual_recipient: Option<crate::session::VirtualRecipientCheck>,
     /// Password checking: bounded concurrency and failure counts (`auth_guard.rs`).
     pub auth: Arc<crate::auth_guard::AuthGuard>,
 }

@@ -75,7 +75,7 @@ use tracing::warn;
 pub use listener::STOP_GRACE;
 pub use relay::RelayPolicy;
 pub use sasl::{decode_base64, encode_base64};
-pub use session::RecipientCheck;
+pub use session::{RecipientCheck, VirtualRecipientCheck};
 pub use settings::{SettingsSource, SmtpdSettings};
 
 /// What the daemon gives the SMTP server.
@@ -89,6 +89,9 @@ pub struct Hooks {
     /// Address rewriting (canonical, masquerade, virtual aliases, relocated): applied to
     /// each message before it is queued, and asked at RCPT; the daemon reloads it.
     pub rewrite: Arc<rewrite::Live>,
+    /// Whether a recipient in a virtual mailbox domain is in `virtual_mailbox_maps`;
+    /// `None` accepts them all (and unknown ones bounce later).
+    pub virtual_recipient: Option<session::VirtualRecipientCheck>,
     /// Called with each newly queued message's ID (`QueueManager::schedule(id, 0)`).
     pub queued: Arc<dyn Fn(QueueId) + Send + Sync>,
 }
@@ -158,6 +161,7 @@ pub fn spawn_prepared(hooks: Hooks, prepared: Prepared, stop: watch::Receiver<bo
         tls: std::sync::RwLock::new(prepared.tls),
         local_recipient: hooks.local_recipient,
         rewrite: hooks.rewrite,
+        virtual_recipient: hooks.virtual_recipient,
         auth: auth_guard::AuthGuard::new(),
     };
     let (reload, reloads) = mpsc::unbounded_channel();

@@ -317,6 +317,7 @@ fn spawn_session(
     );
     let mut settings = Settings::new(settings, role, shared.intake.tls().is_some());
     settings.local_recipient = shared.intake.local_recipient.clone();
+    settings.virtual_recipient = shared.intake.virtual_recipient.clone();
     settings.rewriter = shared.intake.rewrite.get();
     settings.stress = stress;
     let session = Session::new(Arc::new(settings), Client::new(ip));

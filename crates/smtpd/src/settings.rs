@@ -146,6 +146,7 @@ fn session_settings(cfg: &Config) -> Settings {
         relay: RelayPolicy::new(&cfg.mynetworks, &cfg.mydestination, &cfg.relay_domains),
         local_recipient: None,
         rewriter: std::sync::Arc::default(),
+        virtual_recipient: None,
     }
 }
 

@@ -38,14 +38,14 @@ pub(crate) struct Copy<'a> {
 
 impl Copy<'_> {
     /// Trace headers + message: what a Maildir file holds.
-    fn with_trace(&self, delivered_to: &str) -> Vec<u8> {
+    pub(crate) fn with_trace(&self, delivered_to: &str) -> Vec<u8> {
         let mut out = trace_headers(self.sender, self.original_recipient, delivered_to);
         out.extend_from_slice(self.message);
         out
     }
 
     /// The mbox record: `From ` line, trace headers, quoted message, empty line.
-    fn mbox_record(&self, delivered_to: &str) -> Vec<u8> {
+    pub(crate) fn mbox_record(&self, delivered_to: &str) -> Vec<u8> {
         let trace = trace_headers(self.sender, self.original_recipient, delivered_to);
         mbox::format_record(
             &from_line(self.sender, chrono::Utc::now()),
@@ -163,6 +163,7 @@ impl LocalAgent {
             owner,
             strict: true,
             dotlock_optional: false,
+            dotlock: true,
         };
         match mbox::append(&target, &copy.mbox_record(address)) {
             Ok(()) => Verdict::sent("delivered to mailbox"),
@@ -276,6 +277,7 @@ impl LocalAgent {
             owner: None,
             strict: false,
             dotlock_optional: true,
+            dotlock: true,
         };
         match mbox::append(&target, &copy.mbox_record(&origin.alias_address)) {
             Ok(()) => Verdict::sent(format!("delivered to file: {path}")),

@@ -72,6 +72,8 @@ pub(crate) struct MboxTarget<'a> {
     /// A `/file` target: the directory may not let us create a dotlock; fcntl alone is then
     /// enough, as in Postfix.
     pub dotlock_optional: bool,
+    /// Take a dotlock at all (`virtual_mailbox_lock` without `dotlock`: fcntl alone).
+    pub dotlock: bool,
 }
 
 /// Appends `record` (from [`format_record`]) under both locks; `Err` is the failure verdict.
@@ -98,6 +100,9 @@ pub(crate) fn append(target: &MboxTarget<'_>, record: &[u8]) -> Result<(), Verdi
 }
 
 fn take_dotlock(target: &MboxTarget<'_>, deadline: Instant) -> Result<Option<DotLock>, Verdict> {
+    if !target.dotlock {
+        return Ok(None);
+    }
     match DotLock::acquire(target.path, deadline) {
         Ok(lock) => Ok(Some(lock)),
         Err(e) if target.dotlock_optional && is_permission_error(&e) => Ok(None),
@@ -271,6 +276,7 @@ mod tests {
             owner: None,
             strict: true,
             dotlock_optional: false,
+            dotlock: true,
         }
     }
 

@@ -9,29 +9,31 @@
 
 mod aliases;
 mod command;
-mod deliver;
+pub(crate) mod deliver;
 mod expand;
 mod forward;
-mod fsutil;
+pub(crate) mod fsutil;
 pub mod fuzzing;
-mod headers;
+pub(crate) mod headers;
 pub mod helper;
-mod lock;
+pub(crate) mod lock;
 mod mailbox_name;
-mod maildir;
-mod mbox;
+pub(crate) mod maildir;
+pub(crate) mod mbox;
 mod resolve;
-mod users;
+pub(crate) mod users;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use envelope::{Envelope, Expanded, Outcome, OutcomeKind, QueueId};
 
+use crate::virtual_mailbox::{VirtualAgent, VirtualSettings};
 pub use aliases::AliasSyntaxError;
 use aliases::AliasTable;
 /// The mailbox locks (dotlock + fcntl), for tools that rewrite an mbox (`mailbox archive`).
@@ -55,6 +57,9 @@ pub enum LocalError {
     /// Every bad line, one `file:line: problem` per line.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     AliasSyntax(Vec<AliasSyntaxError>),
+    /// A virtual(8) map (`virtual_mailbox_maps`, `virtual_uid_maps`, …) that cannot be read.
+    #[error("{0}")]
+    VirtualMap(#[from] maps::MapError),
 }
 
 /// What one [`LocalAgent::deliver`] call produced.
@@ -107,10 +112,16 @@ impl Verdict {
         }
     }
     fn into_outcome(self, recipient: usize) -> Outcome {
+        self.outcome_by(recipient, RELAY)
+    }
+    fn into_virtual_outcome(self, recipient: usize) -> Outcome {
+        self.outcome_by(recipient, crate::virtual_mailbox::RELAY)
+    }
+    fn outcome_by(self, recipient: usize, relay: &str) -> Outcome {
         match self.kind {
-            OutcomeKind::Sent => Outcome::sent(recipient, RELAY, self.text),
-            OutcomeKind::Deferred => Outcome::deferred(recipient, &self.dsn, RELAY, self.text),
-            OutcomeKind::Bounced => Outcome::bounced(recipient, &self.dsn, RELAY, self.text),
+            OutcomeKind::Sent => Outcome::sent(recipient, relay, self.text),
+            OutcomeKind::Deferred => Outcome::deferred(recipient, &self.dsn, relay, self.text),
+            OutcomeKind::Bounced => Outcome::bounced(recipient, &self.dsn, relay, self.text),
         }
     }
 }
@@ -144,6 +155,9 @@ pub struct LocalSettings {
     mailbox_command: String,
     recipient_delimiter: String,
     command_time_limit: Duration,
+    /// The virtual(8) agent's settings: the same process delivers both (see
+    /// [`LocalAgent::deliver`]).
+    virtual_mailbox: VirtualSettings,
 }
 
 impl LocalSettings {
@@ -182,6 +196,7 @@ impl LocalSettings {
             mailbox_command: cfg.mailbox_command.trim().to_string(),
             recipient_delimiter: cfg.recipient_delimiter.clone(),
             command_time_limit: cfg.command_time_limit,
+            virtual_mailbox: VirtualSettings::from_config(cfg),
         }
     }
 }
@@ -192,6 +207,8 @@ impl LocalSettings {
 pub struct LocalAgent {
     settings: LocalSettings,
     aliases: AliasTable,
+    /// Recipients in `virtual_mailbox_domains` are delivered by it.
+    virtual_mailbox: Arc<VirtualAgent>,
     /// How long to wait for a mailbox lock (10s; shorter in tests).
     lock_timeout: Duration,
     /// How long a `|command` or `mailbox_command` may run (`command_time_limit`).
@@ -203,10 +220,12 @@ impl LocalAgent {
     /// skipped); an unreadable file or an unsupported map type is an error.
     pub fn new(settings: LocalSettings) -> Result<LocalAgent, LocalError> {
         let aliases = load_aliases(&settings.alias_maps)?;
+        let virtual_mailbox = Arc::new(VirtualAgent::new(settings.virtual_mailbox.clone())?);
         Ok(LocalAgent {
             command_timeout: settings.command_time_limit,
             settings,
             aliases,
+            virtual_mailbox,
             lock_timeout: lock::LOCK_TIMEOUT,
         })
     }
@@ -216,8 +235,10 @@ impl LocalAgent {
     pub fn reload(&mut self, settings: LocalSettings) -> Result<(), LocalError> {
         let aliases = load_aliases(&settings.alias_maps)?;
         self.command_timeout = settings.command_time_limit;
+        let virtual_mailbox = Arc::new(VirtualAgent::new(settings.virtual_mailbox.clone())?);
         self.settings = settings;
         self.aliases = aliases;
+        self.virtual_mailbox = virtual_mailbox;
         Ok(())
     }
 
@@ -230,6 +251,17 @@ impl LocalAgent {
                 .settings
                 .local_domains
                 .contains(&domain.to_ascii_lowercase())
+    }
+
+    /// True for a domain in `virtual_mailbox_domains` that the virtual agent delivers.
+    pub fn is_virtual_domain(&self, domain: &str) -> bool {
+        self.virtual_mailbox.is_virtual_domain(domain)
+    }
+
+    /// smtpd's RCPT check for virtual mailbox domains: `None` when `address` is not in one,
+    /// else whether `virtual_mailbox_maps` has it ([`VirtualAgent::accepts`]).
+    pub fn accepts_virtual(&self, address: &str) -> Option<bool> {
+        self.virtual_mailbox.accepts(address)
     }
 
     /// Delivers one message to the given recipients (indexes into `env.recipients`).
@@ -264,6 +296,12 @@ impl LocalAgent {
                 original_recipient: &recipient.address,
                 message,
             };
+            let (_, domain) = envelope::split_address(&recipient.address);
+            if !self.is_local_domain(&domain) && self.is_virtual_domain(&domain) {
+                let verdict = self.virtual_mailbox.deliver(&copy, &recipient.address);
+                delivery.outcomes.push(verdict.into_virtual_outcome(index));
+                continue;
+            }
             let steps = resolve::expand(self, &recipient.address, &loops);
             let (verdict, forwards, members) = self.run_steps(&copy, steps, &mut done);
             if verdict.kind != OutcomeKind::Deferred {

@@ -14,6 +14,7 @@ const DEAD_TIME: Duration = Duration::from_secs(10);
 fn limits(smtp: usize) -> Limits {
     Limits {
         local: 1,
+        virtual_mailbox: 1,
         smtp,
         lmtp: 2,
         filter: 20,

@@ -76,6 +76,22 @@ impl std::fmt::Debug for RecipientCheck {
     }
 }
 
+/// For an address in a virtual mailbox domain, whether `virtual_mailbox_maps` knows it
+/// (`Some(known)`); `None` for any other address. A virtual mailbox domain is also a
+/// destination the server accepts mail for from anyone (Postfix's
+/// `permit_auth_destination`).
+#[derive(Clone)]
+pub struct VirtualRecipientCheck(pub std::sync::Arc<VirtualLookup>);
+
+/// `address` → `None` (not a virtual mailbox domain) or `Some(known)`.
+pub type VirtualLookup = dyn Fn(&str) -> Option<bool> + Send + Sync;
+
+impl std::fmt::Debug for VirtualRecipientCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VirtualRecipientCheck")
+    }
+}
+
 /// The session's view of the [`SmtpdSettings`], computed once per connection.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -112,6 +128,8 @@ pub struct Settings {
     pub local_recipient: Option<RecipientCheck>,
     /// The address rewriter of this moment (virtual alias domains, relocated users).
     pub rewriter: Arc<rewrite::Rewriter>,
+    /// `None`: no virtual mailbox domains are checked (or there are none).
+    pub virtual_recipient: Option<VirtualRecipientCheck>,
 }
 
 impl Settings {

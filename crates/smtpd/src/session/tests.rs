@@ -150,6 +150,31 @@ fn no_open_relay() {
 }
 
 #[test]
+fn virtual_mailbox_domains_are_ours_and_unknown_users_there_are_refused() {
+    let mut settings = Arc::try_unwrap(settings(Role::Smtp, |_| {})).unwrap();
+    let known = |address: &str| match address.rsplit_once('@') {
+        Some((user, "virtual.test")) => Some(user == "alice"),
+        _ => None,
+    };
+    settings.virtual_recipient = Some(VirtualRecipientCheck(Arc::new(known)));
+    let outsider = session_from("192.0.2.1", Arc::new(settings));
+    script(
+        outsider,
+        true,
+        &[
+            ("EHLO x", "250"),
+            ("MAIL FROM:<a@b.org>", "250"),
+            ("RCPT TO:<alice@virtual.test>", "250"),
+            (
+                "RCPT TO:<carol@virtual.test>",
+                "550 5.1.1 <carol@virtual.test>: Recipient address rejected: User unknown in virtual mailbox table",
+            ),
+            ("RCPT TO:<victim@elsewhere.com>", "554 5.7.1"),
+        ],
+    );
+}
+
+#[test]
 fn denied_recipients_make_data_say_no_valid_recipients() {
     let s = session_from("192.0.2.1", settings(Role::Smtp, |_| {}));
     script(

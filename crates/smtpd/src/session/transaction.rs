@@ -119,14 +119,25 @@ impl Session {
         }
         let address = submit::cleanup::qualify(&recipient, &self.settings.myorigin);
         let rewriter = self.settings.rewriter.clone();
-        // A virtual alias domain is a destination of ours (Postfix's virtual alias class),
-        // never a relay: only its listed addresses are accepted below.
+        // A virtual alias or virtual mailbox domain is a destination of ours (Postfix's
+        // virtual classes), never a relay: only its listed addresses are accepted below.
         let virtual_domain = rewriter.is_virtual_alias_domain(&rewrite::domain_of(&address));
-        if !virtual_domain && !self.settings.relay.permits(&address, self.is_trusted()) {
+        let virtual_known = self
+            .settings
+            .virtual_recipient
+            .as_ref()
+            .and_then(|check| (check.0)(&address));
+        if !virtual_domain
+            && virtual_known.is_none()
+            && !self.settings.relay.permits(&address, self.is_trusted())
+        {
             return self.refuse_recipient(fixed::relay_denied(&recipient), &address);
         }
         if let Some(refusal) = rewriter.rcpt_refusal(&address) {
             return self.refuse_recipient(rcpt_refusal(&recipient, &refusal), &address);
+        }
+        if virtual_known == Some(false) && !rewriter.has_entry(&address) {
+            return self.refuse_recipient(fixed::unknown_virtual_user(&recipient), &address);
         }
         if let Some(check) = &self.settings.local_recipient {
             if self.settings.relay.is_local(&address)

@@ -191,7 +191,7 @@ fn handle(helper: &Arc<Helper>, frame: Frame, reload: &Reloader) -> bool {
 ///
 /// The daemon is not trusted more than Postfix's local(8) trusts qmgr: indexes must name
 /// distinct recipients of the envelope, and a recipient whose domain is not local by the
-/// helper's own `mydestination` is deferred, not delivered (the two configurations differ
+/// helper's own `mydestination` (nor in its `virtual_mailbox_domains`) is deferred, not delivered (the two configurations differ
 /// only for the moment between a reload of one and of the other). Everything else — which
 /// alias, which user, whose rights — is the agent's own resolution, as in-process.
 fn deliver(
@@ -210,7 +210,7 @@ fn deliver(
     }
     let (local, foreign): (Vec<usize>, Vec<usize>) = recipients.iter().partition(|&&i| {
         let (_, domain) = envelope::split_address(&envelope.recipients[i].address);
-        agent.is_local_domain(&domain)
+        agent.is_local_domain(&domain) || agent.is_virtual_domain(&domain)
     });
     let attempt = catch_unwind(AssertUnwindSafe(|| {
         agent.deliver(id, envelope, &local, message)

@@ -497,7 +497,7 @@ fn reload_config(shared: &Shared, live: &LiveConfig, source: Option<&Path>) -> b
     let agent = match LocalAgent::new(agents::LocalSettings::from_config(&cfg)) {
         Ok(agent) => agent,
         Err(e) => {
-            warn!(target: "master", "reload failed, keeping the old aliases: {e}");
+            warn!(target: "master", "reload failed, keeping the old aliases and maps: {e}");
             return false;
         }
     };
@@ -614,11 +614,14 @@ fn make_layout(cfg: &Config) -> Result<(), String> {
 fn smtpd_hooks(shared: &Arc<Shared>, live: &LiveConfig, qmgr: &Arc<QueueManager>) -> smtpd::Hooks {
     let (source, scheduler, users) = (live.clone(), qmgr.clone(), shared.clone());
     let check = move |address: &str| users.local().accepts(address);
+    let mailboxes = shared.clone();
+    let virtual_check = move |address: &str| mailboxes.local().accepts_virtual(address);
     smtpd::Hooks {
         settings: smtpd::SmtpdSettings::follow(move || source.get()),
         store: shared.store.clone(),
         local_recipient: Some(smtpd::RecipientCheck(Arc::new(check))),
         rewrite: live.rewrite().clone(),
+        virtual_recipient: Some(smtpd::VirtualRecipientCheck(Arc::new(virtual_check))),
         queued: Arc::new(move |id| scheduler.schedule(id, 0)),
     }
 }
