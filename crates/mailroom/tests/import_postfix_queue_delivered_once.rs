@@ -53,7 +53,7 @@ impl Postfix {
             c = conf.display(),
         );
         fs::write(conf.join("main.cf"), main_cf).unwrap();
-        fs::write(conf.join("master.cf"), MASTER_CF).unwrap();
+        fs::write(conf.join("master.cf"), POSTFIX_SERVICES).unwrap();
         Postfix { conf, queue }
     }
 
@@ -106,30 +106,6 @@ impl Drop for Postfix {
         let _ = self.postfix(&["stop"]);
     }
 }
-
-/// pickup, cleanup, qmgr and the agents only: no inet service, so nothing listens.
-const MASTER_CF: &str = "\
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-";
 
 /// The Postfix queue ID of the message to `recipient` once every message is deferred.
 fn deferred_id(postfix: &Postfix, recipient: &str) -> String {

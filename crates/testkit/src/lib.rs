@@ -54,7 +54,7 @@ pub use mbox::{
     count_separators, lock_for_reading, python, read_locked, read_mboxes_with_python, MboxMessage,
 };
 pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Received};
-pub use postfix::Smarthost;
+pub use postfix::{Smarthost, POSTFIX_SERVICES};
 pub use sink::{Sink, SMTP_SINK};
 pub use text::{find, from_hex, header_value, message, multiset, tail, unfold, users};
 pub use wait::{poll_every, poll_for, wait_until, DEADLINE};

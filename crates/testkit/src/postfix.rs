@@ -93,7 +93,7 @@ impl Smarthost {
         let (port, plain) = (self.port, self.plain_port);
         let master = format!(
             "127.0.0.1:{port} inet n - n - - smtpd\n\
-             127.0.0.1:{plain} inet n - n - - smtpd -o smtpd_tls_security_level=none -o smtpd_sasl_auth_enable=no\n{SERVICES}"
+             127.0.0.1:{plain} inet n - n - - smtpd -o smtpd_tls_security_level=none -o smtpd_sasl_auth_enable=no\n{POSTFIX_SERVICES}"
         );
         let d = d.display();
         let main = format!(
@@ -181,8 +181,9 @@ fn chown_postfix(path: &Path) {
     assert!(status.success(), "chown postfix {}", path.display());
 }
 
-/// The services Postfix needs besides the smtpd listeners (Debian's master.cf, no chroot).
-const SERVICES: &str = "\
+/// The services Postfix needs besides the smtpd listeners (Debian's master.cf, no chroot;
+/// no inet service, so a master.cf of only these listens nowhere).
+pub const POSTFIX_SERVICES: &str = "\
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr

@@ -164,7 +164,7 @@ impl PolicyVerifier {
         {
             return (Trust::Untrusted, describe(&e));
         }
-        match self.name_matches(&cert) {
+        match self.name_matches(&cert, end_entity) {
             Ok(()) => (Trust::Verified, String::new()),
             Err(presented) => (
                 Trust::Trusted,
@@ -176,31 +176,26 @@ impl PolicyVerifier {
         }
     }
 
-    /// Ok when a rule matches; else the names the certificate presents.
-    fn name_matches(&self, cert: &ParsedCertificate<'_>) -> Result<(), Vec<String>> {
-        let mut presented = Vec::new();
-        let probes = self
-            .exact
-            .iter()
-            .map(String::as_str)
-            .chain(["mailroom.invalid"]);
-        for name in probes {
-            let Ok(server_name) = ServerName::try_from(name.to_string()) else {
-                continue;
-            };
-            match verify_server_name(cert, &server_name) {
-                Ok(()) if name != "mailroom.invalid" => return Ok(()),
-                Ok(()) => {}
-                Err(rustls::Error::InvalidCertificate(
-                    CertificateError::NotValidForNameContext {
-                        presented: names, ..
-                    },
-                )) => presented = names.iter().filter_map(|n| dns_name(n)).collect(),
-                Err(_) => {}
-            }
+    /// Ok when a rule matches; else the names the certificate presents. Exact names are
+    /// checked by rustls (wildcards as RFC 6125 has them); the `.domain` rules (Postfix's
+    /// dot-nexthop) look at the certificate's DNS names, read with webpki.
+    fn name_matches(
+        &self,
+        cert: &ParsedCertificate<'_>,
+        end_entity: &CertificateDer<'_>,
+    ) -> Result<(), Vec<String>> {
+        let exact = self.exact.iter().any(|name| {
+            ServerName::try_from(name.to_string())
+                .is_ok_and(|server_name| verify_server_name(cert, &server_name).is_ok())
+        });
+        if exact {
+            return Ok(());
         }
+        let presented: Vec<String> = webpki::EndEntityCert::try_from(end_entity)
+            .map(|ee| ee.valid_dns_names().map(str::to_ascii_lowercase).collect())
+            .unwrap_or_default();
         let under = |name: &str, parent: &str| {
-            let name = name.trim_start_matches("*.").to_ascii_lowercase();
+            let name = name.trim_start_matches("*.");
             name.ends_with(&format!(".{parent}"))
         };
         if presented
@@ -216,14 +211,6 @@ impl PolicyVerifier {
         let parents = self.parents.iter().map(|p| format!(".{p}"));
         self.exact.iter().cloned().chain(parents).collect()
     }
-}
-
-/// The DNS name of one of webpki's presented names (`DnsName("mx.example")`, its Debug
-/// form: webpki offers no other way to list a certificate's names); IP addresses and other
-/// kinds are `None`. The subdomain tests below fail if the form ever changes.
-fn dns_name(presented: &str) -> Option<String> {
-    let name = presented.strip_prefix("DnsName(\"")?.strip_suffix("\")")?;
-    Some(name.to_ascii_lowercase())
 }
 
 /// A chain error in words an operator can act on.

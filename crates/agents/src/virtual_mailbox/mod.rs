@@ -53,6 +53,8 @@ pub struct VirtualSettings {
     limit: u64,
     dotlock: bool,
     myhostname: String,
+    /// `recipient_delimiter`: `user+ext@domain` is also looked up as `user@domain`.
+    delimiter: String,
     /// `virtual_transport` is `virtual`: this agent delivers the virtual mailbox domains.
     enabled: bool,
 }
@@ -72,6 +74,7 @@ impl VirtualSettings {
             limit: cfg.virtual_mailbox_limit,
             dotlock: cfg.virtual_mailbox_lock.iter().any(|l| l == "dotlock"),
             myhostname: cfg.myhostname.clone(),
+            delimiter: cfg.recipient_delimiter.clone(),
             enabled: cfg.virtual_transport.trim() == "virtual",
         }
     }
@@ -165,10 +168,11 @@ impl VirtualAgent {
         Some((path, result.ends_with('/')))
     }
 
-    /// `user@domain`, then `@domain`, in `virtual_mailbox_maps`.
+    /// `user+ext@domain`, `user@domain` (with `recipient_delimiter`), then `@domain`, in
+    /// `virtual_mailbox_maps`.
     fn mailbox_of(&self, address: &str) -> Option<String> {
         let query = AddressQuery {
-            delimiter: "",
+            delimiter: &self.settings.delimiter,
             local_domain: false,
         };
         self.mailboxes
@@ -241,7 +245,10 @@ impl VirtualAgent {
 
     /// A uid or gid from its maps; a missing or non-numeric one is a configuration error.
     fn id_from(&self, table: &Maps, address: &str, what: &str) -> Result<u32, Verdict> {
-        let query = AddressQuery::default();
+        let query = AddressQuery {
+            delimiter: &self.settings.delimiter,
+            local_domain: false,
+        };
         let Some(found) = table.find_address(&lookup_key(address), query) else {
             tracing::warn!(target: "virtual",
                 "recipient {}: not found in {}", one_line(address), specs(table));

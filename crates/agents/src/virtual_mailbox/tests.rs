@@ -126,6 +126,17 @@ fn unknown_users_bounce_and_a_catch_all_takes_the_rest() {
 }
 
 #[test]
+fn an_extension_reaches_the_users_mailbox_with_recipient_delimiter() {
+    let mut s = Setup::new(MAP);
+    assert_eq!(s.agent().accepts("alice+news@example.com"), Some(false));
+    s.cfg.recipient_delimiter = "+".into();
+    let agent = s.agent();
+    assert_eq!(agent.accepts("alice+news@example.com"), Some(true));
+    let v = deliver(&agent, "alice+news@example.com", b"x\n");
+    assert_eq!(v.kind, OutcomeKind::Sent, "{v:?}");
+}
+
+#[test]
 fn accepts_answers_only_for_virtual_mailbox_domains() {
     let s = Setup::new(MAP);
     let agent = s.agent();

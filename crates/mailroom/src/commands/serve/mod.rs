@@ -102,14 +102,16 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
             return EX_SOFTWARE;
         }
     };
-    info!(target: "master", "daemon started -- version {}, configuration {}, queue {}",
-        env!("CARGO_PKG_VERSION"),
-        source.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "(embedded default)".into()),
-        cfg.queue_directory.display());
+    // Logged once the routing and the agents are built: a bad routing setting stops the
+    // start (exit 78) before anything says the daemon started.
     let shared = match shared_state(store, &cfg, local, &rewrite) {
         Ok(shared) => shared,
         Err(code) => return code,
     };
+    info!(target: "master", "daemon started -- version {}, configuration {}, queue {}",
+        env!("CARGO_PKG_VERSION"),
+        source.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "(embedded default)".into()),
+        cfg.queue_directory.display());
     let live = LiveConfig::new(cfg, rewrite);
     let code = runtime.block_on(daemon(shared, live, source, log, separated));
     info!(target: "master", "terminating");
