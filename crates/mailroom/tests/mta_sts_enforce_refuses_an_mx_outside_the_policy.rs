@@ -254,7 +254,11 @@ fn wait_reason(world: &World, needle: &str) -> String {
             reason.contains(needle)
         },
     );
-    reason
+    // A retry while the destination is marked dead says the same reason behind this prefix.
+    match reason.strip_prefix("delivery temporarily suspended: ") {
+        Some(inner) => inner.to_string(),
+        None => reason,
+    }
 }
 
 const ENFORCE: &str = "version: STSv1\nmode: enforce\nmx: *.example.net\nmax_age: 86400\n";

@@ -177,31 +177,7 @@ const FILTER_EXEMPT: [&str; 3] = ["reinject", "bounce", "2bounce"];
 impl Router {
     /// Builds the router; an unreadable map or a bad line is an error naming `file:line`.
     pub fn new(cfg: &Routing) -> Result<Router, String> {
-        let mut map = HashMap::new();
-        let mut wildcard = None;
-        for file in &cfg.transport_maps {
-            let path = file
-                .split_once(':')
-                .filter(|(t, _)| matches!(*t, "hash" | "lmdb" | "texthash" | "btree"))
-                .map_or(file.as_str(), |(_, p)| p);
-            let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-            for (n, line) in text.lines().enumerate() {
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let (pattern, result) = line.split_once(char::is_whitespace).ok_or_else(|| {
-                    format!("{path}:{}: expected `pattern transport:nexthop`", n + 1)
-                })?;
-                let result =
-                    parse_result(result.trim()).map_err(|e| format!("{path}:{}: {e}", n + 1))?;
-                if pattern == "*" {
-                    wildcard = Some(result);
-                } else {
-                    map.insert(pattern.to_ascii_lowercase(), result);
-                }
-            }
-        }
+        let (map, wildcard) = transport_table(&cfg.transport_maps)?;
         let relayhost = match cfg.relayhost.trim() {
             "" => None,
             h => Some(Nexthop::parse(h).map_err(|e| format!("relayhost: {e}"))?),
@@ -328,6 +304,38 @@ impl Router {
         }
         self.wildcard.as_ref()
     }
+}
+
+/// `transport_maps` read into the exact patterns and the `*` entry.
+type TransportTable = (HashMap<String, MapResult>, Option<MapResult>);
+
+fn transport_table(files: &[String]) -> Result<TransportTable, String> {
+    let mut map = HashMap::new();
+    let mut wildcard = None;
+    for file in files {
+        let path = file
+            .split_once(':')
+            .filter(|(t, _)| matches!(*t, "hash" | "lmdb" | "texthash" | "btree"))
+            .map_or(file.as_str(), |(_, p)| p);
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (pattern, result) = line
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| format!("{path}:{}: expected `pattern transport:nexthop`", n + 1))?;
+            let result =
+                parse_result(result.trim()).map_err(|e| format!("{path}:{}: {e}", n + 1))?;
+            if pattern == "*" {
+                wildcard = Some(result);
+            } else {
+                map.insert(pattern.to_ascii_lowercase(), result);
+            }
+        }
+    }
+    Ok((map, wildcard))
 }
 
 fn lowercase(domains: &[String]) -> Vec<String> {

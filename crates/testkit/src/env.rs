@@ -16,9 +16,9 @@ use crate::machine::{list_dir, run_with_input};
 use crate::mbox::{
     count_separators, lock_for_reading, read_locked, read_mboxes_with_python, MboxMessage,
 };
+use crate::text::later_keys_win;
 use crate::text::tail;
 use crate::wait::{poll_every, poll_for, wait_until, DEADLINE};
-use crate::world::later_keys_win;
 
 /// The binary under test: `$CARGO_BIN_EXE_mailroom` when cargo sets it at run time, else
 /// `mailroom` beside the test's own `deps/` directory (where `cargo test -p mailroom` has

@@ -24,6 +24,7 @@ use crate::machine::free_port;
 use crate::machine::run_with_input;
 use crate::peer::Peer;
 use crate::sink::Sink;
+use crate::text::later_keys_win;
 use crate::text::tail;
 use crate::wait::{poll_for, DEADLINE};
 
@@ -269,33 +270,4 @@ impl World {
         assert_success(&out, &format!("mailroom {args:?}"));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
-}
-
-/// TOML text with every `key = ...` line left out that a later line sets again (TOML
-/// forbids a key twice; the later, more specific line is the one meant).
-pub(crate) fn later_keys_win(text: &str) -> String {
-    let key = |line: &str| match line.trim_start().starts_with('#') || !line.contains('=') {
-        true => None,
-        false => line.split('=').next().map(|k| k.trim().to_string()),
-    };
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = String::new();
-    for (i, line) in lines.iter().enumerate() {
-        let replaced =
-            key(line).is_some_and(|k| lines[i + 1..].iter().any(|l| key(l) == Some(k.clone())));
-        if !replaced {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
-}
-
-#[test]
-fn a_later_line_replaces_an_earlier_key() {
-    let text = "# a = 1\nqueue_run_delay = \"1s\"\nx = [\n  \"y\",\n]\nqueue_run_delay = \"5s\"\n";
-    assert_eq!(
-        later_keys_win(text),
-        "# a = 1\nx = [\n  \"y\",\n]\nqueue_run_delay = \"5s\"\n"
-    );
 }

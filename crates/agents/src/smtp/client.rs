@@ -246,17 +246,7 @@ impl Inner {
                 return Some(failure.text);
             }
         };
-        let opener = Opener {
-            settings: &self.settings,
-            tls: &self.tls,
-            policy: &policy,
-            nexthop: match hop {
-                LmtpNexthop::Inet(nexthop) => Some(nexthop),
-                LmtpNexthop::Unix(_) => None,
-            },
-            passwords,
-            sender: &job.env.sender,
-        };
+        let opener = self.opener(hop, &policy, passwords, job);
         // A session authenticated for one sender is not reused for another, and under an
         // enforced MTA-STS policy every session is opened (and verified) anew.
         let reuse = (!self.settings.sasl.sender_dependent || passwords.is_none())
@@ -268,11 +258,7 @@ impl Inner {
             self.run_session(&key, conn, job, rcpts, out, reuse).await;
             return None;
         }
-        let peers = match (self.peers(hop).await, gate) {
-            (Ok(peers), Some(gate)) => gate.filter(job.id, peers),
-            (other, _) => other,
-        };
-        let peers = match peers {
+        let peers = match self.allowed_peers(hop, gate, job).await {
             Ok(peers) => peers,
             Err(failure) => {
                 out.fail_open(&failure, "none");
@@ -284,24 +270,59 @@ impl Inner {
                 self.run_session(&key, conn, job, rcpts, out, reuse).await;
                 return None;
             }
-            Err(last) => last.map(|f| match gate.filter(|g| g.enforces()) {
-                Some(g) => HostFailure {
-                    failure: g.explain(f.failure),
-                    ..f
-                },
-                None => f,
-            }),
+            Err(last) => last,
         };
-        let last = last.unwrap_or_else(|| HostFailure {
-            failure: Failure::deferred(
-                "4.4.3",
-                format!("no address found for {}", hop.host_name()),
-            ),
-            relay: "none".into(),
-            retry_plain: false,
-        });
+        let last = match (last, gate.filter(|g| g.enforces())) {
+            (Some(f), Some(g)) => HostFailure {
+                failure: g.explain(f.failure),
+                ..f
+            },
+            (Some(f), None) => f,
+            (None, _) => HostFailure {
+                failure: Failure::deferred(
+                    "4.4.3",
+                    format!("no address found for {}", hop.host_name()),
+                ),
+                relay: "none".into(),
+                retry_plain: false,
+            },
+        };
         out.fail_open(&last.failure, &last.relay);
         Some(last.failure.text)
+    }
+
+    /// What opens sessions to `hop` for `job` under `policy`.
+    fn opener<'a>(
+        &'a self,
+        hop: &'a LmtpNexthop,
+        policy: &'a TlsPolicy,
+        passwords: Option<&'a TextMap>,
+        job: &'a Job<'_>,
+    ) -> Opener<'a> {
+        Opener {
+            settings: &self.settings,
+            tls: &self.tls,
+            policy,
+            nexthop: match hop {
+                LmtpNexthop::Inet(nexthop) => Some(nexthop),
+                LmtpNexthop::Unix(_) => None,
+            },
+            passwords,
+            sender: &job.env.sender,
+        }
+    }
+
+    /// The servers to try, narrowed by the destination's MTA-STS policy when it has one.
+    async fn allowed_peers(
+        &self,
+        hop: &LmtpNexthop,
+        gate: Option<&Gate>,
+        job: &Job<'_>,
+    ) -> Result<Vec<Peer>, Failure> {
+        match (self.peers(hop).await, gate) {
+            (Ok(peers), Some(gate)) => gate.filter(job.id, peers),
+            (other, _) => other,
+        }
     }
 
     /// The servers to try: the MX hosts or the host's addresses, or the one LMTP socket

@@ -54,16 +54,9 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    // A map with a bad line refuses the start, naming file:line (a reload keeps the old);
-    // checked with the configuration, before the pid file, like any configuration error.
-    let rewrite = match rewrite::Live::open(&cfg) {
-        Ok(r) => Arc::new(r),
-        Err(e) => {
-            for line in e.to_string().lines() {
-                eprintln!("mailroom: fatal: {line}");
-            }
-            return EX_CONFIG;
-        }
+    let rewrite = match open_rewrite(&cfg) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
     let _pid_file = match take_pid_file(&cfg) {
         Ok(p) => p,
@@ -116,6 +109,18 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
     let code = runtime.block_on(daemon(shared, live, source, log, separated));
     info!(target: "master", "terminating");
     code
+}
+
+/// The address rewriter. A map with a bad line refuses the start, naming file:line (a
+/// reload keeps the old); checked with the configuration, before the pid file, like any
+/// configuration error.
+fn open_rewrite(cfg: &Config) -> Result<Arc<rewrite::Live>, u8> {
+    rewrite::Live::open(cfg).map(Arc::new).map_err(|e| {
+        for line in e.to_string().lines() {
+            eprintln!("mailroom: fatal: {line}");
+        }
+        EX_CONFIG
+    })
 }
 
 /// The locked `pid/master.pid`; "already running, pid N" is exit 1 as in Postfix.
