@@ -51,7 +51,12 @@ impl Dns {
             let config = ResolverConfig::from_parts(None, Vec::new(), servers);
             TokioResolver::builder_with_config(config, Default::default())
         };
-        let mut builder = builder;
+        // mail-auth's `ring` feature turns on hickory's DNS-over-TLS support, whose default
+        // client configuration loads the system's CA store when the resolver is built and
+        // fails where there is none (a minimal system without ca-certificates): the daemon
+        // would not start. mailroom never asks over TLS, so the resolver gets a configuration
+        // that trusts nothing.
+        let mut builder = builder.with_tls_config(no_dns_over_tls()?);
         set_options(builder.options_mut());
         let resolver = builder
             .build()
@@ -107,6 +112,17 @@ fn name_server(text: &str) -> Result<NameServerConfig, SmtpError> {
     let mut tcp = ConnectionConfig::tcp();
     tcp.port = addr.port();
     Ok(NameServerConfig::new(addr.ip(), true, vec![udp, tcp]))
+}
+
+/// A TLS client configuration with no trust anchors (see [`Dns::new`]).
+fn no_dns_over_tls() -> Result<rustls::ClientConfig, SmtpError> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SmtpError::Resolver(e.to_string()))?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    Ok(config)
 }
 
 fn set_options(opts: &mut ResolverOpts) {
