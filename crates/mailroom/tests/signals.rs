@@ -1,6 +1,6 @@
 //! Signals: SIGTERM during delivery stops the daemon cleanly and quickly (no loss, nothing
 //! delivered twice); SIGHUP and `mailroom newaliases` make new aliases take effect without
-//! a restart.
+//! a restart; SIGHUP or SIGUSR1 while the daemon starts does not kill it.
 
 use std::fs;
 use std::time::{Duration, Instant};
@@ -151,4 +151,53 @@ fn sighup_and_newaliases_reload_the_aliases_without_a_restart() {
         "{stderr}"
     );
     drop(daemon);
+}
+
+/// `mailroom reload` (or logrotate's postrotate SIGUSR1) right after a start used to kill
+/// the daemon: the pid file was written before the SIGHUP handler was in place, and SIGHUP
+/// ends a process by default. SIGHUPs and SIGUSR1s sent from the moment the pid file names
+/// the daemon until it is running must leave it running.
+#[test]
+fn sighup_during_the_start_does_not_kill_the_daemon() {
+    let env = TestEnv::new();
+    let mut child = env
+        .command()
+        .arg("serve")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn mailroom serve");
+    let pid = child.id();
+    let pid_file = env.queue_dir().join("pid/master.pid");
+    wait_until("the pid file to name the daemon", || {
+        fs::read_to_string(&pid_file).is_ok_and(|s| s.trim() == pid.to_string())
+    });
+    let mut sent = 0;
+    while !env.log().contains("daemon started") || sent < 3 {
+        let sig = if sent % 2 == 0 {
+            sys::Signal::SIGHUP
+        } else {
+            sys::Signal::SIGUSR1
+        };
+        if sys::kill(pid, sig).is_err() {
+            break;
+        }
+        sent += 1;
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("the daemon died after {sent} signals while starting: {status:?}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    wait_until("the control socket", || {
+        env.queue_dir().join("control.sock").exists()
+    });
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the daemon exited after {sent} signals; log:\n{}",
+        tail(&env.log(), 20)
+    );
+    let _ = sys::kill(pid, sys::Signal::SIGTERM);
+    let _ = child.wait();
+    eprintln!("{sent} SIGHUP/SIGUSR1 sent while starting; the daemon survived them");
 }

@@ -1,8 +1,8 @@
-//! Giving up root for good (privilege separation) and ignoring signals.
+//! Giving up root for good (privilege separation), and ignoring or holding off signals.
 
 use std::io;
 
-use nix::sys::signal::{signal, SigHandler, Signal};
+use nix::sys::signal::{sigaction, signal, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::{setgroups, setresgid, setresuid, setuid, Gid, Uid};
 
 /// Makes this process (every thread: glibc applies credential changes process-wide) `uid`
@@ -30,3 +30,22 @@ pub fn ignore_signal(sig: Signal) -> io::Result<()> {
         .map(drop)
         .map_err(crate::io_error)
 }
+
+/// Catches `sig` with a handler that does nothing, until the caller installs its own
+/// (tokio's handler replaces this one). Unlike SIG_IGN, a caught signal's disposition is
+/// reset to the default across `exec`, so programs started meanwhile (the local delivery
+/// helper, procmail) still get the signal's usual meaning.
+pub fn hold_signal(sig: Signal) -> io::Result<()> {
+    let action = SigAction::new(
+        SigHandler::Handler(do_nothing),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler does nothing at all, so it is async-signal-safe; SA_RESTART keeps
+    // interrupted system calls from failing with EINTR.
+    unsafe { sigaction(sig, &action) }
+        .map(drop)
+        .map_err(crate::io_error)
+}
+
+extern "C" fn do_nothing(_: nix::libc::c_int) {}

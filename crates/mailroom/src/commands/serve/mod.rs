@@ -50,6 +50,7 @@ const STOP_GRACE: Duration = Duration::from_secs(30);
 pub struct Args {}
 
 pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
+    hold_reload_signals();
     let cfg = match load_config(config_path, "mailroom") {
         Ok(c) => c,
         Err(code) => return code,
@@ -109,6 +110,19 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
     let code = runtime.block_on(daemon(shared, live, source, log, separated));
     info!(target: "master", "terminating");
     code
+}
+
+/// SIGHUP and SIGUSR1 mean "reload" and "reopen the log" to a running daemon, but by
+/// default they end a process: one sent while the daemon is still starting (`mailroom
+/// reload` right after `start`, logrotate's postrotate) would kill it. Held off with a
+/// handler that does nothing until the daemon's own handlers take over; the configuration
+/// and the log are read after this point, so nothing is lost by ignoring them meanwhile.
+fn hold_reload_signals() {
+    for sig in [sys::Signal::SIGHUP, sys::Signal::SIGUSR1] {
+        if let Err(e) = sys::hold_signal(sig) {
+            eprintln!("mailroom: warning: cannot hold off {sig} while starting: {e}");
+        }
+    }
 }
 
 /// The address rewriter. A map with a bad line refuses the start, naming file:line (a
