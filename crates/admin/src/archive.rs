@@ -49,6 +49,34 @@ pub struct Outcome {
     pub archive: Option<PathBuf>,
     pub bytes_before: u64,
     pub bytes_after: u64,
+    /// Set when the archive could not be given to the mailbox's owner (we are neither root
+    /// nor that user): it then belongs to us, which the operator must know and fix.
+    pub owner_warning: Option<String>,
+}
+
+/// Gives `path` (already opened as `file` when given) to `uid:gid`; on failure, the
+/// warning to report, unless it is ours already (nothing to give away then).
+pub(crate) fn give_to_owner(
+    file: Option<&File>,
+    path: &Path,
+    uid: u32,
+    gid: u32,
+) -> Option<String> {
+    let done = match file {
+        Some(f) => fchown(f, Some(uid), Some(gid)),
+        None => std::os::unix::fs::chown(path, Some(uid), Some(gid)),
+    };
+    let e = done.err()?;
+    let now = fs::metadata(path).ok()?;
+    if now.uid() == uid && now.gid() == gid {
+        return None;
+    }
+    Some(format!(
+        "{} stays owned by uid {} gid {} (the mailbox is uid {uid} gid {gid}): cannot give it away: {e}; run as root or as the mailbox's owner, or chown it",
+        path.display(),
+        now.uid(),
+        now.gid()
+    ))
 }
 
 /// Archives old messages of one mbox; see the module doc for the protocol.
@@ -94,8 +122,14 @@ pub fn archive(opts: &Options) -> io::Result<Outcome> {
         return Ok(outcome); // nothing old: the mailbox is left exactly as it was
     }
     let archive_file = old.finish()?.into_inner().map_err(|e| e.into_error())?;
-    // Best effort: without the privilege to give it away, the archive stays the caller's.
-    let _ = fchown(&archive_file, Some(meta.uid()), Some(meta.gid()));
+    // Without the privilege to give it away, the archive stays the caller's: said, not hidden.
+    outcome.owner_warning =
+        give_to_owner(Some(&archive_file), &archive_tmp, meta.uid(), meta.gid()).map(|w| {
+            w.replace(
+                &archive_tmp.display().to_string(),
+                &opts.archive.display().to_string(),
+            )
+        });
     archive_file.sync_all()?;
     fs::rename(&archive_tmp, &opts.archive)?;
     File::open(archive_dir)?.sync_all()?;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Stdio;
 use testkit::*;
@@ -176,4 +176,66 @@ fn an_archive_killed_halfway_loses_and_duplicates_nothing() {
 fn sys_ids() -> (u32, u32) {
     let meta = fs::metadata("/proc/self").unwrap();
     (meta.uid(), meta.gid())
+}
+
+/// Someone who may move a Maildir's messages but is neither root nor its owner used to get
+/// an archive of their own without a word (the chown was best effort): the mailbox's owner
+/// then could not read their old mail. The archive still happens, and says so.
+#[test]
+fn an_archive_that_cannot_be_given_to_the_owner_is_reported() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run the archive as another user");
+        return;
+    }
+    let Some(ids) = privsep::ensure_account(privsep::USER) else {
+        eprintln!("skipped: cannot create the test account");
+        return;
+    };
+    let env = TestEnv::new();
+    let shared = env.root.join("shared");
+    let maildir = shared.join("Maildir");
+    for sub in ["tmp", "new", "cur"] {
+        fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    let old = plant_old(&maildir, 2);
+    for dir in [&env.root, &shared] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for dir in ["", "cur", "new", "tmp"] {
+        fs::set_permissions(maildir.join(dir), fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let command = env.command();
+    let out = std::process::Command::new("setpriv")
+        .arg(format!("--reuid={}", ids.0))
+        .arg(format!("--regid={}", ids.1))
+        .arg("--clear-groups")
+        .arg(command.get_program())
+        .args(command.get_args())
+        .args([
+            "mailbox",
+            "archive",
+            "x",
+            "--older-than",
+            "30d",
+            "--json",
+            "--mbox",
+        ])
+        .arg(&maildir)
+        .output()
+        .expect("setpriv");
+    assert_success(&out, "mailbox archive as another user");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mailbox: warning:") && stderr.contains("stays owned by uid"),
+        "stderr: {stderr}"
+    );
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json outcome");
+    assert!(outcome["owner_warning"].is_string(), "{outcome}");
+    assert_eq!(names(&maildir.join(".Archive/cur")), old);
+    let meta = fs::metadata(maildir.join(".Archive")).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        ids,
+        "the archive is the archiver's"
+    );
 }

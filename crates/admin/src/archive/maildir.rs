@@ -65,7 +65,7 @@ pub fn archive(opts: &Options) -> io::Result<Outcome> {
                 continue;
             }
             if !moved_any {
-                make_maildir(&target, root.uid(), root.gid())?;
+                outcome.owner_warning = make_maildir(&target, root.uid(), root.gid())?;
                 moved_any = true;
             }
             match fs::rename(from.join(&name), target.join(sub).join(&name)) {
@@ -120,8 +120,10 @@ pub fn delivery_time(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// The archive Maildir and its three directories, mode 0700, owned like the mailbox.
-fn make_maildir(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
+/// The archive Maildir and its three directories, mode 0700, owned like the mailbox; the
+/// warning when they could not be given to the mailbox's owner.
+fn make_maildir(dir: &Path, uid: u32, gid: u32) -> io::Result<Option<String>> {
+    let mut warning = None;
     for path in [
         dir.to_path_buf(),
         dir.join("tmp"),
@@ -130,9 +132,8 @@ fn make_maildir(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
     ] {
         match DirBuilder::new().mode(0o700).create(&path) {
             Ok(()) => {
-                // Best effort, as for the mbox archive: without privilege it stays ours,
-                // and then we are the mailbox's owner anyway.
-                let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
+                let refused = super::give_to_owner(None, &path, uid, gid);
+                warning = warning.or(refused);
                 if let Some(parent) = path.parent() {
                     File::open(parent)?.sync_all()?;
                 }
@@ -141,7 +142,7 @@ fn make_maildir(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(warning)
 }
 
 #[cfg(test)]

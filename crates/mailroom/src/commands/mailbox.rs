@@ -163,10 +163,14 @@ fn default_archive(cfg: &Config, user: &str, now: u64) -> PathBuf {
 }
 
 fn print_outcome(mbox: &Path, o: &admin::archive::Outcome, json: bool) {
+    if let Some(w) = &o.owner_warning {
+        eprintln!("mailbox: warning: {w}");
+    }
     if json {
         let v = serde_json::json!({
             "mailbox": mbox, "archived": o.archived, "kept": o.kept,
             "archive": o.archive, "bytes_before": o.bytes_before, "bytes_after": o.bytes_after,
+            "owner_warning": o.owner_warning,
         });
         println!("{v}");
     } else if let Some(a) = &o.archive {
