@@ -20,9 +20,12 @@ impl Rewriter {
         }
         env.sender = self.canonical(&env.sender, Class::EnvelopeSender);
         let mut recipients: Vec<Recipient> = Vec::with_capacity(env.recipients.len());
+        // A set, not a scan of the list: sendmail has no recipient limit, so a scan would
+        // be quadratic in a big list's length.
+        let mut seen = std::collections::HashSet::with_capacity(env.recipients.len());
         for r in std::mem::take(&mut env.recipients) {
             for expanded in self.recipient(r) {
-                if !recipients.iter().any(|x| x.address == expanded.address) {
+                if seen.insert(expanded.address.clone()) {
                     recipients.push(expanded);
                 }
             }
