@@ -67,6 +67,7 @@ mod settings;
 pub mod showq;
 pub mod stats;
 pub mod superop;
+pub mod suspend;
 
 pub use engine::{Backend, NoScheduler, Scheduler};
 pub use execute::execute;

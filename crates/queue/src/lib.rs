@@ -42,12 +42,14 @@ mod record;
 mod recovery;
 mod segment;
 mod store;
+pub mod suspend;
 
 pub use index::{Entry, Location};
 pub use layout::Layout;
 pub use record::{FollowUp, MessageMeta, Update};
 pub use recovery::RecoveryReport;
 pub use segment::write_durably;
+pub use suspend::{Suspension, Suspensions};
 pub use store::{CommitStats, Done, Driver, Op, Store, StoreOptions};
 
 #[cfg(test)]

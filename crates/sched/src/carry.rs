@@ -42,6 +42,7 @@ pub(crate) async fn apply(cx: &Context, done: Message) {
         outcomes: done.outcomes,
         hold: done.hold,
         held,
+        held_back: done.held_back,
     };
     let settings = cx.shared.settings();
     let Some(mut plan) = plan(attempt, &settings, unix_now(), fastrand::f64()) else {

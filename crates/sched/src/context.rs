@@ -1,10 +1,11 @@
 //! The state the queue manager's parts share: the store and settings, the due-time
-//! index, and the dispatch state machine. `deliver` and `carry` act through it; `manager`
+//! index, the dispatch state machine, and the suspended destinations. `deliver` and `carry` act through it; `manager`
 //! drives them.
 
 use crate::dispatch::Dispatch;
 use crate::due::Due;
 use crate::shared::Shared;
+use crate::suspend::Suspended;
 use crate::sync::lock;
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +13,8 @@ pub(crate) struct Context {
     pub shared: Arc<Shared>,
     pub due: Due,
     pub dispatch: Mutex<Dispatch>,
+    /// The suspended destinations and the messages they park.
+    pub suspended: Mutex<Suspended>,
 }
 
 impl Context {

@@ -68,6 +68,7 @@ pub mod route;
 mod settings;
 mod shared;
 mod split;
+mod suspend;
 mod sync;
 mod timed;
 

@@ -74,6 +74,7 @@ fn outcomes(verdicts: &str) -> Vec<Timed> {
 
 fn attempt(meta: MessageMeta, verdicts: &str) -> Attempt {
     Attempt {
+        held_back: Vec::new(),
         meta,
         outcomes: outcomes(verdicts),
         hold: None,

@@ -299,8 +299,8 @@ async fn daemon(
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&shared, &live, &smtpd, source.as_deref()),
-            Some(()) = reload_rx.recv() => reload(&shared, &live, &smtpd, source.as_deref()),
+            _ = hup.recv() => reload(&shared, &live, &smtpd, &qmgr, source.as_deref()),
+            Some(()) = reload_rx.recv() => reload(&shared, &live, &smtpd, &qmgr, source.as_deref()),
             _ = usr1.recv() => reopen_log(&log, &live.get()),
             _ = quit.recv() => abort(&shared.settings().layout),
             why = helper_died(helper_dead.as_mut()) => {
@@ -480,8 +480,17 @@ fn remove_sockets(layout: &queue::Layout) {
 }
 
 /// SIGHUP: re-read the configuration file and the alias files (keep the old ones on error);
-/// then the SMTP server follows the new configuration (listeners, TLS certificates).
-fn reload(shared: &Shared, live: &LiveConfig, smtpd: &smtpd::Reload, source: Option<&Path>) {
+/// then the SMTP server follows the new configuration (listeners, TLS certificates). The
+/// suspended destinations are read back too: a CLI may have changed them while no daemon
+/// answered.
+fn reload(
+    shared: &Shared,
+    live: &LiveConfig,
+    smtpd: &smtpd::Reload,
+    qmgr: &QueueManager,
+    source: Option<&Path>,
+) {
+    qmgr.reload_suspensions();
     let reloading = NotifyState::monotonic_usec_now().map(|now| [NotifyState::Reloading, now]);
     if let Ok(states) = &reloading {
         notify(states);
