@@ -30,7 +30,12 @@ pub trait Scheduler: Sync {
     fn schedule(&self, id: QueueId, when: u64);
 
     /// Suspends deliveries to a destination (see [`crate::suspend`]).
-    fn suspend(&self, _destination: &str, _seconds: Option<u64>, _reason: &str) -> Result<Suspension, String> {
+    fn suspend(
+        &self,
+        _destination: &str,
+        _seconds: Option<u64>,
+        _reason: &str,
+    ) -> Result<Suspension, String> {
         Err(NO_SUSPENSIONS.into())
     }
     /// Ends a suspension; false if none was in force.

@@ -70,9 +70,9 @@ pub fn answer(
         } => scheduler
             .suspend(destination, *seconds, reason)
             .map(|s| emit(Event::Suspension(s)).map(|()| 1)),
-        Request::Resume { destination } => scheduler
-            .resume(destination)
-            .map(|was| Ok(u64::from(was))),
+        Request::Resume { destination } => {
+            scheduler.resume(destination).map(|was| Ok(u64::from(was)))
+        }
         Request::Suspensions => scheduler.suspensions().map(|all| {
             let n = all.len() as u64;
             all.into_iter()

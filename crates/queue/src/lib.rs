@@ -49,8 +49,8 @@ pub use layout::Layout;
 pub use record::{FollowUp, MessageMeta, Update};
 pub use recovery::RecoveryReport;
 pub use segment::write_durably;
-pub use suspend::{Suspension, Suspensions};
 pub use store::{CommitStats, Done, Driver, Op, Store, StoreOptions};
+pub use suspend::{Suspension, Suspensions};
 
 #[cfg(test)]
 mod tests;

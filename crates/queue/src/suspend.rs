@@ -135,7 +135,11 @@ impl Suspensions {
 
     /// The next time a timed suspension ends.
     pub fn next_end(&self, now: u64) -> Option<u64> {
-        self.list.iter().filter_map(|s| s.until).filter(|&t| t > now).min()
+        self.list
+            .iter()
+            .filter_map(|s| s.until)
+            .filter(|&t| t > now)
+            .min()
     }
 
     /// Reads `<queue_directory>/suspended`; a missing file is an empty table.
@@ -158,6 +162,10 @@ impl Suspensions {
         change: impl FnOnce(&mut Suspensions) -> Result<T, String>,
     ) -> Result<(Suspensions, T), String> {
         let dir = layout.queue_directory();
+        if !dir.is_dir() {
+            let why = "does not exist (start the daemon once, or run mailroom install)";
+            return Err(format!("queue_directory {} {why}", dir.display()));
+        }
         let fail = |e: io::Error| format!("{}: {e}", layout.suspended().display());
         let _lock = security::lock_directory_of(&layout.suspended()).map_err(fail)?;
         let mut table = Suspensions::load(layout).map_err(fail)?;
@@ -178,7 +186,9 @@ pub const FILE_MODE: u32 = 0o644;
 /// Reads a `--for` duration: `90s`, `30m`, `2h`, `1d`, `1w`, or plain seconds.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits
         .parse()
@@ -189,7 +199,11 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         "h" => 3600,
         "d" => 86_400,
         "w" => 604_800,
-        _ => return Err(format!("not a duration: {text:?} (use e.g. 90s, 30m, 2h, 1d)")),
+        _ => {
+            return Err(format!(
+                "not a duration: {text:?} (use e.g. 90s, 30m, 2h, 1d)"
+            ))
+        }
     };
     n.checked_mul(scale)
         .filter(|&s| s > 0)
@@ -215,9 +229,15 @@ mod tests {
         t.insert(s("example.net", None));
         t.insert(s("[10.0.0.1]:2525", Some(500)));
         assert!(t.matching("EXAMPLE.NET.", Some("mx.other"), 200).is_some());
-        assert!(t.matching("other.example", Some("[10.0.0.1]:2525"), 200).is_some());
-        assert!(t.matching("other.example", Some("[10.0.0.1]:2525"), 500).is_none());
-        assert!(t.matching("other.example", Some("other.example"), 200).is_none());
+        assert!(t
+            .matching("other.example", Some("[10.0.0.1]:2525"), 200)
+            .is_some());
+        assert!(t
+            .matching("other.example", Some("[10.0.0.1]:2525"), 500)
+            .is_none());
+        assert!(t
+            .matching("other.example", Some("other.example"), 200)
+            .is_none());
         assert_eq!(t.next_end(200), Some(500));
         assert!(t.prune(600));
         assert_eq!(t.list.len(), 1);

@@ -188,16 +188,20 @@ impl QueueManager {
         let local = self.cx.shared.local();
         let is_alias = |address: &str| local.is_alias(address);
         let mut work = split(&entry, &self.cx.shared.router(), &is_alias, now);
-        let held_back = {
+        let held = {
             let mut suspended = lock(&self.cx.suspended);
             let held = hold_back(&mut work.items, &entry, &suspended.table, unix_now());
-            if !held.is_empty() {
+            if !held.recipients.is_empty() {
                 suspended.parked.insert(entry.id);
             }
             held
         };
+        if let Some(reason) = &held.reason {
+            let n = held.recipients.len();
+            tracing::info!(target: "qmgr", "{}: held in the queue: {reason} ({n} recipients)", entry.id);
+        }
         let idle = work.items.is_empty() && work.outcomes.is_empty() && work.hold.is_none();
-        if !held_back.is_empty() && idle {
+        if !held.recipients.is_empty() && idle {
             return;
         }
         if entry.meta.attempts == 0 {
@@ -210,7 +214,7 @@ impl QueueManager {
             outcomes: work.outcomes,
             started: now,
             hold: work.hold,
-            held_back,
+            held_back: held.recipients,
         };
         let limits = &self.cx.shared.settings().limits;
         lock(&self.cx.dispatch).push(message, work.items, limits);

@@ -95,7 +95,11 @@ pub(crate) fn plan(attempt: Attempt, settings: &Settings, now: u64, jitter: f64)
         settings.soft_bounce,
         &mut lines,
     );
-    let expiry = Expiry { settings, now, held_back: &held_back };
+    let expiry = Expiry {
+        settings,
+        now,
+        held_back: &held_back,
+    };
     expire(&mut meta.envelope, &mut changes, &expiry, &mut lines);
     let still_open = meta.envelope.recipients.iter().any(|r| r.state.is_open());
     let held = hold.is_some() || held;

@@ -36,29 +36,37 @@ pub(crate) fn nexthop_name(item: &Item) -> Option<&str> {
     }
 }
 
-/// Takes the recipients a suspension holds back out of `items` (dropping items left empty);
-/// returns their indices.
+/// What [`hold_back`] took out.
+#[derive(Debug, Default)]
+pub(crate) struct HeldBack {
+    pub recipients: Vec<usize>,
+    /// The reason of the first suspension that held one back (for the log line).
+    pub reason: Option<String>,
+}
+
+/// Takes the recipients a suspension holds back out of `items` (dropping items left empty).
 pub(crate) fn hold_back(
     items: &mut Vec<Item>,
     entry: &Entry,
     table: &Suspensions,
     now: u64,
-) -> Vec<usize> {
+) -> HeldBack {
+    let mut held = HeldBack::default();
     if table.list.is_empty() {
-        return Vec::new();
+        return held;
     }
     let recipients = &entry.meta.envelope.recipients;
-    let mut held = Vec::new();
     for item in items.iter_mut() {
         let nexthop = nexthop_name(item).map(str::to_string);
         item.recipients.retain(|&i| {
             let domain = recipients.get(i).map(|r| split_address(&r.address).1);
-            let suspended = domain
-                .is_some_and(|d| table.matching(&d, nexthop.as_deref(), now).is_some());
-            if suspended {
-                held.push(i);
-            }
-            !suspended
+            let by = domain.and_then(|d| table.matching(&d, nexthop.as_deref(), now));
+            let Some(s) = by else {
+                return true;
+            };
+            held.recipients.push(i);
+            held.reason.get_or_insert_with(|| s.text());
+            false
         });
     }
     items.retain(|item| !item.recipients.is_empty());
@@ -161,7 +169,13 @@ pub(crate) mod levers {
     pub fn list(cx: &Context) -> Vec<Suspension> {
         let now = unix_now();
         let state = lock(&cx.suspended);
-        state.table.list.iter().filter(|s| s.in_force(now)).cloned().collect()
+        state
+            .table
+            .list
+            .iter()
+            .filter(|s| s.in_force(now))
+            .cloned()
+            .collect()
     }
 
     /// Why recipient `i` of `entry` waits, if a suspension holds it back (mailq's reason).
@@ -171,7 +185,10 @@ pub(crate) mod levers {
             return None;
         }
         let r = entry.meta.envelope.recipients.get(i)?;
-        let route = cx.shared.router().route(&r.address, &entry.meta.envelope.origin);
+        let route = cx
+            .shared
+            .router()
+            .route(&r.address, &entry.meta.envelope.origin);
         let destination = route.destination(&r.address);
         let nexthop = destination
             .as_ref()
