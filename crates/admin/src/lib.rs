@@ -53,6 +53,7 @@ pub mod doctor;
 pub mod duration;
 pub mod engine;
 pub mod execute;
+pub mod history;
 pub mod import;
 pub mod install;
 pub mod pidfile;

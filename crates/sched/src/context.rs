@@ -7,6 +7,7 @@ use crate::due::Due;
 use crate::shared::Shared;
 use crate::suspend::Suspended;
 use crate::sync::lock;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 pub(crate) struct Context {
@@ -15,6 +16,9 @@ pub(crate) struct Context {
     pub dispatch: Mutex<Dispatch>,
     /// The suspended destinations and the messages they park.
     pub suspended: Mutex<Suspended>,
+    /// Recipients delivered and bounced since start (doctor's history samples them).
+    pub delivered: AtomicU64,
+    pub bounced: AtomicU64,
 }
 
 impl Context {

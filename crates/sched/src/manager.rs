@@ -14,6 +14,7 @@ use crate::suspend::{hold_back, levers};
 use crate::sync::lock;
 use envelope::{split_address, QueueId};
 use queue::{Entry, QueueName, Suspension};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -40,6 +41,8 @@ impl QueueManager {
                 due: Due::new(due),
                 dispatch: Mutex::new(Dispatch::new(limit)),
                 suspended: Mutex::default(),
+                delivered: AtomicU64::new(0),
+                bounced: AtomicU64::new(0),
             },
         });
         levers::reload(&manager.cx);
@@ -124,6 +127,12 @@ impl QueueManager {
         });
         self.cx.due.force(&ids);
         ids.len()
+    }
+
+    /// Recipients delivered and bounced (expired ones included) since the daemon started.
+    pub fn outcome_totals(&self) -> (u64, u64) {
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        (load(&self.cx.delivered), load(&self.cx.bounced))
     }
 
     /// Number of messages in delivery right now (Postfix's active queue).

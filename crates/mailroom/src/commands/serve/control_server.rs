@@ -210,7 +210,7 @@ async fn run_command(command: Command, qmgr: &QueueManager, reload: &mpsc::Sende
 }
 
 /// The scheduler as the admin engine sees it.
-struct Manager<'a>(&'a QueueManager);
+pub(super) struct Manager<'a>(pub &'a QueueManager);
 
 impl Scheduler for Manager<'_> {
     fn is_active(&self, id: QueueId) -> bool {

@@ -17,6 +17,7 @@
 //! local delivery helper started as root, then everything else as `mail_owner`.
 
 mod control_server;
+mod history;
 pub mod local_helper;
 mod privsep;
 
@@ -282,6 +283,8 @@ async fn daemon(
         log.clone(),
         stop_rx.clone(),
     )));
+    let sampler = history::run(shared.clone(), qmgr.clone(), live.clone(), stop_rx.clone());
+    tasks.push(tokio::spawn(sampler));
 
     let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1), Ok(mut quit)) = (
         signal(SignalKind::terminate()),
@@ -589,8 +592,11 @@ async fn chores(
             let cfg = live.get();
             match submit::take_refusal_count(&cfg.queue_directory) {
                 Ok(0) | Err(_) => {}
-                Ok(count) => warn!(target: "sendmail",
-                    "{count} submissions were refused in the last interval (queue_minfree or maildrop limits); see mailroom doctor"),
+                Ok(count) => {
+                    history::REFUSED.fetch_add(count, Ordering::Relaxed);
+                    warn!(target: "sendmail",
+                    "{count} submissions were refused in the last interval (queue_minfree or maildrop limits); see mailroom doctor")
+                }
             }
             submit::pickup::remove_stale_temp_files(&submit::pickup::PickupSettings::from_config(
                 &cfg,
