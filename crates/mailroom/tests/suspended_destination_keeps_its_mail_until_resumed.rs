@@ -68,7 +68,7 @@ fn a_suspended_domain_gets_no_connection_and_resume_delivers_at_once() {
         "Subject: two\r\n\r\nbody\r\n",
     );
     world.wait_lines(&["to=<b@other.example>", "status=sent"], 1);
-    assert_eq!(sink.messages(), 1);
+    wait_until("the sink to count it", || sink.messages() == 1);
     let listed = world.run_ok(&["suspend", "--list", "--json"]);
     let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed[0]["destination"], "example.net");
