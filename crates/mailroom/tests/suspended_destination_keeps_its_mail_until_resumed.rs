@@ -117,7 +117,7 @@ fn a_timed_suspension_ends_by_itself() {
         ended.is_some() && ended < delivered,
         "sent only after the end:\n{log}"
     );
-    assert_eq!(sink.messages(), 1);
+    wait_until("the sink to count it", || sink.messages() == 1);
 }
 
 #[test]
@@ -151,6 +151,10 @@ fn the_suspension_survives_a_restart_and_the_cli_changes_it_with_the_daemon_down
     assert_eq!(sink.sessions(), 0);
     world.run_ok(&["resume", &relay]);
     world.wait_lines(&["to=<b@other.example>", "status=sent"], 1);
+    // Its removal durable before the kill, or the restart would send it again.
+    wait_until("only the suspended message left", || {
+        world.queue().len() == 1
+    });
 
     // Daemon down again: resume in the file; the next start delivers.
     world.daemon.take().unwrap().kill9();
