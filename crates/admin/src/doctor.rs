@@ -15,7 +15,10 @@
 //! or the `relayhost` that all of it goes through: seed 004) or that keeps growing (10 or more
 //! deferred messages arrived in the last hour), with the destination and the reason in full; the oldest message past half of `maximal_queue_lifetime` warns; a mailbox past
 //! 80 % of `mailbox_size_limit` warns (its next deliveries will bounce); a warning rate over
-//! 10 per minute in the last hour of `maillog_file` warns.
+//! 10 per minute in the last hour of `maillog_file` warns; a suspended destination warns
+//! (a forgotten one holds its mail back for good); the daemon's history ring
+//! ([`crate::history`]) warns when the deferred queue grew by 10 or more in the last hour, or
+//! submissions were refused, saying where the mail goes and why.
 
 use crate::check::{Report as CheckReport, Severity};
 use crate::duration::human_age;
@@ -57,7 +60,14 @@ pub struct Item {
 pub struct Report {
     pub level: Level,
     pub items: Vec<Item>,
+    /// The suspended destinations.
+    pub suspended: Vec<queue::Suspension>,
+    /// The history samples of the last [`HISTORY_WINDOW`] seconds, oldest first.
+    pub history: Vec<crate::history::Sample>,
 }
+
+/// How far back doctor reads the history for its sentences.
+pub const HISTORY_WINDOW: u64 = 3600;
 
 /// Everything doctor looks at, gathered by the caller.
 pub struct Inputs<'a> {
@@ -66,6 +76,10 @@ pub struct Inputs<'a> {
     pub stats: Option<Stats>,
     pub check: &'a CheckReport,
     pub now: u64,
+    /// The suspensions in force.
+    pub suspended: Vec<queue::Suspension>,
+    /// The daemon's history ring (`crate::history::read`).
+    pub history: Vec<crate::history::Sample>,
 }
 
 pub fn diagnose(i: &Inputs<'_>) -> Report {
@@ -92,8 +106,47 @@ pub fn diagnose(i: &Inputs<'_>) -> Report {
     if let Some(it) = log_rate(i.cfg, i.now) {
         items.push(it);
     }
+    items.push(suspended(&i.suspended));
+    items.push(history_item(&i.history, i.now));
     let level = items.iter().map(|x| x.level).max().unwrap_or(Level::Ok);
-    Report { level, items }
+    let recent = i.history.iter().filter(|s| s.t + HISTORY_WINDOW >= i.now);
+    Report {
+        level,
+        items,
+        suspended: i.suspended.clone(),
+        history: recent.cloned().collect(),
+    }
+}
+
+/// A suspension is the operator's choice, but one forgotten holds mail back for good: warn.
+fn suspended(all: &[queue::Suspension]) -> Item {
+    if all.is_empty() {
+        return item("suspended", Level::Ok, "no destination is suspended".into());
+    }
+    let each: Vec<String> = all
+        .iter()
+        .map(|s| format!("{}: {}", s.destination, s.text()))
+        .collect();
+    let detail = format!("{} (mailroom resume DEST)", each.join("; "));
+    item("suspended", Level::Warn, detail)
+}
+
+/// The history's sentences: a warning when the deferred queue grew or mail was refused.
+fn history_item(samples: &[crate::history::Sample], now: u64) -> Item {
+    let said = crate::history::trends(samples, now, HISTORY_WINDOW);
+    match (samples.last(), said.is_empty()) {
+        (None, _) => item(
+            "history",
+            Level::Ok,
+            "no samples yet (the daemon records one every doctor_history_interval)".into(),
+        ),
+        (Some(last), true) => item(
+            "history",
+            Level::Ok,
+            format!("steady in the last hour ({} deferred)", last.deferred),
+        ),
+        (Some(_), false) => item("history", Level::Warn, said.join("; ")),
+    }
 }
 
 fn item(name: &str, level: Level, detail: String) -> Item {

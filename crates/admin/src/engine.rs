@@ -18,7 +18,7 @@ use crate::select::Matcher;
 use crate::stats::StatsCounter;
 use crate::superop::{self, Action, Summary};
 use envelope::{QueueId, RecipientState};
-use queue::{Entry, Op, Snapshot, Store};
+use queue::{Entry, Op, Snapshot, Store, Suspension};
 use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 
@@ -28,7 +28,31 @@ pub trait Scheduler: Sync {
     fn is_active(&self, id: QueueId) -> bool;
     /// The message is due at `when` (Unix seconds, 0 = now).
     fn schedule(&self, id: QueueId, when: u64);
+
+    /// Suspends deliveries to a destination (see [`crate::suspend`]).
+    fn suspend(
+        &self,
+        _destination: &str,
+        _seconds: Option<u64>,
+        _reason: &str,
+    ) -> Result<Suspension, String> {
+        Err(NO_SUSPENSIONS.into())
+    }
+    /// Ends a suspension; false if none was in force.
+    fn resume(&self, _destination: &str) -> Result<bool, String> {
+        Err(NO_SUSPENSIONS.into())
+    }
+    /// The suspensions in force.
+    fn suspensions(&self) -> Result<Vec<Suspension>, String> {
+        Ok(Vec::new())
+    }
+    /// Why recipient `i` of `entry` waits, when a suspension holds it back.
+    fn suspension_reason(&self, _entry: &Entry, _i: usize) -> Option<String> {
+        None
+    }
 }
+
+const NO_SUSPENSIONS: &str = "suspensions are not kept here";
 
 /// No daemon: nothing is active, nobody to tell.
 pub struct NoScheduler;
@@ -91,6 +115,13 @@ impl Context<'_> {
         ids: Option<&mut dyn BufRead>,
         emit: &mut Emit<'_>,
     ) -> io::Result<()> {
+        if let Some(answer) = crate::suspend::answer(self.scheduler, request, emit) {
+            return match answer {
+                Ok(Ok(count)) => emit(Event::End { count }),
+                Ok(Err(e)) => Err(e),
+                Err(why) => emit(Event::Error(why)),
+            };
+        }
         let result = match request {
             Request::List { selector, .. } => selector
                 .compile(&State::ALL, self.now)
@@ -102,12 +133,27 @@ impl Context<'_> {
             Request::Stats => self.stats(emit).map_err(Failure::Io),
             Request::Super(req) => self.postsuper(req, ids, emit),
             Request::Cat { id } => self.cat(id, emit),
+            Request::Suspend { .. } | Request::Resume { .. } | Request::Suspensions => Ok(0),
         };
         match result {
             Ok(count) => emit(Event::End { count }),
             Err(Failure::Io(e)) => Err(e),
             Err(Failure::Refused(why)) => emit(Event::Error(why)),
         }
+    }
+
+    /// A message's row, with the operator's suspension as the reason of each recipient it
+    /// holds back (mailq's answer to "why is this still here?").
+    fn row(&self, e: &Entry, active: bool) -> Row {
+        let mut row = Row::from_entry(e, active);
+        let open = e.meta.envelope.recipients.iter().enumerate();
+        let open = open.filter(|(_, r)| r.state.is_open()).map(|(i, _)| i);
+        for (shown, i) in row.recipients.iter_mut().zip(open) {
+            if let Some(why) = self.scheduler.suspension_reason(e, i) {
+                shown.delay_reason = why;
+            }
+        }
+        row
     }
 
     fn state(&self, e: &Entry) -> State {
@@ -125,7 +171,7 @@ impl Context<'_> {
                 open(e),
             ) {
                 n += 1;
-                return emit(Event::Row(Row::from_entry(e, state == State::Active)));
+                return emit(Event::Row(self.row(e, state == State::Active)));
             }
             Ok(())
         })?;

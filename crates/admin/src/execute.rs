@@ -4,7 +4,7 @@
 //! process: listings read a lock-free snapshot of the log, changes open the store under its
 //! lock. Either way the caller sees the same [`Event`] stream.
 
-use crate::engine::{Backend, Context, NoScheduler};
+use crate::engine::{Backend, Context};
 use crate::protocol::{self, ClientError, Event, Request};
 use queue::Layout;
 use std::io::{self, BufRead, BufReader, Read};
@@ -62,11 +62,19 @@ fn in_process(
 ) -> Result<io::Result<()>, String> {
     let maildrop = Layout::new(queue_directory).maildrop();
     let now = crate::duration::unix_now();
+    let offline = crate::suspend::Offline::new(queue_directory);
+    if let Some(answer) = crate::suspend::answer(&offline, request, handler) {
+        return Ok(match answer {
+            Ok(Ok(count)) => handler(Event::End { count }),
+            Ok(Err(e)) => Err(e),
+            Err(why) => handler(Event::Error(why)),
+        });
+    }
     if let Request::List { .. } | Request::Qshape { .. } | Request::Stats = request {
         let snapshot = queue::Snapshot::scan(queue_directory).map_err(|e| e.to_string())?;
         let ctx = Context {
             backend: Backend::Snapshot(&snapshot),
-            scheduler: &NoScheduler,
+            scheduler: &offline,
             maildrop,
             now,
         };
@@ -84,7 +92,7 @@ fn in_process(
         })?;
     let ctx = Context {
         backend: Backend::Store(&store),
-        scheduler: &NoScheduler,
+        scheduler: &offline,
         maildrop,
         now,
     };

@@ -53,6 +53,7 @@ pub mod doctor;
 pub mod duration;
 pub mod engine;
 pub mod execute;
+pub mod history;
 pub mod import;
 pub mod install;
 pub mod pidfile;
@@ -67,6 +68,7 @@ mod settings;
 pub mod showq;
 pub mod stats;
 pub mod superop;
+pub mod suspend;
 
 pub use engine::{Backend, NoScheduler, Scheduler};
 pub use execute::execute;

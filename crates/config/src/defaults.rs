@@ -146,6 +146,7 @@ fn with_postfix_defaults(site: Site) -> Config {
         mailbox_size_limit: 51_200_000,
         hopcount_limit: 50,
         queue_run_delay: seconds(300),
+        doctor_history_interval: seconds(60),
         minimal_backoff_time: seconds(300),
         maximal_backoff_time: seconds(4000),
         maximal_queue_lifetime: seconds(5 * 86_400),

@@ -150,6 +150,9 @@ pub struct Config {
     pub hopcount_limit: u32,
 
     pub queue_run_delay: Duration,
+    /// mailroom-only: how often the daemon adds a sample of queue counts to the history
+    /// ring `doctor` reads (default 60s; the ring keeps 1440 samples).
+    pub doctor_history_interval: Duration,
     pub minimal_backoff_time: Duration,
     pub maximal_backoff_time: Duration,
     pub maximal_queue_lifetime: Duration,

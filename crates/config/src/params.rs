@@ -305,6 +305,7 @@ pub(crate) const PARAMS: &[Param] = &[
         },
     },
     list!(dns_nameservers),
+    duration!(doctor_history_interval, positive),
     text!(double_bounce_recipient, required),
     count!(filter_destination_concurrency_limit, positive),
     text!(forward_path),

@@ -106,6 +106,7 @@ const MEANINGS: &[(&str, Origin, &str)] = &[
     ("dkim_sign", M, "DKIM-sign (RFC 6376) outgoing SMTP mail whose From: (else envelope sender) domain is listed: [{ domain = \"example.com\", selector = \"mail2026\", key = \"/etc/mailroom/dkim/example.com.mail2026.key\" }]. Keys: PEM RSA or Ed25519, mode 0600, readable by mail_owner (mailroom dkim keygen makes one). Postfix signs through a milter (OpenDKIM) instead."),
     ("disable_vrfy_command", P, "Refuse to reveal addresses through VRFY (it answers 252). Postfix's default is no; mailroom's is yes."),
     ("dns_nameservers", M, "DNS servers for MX lookups (127.0.0.1:5353); empty = /etc/resolv.conf."),
+    ("doctor_history_interval", M, "How often the daemon records queue counts (per state, the top deferred destination and reason, refused submissions, deliveries and bounces) in the history ring <queue_directory>/history (1440 samples: 24 hours at 60s) that mailroom doctor reads, also with the daemon down."),
     ("double_bounce_recipient", P, "Postmaster address for double bounces; they are delivered once and then dropped."),
     ("filter_destination_concurrency_limit", M, "Deliveries in flight to the content filter."),
     ("forward_path", P, "Where a local user's .forward is looked for (first existing file wins), expanded at delivery time: $home $user $shell $local $extension $recipient $domain $recipient_delimiter, ${name?text} and ${name:text}. Empty = no .forward files."),

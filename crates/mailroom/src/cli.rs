@@ -5,7 +5,7 @@ use crate::commands::{
     check, config, dkim, doctor, import_postfix, install, mailbox, mailq, man, newaliases, passwd,
     postcat, postmap, postqueue, postsuper, qshape, sendmail, serve,
     service::{self, Service},
-    start,
+    start, suspend,
 };
 use clap::{CommandFactory, Parser, Subcommand};
 use envelope::sysexits::EX_USAGE;
@@ -59,6 +59,8 @@ enum Command {
     Flush,
     /// Reopen maillog_file after it was rotated (SIGUSR1).
     Logrotate,
+    Suspend(suspend::Args),
+    Resume(suspend::ResumeArgs),
     Man(man::Args),
     ImportPostfix(import_postfix::Args),
     #[command(hide = true)]
@@ -103,6 +105,8 @@ pub fn run(args: Vec<OsString>) -> u8 {
         Command::Reload => service::run(path, Service::Reload),
         Command::Flush => service::run(path, Service::Flush),
         Command::Logrotate => service::run(path, Service::Logrotate),
+        Command::Suspend(a) => suspend::run(path, a),
+        Command::Resume(a) => suspend::run_resume(path, a),
         Command::Man(a) => man::run(Cli::command(), a),
         Command::ImportPostfix(a) => import_postfix::run(path, a),
         Command::LocalHelper(a) => serve::local_helper::run(path, a),

@@ -12,6 +12,8 @@
 //!   corrupt/            bytes cut from damaged records and unreadable maildrop files
 //!   control.sock        the queue owner's control socket (0600)
 //!   showq.sock          the public socket for listings and ping (0666)
+//!   suspended           destinations the operator suspended (`suspend.rs`)
+//!   history             the daemon's per-interval counts, a fixed-size ring (doctor reads it)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -67,6 +69,16 @@ impl Layout {
     /// `showq.sock`: the public socket (mode 0666), listings and `ping` only.
     pub fn showq_socket(&self) -> PathBuf {
         self.queue_directory.join("showq.sock")
+    }
+
+    /// `suspended`: the destinations the operator suspended (JSON, see `suspend.rs`).
+    pub fn suspended(&self) -> PathBuf {
+        self.queue_directory.join("suspended")
+    }
+
+    /// `history`: the daemon's ring of per-interval queue counts, read by `doctor`.
+    pub fn history(&self) -> PathBuf {
+        self.queue_directory.join("history")
     }
 
     /// `pid/`: Postfix's directory of the daemon's pid file.

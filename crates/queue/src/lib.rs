@@ -42,6 +42,7 @@ mod record;
 mod recovery;
 mod segment;
 mod store;
+pub mod suspend;
 
 pub use index::{Entry, Location};
 pub use layout::Layout;
@@ -49,6 +50,7 @@ pub use record::{FollowUp, MessageMeta, Update};
 pub use recovery::RecoveryReport;
 pub use segment::write_durably;
 pub use store::{CommitStats, Done, Driver, Op, Store, StoreOptions};
+pub use suspend::{Suspension, Suspensions};
 
 #[cfg(test)]
 mod tests;

@@ -42,12 +42,14 @@ pub(crate) async fn apply(cx: &Context, done: Message) {
         outcomes: done.outcomes,
         hold: done.hold,
         held,
+        held_back: done.held_back,
     };
     let settings = cx.shared.settings();
     let Some(mut plan) = plan(attempt, &settings, unix_now(), fastrand::f64()) else {
         return;
     };
     log_lines(id, &plan.lines, done.started);
+    count_outcomes(cx, &plan.lines);
     let mut failures = 0;
     while let Err(f) = carry_out(cx, id, &mut plan).await {
         if cx.stopping() {
@@ -62,6 +64,21 @@ pub(crate) async fn apply(cx: &Context, done: Message) {
         warn!(target: "qmgr", "{id}: {}: {}; will retry in {}s (recipients already delivered are not delivered again)",
             f.what, f.error, wait.as_secs());
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// Adds the plan's final outcomes to the daemon's totals.
+fn count_outcomes(cx: &Context, lines: &[Line]) {
+    use std::sync::atomic::Ordering::Relaxed;
+    for line in lines {
+        match line {
+            Line::Outcome { timed, .. } => match timed.outcome.kind {
+                envelope::OutcomeKind::Sent => cx.delivered.fetch_add(1, Relaxed),
+                envelope::OutcomeKind::Bounced => cx.bounced.fetch_add(1, Relaxed),
+                envelope::OutcomeKind::Deferred => 0,
+            },
+            Line::Expired { .. } => cx.bounced.fetch_add(1, Relaxed),
+        };
     }
 }
 

@@ -50,6 +50,8 @@ pub(crate) struct Message {
     pub started: Instant,
     /// Why a `hold:` route held (some of) its recipients.
     pub hold: Option<String>,
+    /// Recipients a suspended destination held back this pass (`suspend.rs`).
+    pub held_back: Vec<usize>,
 }
 
 /// What dispatch tells its caller to do.

@@ -36,7 +36,13 @@
 //! runs an agent for one item, `carry` makes a plan durable step by step, and `manager` is
 //! the loop that feeds due messages (`due`) to dispatch and carries out what it says. Each
 //! module uses only those on later lines: manager; carry, deliver; context; split, plan;
-//! dispatch, due, shared, notify; remote, settings, timed; route, retry, clock, sync.
+//! dispatch, due, shared, notify; remote, settings, timed; route, retry, clock, sync. `suspend`
+//! sits beside `manager`: its pure part (`hold_back`) runs before dispatch, its levers act on
+//! the context for the manager's suspend/resume.
+//!
+//! Suspended destinations (`queue::suspend`, the operator's `postqueue -S`): recipients a
+//! suspension names are taken out of the work before dispatch — no connection, no attempt
+//! counted, no expiry — and their messages are due again the moment it ends (`suspend.rs`).
 //!
 //! Invariants: at most `default_process_limit` deliveries run at once and at most each
 //! destination's concurrency limit per destination; a message is in at most one delivery
@@ -68,6 +74,7 @@ pub mod route;
 mod settings;
 mod shared;
 mod split;
+mod suspend;
 mod sync;
 mod timed;
 

@@ -1,6 +1,6 @@
 //! The queue manager: the loop that feeds due messages to `dispatch`, carries out what it
 //! says (deliveries via `deliver`, outcomes via `carry`), and the operator's levers (flush,
-//! per-site and per-message flush).
+//! per-site and per-message flush, suspend and resume a destination).
 
 use crate::carry;
 use crate::clock::unix_now;
@@ -10,9 +10,11 @@ use crate::dispatch::{Dispatch, Item, Message, Start};
 use crate::due::Due;
 use crate::shared::Shared;
 use crate::split::split;
+use crate::suspend::{hold_back, levers};
 use crate::sync::lock;
 use envelope::{split_address, QueueId};
-use queue::{Entry, QueueName};
+use queue::{Entry, QueueName, Suspension};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -33,13 +35,54 @@ impl QueueManager {
                 due.push((e.meta.next_attempt, e.id));
             }
         });
-        Arc::new(QueueManager {
+        let manager = Arc::new(QueueManager {
             cx: Context {
                 shared,
                 due: Due::new(due),
                 dispatch: Mutex::new(Dispatch::new(limit)),
+                suspended: Mutex::default(),
+                delivered: AtomicU64::new(0),
+                bounced: AtomicU64::new(0),
             },
-        })
+        });
+        levers::reload(&manager.cx);
+        manager
+    }
+
+    /// Suspends deliveries to `destination` (a domain or a next hop, see
+    /// `queue::suspend::normalize`) for `seconds`, or until resumed: written to the file
+    /// first, then in force at once.
+    pub fn suspend(
+        &self,
+        destination: &str,
+        seconds: Option<u64>,
+        reason: &str,
+    ) -> Result<Suspension, String> {
+        let destination = queue::suspend::normalize(destination)?;
+        let s = levers::suspend(&self.cx, &destination, seconds, reason)?;
+        self.cx.due.wake();
+        Ok(s)
+    }
+
+    /// Ends a suspension; the mail it held back is due at once. False if none was in force.
+    pub fn resume(&self, destination: &str) -> Result<bool, String> {
+        let destination = queue::suspend::normalize(destination)?;
+        levers::resume(&self.cx, &destination)
+    }
+
+    /// The suspensions in force.
+    pub fn suspensions(&self) -> Vec<Suspension> {
+        levers::list(&self.cx)
+    }
+
+    /// Re-reads the suspension file (SIGHUP; a CLI changed it while no daemon answered).
+    pub fn reload_suspensions(&self) {
+        levers::reload(&self.cx);
+    }
+
+    /// Why recipient `i` of `entry` waits, when a suspension holds it back.
+    pub fn suspension_reason(&self, entry: &Entry, i: usize) -> Option<String> {
+        levers::reason(&self.cx, entry, i)
     }
 
     /// Makes a message due at `when` (Unix seconds; 0 = now) and wakes the loop.
@@ -86,6 +129,12 @@ impl QueueManager {
         ids.len()
     }
 
+    /// Recipients delivered and bounced (expired ones included) since the daemon started.
+    pub fn outcome_totals(&self) -> (u64, u64) {
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        (load(&self.cx.delivered), load(&self.cx.bounced))
+    }
+
     /// Number of messages in delivery right now (Postfix's active queue).
     pub fn active_count(&self) -> usize {
         lock(&self.cx.dispatch).inflight_count()
@@ -103,6 +152,7 @@ impl QueueManager {
             if *shutdown.borrow() {
                 break;
             }
+            levers::end_expired(&self.cx, unix_now());
             while let Some(entry) = self.pop_due() {
                 self.start(entry);
             }
@@ -140,22 +190,40 @@ impl QueueManager {
         None
     }
 
-    /// Splits a due message by route and hands it to dispatch.
+    /// Splits a due message by route, takes out what a suspension holds back, and hands
+    /// the rest to dispatch; a message left with nothing to do is parked (`suspend.rs`).
     fn start(&self, entry: Entry) {
+        let now = Instant::now();
+        let local = self.cx.shared.local();
+        let is_alias = |address: &str| local.is_alias(address);
+        let mut work = split(&entry, &self.cx.shared.router(), &is_alias, now);
+        let held = {
+            let mut suspended = lock(&self.cx.suspended);
+            let held = hold_back(&mut work.items, &entry, &suspended.table, unix_now());
+            if !held.recipients.is_empty() {
+                suspended.parked.insert(entry.id);
+            }
+            held
+        };
+        if let Some(reason) = &held.reason {
+            let n = held.recipients.len();
+            tracing::info!(target: "qmgr", "{}: held in the queue: {reason} ({n} recipients)", entry.id);
+        }
+        let idle = work.items.is_empty() && work.outcomes.is_empty() && work.hold.is_none();
+        if !held.recipients.is_empty() && idle {
+            return;
+        }
         if entry.meta.attempts == 0 {
             let env = &entry.meta.envelope;
             tracing::info!(target: "qmgr", "{}: from=<{}>, size={}, nrcpt={} (queue active)",
                 entry.id, env.sender, entry.size, env.recipients.len());
         }
-        let now = Instant::now();
-        let local = self.cx.shared.local();
-        let is_alias = |address: &str| local.is_alias(address);
-        let work = split(&entry, &self.cx.shared.router(), &is_alias, now);
         let message = Message {
             entry,
             outcomes: work.outcomes,
             started: now,
             hold: work.hold,
+            held_back: held.recipients,
         };
         let limits = &self.cx.shared.settings().limits;
         lock(&self.cx.dispatch).push(message, work.items, limits);

@@ -30,6 +30,8 @@ pub(crate) struct Attempt {
     pub hold: Option<String>,
     /// The operator held it meanwhile (`postsuper -h`).
     pub held: bool,
+    /// Recipients a suspended destination held back: they do not expire in this pass.
+    pub held_back: Vec<usize>,
 }
 
 /// A log line the plan calls for (logged when the plan is carried out).
@@ -80,6 +82,7 @@ pub(crate) fn plan(attempt: Attempt, settings: &Settings, now: u64, jitter: f64)
         outcomes,
         hold,
         held,
+        held_back,
     } = attempt;
     let has_open = meta.envelope.recipients.iter().any(|r| r.state.is_open());
     if outcomes.is_empty() && hold.is_none() && has_open {
@@ -92,7 +95,12 @@ pub(crate) fn plan(attempt: Attempt, settings: &Settings, now: u64, jitter: f64)
         settings.soft_bounce,
         &mut lines,
     );
-    expire(&mut meta.envelope, &mut changes, settings, now, &mut lines);
+    let expiry = Expiry {
+        settings,
+        now,
+        held_back: &held_back,
+    };
+    expire(&mut meta.envelope, &mut changes, &expiry, &mut lines);
     let still_open = meta.envelope.recipients.iter().any(|r| r.state.is_open());
     let held = hold.is_some() || held;
     let warn_now = still_open && !held && notify::delay_warning_due(settings, &meta, now);
@@ -203,14 +211,17 @@ fn new_states(
     (changes, delivered)
 }
 
-/// Deferred recipients of a message past its lifetime become bounced (`status=expired`).
-fn expire(
-    env: &mut Envelope,
-    changes: &mut Changes,
-    settings: &Settings,
+/// What decides whether a deferred recipient expires.
+struct Expiry<'a> {
+    settings: &'a Settings,
     now: u64,
-    lines: &mut Vec<Line>,
-) {
+    /// Held back by a suspension: the operator's pause does not age them out.
+    held_back: &'a [usize],
+}
+
+/// Deferred recipients of a message past its lifetime become bounced (`status=expired`).
+fn expire(env: &mut Envelope, changes: &mut Changes, x: &Expiry<'_>, lines: &mut Vec<Line>) {
+    let (settings, now) = (x.settings, x.now);
     let lifetime = if env.is_null_sender() {
         settings.bounce_queue_lifetime
     } else {
@@ -220,6 +231,9 @@ fn expire(
         return;
     }
     for (i, r) in env.recipients.iter_mut().enumerate() {
+        if x.held_back.contains(&i) {
+            continue;
+        }
         if let RecipientState::Deferred { reason } = &r.state {
             let reason = format!(
                 "message expired after {}s in the queue; last error: {reason}",

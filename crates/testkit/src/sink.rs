@@ -53,6 +53,10 @@ impl Sink {
         };
         let up = poll_for(DEADLINE, || TcpStream::connect(("127.0.0.1", port)).is_ok());
         assert!(up, "smtp-sink did not start on port {port}");
+        // That probe was a session: once it is counted, [`Sink::sessions`] starts at 0.
+        wait_until("smtp-sink to count its readiness probe", || {
+            sink.counter("sess=") >= 1
+        });
         sink
     }
 
@@ -69,10 +73,21 @@ impl Sink {
 
     /// Messages received so far (the last `mesg=N` of `-c`'s running counters).
     pub fn messages(&self) -> usize {
+        self.counter("mesg=")
+    }
+
+    /// Sessions so far: those ended (the last `sess=N`, less the readiness probe of
+    /// [`Sink::start_on`]) plus those open now. A test that must prove no connection was
+    /// made asserts this is 0.
+    pub fn sessions(&self) -> usize {
+        self.counter("sess=").saturating_sub(1) + sessions_on(self.port)
+    }
+
+    fn counter(&self, name: &str) -> usize {
         let text = fs::read_to_string(&self.counters).unwrap_or_default();
-        text.rsplit("mesg=")
+        text.rsplit(name)
             .next()
-            .filter(|_| text.contains("mesg="))
+            .filter(|_| text.contains(name))
             .and_then(|rest| {
                 rest.chars()
                     .take_while(char::is_ascii_digit)

@@ -88,6 +88,9 @@ pub fn queue_layout(cfg: &Settings) -> Vec<Expected> {
         ),
         // The queue crate opens its lock file with the default mode (0644 under umask 022).
         row(layout.store_lock(), Kind::File, 0o644, 0o600, false),
+        // Written by the daemon and by root's CLI as the queue directory's owner.
+        row(layout.suspended(), Kind::File, 0o644, 0o600, false),
+        row(layout.history(), Kind::File, 0o644, 0o600, false),
         row(
             layout.control_socket(),
             Kind::Socket,

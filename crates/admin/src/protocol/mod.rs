@@ -66,13 +66,30 @@ pub enum Request {
     Super(superop::Request),
     /// One message's envelope and content (postcat).
     Cat { id: String },
+    /// Suspend deliveries to a destination (`postqueue -S`, `mailroom suspend`): answered
+    /// with the [`Event::Suspension`] now in force.
+    Suspend {
+        destination: String,
+        /// How long; `None` = until resumed.
+        #[serde(default)]
+        seconds: Option<u64>,
+        #[serde(default)]
+        reason: String,
+    },
+    /// End a suspension (`postqueue -U`, `mailroom resume`): count 1 if one was in force.
+    Resume { destination: String },
+    /// The suspensions in force, one [`Event::Suspension`] each.
+    Suspensions,
 }
 
 impl Request {
     /// A listing any local user may ask for (Postfix lets everyone run `mailq`): it reads
     /// the queue's envelopes, never message contents, and changes nothing.
     pub fn is_public(&self) -> bool {
-        matches!(self, Request::List { .. } | Request::Qshape { .. })
+        matches!(
+            self,
+            Request::List { .. } | Request::Qshape { .. } | Request::Suspensions
+        )
     }
 }
 
@@ -106,6 +123,8 @@ pub enum Event {
     Warning(String),
     Summary(superop::Summary),
     Envelope(Box<Envelope>),
+    /// A suspended destination.
+    Suspension(queue::Suspension),
     /// Message bytes: `text` when they are UTF-8, else `hex`.
     Body {
         text: Option<String>,

@@ -37,6 +37,8 @@ fn doctor(cfg: &Config, args: Args) -> u8 {
         stats,
         check: &check,
         now: admin::duration::unix_now(),
+        suspended: admin::suspend::list(&cfg.queue_directory).unwrap_or_default(),
+        history: admin::history::read(&settings.layout.history()).unwrap_or_default(),
     };
     let report = admin::doctor::diagnose(&inputs);
     let mut out = io::stdout().lock();

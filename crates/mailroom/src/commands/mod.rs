@@ -27,3 +27,4 @@ pub mod sendmail;
 pub mod serve;
 pub mod service;
 pub mod start;
+pub mod suspend;

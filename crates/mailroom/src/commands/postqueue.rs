@@ -1,9 +1,10 @@
 //! `mailroom postqueue` and `postqueue`: Postfix's flags `-p` (list), `-j` (JSON), `-f`
 //! (flush deferred mail now), `-s SITE`, `-i ID`; `-C FILE` (or Postfix's `-c`) names the
-//! configuration. The flush is also `sendmail -q`'s: both ask the daemon over the control
+//! configuration. `-S DEST` / `-U DEST` suspend and resume deliveries to a destination
+//! (mailroom's, after OpenSMTPD's pause; Postfix has none). The flush is also `sendmail -q`'s: both ask the daemon over the control
 //! socket, with Postfix's messages and exit codes.
 
-use crate::commands::mailq;
+use crate::commands::{mailq, suspend};
 use crate::daemon;
 use crate::edge::load_config;
 use admin::protocol::{Command, Reply};
@@ -13,7 +14,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use submit::sendmail::FlushScope;
 
-/// Postfix's postqueue: -p (list), -j (JSON), -f (flush deferred mail now), -s SITE, -i ID.
+/// Postfix's postqueue: -p (list), -j (JSON), -f (flush deferred mail now), -s SITE, -i ID;
+/// -S DEST / -U DEST suspend / resume deliveries to a destination.
 #[derive(clap::Args)]
 #[command(disable_help_flag = true)]
 pub struct Args {
@@ -25,10 +27,12 @@ pub struct Args {
 enum Action {
     List { json: bool },
     Flush(FlushScope),
+    Suspend(String),
+    Resume(String),
 }
 
 const USAGE: &str =
-    "postqueue: fatal: usage: postqueue -p | -j | -f | -s site | -i queue_id [-C config]";
+    "postqueue: fatal: usage: postqueue -p | -j | -f | -s site | -i queue_id | -S destination | -U destination [-C config]";
 
 pub fn run(config: Option<&Path>, args: Args) -> u8 {
     run_as_postqueue(config, args.args)
@@ -44,6 +48,10 @@ pub fn run_as_postqueue(path: Option<&Path>, args: Vec<OsString>) -> u8 {
         Ok(cfg) => match action {
             Action::List { json } => mailq::list(&cfg, json),
             Action::Flush(scope) => flush(&cfg, "postqueue", &scope),
+            Action::Suspend(dest) => {
+                suspend::suspend_destination(&cfg, "postqueue", &dest, None, "", false)
+            }
+            Action::Resume(dest) => suspend::resume_destination(&cfg, "postqueue", &dest, false),
         },
         Err(code) => code,
     }
@@ -64,6 +72,8 @@ fn parse(path: Option<&Path>, args: Vec<OsString>) -> Option<(Option<PathBuf>, A
             Some("-f") => Some(Action::Flush(FlushScope::All)),
             Some("-s") => next(&mut it).map(|site| Action::Flush(FlushScope::Site(site))),
             Some("-i") => next(&mut it).map(|id| Action::Flush(FlushScope::QueueId(id))),
+            Some("-S") => next(&mut it).map(Action::Suspend),
+            Some("-U") => next(&mut it).map(Action::Resume),
             Some("-C") | Some("-c") => {
                 config = it.next().map(PathBuf::from);
                 action

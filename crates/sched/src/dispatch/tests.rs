@@ -48,6 +48,7 @@ fn message(immediate: Vec<Timed>) -> Message {
         outcomes: immediate,
         started: Instant::now(),
         hold: None,
+        held_back: Vec::new(),
     }
 }
 

@@ -74,6 +74,7 @@ fn outcomes(verdicts: &str) -> Vec<Timed> {
 
 fn attempt(meta: MessageMeta, verdicts: &str) -> Attempt {
     Attempt {
+        held_back: Vec::new(),
         meta,
         outcomes: outcomes(verdicts),
         hold: None,
@@ -389,4 +390,31 @@ fn a_success_notice_says_delivered_for_local_mail_and_relayed_for_smtp() {
         (p.notices[0].to.as_str(), p.notices[0].origin),
         ("s@a.example", "bounce")
     );
+}
+
+#[test]
+fn a_recipient_held_back_by_a_suspension_does_not_expire() {
+    let mut s = settings();
+    s.maximal_queue_lifetime = Duration::from_secs(30);
+    let mut m = meta("s@a.example", &[None, None]);
+    m.envelope.recipients[1].state = RecipientState::Deferred {
+        reason: "450 try later".into(),
+    };
+    let mut a = attempt(m, "d");
+    a.held_back = vec![1];
+    let p = plan(a, &s, NOW, 0.5).unwrap();
+    let expired: Vec<_> = p
+        .lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Expired { to, .. } => Some(to.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(expired, ["x0@far.example"], "only the one really attempted");
+    assert!(
+        p.envelope.recipients[1].state.is_open(),
+        "the suspended one waits"
+    );
+    assert_eq!(p.then, Then::Retry(p.update.as_ref().unwrap().next_attempt));
 }

@@ -2,7 +2,7 @@
 //!
 //! Job: answer one request per connection. The short commands (`flush`, `flush-site D`,
 //! `flush-id ID`, `reload`, `ping`) get one line back. An `admin <json>` request (listing,
-//! qshape, statistics, postsuper, postcat) is handed, with the connection, to a blocking
+//! qshape, statistics, postsuper, postcat, suspend/resume a destination) is handed, with the connection, to a blocking
 //! thread that runs [`admin::engine`] against the daemon's own store — the daemon owns the
 //! store lock, so this is how the tools reach a live queue — and streams its events back.
 //!
@@ -210,7 +210,7 @@ async fn run_command(command: Command, qmgr: &QueueManager, reload: &mpsc::Sende
 }
 
 /// The scheduler as the admin engine sees it.
-struct Manager<'a>(&'a QueueManager);
+pub(super) struct Manager<'a>(pub &'a QueueManager);
 
 impl Scheduler for Manager<'_> {
     fn is_active(&self, id: QueueId) -> bool {
@@ -218,6 +218,23 @@ impl Scheduler for Manager<'_> {
     }
     fn schedule(&self, id: QueueId, when: u64) {
         self.0.schedule(id, when);
+    }
+    fn suspend(
+        &self,
+        destination: &str,
+        seconds: Option<u64>,
+        reason: &str,
+    ) -> Result<queue::Suspension, String> {
+        self.0.suspend(destination, seconds, reason)
+    }
+    fn resume(&self, destination: &str) -> Result<bool, String> {
+        self.0.resume(destination)
+    }
+    fn suspensions(&self) -> Result<Vec<queue::Suspension>, String> {
+        Ok(self.0.suspensions())
+    }
+    fn suspension_reason(&self, entry: &queue::Entry, i: usize) -> Option<String> {
+        self.0.suspension_reason(entry, i)
     }
 }
 

@@ -17,6 +17,7 @@
 //! local delivery helper started as root, then everything else as `mail_owner`.
 
 mod control_server;
+mod history;
 pub mod local_helper;
 mod privsep;
 
@@ -296,6 +297,8 @@ async fn daemon(
         log.clone(),
         stop_rx.clone(),
     )));
+    let sampler = history::run(shared.clone(), qmgr.clone(), live.clone(), stop_rx.clone());
+    tasks.push(tokio::spawn(sampler));
 
     let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1), Ok(mut quit)) = (
         signal(SignalKind::terminate()),
@@ -313,8 +316,8 @@ async fn daemon(
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&shared, &live, &smtpd, source.as_deref()),
-            Some(()) = reload_rx.recv() => reload(&shared, &live, &smtpd, source.as_deref()),
+            _ = hup.recv() => reload(&shared, &live, &smtpd, &qmgr, source.as_deref()),
+            Some(()) = reload_rx.recv() => reload(&shared, &live, &smtpd, &qmgr, source.as_deref()),
             _ = usr1.recv() => reopen_log(&log, &live.get()),
             _ = quit.recv() => abort(&shared.settings().layout),
             why = helper_died(helper_dead.as_mut()) => {
@@ -494,8 +497,17 @@ fn remove_sockets(layout: &queue::Layout) {
 }
 
 /// SIGHUP: re-read the configuration file and the alias files (keep the old ones on error);
-/// then the SMTP server follows the new configuration (listeners, TLS certificates).
-fn reload(shared: &Shared, live: &LiveConfig, smtpd: &smtpd::Reload, source: Option<&Path>) {
+/// then the SMTP server follows the new configuration (listeners, TLS certificates). The
+/// suspended destinations are read back too: a CLI may have changed them while no daemon
+/// answered.
+fn reload(
+    shared: &Shared,
+    live: &LiveConfig,
+    smtpd: &smtpd::Reload,
+    qmgr: &QueueManager,
+    source: Option<&Path>,
+) {
+    qmgr.reload_suspensions();
     let reloading = NotifyState::monotonic_usec_now().map(|now| [NotifyState::Reloading, now]);
     if let Ok(states) = &reloading {
         notify(states);
@@ -594,8 +606,11 @@ async fn chores(
             let cfg = live.get();
             match submit::take_refusal_count(&cfg.queue_directory) {
                 Ok(0) | Err(_) => {}
-                Ok(count) => warn!(target: "sendmail",
-                    "{count} submissions were refused in the last interval (queue_minfree or maildrop limits); see mailroom doctor"),
+                Ok(count) => {
+                    history::REFUSED.fetch_add(count, Ordering::Relaxed);
+                    warn!(target: "sendmail",
+                    "{count} submissions were refused in the last interval (queue_minfree or maildrop limits); see mailroom doctor")
+                }
             }
             submit::pickup::remove_stale_temp_files(&submit::pickup::PickupSettings::from_config(
                 &cfg,

@@ -156,6 +156,11 @@ fn adopt_queue(queue: &Path, owner: &Owner) -> Result<(), String> {
     // maildrop keeps its group (setgid_group) and its files (the submitters').
     let layout = queue::Layout::new(queue);
     adopted += adopt_one(&layout.maildrop(), (ids.0, None)).map_err(|e| fail(queue, e))?;
+    // What root's CLI wrote while no daemon ran (it writes as the directory's owner, so
+    // this only matters for a queue directory that was root's until now).
+    for file in [layout.suspended(), layout.history()] {
+        adopted += adopt_one(&file, ids).map_err(|e| fail(&file, e))?;
+    }
     // pid/ too: the pid file was taken as root, before this.
     for dir in [layout.store(), layout.corrupt(), layout.pid_directory()] {
         adopted += adopt_one(&dir, ids).map_err(|e| fail(&dir, e))?;
@@ -175,7 +180,9 @@ fn adopt_queue(queue: &Path, owner: &Owner) -> Result<(), String> {
 
 /// The first name in `queue` that a mailroom queue does not have.
 fn foreign_entry(queue: &Path) -> Option<String> {
-    const QUEUE_NAMES: [&str; 7] = [
+    const QUEUE_NAMES: [&str; 9] = [
+        "suspended",
+        "history",
         "store",
         "maildrop",
         "corrupt",
