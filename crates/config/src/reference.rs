@@ -179,7 +179,7 @@ const MEANINGS: &[(&str, Origin, &str)] = &[
     ("smtp_tls_CAfile", P, "SMTP client: PEM bundle of the CAs trusted at verify and secure; empty = the system store (/etc/ssl/certs/ca-certificates.crt)."),
     ("smtp_tls_policy_maps", P, "SMTP client: tls_policy(5) files, per destination a level and match= names (`example.org secure match=mx.example.org`, `[mx.example.net]:587 encrypt`)."),
     ("smtp_tls_secure_cert_match", P, "SMTP client: names a certificate must match at secure (nexthop, dot-nexthop, hostname, a name, or .domain for its subdomains)."),
-    ("smtp_tls_security_level", P, "SMTP client TLS: none, may (opportunistic STARTTLS), encrypt (required, any certificate), verify (trusted chain naming the MX host) or secure (trusted chain naming the nexthop)."),
+    ("smtp_tls_security_level", P, "SMTP client TLS: none, may (opportunistic STARTTLS), encrypt (required, any certificate), verify (trusted chain naming the MX host), secure (trusted chain naming the nexthop), dane (RFC 7672 TLSA records when DNSSEC-signed, else may) or dane-only (TLSA or defer)."),
     ("smtp_tls_verify_cert_match", P, "SMTP client: names a certificate must match at verify (default hostname: the MX host name)."),
     ("smtpd_banner", P, "The text after 220 in the SMTP greeting."),
     ("smtpd_client_auth_failure_limit", M, "Failed AUTH attempts allowed per client address and per user name within anvil_rate_time_unit; past it AUTH is refused without a password check. 0 = no limit."),

@@ -60,6 +60,7 @@ macro_rules! note {
 mod cache;
 mod client;
 mod conn;
+mod dane;
 mod dns;
 mod failure;
 pub mod generic;

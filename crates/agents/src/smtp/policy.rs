@@ -22,6 +22,12 @@ pub(crate) struct TlsPolicy {
     /// Certificate name rules at verify/secure (`hostname`, `nexthop`, `dot-nexthop`, a
     /// name, `.domain`); empty below verify.
     pub matches: Vec<String>,
+    /// At a DANE level, once resolved for one MX host ([`super::dane::host_policy`]): the
+    /// usable TLSA records the certificate must match. Empty otherwise.
+    pub tlsa: Vec<super::dane::Tlsa>,
+    /// An enforced MTA-STS policy applies: a DANE destination without TLSA records falls
+    /// back to `verify`, not `may` (RFC 8461 2: DANE first, then MTA-STS).
+    pub sts_enforced: bool,
 }
 
 impl TlsPolicy {
@@ -30,6 +36,8 @@ impl TlsPolicy {
         TlsPolicy {
             level: SmtpTlsLevel::None,
             matches: Vec::new(),
+            tlsa: Vec::new(),
+            sts_enforced: false,
         }
     }
 
@@ -52,7 +60,12 @@ impl TlsPolicy {
             SmtpTlsLevel::Secure => explicit.unwrap_or_else(|| settings.secure_cert_match.clone()),
             _ => Vec::new(),
         };
-        TlsPolicy { level, matches }
+        TlsPolicy {
+            level,
+            matches,
+            tlsa: Vec::new(),
+            sts_enforced: false,
+        }
     }
 }
 

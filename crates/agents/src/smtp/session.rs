@@ -27,7 +27,8 @@ use std::io;
 
 use envelope::Nexthop;
 
-use super::conn::{ConnError, Connection, Peer};
+use super::conn::{ConnError, Connection, Endpoint, Peer};
+use super::dane::{self, Dane};
 use super::failure::{soften, Failure, Phase};
 use super::maps::TextMap;
 use super::policy::TlsPolicy;
@@ -57,11 +58,38 @@ pub(crate) struct Opener<'a> {
     /// `smtp_sasl_password_maps` when `smtp_sasl_auth_enable` is on.
     pub passwords: Option<&'a TextMap>,
     pub sender: &'a str,
+    /// At a DANE level: how to find the host's TLSA records (`dane.rs`).
+    pub dane: Option<Dane<'a>>,
 }
 
 impl Opener<'_> {
-    /// Connects to `peer` and runs the handshake; `allow_tls = false` skips STARTTLS.
+    /// Connects to `peer` and runs the handshake; `allow_tls = false` skips STARTTLS. At a
+    /// DANE level the host's own policy is resolved first (a dane-only host without usable
+    /// TLSA records, or a TLSA lookup error, fails here, before any connection).
     pub async fn open(&self, peer: Peer, allow_tls: bool) -> Result<Connection, HostFailure> {
+        let Some(dane) = self.dane.filter(|_| self.policy.level.is_dane()) else {
+            return self.open_resolved(peer, allow_tls).await;
+        };
+        let port = match &peer.addr {
+            Endpoint::Tcp(addr) => addr.port(),
+            Endpoint::Unix(_) => self.settings.default_port,
+        };
+        let policy = dane::host_policy(dane.dns, self.policy, dane.mx_secure, &peer.host, port)
+            .await
+            .map_err(|failure| HostFailure {
+                failure,
+                relay: "none".to_string(),
+                retry_plain: false,
+            })?;
+        let resolved = Opener {
+            policy: &policy,
+            dane: None,
+            ..*self
+        };
+        resolved.open_resolved(peer, allow_tls).await
+    }
+
+    async fn open_resolved(&self, peer: Peer, allow_tls: bool) -> Result<Connection, HostFailure> {
         let timeouts = self.settings.checked_timeouts();
         let conn = Connection::connect(peer.clone(), timeouts.connect)
             .await

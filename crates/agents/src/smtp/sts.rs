@@ -79,12 +79,24 @@ impl Gate {
     /// Under `enforce`: the destination's TLS policy raised to `verify` with the MX host
     /// name (a stricter level the operator set, such as `secure`, stays).
     pub fn tighten(&self, policy: TlsPolicy) -> TlsPolicy {
-        if !self.enforces() || policy.level.requires_verification() {
+        if !self.enforces() {
+            return policy;
+        }
+        if policy.level.is_dane() {
+            // DANE where the host has TLSA records, else the policy's `verify` (dane.rs).
+            return TlsPolicy {
+                sts_enforced: true,
+                ..policy
+            };
+        }
+        if policy.level.requires_verification() {
             return policy;
         }
         TlsPolicy {
             level: SmtpTlsLevel::Verify,
             matches: vec!["hostname".into()],
+            tlsa: Vec::new(),
+            sts_enforced: true,
         }
     }
 

@@ -25,6 +25,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
+use super::dane::Tlsa;
 use super::policy::TlsPolicy;
 
 /// The trust anchors and crypto provider every session's verifier shares.
@@ -63,7 +64,9 @@ impl TlsContext {
         nexthop: &str,
     ) -> Result<(Arc<ClientConfig>, Verdict), String> {
         let enforce = policy.level.requires_verification();
-        if let (true, Some(why)) = (enforce, self.problem()) {
+        // DANE needs no CA: the TLSA records are the trust anchors.
+        let needs_roots = enforce && policy.tlsa.is_empty();
+        if let (true, Some(why)) = (needs_roots, self.problem()) {
             return Err(format!(
                 "TLS is required, but our TLS engine is unavailable: {why}"
             ));
@@ -75,6 +78,7 @@ impl TlsContext {
             roots: self.roots.as_ref().ok().cloned(),
             exact,
             parents,
+            tlsa: policy.tlsa.clone(),
             enforce,
             verdict: verdict.clone(),
         };
@@ -121,6 +125,9 @@ pub(crate) struct PolicyVerifier {
     pub exact: Vec<String>,
     /// Domains whose strict subdomains match (`dot-nexthop`, `.domain`), lower case.
     pub parents: Vec<String>,
+    /// DANE: the usable TLSA records of the MX host; when present they, not the CAs,
+    /// decide (RFC 7672 3).
+    pub tlsa: Vec<Tlsa>,
     /// Fail the handshake unless [`Trust::Verified`].
     pub enforce: bool,
     pub verdict: Verdict,
@@ -151,6 +158,9 @@ impl PolicyVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> (Trust, String) {
+        if !self.tlsa.is_empty() {
+            return self.dane_check(end_entity, intermediates, now);
+        }
         let Some(roots) = &self.roots else {
             return (Trust::Untrusted, "no trusted CA certificates".into());
         };
@@ -174,6 +184,49 @@ impl PolicyVerifier {
                 ),
             ),
         }
+    }
+
+    /// RFC 7672 3: a DANE-EE(3) record matching the server's certificate (no name or
+    /// date checks, 3.1.1), or a DANE-TA(2) record matching a certificate of the chain the
+    /// server sent, which then must sign a chain to a certificate naming the host (3.1.2).
+    fn dane_check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> (Trust, String) {
+        let (ee, ta): (Vec<&Tlsa>, Vec<&Tlsa>) = self.tlsa.iter().partition(|r| !r.trust_anchor);
+        if ee.iter().any(|r| r.matches(end_entity)) {
+            return (Trust::Verified, String::new());
+        }
+        let Ok(cert) = ParsedCertificate::try_from(end_entity) else {
+            return (Trust::Untrusted, "unparsable server certificate".into());
+        };
+        let algorithms = self.provider.signature_verification_algorithms.all;
+        let mut why = "no TLSA record matches the server certificate or its chain".to_string();
+        for anchor in intermediates.iter().filter(|c| ta.iter().any(|r| r.matches(c))) {
+            let Ok(anchor) = webpki::anchor_from_trusted_cert(anchor) else {
+                continue;
+            };
+            let mut roots = RootCertStore::empty();
+            roots.roots.push(anchor.to_owned());
+            let chain = verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                &roots,
+                intermediates,
+                now,
+                algorithms,
+            );
+            why = match chain.map(|()| self.name_matches(&cert, end_entity)) {
+                Ok(Ok(())) => return (Trust::Verified, String::new()),
+                Ok(Err(names)) => format!(
+                    "certificate names {names:?} match none of {:?}",
+                    self.wanted()
+                ),
+                Err(e) => describe(&e),
+            };
+        }
+        (Trust::Untrusted, why)
     }
 
     /// Ok when a rule matches; else the names the certificate presents. Exact names are
