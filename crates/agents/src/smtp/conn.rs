@@ -244,6 +244,7 @@ impl Connection {
     pub async fn start_tls(
         self,
         config: Arc<rustls::ClientConfig>,
+        scheme: &super::tls_log::SchemeSlot,
         limit: Duration,
     ) -> Result<Connection, ConnError> {
         if self.has_unread_input() {
@@ -263,7 +264,8 @@ impl Connection {
             Ok(Err(e)) => return Err(ConnError::Protocol(e.to_string())),
             Err(_) => return Err(ConnError::Timeout),
         };
-        let tls_session = super::tls::describe_session(tls.get_ref().1);
+        let signed_with = *scheme.lock().unwrap_or_else(|e| e.into_inner());
+        let tls_session = super::tls::describe_session(tls.get_ref().1, signed_with);
         Ok(Connection {
             reader: BufReader::new(Stream::Net(NetStream::Tls(Box::new(tls)))),
             peer: self.peer,

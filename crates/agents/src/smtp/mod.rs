@@ -74,6 +74,7 @@ mod session;
 mod settings;
 mod sts;
 mod tls;
+mod tls_log;
 mod transaction;
 mod wire;
 

@@ -162,7 +162,7 @@ impl Opener<'_> {
         if lmtp || level == SmtpTlsLevel::None || !allow_tls || !conn.caps.starttls {
             return self.require_tls(conn).map_err(|f| fail(f, false));
         }
-        let (config, verdict) = self
+        let (config, verdict, scheme) = self
             .tls
             .client_config(self.policy, &conn.peer.host, &self.nexthop_name(&conn))
             .map_err(|why| fail(Failure::deferred("4.7.5", why), false))?;
@@ -176,7 +176,7 @@ impl Opener<'_> {
                 false => Ok(conn),
             };
         }
-        let mut conn = match conn.start_tls(config, limit).await {
+        let mut conn = match conn.start_tls(config, &scheme, limit).await {
             Ok(conn) => conn,
             Err(e) => return Err(self.handshake_failure(&relay, &verdict, &e, fail)),
         };

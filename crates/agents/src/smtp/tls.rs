@@ -27,6 +27,7 @@ use rustls::{
 
 use super::dane::Tlsa;
 use super::policy::TlsPolicy;
+use super::tls_log::SchemeSlot;
 
 /// The trust anchors and crypto provider every session's verifier shares.
 pub(crate) struct TlsContext {
@@ -62,7 +63,7 @@ impl TlsContext {
         policy: &TlsPolicy,
         hostname: &str,
         nexthop: &str,
-    ) -> Result<(Arc<ClientConfig>, Verdict), String> {
+    ) -> Result<(Arc<ClientConfig>, Verdict, SchemeSlot), String> {
         let enforce = policy.level.requires_verification();
         // DANE needs no CA: the TLSA records are the trust anchors.
         let needs_roots = enforce && policy.tlsa.is_empty();
@@ -73,6 +74,7 @@ impl TlsContext {
         }
         let (exact, parents) = PolicyVerifier::rules(&policy.matches, hostname, nexthop);
         let verdict = Verdict::default();
+        let scheme = SchemeSlot::default();
         let verifier = PolicyVerifier {
             provider: self.provider.clone(),
             roots: self.roots.as_ref().ok().cloned(),
@@ -81,6 +83,7 @@ impl TlsContext {
             tlsa: policy.tlsa.clone(),
             enforce,
             verdict: verdict.clone(),
+            scheme: scheme.clone(),
         };
         let config = ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(security::tls::PROTOCOL_VERSIONS)
@@ -88,7 +91,7 @@ impl TlsContext {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
-        Ok((Arc::new(config), verdict))
+        Ok((Arc::new(config), verdict, scheme))
     }
 }
 
@@ -131,6 +134,8 @@ pub(crate) struct PolicyVerifier {
     /// Fail the handshake unless [`Trust::Verified`].
     pub enforce: bool,
     pub verdict: Verdict,
+    /// The scheme of the server's TLS 1.3 handshake signature (for the log line).
+    pub scheme: SchemeSlot,
 }
 
 impl PolicyVerifier {
@@ -315,6 +320,7 @@ impl ServerCertVerifier for PolicyVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         let algorithms = &self.provider.signature_verification_algorithms;
+        *self.scheme.lock().unwrap_or_else(|e| e.into_inner()) = Some(dss.scheme);
         rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
@@ -325,9 +331,13 @@ impl ServerCertVerifier for PolicyVerifier {
     }
 }
 
-/// `TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)`: the protocol and cipher
-/// in OpenSSL's names, as Postfix logs them.
-pub(crate) fn describe_session(conn: &rustls::ClientConnection) -> String {
+/// `TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519
+/// server-signature ECDSA (prime256v1) server-digest SHA256`: the protocol and cipher in
+/// OpenSSL's names and the TLS 1.3 details ([`super::tls_log`]), as Postfix logs them.
+pub(crate) fn describe_session(
+    conn: &rustls::ClientConnection,
+    scheme: Option<SignatureScheme>,
+) -> String {
     let protocol = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
@@ -339,7 +349,8 @@ pub(crate) fn describe_session(conn: &rustls::ClientConnection) -> String {
         .map(|s| format!("{:?}", s.suite()))
         .unwrap_or_default();
     let (name, bits) = openssl_cipher(&suite);
-    format!("{protocol} with cipher {name} ({bits}/{bits} bits)")
+    let details = super::tls_log::details(conn, scheme);
+    format!("{protocol} with cipher {name} ({bits}/{bits} bits){details}")
 }
 
 /// rustls's IANA-style suite name → OpenSSL's name and the key size.
