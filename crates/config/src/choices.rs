@@ -102,7 +102,10 @@ impl SmtpTlsLevel {
     pub fn requires_verification(self) -> bool {
         matches!(
             self,
-            SmtpTlsLevel::Verify | SmtpTlsLevel::Secure | SmtpTlsLevel::Dane | SmtpTlsLevel::DaneOnly
+            SmtpTlsLevel::Verify
+                | SmtpTlsLevel::Secure
+                | SmtpTlsLevel::Dane
+                | SmtpTlsLevel::DaneOnly
         )
     }
 

@@ -36,9 +36,17 @@ fn sha256(pem: &Path, spki: bool) -> String {
         .args(["-c", &script])
         .output()
         .expect("openssl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    let hex = text.split_whitespace().next().unwrap_or_default().to_string();
+    let hex = text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     assert_eq!(hex.len(), 64, "digest of {pem}: {text}");
     hex
 }
@@ -76,7 +84,11 @@ fn scenario_with_policy(
     ca.write(certs.path(), "ca.pem");
     let mx = start_mx(certs.path(), &ca);
     let tlsa_line = format!("_{}._tcp.mx IN TLSA {}", mx.port, tlsa(certs.path()));
-    let records = ["@ IN MX 10 mx.dane.example.", "mx IN A 127.0.0.1", &tlsa_line];
+    let records = [
+        "@ IN MX 10 mx.dane.example.",
+        "mx IN A 127.0.0.1",
+        &tlsa_line,
+    ];
     let zone = match signed {
         true => TestZone::signed("dane.example", &records),
         false => TestZone::unsigned("dane.example", &records),
@@ -86,7 +98,10 @@ fn scenario_with_policy(
     if let Some(policy) = policy {
         let path = certs.path().join("tls_policy");
         fs::write(&path, policy).unwrap();
-        config.push_str(&format!("smtp_tls_policy_maps = [\"{}\"]\n", path.display()));
+        config.push_str(&format!(
+            "smtp_tls_policy_maps = [\"{}\"]\n",
+            path.display()
+        ));
     }
     let world = World::builder()
         .smtp()
@@ -96,7 +111,11 @@ fn scenario_with_policy(
             mx.port
         ))
         .start();
-    world.submit("sender@test.example", &["user@dane.example"], &message("dane"));
+    world.submit(
+        "sender@test.example",
+        &["user@dane.example"],
+        &message("dane"),
+    );
     Scenario {
         world,
         mx,
@@ -116,7 +135,11 @@ fn wait_reason(world: &World, needle: &str) -> String {
             .env
             .queue_json()
             .first()
-            .and_then(|m| m["recipients"][0]["delay_reason"].as_str().map(str::to_string))
+            .and_then(|m| {
+                m["recipients"][0]["delay_reason"]
+                    .as_str()
+                    .map(str::to_string)
+            })
             .unwrap_or_default();
         reason.contains(needle)
     });
@@ -137,7 +160,9 @@ fn a_dane_ee_record_matching_the_mx_key_delivers_verified() {
     let relay = format!("mx.dane.example[127.0.0.1]:{}", s.mx.port);
     // Postfix 3.x's summary line, with the TLS 1.3 details (the MX has a P-256 key).
     let line = s.world.wait_lines(
-        &[&format!("Verified TLS connection established to {relay}: TLSv1.3 with cipher")],
+        &[&format!(
+            "Verified TLS connection established to {relay}: TLSv1.3 with cipher"
+        )],
         1,
     );
     assert!(
@@ -146,8 +171,14 @@ fn a_dane_ee_record_matching_the_mx_key_delivers_verified() {
         ),
         "{line:?}"
     );
-    s.world
-        .wait_lines(&["to=<user@dane.example>", &format!("relay={relay}"), "status=sent"], 1);
+    s.world.wait_lines(
+        &[
+            "to=<user@dane.example>",
+            &format!("relay={relay}"),
+            "status=sent",
+        ],
+        1,
+    );
 }
 
 #[test]
@@ -176,7 +207,10 @@ fn a_tlsa_record_matching_nothing_defers_and_never_sends_in_plaintext() {
         1,
     );
     s.world.wait_lines(
-        &["server certificate verification failed for mx.dane.example[127.0.0.1]", "no TLSA record matches"],
+        &[
+            "server certificate verification failed for mx.dane.example[127.0.0.1]",
+            "no TLSA record matches",
+        ],
         1,
     );
     assert_eq!(s.mx.env.count_mbox("user"), 0);

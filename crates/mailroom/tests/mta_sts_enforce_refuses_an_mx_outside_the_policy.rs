@@ -399,7 +399,11 @@ fn a_cached_policy_survives_a_restart_with_the_policy_server_down() {
     drop(_https);
     world.daemon = None;
     world.start();
-    world.submit("sender@test.example", &["user@example.net"], &message("sts again"));
+    world.submit(
+        "sender@test.example",
+        &["user@example.net"],
+        &message("sts again"),
+    );
     wait_until("both messages deferred by the cached policy", || {
         let queue = world.env.queue_json();
         queue.len() == 2
@@ -411,9 +415,13 @@ fn a_cached_policy_survives_a_restart_with_the_policy_server_down() {
     });
     assert_eq!(peer.connections(), 0);
     assert_eq!(
-        world.lines_with(&["MTA-STS policy of example.net: mode enforce"]).len(),
+        world
+            .lines_with(&["MTA-STS policy of example.net: mode enforce"])
+            .len(),
         1,
         "fetched once, before the restart"
     );
-    assert!(world.lines_with(&["delivering as without MTA-STS"]).is_empty());
+    assert!(world
+        .lines_with(&["delivering as without MTA-STS"])
+        .is_empty());
 }

@@ -57,7 +57,7 @@ pub use mbox::{
 pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Received};
 pub use postfix::{Smarthost, POSTFIX_SERVICES};
 pub use sink::{Sink, SMTP_SINK};
-pub use unbound::{TestZone, Validator};
 pub use text::{find, from_hex, header_value, message, multiset, tail, unfold, users};
+pub use unbound::{TestZone, Validator};
 pub use wait::{poll_every, poll_for, wait_until, DEADLINE};
 pub use world::{Destination, World, WorldBuilder};

@@ -99,7 +99,10 @@ impl Validator {
                 };
             }
             let text = fs::read_to_string(&log).unwrap_or_default();
-            assert!(text.contains("could not open ports"), "unbound failed: {text}");
+            assert!(
+                text.contains("could not open ports"),
+                "unbound failed: {text}"
+            );
         }
         panic!("unbound found no free port");
     }

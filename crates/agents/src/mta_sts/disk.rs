@@ -69,7 +69,10 @@ impl DiskCache {
             return;
         }
         let expires = SystemTime::now() + max_age;
-        let unix = expires.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let unix = expires
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         let content = format!("id {id}\nexpires {unix}\n\n{text}");
         if let Err(e) = self.write(domain, content.as_bytes()) {
             tracing::warn!(target: "smtp", "warning: MTA-STS policy of {domain}: cannot save it in {}: {e}", self.dir.display());
@@ -78,7 +81,10 @@ impl DiskCache {
 
     fn write(&self, domain: &str, content: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)?;
         let temp = self.dir.join(format!(".{domain}.tmp"));
         let mut file = fs::File::create(&temp)?;
         file.write_all(content)?;
@@ -116,7 +122,9 @@ fn plain_domain(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
         && name.len() <= 253
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
 #[cfg(test)]
@@ -135,17 +143,27 @@ mod tests {
         let entries = cache.load();
         assert_eq!(entries.len(), 1);
         let entry = &entries[0];
-        assert_eq!((entry.domain.as_str(), entry.id.as_str()), ("example.net", "abc"));
+        assert_eq!(
+            (entry.domain.as_str(), entry.id.as_str()),
+            ("example.net", "abc")
+        );
         assert_eq!(entry.policy.mx, ["*.example.net"]);
         assert!(entry.remaining > Duration::from_secs(86000));
-        assert!(!dir.path().join("mta-sts/gone.example").exists(), "expired file removed");
+        assert!(
+            !dir.path().join("mta-sts/gone.example").exists(),
+            "expired file removed"
+        );
         assert!(!dir.path().join("evil").exists());
     }
 
     #[test]
     fn a_damaged_file_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("example.net"), "id x\nexpires soon\n\nversion: STSv1\n").unwrap();
+        fs::write(
+            dir.path().join("example.net"),
+            "id x\nexpires soon\n\nversion: STSv1\n",
+        )
+        .unwrap();
         assert!(DiskCache::new(dir.path().to_path_buf()).load().is_empty());
     }
 }

@@ -328,7 +328,8 @@ impl Inner {
         if !policy.level.is_dane() {
             return None;
         }
-        let mx_secure = match nexthop.mx_lookup && nexthop.host.parse::<std::net::IpAddr>().is_err() {
+        let mx_secure = match nexthop.mx_lookup && nexthop.host.parse::<std::net::IpAddr>().is_err()
+        {
             true => self.secure_dns.mx_is_secure(&nexthop.host).await,
             false => None,
         };

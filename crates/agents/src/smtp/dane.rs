@@ -46,7 +46,12 @@ pub(crate) struct Tlsa {
 
 impl Tlsa {
     /// The record if mailroom can use it (RFC 7672 3.1: PKIX-TA/PKIX-EE are unusable in SMTP).
-    fn usable(usage: CertUsage, selector: Selector, matching: Matching, data: &[u8]) -> Option<Self> {
+    fn usable(
+        usage: CertUsage,
+        selector: Selector,
+        matching: Matching,
+        data: &[u8],
+    ) -> Option<Self> {
         let trust_anchor = match usage {
             CertUsage::DaneTa => true,
             CertUsage::DaneEe => false,
@@ -256,9 +261,15 @@ async fn tcp(server: SocketAddr, bytes: &[u8], id: u16) -> Result<Message, Strin
     framed.extend_from_slice(bytes);
     stream.write_all(&framed).await.map_err(|e| e.to_string())?;
     let mut length = [0u8; 2];
-    stream.read_exact(&mut length).await.map_err(|e| e.to_string())?;
+    stream
+        .read_exact(&mut length)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; usize::from(u16::from_be_bytes(length))];
-    stream.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+    stream
+        .read_exact(&mut buf)
+        .await
+        .map_err(|e| e.to_string())?;
     let reply = Message::from_vec(&buf).map_err(|e| e.to_string())?;
     match reply.metadata.id == id {
         true => Ok(reply),
@@ -296,10 +307,9 @@ pub(crate) async fn host_policy(
     let why = match outcome {
         Ok(records) => {
             return Ok(TlsPolicy {
-                level: policy.level,
                 matches: vec!["hostname".into()],
                 tlsa: records,
-                sts_enforced: policy.sts_enforced,
+                ..policy.clone()
             })
         }
         Err(why) => why,
@@ -323,7 +333,7 @@ pub(crate) async fn host_policy(
         level,
         matches,
         tlsa: Vec::new(),
-        sts_enforced: policy.sts_enforced,
+        ..policy.clone()
     })
 }
 
@@ -341,7 +351,8 @@ async fn tlsa_records(
     if !dns.addresses_are_secure(host).await {
         return Ok(Err(NON_DNSSEC));
     }
-    let lookup_error = || Failure::deferred("4.7.5", format!("TLSA lookup error for {host}:{port}"));
+    let lookup_error =
+        || Failure::deferred("4.7.5", format!("TLSA lookup error for {host}:{port}"));
     let answer = dns
         .query(&format!("_{port}._tcp.{host}"), RecordType::TLSA)
         .await
@@ -365,7 +376,9 @@ async fn tlsa_records(
         })
         .collect();
     match usable.is_empty() {
-        true => Ok(Err(Incompatible::CannotAuthenticate("TLSA records unusable"))),
+        true => Ok(Err(Incompatible::CannotAuthenticate(
+            "TLSA records unusable",
+        ))),
         false => Ok(Ok(usable)),
     }
 }
@@ -383,7 +396,13 @@ mod tests {
         assert!(Tlsa::usable(CertUsage::PkixTa, Selector::Full, Matching::Sha256, &sha).is_none());
         // A digest of the wrong length can match nothing.
         assert!(Tlsa::usable(CertUsage::DaneEe, Selector::Spki, Matching::Sha512, &sha).is_none());
-        assert!(Tlsa::usable(CertUsage::DaneEe, Selector::Unassigned(9), Matching::Raw, &sha).is_none());
+        assert!(Tlsa::usable(
+            CertUsage::DaneEe,
+            Selector::Unassigned(9),
+            Matching::Raw,
+            &sha
+        )
+        .is_none());
     }
 
     #[test]
@@ -403,6 +422,9 @@ mod tests {
         assert!(record(true, Matching::Sha256, digest(&ring::digest::SHA256, &spki)).matches(&der));
         assert!(record(false, Matching::Sha512, digest(&ring::digest::SHA512, &der)).matches(&der));
         assert!(!record(true, Matching::Sha256, vec![0; 32]).matches(&der));
-        assert!(!record(true, Matching::Raw, der.clone()).matches(&der), "the key, not the certificate");
+        assert!(
+            !record(true, Matching::Raw, der.clone()).matches(&der),
+            "the key, not the certificate"
+        );
     }
 }

@@ -83,7 +83,7 @@ mod tests;
 
 pub use client::SmtpClient;
 pub use lmtp::LmtpNexthop;
-pub use settings::{Dialect, SaslSettings, SmtpSettings, SmtpTlsLevel, Timeouts};
+pub use settings::{Dialect, SaslSettings, SmtpSettings, SmtpTlsLevel, Timeouts, TlsVersions};
 
 /// Errors of building a client. Delivery problems are never errors: they are outcomes.
 #[derive(Debug, thiserror::Error)]

@@ -162,7 +162,7 @@ impl Opener<'_> {
         if lmtp || level == SmtpTlsLevel::None || !allow_tls || !conn.caps.starttls {
             return self.require_tls(conn).map_err(|f| fail(f, false));
         }
-        let (config, verdict, scheme) = self
+        let handshake = self
             .tls
             .client_config(self.policy, &conn.peer.host, &self.nexthop_name(&conn))
             .map_err(|why| fail(Failure::deferred("4.7.5", why), false))?;
@@ -176,11 +176,15 @@ impl Opener<'_> {
                 false => Ok(conn),
             };
         }
-        let mut conn = match conn.start_tls(config, &scheme, limit).await {
+        let mut conn = match conn.start_tls(&handshake, limit).await {
             Ok(conn) => conn,
-            Err(e) => return Err(self.handshake_failure(&relay, &verdict, &e, fail)),
+            Err(e) => return Err(self.handshake_failure(&relay, &handshake.verdict, &e, fail)),
         };
-        let trust = verdict.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let trust = handshake
+            .verdict
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let word = trust.as_ref().map_or("Anonymous", |(t, _)| t.word());
         tracing::info!(target: "smtp", "{word} TLS connection established to {relay}: {}", conn.tls_session);
         self.hello(&mut conn).await.map_err(|f| fail(f, false))?;

@@ -97,6 +97,7 @@ impl Gate {
             matches: vec!["hostname".into()],
             tlsa: Vec::new(),
             sts_enforced: true,
+            ..policy
         }
     }
 

@@ -56,14 +56,15 @@ impl TlsContext {
     }
 
     /// A client configuration for one session with the MX host `hostname` of `nexthop`
-    /// under `policy`, and the slot its verifier writes the verdict to. Fails only when
-    /// the level needs verification and no trust anchors could be loaded.
+    /// under `policy` (its TLS versions, its SNI name), and the slots its verifier writes
+    /// to. Fails only when the level needs verification and no trust anchors could be
+    /// loaded, or when the policy leaves no TLS version.
     pub fn client_config(
         &self,
         policy: &TlsPolicy,
         hostname: &str,
         nexthop: &str,
-    ) -> Result<(Arc<ClientConfig>, Verdict, SchemeSlot), String> {
+    ) -> Result<Handshake, String> {
         let enforce = policy.level.requires_verification();
         // DANE needs no CA: the TLSA records are the trust anchors.
         let needs_roots = enforce && policy.tlsa.is_empty();
@@ -85,13 +86,64 @@ impl TlsContext {
             verdict: verdict.clone(),
             scheme: scheme.clone(),
         };
-        let config = ClientConfig::builder_with_provider(self.provider.clone())
-            .with_protocol_versions(security::tls::PROTOCOL_VERSIONS)
+        let mut config = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&protocol_versions(policy)?)
             .map_err(|e| e.to_string())?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
-        Ok((Arc::new(config), verdict, scheme))
+        let sni = sni_name(policy, hostname, nexthop);
+        config.enable_sni = sni.is_some();
+        Ok(Handshake {
+            config: Arc::new(config),
+            verdict,
+            scheme,
+            sni,
+        })
+    }
+}
+
+/// One session's TLS client configuration and what its verifier reports.
+pub(crate) struct Handshake {
+    pub config: Arc<ClientConfig>,
+    pub verdict: Verdict,
+    pub scheme: SchemeSlot,
+    /// The SNI name; `None` sends none (Postfix's default without DANE).
+    pub sni: Option<ServerName<'static>>,
+}
+
+/// The policy's TLS versions as rustls's (TLS 1.3 first).
+fn protocol_versions(
+    policy: &TlsPolicy,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    let wanted = policy.versions();
+    let mut versions = Vec::new();
+    if wanted.tls13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if wanted.tls12 {
+        versions.push(&rustls::version::TLS12);
+    }
+    if versions.is_empty() {
+        return Err("TLS is required, but the TLS protocol settings allow no version".into());
+    }
+    Ok(versions)
+}
+
+/// Postfix's SNI rule: DANE sends the MX host name (RFC 7672 8.1); otherwise
+/// `smtp_tls_servername`: empty = none, `hostname`, `nexthop`, or that name.
+fn sni_name(policy: &TlsPolicy, hostname: &str, nexthop: &str) -> Option<ServerName<'static>> {
+    let name = match policy.servername.as_str() {
+        _ if !policy.tlsa.is_empty() => hostname,
+        "" => return None,
+        "hostname" => hostname,
+        "nexthop" => nexthop,
+        other => other,
+    };
+    let name = name.trim_end_matches('.').to_string();
+    match ServerName::try_from(name) {
+        Ok(ServerName::DnsName(dns)) => Some(ServerName::DnsName(dns)),
+        _ => None,
     }
 }
 
@@ -209,7 +261,10 @@ impl PolicyVerifier {
         };
         let algorithms = self.provider.signature_verification_algorithms.all;
         let mut why = "no TLSA record matches the server certificate or its chain".to_string();
-        for anchor in intermediates.iter().filter(|c| ta.iter().any(|r| r.matches(c))) {
+        for anchor in intermediates
+            .iter()
+            .filter(|c| ta.iter().any(|r| r.matches(c)))
+        {
             let Ok(anchor) = webpki::anchor_from_trusted_cert(anchor) else {
                 continue;
             };

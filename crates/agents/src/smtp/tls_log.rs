@@ -33,14 +33,32 @@ pub(crate) fn details(conn: &rustls::ClientConnection, scheme: Option<SignatureS
             .and_then(|cert| rsa_modulus_bits(cert.as_ref()))
     };
     let (name, detail, digest) = match scheme {
-        SignatureScheme::ECDSA_NISTP256_SHA256 => ("ECDSA", Some("prime256v1".into()), Some("SHA256")),
-        SignatureScheme::ECDSA_NISTP384_SHA384 => ("ECDSA", Some("secp384r1".into()), Some("SHA384")),
-        SignatureScheme::ECDSA_NISTP521_SHA512 => ("ECDSA", Some("secp521r1".into()), Some("SHA512")),
+        SignatureScheme::ECDSA_NISTP256_SHA256 => {
+            ("ECDSA", Some("prime256v1".into()), Some("SHA256"))
+        }
+        SignatureScheme::ECDSA_NISTP384_SHA384 => {
+            ("ECDSA", Some("secp384r1".into()), Some("SHA384"))
+        }
+        SignatureScheme::ECDSA_NISTP521_SHA512 => {
+            ("ECDSA", Some("secp521r1".into()), Some("SHA512"))
+        }
         SignatureScheme::ED25519 => ("ED25519", None, None),
         SignatureScheme::ED448 => ("ED448", None, None),
-        SignatureScheme::RSA_PSS_SHA256 => ("RSA-PSS", rsa_bits().map(|b| format!("{b} bits")), Some("SHA256")),
-        SignatureScheme::RSA_PSS_SHA384 => ("RSA-PSS", rsa_bits().map(|b| format!("{b} bits")), Some("SHA384")),
-        SignatureScheme::RSA_PSS_SHA512 => ("RSA-PSS", rsa_bits().map(|b| format!("{b} bits")), Some("SHA512")),
+        SignatureScheme::RSA_PSS_SHA256 => (
+            "RSA-PSS",
+            rsa_bits().map(|b| format!("{b} bits")),
+            Some("SHA256"),
+        ),
+        SignatureScheme::RSA_PSS_SHA384 => (
+            "RSA-PSS",
+            rsa_bits().map(|b| format!("{b} bits")),
+            Some("SHA384"),
+        ),
+        SignatureScheme::RSA_PSS_SHA512 => (
+            "RSA-PSS",
+            rsa_bits().map(|b| format!("{b} bits")),
+            Some("SHA512"),
+        ),
         _ => return text,
     };
     text.push_str(&format!(" server-signature {name}"));
@@ -76,7 +94,9 @@ fn item(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
         (len, &rest[n..])
     };
     (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
