@@ -261,7 +261,8 @@ pub struct Config {
     pub smtp_destination_concurrency_limit: usize,
     /// Postfix: `default_destination_recipient_limit` for smtp (recipients per transaction).
     pub smtp_destination_recipient_limit: usize,
-    /// `none`, `may` (opportunistic STARTTLS), `encrypt`, `verify` or `secure`.
+    /// `none`, `may` (opportunistic STARTTLS), `encrypt`, `verify`, `secure`, `dane` or
+    /// `dane-only`.
     pub smtp_tls_security_level: SmtpTlsLevel,
     /// PEM CA bundle for `verify`/`secure`; empty = the system store (/etc/ssl/certs).
     /// Postfix: `smtp_tls_CAfile` (the field is snake case; the parameter keeps Postfix's name).
