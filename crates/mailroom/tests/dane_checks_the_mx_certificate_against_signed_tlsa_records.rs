@@ -9,7 +9,8 @@
 //! DANE-TA (2 0 1) of the CA, level from smtp_tls_policy_maps → delivered and Verified;
 //! a TLSA digest matching nothing → deferred 4.7.5 "Server certificate not verified";
 //! an unsigned zone → `dane` delivers over unauthenticated TLS ("Untrusted"), `dane-only`
-//! defers with Postfix's "non DNSSEC destination".
+//! defers with Postfix's "non DNSSEC destination"; a TLSA record altered after signing
+//! (bogus: unbound answers SERVFAIL) → deferred "TLSA lookup error", even at `dane`.
 
 use std::fs;
 use std::path::Path;
@@ -93,6 +94,17 @@ fn scenario_with_policy(
         true => TestZone::signed("dane.example", &records),
         false => TestZone::unsigned("dane.example", &records),
     };
+    start_sender(certs, mx, zone, config, policy)
+}
+
+/// Starts the resolver serving `zone` and the sending mailroom, and submits the message.
+fn start_sender(
+    certs: tempfile::TempDir,
+    mx: World,
+    zone: TestZone,
+    config: &str,
+    policy: Option<&str>,
+) -> Scenario {
     let validator = Validator::start(&[zone]);
     let mut config = config.to_string();
     if let Some(policy) = policy {
@@ -238,4 +250,32 @@ fn dane_only_without_signed_records_defers() {
         1,
     );
     assert_eq!(s.mx.env.count_mbox("user"), 0);
+}
+
+#[test]
+fn a_bogus_tlsa_record_defers_even_at_dane() {
+    let certs = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("mailroom DANE test CA");
+    let mx = start_mx(certs.path(), &ca);
+    let good = sha256(&certs.path().join("mx.crt"), true);
+    let tlsa = format!("_{}._tcp.mx IN TLSA 3 1 1 {good}", mx.port);
+    let records = ["@ IN MX 10 mx.dane.example.", "mx IN A 127.0.0.1", &tlsa];
+    // The signature covers the right digest; the zone then serves another one.
+    let zone = TestZone::tampered("dane.example", &records, &good, &"cd".repeat(32));
+    let port = mx.port;
+    let s = start_sender(certs, mx, zone, DANE, None);
+    let reason = wait_reason(&s.world, "TLSA");
+    assert_eq!(
+        reason,
+        format!("TLSA lookup error for mx.dane.example:{port}")
+    );
+    s.world.wait_lines(
+        &["to=<user@dane.example>", "status=deferred", "dsn=4.7.5"],
+        1,
+    );
+    assert_eq!(
+        s.mx.env.count_mbox("user"),
+        0,
+        "never downgraded to opportunistic TLS"
+    );
 }

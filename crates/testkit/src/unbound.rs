@@ -23,6 +23,9 @@ pub struct TestZone {
     pub origin: String,
     pub records: Vec<String>,
     pub signed: bool,
+    /// Text replaced in the signed file after signing (`from`, `to`): a record whose
+    /// signature no longer matches, which a validating resolver calls bogus (SERVFAIL).
+    pub tamper: Option<(String, String)>,
 }
 
 impl TestZone {
@@ -36,11 +39,20 @@ impl TestZone {
         TestZone::new(origin, records, false)
     }
 
+    /// A signed zone in which `from` is replaced by `to` after signing (bogus data).
+    pub fn tampered(origin: &str, records: &[&str], from: &str, to: &str) -> TestZone {
+        TestZone {
+            tamper: Some((from.to_string(), to.to_string())),
+            ..TestZone::new(origin, records, true)
+        }
+    }
+
     fn new(origin: &str, records: &[&str], signed: bool) -> TestZone {
         TestZone {
             origin: origin.trim_end_matches('.').to_string(),
             records: records.iter().map(|r| r.to_string()).collect(),
             signed,
+            tamper: None,
         }
     }
 }
@@ -63,6 +75,14 @@ impl Validator {
             let file = write_zone(dir.path(), zone);
             if zone.signed {
                 let key = sign(dir.path(), zone);
+                if let Some((from, to)) = &zone.tamper {
+                    let text = fs::read_to_string(&file).expect("signed zone");
+                    assert!(
+                        text.contains(from.as_str()),
+                        "{from:?} not in the signed zone"
+                    );
+                    fs::write(&file, text.replace(from.as_str(), to)).expect("tampered zone");
+                }
                 anchors.push_str(&format!("  trust-anchor-file: \"{key}\"\n"));
             }
             conf.push_str(&format!(
