@@ -9,6 +9,8 @@
 //!                            ▼ (≠421)   │                                   │ bad certificate at verify/secure → 4.7.5
 //!                         HELO 2xx ─────┴─ no STARTTLS: may → plain, encrypt and above → 4.7.4
 //! ```
+//! At `dane`/`dane-only` the host's own policy comes first ([`dane::host_policy`]: its TLSA
+//! records, or the fallback level, or a deferral before any connection).
 //! LMTP (RFC 2033, [`Dialect::Lmtp`]): greeting, then LHLO; a refused LHLO ends the session
 //! (there is no HELO to fall back to) and STARTTLS is never tried.
 //!
