@@ -34,6 +34,10 @@ command -v man >/dev/null || need_apt+=(man-db)
 # from PyPI verifies mailroom's signatures (it brings dnspython; PyNaCl for ed25519-sha256);
 # RSA keys are made with openssl, as opendkim-genkey makes them.
 command -v openssl >/dev/null || need_apt+=(openssl)
+# DANE end-to-end test (crates/mailroom/tests/dane_checks_the_mx_certificate_against_signed_tlsa_records.rs):
+# a real DNSSEC-validating resolver (unbound) serving zones signed with ldns-signzone (ldnsutils).
+command -v unbound >/dev/null || need_apt+=(unbound)
+command -v ldns-signzone >/dev/null || need_apt+=(ldnsutils)
 if ! python3 -c 'import dkim, dns.message, nacl.signing' 2>/dev/null; then
     python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 fi

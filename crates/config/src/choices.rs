@@ -62,6 +62,12 @@ pub enum SmtpTlsLevel {
     /// TLS required, trusted chain and a name of `smtp_tls_secure_cert_match` (default the
     /// nexthop domain or a subdomain of it: not taken from DNS).
     Secure,
+    /// RFC 7672 DANE: the certificate must match the MX host's DNSSEC-signed TLSA records;
+    /// without secure TLSA records the destination gets `may` (`encrypt` when all its TLSA
+    /// records are unusable).
+    Dane,
+    /// DANE or nothing: without secure, usable TLSA records the mail is deferred.
+    DaneOnly,
 }
 
 impl Choice for SmtpTlsLevel {
@@ -71,6 +77,8 @@ impl Choice for SmtpTlsLevel {
         ("encrypt", SmtpTlsLevel::Encrypt),
         ("verify", SmtpTlsLevel::Verify),
         ("secure", SmtpTlsLevel::Secure),
+        ("dane", SmtpTlsLevel::Dane),
+        ("dane-only", SmtpTlsLevel::DaneOnly),
     ];
 }
 
@@ -90,9 +98,20 @@ impl SmtpTlsLevel {
         !matches!(self, SmtpTlsLevel::None | SmtpTlsLevel::May)
     }
 
-    /// True when the certificate must be verified (chain and name).
+    /// True when the certificate must be verified (chain and name, or TLSA records).
     pub fn requires_verification(self) -> bool {
-        matches!(self, SmtpTlsLevel::Verify | SmtpTlsLevel::Secure)
+        matches!(
+            self,
+            SmtpTlsLevel::Verify
+                | SmtpTlsLevel::Secure
+                | SmtpTlsLevel::Dane
+                | SmtpTlsLevel::DaneOnly
+        )
+    }
+
+    /// True for the DANE levels, which are resolved per MX host from its TLSA records.
+    pub fn is_dane(self) -> bool {
+        matches!(self, SmtpTlsLevel::Dane | SmtpTlsLevel::DaneOnly)
     }
 }
 

@@ -58,6 +58,7 @@ mod postconf;
 mod print;
 mod reference;
 mod resolve;
+mod tls_protocols;
 mod units;
 mod validate;
 
@@ -72,6 +73,7 @@ pub use load::SYSTEM_CONFIG_PATH;
 pub use postconf::{config_file, parameter_name, postconf_parameters, Show};
 pub use print::{render, render_one, PrintMode};
 pub use reference::{parameter_reference, Origin, ParameterDoc};
+pub use tls_protocols::TlsVersions;
 
 /// The effective configuration. Every field is a Postfix parameter of the same name unless
 /// its doc says otherwise. Durations are [`Duration`], sizes are bytes.
@@ -262,7 +264,8 @@ pub struct Config {
     pub smtp_destination_concurrency_limit: usize,
     /// Postfix: `default_destination_recipient_limit` for smtp (recipients per transaction).
     pub smtp_destination_recipient_limit: usize,
-    /// `none`, `may` (opportunistic STARTTLS), `encrypt`, `verify` or `secure`.
+    /// `none`, `may` (opportunistic STARTTLS), `encrypt`, `verify`, `secure`, `dane` or
+    /// `dane-only`.
     pub smtp_tls_security_level: SmtpTlsLevel,
     /// PEM CA bundle for `verify`/`secure`; empty = the system store (/etc/ssl/certs).
     /// Postfix: `smtp_tls_CAfile` (the field is snake case; the parameter keeps Postfix's name).
@@ -273,6 +276,16 @@ pub struct Config {
     pub smtp_tls_verify_cert_match: Vec<String>,
     /// tls_policy(5) files: `example.org secure match=mx.example.org`.
     pub smtp_tls_policy_maps: Vec<String>,
+    /// SNI: empty (none), `hostname`, `nexthop` or a DNS name (Postfix 3.4).
+    pub smtp_tls_servername: String,
+    /// TLS versions at `may` (Postfix syntax, `>=TLSv1`).
+    pub smtp_tls_protocols: String,
+    /// TLS versions at `encrypt` and above (`>=TLSv1`).
+    pub smtp_tls_mandatory_protocols: String,
+    /// Cipher grade at `may` (`medium`; accepted, rustls's suites are all "high").
+    pub smtp_tls_ciphers: String,
+    /// Cipher grade at `encrypt` and above (`medium`; likewise).
+    pub smtp_tls_mandatory_ciphers: String,
     /// Postfix: authenticate to servers that offer AUTH (default no).
     pub smtp_sasl_auth_enable: bool,
     /// Files of `[host]:port user:password` lines (Postfix text-map syntax).

@@ -398,9 +398,20 @@ pub(crate) const PARAMS: &[Param] = &[
         |text: &str| Ok::<_, String>(text.to_string()),
         String::clone
     ),
+    text!(smtp_tls_ciphers, crate::tls_protocols::cipher_grade),
+    text!(
+        smtp_tls_mandatory_ciphers,
+        crate::tls_protocols::cipher_grade
+    ),
+    text!(
+        smtp_tls_mandatory_protocols,
+        crate::tls_protocols::protocol_list
+    ),
     list!(smtp_tls_policy_maps),
+    text!(smtp_tls_protocols, crate::tls_protocols::protocol_list),
     list!(smtp_tls_secure_cert_match),
     choice!(smtp_tls_security_level),
+    text!(smtp_tls_servername, servername),
     list!(smtp_tls_verify_cert_match),
     text!(smtpd_banner, required),
     count!(smtpd_client_auth_failure_limit),
@@ -511,6 +522,24 @@ fn positive<T: PartialEq + Default>(value: T) -> Result<T, String> {
 }
 
 /// Deliveries to `|command` and `/file` run with `default_privs`; root would defeat that.
+/// `smtp_tls_servername`: empty, `hostname`, `nexthop`, or a DNS name in A-label form.
+fn servername(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty() || name.trim_end_matches('.').split('.').all(label_ok) {
+        return Ok(name.to_string());
+    }
+    Err(format!(
+        "{name:?} is not a DNS host name (in A-label form), hostname or nexthop"
+    ))
+}
+
 fn unprivileged_user(text: &str) -> Result<String, String> {
     let user = required(text)?;
     if user == "root" || user == "0" {

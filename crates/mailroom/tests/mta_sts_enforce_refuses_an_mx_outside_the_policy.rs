@@ -379,3 +379,49 @@ fn enforce_defers_mail_to_an_mx_whose_certificate_names_another_host() {
     );
     assert_eq!(mx.env.count_mbox("user"), 0);
 }
+
+#[test]
+fn a_cached_policy_survives_a_restart_with_the_policy_server_down() {
+    let Scenario {
+        mut world,
+        peer,
+        _dns,
+        _https,
+        _certs,
+    } = scenario("mx.elsewhere.example", ENFORCE, true);
+    wait_reason(&world, "MTA-STS policy of example.net");
+    let file = world.env.root.join("mta-sts/example.net");
+    wait_until("the policy saved on disk", || {
+        fs::read_to_string(&file).is_ok_and(|text| text.ends_with(ENFORCE))
+    });
+    // The policy host goes away and the daemon restarts: the policy on disk still holds
+    // (RFC 8461 3.3), the MX outside it still gets nothing.
+    drop(_https);
+    world.daemon = None;
+    world.start();
+    world.submit(
+        "sender@test.example",
+        &["user@example.net"],
+        &message("sts again"),
+    );
+    wait_until("both messages deferred by the cached policy", || {
+        let queue = world.env.queue_json();
+        queue.len() == 2
+            && queue.iter().all(|m| {
+                m["recipients"][0]["delay_reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("MTA-STS policy of example.net (mode enforce)"))
+            })
+    });
+    assert_eq!(peer.connections(), 0);
+    assert_eq!(
+        world
+            .lines_with(&["MTA-STS policy of example.net: mode enforce"])
+            .len(),
+        1,
+        "fetched once, before the restart"
+    );
+    assert!(world
+        .lines_with(&["delivering as without MTA-STS"])
+        .is_empty());
+}

@@ -11,7 +11,7 @@
 //! ([`TestCa`]). One SMTP [`Client`], one [`wait_until`] (over one [`poll_for`]), one DSN
 //! reader ([`parse_dsn`]); the fault suite's counting helpers live in [`fault`], the
 //! privilege-separation accounts and worlds in [`privsep`], a real Dovecot LMTP server in
-//! [`dovecot`].
+//! [`dovecot`], a DNSSEC-validating unbound serving signed test zones in [`Validator`].
 //!
 //! Everything is bounded in time (sockets time out, waits poll with a deadline, never a
 //! blind sleep) and everything started is stopped on drop (daemons SIGKILLed, peers closed,
@@ -38,6 +38,7 @@ pub mod privsep;
 mod sink;
 mod stage;
 mod text;
+mod unbound;
 mod wait;
 mod world;
 
@@ -57,5 +58,6 @@ pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Recei
 pub use postfix::{Smarthost, POSTFIX_SERVICES};
 pub use sink::{Sink, SMTP_SINK};
 pub use text::{find, from_hex, header_value, message, multiset, tail, unfold, users};
+pub use unbound::{TestZone, Validator};
 pub use wait::{poll_every, poll_for, wait_until, DEADLINE};
 pub use world::{Destination, World, WorldBuilder};

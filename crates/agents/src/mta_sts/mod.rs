@@ -17,6 +17,7 @@
 //! Security stance: DNS answers and the HTTPS server are untrusted: the policy only narrows
 //! where mail may go; the certificate of the policy host is always verified.
 
+mod disk;
 mod fetch;
 pub mod policy;
 
@@ -43,6 +44,8 @@ pub struct MtaStsSettings {
     pub ca_file: Option<PathBuf>,
     /// `smtp_mta_sts_policy_port` (443).
     pub policy_port: u16,
+    /// Where policies are kept across restarts: `$data_directory/mta-sts`.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl MtaStsSettings {
@@ -52,6 +55,7 @@ impl MtaStsSettings {
             enabled: cfg.smtp_mta_sts,
             ca_file: (!ca.is_empty()).then(|| PathBuf::from(ca)),
             policy_port: cfg.smtp_mta_sts_policy_port,
+            cache_dir: Some(cfg.data_directory.join("mta-sts")),
         }
     }
 }
@@ -69,6 +73,8 @@ pub struct MtaSts {
     /// Verifying TLS for policy hosts and, in mode enforce, for MX hosts.
     tls: Arc<rustls::ClientConfig>,
     cache: Mutex<HashMap<String, Cached>>,
+    /// The same policies on disk, read back at start.
+    disk: Option<disk::DiskCache>,
 }
 
 impl MtaSts {
@@ -79,10 +85,22 @@ impl MtaSts {
         }
         let tls = security::tls::client_config_verify(settings.ca_file.as_deref())
             .map_err(|e| format!("smtp_mta_sts: {e}"))?;
+        let disk = settings.cache_dir.clone().map(disk::DiskCache::new);
+        let mut cache = HashMap::new();
+        for entry in disk.iter().flat_map(disk::DiskCache::load) {
+            let expires = Instant::now() + entry.remaining;
+            let cached = Cached {
+                id: entry.id,
+                policy: entry.policy,
+                expires,
+            };
+            cache.insert(entry.domain, cached);
+        }
         Ok(Some(MtaSts {
             port: settings.policy_port,
             tls,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(cache),
+            disk,
         }))
     }
 
@@ -103,7 +121,12 @@ impl MtaSts {
         }
         match fetch::policy(resolver, domain, self.port, self.tls.clone(), FETCH_TIMEOUT).await {
             Ok(text) => match Policy::parse(&text) {
-                Ok(policy) => Some(self.store(domain, id, policy)),
+                Ok(policy) => {
+                    if let Some(disk) = &self.disk {
+                        disk.save(domain, &id, &text, policy.max_age);
+                    }
+                    Some(self.store(domain, id, policy))
+                }
                 Err(why) => self.fetch_failed(domain, &format!("bad policy: {why}")),
             },
             Err(why) => self.fetch_failed(domain, &why),
@@ -197,6 +220,7 @@ mod tests {
             port: 443,
             tls: security::tls::client_config_may(),
             cache: Mutex::new(HashMap::new()),
+            disk: None,
         }
     }
 

@@ -25,6 +25,7 @@ use envelope::{DeliveryReport, Envelope, Nexthop, OutcomeKind, QueueId};
 
 use super::cache::ConnectionCache;
 use super::conn::{Connection, Endpoint, Peer};
+use super::dane::{Dane, SecureDns};
 use super::dns::Dns;
 use super::failure::{Failure, Phase};
 use super::job::{Job, Outcomes, Rcpt};
@@ -54,6 +55,8 @@ pub struct SmtpClient {
 struct Inner {
     settings: SmtpSettings,
     dns: Dns,
+    /// DNSSEC-aware queries for DANE.
+    secure_dns: SecureDns,
     tls: TlsContext,
     /// `smtp_tls_policy_maps`, or why they cannot be used (then all mail waits).
     policies: Result<TextMap, String>,
@@ -68,6 +71,7 @@ impl SmtpClient {
     /// unusable settings (a bad `dns_nameservers` entry).
     pub fn new(settings: SmtpSettings) -> Result<SmtpClient, SmtpError> {
         let dns = Dns::new(&settings.dns_nameservers)?;
+        let secure_dns = SecureDns::new(&settings.dns_nameservers);
         let tls = TlsContext::load(&settings.ca_file);
         let policies = TextMap::load(
             "smtp_tls_policy_maps",
@@ -92,6 +96,7 @@ impl SmtpClient {
             inner: Arc::new(Inner {
                 settings,
                 dns,
+                secure_dns,
                 tls,
                 policies,
                 passwords,
@@ -246,7 +251,8 @@ impl Inner {
                 return Some(failure.text);
             }
         };
-        let opener = self.opener(hop, &policy, passwords, job);
+        let mut opener = self.opener(hop, &policy, passwords, job);
+        opener.dane = self.dane(hop, &policy).await;
         // A session authenticated for one sender is not reused for another, and under an
         // enforced MTA-STS policy every session is opened (and verified) anew.
         let reuse = (!self.settings.sasl.sender_dependent || passwords.is_none())
@@ -309,7 +315,28 @@ impl Inner {
             },
             passwords,
             sender: &job.env.sender,
+            dane: None,
         }
+    }
+
+    /// At a DANE level, the DNSSEC queries and whether the destination's MX RRset is
+    /// validated (asked once per delivery; each host's TLSA records when it is tried).
+    async fn dane(&self, hop: &LmtpNexthop, policy: &TlsPolicy) -> Option<Dane<'_>> {
+        let LmtpNexthop::Inet(nexthop) = hop else {
+            return None;
+        };
+        if !policy.level.is_dane() {
+            return None;
+        }
+        let mx_secure = match nexthop.mx_lookup && nexthop.host.parse::<std::net::IpAddr>().is_err()
+        {
+            true => self.secure_dns.mx_is_secure(&nexthop.host).await,
+            false => None,
+        };
+        Some(Dane {
+            dns: &self.secure_dns,
+            mx_secure,
+        })
     }
 
     /// The servers to try, narrowed by the destination's MTA-STS policy when it has one.

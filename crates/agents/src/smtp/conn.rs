@@ -15,7 +15,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -243,7 +242,7 @@ impl Connection {
     /// Runs the TLS handshake on this connection (after the server's 220 to STARTTLS).
     pub async fn start_tls(
         self,
-        config: Arc<rustls::ClientConfig>,
+        handshake: &super::tls::Handshake,
         limit: Duration,
     ) -> Result<Connection, ConnError> {
         if self.has_unread_input() {
@@ -256,14 +255,21 @@ impl Connection {
                 "TLS is already on, or not possible here".into(),
             ));
         };
-        let name = server_name(&self.peer);
-        let handshake = TlsConnector::from(config).connect(name, tcp);
+        // Without SNI (`enable_sni` off) the name only satisfies the API: the certificate
+        // is checked by the configuration's verifier against the policy's names.
+        let name = handshake
+            .sni
+            .clone()
+            .unwrap_or_else(|| server_name(&self.peer));
+        let scheme = handshake.scheme.clone();
+        let handshake = TlsConnector::from(handshake.config.clone()).connect(name, tcp);
         let tls = match tokio::time::timeout(limit, handshake).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => return Err(ConnError::Protocol(e.to_string())),
             Err(_) => return Err(ConnError::Timeout),
         };
-        let tls_session = super::tls::describe_session(tls.get_ref().1);
+        let signed_with = *scheme.lock().unwrap_or_else(|e| e.into_inner());
+        let tls_session = super::tls::describe_session(tls.get_ref().1, signed_with);
         Ok(Connection {
             reader: BufReader::new(Stream::Net(NetStream::Tls(Box::new(tls)))),
             peer: self.peer,
@@ -283,9 +289,8 @@ impl Connection {
     }
 }
 
-/// The TLS server name: the MX host name when it is a DNS name, else the address (rustls
-/// sends no SNI for addresses). The certificate is checked by the configuration's verifier
-/// against the destination's match list, not against this name.
+/// A server name for a session without SNI: the MX host name when it is a DNS name, else
+/// the address (never sent: the configuration has SNI off).
 fn server_name(peer: &Peer) -> ServerName<'static> {
     match (&peer.addr, ServerName::try_from(peer.host.clone())) {
         (_, Ok(name)) => name,

@@ -103,15 +103,19 @@ impl Dns {
 
 /// A name server from `dns_nameservers`: UDP, plus TCP for truncated answers.
 fn name_server(text: &str) -> Result<NameServerConfig, SmtpError> {
-    let addr = text
-        .parse::<SocketAddr>()
-        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-        .map_err(|_| SmtpError::Nameserver(text.to_string()))?;
+    let addr = server_address(text).ok_or_else(|| SmtpError::Nameserver(text.to_string()))?;
     let mut udp = ConnectionConfig::udp();
     udp.port = addr.port();
     let mut tcp = ConnectionConfig::tcp();
     tcp.port = addr.port();
     Ok(NameServerConfig::new(addr.ip(), true, vec![udp, tcp]))
+}
+
+/// A `dns_nameservers` entry as a socket address (port 53 when it names none).
+pub(crate) fn server_address(text: &str) -> Option<SocketAddr> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .ok()
 }
 
 /// A TLS client configuration with no trust anchors (see [`Dns::new`]).

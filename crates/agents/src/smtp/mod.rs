@@ -60,6 +60,7 @@ macro_rules! note {
 mod cache;
 mod client;
 mod conn;
+mod dane;
 mod dns;
 mod failure;
 pub mod generic;
@@ -73,6 +74,7 @@ mod session;
 mod settings;
 mod sts;
 mod tls;
+mod tls_log;
 mod transaction;
 mod wire;
 
@@ -81,7 +83,7 @@ mod tests;
 
 pub use client::SmtpClient;
 pub use lmtp::LmtpNexthop;
-pub use settings::{Dialect, SaslSettings, SmtpSettings, SmtpTlsLevel, Timeouts};
+pub use settings::{Dialect, SaslSettings, SmtpSettings, SmtpTlsLevel, Timeouts, TlsVersions};
 
 /// Errors of building a client. Delivery problems are never errors: they are outcomes.
 #[derive(Debug, thiserror::Error)]

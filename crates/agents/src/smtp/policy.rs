@@ -13,7 +13,7 @@
 use envelope::Nexthop;
 
 use super::maps::TextMap;
-use super::settings::{SmtpSettings, SmtpTlsLevel};
+use super::settings::{SmtpSettings, SmtpTlsLevel, TlsVersions};
 
 /// What TLS a destination gets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,14 +22,44 @@ pub(crate) struct TlsPolicy {
     /// Certificate name rules at verify/secure (`hostname`, `nexthop`, `dot-nexthop`, a
     /// name, `.domain`); empty below verify.
     pub matches: Vec<String>,
+    /// At a DANE level, once resolved for one MX host ([`super::dane::host_policy`]): the
+    /// usable TLSA records the certificate must match. Empty otherwise.
+    pub tlsa: Vec<super::dane::Tlsa>,
+    /// An enforced MTA-STS policy applies: a DANE destination without TLSA records falls
+    /// back to `verify`, not `may` (RFC 8461 2: DANE first, then MTA-STS).
+    pub sts_enforced: bool,
+    /// `smtp_tls_servername` or the entry's `servername=`: empty (no SNI), `hostname`,
+    /// `nexthop` or a name.
+    pub servername: String,
+    /// TLS versions at `may` (`smtp_tls_protocols`) and above (`smtp_tls_mandatory_protocols`);
+    /// an entry's `protocols=` sets both.
+    pub protocols: TlsVersions,
+    pub mandatory_protocols: TlsVersions,
 }
 
 impl TlsPolicy {
     /// No TLS (LMTP, whose lmtp_tls_* mailroom does not implement).
     pub fn none() -> TlsPolicy {
+        let all = TlsVersions {
+            tls12: true,
+            tls13: true,
+        };
         TlsPolicy {
             level: SmtpTlsLevel::None,
             matches: Vec::new(),
+            tlsa: Vec::new(),
+            sts_enforced: false,
+            servername: String::new(),
+            protocols: all,
+            mandatory_protocols: all,
+        }
+    }
+
+    /// The TLS versions this level may use.
+    pub fn versions(&self) -> TlsVersions {
+        match self.level.requires_tls() {
+            true => self.mandatory_protocols,
+            false => self.protocols,
         }
     }
 
@@ -52,7 +82,15 @@ impl TlsPolicy {
             SmtpTlsLevel::Secure => explicit.unwrap_or_else(|| settings.secure_cert_match.clone()),
             _ => Vec::new(),
         };
-        TlsPolicy { level, matches }
+        TlsPolicy {
+            level,
+            matches,
+            tlsa: Vec::new(),
+            sts_enforced: false,
+            servername: settings.tls_servername.clone(),
+            protocols: settings.tls_protocols,
+            mandatory_protocols: settings.tls_mandatory_protocols,
+        }
     }
 }
 
@@ -82,15 +120,17 @@ fn lookup(table: &TextMap, nexthop: &Nexthop) -> Option<(String, String)> {
         .find_map(|key| table.get(&key).map(|value| (key, value)))
 }
 
-/// `level [match=a:b] [other=…]`; other attributes (ciphers, protocols) are accepted and
-/// ignored: rustls offers only TLS 1.2 and 1.3 with strong ciphers.
+/// `level [match=a:b] [protocols=!TLSv1.2] [servername=hostname] [other=…]`; other
+/// attributes (ciphers, exclude) are accepted and ignored: rustls offers only strong ciphers.
 fn parse_entry(settings: &SmtpSettings, key: String, value: &str) -> Result<TlsPolicy, String> {
     let mut words = value.split_whitespace();
     let word = words.next().unwrap_or("");
     let level = SmtpTlsLevel::parse(word).map_err(|why| {
         format!("smtp_tls_policy_maps: {key}: invalid TLS security level \"{word}\" ({why})")
     })?;
-    let explicit = words
+    let attributes: Vec<&str> = words.collect();
+    let explicit = attributes
+        .iter()
         .filter_map(|attribute| attribute.strip_prefix("match="))
         .map(|names| {
             names
@@ -100,7 +140,21 @@ fn parse_entry(settings: &SmtpSettings, key: String, value: &str) -> Result<TlsP
                 .collect()
         })
         .next();
-    Ok(TlsPolicy::level(settings, level, explicit))
+    let mut policy = TlsPolicy::level(settings, level, explicit);
+    for attribute in &attributes {
+        if let Some(list) = attribute.strip_prefix("protocols=") {
+            let versions = TlsVersions::parse(list)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    format!("smtp_tls_policy_maps: {key}: invalid protocols \"{list}\"")
+                })?;
+            (policy.protocols, policy.mandatory_protocols) = (versions, versions);
+        } else if let Some(name) = attribute.strip_prefix("servername=") {
+            policy.servername = name.to_string();
+        }
+    }
+    Ok(policy)
 }
 
 #[cfg(test)]
@@ -170,6 +224,25 @@ mod tests {
             (default.level, default.matches.len()),
             (SmtpTlsLevel::May, 0)
         );
+    }
+
+    #[test]
+    fn protocols_and_servername_attributes_override_the_parameters() {
+        let t = table(
+            "example.org encrypt protocols=!TLSv1.3 servername=hostname ciphers=high\n\
+             bad.example encrypt protocols=TLSv1.1\n",
+        );
+        let s = settings();
+        let p = TlsPolicy::for_nexthop(&s, &t, &hop("example.org", None, true)).unwrap();
+        assert_eq!((p.versions().tls12, p.versions().tls13), (true, false));
+        assert_eq!(p.servername, "hostname");
+        let default = TlsPolicy::for_nexthop(&s, &t, &hop("other.example", None, true)).unwrap();
+        assert_eq!(
+            (default.versions().tls13, default.servername.as_str()),
+            (true, "")
+        );
+        let err = TlsPolicy::for_nexthop(&s, &t, &hop("bad.example", None, true)).unwrap_err();
+        assert!(err.contains("invalid protocols \"TLSv1.1\""), "{err}");
     }
 
     #[test]

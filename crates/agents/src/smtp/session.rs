@@ -9,6 +9,8 @@
 //!                            ▼ (≠421)   │                                   │ bad certificate at verify/secure → 4.7.5
 //!                         HELO 2xx ─────┴─ no STARTTLS: may → plain, encrypt and above → 4.7.4
 //! ```
+//! At `dane`/`dane-only` the host's own policy comes first ([`dane::host_policy`]: its TLSA
+//! records, or the fallback level, or a deferral before any connection).
 //! LMTP (RFC 2033, [`Dialect::Lmtp`]): greeting, then LHLO; a refused LHLO ends the session
 //! (there is no HELO to fall back to) and STARTTLS is never tried.
 //!
@@ -27,7 +29,8 @@ use std::io;
 
 use envelope::Nexthop;
 
-use super::conn::{ConnError, Connection, Peer};
+use super::conn::{ConnError, Connection, Endpoint, Peer};
+use super::dane::{self, Dane};
 use super::failure::{soften, Failure, Phase};
 use super::maps::TextMap;
 use super::policy::TlsPolicy;
@@ -57,11 +60,38 @@ pub(crate) struct Opener<'a> {
     /// `smtp_sasl_password_maps` when `smtp_sasl_auth_enable` is on.
     pub passwords: Option<&'a TextMap>,
     pub sender: &'a str,
+    /// At a DANE level: how to find the host's TLSA records (`dane.rs`).
+    pub dane: Option<Dane<'a>>,
 }
 
 impl Opener<'_> {
-    /// Connects to `peer` and runs the handshake; `allow_tls = false` skips STARTTLS.
+    /// Connects to `peer` and runs the handshake; `allow_tls = false` skips STARTTLS. At a
+    /// DANE level the host's own policy is resolved first (a dane-only host without usable
+    /// TLSA records, or a TLSA lookup error, fails here, before any connection).
     pub async fn open(&self, peer: Peer, allow_tls: bool) -> Result<Connection, HostFailure> {
+        let Some(dane) = self.dane.filter(|_| self.policy.level.is_dane()) else {
+            return self.open_resolved(peer, allow_tls).await;
+        };
+        let port = match &peer.addr {
+            Endpoint::Tcp(addr) => addr.port(),
+            Endpoint::Unix(_) => self.settings.default_port,
+        };
+        let policy = dane::host_policy(dane.dns, self.policy, dane.mx_secure, &peer.host, port)
+            .await
+            .map_err(|failure| HostFailure {
+                failure,
+                relay: "none".to_string(),
+                retry_plain: false,
+            })?;
+        let resolved = Opener {
+            policy: &policy,
+            dane: None,
+            ..*self
+        };
+        resolved.open_resolved(peer, allow_tls).await
+    }
+
+    async fn open_resolved(&self, peer: Peer, allow_tls: bool) -> Result<Connection, HostFailure> {
         let timeouts = self.settings.checked_timeouts();
         let conn = Connection::connect(peer.clone(), timeouts.connect)
             .await
@@ -134,7 +164,7 @@ impl Opener<'_> {
         if lmtp || level == SmtpTlsLevel::None || !allow_tls || !conn.caps.starttls {
             return self.require_tls(conn).map_err(|f| fail(f, false));
         }
-        let (config, verdict) = self
+        let handshake = self
             .tls
             .client_config(self.policy, &conn.peer.host, &self.nexthop_name(&conn))
             .map_err(|why| fail(Failure::deferred("4.7.5", why), false))?;
@@ -148,11 +178,15 @@ impl Opener<'_> {
                 false => Ok(conn),
             };
         }
-        let mut conn = match conn.start_tls(config, limit).await {
+        let mut conn = match conn.start_tls(&handshake, limit).await {
             Ok(conn) => conn,
-            Err(e) => return Err(self.handshake_failure(&relay, &verdict, &e, fail)),
+            Err(e) => return Err(self.handshake_failure(&relay, &handshake.verdict, &e, fail)),
         };
-        let trust = verdict.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let trust = handshake
+            .verdict
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let word = trust.as_ref().map_or("Anonymous", |(t, _)| t.word());
         tracing::info!(target: "smtp", "{word} TLS connection established to {relay}: {}", conn.tls_session);
         self.hello(&mut conn).await.map_err(|f| fail(f, false))?;

@@ -11,7 +11,17 @@
 use std::time::Duration;
 
 use config::Config;
-pub use config::SmtpTlsLevel;
+pub use config::{SmtpTlsLevel, TlsVersions};
+
+/// Both TLS versions (a protocol list the configuration check let through cannot fail).
+const ALL_VERSIONS: TlsVersions = TlsVersions {
+    tls12: true,
+    tls13: true,
+};
+
+fn versions(text: &str) -> TlsVersions {
+    TlsVersions::parse(text).unwrap_or(ALL_VERSIONS)
+}
 
 pub use super::sasl::SaslSettings;
 
@@ -116,6 +126,11 @@ pub struct SmtpSettings {
     pub verify_cert_match: Vec<String>,
     /// `smtp_tls_policy_maps`.
     pub tls_policy_maps: Vec<String>,
+    /// `smtp_tls_servername`: empty, `hostname`, `nexthop` or a name.
+    pub tls_servername: String,
+    /// `smtp_tls_protocols` (at may) and `smtp_tls_mandatory_protocols` (above).
+    pub tls_protocols: TlsVersions,
+    pub tls_mandatory_protocols: TlsVersions,
     /// `smtp_sasl_*`.
     pub sasl: SaslSettings,
     /// `smtp_destination_recipient_limit`: recipients per transaction; 0 = no limit.
@@ -171,6 +186,9 @@ impl SmtpSettings {
             secure_cert_match: match_words(&cfg.smtp_tls_secure_cert_match),
             verify_cert_match: match_words(&cfg.smtp_tls_verify_cert_match),
             tls_policy_maps: cfg.smtp_tls_policy_maps.clone(),
+            tls_servername: cfg.smtp_tls_servername.clone(),
+            tls_protocols: versions(&cfg.smtp_tls_protocols),
+            tls_mandatory_protocols: versions(&cfg.smtp_tls_mandatory_protocols),
             sasl: SaslSettings {
                 enabled: cfg.smtp_sasl_auth_enable,
                 password_maps: cfg.smtp_sasl_password_maps.clone(),
@@ -219,6 +237,9 @@ impl SmtpSettings {
             secure_cert_match: Vec::new(),
             verify_cert_match: Vec::new(),
             tls_policy_maps: Vec::new(),
+            tls_servername: String::new(),
+            tls_protocols: ALL_VERSIONS,
+            tls_mandatory_protocols: ALL_VERSIONS,
             sasl: SaslSettings::default(),
             recipient_limit: cfg.lmtp_destination_recipient_limit,
             timeouts: timeouts.non_zero(),

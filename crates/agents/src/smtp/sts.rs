@@ -77,14 +77,38 @@ impl Gate {
     }
 
     /// Under `enforce`: the destination's TLS policy raised to `verify` with the MX host
-    /// name (a stricter level the operator set, such as `secure`, stays).
+    /// name (a stricter level the operator set, such as `secure`, stays), sending the MX
+    /// host name as SNI unless `smtp_tls_servername` names something.
     pub fn tighten(&self, policy: TlsPolicy) -> TlsPolicy {
-        if !self.enforces() || policy.level.requires_verification() {
+        if !self.enforces() {
             return policy;
+        }
+        if policy.level.is_dane() {
+            // DANE where the host has TLSA records, else the policy's `verify` (dane.rs).
+            return TlsPolicy {
+                sts_enforced: true,
+                ..policy
+            };
+        }
+        // The MX host name as SNI, as postfix-mta-sts-resolver's `servername=hostname`:
+        // servers that pick their certificate by SNI show the one the policy checks.
+        let servername = match policy.servername.is_empty() {
+            true => "hostname".to_string(),
+            false => policy.servername.clone(),
+        };
+        if policy.level.requires_verification() {
+            return TlsPolicy {
+                servername,
+                ..policy
+            };
         }
         TlsPolicy {
             level: SmtpTlsLevel::Verify,
             matches: vec!["hostname".into()],
+            tlsa: Vec::new(),
+            sts_enforced: true,
+            servername,
+            ..policy
         }
     }
 

@@ -25,7 +25,9 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
+use super::dane::Tlsa;
 use super::policy::TlsPolicy;
+use super::tls_log::SchemeSlot;
 
 /// The trust anchors and crypto provider every session's verifier shares.
 pub(crate) struct TlsContext {
@@ -54,37 +56,94 @@ impl TlsContext {
     }
 
     /// A client configuration for one session with the MX host `hostname` of `nexthop`
-    /// under `policy`, and the slot its verifier writes the verdict to. Fails only when
-    /// the level needs verification and no trust anchors could be loaded.
+    /// under `policy` (its TLS versions, its SNI name), and the slots its verifier writes
+    /// to. Fails only when the level needs verification and no trust anchors could be
+    /// loaded, or when the policy leaves no TLS version.
     pub fn client_config(
         &self,
         policy: &TlsPolicy,
         hostname: &str,
         nexthop: &str,
-    ) -> Result<(Arc<ClientConfig>, Verdict), String> {
+    ) -> Result<Handshake, String> {
         let enforce = policy.level.requires_verification();
-        if let (true, Some(why)) = (enforce, self.problem()) {
+        // DANE needs no CA: the TLSA records are the trust anchors.
+        let needs_roots = enforce && policy.tlsa.is_empty();
+        if let (true, Some(why)) = (needs_roots, self.problem()) {
             return Err(format!(
                 "TLS is required, but our TLS engine is unavailable: {why}"
             ));
         }
         let (exact, parents) = PolicyVerifier::rules(&policy.matches, hostname, nexthop);
         let verdict = Verdict::default();
+        let scheme = SchemeSlot::default();
         let verifier = PolicyVerifier {
             provider: self.provider.clone(),
             roots: self.roots.as_ref().ok().cloned(),
             exact,
             parents,
+            tlsa: policy.tlsa.clone(),
             enforce,
             verdict: verdict.clone(),
+            scheme: scheme.clone(),
         };
-        let config = ClientConfig::builder_with_provider(self.provider.clone())
-            .with_protocol_versions(security::tls::PROTOCOL_VERSIONS)
+        let mut config = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&protocol_versions(policy)?)
             .map_err(|e| e.to_string())?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
-        Ok((Arc::new(config), verdict))
+        let sni = sni_name(policy, hostname, nexthop);
+        config.enable_sni = sni.is_some();
+        Ok(Handshake {
+            config: Arc::new(config),
+            verdict,
+            scheme,
+            sni,
+        })
+    }
+}
+
+/// One session's TLS client configuration and what its verifier reports.
+pub(crate) struct Handshake {
+    pub config: Arc<ClientConfig>,
+    pub verdict: Verdict,
+    pub scheme: SchemeSlot,
+    /// The SNI name; `None` sends none (Postfix's default without DANE).
+    pub sni: Option<ServerName<'static>>,
+}
+
+/// The policy's TLS versions as rustls's (TLS 1.3 first).
+fn protocol_versions(
+    policy: &TlsPolicy,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    let wanted = policy.versions();
+    let mut versions = Vec::new();
+    if wanted.tls13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if wanted.tls12 {
+        versions.push(&rustls::version::TLS12);
+    }
+    if versions.is_empty() {
+        return Err("TLS is required, but the TLS protocol settings allow no version".into());
+    }
+    Ok(versions)
+}
+
+/// Postfix's SNI rule: DANE sends the MX host name (RFC 7672 8.1); otherwise
+/// `smtp_tls_servername`: empty = none, `hostname`, `nexthop`, or that name.
+fn sni_name(policy: &TlsPolicy, hostname: &str, nexthop: &str) -> Option<ServerName<'static>> {
+    let name = match policy.servername.as_str() {
+        _ if !policy.tlsa.is_empty() => hostname,
+        "" => return None,
+        "hostname" => hostname,
+        "nexthop" => nexthop,
+        other => other,
+    };
+    let name = name.trim_end_matches('.').to_string();
+    match ServerName::try_from(name) {
+        Ok(ServerName::DnsName(dns)) => Some(ServerName::DnsName(dns)),
+        _ => None,
     }
 }
 
@@ -121,9 +180,14 @@ pub(crate) struct PolicyVerifier {
     pub exact: Vec<String>,
     /// Domains whose strict subdomains match (`dot-nexthop`, `.domain`), lower case.
     pub parents: Vec<String>,
+    /// DANE: the usable TLSA records of the MX host; when present they, not the CAs,
+    /// decide (RFC 7672 3).
+    pub tlsa: Vec<Tlsa>,
     /// Fail the handshake unless [`Trust::Verified`].
     pub enforce: bool,
     pub verdict: Verdict,
+    /// The scheme of the server's TLS 1.3 handshake signature (for the log line).
+    pub scheme: SchemeSlot,
 }
 
 impl PolicyVerifier {
@@ -151,6 +215,9 @@ impl PolicyVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> (Trust, String) {
+        if !self.tlsa.is_empty() {
+            return self.dane_check(end_entity, intermediates, now);
+        }
         let Some(roots) = &self.roots else {
             return (Trust::Untrusted, "no trusted CA certificates".into());
         };
@@ -174,6 +241,52 @@ impl PolicyVerifier {
                 ),
             ),
         }
+    }
+
+    /// RFC 7672 3: a DANE-EE(3) record matching the server's certificate (no name or
+    /// date checks, 3.1.1), or a DANE-TA(2) record matching a certificate of the chain the
+    /// server sent, which then must sign a chain to a certificate naming the host (3.1.2).
+    fn dane_check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> (Trust, String) {
+        let (ee, ta): (Vec<&Tlsa>, Vec<&Tlsa>) = self.tlsa.iter().partition(|r| !r.trust_anchor);
+        if ee.iter().any(|r| r.matches(end_entity)) {
+            return (Trust::Verified, String::new());
+        }
+        let Ok(cert) = ParsedCertificate::try_from(end_entity) else {
+            return (Trust::Untrusted, "unparsable server certificate".into());
+        };
+        let algorithms = self.provider.signature_verification_algorithms.all;
+        let mut why = "no TLSA record matches the server certificate or its chain".to_string();
+        for anchor in intermediates
+            .iter()
+            .filter(|c| ta.iter().any(|r| r.matches(c)))
+        {
+            let Ok(anchor) = webpki::anchor_from_trusted_cert(anchor) else {
+                continue;
+            };
+            let mut roots = RootCertStore::empty();
+            roots.roots.push(anchor.to_owned());
+            let chain = verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                &roots,
+                intermediates,
+                now,
+                algorithms,
+            );
+            why = match chain.map(|()| self.name_matches(&cert, end_entity)) {
+                Ok(Ok(())) => return (Trust::Verified, String::new()),
+                Ok(Err(names)) => format!(
+                    "certificate names {names:?} match none of {:?}",
+                    self.wanted()
+                ),
+                Err(e) => describe(&e),
+            };
+        }
+        (Trust::Untrusted, why)
     }
 
     /// Ok when a rule matches; else the names the certificate presents. Exact names are
@@ -262,6 +375,7 @@ impl ServerCertVerifier for PolicyVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         let algorithms = &self.provider.signature_verification_algorithms;
+        *self.scheme.lock().unwrap_or_else(|e| e.into_inner()) = Some(dss.scheme);
         rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
@@ -272,9 +386,13 @@ impl ServerCertVerifier for PolicyVerifier {
     }
 }
 
-/// `TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)`: the protocol and cipher
-/// in OpenSSL's names, as Postfix logs them.
-pub(crate) fn describe_session(conn: &rustls::ClientConnection) -> String {
+/// `TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519
+/// server-signature ECDSA (prime256v1) server-digest SHA256`: the protocol and cipher in
+/// OpenSSL's names and the TLS 1.3 details ([`super::tls_log`]), as Postfix logs them.
+pub(crate) fn describe_session(
+    conn: &rustls::ClientConnection,
+    scheme: Option<SignatureScheme>,
+) -> String {
     let protocol = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
@@ -286,7 +404,8 @@ pub(crate) fn describe_session(conn: &rustls::ClientConnection) -> String {
         .map(|s| format!("{:?}", s.suite()))
         .unwrap_or_default();
     let (name, bits) = openssl_cipher(&suite);
-    format!("{protocol} with cipher {name} ({bits}/{bits} bits)")
+    let details = super::tls_log::details(conn, scheme);
+    format!("{protocol} with cipher {name} ({bits}/{bits} bits){details}")
 }
 
 /// rustls's IANA-style suite name → OpenSSL's name and the key size.

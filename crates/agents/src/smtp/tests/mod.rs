@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use envelope::{DeliveryReport, Envelope, Nexthop, OutcomeKind, QueueId};
 
-use super::{SaslSettings, SmtpClient, SmtpSettings, SmtpTlsLevel, Timeouts};
+use super::{SaslSettings, SmtpClient, SmtpSettings, SmtpTlsLevel, Timeouts, TlsVersions};
 
 /// Settings for tests: no TLS, the given default port and name servers, and timeouts long
 /// enough for a loaded box (30 s; a test about a timeout shortens the one it is about).
@@ -35,6 +35,9 @@ pub fn settings(port: u16) -> SmtpSettings {
         secure_cert_match: vec!["nexthop".into(), "dot-nexthop".into()],
         verify_cert_match: vec!["hostname".into()],
         tls_policy_maps: Vec::new(),
+        tls_servername: String::new(),
+        tls_protocols: TlsVersions::parse("").unwrap(),
+        tls_mandatory_protocols: TlsVersions::parse("").unwrap(),
         sasl: SaslSettings::default(),
         recipient_limit: 50,
         timeouts: Timeouts::uniform(Duration::from_secs(30)),

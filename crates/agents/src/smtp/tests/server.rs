@@ -105,6 +105,9 @@ pub struct Received {
 pub struct Transcript {
     pub connections: usize,
     pub tls_sessions: usize,
+    /// Per TLS session: the SNI name the client sent, and the protocol version.
+    pub tls_names: Vec<Option<String>>,
+    pub tls_versions: Vec<String>,
     pub commands: Vec<String>,
     /// For each MAIL command: the lines that had already arrived with it (pipelining).
     pub batched_with_mail: Vec<Vec<String>>,
@@ -357,9 +360,15 @@ impl Session {
         let plain = std::mem::replace(&mut self.io, BufReader::new(Box::new(tokio::io::empty())));
         match TlsAcceptor::from(config).accept(plain.into_inner()).await {
             Ok(tls) => {
+                let server = tls.get_ref().1;
+                let name = server.server_name().map(str::to_string);
+                let version = format!("{:?}", server.protocol_version());
                 self.io = BufReader::new(Box::new(tls));
                 self.tls = true;
-                self.log.lock().unwrap().tls_sessions += 1;
+                let mut log = self.log.lock().unwrap();
+                log.tls_sessions += 1;
+                log.tls_names.push(name);
+                log.tls_versions.push(version);
                 Next::Continue
             }
             Err(_) => Next::Stop,

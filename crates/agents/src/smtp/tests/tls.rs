@@ -127,3 +127,48 @@ async fn tls_sessions_are_reused_too() {
     let t = server.transcript();
     assert_eq!((t.connections, t.tls_sessions), (1, 1));
 }
+
+/// One delivery at `level` with `adjust` applied to the settings; the server's transcript.
+async fn tls_session_with(
+    level: SmtpTlsLevel,
+    adjust: impl FnOnce(&mut SmtpSettings),
+) -> super::server::Transcript {
+    let server = TestServer::start(tls_server(StartTls::On(server_tls()))).await;
+    let mut s = settings(25);
+    s.tls_level = level;
+    adjust(&mut s);
+    let env = envelope("f@a.example", &["one@b.example"]);
+    let report = deliver_all(&client(s), &loopback(server.port()), &env, MESSAGE).await;
+    assert_eq!(kinds(&report), [Sent], "{report:?}");
+    server.transcript()
+}
+
+#[tokio::test]
+async fn no_sni_name_is_sent_unless_smtp_tls_servername_says_so() {
+    let t = tls_session_with(SmtpTlsLevel::May, |_| {}).await;
+    assert_eq!(
+        t.tls_names,
+        [None],
+        "Postfix's default: no SNI without DANE"
+    );
+    let t = tls_session_with(SmtpTlsLevel::Encrypt, |s| {
+        s.tls_servername = "mx.example.net".into();
+    })
+    .await;
+    assert_eq!(t.tls_names, [Some("mx.example.net".to_string())]);
+}
+
+#[tokio::test]
+async fn tls_protocol_settings_choose_the_versions_per_level() {
+    let only_12 = TlsVersions::parse("!TLSv1.3").unwrap();
+    // `may` follows smtp_tls_protocols, `encrypt` smtp_tls_mandatory_protocols.
+    let t = tls_session_with(SmtpTlsLevel::May, |s| s.tls_protocols = only_12).await;
+    assert_eq!(t.tls_versions, ["Some(TLSv1_2)"]);
+    let t = tls_session_with(SmtpTlsLevel::May, |s| s.tls_mandatory_protocols = only_12).await;
+    assert_eq!(t.tls_versions, ["Some(TLSv1_3)"]);
+    let t = tls_session_with(SmtpTlsLevel::Encrypt, |s| {
+        s.tls_mandatory_protocols = only_12
+    })
+    .await;
+    assert_eq!(t.tls_versions, ["Some(TLSv1_2)"]);
+}
