@@ -57,6 +57,7 @@ mod listener;
 mod message;
 mod rebind;
 mod relay;
+pub mod restrictions;
 mod sasl;
 pub mod session;
 mod settings;
