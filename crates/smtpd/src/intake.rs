@@ -75,11 +75,12 @@ impl Storage for DiskGuard {
 pub async fn finish(
     intake: &Intake,
     session: &Session,
-    tx: Transaction,
+    mut tx: Transaction,
     decoded: Result<Vec<u8>, DataError>,
 ) -> Reply {
     let id = tx.id;
     let sender = tx.sender.clone();
+    let actions = std::mem::take(&mut tx.actions);
     let body = match decoded {
         Ok(body) => body,
         Err(error) => return log_refusal(session, id, &sender, error.reply()),
@@ -94,6 +95,14 @@ pub async fn finish(
         prepared.message = message;
     }
     let (id, message_id) = (prepared.id, prepared.message_id.clone());
+    // A restriction's DISCARD: the client is told the message was queued (Postfix), and
+    // the `discard:` line was logged when the restriction decided it.
+    if actions.discard.is_some() {
+        return fixed::queued(&id.to_string());
+    }
+    if !actions.prepend.is_empty() {
+        prepared.message = prepended(&actions.prepend, &prepared.message);
+    }
     let store = intake.store.clone();
     // No blocking-pool thread per message: the task awaits its record's group commit.
     let queued = store
@@ -107,7 +116,10 @@ pub async fn finish(
                 message_id
             };
             info!(target: "cleanup", "{id}: message-id={}", maillog::sanitize(&message_id));
-            (intake.queued)(id);
+            match actions.hold {
+                Some(_) => hold(&store, id).await,
+                None => (intake.queued)(id),
+            }
             fixed::queued(&id.to_string())
         }
         Err(e) => {
@@ -130,4 +142,30 @@ fn log_refusal(session: &Session, id: Option<QueueId>, sender: &str, reply: Repl
     );
     info!(target: "smtpd", "{}", maillog::sanitize(&line));
     reply
+}
+
+/// Headers a restriction's PREPEND asked for, above the message (Postfix's smtpd writes
+/// them before its own `Received:`).
+fn prepended(headers: &[String], message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + headers.len() * 64);
+    for header in headers {
+        out.extend_from_slice(header.as_bytes());
+        out.push(b'\n'); // the store keeps LF line ends
+    }
+    out.extend_from_slice(message);
+    out
+}
+
+/// A restriction's HOLD: the message, queued already, moves to the hold queue, where only
+/// `postsuper -H` releases it. If the move fails, it stays in the incoming queue (it was
+/// accepted; losing it is worse than delivering it).
+async fn hold(store: &Store, id: QueueId) {
+    let Some(entry) = store.get(id) else { return };
+    let update = queue::Update {
+        queue: queue::QueueName::Hold,
+        ..queue::Update::keep(&entry.meta)
+    };
+    if let Err(e) = store.update_async(id, update).await {
+        warn!(target: "smtpd", "{id}: cannot put the message on hold: {e}");
+    }
 }

@@ -49,6 +49,7 @@
 
 mod auth;
 mod auth_guard;
+mod checks;
 mod conn;
 mod driver;
 mod exchange;
@@ -182,6 +183,9 @@ pub fn spawn_prepared(hooks: Hooks, prepared: Prepared, stop: watch::Receiver<bo
 
 /// Configuration that works but cannot do what the operator probably wants.
 fn warn_about_setup(settings: &SmtpdSettings, tls: bool) {
+    for problem in &settings.session.restrictions.problems {
+        warn!(target: "smtpd", "{problem}");
+    }
     for entry in &settings.invalid_networks {
         warn!(target: "smtpd", "mynetworks: ignoring {entry:?}: not an address or CIDR block");
     }

@@ -234,18 +234,37 @@ pub fn reversed(ip: IpAddr) -> String {
 
 /// Whether a DNSBL reply filter (`127.0.0.2`, `127.0.0.[2..11;20]`) is well formed.
 pub fn valid_filter(filter: &str) -> bool {
-    let octets: Vec<&str> = filter.split('.').collect();
+    let octets = octets(filter);
     octets.len() == 4 && octets.iter().all(|o| octet_set(o).is_some())
 }
 
 /// Whether `answer` matches the filter (Postfix's `ip_match`).
 pub fn filter_matches(filter: &str, answer: Ipv4Addr) -> bool {
-    let octets: Vec<&str> = filter.split('.').collect();
+    let octets = octets(filter);
     octets.len() == 4
         && octets
             .iter()
             .zip(answer.octets())
             .all(|(pattern, value)| octet_set(pattern).is_some_and(|set| set(value)))
+}
+
+/// The four octet patterns: split at dots outside `[...]` (ranges are written `2..4`).
+fn octets(filter: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut depth) = (0, 0usize);
+    for (i, c) in filter.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            '.' if depth == 0 => {
+                parts.push(&filter[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&filter[start..]);
+    parts
 }
 
 /// One octet pattern: `7` or `[1;3..5]`.
