@@ -297,7 +297,7 @@ async fn unknown_domain(r: &Restrictions, which: Subject, request: &Request, sta
         return Status::Dunno;
     };
     // Our own domains are not asked about (Postfix skips its local and virtual classes).
-    if domain.is_empty() || domain.starts_with('[') || (!sender && request.auth_destination) {
+    if domain.is_empty() || domain.starts_with('[') || (!sender && request.final_destination) {
         return Status::Dunno;
     }
     let address = address.unwrap_or_default();

@@ -283,6 +283,9 @@ pub struct Request {
     /// The recipient's domain is ours (`mydestination`, virtual domains, `relay_domains`):
     /// Postfix's `permit_auth_destination` without routing tricks.
     pub auth_destination: bool,
+    /// The recipient's domain is delivered here (`mydestination`, virtual domains): not
+    /// asked about by `reject_unknown_recipient_domain`, as Postfix skips its final classes.
+    pub final_destination: bool,
     /// The client sent this command before our previous reply (`reject_unauth_pipelining`).
     pub pipelined: bool,
     pub queue_id: Option<String>,

@@ -69,6 +69,8 @@ pub struct PendingRcpt {
     /// One of our destinations (local, virtual, `relay_domains`): Postfix's
     /// `permit_auth_destination`.
     pub auth_destination: bool,
+    /// Delivered here (local or virtual), not relayed.
+    pub final_destination: bool,
 }
 
 /// The result of one BDAT chunk.
@@ -170,6 +172,9 @@ impl Session {
             .rewriter
             .is_virtual_alias_domain(&rewrite::domain_of(&address));
         let virtual_mailbox = self.virtual_known(&address).is_some();
+        let final_destination =
+            virtual_domain || virtual_mailbox || self.settings.relay.is_local(&address);
+        // Not `final_destination ||`: `a%b@localhost` is local but routed (see relay.rs).
         let auth_destination =
             virtual_domain || virtual_mailbox || self.settings.relay.permits(&address, false);
         Action::Rcpt(Box::new(PendingRcpt {
@@ -177,6 +182,7 @@ impl Session {
             address,
             params,
             auth_destination,
+            final_destination,
         }))
     }
 
@@ -202,6 +208,7 @@ impl Session {
                 .as_ref()
                 .map(|(mechanism, user)| (mechanism.name().to_string(), user.clone())),
             auth_destination: pending.is_some_and(|p| p.auth_destination),
+            final_destination: pending.is_some_and(|p| p.final_destination),
             pipelined: false,
             queue_id: tx.and_then(|tx| tx.id).map(|id| id.to_string()),
             recipient_count: tx.map_or(0, |tx| tx.recipients.len()),
