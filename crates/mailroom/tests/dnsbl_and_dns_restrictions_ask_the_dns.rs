@@ -3,7 +3,7 @@
 //! TXT reason, `reject_rhsbl_sender` / `_helo`, `reject_unknown_sender_domain` and
 //! `_recipient_domain` (NXDOMAIN → 450 4.1.8 / 4.1.2, null MX → 550, SERVFAIL → 450 and
 //! only when nothing else refuses), `reject_unknown_reverse_client_hostname`,
-//! `reject_unknown_helo_hostname`; and fail2ban's own postfix filter counting the log.
+//! `reject_unknown_client_hostname`, `reject_unknown_helo_hostname`; and fail2ban's own postfix filter counting the log.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -14,18 +14,17 @@ use testkit::*;
 fn zone() -> Zone {
     Zone::default()
         // 127.0.0.2 is listed, with a reason; 127.0.0.3 is listed with 127.0.0.10 only.
-        .a("2.0.0.127.zen.example.invalid", "127.0.0.2")
-        .txt("2.0.0.127.zen.example.invalid", "Listed for testing")
-        .a("3.0.0.127.zen.example.invalid", "127.0.0.10")
-        .a("spam.example.rhsbl.invalid", "127.0.0.2")
-        .a("bad.example.rhsbl.invalid", "127.0.0.2")
+        .a("2.0.0.127.zen.example.org", "127.0.0.2")
+        .txt("2.0.0.127.zen.example.org", "Listed for testing")
+        .a("3.0.0.127.zen.example.org", "127.0.0.10")
+        .a("spam.example.rhsbl.example.org", "127.0.0.2")
+        .a("bad.example.rhsbl.example.org", "127.0.0.2")
         .mx("example.org", 10, "mx.example.org")
         .a("mx.example.org", "192.0.2.1")
         .a("helo.example.org", "192.0.2.2")
         .a("spam.example", "192.0.2.3")
         .mx("nullmx.example", 0, ".")
         .servfail("broken.example")
-        .ptr("127.0.0.3", "named.example.org")
 }
 
 fn world(dns: &Dns, extra: &str) -> World {
@@ -55,37 +54,37 @@ fn dnsbl_and_rhsbl_refuse_listed_clients_senders_and_helo_names() {
     let dns = Dns::start(zone());
     let w = world(
         &dns,
-        "smtpd_client_restrictions = \"reject_rbl_client zen.example.invalid=127.0.0.[2..4], reject_rbl_client zen.example.invalid=127.0.0.10\"\n\
-         smtpd_helo_restrictions = \"reject_rhsbl_helo rhsbl.invalid\"\n\
-         smtpd_sender_restrictions = \"reject_rhsbl_sender rhsbl.invalid\"\n",
+        "smtpd_client_restrictions = \"reject_rbl_client zen.example.org=127.0.0.[2..4], reject_rbl_client zen.example.org=127.0.0.10\"\n\
+         smtpd_helo_restrictions = \"reject_rhsbl_helo rhsbl.example.org\"\n\
+         smtpd_sender_restrictions = \"reject_rhsbl_sender rhsbl.example.org\"\n",
     );
     let mut listed = from([127, 0, 0, 2], &w, "helo.example.org");
     assert_eq!(
         rcpt(&mut listed, "a@example.org", "alice@test.example"),
-        "554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using zen.example.invalid; Listed for testing"
+        "554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using zen.example.org; Listed for testing"
     );
     listed.ok("QUIT", 221);
     // 127.0.0.3's answer is 127.0.0.10: not in the first filter, in the second.
     let mut other = from([127, 0, 0, 3], &w, "helo.example.org");
     assert_eq!(
         rcpt(&mut other, "a@example.org", "alice@test.example"),
-        "554 5.7.1 Service unavailable; Client host [127.0.0.3] blocked using zen.example.invalid"
+        "554 5.7.1 Service unavailable; Client host [127.0.0.3] blocked using zen.example.org"
     );
     other.ok("QUIT", 221);
     let mut clean = from([127, 0, 0, 4], &w, "bad.example");
     assert_eq!(
         rcpt(&mut clean, "a@example.org", "alice@test.example"),
-        "554 5.7.1 Service unavailable; Helo command [bad.example] blocked using rhsbl.invalid"
+        "554 5.7.1 Service unavailable; Helo command [bad.example] blocked using rhsbl.example.org"
     );
     clean.ok("EHLO helo.example.org", 250);
     assert_eq!(
         rcpt(&mut clean, "a@spam.example", "alice@test.example"),
-        "554 5.7.1 Service unavailable; Sender address [a@spam.example] blocked using rhsbl.invalid"
+        "554 5.7.1 Service unavailable; Sender address [a@spam.example] blocked using rhsbl.example.org"
     );
     assert!(rcpt(&mut clean, "a@example.org", "alice@test.example").starts_with("250"));
     clean.ok("QUIT", 221);
     let lines = w.env.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.2]", 1);
-    assert!(lines[0].ends_with("NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using zen.example.invalid; Listed for testing; from=<a@example.org> to=<alice@test.example> proto=ESMTP helo=<helo.example.org>"), "{}", lines[0]);
+    assert!(lines[0].ends_with("NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using zen.example.org; Listed for testing; from=<a@example.org> to=<alice@test.example> proto=ESMTP helo=<helo.example.org>"), "{}", lines[0]);
     fail2ban_counts(&w.env.log_file(), &["127.0.0.2", "127.0.0.3"]);
 }
 
@@ -143,28 +142,32 @@ fn a_servfail_is_replaced_by_an_outright_refusal() {
     c.ok("QUIT", 221);
 }
 
+/// The reverse and forward-confirmed client name checks. Loopback addresses are answered
+/// by the resolver itself (RFC 6761: every 127/8 address is `localhost`, which is
+/// 127.0.0.1), so 127.0.0.2 has a reverse name that does not resolve back to it.
 #[test]
-fn reverse_client_names_and_helo_names_must_exist() {
+fn client_names_must_resolve_back_and_helo_names_must_exist() {
     let dns = Dns::start(zone());
     let w = world(
         &dns,
-        "smtpd_client_restrictions = \"reject_unknown_reverse_client_hostname\"\n\
+        "smtpd_client_restrictions = \"reject_unknown_reverse_client_hostname, reject_unknown_client_hostname\"\n\
          smtpd_helo_restrictions = \"reject_unknown_helo_hostname\"\n",
     );
-    let mut nameless = from([127, 0, 0, 2], &w, "helo.example.org");
+    let mut unconfirmed = from([127, 0, 0, 2], &w, "helo.example.org");
     assert_eq!(
-        rcpt(&mut nameless, "a@example.org", "alice@test.example"),
-        "450 4.7.1 Client host rejected: cannot find your reverse hostname, [127.0.0.2]"
+        rcpt(&mut unconfirmed, "a@example.org", "alice@test.example"),
+        "450 4.7.25 Client host rejected: cannot find your hostname, [127.0.0.2]"
     );
-    nameless.ok("QUIT", 221);
-    let mut named = from([127, 0, 0, 3], &w, "helo.example.org");
-    assert!(rcpt(&mut named, "a@example.org", "alice@test.example").starts_with("250"));
-    named.ok("EHLO nosuchhost.example.org", 250);
+    unconfirmed.ok("QUIT", 221);
+    let mut local = from([127, 0, 0, 1], &w, "helo.example.org");
+    assert!(rcpt(&mut local, "a@example.org", "alice@test.example").starts_with("250"));
+    local.ok("EHLO nosuchhost.example.org", 250);
     assert_eq!(
-        rcpt(&mut named, "a@example.org", "alice@test.example"),
+        rcpt(&mut local, "a@example.org", "alice@test.example"),
         "450 4.7.1 <nosuchhost.example.org>: Helo command rejected: Host not found"
     );
-    named.ok("QUIT", 221);
+    local.ok("QUIT", 221);
+    w.env.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 450 4.7.25 Client host rejected: cannot find your hostname, [127.0.0.2]; from=<a@example.org> to=<alice@test.example> proto=ESMTP helo=<helo.example.org>", 1);
 }
 
 /// fail2ban's own postfix filter (Debian's /etc/fail2ban/filter.d/postfix.conf) finds

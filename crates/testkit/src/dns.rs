@@ -1,4 +1,4 @@
-//! A tiny authoritative DNS server over UDP on loopback ([`Dns`]): answers MX, A, TXT and PTR
+//! A tiny authoritative DNS server over UDP on loopback ([`Dns`]): answers MX, A and TXT
 //! questions from a fixed [`Zone`], NXDOMAIN for unknown names, an empty NOERROR for a known
 //! name without records of the asked type (AAAA, say), SERVFAIL where told to. Mailroom's
 //! MX tests point `dns_nameservers` at it; `agents`' SMTP client tests use it too. It runs
@@ -14,7 +14,6 @@ use std::time::Duration;
 use crate::peer::lock;
 
 const TYPE_A: u16 = 1;
-const TYPE_PTR: u16 = 12;
 const TYPE_MX: u16 = 15;
 const TYPE_TXT: u16 = 16;
 
@@ -26,7 +25,6 @@ pub struct Zone {
     mx: HashMap<String, Vec<(u16, String)>>,
     a: HashMap<String, Vec<Ipv4Addr>>,
     txt: HashMap<String, Vec<String>>,
-    ptr: HashMap<String, Vec<String>>,
     servfail: Vec<String>,
 }
 
@@ -58,25 +56,13 @@ impl Zone {
         self
     }
 
-    /// A PTR record: `ip`'s reverse name (`4.3.2.1.in-addr.arpa`) points to `name`.
-    pub fn ptr(mut self, ip: &str, name: &str) -> Self {
-        let ip: Ipv4Addr = ip.parse().expect("IPv4 address");
-        let o = ip.octets();
-        let reverse = format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0]);
-        self.ptr.entry(reverse).or_default().push(name.to_string());
-        self
-    }
-
     pub fn servfail(mut self, name: &str) -> Self {
         self.servfail.push(name.to_string());
         self
     }
 
     fn exists(&self, name: &str) -> bool {
-        self.mx.contains_key(name)
-            || self.a.contains_key(name)
-            || self.txt.contains_key(name)
-            || self.ptr.contains_key(name)
+        self.mx.contains_key(name) || self.a.contains_key(name) || self.txt.contains_key(name)
     }
 }
 
@@ -206,13 +192,6 @@ fn records(zone: &Zone, name: &str, qtype: u16) -> Vec<(u16, Vec<u8>)> {
                 }
                 (TYPE_TXT, rdata)
             })
-            .collect(),
-        TYPE_PTR => zone
-            .ptr
-            .get(name)
-            .into_iter()
-            .flatten()
-            .map(|target| (TYPE_PTR, encode_name(target)))
             .collect(),
         _ => Vec::new(), // AAAA and the rest: the name exists, no data
     }
