@@ -245,4 +245,12 @@ fn a_misspelt_restriction_answers_451_and_opens_nothing() {
     c.ok("QUIT", 221);
     w.env.wait_log("unknown smtpd restriction: \"permit_mynetwork\"", 1);
     w.env.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 451 4.3.5 Server configuration error", 1);
+    // `mailroom check` names it before any client meets it.
+    let check = w.env.run(&["check"], b"");
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("error: smtpd_recipient_restrictions: unknown smtpd restriction: \"permit_mynetwork\""),
+        "{out}"
+    );
 }
