@@ -83,7 +83,9 @@ fn dnsbl_and_rhsbl_refuse_listed_clients_senders_and_helo_names() {
     );
     assert!(rcpt(&mut clean, "a@example.org", "alice@test.example").starts_with("250"));
     clean.ok("QUIT", 221);
-    let lines = w.env.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.2]", 1);
+    let lines = w
+        .env
+        .wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.2]", 1);
     assert!(lines[0].ends_with("NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using zen.example.org; Listed for testing; from=<a@example.org> to=<alice@test.example> proto=ESMTP helo=<helo.example.org>"), "{}", lines[0]);
     fail2ban_counts(&w.env.log_file(), &["127.0.0.2", "127.0.0.3"]);
 }
@@ -106,7 +108,11 @@ fn unknown_domains_are_refused_and_dns_failures_only_deferred() {
         ("a@example.org", "x@broken.example", "450 4.1.2 <x@broken.example>: Recipient address rejected: Domain not found"),
     ];
     for (sender, recipient, expected) in cases {
-        assert_eq!(rcpt(&mut c, sender, recipient), expected, "{sender} → {recipient}");
+        assert_eq!(
+            rcpt(&mut c, sender, recipient),
+            expected,
+            "{sender} → {recipient}"
+        );
     }
     assert!(rcpt(&mut c, "a@example.org", "alice@test.example").starts_with("250"));
     assert!(rcpt(&mut c, "", "alice@test.example").starts_with("250"));
@@ -174,10 +180,14 @@ fn client_names_must_resolve_back_and_helo_names_must_exist() {
 /// every refused client in mailroom's log (written with `syslog_name = postfix`).
 fn fail2ban_counts(log: &Path, clients: &[&str]) {
     let filter = Path::new("/etc/fail2ban/filter.d/postfix.conf");
-    assert!(filter.exists(), "fail2ban is not installed (scripts/test.sh installs it)");
+    assert!(
+        filter.exists(),
+        "fail2ban is not installed (scripts/test.sh installs it)"
+    );
     for client in clients {
         wait_until(&format!("a reject line for {client}"), || {
-            std::fs::read_to_string(log).is_ok_and(|t| t.contains(&format!("unknown[{client}]: 554")))
+            std::fs::read_to_string(log)
+                .is_ok_and(|t| t.contains(&format!("unknown[{client}]: 554")))
         });
     }
     let out = Command::new("fail2ban-regex")
@@ -190,7 +200,9 @@ fn fail2ban_counts(log: &Path, clients: &[&str]) {
     assert!(out.status.success(), "{report}");
     for client in clients {
         assert!(
-            report.contains(&format!("[{client}]: 554 5.7.1 Service unavailable; Client host [{client}] blocked")),
+            report.contains(&format!(
+                "[{client}]: 554 5.7.1 Service unavailable; Client host [{client}] blocked"
+            )),
             "fail2ban did not match the DNSBL refusal of {client}:\n{report}"
         );
     }

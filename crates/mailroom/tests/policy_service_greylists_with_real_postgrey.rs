@@ -82,11 +82,14 @@ fn postgrey_defers_the_first_attempt_and_accepts_a_retry_after_the_delay() {
     let first = attempt(&w, "first");
     assert_eq!(first.code, 450, "{}", first.text());
     assert!(
-        first.text().contains("<alice@test.example>: Recipient address rejected: Greylisted"),
+        first
+            .text()
+            .contains("<alice@test.example>: Recipient address rejected: Greylisted"),
         "{}",
         first.text()
     );
-    w.env.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 450 4.", 1);
+    w.env
+        .wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 450 4.", 1);
     // A retry before the delay is greylisted again; after it, postgrey lets it through.
     let mut tries = 0;
     let accepted = poll_every(Duration::from_millis(500), DEADLINE, || {
@@ -113,7 +116,8 @@ fn a_policy_server_that_is_down_answers_451_4_3_5() {
         reply.text(),
         "451 4.3.5 <alice@test.example>: Recipient address rejected: Server configuration problem"
     );
-    w.env.wait_log("warning: problem talking to server inet:127.0.0.1:", 1);
+    w.env
+        .wait_log("warning: problem talking to server inet:127.0.0.1:", 1);
     w.env.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 451 4.3.5 <alice@test.example>: Recipient address rejected: Server configuration problem; from=<sender@example.org> to=<alice@test.example> proto=ESMTP helo=<client.example.org>", 1);
     assert!(w.queue().is_empty());
 }

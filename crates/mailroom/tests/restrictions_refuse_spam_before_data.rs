@@ -53,7 +53,10 @@ fn helo_restrictions_refuse_invalid_and_unqualified_names_at_rcpt() {
     c.ok("MAIL FROM:<a@example.org>", 503);
     c.ok("EHLO -bad.example", 250);
     let r = try_rcpt(&mut c, "a@example.org", "alice@test.example");
-    assert_reply(&r, "501 5.5.2 <-bad.example>: Helo command rejected: Invalid name");
+    assert_reply(
+        &r,
+        "501 5.5.2 <-bad.example>: Helo command rejected: Invalid name",
+    );
     c.ok("EHLO localhost", 250);
     let r = try_rcpt(&mut c, "a@example.org", "alice@test.example");
     assert_reply(
@@ -61,11 +64,19 @@ fn helo_restrictions_refuse_invalid_and_unqualified_names_at_rcpt() {
         "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname",
     );
     c.ok("EHLO [127.0.0.2]", 250);
-    assert_eq!(try_rcpt(&mut c, "a@example.org", "alice@test.example").code, 250);
+    assert_eq!(
+        try_rcpt(&mut c, "a@example.org", "alice@test.example").code,
+        250
+    );
     c.ok("EHLO mail.example.org", 250);
-    assert_eq!(try_rcpt(&mut c, "a@example.org", "alice@test.example").code, 250);
+    assert_eq!(
+        try_rcpt(&mut c, "a@example.org", "alice@test.example").code,
+        250
+    );
     c.ok("QUIT", 221);
-    let lines = w.env.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.2]", 2);
+    let lines = w
+        .env
+        .wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.2]", 2);
     assert_eq!(
         lines[1].split_once("smtpd[").map(|(_, l)| l.split_once("]: ").unwrap().1),
         Some("NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname; from=<a@example.org> to=<alice@test.example> proto=ESMTP helo=<localhost>")
@@ -96,12 +107,36 @@ fn access_tables_and_address_syntax_decide_per_sender_recipient_and_client() {
     });
     let mut c = stranger(&w, "client.example.org");
     let cases = [
-        ("user", "alice@test.example", "504 5.5.2 <user>: Sender address rejected: need fully-qualified address"),
-        ("spammer@example.net", "alice@test.example", "554 5.7.1 <spammer@example.net>: Sender address rejected: Go away"),
-        ("a@sub.example.com", "alice@test.example", "550 5.7.0 <a@sub.example.com>: Sender address rejected: Not from there"),
-        ("a@example.org", "bob", "504 5.5.2 <bob>: Recipient address rejected: need fully-qualified address"),
-        ("a@example.org", "blocked-1@test.example", "554 5.7.2 <blocked-1@test.example>: Recipient address rejected: No such luck"),
-        ("a@example.org", "later@test.example", "450 4.7.1 <later@test.example>: Recipient address rejected: Try later"),
+        (
+            "user",
+            "alice@test.example",
+            "504 5.5.2 <user>: Sender address rejected: need fully-qualified address",
+        ),
+        (
+            "spammer@example.net",
+            "alice@test.example",
+            "554 5.7.1 <spammer@example.net>: Sender address rejected: Go away",
+        ),
+        (
+            "a@sub.example.com",
+            "alice@test.example",
+            "550 5.7.0 <a@sub.example.com>: Sender address rejected: Not from there",
+        ),
+        (
+            "a@example.org",
+            "bob",
+            "504 5.5.2 <bob>: Recipient address rejected: need fully-qualified address",
+        ),
+        (
+            "a@example.org",
+            "blocked-1@test.example",
+            "554 5.7.2 <blocked-1@test.example>: Recipient address rejected: No such luck",
+        ),
+        (
+            "a@example.org",
+            "later@test.example",
+            "450 4.7.1 <later@test.example>: Recipient address rejected: Try later",
+        ),
     ];
     for (from, to, expected) in cases {
         assert_reply(&try_rcpt(&mut c, from, to), expected);
@@ -115,7 +150,10 @@ fn access_tables_and_address_syntax_decide_per_sender_recipient_and_client() {
     other.expect(220, "");
     other.ok("EHLO client.example.org", 250);
     let r = try_rcpt(&mut other, "a@example.org", "alice@test.example");
-    assert_reply(&r, "554 5.7.1 <unknown[127.0.0.3]>: Client host rejected: Access denied");
+    assert_reply(
+        &r,
+        "554 5.7.1 <unknown[127.0.0.3]>: Client host rejected: Access denied",
+    );
     other.ok("QUIT", 221);
     w.env.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.3]: 554 5.7.1 <unknown[127.0.0.3]>: Client host rejected: Access denied; from=<a@example.org> to=<alice@test.example> proto=ESMTP helo=<client.example.org>", 1);
     w.env.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 554 5.7.1 <spammer@example.net>: Sender address rejected: Go away; from=<spammer@example.net> to=<alice@test.example> proto=ESMTP helo=<client.example.org>", 1);
@@ -136,7 +174,10 @@ fn generic_restrictions_permit_reject_defer_and_warn_if_reject() {
     // A stranger: the client list only warns; the recipient list defers.
     let mut c = stranger(&w, "client.example.org");
     let r = try_rcpt(&mut c, "a@example.org", "alice@test.example");
-    assert_reply(&r, "450 4.7.1 <alice@test.example>: Recipient address rejected: Access denied");
+    assert_reply(
+        &r,
+        "450 4.7.1 <alice@test.example>: Recipient address rejected: Access denied",
+    );
     c.ok("QUIT", 221);
     w.env.wait_log("NOQUEUE: reject_warning: RCPT from unknown[127.0.0.2]: 554 5.7.1 <unknown[127.0.0.2]>: Client host rejected: Access denied; from=<a@example.org> to=<alice@test.example>", 1);
     // HELO, then commands sent ahead of their replies: improper pipelining.
@@ -177,25 +218,51 @@ fn data_and_end_of_data_restrictions_and_delay_reject_no() {
     c.ok("EHLO client.example.org", 250);
     // smtpd_delay_reject = no: the sender list answers MAIL itself.
     let r = c.cmd("MAIL FROM:<bad@example.org>");
-    assert_reply(&r, "554 5.7.1 <bad@example.org>: Sender address rejected: Access denied");
+    assert_reply(
+        &r,
+        "554 5.7.1 <bad@example.org>: Sender address rejected: Access denied",
+    );
     c.ok("RCPT TO:<alice@test.example>", 503);
     c.ok("MAIL FROM:<nodata@example.org>", 250);
     c.ok("RCPT TO:<alice@test.example>", 250);
     let r = c.cmd("DATA");
-    assert_reply(&r, "554 5.7.1 <nodata@example.org>: Sender address rejected: No data from you");
+    assert_reply(
+        &r,
+        "554 5.7.1 <nodata@example.org>: Sender address rejected: No data from you",
+    );
     c.ok("RSET", 250);
     c.ok("MAIL FROM:<noeod@example.org>", 250);
     c.ok("RCPT TO:<alice@test.example>", 250);
     c.ok("DATA", 354);
     c.send(b"Subject: late\r\n\r\nbody\r\n.\r\n");
-    c.expect(554, "5.7.1 <noeod@example.org>: Sender address rejected: Too late");
+    c.expect(
+        554,
+        "5.7.1 <noeod@example.org>: Sender address rejected: Too late",
+    );
     c.ok("QUIT", 221);
-    w.env.wait_log("NOQUEUE: reject: MAIL from unknown[127.0.0.1]: 554 5.7.1 <bad@example.org>", 1);
+    w.env.wait_log(
+        "NOQUEUE: reject: MAIL from unknown[127.0.0.1]: 554 5.7.1 <bad@example.org>",
+        1,
+    );
     // The queue ID exists since the first accepted RCPT, as in Postfix.
-    w.env.wait_log(": reject: DATA from unknown[127.0.0.1]: 554 5.7.1 <nodata@example.org>", 1);
-    let eod = w.env.wait_log(": reject: END-OF-MESSAGE from unknown[127.0.0.1]: 554 5.7.1 <noeod@example.org>", 1);
-    assert!(!eod[0].contains("NOQUEUE"), "the message had a queue ID: {}", eod[0]);
-    assert!(w.queue().is_empty(), "nothing refused was queued: {:?}", w.queue());
+    w.env.wait_log(
+        ": reject: DATA from unknown[127.0.0.1]: 554 5.7.1 <nodata@example.org>",
+        1,
+    );
+    let eod = w.env.wait_log(
+        ": reject: END-OF-MESSAGE from unknown[127.0.0.1]: 554 5.7.1 <noeod@example.org>",
+        1,
+    );
+    assert!(
+        !eod[0].contains("NOQUEUE"),
+        "the message had a queue ID: {}",
+        eod[0]
+    );
+    assert!(
+        w.queue().is_empty(),
+        "nothing refused was queued: {:?}",
+        w.queue()
+    );
 }
 
 #[test]
@@ -212,7 +279,11 @@ fn hold_discard_and_prepend_act_on_the_accepted_message() {
             path.display()
         )
     });
-    for sender in ["held@example.org", "dropped@example.org", "tagged@example.org"] {
+    for sender in [
+        "held@example.org",
+        "dropped@example.org",
+        "tagged@example.org",
+    ] {
         let mut c = w.client();
         c.start_transaction(sender, &["alice@test.example"]);
         c.ok("DATA", 354);
@@ -223,7 +294,10 @@ fn hold_discard_and_prepend_act_on_the_accepted_message() {
     w.env.wait_mbox("alice", 1);
     let delivered = w.env.mbox_messages("alice");
     assert_eq!(delivered.len(), 1);
-    assert_eq!(delivered[0].subject.as_deref(), Some("from tagged@example.org"));
+    assert_eq!(
+        delivered[0].subject.as_deref(),
+        Some("from tagged@example.org")
+    );
     let headers = delivered[0].headers();
     assert!(headers.lines().any(|l| l == "X-Tag: seen"), "{headers}");
     w.env.wait_log("NOQUEUE: hold: RCPT from unknown[127.0.0.1]: <held@example.org>: Sender address triggers HOLD action", 1);
@@ -243,14 +317,20 @@ fn a_misspelt_restriction_answers_451_and_opens_nothing() {
     let r = c.cmd("RCPT TO:<alice@test.example>");
     assert_reply(&r, "451 4.3.5 Server configuration error");
     c.ok("QUIT", 221);
-    w.env.wait_log("unknown smtpd restriction: \"permit_mynetwork\"", 1);
-    w.env.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 451 4.3.5 Server configuration error", 1);
+    w.env
+        .wait_log("unknown smtpd restriction: \"permit_mynetwork\"", 1);
+    w.env.wait_log(
+        "NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 451 4.3.5 Server configuration error",
+        1,
+    );
     // `mailroom check` names it before any client meets it.
     let check = w.env.run(&["check"], b"");
     let out = String::from_utf8_lossy(&check.stdout);
     assert_eq!(check.status.code(), Some(1), "{out}");
     assert!(
-        out.contains("error: smtpd_recipient_restrictions: unknown smtpd restriction: \"permit_mynetwork\""),
+        out.contains(
+            "error: smtpd_recipient_restrictions: unknown smtpd restriction: \"permit_mynetwork\""
+        ),
         "{out}"
     );
 }

@@ -111,15 +111,25 @@ pub fn result(
     let refusal = |code: u16, dsn: &str, fallback: &str| {
         let (dsn, text) = split_dsn(text, dsn);
         let text = if text.is_empty() { fallback } else { text };
-        reply(code, &dsn, &format!("<{subject}>: {class} rejected: {text}"))
+        reply(
+            code,
+            &dsn,
+            &format!("<{subject}>: {class} rejected: {text}"),
+        )
     };
     match keyword.as_str() {
         "DUNNO" => Status::Dunno,
         "OK" | "RELAY" => Status::Permit,
         // Some out-of-band authentication writes a time stamp: Postfix reads it as OK.
         _ if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => Status::Permit,
-        "REJECT" => state.refuse(request, refusal(codes.access_reject, "5.7.1", "Access denied")),
-        "DEFER" => state.refuse(request, refusal(codes.access_defer, "4.7.1", "Access denied")),
+        "REJECT" => state.refuse(
+            request,
+            refusal(codes.access_reject, "5.7.1", "Access denied"),
+        ),
+        "DEFER" => state.refuse(
+            request,
+            refusal(codes.access_defer, "4.7.1", "Access denied"),
+        ),
         "DEFER_IF_PERMIT" => {
             let reply = refusal(codes.access_defer, "4.7.1", "Service unavailable");
             state.defer_if_permit.get_or_insert(reply);
@@ -141,7 +151,10 @@ pub fn result(
             Status::Dunno
         }
         "DISCARD" => {
-            let why = format!("<{subject}>: {class} {}", or(text, "triggers DISCARD action"));
+            let why = format!(
+                "<{subject}>: {class} {}",
+                or(text, "triggers DISCARD action")
+            );
             log_whatsup(request, "discard", &why);
             state.verdict.discard.get_or_insert(why);
             Status::Permit
@@ -226,7 +239,10 @@ mod tests {
 
     #[test]
     fn enhanced_codes_are_split_off() {
-        assert_eq!(split_dsn("5.7.2 go away", "5.7.1"), ("5.7.2".into(), "go away"));
+        assert_eq!(
+            split_dsn("5.7.2 go away", "5.7.1"),
+            ("5.7.2".into(), "go away")
+        );
         assert_eq!(split_dsn("go away", "5.7.1"), ("5.7.1".into(), "go away"));
         assert_eq!(split_dsn("", "4.7.1"), ("4.7.1".into(), ""));
         assert_eq!(split_dsn("5.7 x", "4.7.1"), ("4.7.1".into(), "5.7 x"));

@@ -207,10 +207,14 @@ fn absolute(name: &str) -> String {
 
 /// `4.3.2.1.in-addr.arpa.`, or the nibble form under `ip6.arpa.`.
 pub fn reverse_name(ip: IpAddr) -> String {
-    format!("{}.{}", reversed(ip), match ip {
-        IpAddr::V4(_) => "in-addr.arpa.",
-        IpAddr::V6(_) => "ip6.arpa.",
-    })
+    format!(
+        "{}.{}",
+        reversed(ip),
+        match ip {
+            IpAddr::V4(_) => "in-addr.arpa.",
+            IpAddr::V6(_) => "ip6.arpa.",
+        }
+    )
 }
 
 /// The client address reversed for a DNSBL query: `4.3.2.1` for `1.2.3.4`, 32 nibbles
@@ -269,8 +273,7 @@ fn octets(filter: &str) -> Vec<&str> {
 
 /// One octet pattern: `7` or `[1;3..5]`.
 fn octet_set(pattern: &str) -> Option<impl Fn(u8) -> bool> {
-    let ranges: Vec<(u8, u8)> = match pattern.strip_prefix('[').and_then(|p| p.strip_suffix(']'))
-    {
+    let ranges: Vec<(u8, u8)> = match pattern.strip_prefix('[').and_then(|p| p.strip_suffix(']')) {
         Some(list) => list
             .split(';')
             .map(|item| match item.split_once("..") {
@@ -280,7 +283,11 @@ fn octet_set(pattern: &str) -> Option<impl Fn(u8) -> bool> {
             .collect::<Option<_>>()?,
         None => vec![(pattern.parse().ok()?, pattern.parse().ok()?)],
     };
-    Some(move |value: u8| ranges.iter().any(|(low, high)| (*low..=*high).contains(&value)))
+    Some(move |value: u8| {
+        ranges
+            .iter()
+            .any(|(low, high)| (*low..=*high).contains(&value))
+    })
 }
 
 fn build(nameservers: &[String]) -> Result<TokioResolver, String> {

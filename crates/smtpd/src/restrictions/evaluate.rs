@@ -86,7 +86,11 @@ pub fn reply(code: u16, dsn: &str, text: &str) -> Reply {
 }
 
 /// Runs `lists` in order and returns the verdict.
-pub async fn run(r: &Restrictions, lists: &[(Class, &[Restriction])], request: &Request) -> Verdict {
+pub async fn run(
+    r: &Restrictions,
+    lists: &[(Class, &[Restriction])],
+    request: &Request,
+) -> Verdict {
     let mut state = State::default();
     for (class, list) in lists {
         if let Some(reply) = run_list(r, *class, list, request, &mut state).await {
@@ -136,7 +140,11 @@ async fn one(
     let c = &r.codes;
     let subject = class.subject(request);
     let generic = |code: u16, dsn: &str, text: &str| {
-        reply(code, dsn, &format!("<{subject}>: {} rejected: {text}", class.name()))
+        reply(
+            code,
+            dsn,
+            &format!("<{subject}>: {} rejected: {text}", class.name()),
+        )
     };
     let permit_if = |yes: bool| if yes { Status::Permit } else { Status::Dunno };
     match restriction {
@@ -227,15 +235,27 @@ fn unauth_destination(
         Restriction::DeferUnauthDestination => (r.codes.relay - 100, "4.7.1"),
         _ => (r.codes.relay, "5.7.1"),
     };
-    state.refuse(request, reply(code, dsn, &format!("<{recipient}>: Relay access denied")))
+    state.refuse(
+        request,
+        reply(code, dsn, &format!("<{recipient}>: Relay access denied")),
+    )
 }
 
-async fn helo(r: &Restrictions, restriction: &Restriction, request: &Request, state: &mut State) -> Status {
+async fn helo(
+    r: &Restrictions,
+    restriction: &Restriction,
+    request: &Request,
+    state: &mut State,
+) -> Status {
     let Some(name) = request.helo.as_deref() else {
         return Status::Dunno;
     };
     let refuse = |code: u16, dsn: &str, text: &str| {
-        reply(code, dsn, &format!("<{name}>: Helo command rejected: {text}"))
+        reply(
+            code,
+            dsn,
+            &format!("<{name}>: Helo command rejected: {text}"),
+        )
     };
     let literal = name.starts_with('[') && name.ends_with(']') && name.len() > 2;
     let bare = truncate_dot(name);
@@ -243,22 +263,35 @@ async fn helo(r: &Restrictions, restriction: &Restriction, request: &Request, st
     match restriction {
         Restriction::RejectInvalidHelo if literal => match valid_literal(name) {
             true => Status::Dunno,
-            false => state.refuse(request, refuse(c.invalid_hostname, "5.5.2", "invalid ip address")),
+            false => state.refuse(
+                request,
+                refuse(c.invalid_hostname, "5.5.2", "invalid ip address"),
+            ),
         },
-        Restriction::RejectInvalidHelo if !valid_hostname(bare) && bare.parse::<IpAddr>().is_err() => {
+        Restriction::RejectInvalidHelo
+            if !valid_hostname(bare) && bare.parse::<IpAddr>().is_err() =>
+        {
             state.refuse(request, refuse(c.invalid_hostname, "5.5.2", "Invalid name"))
         }
-        Restriction::RejectNonFqdnHelo if !literal && (!valid_hostname(bare) || !bare.contains('.')) => {
-            state.refuse(request, refuse(c.non_fqdn, "5.5.2", "need fully-qualified hostname"))
+        Restriction::RejectNonFqdnHelo
+            if !literal && (!valid_hostname(bare) || !bare.contains('.')) =>
+        {
+            state.refuse(
+                request,
+                refuse(c.non_fqdn, "5.5.2", "need fully-qualified hostname"),
+            )
         }
         Restriction::RejectUnknownHelo if !literal && valid_hostname(bare) => {
             match r.dns.host(bare).await {
                 Lookup::Found(()) => Status::Dunno,
-                Lookup::NotFound => {
-                    state.refuse(request, refuse(c.unknown_hostname, "4.7.1", "Host not found"))
-                }
+                Lookup::NotFound => state.refuse(
+                    request,
+                    refuse(c.unknown_hostname, "4.7.1", "Host not found"),
+                ),
                 Lookup::TempFail(_) => {
-                    state.defer_if_permit.get_or_insert(refuse(450, "4.7.1", "Host not found"));
+                    state
+                        .defer_if_permit
+                        .get_or_insert(refuse(450, "4.7.1", "Host not found"));
                     Status::Dunno
                 }
             }
@@ -283,11 +316,19 @@ fn non_fqdn(r: &Restrictions, which: Subject, request: &Request, state: &mut Sta
     if valid_hostname(domain) && domain.contains('.') {
         return Status::Dunno;
     }
-    let text = format!("<{address}>: {} rejected: need fully-qualified address", class.name());
+    let text = format!(
+        "<{address}>: {} rejected: need fully-qualified address",
+        class.name()
+    );
     state.refuse(request, reply(r.codes.non_fqdn, "4.5.2", &text))
 }
 
-async fn unknown_domain(r: &Restrictions, which: Subject, request: &Request, state: &mut State) -> Status {
+async fn unknown_domain(
+    r: &Restrictions,
+    which: Subject,
+    request: &Request,
+    state: &mut State,
+) -> Status {
     let sender = which == Subject::Sender;
     let (address, class) = match sender {
         true => (request.sender.as_deref(), Class::Sender),
@@ -306,13 +347,18 @@ async fn unknown_domain(r: &Restrictions, which: Subject, request: &Request, sta
     match r.dns.mail_domain(truncate_dot(domain)).await {
         MailDomain::Exists => Status::Dunno,
         MailDomain::NullMx => {
-            let (code, dsn) = if sender { (550, "5.7.27") } else { (556, "5.1.10") };
+            let (code, dsn) = if sender {
+                (550, "5.7.27")
+            } else {
+                (556, "5.1.10")
+            };
             let why = format!("Domain {domain} does not accept mail (nullMX)");
             state.refuse(request, reply(code, dsn, &text(&why)))
         }
-        MailDomain::NotFound => {
-            state.refuse(request, reply(r.codes.unknown_address, dsn, &text("Domain not found")))
-        }
+        MailDomain::NotFound => state.refuse(
+            request,
+            reply(r.codes.unknown_address, dsn, &text("Domain not found")),
+        ),
         MailDomain::TempFail => {
             let deferred = reply(450, dsn, &text("Domain not found"));
             state.defer_if_permit.get_or_insert(deferred);
@@ -321,7 +367,12 @@ async fn unknown_domain(r: &Restrictions, which: Subject, request: &Request, sta
     }
 }
 
-async fn unknown_client(r: &Restrictions, forward_confirmed: bool, request: &Request, state: &mut State) -> Status {
+async fn unknown_client(
+    r: &Restrictions,
+    forward_confirmed: bool,
+    request: &Request,
+    state: &mut State,
+) -> Status {
     let ip = request.client_ip;
     let names = r.dns.reverse(ip).await;
     let status = match (&names, forward_confirmed) {
@@ -331,8 +382,14 @@ async fn unknown_client(r: &Restrictions, forward_confirmed: bool, request: &Req
         (Lookup::TempFail(why), _) => Lookup::TempFail(why.clone()),
     };
     let (dsn, text) = match forward_confirmed {
-        false => ("4.7.1", format!("Client host rejected: cannot find your reverse hostname, [{ip}]")),
-        true => ("4.7.25", format!("Client host rejected: cannot find your hostname, [{ip}]")),
+        false => (
+            "4.7.1",
+            format!("Client host rejected: cannot find your reverse hostname, [{ip}]"),
+        ),
+        true => (
+            "4.7.25",
+            format!("Client host rejected: cannot find your hostname, [{ip}]"),
+        ),
     };
     match status {
         Lookup::Found(()) => Status::Dunno,
@@ -354,7 +411,13 @@ async fn confirmed(r: &Restrictions, names: &[String], ip: IpAddr) -> Lookup<()>
     failure
 }
 
-async fn dnsbl(r: &Restrictions, subject: Subject, list: &str, request: &Request, state: &mut State) -> Status {
+async fn dnsbl(
+    r: &Restrictions,
+    subject: Subject,
+    list: &str,
+    request: &Request,
+    state: &mut State,
+) -> Status {
     let (domain, filter) = list.split_once('=').unwrap_or((list, ""));
     let (query, what, class) = match subject {
         Subject::Client => (
@@ -387,7 +450,13 @@ async fn dnsbl(r: &Restrictions, subject: Subject, list: &str, request: &Request
         return Status::Dunno;
     }
     let reason = r.dns.txt(&name).await;
-    let facts = RblFacts { code: r.codes.rbl, class: class.name(), what: &what, domain, reason: &reason };
+    let facts = RblFacts {
+        code: r.codes.rbl,
+        class: class.name(),
+        what: &what,
+        domain,
+        reason: &reason,
+    };
     let template = r
         .rbl_reply_maps
         .lookup(list)
@@ -436,11 +505,18 @@ fn rbl_reply(template: &str, facts: &RblFacts<'_>, request: &Request) -> Reply {
         })
     };
     let text = expand(template, &lookup);
-    let code = text.get(..3).filter(|c| access_code(c)).and_then(|c| c.parse().ok());
+    let code = text
+        .get(..3)
+        .filter(|c| access_code(c))
+        .and_then(|c| c.parse().ok());
     match (code, text.get(3..4)) {
         (Some(code), Some(" ")) => {
             let (dsn, rest) = access::split_dsn(&text[4..], "4.7.1");
-            let rest = if rest.is_empty() { "Service unavailable" } else { rest };
+            let rest = if rest.is_empty() {
+                "Service unavailable"
+            } else {
+                rest
+            };
             reply(code, &dsn, rest)
         }
         _ => {
@@ -531,7 +607,9 @@ pub fn valid_hostname(name: &str) -> bool {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
     labels_ok && !name.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
@@ -540,7 +618,9 @@ pub fn valid_hostname(name: &str) -> bool {
 fn valid_literal(name: &str) -> bool {
     let inner = &name[1..name.len() - 1];
     match inner.get(..5) {
-        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => inner[5..].parse::<std::net::Ipv6Addr>().is_ok(),
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+            inner[5..].parse::<std::net::Ipv6Addr>().is_ok()
+        }
         _ => inner.parse::<std::net::Ipv4Addr>().is_ok(),
     }
 }
@@ -554,7 +634,15 @@ mod tests {
         for good in ["mail.example.com", "localhost", "a-b.c_d.org", "x1"] {
             assert!(valid_hostname(good), "{good}");
         }
-        for bad in ["", "-a.com", "a-.com", "a..com", "1.2.3.4", "a b", "ex@mple.com"] {
+        for bad in [
+            "",
+            "-a.com",
+            "a-.com",
+            "a..com",
+            "1.2.3.4",
+            "a b",
+            "ex@mple.com",
+        ] {
             assert!(!valid_hostname(bad), "{bad}");
         }
         assert!(valid_literal("[192.0.2.1]") && valid_literal("[IPv6:::1]"));
@@ -572,17 +660,26 @@ mod tests {
             _ => None,
         };
         assert_eq!(
-            expand("$rbl_code blocked using ${rbl_domain}${rbl_reason?; $rbl_reason}$$", &lookup),
+            expand(
+                "$rbl_code blocked using ${rbl_domain}${rbl_reason?; $rbl_reason}$$",
+                &lookup
+            ),
             "554 blocked using zen.example$"
         );
-        assert_eq!(expand("${rbl_reason:none} ${rbl_code?x{y}}", &lookup), "none x{y}");
+        assert_eq!(
+            expand("${rbl_reason:none} ${rbl_code?x{y}}", &lookup),
+            "none x{y}"
+        );
     }
 
     #[test]
     fn replies_follow_the_reply_code_class() {
         assert_eq!(reply(504, "4.5.2", "x").summary(), "504 5.5.2 x");
         assert_eq!(reply(450, "5.7.1", "x").summary(), "450 4.7.1 x");
-        assert_eq!(reply(200, "2.0.0", "x").summary(), "450 4.7.1 Service unavailable");
+        assert_eq!(
+            reply(200, "2.0.0", "x").summary(),
+            "450 4.7.1 Service unavailable"
+        );
         assert_eq!(reply(554, "5.7.1", "a\r\nb").summary(), "554 5.7.1 a  b");
     }
 }

@@ -189,8 +189,8 @@ impl Restrictions {
 
     /// Whether MAIL has lists to evaluate (only with `smtpd_delay_reject = no`).
     pub fn checks_at_mail(&self) -> bool {
-        !self.delay_reject
-            && !(self.client.is_empty() && self.helo.is_empty() && self.sender.is_empty())
+        let any = !(self.client.is_empty() && self.helo.is_empty() && self.sender.is_empty());
+        !self.delay_reject && any
     }
 
     /// Whether DATA (or end of data) has a list to evaluate.

@@ -141,9 +141,7 @@ fn with_argument(name: &str) -> Option<Make> {
         "check_sender_access" => |a| access(Subject::Sender, a),
         "check_recipient_access" => |a| access(Subject::Recipient, a),
         "reject_rbl_client" => |a| dnsbl(Subject::Client, a),
-        "reject_rhsbl_client" | "reject_rhsbl_reverse_client" => {
-            |a| dnsbl(Subject::ClientName, a)
-        }
+        "reject_rhsbl_client" | "reject_rhsbl_reverse_client" => |a| dnsbl(Subject::ClientName, a),
         "reject_rhsbl_helo" => |a| dnsbl(Subject::Helo, a),
         "reject_rhsbl_sender" => |a| dnsbl(Subject::Sender, a),
         "reject_rhsbl_recipient" => |a| dnsbl(Subject::Recipient, a),
@@ -169,7 +167,9 @@ fn dnsbl(subject: Subject, domain: &str) -> Result<Restriction, String> {
         return Err("need a DNS list domain".to_string());
     }
     if !filter.is_empty() && !super::dns::valid_filter(filter) {
-        return Err(format!("bad reply filter {filter:?} (use 127.0.0.2 or 127.0.0.[2..11;20])"));
+        return Err(format!(
+            "bad reply filter {filter:?} (use 127.0.0.2 or 127.0.0.[2..11;20])"
+        ));
     }
     Ok(Restriction::Dnsbl {
         subject,

@@ -18,7 +18,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
 
 use super::Request;
 
@@ -84,7 +86,10 @@ pub async fn query(endpoint: &str, timeout: Duration, request: &Request) -> Resu
     }
 }
 
-async fn exchange(stream: impl AsyncRead + AsyncWrite + Unpin, text: &str) -> Result<String, String> {
+async fn exchange(
+    stream: impl AsyncRead + AsyncWrite + Unpin,
+    text: &str,
+) -> Result<String, String> {
     let mut stream = BufReader::new(stream);
     stream
         .get_mut()
@@ -146,7 +151,10 @@ fn attributes(r: &Request) -> String {
         ("helo_name", r.helo.clone().unwrap_or_default()),
         ("sender", r.sender.clone().unwrap_or_default()),
         ("recipient", r.recipient.clone().unwrap_or_default()),
-        ("recipient_count", if counted { r.recipient_count } else { 0 }.to_string()),
+        (
+            "recipient_count",
+            if counted { r.recipient_count } else { 0 }.to_string(),
+        ),
         ("queue_id", r.queue_id.clone().unwrap_or_default()),
         ("instance", r.queue_id.clone().unwrap_or_default()),
         ("size", r.size.to_string()),
@@ -161,7 +169,10 @@ fn attributes(r: &Request) -> String {
         ("ccert_pubkey_fingerprint", String::new()),
         ("policy_context", String::new()),
         ("compatibility_level", "3.6".into()),
-        ("mail_version", format!("mailroom-{}", env!("CARGO_PKG_VERSION"))),
+        (
+            "mail_version",
+            format!("mailroom-{}", env!("CARGO_PKG_VERSION")),
+        ),
     ];
     let mut text = String::new();
     for (name, value) in pairs {
@@ -191,7 +202,13 @@ mod tests {
             Endpoint::parse("unix:/run/policy"),
             Ok(Endpoint::Unix("/run/policy".into()))
         );
-        for bad in ["127.0.0.1:10023", "inet:host", "inet::25", "unix:", "tcp:x:1"] {
+        for bad in [
+            "127.0.0.1:10023",
+            "inet:host",
+            "inet::25",
+            "unix:",
+            "tcp:x:1",
+        ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
     }

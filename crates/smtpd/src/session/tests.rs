@@ -40,7 +40,8 @@ fn session_from(ip: &str, settings: Arc<Settings>) -> Session {
 fn handle(session: &mut Session, command: Command, room: bool) -> Action {
     match session.handle(command, &Room(room)) {
         Action::Rcpt(pending) => {
-            let request = session.restriction_request(crate::restrictions::Stage::Rcpt, Some(&pending));
+            let request =
+                session.restriction_request(crate::restrictions::Stage::Rcpt, Some(&pending));
             let restrictions = session.settings.restrictions.clone();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
