@@ -13,7 +13,8 @@
 //!               defer_if_permit / defer_if_reject (Postfix's "maybe" states)
 //!  access.rs    check_*_access tables and their results (OK, REJECT text, 4xx/5xx text,
 //!               DUNNO, HOLD, DISCARD, DEFER_IF_PERMIT, PREPEND, WARN …)
-//!  dns.rs       DNSBL/RHSBL queries, unknown domains and HELO names, reverse client names
+//!  dnsbl.rs     reject_rbl_client, reject_rhsbl_*: queries, filters, reply templates
+//!  dns.rs       the DNS questions: lists, unknown domains and HELO names, client names
 //!  policy.rs    check_policy_service: Postfix's policy delegation protocol
 //! ```
 //!
@@ -37,6 +38,7 @@
 
 mod access;
 mod dns;
+mod dnsbl;
 mod evaluate;
 mod parse;
 mod policy;
