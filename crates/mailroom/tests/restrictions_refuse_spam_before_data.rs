@@ -302,9 +302,13 @@ fn hold_discard_and_prepend_act_on_the_accepted_message() {
     assert!(headers.lines().any(|l| l == "X-Tag: seen"), "{headers}");
     w.env.wait_log("NOQUEUE: hold: RCPT from unknown[127.0.0.1]: <held@example.org>: Sender address triggers HOLD action", 1);
     w.env.wait_log("NOQUEUE: discard: RCPT from unknown[127.0.0.1]: <dropped@example.org>: Sender address triggers DISCARD action", 1);
+    // The delivered message leaves the queue a moment after its mbox append: wait for it.
+    wait_until("only the held message left in the queue", || {
+        w.queue().len() == 1
+    });
     let queue = w.queue();
-    assert_eq!(queue.len(), 1, "only the held message is queued: {queue:?}");
-    assert_eq!(queue[0].0, "hold");
+    assert_eq!(queue[0].0, "hold", "{queue:?}");
+    assert_eq!(queue[0].2, ["alice@test.example"], "{queue:?}");
 }
 
 #[test]

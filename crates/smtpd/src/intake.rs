@@ -104,10 +104,16 @@ pub async fn finish(
         prepared.message = prepended(&actions.prepend, &prepared.message);
     }
     let store = intake.store.clone();
-    // No blocking-pool thread per message: the task awaits its record's group commit.
-    let queued = store
-        .enqueue_async(prepared.id, prepared.envelope, &prepared.message, None)
-        .await;
+    let held = actions.hold.is_some();
+    let queued = match held {
+        true => enqueue_held(&store, prepared.id, prepared.envelope, prepared.message).await,
+        // No blocking-pool thread per message: the task awaits its record's group commit.
+        false => {
+            store
+                .enqueue_async(prepared.id, prepared.envelope, &prepared.message, None)
+                .await
+        }
+    };
     match queued {
         Ok(()) => {
             let message_id = if message_id.is_empty() {
@@ -116,9 +122,8 @@ pub async fn finish(
                 message_id
             };
             info!(target: "cleanup", "{id}: message-id={}", maillog::sanitize(&message_id));
-            match actions.hold {
-                Some(_) => hold(&store, id).await,
-                None => (intake.queued)(id),
+            if !held {
+                (intake.queued)(id);
             }
             fixed::queued(&id.to_string())
         }
@@ -156,16 +161,30 @@ fn prepended(headers: &[String], message: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A restriction's HOLD: the message, queued already, moves to the hold queue, where only
-/// `postsuper -H` releases it. If the move fails, it stays in the incoming queue (it was
-/// accepted; losing it is worse than delivering it).
-async fn hold(store: &Store, id: QueueId) {
-    let Some(entry) = store.get(id) else { return };
-    let update = queue::Update {
+/// A restriction's HOLD: the message is queued straight into the hold queue, in one
+/// record (never briefly `incoming`, so neither a queue scan nor a crash can make it
+/// deliverable); only `postsuper -H` releases it. Rare, so the blocking write is fine.
+async fn enqueue_held(
+    store: &Store,
+    id: QueueId,
+    envelope: envelope::Envelope,
+    message: Vec<u8>,
+) -> Result<(), queue::StoreError> {
+    let meta = queue::MessageMeta {
+        envelope,
         queue: queue::QueueName::Hold,
-        ..queue::Update::keep(&entry.meta)
+        next_attempt: 0,
+        attempts: 0,
+        delay_warned: false,
+        follow_up: None,
     };
-    if let Err(e) = store.update_async(id, update).await {
-        warn!(target: "smtpd", "{id}: cannot put the message on hold: {e}");
-    }
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.enqueue_as(id, meta, &message))
+        .await
+        .unwrap_or_else(|e| {
+            Err(queue::StoreError::Io {
+                path: PathBuf::from("hold"),
+                message: format!("the enqueue task failed: {e}"),
+            })
+        })
 }
