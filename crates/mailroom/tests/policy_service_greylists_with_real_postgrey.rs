@@ -4,7 +4,7 @@
 //! its `DEFER_IF_PERMIT`), a retry after the delay is accepted and delivered. A policy
 //! server that is down answers Postfix's `451 4.3.5 Server configuration problem`.
 
-use std::net::{Ipv4Addr, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -45,9 +45,13 @@ impl Drop for Postgrey {
 }
 
 fn world(policy_port: u16) -> World {
+    world_with_timeout(policy_port, "10s")
+}
+
+fn world_with_timeout(policy_port: u16, timeout: &str) -> World {
     World::started(&format!(
         "smtpd_recipient_restrictions = \"permit_sasl_authenticated, reject_unauth_destination, check_policy_service inet:127.0.0.1:{policy_port}\"\n\
-         smtpd_policy_service_timeout = \"10s\"\n"
+         smtpd_policy_service_timeout = \"{timeout}\"\n"
     ))
 }
 
@@ -120,4 +124,20 @@ fn a_policy_server_that_is_down_answers_451_4_3_5() {
         .wait_log("warning: problem talking to server inet:127.0.0.1:", 1);
     w.env.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 451 4.3.5 <alice@test.example>: Recipient address rejected: Server configuration problem; from=<sender@example.org> to=<alice@test.example> proto=ESMTP helo=<client.example.org>", 1);
     assert!(w.queue().is_empty());
+}
+
+#[test]
+fn a_policy_server_that_never_answers_times_out_to_451_4_3_5() {
+    // Connections are queued by the kernel but never accepted nor answered.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let w = world_with_timeout(silent.local_addr().unwrap().port(), "1s");
+    let reply = attempt(&w, "never");
+    assert_eq!(
+        reply.text(),
+        "451 4.3.5 <alice@test.example>: Recipient address rejected: Server configuration problem"
+    );
+    w.env
+        .wait_log("problem talking to server inet:127.0.0.1:", 1);
+    let warning = &w.env.log_lines("problem talking to server")[0];
+    assert!(warning.ends_with(": timeout"), "{warning}");
 }
