@@ -41,6 +41,9 @@ command -v ldns-signzone >/dev/null || need_apt+=(ldnsutils)
 if ! python3 -c 'import dkim, dns.message, nacl.signing' 2>/dev/null; then
     python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 fi
+# Policy delegation end-to-end test (crates/mailroom/tests/policy_service_greylists_with_real_postgrey.rs):
+# Debian's postgrey, started by the test on a loopback port (no system service is used).
+[ -x /usr/sbin/postgrey ] || need_apt+=(postgrey)
 # A mirror that fails for a moment (a 404 during a sync, a reset connection) must not fail
 # the run: apt retries each download, and the update + install is tried three times.
 apt_install() {

@@ -221,6 +221,38 @@ pub struct Config {
     /// disconnected. Applies to `smtp` and `reinject` listeners; `submission` is exempt, as
     /// in Postfix's stock master.cf.
     pub smtpd_forbid_unauth_pipelining: bool,
+    /// Postfix's restriction lists (issue 13), each a list of restriction names and their
+    /// arguments in Postfix's syntax (`check_client_access cidr:/etc/x`), evaluated in this
+    /// order at RCPT (with `smtpd_delay_reject`): client, HELO, sender, relay, recipient.
+    pub smtpd_client_restrictions: Vec<String>,
+    pub smtpd_helo_restrictions: Vec<String>,
+    pub smtpd_sender_restrictions: Vec<String>,
+    /// Postfix 3 default `permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination`.
+    pub smtpd_relay_restrictions: Vec<String>,
+    pub smtpd_recipient_restrictions: Vec<String>,
+    pub smtpd_data_restrictions: Vec<String>,
+    pub smtpd_end_of_data_restrictions: Vec<String>,
+    /// Postfix default `yes`: client, HELO and sender restrictions wait until RCPT.
+    pub smtpd_delay_reject: bool,
+    /// How long one policy service query may take (Postfix 100s).
+    pub smtpd_policy_service_timeout: Duration,
+    /// What a policy service that cannot be reached amounts to.
+    pub smtpd_policy_service_default_action: String,
+    /// Reply codes of the restrictions (Postfix's names and defaults).
+    pub reject_code: usize,
+    pub defer_code: usize,
+    pub access_map_reject_code: usize,
+    pub access_map_defer_code: usize,
+    pub invalid_hostname_reject_code: usize,
+    pub non_fqdn_reject_code: usize,
+    pub unknown_address_reject_code: usize,
+    pub unknown_hostname_reject_code: usize,
+    pub unknown_client_reject_code: usize,
+    pub relay_domains_reject_code: usize,
+    pub maps_rbl_reject_code: usize,
+    /// Reply templates per DNSBL domain (`$rbl_code`, `$rbl_class`, …), and the default.
+    pub rbl_reply_maps: Vec<String>,
+    pub default_rbl_reply: String,
     /// mailroom-only: failed AUTH attempts allowed per client IP, and per user name, within
     /// `anvil_rate_time_unit` (default 10; 0 = no limit). Past it AUTH is refused without a
     /// password check.

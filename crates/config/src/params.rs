@@ -56,9 +56,10 @@ pub(crate) struct Param {
 
 /// Parameters whose `$` is not for the loader: `forward_path` is expanded per recipient by
 /// the local delivery agent (`$home`, `$user`, `${extension}` …, Postfix's `local_expand`),
-/// and `mailbox_command`'s is the shell's (`"$EXTENSION"`), as in Postfix. Their values are
-/// kept as written.
-pub(crate) const EXPANDED_AT_DELIVERY: &[&str] = &["forward_path", "mailbox_command"];
+/// and `mailbox_command`'s is the shell's (`"$EXTENSION"`), as in Postfix; `default_rbl_reply`'s
+/// (`$rbl_code`, `$rbl_domain` …) is smtpd's, per DNSBL reply. Their values are kept as written.
+pub(crate) const EXPANDED_AT_DELIVERY: &[&str] =
+    &["forward_path", "mailbox_command", "default_rbl_reply"];
 
 /// `2bounce_notice_recipient` starts with a digit, so the field drops it; accept both.
 const ALIASES: &[(&str, &str)] = &[("bounce_notice_recipient", "2bounce_notice_recipient")];
@@ -154,6 +155,19 @@ macro_rules! count {
             $field,
             Count,
             |text| parse_count(text).and_then(positive),
+            ToString::to_string
+        )
+    };
+}
+
+/// An SMTP reply code a restriction answers with: 4xx or 5xx.
+macro_rules! reply_code {
+    ($field:ident) => {
+        scalar!(
+            stringify!($field),
+            $field,
+            Count,
+            |text| parse_count(text).and_then(reply_code),
             ToString::to_string
         )
     };
@@ -274,6 +288,8 @@ pub(crate) const PARAMS: &[Param] = &[
         required,
         String::clone
     ),
+    reply_code!(access_map_defer_code),
+    reply_code!(access_map_reject_code),
     list!(alias_maps),
     list!(allow_mail_to_commands, delivery_sources),
     list!(allow_mail_to_files, delivery_sources),
@@ -288,6 +304,8 @@ pub(crate) const PARAMS: &[Param] = &[
     count!(default_destination_concurrency_limit, positive),
     text!(default_privs, unprivileged_user),
     count!(default_process_limit, positive),
+    text!(default_rbl_reply),
+    reply_code!(defer_code),
     duration!(delay_warning_time),
     boolean!(disable_vrfy_command),
     Param {
@@ -312,6 +330,7 @@ pub(crate) const PARAMS: &[Param] = &[
     size!(header_size_limit, positive),
     text!(home_mailbox),
     count!(hopcount_limit, positive),
+    reply_code!(invalid_hostname_reject_code),
     duration!(lmtp_connect_timeout),
     duration!(lmtp_data_done_timeout, positive),
     duration!(lmtp_data_init_timeout, positive),
@@ -341,6 +360,7 @@ pub(crate) const PARAMS: &[Param] = &[
     count!(maildrop_count_limit, positive),
     size!(maildrop_size_limit, positive),
     text!(maillog_file),
+    reply_code!(maps_rbl_reject_code),
     list!(masquerade_classes, address_classes),
     list!(masquerade_domains),
     list!(masquerade_exceptions),
@@ -353,17 +373,21 @@ pub(crate) const PARAMS: &[Param] = &[
     text!(myhostname, required),
     list!(mynetworks),
     text!(myorigin, required),
+    reply_code!(non_fqdn_reject_code),
     path!(postdrop_path),
     list!(propagate_unmatched_extensions, extension_classes),
     path!(queue_directory),
     size!(queue_minfree),
     count!(queue_minfree_inodes),
     duration!(queue_run_delay, positive),
+    list!(rbl_reply_maps),
     list!(recipient_canonical_classes, address_classes),
     list!(recipient_canonical_maps),
     text!(recipient_delimiter),
     listen!(reinject_listen),
+    reply_code!(reject_code),
     list!(relay_domains),
+    reply_code!(relay_domains_reject_code),
     text!(relayhost),
     list!(relocated_maps),
     list!(sender_canonical_classes, address_classes),
@@ -416,6 +440,10 @@ pub(crate) const PARAMS: &[Param] = &[
     text!(smtpd_banner, required),
     count!(smtpd_client_auth_failure_limit),
     count!(smtpd_client_connection_count_limit, positive),
+    list!(smtpd_client_restrictions),
+    list!(smtpd_data_restrictions),
+    boolean!(smtpd_delay_reject),
+    list!(smtpd_end_of_data_restrictions),
     duration!(smtpd_error_sleep_time),
     choice!(smtpd_forbid_bare_newline),
     boolean!(smtpd_forbid_unauth_pipelining),
@@ -426,6 +454,7 @@ pub(crate) const PARAMS: &[Param] = &[
         |v: &usize| v.to_string()
     ),
     boolean!(smtpd_helo_required),
+    list!(smtpd_helo_restrictions),
     stressed!(
         smtpd_junk_command_limit,
         Count,
@@ -459,11 +488,16 @@ pub(crate) const PARAMS: &[Param] = &[
         stressed_bool,
         |v: &bool| { units::format_bool(*v) }
     ),
+    text!(smtpd_policy_service_default_action, required),
+    duration!(smtpd_policy_service_timeout, positive),
     count!(smtpd_process_limit, positive),
     count!(smtpd_recipient_limit, positive),
     count!(smtpd_recipient_overshoot_limit),
+    list!(smtpd_recipient_restrictions),
+    list!(smtpd_relay_restrictions),
     boolean!(smtpd_sasl_auth_enable),
     path!(smtpd_sasl_password_file),
+    list!(smtpd_sender_restrictions),
     stressed!(
         smtpd_session_deadline,
         Duration,
@@ -488,6 +522,9 @@ pub(crate) const PARAMS: &[Param] = &[
     text!(syslog_name, required),
     text!(syslog_socket),
     list!(transport_maps),
+    reply_code!(unknown_address_reject_code),
+    reply_code!(unknown_client_reject_code),
+    reply_code!(unknown_hostname_reject_code),
     list!(virtual_alias_domains),
     count!(virtual_alias_expansion_limit, positive),
     list!(virtual_alias_maps),
@@ -512,6 +549,14 @@ fn required(text: &str) -> Result<String, String> {
 
 fn parse_path(text: &str) -> Result<PathBuf, String> {
     required(text).map(PathBuf::from)
+}
+
+/// RFC 5321 section 4.2.1: a refusal is a 4xx (temporary) or 5xx (permanent) reply.
+fn reply_code(value: usize) -> Result<usize, String> {
+    match value {
+        400..=599 => Ok(value),
+        _ => Err(format!("not a 4xx or 5xx reply code: {value}")),
+    }
 }
 
 fn positive<T: PartialEq + Default>(value: T) -> Result<T, String> {

@@ -189,9 +189,9 @@ fn no_open_relay_from_outside_mynetworks() {
         "v@localhost.evil.example",
     ] {
         let reply = c.cmd(&format!("RCPT TO:<{victim}>"));
-        assert_eq!(reply.code, 554, "{victim}: {}", reply.text());
+        assert_eq!(reply.code, 454, "{victim}: {}", reply.text());
         assert!(
-            reply.text().contains("5.7.1") && reply.text().contains("Relay access denied"),
+            reply.text().contains("4.7.1") && reply.text().contains("Relay access denied"),
             "{}",
             reply.text()
         );
@@ -212,10 +212,10 @@ s.quit()
 "#,
         &[&smtp.port.to_string()],
     );
-    assert_eq!(out.trim(), "refused 554");
+    assert_eq!(out.trim(), "refused 454");
     let rejects = smtp.env.wait_log("reject: RCPT from unknown[127.0.0.2]", 6);
     assert!(
-        rejects[0].contains("NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 554 5.7.1 <victim@elsewhere.example>: Relay access denied; from=<spammer@example.org> to=<victim@elsewhere.example> proto=ESMTP helo=<spam.test>"),
+        rejects[0].contains("NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 454 4.7.1 <victim@elsewhere.example>: Relay access denied; from=<spammer@example.org> to=<victim@elsewhere.example> proto=ESMTP helo=<spam.test>"),
         "{}",
         rejects[0]
     );

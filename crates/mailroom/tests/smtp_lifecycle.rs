@@ -77,7 +77,7 @@ fn pflogsumm_counts_received_delivered_and_rejected() {
     }
     let mut stranger = Client::connect_from(Ipv4Addr::new(127, 0, 0, 2), smtp.port);
     stranger.start_transaction("spam@example.org", &[]);
-    stranger.ok("RCPT TO:<victim@elsewhere.example>", 554);
+    stranger.ok("RCPT TO:<victim@elsewhere.example>", 454);
     stranger.ok("QUIT", 221);
     smtp.env.wait_mbox("alice", 3);
     smtp.env.wait_log("status=sent", 3);

@@ -11,6 +11,7 @@
 use tracing::info;
 
 use crate::auth;
+use crate::checks;
 use crate::conn::{Conn, Line};
 use crate::exchange::{send, End, Env};
 use crate::intake;
@@ -88,6 +89,15 @@ async fn command_loop(
         }
         match session.handle(command, env.storage) {
             Action::Reply(reply) => {
+                let reply = match verb {
+                    "mail" => checks::mail(conn, session, reply).await,
+                    _ => reply,
+                };
+                session.stats.record(verb, reply.is_positive());
+                send(conn, session, reply).await;
+            }
+            Action::Rcpt(pending) => {
+                let reply = checks::rcpt(conn, session, *pending).await;
                 session.stats.record(verb, reply.is_positive());
                 send(conn, session, reply).await;
             }
@@ -160,6 +170,11 @@ async fn next_command_line(
 
 /// DATA: 354, the message through a dot-mode decoder, then queue or refuse it.
 async fn data(conn: &mut Conn, session: &mut Session, env: &mut Env<'_>) -> Result<(), End> {
+    if let Some(refusal) = checks::data(conn, session).await {
+        session.stats.record("data", false);
+        send(conn, session, refusal).await;
+        return Ok(());
+    }
     send(conn, session, fixed::start_data()).await;
     let mut decoder = session.data_decoder();
     conn.read_until_end(|bytes| decoder.feed(bytes)).await?;
@@ -201,9 +216,14 @@ async fn bdat(
 async fn finish(
     session: &mut Session,
     env: &Env<'_>,
-    tx: Transaction,
+    mut tx: Transaction,
     decoded: Result<Vec<u8>, DataError>,
 ) -> Reply {
+    if let Ok(body) = &decoded {
+        if let Some(refusal) = checks::end_of_data(session, &mut tx, body.len()).await {
+            return refusal;
+        }
+    }
     let reply = intake::finish(env.intake, session, tx, decoded).await;
     if reply.is_positive() {
         // Postfix: the error limits count errors "without delivering mail".

@@ -75,11 +75,12 @@ impl Storage for DiskGuard {
 pub async fn finish(
     intake: &Intake,
     session: &Session,
-    tx: Transaction,
+    mut tx: Transaction,
     decoded: Result<Vec<u8>, DataError>,
 ) -> Reply {
     let id = tx.id;
     let sender = tx.sender.clone();
+    let actions = std::mem::take(&mut tx.actions);
     let body = match decoded {
         Ok(body) => body,
         Err(error) => return log_refusal(session, id, &sender, error.reply()),
@@ -94,11 +95,25 @@ pub async fn finish(
         prepared.message = message;
     }
     let (id, message_id) = (prepared.id, prepared.message_id.clone());
+    // A restriction's DISCARD: the client is told the message was queued (Postfix), and
+    // the `discard:` line was logged when the restriction decided it.
+    if actions.discard.is_some() {
+        return fixed::queued(&id.to_string());
+    }
+    if !actions.prepend.is_empty() {
+        prepared.message = prepended(&actions.prepend, &prepared.message);
+    }
     let store = intake.store.clone();
-    // No blocking-pool thread per message: the task awaits its record's group commit.
-    let queued = store
-        .enqueue_async(prepared.id, prepared.envelope, &prepared.message, None)
-        .await;
+    let held = actions.hold.is_some();
+    let queued = match held {
+        true => enqueue_held(&store, prepared.id, prepared.envelope, prepared.message).await,
+        // No blocking-pool thread per message: the task awaits its record's group commit.
+        false => {
+            store
+                .enqueue_async(prepared.id, prepared.envelope, &prepared.message, None)
+                .await
+        }
+    };
     match queued {
         Ok(()) => {
             let message_id = if message_id.is_empty() {
@@ -107,7 +122,9 @@ pub async fn finish(
                 message_id
             };
             info!(target: "cleanup", "{id}: message-id={}", maillog::sanitize(&message_id));
-            (intake.queued)(id);
+            if !held {
+                (intake.queued)(id);
+            }
             fixed::queued(&id.to_string())
         }
         Err(e) => {
@@ -130,4 +147,44 @@ fn log_refusal(session: &Session, id: Option<QueueId>, sender: &str, reply: Repl
     );
     info!(target: "smtpd", "{}", maillog::sanitize(&line));
     reply
+}
+
+/// Headers a restriction's PREPEND asked for, above the message (Postfix's smtpd writes
+/// them before its own `Received:`).
+fn prepended(headers: &[String], message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + headers.len() * 64);
+    for header in headers {
+        out.extend_from_slice(header.as_bytes());
+        out.push(b'\n'); // the store keeps LF line ends
+    }
+    out.extend_from_slice(message);
+    out
+}
+
+/// A restriction's HOLD: the message is queued straight into the hold queue, in one
+/// record (never briefly `incoming`, so neither a queue scan nor a crash can make it
+/// deliverable); only `postsuper -H` releases it. Rare, so the blocking write is fine.
+async fn enqueue_held(
+    store: &Store,
+    id: QueueId,
+    envelope: envelope::Envelope,
+    message: Vec<u8>,
+) -> Result<(), queue::StoreError> {
+    let meta = queue::MessageMeta {
+        envelope,
+        queue: queue::QueueName::Hold,
+        next_attempt: 0,
+        attempts: 0,
+        delay_warned: false,
+        follow_up: None,
+    };
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.enqueue_as(id, meta, &message))
+        .await
+        .unwrap_or_else(|e| {
+            Err(queue::StoreError::Io {
+                path: PathBuf::from("hold"),
+                message: format!("the enqueue task failed: {e}"),
+            })
+        })
 }

@@ -20,6 +20,8 @@
 //!      └ session/        Command → Action: states, relay (relay.rs)  pure
 //!      └ proto::data     DATA/BDAT bytes → stored message            pure, fuzzed
 //!      └ driver.rs       runs it all; tls.rs, auth.rs (sasl.rs, auth_guard.rs) for the sub-dialogues
+//!      └ checks.rs       at MAIL, RCPT, DATA, end of data: the session's request →
+//!        restrictions/   Postfix's smtpd_*_restrictions (DNS, tables, policy) → verdict
 //!      └ message.rs      header checks, Received:, envelope
 //!      └ intake.rs       disk guard; durable enqueue, then 250
 //! ```
@@ -28,7 +30,8 @@
 //! 1. `250 2.0.0 Ok: queued as ID` is sent only after `Store::enqueue` returned `Ok`
 //!    (fdatasync done, DESIGN invariant 1); any other outcome is a 4xx/5xx or no reply.
 //! 2. No open relay: a recipient outside `mydestination`/`relay_domains` needs a client in
-//!    `mynetworks` or an authenticated one.
+//!    `mynetworks` or an authenticated one (`smtpd_relay_restrictions`, whose default says
+//!    so; a restriction that cannot be evaluated refuses with 451 4.3.5, never permits).
 //! 3. Only `<CRLF>.<CRLF>` ends DATA (no SMTP smuggling); bare LF/CR are refused or
 //!    normalised per `smtpd_forbid_bare_newline`, never a line end of the end-of-data mark.
 //! 4. Memory per session is bounded: a command line by 1000 bytes, a message (whatever
@@ -42,13 +45,15 @@
 //! # Security stance
 //! Runs inside the daemon with the queue owner's rights and trusts nothing a client sends:
 //! every byte is parsed strictly and bounded. Trust comes only from the peer address
-//! (`mynetworks`) or a password verified inside TLS. No reverse DNS: clients are logged as
-//! `unknown[IP]`, so no lookup can stall a session or be spoofed into trust.
+//! (`mynetworks`) or a password verified inside TLS. No reverse DNS at connect: clients are
+//! logged as `unknown[IP]`, so no lookup can stall a session or be spoofed into trust (only
+//! `reject_unknown_*client_hostname`, if configured, asks for the name, and only to refuse).
 
 #![forbid(unsafe_code)]
 
 mod auth;
 mod auth_guard;
+mod checks;
 mod conn;
 mod driver;
 mod exchange;
@@ -57,6 +62,7 @@ mod listener;
 mod message;
 mod rebind;
 mod relay;
+pub mod restrictions;
 mod sasl;
 pub mod session;
 mod settings;
@@ -181,6 +187,9 @@ pub fn spawn_prepared(hooks: Hooks, prepared: Prepared, stop: watch::Receiver<bo
 
 /// Configuration that works but cannot do what the operator probably wants.
 fn warn_about_setup(settings: &SmtpdSettings, tls: bool) {
+    for problem in &settings.session.restrictions.problems {
+        warn!(target: "smtpd", "{problem}");
+    }
     for entry in &settings.invalid_networks {
         warn!(target: "smtpd", "mynetworks: ignoring {entry:?}: not an address or CIDR block");
     }

@@ -173,6 +173,8 @@ mod tests {
             chunks: None,
             refused_recipients: false,
             overshoot: 0,
+            given_sender: "a@b.org".into(),
+            actions: Default::default(),
         }
     }
 

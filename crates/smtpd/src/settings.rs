@@ -147,6 +147,7 @@ fn session_settings(cfg: &Config) -> Settings {
         local_recipient: None,
         rewriter: std::sync::Arc::default(),
         virtual_recipient: None,
+        restrictions: Arc::new(crate::restrictions::Restrictions::from_config(cfg)),
     }
 }
 

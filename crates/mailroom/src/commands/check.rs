@@ -1,7 +1,8 @@
 //! `mailroom check [--fix] [--json]`: owners and modes of the store, the configuration and
 //! the listeners against the profile's table (`admin::check`); `--fix` repairs them, never
 //! through a symbolic link. The address rewriting maps (canonical, virtual, relocated,
-//! generic) are opened too: each bad line is an error naming `file:line`. Exit 0 = no error left (warnings are printed), 1 = errors; a
+//! generic) are opened too: each bad line is an error naming `file:line`; so are the
+//! `smtpd_*_restrictions` lists (an unknown restriction, a table that does not open). Exit 0 = no error left (warnings are printed), 1 = errors; a
 //! configuration that does not parse is reported by the loader (78).
 
 use crate::daemon::daemon_up;
@@ -49,6 +50,24 @@ fn map_problems(cfg: &Config) -> Vec<admin::check::Problem> {
         .collect()
 }
 
+/// Restriction lists the SMTP server could not use as written (an unknown name, a missing
+/// argument, an access table that does not open): it would answer 451 4.3.5 where they
+/// are reached.
+fn restriction_problems(cfg: &Config) -> Vec<admin::check::Problem> {
+    smtpd::restrictions::Restrictions::from_config(cfg)
+        .problems
+        .into_iter()
+        .map(|problem| {
+            let (parameter, what) = problem.split_once(": ").unwrap_or(("", &problem));
+            admin::check::Problem::unrepairable(
+                parameter.to_string(),
+                what.to_string(),
+                "correct the restriction list (Postfix syntax: name [argument], ...)",
+            )
+        })
+        .collect()
+}
+
 /// `mailroom check`: a configuration that does not parse is reported by the loader (78).
 fn check(cfg: &Config, args: Args) -> u8 {
     let mut report = admin::check::check(&admin::Settings::from_config(cfg), daemon_up(cfg));
@@ -56,6 +75,7 @@ fn check(cfg: &Config, args: Args) -> u8 {
         admin::check::fix(&mut report);
     }
     report.problems.extend(map_problems(cfg));
+    report.problems.extend(restriction_problems(cfg));
     let mut out = io::stdout().lock();
     if args.json {
         let _ = serde_json::to_writer_pretty(&mut out, &report);

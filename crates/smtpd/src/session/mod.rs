@@ -41,7 +41,7 @@ use proto::command::Command;
 use proto::data::BareNewline;
 use proto::reply::{fixed, Reply};
 
-pub use transaction::{ChunkEnd, Transaction};
+pub use transaction::{ChunkEnd, PendingRcpt, Transaction};
 
 /// What a listener is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,6 +130,8 @@ pub struct Settings {
     pub rewriter: Arc<rewrite::Rewriter>,
     /// `None`: no virtual mailbox domains are checked (or there are none).
     pub virtual_recipient: Option<VirtualRecipientCheck>,
+    /// The `smtpd_*_restrictions` lists (`restrictions/`).
+    pub restrictions: Arc<crate::restrictions::Restrictions>,
 }
 
 impl Settings {
@@ -205,6 +207,9 @@ pub enum Action {
         mechanism: Mechanism,
         initial: Option<String>,
     },
+    /// Evaluate the restrictions for this recipient ([`Session::restriction_request`]),
+    /// then reply what [`Session::finish_rcpt`] says.
+    Rcpt(Box<PendingRcpt>),
 }
 
 /// One SMTP session.
@@ -264,7 +269,7 @@ impl Session {
             Command::Ehlo(name) => self.hello(name, true),
             Command::Helo(name) => self.hello(name, false),
             Command::Mail { sender, params } => Action::Reply(self.mail(sender, params, storage)),
-            Command::Rcpt { recipient, params } => Action::Reply(self.rcpt(recipient, params)),
+            Command::Rcpt { recipient, params } => self.rcpt(recipient, params),
             Command::Data => self.data(storage),
             Command::Bdat { size, last } => self.bdat(size, last, storage),
             Command::Rset => {

@@ -8,6 +8,7 @@ use envelope::{QueueId, Recipient};
 use tracing::info;
 
 use super::{Action, Role, Session, Storage};
+use crate::restrictions::{Request, Stage, Verdict};
 use proto::data::{DataError, Decoder, Mode};
 use proto::params::{MailParams, RcptParams};
 use proto::reply::{fixed, Reply};
@@ -27,6 +28,49 @@ pub struct Transaction {
     pub refused_recipients: bool,
     /// Recipients refused for `smtpd_recipient_limit` so far.
     pub overshoot: usize,
+    /// The sender as the client wrote it (unqualified), as restrictions see it.
+    pub given_sender: String,
+    /// What the restrictions decided for the message (HOLD, DISCARD, PREPEND).
+    pub actions: MessageActions,
+}
+
+/// Access table and policy actions that apply to the whole message.
+#[derive(Debug, Default)]
+pub struct MessageActions {
+    /// Queue on hold; the reason (already logged).
+    pub hold: Option<String>,
+    /// Answer 250 but do not queue; the reason (already logged).
+    pub discard: Option<String>,
+    /// Headers to add at the top.
+    pub prepend: Vec<String>,
+}
+
+impl MessageActions {
+    /// Adds what a verdict says (the first HOLD or DISCARD reason wins).
+    pub fn add(&mut self, verdict: &mut Verdict) {
+        if self.hold.is_none() {
+            self.hold = verdict.hold.take();
+        }
+        if self.discard.is_none() {
+            self.discard = verdict.discard.take();
+        }
+        self.prepend.append(&mut verdict.prepend);
+    }
+}
+
+/// A recipient that passed the syntax and limit checks, waiting for the restrictions.
+#[derive(Debug)]
+pub struct PendingRcpt {
+    /// As the client wrote it.
+    pub recipient: String,
+    /// Qualified with `myorigin`.
+    pub address: String,
+    pub params: RcptParams,
+    /// One of our destinations (local, virtual, `relay_domains`): Postfix's
+    /// `permit_auth_destination`.
+    pub auth_destination: bool,
+    /// Delivered here (local or virtual), not relayed.
+    pub final_destination: bool,
 }
 
 /// The result of one BDAT chunk.
@@ -57,8 +101,11 @@ impl Session {
         if let Err(reply) = storage.has_room(params.size.unwrap_or(0)) {
             return self.log_reject("MAIL", reply, None, "");
         }
+        let given_sender = sender.clone();
         let sender = submit::cleanup::qualify(&sender, &self.settings.myorigin);
         self.tx = Some(Transaction {
+            given_sender,
+            actions: MessageActions::default(),
             sender,
             params,
             recipients: Vec::new(),
@@ -93,50 +140,106 @@ impl Session {
         None
     }
 
-    pub(super) fn rcpt(&mut self, recipient: String, params: RcptParams) -> Reply {
+    pub(super) fn rcpt(&mut self, recipient: String, params: RcptParams) -> Action {
         let Some(tx) = &self.tx else {
-            return fixed::need_mail();
+            return Action::Reply(fixed::need_mail());
         };
         if !self.esmtp && !params.is_empty() {
-            return Reply::new(
+            return Action::Reply(Reply::new(
                 555,
                 "5.5.4",
                 "Unsupported option: ESMTP parameters after HELO",
-            );
+            ));
         }
         if !recipient.is_ascii() && !tx.params.smtputf8 {
-            return utf8_undeclared();
+            return Action::Reply(utf8_undeclared());
         }
         if tx.recipients.len() >= self.settings.recipient_limit {
-            return self.overshoot();
+            return Action::Reply(self.overshoot());
         }
         // RFC 5321 section 4.5.1: <postmaster> must be accepted from anyone, and Postfix
         // skips every restriction for it.
         if recipient.eq_ignore_ascii_case("postmaster") {
             let address = self.settings.postmaster.clone();
             self.accept_recipient(address, params);
-            return fixed::recipient_ok();
+            return Action::Reply(fixed::recipient_ok());
         }
         let address = submit::cleanup::qualify(&recipient, &self.settings.myorigin);
-        let rewriter = self.settings.rewriter.clone();
         // A virtual alias or virtual mailbox domain is a destination of ours (Postfix's
-        // virtual classes), never a relay: only its listed addresses are accepted below.
-        let virtual_domain = rewriter.is_virtual_alias_domain(&rewrite::domain_of(&address));
-        let virtual_known = self
+        // virtual classes), never a relay: only its listed addresses are accepted later.
+        let virtual_domain = self
             .settings
-            .virtual_recipient
-            .as_ref()
-            .and_then(|check| (check.0)(&address));
-        if !virtual_domain
-            && virtual_known.is_none()
-            && !self.settings.relay.permits(&address, self.is_trusted())
-        {
-            return self.refuse_recipient(fixed::relay_denied(&recipient), &address);
+            .rewriter
+            .is_virtual_alias_domain(&rewrite::domain_of(&address));
+        let virtual_mailbox = self.virtual_known(&address).is_some();
+        let final_destination =
+            virtual_domain || virtual_mailbox || self.settings.relay.is_local(&address);
+        // Not `final_destination ||`: `a%b@localhost` is local but routed (see relay.rs).
+        let auth_destination =
+            virtual_domain || virtual_mailbox || self.settings.relay.permits(&address, false);
+        Action::Rcpt(Box::new(PendingRcpt {
+            recipient,
+            address,
+            params,
+            auth_destination,
+            final_destination,
+        }))
+    }
+
+    fn virtual_known(&self, address: &str) -> Option<bool> {
+        let check = self.settings.virtual_recipient.as_ref()?;
+        (check.0)(address)
+    }
+
+    /// What the restrictions evaluate at `stage`, from what this session knows.
+    pub fn restriction_request(&self, stage: Stage, pending: Option<&PendingRcpt>) -> Request {
+        let tx = self.tx.as_ref();
+        Request {
+            stage,
+            client_ip: self.client.ip,
+            client_name: self.client.name.clone(),
+            helo: self.helo.clone(),
+            sender: tx.map(|tx| tx.given_sender.clone()),
+            recipient: pending.map(|p| p.recipient.clone()),
+            protocol: self.protocol().to_string(),
+            mynetworks: self.settings.relay.is_trusted_client(self.client.ip),
+            sasl: self
+                .auth
+                .as_ref()
+                .map(|(mechanism, user)| (mechanism.name().to_string(), user.clone())),
+            auth_destination: pending.is_some_and(|p| p.auth_destination),
+            final_destination: pending.is_some_and(|p| p.final_destination),
+            pipelined: false,
+            queue_id: tx.and_then(|tx| tx.id).map(|id| id.to_string()),
+            recipient_count: tx.map_or(0, |tx| tx.recipients.len()),
+            size: tx.and_then(|tx| tx.params.size).unwrap_or(0),
+            stress: self.settings.stress.get(),
         }
+    }
+
+    /// The rest of RCPT once the restrictions have spoken: their refusal (logged already),
+    /// or the address rewriter's and the recipient tables' checks, then 250.
+    pub fn finish_rcpt(&mut self, pending: PendingRcpt, mut verdict: Verdict) -> Reply {
+        let PendingRcpt {
+            recipient,
+            address,
+            params,
+            ..
+        } = pending;
+        if let Some(reply) = verdict.reject.take() {
+            if let Some(tx) = self.tx.as_mut() {
+                tx.refused_recipients = true;
+            }
+            return reply;
+        }
+        if let Some(tx) = self.tx.as_mut() {
+            tx.actions.add(&mut verdict);
+        }
+        let rewriter = self.settings.rewriter.clone();
         if let Some(refusal) = rewriter.rcpt_refusal(&address) {
             return self.refuse_recipient(rcpt_refusal(&recipient, &refusal), &address);
         }
-        if virtual_known == Some(false) && !rewriter.has_entry(&address) {
+        if self.virtual_known(&address) == Some(false) && !rewriter.has_entry(&address) {
             return self.refuse_recipient(fixed::unknown_virtual_user(&recipient), &address);
         }
         if let Some(check) = &self.settings.local_recipient {

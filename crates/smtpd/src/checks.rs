@@ -1,0 +1,77 @@
+//! Where the driver asks the restrictions (`restrictions/`): at RCPT (always: relay control
+//! is `smtpd_relay_restrictions`), at MAIL (with `smtpd_delay_reject = no`), at DATA and at
+//! the end of the data. The session builds the [`Request`](crate::restrictions::Request)
+//! and acts on the verdict; this file only carries one to the other, because evaluating
+//! waits (DNS, policy services) and the session does no I/O.
+
+use crate::conn::Conn;
+use crate::restrictions::Stage;
+use crate::session::{PendingRcpt, Session, Transaction};
+use proto::reply::Reply;
+
+/// RCPT: the restrictions, then the rest of the recipient checks.
+pub async fn rcpt(conn: &mut Conn, session: &mut Session, pending: PendingRcpt) -> Reply {
+    let mut request = session.restriction_request(Stage::Rcpt, Some(&pending));
+    request.pipelined = !session.esmtp && conn.has_pending_input();
+    let restrictions = session.settings.restrictions.clone();
+    let verdict = restrictions.check(Stage::Rcpt, &request).await;
+    session.finish_rcpt(pending, verdict)
+}
+
+/// After a MAIL that the session accepted: with `smtpd_delay_reject = no`, the client,
+/// HELO and sender restrictions; a refusal ends the transaction again.
+pub async fn mail(conn: &mut Conn, session: &mut Session, accepted: Reply) -> Reply {
+    let restrictions = session.settings.restrictions.clone();
+    if !accepted.is_positive() || !restrictions.checks_at(Stage::Mail) {
+        return accepted;
+    }
+    let mut request = session.restriction_request(Stage::Mail, None);
+    request.pipelined = !session.esmtp && conn.has_pending_input();
+    let mut verdict = restrictions.check(Stage::Mail, &request).await;
+    match verdict.reject.take() {
+        Some(reply) => {
+            session.tx = None;
+            reply
+        }
+        None => {
+            if let Some(tx) = session.tx.as_mut() {
+                tx.actions.add(&mut verdict);
+            }
+            accepted
+        }
+    }
+}
+
+/// DATA, before the 354: `smtpd_data_restrictions`. `Some(refusal)` when refused.
+pub async fn data(conn: &mut Conn, session: &mut Session) -> Option<Reply> {
+    let restrictions = session.settings.restrictions.clone();
+    if !restrictions.checks_at(Stage::Data) {
+        return None;
+    }
+    let mut request = session.restriction_request(Stage::Data, None);
+    // RFC 2920: DATA ends a pipelined group; nothing may follow it before our reply.
+    request.pipelined = conn.has_pending_input();
+    let mut verdict = restrictions.check(Stage::Data, &request).await;
+    let refusal = verdict.reject.take();
+    if let Some(tx) = session.tx.as_mut() {
+        tx.actions.add(&mut verdict);
+    }
+    refusal
+}
+
+/// After the data, before queueing: `smtpd_end_of_data_restrictions`.
+pub async fn end_of_data(session: &Session, tx: &mut Transaction, size: usize) -> Option<Reply> {
+    let restrictions = session.settings.restrictions.clone();
+    if !restrictions.checks_at(Stage::EndOfData) {
+        return None;
+    }
+    let mut request = session.restriction_request(Stage::EndOfData, None);
+    request.sender = Some(tx.given_sender.clone());
+    request.queue_id = tx.id.map(|id| id.to_string());
+    request.recipient_count = tx.recipients.len();
+    request.size = size as u64;
+    let mut verdict = restrictions.check(Stage::EndOfData, &request).await;
+    let refusal = verdict.reject.take();
+    tx.actions.add(&mut verdict);
+    refusal
+}

@@ -1,0 +1,250 @@
+//! Access tables (`check_client_access`, `_helo_`, `_sender_`, `_recipient_access`) and
+//! what their results mean — the same results a policy service answers with.
+//!
+//! Look-up keys, in Postfix's order (text tables get every key, `regexp:`/`pcre:`/`cidr:`
+//! only the whole one):
+//! * client: the address (`192.0.2.1`), then its networks `192.0.2`, `192.0`, `192`
+//!   (IPv6: shorter `:`-prefixes); mailroom knows no client name, so none is looked up;
+//! * HELO: the name, then its parent domains (`a.example.com`, `example.com`, `com`:
+//!   `parent_domain_matches_subdomains` includes `smtpd_access_maps` by default);
+//! * sender and recipient: `user@domain`, the domain and its parents, `user@`; the null
+//!   sender is `<>` (`smtpd_null_access_lookup_key`).
+//!
+//! Results: `OK`, `RELAY` or digits permit; `DUNNO` goes on; `REJECT [text]`,
+//! `DEFER [text]`, `4xx text`, `5xx text` refuse (an enhanced code may lead the text);
+//! `DEFER_IF_PERMIT`, `DEFER_IF_REJECT`; `HOLD`, `DISCARD`, `PREPEND header: text`,
+//! `WARN`, `INFO`. `FILTER`, `REDIRECT`, `BCC` are logged and ignored (mailroom's
+//! routing has no per-message override), and a restriction name as a result is a
+//! configuration error (451 4.3.5): restriction classes are not supported.
+
+use std::net::IpAddr;
+
+use tracing::warn;
+
+use super::evaluate::{reply, State, Status};
+use super::parse::Subject;
+use super::{log_whatsup, Request, Restrictions};
+
+/// The first result any table has for `subject`'s keys, or `None`.
+pub fn find(maps: &maps::Maps, subject: Subject, request: &Request) -> Option<String> {
+    let whole = match subject {
+        Subject::Client => request.client_ip.to_string(),
+        Subject::ClientName => return None,
+        Subject::Helo => request.helo.clone()?,
+        Subject::Sender => match request.sender.as_deref()? {
+            "" => "<>".to_string(),
+            sender => sender.to_string(),
+        },
+        Subject::Recipient => request.recipient.clone()?,
+    };
+    let partial = match subject {
+        Subject::Client => networks(request.client_ip),
+        Subject::Helo => parents(&whole),
+        _ if whole == "<>" => Vec::new(),
+        _ => address_keys(&whole),
+    };
+    maps.iter().find_map(|map| {
+        map.lookup(&whole).or_else(|| {
+            (!map.is_pattern())
+                .then(|| partial.iter().find_map(|key| map.lookup(key)))
+                .flatten()
+        })
+    })
+}
+
+/// `192.0.2.1` → `192.0.2`, `192.0`, `192`; `2001:db8::1` → `2001:db8:`, `2001:db8`, `2001`
+/// (Postfix's expanded-form prefixes).
+fn networks(ip: IpAddr) -> Vec<String> {
+    let text = ip.to_string();
+    let separator = if ip.is_ipv4() { '.' } else { ':' };
+    let mut keys = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.rfind(separator) {
+        rest = &text[..at];
+        if !rest.is_empty() {
+            keys.push(rest.to_string());
+        }
+    }
+    keys
+}
+
+/// `a.example.com` → `example.com`, `com`.
+fn parents(domain: &str) -> Vec<String> {
+    let domain = domain.trim_end_matches('.');
+    let mut keys = Vec::new();
+    let mut rest = domain;
+    while let Some((_, parent)) = rest.split_once('.') {
+        keys.push(parent.to_string());
+        rest = parent;
+    }
+    keys
+}
+
+/// `user@a.example.com` → `a.example.com`, `example.com`, `com`, `user@`.
+fn address_keys(address: &str) -> Vec<String> {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return Vec::new();
+    };
+    let mut keys = vec![domain.to_string()];
+    keys.extend(parents(domain));
+    keys.push(format!("{local}@"));
+    keys
+}
+
+/// What a table (or policy service) result means here. `subject` and `class` name what
+/// a refusal is about: `<x@y>: Sender address rejected: text`.
+pub fn result(
+    restrictions: &Restrictions,
+    value: &str,
+    table: &str,
+    (subject, class): (&str, &str),
+    request: &Request,
+    state: &mut State,
+) -> Status {
+    let value = value.trim();
+    let (command, text) = match value.find([' ', '\t']) {
+        Some(at) => (&value[..at], value[at..].trim_start()),
+        None => (value, ""),
+    };
+    let keyword = command.to_ascii_uppercase();
+    let codes = &restrictions.codes;
+    let refusal = |code: u16, dsn: &str, fallback: &str| {
+        let (dsn, text) = split_dsn(text, dsn);
+        let text = if text.is_empty() { fallback } else { text };
+        reply(
+            code,
+            &dsn,
+            &format!("<{subject}>: {class} rejected: {text}"),
+        )
+    };
+    match keyword.as_str() {
+        "DUNNO" => Status::Dunno,
+        "OK" | "RELAY" => Status::Permit,
+        // Some out-of-band authentication writes a time stamp: Postfix reads it as OK.
+        _ if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => Status::Permit,
+        "REJECT" => state.refuse(
+            request,
+            refusal(codes.access_reject, "5.7.1", "Access denied"),
+        ),
+        "DEFER" => state.refuse(
+            request,
+            refusal(codes.access_defer, "4.7.1", "Access denied"),
+        ),
+        "DEFER_IF_PERMIT" => {
+            let reply = refusal(codes.access_defer, "4.7.1", "Service unavailable");
+            state.defer_if_permit.get_or_insert(reply);
+            Status::Dunno
+        }
+        "DEFER_IF_REJECT" => {
+            let reply = refusal(codes.access_defer, "4.7.1", "Service unavailable");
+            state.defer_if_reject.get_or_insert(reply);
+            Status::Dunno
+        }
+        "WARN" | "INFO" => {
+            log_whatsup(request, &keyword.to_ascii_lowercase(), text);
+            Status::Dunno
+        }
+        "HOLD" => {
+            let why = format!("<{subject}>: {class} {}", or(text, "triggers HOLD action"));
+            log_whatsup(request, "hold", &why);
+            state.verdict.hold.get_or_insert(why);
+            Status::Dunno
+        }
+        "DISCARD" => {
+            let why = format!(
+                "<{subject}>: {class} {}",
+                or(text, "triggers DISCARD action")
+            );
+            log_whatsup(request, "discard", &why);
+            state.verdict.discard.get_or_insert(why);
+            Status::Permit
+        }
+        "PREPEND" => {
+            prepend(text, table, state);
+            Status::Dunno
+        }
+        "FILTER" | "REDIRECT" | "BCC" => {
+            warn!(target: "smtpd", "access table {table}: action {keyword} is not supported by mailroom; ignored");
+            Status::Dunno
+        }
+        _ if is_reply_code(command) && !text.is_empty() => {
+            let code: u16 = command.parse().unwrap_or(554);
+            let default_dsn = format!("{}.7.1", &command[..1]);
+            state.refuse(request, refusal(code, &default_dsn, "Access denied"))
+        }
+        _ => {
+            warn!(target: "smtpd", "access table {table}: unknown or unsupported action {:?}", maillog::sanitize(value));
+            state.server_error(request)
+        }
+    }
+}
+
+fn or<'a>(text: &'a str, fallback: &'a str) -> &'a str {
+    if text.is_empty() {
+        fallback
+    } else {
+        text
+    }
+}
+
+fn prepend(text: &str, table: &str, state: &mut State) {
+    let is_header = text
+        .split_once(':')
+        .is_some_and(|(name, _)| !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic()));
+    if is_header {
+        state.verdict.prepend.push(text.to_string());
+    } else {
+        warn!(target: "smtpd", "access table {table}: PREPEND requires header: text, not {:?}", maillog::sanitize(text));
+    }
+}
+
+fn is_reply_code(command: &str) -> bool {
+    let b = command.as_bytes();
+    b.len() == 3 && matches!(b[0], b'4' | b'5') && b[1].is_ascii_digit() && b[2].is_ascii_digit()
+}
+
+/// `5.7.2 text` → (`5.7.2`, `text`); text without a leading enhanced code → (`default`,
+/// text). Postfix's `dsn_split`.
+pub fn split_dsn<'a>(text: &'a str, default: &str) -> (String, &'a str) {
+    let (first, rest) = text.split_once(' ').unwrap_or((text, ""));
+    let parts: Vec<&str> = first.split('.').collect();
+    let valid = parts.len() == 3
+        && matches!(parts[0], "2" | "4" | "5")
+        && parts[1..]
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
+    match valid {
+        true => (first.to_string(), rest.trim_start()),
+        false => (default.to_string(), text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_in_postfix_order() {
+        assert_eq!(
+            networks("192.0.2.1".parse().unwrap()),
+            ["192.0.2", "192.0", "192"]
+        );
+        assert_eq!(parents("a.example.com"), ["example.com", "com"]);
+        assert_eq!(
+            address_keys("User@a.example.com"),
+            ["a.example.com", "example.com", "com", "User@"]
+        );
+        assert!(address_keys("nodomain").is_empty());
+    }
+
+    #[test]
+    fn enhanced_codes_are_split_off() {
+        assert_eq!(
+            split_dsn("5.7.2 go away", "5.7.1"),
+            ("5.7.2".into(), "go away")
+        );
+        assert_eq!(split_dsn("go away", "5.7.1"), ("5.7.1".into(), "go away"));
+        assert_eq!(split_dsn("", "4.7.1"), ("4.7.1".into(), ""));
+        assert_eq!(split_dsn("5.7 x", "4.7.1"), ("4.7.1".into(), "5.7 x"));
+    }
+}
