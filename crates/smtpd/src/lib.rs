@@ -47,6 +47,7 @@
 
 #![forbid(unsafe_code)]
 
+mod anvil;
 mod auth;
 mod auth_guard;
 mod conn;
