@@ -14,6 +14,7 @@ use queue::Store;
 use submit::guard::{self, GuardError, Limits};
 use tracing::{info, warn};
 
+use crate::content::{self, Disposition};
 use crate::message;
 use crate::session::{Session, Storage, Transaction};
 use proto::data::DataError;
@@ -93,6 +94,11 @@ pub async fn finish(
     if let Some(message) = rewriter.cleanup(&mut prepared.envelope, &prepared.message) {
         prepared.message = message;
     }
+    let hold = match content::inspect(session, &mut prepared) {
+        Disposition::Queue { hold } => hold,
+        Disposition::Discard => return fixed::queued(&prepared.id.to_string()),
+        Disposition::Refuse(reply) => return reply,
+    };
     let (id, message_id) = (prepared.id, prepared.message_id.clone());
     let store = intake.store.clone();
     // No blocking-pool thread per message: the task awaits its record's group commit.
@@ -107,7 +113,9 @@ pub async fn finish(
                 message_id
             };
             info!(target: "cleanup", "{id}: message-id={}", maillog::sanitize(&message_id));
-            (intake.queued)(id);
+            if hold.is_none() || !content::hold(&store, id).await {
+                (intake.queued)(id);
+            }
             fixed::queued(&id.to_string())
         }
         Err(e) => {

@@ -51,6 +51,7 @@ mod anvil;
 mod auth;
 mod auth_guard;
 mod conn;
+mod content;
 mod driver;
 mod exchange;
 mod intake;
