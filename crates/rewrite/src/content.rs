@@ -80,8 +80,17 @@ pub struct LogContext<'a> {
 
 impl Finding {
     /// `ID: reject: header Subject: x from unknown[1.2.3.4]; from=<a> to=<b> proto=ESMTP
-    /// helo=<h>: 5.7.1 text` (Postfix's cleanup_act_log).
+    /// helo=<h>: 5.7.1 text` (Postfix's cleanup_act_log). Control characters (the
+    /// sender's bytes) become `?`, as Postfix's printable() makes them, so one finding is
+    /// one log line.
     pub fn log_line(&self, cx: &LogContext<'_>) -> String {
+        let line = self.raw_log_line(cx);
+        line.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    }
+
+    fn raw_log_line(&self, cx: &LogContext<'_>) -> String {
         let mut line = format!(
             "{}: {}: {} {} from {};",
             cx.queue_id, self.action, self.class, self.content, cx.origin

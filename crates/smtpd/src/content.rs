@@ -63,7 +63,7 @@ fn log(session: &Session, prepared: &Prepared, findings: &[rewrite::content::Fin
         smtp: Some((session.protocol(), session.helo.as_deref().unwrap_or(""))),
     };
     for finding in findings {
-        info!(target: "cleanup", "{}", maillog::sanitize(&finding.log_line(&cx)));
+        info!(target: "cleanup", "{}", finding.log_line(&cx));
     }
 }
 

@@ -44,7 +44,7 @@ pub fn inspect(
         smtp: None,
     };
     for finding in &inspection.findings {
-        info!(target: "cleanup", "{}", maillog::sanitize(&finding.log_line(&cx)));
+        info!(target: "cleanup", "{}", finding.log_line(&cx));
     }
     inspection.apply(envelope, message);
     match inspection.outcome {
