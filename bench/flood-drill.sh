@@ -20,6 +20,7 @@
 #! the MTA's CPU (process tree, from /proc) per refused connection over the drill.
 #!
 #! Usage: bench/flood-drill.sh [--flood N] [--legit N] [--no-build] [--no-postfix] [--dir DIR]
+#!        [--bin PATH]   (a mailroom binary to use instead of target/release/mailroom)
 #!   defaults: FLOOD=2000, LEGIT=200, DIR=/var/tmp/mailroom-flood-drill; ports 12535/12536
 #!   (mailroom/its sink), 2635/2636 (Postfix/its sink). Needs root (Postfix), cc,
 #!   smtp-source and smtp-sink (Debian's postfix package).
@@ -41,6 +42,7 @@ while [ $# -gt 0 ]; do
         --no-build) DO_BUILD=0; shift ;;
         --no-postfix) DO_POSTFIX=0; shift ;;
         --dir) DIR="$2"; shift 2 ;;
+        --bin) MR_BIN="$2"; DO_BUILD=0; shift 2 ;;
         -h|--help) sed -n 's/^#! \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "flood-drill: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -80,7 +82,7 @@ if [ "$DO_BUILD" = 1 ]; then
 fi
 mkdir -p "$DIR"
 BIN="$DIR/mailroom.bin"
-cp "$ROOT/target/release/mailroom" "$BIN"
+cp "${MR_BIN:-$ROOT/target/release/mailroom}" "$BIN"
 
 # The source-address shim: bind every IPv4 socket to $BIND_SRC before connect().
 cat > "$DIR/bindsrc.c" <<'EOF'
@@ -174,6 +176,6 @@ fi
 
 echo "# flood-drill: $(date -u +%FT%TZ); FLOOD=$FLOOD from 127.0.0.2 (20 sessions), LEGIT=$LEGIT from 127.0.0.1 (2 sessions)"
 machine_info
-echo "# restrictions: ${FLOOD_RESTRICTIONS:-none}"
+echo "# mailroom binary: ${MR_BIN:-target/release/mailroom}; restrictions: ${FLOOD_RESTRICTIONS:-none}"
 printf 'mta\tflood accepted\tconnections refused\tlegit accepted\tdelivered to sink\tmax queue\tMTA CPU us/refused\tdrill s\n'
 cat "$DIR/results.tsv"
