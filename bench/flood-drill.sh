@@ -9,24 +9,29 @@
 #!   anvil_rate_time_unit = 60s, plus $FLOOD_RESTRICTIONS when set (e.g.
 #!   FLOOD_RESTRICTIONS="permit_mynetworks, reject_unauth_destination, reject_rbl_client
 #!   zen.example.invalid" once the restrictions land), as smtpd_recipient_restrictions.
-#! At the same moment:
-#!   - the flood: `smtp-source -s 20 -m FLOOD` from 127.0.0.2 (one message per connection;
-#!     smtp-source cannot bind a source address, so a tiny LD_PRELOAD shim built here with
-#!     cc binds its sockets to 127.0.0.2 before connect),
-#!   - the legitimate client: `smtp-source -s 2 -m LEGIT` from 127.0.0.1.
-#! Reported per MTA: flood messages accepted / connections refused (the 421 before any
-#! command: nothing of a refused connection reaches DATA), legitimate messages accepted and
-#! delivered to the sink, the largest queue seen during the drill (sampled every 0.5 s), and
-#! the MTA's CPU (process tree, from /proc) per refused connection over the drill.
+#! Two phases per MTA:
+#!   1. the legitimate client, `smtp-source -s 2 -m LEGIT` from 127.0.0.1, while the flood runs:
+#!      rounds of `smtp-source -s 20 -m 20` from 127.0.0.2 (smtp-source exits at the first 421
+#!      banner, so a flood is a loop of rounds; it cannot bind a source address, so a tiny
+#!      LD_PRELOAD shim built here with cc binds its sockets to 127.0.0.2 before connect);
+#!      at least FLOOD_ROUNDS rounds, and until the legitimate client is done;
+#!   2. CPU_ROUNDS more flood rounds alone, the flooder already over its limit.
+#! Reported per MTA: flood messages accepted (at most the rate limit per time unit: without
+#! an RBL restriction the admitted ones are ordinary mail) and connections refused (the 421
+#! comes before any command, so nothing of a refused connection reaches DATA), legitimate
+#! messages accepted and delivered to the sink, the largest queue seen in phase 1 (sampled
+#! each round), and the MTA's CPU (process tree, from /proc) in phase 2 per connection it
+#! refused in phase 2.
 #!
-#! Usage: bench/flood-drill.sh [--flood N] [--legit N] [--no-build] [--no-postfix] [--dir DIR]
+#! Usage: bench/flood-drill.sh [--flood-rounds N] [--cpu-rounds N] [--legit N] [--no-build] [--no-postfix] [--dir DIR]
 #!        [--bin PATH]   (a mailroom binary to use instead of target/release/mailroom)
-#!   defaults: FLOOD=2000, LEGIT=200, DIR=/var/tmp/mailroom-flood-drill; ports 12535/12536
+#!   defaults: FLOOD_ROUNDS=50, CPU_ROUNDS=20, LEGIT=200, DIR=/var/tmp/mailroom-flood-drill; ports 12535/12536
 #!   (mailroom/its sink), 2635/2636 (Postfix/its sink). Needs root (Postfix), cc,
 #!   smtp-source and smtp-sink (Debian's postfix package).
 set -euo pipefail
 
-FLOOD=2000
+FLOOD_ROUNDS=50
+CPU_ROUNDS=20
 LEGIT=200
 DO_BUILD=1
 DO_POSTFIX=1
@@ -37,7 +42,8 @@ PF_PORT=2635
 PF_SINK=2636
 while [ $# -gt 0 ]; do
     case "$1" in
-        --flood) FLOOD="$2"; shift 2 ;;
+        --flood-rounds) FLOOD_ROUNDS="$2"; shift 2 ;;
+        --cpu-rounds) CPU_ROUNDS="$2"; shift 2 ;;
         --legit) LEGIT="$2"; shift 2 ;;
         --no-build) DO_BUILD=0; shift ;;
         --no-postfix) DO_POSTFIX=0; shift ;;
@@ -122,37 +128,48 @@ cleanup() { sink_stop; mr_stop; [ "$DO_POSTFIX" = 1 ] && pf_stop; true; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# flood_round NAME PORT: one `smtp-source -s 20` from 127.0.0.2. smtp-source exits at the first
+# 421 banner, so a flood is a loop of these rounds (each opens up to 20 sessions at once).
+flood_round() {
+    BIND_SRC=127.0.0.2 LD_PRELOAD="$DIR/bindsrc.so" \
+        smtp-source -s 20 -m 20 -l 4096 -f spam@flood.example -t rcpt@example.net \
+        "127.0.0.1:$2" >>"$DIR/$1-flood.out" 2>&1 || true
+}
+refused_count() { grep -c 'Connection rate limit exceeded' "$1" || true; }
+
 # drill NAME PORT PID LOGFILE QUEUE-COUNT-COMMAND
+#   phase 1: the legitimate client's LEGIT messages while the flood runs (rounds until the
+#            legitimate client is done, at least FLOOD_ROUNDS); the queue is sampled each round;
+#   phase 2: CPU_ROUNDS more flood rounds alone, the flooder already over its limit: the MTA's
+#            CPU over them divided by the connections it refused in them.
 drill() {
     local name="$1" port="$2" pid="$3" logfile="$4" qcmd="$5"
-    local c0 c1 t0 t1 max=0 q fpid lpid
-    c0="$(tree_cpu_ticks "$pid")"; t0="$(now_ns)"
-    BIND_SRC=127.0.0.2 LD_PRELOAD="$DIR/bindsrc.so" \
-        smtp-source -s 20 -m "$FLOOD" -l 4096 -f spam@flood.example -t rcpt@example.net \
-        "127.0.0.1:$port" >"$DIR/$name-flood.out" 2>&1 &
-    fpid=$!
+    local max=0 q lpid rounds=0 t0 t1
+    t0="$(now_ns)"
     smtp-source -s 2 -m "$LEGIT" -l 4096 -f friend@legit.example -t rcpt@example.net \
         "127.0.0.1:$port" >"$DIR/$name-legit.out" 2>&1 &
     lpid=$!
-    while kill -0 "$fpid" 2>/dev/null || kill -0 "$lpid" 2>/dev/null; do
-        q="$($qcmd)"; [ "$q" -gt "$max" ] && max="$q"
-        sleep 0.5
+    while kill -0 "$lpid" 2>/dev/null || [ "$rounds" -lt "$FLOOD_ROUNDS" ]; do
+        flood_round "$name" "$port"; rounds=$((rounds + 1))
+        q="$($qcmd)"; [ "${q:-0}" -gt "$max" ] && max="$q"
     done
-    wait "$fpid" || true; wait "$lpid" || true
-    c1="$(tree_cpu_ticks "$pid")"; t1="$(now_ns)"
-    local flood_ok legit_ok refused accepted i delivered
+    wait "$lpid" || log "$name: the legitimate smtp-source failed: $(tail -2 "$DIR/$name-legit.out")"
+    t1="$(now_ns)"
+    local c0 c1 r0 r1 i
+    r0="$(refused_count "$logfile")"; c0="$(tree_cpu_ticks "$pid")"
+    for i in $(seq 1 "$CPU_ROUNDS"); do flood_round "$name" "$port"; done
+    c1="$(tree_cpu_ticks "$pid")"; r1="$(refused_count "$logfile")"
+    local flood_ok legit_ok accepted delivered=0 cpu_us
     flood_ok="$(grep -c 'client=[^ ]*\[127.0.0.2\]' "$logfile" || true)"
-    legit_ok="$(grep -c 'client=.*\[127.0.0.1\]' "$logfile" || true)"
-    refused="$(grep -c 'Connection rate limit exceeded' "$logfile" || true)"
+    legit_ok="$(grep -c 'client=[^ ]*\[127.0.0.1\]' "$logfile" || true)"
     accepted=$((flood_ok + legit_ok))
     for i in $(seq 1 240); do
         delivered="$(sink_count)"; [ "${delivered:-0}" -ge "$accepted" ] && break; sleep 0.5
     done
-    local cpu_us
-    cpu_us="$(fmt_div $(( (c1 - c0) * 1000000 )) $((CLK_TCK * (refused > 0 ? refused : 1))) 0)"
-    printf '%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\n' "$name" "$flood_ok" "$refused" "$legit_ok" "$LEGIT" \
-        "${delivered:-0}" "$max" "$cpu_us" "$(fmt_div $((t1 - t0)) 1000000000 1)" >> "$DIR/results.tsv"
-    log "$name: flood accepted $flood_ok, refused $refused connections; legit accepted $legit_ok/$LEGIT; sink got ${delivered:-0}; max queue $max; MTA CPU ${cpu_us} us per refused connection; drill $(fmt_div $((t1 - t0)) 1000000000 1)s"
+    cpu_us="$(fmt_div $(( (c1 - c0) * 1000000 )) $((CLK_TCK * (r1 - r0 > 0 ? r1 - r0 : 1))) 0)"
+    printf '%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$flood_ok" "$r1" "$legit_ok" "$LEGIT" \
+        "${delivered:-0}" "$max" "$((r1 - r0))" "$cpu_us" "$(fmt_div $((t1 - t0)) 1000000000 1)" >> "$DIR/results.tsv"
+    log "$name: flood accepted $flood_ok, refused $r1 connections in all; legit accepted $legit_ok/$LEGIT; sink got ${delivered:-0}; max queue $max; phase 2: $((r1 - r0)) refused, MTA CPU ${cpu_us} us per refused connection; phase 1 took $(fmt_div $((t1 - t0)) 1000000000 1)s"
 }
 
 : > "$DIR/results.tsv"
@@ -174,8 +191,8 @@ if [ "$DO_POSTFIX" = 1 ]; then
     pf_stop; sink_stop
 fi
 
-echo "# flood-drill: $(date -u +%FT%TZ); FLOOD=$FLOOD from 127.0.0.2 (20 sessions), LEGIT=$LEGIT from 127.0.0.1 (2 sessions)"
+echo "# flood-drill: $(date -u +%FT%TZ); flood from 127.0.0.2: rounds of smtp-source -s 20 (>= $FLOOD_ROUNDS during the legitimate run, then $CPU_ROUNDS measured alone); LEGIT=$LEGIT from 127.0.0.1 (2 sessions)"
 machine_info
 echo "# mailroom binary: ${MR_BIN:-target/release/mailroom}; restrictions: ${FLOOD_RESTRICTIONS:-none}"
-printf 'mta\tflood accepted\tconnections refused\tlegit accepted\tdelivered to sink\tmax queue\tMTA CPU us/refused\tdrill s\n'
+printf 'mta\tflood accepted\tconnections refused\tlegit accepted\tdelivered to sink\tmax queue\trefused in phase 2\tMTA CPU us/refused\tphase 1 s\n'
 cat "$DIR/results.tsv"
