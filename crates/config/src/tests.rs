@@ -481,7 +481,10 @@ fn rate_limit_exceptions_and_nested_checks_follow_their_defaults() {
     assert_eq!(config.mime_header_checks, strings(&["regexp:/etc/h"]));
     assert_eq!(config.nested_header_checks, strings(&["regexp:/etc/h"]));
     assert!(config.body_checks.is_empty());
-    assert_eq!(config.smtpd_client_connection_rate_limit, 0, "off by default");
+    assert_eq!(
+        config.smtpd_client_connection_rate_limit, 0,
+        "off by default"
+    );
     let config = parse_ok("smtpd_client_event_limit_exceptions = []\nmime_header_checks = []");
     assert!(config.smtpd_client_event_limit_exceptions.is_empty());
     assert!(config.mime_header_checks.is_empty());
