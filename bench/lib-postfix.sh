@@ -55,7 +55,7 @@ pf_setup() {
         echo "inet_protocols = ipv4"
         echo "myhostname = bench.local"
         echo "mydestination ="
-        echo "mynetworks = 127.0.0.0/8"
+        echo "mynetworks = ${PF_MYNETWORKS:-127.0.0.0/8}"
         echo "maillog_file = $PF_LOG"
         echo "maillog_file_prefixes = /var, /dev/stdout, $(dirname "$PF_LOG")"
         echo "smtputf8_enable = no"
@@ -73,6 +73,8 @@ pf_setup() {
                 echo "relayhost = [127.0.0.1]:$relayport" ;;
             *) echo "lib-postfix: unknown mode $mode" >&2; return 1 ;;
         esac
+        # Extra main.cf lines of the calling script (flood-drill.sh: limits, restrictions).
+        [ -z "${PF_EXTRA:-}" ] || printf '%s\n' "$PF_EXTRA"
     } > "$PF_ETC/main.cf"
     # Fresh queue for this instance only.
     rm -rf "$PF_QUEUE" "$PF_DATA"
@@ -193,7 +195,7 @@ mr_setup() {
         echo "mail_spool_directory = \"$dir/mail\""
         echo "myhostname = \"bench.local\""
         echo "mydestination = \"\""
-        echo "mynetworks = \"127.0.0.0/8\""
+        echo "mynetworks = \"${MR_MYNETWORKS:-127.0.0.0/8}\""
         echo "alias_maps = \"\""
         echo "smtpd_listen = [\"127.0.0.1:$port\"]"
         echo "maillog_file = \"$dir/maillog\""
@@ -205,6 +207,8 @@ mr_setup() {
                 echo "relayhost = \"[127.0.0.1]:$relayport\"" ;;
             *) echo "mr_setup: unknown mode $mode" >&2; return 1 ;;
         esac
+        # Extra TOML lines of the calling script (flood-drill.sh: limits, restrictions).
+        [ -z "${MR_EXTRA:-}" ] || printf '%s\n' "$MR_EXTRA"
     } > "$MR_CFG"
 }
 

@@ -259,8 +259,28 @@ pub struct Config {
     pub smtpd_client_auth_failure_limit: usize,
     /// The time unit of the per-client rate limits (Postfix default 60s).
     pub anvil_rate_time_unit: Duration,
-    /// Simultaneous connections from one client IP.
+    /// Simultaneous connections from one client IP (Postfix default 50; 0 = no limit).
     pub smtpd_client_connection_count_limit: usize,
+    /// Connections one client IP may make per `anvil_rate_time_unit` (0 = no limit).
+    pub smtpd_client_connection_rate_limit: usize,
+    /// MAIL FROM commands one client IP may send per `anvil_rate_time_unit` (0 = no limit).
+    pub smtpd_client_message_rate_limit: usize,
+    /// RCPT TO commands one client IP may send per `anvil_rate_time_unit` (0 = no limit).
+    pub smtpd_client_recipient_rate_limit: usize,
+    /// New TLS sessions one client IP may negotiate per `anvil_rate_time_unit` (0 = no limit).
+    pub smtpd_client_new_tls_session_rate_limit: usize,
+    /// AUTH commands one client IP may send per `anvil_rate_time_unit` (0 = no limit).
+    pub smtpd_client_auth_rate_limit: usize,
+    /// Clients exempt from the per-client count and rate limits (default `$mynetworks`).
+    pub smtpd_client_event_limit_exceptions: Vec<String>,
+    /// `regexp:`/`pcre:` tables applied to each primary message header by cleanup.
+    pub header_checks: Vec<String>,
+    /// Tables for MIME headers of body parts (default `$header_checks`).
+    pub mime_header_checks: Vec<String>,
+    /// Tables for the headers of attached messages (default `$header_checks`).
+    pub nested_header_checks: Vec<String>,
+    /// Tables applied to each body line by cleanup.
+    pub body_checks: Vec<String>,
     /// mailroom-only: simultaneous SMTP connections in all (Postfix: smtpd's process limit).
     pub smtpd_process_limit: usize,
     /// `reject` (550 5.5.2, Postfix's `yes`), `normalize` (accept bare LF as a line end,

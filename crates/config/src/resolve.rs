@@ -102,6 +102,12 @@ pub(crate) fn default_sources(
     derive("virtual_mailbox_domains", items(&["$virtual_mailbox_maps"]));
     derive("smtp_helo_name", Template::Text("$myhostname".into()));
     derive(
+        "smtpd_client_event_limit_exceptions",
+        items(&["$mynetworks"]),
+    );
+    derive("mime_header_checks", items(&["$header_checks"]));
+    derive("nested_header_checks", items(&["$header_checks"]));
+    derive(
         "lmtp_destination_concurrency_limit",
         Template::Text("$default_destination_concurrency_limit".into()),
     );

@@ -470,3 +470,22 @@ fn virtual_mailbox_domains_default_to_the_virtual_mailbox_maps() {
     let error = parse_err("virtual_mailbox_lock = [\"flock\"]");
     assert!(error.message.contains("unknown lock"), "{error}");
 }
+
+#[test]
+fn rate_limit_exceptions_and_nested_checks_follow_their_defaults() {
+    let config = parse_ok("mynetworks = \"192.0.2.0/24\"\nheader_checks = [\"regexp:/etc/h\"]");
+    assert_eq!(
+        config.smtpd_client_event_limit_exceptions,
+        strings(&["192.0.2.0/24"])
+    );
+    assert_eq!(config.mime_header_checks, strings(&["regexp:/etc/h"]));
+    assert_eq!(config.nested_header_checks, strings(&["regexp:/etc/h"]));
+    assert!(config.body_checks.is_empty());
+    assert_eq!(
+        config.smtpd_client_connection_rate_limit, 0,
+        "off by default"
+    );
+    let config = parse_ok("smtpd_client_event_limit_exceptions = []\nmime_header_checks = []");
+    assert!(config.smtpd_client_event_limit_exceptions.is_empty());
+    assert!(config.mime_header_checks.is_empty());
+}

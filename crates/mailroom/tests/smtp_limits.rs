@@ -21,7 +21,9 @@ fn refused(port: u16, source: Ipv4Addr, code: u16, needle: &str) {
 
 #[test]
 fn too_many_connections_per_ip_and_in_all() {
-    let smtp = World::started("smtpd_client_connection_count_limit = 3\nsmtpd_process_limit = 5");
+    let smtp = World::started(
+        "smtpd_client_connection_count_limit = 3\nsmtpd_process_limit = 5\nsmtpd_client_event_limit_exceptions = []",
+    );
     let local = Ipv4Addr::LOCALHOST;
     let mut held: Vec<Client> = (0..3).map(|_| greeted(smtp.port, local)).collect();
     refused(

@@ -30,9 +30,11 @@
 
 mod classes;
 mod cleanup;
+pub mod content;
 mod headers;
 mod live;
 mod masquerade;
+mod mime;
 mod virtual_alias;
 
 #[cfg(test)]
@@ -85,6 +87,8 @@ pub struct Rewriter {
     /// looked up for these.
     local_domains: Vec<String>,
     myorigin: String,
+    /// header_checks, mime_header_checks, nested_header_checks, body_checks.
+    content: content::ContentChecks,
 }
 
 impl Rewriter {
@@ -128,7 +132,13 @@ impl Rewriter {
             propagate_generic: propagate("generic"),
             local_domains,
             myorigin: cfg.myorigin.clone(),
+            content: content::ContentChecks::from_config(cfg)?,
         })
+    }
+
+    /// The content checks cleanup applies to every new message (SMTP and pickup).
+    pub fn content_checks(&self) -> &content::ContentChecks {
+        &self.content
     }
 
     /// True when nothing is configured: intake can skip the header walk.

@@ -87,6 +87,11 @@ async fn command_loop(
         if session.must_end_group(&command) && out_of_turn(conn, session) {
             return Err(End::Pipelining);
         }
+        if let Some(reply) = crate::anvil::session_check(session, &env.anvil, &command) {
+            session.stats.record(verb, false);
+            send(conn, session, reply).await;
+            continue;
+        }
         match session.handle(command, env.storage) {
             Action::Reply(reply) => {
                 let reply = match verb {

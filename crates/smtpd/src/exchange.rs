@@ -47,6 +47,8 @@ pub struct Env<'a> {
     pub stop: watch::Receiver<bool>,
     /// `smtpd_sasl_password_file`.
     pub password_file: PathBuf,
+    /// This client's per-time-unit event limits (`anvil.rs`).
+    pub anvil: crate::anvil::ClientEvents,
 }
 
 /// Queues a reply, slowed down once the client passed the soft error limit, and counts it.

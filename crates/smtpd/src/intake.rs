@@ -14,6 +14,7 @@ use queue::Store;
 use submit::guard::{self, GuardError, Limits};
 use tracing::{info, warn};
 
+use crate::content::{self, Disposition};
 use crate::message;
 use crate::session::{Session, Storage, Transaction};
 use proto::data::DataError;
@@ -94,6 +95,11 @@ pub async fn finish(
     if let Some(message) = rewriter.cleanup(&mut prepared.envelope, &prepared.message) {
         prepared.message = message;
     }
+    let hold = match content::inspect(session, &mut prepared) {
+        Disposition::Queue { hold } => hold,
+        Disposition::Discard => return fixed::queued(&prepared.id.to_string()),
+        Disposition::Refuse(reply) => return reply,
+    };
     let (id, message_id) = (prepared.id, prepared.message_id.clone());
     // A restriction's DISCARD: the client is told the message was queued (Postfix), and
     // the `discard:` line was logged when the restriction decided it.
@@ -104,7 +110,9 @@ pub async fn finish(
         prepared.message = prepended(&actions.prepend, &prepared.message);
     }
     let store = intake.store.clone();
-    let held = actions.hold.is_some();
+    // HOLD from a restriction or a header/body check: queued straight into hold, in one
+    // record, so a crash cannot deliver a message that was to be held.
+    let held = actions.hold.is_some() || hold.is_some();
     let queued = match held {
         true => enqueue_held(&store, prepared.id, prepared.envelope, prepared.message).await,
         // No blocking-pool thread per message: the task awaits its record's group commit.

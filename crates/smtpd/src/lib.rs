@@ -13,6 +13,7 @@
 //! ```text
 //!  settings.rs  SmtpdSettings::from_config: the only reader of the Config, at the edge
 //!  listener.rs  accept, connection limits, shutdown; stress.rs: overload, eviction;
+//!               anvil.rs: per-client counts and rates (MAIL, RCPT, STARTTLS, AUTH too);
 //!               rebind.rs: reload (listeners follow the configuration, new certificates)
 //!    └ conn.rs       bounded, timed reads; batched replies; STARTTLS stream swap
 //!      └ proto::line     command-line framing (≤ 1000 bytes)
@@ -22,7 +23,8 @@
 //!      └ driver.rs       runs it all; tls.rs, auth.rs (sasl.rs, auth_guard.rs) for the sub-dialogues
 //!      └ checks.rs       at MAIL, RCPT, DATA, end of data: the session's request →
 //!        restrictions/   Postfix's smtpd_*_restrictions (DNS, tables, policy) → verdict
-//!      └ message.rs      header checks, Received:, envelope
+//!      └ message.rs      header limits, Received:, envelope
+//!      └ content.rs      header_checks/body_checks verdict → reply, hold, discard
 //!      └ intake.rs       disk guard; durable enqueue, then 250
 //! ```
 //!
@@ -38,7 +40,7 @@
 //!    its line lengths: long text lines are kept, as in Postfix) by `message_size_limit`;
 //!    time per session by `smtpd_timeout` per read (per request under stress) and
 //!    `smtpd_session_deadline` in all; sessions by `smtpd_process_limit` and per IP by
-//!    `smtpd_client_connection_count_limit`. Password checks run on a few dedicated
+//!    `smtpd_client_connection_count_limit`; the per-client rate table by its size cap. Password checks run on a few dedicated
 //!    threads, so failed AUTH floods cost bounded memory (`auth_guard.rs`).
 //! 5. Bad input gets a reply code, never a crash of the daemon.
 //!
@@ -51,10 +53,12 @@
 
 #![forbid(unsafe_code)]
 
+mod anvil;
 mod auth;
 mod auth_guard;
 mod checks;
 mod conn;
+mod content;
 mod driver;
 mod exchange;
 mod intake;

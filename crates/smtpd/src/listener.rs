@@ -9,9 +9,10 @@
 //!   (`stress.rs`); if none has waited long enough, the new client gets
 //!   `421 4.3.2 ... too many connections` and is closed at once. From 80 % of the limit the
 //!   sessions run with Postfix's stress-adaptive limits.
-//! * `smtpd_client_connection_count_limit`: sessions per client IP and service; over it,
-//!   `421 4.7.0 ... too many connections from IP` (Postfix's anvil reply). No client is
-//!   exempt, not even `mynetworks`.
+//! * `smtpd_client_connection_count_limit` and `smtpd_client_connection_rate_limit`: per
+//!   client IP and service (`anvil.rs`, Postfix's anvil); over either,
+//!   `421 4.7.0 ... too many connections from IP`. Clients in
+//!   `smtpd_client_event_limit_exceptions` (default `$mynetworks`) are exempt, as in Postfix.
 //! * Refusals are written with a non-blocking `try_write`: a client that does not read
 //!   cannot hold the accept loop.
 //! * Stop: when the daemon's stop signal flips, the accept loops end (the ports close), idle
@@ -22,15 +23,15 @@
 //!   sessions, which are tasks of their own.
 //! * A panic in a session ends that session only (tokio contains it in the task).
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{error, info, warn};
 
+use crate::anvil::{self, Anvil, ClientEvents, ClientId};
 use crate::conn::Conn;
 use crate::driver;
 use crate::exchange::Env;
@@ -51,42 +52,12 @@ pub const STOP_GRACE: Duration = Duration::from_secs(30);
 struct Limits {
     sessions: Arc<Semaphore>,
     total: usize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Per-client counts and rates (`anvil.rs`).
+    anvil: Arc<Anvil>,
     load: Arc<Load>,
 }
 
-/// One client IP's claim on the per-IP count; released on drop.
-struct IpSlot {
-    limits: Arc<Limits>,
-    ip: IpAddr,
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut map = self.limits.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = map.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                map.remove(&self.ip);
-            }
-        }
-    }
-}
-
 impl Limits {
-    fn claim(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Result<IpSlot, usize> {
-        let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let count = map.entry(ip).or_insert(0);
-        if *count >= limit {
-            return Err(*count + 1);
-        }
-        *count += 1;
-        Ok(IpSlot {
-            limits: self.clone(),
-            ip,
-        })
-    }
-
     fn active(&self) -> usize {
         self.total - self.sessions.available_permits()
     }
@@ -141,7 +112,7 @@ impl Limits {
         Arc::new(Limits {
             sessions: Arc::new(Semaphore::new(process_limit)),
             total: process_limit,
-            per_ip: Mutex::new(HashMap::new()),
+            anvil: Anvil::new(),
             load: Load::new(process_limit),
         })
     }
@@ -237,14 +208,16 @@ fn admit(
     let ip = canonical(peer.ip());
     let label = Client::new(ip).label();
     let limits = shared.limits(role).clone();
-    let slot = match limits.claim(ip, settings.client_connection_count_limit) {
+    let client = ClientId {
+        ip,
+        label: &label,
+        service: role.name(),
+        hostname: &settings.session.hostname,
+    };
+    let slot = match anvil::admit(&limits.anvil, &settings.anvil, &client) {
         Ok(slot) => slot,
-        Err(count) => {
-            warn!(target: "smtpd", "Connection concurrency limit exceeded: {count} from {label} for service {}", role.name());
-            refuse(
-                &tcp,
-                &fixed::too_many_connections_from(&settings.session.hostname, &ip.to_string()),
-            );
+        Err(reply) => {
+            refuse(&tcp, &reply);
             return;
         }
     };
@@ -279,7 +252,8 @@ struct Admitted {
     tcp: TcpStream,
     ip: IpAddr,
     role: Role,
-    slot: IpSlot,
+    /// `None` for a client in `smtpd_client_event_limit_exceptions` (not counted).
+    slot: Option<anvil::Slot>,
     stop: watch::Receiver<bool>,
 }
 
@@ -304,7 +278,9 @@ fn spawn_session(
         slot,
         stop,
     } = admitted;
-    let load = &shared.limits(role).load;
+    let limits = shared.limits(role);
+    let load = &limits.load;
+    let anvil = ClientEvents::new(limits.anvil.clone(), settings.anvil.clone(), ip);
     let registration: Registration = load.register();
     let stress = load.flag();
     let storage = settings.disk.clone();
@@ -329,6 +305,7 @@ fn spawn_session(
             storage: &storage,
             stop,
             password_file,
+            anvil,
         };
         driver::run(conn, session, env).await;
     });

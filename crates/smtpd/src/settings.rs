@@ -15,6 +15,7 @@ use config::{Config, TlsLevel};
 use proto::data::BareNewline;
 use security::tls::ServerTlsSettings;
 
+use crate::anvil::AnvilSettings;
 use crate::conn::TimeLimits;
 use crate::intake::DiskGuard;
 use crate::listener::ListenKey;
@@ -34,8 +35,8 @@ pub struct SmtpdSettings {
     pub listen: Vec<ListenKey>,
     /// `smtpd_process_limit`: sessions per service.
     pub process_limit: usize,
-    /// `smtpd_client_connection_count_limit`: sessions per client IP and service.
-    pub client_connection_count_limit: usize,
+    /// The per-client count and rate limits (`anvil.rs`).
+    pub anvil: Arc<AnvilSettings>,
     /// `smtpd_tls_security_level`.
     pub tls_level: TlsLevel,
     /// The certificate and key (`smtpd_tls_cert_file`, `smtpd_tls_key_file`) or where the
@@ -61,7 +62,7 @@ impl SmtpdSettings {
         SmtpdSettings {
             listen: listeners(cfg),
             process_limit: cfg.smtpd_process_limit,
-            client_connection_count_limit: cfg.smtpd_client_connection_count_limit,
+            anvil: Arc::new(AnvilSettings::from_config(cfg)),
             tls_level: cfg.smtpd_tls_security_level,
             tls: ServerTlsSettings {
                 cert_file: cfg.smtpd_tls_cert_file.clone(),

@@ -7,7 +7,7 @@
 //! greeting, transaction and authentication (RFC 3207 section 4.2). A failed handshake ends
 //! the connection (nothing sensible can be said on a half-negotiated stream) and is logged.
 
-use tokio_rustls::rustls::ServerConnection;
+use tokio_rustls::rustls::{HandshakeKind, ServerConnection};
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
@@ -67,6 +67,11 @@ pub async fn starttls(
         send(conn, session, fixed::tls_unavailable()).await;
         return Ok(());
     };
+    if let Some(reply) = crate::anvil::starttls_check(session, &env.anvil) {
+        session.stats.record("starttls", false);
+        send(conn, session, reply).await;
+        return Ok(());
+    }
     session.stats.record("starttls", true);
     send(conn, session, fixed::start_tls()).await;
     conn.flush().await?;
@@ -79,11 +84,18 @@ pub async fn starttls(
     let handshake = tokio::time::timeout(conn.timeout(), acceptor.accept(tcp)).await;
     match handshake {
         Ok(Ok(stream)) => {
+            let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
             let description = describe(stream.get_ref().1);
             info!(target: "smtpd", "Anonymous TLS connection established from {label}: {description}");
             conn.set_tls(stream);
             session.tls_started(description);
-            Ok(())
+            match crate::anvil::new_tls_session(session, &env.anvil, resumed) {
+                Some(reply) => {
+                    send(conn, session, reply).await;
+                    Err(End::TlsFailed)
+                }
+                None => Ok(()),
+            }
         }
         Ok(Err(e)) => {
             warn!(target: "smtpd", "TLS handshake failed from {label}: {e}");

@@ -59,6 +59,7 @@
 
 pub mod addresses;
 pub mod cleanup;
+mod content;
 pub mod fuzzing;
 pub mod guard;
 pub mod headers;

@@ -10,6 +10,7 @@
 //! [`Pickup::queued`], so this crate does not depend on it.
 
 use crate::cleanup::CleanupSettings;
+use crate::content::{self, Disposition};
 use crate::maildrop::{self, MaildropFile};
 use config::Config;
 use envelope::{Envelope, QueueId, RecipientState};
@@ -166,10 +167,24 @@ fn pickup_one(
             return None;
         }
     };
+    let mut hold = None;
     let (envelope, message) = match crate::cleanup(&settings.cleanup, &drop) {
         Ok(mut c) => {
             let rewritten = rewriter.cleanup(&mut c.envelope, &c.message);
-            (c.envelope, rewritten.unwrap_or(c.message))
+            let mut message = rewritten.unwrap_or(c.message);
+            match content::inspect(rewriter, id, &mut c.envelope, &mut message) {
+                Disposition::Queue { hold: held } => {
+                    hold = held;
+                    (c.envelope, message)
+                }
+                Disposition::Discard => {
+                    remove_picked_up(path);
+                    return None;
+                }
+                Disposition::Reject { dsn, reason } => {
+                    rejected_envelope(settings, &drop, &dsn, &reason)
+                }
+            }
         }
         Err(rejected) => rejected_envelope(settings, &drop, &rejected.dsn, &rejected.reason),
     };
@@ -184,10 +199,15 @@ fn pickup_one(
     }
     info!(target: "pickup", "{id}: uid={} from=<{sender}>", drop.uid);
     info!(target: "cleanup", "{id}: message-id={}, nrcpt={nrcpt}", message_id(&message));
+    let held = hold.is_some() && content::hold(store, id);
+    remove_picked_up(path);
+    (!held).then_some(id)
+}
+
+fn remove_picked_up(path: &Path) {
     if let Err(e) = fs::remove_file(path) {
         warn!(target: "pickup", "{}: cannot remove after queueing: {e}", path.display());
     }
-    Some(id)
 }
 
 /// A message cleanup refused (too big, too many hops): queued with every recipient already

@@ -1,0 +1,79 @@
+//! The content checks for locally submitted mail (Postfix's cleanup as pickup runs it:
+//! header_checks, mime_header_checks, nested_header_checks, body_checks through
+//! `rewrite::content`). As in Postfix, sendmail has exited by then, so REJECT bounces the
+//! message to its sender (`5.7.1 message content rejected`), DISCARD drops it, HOLD puts
+//! it in the hold queue; the log lines say `from local`.
+
+use envelope::{Envelope, QueueId};
+use rewrite::content::{LogContext, Outcome};
+use tracing::info;
+
+/// What pickup does with the message.
+pub enum Disposition {
+    /// Queue it; `Some(reason)` into the hold queue.
+    Queue {
+        hold: Option<String>,
+    },
+    Discard,
+    /// Bounce it: status and text.
+    Reject {
+        dsn: String,
+        reason: String,
+    },
+}
+
+/// Inspects the message (editing it for IGNORE, PREPEND and REDIRECT) and logs each
+/// finding.
+pub fn inspect(
+    rewriter: &rewrite::Rewriter,
+    id: QueueId,
+    envelope: &mut Envelope,
+    message: &mut Vec<u8>,
+) -> Disposition {
+    let checks = rewriter.content_checks();
+    if checks.is_empty() {
+        return Disposition::Queue { hold: None };
+    }
+    let mut inspection = checks.inspect(message);
+    let queue_id = id.to_string();
+    let cx = LogContext {
+        queue_id: &queue_id,
+        origin: "local",
+        sender: &envelope.sender,
+        recipient: envelope.recipients.first().map(|r| r.address.as_str()),
+        smtp: None,
+    };
+    for finding in &inspection.findings {
+        info!(target: "cleanup", "{}", finding.log_line(&cx));
+    }
+    inspection.apply(envelope, message);
+    match inspection.outcome {
+        Outcome::Accept => Disposition::Queue {
+            hold: inspection.hold,
+        },
+        Outcome::Discard => Disposition::Discard,
+        Outcome::Reject { status, text } => Disposition::Reject {
+            dsn: status,
+            reason: text,
+        },
+    }
+}
+
+/// Moves a just-queued message to the hold queue; false (logged) when that fails, and the
+/// message is then delivered.
+pub fn hold(store: &queue::Store, id: QueueId) -> bool {
+    let update = queue::Update {
+        recipients: Vec::new(),
+        queue: queue::QueueName::Hold,
+        next_attempt: 0,
+        attempts: 0,
+        delay_warned: false,
+    };
+    match store.update(id, update) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(target: "cleanup", "{id}: cannot move to the hold queue: {e}; it will be delivered");
+            false
+        }
+    }
+}
