@@ -605,6 +605,7 @@ impl Store {
             state.needs_cut = false;
             state.stats.batches += 1;
             state.stats.records += batch.len() as u64;
+            telemetry::store_synced(batch.len());
             state.active.len = new_len;
             // Each time the segment grows by a rotation step the writer checks free space
             // itself, so a small disk does not wait for the next compaction to get its
