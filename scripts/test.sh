@@ -34,7 +34,7 @@ command -v man >/dev/null || need_apt+=(man-db)
 # from PyPI verifies mailroom's signatures (it brings dnspython; PyNaCl for ed25519-sha256);
 # RSA keys are made with openssl, as opendkim-genkey makes them.
 command -v openssl >/dev/null || need_apt+=(openssl)
-if ! python3 -c 'import dkim, dns.message, nacl.signing' 2>/dev/null; then
+if ! python3 -c 'import dkim, dns.message, nacl.signing' 2>/dev/null || ! command -v schemathesis >/dev/null; then
     python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 fi
 # A mirror that fails for a moment (a 404 during a sync, a reset connection) must not fail
@@ -62,10 +62,10 @@ if ((${#need_apt[@]})); then
         exit 1
     fi
 fi
-if ! python3 -c 'import dkim, dns.message, nacl.signing' 2>/dev/null; then
+if ! python3 -c 'import dkim, dns.message, nacl.signing' 2>/dev/null || ! command -v schemathesis >/dev/null; then
     # Debian's own python3 refuses system-wide pip installs (PEP 668) unless told.
-    python3 -m pip install --quiet dkimpy dnspython pynacl ||
-        python3 -m pip install --quiet --break-system-packages dkimpy dnspython pynacl
+    python3 -m pip install --quiet dkimpy dnspython pynacl schemathesis ||
+        python3 -m pip install --quiet --break-system-packages dkimpy dnspython pynacl schemathesis
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

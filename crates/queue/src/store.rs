@@ -302,7 +302,11 @@ impl Store {
         after: QueueId,
         f: impl FnMut(&Entry) -> Result<(), E>,
     ) -> Result<(), E> {
-        chunked_from(Some(after), |from| lock(&self.inner.index).chunk(from, CHUNK), f)
+        chunked_from(
+            Some(after),
+            |from| lock(&self.inner.index).chunk(from, CHUNK),
+            f,
+        )
     }
 
     /// Reads a message's bytes back, verifying the record checksum.

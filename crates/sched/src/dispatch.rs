@@ -146,10 +146,13 @@ impl Dispatch {
 
     /// Destinations whose dead mark is still in force at `now`, with the failure that set it.
     pub fn dead_destinations(&self, now: Instant) -> Vec<(String, String)> {
-        let dead = self.dests.iter().filter_map(|(key, dest)| match &dest.dead {
-            Some((until, why)) if *until > now => Some((key.name.clone(), why.clone())),
-            _ => None,
-        });
+        let dead = self
+            .dests
+            .iter()
+            .filter_map(|(key, dest)| match &dest.dead {
+                Some((until, why)) if *until > now => Some((key.name.clone(), why.clone())),
+                _ => None,
+            });
         dead.collect()
     }
 

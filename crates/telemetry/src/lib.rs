@@ -108,7 +108,9 @@ pub fn delivery_delays(before_queue_manager: f64, queue_manager: f64, transmissi
         ("queue_manager", queue_manager),
         ("transmission", transmission),
     ] {
-        family.get_or_create(&label("stage", stage)).observe(seconds);
+        family
+            .get_or_create(&label("stage", stage))
+            .observe(seconds);
     }
 }
 
@@ -132,12 +134,36 @@ pub fn submissions_refused(reason: &'static str, count: u64) {
 pub fn register(registry: &mut Registry) {
     let m = get();
     let counters: [(&str, &str, &Counter); 6] = [
-        ("postfix_smtpd_connects", "SMTP connections accepted", &m.smtpd_connects),
-        ("postfix_smtpd_disconnects", "SMTP sessions ended", &m.smtpd_disconnects),
-        ("postfix_smtpd_messages_processed", "Messages queued by the SMTP server", &m.smtpd_messages_processed),
-        ("postfix_qmgr_messages_removed", "Messages removed from the queue after delivery or bounce", &m.qmgr_messages_removed),
-        ("postfix_qmgr_messages_expired", "Recipients returned to the sender after maximal_queue_lifetime", &m.qmgr_messages_expired),
-        ("mailroom_store_commits", "Queue store batches written and fdatasynced", &m.store_commits),
+        (
+            "postfix_smtpd_connects",
+            "SMTP connections accepted",
+            &m.smtpd_connects,
+        ),
+        (
+            "postfix_smtpd_disconnects",
+            "SMTP sessions ended",
+            &m.smtpd_disconnects,
+        ),
+        (
+            "postfix_smtpd_messages_processed",
+            "Messages queued by the SMTP server",
+            &m.smtpd_messages_processed,
+        ),
+        (
+            "postfix_qmgr_messages_removed",
+            "Messages removed from the queue after delivery or bounce",
+            &m.qmgr_messages_removed,
+        ),
+        (
+            "postfix_qmgr_messages_expired",
+            "Recipients returned to the sender after maximal_queue_lifetime",
+            &m.qmgr_messages_expired,
+        ),
+        (
+            "mailroom_store_commits",
+            "Queue store batches written and fdatasynced",
+            &m.store_commits,
+        ),
     ];
     for (name, help, counter) in counters {
         registry.register(name, help, counter.clone());
@@ -184,8 +210,21 @@ mod tests {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("postfix_smtpd_connects_total "), "{text}");
-        assert!(text.contains("postfix_smtpd_messages_rejected_total{code=\"554\"} "), "{text}");
-        assert!(text.contains("postfix_smtp_delivery_delay_seconds_bucket{le=\"5.0\",stage=\"transmission\"} 1") || text.contains("postfix_smtp_delivery_delay_seconds_bucket{stage=\"transmission\",le=\"5.0\"} 1"), "{text}");
-        assert!(text.contains("mailroom_store_records_per_sync_sum "), "{text}");
+        assert!(
+            text.contains("postfix_smtpd_messages_rejected_total{code=\"554\"} "),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "postfix_smtp_delivery_delay_seconds_bucket{le=\"5.0\",stage=\"transmission\"} 1"
+            ) || text.contains(
+                "postfix_smtp_delivery_delay_seconds_bucket{stage=\"transmission\",le=\"5.0\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("mailroom_store_records_per_sync_sum "),
+            "{text}"
+        );
     }
 }

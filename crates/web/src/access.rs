@@ -128,7 +128,9 @@ fn bearer(header: &[u8]) -> Option<&[u8]> {
 pub fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
@@ -146,14 +148,19 @@ mod tests {
     #[test]
     fn no_token_is_401_a_wrong_one_403_the_right_one_passes() {
         let g = guard();
-        assert_eq!(g.check(Need::Token, LOCAL, None, "t").unwrap_err().status, 401);
+        assert_eq!(
+            g.check(Need::Token, LOCAL, None, "t").unwrap_err().status,
+            401
+        );
         let wrong = g.check(Need::Token, LOCAL, Some(b"Bearer 0123456789abcdeX"), "t");
         assert_eq!(wrong.unwrap_err().status, 403);
         let prefix = g.check(Need::Token, LOCAL, Some(b"Bearer 0123456789abcde"), "t");
         assert_eq!(prefix.unwrap_err().status, 403);
         let basic = g.check(Need::Token, LOCAL, Some(b"Basic 0123456789abcdef"), "t");
         assert_eq!(basic.unwrap_err().status, 403);
-        assert!(g.check(Need::Token, REMOTE, Some(b"bearer 0123456789abcdef"), "t").is_ok());
+        assert!(g
+            .check(Need::Token, REMOTE, Some(b"bearer 0123456789abcdef"), "t")
+            .is_ok());
     }
 
     #[test]
@@ -162,7 +169,12 @@ mod tests {
         assert!(g.check(Need::LocalOrToken, LOCAL, None, "t").is_ok());
         let v6_mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         assert!(g.check(Need::LocalOrToken, v6_mapped, None, "t").is_ok());
-        assert_eq!(g.check(Need::LocalOrToken, REMOTE, None, "t").unwrap_err().status, 401);
+        assert_eq!(
+            g.check(Need::LocalOrToken, REMOTE, None, "t")
+                .unwrap_err()
+                .status,
+            401
+        );
         assert!(g.check(Need::Open, REMOTE, None, "t").is_ok());
     }
 

@@ -107,7 +107,11 @@ pub struct Outcome {
 /// Carries out `verb` on `target`; an error is a refused request (bad selector, no target).
 pub fn run(daemon: &dyn Daemon, verb: Verb, target: &Target, now: u64) -> Result<Outcome, String> {
     let selector = target.selector()?;
-    if target.ids.is_empty() && !target.all && selector.is_queue_only() && selector.queues.is_empty() {
+    if target.ids.is_empty()
+        && !target.all
+        && selector.is_queue_only()
+        && selector.queues.is_empty()
+    {
         return Err("name the messages: ids, a selector, or \"all\": true".into());
     }
     let action = match verb {
@@ -120,7 +124,13 @@ pub fn run(daemon: &dyn Daemon, verb: Verb, target: &Target, now: u64) -> Result
     postsuper(daemon, action, target, selector, now)
 }
 
-fn postsuper(daemon: &dyn Daemon, action: Action, target: &Target, selector: Selector, now: u64) -> Result<Outcome, String> {
+fn postsuper(
+    daemon: &dyn Daemon,
+    action: Action,
+    target: &Target,
+    selector: Selector,
+    now: u64,
+) -> Result<Outcome, String> {
     let request = Request::Super(superop::Request {
         action,
         all: target.all,
@@ -159,7 +169,12 @@ fn postsuper(daemon: &dyn Daemon, action: Action, target: &Target, selector: Sel
 }
 
 /// Flush: everything deferred (`all`), the named messages, or the deferred ones selected.
-fn flush(daemon: &dyn Daemon, target: &Target, selector: &Selector, now: u64) -> Result<Outcome, String> {
+fn flush(
+    daemon: &dyn Daemon,
+    target: &Target,
+    selector: &Selector,
+    now: u64,
+) -> Result<Outcome, String> {
     let mut outcome = Outcome::default();
     if target.all && selector.is_queue_only() && selector.queues.is_empty() {
         outcome.count = daemon.flush() as u64;
@@ -170,7 +185,9 @@ fn flush(daemon: &dyn Daemon, target: &Target, selector: &Selector, now: u64) ->
         for text in &target.ids {
             match QueueId::parse(text) {
                 Ok(id) => outcome.count += u64::from(daemon.flush_id(id)),
-                Err(_) => outcome.warnings.push(format!("invalid mail queue id: {text}")),
+                Err(_) => outcome
+                    .warnings
+                    .push(format!("invalid mail queue id: {text}")),
             }
         }
         return Ok(outcome);
@@ -180,10 +197,18 @@ fn flush(daemon: &dyn Daemon, target: &Target, selector: &Selector, now: u64) ->
     daemon.store().for_each(|e| {
         let state = State::of(e.meta.queue, daemon.is_active(e.id));
         let env = &e.meta.envelope;
-        if m.matches(state, env.arrival_time, &env.sender, crate::listing::open(e)) {
+        if m.matches(
+            state,
+            env.arrival_time,
+            &env.sender,
+            crate::listing::open(e),
+        ) {
             due.push(e.id);
         }
     });
-    outcome.count = due.into_iter().map(|id| u64::from(daemon.flush_id(id))).sum();
+    outcome.count = due
+        .into_iter()
+        .map(|id| u64::from(daemon.flush_id(id)))
+        .sum();
     Ok(outcome)
 }

@@ -9,7 +9,11 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
         "application/json",
         include_bytes!("../assets/openapi.json"),
     ),
-    ("/", "text/html; charset=utf-8", include_bytes!("../assets/index.html")),
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_bytes!("../assets/index.html"),
+    ),
 ];
 
 /// The embedded file at `path`.

@@ -64,7 +64,11 @@ pub fn parse_query(query: &str) -> Result<Query, String> {
         match key.as_ref() {
             "queue" => {
                 for name in value.split(',') {
-                    let state = State::parse(name).ok_or_else(|| format!("unknown queue {name:?} (maildrop, incoming, active, deferred, hold)"))?;
+                    let state = State::parse(name).ok_or_else(|| {
+                        format!(
+                            "unknown queue {name:?} (maildrop, incoming, active, deferred, hold)"
+                        )
+                    })?;
                     s.queues.push(state);
                 }
             }
@@ -136,7 +140,14 @@ pub fn page(daemon: &dyn Daemon, q: &Query, now: u64) -> Result<Page, String> {
     let next_cursor = match rows.last() {
         Some(last) if more => {
             let id = QueueId::parse(&last.queue_id).map_err(|e| e.to_string())?;
-            Some(if rows.len() > stored { Cursor::Maildrop(id) } else { Cursor::Store(id) }.encode())
+            Some(
+                if rows.len() > stored {
+                    Cursor::Maildrop(id)
+                } else {
+                    Cursor::Store(id)
+                }
+                .encode(),
+            )
         }
         _ => None,
     };
@@ -147,7 +158,12 @@ pub fn page(daemon: &dyn Daemon, q: &Query, now: u64) -> Result<Page, String> {
 }
 
 /// Adds the matching maildrop files after the cursor; true if the page filled with more left.
-fn maildrop_rows(daemon: &dyn Daemon, q: &Query, m: &admin::select::Matcher, rows: &mut Vec<Row>) -> bool {
+fn maildrop_rows(
+    daemon: &dyn Daemon,
+    q: &Query,
+    m: &admin::select::Matcher,
+    rows: &mut Vec<Row>,
+) -> bool {
     let dir = queue::Layout::new(&daemon.queue_directory()).maildrop();
     let Ok(mut files) = submit::maildrop::ready_files(&dir) else {
         return false; // no maildrop (yet)
@@ -157,7 +173,10 @@ fn maildrop_rows(daemon: &dyn Daemon, q: &Query, m: &admin::select::Matcher, row
         Some(Cursor::Maildrop(id)) => Some(id),
         _ => None,
     };
-    for (id, path) in files.into_iter().filter(|(id, _)| after.is_none_or(|a| *id > a)) {
+    for (id, path) in files
+        .into_iter()
+        .filter(|(id, _)| after.is_none_or(|a| *id > a))
+    {
         let Some(row) = Row::from_maildrop(id, &path) else {
             continue; // picked up meanwhile
         };
@@ -191,12 +210,21 @@ mod tests {
 
     #[test]
     fn selectors_parse_strictly() {
-        let q = parse_query("queue=deferred,hold&domain=example.net&older_than=2h&limit=5").unwrap();
+        let q =
+            parse_query("queue=deferred,hold&domain=example.net&older_than=2h&limit=5").unwrap();
         assert_eq!(q.selector.queues, vec![State::Deferred, State::Hold]);
         assert_eq!(q.selector.domain.as_deref(), Some("example.net"));
         assert_eq!(q.selector.older_than, Some(7200));
         assert_eq!(q.limit, 5);
-        for bad in ["queue=nope", "limit=0", "limit=1001", "limit=-1", "older_than=2y", "cursor=x", "frob=1"] {
+        for bad in [
+            "queue=nope",
+            "limit=0",
+            "limit=1001",
+            "limit=-1",
+            "older_than=2y",
+            "cursor=x",
+            "frob=1",
+        ] {
             assert!(parse_query(bad).is_err(), "{bad}");
         }
         let id = QueueId::generate();

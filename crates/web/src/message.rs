@@ -60,7 +60,13 @@ pub fn detail(daemon: &dyn Daemon, id: QueueId) -> Result<Option<Detail>, String
     let (headers, headers_truncated) = headers(&message);
     Ok(Some(Detail {
         row,
-        envelope_recipients: entry.meta.envelope.recipients.iter().map(recipient).collect(),
+        envelope_recipients: entry
+            .meta
+            .envelope
+            .recipients
+            .iter()
+            .map(recipient)
+            .collect(),
         origin: entry.meta.envelope.origin.clone(),
         next_retry,
         headers,
@@ -89,7 +95,10 @@ pub fn headers(message: &[u8]) -> (Vec<(String, String)>, bool) {
     let truncated = end > MAX_HEADER_BYTES;
     let section = String::from_utf8_lossy(&message[..end.min(MAX_HEADER_BYTES)]);
     let mut fields: Vec<(String, String)> = Vec::new();
-    for line in section.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)) {
+    for line in section
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+    {
         if line.starts_with([' ', '\t']) {
             if let Some((_, value)) = fields.last_mut() {
                 value.push(' ');
@@ -125,7 +134,13 @@ mod tests {
         let msg = b"Subject: a\r\n long one\r\nFrom: x@y\r\n\r\nBody: not a header\r\n";
         let (h, cut) = headers(msg);
         assert!(!cut);
-        assert_eq!(h, vec![("Subject".into(), "a long one".into()), ("From".into(), "x@y".into())]);
+        assert_eq!(
+            h,
+            vec![
+                ("Subject".into(), "a long one".into()),
+                ("From".into(), "x@y".into())
+            ]
+        );
         assert!(headers(b"\r\nNot: header").0.is_empty());
     }
 }

@@ -26,7 +26,17 @@ pub const MAX_DESTINATIONS: usize = 50;
 /// Scrapes closer together than this share one walk of the store.
 pub const CACHE_FOR: Duration = Duration::from_secs(2);
 
-const AGE_BUCKETS: &[f64] = &[60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0, 12.0 * 3600.0, 86400.0, 2.0 * 86400.0, 5.0 * 86400.0];
+const AGE_BUCKETS: &[f64] = &[
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    4.0 * 3600.0,
+    12.0 * 3600.0,
+    86400.0,
+    2.0 * 86400.0,
+    5.0 * 86400.0,
+];
 const SIZE_BUCKETS: &[f64] = &[1e3, 1e4, 1e5, 1e6, 1e7, 1e8];
 const QUEUES: [State; 5] = State::ALL;
 
@@ -76,8 +86,10 @@ pub fn render(daemon: &dyn Daemon, now: u64) -> String {
 fn queue_metrics(daemon: &dyn Daemon, now: u64, registry: &mut Registry) {
     let depth = Gauges::default();
     let oldest = Gauges::default();
-    let ages: Family<Label, Histogram> = Family::new_with_constructor(|| Histogram::new(AGE_BUCKETS.iter().copied()));
-    let sizes: Family<Label, Histogram> = Family::new_with_constructor(|| Histogram::new(SIZE_BUCKETS.iter().copied()));
+    let ages: Family<Label, Histogram> =
+        Family::new_with_constructor(|| Histogram::new(AGE_BUCKETS.iter().copied()));
+    let sizes: Family<Label, Histogram> =
+        Family::new_with_constructor(|| Histogram::new(SIZE_BUCKETS.iter().copied()));
     let mut deferred: HashMap<String, i64> = HashMap::new();
     let mut oldest_by_queue: HashMap<State, u64> = HashMap::new();
     for state in QUEUES.iter().filter(|s| **s != State::Maildrop) {
@@ -97,17 +109,45 @@ fn queue_metrics(daemon: &dyn Daemon, now: u64, registry: &mut Registry) {
         }
     });
     for (state, age) in oldest_by_queue {
-        oldest.get_or_create(&label("queue", state.as_str())).set(age as i64);
+        oldest
+            .get_or_create(&label("queue", state.as_str()))
+            .set(age as i64);
     }
     let maildrop = maildrop_files(daemon);
-    depth.get_or_create(&label("queue", "maildrop")).set(maildrop);
+    depth
+        .get_or_create(&label("queue", "maildrop"))
+        .set(maildrop);
     registry.register("postfix_showq_queue_depth", "Messages in each queue", depth);
-    registry.register("postfix_showq_message_age_seconds", "Age of the messages in each queue", ages);
-    registry.register("postfix_showq_message_size_bytes", "Size of the messages in each queue", sizes);
-    registry.register("mailroom_oldest_message_age_seconds", "Age of the oldest message in each queue", oldest);
-    registry.register("mailroom_deferred_messages", "Deferred messages per destination domain (the largest; the rest as other)", capped(deferred));
-    registry.register("mailroom_maildrop_files", "Files in maildrop/ waiting for pickup", Gauge::<i64>::default().tap(maildrop));
-    registry.register("mailroom_destination_state", "Destinations that are not plainly active (1 = in that state)", destination_states(daemon));
+    registry.register(
+        "postfix_showq_message_age_seconds",
+        "Age of the messages in each queue",
+        ages,
+    );
+    registry.register(
+        "postfix_showq_message_size_bytes",
+        "Size of the messages in each queue",
+        sizes,
+    );
+    registry.register(
+        "mailroom_oldest_message_age_seconds",
+        "Age of the oldest message in each queue",
+        oldest,
+    );
+    registry.register(
+        "mailroom_deferred_messages",
+        "Deferred messages per destination domain (the largest; the rest as other)",
+        capped(deferred),
+    );
+    registry.register(
+        "mailroom_maildrop_files",
+        "Files in maildrop/ waiting for pickup",
+        Gauge::<i64>::default().tap(maildrop),
+    );
+    registry.register(
+        "mailroom_destination_state",
+        "Destinations that are not plainly active (1 = in that state)",
+        destination_states(daemon),
+    );
 }
 
 /// Each distinct domain of a deferred message's open recipients counts the message once.
@@ -129,14 +169,20 @@ fn capped(counts: HashMap<String, i64>) -> Gauges {
         gauges.get_or_create(&label("destination", domain)).set(n);
     }
     if rest > 0 {
-        gauges.get_or_create(&label("destination", "other")).set(rest);
+        gauges
+            .get_or_create(&label("destination", "other"))
+            .set(rest);
     }
     gauges
 }
 
 fn destination_states(daemon: &dyn Daemon) -> Gauges {
     let gauges = Gauges::default();
-    for (destination, _) in daemon.dead_destinations().into_iter().take(MAX_DESTINATIONS) {
+    for (destination, _) in daemon
+        .dead_destinations()
+        .into_iter()
+        .take(MAX_DESTINATIONS)
+    {
         let labels = vec![("destination", destination), ("state", "dead".to_string())];
         gauges.get_or_create(&labels).set(1);
     }
@@ -152,14 +198,26 @@ fn maildrop_files(daemon: &dyn Daemon) -> i64 {
 fn disk_metrics(daemon: &dyn Daemon, registry: &mut Registry) {
     if let Ok(free) = sys::free_space(&daemon.queue_directory()) {
         let bytes = i64::try_from(free.bytes).unwrap_or(i64::MAX);
-        registry.register("mailroom_disk_free_bytes", "Free bytes of the queue file system (for mail_owner)", Gauge::<i64>::default().tap(bytes));
+        registry.register(
+            "mailroom_disk_free_bytes",
+            "Free bytes of the queue file system (for mail_owner)",
+            Gauge::<i64>::default().tap(bytes),
+        );
         if let Some(inodes) = free.inodes {
             let inodes = i64::try_from(inodes).unwrap_or(i64::MAX);
-            registry.register("mailroom_disk_free_inodes", "Free inodes of the queue file system", Gauge::<i64>::default().tap(inodes));
+            registry.register(
+                "mailroom_disk_free_inodes",
+                "Free inodes of the queue file system",
+                Gauge::<i64>::default().tap(inodes),
+            );
         }
     }
     let minfree = i64::try_from(daemon.queue_minfree()).unwrap_or(i64::MAX);
-    registry.register("mailroom_queue_minfree_bytes", "queue_minfree: below this free space intake is refused", Gauge::<i64>::default().tap(minfree));
+    registry.register(
+        "mailroom_queue_minfree_bytes",
+        "queue_minfree: below this free space intake is refused",
+        Gauge::<i64>::default().tap(minfree),
+    );
 }
 
 /// A gauge set in one expression.
@@ -180,7 +238,9 @@ mod tests {
 
     #[test]
     fn per_destination_series_are_capped_with_the_rest_as_other() {
-        let counts: HashMap<String, i64> = (0..MAX_DESTINATIONS + 10).map(|i| (format!("d{i}.example"), i as i64 + 1)).collect();
+        let counts: HashMap<String, i64> = (0..MAX_DESTINATIONS + 10)
+            .map(|i| (format!("d{i}.example"), i as i64 + 1))
+            .collect();
         let mut registry = Registry::default();
         registry.register("x", "x", capped(counts));
         let mut text = String::new();

@@ -96,9 +96,15 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, client: IpAddr) -
         }
         return answer;
     }
-    let authorization = req.headers().get(hyper::header::AUTHORIZATION).map(|v| v.as_bytes());
+    let authorization = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
     let what = format!("{} {path}", req.method());
-    if let Err(refusal) = state.guard.check(route.need(), client, authorization, &what) {
+    if let Err(refusal) = state
+        .guard
+        .check(route.need(), client, authorization, &what)
+    {
         return refused(refusal);
     }
     let query = req.uri().query().unwrap_or("").to_string();
@@ -106,7 +112,14 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, client: IpAddr) -
         Route::Asset(kind, bytes) => reply(StatusCode::OK, kind, Bytes::from_static(bytes)),
         Route::Metrics => {
             let st = state.clone();
-            blocking(move || reply(StatusCode::OK, metrics::CONTENT_TYPE, st.metrics.get(&*st.daemon).into())).await
+            blocking(move || {
+                reply(
+                    StatusCode::OK,
+                    metrics::CONTENT_TYPE,
+                    st.metrics.get(&*st.daemon).into(),
+                )
+            })
+            .await
         }
         Route::Health => blocking(move || health(&state)).await,
         Route::List => list(state, &query).await,
@@ -121,10 +134,12 @@ async fn list(state: Arc<State>, query: &str) -> Answer {
         Ok(q) => q,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),
     };
-    blocking(move || match listing::page(&*state.daemon, &q, admin::duration::unix_now()) {
-        Ok(page) => json_answer(StatusCode::OK, &page),
-        Err(why) => error(StatusCode::BAD_REQUEST, &why),
-    })
+    blocking(
+        move || match listing::page(&*state.daemon, &q, admin::duration::unix_now()) {
+            Ok(page) => json_answer(StatusCode::OK, &page),
+            Err(why) => error(StatusCode::BAD_REQUEST, &why),
+        },
+    )
     .await
 }
 
@@ -152,7 +167,12 @@ async fn change(state: Arc<State>, id: &str, verb: &str) -> Answer {
         if !state.daemon.store().contains(id) {
             return error(StatusCode::NOT_FOUND, "no such message");
         }
-        outcome(actions::run(&*state.daemon, verb, &Target::id(id), admin::duration::unix_now()))
+        outcome(actions::run(
+            &*state.daemon,
+            verb,
+            &Target::id(id),
+            admin::duration::unix_now(),
+        ))
     })
     .await
 }
@@ -164,13 +184,26 @@ async fn action(state: Arc<State>, verb: &str, req: Request<Incoming>) -> Answer
     };
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(body) => body.to_bytes(),
-        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or cut off"),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large or cut off",
+            )
+        }
     };
     let target: Target = match serde_json::from_slice(&body) {
         Ok(t) => t,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad JSON body: {e}")),
     };
-    blocking(move || outcome(actions::run(&*state.daemon, verb, &target, admin::duration::unix_now()))).await
+    blocking(move || {
+        outcome(actions::run(
+            &*state.daemon,
+            verb,
+            &target,
+            admin::duration::unix_now(),
+        ))
+    })
+    .await
 }
 
 fn outcome(result: Result<actions::Outcome, String>) -> Answer {
@@ -215,7 +248,9 @@ fn refused(refusal: crate::access::Refusal) -> Answer {
     let mut answer = error(status, refusal.why);
     if status == StatusCode::UNAUTHORIZED {
         let challenge = hyper::header::HeaderValue::from_static("Bearer realm=\"mailroom\"");
-        answer.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, challenge);
+        answer
+            .headers_mut()
+            .insert(hyper::header::WWW_AUTHENTICATE, challenge);
     }
     answer
 }
@@ -227,7 +262,11 @@ pub fn error(status: StatusCode, why: &str) -> Answer {
 fn json_answer(status: StatusCode, value: &impl Serialize) -> Answer {
     match serde_json::to_vec(value) {
         Ok(body) => reply(status, "application/json", body.into()),
-        Err(_) => reply(StatusCode::INTERNAL_SERVER_ERROR, "application/json", Bytes::from_static(b"{\"error\":\"cannot encode the answer\"}")),
+        Err(_) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "application/json",
+            Bytes::from_static(b"{\"error\":\"cannot encode the answer\"}"),
+        ),
     }
 }
 
@@ -238,7 +277,13 @@ fn reply(status: StatusCode, kind: &str, body: Bytes) -> Answer {
     if let Ok(kind) = kind.parse() {
         headers.insert(hyper::header::CONTENT_TYPE, kind);
     }
-    headers.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
-    headers.insert(hyper::header::X_CONTENT_TYPE_OPTIONS, hyper::header::HeaderValue::from_static("nosniff"));
+    headers.insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        hyper::header::X_CONTENT_TYPE_OPTIONS,
+        hyper::header::HeaderValue::from_static("nosniff"),
+    );
     answer
 }

@@ -57,7 +57,12 @@ pub async fn serve(
                 if let Ok(addr) = listener.local_addr() {
                     info!(target: "http", "listening on http://{addr}/ (metrics, API)");
                 }
-                tasks.push(tokio::spawn(accept(listener, state.clone(), slots.clone(), stop.clone())));
+                tasks.push(tokio::spawn(accept(
+                    listener,
+                    state.clone(),
+                    slots.clone(),
+                    stop.clone(),
+                )));
             }
             Err(e) => warn!(target: "http", "cannot use an http_listen socket: {e}"),
         }

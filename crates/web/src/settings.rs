@@ -105,13 +105,17 @@ mod tests {
 
     #[test]
     fn off_by_default_and_a_short_token_is_refused() {
-        assert!(!Settings::from_config(&config(&[], false)).unwrap().enabled());
+        assert!(!Settings::from_config(&config(&[], false))
+            .unwrap()
+            .enabled());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "short\n").unwrap();
         let mut cfg = config(&["127.0.0.1:1"], false);
         cfg.http_admin_token_file = path.display().to_string();
-        assert!(Settings::from_config(&cfg).unwrap_err().contains("at least"));
+        assert!(Settings::from_config(&cfg)
+            .unwrap_err()
+            .contains("at least"));
         std::fs::write(&path, "0123456789abcdef0123\nignored\n").unwrap();
         let token = Settings::from_config(&cfg).unwrap().token.unwrap();
         assert_eq!(token, Token::new("0123456789abcdef0123"));
