@@ -1,7 +1,8 @@
 //! Issue 14, `/metrics`: the postfix_exporter names count real events — SMTP connections,
 //! messages queued, a refused RCPT by its code, deferrals and deliveries by status, removals
 //! — and the queue gauges follow the queue (deferred depth, per destination, dead
-//! destinations, oldest message), from deferral to the flush that empties it.
+//! destinations, oldest message), from deferral to the flush that empties it. Every metric
+//! that contrib/'s Grafana dashboard and alert rules use is one the daemon exposes.
 
 use testkit::*;
 
@@ -93,6 +94,8 @@ fn counters_and_queue_gauges_follow_deferral_and_flush() {
         "{connects}"
     );
 
+    contrib_uses_only_exposed_metrics(&text);
+
     let sink = Sink::start_on(&world.env.root, port, &[]);
     assert_eq!(
         api.post("/api/v1/actions/flush", Some(r#"{"all":true}"#))
@@ -114,4 +117,34 @@ fn counters_and_queue_gauges_follow_deferral_and_flush() {
         !text.contains("mailroom_deferred_messages{"),
         "no deferred destination left:\n{text}"
     );
+}
+
+/// Every `postfix_*` / `mailroom_*` name in contrib/ is a series of `text`, or a family it
+/// declares (`# TYPE`) that has no samples yet (a labelled counter nothing incremented).
+fn contrib_uses_only_exposed_metrics(text: &str) {
+    let contrib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib");
+    for file in ["grafana-dashboard.json", "prometheus-alerts.yml"] {
+        let source = std::fs::read_to_string(contrib.join(file)).expect("contrib file");
+        let mut names: Vec<&str> = source
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("postfix_") || w.starts_with("mailroom_"))
+            .collect();
+        names.sort();
+        names.dedup();
+        assert!(names.len() >= 5, "{file}: {names:?}");
+        for name in names {
+            let series = text.lines().any(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            });
+            let family = name.strip_suffix("_total").unwrap_or(name);
+            let declared = text
+                .lines()
+                .any(|l| l.starts_with(&format!("# TYPE {family} ")));
+            assert!(
+                series || declared,
+                "{file} uses {name}, which /metrics does not expose:\n{text}"
+            );
+        }
+    }
 }

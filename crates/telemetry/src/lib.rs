@@ -60,19 +60,43 @@ fn delay_histogram() -> Histogram {
     Histogram::new(DELAY_BUCKETS.iter().copied())
 }
 
-static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
-    smtpd_connects: Counter::default(),
-    smtpd_disconnects: Counter::default(),
-    smtpd_messages_processed: Counter::default(),
-    smtpd_messages_rejected: Family::default(),
-    smtp_messages_processed: Family::default(),
-    smtp_delivery_delay: Family::new_with_constructor(delay_histogram),
-    qmgr_messages_removed: Counter::default(),
-    qmgr_messages_expired: Counter::default(),
-    store_commits: Counter::default(),
-    store_records_per_sync: Histogram::new(SYNC_BUCKETS.iter().copied()),
-    submissions_refused: Family::default(),
+/// The `reason` values of `mailroom_submissions_refused_total`.
+pub const REFUSAL_REASONS: [&str; 2] = ["sendmail", "smtpd_queue_minfree"];
+/// The `status` values of `postfix_smtp_messages_processed_total`.
+pub const STATUSES: [&str; 3] = ["sent", "deferred", "bounced"];
+
+/// Series with a known, small label set exist from the start (at 0), so `rate()` and
+/// `increase()` see the first event rather than a series appearing out of nothing.
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let metrics = new_metrics();
+    for reason in REFUSAL_REASONS {
+        metrics
+            .submissions_refused
+            .get_or_create(&label("reason", reason));
+    }
+    for status in STATUSES {
+        metrics
+            .smtp_messages_processed
+            .get_or_create(&label("status", status));
+    }
+    metrics
 });
+
+fn new_metrics() -> Metrics {
+    Metrics {
+        smtpd_connects: Counter::default(),
+        smtpd_disconnects: Counter::default(),
+        smtpd_messages_processed: Counter::default(),
+        smtpd_messages_rejected: Family::default(),
+        smtp_messages_processed: Family::default(),
+        smtp_delivery_delay: Family::new_with_constructor(delay_histogram),
+        qmgr_messages_removed: Counter::default(),
+        qmgr_messages_expired: Counter::default(),
+        store_commits: Counter::default(),
+        store_records_per_sync: Histogram::new(SYNC_BUCKETS.iter().copied()),
+        submissions_refused: Family::default(),
+    }
+}
 
 /// The process's counters.
 pub fn get() -> &'static Metrics {

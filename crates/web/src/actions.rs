@@ -142,7 +142,7 @@ fn postsuper(
     let ctx = Context {
         backend: Backend::Store(daemon.store()),
         scheduler: &crate::Scheduler(daemon),
-        maildrop: queue::Layout::new(&daemon.queue_directory()).maildrop(),
+        maildrop: queue::Layout::new(daemon.queue_directory()).maildrop(),
         now,
     };
     let mut outcome = Outcome::default();

@@ -164,7 +164,7 @@ fn maildrop_rows(
     m: &admin::select::Matcher,
     rows: &mut Vec<Row>,
 ) -> bool {
-    let dir = queue::Layout::new(&daemon.queue_directory()).maildrop();
+    let dir = queue::Layout::new(daemon.queue_directory()).maildrop();
     let Ok(mut files) = submit::maildrop::ready_files(&dir) else {
         return false; // no maildrop (yet)
     };

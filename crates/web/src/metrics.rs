@@ -190,7 +190,7 @@ fn destination_states(daemon: &dyn Daemon) -> Gauges {
 }
 
 fn maildrop_files(daemon: &dyn Daemon) -> i64 {
-    let dir = queue::Layout::new(&daemon.queue_directory()).maildrop();
+    let dir = queue::Layout::new(daemon.queue_directory()).maildrop();
     submit::maildrop::ready_files(&dir).map_or(0, |f| f.len() as i64)
 }
 
