@@ -70,14 +70,18 @@ pub const STATUSES: [&str; 3] = ["sent", "deferred", "bounced"];
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let metrics = new_metrics();
     for reason in REFUSAL_REASONS {
-        metrics
-            .submissions_refused
-            .get_or_create(&label("reason", reason));
+        drop(
+            metrics
+                .submissions_refused
+                .get_or_create(&label("reason", reason)),
+        );
     }
     for status in STATUSES {
-        metrics
-            .smtp_messages_processed
-            .get_or_create(&label("status", status));
+        drop(
+            metrics
+                .smtp_messages_processed
+                .get_or_create(&label("status", status)),
+        );
     }
     metrics
 });

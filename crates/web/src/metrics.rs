@@ -15,7 +15,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::collections::{BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use telemetry::{label, Label};
@@ -82,7 +83,9 @@ pub fn render(daemon: &dyn Daemon, now: u64) -> String {
     text
 }
 
-/// Depth, age and size per queue, the oldest message, deferred per destination.
+/// Depth, age and size per queue, the oldest message, deferred per destination. The walk
+/// does per message only array and atomic updates (no label built, no allocation but a
+/// destination seen for the first time), so a scrape costs about what `qshape` does.
 fn queue_metrics(daemon: &dyn Daemon, now: u64, registry: &mut Registry) {
     let depth = Gauges::default();
     let oldest = Gauges::default();
@@ -90,33 +93,41 @@ fn queue_metrics(daemon: &dyn Daemon, now: u64, registry: &mut Registry) {
         Family::new_with_constructor(|| Histogram::new(AGE_BUCKETS.iter().copied()));
     let sizes: Family<Label, Histogram> =
         Family::new_with_constructor(|| Histogram::new(SIZE_BUCKETS.iter().copied()));
+    // One handle per queue, in State::ALL order (a handle shares its family member's counts).
+    let handles = |family: &Family<Label, Histogram>| -> Vec<Histogram> {
+        QUEUES
+            .iter()
+            .map(|s| family.get_or_create(&label("queue", s.as_str())).clone())
+            .collect()
+    };
+    let (age_of, size_of) = (handles(&ages), handles(&sizes));
+    let mut count = [0i64; QUEUES.len()];
+    let mut max_age = [None::<u64>; QUEUES.len()];
     let mut deferred: HashMap<String, i64> = HashMap::new();
-    let mut oldest_by_queue: HashMap<State, u64> = HashMap::new();
-    for state in QUEUES.iter().filter(|s| **s != State::Maildrop) {
-        depth.get_or_create(&label("queue", state.as_str())).set(0);
-    }
     daemon.store().for_each(|e| {
         let state = State::of(e.meta.queue, daemon.is_active(e.id));
-        let queue = label("queue", state.as_str());
+        let q = index(state);
         let age = now.saturating_sub(e.meta.envelope.arrival_time);
-        depth.get_or_create(&queue).inc();
-        ages.get_or_create(&queue).observe(age as f64);
-        sizes.get_or_create(&queue).observe(e.size as f64);
-        let max = oldest_by_queue.entry(state).or_default();
-        *max = (*max).max(age);
+        count[q] += 1;
+        age_of[q].observe(age as f64);
+        size_of[q].observe(e.size as f64);
+        max_age[q] = Some(max_age[q].map_or(age, |m| m.max(age)));
         if state == State::Deferred {
             count_destinations(e, &mut deferred);
         }
     });
-    for (state, age) in oldest_by_queue {
-        oldest
+    count[index(State::Maildrop)] = maildrop_files(daemon);
+    for (q, state) in QUEUES.iter().enumerate() {
+        depth
             .get_or_create(&label("queue", state.as_str()))
-            .set(age as i64);
+            .set(count[q]);
+        if let Some(age) = max_age[q] {
+            oldest
+                .get_or_create(&label("queue", state.as_str()))
+                .set(age as i64);
+        }
     }
-    let maildrop = maildrop_files(daemon);
-    depth
-        .get_or_create(&label("queue", "maildrop"))
-        .set(maildrop);
+    let maildrop = count[index(State::Maildrop)];
     registry.register("postfix_showq_queue_depth", "Messages in each queue", depth);
     registry.register(
         "postfix_showq_message_age_seconds",
@@ -150,13 +161,30 @@ fn queue_metrics(daemon: &dyn Daemon, now: u64, registry: &mut Registry) {
     );
 }
 
+fn index(state: State) -> usize {
+    QUEUES.iter().position(|s| *s == state).unwrap_or(0)
+}
+
 /// Each distinct domain of a deferred message's open recipients counts the message once.
 fn count_destinations(e: &queue::Entry, counts: &mut HashMap<String, i64>) {
-    let domains: BTreeSet<String> = crate::listing::open(e)
-        .map(|(address, _)| envelope::split_address(address).1.to_ascii_lowercase())
-        .collect();
-    for domain in domains {
-        *counts.entry(domain).or_default() += 1;
+    let mut seen: Vec<&str> = Vec::new();
+    for (address, _) in crate::listing::open(e) {
+        let domain = address.rfind('@').map_or("", |at| &address[at + 1..]);
+        if seen.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+            continue;
+        }
+        seen.push(domain);
+        let lower: Cow<str> = if domain.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(domain.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(domain)
+        };
+        match counts.get_mut(lower.as_ref()) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(lower.into_owned(), 1);
+            }
+        }
     }
 }
 
