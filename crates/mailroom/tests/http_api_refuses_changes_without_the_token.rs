@@ -104,7 +104,21 @@ fn the_http_server_is_off_by_default() {
 fn a_non_loopback_http_listen_refuses_the_start_unless_allowed() {
     let port = free_port();
     let env = TestEnv::with_config(&format!("http_listen = [\"0.0.0.0:{port}\"]\n"));
-    let out = env.run(&["serve"], b"");
+    // Spawned rather than run: if the refusal ever broke, the daemon would serve forever.
+    let mut child = env
+        .command()
+        .arg("serve")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mailroom serve");
+    let exited = poll_for(DEADLINE, || child.try_wait().ok().flatten().is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("serve output");
+    assert!(exited, "the daemon started on a non-loopback address");
     assert_eq!(out.status.code(), Some(78), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
