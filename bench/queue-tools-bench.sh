@@ -7,7 +7,9 @@
 #! the same records pickup and the scheduler write; sendmail would take an hour for 1M). The
 #! daemon is started on it (timed: that is "restart with that queue"), then, with the daemon
 #! up, are timed: `mailq | head -1`, `postqueue -p > /dev/null`, `postqueue -j > /dev/null`,
-#! `qshape deferred`, `postsuper -d ALL deferred`; the daemon's RSS is read before the delete.
+#! `qshape deferred`, the HTTP API's first page (`GET /api/v1/queue?limit=100`), a page from a
+#! cursor half-way down, one `/metrics` scrape, `postsuper -d ALL deferred`; the daemon's RSS
+#! is read before the delete.
 #!
 #! Postfix: installed if missing, loopback only, `defer_transports = smtp` so mail to remote
 #! domains is deferred without any network; filled with P messages over SMTP (a Python
@@ -65,6 +67,7 @@ myhostname = "bench.example"
 mydestination = ["localhost"]
 smtpd_listen = []
 relayhost = "[127.0.0.1]:9"
+http_listen = ["127.0.0.1:19155"]
 EOF
     touch "$DIR/aliases"
     export MAILROOM_CONFIG="$DIR/mailroom.toml"
@@ -85,6 +88,12 @@ EOF
     timed "postqueue -j (full)" sh -c "'$BIN/mailroom' postqueue -j > /dev/null"
     timed "qshape deferred" sh -c "'$BIN/mailroom' qshape deferred > /dev/null"
     "$BIN/mailroom" qshape deferred | head -4 || true
+    timed "API first page (100)" curl -sf -o /dev/null 'http://127.0.0.1:19155/api/v1/queue?limit=100'
+    local middle
+    middle=$("$BIN/mailroom" postqueue -j | sed -n "$((N / 2))p" | python3 -c 'import json,sys; print(json.load(sys.stdin)["queue_id"])')
+    timed "API page at the middle (100)" curl -sf -o /dev/null "http://127.0.0.1:19155/api/v1/queue?limit=100&cursor=$middle"
+    timed "API first page, domain filter" curl -sf -o /dev/null 'http://127.0.0.1:19155/api/v1/queue?limit=100&domain=example.net'
+    timed "/metrics scrape" curl -sf -o /dev/null 'http://127.0.0.1:19155/metrics'
     echo "daemon RSS: $(rss_mib $pid) MiB"
     timed "postsuper -d ALL deferred" "$BIN/mailroom" postsuper -d ALL deferred
     "$BIN/mailroom" mailq | tail -1

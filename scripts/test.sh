@@ -38,7 +38,7 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 # a real DNSSEC-validating resolver (unbound) serving zones signed with ldns-signzone (ldnsutils).
 command -v unbound >/dev/null || need_apt+=(unbound)
 command -v ldns-signzone >/dev/null || need_apt+=(ldnsutils)
-if ! python3 -c 'import dkim, dns.message, nacl.signing' 2>/dev/null; then
+if ! python3 -c 'import dkim, dns.message, nacl.signing' 2>/dev/null || ! command -v schemathesis >/dev/null; then
     python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 fi
 # Policy delegation end-to-end test (crates/mailroom/tests/policy_service_greylists_with_real_postgrey.rs):
@@ -69,10 +69,10 @@ if ((${#need_apt[@]})); then
         exit 1
     fi
 fi
-if ! python3 -c 'import dkim, dns.message, nacl.signing' 2>/dev/null; then
+if ! python3 -c 'import dkim, dns.message, nacl.signing' 2>/dev/null || ! command -v schemathesis >/dev/null; then
     # Debian's own python3 refuses system-wide pip installs (PEP 668) unless told.
-    python3 -m pip install --quiet dkimpy dnspython pynacl ||
-        python3 -m pip install --quiet --break-system-packages dkimpy dnspython pynacl
+    python3 -m pip install --quiet dkimpy dnspython pynacl schemathesis ||
+        python3 -m pip install --quiet --break-system-packages dkimpy dnspython pynacl schemathesis
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

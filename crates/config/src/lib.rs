@@ -178,6 +178,12 @@ pub struct Config {
     /// mailroom-only: `reinject` listeners (loopback; mail from the content filter, which
     /// skips the filter).
     pub reinject_listen: Vec<SocketAddr>,
+    /// The HTTP server (`/metrics`, `/api/v1`); empty = off.
+    pub http_listen: Vec<SocketAddr>,
+    /// Allow `http_listen` addresses that are not loopback (refused at start otherwise).
+    pub http_allow_remote: bool,
+    /// The file holding the bearer token every change through the HTTP API needs.
+    pub http_admin_token_file: String,
     /// Postfix: the text after `220 ` in the greeting.
     pub smtpd_banner: String,
     /// PEM certificate chain and key for STARTTLS; empty = a self-signed pair made on first

@@ -295,6 +295,20 @@ impl Store {
         chunked(|after| lock(&self.inner.index).chunk(after, CHUNK), f)
     }
 
+    /// [`Store::try_for_each`] starting after queue ID `after` (a page of a listing: the
+    /// index is ordered, so page N costs what page 1 does).
+    pub fn try_for_each_after<E>(
+        &self,
+        after: QueueId,
+        f: impl FnMut(&Entry) -> Result<(), E>,
+    ) -> Result<(), E> {
+        chunked_from(
+            Some(after),
+            |from| lock(&self.inner.index).chunk(from, CHUNK),
+            f,
+        )
+    }
+
     /// Reads a message's bytes back, verifying the record checksum.
     pub fn read_message(&self, id: QueueId) -> Result<Vec<u8>, StoreError> {
         let loc = self.get(id).ok_or(StoreError::NotFound(id))?.location;
@@ -605,6 +619,7 @@ impl Store {
             state.needs_cut = false;
             state.stats.batches += 1;
             state.stats.records += batch.len() as u64;
+            telemetry::store_synced(batch.len());
             state.active.len = new_len;
             // Each time the segment grows by a rotation step the writer checks free space
             // itself, so a small disk does not wait for the next compaction to get its
@@ -760,10 +775,17 @@ pub(crate) const CHUNK: usize = 1024;
 
 /// Walks entries chunk by chunk: `next(after)` returns the chunk after `after`.
 pub(crate) fn chunked<E>(
+    next: impl FnMut(Option<QueueId>) -> Vec<Entry>,
+    f: impl FnMut(&Entry) -> Result<(), E>,
+) -> Result<(), E> {
+    chunked_from(None, next, f)
+}
+
+fn chunked_from<E>(
+    mut after: Option<QueueId>,
     mut next: impl FnMut(Option<QueueId>) -> Vec<Entry>,
     mut f: impl FnMut(&Entry) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut after = None;
     loop {
         let chunk = next(after);
         let Some(last) = chunk.last() else {

@@ -89,7 +89,8 @@ fn log_lines(id: QueueId, lines: &[Line], started: Instant) {
                 log_outcome(id, to, orig_to.as_deref(), timed, started)
             }
             Line::Expired { to, reason } => {
-                info!(target: "qmgr", "{id}: to=<{to}>, status=expired, returned to sender ({reason})")
+                info!(target: "qmgr", "{id}: to=<{to}>, status=expired, returned to sender ({reason})");
+                telemetry::get().qmgr_messages_expired.inc();
             }
         }
     }
@@ -188,6 +189,7 @@ async fn finish(cx: &Context, id: QueueId, env: &Envelope, bounce: &Bounce) -> R
         Ok(()) => {
             info!(target: "bounce", "{id}: sender non-delivery notification: {bounce_id}");
             info!(target: "qmgr", "{id}: removed");
+            telemetry::get().qmgr_messages_removed.inc();
             cx.due.schedule(bounce_id, 0);
             Ok(())
         }
@@ -202,6 +204,7 @@ async fn remove(cx: &Context, id: QueueId) -> Result<(), Failed> {
     match cx.shared.store.remove_async(id, "done").await {
         Ok(()) => {
             info!(target: "qmgr", "{id}: removed");
+            telemetry::get().qmgr_messages_removed.inc();
             Ok(())
         }
         Err(StoreError::NotFound(_)) => Ok(()), // deleted by the operator meanwhile

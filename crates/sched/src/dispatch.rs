@@ -146,6 +146,18 @@ impl Dispatch {
         }
     }
 
+    /// Destinations whose dead mark is still in force at `now`, with the failure that set it.
+    pub fn dead_destinations(&self, now: Instant) -> Vec<(String, String)> {
+        let dead = self
+            .dests
+            .iter()
+            .filter_map(|(key, dest)| match &dest.dead {
+                Some((until, why)) if *until > now => Some((key.name.clone(), why.clone())),
+                _ => None,
+            });
+        dead.collect()
+    }
+
     /// Takes a message with its items (none: it is ready to be applied at once). False, and
     /// nothing changes, if the message is already in delivery.
     pub fn push(&mut self, message: Message, items: Vec<Item>, limits: &Limits) -> bool {

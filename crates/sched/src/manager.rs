@@ -140,6 +140,12 @@ impl QueueManager {
         lock(&self.cx.dispatch).inflight_count()
     }
 
+    /// Destinations marked dead (nothing answered; their mail is deferred without a
+    /// connection until the mark expires), with the reason; for `/metrics` and the API.
+    pub fn dead_destinations(&self) -> Vec<(String, String)> {
+        lock(&self.cx.dispatch).dead_destinations(Instant::now())
+    }
+
     /// True if the message is being delivered right now (`*` in mailq).
     pub fn is_active(&self, id: QueueId) -> bool {
         lock(&self.cx.dispatch).is_inflight(id)

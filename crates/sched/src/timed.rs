@@ -78,6 +78,7 @@ pub(crate) fn log_outcome(
         .as_secs_f64();
     let a = (delay - b - d).max(0.0);
     let timing = format!("delay={delay:.2}, delays={a:.2}/{b:.2}/0/{d:.2}");
+    telemetry::delivery_delays(a, b, d);
     let (relay, agent) = (o.relay.as_str(), t.agent);
     if o.expanded.is_empty() {
         let line = Line {
@@ -117,6 +118,9 @@ impl Line<'_> {
             OutcomeKind::Deferred => "deferred",
             OutcomeKind::Bounced => "bounced",
         };
+        if agent == Agent::Smtp {
+            telemetry::smtp_processed(status);
+        }
         let (to, dsn) = (self.to, self.dsn);
         let orig_to = self
             .orig_to

@@ -25,6 +25,7 @@ use proto::reply::{fixed, Reply};
 pub async fn run(mut conn: Conn, mut session: Session, mut env: Env<'_>) {
     let label = session.client.label();
     info!(target: "smtpd", "connect from {label}");
+    telemetry::get().smtpd_connects.inc();
     let end = if session.settings.forbid_unauth_pipelining && out_of_turn(&mut conn, &session) {
         End::Pipelining
     } else {
@@ -56,6 +57,7 @@ pub async fn run(mut conn: Conn, mut session: Session, mut env: Env<'_>) {
     }
     conn.close().await;
     info!(target: "smtpd", "disconnect from {label}{}", session.stats.summary());
+    telemetry::get().smtpd_disconnects.inc();
 }
 
 async fn command_loop(

@@ -62,6 +62,7 @@ impl Storage for DiskGuard {
             Ok(()) => Ok(()),
             Err(GuardError::Refused(why)) => {
                 warn!(target: "smtpd", "not enough free space in mail queue: {why}");
+                telemetry::submissions_refused("smtpd_queue_minfree", 1);
                 Err(fixed::insufficient_storage())
             }
             Err(e) => {
@@ -130,6 +131,7 @@ pub async fn finish(
                 message_id
             };
             info!(target: "cleanup", "{id}: message-id={}", maillog::sanitize(&message_id));
+            telemetry::get().smtpd_messages_processed.inc();
             if !held {
                 (intake.queued)(id);
             }

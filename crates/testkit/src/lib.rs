@@ -11,7 +11,8 @@
 //! ([`TestCa`]). One SMTP [`Client`], one [`wait_until`] (over one [`poll_for`]), one DSN
 //! reader ([`parse_dsn`]); the fault suite's counting helpers live in [`fault`], the
 //! privilege-separation accounts and worlds in [`privsep`], a real Dovecot LMTP server in
-//! [`dovecot`], a DNSSEC-validating unbound serving signed test zones in [`Validator`].
+//! [`dovecot`], a DNSSEC-validating unbound serving signed test zones in [`Validator`], the
+//! daemon's HTTP API through [`HttpApi`].
 //!
 //! Everything is bounded in time (sockets time out, waits poll with a deadline, never a
 //! blind sleep) and everything started is stopped on drop (daemons SIGKILLed, peers closed,
@@ -30,6 +31,7 @@ pub mod dovecot;
 mod dsn;
 mod env;
 pub mod fault;
+mod http;
 mod machine;
 mod mbox;
 mod peer;
@@ -47,6 +49,7 @@ pub use client::{local, plain, smtp_send, smtplib, Client, Failure, Reply, REPLY
 pub use dns::{Dns, Zone};
 pub use dsn::{field, parse_dsn};
 pub use env::{assert_success, base_config, bin, command_with_config, Daemon, TestEnv};
+pub use http::{request as http_request, HttpApi, HttpReply};
 pub use machine::{
     current_user, free_port, is_root, list_dir, load_factor, open_up, read_all, run_with_input,
     scaled_by_load, Tmpfs,

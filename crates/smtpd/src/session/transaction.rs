@@ -416,6 +416,7 @@ impl Session {
             self.protocol(),
         );
         info!(target: "smtpd", "{}", maillog::sanitize(&line));
+        telemetry::smtpd_rejected(reply.code);
         reply
     }
 }

@@ -18,6 +18,7 @@
 
 mod control_server;
 mod history;
+mod http;
 pub mod local_helper;
 mod privsep;
 
@@ -68,15 +69,17 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
         .map(Path::to_path_buf)
         .or_else(|| cfg.source.clone());
     let started = open_log(&cfg).and_then(|log| {
+        // Bound while still root (a port below 1024 is possible), before the drop.
+        let http = http::prepare(&cfg)?;
         let separated = match privsep::decide(&cfg)? {
             privsep::Mode::Single => None,
             privsep::Mode::Separated(owner) => {
                 Some(privsep::separate(&cfg, source.as_deref(), &owner)?)
             }
         };
-        Ok((log, separated, open_store(&cfg)?))
+        Ok((log, (separated, http), open_store(&cfg)?))
     });
-    let (log, separated, store) = match started {
+    let (log, (separated, http), store) = match started {
         Ok(started) => started,
         Err(code) => return code,
     };
@@ -108,7 +111,7 @@ pub fn run(config_path: Option<&Path>, _: Args) -> u8 {
         source.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "(embedded default)".into()),
         cfg.queue_directory.display());
     let live = LiveConfig::new(cfg, rewrite);
-    let code = runtime.block_on(daemon(shared, live, source, log, separated));
+    let code = runtime.block_on(daemon(shared, live, source, log, (separated, http)));
     info!(target: "master", "terminating");
     code
 }
@@ -276,7 +279,7 @@ async fn daemon(
     live: LiveConfig,
     source: Option<PathBuf>,
     log: maillog::LogHandle,
-    separated: Option<privsep::Separated>,
+    (separated, http): (Option<privsep::Separated>, HttpServer),
 ) -> u8 {
     let (stop_tx, stop_rx) = watch::channel(false);
     let qmgr = QueueManager::new(shared.clone());
@@ -291,6 +294,7 @@ async fn daemon(
     };
     let mut helper_dead = helper.as_ref().map(|(client, _)| client.dead());
     let (mut tasks, smtpd) = spawn_tasks(&shared, &live, &qmgr, &stop_rx, reload_tx, prepared);
+    tasks.push(spawn_http(http, &shared, &qmgr, &live.get(), &stop_rx));
     tasks.push(tokio::spawn(chores(
         shared.clone(),
         live.clone(),
@@ -333,6 +337,26 @@ async fn daemon(
     }
     wind_down(stop_tx, tasks, &shared, helper).await;
     code
+}
+
+/// The HTTP server's settings and listeners, bound at start.
+type HttpServer = (web::Settings, Vec<std::net::TcpListener>);
+
+/// `/metrics` and the API (a task that ends at once when `http_listen` is empty).
+fn spawn_http(
+    (settings, listeners): HttpServer,
+    shared: &Arc<Shared>,
+    qmgr: &Arc<QueueManager>,
+    cfg: &Config,
+    stop: &watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let daemon = Arc::new(http::Daemon {
+        shared: shared.clone(),
+        qmgr: qmgr.clone(),
+        queue_directory: cfg.queue_directory.clone(),
+        queue_minfree: cfg.queue_minfree,
+    });
+    tokio::spawn(web::serve(listeners, daemon, settings, stop.clone()))
 }
 
 /// The stop: no new work, deliveries in flight finished (bounded), sockets removed, the
@@ -608,6 +632,7 @@ async fn chores(
                 Ok(0) | Err(_) => {}
                 Ok(count) => {
                     history::REFUSED.fetch_add(count, Ordering::Relaxed);
+                    telemetry::submissions_refused("sendmail", count);
                     warn!(target: "sendmail",
                     "{count} submissions were refused in the last interval (queue_minfree or maildrop limits); see mailroom doctor")
                 }
