@@ -23,6 +23,7 @@ fn options(min_free: u64) -> StoreOptions {
     StoreOptions {
         segment_size: 1 << 20,
         min_free,
+        ..StoreOptions::default()
     }
 }
 
