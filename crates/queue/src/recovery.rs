@@ -58,6 +58,18 @@ pub fn scan(
     index: &mut Index,
     repair: bool,
 ) -> io::Result<(RecoveryReport, u64)> {
+    scan_with(dir, corrupt_dir, index, repair, &mut |_, _| Ok(()))
+}
+
+/// [`scan`], calling `after_segment(done, total)` after each segment; its error stops the
+/// scan (a listing whose reader went away).
+pub fn scan_with(
+    dir: &Path,
+    corrupt_dir: &Path,
+    index: &mut Index,
+    repair: bool,
+    after_segment: &mut dyn FnMut(usize, usize) -> io::Result<()>,
+) -> io::Result<(RecoveryReport, u64)> {
     let numbers = segment::list(dir)?;
     let mut report = RecoveryReport {
         segments: numbers.len(),
@@ -95,6 +107,7 @@ pub fn scan(
         if i + 1 == numbers.len() {
             last_len = valid_end;
         }
+        after_segment(i + 1, numbers.len())?;
     }
     report.messages = index.len();
     Ok((report, last_len))
@@ -224,4 +237,47 @@ fn newest_with_data(dir: &Path, numbers: &[u64]) -> io::Result<Option<usize>> {
         }
     }
     Ok(None)
+}
+
+/// Whether the log certainly holds a live message, found by reading at most `max_segments`
+/// newest segments, newest first, each record newest first: a message record with no later
+/// removal (nor a later record naming it for removal) is live whatever the older segments
+/// say. `false` means "not known yet", not "empty". Lets `mailq` print its heading before the
+/// whole log is read.
+pub fn certainly_not_empty(dir: &Path, max_segments: usize) -> io::Result<bool> {
+    let mut removed = std::collections::HashSet::new();
+    for &number in segment::list(dir)?.iter().rev().take(max_segments) {
+        let data = match fs::read(segment::path(dir, number)) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let mut records = Vec::new();
+        let mut at = 0;
+        while let Decoded::Record(rec, len) = record::decode(&data[at..]) {
+            records.push(rec);
+            at += len;
+        }
+        if !all_zeros(&data[at..]) {
+            // Damage: a removal behind it would be missed. Not known, then.
+            return Ok(false);
+        }
+        for rec in records.into_iter().rev() {
+            match rec {
+                Record::Remove { id } => {
+                    removed.insert(id);
+                }
+                Record::Message { id, meta, .. } => {
+                    if !removed.contains(&id) {
+                        return Ok(true);
+                    }
+                    if let Some(crate::FollowUp::Remove(other)) = meta.follow_up {
+                        removed.insert(other);
+                    }
+                }
+                Record::Update { .. } => {}
+            }
+        }
+    }
+    Ok(false)
 }

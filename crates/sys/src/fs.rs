@@ -92,3 +92,20 @@ mod tests {
         );
     }
 }
+
+/// True if `fd` is the write end of a pipe or socket whose reader has gone (`mailq | head -1`
+/// once `head` has exited): `poll` reports an error or hang-up on it. Never blocks; false for
+/// files and terminals. Lets a listing that computes for a while before writing its next line
+/// stop as soon as nobody will read it.
+pub fn reader_gone(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd on the stack, count 1, timeout 0 (never blocks); `fd` is
+    // borrowed, so it stays open for the call.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}

@@ -230,3 +230,51 @@ fn a_damaged_removal_record_brings_the_message_back_and_is_reported() {
     assert_eq!(report.corrupt_regions.len(), 1, "and reported: {report:?}");
     assert_eq!(report.torn_tail, None);
 }
+
+fn not_empty(dir: &Path) -> bool {
+    crate::recovery::certainly_not_empty(&dir.join("store"), 4).unwrap()
+}
+
+#[test]
+fn a_message_in_the_newest_segment_is_certainly_live_before_the_log_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    two_messages(tmp.path());
+    assert!(not_empty(tmp.path()));
+}
+
+#[test]
+fn a_log_whose_messages_were_all_removed_is_not_known_to_hold_mail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, ids, _) = two_messages(tmp.path());
+    let (store, _) = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    for id in ids {
+        store.remove(id, "delivered").unwrap();
+    }
+    drop(store);
+    assert!(!not_empty(tmp.path()), "every message record has a later removal");
+    // A bounce that replaced its original: the original's removal rides on the new record.
+    let (store, _) = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    let (original, bounce) = (QueueId::generate(), QueueId::generate());
+    store.enqueue(original, env(), b"x").unwrap();
+    store
+        .enqueue_with(bounce, env(), b"y", Some(crate::FollowUp::Remove(original)))
+        .unwrap();
+    store.remove(bounce, "delivered").unwrap();
+    drop(store);
+    assert!(!not_empty(tmp.path()), "the follow-up removed the original");
+}
+
+#[test]
+fn damage_in_the_newest_segment_makes_the_early_answer_unknown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (seg, ids, _) = two_messages(tmp.path());
+    let (store, _) = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    store.remove(ids[0], "delivered").unwrap();
+    store.remove(ids[1], "delivered").unwrap();
+    drop(store);
+    let mut data = fs::read(&seg).unwrap();
+    let len = data.len();
+    data[len - 40] ^= 0x20; // inside the last removal record: it is not read
+    fs::write(&seg, &data).unwrap();
+    assert!(!not_empty(tmp.path()), "a removal hidden behind damage is not ignored");
+}
