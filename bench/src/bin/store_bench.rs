@@ -116,7 +116,9 @@ fn parse_args() -> Result<Args, String> {
             "--dsync" => args.store.dsync_writes = true,
             "--commit-delay-us" => {
                 let v = value("--commit-delay-us")?;
-                let us: u64 = v.parse().map_err(|_| format!("bad --commit-delay-us {v:?}"))?;
+                let us: u64 = v
+                    .parse()
+                    .map_err(|_| format!("bad --commit-delay-us {v:?}"))?;
                 args.store.commit_delay = Duration::from_micros(us);
             }
             "-h" | "--help" => return Err(USAGE.to_string()),

@@ -139,7 +139,9 @@ mod tests {
         let (store, _) = queue::Store::open(dir.path(), Default::default()).unwrap();
         for _ in 0..n {
             let env = Envelope::new("a@host", vec!["b@example.com".into()], 1_700_000_000);
-            store.enqueue(QueueId::generate(), env, b"Subject: t\n\n").unwrap();
+            store
+                .enqueue(QueueId::generate(), env, b"Subject: t\n\n")
+                .unwrap();
         }
         dir
     }
@@ -193,6 +195,9 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert!(!events.contains(&Event::Scanning { not_empty: true }), "{events:?}");
+        assert!(
+            !events.contains(&Event::Scanning { not_empty: true }),
+            "{events:?}"
+        );
     }
 }

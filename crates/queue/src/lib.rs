@@ -153,8 +153,14 @@ impl Snapshot {
                     segments: total,
                 })
             };
-            recovery::scan_with(&dir, Path::new("/nonexistent"), &mut index, false, &mut after)
-                .map_err(io)?;
+            recovery::scan_with(
+                &dir,
+                Path::new("/nonexistent"),
+                &mut index,
+                false,
+                &mut after,
+            )
+            .map_err(io)?;
         }
         index.pack();
         Ok(Snapshot { index })

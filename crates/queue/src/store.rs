@@ -611,7 +611,13 @@ impl Store {
         };
         let result = cut
             .and_then(|_| segment::write_at(&file, &buf, base))
-            .and_then(|_| if dsync { Ok(()) } else { segment::data_sync(&file) });
+            .and_then(|_| {
+                if dsync {
+                    Ok(())
+                } else {
+                    segment::data_sync(&file)
+                }
+            });
         let outcome = match result {
             Ok(()) => {
                 self.apply_batch(&batch, &locations, number, base + buf.len() as u64);
@@ -717,7 +723,10 @@ impl Store {
     fn rotate(&self, state: &mut Commit) {
         let inner = &self.inner;
         let number = state.active.number + 1;
-        let file = match state.spare.take(&inner.dir, number, inner.options.dsync_writes) {
+        let file = match state
+            .spare
+            .take(&inner.dir, number, inner.options.dsync_writes)
+        {
             Ok(f) => f,
             Err(e) => {
                 let path = segment::path(&inner.dir, number);
@@ -755,7 +764,9 @@ impl Store {
             .is_ok_and(|f| f >= o.segment_size.saturating_mul(2).saturating_add(o.min_free));
         if o.preallocate && room {
             let next = state.active.number + 1;
-            state.spare.start(&self.inner.dir, next, o.segment_size, o.dsync_writes);
+            state
+                .spare
+                .start(&self.inner.dir, next, o.segment_size, o.dsync_writes);
         }
     }
 

@@ -198,7 +198,13 @@ fn clock_matches_chrono_in_zones_with_transitions() {
 #[test]
 fn a_heading_written_early_is_not_written_twice() {
     let rows = [
-        row("0H5X9R3T6W2K4M8A", State::Deferred, 1234, "a@b", &[("c@d", "")]),
+        row(
+            "0H5X9R3T6W2K4M8A",
+            State::Deferred,
+            1234,
+            "a@b",
+            &[("c@d", "")],
+        ),
         row("0H5X9R3T6W2K4M8B", State::Hold, 10, "", &[("e@f", "")]),
     ];
     let mut w = TextWriter::new(Vec::new());

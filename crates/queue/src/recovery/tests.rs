@@ -95,8 +95,13 @@ fn zeros_after_the_last_record_are_the_end_of_the_data_not_a_torn_write() {
     assert!(store.contains(ids[0]) && store.contains(ids[1]));
     // Appending resumes over the zeros, right after the last record.
     let third = QueueId::generate();
-    store.enqueue(third, env(), b"Subject: three\n\n3\n").unwrap();
-    assert_eq!(store.get(third).unwrap().location.record_offset as usize, end);
+    store
+        .enqueue(third, env(), b"Subject: three\n\n3\n")
+        .unwrap();
+    assert_eq!(
+        store.get(third).unwrap().location.record_offset as usize,
+        end
+    );
 }
 
 fn store_location(dir: &Path, id: QueueId) -> crate::Location {
@@ -118,7 +123,9 @@ fn preallocated_messages(dir: &Path, n: usize) -> (Vec<QueueId>, u64) {
     let (store, _) = Store::open(dir, preallocated()).unwrap();
     let ids: Vec<QueueId> = (0..n).map(|_| QueueId::generate()).collect();
     for id in &ids {
-        store.enqueue(*id, env(), b"Subject: kept\n\nbody\n").unwrap();
+        store
+            .enqueue(*id, env(), b"Subject: kept\n\nbody\n")
+            .unwrap();
     }
     let last = store.get(ids[n - 1]).unwrap().location;
     (ids, last.record_offset + last.record_len)
@@ -140,14 +147,20 @@ fn a_segment_with_a_zeroed_preallocated_tail_recovers_exactly_the_committed_reco
     assert_eq!(store.len(), ids.len());
     assert!(ids.iter().all(|id| store.contains(*id)));
     let newest = store.get(ids[ids.len() - 1]).unwrap().location.segment;
-    let file_len = fs::metadata(crate::segment::path(&dir, newest)).unwrap().len();
-    assert!(file_len > end, "the tail is zeros, not cut: {file_len} vs {end}");
+    let file_len = fs::metadata(crate::segment::path(&dir, newest))
+        .unwrap()
+        .len();
+    assert!(
+        file_len > end,
+        "the tail is zeros, not cut: {file_len} vs {end}"
+    );
     // The next record goes right after the data, or into the spare prepared after it.
     let more = QueueId::generate();
     store.enqueue(more, env(), b"Subject: more\n\n").unwrap();
     let at = store.get(more).unwrap().location;
     assert!(
-        (at.segment, at.record_offset) == (newest, end) || (at.segment, at.record_offset) == (newest + 1, 0),
+        (at.segment, at.record_offset) == (newest, end)
+            || (at.segment, at.record_offset) == (newest + 1, 0),
         "{at:?}"
     );
     drop(store);
@@ -176,7 +189,11 @@ fn a_torn_record_in_the_middle_of_zeros_is_cut_and_the_committed_records_kept() 
 
     let (store, report) = Store::open(tmp.path(), preallocated()).unwrap();
     let (name, bytes) = report.torn_tail.clone().expect("a torn tail");
-    assert_eq!(bytes as usize, at + fragment.len() - end as usize, "saved to its last byte");
+    assert_eq!(
+        bytes as usize,
+        at + fragment.len() - end as usize,
+        "saved to its last byte"
+    );
     let copy = corrupt_copy(tmp.path(), &name);
     assert_eq!(&copy[4096..], &fragment[..]);
     assert!(report.corrupt_regions.is_empty(), "{report:?}");
@@ -196,7 +213,11 @@ fn a_torn_tail_before_the_zeroed_spare_is_still_cut() {
     let tmp = tempfile::tempdir().unwrap();
     let (ids, end) = preallocated_messages(tmp.path(), 3);
     let dir = tmp.path().join("store");
-    assert_eq!(crate::segment::list(&dir).unwrap(), vec![1, 2], "active and spare");
+    assert_eq!(
+        crate::segment::list(&dir).unwrap(),
+        vec![1, 2],
+        "active and spare"
+    );
     let seg = dir.join("000000000001.seg");
     let data = fs::read(&seg).unwrap();
     assert!(data.len() as u64 > end, "preallocated");
@@ -251,7 +272,10 @@ fn a_log_whose_messages_were_all_removed_is_not_known_to_hold_mail() {
         store.remove(id, "delivered").unwrap();
     }
     drop(store);
-    assert!(!not_empty(tmp.path()), "every message record has a later removal");
+    assert!(
+        !not_empty(tmp.path()),
+        "every message record has a later removal"
+    );
     // A bounce that replaced its original: the original's removal rides on the new record.
     let (store, _) = Store::open(tmp.path(), StoreOptions::default()).unwrap();
     let (original, bounce) = (QueueId::generate(), QueueId::generate());
@@ -276,5 +300,8 @@ fn damage_in_the_newest_segment_makes_the_early_answer_unknown() {
     let len = data.len();
     data[len - 40] ^= 0x20; // inside the last removal record: it is not read
     fs::write(&seg, &data).unwrap();
-    assert!(!not_empty(tmp.path()), "a removal hidden behind damage is not ignored");
+    assert!(
+        !not_empty(tmp.path()),
+        "a removal hidden behind damage is not ignored"
+    );
 }
