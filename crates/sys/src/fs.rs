@@ -77,18 +77,24 @@ pub fn reader_gone(fd: std::os::fd::BorrowedFd<'_>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_pipe_whose_reader_has_gone_is_noticed_without_writing() {
         use std::os::fd::AsFd;
         let (reader, writer) = std::io::pipe().unwrap();
-        assert!(!super::reader_gone(writer.as_fd()), "the reader is still there");
+        assert!(
+            !super::reader_gone(writer.as_fd()),
+            "the reader is still there"
+        );
         drop(reader);
         assert!(super::reader_gone(writer.as_fd()));
         let file = tempfile::tempfile().unwrap();
-        assert!(!super::reader_gone(file.as_fd()), "a file has no reader to lose");
+        assert!(
+            !super::reader_gone(file.as_fd()),
+            "a file has no reader to lose"
+        );
     }
-
-    use super::*;
 
     #[test]
     fn free_space_of_a_directory_and_an_error_for_a_missing_one() {
