@@ -756,43 +756,6 @@ impl Store {
         self.prepare_spare(state);
     }
 
-    /// Starts zeroing the segment after the active one, if preallocation is on and space
-    /// is not short (two more segments' worth must fit above `min_free`).
-    fn prepare_spare(&self, state: &mut Commit) {
-        let o = &self.inner.options;
-        let room = segment::free_bytes(&self.inner.dir)
-            .is_ok_and(|f| f >= o.segment_size.saturating_mul(2).saturating_add(o.min_free));
-        if o.preallocate && room {
-            let next = state.active.number + 1;
-            state
-                .spare
-                .start(&self.inner.dir, next, o.segment_size, o.dsync_writes);
-        }
-    }
-
-    /// The commit delay (see [`StoreOptions::commit_delay`]): holds the leader until as many
-    /// records are pending as the last batch held, or the delay is over.
-    fn wait_for_writers<'a>(&self, mut state: MutexGuard<'a, Commit>) -> MutexGuard<'a, Commit> {
-        let delay = self.inner.options.commit_delay;
-        if delay.is_zero() || state.last_batch < 2 || state.pending.is_empty() {
-            return state;
-        }
-        let deadline = std::time::Instant::now() + delay;
-        while state.pending.len() < state.last_batch {
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                break;
-            }
-            state = self
-                .inner
-                .arrived
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        state
-    }
-
     /// Deletes the oldest segments while they hold no live message and are not the newest,
     /// one at a time, each durably before the next (see the module doc). A segment whose
     /// deletion fails stays in the index, and so do all later ones, until a later call.
@@ -941,6 +904,7 @@ fn open_active(
     })
 }
 
+mod delay;
 mod spare;
 #[cfg(test)]
 mod tests;
