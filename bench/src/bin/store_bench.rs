@@ -28,7 +28,10 @@
 //! appends too, so both pay the same size-change metadata.
 //!
 //! Run: `cargo run --release -p mailroom-bench --bin store-bench -- [--dir DIR]
-//! [--seconds N] [--writers 1,16,64] [--rounds 3] [--json] [--keep] [--allow-tmpfs]`.
+//! [--seconds N] [--writers 1,16,64] [--rounds 3] [--json] [--keep] [--allow-tmpfs]
+//! [--preallocate] [--dsync] [--commit-delay-us N]`. The last three set the store's
+//! [`StoreOptions`] (pre-zeroed segments, `O_DSYNC` writes, group commit delay);
+//! `bench/journaled-store-bench.sh` runs them on loop-mounted journaled ext4 and XFS.
 //! Defaults: a fresh directory under `./target/bench-tmp` (refused if it is tmpfs), 3 s per
 //! measurement, 3 rounds; each round measures every writer count, and the last table is the
 //! cell-by-cell median over rounds (the machine is shared, so single runs are noisy).
@@ -49,7 +52,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const MESSAGE_SIZE: usize = 4096;
 
 const USAGE: &str = "usage: store-bench [--dir DIR] [--seconds N] [--writers 1,16,64] \
-                     [--rounds R] [--json] [--keep] [--allow-tmpfs]";
+                     [--rounds R] [--json] [--keep] [--allow-tmpfs] [--preallocate] [--dsync] \
+                     [--commit-delay-us N]";
 
 struct Args {
     /// Parent directory; the run works in a fresh subdirectory of it.
@@ -61,6 +65,8 @@ struct Args {
     json: bool,
     keep: bool,
     allow_tmpfs: bool,
+    /// The store's options (`--preallocate`, `--dsync`, `--commit-delay-us`).
+    store: StoreOptions,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -72,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         keep: false,
         allow_tmpfs: false,
+        store: StoreOptions::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -105,6 +112,15 @@ fn parse_args() -> Result<Args, String> {
             "--json" => args.json = true,
             "--keep" => args.keep = true,
             "--allow-tmpfs" => args.allow_tmpfs = true,
+            "--preallocate" => args.store.preallocate = true,
+            "--dsync" => args.store.dsync_writes = true,
+            "--commit-delay-us" => {
+                let v = value("--commit-delay-us")?;
+                let us: u64 = v
+                    .parse()
+                    .map_err(|_| format!("bad --commit-delay-us {v:?}"))?;
+                args.store.commit_delay = Duration::from_micros(us);
+            }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -221,8 +237,9 @@ fn store_enqueue(
     dir: &Path,
     writers: usize,
     dur: Duration,
+    options: &StoreOptions,
 ) -> io::Result<(Rate, queue::CommitStats)> {
-    let (store, _) = Store::open(dir, StoreOptions::default()).map_err(to_io)?;
+    let (store, _) = Store::open(dir, options.clone()).map_err(to_io)?;
     let message = [b's'; MESSAGE_SIZE];
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -290,6 +307,7 @@ fn measure_row(
     writers: usize,
     dur: Duration,
     json_round: Option<usize>,
+    options: &StoreOptions,
 ) -> io::Result<Row> {
     let base = run.join(format!("w{writers}"));
     let progress = |what: &str| {
@@ -304,7 +322,7 @@ fn measure_row(
     progress("one file per message");
     let file = one_file(&base.join("file"), writers, dur, false)?;
     progress("mailroom store");
-    let (store, stats) = store_enqueue(&base.join("store"), writers, dur)?;
+    let (store, stats) = store_enqueue(&base.join("store"), writers, dur, options)?;
     let row = Row {
         writers,
         raw1,
@@ -468,13 +486,17 @@ fn run(args: &Args) -> io::Result<Vec<Figures>> {
         .join(format!("store-bench-{}-{stamp}", std::process::id()));
     fs::create_dir(&run_dir)?;
     let run_dir = run_dir.canonicalize()?;
+    let o = &args.store;
     let header = format!(
         "store-bench: {} ({fs_name}), {MESSAGE_SIZE}-byte messages, {} s per measurement, \
-         writers {:?}, {} round(s)",
+         writers {:?}, {} round(s); store: preallocate={} dsync={} commit_delay={:?}",
         run_dir.display(),
         args.seconds,
         args.writers,
-        args.rounds
+        args.rounds,
+        o.preallocate,
+        o.dsync_writes,
+        o.commit_delay
     );
     eprintln!("{header}");
     if !args.json {
@@ -488,7 +510,7 @@ fn run(args: &Args) -> io::Result<Vec<Figures>> {
             eprintln!("round {round}, load average {load}");
             let mut this_round = Vec::new();
             for (i, &w) in args.writers.iter().enumerate() {
-                let row = measure_row(&run_dir, w, dur, args.json.then_some(round))?;
+                let row = measure_row(&run_dir, w, dur, args.json.then_some(round), &args.store)?;
                 if !args.keep {
                     fs::remove_dir_all(run_dir.join(format!("w{w}")))?;
                 }

@@ -53,6 +53,38 @@ fn connect(queue_directory: &Path, request: &Request) -> Option<UnixStream> {
     }
 }
 
+/// The lock-free snapshot for a listing. A full listing tells the handler how the scan goes
+/// ([`Event::Scanning`]); the handler's error (its reader went away) stops the scan and is
+/// the inner `Err`.
+fn scan(
+    queue_directory: &Path,
+    request: &Request,
+    handler: &mut crate::engine::Emit<'_>,
+) -> Result<io::Result<queue::Snapshot>, String> {
+    let Request::List { selector, .. } = request else {
+        return queue::Snapshot::scan(queue_directory)
+            .map(Ok)
+            .map_err(|e| e.to_string());
+    };
+    // Only a listing of everything lists every live message the log holds.
+    let everything = *selector == crate::Selector::default();
+    let mut stopped = None;
+    let scanned = queue::Snapshot::scan_with(queue_directory, |p| {
+        let event = Event::Scanning {
+            not_empty: everything && p.not_empty,
+        };
+        handler(event).map_err(|e| {
+            let kind = e.kind();
+            stopped = Some(e);
+            io::Error::from(kind)
+        })
+    });
+    match (stopped, scanned) {
+        (Some(e), _) => Ok(Err(e)),
+        (None, scanned) => scanned.map(Ok).map_err(|e| e.to_string()),
+    }
+}
+
 /// Runs the engine here: the outer `Err` is why it could not start, the inner the result.
 fn in_process(
     queue_directory: &Path,
@@ -71,7 +103,10 @@ fn in_process(
         });
     }
     if let Request::List { .. } | Request::Qshape { .. } | Request::Stats = request {
-        let snapshot = queue::Snapshot::scan(queue_directory).map_err(|e| e.to_string())?;
+        let snapshot = match scan(queue_directory, request, handler)? {
+            Ok(snapshot) => snapshot,
+            Err(stopped) => return Ok(Err(stopped)),
+        };
         let ctx = Context {
             backend: Backend::Snapshot(&snapshot),
             scheduler: &offline,
@@ -99,4 +134,78 @@ fn in_process(
     let mut reader = ids.map(BufReader::new);
     let ids = reader.as_mut().map(|r| r as &mut dyn BufRead);
     Ok(ctx.run(request, ids, handler))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Selector;
+    use envelope::{Envelope, QueueId};
+
+    fn queue_of(n: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = queue::Store::open(dir.path(), Default::default()).unwrap();
+        for _ in 0..n {
+            let env = Envelope::new("a@host", vec!["b@example.com".into()], 1_700_000_000);
+            store
+                .enqueue(QueueId::generate(), env, b"Subject: t\n\n")
+                .unwrap();
+        }
+        dir
+    }
+
+    fn list_all() -> Request {
+        Request::List {
+            selector: Selector::default(),
+            compact_rows: true,
+        }
+    }
+
+    /// `mailq | head -1` with the daemon down: the heading must not wait for the whole log.
+    #[test]
+    fn a_listing_with_the_daemon_down_knows_it_is_not_empty_before_the_first_row() {
+        let dir = queue_of(3);
+        let mut events = Vec::new();
+        let count = execute(dir.path(), &list_all(), None, |e| {
+            events.push(e);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(count, 3);
+        assert_eq!(events[0], Event::Scanning { not_empty: true });
+        let first_row = events.iter().position(|e| matches!(e, Event::Row(_)));
+        assert!(first_row.is_some_and(|r| r > 0), "{events:?}");
+    }
+
+    /// The reader went away while the log was being read: the listing stops there, quietly.
+    #[test]
+    fn a_listing_whose_reader_has_gone_stops_while_reading_the_log() {
+        let dir = queue_of(3);
+        let mut rows = 0;
+        let outcome = execute(dir.path(), &list_all(), None, |e| match e {
+            Event::Scanning { .. } => Err(io::ErrorKind::BrokenPipe.into()),
+            Event::Row(_) => {
+                rows += 1;
+                Ok(())
+            }
+            _ => Ok(()),
+        });
+        assert_eq!(outcome, Ok(0));
+        assert_eq!(rows, 0, "nothing listed after the reader left");
+    }
+
+    #[test]
+    fn an_empty_queue_is_not_announced_as_holding_mail() {
+        let dir = queue_of(0);
+        let mut events = Vec::new();
+        execute(dir.path(), &list_all(), None, |e| {
+            events.push(e);
+            Ok(())
+        })
+        .unwrap();
+        assert!(
+            !events.contains(&Event::Scanning { not_empty: true }),
+            "{events:?}"
+        );
+    }
 }

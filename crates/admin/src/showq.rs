@@ -41,9 +41,23 @@ pub struct TextWriter<W: Write> {
     bytes: u64,
     clock: AsciiClock,
     buf: Vec<u8>,
+    /// The heading is out already ([`TextWriter::heading`]).
+    heading_out: bool,
 }
 
 impl<W: Write> TextWriter<W> {
+    /// Writes the heading now, before the first message is known, and flushes it: for a
+    /// caller that knows the queue is not empty while it is still reading it, so `mailq |
+    /// head -1` is answered at once. The output stays byte for byte the same.
+    pub fn heading(&mut self) -> io::Result<()> {
+        if self.count == 0 && !self.heading_out {
+            self.heading_out = true;
+            self.out.write_all(HEADING)?;
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
     pub fn new(out: W) -> TextWriter<W> {
         TextWriter {
             out,
@@ -51,6 +65,7 @@ impl<W: Write> TextWriter<W> {
             bytes: 0,
             clock: AsciiClock::default(),
             buf: Vec::with_capacity(1024),
+            heading_out: false,
         }
     }
 
@@ -58,7 +73,9 @@ impl<W: Write> TextWriter<W> {
         let b = &mut self.buf;
         b.clear();
         if self.count == 0 {
-            b.extend_from_slice(HEADING);
+            if !self.heading_out {
+                b.extend_from_slice(HEADING);
+            }
         } else {
             b.push(b'\n');
         }

@@ -109,6 +109,15 @@ pub fn scan_readonly(queue_directory: &Path) -> Result<Vec<Entry>, StoreError> {
     Ok(Snapshot::scan(queue_directory)?.into_entries())
 }
 
+/// How far [`Snapshot::scan_with`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanProgress {
+    /// At least one message is certainly live (known before the whole log is read).
+    pub not_empty: bool,
+    pub segments_done: usize,
+    pub segments: usize,
+}
+
 /// A lock-free, read-only view of a store's log, held in the same compact form as the
 /// store's own index, so listing a million messages with the daemon down stays small.
 pub struct Snapshot {
@@ -118,11 +127,42 @@ pub struct Snapshot {
 impl Snapshot {
     /// Scans the log like [`scan_readonly`].
     pub fn scan(queue_directory: &Path) -> Result<Snapshot, StoreError> {
+        Snapshot::scan_with(queue_directory, |_| Ok(()))
+    }
+
+    /// [`Snapshot::scan`] that tells `progress` how far it is: first whether the log
+    /// certainly holds a live message (from its newest segments alone), then after each
+    /// segment. An error from `progress` stops the scan and is returned.
+    pub fn scan_with(
+        queue_directory: &Path,
+        mut progress: impl FnMut(ScanProgress) -> std::io::Result<()>,
+    ) -> Result<Snapshot, StoreError> {
         let dir = Layout::new(queue_directory).store();
         let mut index = index::Index::default();
         if dir.exists() {
-            recovery::scan(&dir, Path::new("/nonexistent"), &mut index, false)
-                .map_err(|e| StoreError::io(&dir, e))?;
+            let io = |e| StoreError::io(&dir, e);
+            let not_empty = recovery::certainly_not_empty(&dir, 4).map_err(io)?;
+            progress(ScanProgress {
+                not_empty,
+                segments_done: 0,
+                segments: 0,
+            })
+            .map_err(io)?;
+            let mut after = |done, total| {
+                progress(ScanProgress {
+                    not_empty,
+                    segments_done: done,
+                    segments: total,
+                })
+            };
+            recovery::scan_with(
+                &dir,
+                Path::new("/nonexistent"),
+                &mut index,
+                false,
+                &mut after,
+            )
+            .map_err(io)?;
         }
         index.pack();
         Ok(Snapshot { index })

@@ -1,10 +1,16 @@
 //! Rebuilding the index from the log at start (or for a read-only scan by `mailq` while the
 //! daemon runs).
 //!
-//! Each segment is read front to back. Bytes that are not a valid record are one of:
-//! - a **torn tail**: the newest segment ends inside a record (its header names more bytes
-//!   than the file holds), or in zeros a crash left where a write never landed. That is a
-//!   batch whose fdatasync never returned, so no writer was acknowledged; it is cut off.
+//! Each segment is read front to back. Zeros after the last record are the **end of the
+//! data**, in any segment: a preallocated segment (`segment::create_zeroed`) is written full
+//! of zeros before use, so its unused part, and a write that never landed, both read as
+//! zeros. They are neither records nor damage: nothing is saved or cut, and appending resumes
+//! over them. Other bytes that are not a valid record are one of:
+//! - a **torn tail**: the newest segment holding data ends inside a record (its header names
+//!   more bytes than the file holds), or its tail starts with zeros and has bytes of a record
+//!   further on (a batch whose pages landed out of order, in a preallocated segment). That is
+//!   a batch whose fdatasync never returned, so no writer was acknowledged; it is saved (up to
+//!   its last non-zero byte) and cut off.
 //! - **damage**: a complete record that fails its checksum (a flipped bit, an overwritten
 //!   block), anywhere, including the very end of the newest segment. A record that was once
 //!   acknowledged may be lost there, so it is reported as an error, not as a torn write.
@@ -52,14 +58,29 @@ pub fn scan(
     index: &mut Index,
     repair: bool,
 ) -> io::Result<(RecoveryReport, u64)> {
+    scan_with(dir, corrupt_dir, index, repair, &mut |_, _| Ok(()))
+}
+
+/// [`scan`], calling `after_segment(done, total)` after each segment; its error stops the
+/// scan (a listing whose reader went away).
+pub fn scan_with(
+    dir: &Path,
+    corrupt_dir: &Path,
+    index: &mut Index,
+    repair: bool,
+    after_segment: &mut dyn FnMut(usize, usize) -> io::Result<()>,
+) -> io::Result<(RecoveryReport, u64)> {
     let numbers = segment::list(dir)?;
     let mut report = RecoveryReport {
         segments: numbers.len(),
         ..Default::default()
     };
     let mut last_len = 0;
+    let newest_with_data = newest_with_data(dir, &numbers)?;
     for (i, &number) in numbers.iter().enumerate() {
-        let newest = i + 1 == numbers.len();
+        // The torn-tail rules apply to the newest segment holding data: a zeroed spare
+        // prepared after it (`store/spare.rs`) holds nothing yet.
+        let newest = Some(i) >= newest_with_data;
         let data = match fs::read(segment::path(dir, number)) {
             Ok(d) => d,
             // A read-only scan races the daemon deleting a dead segment: nothing live was there.
@@ -68,8 +89,8 @@ pub fn scan(
         };
         let valid_end = scan_segment(number, &data, index, &mut report, corrupt_dir, repair)?;
         index.grow_segment(number, valid_end);
-        if valid_end < data.len() as u64 && repair {
-            let tail = &data[valid_end as usize..];
+        let tail = trim_zeros(&data[valid_end as usize..]);
+        if !tail.is_empty() && repair {
             let saved = save_corrupt(corrupt_dir, number, valid_end as usize, tail)?;
             if newest && is_torn(tail) {
                 report.torn_tail = Some(saved);
@@ -78,14 +99,15 @@ pub fn scan(
             }
             if newest {
                 // Only once the copy is durable: appending after the cut overwrites it.
-                let file = segment::open_rw(dir, number)?;
+                let file = segment::open_rw(dir, number, false)?;
                 file.set_len(valid_end)?;
                 file.sync_all()?;
             }
         }
-        if newest {
+        if i + 1 == numbers.len() {
             last_len = valid_end;
         }
+        after_segment(i + 1, numbers.len())?;
     }
     report.messages = index.len();
     Ok((report, last_len))
@@ -110,6 +132,7 @@ fn scan_segment(
                 at += len;
                 valid_end = at;
             }
+            Decoded::Incomplete | Decoded::Invalid if all_zeros(&data[at..]) => break,
             Decoded::Incomplete | Decoded::Invalid => match next_valid(data, at + 1) {
                 Some(next) => {
                     if repair {
@@ -158,12 +181,13 @@ fn next_valid(data: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-/// True if the bytes after the last valid record are a write that never completed: they end
-/// inside a record (the header names more bytes than are there, or not even a header is),
-/// or they are zeros (the file grew but the data never landed). A complete record with a
+/// True if the bytes after the last valid record (trailing zeros trimmed) are a write that
+/// never completed: they end inside a record (the header names more bytes than are there,
+/// or not even a header is), or they start with zeros (the batch's first pages never landed,
+/// a later one did: a record boundary holds a magic number, never a zero). A complete record with a
 /// bad checksum — or with a damaged length field — is damage instead.
 fn is_torn(tail: &[u8]) -> bool {
-    if tail.iter().all(|&b| b == 0) {
+    if tail.first() == Some(&0) {
         return true;
     }
     matches!(record::decode(tail), Decoded::Incomplete) && !record::whole_but_for_its_length(tail)
@@ -188,3 +212,72 @@ fn save_corrupt(
 
 #[cfg(test)]
 mod tests;
+
+fn all_zeros(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
+}
+
+/// `bytes` without its trailing zeros (the unused part of a preallocated segment).
+fn trim_zeros(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    &bytes[..end]
+}
+
+/// The position in `numbers` of the newest segment that is not a non-empty run of zeros. Only
+/// trailing segments are read to find it (usually one: the zeroed spare, or none).
+fn newest_with_data(dir: &Path, numbers: &[u64]) -> io::Result<Option<usize>> {
+    for (i, &number) in numbers.iter().enumerate().rev() {
+        match fs::read(segment::path(dir, number)) {
+            // An empty file still counts: a torn tail cut to nothing must stay the newest,
+            // or a second recovery would judge the segment before it differently.
+            Ok(data) if !data.is_empty() && all_zeros(&data) => continue,
+            Ok(_) => return Ok(Some(i)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// Whether the log certainly holds a live message, found by reading at most `max_segments`
+/// newest segments, newest first, each record newest first: a message record with no later
+/// removal (nor a later record naming it for removal) is live whatever the older segments
+/// say. `false` means "not known yet", not "empty". Lets `mailq` print its heading before the
+/// whole log is read.
+pub fn certainly_not_empty(dir: &Path, max_segments: usize) -> io::Result<bool> {
+    let mut removed = std::collections::HashSet::new();
+    for &number in segment::list(dir)?.iter().rev().take(max_segments) {
+        let data = match fs::read(segment::path(dir, number)) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let mut records = Vec::new();
+        let mut at = 0;
+        while let Decoded::Record(rec, len) = record::decode(&data[at..]) {
+            records.push(rec);
+            at += len;
+        }
+        if !all_zeros(&data[at..]) {
+            // Damage: a removal behind it would be missed. Not known, then.
+            return Ok(false);
+        }
+        for rec in records.into_iter().rev() {
+            match rec {
+                Record::Remove { id } => {
+                    removed.insert(id);
+                }
+                Record::Message { id, meta, .. } => {
+                    if !removed.contains(&id) {
+                        return Ok(true);
+                    }
+                    if let Some(crate::FollowUp::Remove(other)) = meta.follow_up {
+                        removed.insert(other);
+                    }
+                }
+                Record::Update { .. } => {}
+            }
+        }
+    }
+    Ok(false)
+}

@@ -42,6 +42,16 @@ pub struct StoreOptions {
     /// Free bytes the queue file system should keep (the daemon passes `queue_minfree`):
     /// below one segment plus this, space is short (see the module doc).
     pub min_free: u64,
+    /// Prepare each next segment ahead, written full of zeros and fsynced (`spare.rs`,
+    /// [`segment::create_zeroed`]), so a commit's `fdatasync` flushes data without a
+    /// journal commit for a size or extent change. Skipped while space is short.
+    pub preallocate: bool,
+    /// Open segments with `O_DSYNC`: the batch's write is its sync (no `fdatasync` call).
+    pub dsync_writes: bool,
+    /// Group commit delay: a leader that finds fewer records pending than the last batch
+    /// held waits up to this long for the other writers to arrive (never when the last
+    /// batch was a single writer's). Zero: write at once.
+    pub commit_delay: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -49,6 +59,9 @@ impl Default for StoreOptions {
         StoreOptions {
             segment_size: 16 << 20,
             min_free: 0,
+            preallocate: false,
+            dsync_writes: false,
+            commit_delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -107,6 +120,10 @@ struct Commit {
     /// A failed batch could not be cut off the active segment: cut it before writing more.
     needs_cut: bool,
     stats: CommitStats,
+    /// Records in the last batch written: how many writers the commit delay waits for.
+    last_batch: usize,
+    /// The next segment, being prepared (see `spare.rs`).
+    spare: spare::Spare,
 }
 
 /// Counters of the commit path: `records / batches` is how many writers shared an fsync.
@@ -120,6 +137,8 @@ struct Inner {
     dir: PathBuf,
     options: StoreOptions,
     commit: Mutex<Commit>,
+    /// Signalled when records are pushed while a batch is being driven (commit delay).
+    arrived: Condvar,
     index: Mutex<Index>,
     files: Mutex<HashMap<u64, Arc<File>>>,
     /// Held while deleting segments, so deletions happen one at a time, oldest first.
@@ -156,7 +175,7 @@ impl Store {
         let (report, last_len) = recovery::scan(&dir, &corrupt, &mut index, true)
             .map_err(|e| StoreError::io(&dir, e))?;
         index.pack();
-        let active = open_active(&dir, &mut index, last_len)?;
+        let active = open_active(&dir, &mut index, last_len, &options)?;
         let mut files = HashMap::new();
         for &number in index.segments.keys() {
             if number != active.number {
@@ -175,7 +194,10 @@ impl Store {
                     active,
                     needs_cut: false,
                     stats: CommitStats::default(),
+                    last_batch: 0,
+                    spare: spare::Spare::default(),
                 }),
+                arrived: Condvar::new(),
                 index: Mutex::new(index),
                 files: Mutex::new(files),
                 deleting: Mutex::new(()),
@@ -183,6 +205,7 @@ impl Store {
             }),
         };
         store.delete_dead_segments();
+        store.prepare_spare(&mut lock(&store.inner.commit));
         Ok((store, report))
     }
 
@@ -458,6 +481,7 @@ impl Store {
         let mut state = lock(&self.inner.commit);
         state.pending.extend(items);
         if state.flushing {
+            self.inner.arrived.notify_one();
             return None;
         }
         state.flushing = true;
@@ -534,11 +558,12 @@ impl Store {
     fn drive(&self) {
         loop {
             let batch = {
-                let mut state = lock(&self.inner.commit);
+                let mut state = self.wait_for_writers(lock(&self.inner.commit));
                 if state.pending.is_empty() {
                     state.flushing = false;
                     return;
                 }
+                state.last_batch = state.pending.len();
                 std::mem::take(&mut state.pending)
             };
             let removals = batch
@@ -592,6 +617,7 @@ impl Store {
         let (buf, locations) = self.encode_batch(&mut batch, number, base);
         // A failed batch that could not be cut off earlier is cut first: its records must
         // not survive behind the ones written now.
+        let dsync = inner.options.dsync_writes;
         let cut = if needs_cut {
             file.set_len(base)
         } else {
@@ -599,7 +625,13 @@ impl Store {
         };
         let result = cut
             .and_then(|_| segment::write_at(&file, &buf, base))
-            .and_then(|_| segment::data_sync(&file));
+            .and_then(|_| {
+                if dsync {
+                    Ok(())
+                } else {
+                    segment::data_sync(&file)
+                }
+            });
         let outcome = match result {
             Ok(()) => {
                 self.apply_batch(&batch, &locations, number, base + buf.len() as u64);
@@ -706,7 +738,10 @@ impl Store {
     fn rotate(&self, state: &mut Commit) {
         let inner = &self.inner;
         let number = state.active.number + 1;
-        let file = match segment::create(&inner.dir, number) {
+        let file = match state
+            .spare
+            .take(&inner.dir, number, inner.options.dsync_writes)
+        {
             Ok(f) => f,
             Err(e) => {
                 let path = segment::path(&inner.dir, number);
@@ -720,11 +755,20 @@ impl Store {
         let file = Arc::new(file);
         lock(&inner.files).insert(number, file.clone());
         lock(&inner.index).grow_segment(number, 0);
-        state.active = Active {
-            number,
-            file,
-            len: 0,
-        };
+        let closed = std::mem::replace(
+            &mut state.active,
+            Active {
+                number,
+                file,
+                len: 0,
+            },
+        );
+        // A segment closed early (space short) gives its zeroed tail back. Not synced: after
+        // a crash either length reads the same (zeros are the end of the data).
+        if closed.file.metadata().is_ok_and(|m| m.len() > closed.len) {
+            let _ = closed.file.set_len(closed.len);
+        }
+        self.prepare_spare(state);
     }
 
     /// Deletes the oldest segments while they hold no live message and are not the newest,
@@ -856,11 +900,22 @@ fn take_lock(layout: &Layout) -> Result<File, StoreError> {
     Ok(file)
 }
 
-fn open_active(dir: &Path, index: &mut Index, last_len: u64) -> Result<Active, StoreError> {
+fn open_active(
+    dir: &Path,
+    index: &mut Index,
+    last_len: u64,
+    options: &StoreOptions,
+) -> Result<Active, StoreError> {
     let existing = index.segments.keys().next_back().copied();
+    let dsync = options.dsync_writes;
     let (number, file, len) = match existing {
-        Some(n) => (n, segment::open_rw(dir, n), last_len),
-        None => (1, segment::create(dir, 1), 0),
+        Some(n) => (n, segment::open_rw(dir, n, dsync), last_len),
+        None if options.preallocate => (
+            1,
+            segment::create_zeroed(dir, 1, options.segment_size, dsync),
+            0,
+        ),
+        None => (1, segment::create(dir, 1, dsync), 0),
     };
     let file = file.map_err(|e| StoreError::io(dir, e))?;
     index.grow_segment(number, len);
@@ -871,5 +926,7 @@ fn open_active(dir: &Path, index: &mut Index, last_len: u64) -> Result<Active, S
     })
 }
 
+mod delay;
+mod spare;
 #[cfg(test)]
 mod tests;

@@ -58,9 +58,43 @@ pub fn set_umask(mask: u32) -> u32 {
     u32::from(nix::sys::stat::umask(Mode::from_bits_truncate(mask as libc::mode_t)).bits())
 }
 
+/// True if `fd` is the write end of a pipe or socket whose reader has gone (`mailq | head -1`
+/// once `head` has exited): `poll` reports an error or hang-up on it. Never blocks; false for
+/// files and terminals. Lets a listing that computes for a while before writing its next line
+/// stop as soon as nobody will read it.
+pub fn reader_gone(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd on the stack, count 1, timeout 0 (never blocks); `fd` is
+    // borrowed, so it stays open for the call.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pipe_whose_reader_has_gone_is_noticed_without_writing() {
+        use std::os::fd::AsFd;
+        let (reader, writer) = std::io::pipe().unwrap();
+        assert!(
+            !super::reader_gone(writer.as_fd()),
+            "the reader is still there"
+        );
+        drop(reader);
+        assert!(super::reader_gone(writer.as_fd()));
+        let file = tempfile::tempfile().unwrap();
+        assert!(
+            !super::reader_gone(file.as_fd()),
+            "a file has no reader to lose"
+        );
+    }
 
     #[test]
     fn free_space_of_a_directory_and_an_error_for_a_missing_one() {

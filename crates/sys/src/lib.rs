@@ -13,7 +13,7 @@
 //! Invariants: every other crate of the workspace is `#![forbid(unsafe_code)]`; the unsafe
 //! that remains lives here, each block with a `// SAFETY:` comment, and covers only what
 //! neither std nor `nix` wraps (`pre_exec`, `mallopt`, `malloc_trim`, `mallinfo2`,
-//! `setpriority`). Look-ups retry with a bigger buffer on `ERANGE` (nix does this, up to
+//! `setpriority`, and `poll`, whose `nix` feature is not built). Look-ups retry with a bigger buffer on `ERANGE` (nix does this, up to
 //! 1 MiB), so a group with thousands of members is found, not reported missing.
 //!
 //! Security stance: no policy here. Callers decide whose identity to take and which paths to
@@ -33,7 +33,9 @@ mod term;
 mod users;
 
 pub use creds::{become_user, can_regain_root, hold_signal, ignore_signal};
-pub use fs::{file_system_magic, free_space, mkfifo, set_umask, sync_file_system, FreeSpace};
+pub use fs::{
+    file_system_magic, free_space, mkfifo, reader_gone, set_umask, sync_file_system, FreeSpace,
+};
 pub use host::hostname;
 pub use ids::{effective_gid, effective_uid, is_setid, real_uid, set_fs_gid, set_fs_uid};
 pub use lock::{read_lock_record_wait, try_lock_record};

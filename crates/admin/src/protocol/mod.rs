@@ -115,6 +115,13 @@ pub enum Event {
         done: u64,
         total: u64,
     },
+    /// A listing read in this process (the daemon is down) is still reading the log;
+    /// `not_empty`: it will certainly list at least one message. Sent before the log is
+    /// read and after each segment, so the caller can write the heading early and stop when
+    /// its reader has gone.
+    Scanning {
+        not_empty: bool,
+    },
     /// One explicitly named message was changed: `removed`, `placed on hold`, …
     Done {
         id: String,

@@ -192,3 +192,27 @@ fn clock_matches_chrono_in_zones_with_transitions() {
         );
     }
 }
+
+/// `mailq | head -1` with the daemon down writes the heading before the first message is
+/// known: the output must be the same bytes as when it comes with the first row.
+#[test]
+fn a_heading_written_early_is_not_written_twice() {
+    let rows = [
+        row(
+            "0H5X9R3T6W2K4M8A",
+            State::Deferred,
+            1234,
+            "a@b",
+            &[("c@d", "")],
+        ),
+        row("0H5X9R3T6W2K4M8B", State::Hold, 10, "", &[("e@f", "")]),
+    ];
+    let mut w = TextWriter::new(Vec::new());
+    w.heading().unwrap();
+    w.heading().unwrap();
+    for r in &rows {
+        w.row(r).unwrap();
+    }
+    let early = String::from_utf8(w.finish().unwrap()).unwrap();
+    assert_eq!(early, render(&rows));
+}

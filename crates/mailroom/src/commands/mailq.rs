@@ -16,6 +16,7 @@ use admin::Selector;
 use config::Config;
 use std::ffi::OsString;
 use std::io::{self, BufWriter};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 /// List the queue like Postfix's mailq.
@@ -36,6 +37,15 @@ pub fn run_as_mailq(args: Vec<OsString>) -> u8 {
     with_config(None, |cfg| list(cfg, json))
 }
 
+/// While the log is read (daemon down), nothing is written for seconds at a million
+/// messages: a reader that has gone (`mailq | head -1`) is noticed here, as a broken pipe.
+fn reader_still_there() -> io::Result<()> {
+    if sys::reader_gone(io::stdout().as_fd()) {
+        return Err(io::ErrorKind::BrokenPipe.into());
+    }
+    Ok(())
+}
+
 /// Lists every message.
 pub fn list(cfg: &Config, json: bool) -> u8 {
     let stdout = io::stdout();
@@ -48,6 +58,7 @@ pub fn list(cfg: &Config, json: bool) -> u8 {
         let mut lines = JsonWriter::new(out);
         let r = execute(cfg, &request, None, |e| match e {
             Event::Row(row) => lines.row(&row),
+            Event::Scanning { .. } => reader_still_there(),
             _ => Ok(()),
         });
         r.and_then(|n| lines.finish().map(|_| n).map_err(|e| e.to_string()))
@@ -55,6 +66,12 @@ pub fn list(cfg: &Config, json: bool) -> u8 {
         let mut text = TextWriter::new(out);
         let r = execute(cfg, &request, None, |e| match e {
             Event::Row(row) => text.row(&row),
+            Event::Scanning { not_empty } => {
+                if not_empty {
+                    text.heading()?;
+                }
+                reader_still_there()
+            }
             _ => Ok(()),
         });
         r.and_then(|n| text.finish().map(|_| n).map_err(|e| e.to_string()))
