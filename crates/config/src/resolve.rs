@@ -102,6 +102,10 @@ pub(crate) fn default_sources(
     derive("virtual_mailbox_domains", items(&["$virtual_mailbox_maps"]));
     derive("smtp_helo_name", Template::Text("$myhostname".into()));
     derive(
+        "milter_macro_daemon_name",
+        Template::Text("$myhostname".into()),
+    );
+    derive(
         "lmtp_destination_concurrency_limit",
         Template::Text("$default_destination_concurrency_limit".into()),
     );
