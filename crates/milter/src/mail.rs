@@ -154,6 +154,23 @@ impl Mail {
     }
 }
 
+/// Carries the milters' envelope changes into a queue envelope: the new sender; the
+/// recipients still there keep their DSN parameters, added ones come new.
+pub fn update_envelope(mail: &Mail, envelope: &mut envelope::Envelope) {
+    envelope.sender = mail.sender.clone();
+    let mut old = std::mem::take(&mut envelope.recipients);
+    for address in &mail.recipients {
+        let kept = old
+            .iter()
+            .position(|r| r.address.eq_ignore_ascii_case(address));
+        let recipient = match kept {
+            Some(at) => old.remove(at),
+            None => envelope::Recipient::new(address.clone()),
+        };
+        envelope.recipients.push(recipient);
+    }
+}
+
 /// A milter's header as the queue stores it: `Name: value`, CRLF folded to LF.
 fn format_header(name: &str, value: &str, leading_space: bool) -> String {
     let value = value.replace("\r\n", "\n");

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use envelope::QueueId;
-use queue::Store;
+use queue::{MessageMeta, QueueName, Store, StoreError};
 use submit::guard::{self, GuardError, Limits};
 use tracing::{info, warn};
 
@@ -93,12 +93,13 @@ pub async fn finish(
     if let Some(message) = rewriter.cleanup(&mut prepared.envelope, &prepared.message) {
         prepared.message = message;
     }
+    let hold = match crate::milters::run(session, &mut prepared).await {
+        crate::milters::After::Queue { hold } => hold.is_some(),
+        crate::milters::After::Discard => return fixed::queued(&prepared.id.to_string()),
+        crate::milters::After::Refuse(reply) => return reply,
+    };
     let (id, message_id) = (prepared.id, prepared.message_id.clone());
-    let store = intake.store.clone();
-    // No blocking-pool thread per message: the task awaits its record's group commit.
-    let queued = store
-        .enqueue_async(prepared.id, prepared.envelope, &prepared.message, None)
-        .await;
+    let queued = enqueue(&intake.store, prepared, hold).await;
     match queued {
         Ok(()) => {
             let message_id = if message_id.is_empty() {
@@ -107,7 +108,9 @@ pub async fn finish(
                 message_id
             };
             info!(target: "cleanup", "{id}: message-id={}", maillog::sanitize(&message_id));
-            (intake.queued)(id);
+            if !hold {
+                (intake.queued)(id);
+            }
             fixed::queued(&id.to_string())
         }
         Err(e) => {
@@ -115,6 +118,35 @@ pub async fn finish(
             fixed::queue_write_error()
         }
     }
+}
+
+/// Queues a message durably: as new mail, or (a milter's quarantine) straight into the
+/// hold queue in the same record, so a crash cannot make it deliverable.
+async fn enqueue(store: &Store, prepared: message::Prepared, hold: bool) -> Result<(), StoreError> {
+    if !hold {
+        // No blocking-pool thread per message: the task awaits its record's group commit.
+        return store
+            .enqueue_async(prepared.id, prepared.envelope, &prepared.message, None)
+            .await;
+    }
+    let store = store.clone();
+    let meta = MessageMeta {
+        envelope: prepared.envelope,
+        queue: QueueName::Hold,
+        next_attempt: 0,
+        attempts: 0,
+        delay_warned: false,
+        follow_up: None,
+    };
+    let (id, message) = (prepared.id, prepared.message);
+    tokio::task::spawn_blocking(move || store.enqueue_as(id, meta, &message))
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Io {
+                path: PathBuf::new(),
+                message: "enqueue task failed".into(),
+            })
+        })
 }
 
 /// `ID: reject: DATA from client: 552 5.3.4 ...; from=<a> proto=ESMTP helo=<h>`.

@@ -21,6 +21,7 @@
 //!      └ proto::data     DATA/BDAT bytes → stored message            pure, fuzzed
 //!      └ driver.rs       runs it all; tls.rs, auth.rs (sasl.rs, auth_guard.rs) for the sub-dialogues
 //!      └ message.rs      header checks, Received:, envelope
+//!      └ milters.rs      smtpd_milters at the end of DATA (crate `milter`)
 //!      └ intake.rs       disk guard; durable enqueue, then 250
 //! ```
 //!
@@ -55,6 +56,7 @@ mod exchange;
 mod intake;
 mod listener;
 mod message;
+mod milters;
 mod rebind;
 mod relay;
 mod sasl;
@@ -183,6 +185,9 @@ pub fn spawn_prepared(hooks: Hooks, prepared: Prepared, stop: watch::Receiver<bo
 fn warn_about_setup(settings: &SmtpdSettings, tls: bool) {
     for entry in &settings.invalid_networks {
         warn!(target: "smtpd", "mynetworks: ignoring {entry:?}: not an address or CIDR block");
+    }
+    for problem in &settings.session.milters.problems {
+        warn!(target: "smtpd", "{problem}: its default action applies to every message");
     }
     if !tls && settings.listens_as(session::Role::Submission) {
         warn!(target: "smtpd", "submission listeners need TLS for AUTH, which is unavailable: they will refuse all mail");

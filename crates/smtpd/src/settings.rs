@@ -147,6 +147,7 @@ fn session_settings(cfg: &Config) -> Settings {
         local_recipient: None,
         rewriter: std::sync::Arc::default(),
         virtual_recipient: None,
+        milters: Arc::new(milter::MilterSettings::from_config(cfg)),
     }
 }
 

@@ -11,6 +11,7 @@
 
 use crate::cleanup::CleanupSettings;
 use crate::maildrop::{self, MaildropFile};
+use crate::milters::{self, Deferrals, Judged};
 use config::Config;
 use envelope::{Envelope, QueueId, RecipientState};
 use queue::{Layout, Store, StoreError};
@@ -34,6 +35,8 @@ pub struct PickupSettings {
     pub cleanup: CleanupSettings,
     /// A temp file older than four times `submit_timeout` has no live writer.
     pub submit_timeout: Duration,
+    /// `non_smtpd_milters` and the milter macros.
+    pub milters: milter::MilterSettings,
 }
 
 impl PickupSettings {
@@ -42,6 +45,7 @@ impl PickupSettings {
             layout: Layout::new(&cfg.queue_directory),
             cleanup: CleanupSettings::from_config(cfg),
             submit_timeout: cfg.submit_timeout,
+            milters: milter::MilterSettings::from_config(cfg),
         }
     }
 }
@@ -71,6 +75,10 @@ pub async fn run(pickup: Pickup, mut shutdown: watch::Receiver<bool>) {
         rewrite,
     } = pickup;
     let dir = settings.layout.maildrop();
+    let deferrals = Deferrals::default();
+    for problem in &settings.milters.problems {
+        warn!(target: "pickup", "{problem}: its default action applies to every message");
+    }
     loop {
         if *shutdown.borrow() {
             return;
@@ -90,7 +98,7 @@ pub async fn run(pickup: Pickup, mut shutdown: watch::Receiver<bool>) {
             if *shutdown.borrow() {
                 return;
             }
-            let queued = pickup_batch(&settings, &store, &rewrite, chunk).await;
+            let queued = pickup_batch(&settings, &store, &rewrite, &deferrals, chunk).await;
             // The unlinks must be durable before delivery starts (see module doc).
             if !sync_unlinks(&dir, retry_delay, &mut shutdown).await {
                 return; // stopping: the messages are queued and go out at the next start
@@ -112,15 +120,20 @@ async fn pickup_batch(
     settings: &Arc<PickupSettings>,
     store: &Store,
     rewrite: &rewrite::Live,
+    deferrals: &Deferrals,
     chunk: &[(QueueId, PathBuf)],
 ) -> Vec<QueueId> {
     let mut tasks = Vec::with_capacity(chunk.len());
     for (id, path) in chunk.iter().cloned() {
+        if deferrals.waiting(id) {
+            continue;
+        }
         let settings = settings.clone();
         let store = store.clone();
         let rewriter = rewrite.get();
+        let deferrals = deferrals.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
-            pickup_one(&settings, &store, &rewriter, id, &path)
+            pickup_one(&settings, &store, &rewriter, &deferrals, id, &path)
         }));
     }
     let mut queued = Vec::new();
@@ -137,6 +150,7 @@ fn pickup_one(
     settings: &PickupSettings,
     store: &Store,
     rewriter: &rewrite::Rewriter,
+    deferrals: &Deferrals,
     id: QueueId,
     path: &Path,
 ) -> Option<QueueId> {
@@ -166,15 +180,35 @@ fn pickup_one(
             return None;
         }
     };
-    let (envelope, message) = match crate::cleanup(&settings.cleanup, &drop) {
+    let (envelope, message, hold) = match crate::cleanup(&settings.cleanup, &drop) {
         Ok(mut c) => {
             let rewritten = rewriter.cleanup(&mut c.envelope, &c.message);
-            (c.envelope, rewritten.unwrap_or(c.message))
+            let message = rewritten.unwrap_or(c.message);
+            match milters::judge(&settings.milters, deferrals, id, c.envelope, message) {
+                Judged::Queue {
+                    envelope,
+                    message,
+                    hold,
+                } => (envelope, message, hold),
+                Judged::Bounce { dsn, reason } => {
+                    let (envelope, message) = rejected_envelope(settings, &drop, &dsn, &reason);
+                    (envelope, message, false)
+                }
+                Judged::Discard => {
+                    remove_after(path, "discarding");
+                    return None;
+                }
+                Judged::Later => return None,
+            }
         }
-        Err(rejected) => rejected_envelope(settings, &drop, &rejected.dsn, &rejected.reason),
+        Err(rejected) => {
+            let (envelope, message) =
+                rejected_envelope(settings, &drop, &rejected.dsn, &rejected.reason);
+            (envelope, message, false)
+        }
     };
     let (sender, nrcpt) = (envelope.sender.clone(), envelope.recipients.len());
-    match store.enqueue(id, envelope, &message) {
+    match enqueue(store, id, envelope, &message, hold) {
         Ok(()) | Err(StoreError::Duplicate(_)) => {}
         Err(e) => {
             // Leave the file: it is retried at the next scan (disk full, ...).
@@ -184,10 +218,38 @@ fn pickup_one(
     }
     info!(target: "pickup", "{id}: uid={} from=<{sender}>", drop.uid);
     info!(target: "cleanup", "{id}: message-id={}, nrcpt={nrcpt}", message_id(&message));
+    remove_after(path, "queueing");
+    // A held message waits for `postsuper -H`; the scheduler is not told of it.
+    (!hold).then_some(id)
+}
+
+fn remove_after(path: &Path, what: &str) {
     if let Err(e) = fs::remove_file(path) {
-        warn!(target: "pickup", "{}: cannot remove after queueing: {e}", path.display());
+        warn!(target: "pickup", "{}: cannot remove after {what}: {e}", path.display());
     }
-    Some(id)
+}
+
+/// New mail, or (a milter's quarantine) a message put straight into the hold queue in the
+/// same record, so a crash cannot make it deliverable.
+fn enqueue(
+    store: &Store,
+    id: QueueId,
+    envelope: Envelope,
+    message: &[u8],
+    hold: bool,
+) -> Result<(), StoreError> {
+    if !hold {
+        return store.enqueue(id, envelope, message);
+    }
+    let meta = queue::MessageMeta {
+        envelope,
+        queue: queue::QueueName::Hold,
+        next_attempt: 0,
+        attempts: 0,
+        delay_warned: false,
+        follow_up: None,
+    };
+    store.enqueue_as(id, meta, message)
 }
 
 /// A message cleanup refused (too big, too many hops): queued with every recipient already

@@ -130,6 +130,9 @@ pub struct Settings {
     pub rewriter: Arc<rewrite::Rewriter>,
     /// `None`: no virtual mailbox domains are checked (or there are none).
     pub virtual_recipient: Option<VirtualRecipientCheck>,
+    /// `smtpd_milters` and the milter macros (none on `reinject` listeners: that mail
+    /// went through the milters when it first came in, as Postfix's `no_milters`).
+    pub milters: Arc<milter::MilterSettings>,
 }
 
 impl Settings {
@@ -150,6 +153,10 @@ impl Settings {
             // Thunderbird pipeline QUIT after EHLO).
             forbid_unauth_pipelining: configured.forbid_unauth_pipelining
                 && role != Role::Submission,
+            milters: match role {
+                Role::Reinject => Arc::default(),
+                Role::Smtp | Role::Submission => configured.milters.clone(),
+            },
             ..configured.clone()
         }
     }
