@@ -11,7 +11,7 @@
 //! ([`TestCa`]). One SMTP [`Client`], one [`wait_until`] (over one [`poll_for`]), one DSN
 //! reader ([`parse_dsn`]); the fault suite's counting helpers live in [`fault`], the
 //! privilege-separation accounts and worlds in [`privsep`], a real Dovecot LMTP server in
-//! [`dovecot`].
+//! [`dovecot`], real milters ([`OpenDkim`], [`Rspamd`]) in `milters.rs`.
 //!
 //! Everything is bounded in time (sockets time out, waits poll with a deadline, never a
 //! blind sleep) and everything started is stopped on drop (daemons SIGKILLed, peers closed,
@@ -32,6 +32,7 @@ mod env;
 pub mod fault;
 mod machine;
 mod mbox;
+mod milters;
 mod peer;
 mod postfix;
 pub mod privsep;
@@ -54,6 +55,7 @@ pub use mbox::{
     count_separators, lock_for_reading, python, read_locked, read_mboxes_with_python, MboxMessage,
 };
 pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Received};
+pub use milters::{OpenDkim, Rspamd};
 pub use postfix::{Smarthost, POSTFIX_SERVICES};
 pub use sink::{Sink, SMTP_SINK};
 pub use text::{find, from_hex, header_value, message, multiset, tail, unfold, users};
