@@ -100,15 +100,17 @@ impl Rspamd {
             fs::write(local.join(name), content).unwrap();
         }
         // A short public-suffix list: compiling the 9,600 real ones takes minutes on a
-        // loaded machine.
+        // loaded machine. (Our options come before the stock ones: the first of a
+        // duplicate key wins.)
         fs::write(dir.join("tld.dat"), "com\norg\nnet\nexample\ninvalid\ntest\n").unwrap();
         let port = free_port();
         let conf = dir.join("rspamd.conf");
         let d = dir.display();
         fs::write(&conf, format!(
             ".include \"$CONFDIR/common.conf\"\n\
-             options {{\n  pidfile = \"{d}/run/rspamd.pid\";\n  .include \"$CONFDIR/options.inc\"\n\
+             options {{\n  pidfile = \"{d}/run/rspamd.pid\";\n\
                url_tld = \"{d}/tld.dat\";\n  disable_hyperscan = true;\n\
+               .include \"$CONFDIR/options.inc\"\n\
                dns {{ nameserver = [\"127.0.0.1:9\"]; timeout = 1s; retransmits = 1; }}\n}}\n\
              logging {{ type = \"file\"; filename = \"{d}/rspamd.log\"; level = \"info\"; }}\n\
              worker \"rspamd_proxy\" {{\n  bind_socket = \"127.0.0.1:{port}\";\n  milter = yes;\n\
