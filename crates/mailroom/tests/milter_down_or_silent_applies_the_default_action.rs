@@ -49,16 +49,18 @@ impl Drop for Silent {
 }
 
 fn world(peer: &Peer, milters: &str) -> World {
-    World::builder()
-        .smtp()
-        .peer(peer)
-        .config(milters)
-        .start()
+    World::builder().smtp().peer(peer).config(milters).start()
 }
 
 fn send(world: &World, subject: &str) -> Result<(), String> {
     let text = format!("From: a@client.test\nSubject: {subject}\n\nbody {subject}\n");
-    smtp_send(world.port, "a@client.test", "", &plain(&["b@far.example"]), &text)
+    smtp_send(
+        world.port,
+        "a@client.test",
+        "",
+        &plain(&["b@far.example"]),
+        &text,
+    )
 }
 
 #[test]
@@ -120,7 +122,10 @@ fn default_action_quarantine_puts_the_message_on_hold() {
     let world = world(&peer, &milters);
     send(&world, "held").unwrap();
     let lines = world.wait_lines(&["milter-hold: END-OF-MESSAGE from unknown[127.0.0.1]"], 1);
-    assert!(lines[0].contains("from=<a@client.test> to=<b@far.example> proto=ESMTP helo=<client.test>"), "{lines:?}");
+    assert!(
+        lines[0].contains("from=<a@client.test> to=<b@far.example> proto=ESMTP helo=<client.test>"),
+        "{lines:?}"
+    );
     // The 250 came after the durable enqueue, so the message is there now.
     let queue = world.queue();
     assert_eq!(queue.len(), 1, "{queue:?}");
@@ -133,11 +138,21 @@ fn locally_submitted_mail_stays_in_maildrop_while_its_milter_is_down() {
     let peer = Peer::start();
     let milter = dead_milter();
     let world = world(&peer, &format!("non_smtpd_milters = [\"{milter}\"]"));
-    let out = world.env.sendmail(&["-f", "alice@example.com", "bob@far.example"], b"Subject: local\n\nbody\n");
+    let out = world.env.sendmail(
+        &["-f", "alice@example.com", "bob@far.example"],
+        b"Subject: local\n\nbody\n",
+    );
     assert_success(&out, "sendmail");
     world.wait_lines(&["stays in maildrop"], 1);
-    assert_eq!(world.env.maildrop_files().len(), 1, "the message waits in maildrop");
+    assert_eq!(
+        world.env.maildrop_files().len(),
+        1,
+        "the message waits in maildrop"
+    );
     let queue = world.queue();
-    assert!(queue.iter().all(|(name, _, _)| name == "maildrop"), "{queue:?}");
+    assert!(
+        queue.iter().all(|(name, _, _)| name == "maildrop"),
+        "{queue:?}"
+    );
     assert!(peer.messages().is_empty());
 }

@@ -38,13 +38,18 @@ fn signing_world(parameter: &str) -> (World, OpenDkim, Dns, Peer) {
     let opendkim = OpenDkim::start(&world.env.root, "example.com", "milter");
     let dns = Dns::start(Zone::default().txt("milter._domainkey.example.com", &opendkim.txt));
     let mut world = world;
-    world.configure(&format!("{parameter} = [\"inet:127.0.0.1:{}\"]", opendkim.port));
+    world.configure(&format!(
+        "{parameter} = [\"inet:127.0.0.1:{}\"]",
+        opendkim.port
+    ));
     world.start();
     (world, opendkim, dns, peer)
 }
 
 fn assert_signed_and_verified(dns: &Dns, received: &Received) {
-    let signature = received.header("DKIM-Signature").unwrap_or_else(|| panic!("not signed: {}", received.data));
+    let signature = received
+        .header("DKIM-Signature")
+        .unwrap_or_else(|| panic!("not signed: {}", received.data));
     assert!(signature.contains("d=example.com"), "{signature}");
     assert!(signature.contains("s=milter"), "{signature}");
     assert_eq!(dkimpy(dns, &received.data), "pass", "{}", received.data);
@@ -64,7 +69,10 @@ fn smtp_mail_is_signed_by_opendkim_and_verifies() {
 #[test]
 fn sendmail_mail_is_signed_by_opendkim_and_verifies() {
     let (world, _opendkim, dns, peer) = signing_world("non_smtpd_milters");
-    world.env.send_ok(&["-f", "alice@example.com", "bob@far.example"], message("local").as_bytes());
+    world.env.send_ok(
+        &["-f", "alice@example.com", "bob@far.example"],
+        message("local").as_bytes(),
+    );
     wait_until("the relayed copy", || !peer.messages().is_empty());
     assert_signed_and_verified(&dns, &peer.messages()[0]);
 }
@@ -72,7 +80,10 @@ fn sendmail_mail_is_signed_by_opendkim_and_verifies() {
 #[test]
 fn smtpd_milters_leave_sendmail_mail_alone() {
     let (world, _opendkim, _dns, peer) = signing_world("smtpd_milters");
-    world.env.send_ok(&["-f", "alice@example.com", "bob@far.example"], message("unsigned").as_bytes());
+    world.env.send_ok(
+        &["-f", "alice@example.com", "bob@far.example"],
+        message("unsigned").as_bytes(),
+    );
     wait_until("the relayed copy", || !peer.messages().is_empty());
     let received = &peer.messages()[0];
     assert_eq!(received.header("DKIM-Signature"), None, "{}", received.data);

@@ -15,20 +15,31 @@ const MILTER_HEADERS: &str = "use = [\"x-spamd-result\", \"x-spam-status\", \"au
 fn gtube_is_rejected_and_a_normal_message_gets_rspamd_headers() {
     let peer = Peer::start();
     let world = World::builder().smtp().peer(&peer).build();
-    let rspamd = Rspamd::start(
-        &world.env.root,
-        &[("milter_headers.conf", MILTER_HEADERS)],
-    );
+    let rspamd = Rspamd::start(&world.env.root, &[("milter_headers.conf", MILTER_HEADERS)]);
     let mut world = world;
-    world.configure(&format!("smtpd_milters = [\"inet:127.0.0.1:{}\"]", rspamd.port));
+    world.configure(&format!(
+        "smtpd_milters = [\"inet:127.0.0.1:{}\"]",
+        rspamd.port
+    ));
     world.start();
 
     let spam = format!("From: s@spam.example\nTo: b@far.example\nSubject: buy\n\n{GTUBE}\n");
-    let refused = smtp_send(world.port, "s@spam.example", "", &plain(&["b@far.example"]), &spam).unwrap_err();
+    let refused = smtp_send(
+        world.port,
+        "s@spam.example",
+        "",
+        &plain(&["b@far.example"]),
+        &spam,
+    )
+    .unwrap_err();
     assert!(refused.contains("554 5.7.1"), "{refused}");
-    let lines = world.wait_lines(&["milter-reject: END-OF-MESSAGE from unknown[127.0.0.1]: 5.7.1"], 1);
+    let lines = world.wait_lines(
+        &["milter-reject: END-OF-MESSAGE from unknown[127.0.0.1]: 5.7.1"],
+        1,
+    );
     assert!(
-        lines[0].contains("; from=<s@spam.example> to=<b@far.example> proto=ESMTP helo=<client.test>"),
+        lines[0]
+            .contains("; from=<s@spam.example> to=<b@far.example> proto=ESMTP helo=<client.test>"),
         "{lines:?}"
     );
     assert!(world.queue().is_empty(), "{:?}", world.queue());
@@ -37,7 +48,9 @@ fn gtube_is_rejected_and_a_normal_message_gets_rspamd_headers() {
     world.submit("a@client.test", &["b@far.example"], ham);
     wait_until("the delivered copy", || !peer.messages().is_empty());
     let received = &peer.messages()[0];
-    let result = received.header("X-Spamd-Result").unwrap_or_else(|| panic!("no rspamd header: {}", received.data));
+    let result = received
+        .header("X-Spamd-Result")
+        .unwrap_or_else(|| panic!("no rspamd header: {}", received.data));
     assert!(result.contains("default:"), "{result}");
     assert!(received.data.contains("Shall we have lunch tomorrow?"));
 }

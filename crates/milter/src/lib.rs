@@ -37,6 +37,7 @@
 pub mod client;
 pub mod codec;
 mod conversation;
+pub mod fuzzing;
 pub mod mail;
 mod settings;
 pub mod spec;

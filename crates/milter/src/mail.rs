@@ -171,11 +171,34 @@ pub fn update_envelope(mail: &Mail, envelope: &mut envelope::Envelope) {
     }
 }
 
-/// A milter's header as the queue stores it: `Name: value`, CRLF folded to LF.
+/// A milter's header as the queue stores it: `Name: value`, CRLF folded to LF. It stays
+/// one header whatever the milter sent: empty lines are dropped and a line that does not
+/// start with a blank is indented, so a value cannot end the headers or forge another
+/// one; a name is kept to printable ASCII without a colon.
 fn format_header(name: &str, value: &str, leading_space: bool) -> String {
-    let value = value.replace("\r\n", "\n");
+    let name: String = name
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != ':')
+        .collect();
+    let name = if name.is_empty() {
+        "X-Milter"
+    } else {
+        name.as_str()
+    };
     let separator = if leading_space { ":" } else { ": " };
-    format!("{name}{separator}{}\n", value.trim_end_matches('\n'))
+    let mut text = format!("{name}{separator}");
+    let lines = value.split('\n').map(|l| l.trim_end_matches('\r'));
+    for (i, line) in lines.filter(|l| !l.trim().is_empty()).enumerate() {
+        if i > 0 {
+            text.push('\n');
+            if !line.starts_with([' ', '\t']) {
+                text.push('\t');
+            }
+        }
+        text.push_str(line);
+    }
+    text.push('\n');
+    text
 }
 
 /// `<a@b>` → `a@b`.
@@ -304,6 +327,21 @@ mod tests {
         );
         assert_eq!(m.recipients, ["new@c", "par@c"]);
         assert_eq!(body_from_crlf(&body.unwrap()), b"new\nbody\n");
+    }
+
+    #[test]
+    fn a_milter_header_cannot_end_the_headers_or_forge_another() {
+        let mut m = mail();
+        let change = Response::AddHeader {
+            name: "X-Bad:\n".into(),
+            value: "a\r\n\r\nInjected: yes\nbody".into(),
+        };
+        assert!(m.apply(&change, false, &mut None));
+        assert_eq!(
+            m.headers.last().unwrap(),
+            "X-Bad: a\n\tInjected: yes\n\tbody\n"
+        );
+        assert_eq!(Mail::new("", vec![], &m.message()).headers, m.headers);
     }
 
     #[test]

@@ -54,8 +54,8 @@ pub use machine::{
 pub use mbox::{
     count_separators, lock_for_reading, python, read_locked, read_mboxes_with_python, MboxMessage,
 };
-pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Received};
 pub use milters::{OpenDkim, Rspamd};
+pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Received};
 pub use postfix::{Smarthost, POSTFIX_SERVICES};
 pub use sink::{Sink, SMTP_SINK};
 pub use text::{find, from_hex, header_value, message, multiset, tail, unfold, users};

@@ -38,7 +38,11 @@ impl OpenDkim {
         let txt: String = record.split('"').skip(1).step_by(2).collect();
         let key = dir.join(format!("{selector}.private"));
         let name = format!("{selector}._domainkey.{domain}");
-        fs::write(dir.join("keytable"), format!("{name} {domain}:{selector}:{}\n", key.display())).unwrap();
+        fs::write(
+            dir.join("keytable"),
+            format!("{name} {domain}:{selector}:{}\n", key.display()),
+        )
+        .unwrap();
         fs::write(dir.join("signingtable"), format!("{domain} {name}\n")).unwrap();
         let port = free_port();
         let conf = dir.join("opendkim.conf");
@@ -62,10 +66,21 @@ impl OpenDkim {
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
-            .expect("opendkim is not installed (apt-get install opendkim; scripts/test.sh does it)");
-        let opendkim = OpenDkim { child, port, txt, log };
+            .expect(
+                "opendkim is not installed (apt-get install opendkim; scripts/test.sh does it)",
+            );
+        let opendkim = OpenDkim {
+            child,
+            port,
+            txt,
+            log,
+        };
         let up = poll_for(DEADLINE, || TcpStream::connect(("127.0.0.1", port)).is_ok());
-        assert!(up, "opendkim did not listen on {port}: {}", fs::read_to_string(&opendkim.log).unwrap_or_default());
+        assert!(
+            up,
+            "opendkim did not listen on {port}: {}",
+            fs::read_to_string(&opendkim.log).unwrap_or_default()
+        );
         opendkim
     }
 }
@@ -91,9 +106,17 @@ impl Rspamd {
         let dir = dir.join("rspamd");
         let local = dir.join("local.d");
         let run = dir.join("run");
-        fs::create_dir_all(&local).and_then(|_| fs::create_dir_all(&run)).expect("rspamd dirs");
+        fs::create_dir_all(&local)
+            .and_then(|_| fs::create_dir_all(&run))
+            .expect("rspamd dirs");
         // Modules that would talk to the network are off; the rest load as shipped.
-        for module in ["fuzzy_check", "rbl", "neural", "url_redirector", "metadata_exporter"] {
+        for module in [
+            "fuzzy_check",
+            "rbl",
+            "neural",
+            "url_redirector",
+            "metadata_exporter",
+        ] {
             fs::write(local.join(format!("{module}.conf")), "enabled = false;\n").unwrap();
         }
         for (name, content) in local_d {
@@ -102,12 +125,18 @@ impl Rspamd {
         // A short public-suffix list: compiling the 9,600 real ones takes minutes on a
         // loaded machine. (Our options come before the stock ones: the first of a
         // duplicate key wins.)
-        fs::write(dir.join("tld.dat"), "com\norg\nnet\nexample\ninvalid\ntest\n").unwrap();
+        fs::write(
+            dir.join("tld.dat"),
+            "com\norg\nnet\nexample\ninvalid\ntest\n",
+        )
+        .unwrap();
         let port = free_port();
         let conf = dir.join("rspamd.conf");
         let d = dir.display();
-        fs::write(&conf, format!(
-            ".include \"$CONFDIR/common.conf\"\n\
+        fs::write(
+            &conf,
+            format!(
+                ".include \"$CONFDIR/common.conf\"\n\
              options {{\n  pidfile = \"{d}/run/rspamd.pid\";\n\
                url_tld = \"{d}/tld.dat\";\n  disable_hyperscan = true;\n\
                .include \"$CONFDIR/options.inc\"\n\
@@ -116,7 +145,9 @@ impl Rspamd {
              worker \"rspamd_proxy\" {{\n  bind_socket = \"127.0.0.1:{port}\";\n  milter = yes;\n\
                self_scan = yes;\n  count = 1;\n  timeout = 120s;\n\
                upstream \"local\" {{ default = yes; self_scan = yes; }}\n}}\n"
-        )).unwrap();
+            ),
+        )
+        .unwrap();
         let out = fs::File::create(dir.join("stdout.log")).unwrap();
         let child = Command::new("rspamd")
             .args(["-f", "-i", "-c"])
@@ -129,10 +160,18 @@ impl Rspamd {
             .stderr(out)
             .spawn()
             .expect("rspamd is not installed (apt-get install rspamd; scripts/test.sh does it)");
-        let rspamd = Rspamd { child, port, log: dir.join("rspamd.log") };
+        let rspamd = Rspamd {
+            child,
+            port,
+            log: dir.join("rspamd.log"),
+        };
         let startup = scaled_by_load(DEADLINE);
         let up = poll_for(startup, || TcpStream::connect(("127.0.0.1", port)).is_ok());
-        assert!(up, "rspamd did not listen on {port}: {}", crate::text::tail(&fs::read_to_string(&rspamd.log).unwrap_or_default(), 30));
+        assert!(
+            up,
+            "rspamd did not listen on {port}: {}",
+            crate::text::tail(&fs::read_to_string(&rspamd.log).unwrap_or_default(), 30)
+        );
         rspamd
     }
 }
@@ -141,7 +180,9 @@ impl Drop for Rspamd {
     fn drop(&mut self) {
         // SIGTERM: the main process stops its workers; then make sure it is gone.
         let _ = sys::kill(self.child.id(), sys::Signal::SIGTERM);
-        let gone = poll_for(Duration::from_secs(10), || matches!(self.child.try_wait(), Ok(Some(_))));
+        let gone = poll_for(Duration::from_secs(10), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        });
         if !gone {
             let _ = self.child.kill();
             let _ = self.child.wait();
