@@ -180,32 +180,8 @@ fn pickup_one(
             return None;
         }
     };
-    let (envelope, message, hold) = match crate::cleanup(&settings.cleanup, &drop) {
-        Ok(mut c) => {
-            let rewritten = rewriter.cleanup(&mut c.envelope, &c.message);
-            let message = rewritten.unwrap_or(c.message);
-            match milters::judge(&settings.milters, deferrals, id, c.envelope, message) {
-                Judged::Queue {
-                    envelope,
-                    message,
-                    hold,
-                } => (envelope, message, hold),
-                Judged::Bounce { dsn, reason } => {
-                    let (envelope, message) = rejected_envelope(settings, &drop, &dsn, &reason);
-                    (envelope, message, false)
-                }
-                Judged::Discard => {
-                    remove_after(path, "discarding");
-                    return None;
-                }
-                Judged::Later => return None,
-            }
-        }
-        Err(rejected) => {
-            let (envelope, message) =
-                rejected_envelope(settings, &drop, &rejected.dsn, &rejected.reason);
-            (envelope, message, false)
-        }
+    let Some((envelope, message, hold)) = clean(settings, rewriter, deferrals, &drop, path) else {
+        return None; // discarded, or left in maildrop for later
     };
     let (sender, nrcpt) = (envelope.sender.clone(), envelope.recipients.len());
     match enqueue(store, id, envelope, &message, hold) {
@@ -221,6 +197,50 @@ fn pickup_one(
     remove_after(path, "queueing");
     // A held message waits for `postsuper -H`; the scheduler is not told of it.
     (!hold).then_some(id)
+}
+
+/// Cleanup, rewriting and the `non_smtpd_milters`: what to queue (and whether on hold);
+/// `None` when a milter discarded the message (its file is removed) or could not judge it
+/// (the file stays for a later try).
+fn clean(
+    settings: &PickupSettings,
+    rewriter: &rewrite::Rewriter,
+    deferrals: &Deferrals,
+    drop: &MaildropFile,
+    path: &Path,
+) -> Option<(Envelope, Vec<u8>, bool)> {
+    let mut cleaned = match crate::cleanup(&settings.cleanup, drop) {
+        Ok(cleaned) => cleaned,
+        Err(rejected) => {
+            let (envelope, message) =
+                rejected_envelope(settings, drop, &rejected.dsn, &rejected.reason);
+            return Some((envelope, message, false));
+        }
+    };
+    let rewritten = rewriter.cleanup(&mut cleaned.envelope, &cleaned.message);
+    let message = rewritten.unwrap_or(cleaned.message);
+    match milters::judge(
+        &settings.milters,
+        deferrals,
+        drop.id,
+        cleaned.envelope,
+        message,
+    ) {
+        Judged::Queue {
+            envelope,
+            message,
+            hold,
+        } => Some((envelope, message, hold)),
+        Judged::Bounce { dsn, reason } => {
+            let (envelope, message) = rejected_envelope(settings, drop, &dsn, &reason);
+            Some((envelope, message, false))
+        }
+        Judged::Discard => {
+            remove_after(path, "discarding");
+            None
+        }
+        Judged::Later => None,
+    }
 }
 
 fn remove_after(path: &Path, what: &str) {
