@@ -27,6 +27,12 @@ command -v dovecot >/dev/null || need_apt+=(dovecot-core)
 [ -x /usr/lib/dovecot/lmtp ] || need_apt+=(dovecot-lmtpd)
 # Local delivery to procmail (crates/mailroom/tests/procmail_files_by_subject_*.rs).
 command -v procmail >/dev/null || need_apt+=(procmail)
+# Milter end-to-end tests (crates/mailroom/tests/{rspamd,opendkim}_milter_*.rs): real rspamd
+# (its milter proxy) and OpenDKIM with opendkim-genkey, started by the tests on loopback
+# with their own configuration (no system service is used).
+command -v rspamd >/dev/null || need_apt+=(rspamd)
+command -v opendkim >/dev/null || need_apt+=(opendkim)
+command -v opendkim-genkey >/dev/null || need_apt+=(opendkim-tools)
 # Manual pages formatted without warnings (crates/mailroom/tests/man_pages_render_cleanly.rs).
 command -v groff >/dev/null || need_apt+=(groff-base)
 command -v man >/dev/null || need_apt+=(man-db)

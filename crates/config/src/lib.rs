@@ -318,6 +318,27 @@ pub struct Config {
     pub virtual_transport: String,
     /// `smtp:[127.0.0.1]:10024` sends new mail through an after-queue filter; empty = none.
     pub content_filter: String,
+    /// Milters for mail from SMTP clients and for locally submitted mail
+    /// (`inet:host:port`, `unix:/path`, `{ inet:host:port, default_action=accept }`).
+    pub smtpd_milters: Vec<String>,
+    pub non_smtpd_milters: Vec<String>,
+    /// `tempfail`, `accept`, `reject` or `quarantine`: when a milter is unavailable.
+    pub milter_default_action: String,
+    pub milter_protocol: usize,
+    pub milter_connect_timeout: Duration,
+    pub milter_command_timeout: Duration,
+    pub milter_content_timeout: Duration,
+    pub milter_connect_macros: Vec<String>,
+    pub milter_helo_macros: Vec<String>,
+    pub milter_mail_macros: Vec<String>,
+    pub milter_rcpt_macros: Vec<String>,
+    pub milter_data_macros: Vec<String>,
+    pub milter_end_of_header_macros: Vec<String>,
+    pub milter_end_of_data_macros: Vec<String>,
+    /// The `{daemon_name}` macro (Postfix: `$myhostname`).
+    pub milter_macro_daemon_name: String,
+    /// The `v` macro.
+    pub milter_macro_v: String,
     pub filter_destination_concurrency_limit: usize,
     pub smtp_destination_concurrency_limit: usize,
     /// Postfix: `default_destination_recipient_limit` for smtp (recipients per transaction).

@@ -372,6 +372,26 @@ pub(crate) const PARAMS: &[Param] = &[
     duration!(maximal_backoff_time, positive),
     duration!(maximal_queue_lifetime),
     size!(message_size_limit),
+    duration!(milter_command_timeout, positive),
+    list!(milter_connect_macros),
+    duration!(milter_connect_timeout, positive),
+    duration!(milter_content_timeout, positive),
+    list!(milter_data_macros),
+    text!(milter_default_action, milter_action),
+    list!(milter_end_of_data_macros),
+    list!(milter_end_of_header_macros),
+    list!(milter_helo_macros),
+    text!(milter_macro_daemon_name),
+    text!(milter_macro_v),
+    list!(milter_mail_macros),
+    scalar!(
+        "milter_protocol",
+        milter_protocol,
+        Count,
+        |text| parse_count(text).and_then(milter_protocol),
+        ToString::to_string
+    ),
+    list!(milter_rcpt_macros),
     list!(mime_header_checks),
     duration!(minimal_backoff_time, positive),
     list!(mydestination),
@@ -381,6 +401,7 @@ pub(crate) const PARAMS: &[Param] = &[
     text!(myorigin, required),
     list!(nested_header_checks),
     reply_code!(non_fqdn_reject_code),
+    list!(non_smtpd_milters),
     path!(postdrop_path),
     list!(propagate_unmatched_extensions, extension_classes),
     path!(queue_directory),
@@ -494,6 +515,7 @@ pub(crate) const PARAMS: &[Param] = &[
             },
         },
     },
+    list!(smtpd_milters),
     count!(smtpd_min_data_rate, positive),
     stressed!(
         smtpd_per_request_deadline,
@@ -552,6 +574,22 @@ pub(crate) const PARAMS: &[Param] = &[
     text!(virtual_transport, required),
     list!(virtual_uid_maps),
 ];
+
+/// `milter_default_action`: Postfix's four words.
+fn milter_action(text: &str) -> Result<String, String> {
+    match text {
+        "tempfail" | "accept" | "reject" | "quarantine" => Ok(text.to_string()),
+        _ => Err("expected tempfail, accept, reject or quarantine".to_string()),
+    }
+}
+
+/// `milter_protocol`: the Sendmail milter protocol versions 2 to 6.
+fn milter_protocol(version: usize) -> Result<usize, String> {
+    match version {
+        2..=6 => Ok(version),
+        _ => Err("expected a milter protocol version from 2 to 6".to_string()),
+    }
+}
 
 fn required(text: &str) -> Result<String, String> {
     if text.trim().is_empty() {

@@ -108,6 +108,10 @@ pub(crate) fn default_sources(
     derive("mime_header_checks", items(&["$header_checks"]));
     derive("nested_header_checks", items(&["$header_checks"]));
     derive(
+        "milter_macro_daemon_name",
+        Template::Text("$myhostname".into()),
+    );
+    derive(
         "lmtp_destination_concurrency_limit",
         Template::Text("$default_destination_concurrency_limit".into()),
     );

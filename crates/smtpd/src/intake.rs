@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use envelope::QueueId;
-use queue::Store;
+use queue::{MessageMeta, QueueName, Store, StoreError};
 use submit::guard::{self, GuardError, Limits};
 use tracing::{info, warn};
 
@@ -96,33 +96,29 @@ pub async fn finish(
     if let Some(message) = rewriter.cleanup(&mut prepared.envelope, &prepared.message) {
         prepared.message = message;
     }
-    let hold = match content::inspect(session, &mut prepared) {
-        Disposition::Queue { hold } => hold,
+    let content_hold = match content::inspect(session, &mut prepared) {
+        Disposition::Queue { hold } => hold.is_some(),
         Disposition::Discard => return fixed::queued(&prepared.id.to_string()),
         Disposition::Refuse(reply) => return reply,
     };
-    let (id, message_id) = (prepared.id, prepared.message_id.clone());
     // A restriction's DISCARD: the client is told the message was queued (Postfix), and
     // the `discard:` line was logged when the restriction decided it.
     if actions.discard.is_some() {
-        return fixed::queued(&id.to_string());
+        return fixed::queued(&prepared.id.to_string());
     }
     if !actions.prepend.is_empty() {
         prepared.message = prepended(&actions.prepend, &prepared.message);
     }
-    let store = intake.store.clone();
-    // HOLD from a restriction or a header/body check: queued straight into hold, in one
-    // record, so a crash cannot deliver a message that was to be held.
-    let held = actions.hold.is_some() || hold.is_some();
-    let queued = match held {
-        true => enqueue_held(&store, prepared.id, prepared.envelope, prepared.message).await,
-        // No blocking-pool thread per message: the task awaits its record's group commit.
-        false => {
-            store
-                .enqueue_async(prepared.id, prepared.envelope, &prepared.message, None)
-                .await
-        }
+    let milter_hold = match crate::milters::run(session, &mut prepared).await {
+        crate::milters::After::Queue { hold } => hold.is_some(),
+        crate::milters::After::Discard => return fixed::queued(&prepared.id.to_string()),
+        crate::milters::After::Refuse(reply) => return reply,
     };
+    let (id, message_id) = (prepared.id, prepared.message_id.clone());
+    // HOLD from a restriction, a header/body check or a milter's quarantine: queued
+    // straight into hold, in one record, so a crash cannot deliver it.
+    let held = actions.hold.is_some() || content_hold || milter_hold;
+    let queued = enqueue(&intake.store, prepared, held).await;
     match queued {
         Ok(()) => {
             let message_id = if message_id.is_empty() {
@@ -142,6 +138,35 @@ pub async fn finish(
             fixed::queue_write_error()
         }
     }
+}
+
+/// Queues a message durably: as new mail, or (a milter's quarantine) straight into the
+/// hold queue in the same record, so a crash cannot make it deliverable.
+async fn enqueue(store: &Store, prepared: message::Prepared, hold: bool) -> Result<(), StoreError> {
+    if !hold {
+        // No blocking-pool thread per message: the task awaits its record's group commit.
+        return store
+            .enqueue_async(prepared.id, prepared.envelope, &prepared.message, None)
+            .await;
+    }
+    let store = store.clone();
+    let meta = MessageMeta {
+        envelope: prepared.envelope,
+        queue: QueueName::Hold,
+        next_attempt: 0,
+        attempts: 0,
+        delay_warned: false,
+        follow_up: None,
+    };
+    let (id, message) = (prepared.id, prepared.message);
+    tokio::task::spawn_blocking(move || store.enqueue_as(id, meta, &message))
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Io {
+                path: PathBuf::new(),
+                message: "enqueue task failed".into(),
+            })
+        })
 }
 
 /// `ID: reject: DATA from client: 552 5.3.4 ...; from=<a> proto=ESMTP helo=<h>`.
@@ -169,32 +194,4 @@ fn prepended(headers: &[String], message: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(message);
     out
-}
-
-/// A restriction's HOLD: the message is queued straight into the hold queue, in one
-/// record (never briefly `incoming`, so neither a queue scan nor a crash can make it
-/// deliverable); only `postsuper -H` releases it. Rare, so the blocking write is fine.
-async fn enqueue_held(
-    store: &Store,
-    id: QueueId,
-    envelope: envelope::Envelope,
-    message: Vec<u8>,
-) -> Result<(), queue::StoreError> {
-    let meta = queue::MessageMeta {
-        envelope,
-        queue: queue::QueueName::Hold,
-        next_attempt: 0,
-        attempts: 0,
-        delay_warned: false,
-        follow_up: None,
-    };
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || store.enqueue_as(id, meta, &message))
-        .await
-        .unwrap_or_else(|e| {
-            Err(queue::StoreError::Io {
-                path: PathBuf::from("hold"),
-                message: format!("the enqueue task failed: {e}"),
-            })
-        })
 }

@@ -25,6 +25,7 @@
 //!        restrictions/   Postfix's smtpd_*_restrictions (DNS, tables, policy) → verdict
 //!      └ message.rs      header limits, Received:, envelope
 //!      └ content.rs      header_checks/body_checks verdict → reply, hold, discard
+//!      └ milters.rs      smtpd_milters at the end of DATA (crate `milter`)
 //!      └ intake.rs       disk guard; durable enqueue, then 250
 //! ```
 //!
@@ -64,6 +65,7 @@ mod exchange;
 mod intake;
 mod listener;
 mod message;
+mod milters;
 mod rebind;
 mod relay;
 pub mod restrictions;
@@ -196,6 +198,9 @@ fn warn_about_setup(settings: &SmtpdSettings, tls: bool) {
     }
     for entry in &settings.invalid_networks {
         warn!(target: "smtpd", "mynetworks: ignoring {entry:?}: not an address or CIDR block");
+    }
+    for problem in &settings.session.milters.problems {
+        warn!(target: "smtpd", "{problem}: its default action applies to every message");
     }
     if !tls && settings.listens_as(session::Role::Submission) {
         warn!(target: "smtpd", "submission listeners need TLS for AUTH, which is unavailable: they will refuse all mail");

@@ -149,6 +149,7 @@ fn session_settings(cfg: &Config) -> Settings {
         rewriter: std::sync::Arc::default(),
         virtual_recipient: None,
         restrictions: Arc::new(crate::restrictions::Restrictions::from_config(cfg)),
+        milters: Arc::new(milter::MilterSettings::from_config(cfg)),
     }
 }
 

@@ -58,22 +58,3 @@ pub fn inspect(
         },
     }
 }
-
-/// Moves a just-queued message to the hold queue; false (logged) when that fails, and the
-/// message is then delivered.
-pub fn hold(store: &queue::Store, id: QueueId) -> bool {
-    let update = queue::Update {
-        recipients: Vec::new(),
-        queue: queue::QueueName::Hold,
-        next_attempt: 0,
-        attempts: 0,
-        delay_warned: false,
-    };
-    match store.update(id, update) {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(target: "cleanup", "{id}: cannot move to the hold queue: {e}; it will be delivered");
-            false
-        }
-    }
-}

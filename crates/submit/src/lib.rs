@@ -64,6 +64,7 @@ pub mod fuzzing;
 pub mod guard;
 pub mod headers;
 pub mod maildrop;
+pub mod milters;
 pub mod pickup;
 pub mod postdrop;
 pub mod sendmail;

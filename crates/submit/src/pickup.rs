@@ -12,6 +12,7 @@
 use crate::cleanup::CleanupSettings;
 use crate::content::{self, Disposition};
 use crate::maildrop::{self, MaildropFile};
+use crate::milters::{self, Deferrals, Judged};
 use config::Config;
 use envelope::{Envelope, QueueId, RecipientState};
 use queue::{Layout, Store, StoreError};
@@ -35,6 +36,8 @@ pub struct PickupSettings {
     pub cleanup: CleanupSettings,
     /// A temp file older than four times `submit_timeout` has no live writer.
     pub submit_timeout: Duration,
+    /// `non_smtpd_milters` and the milter macros.
+    pub milters: milter::MilterSettings,
 }
 
 impl PickupSettings {
@@ -43,6 +46,7 @@ impl PickupSettings {
             layout: Layout::new(&cfg.queue_directory),
             cleanup: CleanupSettings::from_config(cfg),
             submit_timeout: cfg.submit_timeout,
+            milters: milter::MilterSettings::from_config(cfg),
         }
     }
 }
@@ -72,6 +76,10 @@ pub async fn run(pickup: Pickup, mut shutdown: watch::Receiver<bool>) {
         rewrite,
     } = pickup;
     let dir = settings.layout.maildrop();
+    let deferrals = Deferrals::default();
+    for problem in &settings.milters.problems {
+        warn!(target: "pickup", "{problem}: its default action applies to every message");
+    }
     loop {
         if *shutdown.borrow() {
             return;
@@ -91,7 +99,7 @@ pub async fn run(pickup: Pickup, mut shutdown: watch::Receiver<bool>) {
             if *shutdown.borrow() {
                 return;
             }
-            let queued = pickup_batch(&settings, &store, &rewrite, chunk).await;
+            let queued = pickup_batch(&settings, &store, &rewrite, &deferrals, chunk).await;
             // The unlinks must be durable before delivery starts (see module doc).
             if !sync_unlinks(&dir, retry_delay, &mut shutdown).await {
                 return; // stopping: the messages are queued and go out at the next start
@@ -113,15 +121,20 @@ async fn pickup_batch(
     settings: &Arc<PickupSettings>,
     store: &Store,
     rewrite: &rewrite::Live,
+    deferrals: &Deferrals,
     chunk: &[(QueueId, PathBuf)],
 ) -> Vec<QueueId> {
     let mut tasks = Vec::with_capacity(chunk.len());
     for (id, path) in chunk.iter().cloned() {
+        if deferrals.waiting(id) {
+            continue;
+        }
         let settings = settings.clone();
         let store = store.clone();
         let rewriter = rewrite.get();
+        let deferrals = deferrals.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
-            pickup_one(&settings, &store, &rewriter, id, &path)
+            pickup_one(&settings, &store, &rewriter, &deferrals, id, &path)
         }));
     }
     let mut queued = Vec::new();
@@ -138,6 +151,7 @@ fn pickup_one(
     settings: &PickupSettings,
     store: &Store,
     rewriter: &rewrite::Rewriter,
+    deferrals: &Deferrals,
     id: QueueId,
     path: &Path,
 ) -> Option<QueueId> {
@@ -167,29 +181,11 @@ fn pickup_one(
             return None;
         }
     };
-    let mut hold = None;
-    let (envelope, message) = match crate::cleanup(&settings.cleanup, &drop) {
-        Ok(mut c) => {
-            let rewritten = rewriter.cleanup(&mut c.envelope, &c.message);
-            let mut message = rewritten.unwrap_or(c.message);
-            match content::inspect(rewriter, id, &mut c.envelope, &mut message) {
-                Disposition::Queue { hold: held } => {
-                    hold = held;
-                    (c.envelope, message)
-                }
-                Disposition::Discard => {
-                    remove_picked_up(path);
-                    return None;
-                }
-                Disposition::Reject { dsn, reason } => {
-                    rejected_envelope(settings, &drop, &dsn, &reason)
-                }
-            }
-        }
-        Err(rejected) => rejected_envelope(settings, &drop, &rejected.dsn, &rejected.reason),
+    let Some((envelope, message, hold)) = clean(settings, rewriter, deferrals, &drop, path) else {
+        return None; // discarded, or left in maildrop for later
     };
     let (sender, nrcpt) = (envelope.sender.clone(), envelope.recipients.len());
-    match store.enqueue(id, envelope, &message) {
+    match enqueue(store, id, envelope, &message, hold) {
         Ok(()) | Err(StoreError::Duplicate(_)) => {}
         Err(e) => {
             // Leave the file: it is retried at the next scan (disk full, ...).
@@ -199,15 +195,95 @@ fn pickup_one(
     }
     info!(target: "pickup", "{id}: uid={} from=<{sender}>", drop.uid);
     info!(target: "cleanup", "{id}: message-id={}, nrcpt={nrcpt}", message_id(&message));
-    let held = hold.is_some() && content::hold(store, id);
-    remove_picked_up(path);
-    (!held).then_some(id)
+    remove_after(path, "queueing");
+    // A held message waits for `postsuper -H`; the scheduler is not told of it.
+    (!hold).then_some(id)
 }
 
-fn remove_picked_up(path: &Path) {
-    if let Err(e) = fs::remove_file(path) {
-        warn!(target: "pickup", "{}: cannot remove after queueing: {e}", path.display());
+/// Cleanup, rewriting and the `non_smtpd_milters`: what to queue (and whether on hold);
+/// `None` when a milter discarded the message (its file is removed) or could not judge it
+/// (the file stays for a later try).
+fn clean(
+    settings: &PickupSettings,
+    rewriter: &rewrite::Rewriter,
+    deferrals: &Deferrals,
+    drop: &MaildropFile,
+    path: &Path,
+) -> Option<(Envelope, Vec<u8>, bool)> {
+    let mut cleaned = match crate::cleanup(&settings.cleanup, drop) {
+        Ok(cleaned) => cleaned,
+        Err(rejected) => {
+            let (envelope, message) =
+                rejected_envelope(settings, drop, &rejected.dsn, &rejected.reason);
+            return Some((envelope, message, false));
+        }
+    };
+    let rewritten = rewriter.cleanup(&mut cleaned.envelope, &cleaned.message);
+    let mut message = rewritten.unwrap_or(cleaned.message);
+    // header_checks/body_checks first, then the milters, as Postfix's cleanup orders them.
+    let content_hold =
+        match content::inspect(rewriter, drop.id, &mut cleaned.envelope, &mut message) {
+            Disposition::Queue { hold } => hold.is_some(),
+            Disposition::Discard => {
+                remove_after(path, "discarding");
+                return None;
+            }
+            Disposition::Reject { dsn, reason } => {
+                let (envelope, message) = rejected_envelope(settings, drop, &dsn, &reason);
+                return Some((envelope, message, false));
+            }
+        };
+    match milters::judge(
+        &settings.milters,
+        deferrals,
+        drop.id,
+        cleaned.envelope,
+        message,
+    ) {
+        Judged::Queue {
+            envelope,
+            message,
+            hold,
+        } => Some((envelope, message, hold || content_hold)),
+        Judged::Bounce { dsn, reason } => {
+            let (envelope, message) = rejected_envelope(settings, drop, &dsn, &reason);
+            Some((envelope, message, false))
+        }
+        Judged::Discard => {
+            remove_after(path, "discarding");
+            None
+        }
+        Judged::Later => None,
     }
+}
+
+fn remove_after(path: &Path, what: &str) {
+    if let Err(e) = fs::remove_file(path) {
+        warn!(target: "pickup", "{}: cannot remove after {what}: {e}", path.display());
+    }
+}
+
+/// New mail, or (a milter's quarantine) a message put straight into the hold queue in the
+/// same record, so a crash cannot make it deliverable.
+fn enqueue(
+    store: &Store,
+    id: QueueId,
+    envelope: Envelope,
+    message: &[u8],
+    hold: bool,
+) -> Result<(), StoreError> {
+    if !hold {
+        return store.enqueue(id, envelope, message);
+    }
+    let meta = queue::MessageMeta {
+        envelope,
+        queue: queue::QueueName::Hold,
+        next_attempt: 0,
+        attempts: 0,
+        delay_warned: false,
+        follow_up: None,
+    };
+    store.enqueue_as(id, meta, message)
 }
 
 /// A message cleanup refused (too big, too many hops): queued with every recipient already

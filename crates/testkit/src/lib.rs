@@ -12,7 +12,7 @@
 //! reader ([`parse_dsn`]); the fault suite's counting helpers live in [`fault`], the
 //! privilege-separation accounts and worlds in [`privsep`], a real Dovecot LMTP server in
 //! [`dovecot`], a DNSSEC-validating unbound serving signed test zones in [`Validator`], the
-//! daemon's HTTP API through [`HttpApi`].
+//! daemon's HTTP API through [`HttpApi`], real milters ([`OpenDkim`], [`Rspamd`]) in `milters.rs`.
 //!
 //! Everything is bounded in time (sockets time out, waits poll with a deadline, never a
 //! blind sleep) and everything started is stopped on drop (daemons SIGKILLed, peers closed,
@@ -34,6 +34,7 @@ pub mod fault;
 mod http;
 mod machine;
 mod mbox;
+mod milters;
 mod peer;
 mod postfix;
 pub mod privsep;
@@ -57,6 +58,7 @@ pub use machine::{
 pub use mbox::{
     count_separators, lock_for_reading, python, read_locked, read_mboxes_with_python, MboxMessage,
 };
+pub use milters::{OpenDkim, Rspamd};
 pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Received};
 pub use postfix::{Smarthost, POSTFIX_SERVICES};
 pub use sink::{Sink, SMTP_SINK};

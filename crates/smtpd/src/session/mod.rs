@@ -132,6 +132,9 @@ pub struct Settings {
     pub virtual_recipient: Option<VirtualRecipientCheck>,
     /// The `smtpd_*_restrictions` lists (`restrictions/`).
     pub restrictions: Arc<crate::restrictions::Restrictions>,
+    /// `smtpd_milters` and the milter macros (none on `reinject` listeners: that mail
+    /// went through the milters when it first came in, as Postfix's `no_milters`).
+    pub milters: Arc<milter::MilterSettings>,
 }
 
 impl Settings {
@@ -152,6 +155,10 @@ impl Settings {
             // Thunderbird pipeline QUIT after EHLO).
             forbid_unauth_pipelining: configured.forbid_unauth_pipelining
                 && role != Role::Submission,
+            milters: match role {
+                Role::Reinject => Arc::default(),
+                Role::Smtp | Role::Submission => configured.milters.clone(),
+            },
             ..configured.clone()
         }
     }
