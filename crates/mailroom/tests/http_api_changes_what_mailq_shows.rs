@@ -1,6 +1,7 @@
 //! Issue 14, the HTTP API: what it lists is what `mailq` lists, and what it changes is what
 //! `mailq` then shows — hold, release, delete by selector, flush — because it runs the same
-//! admin operations as postsuper and postqueue. Listing pages follow a cursor and see every
+//! admin operations as postsuper and postqueue; suspend / resume are `postqueue -S/-U`'s
+//! levers. Listing pages follow a cursor and see every
 //! message once; message detail shows headers, per-recipient state and the next retry.
 
 use testkit::*;
@@ -179,4 +180,89 @@ fn flush_through_the_api_sends_deferred_mail_at_once() {
         .as_array()
         .unwrap()
         .is_empty());
+}
+
+/// Suspend and resume through the API are the CLI's levers: mailq shows the operator's
+/// reason, no connection is opened, `/metrics` and the listing show the suspension, and a
+/// resume delivers at once. Without the token, nothing is suspended.
+#[test]
+fn a_destination_suspended_through_the_api_keeps_its_mail_until_resumed() {
+    let api = HttpApi::new();
+    let port = free_port();
+    let config = format!("{BACKOFF}{}", api.config());
+    let mut world = World::builder().smtp().peer(&port).config(&config).build();
+    let sink = Sink::start_on(&world.env.root, port, &[]);
+    world.start();
+
+    let refused = http_request(
+        api.port,
+        "POST",
+        "/api/v1/destinations/example.net/suspend",
+        None,
+        None,
+    );
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(!world.run_ok(&["suspend", "--list"]).contains("example.net"));
+
+    let made = api.post(
+        "/api/v1/destinations/Example.NET/suspend",
+        Some(r#"{"reason": "their MX asked us to wait"}"#),
+    );
+    assert_eq!(made.status, 200, "{}", made.body);
+    assert_eq!(made.json()["destination"], "example.net", "{}", made.body);
+    let bad = api.post("/api/v1/destinations/a%20b/suspend", None);
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
+    world.submit(
+        "s@test.example",
+        &["a@example.net"],
+        "Subject: one\r\n\r\nbody\r\n",
+    );
+    world.wait_lines(
+        &[
+            "held in the queue: delivery suspended by the operator",
+            "their MX asked us to wait",
+        ],
+        1,
+    );
+    assert_eq!(
+        sink.sessions(),
+        0,
+        "no connection for a suspended destination"
+    );
+    let mailq = world.env.mailq();
+    assert!(
+        mailq.contains(
+            "delivery suspended by the operator until resumed: their MX asked us to wait"
+        ),
+        "{mailq}"
+    );
+    let listed = api.get("/api/v1/destinations/suspended");
+    assert_eq!(
+        listed.json()["suspended"][0]["destination"],
+        "example.net",
+        "{}",
+        listed.body
+    );
+    let cli = world.run_ok(&["suspend", "--list", "--json"]);
+    assert!(
+        cli.contains("example.net"),
+        "the CLI sees the API's suspension: {cli}"
+    );
+    let metrics = api.get("/metrics").body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("mailroom_destination_state{")
+                && l.contains("destination=\"example.net\"")
+                && l.contains("state=\"suspended\"")),
+        "{metrics}"
+    );
+
+    let resumed = api.post("/api/v1/destinations/example.net/resume", None);
+    assert_eq!(resumed.json()["resumed"], true, "{}", resumed.body);
+    world.wait_lines(&["to=<a@example.net>", "status=sent"], 1);
+    wait_until("the sink to count it", || sink.messages() == 1);
+    let again = api.post("/api/v1/destinations/example.net/resume", None);
+    assert_eq!(again.json()["resumed"], false, "{}", again.body);
 }

@@ -1,6 +1,6 @@
 //! The daemon's HTTP server: Prometheus `/metrics` and the `/api/v1` JSON API over the
 //! queue (listing with postsuper's selectors, message detail, hold / release / delete /
-//! requeue / flush, health), with its OpenAPI document at `/api/v1/openapi.json`.
+//! requeue / flush, suspend / resume a destination, health), with its OpenAPI document at `/api/v1/openapi.json`.
 //!
 //! # Job, inputs → outputs
 //! HTTP/1.1 requests on the `http_listen` sockets → JSON (or the Prometheus text format).
@@ -36,6 +36,7 @@
 pub mod access;
 pub mod actions;
 pub mod assets;
+pub mod destinations;
 pub mod listing;
 pub mod message;
 pub mod metrics;
@@ -68,6 +69,17 @@ pub trait Daemon: Send + Sync + 'static {
     fn queue_directory(&self) -> PathBuf;
     /// `queue_minfree` (bytes).
     fn queue_minfree(&self) -> u64;
+    /// `postqueue -S`: suspends deliveries to a destination (durable); the suspension made.
+    fn suspend(
+        &self,
+        destination: &str,
+        seconds: Option<u64>,
+        reason: &str,
+    ) -> Result<queue::Suspension, String>;
+    /// `postqueue -U`: true if it was suspended.
+    fn resume(&self, destination: &str) -> Result<bool, String>;
+    /// The suspensions in force.
+    fn suspensions(&self) -> Vec<queue::Suspension>;
 }
 
 /// The daemon as the admin engine's scheduler.

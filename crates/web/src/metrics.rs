@@ -214,6 +214,13 @@ fn destination_states(daemon: &dyn Daemon) -> Gauges {
         let labels = vec![("destination", destination), ("state", "dead".to_string())];
         gauges.get_or_create(&labels).set(1);
     }
+    for s in daemon.suspensions().into_iter().take(MAX_DESTINATIONS) {
+        let labels = vec![
+            ("destination", s.destination),
+            ("state", "suspended".to_string()),
+        ];
+        gauges.get_or_create(&labels).set(1);
+    }
     gauges
 }
 

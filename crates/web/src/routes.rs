@@ -12,10 +12,12 @@
 //! | GET | `/api/v1/queue/{id}` | token |
 //! | POST | `/api/v1/queue/{id}/{hold,release,delete,requeue,flush}` | token |
 //! | POST | `/api/v1/actions/{hold,release,delete,requeue,flush}` (JSON selector) | token |
+//! | GET | `/api/v1/destinations/suspended` | loopback or token |
+//! | POST | `/api/v1/destinations/{destination}/{suspend,resume}` | token |
 
 use crate::access::{Guard, Need};
 use crate::actions::{self, Target, Verb};
-use crate::{assets, listing, message, metrics, Daemon};
+use crate::{assets, destinations, listing, message, metrics, Daemon};
 use bytes::Bytes;
 use envelope::QueueId;
 use http_body_util::{BodyExt, Full, Limited};
@@ -48,6 +50,9 @@ enum Route {
     Message(String),
     Change(String, String),
     Action(String),
+    Suspended,
+    Suspend(String),
+    Resume(String),
 }
 
 impl Route {
@@ -63,13 +68,22 @@ impl Route {
             ["api", "v1", "queue", id] => Route::Message(id.to_string()),
             ["api", "v1", "queue", id, verb] => Route::Change(id.to_string(), verb.to_string()),
             ["api", "v1", "actions", verb] => Route::Action(verb.to_string()),
+            ["api", "v1", "destinations", "suspended"] => Route::Suspended,
+            ["api", "v1", "destinations", dest, "suspend"] => {
+                Route::Suspend(destinations::decode_segment(dest)?)
+            }
+            ["api", "v1", "destinations", dest, "resume"] => {
+                Route::Resume(destinations::decode_segment(dest)?)
+            }
             _ => return None,
         })
     }
 
     fn method(&self) -> Method {
         match self {
-            Route::Change(..) | Route::Action(_) => Method::POST,
+            Route::Change(..) | Route::Action(_) | Route::Suspend(_) | Route::Resume(_) => {
+                Method::POST
+            }
             _ => Method::GET,
         }
     }
@@ -77,8 +91,12 @@ impl Route {
     fn need(&self) -> Need {
         match self {
             Route::Metrics | Route::Asset(..) | Route::Health => Need::Open,
-            Route::List => Need::LocalOrToken,
-            Route::Message(_) | Route::Change(..) | Route::Action(_) => Need::Token,
+            Route::List | Route::Suspended => Need::LocalOrToken,
+            Route::Message(_)
+            | Route::Change(..)
+            | Route::Action(_)
+            | Route::Suspend(_)
+            | Route::Resume(_) => Need::Token,
         }
     }
 }
@@ -126,6 +144,26 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, client: IpAddr) -
         Route::Message(id) => show(state, &id).await,
         Route::Change(id, verb) => change(state, &id, &verb).await,
         Route::Action(verb) => action(state, &verb, req).await,
+        Route::Suspended => blocking(move || destinations::list(&*state.daemon)).await,
+        Route::Suspend(dest) => {
+            let body = match body_of(req).await {
+                Ok(body) => body,
+                Err(answer) => return answer,
+            };
+            blocking(move || destinations::suspend(&*state.daemon, &dest, &body)).await
+        }
+        Route::Resume(dest) => blocking(move || destinations::resume(&*state.daemon, &dest)).await,
+    }
+}
+
+/// A request's body, at most [`MAX_BODY`] bytes (413 otherwise).
+async fn body_of(req: Request<Incoming>) -> Result<Bytes, Answer> {
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(_) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large or cut off",
+        )),
     }
 }
 
@@ -182,14 +220,9 @@ async fn action(state: Arc<State>, verb: &str, req: Request<Incoming>) -> Answer
     let Some(verb) = Verb::parse(verb) else {
         return error(StatusCode::NOT_FOUND, "no such action");
     };
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large or cut off",
-            )
-        }
+    let body = match body_of(req).await {
+        Ok(body) => body,
+        Err(answer) => return answer,
     };
     let target: Target = match serde_json::from_slice(&body) {
         Ok(t) => t,
@@ -259,7 +292,7 @@ pub fn error(status: StatusCode, why: &str) -> Answer {
     json_answer(status, &json!({ "error": why }))
 }
 
-fn json_answer(status: StatusCode, value: &impl Serialize) -> Answer {
+pub(crate) fn json_answer(status: StatusCode, value: &impl Serialize) -> Answer {
     match serde_json::to_vec(value) {
         Ok(body) => reply(status, "application/json", body.into()),
         Err(_) => reply(

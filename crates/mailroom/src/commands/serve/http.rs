@@ -39,6 +39,20 @@ impl web::Daemon for Daemon {
     fn queue_minfree(&self) -> u64 {
         self.queue_minfree
     }
+    fn suspend(
+        &self,
+        destination: &str,
+        seconds: Option<u64>,
+        reason: &str,
+    ) -> Result<queue::Suspension, String> {
+        self.qmgr.suspend(destination, seconds, reason)
+    }
+    fn resume(&self, destination: &str) -> Result<bool, String> {
+        self.qmgr.resume(destination)
+    }
+    fn suspensions(&self) -> Vec<queue::Suspension> {
+        self.qmgr.suspensions()
+    }
 }
 
 /// The settings and the bound listeners (none when `http_listen` is empty); exit 78 with
