@@ -345,10 +345,15 @@ pub fn check_segment(data: &[u8]) {
     let numbers = write_segments(&store, &steps, split);
     let first = recover(&store, &corrupt);
     let newest = numbers.last().copied().unwrap_or(0);
-    let newest_len = std::fs::metadata(crate::segment::path(&store, newest)).map_or(0, |m| m.len());
-    assert_eq!(
-        first.1, newest_len,
-        "the newest segment is not cut at its valid end"
+    // Cut at its valid end, or followed by zeros only: a zero tail is the end of the data
+    // (a pre-zeroed segment), kept for appends to write over.
+    let newest_bytes = std::fs::read(crate::segment::path(&store, newest)).unwrap_or_default();
+    let valid_end = usize::try_from(first.1).expect("a scratch segment's length");
+    assert!(
+        valid_end <= newest_bytes.len()
+            && newest_bytes[valid_end..].iter().all(|&b| b == 0),
+        "the newest segment is not cut at its valid end {valid_end} (length {})",
+        newest_bytes.len()
     );
     let second = recover(&store, &corrupt);
     assert!(
@@ -433,5 +438,13 @@ mod tests {
                 check_segment(&data);
             }
         }
+    }
+
+    /// The fuzzer's find after zero tails became the end of the data (pre-zeroed
+    /// segments): a newest segment of zeros only is not cut, and appends resume at its
+    /// valid end, 0.
+    #[test]
+    fn a_newest_segment_of_zeros_is_kept_and_written_from_its_start() {
+        check_segment(&[0x02, 0xf8, 0xec, 0x00]);
     }
 }
