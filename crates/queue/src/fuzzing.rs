@@ -350,8 +350,7 @@ pub fn check_segment(data: &[u8]) {
     let newest_bytes = std::fs::read(crate::segment::path(&store, newest)).unwrap_or_default();
     let valid_end = usize::try_from(first.1).expect("a scratch segment's length");
     assert!(
-        valid_end <= newest_bytes.len()
-            && newest_bytes[valid_end..].iter().all(|&b| b == 0),
+        valid_end <= newest_bytes.len() && newest_bytes[valid_end..].iter().all(|&b| b == 0),
         "the newest segment is not cut at its valid end {valid_end} (length {})",
         newest_bytes.len()
     );
