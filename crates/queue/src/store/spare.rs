@@ -42,7 +42,9 @@ impl Spare {
                 Ok(Err(e)) => {
                     warn!(target: "qmgr", "cannot prepare queue segment {}: {e}; creating it plainly", segment::path(dir, number).display());
                 }
-                Err(_) => {}
+                Err(_) => {
+                    warn!(target: "qmgr", "the thread preparing queue segment {} failed; creating it plainly", segment::path(dir, number).display());
+                }
             },
             Some((n, h)) => self.preparing = Some((n, h)),
             None => {}

@@ -45,9 +45,9 @@ pub async fn run(
         let since = (totals.0 - last.0, totals.1 - last.1);
         last = totals;
         let written = tokio::task::spawn_blocking(move || {
-            let sample = sample(&shared, &qmgr2, since);
+            let sample = sample(&shared, &qmgr2, since)?;
             let path = shared.settings().layout.history();
-            history::record(&path, interval.as_secs(), &sample)
+            history::record(&path, interval.as_secs(), &sample).map_err(|e| e.to_string())
         })
         .await;
         if let Ok(Err(e)) = written {
@@ -56,8 +56,13 @@ pub async fn run(
     }
 }
 
-/// The queue now, as doctor's statistics count it.
-fn sample(shared: &Shared, qmgr: &QueueManager, (delivered, bounced): (u64, u64)) -> Sample {
+/// The queue now, as doctor's statistics count it. A count that failed is no sample: a
+/// row of zeros would tell doctor the queue had emptied.
+fn sample(
+    shared: &Shared,
+    qmgr: &QueueManager,
+    (delivered, bounced): (u64, u64),
+) -> Result<Sample, String> {
     let now = admin::duration::unix_now();
     let ctx = Context {
         backend: Backend::Store(&shared.store),
@@ -66,14 +71,15 @@ fn sample(shared: &Shared, qmgr: &QueueManager, (delivered, bounced): (u64, u64)
         now,
     };
     let mut stats = None;
-    let _ = ctx.run(&Request::Stats, None, &mut |e| {
+    ctx.run(&Request::Stats, None, &mut |e| {
         if let Event::Stats(s) = e {
             stats = Some(s);
         }
         Ok(())
-    });
-    let stats = stats.unwrap_or_default();
-    Sample {
+    })
+    .map_err(|e| format!("cannot count the queue: {e}"))?;
+    let stats = stats.ok_or("cannot count the queue: no statistics were produced")?;
+    Ok(Sample {
         t: now,
         incoming: stats.count(State::Incoming),
         active: stats.count(State::Active),
@@ -85,5 +91,5 @@ fn sample(shared: &Shared, qmgr: &QueueManager, (delivered, bounced): (u64, u64)
         refused: REFUSED.swap(0, Ordering::Relaxed),
         delivered,
         bounced,
-    }
+    })
 }
