@@ -358,7 +358,7 @@ fn asctime19_local(local: i64) -> [u8; 19] {
     ];
     let days = local.div_euclid(86_400);
     let secs = local.rem_euclid(86_400);
-    let (_, month, day) = civil_from_days(days);
+    let (_, month, day) = queue::suspend::civil_from_days(days);
     let mut out = *b"Thu Jan  1 00:00:00";
     out[..3].copy_from_slice(DAYS[(days + 4).rem_euclid(7) as usize]);
     out[4..7].copy_from_slice(MONTHS[(month - 1) as usize]);
@@ -373,21 +373,6 @@ fn asctime19_local(local: i64) -> [u8; 19] {
         out[at + 1] = b'0' + (n % 10) as u8;
     }
     out
-}
-
-/// Year, month (1-12) and day (1-31) of a day number counted from 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -60,8 +60,9 @@ pub fn utc(unix: u64) -> String {
     format!("{y:04}-{m:02}-{d:02} {h:02}:{min:02}:{s:02} UTC")
 }
 
-/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// Year, month (1-12) and day (1-31) of a day number counted from 1970-01-01 (Howard
+/// Hinnant's days-to-civil algorithm, proleptic Gregorian); also mailq's arrival dates.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
