@@ -7,7 +7,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
+use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -35,6 +35,10 @@ struct State {
     second: Instant,
     warnings_this_second: u32,
     dropped: u64,
+    /// The text-format prefix ("Dec  1 19:48:00 host ") of the second it was made for:
+    /// formatting a chrono date costs more than the rest of the line, and a busy server
+    /// writes thousands of lines in the same second.
+    stamp: (i64, String),
 }
 
 /// Handle kept by the daemon to flush pending "repeated N times" lines periodically.
@@ -94,6 +98,7 @@ pub fn init(options: &Options) -> Result<LogHandle, InitError> {
         second: Instant::now(),
         warnings_this_second: 0,
         dropped: 0,
+        stamp: (i64::MIN, String::new()),
     }));
     let debug = std::env::var_os("MAILROOM_DEBUG").is_some_and(|v| !v.is_empty() && v != "0");
     let layer = MailLogLayer {
@@ -152,13 +157,19 @@ impl Visit for Fields {
 }
 
 impl<S: Subscriber> Layer<S> for MailLogLayer {
+    /// Debug detail is opt-in (MAILROOM_DEBUG=1). Saying so here, not in `on_event`, lets
+    /// tracing turn the disabled call sites off once, so they cost nothing per message.
+    fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        *metadata.level() <= self.max_level
+    }
+
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let mut fields = Fields::default();
-        event.record(&mut fields);
         let level = *event.metadata().level();
         if level > self.max_level {
-            return; // debug detail is opt-in (MAILROOM_DEBUG=1)
+            return;
         }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
         // Library modules log with their module path as target; the log names programs.
         let target = event.metadata().target();
         let program = match target.split("::").nth(1) {
@@ -243,7 +254,7 @@ impl State {
         match self.format {
             Format::Text => {
                 if self.out.wants_prefix() {
-                    let _ = write!(line, "{} {} ", now.format("%b %e %H:%M:%S"), self.host);
+                    line.push_str(self.prefix(&now));
                 }
                 let _ = write!(
                     line,
@@ -273,6 +284,18 @@ impl State {
             }
         }
         self.out.write_line(level, &line);
+    }
+}
+
+impl State {
+    /// "Dec  1 19:48:00 host ", formatted once per second.
+    fn prefix(&mut self, now: &chrono::DateTime<chrono::Local>) -> &str {
+        let second = now.timestamp();
+        if self.stamp.0 != second {
+            let text = format!("{} {} ", now.format("%b %e %H:%M:%S"), self.host);
+            self.stamp = (second, text);
+        }
+        &self.stamp.1
     }
 }
 
@@ -342,6 +365,7 @@ mod tests {
             second: Instant::now(),
             warnings_this_second: 0,
             dropped: 0,
+            stamp: (i64::MIN, String::new()),
         }
     }
 
@@ -354,6 +378,34 @@ mod tests {
             fields.extra.push(("audit".into(), "true".into()));
         }
         fields
+    }
+
+    fn logged_with(max_level: Level) -> String {
+        let out = Shared::default();
+        let layer = MailLogLayer {
+            state: Arc::new(Mutex::new(state(out.clone()))),
+            max_level,
+        };
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "smtpd", "an info line");
+            tracing::debug!(target: "smtpd", "a debug line");
+        });
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn debug_lines_are_written_only_when_debug_is_on() {
+        let quiet = logged_with(Level::INFO);
+        assert!(
+            quiet.contains("an info line") && !quiet.contains("a debug line"),
+            "{quiet}"
+        );
+        let debug = logged_with(Level::DEBUG);
+        assert!(
+            debug.contains("an info line") && debug.contains("a debug line"),
+            "{debug}"
+        );
     }
 
     #[test]

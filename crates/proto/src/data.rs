@@ -131,10 +131,7 @@ impl Decoder {
         while i < input.len() {
             if self.state == State::InLine {
                 let rest = &input[i..];
-                let run = rest
-                    .iter()
-                    .position(|&b| matches!(b, b'\r' | b'\n' | 0))
-                    .unwrap_or(rest.len());
+                let run = memchr::memchr3(b'\r', b'\n', 0, rest).unwrap_or(rest.len());
                 if run > 0 {
                     self.push_run(&rest[..run]);
                     i += run;
