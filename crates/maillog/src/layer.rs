@@ -391,7 +391,8 @@ mod tests {
             tracing::info!(target: "smtpd", "an info line");
             tracing::debug!(target: "smtpd", "a debug line");
         });
-        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+        let bytes = out.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
     }
 
     #[test]
