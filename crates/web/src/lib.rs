@@ -40,6 +40,7 @@ pub mod destinations;
 pub mod listing;
 pub mod message;
 pub mod metrics;
+pub mod overview;
 pub mod routes;
 mod server;
 pub mod settings;

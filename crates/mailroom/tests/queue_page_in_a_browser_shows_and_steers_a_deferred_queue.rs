@@ -1,0 +1,84 @@
+//! Issue 14 part 3: the queue page at `/`, in headless Chromium (Debian's, driven by
+//! Playwright): with a real deferred queue (a next hop answering 451 to every recipient),
+//! the page filters the list by domain, opens a message and holds it with its button, and
+//! `postqueue -j` agrees; then the page releases it and `postqueue -j` agrees again.
+//!
+//! The queue's texts are attacker-controlled and the page shows them: the subject carries
+//! a `<script>` and the remote server's 451 text an `<img onerror>`. The page must show
+//! them as text and run neither (the script checks `window.pwned`, the page's scripts and
+//! images, and that no dialog opened).
+
+use testkit::*;
+
+const BACKOFF: &str = "minimal_backoff_time = \"1h\"\nmaximal_backoff_time = \"2h\"\n";
+const SUBJECT: &str = "<script>window.pwned = 1; alert(1)</script><b>invoice</b>";
+const REPLY: &str = "451 4.7.1 <img src=x onerror=\"window.pwned=2;alert(2)\"> try again later";
+
+#[test]
+fn queue_page_holds_and_releases_a_message_and_mailq_agrees() {
+    let api = HttpApi::new();
+    let peer = Peer::start_with(OnConnect::Greet, rcpt_reply(REPLY));
+    let world = World::builder()
+        .smtp()
+        .peer(&peer)
+        .config(&format!("{BACKOFF}{}", api.config()))
+        .start();
+    let slow = ["a", "b", "c"].map(|u| format!("{u}@slow.example"));
+    for (i, to) in slow.iter().enumerate() {
+        let subject = if i == 1 { SUBJECT.to_string() } else { format!("slow-{i}") };
+        world.submit("sender@test.example", &[to], &message(&subject));
+    }
+    for i in 0..2 {
+        let to = format!("x{i}@other.example");
+        world.submit("sender@test.example", &[&to], &message(&format!("other-{i}")));
+    }
+    world.wait_lines(&["status=deferred"], 5);
+    let target = world
+        .queue()
+        .into_iter()
+        .find(|(_, _, rcpts)| rcpts == &[slow[1].clone()])
+        .expect("the message with the markup subject is queued")
+        .1;
+
+    let url = format!("http://127.0.0.1:{}/", api.port);
+    let run = |mode: &str| {
+        browser::run_script(
+            "queue-page.js",
+            &[
+                ("PAGE_URL", &url),
+                ("TOKEN", &api.token),
+                ("MODE", mode),
+                ("ID", &target),
+                ("DOMAIN", "slow.example"),
+                ("EXPECT", "3"),
+                ("SUBJECT", SUBJECT),
+            ],
+        )
+    };
+    let Some(out) = run("hold") else {
+        return;
+    };
+    assert_script_ok(&out, "hold");
+    let state = |id: &str| world.queue().into_iter().find(|m| m.1 == id).map(|m| m.0);
+    assert_eq!(state(&target).as_deref(), Some("hold"), "{:?}", world.queue());
+    let others: Vec<_> = world.queue().into_iter().filter(|m| m.1 != target).collect();
+    assert!(others.iter().all(|m| m.0 == "deferred"), "{others:?}");
+    assert_eq!(others.len(), 4);
+
+    let out = run("release").expect("the browser ran before");
+    assert_script_ok(&out, "release");
+    let released = state(&target);
+    assert!(
+        matches!(released.as_deref(), Some("deferred" | "active" | "incoming")),
+        "released, not held: {released:?}"
+    );
+}
+
+fn assert_script_ok(out: &std::process::Output, mode: &str) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.lines().last() == Some("ok"),
+        "the queue page script ({mode}) failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
