@@ -25,12 +25,20 @@ fn queue_page_holds_and_releases_a_message_and_mailq_agrees() {
         .start();
     let slow = ["a", "b", "c"].map(|u| format!("{u}@slow.example"));
     for (i, to) in slow.iter().enumerate() {
-        let subject = if i == 1 { SUBJECT.to_string() } else { format!("slow-{i}") };
+        let subject = if i == 1 {
+            SUBJECT.to_string()
+        } else {
+            format!("slow-{i}")
+        };
         world.submit("sender@test.example", &[to], &message(&subject));
     }
     for i in 0..2 {
         let to = format!("x{i}@other.example");
-        world.submit("sender@test.example", &[&to], &message(&format!("other-{i}")));
+        world.submit(
+            "sender@test.example",
+            &[&to],
+            &message(&format!("other-{i}")),
+        );
     }
     world.wait_lines(&["status=deferred"], 5);
     let target = world
@@ -39,6 +47,8 @@ fn queue_page_holds_and_releases_a_message_and_mailq_agrees() {
         .find(|(_, _, rcpts)| rcpts == &[slow[1].clone()])
         .expect("the message with the markup subject is queued")
         .1;
+
+    page_summaries_count_the_queue(&api);
 
     let url = format!("http://127.0.0.1:{}/", api.port);
     let run = |mode: &str| {
@@ -60,8 +70,17 @@ fn queue_page_holds_and_releases_a_message_and_mailq_agrees() {
     };
     assert_script_ok(&out, "hold");
     let state = |id: &str| world.queue().into_iter().find(|m| m.1 == id).map(|m| m.0);
-    assert_eq!(state(&target).as_deref(), Some("hold"), "{:?}", world.queue());
-    let others: Vec<_> = world.queue().into_iter().filter(|m| m.1 != target).collect();
+    assert_eq!(
+        state(&target).as_deref(),
+        Some("hold"),
+        "{:?}",
+        world.queue()
+    );
+    let others: Vec<_> = world
+        .queue()
+        .into_iter()
+        .filter(|m| m.1 != target)
+        .collect();
     assert!(others.iter().all(|m| m.0 == "deferred"), "{others:?}");
     assert_eq!(others.len(), 4);
 
@@ -69,9 +88,50 @@ fn queue_page_holds_and_releases_a_message_and_mailq_agrees() {
     assert_script_ok(&out, "release");
     let released = state(&target);
     assert!(
-        matches!(released.as_deref(), Some("deferred" | "active" | "incoming")),
+        matches!(
+            released.as_deref(),
+            Some("deferred" | "active" | "incoming")
+        ),
         "released, not held: {released:?}"
     );
+}
+
+/// What the page draws from: the counts now, qshape's matrix, the reasons with their
+/// destinations (open to loopback without the token, as the listing is).
+fn page_summaries_count_the_queue(api: &HttpApi) {
+    let history = api.get("/api/v1/history");
+    assert_eq!(history.status, 200, "{}", history.body);
+    assert_eq!(history.json()["now"]["deferred"], 5, "{}", history.body);
+    assert_eq!(history.json()["now"]["hold"], 0, "{}", history.body);
+
+    let shape = api.get("/api/v1/qshape?queue=deferred").json();
+    let rows = shape["rows"].as_array().expect("rows");
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["domain"] == name)
+            .map(|r| r["counts"][0].clone())
+    };
+    assert_eq!(row("TOTAL"), Some(5.into()), "{shape}");
+    assert_eq!(row("slow.example"), Some(3.into()), "{shape}");
+    assert_eq!(row("other.example"), Some(2.into()), "{shape}");
+    assert_eq!(shape["domains"], 2, "{shape}");
+    let senders = api.get("/api/v1/qshape?queue=deferred&senders=true").json();
+    assert_eq!(senders["rows"][1]["domain"], "test.example", "{senders}");
+    assert_eq!(api.get("/api/v1/qshape?tick=0").status, 400);
+
+    let reasons = api.get("/api/v1/reasons").json();
+    let list = reasons["reasons"].as_array().expect("reasons");
+    assert_eq!(list.len(), 1, "{reasons}");
+    assert!(
+        list[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("try again later"),
+        "{reasons}"
+    );
+    assert_eq!(list[0]["recipients"], 5, "{reasons}");
+    let destinations = serde_json::json!([["slow.example", 3], ["other.example", 2]]);
+    assert_eq!(list[0]["destinations"], destinations, "{reasons}");
 }
 
 fn assert_script_ok(out: &std::process::Output, mode: &str) {

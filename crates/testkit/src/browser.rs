@@ -39,7 +39,11 @@ fn ensure_playwright() {
     let dir = install_dir();
     let wanted = std::fs::read_to_string(scripts_dir().join("package.json")).expect("package.json");
     let have = std::fs::read_to_string(dir.join("package.json")).unwrap_or_default();
-    if have == wanted && dir.join("node_modules/playwright-core/package.json").exists() {
+    if have == wanted
+        && dir
+            .join("node_modules/playwright-core/package.json")
+            .exists()
+    {
         return;
     }
     std::fs::create_dir_all(&dir).expect("target/browser-test");
@@ -60,11 +64,15 @@ fn ensure_playwright() {
 /// on stderr) when node or chromium cannot run here.
 pub fn run_script(script: &str, env: &[(&str, &str)]) -> Option<Output> {
     if !runs("node", "--version") {
-        eprintln!("skipped: node is not installed (apt-get install nodejs npm; scripts/test.sh does)");
+        eprintln!(
+            "skipped: node is not installed (apt-get install nodejs npm; scripts/test.sh does)"
+        );
         return None;
     }
     if !runs(CHROMIUM, "--version") {
-        eprintln!("skipped: {CHROMIUM} cannot run (apt-get install chromium; scripts/test.sh does)");
+        eprintln!(
+            "skipped: {CHROMIUM} cannot run (apt-get install chromium; scripts/test.sh does)"
+        );
         return None;
     }
     ensure_playwright();

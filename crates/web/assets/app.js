@@ -179,7 +179,7 @@ function drawChart(points) {
 // ---- qshape heat map ----
 async function loadShape() {
   const queue = $("shape-queue").value;
-  const q = new URLSearchParams({ queue, senders: String(ui.view === "senders"), limit: "20" });
+  const q = new URLSearchParams({ queue, senders: String(ui.view === "senders"), tick: $("shape-tick").value, limit: "20" });
   const shape = await api("/api/v1/qshape?" + q);
   const head = el("tr", {}, el("th", {}, ui.view === "senders" ? "sender domain" : "destination"));
   shape.headings.forEach((h, i) => head.append(el("th", { title: i ? "younger than " + h + " minutes" : "total" }, i ? h : "total")));
@@ -439,6 +439,7 @@ function start() {
   $("token-forget").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); showToken(); });
   $("auto").addEventListener("change", schedule);
   $("shape-queue").addEventListener("change", loadShape);
+  $("shape-tick").addEventListener("change", loadShape);
   for (const b of $("shape-view").querySelectorAll("button")) {
     b.addEventListener("click", () => {
       ui.view = b.dataset.view;

@@ -115,7 +115,9 @@ pub fn parse_qshape(query: &str) -> Result<QshapeQuery, String> {
             "queue" => {
                 for name in value.split(',') {
                     q.queues.push(State::parse(name).ok_or_else(|| {
-                        format!("unknown queue {name:?} (maildrop, incoming, active, deferred, hold)")
+                        format!(
+                            "unknown queue {name:?} (maildrop, incoming, active, deferred, hold)"
+                        )
                     })?);
                 }
             }
@@ -211,7 +213,11 @@ pub fn reasons(daemon: &dyn Daemon) -> Vec<Reason> {
             destinations: top(domains.into_iter().collect(), DESTINATIONS_PER_REASON),
         })
         .collect();
-    all.sort_by(|a, b| b.recipients.cmp(&a.recipients).then(a.reason.cmp(&b.reason)));
+    all.sort_by(|a, b| {
+        b.recipients
+            .cmp(&a.recipients)
+            .then(a.reason.cmp(&b.reason))
+    });
     all.truncate(REASONS);
     all
 }
@@ -233,9 +239,19 @@ mod tests {
         let q = parse_qshape("senders=true&queue=deferred,hold&tick=10&buckets=8&limit=3").unwrap();
         assert!(q.options.senders);
         assert_eq!(q.queues, vec![State::Deferred, State::Hold]);
-        assert_eq!((q.options.tick_minutes, q.options.buckets, q.limit), (10, 8, 3));
+        assert_eq!(
+            (q.options.tick_minutes, q.options.buckets, q.limit),
+            (10, 8, 3)
+        );
         assert_eq!(parse_qshape("").unwrap().queues, vec![State::Deferred]);
-        for bad in ["senders=1", "queue=x", "tick=0", "buckets=31", "limit=0", "frob=1"] {
+        for bad in [
+            "senders=1",
+            "queue=x",
+            "tick=0",
+            "buckets=31",
+            "limit=0",
+            "frob=1",
+        ] {
             assert!(parse_qshape(bad).is_err(), "{bad}");
         }
     }

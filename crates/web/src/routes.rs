@@ -98,11 +98,9 @@ impl Route {
     fn need(&self) -> Need {
         match self {
             Route::Metrics | Route::Asset(..) | Route::Health => Need::Open,
-            Route::List
-            | Route::Suspended
-            | Route::History
-            | Route::Qshape
-            | Route::Reasons => Need::LocalOrToken,
+            Route::List | Route::Suspended | Route::History | Route::Qshape | Route::Reasons => {
+                Need::LocalOrToken
+            }
             Route::Message(_)
             | Route::Change(..)
             | Route::Action(_)
@@ -156,11 +154,15 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, client: IpAddr) -
         Route::Change(id, verb) => change(state, &id, &verb).await,
         Route::Action(verb) => action(state, &verb, req).await,
         Route::Suspended => blocking(move || destinations::list(&*state.daemon)).await,
-        Route::History => blocking(move || match overview::history(&*state.daemon, admin::duration::unix_now()) {
-            Ok(history) => json_answer(StatusCode::OK, &history),
-            Err(why) => error(StatusCode::INTERNAL_SERVER_ERROR, &why),
-        })
-        .await,
+        Route::History => {
+            blocking(
+                move || match overview::history(&*state.daemon, admin::duration::unix_now()) {
+                    Ok(history) => json_answer(StatusCode::OK, &history),
+                    Err(why) => error(StatusCode::INTERNAL_SERVER_ERROR, &why),
+                },
+            )
+            .await
+        }
         Route::Qshape => qshape(state, &query).await,
         Route::Reasons => {
             blocking(move || {
