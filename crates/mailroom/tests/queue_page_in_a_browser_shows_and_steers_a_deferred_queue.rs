@@ -41,6 +41,10 @@ fn queue_page_holds_and_releases_a_message_and_mailq_agrees() {
         );
     }
     world.wait_lines(&["status=deferred"], 5);
+    // Logged, and out of the active set too (the counts below are exact).
+    wait_until("five messages in the deferred queue", || {
+        world.queue().iter().filter(|m| m.0 == "deferred").count() == 5
+    });
     let target = world
         .queue()
         .into_iter()

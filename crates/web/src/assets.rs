@@ -49,4 +49,37 @@ mod tests {
         assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
         assert!(doc["paths"]["/api/v1/queue"]["get"].is_object());
     }
+
+    #[test]
+    fn the_page_loads_only_embedded_files_and_never_parses_data_as_markup() {
+        let text = |path: &str| String::from_utf8(super::find(path).unwrap().1.to_vec()).unwrap();
+        let html = text("/");
+        for reference in html.split(['"', '\'']).filter(|s| s.starts_with('/')) {
+            assert!(
+                super::find(reference).is_some() || reference.starts_with("/api/"),
+                "{reference}"
+            );
+        }
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "nothing from elsewhere"
+        );
+        assert!(
+            !html.contains("<script>"),
+            "no inline script (the CSP forbids it)"
+        );
+        let js = text("/app.js");
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
+            assert!(
+                !js.contains(sink),
+                "app.js uses {sink}: queue data must go in as text"
+            );
+        }
+    }
 }
