@@ -422,9 +422,16 @@ async function refresh() {
   for (const r of await Promise.allSettled(jobs)) if (r.status === "rejected") console.warn(r.reason);
 }
 
-function schedule() {
-  clearInterval(ui.timer);
-  if ($("auto").checked) ui.timer = setInterval(() => { if (!document.hidden) refresh(); }, 5000);
+// Every 5 s, or ten times as long as the last refresh took: on a huge queue each summary is
+// a walk of the store, and the page must not keep the daemon busy.
+function schedule(wait) {
+  clearTimeout(ui.timer);
+  if (!$("auto").checked) return;
+  ui.timer = setTimeout(async () => {
+    const started = performance.now();
+    if (!document.hidden) await refresh();
+    schedule(Math.max(5000, 10 * (performance.now() - started)));
+  }, wait === undefined ? 5000 : wait);
 }
 
 function start() {
@@ -437,7 +444,7 @@ function start() {
     if (ui.selected) openDetail(ui.selected);
   });
   $("token-forget").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); showToken(); });
-  $("auto").addEventListener("change", schedule);
+  $("auto").addEventListener("change", () => schedule());
   $("shape-queue").addEventListener("change", loadShape);
   $("shape-tick").addEventListener("change", loadShape);
   for (const b of $("shape-view").querySelectorAll("button")) {
