@@ -1,7 +1,9 @@
 //! Issue 14 part 3: the queue page at `/`, in headless Chromium (Debian's, driven by
 //! Playwright): with a real deferred queue (a next hop answering 451 to every recipient),
 //! the page filters the list by domain, opens a message and holds it with its button, and
-//! `postqueue -j` agrees; then the page releases it and `postqueue -j` agrees again.
+//! `postqueue -j` agrees; then the page releases it and `postqueue -j` agrees again; then
+//! it suspends a destination with its form and resumes it with its button, and `mailroom
+//! suspend --list` agrees each time.
 //!
 //! The queue's texts are attacker-controlled and the page shows them: the subject carries
 //! a `<script>` and the remote server's 451 text an `<img onerror>`. The page must show
@@ -66,6 +68,8 @@ fn queue_page_holds_and_releases_a_message_and_mailq_agrees() {
                 ("DOMAIN", "slow.example"),
                 ("EXPECT", "3"),
                 ("SUBJECT", SUBJECT),
+                ("DEST", "other.example"),
+                ("REASON", "their MX is <b>moving</b>"),
             ],
         )
     };
@@ -98,6 +102,26 @@ fn queue_page_holds_and_releases_a_message_and_mailq_agrees() {
         ),
         "released, not held: {released:?}"
     );
+
+    assert_script_ok(&run("suspend").expect("browser"), "suspend");
+    let listed = world.run_ok(&["suspend", "--list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&listed).expect("JSON");
+    let suspended = list
+        .as_array()
+        .or_else(|| list["suspended"].as_array())
+        .unwrap_or_else(|| panic!("a list: {listed}"))
+        .clone();
+    assert_eq!(suspended.len(), 1, "{listed}");
+    assert_eq!(suspended[0]["destination"], "other.example", "{listed}");
+    assert_eq!(
+        suspended[0]["reason"], "their MX is <b>moving</b>",
+        "{listed}"
+    );
+    assert!(suspended[0]["until"].is_u64(), "for 2h: {listed}");
+
+    assert_script_ok(&run("resume").expect("browser"), "resume");
+    let listed = world.run_ok(&["suspend", "--list", "--json"]);
+    assert!(!listed.contains("other.example"), "resumed: {listed}");
 }
 
 /// What the page draws from: the counts now, qshape's matrix, the reasons with their

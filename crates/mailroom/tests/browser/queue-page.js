@@ -2,7 +2,8 @@
 // deferred_queue.rs): MODE=hold filters the list by DOMAIN, expects exactly EXPECT rows,
 // opens message ID, checks its subject is shown as text (SUBJECT holds markup that must
 // not run), and holds it with the button; MODE=release finds it in the hold queue and
-// releases it. Every step waits for its exact condition; prints "ok" at the end.
+// releases it; MODE=suspend suspends DEST for two hours with the form, MODE=resume resumes
+// it with its button. Every step waits for its exact condition; prints "ok" at the end.
 "use strict";
 const { open } = require("./launch.js");
 
@@ -17,8 +18,7 @@ async function main() {
     await page.fill("#token", env("TOKEN"));
     await page.click("#token-form button[type=submit]");
     await page.waitForFunction(() => document.getElementById("token-state").textContent === "token set");
-    if (env("MODE") === "hold") await hold(page);
-    else await release(page);
+    await { hold, release, suspend, resume }[env("MODE")](page);
     const injected = await page.evaluate(() => ({
       pwned: window.pwned === undefined ? null : String(window.pwned),
       scripts: [...document.scripts].map((s) => s.src),
@@ -85,6 +85,27 @@ async function release(page) {
   // Released mail is due again: deferred, or active for a moment while it is retried.
   await page.waitForFunction((i) => document.getElementById("detail-id").textContent === i
     && !["", "hold"].includes(document.getElementById("detail-state").textContent), id);
+}
+
+const suspendedRow = (dest) => `#suspended tr[data-destination="${dest}"]`;
+
+async function suspend(page) {
+  const dest = env("DEST");
+  await page.fill("#suspend-form input[name=destination]", dest);
+  await page.fill("#suspend-form input[name=for]", "2h");
+  await page.fill("#suspend-form input[name=reason]", env("REASON"));
+  await page.click("#suspend-form button[type=submit]");
+  await page.waitForFunction(([sel, why]) => {
+    const row = document.querySelector(sel);
+    return row !== null && row.textContent.includes(why) && row.textContent.includes("(in ");
+  }, [suspendedRow(dest), env("REASON")]);
+}
+
+async function resume(page) {
+  const dest = env("DEST");
+  await page.click(suspendedRow(dest) + " button");
+  await page.waitForFunction((sel) => document.querySelector(sel) === null
+    && document.querySelector("#suspended tbody td.empty") !== null, suspendedRow(dest));
 }
 
 main().catch((e) => {
