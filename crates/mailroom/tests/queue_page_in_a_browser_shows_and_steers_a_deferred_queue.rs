@@ -17,7 +17,7 @@ const SUBJECT: &str = "<script>window.pwned = 1; alert(1)</script><b>invoice</b>
 const REPLY: &str = "451 4.7.1 <img src=x onerror=\"window.pwned=2;alert(2)\"> try again later";
 
 #[test]
-fn queue_page_holds_and_releases_a_message_and_mailq_agrees() {
+fn queue_page_holds_releases_suspends_and_resumes_and_the_cli_agrees() {
     let api = HttpApi::new();
     let peer = Peer::start_with(OnConnect::Greet, rcpt_reply(REPLY));
     let world = World::builder()
