@@ -50,6 +50,11 @@ fi
 # Policy delegation end-to-end test (crates/mailroom/tests/policy_service_greylists_with_real_postgrey.rs):
 # Debian's postgrey, started by the test on a loopback port (no system service is used).
 [ -x /usr/sbin/postgrey ] || need_apt+=(postgrey)
+# The queue page's browser test (crates/mailroom/tests/queue_page_in_a_browser_*.rs): Debian's
+# chromium driven by Playwright from npm (playwright-core only: no browser download).
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 # A mirror that fails for a moment (a 404 during a sync, a reset connection) must not fail
 # the run: apt retries each download, and the update + install is tried three times.
 apt_install() {
@@ -79,6 +84,19 @@ if ! python3 -c 'import dkim, dns.message, nacl.signing' 2>/dev/null || ! comman
     # Debian's own python3 refuses system-wide pip installs (PEP 668) unless told.
     python3 -m pip install --quiet dkimpy dnspython pynacl schemathesis ||
         python3 -m pip install --quiet --break-system-packages dkimpy dnspython pynacl schemathesis
+fi
+# playwright-core at the version of crates/mailroom/tests/browser/package.json, into
+# target/browser-test (the test installs it itself when run alone; three tries here).
+pw=target/browser-test
+if ! cmp -s crates/mailroom/tests/browser/package.json "$pw/package.json" ||
+    [ ! -d "$pw/node_modules/playwright-core" ]; then
+    mkdir -p "$pw"
+    cp crates/mailroom/tests/browser/package.json "$pw/"
+    for attempt in 1 2 3; do
+        npm install --no-audit --no-fund --prefix "$pw" && break
+        echo "test.sh: npm install playwright-core failed (attempt $attempt of 3)" >&2
+        ((attempt < 3)) && sleep 20
+    done
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

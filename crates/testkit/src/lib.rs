@@ -12,7 +12,7 @@
 //! reader ([`parse_dsn`]); the fault suite's counting helpers live in [`fault`], the
 //! privilege-separation accounts and worlds in [`privsep`], a real Dovecot LMTP server in
 //! [`dovecot`], a DNSSEC-validating unbound serving signed test zones in [`Validator`], the
-//! daemon's HTTP API through [`HttpApi`], real milters ([`OpenDkim`], [`Rspamd`]) in `milters.rs`.
+//! daemon's HTTP API through [`HttpApi`] (its page in headless Chromium: [`browser`]), real milters ([`OpenDkim`], [`Rspamd`]) in `milters.rs`.
 //!
 //! Everything is bounded in time (sockets time out, waits poll with a deadline, never a
 //! blind sleep) and everything started is stopped on drop (daemons SIGKILLed, peers closed,
@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod browser;
 mod ca;
 mod client;
 mod dns;

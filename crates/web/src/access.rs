@@ -3,7 +3,7 @@
 //! | request | loopback client | other client (`http_allow_remote = yes`) |
 //! | --- | --- | --- |
 //! | `/metrics`, `/api/v1/health`, `/api/v1/openapi.json`, static files | open | open |
-//! | queue listing (`GET /api/v1/queue`) | open (as `showq.sock` is to local users) | token |
+//! | queue listing (`GET /api/v1/queue`), suspensions, the page's summaries (`/api/v1/history`, `qshape`, `reasons`) | open (as `showq.sock` is to local users) | token |
 //! | message detail (headers: contents, as postcat) | token | token |
 //! | every change (`POST`) | token | token |
 //!

@@ -13,8 +13,9 @@
 //!   start (a non-loopback address without `http_allow_remote = yes` refuses the start).
 //! * [`access`]: who may do what, the constant-time token check, refusals logged once.
 //! * [`routes`]: the URL table; [`listing`], [`message`], [`actions`], [`metrics`] the
-//!   handlers; [`assets`] the embedded static files (the OpenAPI document; the queue page's
-//!   files go there too, so the daemon serves them with no build step at run time).
+//!   handlers, [`overview`] the queue page's summaries (history, qshape, deferral reasons);
+//!   [`assets`] the embedded static files (the OpenAPI document and the queue page, so the
+//!   daemon serves them with no build step at run time).
 //!
 //! # Invariants
 //! * Store walks run on the blocking pool, never on the runtime's threads; a listing page
@@ -40,6 +41,7 @@ pub mod destinations;
 pub mod listing;
 pub mod message;
 pub mod metrics;
+pub mod overview;
 pub mod routes;
 mod server;
 pub mod settings;

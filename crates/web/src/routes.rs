@@ -6,18 +6,19 @@
 //! | method | path | need |
 //! | --- | --- | --- |
 //! | GET | `/metrics` | open |
-//! | GET | `/`, `/api/v1/openapi.json` (embedded files) | open |
+//! | GET | `/`, `/app.js`, `/app.css`, `/api/v1/openapi.json` (embedded files) | open |
 //! | GET | `/api/v1/health` | open |
 //! | GET | `/api/v1/queue` | loopback or token |
 //! | GET | `/api/v1/queue/{id}` | token |
 //! | POST | `/api/v1/queue/{id}/{hold,release,delete,requeue,flush}` | token |
 //! | POST | `/api/v1/actions/{hold,release,delete,requeue,flush}` (JSON selector) | token |
 //! | GET | `/api/v1/destinations/suspended` | loopback or token |
+//! | GET | `/api/v1/history`, `/api/v1/qshape`, `/api/v1/reasons` (the page's summaries) | loopback or token |
 //! | POST | `/api/v1/destinations/{destination}/{suspend,resume}` | token |
 
 use crate::access::{Guard, Need};
 use crate::actions::{self, Target, Verb};
-use crate::{assets, destinations, listing, message, metrics, Daemon};
+use crate::{assets, destinations, listing, message, metrics, overview, Daemon};
 use bytes::Bytes;
 use envelope::QueueId;
 use http_body_util::{BodyExt, Full, Limited};
@@ -51,6 +52,9 @@ enum Route {
     Change(String, String),
     Action(String),
     Suspended,
+    History,
+    Qshape,
+    Reasons,
     Suspend(String),
     Resume(String),
 }
@@ -69,6 +73,9 @@ impl Route {
             ["api", "v1", "queue", id, verb] => Route::Change(id.to_string(), verb.to_string()),
             ["api", "v1", "actions", verb] => Route::Action(verb.to_string()),
             ["api", "v1", "destinations", "suspended"] => Route::Suspended,
+            ["api", "v1", "history"] => Route::History,
+            ["api", "v1", "qshape"] => Route::Qshape,
+            ["api", "v1", "reasons"] => Route::Reasons,
             ["api", "v1", "destinations", dest, "suspend"] => {
                 Route::Suspend(destinations::decode_segment(dest)?)
             }
@@ -91,7 +98,9 @@ impl Route {
     fn need(&self) -> Need {
         match self {
             Route::Metrics | Route::Asset(..) | Route::Health => Need::Open,
-            Route::List | Route::Suspended => Need::LocalOrToken,
+            Route::List | Route::Suspended | Route::History | Route::Qshape | Route::Reasons => {
+                Need::LocalOrToken
+            }
             Route::Message(_)
             | Route::Change(..)
             | Route::Action(_)
@@ -127,7 +136,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, client: IpAddr) -
     }
     let query = req.uri().query().unwrap_or("").to_string();
     match route {
-        Route::Asset(kind, bytes) => reply(StatusCode::OK, kind, Bytes::from_static(bytes)),
+        Route::Asset(kind, bytes) => asset(kind, bytes),
         Route::Metrics => {
             let st = state.clone();
             blocking(move || {
@@ -145,6 +154,23 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, client: IpAddr) -
         Route::Change(id, verb) => change(state, &id, &verb).await,
         Route::Action(verb) => action(state, &verb, req).await,
         Route::Suspended => blocking(move || destinations::list(&*state.daemon)).await,
+        Route::History => {
+            blocking(
+                move || match overview::history(&*state.daemon, admin::duration::unix_now()) {
+                    Ok(history) => json_answer(StatusCode::OK, &history),
+                    Err(why) => error(StatusCode::INTERNAL_SERVER_ERROR, &why),
+                },
+            )
+            .await
+        }
+        Route::Qshape => qshape(state, &query).await,
+        Route::Reasons => {
+            blocking(move || {
+                let reasons = overview::reasons(&*state.daemon);
+                json_answer(StatusCode::OK, &json!({ "reasons": reasons }))
+            })
+            .await
+        }
         Route::Suspend(dest) => {
             let body = match body_of(req).await {
                 Ok(body) => body,
@@ -179,6 +205,32 @@ async fn list(state: Arc<State>, query: &str) -> Answer {
         },
     )
     .await
+}
+
+async fn qshape(state: Arc<State>, query: &str) -> Answer {
+    let q = match overview::parse_qshape(query) {
+        Ok(q) => q,
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+    };
+    blocking(
+        move || match overview::qshape(&*state.daemon, &q, admin::duration::unix_now()) {
+            Ok(shape) => json_answer(StatusCode::OK, &shape),
+            Err(why) => error(StatusCode::INTERNAL_SERVER_ERROR, &why),
+        },
+    )
+    .await
+}
+
+/// An embedded file. The page's own files get a Content-Security-Policy that lets only
+/// the daemon's own scripts and styles run (no inline script, no other origin), a second
+/// wall behind the page's rule of inserting data only as text.
+fn asset(kind: &str, bytes: &'static [u8]) -> Answer {
+    let mut answer = reply(StatusCode::OK, kind, Bytes::from_static(bytes));
+    answer.headers_mut().insert(
+        hyper::header::CONTENT_SECURITY_POLICY,
+        hyper::header::HeaderValue::from_static(assets::POLICY),
+    );
+    answer
 }
 
 async fn show(state: Arc<State>, id: &str) -> Answer {
