@@ -436,7 +436,13 @@ pub(crate) const PARAMS: &[Param] = &[
         name: "smtp_destination_rate_limit",
         kind: Kind::Pairs,
         access: Access::List {
-            get: |config| config.smtp_destination_rate_limit.iter().map(|(d, r)| format!("{d}={r}")).collect(),
+            get: |config| {
+                config
+                    .smtp_destination_rate_limit
+                    .iter()
+                    .map(|(d, r)| format!("{d}={r}"))
+                    .collect()
+            },
             set: |config, items| {
                 config.smtp_destination_rate_limit = items
                     .iter()
@@ -617,7 +623,9 @@ fn fleet_url(text: &str) -> Result<String, String> {
     if url.is_empty() || schemes.iter().any(|s| url.starts_with(s)) {
         return Ok(url.to_string());
     }
-    Err(format!("not a Redis URL: {url:?} (use redis://host:6379/0)"))
+    Err(format!(
+        "not a Redis URL: {url:?} (use redis://host:6379/0)"
+    ))
 }
 
 fn required(text: &str) -> Result<String, String> {

@@ -51,7 +51,9 @@ pub async fn admit(inner: &Arc<Inner>, destination: &str, limit: usize) -> Admis
         let released = inner.local.released.notified();
         let serial = inner.serial.fetch_add(1, Ordering::Relaxed);
         let wait = match try_once(inner, destination, limit, serial).await {
-            Try::Granted { in_redis } => return Admission::Go(grant(inner, destination, serial, in_redis)),
+            Try::Granted { in_redis } => {
+                return Admission::Go(grant(inner, destination, serial, in_redis))
+            }
             Try::Wait(d) => d,
             Try::Full => {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -85,7 +87,10 @@ async fn try_once(inner: &Inner, destination: &str, limit: usize, serial: u64) -
     let n = inner.link.as_ref().map_or(1, Link::node_count);
     let share = (limit / n).max(1);
     let spacing = interval * n as u32;
-    match inner.local.take(destination, share, spacing, Instant::now()) {
+    match inner
+        .local
+        .take(destination, share, spacing, Instant::now())
+    {
         Take::Granted => Try::Granted { in_redis: false },
         Take::Full => Try::Full,
         Take::Wait(d) => Try::Wait(d),

@@ -66,7 +66,11 @@ pub struct Hooks {
 enum Change {
     Suspend(Suspension),
     Resume(String),
-    Dead { destination: String, reason: String, until_ms: u64 },
+    Dead {
+        destination: String,
+        reason: String,
+        until_ms: u64,
+    },
     ForgetDead,
 }
 
@@ -106,7 +110,9 @@ impl Fleet {
             outbox: Mutex::default(),
             askers: Mutex::default(),
         };
-        Ok(Fleet { inner: Arc::new(inner) })
+        Ok(Fleet {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Shares state with Redis every [`TICK`] until `stop` turns true (nothing to do for a
@@ -189,7 +195,11 @@ impl Inner {
         let key = scripts::conn_key(destination);
         runtime.spawn(async move {
             // A lease that cannot be removed expires by itself (admit.rs's LEASE).
-            let _: redis::RedisResult<i64> = redis::cmd("ZREM").arg(key).arg(member).query_async(&mut conn).await;
+            let _: redis::RedisResult<i64> = redis::cmd("ZREM")
+                .arg(key)
+                .arg(member)
+                .query_async(&mut conn)
+                .await;
         });
     }
 }

@@ -79,8 +79,15 @@ async fn send_changes(inner: &Inner, conn: &mut MultiplexedConnection) -> RedisR
         match &change {
             Change::Suspend(s) => pipe.hset(SUSPENDED, &s.destination, json(s)),
             Change::Resume(d) => pipe.hdel(SUSPENDED, d),
-            Change::Dead { destination, reason, until_ms } => {
-                let mark = DeadMark { reason: reason.clone(), until_ms: *until_ms };
+            Change::Dead {
+                destination,
+                reason,
+                until_ms,
+            } => {
+                let mark = DeadMark {
+                    reason: reason.clone(),
+                    until_ms: *until_ms,
+                };
                 pipe.hset(DEAD, destination, json(&mark))
             }
             Change::ForgetDead => pipe.del(DEAD),
@@ -97,9 +104,16 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 
 /// Reads the shared tables when their version moved; a Redis without this fleet's epoch
 /// lost its data (or is new), and is given this node's suspensions first.
-async fn read_back(inner: &Inner, conn: &mut MultiplexedConnection, seen: &mut Seen) -> RedisResult<()> {
-    let (epoch, version): (Option<String>, Option<i64>) =
-        redis::pipe().get(EPOCH).get(VERSION).query_async(conn).await?;
+async fn read_back(
+    inner: &Inner,
+    conn: &mut MultiplexedConnection,
+    seen: &mut Seen,
+) -> RedisResult<()> {
+    let (epoch, version): (Option<String>, Option<i64>) = redis::pipe()
+        .get(EPOCH)
+        .get(VERSION)
+        .query_async(conn)
+        .await?;
     // No epoch: a new Redis, or one that lost its data. Another epoch than the one seen:
     // a Redis replaced meanwhile (another node seeded it). Either way, share what we know.
     let lost = match (&seen.epoch, &epoch) {
@@ -117,13 +131,27 @@ async fn read_back(inner: &Inner, conn: &mut MultiplexedConnection, seen: &mut S
     if version.is_some() && version == seen.version {
         return Ok(());
     }
-    let (suspended, dead, version): (HashMap<String, String>, HashMap<String, String>, Option<i64>) =
-        redis::pipe().hgetall(SUSPENDED).hgetall(DEAD).get(VERSION).query_async(conn).await?;
+    let (suspended, dead, version): (
+        HashMap<String, String>,
+        HashMap<String, String>,
+        Option<i64>,
+    ) = redis::pipe()
+        .hgetall(SUSPENDED)
+        .hgetall(DEAD)
+        .get(VERSION)
+        .query_async(conn)
+        .await?;
     seen.version = version;
     let dead = status::parse_dead(dead, status::unix_ms());
-    *lock(&inner.dead) = dead.into_iter().map(|(d, m)| (d, (m.until_ms, m.reason))).collect();
+    *lock(&inner.dead) = dead
+        .into_iter()
+        .map(|(d, m)| (d, (m.until_ms, m.reason)))
+        .collect();
     if lock(&inner.outbox).is_empty() {
-        (inner.hooks.adopt)(status::parse_suspensions(suspended, status::unix_ms() / 1000));
+        (inner.hooks.adopt)(status::parse_suspensions(
+            suspended,
+            status::unix_ms() / 1000,
+        ));
     }
     Ok(())
 }
@@ -164,7 +192,10 @@ async fn heartbeat(inner: &Inner, conn: &mut MultiplexedConnection) -> RedisResu
 
 /// Extends every lease this node holds (and puts back those Redis does not have).
 async fn renew(inner: &Inner, conn: &mut MultiplexedConnection) -> RedisResult<()> {
-    let held: Vec<(u64, String)> = lock(&inner.held).iter().map(|(s, (d, _))| (*s, d.clone())).collect();
+    let held: Vec<(u64, String)> = lock(&inner.held)
+        .iter()
+        .map(|(s, (d, _))| (*s, d.clone()))
+        .collect();
     if held.is_empty() {
         return Ok(());
     }
@@ -184,7 +215,8 @@ async fn renew(inner: &Inner, conn: &mut MultiplexedConnection) -> RedisResult<(
                 Some(entry) => entry.1 = true,
                 None => {
                     let member = format!("{}:{serial}", inner.settings.node_name);
-                    gone.zrem(crate::scripts::conn_key(&destination), member).ignore();
+                    gone.zrem(crate::scripts::conn_key(&destination), member)
+                        .ignore();
                 }
             }
         }

@@ -65,7 +65,10 @@ pub async fn read(url: &str) -> Result<Status, String> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(TIMEOUT))
         .set_response_timeout(Some(TIMEOUT));
-    let mut conn = (client.get_multiplexed_async_connection_with_config(&config).await).map_err(fail)?;
+    let mut conn = (client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await)
+        .map_err(fail)?;
     let (reports, seen, suspended, dead, time): Tables = redis::pipe()
         .hgetall(NODES)
         .zrange_withscores(SEEN, 0, -1)
@@ -80,7 +83,11 @@ pub async fn read(url: &str) -> Result<Status, String> {
     let nodes = reports.into_iter().filter_map(|(name, json)| {
         let report: NodeReport = serde_json::from_str(&json).ok()?;
         let ago = now.saturating_sub(*seen.get(&name)?);
-        Some(Node { report, seen_seconds_ago: ago, live: ago <= LIVE_SECONDS })
+        Some(Node {
+            report,
+            seen_seconds_ago: ago,
+            live: ago <= LIVE_SECONDS,
+        })
     });
     let mut nodes: Vec<Node> = nodes.collect();
     nodes.sort_by(|a, b| a.report.name.cmp(&b.report.name));
@@ -101,14 +108,19 @@ type Tables = (
 
 /// The suspensions in force of the `suspended` hash (bad entries skipped).
 pub(crate) fn parse_suspensions(table: HashMap<String, String>, now: u64) -> Vec<Suspension> {
-    let list = table.values().filter_map(|json| serde_json::from_str::<Suspension>(json).ok());
+    let list = table
+        .values()
+        .filter_map(|json| serde_json::from_str::<Suspension>(json).ok());
     let mut list: Vec<Suspension> = list.filter(|s| s.in_force(now)).collect();
     list.sort_by(|a, b| a.destination.cmp(&b.destination));
     list
 }
 
 /// The dead marks still in force of the `dead` hash.
-pub(crate) fn parse_dead(table: HashMap<String, String>, now_ms: u64) -> BTreeMap<String, DeadMark> {
+pub(crate) fn parse_dead(
+    table: HashMap<String, String>,
+    now_ms: u64,
+) -> BTreeMap<String, DeadMark> {
     let marks = table.into_iter().filter_map(|(d, json)| {
         let mark: DeadMark = serde_json::from_str(&json).ok()?;
         (mark.until_ms > now_ms).then_some((d, mark))

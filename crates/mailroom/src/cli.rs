@@ -2,8 +2,8 @@
 //! in its own file under `commands/`; this file only lists them and hands each its `Args`.
 
 use crate::commands::{
-    check, config, dkim, doctor, fleet, import_postfix, install, mailbox, mailq, man, newaliases, passwd,
-    postcat, postmap, postqueue, postsuper, qshape, sendmail, serve,
+    check, config, dkim, doctor, fleet, import_postfix, install, mailbox, mailq, man, newaliases,
+    passwd, postcat, postmap, postqueue, postsuper, qshape, sendmail, serve,
     service::{self, Service},
     start, suspend,
 };

@@ -24,7 +24,9 @@ fn killing_redis_mid_run_keeps_delivery_within_the_fallback_bound_and_loses_noth
     for i in 0..3 {
         fleet.inject(i, PER_NODE, "someone@example.net");
     }
-    wait_until("a first part delivered through Redis", || fleet.sink.messages() >= 10);
+    wait_until("a first part delivered through Redis", || {
+        fleet.sink.messages() >= 10
+    });
 
     fleet.redis.kill();
     for node in &fleet.nodes {
@@ -48,18 +50,33 @@ fn killing_redis_mid_run_keeps_delivery_within_the_fallback_bound_and_loses_noth
     });
     fleet.wait_queues_empty();
     let samples = sampler.stop();
-    assert_eq!(fleet.sink.messages(), 3 * PER_NODE, "nothing lost, nothing twice");
+    assert_eq!(
+        fleet.sink.messages(),
+        3 * PER_NODE,
+        "nothing lost, nothing twice"
+    );
     let max = samples.iter().map(|s| s.connections).max().unwrap_or(0);
     assert!(max <= 10, "the sink saw {max} connections at once");
     // Each node alone keeps a third of the rate: the fleet still sends 10 a second at most.
     let excess = worst_rate_excess(&samples, 10.0, Duration::from_secs(1));
-    assert!(excess <= 4.0, "{excess:.1} messages over 10/s in some window");
-    let seeded = fleet.nodes.iter().map(|n| n.env.log_lines("Redis holds no fleet state").len());
-    assert!(seeded.sum::<usize>() >= 1, "the empty Redis was seeded again");
+    assert!(
+        excess <= 4.0,
+        "{excess:.1} messages over 10/s in some window"
+    );
+    let seeded = fleet
+        .nodes
+        .iter()
+        .map(|n| n.env.log_lines("Redis holds no fleet state").len());
+    assert!(
+        seeded.sum::<usize>() >= 1,
+        "the empty Redis was seeded again"
+    );
     // Sharing again: a delivery now takes a lease in the restarted Redis.
     fleet.redis.cli(&["CONFIG", "RESETSTAT"]);
     fleet.inject(0, 1, "someone@example.net");
-    wait_until("the last message", || fleet.sink.messages() == 3 * PER_NODE + 1);
+    wait_until("the last message", || {
+        fleet.sink.messages() == 3 * PER_NODE + 1
+    });
     // (only a lease granted by Redis is removed from it when the delivery ends)
     wait_until("the delivery's lease to leave the restarted Redis", || {
         let calls = fleet.redis.command_calls();

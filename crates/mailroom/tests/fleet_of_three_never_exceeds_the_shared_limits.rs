@@ -24,10 +24,19 @@ fn three_nodes_never_open_more_than_the_fleet_connection_limit() {
     fleet.wait_queues_empty();
     let samples = sampler.stop();
     let max = samples.iter().map(|s| s.connections).max().unwrap_or(0);
-    assert!(max <= 10, "the sink saw {max} connections at once (fleet limit 10)");
-    assert!(max >= 4, "the fleet ran deliveries in parallel (saw at most {max})");
+    assert!(
+        max <= 10,
+        "the sink saw {max} connections at once (fleet limit 10)"
+    );
+    assert!(
+        max >= 4,
+        "the fleet ran deliveries in parallel (saw at most {max})"
+    );
     let calls = fleet.redis.command_calls();
-    let evalsha = calls.iter().find(|(c, _)| c == "evalsha").map_or(0, |c| c.1);
+    let evalsha = calls
+        .iter()
+        .find(|(c, _)| c == "evalsha")
+        .map_or(0, |c| c.1);
     assert!(evalsha > 0, "the nodes asked Redis: {calls:?}");
 }
 
@@ -50,9 +59,15 @@ fn three_nodes_together_keep_the_fleet_message_rate() {
     let samples = sampler.stop();
     // 45 messages spaced 100 ms apart fleet-wide take at least 4.4 s (each node alone
     // would be done in a fraction of a second).
-    assert!(took >= Duration::from_millis(4000), "45 messages in {took:?}");
+    assert!(
+        took >= Duration::from_millis(4000),
+        "45 messages in {took:?}"
+    );
     // In any window of a second or more, at most 10 a second, give or take the two a
     // delivery's own latency can bunch at a window's edge.
     let excess = worst_rate_excess(&samples, 10.0, Duration::from_secs(1));
-    assert!(excess <= 3.0, "the fleet sent {excess:.1} messages over 10/s in some window");
+    assert!(
+        excess <= 3.0,
+        "the fleet sent {excess:.1} messages over 10/s in some window"
+    );
 }

@@ -116,7 +116,12 @@ pub(crate) mod levers {
         // The fleet hears first: a table it reads back before it sent this change must
         // not undo it (it adopts nothing while a change of ours is unsent).
         let fleet = cx.shared.fleet();
-        let before = state.table.list.iter().find(|x| x.destination == destination).cloned();
+        let before = state
+            .table
+            .list
+            .iter()
+            .find(|x| x.destination == destination)
+            .cloned();
         fleet.inspect(|f| f.suspended(&s));
         let updated = Suspensions::update(&layout, |t| {
             t.prune(now);
@@ -181,7 +186,12 @@ pub(crate) mod levers {
         }
         drop(state);
         for s in &current.list {
-            if !lock(&cx.suspended).table.list.iter().any(|w| w.destination == s.destination) {
+            if !lock(&cx.suspended)
+                .table
+                .list
+                .iter()
+                .any(|w| w.destination == s.destination)
+            {
                 info!(target: "qmgr", "deliveries to {} resumed through the fleet", s.destination);
             }
         }

@@ -39,7 +39,12 @@ impl Fleet {
         let redis = Redis::start(&root.root);
         let sink = Sink::start_on(&root.root, port, sink_args);
         let nodes = (0..n).map(|i| node(i, &redis, &sink, extra)).collect();
-        let fleet = Fleet { nodes, sink, redis, root };
+        let fleet = Fleet {
+            nodes,
+            sink,
+            redis,
+            root,
+        };
         fleet.wait_live_nodes(n);
         fleet
     }

@@ -54,7 +54,9 @@ impl Redis {
             .spawn()
             .expect("start redis-server");
         self.child = Some(child);
-        wait_until("redis-server to answer PING", || self.cli(&["PING"]) == "PONG");
+        wait_until("redis-server to answer PING", || {
+            self.cli(&["PING"]) == "PONG"
+        });
     }
 
     /// SIGKILL, then waits until the port refuses connections.
@@ -86,7 +88,12 @@ impl Redis {
         let info = self.cli(&["INFO", "commandstats"]);
         let calls = info.lines().filter_map(|line| {
             let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+            let calls = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
             Some((name.to_string(), calls))
         });
         calls.collect()

@@ -71,12 +71,24 @@ fn print(status: &Status, json: bool) -> u8 {
 
 fn write_text(out: &mut impl Write, status: &Status) -> io::Result<()> {
     let queue = |n: &fleet::status::Node, q: &str| n.report.queues.get(q).copied().unwrap_or(0);
-    writeln!(out, "{:<20} {:<5} {:>6} {:>8} {:>6} {:>8} {:>5}  api", "node", "state", "seen", "incoming", "active", "deferred", "hold")?;
+    writeln!(
+        out,
+        "{:<20} {:<5} {:>6} {:>8} {:>6} {:>8} {:>5}  api",
+        "node", "state", "seen", "incoming", "active", "deferred", "hold"
+    )?;
     for n in &status.nodes {
         let state = if n.live { "live" } else { "gone" };
         let seen = format!("{}s", n.seen_seconds_ago);
         let api = n.report.api.as_deref().unwrap_or("-");
-        writeln!(out, "{:<20} {state:<5} {seen:>6} {:>8} {:>6} {:>8} {:>5}  {api}", n.report.name, queue(n, "incoming"), queue(n, "active"), queue(n, "deferred"), queue(n, "hold"))?;
+        writeln!(
+            out,
+            "{:<20} {state:<5} {seen:>6} {:>8} {:>6} {:>8} {:>5}  {api}",
+            n.report.name,
+            queue(n, "incoming"),
+            queue(n, "active"),
+            queue(n, "deferred"),
+            queue(n, "hold")
+        )?;
     }
     for s in &status.suspensions {
         writeln!(out, "suspended: {}: {}", s.destination, s.text())?;
