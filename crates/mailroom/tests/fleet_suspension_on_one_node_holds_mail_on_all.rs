@@ -3,6 +3,7 @@
 //! mail to it waits on all three without a connection; `postqueue -U` on another node
 //! resumes all three, and `mailroom fleet status` lists the nodes and the suspension.
 
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use testkit::fleet::Fleet;
 use testkit::*;
@@ -55,6 +56,29 @@ fn a_suspension_on_one_node_holds_the_mail_of_all_three_until_resumed_on_another
     let text = fleet.nodes[2].run_ok(&["fleet", "status"]);
     assert!(text.contains("suspended: example.net"), "{text}");
 
+    // The fleet views: every node's queue through its API, merged.
+    let listed = fleet.nodes[0].run_ok(&["mailq", "--fleet", "--json"]);
+    let rows: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 6, "{listed}");
+    let mut nodes: Vec<&str> = rows.iter().map(|r| r["node"].as_str().unwrap()).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    assert_eq!(nodes, ["node1", "node2", "node3"]);
+    let text = fleet.nodes[1].run_ok(&["mailq", "--fleet"]);
+    assert!(text.contains("in 6 Requests."), "{text}");
+    let shape = fleet.nodes[2].run_ok(&["qshape", "--fleet", "all"]);
+    let total = shape.lines().find(|l| l.trim_start().starts_with("TOTAL"));
+    let total = total.and_then(|l| l.split_whitespace().nth(1));
+    assert_eq!(total, Some("6"), "{shape}");
+    let metrics = metrics_of(&fleet, 1);
+    assert!(
+        metrics.contains("node=\"node2\""),
+        "/metrics names the node:\n{metrics}"
+    );
+
     let out = fleet.nodes[2]
         .env
         .run(&["postqueue", "-U", "example.net"], b"");
@@ -68,4 +92,21 @@ fn a_suspension_on_one_node_holds_the_mail_of_all_three_until_resumed_on_another
             .wait_log("deliveries to example.net resumed through the fleet", 1);
     }
     assert_eq!(fleet.redis.cli(&["HLEN", "mailroom:suspended"]), "0");
+}
+
+/// `GET /metrics` of node `i` (its `http_listen` address is in its configuration).
+fn metrics_of(fleet: &Fleet, i: usize) -> String {
+    let config = std::fs::read_to_string(&fleet.nodes[i].env.config).unwrap();
+    let line = config
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("http_listen"))
+        .unwrap();
+    let address = line.split('"').nth(1).unwrap();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
 }

@@ -367,6 +367,9 @@ fn spawn_http(
         qmgr: qmgr.clone(),
         queue_directory: cfg.queue_directory.clone(),
         queue_minfree: cfg.queue_minfree,
+        node: fleet::FleetSettings::from_config(cfg)
+            .filter(|f| f.redis_url.is_some())
+            .map(|f| f.node_name),
     });
     tokio::spawn(web::serve(listeners, daemon, settings, stop.clone()))
 }
