@@ -5,7 +5,10 @@
 #!
 #! Every node relays to one shared smtp-sink (relayhost), listens on its own loopback address
 #! (127.0.0.2, .3, .4) and gets MESSAGES/NODES messages from `smtp-source -s 10`; a round
-#! ends when the sink counted all of them. Rounds: `single` (1 node, no fleet_redis_url),
+#! ends when the sink counted all of them. trips/msg: requests a message costs on its path
+#! (the ADMIT script and the lease's removal); cmds/msg: every command Redis ran in the round
+#! (commandstats counts those inside scripts too, and the heartbeats and state polls, about
+#! 5 requests a second per node), per message. Rounds: `single` (1 node, no fleet_redis_url),
 #! `fleet-1`, `fleet-2`, `fleet-3`. All nodes run on this machine's cores (note its count
 #! and load, printed first and last): more nodes on the same 2 cores measure the fleet's
 #! overhead and fairness, not a scale-out.
@@ -101,16 +104,19 @@ round() {
         sed -n 's/^cmdstat_\([a-z|]*\):calls=\([0-9]*\).*/\1=\2/p' | tr '\n' ' ')
     local total; total=$(redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' |
         sed -n 's/^cmdstat_[a-z|]*:calls=\([0-9]*\).*/\1/p' | paste -sd+ | bc)
+    # Requests on the message path: the ADMIT script (EVALSHA) and the lease's ZREM.
+    local trips; trips=$(printf '%s\n' $ops | sed -n 's/^\(evalsha\|zrem\)=//p' | paste -sd+ | bc)
     kill "${node_pids[@]}" 2>/dev/null || true
     wait "${node_pids[@]}" 2>/dev/null || true
     awk -v name="$name" -v n="$nodes" -v m="$((per * nodes))" -v s="$start" -v e="$end" \
-        -v t="${total:-0}" -v ops="$ops" 'BEGIN {
-            secs = e - s; printf "%-8s %5d %8d %8.2f %8.0f %10.2f   %s\n",
-            name, n, m, secs, m / secs, (name == "single" ? 0 : t / m), ops }'
+        -v t="${total:-0}" -v r="${trips:-0}" -v ops="$ops" 'BEGIN {
+            secs = e - s; printf "%-8s %5d %8d %8.2f %8.0f %10.2f %10.2f   %s\n",
+            name, n, m, secs, m / secs, (name == "single" ? 0 : r / m),
+            (name == "single" ? 0 : t / m), ops }'
 }
 
 echo "fleet-bench: $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg); binary $BIN"
-printf '%-8s %5s %8s %8s %8s %10s   %s\n' round nodes messages seconds msg/s redis-ops/msg "commandstats (calls)"
+printf '%-8s %5s %8s %8s %8s %10s %10s   %s\n' round nodes messages seconds msg/s trips/msg cmds/msg "commandstats (calls; scripts' inner commands included)"
 round single 1 0
 round fleet-1 1 1
 round fleet-2 2 1

@@ -84,11 +84,7 @@ fn get(api: &str, path: &str, token: Option<&str>) -> Result<Vec<u8>, String> {
         .ok_or("no HTTP reply")?;
     let head = String::from_utf8_lossy(&reply[..split]).to_string();
     let status = head.lines().next().unwrap_or_default();
-    if !status
-        .split_whitespace()
-        .nth(1)
-        .is_some_and(|code| code == "200")
-    {
+    if status.split_whitespace().nth(1) != Some("200") {
         return Err(format!("HTTP reply {status:?}"));
     }
     Ok(reply[split + 4..].to_vec())
@@ -106,7 +102,11 @@ pub fn mailq(cfg: &config::Config, json: bool) -> u8 {
         write_json(out, &rows)
     } else {
         let mut text = admin::showq::TextWriter::new(out);
-        let listed = (!rows.is_empty()).then(|| text.heading()).unwrap_or(Ok(()));
+        let listed = if rows.is_empty() {
+            Ok(())
+        } else {
+            text.heading()
+        };
         listed
             .and_then(|()| rows.iter().try_for_each(|(_, r)| text.row(r)))
             .and_then(|()| text.finish().map(drop))
