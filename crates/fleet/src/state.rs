@@ -177,6 +177,8 @@ async fn heartbeat(inner: &Inner, conn: &mut MultiplexedConnection) -> RedisResu
     report.name = inner.settings.node_name.clone();
     report.api = inner.settings.api.clone();
     report.limits = "shared".into();
+    let link: &Link = inner.link.as_ref().expect("the loop runs only with a link");
+    report.fleet_nodes = link.node_count();
     let live: usize = HEARTBEAT
         .key(NODES)
         .key(SEEN)
@@ -185,7 +187,6 @@ async fn heartbeat(inner: &Inner, conn: &mut MultiplexedConnection) -> RedisResu
         .arg(LIVE_SECONDS)
         .invoke_async(conn)
         .await?;
-    let link: &Link = inner.link.as_ref().expect("the loop runs only with a link");
     link.nodes.store(live.max(1), Ordering::Relaxed);
     Ok(())
 }

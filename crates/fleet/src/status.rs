@@ -21,6 +21,10 @@ pub struct NodeReport {
     /// `shared` (limits through Redis) or `local share` (it could not reach Redis).
     #[serde(default)]
     pub limits: String,
+    /// The live nodes this node counted at its previous heartbeat: what it divides the
+    /// limits by if Redis goes away.
+    #[serde(default)]
+    pub fleet_nodes: usize,
 }
 
 /// One node as `fleet status` shows it.

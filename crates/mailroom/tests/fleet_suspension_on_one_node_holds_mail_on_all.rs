@@ -13,11 +13,11 @@ const THROUGH_FLEET: &str = "deliveries to example.net suspended through the fle
 #[test]
 fn a_suspension_on_one_node_holds_the_mail_of_all_three_until_resumed_on_another() {
     let fleet = Fleet::start(3, &[], "");
-    let started = Instant::now();
     let out = fleet.nodes[0]
         .env
         .run(&["postqueue", "-S", "example.net"], b"");
     assert_success(&out, "postqueue -S on node1");
+    let started = Instant::now(); // in force on node1 now
     for node in &fleet.nodes[1..] {
         node.env.wait_log(THROUGH_FLEET, 1);
     }

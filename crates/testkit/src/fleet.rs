@@ -54,11 +54,22 @@ impl Fleet {
         format!("127.0.0.{}:{}", i + 2, self.nodes[i].port)
     }
 
-    /// Waits until `n` nodes have a heartbeat in Redis.
+    /// Waits until `n` nodes have a heartbeat in Redis, each saying it counts `n` nodes
+    /// (what it divides the limits by without Redis).
     pub fn wait_live_nodes(&self, n: usize) {
-        wait_until(&format!("{n} fleet heartbeats in Redis"), || {
-            self.redis.cli(&["HLEN", "mailroom:nodes"]) == n.to_string()
-        });
+        wait_until(
+            &format!("{n} fleet heartbeats in Redis, each counting {n}"),
+            || {
+                let reports = self.redis.cli(&["HVALS", "mailroom:nodes"]);
+                let counted = reports
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+                let counted: Vec<u64> = counted
+                    .map(|r| r["fleet_nodes"].as_u64().unwrap_or(0))
+                    .collect();
+                counted.len() == n && counted.iter().all(|&c| c == n as u64)
+            },
+        );
     }
 
     /// `count` messages to `recipient` into node `i`, over SMTP (Postfix's smtp-source).
