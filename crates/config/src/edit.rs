@@ -121,7 +121,7 @@ fn locate(document: &ImDocument<&str>, name: &str) -> Option<(Range<usize>, Rang
 fn toml_value(name: &str, text: &str) -> Value {
     let kind = params::find(name).map_or(Kind::Text, |param| param.kind);
     match kind {
-        Kind::List | Kind::Records(_) => {
+        Kind::List | Kind::Records(_) | Kind::Pairs => {
             Value::Array(split_list(text).into_iter().collect::<Array>())
         }
         Kind::Count | Kind::Size | Kind::Duration => match text.parse::<i64>() {

@@ -341,6 +341,14 @@ pub struct Config {
     pub milter_macro_v: String,
     pub filter_destination_concurrency_limit: usize,
     pub smtp_destination_concurrency_limit: usize,
+    /// mailroom-only: messages per time to one destination (the scheduler's destination
+    /// name: a domain, or a next hop such as `[10.0.0.1]:25`), shared by a fleet.
+    pub smtp_destination_rate_limit: Vec<(String, Rate)>,
+    /// mailroom-only: the Redis a fleet of nodes shares limits and suspensions through
+    /// (`redis://host:6379/0`); empty = a single node.
+    pub fleet_redis_url: String,
+    /// mailroom-only: this node's name in the fleet; empty = `$myhostname`.
+    pub fleet_node_name: String,
     /// Postfix: `default_destination_recipient_limit` for smtp (recipients per transaction).
     pub smtp_destination_recipient_limit: usize,
     /// `none`, `may` (opportunistic STARTTLS), `encrypt`, `verify`, `secure`, `dane` or
@@ -495,6 +503,26 @@ impl Config {
     /// (Postfix names: `2bounce_notice_recipient`), including `profile`.
     pub fn parameters(&self) -> Vec<(String, String)> {
         print::parameters(self)
+    }
+}
+
+/// A message rate: `count` messages per `per` (`300/m` is 300 a minute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u64,
+    pub per: Duration,
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = match self.per.as_secs() {
+            1 => "s".to_string(),
+            60 => "m".to_string(),
+            3600 => "h".to_string(),
+            86_400 => "d".to_string(),
+            n => format!("{n}s"),
+        };
+        write!(f, "{}/{unit}", self.count)
     }
 }
 

@@ -168,7 +168,18 @@ fn template_for(kind: Kind, value: Toml) -> Result<Template, String> {
             .map(|item| record_text(fields, item))
             .collect::<Result<_, _>>()
             .map(Template::Items),
-        (Kind::Records(_), Toml::String(text)) => Ok(Template::Items(split_list(&text))),
+        (Kind::Records(_) | Kind::Pairs, Toml::String(text)) => {
+            Ok(Template::Items(split_list(&text)))
+        }
+        (Kind::Pairs, Toml::Table(table)) => table
+            .into_iter()
+            .map(|(key, value)| match value {
+                Toml::String(text) => Ok(format!("{key}={}", text.trim())),
+                other => Err(format!("{key} must be a string, not {}", other.type_str())),
+            })
+            .collect::<Result<_, _>>()
+            .map(Template::Items),
+        (Kind::Pairs, Toml::Array(array)) => template_for(Kind::List, Toml::Array(array)),
         (_, Toml::String(text)) => Ok(Template::Text(text)),
         (Kind::Duration | Kind::Size | Kind::Count, Toml::Integer(number)) if number < 0 => {
             Err(format!("must not be negative: {number}"))
@@ -226,6 +237,7 @@ fn expected(kind: Kind) -> &'static str {
         Kind::Text => "a string",
         Kind::List => "an array of strings or a comma-separated string",
         Kind::Records(_) => "an array of inline tables",
+        Kind::Pairs => "an inline table of strings, or an array of \"key=value\" strings",
         Kind::Duration => "a duration (seconds, or a string like \"300s\" or \"5d\")",
         Kind::Size => "a size (bytes, or a string like \"100M\")",
         Kind::Count => "a number",

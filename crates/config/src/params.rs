@@ -31,6 +31,9 @@ pub(crate) enum Kind {
     /// A list whose items may also be TOML inline tables with these keys (all required),
     /// stored as their values joined by `:` in this order (`example.com:sel:/key`).
     Records(&'static [&'static str]),
+    /// `key=value` items: a TOML inline table (`{ "example.net" = "300/m" }`), an array of
+    /// `key=value` strings, or one string of them separated by commas and/or spaces.
+    Pairs,
 }
 
 type Check = Result<(), String>;
@@ -327,6 +330,8 @@ pub(crate) const PARAMS: &[Param] = &[
     duration!(doctor_history_interval, positive),
     text!(double_bounce_recipient, required),
     count!(filter_destination_concurrency_limit, positive),
+    text!(fleet_node_name),
+    text!(fleet_redis_url, fleet_url),
     text!(forward_path),
     list!(header_checks),
     size!(header_size_limit, positive),
@@ -427,6 +432,26 @@ pub(crate) const PARAMS: &[Param] = &[
     duration!(smtp_data_xfer_timeout, positive),
     count!(smtp_default_port, positive),
     count!(smtp_destination_concurrency_limit, positive),
+    Param {
+        name: "smtp_destination_rate_limit",
+        kind: Kind::Pairs,
+        access: Access::List {
+            get: |config| {
+                config
+                    .smtp_destination_rate_limit
+                    .iter()
+                    .map(|(d, r)| format!("{d}={r}"))
+                    .collect()
+            },
+            set: |config, items| {
+                config.smtp_destination_rate_limit = items
+                    .iter()
+                    .map(|item| units::parse_destination_rate(item))
+                    .collect::<Result<_, _>>()?;
+                Ok(())
+            },
+        },
+    },
     count!(smtp_destination_recipient_limit, positive),
     list!(smtp_generic_maps),
     text!(smtp_helo_name, required),
@@ -589,6 +614,18 @@ fn milter_protocol(version: usize) -> Result<usize, String> {
         2..=6 => Ok(version),
         _ => Err("expected a milter protocol version from 2 to 6".to_string()),
     }
+}
+
+/// `fleet_redis_url`: empty (no fleet), or a `redis://` / `unix://` URL.
+fn fleet_url(text: &str) -> Result<String, String> {
+    let url = text.trim();
+    let schemes = ["redis://", "rediss://", "unix://", "redis+unix://"];
+    if url.is_empty() || schemes.iter().any(|s| url.starts_with(s)) {
+        return Ok(url.to_string());
+    }
+    Err(format!(
+        "not a Redis URL: {url:?} (use redis://host:6379/0)"
+    ))
 }
 
 fn required(text: &str) -> Result<String, String> {

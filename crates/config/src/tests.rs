@@ -489,3 +489,44 @@ fn rate_limit_exceptions_and_nested_checks_follow_their_defaults() {
     assert!(config.smtpd_client_event_limit_exceptions.is_empty());
     assert!(config.mime_header_checks.is_empty());
 }
+
+#[test]
+fn destination_rate_limits_read_as_an_inline_table_or_strings() {
+    let cfg = parse_ok("smtp_destination_rate_limit = { \"Example.NET\" = \"300/m\", \"[10.0.0.1]:25\" = \"5/s\" }");
+    let minute = crate::Rate {
+        count: 300,
+        per: Duration::from_secs(60),
+    };
+    let second = crate::Rate {
+        count: 5,
+        per: Duration::from_secs(1),
+    };
+    let mut got = cfg.smtp_destination_rate_limit.clone();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        vec![
+            ("[10.0.0.1]:25".to_string(), second),
+            ("example.net".to_string(), minute)
+        ]
+    );
+    let cfg = parse_ok("smtp_destination_rate_limit = [\"example.net=10/2m\"]");
+    assert_eq!(
+        cfg.smtp_destination_rate_limit[0].1,
+        crate::Rate {
+            count: 10,
+            per: Duration::from_secs(120)
+        }
+    );
+    assert_eq!(cfg.smtp_destination_rate_limit[0].1.to_string(), "10/120s");
+    for bad in [
+        "\"example.net\"",
+        "{ \"example.net\" = \"0/m\" }",
+        "{ \"example.net\" = 5 }",
+    ] {
+        parse_err(&format!("smtp_destination_rate_limit = {bad}"));
+    }
+    parse_err("fleet_redis_url = \"http://redis:6379\"");
+    let cfg = parse_ok("fleet_redis_url = \"redis://127.0.0.1:6379/0\"");
+    assert_eq!(cfg.fleet_redis_url, "redis://127.0.0.1:6379/0");
+}

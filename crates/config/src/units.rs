@@ -150,6 +150,27 @@ fn split_number(text: &str) -> Option<(&str, &str)> {
     Some(text.split_at(end))
 }
 
+/// One `smtp_destination_rate_limit` item: `destination=COUNT/UNIT` (unit `s`, `m`, `h`,
+/// `d`, or a duration such as `10s`); the destination is kept lower case.
+pub(crate) fn parse_destination_rate(text: &str) -> Result<(String, crate::Rate), String> {
+    let usage = || format!("not a destination rate: {text:?} (use \"example.net=300/m\")");
+    let (destination, rate) = text.split_once('=').ok_or_else(usage)?;
+    let (count, per) = rate.trim().split_once('/').ok_or_else(usage)?;
+    let count: u64 = count.trim().parse().map_err(|_| usage())?;
+    let per = match per.trim() {
+        "s" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        "d" => Duration::from_secs(86_400),
+        other => parse_duration(other).map_err(|_| usage())?,
+    };
+    let destination = destination.trim().to_ascii_lowercase();
+    if destination.is_empty() || count == 0 || per.is_zero() {
+        return Err(usage());
+    }
+    Ok((destination, crate::Rate { count, per }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,8 @@
 //! in its own file under `commands/`; this file only lists them and hands each its `Args`.
 
 use crate::commands::{
-    check, config, dkim, doctor, import_postfix, install, mailbox, mailq, man, newaliases, passwd,
-    postcat, postmap, postqueue, postsuper, qshape, sendmail, serve,
+    check, config, dkim, doctor, fleet, import_postfix, install, mailbox, mailq, man, newaliases,
+    passwd, postcat, postmap, postqueue, postsuper, qshape, sendmail, serve,
     service::{self, Service},
     start, suspend,
 };
@@ -60,6 +60,7 @@ enum Command {
     /// Reopen maillog_file after it was rotated (SIGUSR1).
     Logrotate,
     Suspend(suspend::Args),
+    Fleet(fleet::Args),
     Resume(suspend::ResumeArgs),
     Man(man::Args),
     ImportPostfix(import_postfix::Args),
@@ -106,6 +107,7 @@ pub fn run(args: Vec<OsString>) -> u8 {
         Command::Flush => service::run(path, Service::Flush),
         Command::Logrotate => service::run(path, Service::Logrotate),
         Command::Suspend(a) => suspend::run(path, a),
+        Command::Fleet(a) => fleet::run(path, a),
         Command::Resume(a) => suspend::run_resume(path, a),
         Command::Man(a) => man::run(Cli::command(), a),
         Command::ImportPostfix(a) => import_postfix::run(path, a),

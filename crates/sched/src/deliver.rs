@@ -5,6 +5,7 @@
 use crate::clock::unix_now;
 use crate::context::Context;
 use crate::dispatch::{Delivery, Item};
+use crate::fleet::Admission;
 use crate::route::{Route, Transport};
 use crate::timed::{Agent, Timed};
 use envelope::{Envelope, Outcome, OutcomeKind, QueueId, RecipientState};
@@ -36,8 +37,30 @@ pub(crate) async fn run(cx: &Context, item: &Item) -> Delivery {
     Delivery { outcomes, failure }
 }
 
-/// Runs the agent for one item.
+/// Runs the agent for one item; a network delivery first waits for the fleet's consent
+/// and holds its permit until the connection is closed.
 async fn attempt(cx: &Context, item: &Item) -> (Vec<Outcome>, Option<String>) {
+    let network = matches!(item.route, Route::Smtp { .. } | Route::Lmtp { .. });
+    let Some(fleet) = cx.shared.fleet().filter(|_| network) else {
+        return attempt_now(cx, item).await;
+    };
+    let limit = cx.shared.settings().limits.of(item.destination.transport);
+    match fleet.admit(&item.destination.name, limit).await {
+        Admission::Go(permit) => {
+            let result = attempt_now(cx, item).await;
+            drop(permit);
+            result
+        }
+        Admission::Dead(reason) => {
+            let why = format!("delivery temporarily suspended: {reason}");
+            let outcomes = item.recipients.iter();
+            let outcomes = outcomes.map(|&i| Outcome::deferred(i, "4.4.1", "none", why.clone()));
+            (outcomes.collect(), None)
+        }
+    }
+}
+
+async fn attempt_now(cx: &Context, item: &Item) -> (Vec<Outcome>, Option<String>) {
     let Some(entry) = cx.shared.store.get(item.id) else {
         return (Vec::new(), None);
     };

@@ -65,6 +65,7 @@ mod context;
 mod deliver;
 mod dispatch;
 mod due;
+pub mod fleet;
 mod manager;
 mod notify;
 mod plan;

@@ -75,6 +75,13 @@ impl QueueManager {
         levers::list(&self.cx)
     }
 
+    /// Puts the fleet's table of suspensions in force (written to the file first, so a
+    /// restart without the fleet keeps the last one); mail no longer suspended is due.
+    pub fn adopt_suspensions(&self, list: Vec<Suspension>) {
+        levers::adopt(&self.cx, list);
+        self.cx.due.wake();
+    }
+
     /// Re-reads the suspension file (SIGHUP; a CLI changed it while no daemon answered).
     pub fn reload_suspensions(&self) {
         levers::reload(&self.cx);
@@ -93,7 +100,7 @@ impl QueueManager {
     /// `postqueue -f` / `sendmail -q`: every deferred message is due now and every
     /// destination marked dead gets another chance. Returns how many messages.
     pub fn flush(&self) -> usize {
-        lock(&self.cx.dispatch).forget_dead(|_| true);
+        self.forget_dead();
         self.force(|_| true)
     }
 
@@ -102,7 +109,7 @@ impl QueueManager {
         let domain = domain.to_ascii_lowercase();
         // The mail may route through a relayhost or transport whose key does not name the
         // domain; an explicit flush means "try now", so every dead mark goes.
-        lock(&self.cx.dispatch).forget_dead(|_| true);
+        self.forget_dead();
         self.force(|e| {
             e.meta
                 .envelope
@@ -114,8 +121,16 @@ impl QueueManager {
 
     /// `postqueue -i id`: one deferred message is due now. False if it is not queued.
     pub fn flush_id(&self, id: QueueId) -> bool {
-        lock(&self.cx.dispatch).forget_dead(|_| true);
+        self.forget_dead();
         self.force(|e| e.id == id) > 0
+    }
+
+    /// Every dead mark goes: this node's, and the fleet's.
+    fn forget_dead(&self) {
+        lock(&self.cx.dispatch).forget_dead(|_| true);
+        if let Some(fleet) = self.cx.shared.fleet() {
+            fleet.forget_dead();
+        }
     }
 
     fn force(&self, select: impl Fn(&Entry) -> bool) -> usize {
@@ -249,6 +264,10 @@ impl QueueManager {
 
     async fn deliver(self: Arc<Self>, item: Item) {
         let delivery = deliver::run(&self.cx, &item).await;
+        if let (Some(fleet), Some(reason)) = (self.cx.shared.fleet(), &delivery.failure) {
+            let time = self.cx.shared.settings().limits.dead_time;
+            fleet.mark_dead(&item.destination.name, reason, time);
+        }
         let limits = &self.cx.shared.settings().limits;
         lock(&self.cx.dispatch).finished(&item, delivery, limits, Instant::now());
         self.pump();

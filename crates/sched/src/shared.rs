@@ -2,6 +2,7 @@
 //! (local agent, router, remote agent), swapped whole on SIGHUP; and, when the daemon runs
 //! privilege-separated, the connection to the local delivery helper.
 
+use crate::fleet::FleetLink;
 use crate::remote::{NoRemote, RemoteAgent};
 use crate::route::{RecipientErrors, Router};
 use crate::settings::Settings;
@@ -22,6 +23,8 @@ pub struct Shared {
     /// Set once at start: cleanup's address rewriting for the copies local delivery
     /// forwards (Postfix sends them through cleanup too).
     cleanup: OnceLock<Cleanup>,
+    /// Set once at start when the node is part of a fleet (or rate-limits alone).
+    fleet: OnceLock<Arc<dyn FleetLink>>,
 }
 
 /// Rewrites a new message's envelope in place and returns its rewritten message, if the
@@ -54,6 +57,7 @@ impl Shared {
             helper: OnceLock::new(),
             errors: OnceLock::new(),
             cleanup: OnceLock::new(),
+            fleet: OnceLock::new(),
         })
     }
 
@@ -92,6 +96,15 @@ impl Shared {
     /// Sends forwarded copies through `cleanup` from now on (set once, at start).
     pub fn set_cleanup(&self, cleanup: Cleanup) {
         let _ = self.cleanup.set(cleanup);
+    }
+
+    /// Asks `fleet` before every network delivery from now on (set once, at start).
+    pub fn set_fleet(&self, fleet: Arc<dyn FleetLink>) {
+        let _ = self.fleet.set(fleet);
+    }
+
+    pub fn fleet(&self) -> Option<&Arc<dyn FleetLink>> {
+        self.fleet.get()
     }
 
     pub fn cleanup(&self) -> Option<&Cleanup> {

@@ -113,12 +113,28 @@ pub(crate) mod levers {
         };
         let layout = cx.shared.settings().layout.clone();
         let mut state = lock(&cx.suspended);
-        let (table, ()) = Suspensions::update(&layout, |t| {
+        // The fleet hears first: a table it reads back before it sent this change must
+        // not undo it (it adopts nothing while a change of ours is unsent).
+        let fleet = cx.shared.fleet();
+        let before = state
+            .table
+            .list
+            .iter()
+            .find(|x| x.destination == destination)
+            .cloned();
+        fleet.inspect(|f| f.suspended(&s));
+        let updated = Suspensions::update(&layout, |t| {
             t.prune(now);
             t.insert(s.clone());
             Ok(())
+        });
+        let (table, ()) = updated.inspect_err(|_| match (fleet, &before) {
+            (Some(f), Some(old)) => f.suspended(old),
+            (Some(f), None) => f.resumed(destination),
+            (None, _) => {}
         })?;
         state.table = table;
+        drop(state);
         info!(target: "qmgr", "deliveries to {destination} suspended by the operator: {}", s.text());
         Ok(s)
     }
@@ -128,6 +144,9 @@ pub(crate) mod levers {
     pub fn resume(cx: &Context, destination: &str) -> Result<bool, String> {
         let now = unix_now();
         let layout = cx.shared.settings().layout.clone();
+        if let Some(fleet) = cx.shared.fleet() {
+            fleet.resumed(destination); // first, as in `suspend`
+        }
         let (table, was) = Suspensions::update(&layout, |t| {
             let was = t.remove(destination, now);
             t.prune(now);
@@ -139,6 +158,54 @@ pub(crate) mod levers {
         }
         release(cx);
         Ok(was)
+    }
+
+    /// The fleet's table replaces this node's (file first); what it no longer holds is due.
+    pub fn adopt(cx: &Context, list: Vec<Suspension>) {
+        let now = unix_now();
+        let mut wanted = Suspensions::default();
+        list.into_iter().for_each(|s| wanted.insert(s));
+        wanted.prune(now);
+        let mut current = lock(&cx.suspended).table.clone();
+        current.prune(now);
+        if same_table(&current, &wanted) {
+            return;
+        }
+        let layout = cx.shared.settings().layout.clone();
+        let mut state = lock(&cx.suspended);
+        let replaced = Suspensions::update(&layout, |t| {
+            *t = wanted.clone();
+            Ok(())
+        });
+        match replaced {
+            Ok((table, ())) => state.table = table,
+            Err(e) => {
+                warn!(target: "qmgr", "cannot write the fleet's suspended destinations to the file: {e}; in force until the next start");
+                state.table = wanted;
+            }
+        }
+        drop(state);
+        for s in &current.list {
+            if !lock(&cx.suspended)
+                .table
+                .list
+                .iter()
+                .any(|w| w.destination == s.destination)
+            {
+                info!(target: "qmgr", "deliveries to {} resumed through the fleet", s.destination);
+            }
+        }
+        for s in lock(&cx.suspended).table.list.clone() {
+            if !current.list.iter().any(|c| c.destination == s.destination) {
+                info!(target: "qmgr", "deliveries to {} suspended through the fleet: {}", s.destination, s.text());
+            }
+        }
+        release(cx);
+    }
+
+    /// The same suspensions, in whatever order.
+    fn same_table(a: &Suspensions, b: &Suspensions) -> bool {
+        a.list.len() == b.list.len() && a.list.iter().all(|s| b.list.contains(s))
     }
 
     /// Timed suspensions that ran out end here (called by the loop each pass).

@@ -12,7 +12,8 @@
 //! reader ([`parse_dsn`]); the fault suite's counting helpers live in [`fault`], the
 //! privilege-separation accounts and worlds in [`privsep`], a real Dovecot LMTP server in
 //! [`dovecot`], a DNSSEC-validating unbound serving signed test zones in [`Validator`], the
-//! daemon's HTTP API through [`HttpApi`] (its page in headless Chromium: [`browser`]), real milters ([`OpenDkim`], [`Rspamd`]) in `milters.rs`.
+//! daemon's HTTP API through [`HttpApi`] (its page in headless Chromium: [`browser`]), real milters
+//! ([`OpenDkim`], [`Rspamd`]) in `milters.rs`, a real `redis-server` for the fleet tests ([`Redis`]).
 //!
 //! Everything is bounded in time (sockets time out, waits poll with a deadline, never a
 //! blind sleep) and everything started is stopped on drop (daemons SIGKILLed, peers closed,
@@ -32,6 +33,7 @@ pub mod dovecot;
 mod dsn;
 mod env;
 pub mod fault;
+pub mod fleet;
 mod http;
 mod machine;
 mod mbox;
@@ -39,6 +41,7 @@ mod milters;
 mod peer;
 mod postfix;
 pub mod privsep;
+mod redis;
 mod sink;
 mod stage;
 mod text;
@@ -62,6 +65,7 @@ pub use mbox::{
 pub use milters::{OpenDkim, Rspamd};
 pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Received};
 pub use postfix::{Smarthost, POSTFIX_SERVICES};
+pub use redis::{Redis, REDIS_SERVER};
 pub use sink::{Sink, SMTP_SINK};
 pub use text::{find, from_hex, header_value, message, multiset, tail, unfold, users};
 pub use unbound::{TestZone, Validator};

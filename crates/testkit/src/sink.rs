@@ -60,6 +60,15 @@ impl Sink {
         sink
     }
 
+    /// A second view of the sink on `port` whose counters are in `dir` (for a thread that
+    /// samples it while the test holds the sink); it does not own the process.
+    pub fn watch(dir: &Path, port: u16) -> SinkView {
+        SinkView {
+            port,
+            counters: dir.join(format!("smtp-sink-{port}.out")),
+        }
+    }
+
     /// Waits until the sink holds no connection on its port (none established, none closed
     /// by the client but not yet by the sink, none waiting to be accepted): it has read all
     /// its clients sent, so every transaction they finished is on disk and every one they
@@ -83,19 +92,58 @@ impl Sink {
         self.counter("sess=").saturating_sub(1) + sessions_on(self.port)
     }
 
+    /// Connections open to the sink as its clients see them: established sockets whose
+    /// remote end is 127.0.0.1:PORT. A client's socket leaves this state the moment it
+    /// closes, so this is what a client-side connection limit bounds (the sink's own end
+    /// may linger a moment longer).
+    pub fn client_connections(&self) -> usize {
+        client_connections(self.port)
+    }
+
     fn counter(&self, name: &str) -> usize {
-        let text = fs::read_to_string(&self.counters).unwrap_or_default();
-        text.rsplit(name)
-            .next()
-            .filter(|_| text.contains(name))
-            .and_then(|rest| {
-                rest.chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect::<String>()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
+        counter(&self.counters, name)
+    }
+}
+
+fn client_connections(port: u16) -> usize {
+    let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let remote = format!("0100007F:{port:04X}");
+    let open = table.lines().skip(1).filter(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        cols.len() > 3 && cols[2] == remote && cols[3] == "01"
+    });
+    open.count()
+}
+
+/// The last value of counter `name` in smtp-sink's `-c` output file.
+fn counter(path: &Path, name: &str) -> usize {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    text.rsplit(name)
+        .next()
+        .filter(|_| text.contains(name))
+        .and_then(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// What [`Sink::watch`] gives: the counters and connections of a sink, read-only.
+pub struct SinkView {
+    port: u16,
+    counters: PathBuf,
+}
+
+impl SinkView {
+    pub fn messages(&self) -> usize {
+        counter(&self.counters, "mesg=")
+    }
+
+    pub fn client_connections(&self) -> usize {
+        client_connections(self.port)
     }
 }
 

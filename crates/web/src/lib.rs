@@ -82,6 +82,11 @@ pub trait Daemon: Send + Sync + 'static {
     fn resume(&self, destination: &str) -> Result<bool, String>;
     /// The suspensions in force.
     fn suspensions(&self) -> Vec<queue::Suspension>;
+    /// In a fleet, this node's name: every `/metrics` series then carries `node="NAME"`,
+    /// so one Prometheus scraping all nodes tells them apart.
+    fn node(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The daemon as the admin engine's scheduler.

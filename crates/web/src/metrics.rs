@@ -72,7 +72,12 @@ impl Default for Cache {
 
 /// One exposition.
 pub fn render(daemon: &dyn Daemon, now: u64) -> String {
-    let mut registry = Registry::default();
+    let mut registry = match daemon.node() {
+        Some(node) => {
+            Registry::with_labels([(Cow::Borrowed("node"), Cow::Owned(node))].into_iter())
+        }
+        None => Registry::default(),
+    };
     telemetry::register(&mut registry);
     queue_metrics(daemon, now, &mut registry);
     disk_metrics(daemon, &mut registry);

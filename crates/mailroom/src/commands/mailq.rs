@@ -25,15 +25,26 @@ pub struct Args {
     /// One JSON object per message, like `postqueue -j`.
     #[arg(long)]
     json: bool,
+    /// Every node of the fleet (`fleet_redis_url`), merged, through their HTTP APIs.
+    #[arg(long)]
+    fleet: bool,
 }
 
 pub fn run(config: Option<&Path>, args: Args) -> u8 {
-    with_config(config, |cfg| list(cfg, args.json))
+    match args.fleet {
+        true => with_config(config, |cfg| {
+            crate::commands::fleet_views::mailq(cfg, args.json)
+        }),
+        false => with_config(config, |cfg| list(cfg, args.json)),
+    }
 }
 
 /// Called as `mailq`: `--json` or `-j` for JSON, every other flag ignored as Postfix's mailq does.
 pub fn run_as_mailq(args: Vec<OsString>) -> u8 {
     let json = args.iter().any(|a| a == "--json" || a == "-j");
+    if args.iter().any(|a| a == "--fleet") {
+        return with_config(None, |cfg| crate::commands::fleet_views::mailq(cfg, json));
+    }
     with_config(None, |cfg| list(cfg, json))
 }
 

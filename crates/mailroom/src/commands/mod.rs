@@ -11,6 +11,8 @@ pub mod check;
 pub mod config;
 pub mod dkim;
 pub mod doctor;
+pub mod fleet;
+pub mod fleet_views;
 pub mod import_postfix;
 pub mod install;
 pub mod mailbox;

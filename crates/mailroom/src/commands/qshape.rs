@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::Path;
 
-/// Postfix's qshape: age distribution per domain (-s senders, -p parents, -b N, -t MIN, --json).
+/// Postfix's qshape: age distribution per domain (-s senders, -p parents, -b N, -t MIN, --json, --fleet).
 #[derive(clap::Args)]
 #[command(disable_help_flag = true)]
 pub struct Args {
@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 const USAGE: &str =
-    "qshape [-s] [-p] [-l] [-m min_subdomains] [-b buckets] [-t minutes] [-w width] [--json] [queue ...]";
+    "qshape [-s] [-p] [-l] [-m min_subdomains] [-b buckets] [-t minutes] [-w width] [--json] [--fleet] [queue ...]";
 
 /// `qshape`: Postfix's flags, queue names as arguments (`all` = every queue).
 pub fn run(config: Option<&Path>, args: Args) -> u8 {
@@ -31,6 +31,8 @@ pub fn run(config: Option<&Path>, args: Args) -> u8 {
 pub fn run_as_qshape(config: Option<&Path>, args: Vec<OsString>) -> u8 {
     let mut args = strings(args);
     let config = take_config(&mut args, config);
+    let fleet = args.iter().any(|a| a == "--fleet");
+    args.retain(|a| a != "--fleet");
     let (options, json, mut queues) = match qshape_args(args) {
         Ok(parsed) => parsed,
         Err(why) => return usage("qshape", &format!("{why}; {USAGE}")),
@@ -42,6 +44,9 @@ pub fn run_as_qshape(config: Option<&Path>, args: Vec<OsString>) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if fleet {
+        return crate::commands::fleet_views::qshape(&cfg, options, &queues, json);
+    }
     let width = options.width;
     let request = Request::Qshape { options, queues };
     let mut shape = None;

@@ -12,6 +12,8 @@ pub struct Daemon {
     pub qmgr: Arc<QueueManager>,
     pub queue_directory: PathBuf,
     pub queue_minfree: u64,
+    /// `fleet_node_name` (or `myhostname`) when the node is in a fleet.
+    pub node: Option<String>,
 }
 
 impl web::Daemon for Daemon {
@@ -52,6 +54,9 @@ impl web::Daemon for Daemon {
     }
     fn suspensions(&self) -> Vec<queue::Suspension> {
         self.qmgr.suspensions()
+    }
+    fn node(&self) -> Option<String> {
+        self.node.clone()
     }
 }
 

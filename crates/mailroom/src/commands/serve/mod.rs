@@ -17,6 +17,7 @@
 //! local delivery helper started as root, then everything else as `mail_owner`.
 
 mod control_server;
+mod fleet_link;
 mod history;
 mod http;
 pub mod local_helper;
@@ -237,7 +238,13 @@ fn smtp_remote(
         .map_err(|e| e.to_string())?;
     let dkim = agents::dkim::DkimSettings::from_config(cfg);
     let sts = agents::mta_sts::MtaStsSettings::from_config(cfg);
-    let remote = sched::SmtpRemote::new(agents::SmtpSettings::from_config(cfg), &dkim, &sts)?;
+    let mut smtp = agents::SmtpSettings::from_config(cfg);
+    if !cfg.fleet_redis_url.is_empty() {
+        // A fleet counts a connection while its delivery holds the lease; an idle cached
+        // one would be open to the destination without one.
+        smtp.connection_cache_time = std::time::Duration::ZERO;
+    }
+    let remote = sched::SmtpRemote::new(smtp, &dkim, &sts)?;
     Ok((remote.with_rewrite(rewrite.clone()), lmtp))
 }
 
@@ -294,6 +301,11 @@ async fn daemon(
     };
     let mut helper_dead = helper.as_ref().map(|(client, _)| client.dead());
     let (mut tasks, smtpd) = spawn_tasks(&shared, &live, &qmgr, &stop_rx, reload_tx, prepared);
+    match fleet_link::start(&live.get(), &shared, &qmgr, &stop_rx) {
+        Ok(Some(task)) => tasks.push(task),
+        Ok(None) => {}
+        Err(code) => return code,
+    }
     tasks.push(spawn_http(http, &shared, &qmgr, &live.get(), &stop_rx));
     tasks.push(tokio::spawn(chores(
         shared.clone(),
@@ -355,6 +367,9 @@ fn spawn_http(
         qmgr: qmgr.clone(),
         queue_directory: cfg.queue_directory.clone(),
         queue_minfree: cfg.queue_minfree,
+        node: fleet::FleetSettings::from_config(cfg)
+            .filter(|f| f.redis_url.is_some())
+            .map(|f| f.node_name),
     });
     tokio::spawn(web::serve(listeners, daemon, settings, stop.clone()))
 }
