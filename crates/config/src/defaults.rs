@@ -211,6 +211,7 @@ fn with_postfix_defaults(site: Site) -> Config {
         smtpd_recipient_restrictions: Vec::new(),
         smtpd_data_restrictions: Vec::new(),
         smtpd_end_of_data_restrictions: Vec::new(),
+        smtpd_restriction_classes: Vec::new(),
         smtpd_delay_reject: true,
         smtpd_policy_service_timeout: seconds(100),
         smtpd_policy_service_default_action: "451 4.3.5 Server configuration problem".to_string(),

@@ -238,6 +238,8 @@ pub struct Config {
     pub smtpd_recipient_restrictions: Vec<String>,
     pub smtpd_data_restrictions: Vec<String>,
     pub smtpd_end_of_data_restrictions: Vec<String>,
+    /// Named restriction lists, each `name:restrictions` (TOML: `[{ name, restrictions }]`).
+    pub smtpd_restriction_classes: Vec<String>,
     /// Postfix default `yes`: client, HELO and sender restrictions wait until RCPT.
     pub smtpd_delay_reject: bool,
     /// How long one policy service query may take (Postfix 100s).

@@ -237,6 +237,7 @@ const MEANINGS: &[(&str, Origin, &str)] = &[
     ("smtpd_client_restrictions", P, "Restrictions on the client address (at RCPT with smtpd_delay_reject)."),
     ("smtpd_data_restrictions", P, "Restrictions applied to the DATA command."),
     ("smtpd_delay_reject", P, "Evaluate client, HELO and sender restrictions at RCPT (yes) or at MAIL (no)."),
+    ("smtpd_restriction_classes", P, "Named restriction lists, usable as a restriction or as an access table result: [{ name = \"from_freemail\", restrictions = \"reject_unknown_sender_domain, reject\" }] (Postfix: a class name here and a parameter of that name)."),
     ("smtpd_end_of_data_restrictions", P, "Restrictions applied after the message data, before it is queued."),
     ("smtpd_helo_restrictions", P, "Restrictions on the HELO/EHLO name (at RCPT with smtpd_delay_reject)."),
     ("smtpd_policy_service_default_action", P, "What a check_policy_service server that fails or times out amounts to."),

@@ -96,6 +96,9 @@ pub async fn finish(
     if let Some(message) = rewriter.cleanup(&mut prepared.envelope, &prepared.message) {
         prepared.message = message;
     }
+    // A restriction's REDIRECT and BCC come first, so a header check's REDIRECT wins
+    // (Postfix's smtpd hands them to cleanup before the content).
+    actions.apply(&mut prepared.envelope);
     let (content_hold, pass) = match content::inspect(session, &mut prepared) {
         Disposition::Queue { hold, pass } => (hold.is_some(), pass),
         Disposition::Discard => return fixed::queued(&prepared.id.to_string()),
