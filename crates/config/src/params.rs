@@ -524,7 +524,12 @@ pub(crate) const PARAMS: &[Param] = &[
         |v: &bool| { units::format_bool(*v) }
     ),
     text!(smtpd_policy_service_default_action, required),
+    duration!(smtpd_policy_service_max_idle, positive),
+    duration!(smtpd_policy_service_max_ttl, positive),
+    count!(smtpd_policy_service_request_limit),
+    duration!(smtpd_policy_service_retry_delay),
     duration!(smtpd_policy_service_timeout, positive),
+    count!(smtpd_policy_service_try_limit, positive),
     count!(smtpd_process_limit, positive),
     count!(smtpd_recipient_limit, positive),
     count!(smtpd_recipient_overshoot_limit),

@@ -281,13 +281,9 @@ async fn policy_service(
     request: &Request,
     state: &mut State,
 ) -> Status {
-    let action = match policy::query(endpoint, r.policy.timeout, request).await {
-        Ok(action) => action,
-        Err(why) => {
-            warn!(target: "smtpd", "problem talking to server {endpoint}: {why}");
-            r.policy.default_action.clone()
-        }
-    };
+    let action = policy::query(&r.policy_pool, &r.policy, endpoint, request)
+        .await
+        .unwrap_or_else(|_| r.policy.default_action.clone());
     let subject = class.subject(request);
     access::result(
         r,

@@ -68,6 +68,8 @@ pub struct Restrictions {
     codes: Codes,
     dns: dns::Dns,
     policy: policy::PolicySettings,
+    /// Kept policy server connections.
+    policy_pool: policy::Pool,
     rbl_reply_maps: maps::Maps,
     default_rbl_reply: String,
     /// What could not be parsed or opened, `parameter: problem` (for the log and `check`).
@@ -163,10 +165,8 @@ impl Restrictions {
             delay_reject: cfg.smtpd_delay_reject,
             codes: Codes::from_config(cfg),
             dns: dns::Dns::new(&cfg.dns_nameservers),
-            policy: policy::PolicySettings {
-                timeout: cfg.smtpd_policy_service_timeout,
-                default_action: cfg.smtpd_policy_service_default_action.clone(),
-            },
+            policy: policy::PolicySettings::from_config(cfg),
+            policy_pool: policy::Pool::default(),
             rbl_reply_maps,
             default_rbl_reply: cfg.default_rbl_reply.clone(),
             problems,
