@@ -6,9 +6,14 @@
 #! 127.0.0.1/32 only, so smtpd_client_event_limit_exceptions (default $mynetworks) exempts
 #! the legitimate client and not the flooder. Both MTAs get the same lines:
 #!   smtpd_client_connection_rate_limit = 30, smtpd_client_message_rate_limit = 100,
-#!   anvil_rate_time_unit = 60s, plus $FLOOD_RESTRICTIONS when set (e.g.
-#!   FLOOD_RESTRICTIONS="permit_mynetworks, reject_unauth_destination, reject_rbl_client
-#!   zen.example.invalid" once the restrictions land), as smtpd_recipient_restrictions.
+#!   anvil_rate_time_unit = 60s, and as smtpd_recipient_restrictions $FLOOD_RESTRICTIONS
+#!   (default "permit_mynetworks, reject_unauth_destination, reject_rbl_client
+#!   dnsbl.flood.test"; FLOOD_RESTRICTIONS=none for the rate limits alone).
+#! The DNS list is real DNS: Debian's unbound serves dnsbl.flood.test (local-data: the
+#! flooder 127.0.0.2 listed as 127.0.0.2 with a TXT reason) on 127.0.0.1:53 inside a network
+#! namespace made for the drill (`ip netns`, its /etc/netns/NAME/resolv.conf naming
+#! 127.0.0.1), because Postfix asks the resolver of /etc/resolv.conf, on port 53 only; the
+#! whole drill runs in that namespace, so nothing leaves its loopback.
 #! Two phases per MTA:
 #!   1. the legitimate client, `smtp-source -s 2 -m LEGIT` from 127.0.0.1, while the flood runs:
 #!      rounds of `smtp-source -s 20 -m 20` from 127.0.0.2 (smtp-source exits at the first 421
@@ -16,7 +21,7 @@
 #!      LD_PRELOAD shim built here with cc binds its sockets to 127.0.0.2 before connect);
 #!      at least FLOOD_ROUNDS rounds, and until the legitimate client is done;
 #!   2. CPU_ROUNDS more flood rounds alone, the flooder already over its limit.
-#! Reported per MTA: flood messages accepted (at most the rate limit per time unit: without
+#! Reported per MTA: flood recipients refused by the DNS list, flood messages accepted (at most the rate limit per time unit: without
 #! an RBL restriction the admitted ones are ordinary mail) and connections refused (the 421
 #! comes before any command, so nothing of a refused connection reaches DATA), legitimate
 #! messages accepted and delivered to the sink, the largest queue seen in phase 1 (sampled
@@ -26,10 +31,11 @@
 #! Usage: bench/flood-drill.sh [--flood-rounds N] [--cpu-rounds N] [--legit N] [--no-build] [--no-postfix] [--dir DIR]
 #!        [--bin PATH]   (a mailroom binary to use instead of target/release/mailroom)
 #!   defaults: FLOOD_ROUNDS=50, CPU_ROUNDS=20, LEGIT=200, DIR=/var/tmp/mailroom-flood-drill; ports 12535/12536
-#!   (mailroom/its sink), 2635/2636 (Postfix/its sink). Needs root (Postfix), cc,
-#!   smtp-source and smtp-sink (Debian's postfix package).
+#!   (mailroom/its sink), 2635/2636 (Postfix/its sink). Needs root (Postfix, ip netns), cc,
+#!   smtp-source and smtp-sink (Debian's postfix package), unbound (with the list).
 set -euo pipefail
 
+ARGS=("$@")   # for the run inside the network namespace
 FLOOD_ROUNDS=50
 CPU_ROUNDS=20
 LEGIT=200
@@ -55,6 +61,27 @@ while [ $# -gt 0 ]; do
 done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+FLOOD_RESTRICTIONS="${FLOOD_RESTRICTIONS:-permit_mynetworks, reject_unauth_destination, reject_rbl_client dnsbl.flood.test}"
+[ "$FLOOD_RESTRICTIONS" = none ] && FLOOD_RESTRICTIONS=""
+NETNS=mailroom-flood-drill
+# Outside the namespace: make it (loopback up, resolv.conf naming 127.0.0.1), run this
+# script in it, remove it.
+if [ -z "${FLOOD_DRILL_IN_NETNS:-}" ]; then
+    for tool in unbound ip; do
+        command -v "$tool" >/dev/null || { echo "flood-drill: $tool missing (apt-get install unbound iproute2)" >&2; exit 1; }
+    done
+    ip netns del "$NETNS" 2>/dev/null || true
+    ip netns add "$NETNS"
+    mkdir -p "/etc/netns/$NETNS"
+    echo "nameserver 127.0.0.1" > "/etc/netns/$NETNS/resolv.conf"
+    ip -n "$NETNS" link set lo up
+    status=0
+    ip netns exec "$NETNS" env FLOOD_DRILL_IN_NETNS=1 FLOOD_RESTRICTIONS="${FLOOD_RESTRICTIONS:-none}" \
+        bash "$0" "${ARGS[@]}" || status=$?
+    ip netns del "$NETNS" || true
+    rm -rf "/etc/netns/$NETNS"
+    exit "$status"
+fi
 PF_PORT_SAVED="$PF_PORT"
 # shellcheck source=lib-postfix.sh
 . "$ROOT/bench/lib-postfix.sh"
@@ -77,8 +104,43 @@ if [ -n "${FLOOD_RESTRICTIONS:-}" ]; then
     LIMITS_PF="$LIMITS_PF
 smtpd_recipient_restrictions = $FLOOD_RESTRICTIONS"
     LIMITS_MR="$LIMITS_MR
-smtpd_recipient_restrictions = \"$FLOOD_RESTRICTIONS\""
+smtpd_recipient_restrictions = \"$FLOOD_RESTRICTIONS\"
+dns_nameservers = [\"127.0.0.1:53\"]"
 fi
+
+# The DNS list: unbound on 127.0.0.1:53 of the namespace, answering dnsbl.flood.test from
+# local-data (127.0.0.2 is listed; anything else is NXDOMAIN, as a real list answers).
+UNBOUND_PID=""
+unbound_start() {
+    mkdir -p "$DIR/unbound"
+    cat > "$DIR/unbound/unbound.conf" <<EOF
+server:
+  interface: 127.0.0.1
+  port: 53
+  do-ip6: no
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "$DIR/unbound"
+  pidfile: ""
+  use-syslog: no
+  logfile: "$DIR/unbound/unbound.log"
+  access-control: 127.0.0.0/8 allow
+  num-threads: 1
+  local-zone: "flood.test." static
+  local-data: "2.0.0.127.dnsbl.flood.test. 300 IN A 127.0.0.2"
+  local-data: "2.0.0.127.dnsbl.flood.test. 300 IN TXT \"listed by the flood drill\""
+EOF
+    unbound -d -c "$DIR/unbound/unbound.conf" >/dev/null 2>&1 &
+    UNBOUND_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        port_listening 53 && return 0
+        sleep 0.1
+    done
+    log "unbound did not answer: $(tail -3 "$DIR/unbound/unbound.log" 2>/dev/null)"; return 1
+}
+unbound_stop() { [ -n "$UNBOUND_PID" ] && kill "$UNBOUND_PID" 2>/dev/null; wait "$UNBOUND_PID" 2>/dev/null || true; UNBOUND_PID=""; }
 export PF_MYNETWORKS=127.0.0.1/32 MR_MYNETWORKS=127.0.0.1/32
 PF_EXTRA="$LIMITS_PF"
 MR_EXTRA="$LIMITS_MR"
@@ -124,7 +186,7 @@ sink_start() {
 sink_count() { tr '\r' '\n' < "$DIR/sink.out" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2 || true; }
 sink_stop() { [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null || true; SINK_PID=""; }
 
-cleanup() { sink_stop; mr_stop; [ "$DO_POSTFIX" = 1 ] && pf_stop; true; }
+cleanup() { sink_stop; mr_stop; [ "$DO_POSTFIX" = 1 ] && pf_stop; unbound_stop; true; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -136,6 +198,7 @@ flood_round() {
         "127.0.0.1:$2" >>"$DIR/$1-flood.out" 2>&1 || true
 }
 refused_count() { grep -c 'Connection rate limit exceeded' "$1" || true; }
+rbl_count() { grep -c 'blocked using dnsbl.flood.test' "$1" || true; }
 
 # drill NAME PORT PID LOGFILE QUEUE-COUNT-COMMAND
 #   phase 1: the legitimate client's LEGIT messages while the flood runs (rounds until the
@@ -167,17 +230,23 @@ drill() {
         delivered="$(sink_count)"; [ "${delivered:-0}" -ge "$accepted" ] && break; sleep 0.5
     done
     cpu_us="$(fmt_div $(( (c1 - c0) * 1000000 )) $((CLK_TCK * (r1 - r0 > 0 ? r1 - r0 : 1))) 0)"
+    local rbl all_through=no
+    rbl="$(rbl_count "$logfile")"
+    # Every legitimate message accepted, and the sink got at least that many (the flood's
+    # admitted ones come on top).
+    [ "$legit_ok" -ge "$LEGIT" ] && [ "${delivered:-0}" -ge "$legit_ok" ] && all_through=yes
     # client= is logged at the first accepted RCPT, so it also counts flood sessions that
     # smtp-source abandoned when it exited; what the sink got is what was really accepted.
-    printf '%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$flood_ok" "$(( ${delivered:-0} - legit_ok ))" "$r1" "$legit_ok" "$LEGIT" \
-        "${delivered:-0}" "$max" "$((r1 - r0))" "$cpu_us" "$(fmt_div $((t1 - t0)) 1000000000 1)" >> "$DIR/results.tsv"
-    log "$name: flood accepted $flood_ok, refused $r1 connections in all; legit accepted $legit_ok/$LEGIT; sink got ${delivered:-0}; max queue $max; phase 2: $((r1 - r0)) refused, MTA CPU ${cpu_us} us per refused connection; phase 1 took $(fmt_div $((t1 - t0)) 1000000000 1)s"
+    printf '%s\t%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rbl" "$flood_ok" "$(( ${delivered:-0} - legit_ok ))" "$r1" "$legit_ok" "$LEGIT" \
+        "$all_through" "${delivered:-0}" "$max" "$((r1 - r0))" "$cpu_us" "$(fmt_div $((t1 - t0)) 1000000000 1)" >> "$DIR/results.tsv"
+    log "$name: flood RCPTs refused by the DNS list $rbl; flood sessions to RCPT $flood_ok, refused $r1 connections in all; legit accepted $legit_ok/$LEGIT (all through: $all_through); sink got ${delivered:-0}; max queue $max; phase 2: $((r1 - r0)) refused, MTA CPU ${cpu_us} us per refused connection; phase 1 took $(fmt_div $((t1 - t0)) 1000000000 1)s"
 }
 
 : > "$DIR/results.tsv"
 mr_queue() { mr_queue_count "$BIN"; }
 pf_queue() { pf_queue_count; }
 
+[ -n "$FLOOD_RESTRICTIONS" ] && unbound_start
 port_free_or_die "$MR_PORT"
 sink_start "$MR_SINK"
 mr_setup "$DIR/data" relay "$MR_PORT" "$MR_SINK"
@@ -196,5 +265,5 @@ fi
 echo "# flood-drill: $(date -u +%FT%TZ); flood from 127.0.0.2: rounds of smtp-source -s 20 (>= $FLOOD_ROUNDS during the legitimate run, then $CPU_ROUNDS measured alone); LEGIT=$LEGIT from 127.0.0.1 (2 sessions)"
 machine_info
 echo "# mailroom binary: ${MR_BIN:-target/release/mailroom}; restrictions: ${FLOOD_RESTRICTIONS:-none}"
-printf 'mta\tflood sessions to RCPT\tflood delivered\tconnections refused\tlegit accepted\tdelivered to sink\tmax queue\trefused in phase 2\tMTA CPU us/refused\tphase 1 s\n'
+printf 'mta\tflood RCPT refused by DNSBL\tflood sessions to RCPT\tflood delivered\tconnections refused\tlegit accepted\tlegit all through\tdelivered to sink\tmax queue\trefused in phase 2\tMTA CPU us/refused\tphase 1 s\n'
 cat "$DIR/results.tsv"

@@ -238,12 +238,24 @@ pub struct Config {
     pub smtpd_recipient_restrictions: Vec<String>,
     pub smtpd_data_restrictions: Vec<String>,
     pub smtpd_end_of_data_restrictions: Vec<String>,
+    /// Named restriction lists, each `name:restrictions` (TOML: `[{ name, restrictions }]`).
+    pub smtpd_restriction_classes: Vec<String>,
     /// Postfix default `yes`: client, HELO and sender restrictions wait until RCPT.
     pub smtpd_delay_reject: bool,
     /// How long one policy service query may take (Postfix 100s).
     pub smtpd_policy_service_timeout: Duration,
     /// What a policy service that cannot be reached amounts to.
     pub smtpd_policy_service_default_action: String,
+    /// A kept policy connection is closed after this long unused (Postfix 300s).
+    pub smtpd_policy_service_max_idle: Duration,
+    /// ... or this long after it was opened (Postfix 1000s).
+    pub smtpd_policy_service_max_ttl: Duration,
+    /// Attempts per query (Postfix 2).
+    pub smtpd_policy_service_try_limit: usize,
+    /// The pause between attempts (Postfix 1s).
+    pub smtpd_policy_service_retry_delay: Duration,
+    /// Queries per connection before it is closed (Postfix 0: no limit).
+    pub smtpd_policy_service_request_limit: usize,
     /// Reply codes of the restrictions (Postfix's names and defaults).
     pub reject_code: usize,
     pub defer_code: usize,

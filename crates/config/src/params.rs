@@ -549,12 +549,39 @@ pub(crate) const PARAMS: &[Param] = &[
         |v: &bool| { units::format_bool(*v) }
     ),
     text!(smtpd_policy_service_default_action, required),
+    duration!(smtpd_policy_service_max_idle, positive),
+    duration!(smtpd_policy_service_max_ttl, positive),
+    count!(smtpd_policy_service_request_limit),
+    duration!(smtpd_policy_service_retry_delay),
     duration!(smtpd_policy_service_timeout, positive),
+    count!(smtpd_policy_service_try_limit, positive),
     count!(smtpd_process_limit, positive),
     count!(smtpd_recipient_limit, positive),
     count!(smtpd_recipient_overshoot_limit),
     list!(smtpd_recipient_restrictions),
     list!(smtpd_relay_restrictions),
+    Param {
+        name: "smtpd_restriction_classes",
+        kind: Kind::Records(&["name", "restrictions"]),
+        access: Access::List {
+            get: |config| config.smtpd_restriction_classes.clone(),
+            set: |config, items| {
+                for item in &items {
+                    match item.split_once(':') {
+                        Some((name, _))
+                            if !name.trim().is_empty() && !name.contains(char::is_whitespace) => {}
+                        _ => {
+                            return Err(format!(
+                                "{item:?}: use {{ name = \"class\", restrictions = \"...\" }}"
+                            ))
+                        }
+                    }
+                }
+                config.smtpd_restriction_classes = items;
+                Ok(())
+            },
+        },
+    },
     boolean!(smtpd_sasl_auth_enable),
     path!(smtpd_sasl_password_file),
     list!(smtpd_sender_restrictions),

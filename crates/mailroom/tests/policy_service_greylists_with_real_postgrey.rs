@@ -1,8 +1,11 @@
 //! Issue 13 part 1: `check_policy_service` speaks Postfix's policy delegation protocol to a
 //! real policy server, Debian's `postgrey` (started on a loopback port with its own
 //! database directory and a short `--delay`): the first attempt is greylisted (450, from
-//! its `DEFER_IF_PERMIT`), a retry after the delay is accepted and delivered. A policy
-//! server that is down answers Postfix's `451 4.3.5 Server configuration problem`.
+//! its `DEFER_IF_PERMIT`), a retry after the delay is accepted and delivered. The connection
+//! to it is kept and reused by later sessions, and closed after
+//! `smtpd_policy_service_max_idle`. A policy server that is down is tried
+//! `smtpd_policy_service_try_limit` times, then answers Postfix's `451 4.3.5 Server
+//! configuration problem`.
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
@@ -45,14 +48,49 @@ impl Drop for Postgrey {
 }
 
 fn world(policy_port: u16) -> World {
-    world_with_timeout(policy_port, "10s")
+    world_with(policy_port, "smtpd_policy_service_timeout = \"10s\"\n")
 }
 
 fn world_with_timeout(policy_port: u16, timeout: &str) -> World {
+    world_with(
+        policy_port,
+        &format!("smtpd_policy_service_timeout = \"{timeout}\"\n"),
+    )
+}
+
+fn world_with(policy_port: u16, extra: &str) -> World {
     World::started(&format!(
-        "smtpd_recipient_restrictions = \"permit_sasl_authenticated, reject_unauth_destination, check_policy_service inet:127.0.0.1:{policy_port}\"\n\
-         smtpd_policy_service_timeout = \"{timeout}\"\n"
+        "smtpd_recipient_restrictions = \"permit_sasl_authenticated, reject_unauth_destination, check_policy_service inet:127.0.0.1:{policy_port}\"\n{extra}"
     ))
+}
+
+/// The local ports of our established connections to `port` (/proc/net/tcp, IPv4).
+fn connections_to(port: u16) -> Vec<u16> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let hex_port = |address: &str| {
+        let port = address.rsplit(':').next().unwrap_or("");
+        u16::from_str_radix(port, 16).unwrap_or(0)
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let established = fields.get(3) == Some(&"01");
+            (established && hex_port(fields[2]) == port).then(|| hex_port(fields[1]))
+        })
+        .collect()
+}
+
+fn postgrey(dbdir: &Path, port: u16) -> Option<Postgrey> {
+    if !is_root() {
+        eprintln!("skipped: postgrey is started as root here (its --user=root)");
+        return None;
+    }
+    let Some(server) = Postgrey::start(port, dbdir) else {
+        panic!("postgrey is not installed (scripts/test.sh installs it)");
+    };
+    Some(server)
 }
 
 /// One attempt from a stranger: the RCPT reply, and with 250 the message is sent.
@@ -140,4 +178,68 @@ fn a_policy_server_that_never_answers_times_out_to_451_4_3_5() {
         .wait_log("problem talking to server inet:127.0.0.1:", 1);
     let warning = &w.env.log_lines("problem talking to server")[0];
     assert!(warning.ends_with(": timeout"), "{warning}");
+}
+
+#[test]
+fn the_policy_connection_is_kept_across_sessions() {
+    let dbdir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(_postgrey) = postgrey(dbdir.path(), port) else {
+        return;
+    };
+    let w = world(port);
+    assert_eq!(attempt(&w, "one").code, 450);
+    // One connection stays open after the session (a connection per query would be
+    // closed by now), and the next sessions use that same one.
+    wait_until("one kept policy connection", || {
+        connections_to(port).len() == 1
+    });
+    let kept = connections_to(port);
+    for subject in ["two", "three"] {
+        assert_eq!(attempt(&w, subject).code, 450);
+    }
+    assert_eq!(
+        connections_to(port),
+        kept,
+        "the kept connection was not reused"
+    );
+}
+
+#[test]
+fn an_idle_policy_connection_is_closed_after_max_idle() {
+    let dbdir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(_postgrey) = postgrey(dbdir.path(), port) else {
+        return;
+    };
+    let w = world_with(port, "smtpd_policy_service_max_idle = \"1s\"\n");
+    assert_eq!(attempt(&w, "one").code, 450);
+    wait_until("the idle policy connection closed", || {
+        connections_to(port).is_empty()
+    });
+    // The next query opens a new one and is answered as usual.
+    assert_eq!(attempt(&w, "two").code, 450);
+}
+
+#[test]
+fn a_policy_server_that_is_down_is_tried_try_limit_times() {
+    let port = free_port();
+    let w = world_with(
+        port,
+        "smtpd_policy_service_try_limit = 3\nsmtpd_policy_service_retry_delay = \"0s\"\n",
+    );
+    let reply = attempt(&w, "never");
+    assert_eq!(reply.code, 451, "{}", reply.text());
+    w.env.wait_log(
+        &format!("warning: problem talking to server inet:127.0.0.1:{port}: Connection refused"),
+        1,
+    );
+    w.env.wait_log(
+        &format!("warning: policy server inet:127.0.0.1:{port}: no answer after 3 attempts"),
+        1,
+    );
+    w.env.wait_log(
+        "NOQUEUE: reject: RCPT from unknown[127.0.0.2]: 451 4.3.5",
+        1,
+    );
 }

@@ -10,11 +10,19 @@
 //! - `DISCARD [text]`: accepted and dropped; inspection stops.
 //! - `HOLD [text]`: into the hold queue; inspection goes on.
 //! - `REDIRECT user@domain`: every recipient replaced by that one; inspection stops.
-//! - `WARN [text]`: a log line only. `IGNORE`: the header (or body line) is removed.
+//! - `BCC user@domain`: that address added as a recipient (NOTIFY=NONE, once).
+//! - `PASS [text]`: no more header, body or milter inspection for this message.
+//! - `WARN [text]`, `INFO [text]`: a log line only. `IGNORE`: the line is removed;
+//!   `STRIP [text]`: removed with a log line.
 //! - `PREPEND text`: a line inserted before this one (for headers, text must be a header).
+//! - `REPLACE text`: the line replaced by the text (for headers, text must be a header).
 //! - `DUNNO`, `OK`: nothing.
 //! - `FILTER transport:destination`: logged and ignored (mailroom routes every message
 //!   through `content_filter` or none; a per-message filter is not implemented).
+//!
+//! A malformed argument (REDIRECT or BCC without `@`, a PREPEND or REPLACE header that is
+//! not `name: value`) is a warning naming the table's value, and the line is inspected
+//! as if the table had said DUNNO (Postfix's cleanup_act).
 //!
 //! Pure: bytes in, an [`Inspection`] out; the callers (smtpd intake and pickup) act on it
 //! and write the log lines ([`Finding::log_line`], Postfix's cleanup format).
@@ -45,7 +53,8 @@ pub enum Outcome {
 /// One match worth a log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// `reject`, `warning`, `hold`, `discard`, `redirect`, `prepend`, `filter`.
+    /// `reject`, `warning`, `info`, `hold`, `discard`, `redirect`, `bcc`, `pass`,
+    /// `prepend`, `replace`, `strip`, `filter`.
     pub action: &'static str,
     /// `header` or `body`.
     pub class: &'static str,
@@ -62,6 +71,12 @@ pub struct Inspection {
     pub hold: Option<String>,
     /// `REDIRECT`'s address.
     pub redirect: Option<String>,
+    /// `BCC` addresses, in table order.
+    pub bcc: Vec<String>,
+    /// `PASS`: the milters are not asked about this message either.
+    pub pass: bool,
+    /// Table values that could not be carried out (`bad BCC address ...`), for a warning.
+    pub warnings: Vec<String>,
     /// The message with IGNOREd lines removed and PREPENDed ones added (`None`: unchanged).
     pub message: Option<Vec<u8>>,
     pub findings: Vec<Finding>,
@@ -177,6 +192,9 @@ impl<'c> Walk<'c> {
                 outcome: Outcome::Accept,
                 hold: None,
                 redirect: None,
+                bcc: Vec::new(),
+                pass: false,
+                warnings: Vec::new(),
                 message: None,
                 findings: Vec::new(),
             },
@@ -215,7 +233,8 @@ impl<'c> Walk<'c> {
         !matches!(self.inspection.outcome, Outcome::Reject { .. })
     }
 
-    /// Carries out one table result; false when the line is to be removed.
+    /// Carries out one table result; false when the line is to be removed (or was
+    /// replaced: the replacement is in the output already).
     fn act(&mut self, part: Part, key: &str, value: &str) -> bool {
         let value = value.trim();
         let (command, text) = match value.split_once([' ', '\t']) {
@@ -223,50 +242,86 @@ impl<'c> Walk<'c> {
             None => (value, ""),
         };
         let class = if part == Part::Body { "body" } else { "header" };
-        let mut note = |action: &'static str, text: &str| {
+        let command = command.to_ascii_uppercase();
+        if let Some(problem) = bad_argument(&command, text, class) {
+            self.inspection
+                .warnings
+                .push(format!("{problem} in {class}_checks: {value}"));
+            return true;
+        }
+        let keep = !matches!(command.as_str(), "IGNORE" | "STRIP" | "REPLACE");
+        if let Some(action) = self.decide(&command, text) {
             self.inspection.findings.push(Finding {
                 action,
                 class,
                 content: clip(key),
-                text: text.to_string(),
-            })
-        };
-        match command.to_ascii_uppercase().as_str() {
+                text: match action {
+                    "reject" => self.reject_log_text(),
+                    _ => text.to_string(),
+                },
+            });
+        }
+        if matches!(command.as_str(), "PREPEND" | "REPLACE") {
+            self.out.extend_from_slice(text.as_bytes());
+            self.out.push(b'\n');
+            self.changed = true;
+        }
+        keep
+    }
+
+    /// Records what `command` decides; the finding's action word, when it is logged.
+    fn decide(&mut self, command: &str, text: &str) -> Option<&'static str> {
+        let found = &mut self.inspection;
+        let action = match command {
             "REJECT" => {
                 let (status, text) = reject_status(text);
-                note("reject", &format!("{status} {text}"));
-                self.inspection.outcome = Outcome::Reject { status, text };
-                self.stopped = true;
+                found.outcome = Outcome::Reject { status, text };
+                "reject"
             }
             "DISCARD" => {
-                note("discard", text);
-                self.inspection.outcome = Outcome::Discard;
-                self.stopped = true;
+                found.outcome = Outcome::Discard;
+                "discard"
             }
-            "HOLD" if self.inspection.hold.is_none() => {
-                note("hold", text);
-                self.inspection.hold = Some(text.to_string());
+            "HOLD" if found.hold.is_none() => {
+                found.hold = Some(text.to_string());
+                "hold"
             }
-            "REDIRECT" if text.contains('@') => {
-                note("redirect", text);
-                self.inspection.redirect = Some(text.to_string());
-                self.stopped = true;
+            "REDIRECT" => {
+                found.redirect = Some(text.to_string());
+                "redirect"
             }
-            "WARN" => note("warning", text),
-            "FILTER" => note(
-                "filter",
-                &format!("{text} (FILTER is not supported; ignored)"),
-            ),
-            "IGNORE" => return false,
-            "PREPEND" if !text.is_empty() => {
-                note("prepend", text);
-                self.out.extend_from_slice(text.as_bytes());
-                self.out.push(b'\n');
-                self.changed = true;
+            "PASS" => {
+                found.pass = true;
+                "pass"
             }
-            _ => {} // DUNNO, OK, or an action that does not apply
+            "BCC" => {
+                found.bcc.push(text.to_string());
+                "bcc"
+            }
+            "WARN" => "warning",
+            "INFO" => "info",
+            "STRIP" => "strip",
+            "PREPEND" => "prepend",
+            "REPLACE" => "replace",
+            "FILTER" => {
+                found
+                    .warnings
+                    .push(format!("FILTER {text} is not supported (ignored)"));
+                return None;
+            }
+            _ => return None, // DUNNO, OK, IGNORE, a second HOLD
+        };
+        // Postfix turns off all further inspection (CLEANUP_FLAG_FILTER_ALL).
+        self.stopped |= matches!(command, "REJECT" | "DISCARD" | "REDIRECT" | "PASS");
+        Some(action)
+    }
+
+    /// `5.7.1 text` of the REJECT just recorded.
+    fn reject_log_text(&self) -> String {
+        match &self.inspection.outcome {
+            Outcome::Reject { status, text } => format!("{status} {text}"),
+            _ => String::new(),
         }
-        true
     }
 
     fn finish(mut self) -> Inspection {
@@ -278,8 +333,9 @@ impl<'c> Walk<'c> {
 }
 
 impl Inspection {
-    /// Applies what changes the message itself: the edited text (IGNORE, PREPEND) and
-    /// REDIRECT (every recipient replaced by that address, keeping its DSN options).
+    /// Applies what changes the message itself: the edited text (IGNORE, STRIP, PREPEND,
+    /// REPLACE), REDIRECT (every recipient replaced by that address) and BCC (each address
+    /// added with NOTIFY=NONE, unless it is a recipient already).
     pub fn apply(&mut self, env: &mut envelope::Envelope, message: &mut Vec<u8>) {
         if let Some(edited) = self.message.take() {
             *message = edited;
@@ -287,6 +343,31 @@ impl Inspection {
         if let Some(address) = &self.redirect {
             env.recipients = vec![envelope::Recipient::new(address.as_str())];
         }
+        for address in &self.bcc {
+            let known = env.recipients.iter().any(|r| r.address == *address);
+            if !known {
+                let mut bcc = envelope::Recipient::new(address.as_str());
+                bcc.notify = Some("NEVER".to_string());
+                env.recipients.push(bcc);
+            }
+        }
+    }
+}
+
+/// Why a table value cannot be carried out (Postfix's warnings), if it cannot.
+fn bad_argument(command: &str, text: &str, class: &str) -> Option<&'static str> {
+    let is_header = || {
+        text.split_once(':')
+            .is_some_and(|(name, _)| !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic()))
+    };
+    match command {
+        "REDIRECT" if !text.contains('@') => Some("bad REDIRECT target (need user@domain)"),
+        "BCC" if !text.contains('@') => Some("bad BCC address (need user@domain)"),
+        "PREPEND" | "REPLACE" if text.is_empty() => Some("action without text"),
+        "PREPEND" | "REPLACE" if class == "header" && !is_header() => {
+            Some("bad header text (need \"headername: headervalue\")")
+        }
+        _ => None,
     }
 }
 

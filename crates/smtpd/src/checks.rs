@@ -42,15 +42,17 @@ pub async fn mail(conn: &mut Conn, session: &mut Session, accepted: Reply) -> Re
     }
 }
 
-/// DATA, before the 354: `smtpd_data_restrictions`. `Some(refusal)` when refused.
-pub async fn data(conn: &mut Conn, session: &mut Session) -> Option<Reply> {
+/// DATA, before the 354, or the first BDAT, before its chunk is taken:
+/// `smtpd_data_restrictions`. `Some(refusal)` when refused. `dot`: DATA (after BDAT the
+/// chunk itself is pending input, so it is not taken for pipelining).
+pub async fn data(conn: &mut Conn, session: &mut Session, dot: bool) -> Option<Reply> {
     let restrictions = session.settings.restrictions.clone();
     if !restrictions.checks_at(Stage::Data) {
         return None;
     }
     let mut request = session.restriction_request(Stage::Data, None);
     // RFC 2920: DATA ends a pipelined group; nothing may follow it before our reply.
-    request.pipelined = conn.has_pending_input();
+    request.pipelined = dot && conn.has_pending_input();
     let mut verdict = restrictions.check(Stage::Data, &request).await;
     let refusal = verdict.reject.take();
     if let Some(tx) = session.tx.as_mut() {

@@ -119,7 +119,15 @@ async fn command_loop(
                 size,
                 last,
                 refusal,
-            } => bdat(conn, session, env, size, last, refusal).await?,
+                first,
+            } => {
+                // The first chunk is where DATA would be: smtpd_data_restrictions.
+                let refusal = match (refusal, first) {
+                    (None, true) => checks::data(conn, session, false).await,
+                    (refusal, _) => refusal,
+                };
+                bdat(conn, session, env, size, last, refusal).await?
+            }
             Action::Auth { mechanism, initial } => {
                 auth::run(conn, session, env, mechanism, initial).await?
             }
@@ -177,7 +185,7 @@ async fn next_command_line(
 
 /// DATA: 354, the message through a dot-mode decoder, then queue or refuse it.
 async fn data(conn: &mut Conn, session: &mut Session, env: &mut Env<'_>) -> Result<(), End> {
-    if let Some(refusal) = checks::data(conn, session).await {
+    if let Some(refusal) = checks::data(conn, session, true).await {
         session.stats.record("data", false);
         send(conn, session, refusal).await;
         return Ok(());

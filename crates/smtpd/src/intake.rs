@@ -96,8 +96,11 @@ pub async fn finish(
     if let Some(message) = rewriter.cleanup(&mut prepared.envelope, &prepared.message) {
         prepared.message = message;
     }
-    let content_hold = match content::inspect(session, &mut prepared) {
-        Disposition::Queue { hold } => hold.is_some(),
+    // A restriction's REDIRECT and BCC come first, so a header check's REDIRECT wins
+    // (Postfix's smtpd hands them to cleanup before the content).
+    actions.apply(&mut prepared.envelope);
+    let (content_hold, pass) = match content::inspect(session, &mut prepared) {
+        Disposition::Queue { hold, pass } => (hold.is_some(), pass),
         Disposition::Discard => return fixed::queued(&prepared.id.to_string()),
         Disposition::Refuse(reply) => return reply,
     };
@@ -109,7 +112,8 @@ pub async fn finish(
     if !actions.prepend.is_empty() {
         prepared.message = prepended(&actions.prepend, &prepared.message);
     }
-    let milter_hold = match crate::milters::run(session, &mut prepared).await {
+    // A header/body check's PASS turns the milters off for this message (Postfix).
+    let milter_hold = match crate::milters::run(session, &mut prepared, pass).await {
         crate::milters::After::Queue { hold } => hold.is_some(),
         crate::milters::After::Discard => return fixed::queued(&prepared.id.to_string()),
         crate::milters::After::Refuse(reply) => return reply,

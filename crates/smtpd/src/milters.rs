@@ -24,9 +24,9 @@ pub enum After {
 }
 
 /// Runs the session's milters on `prepared`; their changes are applied to it.
-pub async fn run(session: &Session, prepared: &mut Prepared) -> After {
+pub async fn run(session: &Session, prepared: &mut Prepared, pass: bool) -> After {
     let settings = &session.settings.milters;
-    if settings.smtpd.is_empty() {
+    if settings.smtpd.is_empty() || pass {
         return After::Queue { hold: None };
     }
     let context = context(session, prepared);

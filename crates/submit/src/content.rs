@@ -6,13 +6,14 @@
 
 use envelope::{Envelope, QueueId};
 use rewrite::content::{LogContext, Outcome};
-use tracing::info;
+use tracing::{info, warn};
 
 /// What pickup does with the message.
 pub enum Disposition {
-    /// Queue it; `Some(reason)` into the hold queue.
+    /// Queue it; `Some(reason)` into the hold queue; `pass`: no milter inspection.
     Queue {
         hold: Option<String>,
+        pass: bool,
     },
     Discard,
     /// Bounce it: status and text.
@@ -32,7 +33,10 @@ pub fn inspect(
 ) -> Disposition {
     let checks = rewriter.content_checks();
     if checks.is_empty() {
-        return Disposition::Queue { hold: None };
+        return Disposition::Queue {
+            hold: None,
+            pass: false,
+        };
     }
     let mut inspection = checks.inspect(message);
     let queue_id = id.to_string();
@@ -46,10 +50,14 @@ pub fn inspect(
     for finding in &inspection.findings {
         info!(target: "cleanup", "{}", finding.log_line(&cx));
     }
+    for problem in &inspection.warnings {
+        warn!(target: "cleanup", "{queue_id}: {}", maillog::sanitize(problem));
+    }
     inspection.apply(envelope, message);
     match inspection.outcome {
         Outcome::Accept => Disposition::Queue {
             hold: inspection.hold,
+            pass: inspection.pass,
         },
         Outcome::Discard => Disposition::Discard,
         Outcome::Reject { status, text } => Disposition::Reject {

@@ -221,9 +221,9 @@ fn clean(
     let rewritten = rewriter.cleanup(&mut cleaned.envelope, &cleaned.message);
     let mut message = rewritten.unwrap_or(cleaned.message);
     // header_checks/body_checks first, then the milters, as Postfix's cleanup orders them.
-    let content_hold =
+    let (content_hold, pass) =
         match content::inspect(rewriter, drop.id, &mut cleaned.envelope, &mut message) {
-            Disposition::Queue { hold } => hold.is_some(),
+            Disposition::Queue { hold, pass } => (hold.is_some(), pass),
             Disposition::Discard => {
                 remove_after(path, "discarding");
                 return None;
@@ -233,6 +233,10 @@ fn clean(
                 return Some((envelope, message, false));
             }
         };
+    // A check's PASS: no milter inspection either (Postfix).
+    if pass {
+        return Some((cleaned.envelope, message, content_hold));
+    }
     match milters::judge(
         &settings.milters,
         deferrals,

@@ -124,3 +124,41 @@ fn odd_input_does_not_panic_and_is_kept_byte_for_byte() {
         let _ = i;
     }
 }
+
+#[test]
+fn replace_strip_and_bcc_edit_the_message_and_envelope() {
+    let c = checks(
+        "/^From:/ REPLACE From: x@y\n/^Subject:/ BCC copy@z\n",
+        "/^hello/ REPLACE hi\n/^buy/ STRIP\n",
+    );
+    let mut i = c.inspect(MESSAGE);
+    let mut env = envelope::Envelope::new("a@b", vec!["copy@z".into(), "c@d".into()], 0);
+    env.recipients.remove(0);
+    let mut message = MESSAGE.to_vec();
+    i.apply(&mut env, &mut message);
+    assert_eq!(message, b"Subject: cheap\n pills\nFrom: x@y\n\nhi\n");
+    assert_eq!(env.recipients.len(), 2);
+    assert_eq!(env.recipients[1].notify.as_deref(), Some("NEVER"));
+    let actions: Vec<_> = i.findings.iter().map(|f| f.action).collect();
+    assert_eq!(actions, ["bcc", "replace", "replace", "strip"]);
+}
+
+#[test]
+fn a_bcc_already_a_recipient_is_not_added_twice() {
+    let c = checks("/^Subject:/ BCC c@d\n", "");
+    let mut i = c.inspect(MESSAGE);
+    let mut env = envelope::Envelope::new("a@b", vec!["c@d".into()], 0);
+    i.apply(&mut env, &mut MESSAGE.to_vec());
+    assert_eq!(env.recipients.len(), 1);
+}
+
+#[test]
+fn bad_arguments_warn_and_do_nothing() {
+    let c = checks(
+        "/^Subject:/ REPLACE not a header\n/^From:/ REDIRECT nobody\n",
+        "",
+    );
+    let i = c.inspect(MESSAGE);
+    assert!(i.findings.is_empty() && i.message.is_none() && i.redirect.is_none());
+    assert_eq!(i.warnings.len(), 2, "{:?}", i.warnings);
+}

@@ -13,9 +13,10 @@
 //! Results: `OK`, `RELAY` or digits permit; `DUNNO` goes on; `REJECT [text]`,
 //! `DEFER [text]`, `4xx text`, `5xx text` refuse (an enhanced code may lead the text);
 //! `DEFER_IF_PERMIT`, `DEFER_IF_REJECT`; `HOLD`, `DISCARD`, `PREPEND header: text`,
-//! `WARN`, `INFO`. `FILTER`, `REDIRECT`, `BCC` are logged and ignored (mailroom's
-//! routing has no per-message override), and a restriction name as a result is a
-//! configuration error (451 4.3.5): restriction classes are not supported.
+//! `WARN`, `INFO`, `REDIRECT user@domain`, `BCC user@domain`. `FILTER` is logged and
+//! ignored (mailroom's queue has no per-message filter). A result that is a restriction
+//! class name or restriction words is evaluated as a list (Postfix's); anything else is a
+//! configuration error (451 4.3.5).
 
 use std::net::IpAddr;
 
@@ -163,8 +164,30 @@ pub fn result(
             prepend(text, table, state);
             Status::Dunno
         }
-        "FILTER" | "REDIRECT" | "BCC" => {
-            warn!(target: "smtpd", "access table {table}: action {keyword} is not supported by mailroom; ignored");
+        "REDIRECT" | "BCC" if !text.contains('@') => {
+            warn!(target: "smtpd", "access table {table} entry \"{}\" requires user@domain target", maillog::sanitize(value));
+            Status::Dunno
+        }
+        "REDIRECT" => {
+            log_whatsup(
+                request,
+                "redirect",
+                &format!("<{subject}>: {class} triggers REDIRECT {text}"),
+            );
+            state.verdict.redirect = Some(text.to_string());
+            Status::Dunno
+        }
+        "BCC" => {
+            log_whatsup(
+                request,
+                "bcc",
+                &format!("<{subject}>: {class} triggers BCC {text}"),
+            );
+            state.verdict.bcc.push(text.to_string());
+            Status::Dunno
+        }
+        "FILTER" => {
+            warn!(target: "smtpd", "access table {table}: action FILTER is not supported by mailroom; ignored");
             Status::Dunno
         }
         _ if is_reply_code(command) && !text.is_empty() => {
@@ -172,11 +195,19 @@ pub fn result(
             let default_dsn = format!("{}.7.1", &command[..1]);
             state.refuse(request, refusal(code, &default_dsn, "Access denied"))
         }
+        _ if is_restriction_list(restrictions, value) => Status::Delegate(value.to_string()),
         _ => {
             warn!(target: "smtpd", "access table {table}: unknown or unsupported action {:?}", maillog::sanitize(value));
             state.server_error(request)
         }
     }
+}
+
+/// Whether a result is a restriction class name or restriction words (Postfix then
+/// evaluates it as a list); anything else is a configuration error.
+fn is_restriction_list(restrictions: &Restrictions, value: &str) -> bool {
+    let (_, problems) = super::parse::parse_list(&super::words(value), &restrictions.class_names());
+    !value.trim().is_empty() && problems.is_empty()
 }
 
 fn or<'a>(text: &'a str, fallback: &'a str) -> &'a str {

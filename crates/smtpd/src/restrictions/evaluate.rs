@@ -15,7 +15,7 @@ use proto::reply::Reply;
 use tracing::warn;
 
 use super::dns::{Lookup, MailDomain};
-use super::parse::{Restriction, Subject};
+use super::parse::{self, Restriction, Subject};
 use super::{access, dnsbl, log_whatsup, policy, Class, Request, Restrictions, Verdict};
 
 /// One restriction's answer.
@@ -25,12 +25,20 @@ pub enum Status {
     Permit,
     /// Refused (and logged).
     Reject(Reply),
+    /// A table or policy result that is a restriction list (a class name, or restriction
+    /// words): evaluated in place by [`one`], never seen by a list.
+    Delegate(String),
 }
+
+/// How deep classes may name classes (a loop ends here with 451 4.3.5).
+const MAX_NESTING: usize = 20;
 
 /// What the evaluation has gathered so far.
 #[derive(Debug, Default)]
 pub struct State {
     warn_if_reject: bool,
+    /// Classes being evaluated, innermost last.
+    nesting: usize,
     pub defer_if_permit: Option<Reply>,
     pub defer_if_reject: Option<Reply>,
     pub verdict: Verdict,
@@ -93,7 +101,7 @@ pub async fn run(
 ) -> Verdict {
     let mut state = State::default();
     for (class, list) in lists {
-        if let Some(reply) = run_list(r, *class, list, request, &mut state).await {
+        if let Status::Reject(reply) = run_list(r, *class, list, request, &mut state).await {
             state.verdict.reject = Some(reply);
             return state.verdict;
         }
@@ -111,7 +119,7 @@ async fn run_list(
     list: &[Restriction],
     request: &Request,
     state: &mut State,
-) -> Option<Reply> {
+) -> Status {
     for restriction in list {
         if let Restriction::WarnIfReject = restriction {
             state.warn_if_reject = true;
@@ -120,16 +128,70 @@ async fn run_list(
         let status = one(r, class, restriction, request, state).await;
         state.warn_if_reject = false;
         match status {
-            Status::Dunno => {}
-            Status::Permit => return None,
-            Status::Reject(reply) => return Some(reply),
+            Status::Dunno | Status::Delegate(_) => {}
+            Status::Permit | Status::Reject(_) => return status,
         }
     }
-    None
+    Status::Dunno
 }
 
-/// One restriction.
+/// A restriction class, or a table result that names restrictions (Postfix's
+/// `generic_checks` on the result): its permit permits, its refusal refuses, its end is
+/// DUNNO. Boxed: a class may name a class.
+fn nested<'a>(
+    r: &'a Restrictions,
+    class: Class,
+    list: &'a [Restriction],
+    request: &'a Request,
+    state: &'a mut State,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Status> + Send + 'a>> {
+    Box::pin(async move {
+        if state.nesting >= MAX_NESTING {
+            warn!(target: "smtpd", "restriction classes nested more than {MAX_NESTING} deep (a loop?): answering 451 4.3.5");
+            return state.server_error(request);
+        }
+        state.nesting += 1;
+        let status = run_list(r, class, list, request, state).await;
+        state.nesting -= 1;
+        status
+    })
+}
+
+/// A table or policy result that is a restriction list, parsed now (its maps opened once
+/// per use, as such results are rare) and evaluated in place.
+async fn delegated(
+    r: &Restrictions,
+    class: Class,
+    value: &str,
+    request: &Request,
+    state: &mut State,
+) -> Status {
+    if let Some(list) = r.classes.get(value.trim()) {
+        return nested(r, class, list, request, state).await;
+    }
+    let (list, problems) = parse::parse_list(&super::words(value), &r.class_names());
+    for problem in &problems {
+        warn!(target: "smtpd", "access table result {:?}: {problem}", maillog::sanitize(value));
+    }
+    nested(r, class, &list, request, state).await
+}
+
+/// One restriction; a result naming restrictions is evaluated in place.
 async fn one(
+    r: &Restrictions,
+    class: Class,
+    restriction: &Restriction,
+    request: &Request,
+    state: &mut State,
+) -> Status {
+    match single(r, class, restriction, request, state).await {
+        Status::Delegate(value) => delegated(r, class, &value, request, state).await,
+        status => status,
+    }
+}
+
+/// One restriction, as it answers.
+async fn single(
     r: &Restrictions,
     class: Class,
     restriction: &Restriction,
@@ -184,6 +246,10 @@ async fn one(
         Dnsbl { subject, domain } => dnsbl::check(r, *subject, domain, request, state).await,
         Access { subject, maps } => table(r, *subject, maps, request, state),
         Policy(endpoint) => policy_service(r, class, endpoint, request, state).await,
+        Class(name) => match r.classes.get(name) {
+            Some(list) => nested(r, class, list, request, state).await,
+            None => state.server_error(request),
+        },
         Broken(word) => {
             warn!(target: "smtpd", "restriction {word:?} cannot be evaluated (see the configuration warnings): answering 451 4.3.5");
             state.server_error(request)
@@ -215,13 +281,9 @@ async fn policy_service(
     request: &Request,
     state: &mut State,
 ) -> Status {
-    let action = match policy::query(endpoint, r.policy.timeout, request).await {
-        Ok(action) => action,
-        Err(why) => {
-            warn!(target: "smtpd", "problem talking to server {endpoint}: {why}");
-            r.policy.default_action.clone()
-        }
-    };
+    let action = policy::query(&r.policy_pool, &r.policy, endpoint, request)
+        .await
+        .unwrap_or_else(|_| r.policy.default_action.clone());
     let subject = class.subject(request);
     access::result(
         r,

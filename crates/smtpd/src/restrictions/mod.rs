@@ -12,7 +12,7 @@
 //!  evaluate.rs  the lists in order: permit ends a list, reject ends all, warn_if_reject,
 //!               defer_if_permit / defer_if_reject (Postfix's "maybe" states)
 //!  access.rs    check_*_access tables and their results (OK, REJECT text, 4xx/5xx text,
-//!               DUNNO, HOLD, DISCARD, DEFER_IF_PERMIT, PREPEND, WARN …)
+//!               DUNNO, HOLD, DISCARD, DEFER_IF_PERMIT, PREPEND, REDIRECT, BCC, WARN …)
 //!  dnsbl.rs     reject_rbl_client, reject_rhsbl_*: queries, filters, reply templates
 //!  dns.rs       the DNS questions: lists, unknown domains and HELO names, client names
 //!  policy.rs    check_policy_service: Postfix's policy delegation protocol
@@ -43,6 +43,7 @@ mod evaluate;
 mod parse;
 mod policy;
 
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use config::Config;
@@ -60,11 +61,15 @@ pub struct Restrictions {
     recipient: Vec<Restriction>,
     data: Vec<Restriction>,
     end_of_data: Vec<Restriction>,
+    /// `smtpd_restriction_classes`: name → list.
+    classes: HashMap<String, Vec<Restriction>>,
     /// `smtpd_delay_reject`.
     pub delay_reject: bool,
     codes: Codes,
     dns: dns::Dns,
     policy: policy::PolicySettings,
+    /// Kept policy server connections.
+    policy_pool: policy::Pool,
     rbl_reply_maps: maps::Maps,
     default_rbl_reply: String,
     /// What could not be parsed or opened, `parameter: problem` (for the log and `check`).
@@ -120,11 +125,17 @@ impl Restrictions {
     /// restriction concerned answers 451 4.3.5 (see the module doc).
     pub fn from_config(cfg: &Config) -> Restrictions {
         let mut problems = Vec::new();
+        let definitions = class_definitions(&cfg.smtpd_restriction_classes);
+        let names: HashSet<String> = definitions.iter().map(|(n, _)| n.clone()).collect();
         let mut list = |name: &str, words: &[String]| {
-            let (list, found) = parse::parse_list(words);
+            let (list, found) = parse::parse_list(words, &names);
             problems.extend(found.into_iter().map(|p| format!("{name}: {p}")));
             list
         };
+        let classes = definitions
+            .iter()
+            .map(|(name, words)| (name.clone(), list(name, words)))
+            .collect();
         let client = list("smtpd_client_restrictions", &cfg.smtpd_client_restrictions);
         let helo = list("smtpd_helo_restrictions", &cfg.smtpd_helo_restrictions);
         let sender = list("smtpd_sender_restrictions", &cfg.smtpd_sender_restrictions);
@@ -150,13 +161,12 @@ impl Restrictions {
             recipient,
             data,
             end_of_data,
+            classes,
             delay_reject: cfg.smtpd_delay_reject,
             codes: Codes::from_config(cfg),
             dns: dns::Dns::new(&cfg.dns_nameservers),
-            policy: policy::PolicySettings {
-                timeout: cfg.smtpd_policy_service_timeout,
-                default_action: cfg.smtpd_policy_service_default_action.clone(),
-            },
+            policy: policy::PolicySettings::from_config(cfg),
+            policy_pool: policy::Pool::default(),
             rbl_reply_maps,
             default_rbl_reply: cfg.default_rbl_reply.clone(),
             problems,
@@ -189,6 +199,11 @@ impl Restrictions {
         evaluate::run(self, &lists, request).await
     }
 
+    /// The `smtpd_restriction_classes` names.
+    fn class_names(&self) -> HashSet<String> {
+        self.classes.keys().cloned().collect()
+    }
+
     /// Whether MAIL has lists to evaluate (only with `smtpd_delay_reject = no`).
     pub fn checks_at_mail(&self) -> bool {
         let any = !(self.client.is_empty() && self.helo.is_empty() && self.sender.is_empty());
@@ -204,6 +219,23 @@ impl Restrictions {
             Stage::Rcpt => true,
         }
     }
+}
+
+/// `name:restriction, restriction …` items → (name, words).
+fn class_definitions(items: &[String]) -> Vec<(String, Vec<String>)> {
+    items
+        .iter()
+        .filter_map(|item| item.split_once(':'))
+        .map(|(name, list)| (name.trim().to_string(), words(list)))
+        .collect()
+}
+
+/// A restriction list as text → its words (commas and white space separate them).
+fn words(list: &str) -> Vec<String> {
+    list.split([',', ' ', '\t', '\n', '\r'])
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// When a check happens (Postfix's `protocol_state`).
@@ -316,6 +348,10 @@ pub struct Verdict {
     pub discard: Option<String>,
     /// PREPEND: headers to add at the top of the message.
     pub prepend: Vec<String>,
+    /// REDIRECT: every recipient of the message replaced by this one (the last wins).
+    pub redirect: Option<String>,
+    /// BCC: recipients to add to the message.
+    pub bcc: Vec<String>,
 }
 
 /// Postfix's `log_whatsup`: `NOQUEUE: reject: RCPT from unknown[ip]: TEXT; from=<s>

@@ -7,6 +7,7 @@
 //! configuration error` when reached, as Postfix does) plus a problem line for the log and
 //! `mailroom check`.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// What a DNS list, an access table or a syntax check looks at.
@@ -63,12 +64,15 @@ pub enum Restriction {
     },
     /// `check_policy_service inet:host:port` or `unix:/path`.
     Policy(String),
+    /// A name from `smtpd_restriction_classes`: that list, evaluated in place.
+    Class(String),
     /// Cannot be evaluated as configured: the word, for the log.
     Broken(String),
 }
 
-/// Parses one list; the problems say what became [`Restriction::Broken`].
-pub fn parse_list(words: &[String]) -> (Vec<Restriction>, Vec<String>) {
+/// Parses one list; the problems say what became [`Restriction::Broken`]. A word in
+/// `classes` (the `smtpd_restriction_classes` names) is that class.
+pub fn parse_list(words: &[String], classes: &HashSet<String>) -> (Vec<Restriction>, Vec<String>) {
     let mut list = Vec::new();
     let mut problems = Vec::new();
     let mut words = words.iter().map(|w| w.trim()).filter(|w| !w.is_empty());
@@ -76,6 +80,7 @@ pub fn parse_list(words: &[String]) -> (Vec<Restriction>, Vec<String>) {
         let name = word.to_ascii_lowercase();
         let restriction = match simple(&name) {
             Some(restriction) => restriction,
+            None if classes.contains(word) => Restriction::Class(word.to_string()),
             None => match with_argument(&name) {
                 Some(make) => match words.next() {
                     Some(argument) => make(argument).unwrap_or_else(|problem| {
@@ -195,11 +200,14 @@ mod tests {
 
     #[test]
     fn names_arguments_and_problems() {
-        let (list, problems) = parse_list(&words(
-            "Permit_MyNetworks, reject_rbl_client zen.example.invalid=127.0.0.[2..4], \
+        let (list, problems) = parse_list(
+            &words(
+                "Permit_MyNetworks, reject_rbl_client zen.example.invalid=127.0.0.[2..4], \
              check_policy_service inet:127.0.0.1:10023 bogus_restriction \
              check_client_access cidr:/nonexistent/file reject_rhsbl_sender",
-        ));
+            ),
+            &HashSet::new(),
+        );
         assert!(matches!(list[0], Restriction::PermitMynetworks));
         assert!(
             matches!(&list[1], Restriction::Dnsbl { subject: Subject::Client, domain } if domain == "zen.example.invalid=127.0.0.[2..4]")
@@ -220,7 +228,7 @@ mod tests {
             "check_sender_access /etc/x",
             "reject_rbl_client zen.example=999.1",
         ] {
-            let (list, problems) = parse_list(&words(text));
+            let (list, problems) = parse_list(&words(text), &HashSet::new());
             assert!(matches!(list[0], Restriction::Broken(_)), "{text}");
             assert_eq!(problems.len(), 1, "{text}: {problems:?}");
         }

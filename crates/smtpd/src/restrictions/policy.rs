@@ -5,33 +5,128 @@
 //! action is read as an access table result (`access.rs`): `DUNNO`, `OK`, `REJECT text`,
 //! `DEFER_IF_PERMIT text` (greylisting), `450 text`, `PREPEND header: text` …
 //!
-//! Endpoints are `inet:host:port` and `unix:/path`. mailroom opens one connection per
-//! query (Postfix keeps one per smtpd process); servers such as postgrey serve both. The
-//! whole query — connect, write, read — is bounded by `smtpd_policy_service_timeout`; a
-//! failure logs `warning: problem talking to server …` and the caller answers
+//! Endpoints are `inet:host:port` and `unix:/path`. Connections are kept, as Postfix keeps
+//! one per smtpd process: an idle one is reused by the next query of any session
+//! ([`Pool`]), closed after `smtpd_policy_service_max_idle` unused, at its first use after
+//! `smtpd_policy_service_max_ttl`, or after `smtpd_policy_service_request_limit` queries.
+//! Each attempt — connect, write, read — is bounded by `smtpd_policy_service_timeout`; a
+//! failed attempt logs `warning: problem talking to server …` and is tried again after
+//! `smtpd_policy_service_retry_delay`, up to `smtpd_policy_service_try_limit` attempts
+//! (a kept connection that fails — the server may have closed it while idle — gets one
+//! fresh retry that is not counted); then the caller answers
 //! `smtpd_policy_service_default_action` (`451 4.3.5 Server configuration problem`).
 //!
 //! Security stance: the server is the operator's; its answer is still bounded (a line of at
 //! most [`MAX_LINE`] bytes, at most [`MAX_ATTRIBUTES`] lines) and never trusted to be
 //! well formed.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
 };
+use tracing::warn;
 
 use super::Request;
 
 const MAX_LINE: usize = 4096;
 const MAX_ATTRIBUTES: usize = 100;
 
-/// `smtpd_policy_service_timeout` and `_default_action`.
+/// The `smtpd_policy_service_*` settings.
 #[derive(Debug, Clone)]
 pub struct PolicySettings {
     pub timeout: Duration,
     pub default_action: String,
+    pub max_idle: Duration,
+    pub max_ttl: Duration,
+    pub try_limit: usize,
+    pub retry_delay: Duration,
+    /// 0: no limit.
+    pub request_limit: usize,
+}
+
+impl PolicySettings {
+    pub fn from_config(cfg: &config::Config) -> PolicySettings {
+        PolicySettings {
+            timeout: cfg.smtpd_policy_service_timeout,
+            default_action: cfg.smtpd_policy_service_default_action.clone(),
+            max_idle: cfg.smtpd_policy_service_max_idle,
+            max_ttl: cfg.smtpd_policy_service_max_ttl,
+            try_limit: cfg.smtpd_policy_service_try_limit.max(1),
+            retry_delay: cfg.smtpd_policy_service_retry_delay,
+            request_limit: cfg.smtpd_policy_service_request_limit,
+        }
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// One connection to a policy server.
+struct Kept {
+    stream: BufReader<Box<dyn Io>>,
+    opened: Instant,
+    requests: usize,
+    /// Tells the idle timer which stay in the pool this is.
+    serial: u64,
+}
+
+/// The idle connections per endpoint, shared by every session of one configuration
+/// (a reload starts a new pool; the old connections close when their last user is done).
+#[derive(Clone, Default)]
+pub struct Pool {
+    idle: Arc<Mutex<HashMap<String, Vec<Kept>>>>,
+    serials: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pool")
+    }
+}
+
+impl Pool {
+    /// An idle connection to `endpoint` still within its lifetime, if any.
+    fn take(&self, endpoint: &str, settings: &PolicySettings) -> Option<Kept> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.get_mut(endpoint)?;
+        while let Some(kept) = list.pop() {
+            if kept.opened.elapsed() < settings.max_ttl {
+                return Some(kept);
+            }
+        }
+        None
+    }
+
+    /// Keeps `kept` for the next query (unless it has served its request limit), and
+    /// closes it after `max_idle` if nobody took it by then.
+    fn put(&self, endpoint: &str, mut kept: Kept, settings: &PolicySettings) {
+        let limit = settings.request_limit;
+        if limit > 0 && kept.requests >= limit {
+            return;
+        }
+        let serial = self
+            .serials
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        kept.serial = serial;
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(endpoint.to_string())
+            .or_default()
+            .push(kept);
+        let (pool, endpoint, max_idle) = (self.clone(), endpoint.to_string(), settings.max_idle);
+        tokio::spawn(async move {
+            tokio::time::sleep(max_idle).await;
+            let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(list) = idle.get_mut(&endpoint) {
+                list.retain(|k| k.serial != serial);
+            }
+        });
+    }
 }
 
 /// Where the policy server listens.
@@ -60,37 +155,80 @@ impl Endpoint {
     }
 }
 
-/// Asks the server at `endpoint` about `request`; `Ok(action)` or why it failed.
-pub async fn query(endpoint: &str, timeout: Duration, request: &Request) -> Result<String, String> {
-    let endpoint = Endpoint::parse(endpoint)?;
+/// Asks the server at `endpoint` about `request`: `Ok(action)`, or why the last attempt
+/// failed (each failed attempt is logged).
+pub async fn query(
+    pool: &Pool,
+    settings: &PolicySettings,
+    endpoint: &str,
+    request: &Request,
+) -> Result<String, String> {
+    let parsed = Endpoint::parse(endpoint)?;
     let text = attributes(request);
-    let exchange = async {
-        match &endpoint {
-            Endpoint::Inet(address) => {
-                let stream = tokio::net::TcpStream::connect(address.as_str())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                exchange(stream, &text).await
+    let mut attempt = 0;
+    loop {
+        let kept = pool.take(endpoint, settings);
+        let reused = kept.is_some();
+        let result = tokio::time::timeout(settings.timeout, ask(&parsed, kept, &text)).await;
+        let why = match result {
+            Ok(Ok((action, kept))) => {
+                pool.put(endpoint, kept, settings);
+                return Ok(action);
             }
-            Endpoint::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                exchange(stream, &text).await
-            }
+            Ok(Err(why)) => why,
+            Err(_) => "timeout".to_string(),
+        };
+        warn!(target: "smtpd", "problem talking to server {endpoint}: {why}");
+        if reused {
+            continue; // it may have been closed while idle: a fresh one, uncounted
         }
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(result) => result,
-        Err(_) => Err("timeout".to_string()),
+        attempt += 1;
+        if attempt >= settings.try_limit {
+            // The per-attempt lines may be folded into one "(repeated N times)".
+            warn!(target: "smtpd", "policy server {endpoint}: no answer after {attempt} attempts; using smtpd_policy_service_default_action");
+            return Err(why);
+        }
+        tokio::time::sleep(settings.retry_delay).await;
     }
 }
 
-async fn exchange(
-    stream: impl AsyncRead + AsyncWrite + Unpin,
+/// One attempt, on `kept` or a new connection; the connection back with the action.
+async fn ask(
+    endpoint: &Endpoint,
+    kept: Option<Kept>,
     text: &str,
-) -> Result<String, String> {
-    let mut stream = BufReader::new(stream);
+) -> Result<(String, Kept), String> {
+    let mut kept = match kept {
+        Some(kept) => kept,
+        None => connect(endpoint).await?,
+    };
+    kept.requests += 1;
+    let action = exchange(&mut kept.stream, text).await?;
+    Ok((action, kept))
+}
+
+async fn connect(endpoint: &Endpoint) -> Result<Kept, String> {
+    let stream: Box<dyn Io> = match endpoint {
+        Endpoint::Inet(address) => Box::new(
+            tokio::net::TcpStream::connect(address.as_str())
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        Endpoint::Unix(path) => Box::new(
+            tokio::net::UnixStream::connect(path)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    Ok(Kept {
+        stream: BufReader::new(stream),
+        opened: Instant::now(),
+        requests: 0,
+        serial: 0,
+    })
+}
+
+async fn exchange(stream: &mut BufReader<Box<dyn Io>>, text: &str) -> Result<String, String> {
     stream
         .get_mut()
         .write_all(text.as_bytes())
@@ -98,7 +236,7 @@ async fn exchange(
         .map_err(|e| e.to_string())?;
     let mut action = None;
     for _ in 0..MAX_ATTRIBUTES {
-        let line = read_line(&mut stream).await?;
+        let line = read_line(stream).await?;
         if line.is_empty() {
             return action.ok_or_else(|| "reply without action attribute".to_string());
         }

@@ -204,10 +204,13 @@ pub enum Action {
     /// Send 354, then read the message with a dot-mode decoder.
     Data,
     /// Read the `size` octets of a chunk. With a refusal, discard them and send it.
+    /// `first`: the transaction's first chunk, accepted so far (`smtpd_data_restrictions`
+    /// are due, as Postfix 3.4+ applies them at the first BDAT).
     Bdat {
         size: u64,
         last: bool,
         refusal: Option<Reply>,
+        first: bool,
     },
     /// Run a SASL exchange, check the password, then call [`Session::authenticated`].
     Auth {

@@ -43,6 +43,10 @@ pub struct MessageActions {
     pub discard: Option<String>,
     /// Headers to add at the top.
     pub prepend: Vec<String>,
+    /// REDIRECT: the one recipient the message goes to instead (the last one said wins).
+    pub redirect: Option<String>,
+    /// BCC: recipients added (NOTIFY=NEVER).
+    pub bcc: Vec<String>,
 }
 
 impl MessageActions {
@@ -55,6 +59,26 @@ impl MessageActions {
             self.discard = verdict.discard.take();
         }
         self.prepend.append(&mut verdict.prepend);
+        if let Some(redirect) = verdict.redirect.take() {
+            self.redirect = Some(redirect);
+        }
+        self.bcc.append(&mut verdict.bcc);
+    }
+
+    /// REDIRECT then BCC on the envelope, as Postfix's cleanup applies smtpd's records:
+    /// redirected recipients become that one address, a BCC already a recipient is not
+    /// added again.
+    pub fn apply(&self, envelope: &mut envelope::Envelope) {
+        if let Some(address) = &self.redirect {
+            envelope.recipients = vec![envelope::Recipient::new(address.as_str())];
+        }
+        for address in &self.bcc {
+            if !envelope.recipients.iter().any(|r| r.address == *address) {
+                let mut bcc = envelope::Recipient::new(address.as_str());
+                bcc.notify = Some("NEVER".to_string());
+                envelope.recipients.push(bcc);
+            }
+        }
     }
 }
 
@@ -355,6 +379,7 @@ impl Session {
         Action::Bdat {
             size,
             last,
+            first: !started && refusal.is_none(),
             refusal,
         }
     }
