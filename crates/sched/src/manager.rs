@@ -146,6 +146,12 @@ impl QueueManager {
         lock(&self.cx.dispatch).dead_destinations(Instant::now())
     }
 
+    /// The messages being delivered right now (mailq's active queue), for the running
+    /// totals' `active` (`queue::Store::view`).
+    pub fn active_ids(&self) -> Vec<QueueId> {
+        lock(&self.cx.dispatch).inflight_ids()
+    }
+
     /// True if the message is being delivered right now (`*` in mailq).
     pub fn is_active(&self, id: QueueId) -> bool {
         lock(&self.cx.dispatch).is_inflight(id)

@@ -57,6 +57,8 @@ pub trait Daemon: Send + Sync + 'static {
     fn store(&self) -> &queue::Store;
     /// True while the message is being delivered.
     fn is_active(&self, id: QueueId) -> bool;
+    /// The messages being delivered now (the active queue).
+    fn active_ids(&self) -> Vec<QueueId>;
     /// Makes a message due at `when` (Unix seconds, 0 = now).
     fn schedule(&self, id: QueueId, when: u64);
     /// `postqueue -f`: every deferred message due now; returns how many.

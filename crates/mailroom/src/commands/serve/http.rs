@@ -21,6 +21,9 @@ impl web::Daemon for Daemon {
     fn is_active(&self, id: QueueId) -> bool {
         self.qmgr.is_active(id)
     }
+    fn active_ids(&self) -> Vec<QueueId> {
+        self.qmgr.active_ids()
+    }
     fn schedule(&self, id: QueueId, when: u64) {
         self.qmgr.schedule(id, when);
     }
