@@ -51,7 +51,7 @@ pub use record::{FollowUp, MessageMeta, Update};
 pub use recovery::RecoveryReport;
 pub use segment::write_durably;
 pub use store::{CommitStats, Done, Driver, Op, Store, StoreOptions};
-pub use suspend::{Suspension, Suspensions};
+pub use suspend::{SuspendError, Suspension, Suspensions};
 pub use tally::{Totals, View};
 
 #[cfg(test)]

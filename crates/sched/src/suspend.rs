@@ -74,7 +74,10 @@ pub(crate) fn hold_back(
 }
 
 /// The operator's levers, acting on the manager's [`Context`]: each change is written to
-/// the file first, so what the daemon applies is what a restart reads back.
+/// the file first, so what the daemon applies is what a restart reads back. Writers take
+/// turns on `suspend_writes` and hold the table's lock only to install the table they
+/// wrote: the file's fsyncs (or a CLI holding the queue directory's lock) never stall the
+/// dispatch loop, which takes the table's lock for every message it starts.
 pub(crate) mod levers {
     use super::*;
     use crate::clock::unix_now;
@@ -86,6 +89,7 @@ pub(crate) mod levers {
     /// Reads the file at start or on SIGHUP; anything no longer suspended is due again.
     pub fn reload(cx: &Context) {
         let layout = cx.shared.settings().layout.clone();
+        let _writing = lock(&cx.suspend_writes);
         match Suspensions::load(&layout) {
             Ok(table) => {
                 lock(&cx.suspended).table = table;
@@ -112,13 +116,13 @@ pub(crate) mod levers {
             until: seconds.map(|n| now.saturating_add(n)),
         };
         let layout = cx.shared.settings().layout.clone();
-        let mut state = lock(&cx.suspended);
+        let _writing = lock(&cx.suspend_writes);
         let (table, ()) = Suspensions::update(&layout, |t| {
             t.prune(now);
             t.insert(s.clone());
             Ok(())
         })?;
-        state.table = table;
+        lock(&cx.suspended).table = table;
         info!(target: "qmgr", "deliveries to {destination} suspended by the operator: {}", s.text());
         Ok(s)
     }
@@ -128,12 +132,14 @@ pub(crate) mod levers {
     pub fn resume(cx: &Context, destination: &str) -> Result<bool, String> {
         let now = unix_now();
         let layout = cx.shared.settings().layout.clone();
+        let writing = lock(&cx.suspend_writes);
         let (table, was) = Suspensions::update(&layout, |t| {
             let was = t.remove(destination, now);
             t.prune(now);
             Ok(was)
         })?;
         lock(&cx.suspended).table = table;
+        drop(writing);
         if was {
             info!(target: "qmgr", "deliveries to {destination} resumed by the operator");
         }

@@ -77,9 +77,9 @@ pub trait Daemon: Send + Sync + 'static {
         destination: &str,
         seconds: Option<u64>,
         reason: &str,
-    ) -> Result<queue::Suspension, String>;
+    ) -> Result<queue::Suspension, queue::SuspendError>;
     /// `postqueue -U`: true if it was suspended.
-    fn resume(&self, destination: &str) -> Result<bool, String>;
+    fn resume(&self, destination: &str) -> Result<bool, queue::SuspendError>;
     /// The suspensions in force.
     fn suspensions(&self) -> Vec<queue::Suspension>;
 }

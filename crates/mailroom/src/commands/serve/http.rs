@@ -47,10 +47,10 @@ impl web::Daemon for Daemon {
         destination: &str,
         seconds: Option<u64>,
         reason: &str,
-    ) -> Result<queue::Suspension, String> {
+    ) -> Result<queue::Suspension, queue::SuspendError> {
         self.qmgr.suspend(destination, seconds, reason)
     }
-    fn resume(&self, destination: &str) -> Result<bool, String> {
+    fn resume(&self, destination: &str) -> Result<bool, queue::SuspendError> {
         self.qmgr.resume(destination)
     }
     fn suspensions(&self) -> Vec<queue::Suspension> {
