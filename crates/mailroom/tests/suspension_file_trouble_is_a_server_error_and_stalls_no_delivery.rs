@@ -18,10 +18,17 @@ fn api_suspend_whose_file_cannot_be_written_answers_500_not_400() {
     std::fs::create_dir_all(file.join("in-the-way")).unwrap();
     let reply = api.post(PATH, Some(r#"{"reason":"maintenance"}"#));
     assert_eq!(reply.status, 500, "{}", reply.body);
-    let why = reply.json()["error"].as_str().unwrap_or_default().to_string();
+    let why = reply.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(why.contains("suspended"), "the error names the file: {why}");
     let bad = api.post("/api/v1/destinations/a%20b/suspend", None);
-    assert_eq!(bad.status, 400, "a bad destination stays the client's: {}", bad.body);
+    assert_eq!(
+        bad.status, 400,
+        "a bad destination stays the client's: {}",
+        bad.body
+    );
     world.wait_lines(&["cannot change the suspended destinations"], 1);
 
     std::fs::remove_dir_all(&file).unwrap();

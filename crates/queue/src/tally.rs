@@ -144,7 +144,11 @@ impl Queue {
         }
         for (edge, within) in self.edges.iter().zip(self.within.iter_mut()) {
             if arrival >= *edge {
-                *within = if add { *within + 1 } else { within.saturating_sub(1) };
+                *within = if add {
+                    *within + 1
+                } else {
+                    within.saturating_sub(1)
+                };
             }
         }
     }
@@ -172,7 +176,10 @@ impl Queue {
             .range(now.saturating_add(1)..)
             .map(|(&a, &n)| (a, n))
             .collect();
-        let ahead: u128 = future.iter().map(|&(a, n)| u128::from(a - now) * u128::from(n)).sum();
+        let ahead: u128 = future
+            .iter()
+            .map(|&(a, n)| u128::from(a - now) * u128::from(n))
+            .sum();
         let age_sum = u128::from(now) * u128::from(self.messages) + ahead;
         let age_sum = age_sum.saturating_sub(self.arrival_sum);
         let mut size_within = [0; SIZE_BOUNDS.len()];
@@ -216,7 +223,11 @@ impl Ranked {
             None => return,
         };
         let new = if add { old + 1 } else { old.saturating_sub(1) };
-        self.total = if add { self.total + 1 } else { self.total.saturating_sub(1) };
+        self.total = if add {
+            self.total + 1
+        } else {
+            self.total.saturating_sub(1)
+        };
         if old > 0 {
             self.order.remove(&(Reverse(old), key.clone()));
         }
@@ -351,7 +362,10 @@ impl Tally {
             let (q, arrival) = (queue_index(s.queue), s.arrival_time());
             stored[q].count(arrival, s.size, now, false);
             view.active.count(arrival, s.size, now, true);
-            let oldest = view.active.oldest_arrival.map_or(arrival, |o| o.min(arrival));
+            let oldest = view
+                .active
+                .oldest_arrival
+                .map_or(arrival, |o| o.min(arrival));
             view.active.oldest_arrival = Some(oldest);
             *moved[q].entry(arrival).or_insert(0) += 1;
             if s.queue == QueueName::Deferred {

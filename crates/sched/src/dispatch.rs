@@ -125,7 +125,11 @@ impl Dispatch {
 
     /// The messages in delivery (what [`Dispatch::is_inflight`] is true of).
     pub fn inflight_ids(&self) -> Vec<QueueId> {
-        self.inflight.keys().chain(self.finishing.keys()).copied().collect()
+        self.inflight
+            .keys()
+            .chain(self.finishing.keys())
+            .copied()
+            .collect()
     }
 
     pub fn is_inflight(&self, id: QueueId) -> bool {

@@ -28,7 +28,13 @@ fn walked(store: &Store, now: u64, active: &[QueueId], top: usize) -> View {
         }
         let mut seen: Vec<String> = Vec::new();
         let mut last = "";
-        for r in e.meta.envelope.recipients.iter().filter(|r| r.state.is_open()) {
+        for r in e
+            .meta
+            .envelope
+            .recipients
+            .iter()
+            .filter(|r| r.state.is_open())
+        {
             let domain = envelope::split_address(&r.address).1;
             *rdom.entry(domain.clone()).or_default() += 1;
             if !seen.contains(&domain) {
@@ -68,7 +74,13 @@ impl Rng {
     }
 }
 
-const DOMAINS: [&str; 5] = ["a.example", "B.example", "b.example", "c.example", "d.example"];
+const DOMAINS: [&str; 5] = [
+    "a.example",
+    "B.example",
+    "b.example",
+    "c.example",
+    "d.example",
+];
 const REASONS: [&str; 3] = ["421 busy", "connection refused", "450 greylisted"];
 
 fn random_change(store: &Store, rng: &mut Rng, ids: &mut Vec<QueueId>, base: u64) {
@@ -81,7 +93,9 @@ fn random_change(store: &Store, rng: &mut Rng, ids: &mut Vec<QueueId>, base: u64
         let arrival = base - rng.below(7 * 86400) + rng.below(30);
         let id = QueueId::generate();
         let body = vec![b'x'; rng.below(200_000) as usize];
-        store.enqueue(id, Envelope::new("s@x", rcpts, arrival), &body).unwrap();
+        store
+            .enqueue(id, Envelope::new("s@x", rcpts, arrival), &body)
+            .unwrap();
         ids.push(id);
         return;
     }
@@ -130,10 +144,15 @@ fn running_totals_equal_a_walk_of_the_store_after_any_changes_and_a_reopen() {
             if step % 25 == 0 {
                 // The clock moves forward in jumps, and once back (a stepped clock).
                 let now = base + round * 3000 + step * 97 - if round == 3 { 5000 } else { 0 };
-                let active: Vec<QueueId> = ids.iter().copied().filter(|_| rng.below(4) == 0).collect();
+                let active: Vec<QueueId> =
+                    ids.iter().copied().filter(|_| rng.below(4) == 0).collect();
                 for top in [2, 50] {
                     let kept = store.view(now, &active, top);
-                    assert_eq!(kept, walked(&store, now, &active, top), "round {round} step {step}");
+                    assert_eq!(
+                        kept,
+                        walked(&store, now, &active, top),
+                        "round {round} step {step}"
+                    );
                 }
             }
         }
