@@ -155,16 +155,16 @@ impl Queue {
 
     /// Moves the age edges to `now` (either way: the clock may be stepped back).
     fn advance(&mut self, now: u64) {
-        for i in 0..AGE_BOUNDS.len() {
-            let new = now.saturating_sub(AGE_BOUNDS[i]);
-            let old = self.edges[i];
-            if new > old {
-                let passed: u64 = self.arrivals.range(old..new).map(|(_, n)| n).sum();
-                self.within[i] = self.within[i].saturating_sub(passed);
-            } else if new < old {
-                self.within[i] += self.arrivals.range(new..old).map(|(_, n)| n).sum::<u64>();
+        let arrivals = &self.arrivals;
+        for ((edge, within), bound) in self.edges.iter_mut().zip(&mut self.within).zip(AGE_BOUNDS) {
+            let new = now.saturating_sub(bound);
+            if new > *edge {
+                let passed: u64 = arrivals.range(*edge..new).map(|(_, n)| n).sum();
+                *within = within.saturating_sub(passed);
+            } else if new < *edge {
+                *within += arrivals.range(new..*edge).map(|(_, n)| n).sum::<u64>();
             }
-            self.edges[i] = new;
+            *edge = new;
         }
     }
 

@@ -3,9 +3,9 @@
 //! ring `<queue_directory>/history`, with the submissions refused and the recipients
 //! delivered and bounced since the last sample written.
 //!
-//! Cost: the counts come from the store's running totals (`queue::Store::view`, O(changes
-//! + messages in delivery), not a walk of the queue) plus one listing of `maildrop/`; and
-//! one 512-byte write with its fdatasync.
+//! Cost: the counts come from the store's running totals (`queue::Store::view`: the
+//! changes since the last read and the messages in delivery, not a walk of the queue) plus
+//! one listing of `maildrop/`; and one 512-byte write with its fdatasync.
 //!
 //! A sample that could not be made or written is skipped, and what happened in its
 //! interval (deliveries, bounces, refusals) is carried into the next one: the ring never
