@@ -7,7 +7,8 @@
 #! scrapes, then the daemon stopped; prints Ir per scrape. Repeatable on a loaded machine.
 #!
 #! Usage: bench/metrics-scrape-instructions.sh [-s SCRAPES] [--dir DIR] N...
-#!   defaults S=10, DIR=/var/tmp/mailroom-scrape-bench; needs target/release/{mailroom,queue_fill}.
+#!   defaults S=10, DIR=/var/tmp/mailroom-scrape-bench; needs target/release/{mailroom,queue_fill}
+#!   (BIN=target/debug to use a debug build).
 set -euo pipefail
 S=10
 DIR=/var/tmp/mailroom-scrape-bench
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-BIN="$ROOT/target/release"
+BIN="${BIN:-$ROOT/target/release}"
 HTTP=19166
 for n in "${SIZES[@]}"; do
     rm -rf "$DIR"; mkdir -p "$DIR"
