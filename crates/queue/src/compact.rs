@@ -256,9 +256,39 @@ impl Slot {
         self.envelope = blob;
     }
 
+    /// The message's arrival time (the blob's first field; nothing else is decoded).
+    pub fn arrival_time(&self) -> u64 {
+        Reader {
+            buf: self.envelope.as_slice(),
+            at: 0,
+        }
+        .varint()
+    }
+
+    /// Calls `f(address, reason)` for each open (pending or deferred) recipient; the
+    /// reason is empty for a pending one. Allocates only for an inline non-UTF-8 string.
+    pub fn for_each_open(&self, strings: &Interner, mut f: impl FnMut(&str, &str)) {
+        let text = |s| text_of(s, strings);
+        let mut parts = Parts::parse(self.envelope.as_slice());
+        while let Some(r) = parts.next_recipient() {
+            match r.state {
+                StateParts::Pending => f(&text(r.address), ""),
+                StateParts::Deferred(reason) => f(&text(r.address), &text(reason)),
+                StateParts::Sent | StateParts::Bounced(..) => {}
+            }
+        }
+    }
+
     /// Drops the slot's references; call once when the message leaves the index.
     pub fn release(&self, strings: &mut Interner) {
         Parts::parse(self.envelope.as_slice()).for_each_id(|id| strings.release(id));
+    }
+}
+
+fn text_of<'a>(s: Str<'a>, strings: &'a Interner) -> std::borrow::Cow<'a, str> {
+    match s {
+        Str::Id(id) => std::borrow::Cow::Borrowed(strings.get(id)),
+        Str::Inline(bytes) => String::from_utf8_lossy(bytes),
     }
 }
 

@@ -10,6 +10,8 @@
 pub use crate::compact::Location;
 use crate::compact::{Interner, Slot};
 use crate::record::{FollowUp, MessageMeta, Update};
+use crate::tally::{Tally, View};
+use crate::QueueName;
 use envelope::{QueueId, RecipientState};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -39,6 +41,8 @@ pub struct Index {
     entries: BTreeMap<QueueId, Slot>,
     strings: Interner,
     pub segments: BTreeMap<u64, SegmentStats>,
+    /// Running totals, kept from [`Index::start_tally`] on (the store's; not a snapshot's).
+    tally: Option<Tally>,
 }
 
 impl Index {
@@ -56,7 +60,13 @@ impl Index {
         }
         let slot = Slot::new(meta, size, location, &mut self.strings);
         self.account(location);
+        if let Some(t) = &mut self.tally {
+            t.count(&slot, &self.strings, true);
+        }
         if let Some(old) = self.entries.insert(id, slot) {
+            if let Some(t) = &mut self.tally {
+                t.count(&old, &self.strings, false);
+            }
             old.release(&mut self.strings);
             self.unaccount(old.location);
         }
@@ -74,13 +84,58 @@ impl Index {
 
     /// Applies an update; unknown IDs are ignored (their message was removed or relocated).
     pub fn update(&mut self, id: QueueId, update: &Update) {
-        self.set_recipients(id, &update.recipients);
+        let Some(slot) = self.entries.get(&id) else {
+            return;
+        };
+        // Recipient states count only in the deferred queue's rankings: an update that
+        // neither leaves nor enters it, nor changes queue, changes no total.
+        let counted = slot.queue != update.queue || update.queue == QueueName::Deferred;
+        let counted = counted && self.tally.is_some();
+        if counted {
+            self.tally_slot(id, false);
+        }
         if let Some(slot) = self.entries.get_mut(&id) {
+            if !update.recipients.is_empty() {
+                slot.set_states(&update.recipients, &mut self.strings);
+            }
             slot.queue = update.queue;
             slot.next_attempt = update.next_attempt;
             slot.attempts = update.attempts;
             slot.delay_warned = update.delay_warned;
         }
+        if counted {
+            self.tally_slot(id, true);
+        }
+    }
+
+    /// Adds a message's part to the tally, or takes it out.
+    fn tally_slot(&mut self, id: QueueId, add: bool) {
+        if let (Some(t), Some(slot)) = (&mut self.tally, self.entries.get(&id)) {
+            t.count(slot, &self.strings, add);
+        }
+    }
+
+    /// Starts the running totals from what the index holds now (once, after the scan at
+    /// start): every change after this keeps them.
+    pub fn start_tally(&mut self, now: u64) {
+        let mut tally = Tally::at(now);
+        for slot in self.entries.values() {
+            tally.count(slot, &self.strings, true);
+        }
+        self.tally = Some(tally);
+    }
+
+    /// The running totals at `now` with the messages of `active` counted as active (see
+    /// `tally.rs`); started here if [`Index::start_tally`] was not called.
+    pub fn view(&mut self, now: u64, active: &[QueueId], top: usize) -> View {
+        if self.tally.is_none() {
+            self.start_tally(now);
+        }
+        let Some(tally) = self.tally.as_mut() else {
+            return View::default();
+        };
+        let entries = &self.entries;
+        tally.view(now, active, |id| entries.get(&id), &self.strings, top)
     }
 
     /// Sets recipient states; out-of-range indexes are ignored (they cannot come from our own
@@ -89,10 +144,14 @@ impl Index {
         if states.is_empty() {
             return;
         }
-        let Some(slot) = self.entries.get_mut(&id) else {
+        if !self.entries.contains_key(&id) {
             return;
-        };
-        slot.set_states(states, &mut self.strings);
+        }
+        self.tally_slot(id, false);
+        if let Some(slot) = self.entries.get_mut(&id) {
+            slot.set_states(states, &mut self.strings);
+        }
+        self.tally_slot(id, true);
     }
 
     /// Removes a message; false if it was not there.
@@ -100,6 +159,9 @@ impl Index {
         let Some(slot) = self.entries.remove(&id) else {
             return false;
         };
+        if let Some(t) = &mut self.tally {
+            t.count(&slot, &self.strings, false);
+        }
         slot.release(&mut self.strings);
         self.unaccount(slot.location);
         true

@@ -43,6 +43,7 @@ mod recovery;
 mod segment;
 mod store;
 pub mod suspend;
+pub mod tally;
 
 pub use index::{Entry, Location};
 pub use layout::Layout;
@@ -50,7 +51,8 @@ pub use record::{FollowUp, MessageMeta, Update};
 pub use recovery::RecoveryReport;
 pub use segment::write_durably;
 pub use store::{CommitStats, Done, Driver, Op, Store, StoreOptions};
-pub use suspend::{Suspension, Suspensions};
+pub use suspend::{SuspendError, Suspension, Suspensions};
+pub use tally::{Totals, View};
 
 #[cfg(test)]
 mod tests;

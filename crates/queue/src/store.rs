@@ -175,6 +175,7 @@ impl Store {
         let (report, last_len) = recovery::scan(&dir, &corrupt, &mut index, true)
             .map_err(|e| StoreError::io(&dir, e))?;
         index.pack();
+        index.start_tally(unix_seconds());
         let active = open_active(&dir, &mut index, last_len, &options)?;
         let mut files = HashMap::new();
         for &number in index.segments.keys() {
@@ -292,6 +293,13 @@ impl Store {
     /// A copy of one message's index entry.
     pub fn get(&self, id: QueueId) -> Option<Entry> {
         lock(&self.inner.index).get(id)
+    }
+
+    /// The queue's running totals at `now` (Unix seconds), the messages of `active` (the
+    /// scheduler's, in delivery) counted as active; each ranking keeps its `top` largest.
+    /// Costs O(changes since the last read + active), not a walk of the index.
+    pub fn view(&self, now: u64, active: &[QueueId], top: usize) -> crate::View {
+        lock(&self.inner.index).view(now, active, top)
     }
 
     /// Number of live messages.
@@ -930,3 +938,10 @@ mod delay;
 mod spare;
 #[cfg(test)]
 mod tests;
+
+/// Unix seconds now (0 if the clock is before 1970).
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -18,6 +18,18 @@ use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 
+/// Why a suspend or resume did not happen: the caller's mistake, or the server's trouble
+/// (the API answers 400 and 500).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SuspendError {
+    /// Not a destination.
+    #[error("{0}")]
+    Invalid(String),
+    /// The file could not be read or written.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// One suspended destination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suspension {

@@ -16,6 +16,9 @@ pub(crate) struct Context {
     pub dispatch: Mutex<Dispatch>,
     /// The suspended destinations and the messages they park.
     pub suspended: Mutex<Suspended>,
+    /// Held while the suspension file is read, changed and written (fsyncs included), so
+    /// writers take turns without holding `suspended`, which every dispatch takes.
+    pub suspend_writes: Mutex<()>,
     /// Recipients delivered and bounced since start (doctor's history samples them).
     pub delivered: AtomicU64,
     pub bounced: AtomicU64,

@@ -123,6 +123,15 @@ impl Dispatch {
         self.inflight.len() + self.finishing.len()
     }
 
+    /// The messages in delivery (what [`Dispatch::is_inflight`] is true of).
+    pub fn inflight_ids(&self) -> Vec<QueueId> {
+        self.inflight
+            .keys()
+            .chain(self.finishing.keys())
+            .copied()
+            .collect()
+    }
+
     pub fn is_inflight(&self, id: QueueId) -> bool {
         self.inflight.contains_key(&id) || self.finishing.contains_key(&id)
     }

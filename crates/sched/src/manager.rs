@@ -13,7 +13,7 @@ use crate::split::split;
 use crate::suspend::{hold_back, levers};
 use crate::sync::lock;
 use envelope::{split_address, QueueId};
-use queue::{Entry, QueueName, Suspension};
+use queue::{Entry, QueueName, SuspendError, Suspension};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,6 +41,7 @@ impl QueueManager {
                 due: Due::new(due),
                 dispatch: Mutex::new(Dispatch::new(limit)),
                 suspended: Mutex::default(),
+                suspend_writes: Mutex::default(),
                 delivered: AtomicU64::new(0),
                 bounced: AtomicU64::new(0),
             },
@@ -57,17 +58,18 @@ impl QueueManager {
         destination: &str,
         seconds: Option<u64>,
         reason: &str,
-    ) -> Result<Suspension, String> {
-        let destination = queue::suspend::normalize(destination)?;
-        let s = levers::suspend(&self.cx, &destination, seconds, reason)?;
+    ) -> Result<Suspension, SuspendError> {
+        let destination = queue::suspend::normalize(destination).map_err(SuspendError::Invalid)?;
+        let s = levers::suspend(&self.cx, &destination, seconds, reason)
+            .map_err(SuspendError::Failed)?;
         self.cx.due.wake();
         Ok(s)
     }
 
     /// Ends a suspension; the mail it held back is due at once. False if none was in force.
-    pub fn resume(&self, destination: &str) -> Result<bool, String> {
-        let destination = queue::suspend::normalize(destination)?;
-        levers::resume(&self.cx, &destination)
+    pub fn resume(&self, destination: &str) -> Result<bool, SuspendError> {
+        let destination = queue::suspend::normalize(destination).map_err(SuspendError::Invalid)?;
+        levers::resume(&self.cx, &destination).map_err(SuspendError::Failed)
     }
 
     /// The suspensions in force.
@@ -159,6 +161,12 @@ impl QueueManager {
     /// connection until the mark expires), with the reason; for `/metrics` and the API.
     pub fn dead_destinations(&self) -> Vec<(String, String)> {
         lock(&self.cx.dispatch).dead_destinations(Instant::now())
+    }
+
+    /// The messages being delivered right now (mailq's active queue), for the running
+    /// totals' `active` (`queue::Store::view`).
+    pub fn active_ids(&self) -> Vec<QueueId> {
+        lock(&self.cx.dispatch).inflight_ids()
     }
 
     /// True if the message is being delivered right now (`*` in mailq).

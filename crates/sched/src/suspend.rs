@@ -74,7 +74,10 @@ pub(crate) fn hold_back(
 }
 
 /// The operator's levers, acting on the manager's [`Context`]: each change is written to
-/// the file first, so what the daemon applies is what a restart reads back.
+/// the file first, so what the daemon applies is what a restart reads back. Writers take
+/// turns on `suspend_writes` and hold the table's lock only to install the table they
+/// wrote: the file's fsyncs (or a CLI holding the queue directory's lock) never stall the
+/// dispatch loop, which takes the table's lock for every message it starts.
 pub(crate) mod levers {
     use super::*;
     use crate::clock::unix_now;
@@ -86,6 +89,7 @@ pub(crate) mod levers {
     /// Reads the file at start or on SIGHUP; anything no longer suspended is due again.
     pub fn reload(cx: &Context) {
         let layout = cx.shared.settings().layout.clone();
+        let _writing = lock(&cx.suspend_writes);
         match Suspensions::load(&layout) {
             Ok(table) => {
                 lock(&cx.suspended).table = table;
@@ -112,14 +116,11 @@ pub(crate) mod levers {
             until: seconds.map(|n| now.saturating_add(n)),
         };
         let layout = cx.shared.settings().layout.clone();
-        let mut state = lock(&cx.suspended);
+        let _writing = lock(&cx.suspend_writes);
         // The fleet hears first: a table it reads back before it sent this change must
         // not undo it (it adopts nothing while a change of ours is unsent).
         let fleet = cx.shared.fleet();
-        let before = state
-            .table
-            .list
-            .iter()
+        let before = (lock(&cx.suspended).table.list.iter())
             .find(|x| x.destination == destination)
             .cloned();
         fleet.inspect(|f| f.suspended(&s));
@@ -133,8 +134,7 @@ pub(crate) mod levers {
             (Some(f), None) => f.resumed(destination),
             (None, _) => {}
         })?;
-        state.table = table;
-        drop(state);
+        lock(&cx.suspended).table = table;
         info!(target: "qmgr", "deliveries to {destination} suspended by the operator: {}", s.text());
         Ok(s)
     }
@@ -144,6 +144,7 @@ pub(crate) mod levers {
     pub fn resume(cx: &Context, destination: &str) -> Result<bool, String> {
         let now = unix_now();
         let layout = cx.shared.settings().layout.clone();
+        let writing = lock(&cx.suspend_writes);
         if let Some(fleet) = cx.shared.fleet() {
             fleet.resumed(destination); // first, as in `suspend`
         }
@@ -153,6 +154,7 @@ pub(crate) mod levers {
             Ok(was)
         })?;
         lock(&cx.suspended).table = table;
+        drop(writing);
         if was {
             info!(target: "qmgr", "deliveries to {destination} resumed by the operator");
         }
@@ -172,19 +174,18 @@ pub(crate) mod levers {
             return;
         }
         let layout = cx.shared.settings().layout.clone();
-        let mut state = lock(&cx.suspended);
+        let _writing = lock(&cx.suspend_writes);
         let replaced = Suspensions::update(&layout, |t| {
             *t = wanted.clone();
             Ok(())
         });
         match replaced {
-            Ok((table, ())) => state.table = table,
+            Ok((table, ())) => lock(&cx.suspended).table = table,
             Err(e) => {
                 warn!(target: "qmgr", "cannot write the fleet's suspended destinations to the file: {e}; in force until the next start");
-                state.table = wanted;
+                lock(&cx.suspended).table = wanted;
             }
         }
-        drop(state);
         for s in &current.list {
             if !lock(&cx.suspended)
                 .table

@@ -6,6 +6,7 @@
 use crate::routes::{error, json_answer, Answer};
 use crate::Daemon;
 use hyper::StatusCode;
+use queue::SuspendError;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::LazyLock;
@@ -86,7 +87,7 @@ pub fn suspend(daemon: &dyn Daemon, destination: &str, body: &[u8]) -> Answer {
     }
     match daemon.suspend(destination, body.for_seconds, &body.reason) {
         Ok(suspension) => json_answer(StatusCode::OK, &suspension),
-        Err(why) => error(StatusCode::BAD_REQUEST, &why),
+        Err(e) => failure(&e),
     }
 }
 
@@ -99,7 +100,19 @@ pub fn resume(daemon: &dyn Daemon, destination: &str) -> Answer {
             StatusCode::OK,
             &json!({ "destination": destination, "resumed": was }),
         ),
-        Err(why) => error(StatusCode::BAD_REQUEST, &why),
+        Err(e) => failure(&e),
+    }
+}
+
+/// A refused destination is the client's mistake (400); a suspension file that could not
+/// be read or written is the server's (500), logged, as the client cannot fix it.
+fn failure(e: &SuspendError) -> Answer {
+    match e {
+        SuspendError::Invalid(why) => error(StatusCode::BAD_REQUEST, why),
+        SuspendError::Failed(why) => {
+            tracing::error!(target: "http", "cannot change the suspended destinations: {why}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, why)
+        }
     }
 }
 

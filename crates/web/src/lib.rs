@@ -59,6 +59,8 @@ pub trait Daemon: Send + Sync + 'static {
     fn store(&self) -> &queue::Store;
     /// True while the message is being delivered.
     fn is_active(&self, id: QueueId) -> bool;
+    /// The messages being delivered now (the active queue).
+    fn active_ids(&self) -> Vec<QueueId>;
     /// Makes a message due at `when` (Unix seconds, 0 = now).
     fn schedule(&self, id: QueueId, when: u64);
     /// `postqueue -f`: every deferred message due now; returns how many.
@@ -77,9 +79,9 @@ pub trait Daemon: Send + Sync + 'static {
         destination: &str,
         seconds: Option<u64>,
         reason: &str,
-    ) -> Result<queue::Suspension, String>;
+    ) -> Result<queue::Suspension, queue::SuspendError>;
     /// `postqueue -U`: true if it was suspended.
-    fn resume(&self, destination: &str) -> Result<bool, String>;
+    fn resume(&self, destination: &str) -> Result<bool, queue::SuspendError>;
     /// The suspensions in force.
     fn suspensions(&self) -> Vec<queue::Suspension>;
     /// In a fleet, this node's name: every `/metrics` series then carries `node="NAME"`,

@@ -225,10 +225,10 @@ impl Scheduler for Manager<'_> {
         seconds: Option<u64>,
         reason: &str,
     ) -> Result<queue::Suspension, String> {
-        self.0.suspend(destination, seconds, reason)
+        (self.0.suspend(destination, seconds, reason)).map_err(|e| e.to_string())
     }
     fn resume(&self, destination: &str) -> Result<bool, String> {
-        self.0.resume(destination)
+        self.0.resume(destination).map_err(|e| e.to_string())
     }
     fn suspensions(&self) -> Result<Vec<queue::Suspension>, String> {
         Ok(self.0.suspensions())

@@ -23,6 +23,9 @@ impl web::Daemon for Daemon {
     fn is_active(&self, id: QueueId) -> bool {
         self.qmgr.is_active(id)
     }
+    fn active_ids(&self) -> Vec<QueueId> {
+        self.qmgr.active_ids()
+    }
     fn schedule(&self, id: QueueId, when: u64) {
         self.qmgr.schedule(id, when);
     }
@@ -46,10 +49,10 @@ impl web::Daemon for Daemon {
         destination: &str,
         seconds: Option<u64>,
         reason: &str,
-    ) -> Result<queue::Suspension, String> {
+    ) -> Result<queue::Suspension, queue::SuspendError> {
         self.qmgr.suspend(destination, seconds, reason)
     }
-    fn resume(&self, destination: &str) -> Result<bool, String> {
+    fn resume(&self, destination: &str) -> Result<bool, queue::SuspendError> {
         self.qmgr.resume(destination)
     }
     fn suspensions(&self) -> Vec<queue::Suspension> {
