@@ -20,7 +20,7 @@
 #! "≥ 80 % of the relay rate" goal (bench/relay-bench.sh --no-postfix, -m RELAY_N).
 #!
 #! Usage: bench/drain-bench.sh [-m N] [--pf-m N] [-l LEN] [--relay-m N] [--no-relay]
-#!        [--no-build] [--no-postfix] [--no-mailroom] [--dir DIR]
+#!        [--no-build] [--bin MAILROOM-BINARY (instead of building: e.g. an older commit's)] [--no-postfix] [--no-mailroom] [--dir DIR]
 #!   defaults: N=200000 (mailroom), --pf-m 20000 (Postfix; compare per message), LEN=4096,
 #!   RELAY_N=20000, DIR=/var/tmp/mailroom-drain-bench; ports 12535/12536 (mailroom/sink),
 #!   2635/2636 (Postfix/sink); the relay baseline uses 12545/12546.
@@ -49,6 +49,7 @@ while [ $# -gt 0 ]; do
         --relay-m) RELAY_N="$2"; shift 2 ;;
         --no-relay) DO_RELAY=0; shift ;;
         --no-build) DO_BUILD=0; shift ;;
+        --bin) SRC_BIN="$2"; DO_BUILD=0; shift 2 ;;
         --no-postfix) DO_POSTFIX=0; shift ;;
         --no-mailroom) DO_MAILROOM=0; shift ;;
         --dir) DIR="$2"; shift 2 ;;
@@ -73,7 +74,7 @@ if [ "$DO_BUILD" = 1 ] && [ "$DO_MAILROOM" = 1 ]; then
 fi
 mkdir -p "$DIR"
 BIN="$DIR/mailroom.bin"
-[ "$DO_MAILROOM" = 1 ] && cp "$ROOT/target/release/mailroom" "$BIN"
+[ "$DO_MAILROOM" = 1 ] && cp "${SRC_BIN:-$ROOT/target/release/mailroom}" "$BIN"
 
 NFT_TABLE=mrdrain
 nft_setup() {
@@ -216,7 +217,7 @@ run_postfix() {
 RELAY_RATE=""
 run_relay() {
     local out
-    out="$("$ROOT/bench/relay-bench.sh" --no-build --no-postfix --rounds 1 -m "$RELAY_N" \
+    out="$("$ROOT/bench/relay-bench.sh" --bin "$BIN" --no-postfix --rounds 1 -m "$RELAY_N" \
         --mr-port 12545 --mr-sink-port 12546 --dir "$DIR/relay" --quiet-wait 15)"
     echo "$out" >&2
     RELAY_RATE="$(echo "$out" | awk '/^mean mailroom/ { print $3 }')"
@@ -225,8 +226,6 @@ run_relay() {
 log "$(machine_info | tr '\n' ' ')"
 log "loadavg at start: $(cat /proc/loadavg)"
 if [ "$DO_MAILROOM" = 1 ] && [ "$DO_RELAY" = 1 ]; then
-    mkdir -p "$DIR/relay"; cp "$BIN" "$DIR/relay/mailroom.bin"
-    # relay-bench copies target/release/mailroom itself: the same binary as $BIN.
     run_relay
 fi
 [ "$DO_MAILROOM" = 1 ] && run_mailroom
