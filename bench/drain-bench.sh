@@ -76,7 +76,7 @@ mkdir -p "$DIR"
 BIN="$DIR/mailroom.bin"
 [ "$DO_MAILROOM" = 1 ] && cp "${SRC_BIN:-$ROOT/target/release/mailroom}" "$BIN"
 
-NFT_TABLE=mrdrain
+NFT_TABLE="mrdrain$$"
 nft_setup() {
     local port="$1"
     nft delete table inet "$NFT_TABLE" 2>/dev/null || true
@@ -200,7 +200,7 @@ run_mailroom() {
     wait_for "mailroom: $N deferred" "$FILL_TIMEOUT" mr_all_deferred "$N"
     log "mailroom: $(mr_deferred) deferred; $(grep -c 'status=deferred' "$MR_DIR/maillog" || true) deferral log lines"
     drain mailroom "$N" "$MR_PID" "$MR_SINK" "$BIN -c $MR_CFG postqueue -f" mr_empty
-    log "mailroom: $(grep -c 'status=sent' "$MR_DIR/maillog" || true) status=sent lines"
+    log "mailroom: $(grep -c 'status=sent' "$MR_DIR/maillog" || true) status=sent lines; daemon peak RSS $(awk '/^VmHWM/ { print $2, $3 }' /proc/"$MR_PID"/status)"
     mr_stop
 }
 

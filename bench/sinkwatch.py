@@ -4,13 +4,16 @@ bench/drain-bench.sh and bench/many-destinations-bench.sh.
 
 Starts one `smtp-sink -c -u nobody ADDR:PORT BACKLOG [EXTRA...]` per --sink, reads their
 counters ("mesg=K"), and writes one line to --fifo once the sum reaches --expect:
-  DONE <time_ns> <count>     (CLOCK_REALTIME, like `date +%s%N`)
+  DONE <time_ns> <count> <t50_ns> <t90_ns> <t99_ns>
+                             (CLOCK_REALTIME, like `date +%s%N`; tNN: when NN % had come)
   STALL <count>              (no new message for --stall seconds)
 While running, it samples every --interval seconds how many TCP connections are established
 to the sinks' addresses (/proc/net/tcp, the server side) and, once a second, the SYN counter
 of an nftables named counter (--nft "FAMILY TABLE COUNTER"): connections opened to the
 sinks. Each second's line goes to --samples:
   <unix_s> <syns_total> <established_now> <established_peak_this_second> <messages_total>
+The peak is the largest count seen in two samples in a row: /proc/net/tcp is not read
+atomically, and a socket moved in the hash table while it is read can be counted twice.
 Runs until SIGTERM (then the sinks are stopped) or until all sinks exit.
 """
 import argparse
@@ -74,6 +77,7 @@ def main():
 
     counts = [0] * len(a.sink)
     state = {"changed": time.monotonic(), "done": False, "stop": False}
+    marks = {50: 0, 90: 0, 99: 0}
     lock = threading.Lock()
     procs = []
     for addr in a.sink:
@@ -100,9 +104,12 @@ def main():
                     counts[i] = c
                     state["changed"] = time.monotonic()
                 total = sum(counts)
+                for pct in marks:
+                    if not marks[pct] and total * 100 >= a.expect * pct:
+                        marks[pct] = time.time_ns()
                 if total >= a.expect and not state["done"]:
                     state["done"] = True
-                    report("DONE %d %d" % (time.time_ns(), total))
+                    report("DONE %d %d %d %d %d" % (time.time_ns(), total, marks[50], marks[90], marks[99]))
 
     for i, p in enumerate(procs):
         threading.Thread(target=reader, args=(i, p), daemon=True).start()
@@ -115,11 +122,12 @@ def main():
     locals_ = {hexaddr(s) for s in a.sink}
     with open(a.samples, "w") as out:
         second = int(time.time())
-        peak = 0
+        peak = prev = 0
         while not state["stop"] and any(p.poll() is None for p in procs):
             time.sleep(a.interval)
             now = established(locals_)
-            peak = max(peak, now)
+            peak = max(peak, min(prev, now))
+            prev = now
             t = int(time.time())
             if t != second:
                 with lock:

@@ -369,7 +369,10 @@ fn a_finished_delivery_among_ten_thousand_destinations_costs_one_turn_not_a_scan
         let (started, _) = split_starts(d.starts(now));
         assert_eq!(started.len(), 1, "the freed slot is used at once");
         assert!(d.turns <= 2, "{} destinations looked at", d.turns);
-        assert!(seen.insert(started[0].destination.name.clone()), "each in turn");
+        assert!(
+            seen.insert(started[0].destination.name.clone()),
+            "each in turn"
+        );
         running.extend(started);
     }
 }
