@@ -182,7 +182,7 @@ drain() {
     cpu_ms="$(fmt_div $(( (c1 - c0) * 1000 )) $((CLK_TCK * count)) 3)"
     # samples: unix_s syns_total established_now established_peak messages
     peak_est="$(awk 'BEGIN { m = 0 } $4 > m { m = $4 } END { print m }' "$DIR/samples")"
-    max_opens="$(awk 'NR > 1 && $2 >= 0 && p >= 0 { d = $2 - p; if (d > m) m = d } { p = $2 } END { print m + 0 }' "$DIR/samples")"
+    max_opens="$(awk -v p="$syns0" '$2 >= 0 { d = $2 - p; if (d > m) m = d; p = $2 } END { print m + 0 }' "$DIR/samples")"
     other="$(awk -v b=$((b1 - b0 - (c1 - c0))) -v t=$((t2 - t0)) -v hz="$CLK_TCK" -v n="$(nproc)" \
         'BEGIN { v = 100 * b / hz / (t / 1e9) / n; if (v < 0) v = 0; printf "%.0f", v }')"
     load="$(cut -d' ' -f1-3 /proc/loadavg)"
