@@ -25,7 +25,10 @@ CLK_TCK="$(getconf CLK_TCK)"
 #   MODE=discard: every recipient goes to Postfix's discard(8) transport
 #                 (default_transport = discard; mydestination is empty so all mail is "remote").
 #   MODE=relay:   every recipient is relayed to relayhost = [127.0.0.1]:RELAYHOST_PORT.
-# Writes main.cf/master.cf, empties this instance's queue, `postfix check`, `postfix start`.
+#   MODE=mx:      no relayhost: MX lookups through the resolver of /etc/resolv.conf (the caller
+#                 may run Postfix in its own mount namespace with another one: PF_WRAP).
+# Writes main.cf/master.cf, empties this instance's queue, `postfix check`, `postfix start`
+# (prefixed with $PF_WRAP, a command that runs its arguments, when set).
 pf_setup() {
     local mode="$1" relayport="${2:-}"
     command -v postfix >/dev/null || { echo "lib-postfix: postfix is not installed (apt-get install postfix)" >&2; return 1; }
@@ -71,6 +74,8 @@ pf_setup() {
                 echo "relayhost =" ;;
             relay)
                 echo "relayhost = [127.0.0.1]:$relayport" ;;
+            mx)
+                echo "relayhost =" ;;
             *) echo "lib-postfix: unknown mode $mode" >&2; return 1 ;;
         esac
         # Extra main.cf lines of the calling script (flood-drill.sh: limits, restrictions).
@@ -83,7 +88,7 @@ pf_setup() {
     : > "$PF_LOG"
     # Postfix reports early errors only to syslog or a terminal: rerun under script(1) to show them.
     postfix -c "$PF_ETC" check >&2 || { script -qec "postfix -c $PF_ETC check" /dev/null >&2; return 1; }
-    postfix -c "$PF_ETC" start >&2 || { script -qec "postfix -c $PF_ETC start" /dev/null >&2; return 1; }
+    ${PF_WRAP:-} postfix -c "$PF_ETC" start >&2 || { script -qec "postfix -c $PF_ETC start" /dev/null >&2; return 1; }
     PF_STARTED=1
     local i
     for i in $(seq 1 100); do
@@ -179,6 +184,7 @@ machine_info() {
 #   MODE=discard: transport_maps = DIR/transport containing `*  discard:` (every recipient is
 #                 discarded by the queue manager after it has been durably queued).
 #   MODE=relay:   relayhost = "[127.0.0.1]:RELAYHOST_PORT".
+#   MODE=mx:      no relayhost (MX lookups; the caller sets dns_nameservers in MR_EXTRA).
 # mydestination is empty (nothing is local), mynetworks = 127.0.0.0/8 (smtp-source may relay),
 # log to DIR/maillog. Durability is not configurable: 250 only after the store's fdatasync.
 mr_setup() {
@@ -205,6 +211,7 @@ mr_setup() {
                 echo "transport_maps = [\"$dir/transport\"]" ;;
             relay)
                 echo "relayhost = \"[127.0.0.1]:$relayport\"" ;;
+            mx) ;;
             *) echo "mr_setup: unknown mode $mode" >&2; return 1 ;;
         esac
         # Extra TOML lines of the calling script (flood-drill.sh: limits, restrictions).

@@ -19,7 +19,7 @@
 #! Runs alternate mailroom, Postfix, mailroom, Postfix, ... (R rounds); each run starts with an
 #! empty queue, a freshly started MTA and a fresh sink.
 #!
-#! Usage: bench/relay-bench.sh [-m N] [-s SESSIONS] [-l LEN] [--rounds R] [--no-build]
+#! Usage: bench/relay-bench.sh [-m N] [-s SESSIONS] [-l LEN] [--rounds R] [--no-build] [--bin MAILROOM]
 #!        [--no-postfix] [--no-mailroom] [--dir DIR] [--quiet-wait S]
 #!        [--mr-port P] [--mr-sink-port P] [--pf-port P] [--pf-sink-port P]
 #!   defaults: N=20000, SESSIONS=20, LEN=4096, R=2, ports 12525/12526 (mailroom/its sink),
@@ -48,6 +48,7 @@ while [ $# -gt 0 ]; do
         -l) LEN="$2"; shift 2 ;;
         --rounds) ROUNDS="$2"; shift 2 ;;
         --no-build) DO_BUILD=0; shift ;;
+        --bin) SRC_BIN="$2"; DO_BUILD=0; shift 2 ;;
         --no-postfix) DO_POSTFIX=0; shift ;;
         --no-mailroom) DO_MAILROOM=0; shift ;;
         --mr-port) MR_PORT="$2"; shift 2 ;;
@@ -73,7 +74,7 @@ if [ "$DO_BUILD" = 1 ] && [ "$DO_MAILROOM" = 1 ]; then
 fi
 mkdir -p "$DIR"
 BIN="$DIR/mailroom.bin"
-[ "$DO_MAILROOM" = 1 ] && cp "$ROOT/target/release/mailroom" "$BIN"
+[ "$DO_MAILROOM" = 1 ] && cp "${SRC_BIN:-$ROOT/target/release/mailroom}" "$BIN"
 
 # smtp-sink -c prints "... mesg=K\r" as messages arrive; a small Python reader on its stdout
 # writes the time (ns, CLOCK_REALTIME like `date +%s%N`) at which K reached N into a FIFO, so

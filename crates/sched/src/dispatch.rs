@@ -20,6 +20,13 @@
 //! `Limits::dead_time`: its waiting items, and new ones, are deferred at once without a
 //! connection — 1,000 queued messages to a dead host cost a handful of connection attempts,
 //! not 1,000.
+//!
+//! Cost: `starts` visits only destinations that can act — those in the `runnable` ring (items
+//! waiting and room in their window when put there) and those in `dying` (items waiting on a
+//! dead mark) — not every destination known. A destination at its window leaves the ring and
+//! comes back when one of its deliveries is back, so with 10,000 destinations and the global
+//! limit reached, a finished delivery costs one turn, not a scan of all 10,000 (the scan was
+//! the scheduler's cost per delivery, and it grew with the number of destinations).
 
 use crate::route::{Destination, Route};
 use crate::settings::Limits;
@@ -27,6 +34,7 @@ use crate::timed::{Agent, Timed};
 use envelope::{Outcome, OutcomeKind, QueueId};
 use queue::Entry;
 use std::collections::{HashMap, VecDeque};
+use std::mem;
 use std::time::Instant;
 
 const INITIAL_WINDOW: usize = 5;
@@ -78,6 +86,18 @@ struct Dest {
     limit: usize,
     window: usize,
     dead: Option<(Instant, String)>,
+    /// In the `runnable` ring (at most once).
+    queued: bool,
+}
+
+impl Dest {
+    fn idle(&self) -> bool {
+        self.items.is_empty() && self.active == 0 && self.dead.is_none() && !self.queued
+    }
+
+    fn has_room(&self) -> bool {
+        self.active < self.window.min(self.limit)
+    }
 }
 
 #[derive(Debug)]
@@ -92,8 +112,17 @@ struct InFlight {
 #[derive(Debug)]
 pub(crate) struct Dispatch {
     dests: HashMap<Destination, Dest>,
-    /// Round-robin order of the destinations.
-    order: VecDeque<Destination>,
+    /// Round-robin order of the destinations that may start a delivery: items waiting, and
+    /// room in the window when they were put here (see "Cost" above).
+    runnable: VecDeque<Destination>,
+    /// Destinations with items waiting on a dead mark: deferred by the next `starts`, even
+    /// when no delivery slot is free.
+    dying: Vec<Destination>,
+    /// Dead marks in the order they were set, to forget idle destinations once they expire.
+    expiring: VecDeque<(Instant, Destination)>,
+    /// Destinations looked at by `starts` (tests: its cost).
+    #[cfg(test)]
+    pub(crate) turns: usize,
     inflight: HashMap<QueueId, InFlight>,
     /// Messages handed out to be applied, with the slots they hold until `recorded`.
     finishing: HashMap<QueueId, usize>,
@@ -109,7 +138,11 @@ impl Dispatch {
     pub fn new(limit: usize) -> Dispatch {
         Dispatch {
             dests: HashMap::new(),
-            order: VecDeque::new(),
+            runnable: VecDeque::new(),
+            dying: Vec::new(),
+            expiring: VecDeque::new(),
+            #[cfg(test)]
+            turns: 0,
             inflight: HashMap::new(),
             finishing: HashMap::new(),
             ready: Vec::new(),
@@ -185,22 +218,7 @@ impl Dispatch {
             },
         );
         for item in items {
-            let key = item.destination.clone();
-            if !self.dests.contains_key(&key) {
-                let limit = limits.of(key.transport);
-                let dest = Dest {
-                    items: VecDeque::new(),
-                    active: 0,
-                    limit,
-                    window: INITIAL_WINDOW.min(limit),
-                    dead: None,
-                };
-                self.dests.insert(key.clone(), dest);
-                self.order.push_back(key.clone());
-            }
-            if let Some(dest) = self.dests.get_mut(&key) {
-                dest.items.push_back(item);
-            }
+            self.enqueue(item, limits);
         }
         if waiting == 0 {
             self.complete(id);
@@ -214,24 +232,20 @@ impl Dispatch {
     pub fn starts(&mut self, now: Instant) -> Vec<Start> {
         let mut out = Vec::new();
         if !self.stopping {
-            let mut progressed = true;
-            while progressed {
-                progressed = false;
-                for _ in 0..self.order.len() {
-                    let Some(key) = self.order.pop_front() else {
-                        break;
-                    };
-                    self.order.push_back(key.clone());
-                    if self.defer_if_dead(&key, now) {
-                        continue;
-                    }
-                    if let Some(item) = self.take(&key) {
-                        out.push(Start::Deliver(item));
-                        progressed = true;
-                    }
+            self.forget_expired(now);
+            for key in mem::take(&mut self.dying) {
+                if !self.defer_if_dead(&key, now) {
+                    self.make_runnable(&key);
                 }
             }
-            self.forget_idle(now);
+            while self.active < self.limit {
+                let Some(key) = self.runnable.pop_front() else {
+                    break;
+                };
+                if let Some(item) = self.turn(&key, now) {
+                    out.push(Start::Deliver(item));
+                }
+            }
         }
         out.extend(self.ready.drain(..).map(Start::Apply));
         out
@@ -240,7 +254,8 @@ impl Dispatch {
     /// An item's delivery is back: its destination's window grows (a success), or drops to
     /// one and the destination is marked dead (a failure of the destination as a whole).
     pub fn finished(&mut self, item: &Item, delivery: Delivery, limits: &Limits, now: Instant) {
-        if let Some(dest) = self.dests.get_mut(&item.destination) {
+        let key = &item.destination;
+        if let Some(dest) = self.dests.get_mut(key) {
             dest.active = dest.active.saturating_sub(1);
             let sent = delivery
                 .outcomes
@@ -249,10 +264,20 @@ impl Dispatch {
             match &delivery.failure {
                 Some(reason) => {
                     dest.window = 1;
-                    dest.dead = Some((now + limits.dead_time, reason.clone()));
+                    let until = now + limits.dead_time;
+                    dest.dead = Some((until, reason.clone()));
+                    self.expiring.push_back((until, key.clone()));
+                    if !dest.items.is_empty() {
+                        self.dying.push(key.clone());
+                    }
                 }
                 None if sent => dest.window = (dest.window + 1).min(dest.limit),
                 None => {}
+            }
+            if dest.idle() {
+                self.dests.remove(key);
+            } else {
+                self.make_runnable(key);
             }
         }
         self.record(item.id, delivery.outcomes);
@@ -305,29 +330,96 @@ impl Dispatch {
         true
     }
 
-    /// The destination's next item, if its window and the global limit allow one more.
-    fn take(&mut self, key: &Destination) -> Option<Item> {
-        let global_free = self.active < self.limit;
+    /// Queues an item in its destination's FIFO (a new destination starts with the initial
+    /// window) and puts the destination where `starts` will see it.
+    fn enqueue(&mut self, item: Item, limits: &Limits) {
+        let key = item.destination.clone();
+        let dest = self.dests.entry(key.clone()).or_insert_with(|| {
+            let limit = limits.of(key.transport);
+            Dest {
+                items: VecDeque::new(),
+                active: 0,
+                limit,
+                window: INITIAL_WINDOW.min(limit),
+                dead: None,
+                queued: false,
+            }
+        });
+        dest.items.push_back(item);
+        if dest.dead.is_some() {
+            if dest.items.len() == 1 {
+                self.dying.push(key);
+            }
+        } else {
+            self.make_runnable(&key);
+        }
+    }
+
+    /// Puts a destination in the ring if it has items, room in its window and is not there.
+    fn make_runnable(&mut self, key: &Destination) {
+        let Some(dest) = self.dests.get_mut(key) else {
+            return;
+        };
+        if !dest.queued && !dest.items.is_empty() && dest.has_room() {
+            dest.queued = true;
+            self.runnable.push_back(key.clone());
+        }
+    }
+
+    /// A destination's turn in the ring (the global limit has room): its next item, if its
+    /// window allows one; it stays in the ring while it has items and room.
+    fn turn(&mut self, key: &Destination, now: Instant) -> Option<Item> {
+        #[cfg(test)]
+        {
+            self.turns += 1;
+        }
         let dest = self.dests.get_mut(key)?;
-        if !global_free || dest.active >= dest.window.min(dest.limit) {
+        dest.queued = false;
+        if dest.dead.is_some() && self.defer_if_dead(key, now) {
             return None;
         }
-        let item = dest.items.pop_front()?;
+        let dest = self.dests.get_mut(key)?;
+        if !dest.has_room() {
+            return None;
+        }
+        let Some(item) = dest.items.pop_front() else {
+            if dest.idle() {
+                self.dests.remove(key);
+            }
+            return None;
+        };
         dest.active += 1;
         self.active += 1;
         if let Some(f) = self.inflight.get_mut(&item.id) {
             f.slots += 1;
         }
+        self.make_runnable(key);
         Some(item)
     }
 
-    /// Forgets idle destinations (a dead mark is kept until it expires).
-    fn forget_idle(&mut self, now: Instant) {
-        self.dests.retain(|_, x| {
-            !x.items.is_empty() || x.active > 0 || x.dead.as_ref().is_some_and(|(t, _)| *t > now)
-        });
-        let dests = &self.dests;
-        self.order.retain(|k| dests.contains_key(k));
+    /// Clears dead marks that ran out and forgets their destinations if idle (a dead mark is
+    /// kept until it expires, so new mail to the destination is deferred without a try).
+    fn forget_expired(&mut self, now: Instant) {
+        while let Some((until, _)) = self.expiring.front() {
+            if *until > now {
+                break;
+            }
+            let Some((_, key)) = self.expiring.pop_front() else {
+                break;
+            };
+            let Some(dest) = self.dests.get_mut(&key) else {
+                continue;
+            };
+            match &dest.dead {
+                Some((until, _)) if *until > now => continue, // marked again since
+                _ => dest.dead = None,
+            }
+            if dest.idle() {
+                self.dests.remove(&key);
+            } else {
+                self.make_runnable(&key);
+            }
+        }
     }
 
     /// Adds one item's outcomes; the message is ready once it was the last item out.

@@ -4,10 +4,13 @@
 //! Inputs → outputs: a connection between transactions and its destination key (the
 //! nexthop with its port, or the LMTP socket) → stored; later, a key → the most recently stored live connection for it, if any.
 //! Invariants: a connection is handed out at most once; one idle longer than the cache time
-//! is never handed out and is closed (QUIT) by a timer task; at most
-//! [`MAX_IDLE_PER_NEXTHOP`] per nexthop and [`MAX_IDLE`] in all (a burst to many
-//! destinations cannot pin file descriptors). The caller must still probe a connection
-//! (RSET) before use: the server may have closed it meanwhile.
+//! is never handed out and is closed (QUIT) by a timer task; per nexthop at most as many as
+//! the caller says may be in use there at once (the destination concurrency limit: with a
+//! smaller cap, each wave of deliveries coming back closed the surplus and the next wave
+//! opened as many anew — connection churn on every big queue to one destination), and
+//! [`MAX_IDLE`] in all (a burst to many destinations cannot pin file descriptors). The
+//! caller must still probe a connection (RSET) before use: the server may have closed it
+//! meanwhile.
 //! Security stance: holds only connections this process opened; no input from outside.
 
 use std::collections::HashMap;
@@ -17,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use super::conn::Connection;
 
-pub(crate) const MAX_IDLE_PER_NEXTHOP: usize = 16;
 pub(crate) const MAX_IDLE: usize = 256;
 
 struct Idle {
@@ -51,16 +53,18 @@ impl ConnectionCache {
         found
     }
 
-    /// Stores `conn` for `max_idle`; a timer closes it politely if nobody takes it.
+    /// Stores `conn` for `max_idle` unless `per_nexthop` connections to `nexthop` are idle
+    /// already; a timer closes it politely if nobody takes it.
     pub fn put(
         self: &Arc<Self>,
         nexthop: String,
         conn: Connection,
         max_idle: Duration,
         quit: Duration,
+        per_nexthop: usize,
     ) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let rejected = self.insert(nexthop.clone(), id, conn);
+        let rejected = self.insert(nexthop.clone(), id, conn, per_nexthop);
         if let Some(conn) = rejected {
             tokio::spawn(conn.quit(quit));
             return;
@@ -81,11 +85,17 @@ impl ConnectionCache {
     }
 
     /// Adds the connection unless a limit is reached; returns it when refused.
-    fn insert(&self, nexthop: String, id: u64, conn: Connection) -> Option<Connection> {
+    fn insert(
+        &self,
+        nexthop: String,
+        id: u64,
+        conn: Connection,
+        per_nexthop: usize,
+    ) -> Option<Connection> {
         let mut idle = self.lock();
         let total: usize = idle.values().map(Vec::len).sum();
         let here = idle.get(&nexthop).map_or(0, Vec::len);
-        if total >= MAX_IDLE || here >= MAX_IDLE_PER_NEXTHOP {
+        if total >= MAX_IDLE || here >= per_nexthop.max(1) {
             return Some(conn);
         }
         idle.entry(nexthop).or_default().push(Idle {

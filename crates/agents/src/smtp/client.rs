@@ -435,7 +435,9 @@ impl Inner {
             && conn.opened.elapsed() < self.settings.connection_reuse_time
             && !conn.has_unread_input();
         if reusable {
-            self.cache.put(key.to_string(), conn, idle, timeouts.quit);
+            let cap = self.settings.destination_concurrency_limit;
+            self.cache
+                .put(key.to_string(), conn, idle, timeouts.quit, cap);
         } else {
             conn.quit(timeouts.quit).await;
         }

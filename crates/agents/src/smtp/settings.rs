@@ -144,6 +144,9 @@ pub struct SmtpSettings {
     pub connection_cache_time: Duration,
     /// Connections older than this are closed instead of reused.
     pub connection_reuse_time: Duration,
+    /// `smtp_destination_concurrency_limit` (`lmtp_…`): the most connections one nexthop
+    /// has in use at once, so the most kept idle for it.
+    pub destination_concurrency_limit: usize,
     /// `smtp_mx_address_limit`: IP addresses tried per delivery (0 = no limit).
     pub mx_address_limit: usize,
     /// `smtp_line_length_limit`: longer message lines are broken with CR LF SPACE (0 = never).
@@ -202,6 +205,7 @@ impl SmtpSettings {
             dns_nameservers: cfg.dns_nameservers.clone(),
             connection_cache_time: CONNECTION_CACHE_TIME,
             connection_reuse_time: CONNECTION_REUSE_TIME,
+            destination_concurrency_limit: cfg.smtp_destination_concurrency_limit,
             mx_address_limit: MX_ADDRESS_LIMIT,
             line_length_limit: cfg.smtp_line_length_limit,
         }
@@ -247,6 +251,7 @@ impl SmtpSettings {
             dns_nameservers: cfg.dns_nameservers.clone(),
             connection_cache_time: CONNECTION_CACHE_TIME,
             connection_reuse_time: CONNECTION_REUSE_TIME,
+            destination_concurrency_limit: cfg.lmtp_destination_concurrency_limit,
             mx_address_limit: MX_ADDRESS_LIMIT,
             line_length_limit: cfg.lmtp_line_length_limit,
         }

@@ -346,3 +346,51 @@ fn lmtp_deliveries_to_one_server_stay_within_lmtp_destination_concurrency_limit(
         "every user shares the one LMTP server's limit"
     );
 }
+
+#[test]
+fn a_finished_delivery_among_ten_thousand_destinations_costs_one_turn_not_a_scan() {
+    // 10,000 destinations with mail waiting, the global limit of 100 taken: each delivery
+    // that comes back starts the next destination in turn, looking at one or two of them
+    // (the scan over every destination known was the cost per delivery).
+    let now = Instant::now();
+    let mut d = Dispatch::new(100);
+    for n in 0..10_000 {
+        push(&mut d, &[&format!("d{n}.example")], now);
+    }
+    let (mut running, _) = split_starts(d.starts(now));
+    assert_eq!(running.len(), 100);
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for _ in 0..50 {
+        let it = running.remove(0);
+        d.finished(&it, result(&it, 's', now), &limits(20), now);
+        let (_, done) = split_starts(d.starts(now));
+        d.recorded(done[0].entry.id);
+        d.turns = 0;
+        let (started, _) = split_starts(d.starts(now));
+        assert_eq!(started.len(), 1, "the freed slot is used at once");
+        assert!(d.turns <= 2, "{} destinations looked at", d.turns);
+        assert!(
+            seen.insert(started[0].destination.name.clone()),
+            "each in turn"
+        );
+        running.extend(started);
+    }
+}
+
+#[test]
+fn items_to_a_dead_destination_are_deferred_even_while_every_slot_is_taken() {
+    let now = Instant::now();
+    let mut d = Dispatch::new(1);
+    push(&mut d, &["dead.example"], now);
+    let (running, _) = split_starts(d.starts(now));
+    d.finished(&running[0], result(&running[0], 'x', now), &limits(20), now);
+    push(&mut d, &["busy.example"], now);
+    let (_, done) = split_starts(d.starts(now));
+    assert_eq!(done.len(), 1);
+    // busy.example has the only slot (the failed message's slot is still held).
+    let waiting = push(&mut d, &["dead.example"], now);
+    let (started, done) = split_starts(d.starts(now));
+    assert!(started.is_empty());
+    let ids: Vec<QueueId> = done.iter().map(|m| m.entry.id).collect();
+    assert_eq!(ids, vec![waiting], "deferred without waiting for a slot");
+}

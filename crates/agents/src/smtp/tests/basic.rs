@@ -269,6 +269,31 @@ async fn second_delivery_reuses_the_connection_after_rset() {
 }
 
 #[tokio::test]
+async fn a_wave_of_deliveries_as_large_as_the_concurrency_limit_reuses_every_connection() {
+    // 20 deliveries at once (the destination concurrency limit), twice: the second wave
+    // finds all 20 connections of the first idle. With a cache cap below the limit (16),
+    // every wave closed the surplus and opened as many anew.
+    let server = TestServer::start(Behaviour::default()).await;
+    let client = client(settings(25));
+    let hop = loopback(server.port());
+    let env = envelope("f@a.example", &["one@b.example"]);
+    for wave in 1..=2 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let (client, hop, env) = (client.clone(), hop.clone(), env.clone());
+            tasks.spawn(async move { kinds(&deliver_all(&client, &hop, &env, MESSAGE).await) });
+        }
+        while let Some(done) = tasks.join_next().await {
+            assert_eq!(done.unwrap(), [Sent], "wave {wave}");
+        }
+        assert_eq!(client.idle_connections(), 20, "wave {wave}");
+    }
+    let t = server.transcript();
+    assert_eq!(t.messages.len(), 40);
+    assert_eq!(t.connections, 20, "the second wave opened none");
+}
+
+#[tokio::test]
 async fn a_cached_connection_the_server_closed_is_replaced() {
     let server = TestServer::start(Behaviour {
         close_after_message: true,

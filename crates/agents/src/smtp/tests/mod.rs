@@ -45,6 +45,7 @@ pub fn settings(port: u16) -> SmtpSettings {
         dns_nameservers: Vec::new(),
         connection_cache_time: Duration::from_secs(2),
         connection_reuse_time: Duration::from_secs(300),
+        destination_concurrency_limit: 20,
         mx_address_limit: 5,
         line_length_limit: 998,
     }
