@@ -21,6 +21,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use queue::tally::{AGE_BOUNDS, SIZE_BOUNDS};
 use queue::Totals;
+use std::borrow::Cow;
 use telemetry::{label, Label};
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
