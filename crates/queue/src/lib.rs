@@ -33,6 +33,7 @@
 
 #![forbid(unsafe_code)]
 
+mod census;
 mod compact;
 pub mod fuzzing;
 mod index;
@@ -44,6 +45,7 @@ mod segment;
 mod store;
 pub mod suspend;
 
+pub use census::{Brief, Census};
 pub use index::{Entry, Location};
 pub use layout::Layout;
 pub use record::{FollowUp, MessageMeta, Update};
