@@ -18,7 +18,7 @@ use crate::select::Matcher;
 use crate::stats::StatsCounter;
 use crate::superop::{self, Action, Summary};
 use envelope::{QueueId, RecipientState};
-use queue::{Entry, Op, Snapshot, Store, Suspension};
+use queue::{Census, Entry, Op, Snapshot, Store, Suspension};
 use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 
@@ -70,6 +70,14 @@ pub enum Backend<'a> {
     Store(&'a Store),
     /// A lock-free read of the log ([`queue::Snapshot`]): listings only.
     Snapshot(&'a Snapshot),
+    /// A lock-free read of the log that keeps only queue, arrival time, sender and
+    /// recipients ([`queue::Census`]): `qshape` alone, which needs no more.
+    Census(&'a Census),
+}
+
+/// A census has no entries to walk or copy: a request other than qshape asked of it.
+fn no_entries() -> io::Error {
+    io::Error::other("internal error: a census of the queue cannot answer this request")
 }
 
 impl Backend<'_> {
@@ -78,6 +86,7 @@ impl Backend<'_> {
         match self {
             Backend::Store(store) => store.try_for_each(f),
             Backend::Snapshot(snapshot) => snapshot.try_for_each(f),
+            Backend::Census(_) => Err(no_entries()),
         }
     }
 
@@ -85,6 +94,7 @@ impl Backend<'_> {
         match self {
             Backend::Store(s) => s.len(),
             Backend::Snapshot(s) => s.len(),
+            Backend::Census(c) => c.len(),
         }
     }
 
@@ -92,6 +102,7 @@ impl Backend<'_> {
         match self {
             Backend::Store(s) => s.get(id),
             Backend::Snapshot(s) => s.get(id),
+            Backend::Census(_) => None,
         }
     }
 }
@@ -208,14 +219,26 @@ impl Context<'_> {
     ) -> io::Result<u64> {
         let mut counter = qshape::Counter::new(options.clone(), self.now);
         let mut n = 0;
-        self.backend.for_each(|e| {
-            if queues.contains(&self.state(e)) {
+        let mut add = |state, arrival_time, sender: &str, rcpts: &mut dyn Iterator<Item = &str>| {
+            if queues.contains(&state) {
                 n += 1;
-                let env = &e.meta.envelope;
-                counter.add(env.arrival_time, &env.sender, open(e).map(|(a, _)| a));
+                counter.add(arrival_time, sender, rcpts);
             }
-            Ok(())
-        })?;
+        };
+        match self.backend {
+            Backend::Census(census) => {
+                for (id, b) in census.iter() {
+                    let state = State::of(b.queue, self.scheduler.is_active(id));
+                    add(state, b.arrival_time, &b.sender, &mut b.open_recipients());
+                }
+            }
+            _ => self.backend.for_each(|e| {
+                let env = &e.meta.envelope;
+                let mut rcpts = open(e).map(|(a, _)| a);
+                add(self.state(e), env.arrival_time, &env.sender, &mut rcpts);
+                Ok(())
+            })?,
+        }
         if queues.contains(&State::Maildrop) {
             self.each_maildrop(|row| {
                 n += 1;

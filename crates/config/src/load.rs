@@ -92,7 +92,7 @@ pub(crate) fn parse(
         );
         lines.insert(name, line);
     }
-    let mut config = resolve::apply(&base, sources, file)?;
+    let mut config = resolve::apply(base, sources, file)?;
     config.source = file.map(Path::to_path_buf);
     validate::check(&config, &lines).map_err(|(key, m)| error(lines.get(key).copied(), key, m))?;
     Ok(config)

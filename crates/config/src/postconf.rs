@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::params;
 use crate::resolve::{self, Template};
 use crate::{load, print, Config, ConfigError, Profile};
 
@@ -90,7 +91,9 @@ pub(crate) fn as_written_defaults(
             .into_iter()
             .map(|(name, source)| {
                 let text = match source.template {
-                    Template::Literal(value) => value.to_text(),
+                    Template::Default => params::find(name)
+                        .map(|param| resolve::default_value(param, base).to_text())
+                        .unwrap_or_default(),
                     Template::Text(text) => text,
                     Template::Items(items) => items.join(", "),
                     Template::DomainOfHostname => mydomain.to_string(),

@@ -4,8 +4,11 @@
 //! Every parameter has a [`Source`]: a value from the file (a template, expanded), a derived
 //! default (also a template: `myorigin = $myhostname`, `queue_directory =
 //! $data_directory/queue` when the file moves `data_directory`), or a literal profile default
-//! (never expanded, so a `$` in an environment-given path stays a `$`). Resolution is lazy
-//! and memoized; a name met again while it is being resolved is a reference cycle.
+//! (never expanded, so a `$` in an environment-given path stays a `$`, and read from the
+//! profile's configuration only when a template refers to it: most never are, and turning
+//! every default into text up front was half the instructions of a `sendmail` run).
+//! Resolution is lazy and memoized; a name met again while it is being resolved is a
+//! reference cycle.
 //!
 //! List values are split into items *before* expansion, so a referenced value containing a
 //! space (a data directory under `/home/John Doe`) stays one item. An item that is exactly
@@ -26,8 +29,8 @@ pub(crate) const MAX_EXPANDED: usize = 1 << 20;
 /// Where a parameter's value comes from, before expansion.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Template {
-    /// A profile default, already final.
-    Literal(Value),
+    /// The profile default, final: [`default_value`] of the profile's configuration.
+    Default,
     /// A scalar template (file value or derived default).
     Text(String),
     /// A list of item templates (file value or derived default).
@@ -67,7 +70,13 @@ pub(crate) fn default_sources(
 ) -> BTreeMap<&'static str, Source> {
     let mut sources: BTreeMap<&'static str, Source> = PARAMS
         .iter()
-        .map(|param| (param.name, literal(param, base)))
+        .map(|param| {
+            let source = Source {
+                template: Template::Default,
+                line: None,
+            };
+            (param.name, source)
+        })
         .collect();
     let mut derive = |name: &'static str, template: Template| {
         sources.insert(
@@ -132,14 +141,11 @@ pub(crate) fn default_sources(
     sources
 }
 
-fn literal(param: &Param, base: &Config) -> Source {
-    let value = match &param.access {
+/// A parameter's value in the profile's configuration `base`.
+pub(crate) fn default_value(param: &Param, base: &Config) -> Value {
+    match &param.access {
         Access::Scalar { get, .. } => Value::Text(get(base)),
         Access::List { get, .. } => Value::List(get(base)),
-    };
-    Source {
-        template: Template::Literal(value),
-        line: None,
     }
 }
 
@@ -149,27 +155,37 @@ fn items(templates: &[&str]) -> Template {
 
 /// Resolves every source and writes the non-literal ones into a copy of `base`.
 pub(crate) fn apply(
-    base: &Config,
+    base: Config,
     sources: BTreeMap<&'static str, Source>,
     file: Option<&Path>,
 ) -> Result<Config, ConfigError> {
     let mut resolver = Resolver {
+        base: &base,
         sources,
         file: file.map(Path::to_path_buf),
         done: BTreeMap::new(),
     };
-    let mut config = base.clone();
+    let mut values = Vec::new();
     for param in PARAMS {
-        if matches!(resolver.sources[param.name].template, Template::Literal(_)) {
+        if matches!(resolver.sources[param.name].template, Template::Default) {
             continue;
         }
-        let value = resolver.resolve(param.name, &mut Vec::new())?;
+        values.push((param, resolver.resolve(param.name, &mut Vec::new())?));
+    }
+    let Resolver { sources, file, .. } = resolver;
+    let mut config = base;
+    for (param, value) in values {
         let outcome = match (&param.access, value) {
             (Access::Scalar { set, .. }, value) => set(&mut config, &value.to_text()),
             (Access::List { set, .. }, Value::List(items)) => set(&mut config, items),
             (Access::List { set, .. }, Value::Text(text)) => set(&mut config, vec![text]),
         };
-        outcome.map_err(|message| resolver.error(param.name, message))?;
+        outcome.map_err(|message| ConfigError {
+            file: file.clone(),
+            line: sources.get(param.name).and_then(|source| source.line),
+            key: param.name.to_string(),
+            message,
+        })?;
     }
     Ok(config)
 }
@@ -184,13 +200,14 @@ fn control_character(value: &Value) -> Option<char> {
     }
 }
 
-struct Resolver {
+struct Resolver<'a> {
+    base: &'a Config,
     sources: BTreeMap<&'static str, Source>,
     file: Option<PathBuf>,
     done: BTreeMap<&'static str, Value>,
 }
 
-impl Resolver {
+impl Resolver<'_> {
     fn resolve(
         &mut self,
         name: &'static str,
@@ -201,7 +218,10 @@ impl Resolver {
         }
         stack.push(name);
         let value = match self.sources[name].template.clone() {
-            Template::Literal(value) => value,
+            Template::Default => match params::find(name) {
+                Some(param) => default_value(param, self.base),
+                None => Value::Text(String::new()),
+            },
             Template::Text(text) if params::EXPANDED_AT_DELIVERY.contains(&name) => {
                 Value::Text(text)
             }

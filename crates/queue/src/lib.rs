@@ -33,6 +33,7 @@
 
 #![forbid(unsafe_code)]
 
+mod census;
 mod compact;
 pub mod fuzzing;
 mod index;
@@ -45,6 +46,7 @@ mod store;
 pub mod suspend;
 pub mod tally;
 
+pub use census::{Brief, Census};
 pub use index::{Entry, Location};
 pub use layout::Layout;
 pub use record::{FollowUp, MessageMeta, Update};

@@ -163,28 +163,68 @@ pub enum Decoded<'a> {
 
 /// Decodes the record at the start of `buf`.
 pub fn decode(buf: &[u8]) -> Decoded<'_> {
+    match frame_at(buf) {
+        Framed::Frame { kind, payload, len } => match decode_payload(kind, payload) {
+            Ok(record) => Decoded::Record(record, len),
+            Err(_) => Decoded::Invalid,
+        },
+        Framed::Incomplete => Decoded::Incomplete,
+        Framed::Invalid => Decoded::Invalid,
+    }
+}
+
+/// What [`frame_at`] found: a record's frame checked (magic, length, CRC), its payload not
+/// yet decoded. Lets a reader that needs only a few fields decode them alone (`census.rs`).
+pub enum Framed<'a> {
+    /// A frame whose checksum matches: its kind byte, payload (at least 16 bytes, the queue
+    /// ID first) and total length on disk.
+    Frame {
+        kind: u8,
+        payload: &'a [u8],
+        len: usize,
+    },
+    Incomplete,
+    Invalid,
+}
+
+/// Checks the frame of the record at the start of `buf`.
+pub fn frame_at(buf: &[u8]) -> Framed<'_> {
     if buf.len() < HEADER_LEN {
-        return Decoded::Incomplete;
+        return Framed::Incomplete;
     }
     if buf[..4] != MAGIC {
-        return Decoded::Invalid;
+        return Framed::Invalid;
     }
     let len = u32::from_le_bytes(buf[8..12].try_into().unwrap()) as usize;
     if !(16..=MAX_PAYLOAD).contains(&len) {
-        return Decoded::Invalid;
+        return Framed::Invalid;
     }
     if buf.len() < HEADER_LEN + len {
-        return Decoded::Incomplete;
+        return Framed::Incomplete;
     }
     let payload = &buf[HEADER_LEN..HEADER_LEN + len];
     let crc = u32::from_le_bytes(buf[12..16].try_into().unwrap());
     if checksum(&buf[4..12], payload) != crc {
-        return Decoded::Invalid;
+        return Framed::Invalid;
     }
-    match decode_payload(buf[4], payload) {
-        Ok(record) => Decoded::Record(record, HEADER_LEN + len),
-        Err(_) => Decoded::Invalid,
+    Framed::Frame {
+        kind: buf[4],
+        payload,
+        len: HEADER_LEN + len,
     }
+}
+
+/// The queue ID that starts every payload (a [`Framed::Frame`]'s is at least 16 bytes).
+pub fn payload_id(payload: &[u8]) -> QueueId {
+    QueueId::from_u128(u128::from_le_bytes(payload[..16].try_into().unwrap()))
+}
+
+/// A message payload's meta JSON and message bytes, if the meta length fits.
+pub fn split_message(payload: &[u8]) -> Option<(&[u8], &[u8])> {
+    let rest = payload.get(16..)?;
+    let meta_len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let meta = rest.get(4..4usize.checked_add(meta_len)?)?;
+    Some((meta, &rest[4 + meta_len..]))
 }
 
 /// True if `buf` is exactly one record whose length field alone is damaged: its header
@@ -205,28 +245,16 @@ pub fn whole_but_for_its_length(buf: &[u8]) -> bool {
 }
 
 fn decode_payload(kind: u8, payload: &[u8]) -> Result<Record<'_>, StoreError> {
-    let id = QueueId::from_u128(u128::from_le_bytes(payload[..16].try_into().unwrap()));
-    let rest = &payload[16..];
+    let id = payload_id(payload);
     let bad = |what: &str| StoreError::Corrupt(format!("{what} in record for {id}"));
     match kind {
         1 => {
-            if rest.len() < 4 {
-                return Err(bad("short message record"));
-            }
-            let meta_len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
-            if rest.len() < 4 + meta_len {
-                return Err(bad("short message meta"));
-            }
-            let meta: MessageMeta =
-                serde_json::from_slice(&rest[4..4 + meta_len]).map_err(|_| bad("bad meta"))?;
-            Ok(Record::Message {
-                id,
-                meta,
-                body: &rest[4 + meta_len..],
-            })
+            let (meta, body) = split_message(payload).ok_or_else(|| bad("short message meta"))?;
+            let meta: MessageMeta = serde_json::from_slice(meta).map_err(|_| bad("bad meta"))?;
+            Ok(Record::Message { id, meta, body })
         }
         2 => {
-            let update = serde_json::from_slice(rest).map_err(|_| bad("bad update"))?;
+            let update = serde_json::from_slice(&payload[16..]).map_err(|_| bad("bad update"))?;
             Ok(Record::Update { id, update })
         }
         // The remove reason is for humans reading the log with a hex dump; not decoded.

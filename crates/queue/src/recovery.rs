@@ -122,27 +122,57 @@ fn scan_segment(
     corrupt_dir: &Path,
     repair: bool,
 ) -> io::Result<u64> {
+    let mut records = 0;
+    let valid_end = walk_segment(
+        data,
+        |at, buf| match record::decode(buf) {
+            Decoded::Record(rec, len) => {
+                apply(number, at as u64, len as u64, rec, index);
+                records += 1;
+                Some(len)
+            }
+            Decoded::Incomplete | Decoded::Invalid => None,
+        },
+        |at, next| {
+            if repair {
+                let saved = save_corrupt(corrupt_dir, number, at, &data[at..next])?;
+                report.corrupt_regions.push(saved);
+            }
+            Ok(())
+        },
+    )?;
+    report.records += records;
+    Ok(valid_end)
+}
+
+/// Walks one segment's records the way every reader of the log must: `take(at, bytes)`
+/// decodes the record starting at `at` and returns its length, or `None` if no valid record
+/// starts there; zeros from there on are the end of the data, other bytes are damage, handed
+/// to `skipped(from, to)` before the walk resumes at the next valid record. Returns the end of
+/// the last valid record. Shared by recovery and the read-only [`crate::census`], so both
+/// read the same records from the same bytes.
+pub(crate) fn walk_segment(
+    data: &[u8],
+    mut take: impl FnMut(usize, &[u8]) -> Option<usize>,
+    mut skipped: impl FnMut(usize, usize) -> io::Result<()>,
+) -> io::Result<u64> {
     let mut at = 0usize;
     let mut valid_end = 0usize;
     while at < data.len() {
-        match record::decode(&data[at..]) {
-            Decoded::Record(rec, len) => {
-                apply(number, at as u64, len as u64, rec, index);
-                report.records += 1;
-                at += len;
-                valid_end = at;
+        if let Some(len) = take(at, &data[at..]) {
+            at += len;
+            valid_end = at;
+            continue;
+        }
+        if all_zeros(&data[at..]) {
+            break;
+        }
+        match next_valid(data, at + 1) {
+            Some(next) => {
+                skipped(at, next)?;
+                at = next;
             }
-            Decoded::Incomplete | Decoded::Invalid if all_zeros(&data[at..]) => break,
-            Decoded::Incomplete | Decoded::Invalid => match next_valid(data, at + 1) {
-                Some(next) => {
-                    if repair {
-                        let saved = save_corrupt(corrupt_dir, number, at, &data[at..next])?;
-                        report.corrupt_regions.push(saved);
-                    }
-                    at = next;
-                }
-                None => break,
-            },
+            None => break,
         }
     }
     Ok(valid_end as u64)
