@@ -1,6 +1,6 @@
 //! `mailq --fleet` and `qshape --fleet`: every live node's queue, merged. The nodes and
 //! their API addresses come from their heartbeats in Redis (`mailroom fleet status`); each
-//! node's queue is read page by page through its `GET /api/v1/queue` (a node without
+//! node's queue is read page by page through its `GET /api/v1/queue` (hyper) (a node without
 //! `http_listen` cannot be listed and is named on standard error). Bearer token: this
 //! node's `http_admin_token_file`, when set (a non-loopback API needs it).
 
@@ -8,8 +8,7 @@ use crate::commands::fleet::read_status;
 use admin::row::State;
 use admin::Row;
 use envelope::sysexits::{EX_SOFTWARE, EX_UNAVAILABLE};
-use std::io::{self, BufWriter, Read, Write};
-use std::net::TcpStream;
+use std::io::{self, BufWriter, Write};
 use std::time::Duration;
 
 /// Every live node's messages, with the node's name, in arrival order.
@@ -59,35 +58,54 @@ fn node_rows(api: &str, token: Option<&str>) -> Result<Vec<Row>, String> {
     }
 }
 
-/// `GET path` on `http://host:port` (HTTP/1.0: the body ends with the connection).
+/// `GET path` on `http://host:port` with hyper, on a small runtime of its own (the queue
+/// tools are synchronous); 30 s for the whole exchange.
 fn get(api: &str, path: &str, token: Option<&str>) -> Result<Vec<u8>, String> {
     let address = api
         .strip_prefix("http://")
         .unwrap_or(api)
-        .trim_end_matches('/');
-    let mut stream = TcpStream::connect(address).map_err(|e| e.to_string())?;
-    let timeout = Some(Duration::from_secs(30));
-    let _ = (
-        stream.set_read_timeout(timeout),
-        stream.set_write_timeout(timeout),
-    );
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n{auth}\r\n");
-    stream
-        .write_all(request.as_bytes())
+        .trim_end_matches('/')
+        .to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .map_err(|e| e.to_string())?;
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply).map_err(|e| e.to_string())?;
-    let split = reply
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no HTTP reply")?;
-    let head = String::from_utf8_lossy(&reply[..split]).to_string();
-    let status = head.lines().next().unwrap_or_default();
-    if status.split_whitespace().nth(1) != Some("200") {
-        return Err(format!("HTTP reply {status:?}"));
+    let exchange = fetch(&address, path, token);
+    runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), exchange)
+            .await
+            .unwrap_or_else(|_| Err("no answer in 30 s".to_string()))
+    })
+}
+
+async fn fetch(address: &str, path: &str, token: Option<&str>) -> Result<Vec<u8>, String> {
+    use http_body_util::BodyExt;
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .map_err(|e| format!("HTTP: {e}"))?;
+    let driver = tokio::spawn(connection);
+    let mut request = hyper::Request::get(path).header(hyper::header::HOST, address);
+    if let Some(t) = token {
+        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
     }
-    Ok(reply[split + 4..].to_vec())
+    let request = request
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| format!("HTTP request: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    let status = response.status();
+    let body = response.into_body().collect().await;
+    driver.abort();
+    if status != hyper::StatusCode::OK {
+        return Err(format!("HTTP status {status}"));
+    }
+    Ok(body.map_err(|e| format!("HTTP: {e}"))?.to_bytes().to_vec())
 }
 
 /// `mailq --fleet [--json]`: Postfix's layout over every node's queue; in JSON each
