@@ -108,11 +108,17 @@ impl Sink {
 fn client_connections(port: u16) -> usize {
     let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
     let remote = format!("0100007F:{port:04X}");
-    let open = table.lines().skip(1).filter(|line| {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        cols.len() > 3 && cols[2] == remote && cols[3] == "01"
-    });
-    open.count()
+    // By local address: a socket can be listed twice when the table changes while it is
+    // read (the kernel writes it in pieces), so lines are not sockets.
+    let open: std::collections::HashSet<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            (cols.len() > 3 && cols[2] == remote && cols[3] == "01").then(|| cols[1])
+        })
+        .collect();
+    open.len()
 }
 
 /// The last value of counter `name` in smtp-sink's `-c` output file.
