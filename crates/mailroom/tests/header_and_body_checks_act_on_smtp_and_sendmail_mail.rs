@@ -34,13 +34,7 @@ fn world() -> World {
 
 /// One message over SMTP; returns the reply to the end of DATA.
 fn smtp(world: &World, to: &str, message: &str) -> Reply {
-    let mut c = world.client();
-    c.start_transaction("a@test.example", &[to]);
-    c.ok("DATA", 354);
-    c.send(format!("{}.\r\n", message.replace('\n', "\r\n")).as_bytes());
-    let reply = c.reply();
-    c.ok("QUIT", 221);
-    reply
+    world.data_reply("a@test.example", to, message)
 }
 
 fn queued_id(reply: &Reply) -> String {

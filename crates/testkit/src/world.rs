@@ -204,6 +204,18 @@ impl World {
         Client::connect(self.port)
     }
 
+    /// One message from `sender` to `to` over SMTP (LF line ends, no dot-stuffing needed by
+    /// the callers' texts); the reply to the end of DATA, whatever it is.
+    pub fn data_reply(&self, sender: &str, to: &str, message: &str) -> crate::Reply {
+        let mut c = self.client();
+        c.start_transaction(sender, &[to]);
+        c.ok("DATA", 354);
+        c.send(format!("{}.\r\n", message.replace('\n', "\r\n")).as_bytes());
+        let reply = c.reply();
+        c.ok("QUIT", 221);
+        reply
+    }
+
     /// Sends one message over SMTP to the daemon's listener (fails the test on a refusal).
     pub fn submit(&self, sender: &str, recipients: &[&str], message: &str) {
         smtp_send(self.port, sender, "", &plain(recipients), message)
