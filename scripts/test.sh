@@ -122,7 +122,7 @@ else
 fi
 
 # Fuzzing (README.md "Fuzzing"): build every cargo-fuzz target in fuzz/ and run each for
-# 20 s (11 targets; the whole run stays near 25 minutes on 2 cores); fuzz.sh skips with one line when there is no nightly toolchain, and so does this
+# 15 s (11 targets; the whole run stays near 25 minutes on 2 cores); fuzz.sh skips with one line when there is no nightly toolchain, and so does this
 # script when cargo-fuzz cannot be installed (three tries: crates.io may fail for a moment).
 # A crash fails the run, naming the target, the input and the panic.
 fuzz_tool=yes
@@ -138,7 +138,7 @@ if cargo +nightly --version >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null
     done
 fi
 if [ "$fuzz_tool" = yes ]; then
-    scripts/fuzz.sh 20
+    scripts/fuzz.sh 15
 else
     echo "test.sh: FUZZING SKIPPED: cargo-fuzz could not be installed (see above)"
 fi
