@@ -19,8 +19,13 @@
 #! Runs alternate mailroom, Postfix, mailroom, Postfix, ... (R rounds); each run starts with an
 #! empty queue, a freshly started MTA and a fresh sink.
 #!
+#! With --fs ext4 (or xfs), both queues live on one freshly made journaled file system: an
+#! image on the same disk attached through a loop device (the root ext4 here has no journal;
+#! production queues do), mailroom's data directory and Postfix's queue_directory side by
+#! side on it (issue 15, goal 2). The image is unmounted and removed at the end.
+#!
 #! Usage: bench/relay-bench.sh [-m N] [-s SESSIONS] [-l LEN] [--rounds R] [--no-build] [--bin MAILROOM]
-#!        [--no-postfix] [--no-mailroom] [--dir DIR] [--quiet-wait S]
+#!        [--no-postfix] [--no-mailroom] [--dir DIR] [--quiet-wait S] [--fs ext4|xfs]
 #!        [--mr-port P] [--mr-sink-port P] [--pf-port P] [--pf-sink-port P]
 #!   defaults: N=20000, SESSIONS=20, LEN=4096, R=2, ports 12525/12526 (mailroom/its sink),
 #!   2625/2626 (Postfix/its sink), DIR=/var/tmp/mailroom-relay-bench, S=60.
@@ -41,6 +46,7 @@ PF_SINK=2626
 DIR=/var/tmp/mailroom-relay-bench
 QUIET_WAIT=60
 TIMEOUT=1800
+FS=""
 while [ $# -gt 0 ]; do
     case "$1" in
         -m) N="$2"; shift 2 ;;
@@ -57,12 +63,34 @@ while [ $# -gt 0 ]; do
         --pf-sink-port) PF_SINK="$2"; shift 2 ;;
         --dir) DIR="$2"; shift 2 ;;
         --quiet-wait) QUIET_WAIT="$2"; shift 2 ;;
+        --fs) FS="$2"; shift 2 ;;
         -h|--help) sed -n 's/^#! \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "relay-bench: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+FS_MNT=""
+if [ -n "$FS" ]; then
+    case "$FS" in ext4|xfs) ;; *) echo "relay-bench: --fs takes ext4 or xfs" >&2; exit 2 ;; esac
+    [ "$(id -u)" = 0 ] || { echo "relay-bench: --fs needs root (mount -o loop)" >&2; exit 1; }
+    [ "$FS" = xfs ] && ! command -v mkfs.xfs >/dev/null && apt-get install -y -qq xfsprogs >/dev/null
+    FS_IMG="$ROOT/target/bench-tmp/relay-$FS.img"
+    FS_MNT=/var/tmp/mailroom-relay-fs
+    mkdir -p "$(dirname "$FS_IMG")" "$FS_MNT"
+    mountpoint -q "$FS_MNT" && umount "$FS_MNT"
+    rm -f "$FS_IMG"
+    truncate -s 8G "$FS_IMG"
+    if [ "$FS" = ext4 ]; then mkfs.ext4 -q -F -O has_journal "$FS_IMG"; else mkfs.xfs -q -f "$FS_IMG"; fi
+    mount -o loop "$FS_IMG" "$FS_MNT"
+    DIR="$FS_MNT/mailroom"
+    export PF_QUEUE="$FS_MNT/postfix-queue"
+fi
+fs_cleanup() {
+    [ -n "$FS_MNT" ] || return 0
+    mountpoint -q "$FS_MNT" && umount "$FS_MNT"
+    rm -f "$FS_IMG"
+}
 # shellcheck source=lib-postfix.sh
 . "$ROOT/bench/lib-postfix.sh"
 log() { echo "relay-bench: $*" >&2; }
@@ -135,6 +163,7 @@ cleanup() {
     sink_stop
     mr_stop
     [ "$DO_POSTFIX" = 1 ] && pf_stop
+    fs_cleanup
     true
 }
 trap cleanup EXIT
@@ -203,6 +232,7 @@ run_postfix() {
 }
 
 log "$(machine_info | tr '\n' ' ')"
+[ -n "$FS" ] && log "both queues on a journaled $FS: $(findmnt -n -o SOURCE,FSTYPE,OPTIONS "$FS_MNT")"
 log "command: ${SRC[*]} 127.0.0.1:PORT  (MTA relays to smtp-sink)"
 for r in $(seq 1 "$ROUNDS"); do
     [ "$DO_MAILROOM" = 1 ] && run_mailroom
