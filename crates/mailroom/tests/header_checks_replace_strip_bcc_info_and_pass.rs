@@ -52,7 +52,9 @@ fn smtp_world() -> Option<(World, PyMilter)> {
     match world() {
         (world, Some(milter)) => Some((world, milter)),
         (_, None) => {
-            eprintln!("skipped: Debian's python3-milter is not installed (scripts/test.sh installs it)");
+            eprintln!(
+                "skipped: Debian's python3-milter is not installed (scripts/test.sh installs it)"
+            );
             None
         }
     }

@@ -53,7 +53,9 @@ class TestMilter(Recording):
 
 fn setup() -> Option<(PyMilter, Peer, World)> {
     if !PyMilter::available() {
-        eprintln!("skipped: Debian's python3-milter is not installed (scripts/test.sh installs it)");
+        eprintln!(
+            "skipped: Debian's python3-milter is not installed (scripts/test.sh installs it)"
+        );
         return None;
     }
     let peer = Peer::start();
@@ -109,8 +111,18 @@ fn a_refused_recipient_is_refused_alone_before_data_and_the_other_is_delivered()
     c.ok("EHLO client.test", 250);
     c.ok("MAIL FROM:<a@client.test>", 250);
     c.ok("RCPT TO:<ok@far.example>", 250);
-    refused(&mut c, "RCPT TO:<refused@far.example>", 550, "5.7.1 Recipient refused by the test milter");
-    refused(&mut c, "RCPT TO:<later@far.example>", 451, "4.7.1 Service unavailable");
+    refused(
+        &mut c,
+        "RCPT TO:<refused@far.example>",
+        550,
+        "5.7.1 Recipient refused by the test milter",
+    );
+    refused(
+        &mut c,
+        "RCPT TO:<later@far.example>",
+        451,
+        "4.7.1 Service unavailable",
+    );
     // The milter saw each RCPT when it came, before any DATA.
     let events = milter.events();
     assert!(
@@ -130,9 +142,18 @@ fn a_refused_recipient_is_refused_alone_before_data_and_the_other_is_delivered()
         &["milter-reject: RCPT from unknown[127.0.0.1]: 550 5.7.1 Recipient refused by the test milter; from=<a@client.test> to=<refused@far.example> proto=ESMTP helo=<client.test>"],
         1,
     );
-    world.wait_lines(&["milter-reject: RCPT from", "451 4.7.1", "to=<later@far.example>"], 1);
+    world.wait_lines(
+        &[
+            "milter-reject: RCPT from",
+            "451 4.7.1",
+            "to=<later@far.example>",
+        ],
+        1,
+    );
 
-    let events = milter.wait_events("the session's close", |e| names(e).contains(&"close".into()));
+    let events = milter.wait_events("the session's close", |e| {
+        names(e).contains(&"close".into())
+    });
     let session = of_connection(&events, &events[0]["conn"]);
     let seen = names(&session);
     assert_eq!(
@@ -143,12 +164,21 @@ fn a_refused_recipient_is_refused_alone_before_data_and_the_other_is_delivered()
     let connect = &session[0];
     assert_eq!(connect["addr"], "127.0.0.1", "{connect}");
     assert_eq!(connect["macros"]["{client_addr}"], "127.0.0.1", "{connect}");
-    assert!(connect["macros"]["j"].as_str().is_some_and(|j| !j.is_empty()), "{connect}");
+    assert!(
+        connect["macros"]["j"]
+            .as_str()
+            .is_some_and(|j| !j.is_empty()),
+        "{connect}"
+    );
     assert_eq!(session[2]["macros"]["{mail_addr}"], "a@client.test");
     assert_eq!(session[3]["macros"]["{rcpt_addr}"], "ok@far.example");
     // `i` at the end of the message is the queue ID the client was given.
     let id = session[7]["macros"]["i"].as_str().unwrap_or("").to_string();
-    assert!(!id.is_empty() && queued.text().contains(&id), "{id} vs {}", queued.text());
+    assert!(
+        !id.is_empty() && queued.text().contains(&id),
+        "{id} vs {}",
+        queued.text()
+    );
 }
 
 #[test]
@@ -160,11 +190,21 @@ fn a_refused_helo_answers_every_later_command() {
     c.expect(220, "");
     // As Postfix (and Sendmail): HELO itself is answered, the refusal stands from then on.
     c.ok("EHLO bad.helo.test", 250);
-    refused(&mut c, "MAIL FROM:<a@client.test>", 550, "5.7.1 Command rejected");
+    refused(
+        &mut c,
+        "MAIL FROM:<a@client.test>",
+        550,
+        "5.7.1 Command rejected",
+    );
     refused(&mut c, "VRFY someone", 550, "5.7.1 Command rejected");
     c.ok("RSET", 250);
     c.ok("EHLO client.test", 250);
-    refused(&mut c, "MAIL FROM:<a@client.test>", 550, "5.7.1 Command rejected");
+    refused(
+        &mut c,
+        "MAIL FROM:<a@client.test>",
+        550,
+        "5.7.1 Command rejected",
+    );
     c.ok("QUIT", 221);
     world.wait_lines(
         &["NOQUEUE: milter-reject: HELO from unknown[127.0.0.1]: 550 5.7.1 Command rejected; proto=ESMTP helo=<bad.helo.test>"],
@@ -175,7 +215,9 @@ fn a_refused_helo_answers_every_later_command() {
         2,
     );
     // The milter was not asked again after its refusal.
-    let events = milter.wait_events("the session's close", |e| names(e).contains(&"close".into()));
+    let events = milter.wait_events("the session's close", |e| {
+        names(e).contains(&"close".into())
+    });
     assert_eq!(names(&events), ["connect", "helo", "close"], "{events:?}");
     assert!(peer.messages().is_empty());
 }
@@ -188,7 +230,12 @@ fn a_refused_sender_refuses_that_mail_only_and_rset_separates_two_messages() {
     let mut c = world.client();
     c.expect(220, "");
     c.ok("EHLO client.test", 250);
-    refused(&mut c, "MAIL FROM:<spammer@bad.test>", 550, "5.7.1 Command rejected");
+    refused(
+        &mut c,
+        "MAIL FROM:<spammer@bad.test>",
+        550,
+        "5.7.1 Command rejected",
+    );
     world.wait_lines(
         &["NOQUEUE: milter-reject: MAIL from unknown[127.0.0.1]: 550 5.7.1 Command rejected; from=<spammer@bad.test> proto=ESMTP helo=<client.test>"],
         1,
@@ -197,7 +244,10 @@ fn a_refused_sender_refuses_that_mail_only_and_rset_separates_two_messages() {
     c.ok("MAIL FROM:<first@client.test>", 250);
     c.ok("RCPT TO:<one@far.example>", 250);
     c.ok("RSET", 250);
-    for (sender, subject) in [("second@client.test", "second"), ("third@client.test", "third")] {
+    for (sender, subject) in [
+        ("second@client.test", "second"),
+        ("third@client.test", "third"),
+    ] {
         c.ok(&format!("MAIL FROM:<{sender}>"), 250);
         c.ok("RCPT TO:<two@far.example>", 250);
         c.ok("DATA", 354);
@@ -209,7 +259,9 @@ fn a_refused_sender_refuses_that_mail_only_and_rset_separates_two_messages() {
     let senders: Vec<String> = peer.messages().iter().map(|m| m.sender.clone()).collect();
     assert_eq!(senders, ["second@client.test", "third@client.test"]);
 
-    let events = milter.wait_events("the session's close", |e| names(e).contains(&"close".into()));
+    let events = milter.wait_events("the session's close", |e| {
+        names(e).contains(&"close".into())
+    });
     let seen = names(&events);
     // One connection; each transaction on its own (libmilter calls `abort` only for a
     // message in progress: here the one RSET ended).
@@ -231,7 +283,12 @@ fn a_refused_sender_refuses_that_mail_only_and_rset_separates_two_messages() {
         .collect();
     assert_eq!(
         senders,
-        ["spammer@bad.test", "first@client.test", "second@client.test", "third@client.test"]
+        [
+            "spammer@bad.test",
+            "first@client.test",
+            "second@client.test",
+            "third@client.test"
+        ]
     );
 }
 
@@ -274,10 +331,25 @@ fn a_milter_that_dies_mid_session_tempfails_the_rest_and_queued_mail_is_kept() {
     c.expect(250, "queued as");
     c.ok("MAIL FROM:<a@client.test>", 250);
     // The milter process exits here: milter_default_action (tempfail) stands in.
-    refused(&mut c, "RCPT TO:<crash@far.example>", 451, "4.7.1 Service unavailable");
-    refused(&mut c, "RCPT TO:<ok@far.example>", 451, "4.7.1 Service unavailable");
+    refused(
+        &mut c,
+        "RCPT TO:<crash@far.example>",
+        451,
+        "4.7.1 Service unavailable",
+    );
+    refused(
+        &mut c,
+        "RCPT TO:<ok@far.example>",
+        451,
+        "4.7.1 Service unavailable",
+    );
     c.ok("RSET", 250);
-    refused(&mut c, "MAIL FROM:<b@client.test>", 451, "4.7.1 Service unavailable");
+    refused(
+        &mut c,
+        "MAIL FROM:<b@client.test>",
+        451,
+        "4.7.1 Service unavailable",
+    );
     c.ok("QUIT", 221);
     world.wait_lines(&["milter inet:127.0.0.1:", "read"], 1);
     wait_until("the message queued before", || peer.messages().len() == 1);

@@ -117,7 +117,7 @@ pub async fn run(milters: &[MilterSpec], context: &Context, mail: &mut Mail) -> 
                     DefaultAction::Accept => {}
                     DefaultAction::Quarantine => hold = Some("milter default action".into()),
                     DefaultAction::Reject => {
-                        return decided(Verdict::Reject("550 5.7.1 Command rejected".into()))
+                        return decided(Verdict::Reject("550 5.5.0 Service unavailable".into()))
                     }
                     DefaultAction::Tempfail => {
                         return decided(Verdict::Tempfail(

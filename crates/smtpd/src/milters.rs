@@ -47,7 +47,11 @@ pub async fn connect(session: &mut Session) -> Option<(Reply, bool)> {
     let host = session.settings.hostname.clone();
     match (reply.code, reply.code / 100) {
         (421, _) => Some((
-            Reply::new(421, "", format!("{host} Service unavailable - try again later")),
+            Reply::new(
+                421,
+                "",
+                format!("{host} Service unavailable - try again later"),
+            ),
             true,
         )),
         (_, 5) => Some((
