@@ -96,6 +96,10 @@ impl Connection {
                 // Whatever the milter claims, it gets only what we offered.
                 self.actions = actions & action::ALL;
                 self.protocol = flags & protocol::ALL;
+                // SMFIC_DATA and SMFIC_UNKNOWN came with protocol 4: not for older ones.
+                if theirs.min(version) < 4 {
+                    self.protocol |= protocol::NO_DATA | protocol::NO_UNKNOWN;
+                }
                 self.wanted_macros = macros;
                 Ok(())
             }
