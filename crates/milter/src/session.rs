@@ -378,3 +378,79 @@ fn family(context: &Context) -> Family {
         None => Family::Unknown,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn live(default_action: DefaultAction) -> Live {
+        Live {
+            spec: MilterSpec {
+                name: "test".into(),
+                endpoint: crate::spec::Endpoint::Unix("/nonexistent".into()),
+                default_action,
+                protocol: 6,
+                connect_timeout: Duration::from_secs(1),
+                command_timeout: Duration::from_secs(1),
+                content_timeout: Duration::from_secs(1),
+            },
+            connection: None,
+            state: State::Ready,
+            standing: None,
+            hold: None,
+            decided: None,
+        }
+    }
+
+    fn event(stage: Stage) -> Event {
+        Event {
+            stage,
+            command: Command::Data,
+            flags: (0, 0),
+            name: "TEST",
+        }
+    }
+
+    fn reject() -> Verdict {
+        Verdict::Reject("550 5.7.1 Command rejected".into())
+    }
+
+    #[tokio::test]
+    async fn a_helo_refusal_stands_for_the_session_and_a_rcpt_refusal_does_not() {
+        let context = Context::default();
+        let mut m = live(DefaultAction::Tempfail);
+        assert_eq!(m.decided(&event(Stage::Rcpt), reject()), Some(reject()));
+        assert_eq!(m.state, State::Ready);
+        assert_eq!(m.decided(&event(Stage::Helo), reject()), Some(reject()));
+        assert_eq!(m.event(&event(Stage::Mail), &context).await, Some(reject()));
+        assert_eq!(m.event(&event(Stage::Rcpt), &context).await, Some(reject()));
+    }
+
+    #[test]
+    fn a_discard_at_helo_is_ignored_and_one_at_rcpt_ends_the_milters_message() {
+        let mut m = live(DefaultAction::Tempfail);
+        assert_eq!(m.decided(&event(Stage::Helo), Verdict::Discard), None);
+        assert_eq!(m.state, State::Ready);
+        let discard = m.decided(&event(Stage::Rcpt), Verdict::Discard);
+        assert_eq!(discard, Some(Verdict::Discard));
+        assert_eq!(m.state, State::AcceptMessage);
+    }
+
+    #[tokio::test]
+    async fn a_failed_milter_leaves_its_default_action_for_the_rest_of_the_session() {
+        let context = Context::default();
+        let error = MilterError::Timeout("test");
+        let mut tempfail = live(DefaultAction::Tempfail);
+        tempfail.fail(&error);
+        let answer = tempfail.event(&event(Stage::Mail), &context).await;
+        assert!(matches!(answer, Some(Verdict::Tempfail(t)) if t.starts_with("451 4.7.1")));
+        let mut accept = live(DefaultAction::Accept);
+        accept.fail(&error);
+        assert_eq!(accept.event(&event(Stage::Mail), &context).await, None);
+        let mut quarantine = live(DefaultAction::Quarantine);
+        quarantine.fail(&error);
+        assert_eq!(quarantine.event(&event(Stage::Rcpt), &context).await, None);
+        assert!(quarantine.hold.is_some());
+    }
+}
