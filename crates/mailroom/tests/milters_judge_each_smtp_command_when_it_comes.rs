@@ -6,7 +6,8 @@
 //! before DATA, the other recipient is delivered); a refused HELO answers every later
 //! command; two messages on one session, with RSET between, are separate transactions; a
 //! milter that dies mid-session leaves its default action (tempfail) for the rest of it,
-//! and the message queued before is delivered.
+//! and the message queued before is delivered; a milter that negotiated `SMFIP_RCPT_REJ`
+//! hears of the recipients mailroom refused.
 
 use serde_json::Value;
 use testkit::*;
@@ -52,6 +53,10 @@ class TestMilter(Recording):
 "#;
 
 fn setup() -> Option<(PyMilter, Peer, World)> {
+    setup_with(SCRIPT, "")
+}
+
+fn setup_with(script: &str, extra: &str) -> Option<(PyMilter, Peer, World)> {
     if !PyMilter::available() {
         eprintln!(
             "skipped: Debian's python3-milter is not installed (scripts/test.sh installs it)"
@@ -60,10 +65,10 @@ fn setup() -> Option<(PyMilter, Peer, World)> {
     }
     let peer = Peer::start();
     let mut world = World::builder().smtp().peer(&peer).build();
-    let milter = PyMilter::start(&world.env.root, SCRIPT);
+    let milter = PyMilter::start(&world.env.root, script);
     let config = format!(
         "smtpd_milters = [\"inet:127.0.0.1:{}\"]\n\
-         milter_connect_macros = [\"j\", \"{{daemon_name}}\", \"v\", \"_\", \"{{client_addr}}\"]",
+         milter_connect_macros = [\"j\", \"{{daemon_name}}\", \"v\", \"_\", \"{{client_addr}}\"]\n{extra}",
         milter.port
     );
     world.configure(&config);
@@ -357,4 +362,42 @@ fn a_milter_that_dies_mid_session_tempfails_the_rest_and_queued_mail_is_kept() {
     world.wait_lines(&["disconnect from unknown[127.0.0.1]"], 1);
     assert!(world.queue().is_empty(), "{:?}", world.queue());
     drop(milter);
+}
+
+#[test]
+fn a_milter_that_asks_for_rejected_recipients_is_told_of_them() {
+    let script = r#"
+@Milter.rejected_recipients
+class TestMilter(Recording):
+    def envrcpt(self, to, *params):
+        record(self, "rcpt", to=to, macros=self.macros("{rcpt_mailer}"))
+        return Milter.CONTINUE
+"#;
+    let restrictions = "smtpd_recipient_restrictions = \"reject_non_fqdn_recipient\"";
+    let Some((milter, _peer, world)) = setup_with(script, restrictions) else {
+        return;
+    };
+    let mut c = world.client();
+    c.expect(220, "");
+    c.ok("EHLO client.test", 250);
+    c.ok("MAIL FROM:<a@client.test>", 250);
+    let refused = c.cmd("RCPT TO:<user@nodots>");
+    assert_eq!(refused.code / 100, 5, "{}", refused.text());
+    c.ok("RCPT TO:<ok@far.example>", 250);
+    c.ok("QUIT", 221);
+    let events = milter.wait_events("both recipients", |e| {
+        e.iter().filter(|e| e["event"] == "rcpt").count() == 2
+    });
+    let rcpts: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["event"] == "rcpt")
+        .map(|e| {
+            let mailer = e["macros"]["{rcpt_mailer}"].as_str().unwrap_or("");
+            (e["to"].as_str().unwrap_or(""), mailer)
+        })
+        .collect();
+    assert_eq!(
+        rcpts,
+        [("<user@nodots>", "error"), ("<ok@far.example>", "smtp")]
+    );
 }
