@@ -2,7 +2,8 @@
 //! with a real milter library as the peer: a pymilter script (Debian's python3-milter, on
 //! Sendmail's libmilter). It rejects one HELO name, one sender and one recipient (with its
 //! own reply text), tempfails another recipient, discards at a third, and records each
-//! callback with the macros it got. A refused recipient is refused alone (its reply comes
+//! callback with the macros it got. A refused connect changes the greeting (554) and
+//! answers MAIL; a refused recipient is refused alone (its reply comes
 //! before DATA, the other recipient is delivered); a refused HELO answers every later
 //! command; two messages on one session, with RSET between, are separate transactions; a
 //! milter that dies mid-session leaves its default action (tempfail) for the rest of it,
@@ -400,4 +401,32 @@ class TestMilter(Recording):
         rcpts,
         [("<user@nodots>", "error"), ("<ok@far.example>", "smtp")]
     );
+}
+
+#[test]
+fn a_refused_connect_changes_the_greeting_and_answers_mail() {
+    let script = r#"
+class TestMilter(Recording):
+    def connect(self, hostname, family, hostaddr):
+        return Milter.REJECT
+"#;
+    let Some((_milter, peer, world)) = setup_with(script, "") else {
+        return;
+    };
+    let mut c = world.client();
+    c.expect(554, "ESMTP not accepting connections");
+    c.ok("EHLO client.test", 250);
+    refused(
+        &mut c,
+        "MAIL FROM:<a@client.test>",
+        550,
+        "5.7.1 Command rejected",
+    );
+    c.ok("QUIT", 221);
+    world.wait_lines(
+        &["NOQUEUE: milter-reject: CONNECT from unknown[127.0.0.1]: 550 5.7.1 Command rejected; proto=SMTP"],
+        1,
+    );
+    world.wait_lines(&["NOQUEUE: milter-reject: MAIL from unknown[127.0.0.1]: 550 5.7.1 Command rejected; from=<a@client.test> proto=ESMTP helo=<client.test>"], 1);
+    assert!(peer.messages().is_empty());
 }
