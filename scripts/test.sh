@@ -33,6 +33,10 @@ command -v procmail >/dev/null || need_apt+=(procmail)
 command -v rspamd >/dev/null || need_apt+=(rspamd)
 command -v opendkim >/dev/null || need_apt+=(opendkim)
 command -v opendkim-genkey >/dev/null || need_apt+=(opendkim-tools)
+# smtpd_milters at each SMTP stage (crates/mailroom/tests/milters_judge_each_smtp_command_when_it_comes.rs,
+# header_checks_replace_strip_bcc_info_and_pass.rs): test milters on Debian's pymilter (Sendmail's
+# libmilter), run with /usr/bin/python3.
+/usr/bin/python3 -c 'import Milter' 2>/dev/null || need_apt+=(python3-milter)
 # Manual pages formatted without warnings (crates/mailroom/tests/man_pages_render_cleanly.rs).
 command -v groff >/dev/null || need_apt+=(groff-base)
 command -v man >/dev/null || need_apt+=(man-db)

@@ -27,8 +27,8 @@ pub enum MilterError {
     Protocol(String),
 }
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
 
 /// A negotiated connection.
 pub struct Connection {
@@ -96,6 +96,10 @@ impl Connection {
                 // Whatever the milter claims, it gets only what we offered.
                 self.actions = actions & action::ALL;
                 self.protocol = flags & protocol::ALL;
+                // SMFIC_DATA and SMFIC_UNKNOWN came with protocol 4: not for older ones.
+                if theirs.min(version) < 4 {
+                    self.protocol |= protocol::NO_DATA | protocol::NO_UNKNOWN;
+                }
                 self.wanted_macros = macros;
                 Ok(())
             }

@@ -24,7 +24,7 @@ pub enum Outcome {
     Decided(Verdict, &'static str),
 }
 
-enum Flow {
+pub(crate) enum Flow {
     Next,
     Done(Outcome),
 }
@@ -131,7 +131,7 @@ async fn stages(
 }
 
 /// Headers, end of headers, body, end of message.
-async fn content(
+pub(crate) async fn content(
     c: &mut Connection,
     context: &Context,
     values: &HashMap<String, String>,
@@ -225,7 +225,7 @@ async fn end_of_message(c: &mut Connection, leading_space: bool) -> Result<Outco
 
 /// Macros, then the command (unless the milter skips it), then its reply (unless the
 /// milter does not send one).
-async fn step(
+pub(crate) async fn step(
     c: &mut Connection,
     context: &Context,
     values: &HashMap<String, String>,

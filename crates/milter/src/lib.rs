@@ -14,13 +14,17 @@
 //!  codec.rs         packets ⇄ Command / Response                  pure, fuzzed
 //!  client.rs        one connection: connect, negotiate, ask with timeouts
 //!  conversation.rs  one message through one milter, stage by stage
+//!  session.rs       smtpd_milters through an SMTP session, event by event
 //!  mail.rs          the message and the end-of-message changes    pure
 //! ```
 //!
-//! mailroom holds a whole message before it talks to its milters (at the end of DATA, or
-//! when pickup takes a locally submitted message), then replays the stages (connect, HELO,
-//! MAIL, RCPT, DATA, headers, body) to each milter on one connection — what Postfix does
-//! for `non_smtpd_milters`. A milter's refusal at any stage refuses the whole message.
+//! Two ways to drive them, as Postfix has:
+//! * `smtpd_milters` ([`SessionMilters`]): one connection per milter for the whole SMTP
+//!   session, each command reported when the client sends it, so a refusal at RCPT refuses
+//!   only that recipient and one at HELO answers every later command.
+//! * `non_smtpd_milters` ([`run`]): a whole locally submitted message, the stages
+//!   (connect, HELO, MAIL, RCPT, DATA, headers, body) replayed at once on one connection
+//!   per message; a refusal at any stage refuses the message.
 //!
 //! # Invariants
 //! * A milter that cannot be reached, times out or breaks the protocol never loses mail:
@@ -39,6 +43,7 @@ pub mod codec;
 mod conversation;
 pub mod fuzzing;
 pub mod mail;
+mod session;
 mod settings;
 pub mod spec;
 
@@ -49,6 +54,7 @@ use tracing::warn;
 
 pub use client::MilterError;
 pub use mail::Mail;
+pub use session::SessionMilters;
 pub use settings::{MacroNames, MilterSettings};
 pub use spec::{DefaultAction, MilterSpec};
 
@@ -111,7 +117,7 @@ pub async fn run(milters: &[MilterSpec], context: &Context, mail: &mut Mail) -> 
                     DefaultAction::Accept => {}
                     DefaultAction::Quarantine => hold = Some("milter default action".into()),
                     DefaultAction::Reject => {
-                        return decided(Verdict::Reject("550 5.7.1 Command rejected".into()))
+                        return decided(Verdict::Reject("550 5.5.0 Service unavailable".into()))
                     }
                     DefaultAction::Tempfail => {
                         return decided(Verdict::Tempfail(

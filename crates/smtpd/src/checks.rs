@@ -1,6 +1,7 @@
 //! Where the driver asks the restrictions (`restrictions/`): at RCPT (always: relay control
 //! is `smtpd_relay_restrictions`), at MAIL (with `smtpd_delay_reject = no`), at DATA and at
-//! the end of the data. The session builds the [`Request`](crate::restrictions::Request)
+//! the end of the data; and, after the restrictions, the milters' MAIL, RCPT and DATA
+//! events (`milters.rs`). The session builds the [`Request`](crate::restrictions::Request)
 //! and acts on the verdict; this file only carries one to the other, because evaluating
 //! waits (DNS, policy services) and the session does no I/O.
 
@@ -15,7 +16,17 @@ pub async fn rcpt(conn: &mut Conn, session: &mut Session, pending: PendingRcpt) 
     request.pipelined = !session.esmtp && conn.has_pending_input();
     let restrictions = session.settings.restrictions.clone();
     let verdict = restrictions.check(Stage::Rcpt, &request).await;
-    session.finish_rcpt(pending, verdict)
+    let address = pending.address.clone();
+    match session.check_rcpt(pending, verdict) {
+        Ok(accepted) => match crate::milters::rcpt(session, &accepted).await {
+            Some(refusal) => refusal,
+            None => session.accept_rcpt(accepted),
+        },
+        Err(refusal) => {
+            crate::milters::rejected_rcpt(session, &address, &refusal).await;
+            refusal
+        }
+    }
 }
 
 /// After a MAIL that the session accepted: with `smtpd_delay_reject = no`, the client,
@@ -42,6 +53,15 @@ pub async fn mail(conn: &mut Conn, session: &mut Session, accepted: Reply) -> Re
     }
 }
 
+/// After MAIL: the restrictions (if due now), then the milters.
+pub async fn mail_and_milters(conn: &mut Conn, session: &mut Session, accepted: Reply) -> Reply {
+    let reply = mail(conn, session, accepted).await;
+    if !reply.is_positive() {
+        return reply;
+    }
+    crate::milters::mail(session).await.unwrap_or(reply)
+}
+
 /// DATA, before the 354, or the first BDAT, before its chunk is taken:
 /// `smtpd_data_restrictions`. `Some(refusal)` when refused. `dot`: DATA (after BDAT the
 /// chunk itself is pending input, so it is not taken for pipelining).
@@ -59,6 +79,14 @@ pub async fn data(conn: &mut Conn, session: &mut Session, dot: bool) -> Option<R
         tx.actions.add(&mut verdict);
     }
     refusal
+}
+
+/// DATA or the first BDAT: the data restrictions, then the milters (`SMFIC_DATA`).
+pub async fn data_and_milters(conn: &mut Conn, session: &mut Session, dot: bool) -> Option<Reply> {
+    match data(conn, session, dot).await {
+        Some(refusal) => Some(refusal),
+        None => crate::milters::data(session).await,
+    }
 }
 
 /// After the data, before queueing: `smtpd_end_of_data_restrictions`.

@@ -29,12 +29,23 @@ pub async fn run(mut conn: Conn, mut session: Session, mut env: Env<'_>) {
     let end = if session.settings.forbid_unauth_pipelining && out_of_turn(&mut conn, &session) {
         End::Pipelining
     } else {
-        conn.reply(&session.greeting());
-        match command_loop(&mut conn, &mut session, &mut env).await {
-            Ok(()) => End::Quit,
-            Err(end) => end,
+        // Postfix: the milters hear of the client before it hears the greeting.
+        match crate::milters::connect(&mut session).await {
+            Some((reply, true)) => {
+                conn.reply(&reply);
+                End::Quit
+            }
+            greeting => {
+                let greeting = greeting.map_or_else(|| session.greeting(), |(reply, _)| reply);
+                conn.reply(&greeting);
+                match command_loop(&mut conn, &mut session, &mut env).await {
+                    Ok(()) => End::Quit,
+                    Err(end) => end,
+                }
+            }
         }
     };
+    crate::milters::quit(&mut session).await;
     let host = session.settings.hostname.clone();
     let verb = session.last_verb;
     match end {
@@ -66,6 +77,8 @@ async fn command_loop(
     env: &mut Env<'_>,
 ) -> Result<(), End> {
     loop {
+        // A transaction that ended (RSET, end of data, a refusal) ends for the milters too.
+        crate::milters::end_transaction(session).await;
         if session.too_many_errors() {
             return Err(End::TooManyErrors);
         }
@@ -94,10 +107,23 @@ async fn command_loop(
             send(conn, session, reply).await;
             continue;
         }
+        if let Some(reply) = milter_standing(session, &command) {
+            session.stats.record(verb, false);
+            send(conn, session, reply).await;
+            continue;
+        }
         match session.handle(command, env.storage) {
             Action::Reply(reply) => {
                 let reply = match verb {
-                    "mail" => checks::mail(conn, session, reply).await,
+                    "mail" => checks::mail_and_milters(conn, session, reply).await,
+                    "helo" | "ehlo" if reply.is_positive() => {
+                        if let Some(reply) = crate::milters::helo(session).await {
+                            session.stats.record(verb, false);
+                            send(conn, session, reply).await;
+                            return Ok(());
+                        }
+                        reply
+                    }
                     _ => reply,
                 };
                 session.stats.record(verb, reply.is_positive());
@@ -123,7 +149,7 @@ async fn command_loop(
             } => {
                 // The first chunk is where DATA would be: smtpd_data_restrictions.
                 let refusal = match (refusal, first) {
-                    (None, true) => checks::data(conn, session, false).await,
+                    (None, true) => checks::data_and_milters(conn, session, false).await,
                     (refusal, _) => refusal,
                 };
                 bdat(conn, session, env, size, last, refusal).await?
@@ -132,6 +158,16 @@ async fn command_loop(
                 auth::run(conn, session, env, mechanism, initial).await?
             }
         }
+    }
+}
+
+/// STARTTLS, AUTH and VRFY after a milter refused the connection or the HELO: that
+/// refusal (Postfix answers them with it too).
+fn milter_standing(session: &Session, command: &command::Command) -> Option<Reply> {
+    use command::Command::{Auth, StartTls, Vrfy};
+    match command {
+        StartTls | Auth { .. } | Vrfy(_) => crate::milters::standing(session),
+        _ => None,
     }
 }
 
@@ -185,7 +221,7 @@ async fn next_command_line(
 
 /// DATA: 354, the message through a dot-mode decoder, then queue or refuse it.
 async fn data(conn: &mut Conn, session: &mut Session, env: &mut Env<'_>) -> Result<(), End> {
-    if let Some(refusal) = checks::data(conn, session, true).await {
+    if let Some(refusal) = checks::data_and_milters(conn, session, true).await {
         session.stats.record("data", false);
         send(conn, session, refusal).await;
         return Ok(());

@@ -76,7 +76,7 @@ impl Storage for DiskGuard {
 /// Checks the decoded message, queues it durably, and returns the reply for the client.
 pub async fn finish(
     intake: &Intake,
-    session: &Session,
+    session: &mut Session,
     mut tx: Transaction,
     decoded: Result<Vec<u8>, DataError>,
 ) -> Reply {

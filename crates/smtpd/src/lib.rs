@@ -25,7 +25,7 @@
 //!        restrictions/   Postfix's smtpd_*_restrictions (DNS, tables, policy) → verdict
 //!      └ message.rs      header limits, Received:, envelope
 //!      └ content.rs      header_checks/body_checks verdict → reply, hold, discard
-//!      └ milters.rs      smtpd_milters at the end of DATA (crate `milter`)
+//!      └ milters.rs      smtpd_milters at each SMTP stage (crate `milter`)
 //!      └ intake.rs       disk guard; durable enqueue, then 250
 //! ```
 //!

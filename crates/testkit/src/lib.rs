@@ -13,7 +13,7 @@
 //! privilege-separation accounts and worlds in [`privsep`], a real Dovecot LMTP server in
 //! [`dovecot`], a DNSSEC-validating unbound serving signed test zones in [`Validator`], the
 //! daemon's HTTP API through [`HttpApi`] (its page in headless Chromium: [`browser`]), real milters
-//! ([`OpenDkim`], [`Rspamd`]) in `milters.rs`, a real `redis-server` for the fleet tests ([`Redis`]).
+//! ([`OpenDkim`], [`Rspamd`], [`PyMilter`]) in `milters.rs`, a real `redis-server` for the fleet tests ([`Redis`]).
 //!
 //! Everything is bounded in time (sockets time out, waits poll with a deadline, never a
 //! blind sleep) and everything started is stopped on drop (daemons SIGKILLed, peers closed,
@@ -62,7 +62,7 @@ pub use machine::{
 pub use mbox::{
     count_separators, lock_for_reading, python, read_locked, read_mboxes_with_python, MboxMessage,
 };
-pub use milters::{OpenDkim, Rspamd};
+pub use milters::{OpenDkim, PyMilter, Rspamd};
 pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Received};
 pub use postfix::{Smarthost, POSTFIX_SERVICES};
 pub use redis::{Redis, REDIS_SERVER};

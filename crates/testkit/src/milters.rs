@@ -1,6 +1,7 @@
 //! Real milters from Debian on loopback, for the milter client's end-to-end tests:
 //! [`OpenDkim`] in signing mode (a key made by `opendkim-genkey`, its TXT record for a
-//! [`crate::Dns`] zone) and [`Rspamd`]'s proxy worker in milter mode, scanning itself.
+//! [`crate::Dns`] zone), [`Rspamd`]'s proxy worker in milter mode, scanning itself, and
+//! [`PyMilter`]: a test's own milter on Debian's pymilter (Sendmail's libmilter under it).
 //! Both run from a per-test directory, reach nothing but loopback (rspamd's resolver points
 //! at a closed local port, so no map download or DNS lookup leaves the machine), and are
 //! stopped on drop.
@@ -187,5 +188,120 @@ impl Drop for Rspamd {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// What every [`PyMilter`] script gets: `record(milter, event, **fields)` appends one JSON
+/// line to the record file (opened, written and closed per event, so a line is complete
+/// before the milter answers), and `Recording`, a `Milter.Base` with a connection number
+/// and `macros(*names)`.
+const PYMILTER_PRELUDE: &str = r#"
+import json, sys, Milter
+RECORD = sys.argv[2]
+def record(milter, event, **fields):
+    fields.update(event=event, conn=milter.conn_id)
+    with open(RECORD, "a") as f:
+        f.write(json.dumps(fields) + "\n")
+class Recording(Milter.Base):
+    def __init__(self):
+        self.conn_id = Milter.uniqueID()
+    def macros(self, *names):
+        return {n: self.getsymval(n) for n in names}
+"#;
+
+/// A test's milter on Debian's `python3-milter` (pymilter, on Sendmail's libmilter),
+/// listening on a loopback port; stopped on drop.
+pub struct PyMilter {
+    child: Child,
+    pub port: u16,
+    record: PathBuf,
+    log: PathBuf,
+}
+
+impl PyMilter {
+    /// `script` defines `class TestMilter(Recording)` with the callbacks it wants.
+    pub fn start(dir: &Path, script: &str) -> PyMilter {
+        let dir = dir.join("pymilter");
+        fs::create_dir_all(&dir).expect("pymilter dir");
+        // Not `milter.py`: that would shadow pymilter's own `milter` module.
+        let program = dir.join("test_milter.py");
+        let run = "Milter.factory = TestMilter\n\
+                   Milter.set_flags(Milter.ADDHDRS)\n\
+                   Milter.runmilter(\"test\", \"inet:%s@127.0.0.1\" % sys.argv[1], 60)\n";
+        fs::write(&program, format!("{PYMILTER_PRELUDE}\n{script}\n{run}")).unwrap();
+        let port = free_port();
+        let record = dir.join("record.jsonl");
+        let log = dir.join("milter.log");
+        let out = fs::File::create(&log).unwrap();
+        // Debian's python3: pymilter is a Debian package, not in another python's path.
+        let child = Command::new("/usr/bin/python3")
+            .arg(&program)
+            .arg(port.to_string())
+            .arg(&record)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("/usr/bin/python3 is missing");
+        let mut milter = PyMilter {
+            child,
+            port,
+            record,
+            log,
+        };
+        // A script that died (pymilter missing, a syntax error) fails at once.
+        let child = &mut milter.child;
+        let up = poll_for(DEADLINE, || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+                || matches!(child.try_wait(), Ok(Some(_)))
+        }) && TcpStream::connect(("127.0.0.1", port)).is_ok();
+        assert!(
+            up,
+            "the pymilter script did not listen on {port} (apt-get install python3-milter; \
+             scripts/test.sh does it): {}",
+            fs::read_to_string(&milter.log).unwrap_or_default()
+        );
+        milter
+    }
+
+    /// Whether Debian's pymilter can be imported.
+    pub fn available() -> bool {
+        Command::new("/usr/bin/python3")
+            .args(["-c", "import Milter"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    }
+
+    /// The events recorded so far, complete lines only.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        let text = fs::read_to_string(&self.record).unwrap_or_default();
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Waits until `ready` holds for the recorded events, then returns them.
+    pub fn wait_events(
+        &self,
+        what: &str,
+        ready: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let ok = poll_for(DEADLINE, || ready(&self.events()));
+        assert!(
+            ok,
+            "timed out waiting for the milter to record {what}: {:?}\n{}",
+            self.events(),
+            fs::read_to_string(&self.log).unwrap_or_default()
+        );
+        self.events()
+    }
+}
+
+impl Drop for PyMilter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -41,7 +41,7 @@ use proto::command::Command;
 use proto::data::BareNewline;
 use proto::reply::{fixed, Reply};
 
-pub use transaction::{ChunkEnd, PendingRcpt, Transaction};
+pub use transaction::{AcceptedRcpt, ChunkEnd, PendingRcpt, Transaction};
 
 /// What a listener is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -245,6 +245,9 @@ pub struct Session {
     pub stats: stats::Stats,
     /// The last command verb, upper case, for `timeout after RCPT` and the like.
     pub last_verb: &'static str,
+    /// The `smtpd_milters` connections of this session (`milters.rs` drives them; the
+    /// state machine never touches them).
+    pub milters: milter::SessionMilters,
 }
 
 impl Session {
@@ -262,6 +265,7 @@ impl Session {
             forgive_reply: false,
             stats: stats::Stats::default(),
             last_verb: "CONNECT",
+            milters: milter::SessionMilters::default(),
         }
     }
 

@@ -97,6 +97,16 @@ pub struct PendingRcpt {
     pub final_destination: bool,
 }
 
+/// A recipient that passed every check of the session and the restrictions.
+#[derive(Debug)]
+pub struct AcceptedRcpt {
+    /// As the client wrote it.
+    pub recipient: String,
+    /// Qualified with `myorigin`.
+    pub address: String,
+    pub params: RcptParams,
+}
+
 /// The result of one BDAT chunk.
 #[derive(Debug)]
 pub enum ChunkEnd {
@@ -243,7 +253,20 @@ impl Session {
 
     /// The rest of RCPT once the restrictions have spoken: their refusal (logged already),
     /// or the address rewriter's and the recipient tables' checks, then 250.
-    pub fn finish_rcpt(&mut self, pending: PendingRcpt, mut verdict: Verdict) -> Reply {
+    pub fn finish_rcpt(&mut self, pending: PendingRcpt, verdict: Verdict) -> Reply {
+        match self.check_rcpt(pending, verdict) {
+            Ok(accepted) => self.accept_rcpt(accepted),
+            Err(reply) => reply,
+        }
+    }
+
+    /// [`Session::finish_rcpt`] without taking the recipient: `Ok` when every check
+    /// passed (the milters have their say before [`Session::accept_rcpt`]).
+    pub fn check_rcpt(
+        &mut self,
+        pending: PendingRcpt,
+        mut verdict: Verdict,
+    ) -> Result<AcceptedRcpt, Reply> {
         let PendingRcpt {
             recipient,
             address,
@@ -254,28 +277,45 @@ impl Session {
             if let Some(tx) = self.tx.as_mut() {
                 tx.refused_recipients = true;
             }
-            return reply;
+            return Err(reply);
         }
         if let Some(tx) = self.tx.as_mut() {
             tx.actions.add(&mut verdict);
         }
         let rewriter = self.settings.rewriter.clone();
         if let Some(refusal) = rewriter.rcpt_refusal(&address) {
-            return self.refuse_recipient(rcpt_refusal(&recipient, &refusal), &address);
+            return Err(self.refuse_recipient(rcpt_refusal(&recipient, &refusal), &address));
         }
         if self.virtual_known(&address) == Some(false) && !rewriter.has_entry(&address) {
-            return self.refuse_recipient(fixed::unknown_virtual_user(&recipient), &address);
+            return Err(self.refuse_recipient(fixed::unknown_virtual_user(&recipient), &address));
         }
         if let Some(check) = &self.settings.local_recipient {
             if self.settings.relay.is_local(&address)
                 && !rewriter.has_entry(&address)
                 && !(check.0)(&address)
             {
-                return self.refuse_recipient(fixed::unknown_local_user(&recipient), &address);
+                return Err(self.refuse_recipient(fixed::unknown_local_user(&recipient), &address));
             }
         }
-        self.accept_recipient(address, params);
+        Ok(AcceptedRcpt {
+            recipient,
+            address,
+            params,
+        })
+    }
+
+    /// Takes a recipient every check accepted: 250.
+    pub fn accept_rcpt(&mut self, accepted: AcceptedRcpt) -> Reply {
+        self.accept_recipient(accepted.address, accepted.params);
         fixed::recipient_ok()
+    }
+
+    /// A recipient refused after the restrictions (by a milter): counted as refused, so
+    /// DATA without recipients says "no valid recipients".
+    pub fn refused_rcpt(&mut self) {
+        if let Some(tx) = self.tx.as_mut() {
+            tx.refused_recipients = true;
+        }
     }
 
     /// A recipient over `smtpd_recipient_limit`: 452, so the client sends it again in a
