@@ -11,7 +11,9 @@
 //!   form reaches node2 through Redis: `mailroom suspend --list` on node2 lists it, and
 //!   node2's page shows it made on node1 (its reason, which carries markup, as text).
 //! * node2 killed goes stale within its heartbeat expiry (the API says so within
-//!   `LIVE_SECONDS` and a little), and node1's page marks it stale.
+//!   `LIVE_SECONDS` and a little, not before), and node1's page marks it stale.
+//! * Redis killed: node1's API says Redis does not answer, that it applies its share of
+//!   the limits, and shows the last status it read.
 //!
 //! And a node alone answers `{"fleet": false}` and its page shows no Fleet panel.
 
@@ -89,6 +91,14 @@ fn fleet_panel_lists_both_nodes_shares_a_suspension_and_marks_a_killed_node_stal
     );
     assert_script_ok(&out.expect("the browser ran before"), "suspended");
 
+    // How long node2 has been silent just before the kill: the least time it may then take
+    // to go stale (whole seconds, so one less).
+    let asked = Instant::now();
+    let before = fleet_view(&fleet, 0);
+    assert_eq!(before["nodes"][1]["live"], true, "{before}");
+    let silent = before["nodes"][1]["seen_seconds_ago"]
+        .as_u64()
+        .expect("age");
     let killed = Instant::now();
     fleet.nodes[1].daemon.take().expect("node2 runs").kill9();
     let mut last = Value::Null;
@@ -98,8 +108,12 @@ fn fleet_panel_lists_both_nodes_shares_a_suspension_and_marks_a_killed_node_stal
     });
     let took = killed.elapsed();
     assert!(stale, "node2 never went stale: {last}");
-    let silent = last["nodes"][1]["seen_seconds_ago"].as_u64().expect("age");
-    assert!(silent > LIVE_SECONDS, "stale only once silent: {last}");
+    let least = Duration::from_secs(LIVE_SECONDS.saturating_sub(silent + 1));
+    assert!(
+        asked.elapsed() >= least,
+        "node2 went stale before its heartbeat expired (silent {silent} s, then {:?}): {last}",
+        asked.elapsed()
+    );
     let expiry = scaled_by_load(Duration::from_secs(LIVE_SECONDS + 3));
     assert!(
         took <= expiry,
@@ -116,6 +130,35 @@ fn fleet_panel_lists_both_nodes_shares_a_suspension_and_marks_a_killed_node_stal
         ],
     );
     assert_script_ok(&out.expect("the browser ran before"), "stale");
+    redis_away_is_said_with_the_last_status(&mut fleet);
+}
+
+/// Redis killed: node1's view says it does not answer, that the node applies its share of
+/// the limits, and still shows the nodes Redis listed last, with their age.
+fn redis_away_is_said_with_the_last_status(fleet: &mut Fleet) {
+    wait_until("node1's heartbeat to count itself alone", || {
+        fleet_view(fleet, 0)["nodes"][0]["fleet_nodes"] == 1
+    });
+    fleet.redis.kill();
+    let mut view = Value::Null;
+    wait_until("node1 to say Redis is away", || {
+        view = fleet_view(fleet, 0);
+        view["redis"]["reachable"] == false && view["redis"]["limits"] == "local share"
+    });
+    let redis = &view["redis"];
+    assert!(
+        redis["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{view}"
+    );
+    assert_eq!(redis["fallback_nodes"], 1, "node2 was gone: {view}");
+    assert!(redis["status_age_seconds"].is_u64(), "{view}");
+    let names: Vec<&str> = view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["node1", "node2"], "the last status read: {view}");
 }
 
 #[test]
