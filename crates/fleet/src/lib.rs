@@ -20,6 +20,9 @@
 //! are sent. A Redis that lost its data (restarted without persistence) is seeded again
 //! from what the nodes know.
 //!
+//! Views: [`status`] reads the fleet's state for `mailroom fleet status` and the fleet
+//! views; [`view`] adds this node's link state for `GET /api/v1/fleet`.
+//!
 //! Security stance: runs inside the daemon as `mail_owner`; trusts Redis as much as its
 //! own configuration (anyone who can write to it can suspend destinations fleet-wide and
 //! throttle deliveries), so Redis belongs on a private network with `requirepass`
@@ -34,9 +37,11 @@ mod scripts;
 mod settings;
 mod state;
 pub mod status;
+pub mod view;
 
 pub use settings::FleetSettings;
 pub use status::{NodeReport, Status};
+pub use view::View;
 
 use link::Link;
 use local::Local;
@@ -93,6 +98,8 @@ pub(crate) struct Inner {
     dead: Mutex<HashMap<String, (u64, String)>>,
     outbox: Mutex<VecDeque<Change>>,
     askers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The last status read for a [`View`], and when (shown while Redis is away).
+    last: Mutex<Option<(std::time::Instant, Status)>>,
 }
 
 impl Fleet {
@@ -109,6 +116,7 @@ impl Fleet {
             dead: Mutex::default(),
             outbox: Mutex::default(),
             askers: Mutex::default(),
+            last: Mutex::default(),
         };
         Ok(Fleet {
             inner: Arc::new(inner),

@@ -23,6 +23,8 @@ pub struct Link {
     up: AtomicBool,
     /// A failure was logged since the start (a Redis down from the start is logged once).
     warned: AtomicBool,
+    /// Why the last command or connection failed, while the link is down (the fleet views).
+    error: Mutex<Option<String>>,
     /// Live nodes at the last heartbeat (at least 1): the fallback divides limits by it.
     pub nodes: AtomicUsize,
 }
@@ -37,6 +39,7 @@ impl Link {
             conn: Mutex::new(None),
             up: AtomicBool::new(false),
             warned: AtomicBool::new(false),
+            error: Mutex::new(None),
             nodes: AtomicUsize::new(1),
         })
     }
@@ -47,6 +50,14 @@ impl Link {
 
     pub fn node_count(&self) -> usize {
         self.nodes.load(Ordering::Relaxed).max(1)
+    }
+
+    /// Why Redis did not answer last, while the link is down.
+    pub fn error(&self) -> Option<String> {
+        if self.is_up() {
+            return None;
+        }
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The connection, if the link is up.
@@ -87,6 +98,7 @@ impl Link {
     /// A command failed: the link is down until the next successful connect. Logged once.
     pub fn lost(&self, e: &redis::RedisError) {
         *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
         let was_up = self.up.swap(false, Ordering::AcqRel);
         let logged = self.warned.swap(true, Ordering::AcqRel);
         if was_up || !logged {

@@ -6,7 +6,7 @@
 
 use crate::link::Link;
 use crate::scripts::{DEAD, EPOCH, HEARTBEAT, NODES, RENEW, SEEN, SUSPENDED, VERSION};
-use crate::status::{self, DeadMark, NodeReport, LIVE_SECONDS};
+use crate::status::{self, DeadMark, NodeReport, SharedSuspension, LIVE_SECONDS};
 use crate::{admit, lock, Change, Inner, TICK};
 use redis::aio::MultiplexedConnection;
 use redis::RedisResult;
@@ -68,8 +68,10 @@ async fn tick(inner: &Inner, mut conn: MultiplexedConnection, seen: &mut Seen) -
     Ok(())
 }
 
-/// Sends the outbox in order; a change leaves it only once Redis took it.
+/// Sends the outbox in order; a change leaves it only once Redis took it. Suspensions and
+/// dead marks carry this node's name (the fleet views say where they came from).
 async fn send_changes(inner: &Inner, conn: &mut MultiplexedConnection) -> RedisResult<()> {
+    let node = Some(inner.settings.node_name.clone());
     loop {
         let Some(change) = lock(&inner.outbox).front().cloned() else {
             return Ok(());
@@ -77,7 +79,13 @@ async fn send_changes(inner: &Inner, conn: &mut MultiplexedConnection) -> RedisR
         let mut pipe = redis::pipe();
         pipe.atomic();
         match &change {
-            Change::Suspend(s) => pipe.hset(SUSPENDED, &s.destination, json(s)),
+            Change::Suspend(s) => {
+                let shared = SharedSuspension {
+                    suspension: s.clone(),
+                    node: node.clone(),
+                };
+                pipe.hset(SUSPENDED, &s.destination, json(&shared))
+            }
             Change::Resume(d) => pipe.hdel(SUSPENDED, d),
             Change::Dead {
                 destination,
@@ -87,6 +95,7 @@ async fn send_changes(inner: &Inner, conn: &mut MultiplexedConnection) -> RedisR
                 let mark = DeadMark {
                     reason: reason.clone(),
                     until_ms: *until_ms,
+                    node: node.clone(),
                 };
                 pipe.hset(DEAD, destination, json(&mark))
             }

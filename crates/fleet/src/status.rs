@@ -1,9 +1,12 @@
 //! What the fleet looks like from Redis: the nodes' heartbeats, the shared suspensions and
-//! dead marks (`mailroom fleet status`, and the node list `mailq --fleet` asks).
+//! dead marks. One reader for every view of it: `mailroom fleet status` (and the node list
+//! `mailq --fleet` asks) reads it with [`read`], the daemon's `GET /api/v1/fleet` (the
+//! queue page's Fleet panel) with [`read_from`] over the node's own connection.
 
 use crate::link::TIMEOUT;
 use crate::scripts::{DEAD, NODES, SEEN, SUSPENDED};
 use queue::Suspension;
+use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -44,13 +47,30 @@ pub struct DeadMark {
     pub reason: String,
     /// Unix ms it ends.
     pub until_ms: u64,
+    /// The node whose deliveries found it dead (absent in marks of older nodes).
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+/// A suspension as Redis holds it: the suspension, and the node it was made on (absent in
+/// entries of older nodes, and in those a node put back into a Redis that lost its data,
+/// since it cannot know).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedSuspension {
+    #[serde(flatten)]
+    pub suspension: Suspension,
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// The fleet as Redis sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Status {
     pub nodes: Vec<Node>,
-    pub suspensions: Vec<Suspension>,
+    /// Messages per queue summed over the live nodes (a silent node's last counts are
+    /// not current, so they are left out).
+    pub totals: BTreeMap<String, u64>,
+    pub suspensions: Vec<SharedSuspension>,
     pub dead: BTreeMap<String, DeadMark>,
 }
 
@@ -73,15 +93,19 @@ pub async fn read(url: &str) -> Result<Status, String> {
         .get_multiplexed_async_connection_with_config(&config)
         .await)
         .map_err(fail)?;
+    read_from(&mut conn).await.map_err(fail)
+}
+
+/// Reads the fleet's state over an open connection (one pipeline; ages by Redis's clock).
+pub async fn read_from(conn: &mut MultiplexedConnection) -> redis::RedisResult<Status> {
     let (reports, seen, suspended, dead, time): Tables = redis::pipe()
         .hgetall(NODES)
         .zrange_withscores(SEEN, 0, -1)
         .hgetall(SUSPENDED)
         .hgetall(DEAD)
         .cmd("TIME")
-        .query_async(&mut conn)
-        .await
-        .map_err(fail)?;
+        .query_async(conn)
+        .await?;
     let now = time.0;
     let seen: HashMap<String, u64> = seen.into_iter().map(|(n, t)| (n, t as u64)).collect();
     let nodes = reports.into_iter().filter_map(|(name, json)| {
@@ -96,10 +120,25 @@ pub async fn read(url: &str) -> Result<Status, String> {
     let mut nodes: Vec<Node> = nodes.collect();
     nodes.sort_by(|a, b| a.report.name.cmp(&b.report.name));
     Ok(Status {
+        totals: totals(&nodes),
         nodes,
-        suspensions: parse_suspensions(suspended, unix_ms() / 1000),
+        suspensions: parse_shared(suspended, unix_ms() / 1000),
         dead: parse_dead(dead, unix_ms()),
     })
+}
+
+/// Every queue any node reports, summed over the live nodes.
+fn totals(nodes: &[Node]) -> BTreeMap<String, u64> {
+    let mut totals = BTreeMap::new();
+    for node in nodes {
+        for (queue, count) in &node.report.queues {
+            let total: &mut u64 = totals.entry(queue.clone()).or_default();
+            if node.live {
+                *total = total.saturating_add(*count);
+            }
+        }
+    }
+    totals
 }
 
 type Tables = (
@@ -112,11 +151,17 @@ type Tables = (
 
 /// The suspensions in force of the `suspended` hash (bad entries skipped).
 pub(crate) fn parse_suspensions(table: HashMap<String, String>, now: u64) -> Vec<Suspension> {
+    let shared = parse_shared(table, now).into_iter();
+    shared.map(|s| s.suspension).collect()
+}
+
+/// [`parse_suspensions`] with the node that made each one.
+fn parse_shared(table: HashMap<String, String>, now: u64) -> Vec<SharedSuspension> {
     let list = table
         .values()
-        .filter_map(|json| serde_json::from_str::<Suspension>(json).ok());
-    let mut list: Vec<Suspension> = list.filter(|s| s.in_force(now)).collect();
-    list.sort_by(|a, b| a.destination.cmp(&b.destination));
+        .filter_map(|json| serde_json::from_str::<SharedSuspension>(json).ok());
+    let mut list: Vec<SharedSuspension> = list.filter(|s| s.suspension.in_force(now)).collect();
+    list.sort_by(|a, b| a.suspension.destination.cmp(&b.suspension.destination));
     list
 }
 
@@ -130,4 +175,57 @@ pub(crate) fn parse_dead(
         (mark.until_ms > now_ms).then_some((d, mark))
     });
     marks.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, deferred: u64, live: bool) -> Node {
+        let queues = BTreeMap::from([("deferred".to_string(), deferred)]);
+        Node {
+            report: NodeReport {
+                name: name.into(),
+                queues,
+                ..NodeReport::default()
+            },
+            seen_seconds_ago: if live { 1 } else { LIVE_SECONDS + 1 },
+            live,
+        }
+    }
+
+    #[test]
+    fn fleet_totals_leave_out_the_counts_of_silent_nodes() {
+        let nodes = [
+            node("a", 3, true),
+            node("b", 4, true),
+            node("c", 100, false),
+        ];
+        assert_eq!(totals(&nodes)["deferred"], 7);
+        assert_eq!(totals(&[node("c", 100, false)])["deferred"], 0);
+    }
+
+    #[test]
+    fn shared_suspensions_name_their_node_and_older_entries_still_count() {
+        let table = HashMap::from([
+            (
+                "a.example".to_string(),
+                r#"{"destination":"a.example","reason":"","since":1,"until":null,"node":"mx1"}"#
+                    .to_string(),
+            ),
+            (
+                "b.example".to_string(),
+                r#"{"destination":"b.example","reason":"old","since":1}"#.to_string(),
+            ),
+            ("c.example".to_string(), "not JSON".to_string()),
+        ]);
+        let shared = parse_shared(table.clone(), 10);
+        let nodes: Vec<_> = shared.iter().map(|s| s.node.as_deref()).collect();
+        assert_eq!(nodes, [Some("mx1"), None]);
+        let plain: Vec<_> = parse_suspensions(table, 10)
+            .into_iter()
+            .map(|s| s.destination)
+            .collect();
+        assert_eq!(plain, ["a.example", "b.example"]);
+    }
 }

@@ -54,6 +54,14 @@ impl Fleet {
         format!("127.0.0.{}:{}", i + 2, self.nodes[i].port)
     }
 
+    /// Node `i`'s HTTP API, `HOST:PORT` (the `http_listen` of its configuration).
+    pub fn http(&self, i: usize) -> String {
+        let config = std::fs::read_to_string(&self.nodes[i].env.config).expect("node config");
+        let line = config.lines().rev().find(|l| l.starts_with("http_listen"));
+        let address = line.and_then(|l| l.split('"').nth(1));
+        address.expect("the node has an http_listen").to_string()
+    }
+
     /// Waits until `n` nodes have a heartbeat in Redis, each saying it counts `n` nodes
     /// (what it divides the limits by without Redis).
     pub fn wait_live_nodes(&self, n: usize) {

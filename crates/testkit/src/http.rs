@@ -63,6 +63,14 @@ impl HttpApi {
         )
     }
 
+    /// `http_admin_token_file` alone (for daemons that set their own `http_listen`).
+    pub fn token_config(&self) -> String {
+        format!(
+            "http_admin_token_file = \"{}\"\n",
+            self.dir.path().join("admin.token").display()
+        )
+    }
+
     /// `GET path` without a token.
     pub fn get(&self, path: &str) -> HttpReply {
         request(self.port, "GET", path, None, None)
@@ -87,16 +95,26 @@ pub fn request(
     token: Option<&str>,
     body: Option<&str>,
 ) -> HttpReply {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .unwrap_or_else(|e| panic!("connect to the HTTP server on port {port}: {e}"));
+    request_at(&format!("127.0.0.1:{port}"), method, path, token, body)
+}
+
+/// [`request`] to the server at `address` (`HOST:PORT`).
+pub fn request_at(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> HttpReply {
+    let mut stream = TcpStream::connect(address)
+        .unwrap_or_else(|e| panic!("connect to the HTTP server at {address}: {e}"));
     stream
         .set_read_timeout(Some(crate::DEADLINE))
         .expect("timeout");
     stream
         .set_write_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
     if let Some(token) = token {
         head += &format!("Authorization: Bearer {token}\r\n");
     }

@@ -54,7 +54,7 @@ pub use client::{local, plain, smtp_send, smtplib, Client, Failure, Reply, REPLY
 pub use dns::{Dns, Zone};
 pub use dsn::{field, parse_dsn};
 pub use env::{assert_success, base_config, bin, command_with_config, Daemon, TestEnv};
-pub use http::{request as http_request, HttpApi, HttpReply};
+pub use http::{request as http_request, request_at as http_request_at, HttpApi, HttpReply};
 pub use machine::{
     current_user, free_port, is_root, list_dir, load_factor, open_up, read_all, run_with_input,
     scaled_by_load, Tmpfs,

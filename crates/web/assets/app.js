@@ -238,6 +238,82 @@ async function loadReasons() {
   }));
 }
 
+// ---- the fleet (fleet_redis_url): the panel is shown only on a node in one ----
+const FLEET_QUEUES = ["incoming", "active", "deferred", "hold"];
+
+async function loadFleet() {
+  const f = await api("/api/v1/fleet");
+  const card = $("fleet-card");
+  card.dataset.fleet = f.fleet ? "yes" : "no";
+  card.hidden = !f.fleet;
+  if (!f.fleet) return;
+  $("fleet-note").replaceChildren(...fleetNote(f));
+  const rows = f.nodes.map((n) => fleetNode(n, f.node));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { class: "empty", colspan: "8" }, "No node's heartbeat is in Redis yet.")));
+  $("fleet-nodes").tBodies[0].replaceChildren(...rows);
+  const live = f.nodes.filter((n) => n.live).length;
+  $("fleet-nodes").tFoot.replaceChildren(el("tr", {},
+    el("td", {}, "total"), el("td", {}, live + " of " + f.nodes.length + " live"), el("td", {}),
+    ...FLEET_QUEUES.map((q) => el("td", { class: "n", "data-queue": q }, nf.format(f.totals[q] || 0))),
+    el("td", {})));
+  const suspended = f.suspensions.map((s) => el("tr", { "data-destination": s.destination },
+    el("td", { class: "mono" }, s.destination),
+    el("td", { class: "node" }, s.node || "not recorded"),
+    el("td", {}, when(s.since)),
+    el("td", {}, s.until ? when(s.until) : "until resumed"),
+    el("td", {}, s.reason || "—")));
+  if (!suspended.length) suspended.push(el("tr", {}, el("td", { class: "empty", colspan: "5" }, "None.")));
+  $("fleet-suspended").tBodies[0].replaceChildren(...suspended);
+  const dead = Object.entries(f.dead).map(([dest, d]) => el("tr", { "data-destination": dest },
+    el("td", { class: "mono" }, dest),
+    el("td", { class: "node" }, d.node || "not recorded"),
+    el("td", {}, when(d.until_ms / 1000)),
+    el("td", { class: "reason", title: d.reason }, d.reason)));
+  if (!dead.length) dead.push(el("tr", {}, el("td", { class: "empty", colspan: "4" }, "None.")));
+  $("fleet-dead").tBodies[0].replaceChildren(...dead);
+}
+
+function fleetNote(f) {
+  const parts = ["this node: " + f.node + " · "];
+  const r = f.redis;
+  if (r.reachable) {
+    parts.push("Redis answers; destination limits are shared");
+  } else {
+    parts.push(el("span", { class: "bad" }, "Redis unreachable" + (r.error ? ": " + r.error : "")),
+      " · this node applies its share of each limit (1/" + r.fallback_nodes + ")");
+    parts.push(r.status_age_seconds === null ? " · nothing read from Redis yet"
+      : " · showing what Redis said " + age(r.status_age_seconds) + " ago");
+  }
+  return parts;
+}
+
+function fleetNode(n, me) {
+  const page = nodePage(n.api);
+  let link = "—";
+  if (page) {
+    link = el("a", {}, n.api);
+    link.href = page;
+  }
+  return el("tr", { "data-node": n.name, class: n.live ? "" : "stale" },
+    el("td", { class: "mono" }, n.name, n.name === me ? el("span", { class: "muted" }, " (this page)") : null),
+    el("td", {}, el("span", { class: n.live ? "live" : "live stale" }, n.live ? "live" : "stale")),
+    el("td", { class: "seen" }, age(n.seen_seconds_ago) + " ago"),
+    ...FLEET_QUEUES.map((q) => el("td", { class: "n", "data-queue": q }, nf.format(n.queues[q] || 0))),
+    el("td", {}, link));
+}
+
+// A heartbeat's API address as a link to that node's page: http or https only, so an
+// address written into Redis cannot become a javascript: link.
+function nodePage(address) {
+  if (typeof address !== "string") return null;
+  try {
+    const u = new URL(address);
+    return u.protocol === "http:" || u.protocol === "https:" ? u.origin + "/" : null;
+  } catch (_) {
+    return null;
+  }
+}
+
 // ---- suspended destinations ----
 async function loadSuspended() {
   const { suspended } = await api("/api/v1/destinations/suspended");
@@ -418,7 +494,7 @@ function closeDetail() {
 
 // ---- refresh ----
 async function refresh() {
-  const jobs = [loadHealth(), loadHistory(), loadShape(), loadReasons(), loadSuspended()];
+  const jobs = [loadHealth(), loadHistory(), loadShape(), loadReasons(), loadSuspended(), loadFleet()];
   for (const r of await Promise.allSettled(jobs)) if (r.status === "rejected") console.warn(r.reason);
 }
 

@@ -13,7 +13,8 @@
 //!   start (a non-loopback address without `http_allow_remote = yes` refuses the start).
 //! * [`access`]: who may do what, the constant-time token check, refusals logged once.
 //! * [`routes`]: the URL table; [`listing`], [`message`], [`actions`], [`metrics`] the
-//!   handlers, [`overview`] the queue page's summaries (history, qshape, deferral reasons);
+//!   handlers, [`overview`] the queue page's summaries (history, qshape, deferral reasons;
+//!   the fleet's view is the daemon's, [`Daemon::fleet`]);
 //!   [`assets`] the embedded static files (the OpenAPI document and the queue page, so the
 //!   daemon serves them with no build step at run time).
 //!
@@ -89,7 +90,18 @@ pub trait Daemon: Send + Sync + 'static {
     fn node(&self) -> Option<String> {
         None
     }
+    /// `GET /api/v1/fleet`: in a fleet, this node's view of it read from Redis now (the
+    /// fleet crate's `View` as JSON); `None` for a node alone, which answers
+    /// `{"fleet": false}`.
+    fn fleet(&self) -> FleetView {
+        Box::pin(async { None })
+    }
 }
+
+/// What [`Daemon::fleet`] answers: it reads Redis, so it is awaited, not run on the
+/// blocking pool.
+pub type FleetView =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<serde_json::Value>> + Send>>;
 
 /// The daemon as the admin engine's scheduler.
 pub(crate) struct Scheduler<'a>(pub &'a dyn Daemon);

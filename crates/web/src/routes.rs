@@ -14,6 +14,7 @@
 //! | POST | `/api/v1/actions/{hold,release,delete,requeue,flush}` (JSON selector) | token |
 //! | GET | `/api/v1/destinations/suspended` | loopback or token |
 //! | GET | `/api/v1/history`, `/api/v1/qshape`, `/api/v1/reasons` (the page's summaries) | loopback or token |
+//! | GET | `/api/v1/fleet` (the fleet as this node sees it; `{"fleet": false}` alone) | loopback or token |
 //! | POST | `/api/v1/destinations/{destination}/{suspend,resume}` | token |
 
 use crate::access::{Guard, Need};
@@ -55,6 +56,7 @@ enum Route {
     History,
     Qshape,
     Reasons,
+    Fleet,
     Suspend(String),
     Resume(String),
 }
@@ -76,6 +78,7 @@ impl Route {
             ["api", "v1", "history"] => Route::History,
             ["api", "v1", "qshape"] => Route::Qshape,
             ["api", "v1", "reasons"] => Route::Reasons,
+            ["api", "v1", "fleet"] => Route::Fleet,
             ["api", "v1", "destinations", dest, "suspend"] => {
                 Route::Suspend(destinations::decode_segment(dest)?)
             }
@@ -98,9 +101,12 @@ impl Route {
     fn need(&self) -> Need {
         match self {
             Route::Metrics | Route::Asset(..) | Route::Health => Need::Open,
-            Route::List | Route::Suspended | Route::History | Route::Qshape | Route::Reasons => {
-                Need::LocalOrToken
-            }
+            Route::List
+            | Route::Suspended
+            | Route::History
+            | Route::Qshape
+            | Route::Reasons
+            | Route::Fleet => Need::LocalOrToken,
             Route::Message(_)
             | Route::Change(..)
             | Route::Action(_)
@@ -171,6 +177,10 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, client: IpAddr) -
             })
             .await
         }
+        Route::Fleet => match state.daemon.fleet().await {
+            Some(view) => json_answer(StatusCode::OK, &view),
+            None => json_answer(StatusCode::OK, &json!({ "fleet": false })),
+        },
         Route::Suspend(dest) => {
             let body = match body_of(req).await {
                 Ok(body) => body,
@@ -371,4 +381,30 @@ fn reply(status: StatusCode, kind: &str, body: Bytes) -> Answer {
         hyper::header::HeaderValue::from_static("nosniff"),
     );
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fleet_view_is_a_documented_listing_open_to_loopback() {
+        let route = Route::of("/api/v1/fleet").expect("a route");
+        assert!(matches!(route, Route::Fleet));
+        assert_eq!(
+            (route.method(), route.need()),
+            (Method::GET, Need::LocalOrToken)
+        );
+        let doc: serde_json::Value =
+            serde_json::from_slice(assets::find("/api/v1/openapi.json").unwrap().1).unwrap();
+        let answer = &doc["paths"]["/api/v1/fleet"]["get"]["responses"]["200"];
+        let schema = &answer["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(schema, "#/components/schemas/Fleet");
+        let alone = &doc["components"]["schemas"]["Fleet"];
+        assert_eq!(
+            alone["required"],
+            json!(["fleet"]),
+            "{{\"fleet\": false}} is valid"
+        );
+    }
 }

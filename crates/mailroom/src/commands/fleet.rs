@@ -1,7 +1,9 @@
 //! `mailroom fleet status [--json]`: the fleet as its Redis (`fleet_redis_url`) sees it —
 //! every node that sent a heartbeat in the last hour (live if within ten seconds), with its
-//! queue sizes and API address, then the suspensions and dead marks every node applies.
-//! Reads Redis only; no daemon is needed on this node.
+//! queue sizes and API address, the totals of the live nodes, then the suspensions and dead
+//! marks every node applies, each with the node it came from. Reads Redis only (the fleet
+//! crate's `status::read`, as the daemon's `GET /api/v1/fleet` does); no daemon is needed
+//! on this node.
 
 use crate::edge::with_config;
 use envelope::sysexits::{EX_CONFIG, EX_SOFTWARE, EX_UNAVAILABLE};
@@ -20,7 +22,7 @@ pub struct Args {
 enum FleetCommand {
     /// Nodes seen (heartbeats), their queue sizes and states, shared suspensions and dead marks.
     Status {
-        /// One JSON object: nodes, suspensions, dead.
+        /// One JSON object: nodes, totals, suspensions, dead.
         #[arg(long)]
         json: bool,
     },
@@ -70,7 +72,6 @@ fn print(status: &Status, json: bool) -> u8 {
 }
 
 fn write_text(out: &mut impl Write, status: &Status) -> io::Result<()> {
-    let queue = |n: &fleet::status::Node, q: &str| n.report.queues.get(q).copied().unwrap_or(0);
     writeln!(
         out,
         "{:<20} {:<5} {:>6} {:>8} {:>6} {:>8} {:>5}  api",
@@ -80,21 +81,55 @@ fn write_text(out: &mut impl Write, status: &Status) -> io::Result<()> {
         let state = if n.live { "live" } else { "gone" };
         let seen = format!("{}s", n.seen_seconds_ago);
         let api = n.report.api.as_deref().unwrap_or("-");
+        write_counts(out, &n.report.name, state, &seen, &n.report.queues)?;
+        writeln!(out, "  {api}")?;
+    }
+    let live = status.nodes.iter().filter(|n| n.live).count();
+    let total = format!("total ({live} live)");
+    write_counts(out, &total, "", "", &status.totals)?;
+    writeln!(out)?;
+    for shared in &status.suspensions {
+        let s = &shared.suspension;
         writeln!(
             out,
-            "{:<20} {state:<5} {seen:>6} {:>8} {:>6} {:>8} {:>5}  {api}",
-            n.report.name,
-            queue(n, "incoming"),
-            queue(n, "active"),
-            queue(n, "deferred"),
-            queue(n, "hold")
+            "suspended: {}: {}{}",
+            s.destination,
+            s.text(),
+            by(&shared.node)
         )?;
     }
-    for s in &status.suspensions {
-        writeln!(out, "suspended: {}: {}", s.destination, s.text())?;
-    }
     for (destination, mark) in &status.dead {
-        writeln!(out, "dead: {destination}: {}", mark.reason)?;
+        writeln!(
+            out,
+            "dead: {destination}: {}{}",
+            mark.reason,
+            by(&mark.node)
+        )?;
     }
     Ok(())
+}
+
+/// One line of the table but its last column.
+fn write_counts(
+    out: &mut impl Write,
+    name: &str,
+    state: &str,
+    seen: &str,
+    queues: &std::collections::BTreeMap<String, u64>,
+) -> io::Result<()> {
+    let queue = |q: &str| queues.get(q).copied().unwrap_or(0);
+    write!(
+        out,
+        "{name:<20} {state:<5} {seen:>6} {:>8} {:>6} {:>8} {:>5}",
+        queue("incoming"),
+        queue("active"),
+        queue("deferred"),
+        queue("hold")
+    )
+}
+
+fn by(node: &Option<String>) -> String {
+    node.as_ref()
+        .map(|n| format!(" (on node {n})"))
+        .unwrap_or_default()
 }

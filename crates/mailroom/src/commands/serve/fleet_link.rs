@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// Starts the fleet's task; `None` when there is nothing to share or limit.
+/// Starts the fleet's task; `None` when there is nothing to share or limit. The fleet is
+/// returned too, for the HTTP API's view of it (`GET /api/v1/fleet`).
 pub fn start(
     cfg: &config::Config,
     shared: &Arc<Shared>,
     qmgr: &Arc<QueueManager>,
     stop: &watch::Receiver<bool>,
-) -> Result<Option<tokio::task::JoinHandle<()>>, u8> {
+) -> Result<Option<(tokio::task::JoinHandle<()>, Fleet)>, u8> {
     let Some(settings) = FleetSettings::from_config(cfg) else {
         return Ok(None);
     };
@@ -34,7 +35,7 @@ pub fn start(
         EX_CONFIG
     })?;
     shared.set_fleet(Arc::new(fleet.clone()));
-    Ok(Some(tokio::spawn(fleet.run(stop.clone()))))
+    Ok(Some((tokio::spawn(fleet.clone().run(stop.clone())), fleet)))
 }
 
 /// The queue sizes of a heartbeat (`fleet status`).

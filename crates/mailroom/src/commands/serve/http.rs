@@ -14,6 +14,8 @@ pub struct Daemon {
     pub queue_minfree: u64,
     /// `fleet_node_name` (or `myhostname`) when the node is in a fleet.
     pub node: Option<String>,
+    /// The link to the fleet (also for a node alone with rate limits: its view is `None`).
+    pub fleet: Option<fleet::Fleet>,
 }
 
 impl web::Daemon for Daemon {
@@ -60,6 +62,13 @@ impl web::Daemon for Daemon {
     }
     fn node(&self) -> Option<String> {
         self.node.clone()
+    }
+    fn fleet(&self) -> web::FleetView {
+        let fleet = self.fleet.clone();
+        Box::pin(async move {
+            let view = fleet?.view().await?;
+            serde_json::to_value(view).ok()
+        })
     }
 }
 

@@ -301,12 +301,16 @@ async fn daemon(
     };
     let mut helper_dead = helper.as_ref().map(|(client, _)| client.dead());
     let (mut tasks, smtpd) = spawn_tasks(&shared, &live, &qmgr, &stop_rx, reload_tx, prepared);
-    match fleet_link::start(&live.get(), &shared, &qmgr, &stop_rx) {
-        Ok(Some(task)) => tasks.push(task),
-        Ok(None) => {}
+    let fleet = match fleet_link::start(&live.get(), &shared, &qmgr, &stop_rx) {
+        Ok(Some((task, fleet))) => {
+            tasks.push(task);
+            Some(fleet)
+        }
+        Ok(None) => None,
         Err(code) => return code,
-    }
-    tasks.push(spawn_http(http, &shared, &qmgr, &live.get(), &stop_rx));
+    };
+    let links = (&shared, &qmgr, fleet);
+    tasks.push(spawn_http(http, links, &live.get(), &stop_rx));
     tasks.push(tokio::spawn(chores(
         shared.clone(),
         live.clone(),
@@ -357,8 +361,7 @@ type HttpServer = (web::Settings, Vec<std::net::TcpListener>);
 /// `/metrics` and the API (a task that ends at once when `http_listen` is empty).
 fn spawn_http(
     (settings, listeners): HttpServer,
-    shared: &Arc<Shared>,
-    qmgr: &Arc<QueueManager>,
+    (shared, qmgr, fleet): (&Arc<Shared>, &Arc<QueueManager>, Option<fleet::Fleet>),
     cfg: &Config,
     stop: &watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -370,6 +373,7 @@ fn spawn_http(
         node: fleet::FleetSettings::from_config(cfg)
             .filter(|f| f.redis_url.is_some())
             .map(|f| f.node_name),
+        fleet,
     });
     tokio::spawn(web::serve(listeners, daemon, settings, stop.clone()))
 }
