@@ -352,6 +352,8 @@ pub struct Verdict {
     pub redirect: Option<String>,
     /// BCC: recipients to add to the message.
     pub bcc: Vec<String>,
+    /// FILTER: the content filter (`transport:destination`) for the message (the last wins).
+    pub filter: Option<String>,
 }
 
 /// Postfix's `log_whatsup`: `NOQUEUE: reject: RCPT from unknown[ip]: TEXT; from=<s>
