@@ -305,7 +305,10 @@ mod tests {
         write(&mut out, &filtered, b"\nbody\n", Sections::default()).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[3..5], ["sender: a@b", "content_filter: smtp:[127.0.0.1]:10026"]);
+        assert_eq!(
+            lines[3..5],
+            ["sender: a@b", "content_filter: smtp:[127.0.0.1]:10026"]
+        );
         assert!(!render(Sections::default()).contains("content_filter"));
     }
 

@@ -128,9 +128,17 @@ fn an_access_table_filter_sends_the_senders_mail_through_the_filter() {
     world.start();
     filter.set_dot(reinject_to(world.reinject.unwrap()));
 
-    world.submit("scan@example.org", &["x@far.example"], &message("from-scan"));
+    world.submit(
+        "scan@example.org",
+        &["x@far.example"],
+        &message("from-scan"),
+    );
     world.submit("bad@example.org", &["y@far.example"], &message("from-bad"));
-    world.submit("plain@example.org", &["z@far.example"], &message("from-plain"));
+    world.submit(
+        "plain@example.org",
+        &["z@far.example"],
+        &message("from-plain"),
+    );
     all_delivered(&world, &relay, 3);
 
     assert_eq!(subjects(&filter), ["from-scan"]);
@@ -141,7 +149,10 @@ fn an_access_table_filter_sends_the_senders_mail_through_the_filter() {
     }
     world.wait_lines(&[&format!("NOQUEUE: filter: RCPT from unknown[127.0.0.1]: <scan@example.org>: Sender address triggers FILTER smtp:[127.0.0.1]:{port}; from=<scan@example.org> to=<x@far.example> proto=ESMTP helo=<client.test>")], 1);
     world.wait_lines(
-        &["access table", "entry \"FILTER\" has FILTER entry without value"],
+        &[
+            "access table",
+            "entry \"FILTER\" has FILTER entry without value",
+        ],
         1,
     );
 }
@@ -161,7 +172,11 @@ fn a_filter_wins_over_the_global_content_filter() {
     all_delivered(&world, &relay, 2);
 
     assert_eq!(subjects(&own), ["scan me"]);
-    assert_eq!(subjects(&global), ["plain"], "the other message, not this one");
+    assert_eq!(
+        subjects(&global),
+        ["plain"],
+        "the other message, not this one"
+    );
     assert_eq!(relay.messages().len(), 2, "each delivered once");
     assert!(relay
         .messages()
@@ -200,7 +215,10 @@ fn the_filter_choice_survives_a_restart_while_the_filter_is_down() {
     world.start();
     // After the restart the queue record alone says where it goes: the filter, still down.
     world.wait_lines(&deferred, before + 1);
-    assert!(relay.messages().is_empty(), "not delivered around the filter");
+    assert!(
+        relay.messages().is_empty(),
+        "not delivered around the filter"
+    );
 
     filter.set_rcpt(accept_all());
     filter.set_dot(reinject_to(world.reinject.unwrap()));

@@ -335,8 +335,9 @@ fn encode(env: &Envelope, strings: &mut Interner) -> Blob {
     w.varint(env.arrival_time);
     w.shared(&env.sender);
     w.shared(&env.origin);
-    w.out
-        .push(head_flags(&[&env.envid, &env.ret, &env.filter].map(Option::as_ref)));
+    w.out.push(head_flags(
+        &[&env.envid, &env.ret, &env.filter].map(Option::as_ref),
+    ));
     if let Some(envid) = &env.envid {
         w.inline(envid.as_bytes());
     }

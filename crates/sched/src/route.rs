@@ -607,7 +607,11 @@ mod tests {
         let (r, _d) = router("", "", "");
         for origin in ["reinject", "bounce", "2bounce"] {
             let env = message(origin, Some("smtp:[127.0.0.1]:10026"));
-            assert_eq!(r.route_message("x@localhost", &env), Route::Local, "{origin}");
+            assert_eq!(
+                r.route_message("x@localhost", &env),
+                Route::Local,
+                "{origin}"
+            );
         }
     }
 
@@ -618,7 +622,10 @@ mod tests {
         match r.route_message("x@localhost", &env) {
             Route::Retry { dsn, text } => {
                 assert_eq!(dsn, "4.3.5");
-                assert!(text.starts_with("mail transport unavailable: FILTER local:x"), "{text}");
+                assert!(
+                    text.starts_with("mail transport unavailable: FILTER local:x"),
+                    "{text}"
+                );
             }
             other => panic!("deferred, not {other:?}"),
         }

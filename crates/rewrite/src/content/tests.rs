@@ -172,7 +172,11 @@ fn the_last_filter_wins_is_logged_and_inspection_goes_on() {
     let mut i = c.inspect(MESSAGE);
     assert_eq!(i.filter.as_deref(), Some("smtp:[127.0.0.1]:10026"));
     let actions: Vec<_> = i.findings.iter().map(|f| f.action).collect();
-    assert_eq!(actions, ["filter", "filter", "warning"], "the body is still inspected");
+    assert_eq!(
+        actions,
+        ["filter", "filter", "warning"],
+        "the body is still inspected"
+    );
     let cx = LogContext {
         queue_id: "ID",
         origin: "unknown[192.0.2.1]",
@@ -194,7 +198,11 @@ fn the_last_filter_wins_is_logged_and_inspection_goes_on() {
 
 #[test]
 fn a_filter_without_transport_and_destination_is_a_warning_and_ignored() {
-    for value in ["FILTER", "FILTER [127.0.0.1]:10026", "FILTER nosuch:[127.0.0.1]"] {
+    for value in [
+        "FILTER",
+        "FILTER [127.0.0.1]:10026",
+        "FILTER nosuch:[127.0.0.1]",
+    ] {
         let c = checks(&format!("/^Subject:/ {value}\n"), "");
         let mut i = c.inspect(MESSAGE);
         assert_eq!(i.filter, None, "{value}");
