@@ -347,6 +347,7 @@ impl Context<'_> {
             origin: env.origin.clone(),
             envid: env.envid.clone(),
             ret: env.ret.clone(),
+            filter: env.filter.clone(),
             location: format!(
                 "store/{:012}.seg@{}+{}",
                 loc.segment, loc.record_offset, loc.record_len

@@ -6,6 +6,7 @@
 //! message_size:            1234
 //! message_arrival_time: Tue Mar  5 07:08:09 2024
 //! sender: alice@example.org
+//! content_filter: smtp:[127.0.0.1]:10026     (only when a FILTER action chose one)
 //! recipient: bob@example.net
 //! *** MESSAGE CONTENTS deferred/0H5X9R3T6W2K4M8A ***
 //! Subject: …
@@ -43,6 +44,7 @@ pub fn maildrop_view(id: QueueId, file: &MaildropFile, location: String) -> Enve
         origin: format!("maildrop (uid {} {})", file.uid, file.username),
         envid: file.dsn.envid.clone(),
         ret: file.dsn.ret.clone(),
+        filter: None,
         location,
     }
 }
@@ -76,6 +78,7 @@ pub fn read_file(name: &str) -> Result<(Envelope, Vec<u8>), String> {
         origin: "file".into(),
         envid: None,
         ret: None,
+        filter: None,
         location: name.to_string(),
     };
     Ok((envelope, bytes))
@@ -133,6 +136,10 @@ pub fn write(
             asctime(env.row.arrival_time)
         )?;
         writeln!(out, "sender: {}", display_sender(&env.row.sender))?;
+        if let Some(filter) = &env.filter {
+            // Postfix's queue file record for it is named `content_filter`.
+            writeln!(out, "content_filter: {filter}")?;
+        }
         for (address, state) in &env.recipients {
             if s.verbose || state == "pending" || state.starts_with("deferred") {
                 writeln!(out, "recipient: {address}")?;
@@ -255,6 +262,7 @@ mod tests {
             origin: "smtpd".into(),
             envid: None,
             ret: None,
+            filter: None,
             location: "store/000000000001.seg@0+100".into(),
         }
     }
@@ -287,6 +295,21 @@ mod tests {
             lines[11],
             "*** MESSAGE FILE END deferred/0H5X9R3T6W2K4M8A ***"
         );
+    }
+
+    #[test]
+    fn a_messages_filter_is_shown_as_postfixs_content_filter_record() {
+        let mut filtered = env();
+        filtered.filter = Some("smtp:[127.0.0.1]:10026".into());
+        let mut out = Vec::new();
+        write(&mut out, &filtered, b"\nbody\n", Sections::default()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[3..5],
+            ["sender: a@b", "content_filter: smtp:[127.0.0.1]:10026"]
+        );
+        assert!(!render(Sections::default()).contains("content_filter"));
     }
 
     #[test]

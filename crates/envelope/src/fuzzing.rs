@@ -142,6 +142,7 @@ impl<'a> Bytes<'a> {
             envid: self.optional_string(),
             ret: self.optional_string(),
             origin: self.string(),
+            filter: self.optional_string(),
         }
     }
 }

@@ -14,7 +14,7 @@ mod nexthop;
 mod queue_id;
 pub mod sysexits;
 
-pub use nexthop::{DeliveryReport, Nexthop, NexthopError};
+pub use nexthop::{parse_filter, DeliveryReport, Nexthop, NexthopError, FILTER_TRANSPORTS};
 pub use queue_id::{QueueId, QueueIdError};
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +84,12 @@ pub struct Envelope {
     /// Where the message came from, for logs: `local`, `pickup`, `smtpd`, `bounce`.
     #[serde(default)]
     pub origin: String,
+    /// A `FILTER transport:nexthop` action (header_checks, body_checks or an access table)
+    /// for this message alone: it goes there instead of `content_filter` or its own route
+    /// (Postfix's queue file `content_filter` record). Absent in records written before it
+    /// existed, and then `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 impl Envelope {
@@ -95,6 +101,7 @@ impl Envelope {
             envid: None,
             ret: None,
             origin: String::new(),
+            filter: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Where an SMTP delivery connects, in Postfix's nexthop terms, and what it reports back.
 //!
-//! The router (sched) turns `relayhost`, `transport_maps` and `content_filter` into a
-//! [`Nexthop`]; the SMTP client (agents) connects to it and answers with a
+//! The router (sched) turns `relayhost`, `transport_maps`, `content_filter` and a
+//! message's `FILTER` action ([`parse_filter`]) into a [`Nexthop`]; the SMTP client (agents) connects to it and answers with a
 //! [`DeliveryReport`]. Both rooms speak these two types, so they live here.
 
 use crate::Outcome;
@@ -77,6 +77,26 @@ impl Nexthop {
     pub fn port_or(&self, default_port: u16) -> u16 {
         self.port.unwrap_or(default_port)
     }
+}
+
+/// The transports a content filter may name. mailroom has no master.cf: each is an SMTP
+/// delivery to the filter's nexthop, under the names Postfix sites give that service.
+pub const FILTER_TRANSPORTS: [&str; 6] = ["smtp", "lmtp", "relay", "scan", "amavis", "filter"];
+
+/// Where `content_filter` or a `FILTER transport:nexthop` action sends mail:
+/// `smtp:[127.0.0.1]:10025` → `[127.0.0.1]:10025`. The error says what is wrong, in
+/// Postfix's words where it has some (`need transport:destination`).
+pub fn parse_filter(text: &str) -> Result<Nexthop, String> {
+    let text = text.trim();
+    let (transport, hop) = text
+        .split_once(':')
+        .ok_or_else(|| format!("bad filter {text:?}: need transport:destination"))?;
+    if !FILTER_TRANSPORTS.contains(&transport) {
+        return Err(format!(
+            "unsupported filter transport {transport:?} (use smtp:[host]:port)"
+        ));
+    }
+    Nexthop::parse(hop).map_err(|e| e.to_string())
 }
 
 fn strip_ipv6_tag(host: &str) -> &str {
@@ -171,6 +191,28 @@ mod tests {
         );
         assert_eq!(hop("example.com").port_or(25), 25);
         assert_eq!(hop("example.com:2525").port_or(25), 2525);
+    }
+
+    #[test]
+    fn filters_name_a_transport_and_a_nexthop() {
+        assert_eq!(
+            parse_filter("smtp:[127.0.0.1]:10026"),
+            Ok(made("127.0.0.1", Some(10026), false))
+        );
+        assert_eq!(
+            parse_filter(" scan:filter.example "),
+            Ok(made("filter.example", None, true))
+        );
+        assert_eq!(
+            parse_filter("[127.0.0.1]").unwrap_err(),
+            "bad filter \"[127.0.0.1]\": need transport:destination"
+        );
+        assert_eq!(
+            parse_filter("local:x").unwrap_err(),
+            "unsupported filter transport \"local\" (use smtp:[host]:port)"
+        );
+        assert!(parse_filter("smtp:").is_err(), "a filter needs a nexthop");
+        assert!(parse_filter("smtp:[x").is_err());
     }
 
     #[test]

@@ -13,18 +13,6 @@ use std::time::Duration;
 
 use testkit::*;
 
-/// A dot rule that re-injects the message (with `X-Filtered: yes` on top) into `port`.
-fn reinject_to(port: u16) -> DotRule {
-    Arc::new(move |m: &Received| {
-        let rcpts: Vec<&str> = m.recipients.iter().map(String::as_str).collect();
-        let text = format!("X-Filtered: yes\n{}", m.data);
-        match smtp_send(port, &m.sender, "", &plain(&rcpts), &text) {
-            Ok(()) => "250 2.0.0 Ok: filtered and re-injected".to_string(),
-            Err(e) => format!("451 4.3.0 filter could not re-inject: {e}"),
-        }
-    })
-}
-
 /// `delays=a/b/c/d` of a log line, as four numbers.
 fn delays(line: &str) -> Vec<f64> {
     let field = line

@@ -5,15 +5,16 @@
 //! attempts, flags, size, location) as plain fields, and the envelope as a small binary blob
 //! decoded on access. Strings that many messages share — senders, origins, recipient
 //! addresses, deferral reasons, DSN status and NOTIFY/RET values — are interned once with a
-//! reference count ([`Interner`]); the blob holds their number. ENVID and ORCPT, which are
+//! reference count ([`Interner`]); the blob holds their number. A message's `FILTER`
+//! (the same for many messages) is interned too. ENVID and ORCPT, which are
 //! per message, are stored inline. A blob of up to [`INLINE`] bytes (a one- or
 //! two-recipient message with interned strings) lives inside the slot, with no allocation.
 //!
 //! Blob layout (varints are LEB128; a string is a varint `id << 1` for an interned string or
 //! `len << 1 | 1` followed by `len` UTF-8 bytes):
 //! ```text
-//! varint arrival_time · string sender · string origin · u8 flags (1 envid, 2 ret)
-//! [string envid] [string ret] · varint recipient count · per recipient:
+//! varint arrival_time · string sender · string origin · u8 flags (1 envid, 2 ret, 4 filter)
+//! [string envid] [string ret] [string filter] · varint recipient count · per recipient:
 //!   u8 tag (bits 0-1 state: 0 pending, 1 sent, 2 deferred, 3 bounced; 4 orcpt; 8 notify)
 //!   string address · [string orcpt] · [string notify] · deferred: string reason ·
 //!   bounced: string status, string reason
@@ -207,6 +208,7 @@ impl Slot {
             envid: parts.envid.map(s),
             ret: parts.ret.map(s),
             origin: s(parts.origin),
+            filter: parts.filter.map(s),
         }
     }
 
@@ -225,11 +227,12 @@ impl Slot {
         w.same(parts.sender);
         w.same(parts.origin);
         w.out
-            .push(head_flags(parts.envid.is_some(), parts.ret.is_some()));
+            .push(head_flags(&[parts.envid, parts.ret, parts.filter]));
         parts
             .envid
             .into_iter()
             .chain(parts.ret)
+            .chain(parts.filter)
             .for_each(|x| w.same(x));
         w.varint(parts.count as u64);
         let mut changed: Vec<Option<&RecipientState>> = vec![None; parts.count];
@@ -300,6 +303,7 @@ const HAS_ORCPT: u8 = 4;
 const HAS_NOTIFY: u8 = 8;
 const HAS_ENVID: u8 = 1;
 const HAS_RET: u8 = 2;
+const HAS_FILTER: u8 = 4;
 
 fn state_bits(state: &RecipientState) -> u8 {
     match state {
@@ -314,8 +318,13 @@ fn flag_bits(orcpt: bool, notify: bool) -> u8 {
     u8::from(orcpt) * HAS_ORCPT + u8::from(notify) * HAS_NOTIFY
 }
 
-fn head_flags(envid: bool, ret: bool) -> u8 {
-    u8::from(envid) * HAS_ENVID + u8::from(ret) * HAS_RET
+/// The head's flag byte: which of envid, ret and filter follow, in that order.
+fn head_flags<T>(present: &[Option<T>; 3]) -> u8 {
+    [HAS_ENVID, HAS_RET, HAS_FILTER]
+        .iter()
+        .zip(present)
+        .filter(|(_, field)| field.is_some())
+        .fold(0, |flags, (bit, _)| flags | bit)
 }
 
 fn encode(env: &Envelope, strings: &mut Interner) -> Blob {
@@ -326,13 +335,17 @@ fn encode(env: &Envelope, strings: &mut Interner) -> Blob {
     w.varint(env.arrival_time);
     w.shared(&env.sender);
     w.shared(&env.origin);
-    w.out
-        .push(head_flags(env.envid.is_some(), env.ret.is_some()));
+    w.out.push(head_flags(
+        &[&env.envid, &env.ret, &env.filter].map(Option::as_ref),
+    ));
     if let Some(envid) = &env.envid {
         w.inline(envid.as_bytes());
     }
     if let Some(ret) = &env.ret {
         w.shared(ret);
+    }
+    if let Some(filter) = &env.filter {
+        w.shared(filter);
     }
     w.varint(env.recipients.len() as u64);
     for r in &env.recipients {
@@ -462,6 +475,7 @@ struct Parts<'a> {
     origin: Str<'a>,
     envid: Option<Str<'a>>,
     ret: Option<Str<'a>>,
+    filter: Option<Str<'a>>,
     /// Recipients in the blob (at most its length, so a bad count cannot over-allocate).
     count: usize,
     left: usize,
@@ -477,6 +491,7 @@ impl<'a> Parts<'a> {
         let flags = r.byte();
         let envid = (flags & HAS_ENVID != 0).then(|| r.string());
         let ret = (flags & HAS_RET != 0).then(|| r.string());
+        let filter = (flags & HAS_FILTER != 0).then(|| r.string());
         let count = (r.varint() as usize).min(blob.len());
         Parts {
             arrival_time,
@@ -484,6 +499,7 @@ impl<'a> Parts<'a> {
             origin,
             envid,
             ret,
+            filter,
             count,
             left: count,
             reader: r,
@@ -526,7 +542,11 @@ impl<'a> Parts<'a> {
         };
         one(self.sender);
         one(self.origin);
-        self.envid.into_iter().chain(self.ret).for_each(&mut one);
+        self.envid
+            .into_iter()
+            .chain(self.ret)
+            .chain(self.filter)
+            .for_each(&mut one);
         while let Some(r) = self.next_recipient() {
             one(r.address);
             r.orcpt.into_iter().chain(r.notify).for_each(&mut one);

@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// One step of a log script.
 #[derive(Debug, Clone)]
 pub enum Step {
-    Message(QueueId, MessageMeta, Vec<u8>),
+    /// The meta is boxed: it is most of the step's size, and most steps are small.
+    Message(QueueId, Box<MessageMeta>, Vec<u8>),
     Update(QueueId, Update),
     Remove(QueueId, String),
     /// A frame with a correct header and CRC around any payload.
@@ -125,7 +126,11 @@ pub fn script(data: &[u8]) -> Vec<Step> {
         let step = match bytes.u8() % 8 {
             0 => Step::Garbage(bytes.slice(255).to_vec()),
             1 => Step::Framed(bytes.u8() % 5, bytes.slice(255).to_vec()),
-            2 | 3 => Step::Message(id(&mut bytes), meta(&mut bytes), bytes.slice(255).to_vec()),
+            2 | 3 => Step::Message(
+                id(&mut bytes),
+                Box::new(meta(&mut bytes)),
+                bytes.slice(255).to_vec(),
+            ),
             4 | 5 => Step::Update(id(&mut bytes), update(&mut bytes)),
             6 => Step::Remove(id(&mut bytes), bytes.string()),
             _ => damaged(&mut bytes),
@@ -136,7 +141,8 @@ pub fn script(data: &[u8]) -> Vec<Step> {
 }
 
 fn damaged(bytes: &mut Bytes<'_>) -> Step {
-    let mut good = Step::Message(id(bytes), meta(bytes), bytes.slice(64).to_vec()).bytes();
+    let mut good =
+        Step::Message(id(bytes), Box::new(meta(bytes)), bytes.slice(64).to_vec()).bytes();
     let at = bytes.u32() as usize % good.len();
     match bytes.bool() {
         true => good.truncate(at),
@@ -193,7 +199,9 @@ fn check_framed(bytes: &[u8]) {
 impl Step {
     fn from_record(rec: &Record<'_>) -> Step {
         match rec {
-            Record::Message { id, meta, body } => Step::Message(*id, meta.clone(), body.to_vec()),
+            Record::Message { id, meta, body } => {
+                Step::Message(*id, Box::new(meta.clone()), body.to_vec())
+            }
             Record::Update { id, update } => Step::Update(*id, update.clone()),
             Record::Remove { id } => Step::Remove(*id, String::new()),
         }
@@ -216,7 +224,7 @@ fn check_round_trip(step: &Step) {
                 body: b,
             },
         ) => {
-            assert_eq!((id, meta, body.as_slice()), (i, m, *b));
+            assert_eq!((id, &**meta, body.as_slice()), (i, m, *b));
             Step::from_record(&rec)
         }
         (Step::Update(id, update), Record::Update { id: i, update: u }) => {

@@ -295,6 +295,32 @@ mod tests {
     }
 
     #[test]
+    fn records_written_before_the_filter_field_still_read() {
+        // The meta JSON of an older mailroom: no `filter` key.
+        let old = br#"{"envelope":{"sender":"a@b","recipients":[{"address":"c@d","state":"Pending"}],"arrival_time":1,"origin":"smtpd"},"queue":"incoming","next_attempt":0,"attempts":0}"#;
+        let meta: MessageMeta = serde_json::from_slice(old).unwrap();
+        assert_eq!(meta.envelope.filter, None);
+        assert_eq!(meta.envelope.origin, "smtpd");
+        // And a message without a FILTER is written as before, so an older reader is not
+        // shown anything new.
+        let written = serde_json::to_string(&self::meta()).unwrap();
+        assert!(!written.contains("filter"), "{written}");
+    }
+
+    #[test]
+    fn a_messages_filter_is_stored_with_it() {
+        let mut filtered = meta();
+        filtered.envelope.filter = Some("smtp:[127.0.0.1]:10026".into());
+        let id = QueueId::generate();
+        let mut buf = Vec::new();
+        encode_message(id, &filtered, b"\nhi\n", &mut buf);
+        match decode(&buf) {
+            Decoded::Record(Record::Message { meta, .. }, _) => assert_eq!(meta, filtered),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
     fn torn_and_flipped_records_are_detected() {
         let id = QueueId::generate();
         let mut buf = Vec::new();

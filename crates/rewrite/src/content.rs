@@ -17,11 +17,13 @@
 //! - `PREPEND text`: a line inserted before this one (for headers, text must be a header).
 //! - `REPLACE text`: the line replaced by the text (for headers, text must be a header).
 //! - `DUNNO`, `OK`: nothing.
-//! - `FILTER transport:destination`: logged and ignored (mailroom routes every message
-//!   through `content_filter` or none; a per-message filter is not implemented).
+//! - `FILTER transport:destination`: this message goes to that content filter (e.g.
+//!   `smtp:[127.0.0.1]:10026`) instead of `content_filter` or its own route; the last FILTER
+//!   wins; inspection goes on. The queue record keeps it ([`envelope::Envelope::filter`]).
 //!
 //! A malformed argument (REDIRECT or BCC without `@`, a PREPEND or REPLACE header that is
-//! not `name: value`) is a warning naming the table's value, and the line is inspected
+//! not `name: value`, a FILTER that is not `transport:destination` mailroom can deliver
+//! to) is a warning naming the table's value, and the line is inspected
 //! as if the table had said DUNNO (Postfix's cleanup_act).
 //!
 //! Pure: bytes in, an [`Inspection`] out; the callers (smtpd intake and pickup) act on it
@@ -73,6 +75,8 @@ pub struct Inspection {
     pub redirect: Option<String>,
     /// `BCC` addresses, in table order.
     pub bcc: Vec<String>,
+    /// `FILTER`'s `transport:destination` (the last one wins).
+    pub filter: Option<String>,
     /// `PASS`: the milters are not asked about this message either.
     pub pass: bool,
     /// Table values that could not be carried out (`bad BCC address ...`), for a warning.
@@ -193,6 +197,7 @@ impl<'c> Walk<'c> {
                 hold: None,
                 redirect: None,
                 bcc: Vec::new(),
+                filter: None,
                 pass: false,
                 warnings: Vec::new(),
                 message: None,
@@ -304,10 +309,8 @@ impl<'c> Walk<'c> {
             "PREPEND" => "prepend",
             "REPLACE" => "replace",
             "FILTER" => {
-                found
-                    .warnings
-                    .push(format!("FILTER {text} is not supported (ignored)"));
-                return None;
+                found.filter = Some(text.to_string());
+                "filter"
             }
             _ => return None, // DUNNO, OK, IGNORE, a second HOLD
         };
@@ -334,9 +337,13 @@ impl<'c> Walk<'c> {
 
 impl Inspection {
     /// Applies what changes the message itself: the edited text (IGNORE, STRIP, PREPEND,
-    /// REPLACE), REDIRECT (every recipient replaced by that address) and BCC (each address
-    /// added with NOTIFY=NONE, unless it is a recipient already).
+    /// REPLACE), REDIRECT (every recipient replaced by that address), BCC (each address
+    /// added with NOTIFY=NONE, unless it is a recipient already) and FILTER (it replaces a
+    /// FILTER an access table said: Postfix's cleanup sees smtpd's first).
     pub fn apply(&mut self, env: &mut envelope::Envelope, message: &mut Vec<u8>) {
+        if let Some(filter) = self.filter.take() {
+            env.filter = Some(filter);
+        }
         if let Some(edited) = self.message.take() {
             *message = edited;
         }
@@ -364,6 +371,10 @@ fn bad_argument(command: &str, text: &str, class: &str) -> Option<&'static str> 
         "REDIRECT" if !text.contains('@') => Some("bad REDIRECT target (need user@domain)"),
         "BCC" if !text.contains('@') => Some("bad BCC address (need user@domain)"),
         "PREPEND" | "REPLACE" if text.is_empty() => Some("action without text"),
+        "FILTER" if text.is_empty() => Some("missing FILTER command argument"),
+        "FILTER" if envelope::parse_filter(text).is_err() => {
+            Some("bad FILTER command (need transport:destination)")
+        }
         "PREPEND" | "REPLACE" if class == "header" && !is_header() => {
             Some("bad header text (need \"headername: headervalue\")")
         }

@@ -1,6 +1,8 @@
 //! Routing (Postfix's trivial-rewrite): which transport and next hop each recipient takes.
 //!
-//! Order, as in Postfix: the `content_filter` (for mail that has not been through it), then
+//! Order, as in Postfix: the message's own `FILTER` (a header/body check or access table
+//! said `FILTER transport:nexthop`; it replaces `content_filter` for that message), else the
+//! `content_filter` (both only for mail that has not been through a filter), then
 //! `transport_maps` (`user@domain`, `domain`, `.parent` patterns for subdomains, `*`), then
 //! the local domains (`mydestination`), then `virtual_mailbox_domains` (to
 //! `virtual_transport`: the built-in virtual(8) agent, or an LMTP server when it is
@@ -17,7 +19,7 @@
 
 use agents::LmtpNexthop;
 use config::Config;
-use envelope::Nexthop;
+use envelope::{Envelope, Nexthop};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -184,18 +186,7 @@ impl Router {
         };
         let filter = match cfg.content_filter.trim() {
             "" => None,
-            f => {
-                let (transport, hop) = f
-                    .split_once(':')
-                    .ok_or("content_filter: use smtp:[host]:port")?;
-                if !matches!(
-                    transport,
-                    "smtp" | "lmtp" | "relay" | "scan" | "amavis" | "filter"
-                ) {
-                    return Err(format!("content_filter: unsupported transport {transport:?} (use smtp:[host]:port)"));
-                }
-                Some(Nexthop::parse(hop).map_err(|e| format!("content_filter: {e}"))?)
-            }
+            f => Some(envelope::parse_filter(f).map_err(|e| format!("content_filter: {e}"))?),
         };
         Ok(Router {
             map,
@@ -240,7 +231,31 @@ impl Router {
         self
     }
 
-    /// The route of one recipient of a message that came from `origin`.
+    /// The route of recipient `address` of the message `env`: its own `FILTER` first (the
+    /// last one a check said, in the queue record), then [`Router::route`]. Mail that came
+    /// back from a filter (or is a bounce) is not filtered again, by either.
+    pub fn route_message(&self, address: &str, env: &Envelope) -> Route {
+        match &env.filter {
+            Some(filter) if !FILTER_EXEMPT.contains(&env.origin.as_str()) => {
+                match envelope::parse_filter(filter) {
+                    Ok(nexthop) => Route::Smtp {
+                        nexthop,
+                        filter: true,
+                    },
+                    // Intake checks the syntax, so only a record from another version gets
+                    // here; Postfix's queue manager defers mail for a transport it lacks.
+                    Err(e) => Route::Retry {
+                        dsn: "4.3.5".into(),
+                        text: format!("mail transport unavailable: FILTER {filter}: {e}"),
+                    },
+                }
+            }
+            _ => self.route(address, &env.origin),
+        }
+    }
+
+    /// The route of one recipient of a message that came from `origin` and names no
+    /// filter of its own.
     pub fn route(&self, address: &str, origin: &str) -> Route {
         if let Some(filter) = &self.filter {
             if !FILTER_EXEMPT.contains(&origin) {
@@ -554,6 +569,66 @@ mod tests {
             filtered.destination("x@localhost").unwrap().to_string(),
             "filter:[127.0.0.1]:10024"
         );
+    }
+
+    fn message(origin: &str, filter: Option<&str>) -> Envelope {
+        let mut env = Envelope::new("s@far.example", vec!["x@localhost".into()], 1);
+        env.origin = origin.into();
+        env.filter = filter.map(str::to_string);
+        env
+    }
+
+    #[test]
+    fn a_messages_filter_wins_over_content_filter_and_its_own_route() {
+        let (r, _d) = router("", "", "smtp:[127.0.0.1]:10024");
+        let own = Route::Smtp {
+            nexthop: hop("[127.0.0.1]:10026"),
+            filter: true,
+        };
+        let filtered = message("smtpd", Some("smtp:[127.0.0.1]:10026"));
+        assert_eq!(r.route_message("x@localhost", &filtered), own);
+        assert_eq!(
+            own.destination("x@localhost").unwrap().to_string(),
+            "filter:[127.0.0.1]:10026",
+            "the filter transport's queue (and concurrency limit)"
+        );
+        let plain = message("pickup", None);
+        assert_eq!(
+            r.route_message("x@localhost", &plain),
+            r.route("x@localhost", "pickup"),
+            "no FILTER: the content_filter as before"
+        );
+        let (r, _d) = router("", "", "");
+        assert_eq!(r.route_message("x@localhost", &filtered), own);
+    }
+
+    #[test]
+    fn reinjected_mail_and_bounces_ignore_their_filter() {
+        let (r, _d) = router("", "", "");
+        for origin in ["reinject", "bounce", "2bounce"] {
+            let env = message(origin, Some("smtp:[127.0.0.1]:10026"));
+            assert_eq!(
+                r.route_message("x@localhost", &env),
+                Route::Local,
+                "{origin}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stored_filter_mailroom_cannot_use_defers_the_mail() {
+        let (r, _d) = router("", "", "");
+        let env = message("smtpd", Some("local:x"));
+        match r.route_message("x@localhost", &env) {
+            Route::Retry { dsn, text } => {
+                assert_eq!(dsn, "4.3.5");
+                assert!(
+                    text.starts_with("mail transport unavailable: FILTER local:x"),
+                    "{text}"
+                );
+            }
+            other => panic!("deferred, not {other:?}"),
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub(crate) fn split(
         if !r.state.is_open() {
             continue;
         }
-        let route = router.route(&r.address, &env.origin);
+        let route = router.route_message(&r.address, env);
         let route = router.mailbox_handoff(route, &r.address, is_alias);
         let decided = match &route {
             Route::Discard(text) => (

@@ -256,7 +256,7 @@ pub(crate) mod levers {
         let route = cx
             .shared
             .router()
-            .route(&r.address, &entry.meta.envelope.origin);
+            .route_message(&r.address, &entry.meta.envelope);
         let destination = route.destination(&r.address);
         let nexthop = destination
             .as_ref()

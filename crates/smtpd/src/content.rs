@@ -1,7 +1,8 @@
 //! The content checks at the end of DATA (Postfix's cleanup header_checks and body_checks,
 //! `rewrite::content`): the inspection, its log lines in cleanup's format, and what it
 //! means for the SMTP reply — `550 5.7.1 text` (or `451 4.x.y`) for REJECT, `250` with
-//! nothing queued for DISCARD, the hold queue for HOLD; PASS skips the milters.
+//! nothing queued for DISCARD, the hold queue for HOLD; PASS skips the milters; FILTER
+//! names the message's own content filter in its envelope (`Inspection::apply`).
 
 use proto::reply::Reply;
 use rewrite::content::{LogContext, Outcome};

@@ -79,6 +79,7 @@ pub fn prepare(session: &Session, tx: Transaction, body: Vec<u8>) -> Result<Prep
             Role::Smtp | Role::Submission => "smtpd",
         }
         .to_string(),
+        filter: None,
     };
     Ok(Prepared {
         id,

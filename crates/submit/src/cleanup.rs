@@ -134,6 +134,7 @@ fn envelope_of(settings: &CleanupSettings, drop: &MaildropFile) -> Envelope {
         envid: drop.dsn.envid.clone(),
         ret: drop.dsn.ret.clone(),
         origin: "pickup".to_string(),
+        filter: None,
     }
 }
 

@@ -2,7 +2,8 @@
 //! header_checks, mime_header_checks, nested_header_checks, body_checks through
 //! `rewrite::content`). As in Postfix, sendmail has exited by then, so REJECT bounces the
 //! message to its sender (`5.7.1 message content rejected`), DISCARD drops it, HOLD puts
-//! it in the hold queue; the log lines say `from local`.
+//! it in the hold queue, FILTER names the message's content filter in its envelope; the log
+//! lines say `from local`.
 
 use envelope::{Envelope, QueueId};
 use rewrite::content::{LogContext, Outcome};

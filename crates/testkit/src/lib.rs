@@ -63,7 +63,7 @@ pub use mbox::{
     count_separators, lock_for_reading, python, read_locked, read_mboxes_with_python, MboxMessage,
 };
 pub use milters::{OpenDkim, PyMilter, Rspamd};
-pub use peer::{accept_all, rcpt_reply, DotRule, OnConnect, Peer, RcptRule, Received};
+pub use peer::{accept_all, rcpt_reply, reinject_to, DotRule, OnConnect, Peer, RcptRule, Received};
 pub use postfix::{Smarthost, POSTFIX_SERVICES};
 pub use redis::{Redis, REDIS_SERVER};
 pub use sink::{Sink, SMTP_SINK};

@@ -72,6 +72,20 @@ pub fn accept_all() -> RcptRule {
     Arc::new(|_| "250 2.1.5 Ok".to_string())
 }
 
+/// A content filter's final dot: re-injects the message, with `X-Filtered: yes` on top,
+/// into mailroom's `reinject_listen` `port` before answering (as amavis does); 451 when the
+/// re-injection fails, so nothing is lost.
+pub fn reinject_to(port: u16) -> DotRule {
+    Arc::new(move |m: &Received| {
+        let rcpts: Vec<&str> = m.recipients.iter().map(String::as_str).collect();
+        let text = format!("X-Filtered: yes\n{}", m.data);
+        match crate::client::smtp_send(port, &m.sender, "", &crate::client::plain(&rcpts), &text) {
+            Ok(()) => "250 2.0.0 Ok: filtered and re-injected".to_string(),
+            Err(e) => format!("451 4.3.0 filter could not re-inject: {e}"),
+        }
+    })
+}
+
 /// Every RCPT gets `reply`.
 pub fn rcpt_reply(reply: &str) -> RcptRule {
     let reply = reply.to_string();

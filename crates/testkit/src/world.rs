@@ -92,11 +92,17 @@ impl WorldBuilder {
     /// Sends new mail once through the after-queue content filter `filter`, which
     /// re-injects into a listener of its own ([`World::reinject`]; role `reinject`).
     pub fn filter(mut self, filter: &impl Destination) -> Self {
-        let reinject = free_port();
         self.lines.push(format!(
             "content_filter = \"smtp:[127.0.0.1]:{}\"",
             filter.port()
         ));
+        self.reinject()
+    }
+
+    /// A re-injection listener ([`World::reinject`]; role `reinject`) for filters that
+    /// `FILTER` actions choose, without a global `content_filter`.
+    pub fn reinject(mut self) -> Self {
+        let reinject = free_port();
         self.lines
             .push(format!("reinject_listen = [\"127.0.0.1:{reinject}\"]"));
         self.reinject = Some(reinject);
@@ -141,7 +147,8 @@ pub struct World {
     /// The SMTP listener (0 without [`WorldBuilder::smtp`]).
     pub port: u16,
     pub daemon: Option<Daemon>,
-    /// The content filter's re-injection listener ([`WorldBuilder::filter`]).
+    /// The content filter's re-injection listener ([`WorldBuilder::filter`],
+    /// [`WorldBuilder::reinject`]).
     pub reinject: Option<u16>,
     listeners: usize,
     smtp: bool,

@@ -313,6 +313,7 @@ fn envelope(parsed: &QueueFile, logs: &Logs) -> (Envelope, (usize, usize, usize)
         envid: parsed.envid.clone(),
         ret: parsed.ret.clone(),
         origin: "postfix".to_string(),
+        filter: None,
     };
     (envelope, (pending, parsed.done.len() - bounced, bounced))
 }

@@ -102,6 +102,10 @@ pub struct Envelope {
     pub origin: String,
     pub envid: Option<String>,
     pub ret: Option<String>,
+    /// The message's own content filter (a `FILTER` action), printed as Postfix's
+    /// `content_filter` record. Absent from an older daemon's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
     /// Where the message's record lives (`store/000000000001.seg@4096+1300`), or the maildrop file.
     pub location: String,
 }

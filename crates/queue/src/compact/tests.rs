@@ -27,6 +27,7 @@ fn rich() -> MessageMeta {
     env.envid = Some("QQ314159 ✓".into());
     env.ret = Some("HDRS".into());
     env.origin = "smtpd".into();
+    env.filter = Some("smtp:[127.0.0.1]:10026".into());
     env.recipients[0].orcpt = Some("rfc822;A@X.example".into());
     env.recipients[0].notify = Some("SUCCESS,FAILURE,DELAY".into());
     env.recipients[1].state = RecipientState::Sent;
@@ -93,6 +94,17 @@ fn round_trip_keeps_every_field() {
     empty.envelope = Envelope::new("", vec![], 0);
     let slot = Slot::new(&empty, 0, loc(0), &mut strings);
     assert_eq!(slot.meta(&strings), empty);
+    // A FILTER with neither ENVID nor RET: each head field has its own flag bit.
+    let mut filtered = plain(4);
+    filtered.envelope.filter = Some("scan:[127.0.0.1]:10025".into());
+    let mut slot = Slot::new(&filtered, 0, loc(0), &mut strings);
+    assert_eq!(slot.meta(&strings), filtered);
+    slot.set_states(&[(0, RecipientState::Sent)], &mut strings);
+    assert_eq!(
+        slot.meta(&strings).envelope.filter,
+        filtered.envelope.filter,
+        "kept when the recipients change"
+    );
 }
 
 #[test]

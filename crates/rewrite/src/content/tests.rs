@@ -162,3 +162,55 @@ fn bad_arguments_warn_and_do_nothing() {
     assert!(i.findings.is_empty() && i.message.is_none() && i.redirect.is_none());
     assert_eq!(i.warnings.len(), 2, "{:?}", i.warnings);
 }
+
+#[test]
+fn the_last_filter_wins_is_logged_and_inspection_goes_on() {
+    let c = checks(
+        "/^Subject:/ FILTER smtp:[127.0.0.1]:10025\n/^From:/ FILTER smtp:[127.0.0.1]:10026\n",
+        "/buy now/ WARN seen\n",
+    );
+    let mut i = c.inspect(MESSAGE);
+    assert_eq!(i.filter.as_deref(), Some("smtp:[127.0.0.1]:10026"));
+    let actions: Vec<_> = i.findings.iter().map(|f| f.action).collect();
+    assert_eq!(
+        actions,
+        ["filter", "filter", "warning"],
+        "the body is still inspected"
+    );
+    let cx = LogContext {
+        queue_id: "ID",
+        origin: "unknown[192.0.2.1]",
+        sender: "a@b",
+        recipient: Some("c@d"),
+        smtp: Some(("ESMTP", "h")),
+    };
+    assert_eq!(
+        i.findings[0].log_line(&cx),
+        "ID: filter: header Subject: cheap pills from unknown[192.0.2.1]; from=<a@b> to=<c@d> proto=ESMTP helo=<h>: smtp:[127.0.0.1]:10025"
+    );
+    // It replaces a FILTER the envelope had already (an access table's, from smtpd).
+    let mut env = envelope::Envelope::new("a@b", vec!["c@d".into()], 0);
+    env.filter = Some("smtp:[127.0.0.1]:10099".into());
+    i.apply(&mut env, &mut MESSAGE.to_vec());
+    assert_eq!(env.filter.as_deref(), Some("smtp:[127.0.0.1]:10026"));
+    assert!(i.message.is_none(), "the message itself is unchanged");
+}
+
+#[test]
+fn a_filter_without_transport_and_destination_is_a_warning_and_ignored() {
+    for value in [
+        "FILTER",
+        "FILTER [127.0.0.1]:10026",
+        "FILTER nosuch:[127.0.0.1]",
+    ] {
+        let c = checks(&format!("/^Subject:/ {value}\n"), "");
+        let mut i = c.inspect(MESSAGE);
+        assert_eq!(i.filter, None, "{value}");
+        assert!(i.findings.is_empty(), "{value}: not logged as done");
+        assert_eq!(i.warnings.len(), 1, "{value}: {:?}", i.warnings);
+        assert!(i.warnings[0].contains("FILTER"), "{:?}", i.warnings);
+        let mut env = envelope::Envelope::new("a@b", vec!["c@d".into()], 0);
+        i.apply(&mut env, &mut MESSAGE.to_vec());
+        assert_eq!(env.filter, None);
+    }
+}

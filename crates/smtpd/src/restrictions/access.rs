@@ -13,8 +13,8 @@
 //! Results: `OK`, `RELAY` or digits permit; `DUNNO` goes on; `REJECT [text]`,
 //! `DEFER [text]`, `4xx text`, `5xx text` refuse (an enhanced code may lead the text);
 //! `DEFER_IF_PERMIT`, `DEFER_IF_REJECT`; `HOLD`, `DISCARD`, `PREPEND header: text`,
-//! `WARN`, `INFO`, `REDIRECT user@domain`, `BCC user@domain`. `FILTER` is logged and
-//! ignored (mailroom's queue has no per-message filter). A result that is a restriction
+//! `WARN`, `INFO`, `REDIRECT user@domain`, `BCC user@domain`, `FILTER transport:destination`
+//! (the whole message goes to that content filter; the last FILTER wins). A result that is a restriction
 //! class name or restriction words is evaluated as a list (Postfix's); anything else is a
 //! configuration error (451 4.3.5).
 
@@ -187,7 +187,7 @@ pub fn result(
             Status::Dunno
         }
         "FILTER" => {
-            warn!(target: "smtpd", "access table {table}: action FILTER is not supported by mailroom; ignored");
+            filter(text, value, table, (subject, class), request, state);
             Status::Dunno
         }
         _ if is_reply_code(command) && !text.is_empty() => {
@@ -229,6 +229,31 @@ fn prepend(text: &str, table: &str, state: &mut State) {
     }
 }
 
+/// FILTER: remembered for the message, logged as Postfix's smtpd logs it (`NOQUEUE:
+/// filter: RCPT from ...: <a@b>: Sender address triggers FILTER smtp:[127.0.0.1]:10026;
+/// from=<a@b> ...`); without a usable `transport:destination`, a warning and DUNNO.
+fn filter(
+    text: &str,
+    value: &str,
+    table: &str,
+    (subject, class): (&str, &str),
+    request: &Request,
+    state: &mut State,
+) {
+    let value = maillog::sanitize(value);
+    if text.is_empty() {
+        warn!(target: "smtpd", "access table {table} entry \"{value}\" has FILTER entry without value");
+        return;
+    }
+    if let Err(e) = envelope::parse_filter(text) {
+        warn!(target: "smtpd", "access table {table} entry \"{value}\" requires transport:destination ({e})");
+        return;
+    }
+    let why = format!("<{subject}>: {class} triggers FILTER {text}");
+    log_whatsup(request, "filter", &why);
+    state.verdict.filter = Some(text.to_string());
+}
+
 fn is_reply_code(command: &str) -> bool {
     let b = command.as_bytes();
     b.len() == 3 && matches!(b[0], b'4' | b'5') && b[1].is_ascii_digit() && b[2].is_ascii_digit()
@@ -266,6 +291,48 @@ mod tests {
             ["a.example.com", "example.com", "com", "User@"]
         );
         assert!(address_keys("nodomain").is_empty());
+    }
+
+    fn request() -> Request {
+        Request {
+            stage: super::super::Stage::Rcpt,
+            client_ip: "192.0.2.1".parse().unwrap(),
+            client_name: "unknown".into(),
+            helo: Some("h.example".into()),
+            sender: Some("a@b.example".into()),
+            recipient: Some("c@d.example".into()),
+            protocol: "ESMTP".into(),
+            mynetworks: false,
+            sasl: None,
+            auth_destination: true,
+            final_destination: true,
+            pipelined: false,
+            queue_id: None,
+            recipient_count: 0,
+            size: 0,
+            stress: false,
+        }
+    }
+
+    #[test]
+    fn filter_results_are_remembered_last_one_winning_and_bad_ones_ignored() {
+        let restrictions = Restrictions::from_config(&config::Config::embedded_default());
+        let mut state = State::default();
+        let about = ("a@b.example", "Sender address");
+        for value in [
+            "FILTER smtp:[127.0.0.1]:10025",
+            "FILTER smtp:[127.0.0.1]:10026",
+            "FILTER",
+            "FILTER [127.0.0.1]:10027",
+        ] {
+            let status = result(&restrictions, value, "t", about, &request(), &mut state);
+            assert!(matches!(status, Status::Dunno), "{value}: goes on");
+        }
+        assert_eq!(
+            state.verdict.filter.as_deref(),
+            Some("smtp:[127.0.0.1]:10026")
+        );
+        assert!(state.verdict.reject.is_none());
     }
 
     #[test]

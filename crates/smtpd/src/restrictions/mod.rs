@@ -12,7 +12,7 @@
 //!  evaluate.rs  the lists in order: permit ends a list, reject ends all, warn_if_reject,
 //!               defer_if_permit / defer_if_reject (Postfix's "maybe" states)
 //!  access.rs    check_*_access tables and their results (OK, REJECT text, 4xx/5xx text,
-//!               DUNNO, HOLD, DISCARD, DEFER_IF_PERMIT, PREPEND, REDIRECT, BCC, WARN …)
+//!               DUNNO, HOLD, DISCARD, DEFER_IF_PERMIT, PREPEND, REDIRECT, BCC, FILTER, WARN …)
 //!  dnsbl.rs     reject_rbl_client, reject_rhsbl_*: queries, filters, reply templates
 //!  dns.rs       the DNS questions: lists, unknown domains and HELO names, client names
 //!  policy.rs    check_policy_service: Postfix's policy delegation protocol
@@ -352,6 +352,8 @@ pub struct Verdict {
     pub redirect: Option<String>,
     /// BCC: recipients to add to the message.
     pub bcc: Vec<String>,
+    /// FILTER: the content filter (`transport:destination`) for the message (the last wins).
+    pub filter: Option<String>,
 }
 
 /// Postfix's `log_whatsup`: `NOQUEUE: reject: RCPT from unknown[ip]: TEXT; from=<s>

@@ -47,10 +47,13 @@ pub struct MessageActions {
     pub redirect: Option<String>,
     /// BCC: recipients added (NOTIFY=NEVER).
     pub bcc: Vec<String>,
+    /// FILTER: the content filter for the message (the last one said wins).
+    pub filter: Option<String>,
 }
 
 impl MessageActions {
-    /// Adds what a verdict says (the first HOLD or DISCARD reason wins).
+    /// Adds what a verdict says (the first HOLD or DISCARD reason wins, the last REDIRECT
+    /// or FILTER).
     pub fn add(&mut self, verdict: &mut Verdict) {
         if self.hold.is_none() {
             self.hold = verdict.hold.take();
@@ -63,12 +66,18 @@ impl MessageActions {
             self.redirect = Some(redirect);
         }
         self.bcc.append(&mut verdict.bcc);
+        if let Some(filter) = verdict.filter.take() {
+            self.filter = Some(filter);
+        }
     }
 
-    /// REDIRECT then BCC on the envelope, as Postfix's cleanup applies smtpd's records:
-    /// redirected recipients become that one address, a BCC already a recipient is not
-    /// added again.
+    /// REDIRECT, BCC and FILTER on the envelope, as Postfix's cleanup applies smtpd's
+    /// records: redirected recipients become that one address, a BCC already a recipient
+    /// is not added again (a header check's FILTER, applied later, replaces this one).
     pub fn apply(&self, envelope: &mut envelope::Envelope) {
+        if let Some(filter) = &self.filter {
+            envelope.filter = Some(filter.clone());
+        }
         if let Some(address) = &self.redirect {
             envelope.recipients = vec![envelope::Recipient::new(address.as_str())];
         }
