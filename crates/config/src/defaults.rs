@@ -313,6 +313,7 @@ fn with_postfix_defaults(site: Site) -> Config {
         smtp_sender_dependent_authentication: false,
         smtp_helo_name: hostname_copy.clone(),
         smtp_connect_timeout: seconds(30),
+        smtp_connection_cache_time_limit: seconds(2),
         smtp_helo_timeout: seconds(300),
         smtp_mail_timeout: seconds(300),
         smtp_rcpt_timeout: seconds(300),

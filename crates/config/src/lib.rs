@@ -397,6 +397,9 @@ pub struct Config {
     pub smtp_sender_dependent_authentication: bool,
     pub smtp_helo_name: String,
     pub smtp_connect_timeout: Duration,
+    /// How long an idle connection waits in the cache for the next delivery (Postfix
+    /// `smtp_connection_cache_time_limit`, 2s; 0 = no caching).
+    pub smtp_connection_cache_time_limit: Duration,
     pub smtp_helo_timeout: Duration,
     pub smtp_mail_timeout: Duration,
     pub smtp_rcpt_timeout: Duration,

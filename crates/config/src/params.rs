@@ -427,6 +427,7 @@ pub(crate) const PARAMS: &[Param] = &[
     list!(sender_canonical_maps),
     text!(setgid_group, required),
     duration!(smtp_connect_timeout, positive),
+    duration!(smtp_connection_cache_time_limit),
     duration!(smtp_data_done_timeout, positive),
     duration!(smtp_data_init_timeout, positive),
     duration!(smtp_data_xfer_timeout, positive),

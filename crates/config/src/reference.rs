@@ -182,6 +182,7 @@ const MEANINGS: &[(&str, Origin, &str)] = &[
     ("relayhost", P, "Send all remote mail through this host ([host]:port skips the MX lookup); empty = deliver directly."),
     ("setgid_group", P, "The group of the setgid postdrop helper and of maildrop/ (Postfix: postdrop)."),
     ("smtp_connect_timeout", P, "SMTP client: how long to wait for a TCP connection."),
+    ("smtp_connection_cache_time_limit", P, "SMTP client: how long an idle connection is kept for the next delivery to the same destination or server address (0 = close after each delivery)."),
     ("smtp_data_done_timeout", P, "SMTP client: how long to wait for the reply to the final dot."),
     ("smtp_data_init_timeout", P, "SMTP client: how long to wait for the reply to DATA."),
     ("smtp_data_xfer_timeout", P, "SMTP client: how long one write of message content may stall."),

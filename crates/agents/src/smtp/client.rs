@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use envelope::{DeliveryReport, Envelope, Nexthop, OutcomeKind, QueueId};
 
-use super::cache::ConnectionCache;
+use super::cache::{By, ConnectionCache, SessionKind};
 use super::conn::{Connection, Endpoint, Peer};
 use super::dane::{Dane, SecureDns};
 use super::dns::Dns;
@@ -258,10 +258,18 @@ impl Inner {
         let reuse = (!self.settings.sasl.sender_dependent || passwords.is_none())
             && !gate.is_some_and(Gate::enforces);
         // One spelling per destination, so `[h]` and `[h]:25` share cached connections.
-        let key = hop.cache_key(self.settings.default_port);
-        if let Some(conn) = self.reuse(&key, reuse).await {
+        let destination = hop.cache_key(self.settings.default_port);
+        let kind = SessionKind {
+            dialect: self.settings.dialect,
+            helo_name: &self.settings.helo_name,
+            policy: &policy,
+            destination: &destination,
+            sasl: passwords.is_some(),
+        };
+        let label = kind.destination_label();
+        if let Some(conn) = self.reuse(By::Destination, &label, reuse).await {
             tracing::debug!(target: "smtp", "{}: reusing connection to {}", job.id, conn.peer.relay());
-            self.run_session(&key, conn, job, rcpts, out, reuse).await;
+            self.run_session(&kind, conn, job, rcpts, out, reuse).await;
             return None;
         }
         let peers = match self.allowed_peers(hop, gate, job).await {
@@ -271,9 +279,14 @@ impl Inner {
                 return (failure.kind == OutcomeKind::Deferred).then_some(failure.text);
             }
         };
-        let last = match open_first(&opener, peers, job).await {
+        let reach = Reach {
+            opener: &opener,
+            kind: &kind,
+            reuse,
+        };
+        let last = match self.open_first(&reach, peers, job).await {
             Ok(conn) => {
-                self.run_session(&key, conn, job, rcpts, out, reuse).await;
+                self.run_session(&kind, conn, job, rcpts, out, reuse).await;
                 return None;
             }
             Err(last) => last,
@@ -393,13 +406,16 @@ impl Inner {
         }
     }
 
-    /// A cached session that still answers RSET, if any.
-    async fn reuse(&self, key: &str, allowed: bool) -> Option<Connection> {
+    /// A session cached under `label` that still answers RSET, if any: one the server
+    /// closed meanwhile is dropped and the next is tried (a dead idle connection means
+    /// "connect anew", never a failed delivery).
+    async fn reuse(&self, by: By, label: &str, allowed: bool) -> Option<Connection> {
         if !allowed {
             return None;
         }
         let timeouts = self.settings.checked_timeouts();
-        while let Some(mut conn) = self.cache.take(key, self.settings.connection_cache_time) {
+        let max_idle = self.settings.connection_cache_time;
+        while let Some(mut conn) = self.cache.take(by, label, max_idle) {
             let probe = session::command(&mut conn, b"RSET\r\n", Phase::RsetProbe, timeouts.rset);
             if matches!(probe.await, Ok(reply) if reply.is_positive()) {
                 return Some(conn);
@@ -408,11 +424,47 @@ impl Inner {
         None
     }
 
+    /// Tries each address in order until a session opens — an idle one to the same address
+    /// and of the same kind ([`SessionKind`]) first, as Postfix's `smtp_reuse_addr` — else
+    /// the last failure (each earlier one is logged, as Postfix logs every host it gave up
+    /// on).
+    async fn open_first(
+        &self,
+        reach: &Reach<'_>,
+        peers: Vec<Peer>,
+        job: &Job<'_>,
+    ) -> Result<Connection, Option<HostFailure>> {
+        let mut last: Option<HostFailure> = None;
+        for peer in peers {
+            if let Some(previous) = &last {
+                note!(
+                    self.settings.dialect,
+                    "{}: {}",
+                    job.id,
+                    previous.failure.text
+                );
+            }
+            let label = reach.kind.endpoint_label(&peer);
+            if let Some(mut conn) = self.reuse(By::Endpoint, &label, reach.reuse).await {
+                tracing::debug!(target: "smtp", "{}: reusing connection to {} for {}", job.id, conn.peer.relay(), peer.host);
+                // Logged as the host this delivery looked up (the label holds it whenever
+                // it mattered for TLS or SASL).
+                conn.peer.host = peer.host;
+                return Ok(conn);
+            }
+            match open(reach.opener, peer).await {
+                Ok(conn) => return Ok(conn),
+                Err(failure) => last = Some(failure),
+            }
+        }
+        Err(last)
+    }
+
     /// Runs the transactions on `conn`, then caches (when `cache`) or closes it. A session
     /// authenticated for one sender (`smtp_sender_dependent_authentication`) is not cached.
     async fn run_session(
         &self,
-        key: &str,
+        kind: &SessionKind<'_>,
         mut conn: Connection,
         job: &Job<'_>,
         rcpts: &[Rcpt<'_>],
@@ -436,37 +488,20 @@ impl Inner {
             && !conn.has_unread_input();
         if reusable {
             let cap = self.settings.destination_concurrency_limit;
-            self.cache
-                .put(key.to_string(), conn, idle, timeouts.quit, cap);
+            let labels = kind.labels(&conn.peer);
+            self.cache.put(labels, conn, idle, timeouts.quit, cap);
         } else {
             conn.quit(timeouts.quit).await;
         }
     }
 }
 
-/// Tries each address in order until a session opens; else the last failure (each earlier
-/// one is logged, as Postfix logs every host it gave up on).
-async fn open_first(
-    opener: &Opener<'_>,
-    peers: Vec<Peer>,
-    job: &Job<'_>,
-) -> Result<Connection, Option<HostFailure>> {
-    let mut last: Option<HostFailure> = None;
-    for peer in peers {
-        if let Some(previous) = &last {
-            note!(
-                opener.settings.dialect,
-                "{}: {}",
-                job.id,
-                previous.failure.text
-            );
-        }
-        match open(opener, peer).await {
-            Ok(conn) => return Ok(conn),
-            Err(failure) => last = Some(failure),
-        }
-    }
-    Err(last)
+/// How one delivery reaches a server: what opens a new session, and which idle ones fit.
+struct Reach<'a> {
+    opener: &'a Opener<'a>,
+    kind: &'a SessionKind<'a>,
+    /// Cached sessions may be used (and this one kept afterwards).
+    reuse: bool,
 }
 
 /// Opens a session, retrying once without TLS after a failed handshake at level `may`.

@@ -27,8 +27,8 @@ pub use super::sasl::SaslSettings;
 
 /// Postfix's `smtp_rset_timeout` default; not a mailroom parameter (yet).
 const RSET_TIMEOUT: Duration = Duration::from_secs(20);
-/// Postfix's `smtp_connection_cache_time_limit` default: how long an idle connection waits
-/// for the next message to the same nexthop.
+/// Postfix's `lmtp_connection_cache_time_limit` default: how long an idle LMTP connection
+/// waits for the next message (SMTP: the parameter `smtp_connection_cache_time_limit`).
 const CONNECTION_CACHE_TIME: Duration = Duration::from_secs(2);
 /// Postfix's `smtp_connection_reuse_time_limit` default: older connections are not reused.
 const CONNECTION_REUSE_TIME: Duration = Duration::from_secs(300);
@@ -203,7 +203,7 @@ impl SmtpSettings {
             timeouts: timeouts.non_zero(),
             default_port: cfg.smtp_default_port,
             dns_nameservers: cfg.dns_nameservers.clone(),
-            connection_cache_time: CONNECTION_CACHE_TIME,
+            connection_cache_time: cfg.smtp_connection_cache_time_limit,
             connection_reuse_time: CONNECTION_REUSE_TIME,
             destination_concurrency_limit: cfg.smtp_destination_concurrency_limit,
             mx_address_limit: MX_ADDRESS_LIMIT,

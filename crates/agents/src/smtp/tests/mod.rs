@@ -5,10 +5,11 @@
 //! silence per command (timeouts), STARTTLS with a given or a broken handshake, chosen EHLO
 //! keywords, the commands pipelined with MAIL and the DATA bytes as they came on the wire.
 //! One file per area: `basic` (the conversation and per-recipient outcomes), `timeouts`,
-//! `tls`, `dns`, `hostile` (bad server input), `sink` (end to end with smtp-sink).
+//! `tls`, `dns`, `cache` (sharing idle connections by address), `hostile` (bad server input), `sink` (end to end with smtp-sink).
 
 mod auth;
 mod basic;
+mod cache;
 mod dns;
 mod hostile;
 mod lmtp;

@@ -13,7 +13,7 @@ use super::server::{Behaviour, StartTls, TestServer};
 use super::*;
 
 /// A STARTTLS server presenting a certificate of `ca` for `names`.
-async fn server_for(ca: &TestCa, names: &[&str], dir: &std::path::Path) -> TestServer {
+pub(super) async fn server_for(ca: &TestCa, names: &[&str], dir: &std::path::Path) -> TestServer {
     let files = ca.issue(names, dir, "server");
     let config = security::tls::server_config_from_files(&files.cert, &files.key).unwrap();
     TestServer::start(tls_behaviour(config)).await
