@@ -10,9 +10,11 @@
 //! back once its outcomes are durable. No clock, no I/O: the caller passes `now`.
 //!
 //! A message's states here: `in flight` (items waiting or delivering) → `finishing`
-//! (handed out to be applied; still counts as active, holds its slots) → gone (recorded).
-//! Holding the slots until the record is durable bounds the messages a crash can deliver
-//! twice to `default_process_limit`.
+//! (handed out to be applied; still counts as active, holds its last item's slot) → gone
+//! (recorded). Holding that slot until the record is durable bounds the messages a crash can
+//! deliver twice to `default_process_limit`. An item that is back while others of its message
+//! are still out gives its slot back at once (else a message with more destinations than the
+//! limit would wait for itself forever); a crash can then deliver those recipients twice too.
 //!
 //! Concurrency window (Postfix's slow start): a destination starts at 5 concurrent
 //! deliveries (or its limit if lower), grows by one per success up to its limit, and drops to
@@ -283,7 +285,22 @@ impl Dispatch {
                 self.make_runnable(key);
             }
         }
+        self.release_if_others_wait(item.id);
         self.record(item.id, delivery.outcomes);
+    }
+
+    /// An item is back while other items of its message are still out: its slot is free now.
+    /// Holding it until the whole message is recorded deadlocked once a message had more
+    /// items than `default_process_limit` (its finished items held every slot its waiting
+    /// items needed). The last item's slot is held until `recorded`, so the messages handed
+    /// out to be applied still number at most the limit.
+    fn release_if_others_wait(&mut self, id: QueueId) {
+        if let Some(f) = self.inflight.get_mut(&id) {
+            if f.waiting > 1 && f.slots > 0 {
+                f.slots -= 1;
+                self.active = self.active.saturating_sub(1);
+            }
+        }
     }
 
     /// The message's outcomes are durable (or given up at a stop): its slots are free.

@@ -265,6 +265,34 @@ fn a_slot_is_given_back_only_once_the_outcome_is_recorded() {
 }
 
 #[test]
+fn a_message_with_more_destinations_than_the_process_limit_is_delivered_to_all() {
+    let now = Instant::now();
+    let mut d = Dispatch::new(2);
+    let hosts: Vec<String> = (0..21).map(|i| format!("d{i}.example")).collect();
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let id = push(&mut d, &hosts, now);
+    let mut delivered = 0;
+    let mut done = Vec::new();
+    while done.is_empty() {
+        let (running, applied) = split_starts(d.starts(now));
+        done = applied;
+        assert!(running.len() <= 2, "over default_process_limit");
+        if running.is_empty() && done.is_empty() {
+            panic!("stalled after {delivered} of 21 deliveries");
+        }
+        for item in &running {
+            d.finished(item, result(item, 's', now), &limits(20), now);
+            delivered += 1;
+        }
+    }
+    assert_eq!(delivered, 21);
+    assert_eq!(done[0].entry.id, id);
+    assert_eq!(done[0].outcomes.len(), 21);
+    d.recorded(id);
+    assert!(!d.busy(), "every slot is back");
+}
+
+#[test]
 fn a_message_is_handed_back_once_with_the_outcomes_of_all_its_items() {
     let now = Instant::now();
     let mut d = Dispatch::new(10);
