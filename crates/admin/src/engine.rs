@@ -229,7 +229,7 @@ impl Context<'_> {
             Backend::Census(census) => {
                 for (id, b) in census.iter() {
                     let state = State::of(b.queue, self.scheduler.is_active(id));
-                    add(state, b.arrival_time, &b.sender, &mut b.open_recipients());
+                    add(state, b.arrival_time, b.sender, &mut b.open_recipients());
                 }
             }
             _ => self.backend.for_each(|e| {
