@@ -220,7 +220,7 @@ mod tests {
             for i in 0..40u64 {
                 let rcpts = vec![
                     format!("u@d{}.example", i % 3),
-                    format!("v@e{}.example", i % 2),
+                    format!("v@mx{}.e{}.example", i % 5, i % 2),
                 ];
                 let env = Envelope::new(format!("s@s{}.example", i % 4), rcpts, now - i * 400);
                 let id = QueueId::generate();
@@ -238,9 +238,11 @@ mod tests {
             vec![State::Hold],
             State::ALL.to_vec(),
         ] {
-            for senders in [false, true] {
+            for (senders, parents) in [(false, false), (true, false), (false, true)] {
                 let options = crate::qshape::Options {
                     senders,
+                    parents,
+                    min_subdomains: 2,
                     ..Default::default()
                 };
                 let request = Request::Qshape {
@@ -267,7 +269,10 @@ mod tests {
                 })
                 .unwrap();
                 online.retain(|e| !matches!(e, Event::End { .. }));
-                assert_eq!(offline, online, "{queues:?}, senders {senders}");
+                assert_eq!(
+                    offline, online,
+                    "{queues:?}, senders {senders}, parents {parents}"
+                );
                 assert!(matches!(&offline[..], [Event::Shape(s)] if s.rows.len() >= 2));
             }
         }

@@ -11,6 +11,13 @@
 //! parameters, retry times), and keeps strings shared: a log's senders and recipients repeat.
 //! Segments are read into one reused buffer.
 //!
+//! Kept small per message, because at a million messages the time is memory, not decoding:
+//! one map slot of 32 bytes (arrival time, queue, the sender and a single recipient as
+//! indexes into a table of distinct addresses, the open state in each index's low bit), no
+//! allocation unless a message has several recipients; IDs hashed by a multiply-fold of
+//! their bits (they are the store's own, not chosen by a sender), the map sized from the
+//! log's length once the first segment shows the bytes per message.
+//!
 //! Invariants: the same live set and states as a snapshot of the same bytes (tested against
 //! one); read-only, lock-free (a concurrent append looks like the end of the log, a segment
 //! deleted meanwhile held nothing live); never panics on any bytes.
@@ -22,37 +29,109 @@ use envelope::QueueId;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::Arc;
 
-/// One live message as the census sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Brief {
+/// One live message as the census sees it, borrowed from the census.
+#[derive(Debug, Clone, Copy)]
+pub struct Brief<'a> {
     pub queue: QueueName,
     pub arrival_time: u64,
-    pub sender: Arc<str>,
-    /// Every recipient in envelope order, with whether it is still open (pending or
-    /// deferred, [`envelope::RecipientState::is_open`]).
-    pub recipients: Vec<(Arc<str>, bool)>,
+    pub sender: &'a str,
+    recipients: &'a [u32],
+    strings: &'a [Box<str>],
 }
 
-impl Brief {
-    /// The recipients still open.
-    pub fn open_recipients(&self) -> impl Iterator<Item = &str> {
+impl<'a> Brief<'a> {
+    /// Every recipient in envelope order, with whether it is still open (pending or
+    /// deferred, [`envelope::RecipientState::is_open`]).
+    pub fn recipients(&self) -> impl Iterator<Item = (&'a str, bool)> + 'a {
+        let strings = self.strings;
         self.recipients
             .iter()
-            .filter(|(_, open)| *open)
-            .map(|(a, _)| &**a)
+            .map(move |&r| (&*strings[(r >> 1) as usize], r & 1 == 1))
+    }
+
+    /// The recipients still open.
+    pub fn open_recipients(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.recipients().filter(|(_, open)| *open).map(|(a, _)| a)
     }
 }
+
+/// A recipient: its address's index in the census's string table, shifted left, the low bit
+/// set while it is open.
+type Rcpt = u32;
+
+/// What the census keeps of one message (32 bytes beside its 16-byte ID).
+#[derive(Debug)]
+struct Slot {
+    arrival_time: u64,
+    sender: u32,
+    queue: QueueName,
+    recipients: Recipients,
+}
+
+/// One recipient inline (the usual case), more on the heap.
+#[derive(Debug)]
+enum Recipients {
+    One(Rcpt),
+    Many(Box<[Rcpt]>),
+}
+
+impl Recipients {
+    fn as_slice(&self) -> &[Rcpt] {
+        match self {
+            Recipients::One(r) => std::slice::from_ref(r),
+            Recipients::Many(rs) => rs,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Rcpt] {
+        match self {
+            Recipients::One(r) => std::slice::from_mut(r),
+            Recipients::Many(rs) => rs,
+        }
+    }
+}
+
+/// Hashes a queue ID by folding its 80 bits and multiplying (Fx-style): IDs are the store's
+/// own (time, counter and random bits), so no sender can choose them to collide.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        let folded = (v as u64) ^ ((v >> 64) as u64).rotate_left(32);
+        let mixed = u128::from(folded ^ self.0) * 0x9E37_79B9_7F4A_7C15;
+        self.0 = (mixed as u64) ^ ((mixed >> 64) as u64);
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.write_u128(u128::from(v));
+    }
+}
+
+type IdMap<V> = HashMap<QueueId, V, BuildHasherDefault<IdHasher>>;
 
 /// The live messages of a log.
 #[derive(Debug, Default)]
 pub struct Census {
-    messages: HashMap<QueueId, Brief>,
-    strings: HashSet<Arc<str>>,
+    messages: IdMap<Slot>,
+    strings: Vec<Box<str>>,
+    /// Only while scanning: each distinct string's index in `strings`.
+    interned: HashMap<Box<str>, u32>,
 }
 
 impl Census {
@@ -64,8 +143,10 @@ impl Census {
             return Ok(census);
         }
         let io = |e| StoreError::io(&dir, e);
+        let numbers = segment::list(&dir).map_err(io)?;
+        let mut left = log_bytes(&dir, &numbers);
         let mut buf = Vec::new();
-        for number in segment::list(&dir).map_err(io)? {
+        for (i, &number) in numbers.iter().enumerate() {
             buf.clear();
             match std::fs::File::open(segment::path(&dir, number)) {
                 Ok(mut file) => file.read_to_end(&mut buf).map_err(io)?,
@@ -74,8 +155,12 @@ impl Census {
                 Err(e) => return Err(io(e)),
             };
             census.read_segment(&buf).map_err(io)?;
+            left = left.saturating_sub(buf.len() as u64);
+            if i == 0 {
+                census.reserve_for(buf.len() as u64, left);
+            }
         }
-        census.strings = HashSet::new();
+        census.interned = HashMap::new();
         Ok(census)
     }
 
@@ -88,13 +173,34 @@ impl Census {
     }
 
     /// One message's brief.
-    pub fn get(&self, id: QueueId) -> Option<&Brief> {
-        self.messages.get(&id)
+    pub fn get(&self, id: QueueId) -> Option<Brief<'_>> {
+        self.messages.get(&id).map(|slot| self.brief(slot))
     }
 
     /// Every live message, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (QueueId, &Brief)> {
-        self.messages.iter().map(|(&id, b)| (id, b))
+    pub fn iter(&self) -> impl Iterator<Item = (QueueId, Brief<'_>)> {
+        self.messages.iter().map(|(&id, s)| (id, self.brief(s)))
+    }
+
+    fn brief<'a>(&'a self, slot: &'a Slot) -> Brief<'a> {
+        Brief {
+            queue: slot.queue,
+            arrival_time: slot.arrival_time,
+            sender: &self.strings[slot.sender as usize],
+            recipients: slot.recipients.as_slice(),
+            strings: &self.strings,
+        }
+    }
+
+    /// Sizes the map for the rest of the log at the first segment's bytes per message, so a
+    /// million-message log is not rehashed as it grows (over-estimates only cost memory).
+    fn reserve_for(&mut self, first_bytes: u64, left_bytes: u64) {
+        let seen = self.messages.len() as u64;
+        if seen == 0 || first_bytes == 0 {
+            return;
+        }
+        let more = left_bytes / (first_bytes / seen).max(1);
+        self.messages.reserve(more.min(1 << 26) as usize);
     }
 
     fn read_segment(&mut self, data: &[u8]) -> io::Result<u64> {
@@ -112,18 +218,18 @@ impl Census {
                 let Some((meta, _body)) = record::split_message(payload) else {
                     return false;
                 };
-                let Ok(meta) = serde_json::from_slice::<MetaView<'_>>(meta) else {
+                let Some(meta) = decode::<MetaView<'_>>(meta) else {
                     return false;
                 };
                 self.put(id, meta);
             }
             2 => {
-                let Ok(update) = serde_json::from_slice::<UpdateView>(&payload[16..]) else {
+                let Some(update) = decode::<UpdateView>(&payload[16..]) else {
                     return false;
                 };
-                self.set_states(id, &update.recipients);
-                if let Some(brief) = self.messages.get_mut(&id) {
-                    brief.queue = update.queue;
+                if let Some(slot) = self.messages.get_mut(&id) {
+                    set_states(slot, &update.recipients);
+                    slot.queue = update.queue;
                 }
             }
             3 => {
@@ -140,44 +246,65 @@ impl Census {
             Some(FollowUpView::Remove(other)) => {
                 self.messages.remove(other);
             }
-            Some(FollowUpView::SetRecipients(other, states)) => self.set_states(*other, states),
+            Some(FollowUpView::SetRecipients(other, states)) => {
+                if let Some(slot) = self.messages.get_mut(other) {
+                    set_states(slot, states);
+                }
+            }
             None => {}
         }
         let env = meta.envelope;
-        let recipients = env
-            .recipients
-            .iter()
-            .map(|r| (self.intern(&r.address), r.state.is_open()))
-            .collect();
-        let brief = Brief {
-            queue: meta.queue,
+        let rcpt = |c: &mut Census, r: &RecipientView<'_>| {
+            (c.intern(&r.address) << 1) | Rcpt::from(r.state.is_open())
+        };
+        let recipients = match &env.recipients[..] {
+            [one] => Recipients::One(rcpt(self, one)),
+            many => Recipients::Many(many.iter().map(|r| rcpt(self, r)).collect()),
+        };
+        let slot = Slot {
             arrival_time: env.arrival_time,
             sender: self.intern(&env.sender),
+            queue: meta.queue,
             recipients,
         };
-        self.messages.insert(id, brief);
+        self.messages.insert(id, slot);
     }
 
-    /// Out-of-range indexes and unknown IDs are ignored, as by the index.
-    fn set_states(&mut self, id: QueueId, states: &[(usize, StateView)]) {
-        let Some(brief) = self.messages.get_mut(&id) else {
-            return;
-        };
-        for (i, state) in states {
-            if let Some(r) = brief.recipients.get_mut(*i) {
-                r.1 = state.is_open();
-            }
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&known) = self.interned.get(s) {
+            return known;
         }
+        let index = self.strings.len() as u32;
+        self.strings.push(Box::from(s));
+        self.interned.insert(Box::from(s), index);
+        index
     }
+}
 
-    fn intern(&mut self, s: &str) -> Arc<str> {
-        if let Some(known) = self.strings.get(s) {
-            return known.clone();
+/// Decodes a JSON payload, checking its UTF-8 once for the whole text: `from_slice` checks
+/// every string and key on its own, a sixth of the census's instructions. The same payloads
+/// decode either way (invalid UTF-8 anywhere is invalid JSON too).
+fn decode<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Option<T> {
+    serde_json::from_str(std::str::from_utf8(json).ok()?).ok()
+}
+
+/// Out-of-range indexes are ignored, as by the index.
+fn set_states(slot: &mut Slot, states: &[(usize, StateView)]) {
+    let recipients = slot.recipients.as_mut_slice();
+    for (i, state) in states {
+        if let Some(r) = recipients.get_mut(*i) {
+            *r = (*r & !1) | Rcpt::from(state.is_open());
         }
-        let new: Arc<str> = Arc::from(s);
-        self.strings.insert(new.clone());
-        new
     }
+}
+
+/// The total length of the segments, for sizing (a segment gone meanwhile counts nothing).
+fn log_bytes(dir: &Path, numbers: &[u64]) -> u64 {
+    numbers
+        .iter()
+        .filter_map(|&n| std::fs::metadata(segment::path(dir, n)).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// [`crate::recovery::walk_segment`] for a read-only reader: damage is skipped, not saved.
