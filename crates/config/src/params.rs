@@ -608,7 +608,46 @@ pub(crate) const PARAMS: &[Param] = &[
     choice!(syslog_facility),
     text!(syslog_name, required),
     text!(syslog_socket),
+    Param {
+        name: "transport_destination_concurrency_limit",
+        kind: Kind::Pairs,
+        access: Access::List {
+            get: |config| pairs(&config.transport_destination_concurrency_limit),
+            set: |config, items| {
+                config.transport_destination_concurrency_limit =
+                    units::parse_pairs(&items, |v| parse_count(v).ok().filter(|&n: &usize| n > 0))?;
+                Ok(())
+            },
+        },
+    },
+    Param {
+        name: "transport_destination_rate_limit",
+        kind: Kind::Pairs,
+        access: Access::List {
+            get: |config| pairs(&config.transport_destination_rate_limit),
+            set: |config, items| {
+                config.transport_destination_rate_limit = items
+                    .iter()
+                    .map(|item| units::parse_destination_rate(item))
+                    .collect::<Result<_, _>>()?;
+                Ok(())
+            },
+        },
+    },
     list!(transport_maps),
+    Param {
+        name: "transports",
+        kind: Kind::Pairs,
+        access: Access::List {
+            get: |config| pairs(&config.transports),
+            set: |config, items| {
+                config.transports = units::parse_pairs(&items, |v| {
+                    matches!(v, "smtp" | "relay").then(|| v.to_string())
+                })?;
+                Ok(())
+            },
+        },
+    },
     reply_code!(unknown_address_reject_code),
     reply_code!(unknown_client_reject_code),
     reply_code!(unknown_hostname_reject_code),
@@ -835,4 +874,9 @@ mod tests {
         assert_eq!(find("queue_minfree").map(|p| p.kind), Some(Kind::Size));
         assert!(find("nosuch").is_none());
     }
+}
+
+/// `key=value` items as printed.
+fn pairs<V: std::fmt::Display>(items: &[(String, V)]) -> Vec<String> {
+    items.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
