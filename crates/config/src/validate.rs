@@ -30,7 +30,9 @@ fn transport_limits_name_transports(config: &Config) -> Result<(), Failure> {
     match all.find(|(_, name)| !declared(name)) {
         Some((key, name)) => Err((
             key,
-            format!("unknown transport {name:?}: declare it in transports = {{ {name} = \"smtp\" }}"),
+            format!(
+                "unknown transport {name:?}: declare it in transports = {{ {name} = \"smtp\" }}"
+            ),
         )),
         None => Ok(()),
     }

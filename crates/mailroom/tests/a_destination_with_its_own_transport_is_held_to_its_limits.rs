@@ -49,11 +49,20 @@ fn three_nodes_hold_a_transport_maps_destination_to_its_own_fleet_limits() {
     fleet.wait_queues_empty();
     let samples = slow_samples.stop();
     let max = samples.iter().map(|s| s.connections).max().unwrap_or(0);
-    assert!(max <= 3, "the slow destination saw {max} connections (limit 3)");
+    assert!(
+        max <= 3,
+        "the slow destination saw {max} connections (limit 3)"
+    );
     // 15 messages 250 ms apart fleet-wide: at least 3.5 s.
-    assert!(took >= Duration::from_millis(3000), "15 messages in {took:?}");
+    assert!(
+        took >= Duration::from_millis(3000),
+        "15 messages in {took:?}"
+    );
     let excess = worst_rate_excess(&samples, 4.0, Duration::from_secs(1));
-    assert!(excess <= 3.0, "{excess:.1} messages over 4/s in some window");
+    assert!(
+        excess <= 3.0,
+        "{excess:.1} messages over 4/s in some window"
+    );
     let default_max = default_samples.max_connections();
     assert!(
         default_max > 3,
@@ -66,7 +75,16 @@ fn three_nodes_hold_a_transport_maps_destination_to_its_own_fleet_limits() {
 /// `count` messages to `to` into the node listening on `port` (Postfix's smtp-source).
 fn smtp_source(port: u16, count: usize, to: &str) {
     let count = count.to_string();
-    let args = ["-s", "5", "-m", &count, "-f", "sender@test.example", "-t", to];
+    let args = [
+        "-s",
+        "5",
+        "-m",
+        &count,
+        "-f",
+        "sender@test.example",
+        "-t",
+        to,
+    ];
     let out = run_with_input(
         Command::new("smtp-source")
             .args(args)
@@ -100,11 +118,23 @@ fn a_node_alone_holds_a_transport_maps_destination_to_its_own_limits() {
     world.env.wait_queue_empty();
     let samples = slow_samples.stop();
     let max = samples.iter().map(|s| s.connections).max().unwrap_or(0);
-    assert!(max <= 2, "the slow destination saw {max} connections (limit 2)");
+    assert!(
+        max <= 2,
+        "the slow destination saw {max} connections (limit 2)"
+    );
     // 10 messages 200 ms apart: at least 1.8 s.
-    assert!(took >= Duration::from_millis(1500), "10 messages in {took:?}");
+    assert!(
+        took >= Duration::from_millis(1500),
+        "10 messages in {took:?}"
+    );
     let excess = worst_rate_excess(&samples, 5.0, Duration::from_secs(1));
-    assert!(excess <= 3.0, "{excess:.1} messages over 5/s in some window");
+    assert!(
+        excess <= 3.0,
+        "{excess:.1} messages over 5/s in some window"
+    );
     let fast_max = fast_samples.max_connections();
-    assert!(fast_max > 2, "the other destination kept the default limit (saw {fast_max})");
+    assert!(
+        fast_max > 2,
+        "the other destination kept the default limit (saw {fast_max})"
+    );
 }

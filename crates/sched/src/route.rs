@@ -170,7 +170,11 @@ impl Routing {
             mailbox_transport: cfg.mailbox_transport.clone(),
             virtual_mailbox_domains: cfg.virtual_mailbox_domains.clone(),
             virtual_transport: cfg.virtual_transport.clone(),
-            transports: cfg.transports.iter().map(|(name, _)| name.clone()).collect(),
+            transports: cfg
+                .transports
+                .iter()
+                .map(|(name, _)| name.clone())
+                .collect(),
         }
     }
 }
