@@ -852,6 +852,11 @@ fn format_duration(duration: &Duration) -> String {
     units::format_duration(*duration)
 }
 
+/// `key=value` items as printed.
+fn pairs<V: std::fmt::Display>(items: &[(String, V)]) -> Vec<String> {
+    items.iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -874,9 +879,4 @@ mod tests {
         assert_eq!(find("queue_minfree").map(|p| p.kind), Some(Kind::Size));
         assert!(find("nosuch").is_none());
     }
-}
-
-/// `key=value` items as printed.
-fn pairs<V: std::fmt::Display>(items: &[(String, V)]) -> Vec<String> {
-    items.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }

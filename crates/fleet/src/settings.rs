@@ -62,3 +62,25 @@ fn intervals(rates: &[(String, config::Rate)]) -> HashMap<String, Duration> {
         .map(|(key, rate)| (key.clone(), Duration::from_secs_f64(interval(rate))))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_transports_rate_applies_to_each_of_its_destinations_only() {
+        let mut cfg = Config::embedded_default();
+        cfg.transports = vec![("slow".into(), "smtp".into())];
+        let rate = config::Rate {
+            count: 60,
+            per: Duration::from_secs(60),
+        };
+        cfg.transport_destination_rate_limit = vec![("slow".into(), rate)];
+        let settings = FleetSettings::from_config(&cfg).expect("a rate needs the fleet link");
+        let second = Duration::from_secs(1);
+        assert_eq!(settings.interval("slow:[mx.example.net]"), second);
+        assert_eq!(settings.interval("slow:example.org"), second);
+        assert_eq!(settings.interval("[mx.example.net]"), Duration::ZERO);
+        assert_eq!(settings.interval("other:example.org"), Duration::ZERO);
+    }
+}

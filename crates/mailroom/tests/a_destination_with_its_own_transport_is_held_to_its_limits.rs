@@ -138,3 +138,27 @@ fn a_node_alone_holds_a_transport_maps_destination_to_its_own_limits() {
         "the other destination kept the default limit (saw {fast_max})"
     );
 }
+
+#[test]
+fn check_reports_a_transport_maps_entry_naming_an_undeclared_transport() {
+    let env = TestEnv::new();
+    let map = env.root.join("transport");
+    std::fs::write(&map, "slow.example slwo:[127.0.0.1]:2525\n").unwrap();
+    env.write_config(&format!(
+        "transports = {{ slow = \"smtp\" }}\ntransport_maps = [\"{}\"]\n",
+        map.display()
+    ));
+    let out = env.run(&["check"], b"");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(":1: unknown transport \"slwo\""),
+        "check names the bad line: {stdout}"
+    );
+    env.write_config(&format!(
+        "transports = {{ slwo = \"smtp\" }}\ntransport_maps = [\"{}\"]\n",
+        map.display()
+    ));
+    let stdout = String::from_utf8_lossy(&env.run(&["check"], b"").stdout).to_string();
+    assert!(!stdout.contains("unknown transport"), "{stdout}");
+}
