@@ -356,6 +356,13 @@ pub struct Config {
     /// mailroom-only: messages per time to one destination (the scheduler's destination
     /// name: a domain, or a next hop such as `[10.0.0.1]:25`), shared by a fleet.
     pub smtp_destination_rate_limit: Vec<(String, Rate)>,
+    /// mailroom-only (Postfix: master.cf entries): named transports and the agent each
+    /// runs (`slow=smtp`), for `transport_maps` results such as `slow:[mx.example.net]`.
+    pub transports: Vec<(String, String)>,
+    /// Postfix's `NAME_destination_concurrency_limit`, per named transport (`slow=3`).
+    pub transport_destination_concurrency_limit: Vec<(String, usize)>,
+    /// Messages per time to one destination of a named transport (`slow=60/m`).
+    pub transport_destination_rate_limit: Vec<(String, Rate)>,
     /// mailroom-only: the Redis a fleet of nodes shares limits and suspensions through
     /// (`redis://host:6379/0`); empty = a single node.
     pub fleet_redis_url: String,

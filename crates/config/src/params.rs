@@ -609,7 +609,46 @@ pub(crate) const PARAMS: &[Param] = &[
     choice!(syslog_facility),
     text!(syslog_name, required),
     text!(syslog_socket),
+    Param {
+        name: "transport_destination_concurrency_limit",
+        kind: Kind::Pairs,
+        access: Access::List {
+            get: |config| pairs(&config.transport_destination_concurrency_limit),
+            set: |config, items| {
+                config.transport_destination_concurrency_limit =
+                    units::parse_pairs(&items, |v| parse_count(v).ok().filter(|&n: &usize| n > 0))?;
+                Ok(())
+            },
+        },
+    },
+    Param {
+        name: "transport_destination_rate_limit",
+        kind: Kind::Pairs,
+        access: Access::List {
+            get: |config| pairs(&config.transport_destination_rate_limit),
+            set: |config, items| {
+                config.transport_destination_rate_limit = items
+                    .iter()
+                    .map(|item| units::parse_destination_rate(item))
+                    .collect::<Result<_, _>>()?;
+                Ok(())
+            },
+        },
+    },
     list!(transport_maps),
+    Param {
+        name: "transports",
+        kind: Kind::Pairs,
+        access: Access::List {
+            get: |config| pairs(&config.transports),
+            set: |config, items| {
+                config.transports = units::parse_pairs(&items, |v| {
+                    matches!(v, "smtp" | "relay").then(|| v.to_string())
+                })?;
+                Ok(())
+            },
+        },
+    },
     reply_code!(unknown_address_reject_code),
     reply_code!(unknown_client_reject_code),
     reply_code!(unknown_hostname_reject_code),
@@ -812,6 +851,11 @@ fn format_log_format(format: &LogFormat) -> String {
 
 fn format_duration(duration: &Duration) -> String {
     units::format_duration(*duration)
+}
+
+/// `key=value` items as printed.
+fn pairs<V: std::fmt::Display>(items: &[(String, V)]) -> Vec<String> {
+    items.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
 #[cfg(test)]

@@ -530,3 +530,36 @@ fn destination_rate_limits_read_as_an_inline_table_or_strings() {
     let cfg = parse_ok("fleet_redis_url = \"redis://127.0.0.1:6379/0\"");
     assert_eq!(cfg.fleet_redis_url, "redis://127.0.0.1:6379/0");
 }
+
+#[test]
+fn named_transports_and_their_limits_are_read_and_misspelt_names_refused() {
+    let cfg = parse_ok(
+        "transports = { slow = \"smtp\" }\n\
+         transport_destination_concurrency_limit = { slow = \"3\" }\n\
+         transport_destination_rate_limit = { slow = \"60/m\" }",
+    );
+    assert_eq!(
+        cfg.transports,
+        vec![("slow".to_string(), "smtp".to_string())]
+    );
+    assert_eq!(
+        cfg.transport_destination_concurrency_limit,
+        vec![("slow".to_string(), 3)]
+    );
+    assert_eq!(cfg.transport_destination_rate_limit[0].1.count, 60);
+    let err = parse_err(
+        "transports = { slow = \"smtp\" }\ntransport_destination_concurrency_limit = { slwo = \"3\" }",
+    );
+    assert!(
+        err.to_string().contains("unknown transport \"slwo\""),
+        "{err}"
+    );
+    for bad in [
+        "{ smtp = \"smtp\" }",
+        "{ slow = \"local\" }",
+        "{ \"Sl ow\" = \"smtp\" }",
+    ] {
+        parse_err(&format!("transports = {bad}"));
+    }
+    parse_err("transports = { slow = \"smtp\" }\ntransport_destination_concurrency_limit = { slow = \"0\" }");
+}

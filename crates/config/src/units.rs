@@ -171,6 +171,38 @@ pub(crate) fn parse_destination_rate(text: &str) -> Result<(String, crate::Rate)
     Ok((destination, crate::Rate { count, per }))
 }
 
+/// The transports mailroom has built in: a named transport cannot take one of these names.
+pub const BUILTIN_TRANSPORTS: &[&str] = &[
+    "smtp", "relay", "lmtp", "local", "virtual", "filter", "discard", "error", "retry", "hold",
+];
+
+/// `name=value` items keyed by a transport name (lower-case letters, digits, `-`, `_`, as
+/// master.cf service names), each value read by `value` (`None`: not acceptable).
+pub(crate) fn parse_pairs<V>(
+    items: &[String],
+    value: impl Fn(&str) -> Option<V>,
+) -> Result<Vec<(String, V)>, String> {
+    items
+        .iter()
+        .map(|item| {
+            let bad = || format!("not a transport setting: {item:?} (use \"slow=VALUE\")");
+            let (name, text) = item.split_once('=').ok_or_else(bad)?;
+            let name = name.trim();
+            let good_name = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if !good_name || BUILTIN_TRANSPORTS.contains(&name) {
+                return Err(format!(
+                    "{name:?} cannot name a transport (lower-case letters, digits, - and _, not a built-in transport)"
+                ));
+            }
+            let value = value(text.trim()).ok_or_else(bad)?;
+            Ok((name.to_string(), value))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

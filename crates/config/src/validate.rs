@@ -15,7 +15,27 @@ pub(crate) fn check(config: &Config, lines: &BTreeMap<&str, usize>) -> Result<()
     maildrop_holds_a_message(config, lines)?;
     virtual_mailbox_holds_a_message(config, lines)?;
     virtual_mailbox_base_is_absolute(config)?;
-    virtual_domains_are_not_local(config, lines)
+    virtual_domains_are_not_local(config, lines)?;
+    transport_limits_name_transports(config)
+}
+
+/// A limit for a transport that `transports` does not declare would limit nothing: a
+/// misspelt name is refused instead of leaving the destination at the default.
+fn transport_limits_name_transports(config: &Config) -> Result<(), Failure> {
+    let declared = |name: &str| config.transports.iter().any(|(n, _)| n == name);
+    let limits = config.transport_destination_concurrency_limit.iter();
+    let limits = limits.map(|(n, _)| ("transport_destination_concurrency_limit", n));
+    let rates = config.transport_destination_rate_limit.iter();
+    let mut all = limits.chain(rates.map(|(n, _)| ("transport_destination_rate_limit", n)));
+    match all.find(|(_, name)| !declared(name)) {
+        Some((key, name)) => Err((
+            key,
+            format!(
+                "unknown transport {name:?}: declare it in transports = {{ {name} = \"smtp\" }}"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Postfix's virtual(8): a limited `virtual_mailbox_limit` below `message_size_limit` (or

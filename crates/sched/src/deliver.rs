@@ -21,7 +21,7 @@ pub(crate) async fn run(cx: &Context, item: &Item) -> Delivery {
     let agent = match item.destination.transport {
         Transport::Local => Agent::Local,
         Transport::Virtual => Agent::Virtual,
-        Transport::Smtp | Transport::Filter => Agent::Smtp,
+        Transport::Smtp | Transport::Filter | Transport::Named(_) => Agent::Smtp,
         Transport::Lmtp => Agent::Lmtp,
     };
     let outcomes = complete_set(item, outcomes)
@@ -45,7 +45,14 @@ async fn attempt(cx: &Context, item: &Item) -> (Vec<Outcome>, Option<String>) {
         return attempt_now(cx, item).await;
     };
     let limit = cx.shared.settings().limits.of(item.destination.transport);
-    match fleet.admit(&item.destination.name, limit).await {
+    // A named transport's destinations are its own in the fleet too (`slow:[mx.example.net]`,
+    // limited by `transport_destination_*_limit`); the built-in ones keep the bare name
+    // that `smtp_destination_rate_limit` is keyed by.
+    let key = match item.destination.transport {
+        Transport::Named(_) => item.destination.to_string(),
+        _ => item.destination.name.clone(),
+    };
+    match fleet.admit(&key, limit).await {
         Admission::Go(permit) => {
             let result = attempt_now(cx, item).await;
             drop(permit);
@@ -83,7 +90,9 @@ async fn attempt_now(cx: &Context, item: &Item) -> (Vec<Outcome>, Option<String>
             (run_local(cx, &entry, &item.recipients, body).await, None)
         }
         Route::Lmtp { nexthop } => run_lmtp(cx, item, nexthop, &entry, body).await,
-        Route::Smtp { nexthop, filter } => {
+        Route::Smtp {
+            nexthop, filter, ..
+        } => {
             let remote = cx.shared.remote();
             let (hop, env, rcpts, filter) = (
                 nexthop.clone(),

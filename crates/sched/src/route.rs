@@ -16,6 +16,11 @@
 //! `old.example error:5.1.1 mailbox moved`, `slow.example retry:4.4.1 try later`,
 //! `spam.example discard:dropped`, `quarantine.example hold:`, `me.example local:`,
 //! `mail.example lmtp:unix:/run/dovecot/lmtp`, `other.example lmtp:inet:127.0.0.1:24`.
+//!
+//! Named transports (`transports = { slow = "smtp" }`, Postfix's master.cf services running
+//! smtp(8)) are results too: `example.net slow:[mx.example.net]` is an SMTP delivery whose
+//! destinations are the transport's own (`slow:[mx.example.net]`), with the transport's
+//! concurrency and rate limits (`transport_destination_*_limit`), on one node and in a fleet.
 
 use agents::LmtpNexthop;
 use config::Config;
@@ -33,6 +38,8 @@ pub enum Route {
     Smtp {
         nexthop: Nexthop,
         filter: bool,
+        /// A named transport (`slow:…` in `transport_maps`); `None` = `smtp`.
+        transport: Option<&'static str>,
     },
     /// An LMTP server (Dovecot): `mailbox_transport`, `virtual_transport`, `lmtp:` maps.
     Lmtp {
@@ -60,6 +67,21 @@ pub enum Transport {
     Lmtp,
     /// The content filter (an SMTP delivery to `content_filter`).
     Filter,
+    /// A named transport that runs the SMTP client (`transports`), interned by [`intern`].
+    Named(&'static str),
+}
+
+/// The one `&'static` copy of a named transport's name (kept `Copy` as the other
+/// transports are; a reload naming the same transports allocates nothing new).
+pub fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(known) = names.iter().find(|n| **n == name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.push(leaked);
+    leaked
 }
 
 /// One destination: the unit of concurrency, fairness and dead marks in the queue manager.
@@ -79,6 +101,7 @@ impl fmt::Display for Destination {
             Transport::Smtp => "smtp",
             Transport::Lmtp => "lmtp",
             Transport::Filter => "filter",
+            Transport::Named(name) => name,
         };
         write!(f, "{transport}:{}", self.name)
     }
@@ -105,7 +128,13 @@ impl Route {
             Route::Smtp {
                 nexthop,
                 filter: true,
+                ..
             } => (Transport::Filter, nexthop.to_string()),
+            Route::Smtp {
+                nexthop,
+                transport: Some(name),
+                ..
+            } => (Transport::Named(name), nexthop.to_string()),
             Route::Smtp { nexthop, .. } => (Transport::Smtp, nexthop.to_string()),
             Route::Lmtp { nexthop } => (Transport::Lmtp, nexthop.to_string()),
             _ => return None,
@@ -129,6 +158,8 @@ pub struct Routing {
     pub virtual_mailbox_domains: Vec<String>,
     /// `virtual` (the virtual(8) agent) or `lmtp:…`.
     pub virtual_transport: String,
+    /// The named transports (`transports`): all run the SMTP client.
+    pub transports: Vec<String>,
 }
 
 impl Routing {
@@ -141,6 +172,11 @@ impl Routing {
             mailbox_transport: cfg.mailbox_transport.clone(),
             virtual_mailbox_domains: cfg.virtual_mailbox_domains.clone(),
             virtual_transport: cfg.virtual_transport.clone(),
+            transports: cfg
+                .transports
+                .iter()
+                .map(|(name, _)| name.clone())
+                .collect(),
         }
     }
 }
@@ -149,7 +185,8 @@ impl Routing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum MapResult {
     Route(Route),
-    SmtpToDomain,
+    /// `smtp:` or `NAME:` with no next hop: the recipient domain, by MX.
+    SmtpToDomain(Option<&'static str>),
 }
 
 /// Address verdicts routing asks for before anything else (the daemon gives the address
@@ -179,7 +216,7 @@ const FILTER_EXEMPT: [&str; 3] = ["reinject", "bounce", "2bounce"];
 impl Router {
     /// Builds the router; an unreadable map or a bad line is an error naming `file:line`.
     pub fn new(cfg: &Routing) -> Result<Router, String> {
-        let (map, wildcard) = transport_table(&cfg.transport_maps)?;
+        let (map, wildcard) = transport_table(&cfg.transport_maps, &cfg.transports)?;
         let relayhost = match cfg.relayhost.trim() {
             "" => None,
             h => Some(Nexthop::parse(h).map_err(|e| format!("relayhost: {e}"))?),
@@ -262,6 +299,7 @@ impl Router {
                 return Route::Smtp {
                     nexthop: filter.clone(),
                     filter: true,
+                    transport: None,
                 };
             }
         }
@@ -272,7 +310,7 @@ impl Router {
         if let Some(found) = self.lookup(&address.to_ascii_lowercase(), &domain) {
             return match found {
                 MapResult::Route(r) => r.clone(),
-                MapResult::SmtpToDomain => self.default_smtp(&domain),
+                MapResult::SmtpToDomain(transport) => self.default_smtp(&domain, *transport),
             };
         }
         if domain.is_empty() || self.local_domains.contains(&domain) {
@@ -290,12 +328,13 @@ impl Router {
             Some(relay) => Route::Smtp {
                 nexthop: relay.clone(),
                 filter: false,
+                transport: None,
             },
-            None => self.default_smtp(&domain),
+            None => self.default_smtp(&domain, None),
         }
     }
 
-    fn default_smtp(&self, domain: &str) -> Route {
+    fn default_smtp(&self, domain: &str, transport: Option<&'static str>) -> Route {
         Route::Smtp {
             nexthop: Nexthop {
                 host: domain.to_string(),
@@ -303,6 +342,7 @@ impl Router {
                 mx_lookup: true,
             },
             filter: false,
+            transport,
         }
     }
 
@@ -324,7 +364,7 @@ impl Router {
 /// `transport_maps` read into the exact patterns and the `*` entry.
 type TransportTable = (HashMap<String, MapResult>, Option<MapResult>);
 
-fn transport_table(files: &[String]) -> Result<TransportTable, String> {
+fn transport_table(files: &[String], named: &[String]) -> Result<TransportTable, String> {
     let mut map = HashMap::new();
     let mut wildcard = None;
     for file in files {
@@ -342,7 +382,7 @@ fn transport_table(files: &[String]) -> Result<TransportTable, String> {
                 .split_once(char::is_whitespace)
                 .ok_or_else(|| format!("{path}:{}: expected `pattern transport:nexthop`", n + 1))?;
             let result =
-                parse_result(result.trim()).map_err(|e| format!("{path}:{}: {e}", n + 1))?;
+                parse_result(result.trim(), named).map_err(|e| format!("{path}:{}: {e}", n + 1))?;
             if pattern == "*" {
                 wildcard = Some(result);
             } else {
@@ -379,9 +419,12 @@ fn transport_setting(
     }
 }
 
-fn parse_result(result: &str) -> Result<MapResult, String> {
+fn parse_result(result: &str, named: &[String]) -> Result<MapResult, String> {
     let (transport, rest) = result.split_once(':').unwrap_or((result, ""));
     let rest = rest.trim();
+    if let Some(name) = named.iter().find(|n| *n == transport) {
+        return named_result(intern(name), rest);
+    }
     let status = |default: &str| -> (String, String) {
         match rest.split_once(char::is_whitespace) {
             Some((code, text)) if is_status(code) => (code.to_string(), text.trim().to_string()),
@@ -398,10 +441,11 @@ fn parse_result(result: &str) -> Result<MapResult, String> {
     };
     Ok(MapResult::Route(match transport {
         "local" => Route::Local,
-        "smtp" | "relay" if rest.is_empty() => return Ok(MapResult::SmtpToDomain),
+        "smtp" | "relay" if rest.is_empty() => return Ok(MapResult::SmtpToDomain(None)),
         "smtp" | "relay" => Route::Smtp {
             nexthop: Nexthop::parse(rest).map_err(|e| e.to_string())?,
             filter: false,
+            transport: None,
         },
         "lmtp" => Route::Lmtp {
             nexthop: LmtpNexthop::parse(rest)?,
@@ -432,9 +476,21 @@ fn parse_result(result: &str) -> Result<MapResult, String> {
         }),
         other => {
             return Err(format!(
-            "unknown transport {other:?} (smtp, relay, lmtp, local, discard, error, retry, hold)"
+            "unknown transport {other:?} (smtp, relay, lmtp, local, discard, error, retry, hold, or one declared in transports)"
         ))
         }
+    }))
+}
+
+/// `NAME:[host]:port`, `NAME:host` or `NAME:` (the recipient domain) for a named transport.
+fn named_result(name: &'static str, rest: &str) -> Result<MapResult, String> {
+    if rest.is_empty() {
+        return Ok(MapResult::SmtpToDomain(Some(name)));
+    }
+    Ok(MapResult::Route(Route::Smtp {
+        nexthop: Nexthop::parse(rest).map_err(|e| e.to_string())?,
+        filter: false,
+        transport: Some(name),
     }))
 }
 
@@ -489,7 +545,8 @@ mod tests {
             r.route("a@example.com", ""),
             Route::Smtp {
                 nexthop: hop("[10.0.0.5]:25"),
-                filter: false
+                filter: false,
+                transport: None
             }
         );
         assert_eq!(
@@ -501,7 +558,8 @@ mod tests {
             r.route("a@x.sub.org", ""),
             Route::Smtp {
                 nexthop: hop("mx.sub.org"),
-                filter: false
+                filter: false,
+                transport: None
             }
         );
         assert_eq!(
@@ -532,7 +590,8 @@ mod tests {
             r.route("a@bare.example", ""),
             Route::Smtp {
                 nexthop: hop("bare.example"),
-                filter: false
+                filter: false,
+                transport: None
             }
         );
         assert_eq!(r.route("root@localhost", ""), Route::Local);
@@ -546,7 +605,8 @@ mod tests {
             r.route("x@far.example", ""),
             Route::Smtp {
                 nexthop: hop("[127.0.0.1]:2526"),
-                filter: false
+                filter: false,
+                transport: None
             }
         );
         assert_eq!(r.route("x@localhost", ""), Route::Local);
@@ -560,6 +620,7 @@ mod tests {
         let filtered = Route::Smtp {
             nexthop: hop("[127.0.0.1]:10024"),
             filter: true,
+            transport: None,
         };
         assert_eq!(r.route("x@localhost", "smtpd"), filtered);
         assert_eq!(r.route("x@far.example", "pickup"), filtered);
@@ -654,6 +715,24 @@ mod tests {
     }
 
     #[test]
+    fn named_transports_route_by_smtp_to_destinations_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::write(&path, "a.example slow:[mx.a.example]\nb.example slow:\n").unwrap();
+        let mut cfg = Config::embedded_default();
+        cfg.transport_maps = vec![path.display().to_string()];
+        let err = Router::new(&Routing::from_config(&cfg)).err().unwrap();
+        assert!(err.contains(":1: unknown transport \"slow\""), "{err}");
+        cfg.transports = vec![("slow".into(), "smtp".into())];
+        let r = Router::new(&Routing::from_config(&cfg)).unwrap();
+        let dest = |a: &str| r.route(a, "smtpd").destination(a).unwrap();
+        assert_eq!(dest("x@a.example").to_string(), "slow:[mx.a.example]");
+        assert_eq!(dest("x@b.example").to_string(), "slow:b.example");
+        assert_eq!(dest("x@b.example").transport, Transport::Named("slow"));
+        assert_eq!(dest("x@c.example").to_string(), "smtp:c.example");
+    }
+
+    #[test]
     fn bad_map_lines_name_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t");
@@ -661,7 +740,7 @@ mod tests {
         let mut cfg = Config::embedded_default();
         cfg.transport_maps = vec![path.display().to_string()];
         let err = Router::new(&Routing::from_config(&cfg)).err().unwrap();
-        assert!(err.ends_with(":2: unknown transport \"nosuch\" (smtp, relay, lmtp, local, discard, error, retry, hold)"), "{err}");
+        assert!(err.ends_with(":2: unknown transport \"nosuch\" (smtp, relay, lmtp, local, discard, error, retry, hold, or one declared in transports)"), "{err}");
     }
 
     fn lmtp(s: &str) -> Route {

@@ -18,6 +18,10 @@ pub struct Limits {
     pub smtp: usize,
     pub lmtp: usize,
     pub filter: usize,
+    /// `transport_destination_concurrency_limit`: the named transports' own limits.
+    pub named: Vec<(String, usize)>,
+    /// `default_destination_concurrency_limit`, for a named transport without its own.
+    pub default: usize,
     pub dead_time: Duration,
 }
 
@@ -31,6 +35,11 @@ impl Limits {
             Transport::Smtp => self.smtp,
             Transport::Lmtp => self.lmtp,
             Transport::Filter => self.filter,
+            Transport::Named(name) => self
+                .named
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(self.default, |(_, limit)| *limit),
         };
         limit.max(1)
     }
@@ -70,6 +79,8 @@ impl Settings {
                 smtp: cfg.smtp_destination_concurrency_limit,
                 lmtp: cfg.lmtp_destination_concurrency_limit,
                 filter: cfg.filter_destination_concurrency_limit,
+                named: cfg.transport_destination_concurrency_limit.clone(),
+                default: cfg.default_destination_concurrency_limit,
                 // A dead mark is short: it saves connections, it is not a retry schedule.
                 dead_time: cfg
                     .minimal_backoff_time

@@ -31,7 +31,9 @@ pub(crate) struct Suspended {
 /// network routes (`example.net`, `[10.0.0.1]:2525`); local deliveries have none.
 pub(crate) fn nexthop_name(item: &Item) -> Option<&str> {
     match item.destination.transport {
-        Transport::Smtp | Transport::Filter | Transport::Lmtp => Some(&item.destination.name),
+        Transport::Smtp | Transport::Filter | Transport::Lmtp | Transport::Named(_) => {
+            Some(&item.destination.name)
+        }
         Transport::Local | Transport::Virtual => None,
     }
 }

@@ -1,6 +1,9 @@
 //! `master.cf` → `smtpd_listen` / `submission_listen`, and a report line for every service
 //! mailroom has no equivalent of. mailroom's daemons are built in, so the stock Postfix
-//! services (pickup, cleanup, qmgr, the smtp client, local, ...) need nothing.
+//! services (pickup, cleanup, qmgr, the smtp client, local, ...) need nothing. Other
+//! services that run the SMTP client (`slow unix - - n - - smtp`) become named transports
+//! (`transports`), with main.cf's `slow_destination_concurrency_limit` and
+//! `slow_destination_rate_delay` as their limits, so transport_maps entries naming them work.
 
 use super::settings::{Decision, Outcome};
 use config::Config;
@@ -106,11 +109,91 @@ pub fn decide_master_cf(services: &[Service], main_cf: &[(String, String)]) -> V
         };
         target.extend(addresses.iter().map(|a| socket(a, port)));
     }
+    decisions.extend(named_transports(services, main_cf));
     decisions.push(listen("smtpd_listen", &smtpd));
     if !submission.is_empty() {
         decisions.push(listen("submission_listen", &submission));
     }
     decisions
+}
+
+/// A custom service running the SMTP client (not one mailroom has built in).
+fn is_named_transport(service: &Service) -> bool {
+    service.kind == "unix"
+        && service.command == "smtp"
+        && !BUILT_IN.contains(&service.name.as_str())
+}
+
+/// `transports` and the named transports' limits from main.cf (Postfix's
+/// `NAME_destination_concurrency_limit`, and `NAME_destination_rate_delay` as one message
+/// per that delay), checked by loading them as mailroom would.
+fn named_transports(services: &[Service], main_cf: &[(String, String)]) -> Vec<Decision> {
+    let names: Vec<&str> = services
+        .iter()
+        .filter(|s| is_named_transport(s))
+        .map(|s| s.name.as_str())
+        .collect();
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let param = |name: &str, suffix: &str| {
+        let key = format!("{name}_{suffix}");
+        let found = main_cf.iter().find(|(n, _)| *n == key);
+        found.map(|(_, v)| v.trim().to_string())
+    };
+    let limits = names.iter().filter_map(|n| {
+        let limit = param(n, "destination_concurrency_limit")?;
+        Some(format!("{n}={limit}"))
+    });
+    let rates = names.iter().filter_map(|n| {
+        let delay =
+            param(n, "destination_rate_delay").filter(|d| !matches!(d.as_str(), "0" | "0s"))?;
+        let delay = if delay.ends_with(|c: char| c.is_ascii_digit()) {
+            format!("{delay}s")
+        } else {
+            delay
+        };
+        Some(format!("{n}=1/{delay}"))
+    });
+    let pairs = [
+        (
+            "transports",
+            names
+                .iter()
+                .map(|n| format!("{n}=smtp"))
+                .collect::<Vec<_>>(),
+        ),
+        ("transport_destination_concurrency_limit", limits.collect()),
+        ("transport_destination_rate_limit", rates.collect()),
+    ];
+    let pairs = pairs.into_iter().filter(|(_, items)| !items.is_empty());
+    pairs
+        .map(|(name, items)| named_decision(name, &items.join(" "), &names))
+        .collect()
+}
+
+/// One of the named transports' parameters, as mailroom would load it with `transports`.
+fn named_decision(name: &str, value: &str, names: &[&str]) -> Decision {
+    let declared: Vec<String> = names.iter().map(|n| format!("{n}=smtp")).collect();
+    let mut text = format!("transports = {:?}\n", declared.join(" "));
+    if name != "transports" {
+        text.push_str(&format!("{name} = {value:?}\n"));
+    }
+    match Config::from_str(&text, None) {
+        Err(e) => ignored(
+            name,
+            value,
+            &format!("mailroom does not accept this value: {}", e.message),
+        ),
+        Ok(_) => Decision {
+            name: name.to_string(),
+            value: value.to_string(),
+            outcome: Outcome::Imported,
+            why: Some(
+                "from master.cf's services running smtp and their main.cf limits".to_string(),
+            ),
+        },
+    }
 }
 
 /// The port of an SMTP service mailroom's smtpd can take over, with a report line for
@@ -119,6 +202,12 @@ fn smtp_service(service: &Service, decisions: &mut Vec<Decision>) -> Option<u16>
     let label = format!("master.cf {}/{}", service.name, service.kind);
     let mut ignore = |value: &str, why: &str| decisions.push(ignored(&label, value, why));
     let smtp_server = matches!(service.command.as_str(), "smtpd" | "postscreen");
+    if is_named_transport(service) {
+        for option in overrides(&service.args) {
+            ignore(option, "a per-service override: a named transport takes the smtp client's settings, and only its limits from main.cf");
+        }
+        return None;
+    }
     if service.kind != "inet" || !smtp_server {
         if !BUILT_IN.contains(&service.name.as_str()) || service.kind == "inet" {
             ignore(&service.command, "mailroom has no such service; route mail with transport_maps or content_filter to its built-in agents");

@@ -122,8 +122,23 @@ amavis    unix  -       -       n       -       2       smtp
 ";
     let services = parse_master_cf(master);
     assert_eq!(services.len(), 5);
-    let main = parse_main_cf("inet_interfaces = 192.0.2.1, 127.0.0.1\n");
+    let main = parse_main_cf(
+        "inet_interfaces = 192.0.2.1, 127.0.0.1\namavis_destination_concurrency_limit = 2\n\
+         amavis_destination_rate_delay = 5s\n",
+    );
     let decisions = decide_master_cf(&services, &main);
+    // A service running the smtp client is a named transport, with its main.cf limits.
+    assert_eq!(decision(&decisions, "transports").value, "amavis=smtp");
+    let limit = decision(&decisions, "transport_destination_concurrency_limit");
+    assert_eq!(
+        (limit.value.as_str(), limit.outcome),
+        ("amavis=2", Outcome::Imported)
+    );
+    let rate = decision(&decisions, "transport_destination_rate_limit");
+    assert_eq!(
+        (rate.value.as_str(), rate.outcome),
+        ("amavis=1/5s", Outcome::Imported)
+    );
     let smtpd = decision(&decisions, "smtpd_listen");
     assert_eq!(smtpd.value, "192.0.2.1:25, 127.0.0.1:25");
     assert_eq!(smtpd.outcome, Outcome::Imported);
@@ -138,11 +153,7 @@ amavis    unix  -       -       n       -       2       smtp
         .collect();
     assert_eq!(
         ignored,
-        [
-            "master.cf submission/inet",
-            "master.cf smtps/inet",
-            "master.cf amavis/unix"
-        ],
+        ["master.cf submission/inet", "master.cf smtps/inet",],
         "{decisions:?}"
     );
 }

@@ -2,7 +2,8 @@
 //! the listeners against the profile's table (`admin::check`); `--fix` repairs them, never
 //! through a symbolic link. The address rewriting maps (canonical, virtual, relocated,
 //! generic) are opened too: each bad line is an error naming `file:line`; so are the
-//! `smtpd_*_restrictions` lists (an unknown restriction, a table that does not open). Exit 0 = no error left (warnings are printed), 1 = errors; a
+//! `smtpd_*_restrictions` lists (an unknown restriction, a table that does not open), and
+//! `transport_maps` (a bad line, a transport that is neither built in nor in `transports`). Exit 0 = no error left (warnings are printed), 1 = errors; a
 //! configuration that does not parse is reported by the loader (78).
 
 use crate::daemon::daemon_up;
@@ -68,6 +69,20 @@ fn restriction_problems(cfg: &Config) -> Vec<admin::check::Problem> {
         .collect()
 }
 
+/// `transport_maps` the scheduler could not route by (a bad line, a transport neither built
+/// in nor declared in `transports`): the daemon would refuse to start on it.
+fn routing_problems(cfg: &Config) -> Vec<admin::check::Problem> {
+    let Err(e) = sched::route::Router::new(&sched::route::Routing::from_config(cfg)) else {
+        return Vec::new();
+    };
+    let (path, what) = e.split_once(": ").unwrap_or(("", &e));
+    vec![admin::check::Problem::unrepairable(
+        path.to_string(),
+        what.to_string(),
+        "correct the transport map, or declare the transport in transports = { NAME = \"smtp\" }",
+    )]
+}
+
 /// `mailroom check`: a configuration that does not parse is reported by the loader (78).
 fn check(cfg: &Config, args: Args) -> u8 {
     let mut report = admin::check::check(&admin::Settings::from_config(cfg), daemon_up(cfg));
@@ -76,6 +91,7 @@ fn check(cfg: &Config, args: Args) -> u8 {
     }
     report.problems.extend(map_problems(cfg));
     report.problems.extend(restriction_problems(cfg));
+    report.problems.extend(routing_problems(cfg));
     let mut out = io::stdout().lock();
     if args.json {
         let _ = serde_json::to_writer_pretty(&mut out, &report);

@@ -18,6 +18,8 @@ fn limits(smtp: usize) -> Limits {
         smtp,
         lmtp: 2,
         filter: 20,
+        named: Vec::new(),
+        default: 20,
         dead_time: DEAD_TIME,
     }
 }
@@ -57,6 +59,7 @@ fn item(id: QueueId, host: &str, recipient: usize, now: Instant) -> Item {
     let route = Route::Smtp {
         nexthop,
         filter: false,
+        transport: None,
     };
     Item {
         id,
