@@ -278,6 +278,7 @@ impl Router {
                     Ok(nexthop) => Route::Smtp {
                         nexthop,
                         filter: true,
+                        transport: None,
                     },
                     // Intake checks the syntax, so only a record from another version gets
                     // here; Postfix's queue manager defers mail for a transport it lacks.
@@ -645,6 +646,7 @@ mod tests {
         let own = Route::Smtp {
             nexthop: hop("[127.0.0.1]:10026"),
             filter: true,
+            transport: None,
         };
         let filtered = message("smtpd", Some("smtp:[127.0.0.1]:10026"));
         assert_eq!(r.route_message("x@localhost", &filtered), own);
