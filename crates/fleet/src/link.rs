@@ -18,6 +18,7 @@ pub const TIMEOUT: Duration = Duration::from_millis(1000);
 
 pub struct Link {
     client: Client,
+    /// The URL as logged (without its password).
     url: String,
     conn: Mutex<Option<MultiplexedConnection>>,
     up: AtomicBool,
@@ -32,10 +33,11 @@ pub struct Link {
 impl Link {
     /// Fails only if the URL does not parse (the connection is made later, and again).
     pub fn new(url: &str) -> Result<Link, String> {
-        let client = Client::open(url).map_err(|e| format!("fleet_redis_url {url:?}: {e}"))?;
+        let shown = crate::settings::redacted(url);
+        let client = Client::open(url).map_err(|e| format!("fleet_redis_url {shown:?}: {e}"))?;
         Ok(Link {
             client,
-            url: url.to_string(),
+            url: shown,
             conn: Mutex::new(None),
             up: AtomicBool::new(false),
             warned: AtomicBool::new(false),

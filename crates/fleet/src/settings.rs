@@ -63,9 +63,44 @@ fn intervals(rates: &[(String, config::Rate)]) -> HashMap<String, Duration> {
         .collect()
 }
 
+/// `url` as it may be logged or shown: a password in it (`redis://user:secret@host`, which
+/// the redis crate accepts) becomes `***`, since mail.log is read by more people than the
+/// configuration's secrets should be.
+pub fn redacted(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    let Some(at) = url[start..end].rfind('@').map(|i| start + i) else {
+        return url.to_string();
+    };
+    match url[start..at].find(':').map(|i| start + i) {
+        Some(colon) => format!("{}:***{}", &url[..colon], &url[at..]),
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_the_redis_url_is_not_shown() {
+        assert_eq!(
+            redacted("redis://mx:s3cret@10.0.0.5:6379/0"),
+            "redis://mx:***@10.0.0.5:6379/0"
+        );
+        assert_eq!(redacted("redis://:s3cret@h/1"), "redis://:***@h/1");
+        assert_eq!(redacted("rediss://a:b:c@h"), "rediss://a:***@h");
+        for plain in [
+            "redis://127.0.0.1:6379/0",
+            "redis://user@h/0",
+            "not a url",
+            "",
+        ] {
+            assert_eq!(redacted(plain), plain);
+        }
+    }
 
     #[test]
     fn a_named_transports_rate_applies_to_each_of_its_destinations_only() {

@@ -84,7 +84,8 @@ pub fn unix_ms() -> u64 {
 
 /// Reads the fleet's state from the Redis at `url` (one line of error if it cannot).
 pub async fn read(url: &str) -> Result<Status, String> {
-    let fail = |e: redis::RedisError| format!("cannot read the fleet from Redis at {url}: {e}");
+    let shown = crate::settings::redacted(url);
+    let fail = |e: redis::RedisError| format!("cannot read the fleet from Redis at {shown}: {e}");
     let client = redis::Client::open(url).map_err(fail)?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(TIMEOUT))
