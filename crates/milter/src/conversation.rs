@@ -47,17 +47,7 @@ async fn stages(
     mail: &Mail,
 ) -> Result<Outcome, MilterError> {
     let mut values = context.macros.clone();
-    let family = match context.client_address {
-        Some(std::net::IpAddr::V4(v4)) => Family::Inet4 {
-            port: context.client_port,
-            address: v4.to_string(),
-        },
-        Some(std::net::IpAddr::V6(v6)) => Family::Inet6 {
-            port: context.client_port,
-            address: format!("IPv6:{v6}"),
-        },
-        None => Family::Unknown,
-    };
+    let family = family(context);
     let connect = Command::Connect {
         hostname: context.client_name.clone(),
         family,
@@ -312,4 +302,19 @@ async fn send_macros(
         pairs,
     })
     .await
+}
+
+/// The client's address as `SMFIC_CONNECT` carries it.
+pub(crate) fn family(context: &Context) -> Family {
+    match context.client_address {
+        Some(std::net::IpAddr::V4(v4)) => Family::Inet4 {
+            port: context.client_port,
+            address: v4.to_string(),
+        },
+        Some(std::net::IpAddr::V6(v6)) => Family::Inet6 {
+            port: context.client_port,
+            address: format!("IPv6:{v6}"),
+        },
+        None => Family::Unknown,
+    }
 }

@@ -19,7 +19,7 @@
 use tracing::warn;
 
 use crate::client::{Connection, MilterError};
-use crate::codec::{protocol, Command, Family, Stage};
+use crate::codec::{protocol, Command, Stage};
 use crate::conversation::{self, Flow, Outcome};
 use crate::spec::{DefaultAction, MilterSpec};
 use crate::{Context, Decision, Mail, Verdict};
@@ -111,7 +111,7 @@ impl SessionMilters {
             stage: Stage::Connect,
             command: Command::Connect {
                 hostname: context.client_name.clone(),
-                family: family(context),
+                family: conversation::family(context),
             },
             flags: (protocol::NO_CONNECT, protocol::NR_CONNECT),
             name: "CONNECT",
@@ -361,21 +361,6 @@ impl Live {
                 ))
             }
         }
-    }
-}
-
-/// The client's address as `SMFIC_CONNECT` carries it.
-fn family(context: &Context) -> Family {
-    match context.client_address {
-        Some(std::net::IpAddr::V4(v4)) => Family::Inet4 {
-            port: context.client_port,
-            address: v4.to_string(),
-        },
-        Some(std::net::IpAddr::V6(v6)) => Family::Inet6 {
-            port: context.client_port,
-            address: format!("IPv6:{v6}"),
-        },
-        None => Family::Unknown,
     }
 }
 
