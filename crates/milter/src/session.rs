@@ -77,6 +77,16 @@ struct Event {
 }
 
 impl Event {
+    /// One RCPT TO, for the milters' recipient stage.
+    fn rcpt(args: Vec<String>) -> Event {
+        Event {
+            stage: Stage::Rcpt,
+            command: Command::Rcpt(args),
+            flags: (protocol::NO_RCPT, protocol::NR_RCPT),
+            name: "RCPT",
+        }
+    }
+
     /// CONNECT and HELO: their answers hold for the whole session.
     fn session_level(&self) -> bool {
         matches!(self.stage, Stage::Connect | Stage::Helo)
@@ -152,30 +162,20 @@ impl SessionMilters {
 
     /// `SMFIC_RCPT` for one recipient (`<address>` and its parameters).
     pub async fn rcpt(&mut self, args: Vec<String>, context: &Context) -> Option<Verdict> {
-        let event = Event {
-            stage: Stage::Rcpt,
-            command: Command::Rcpt(args),
-            flags: (protocol::NO_RCPT, protocol::NR_RCPT),
-            name: "RCPT",
-        };
-        self.event(event, context).await
+        self.event(Event::rcpt(args), context).await
     }
 
     /// A recipient the MTA refused, for the milters that asked to see those
     /// (`SMFIP_RCPT_REJ`); their answers do not matter.
     pub async fn rejected_rcpt(&mut self, args: Vec<String>, context: &Context) {
+        let event = Event::rcpt(args);
         for live in &mut self.milters {
             let wants = live
                 .connection
                 .as_ref()
                 .is_some_and(|c| c.skips(protocol::RCPT_REJ));
             if wants && live.state == State::Ready {
-                let event = Event {
-                    stage: Stage::Rcpt,
-                    command: Command::Rcpt(args.clone()),
-                    flags: (protocol::NO_RCPT, protocol::NR_RCPT),
-                    name: "RCPT",
-                };
+                // A failure is handled inside (logged, the default action stands in).
                 let _ = live.event(&event, context).await;
             }
         }
