@@ -23,8 +23,13 @@
 #! listener commented out (nothing listens on any TCP port), and always stopped at the end,
 #! with /etc/postfix/{main,master}.cf restored. Needs root for the Postfix part.
 #!
+#! Noise-free extra (--counts): one submission of each side under callgrind (instructions;
+#! for Postfix its sendmail only: valgrind cannot run the set-gid postdrop, which runs
+#! natively), strace -f -c (system calls, postdrop included) and GNU time (minor page
+#! faults, the reaped children included). Needs valgrind and strace.
+#!
 #! Usage: bench/sendmail-bench.sh [-n N] [--rounds R] [--no-postfix] [--no-running]
-#!        [--no-build]   (defaults: N=500, R=3). Run from anywhere; unless --no-build it
+#!        [--no-build] [--counts]   (defaults: N=500, R=3). Run from anywhere; unless --no-build it
 #!        first runs `cargo build --release -p mailroom -p submit` in the workspace it lives in.
 #!        Measures `mailroom-sendmail` (the small binary); MAILROOM_SENDMAIL_MULTI=1 measures
 #!        `mailroom sendmail` instead.
@@ -35,6 +40,7 @@ ROUNDS=3
 DO_POSTFIX=1
 DO_RUNNING=1
 DO_BUILD=1
+DO_COUNTS=0
 WARMUP=10
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -43,6 +49,7 @@ while [ $# -gt 0 ]; do
         --no-postfix) DO_POSTFIX=0; shift ;;
         --no-running) DO_RUNNING=0; shift ;;
         --no-build) DO_BUILD=0; shift ;;
+        --counts) DO_COUNTS=1; shift ;;
         -h|--help) sed -n 's/^#! \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "sendmail-bench: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -218,6 +225,35 @@ postfix_pending() {
 if [ "$DO_POSTFIX" = 1 ]; then
     postfix_setup
     submit postfix-warmup "$WARMUP" postfix_sendmail >/dev/null
+fi
+
+# counts LABEL CMD...: instructions, system calls and minor faults of one submission.
+counts() {
+    local label="$1"
+    shift
+    local dir="$TMP/counts-$label" instructions calls faults
+    mkdir -p "$dir"
+    # valgrind cannot run a set-gid program (postdrop): that child runs natively, uncounted.
+    if ! valgrind --tool=callgrind --trace-children=yes --trace-children-skip='*/postdrop' \
+        --callgrind-out-file="$dir/cg.%p" \
+        "$@" <"$TMP/msg" >/dev/null 2>"$dir/valgrind.log"; then
+        log "$label under callgrind failed:"
+        grep -v '^==' "$dir/valgrind.log" | tail -n 3 >&2
+    fi
+    instructions=$(cat "$dir"/cg.* | awk '/^summary:/ { n += $2 } END { print n }')
+    strace -f -c -o "$dir/strace" "$@" <"$TMP/msg" >/dev/null 2>&1
+    calls=$(awk '$NF == "total" { print $4 }' "$dir/strace")
+    faults=$(/usr/bin/time -f '%R' "$@" <"$TMP/msg" 2>&1 >/dev/null | tail -n 1)
+    echo "$label, one submission: $instructions instructions, $calls system calls, $faults minor faults"
+}
+
+if [ "$DO_COUNTS" = 1 ]; then
+    mailroom_clear_maildrop
+    counts mailroom "$MAILROOM_SENDMAIL" -i user@localhost
+    if [ "$DO_POSTFIX" = 1 ]; then
+        postfix_clear_maildrop
+        counts postfix "$PF_SENDMAIL" -i user@localhost
+    fi
 fi
 
 # --- measurement ------------------------------------------------------------------------

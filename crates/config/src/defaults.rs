@@ -403,7 +403,8 @@ fn hostname() -> String {
 /// The effective user's name and primary group name; numeric ids if they have no names.
 fn current_user_and_group() -> (String, String) {
     let uid = sys::effective_uid();
-    let user = sys::user_by_uid(uid).ok().flatten();
+    // Remembered: sendmail has usually just looked its real user up, the same uid.
+    let user = sys::user_by_uid_remembered(uid).ok().flatten();
     match user.filter(|user| !user.name.is_empty()) {
         Some(user) => {
             let group = sys::group_name(user.gid).ok().flatten();

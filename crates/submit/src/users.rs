@@ -13,7 +13,9 @@ pub fn login_name(uid: u32) -> String {
 }
 
 fn user_name(uid: u32) -> Option<String> {
-    let name = sys::user_by_uid(uid).ok().flatten()?.name;
+    // Remembered: the embedded profile's default `mail_owner` is the effective user, looked
+    // up again when the configuration loads; the same entry unless sendmail is set-uid.
+    let name = sys::user_by_uid_remembered(uid).ok().flatten()?.name;
     // A name that would break the maildrop U line is no name at all; nor is one that was not
     // UTF-8 (decoded with replacement characters).
     let usable = !name.is_empty()

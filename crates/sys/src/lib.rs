@@ -46,7 +46,9 @@ pub use process::{
     raise_open_file_limit, redirect_standard_error, wait_exit_keeping_zombie, Signal,
 };
 pub use term::EchoOff;
-pub use users::{group_by_name, group_name, user_by_name, user_by_uid, User};
+pub use users::{
+    group_by_name, group_name, user_by_name, user_by_uid, user_by_uid_remembered, User,
+};
 
 /// nix reports the bare errno; callers speak `io::Error`.
 fn io_error(errno: nix::errno::Errno) -> std::io::Error {

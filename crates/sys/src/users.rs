@@ -3,6 +3,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use nix::errno::Errno;
 use nix::unistd::{Gid, Group, Uid};
@@ -41,6 +42,31 @@ pub fn user_by_uid(uid: u32) -> io::Result<Option<User>> {
     found(nix::unistd::User::from_uid(Uid::from_raw(uid))).map(|user| user.map(User::from))
 }
 
+/// [`user_by_uid`], remembered for the rest of the process: for the one uid a short-lived
+/// program names twice. sendmail names its real user (the maildrop file's `U` line) and the
+/// embedded profile its effective user (the default `mail_owner`): the same passwd entry
+/// whenever the two uids agree, so one NSS look-up (about a dozen system calls: nscd tried
+/// twice, `nsswitch.conf` checked, the passwd file read) instead of two. Failures are not
+/// remembered. Not for look-ups of other users, whose answers must follow the passwd file.
+pub fn user_by_uid_remembered(uid: u32) -> io::Result<Option<User>> {
+    static SEEN: Mutex<Vec<(u32, Option<User>)>> = Mutex::new(Vec::new());
+    let seen = |uid| {
+        let seen = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        seen.iter()
+            .find(|(known, _)| *known == uid)
+            .map(|(_, user)| user.clone())
+    };
+    if let Some(user) = seen(uid) {
+        return Ok(user);
+    }
+    let user = user_by_uid(uid)?;
+    let mut seen = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if seen.len() < 4 && !seen.iter().any(|(known, _)| *known == uid) {
+        seen.push((uid, user.clone()));
+    }
+    Ok(user)
+}
+
 /// The gid of the group called `name`; `Ok(None)` when there is none.
 pub fn group_by_name(name: &str) -> io::Result<Option<u32>> {
     found(Group::from_name(name)).map(|group| group.map(|g| g.gid.as_raw()))
@@ -75,6 +101,14 @@ mod tests {
         assert_eq!(user_by_name("no-such-user-mailroom-x").unwrap(), None);
         assert_eq!(user_by_name("nul\0byte").unwrap(), None);
         assert_eq!(user_by_uid(3_999_999_999).unwrap(), None);
+    }
+
+    #[test]
+    fn a_remembered_look_up_answers_as_the_look_up_does() {
+        for _ in 0..2 {
+            assert_eq!(user_by_uid_remembered(0).unwrap(), user_by_uid(0).unwrap());
+            assert_eq!(user_by_uid_remembered(3_999_999_999).unwrap(), None);
+        }
     }
 
     #[test]
