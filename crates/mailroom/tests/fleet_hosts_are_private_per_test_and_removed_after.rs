@@ -3,7 +3,8 @@
 //! made at once (tests in parallel) get different networks and names no longer than a
 //! link's 15 characters; a node reaches the gateway from its own address and nothing
 //! else (no default route); everything is gone after drop, also when the test holding it
-//! panicked; and what a dead test process left behind is removed.
+//! panicked; and what a dead test process left behind is removed, with the daemons still
+//! running in its namespaces.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -166,10 +167,36 @@ fn what_a_panicking_test_made_is_removed_and_so_is_what_a_dead_process_left() {
         .args(["link", "add", &bridge, "type", "bridge"])
         .status();
     assert!(made.unwrap().success());
+    // A daemon it started in there, still running.
+    let mut daemon = Command::new("ip")
+        .args(["netns", "exec", &format!("{stale}n0"), "sleep", "600"])
+        .spawn()
+        .unwrap();
+    let pid = daemon.id();
+    let inside = poll_for(DEADLINE, || {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.starts_with("sleep"))
+    });
+    assert!(inside, "the daemon runs in the namespace");
     Hosts::remove_stale();
     let left = existing();
     assert!(
         left.iter().all(|n| !n.starts_with(&stale)),
         "removed: {left:?}"
+    );
+    let mut status = None;
+    let ended = poll_for(DEADLINE, || {
+        status = daemon.try_wait().unwrap();
+        status.is_some()
+    });
+    if !ended {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+    }
+    let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
+    assert_eq!(
+        signal,
+        Some(9),
+        "the dead test's daemon was killed with its namespace"
     );
 }

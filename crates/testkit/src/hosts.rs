@@ -20,7 +20,8 @@
 //! from the pid and a slot (at most [`SLOTS`] fleets of one process at once), so parallel
 //! tests and parallel test processes do not share addresses. Everything made is removed on
 //! drop (also while a failing test unwinds), and the first fleet of a process removes what
-//! dead test processes left behind. Every `ip` run is bounded in time.
+//! dead test processes left behind (killing the daemons still running in their
+//! namespaces). Every `ip` run is bounded in time.
 
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
@@ -271,6 +272,11 @@ fn remove_stale() {
         batch += &format!("link del {link}\n");
     }
     for netns in namespaces.filter(|name| left_by_a_dead_process(name)) {
+        // The daemons the dead test started there outlived it: they go first.
+        let pids = ip_output(&["netns", "pids", netns]).unwrap_or_default();
+        for pid in pids.split_whitespace().filter_map(|p| p.parse().ok()) {
+            let _ = sys::kill(pid, sys::Signal::SIGKILL);
+        }
         batch += &format!("netns del {netns}\n");
     }
     if !batch.is_empty() {
