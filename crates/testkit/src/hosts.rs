@@ -182,6 +182,9 @@ impl Hosts {
             );
             ip(&["-n", netns, "-batch", "-"], &inside)?;
         }
+        // What starts the daemons works here too (a container may refuse its mounts).
+        let first = hosts.nodes[0].netns.as_deref().unwrap_or_default();
+        ip(&["netns", "exec", first, "true"], "")?;
         say(&format!(
             "fleet hosts: network namespaces {base}n0-{} on bridge {bridge}, {} \
              (Redis and the sink on {}, nodes from {})",
