@@ -14,11 +14,13 @@
 //! [`dovecot`], a DNSSEC-validating unbound serving signed test zones in [`Validator`], the
 //! daemon's HTTP API through [`HttpApi`] (its page in headless Chromium: [`browser`]), real milters
 //! ([`OpenDkim`], [`Rspamd`], [`PyMilter`]) in `milters.rs`, a real `redis-server` for the fleet tests ([`Redis`]),
-//! whose nodes run in network namespaces of their own ([`fleet::Hosts`]: `ip netns`, veth, a bridge).
+//! whose nodes run in network namespaces of their own ([`fleet::Hosts`]: `ip netns`, veth,
+//! a bridge).
 //!
 //! Everything is bounded in time (sockets time out, waits poll with a deadline, never a
 //! blind sleep) and everything started is stopped on drop (daemons SIGKILLed, peers closed,
-//! tmpfs unmounted, test namespaces and links removed). Tests needing root skip with one line (see [`is_root`]).
+//! tmpfs unmounted, test namespaces and links removed). Tests needing root skip with one
+//! line (see [`is_root`]).
 //!
 //! SECURITY: test code only; runs as whoever runs the tests (root here, for tmpfs mounts).
 //! No unsafe: the system calls std lacks (signals, statvfs, rlimits, bind before connect)
