@@ -60,9 +60,11 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 # Fleet end-to-end tests (crates/mailroom/tests/fleet_*.rs): a real redis-server (with
-# redis-cli from redis-tools), started by the tests on a loopback port (no system service).
+# redis-cli from redis-tools), started by the tests (no system service); as root the nodes
+# run in network namespaces the tests make with iproute2's ip (netns, veth, bridge).
 [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 command -v redis-cli >/dev/null || need_apt+=(redis-tools)
+command -v ip >/dev/null || need_apt+=(iproute2)
 # A mirror that fails for a moment (a 404 during a sync, a reset connection) must not fail
 # the run: apt retries each download, and the update + install is tried three times.
 apt_install() {

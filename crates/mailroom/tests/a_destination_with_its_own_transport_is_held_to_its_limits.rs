@@ -7,16 +7,17 @@
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use testkit::fleet::{worst_rate_excess, Fleet, Sampler};
+use testkit::fleet::{worst_rate_excess, Fleet, Hosts, Sampler};
 use testkit::*;
 
 const PER_NODE: usize = 5;
 
-/// The transport map and the named transport's settings: `slow.example` to the sink on
-/// `port` by `slow`, with `limits` lines.
-fn slow_transport(dir: &Path, port: u16, limits: &str) -> String {
+/// The transport map and the named transport's settings: `slow.example` to `sink` by
+/// `slow`, with `limits` lines.
+fn slow_transport(dir: &Path, sink: &Sink, limits: &str) -> String {
     let map = dir.join("transport");
-    std::fs::write(&map, format!("slow.example slow:[127.0.0.1]:{port}\n")).unwrap();
+    let hop = format!("[{}]:{}", sink.host, sink.port);
+    std::fs::write(&map, format!("slow.example slow:{hop}\n")).unwrap();
     format!(
         "transports = {{ slow = \"smtp\" }}\ntransport_maps = [\"{}\"]\n{limits}",
         map.display()
@@ -26,14 +27,15 @@ fn slow_transport(dir: &Path, port: u16, limits: &str) -> String {
 #[test]
 fn three_nodes_hold_a_transport_maps_destination_to_its_own_fleet_limits() {
     let maps = TestEnv::new();
-    let slow = Sink::start(&maps.root, &["-w", "1"]);
+    let hosts = Hosts::new(3);
+    let slow = Sink::start_at(&maps.root, hosts.gateway, free_port(), &["-w", "1"]);
     let limits = "transport_destination_concurrency_limit = { slow = \"3\" }\n\
                   transport_destination_rate_limit = { slow = \"240/m\" }";
-    let extra = slow_transport(&maps.root, slow.port, limits);
+    let extra = slow_transport(&maps.root, &slow, limits);
     // The default destination (relayhost, the fleet's sink) answers DATA a second late too.
-    let fleet = Fleet::start(3, &["-w", "1"], &extra);
-    let slow_samples = Sampler::start(slow.port, &maps.root);
-    let default_samples = Sampler::start(fleet.sink.port, &fleet.root.root);
+    let fleet = Fleet::start_with(hosts, &["-w", "1"], |_| extra);
+    let slow_samples = Sampler::start(fleet.view(&slow));
+    let default_samples = fleet.sampler();
     let started = Instant::now();
     for i in 0..3 {
         fleet.inject(i, PER_NODE, "someone@slow.example");
@@ -101,10 +103,10 @@ fn a_node_alone_holds_a_transport_maps_destination_to_its_own_limits() {
     let fast = Sink::start(&maps.root, &["-w", "1"]);
     let limits = "transport_destination_concurrency_limit = { slow = \"2\" }\n\
                   transport_destination_rate_limit = { slow = \"300/m\" }";
-    let extra = slow_transport(&maps.root, slow.port, limits);
+    let extra = slow_transport(&maps.root, &slow, limits);
     let world = World::builder().smtp().peer(&fast).config(&extra).start();
-    let slow_samples = Sampler::start(slow.port, &maps.root);
-    let fast_samples = Sampler::start(fast.port, &maps.root);
+    let slow_samples = Sampler::start(slow.view());
+    let fast_samples = Sampler::start(fast.view());
     let started = Instant::now();
     smtp_source(world.port, 10, "someone@slow.example");
     smtp_source(world.port, 10, "someone@fast.example");

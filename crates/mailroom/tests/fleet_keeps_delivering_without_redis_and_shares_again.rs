@@ -5,7 +5,7 @@
 //! the nodes share through it once more (heartbeats, leases).
 
 use std::time::Duration;
-use testkit::fleet::{worst_rate_excess, Fleet, Sampler};
+use testkit::fleet::{worst_rate_excess, Fleet, Hosts};
 use testkit::*;
 
 const LOST: &str = "fleet: cannot reach Redis";
@@ -14,13 +14,13 @@ const PER_NODE: usize = 20;
 
 #[test]
 fn killing_redis_mid_run_keeps_delivery_within_the_fallback_bound_and_loses_nothing() {
-    let port = free_port();
-    let extra = format!(
-        "smtp_destination_concurrency_limit = 10\n\
-         smtp_destination_rate_limit = {{ \"[127.0.0.1]:{port}\" = \"600/m\" }}"
-    );
-    let mut fleet = Fleet::start_with_sink_port(3, port, &[], &extra);
-    let sampler = Sampler::start(fleet.sink.port, &fleet.root.root);
+    let mut fleet = Fleet::start_with(Hosts::new(3), &[], |sink| {
+        format!(
+            "smtp_destination_concurrency_limit = 10\n\
+             smtp_destination_rate_limit = {{ \"{sink}\" = \"600/m\" }}"
+        )
+    });
+    let sampler = fleet.sampler();
     for i in 0..3 {
         fleet.inject(i, PER_NODE, "someone@example.net");
     }
@@ -66,6 +66,11 @@ fn killing_redis_mid_run_keeps_delivery_within_the_fallback_bound_and_loses_noth
         fleet.sink.messages(),
         3 * PER_NODE,
         "nothing lost, nothing twice"
+    );
+    assert_eq!(
+        fleet.messages_by_source(),
+        fleet.sources_of(&[PER_NODE; 3]),
+        "each node delivered its own mail, from its own address"
     );
     let max = samples.iter().map(|s| s.connections).max().unwrap_or(0);
     assert!(max <= 10, "the sink saw {max} connections at once");

@@ -2,10 +2,12 @@
 //! hold the destination's limits for the fleet, not per node. With
 //! `smtp_destination_concurrency_limit = 10` the sink never sees more than 10 connections
 //! from the three (each alone would open 10: 30); with `smtp_destination_rate_limit` 600
-//! a minute the three together never send faster than 10 a second.
+//! a minute the three together never send faster than 10 a second. Each node runs in a
+//! network namespace of its own where it can (testkit's `Hosts`): the sink sees each
+//! node's mail come from that node's address.
 
 use std::time::Duration;
-use testkit::fleet::{worst_rate_excess, Fleet, Sampler};
+use testkit::fleet::{worst_rate_excess, Fleet, Hosts};
 use testkit::*;
 
 const PER_NODE: usize = 15;
@@ -14,7 +16,7 @@ const PER_NODE: usize = 15;
 fn three_nodes_never_open_more_than_the_fleet_connection_limit() {
     // The sink waits a second before answering DATA: deliveries overlap and pile up.
     let fleet = Fleet::start(3, &["-w", "1"], "smtp_destination_concurrency_limit = 10");
-    let sampler = Sampler::start(fleet.sink.port, &fleet.root.root);
+    let sampler = fleet.sampler();
     for i in 0..3 {
         fleet.inject(i, PER_NODE, "someone@example.net");
     }
@@ -38,15 +40,19 @@ fn three_nodes_never_open_more_than_the_fleet_connection_limit() {
         .find(|(c, _)| c == "evalsha")
         .map_or(0, |c| c.1);
     assert!(evalsha > 0, "the nodes asked Redis: {calls:?}");
+    assert_eq!(
+        fleet.messages_by_source(),
+        fleet.sources_of(&[PER_NODE; 3]),
+        "each node delivered its own mail, from its own address"
+    );
 }
 
 #[test]
 fn three_nodes_together_keep_the_fleet_message_rate() {
-    let extra = "smtp_destination_rate_limit = { \"[127.0.0.1]:SINK\" = \"600/m\" }";
-    let port = free_port();
-    let extra = extra.replace("SINK", &port.to_string());
-    let fleet = Fleet::start_with_sink_port(3, port, &[], &extra);
-    let sampler = Sampler::start(fleet.sink.port, &fleet.root.root);
+    let fleet = Fleet::start_with(Hosts::new(3), &[], |sink| {
+        format!("smtp_destination_rate_limit = {{ \"{sink}\" = \"600/m\" }}")
+    });
+    let sampler = fleet.sampler();
     let started = std::time::Instant::now();
     for i in 0..3 {
         fleet.inject(i, PER_NODE, "someone@example.net");
@@ -69,5 +75,10 @@ fn three_nodes_together_keep_the_fleet_message_rate() {
     assert!(
         excess <= 3.0,
         "the fleet sent {excess:.1} messages over 10/s in some window"
+    );
+    assert_eq!(
+        fleet.messages_by_source(),
+        fleet.sources_of(&[PER_NODE; 3]),
+        "each node delivered its own mail, from its own address"
     );
 }

@@ -87,6 +87,11 @@ fn a_suspension_on_one_node_holds_the_mail_of_all_three_until_resumed_on_another
         fleet.sink.messages() == 6
     });
     fleet.wait_queues_empty();
+    assert_eq!(
+        fleet.messages_by_source(),
+        fleet.sources_of(&[2; 3]),
+        "each node delivered its own mail, from its own address"
+    );
     for node in &fleet.nodes[..2] {
         node.env
             .wait_log("deliveries to example.net resumed through the fleet", 1);

@@ -1,6 +1,8 @@
 //! Issue 16 part 3: the queue page shows the fleet. Two nodes sharing a real redis-server
-//! (testkit's fleet), node1 holding three deferred messages (their destination's port is
-//! closed), node2 none:
+//! (testkit's fleet: each in a network namespace of its own where it can, so the test,
+//! its browser and the other node reach its API remotely, with the fleet's token; on
+//! loopback addresses the listings are open to them), node1 holding three deferred
+//! messages (their destination's port is closed), node2 none:
 //!
 //! * `GET /api/v1/fleet` on node2 lists both nodes with the counts `postqueue -j` gives
 //!   on each, the live nodes' totals, their API addresses, Redis answering, and the same
@@ -29,8 +31,6 @@ const REASON: &str = "MX move <b>tonight</b> <img src=x onerror=\"window.pwned=1
 
 #[test]
 fn fleet_panel_lists_both_nodes_shares_a_suspension_and_marks_a_killed_node_stale() {
-    // Only its token file: the fleet gives each node its own http_listen.
-    let api = HttpApi::new();
     let dir = tempfile::tempdir().expect("temp dir");
     let transport = dir.path().join("transport");
     let closed = free_port();
@@ -39,11 +39,7 @@ fn fleet_panel_lists_both_nodes_shares_a_suspension_and_marks_a_killed_node_stal
         format!("slow.example smtp:[127.0.0.1]:{closed}\n"),
     )
     .expect("transport map");
-    let extra = format!(
-        "{BACKOFF}{}transport_maps = [\"{}\"]\n",
-        api.token_config(),
-        transport.display()
-    );
+    let extra = format!("{BACKOFF}transport_maps = [\"{}\"]\n", transport.display());
     let mut fleet = Fleet::start(2, &[], &extra);
     fleet.inject(0, 3, "someone@slow.example");
     wait_until("three deferred messages on node1", || {
@@ -63,16 +59,19 @@ fn fleet_panel_lists_both_nodes_shares_a_suspension_and_marks_a_killed_node_stal
     let nodes = nodes.to_string();
     let Some(out) = browser::run_script(
         "fleet-page.js",
-        &[
-            ("PAGE_URL", &page[0]),
-            ("MODE", "nodes"),
-            ("NODES", &nodes),
-            ("TOTAL", &view["totals"]["deferred"].to_string()),
-            ("TOKEN", &api.token),
-            ("DEST", DEST),
-            ("REASON", REASON),
-            ("ME", "node1"),
-        ],
+        &with_read_token(
+            &fleet,
+            &[
+                ("PAGE_URL", &page[0]),
+                ("MODE", "nodes"),
+                ("NODES", &nodes),
+                ("TOTAL", &view["totals"]["deferred"].to_string()),
+                ("TOKEN", &fleet.token),
+                ("DEST", DEST),
+                ("REASON", REASON),
+                ("ME", "node1"),
+            ],
+        ),
     ) else {
         return;
     };
@@ -81,13 +80,16 @@ fn fleet_panel_lists_both_nodes_shares_a_suspension_and_marks_a_killed_node_stal
     the_suspension_reaches_node2(&fleet);
     let out = browser::run_script(
         "fleet-page.js",
-        &[
-            ("PAGE_URL", &page[1]),
-            ("MODE", "suspended"),
-            ("DEST", DEST),
-            ("REASON", REASON),
-            ("SETBY", "node1"),
-        ],
+        &with_read_token(
+            &fleet,
+            &[
+                ("PAGE_URL", &page[1]),
+                ("MODE", "suspended"),
+                ("DEST", DEST),
+                ("REASON", REASON),
+                ("SETBY", "node1"),
+            ],
+        ),
     );
     assert_script_ok(&out.expect("the browser ran before"), "suspended");
 
@@ -122,12 +124,15 @@ fn fleet_panel_lists_both_nodes_shares_a_suspension_and_marks_a_killed_node_stal
     assert_eq!(last["nodes"][0]["live"], true, "{last}");
     let out = browser::run_script(
         "fleet-page.js",
-        &[
-            ("PAGE_URL", &page[0]),
-            ("MODE", "stale"),
-            ("STALE", "node2"),
-            ("LIVE", "node1"),
-        ],
+        &with_read_token(
+            &fleet,
+            &[
+                ("PAGE_URL", &page[0]),
+                ("MODE", "stale"),
+                ("STALE", "node2"),
+                ("LIVE", "node1"),
+            ],
+        ),
     );
     assert_script_ok(&out.expect("the browser ran before"), "stale");
     redis_away_is_said_with_the_last_status(&mut fleet);
@@ -176,9 +181,18 @@ fn a_node_alone_answers_not_in_a_fleet_and_its_page_shows_no_fleet_panel() {
     assert_script_ok(&out, "single");
 }
 
-/// `GET /api/v1/fleet` of node `i`, without a token (open to loopback, like the listing).
+/// The script's variables, and `READ_TOKEN` (entered before anything is read) when the
+/// nodes' listings need the token from here.
+fn with_read_token<'a>(fleet: &'a Fleet, vars: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let token = fleet.listing_token().map(|t| ("READ_TOKEN", t));
+    vars.iter().copied().chain(token).collect()
+}
+
+/// `GET /api/v1/fleet` of node `i`: without a token from loopback (open there, like the
+/// listing), with the fleet's token from another namespace.
 fn fleet_view(fleet: &Fleet, i: usize) -> Value {
-    let answer = http_request_at(&fleet.http(i), "GET", "/api/v1/fleet", None, None);
+    let token = fleet.listing_token();
+    let answer = http_request_at(&fleet.http(i), "GET", "/api/v1/fleet", token, None);
     assert_eq!(answer.status, 200, "{}", answer.body);
     answer.json()
 }

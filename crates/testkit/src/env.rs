@@ -198,14 +198,27 @@ impl TestEnv {
     /// unprivileged daemon: the caller gives it the test root first), else as we are.
     pub fn start_as(&self, ids: Option<(u32, u32)>) -> Daemon {
         use std::os::unix::process::CommandExt;
-        static STARTS: AtomicUsize = AtomicUsize::new(0);
-        let n = STARTS.fetch_add(1, Ordering::Relaxed);
-        let out_path = self.root.join(format!("serve-{n}.out"));
-        let out = fs::File::create(&out_path).expect("serve output file");
         let mut command = self.command();
         if let Some((uid, gid)) = ids {
             command.uid(uid).gid(gid);
         }
+        self.serve(command)
+    }
+
+    /// Starts `mailroom serve` in the network namespace `netns` (`ip netns exec`, which
+    /// becomes the daemon: the pid is the daemon's).
+    pub fn start_in_netns(&self, netns: &str) -> Daemon {
+        let mut command = command_with_config("ip", &self.config);
+        command.args(["netns", "exec", netns, bin()]);
+        self.serve(command)
+    }
+
+    /// Runs `command serve` as the daemon, once it is ready.
+    fn serve(&self, mut command: Command) -> Daemon {
+        static STARTS: AtomicUsize = AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, Ordering::Relaxed);
+        let out_path = self.root.join(format!("serve-{n}.out"));
+        let out = fs::File::create(&out_path).expect("serve output file");
         let child = command
             .arg("serve")
             .stdin(Stdio::null())

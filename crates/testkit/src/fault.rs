@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crate::client::{local, Client, Failure};
 use crate::env::TestEnv;
-use crate::machine::{is_root, list_dir, open_up};
+use crate::machine::{is_root, list_dir};
 use crate::sink::{Sink, SMTP_SINK};
 use crate::wait::poll_every;
 
@@ -252,13 +252,7 @@ impl DumpSink {
     /// nothing listens yet). As root, smtp-sink runs as `nobody`: the test root is opened up
     /// so it can reach its dump directory.
     pub fn start(env: &TestEnv, port: u16) -> DumpSink {
-        let dir = env.root.join(format!("sink-{port}"));
-        fs::create_dir_all(&dir).expect("sink dump dir");
-        open_up(&env.root);
-        fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
-            .expect("chmod sink dir");
-        let template = format!("{}/m.", dir.display());
-        let sink = Sink::start_on(&env.root, port, &["-d", &template]);
+        let (sink, dir) = Sink::start_dumping(&env.root, std::net::Ipv4Addr::LOCALHOST, port, &[]);
         DumpSink { sink, dir }
     }
 

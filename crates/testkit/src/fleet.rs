@@ -1,19 +1,26 @@
 //! A fleet on one machine for the fleet tests: one [`Redis`], one shared [`Sink`] as the
-//! destination, and N mailroom nodes ([`World`]s) on their own loopback addresses
-//! (127.0.0.2, .3, …) relaying to it, each with `fleet_redis_url` and its own
-//! `fleet_node_name` (`node1` …). A [`Sampler`] watches the sink meanwhile: connections
-//! open to it (as clients see them) and messages received, sampled every millisecond.
+//! destination, and N mailroom nodes ([`World`]s) on [`Hosts`] of their own (a network
+//! namespace and address each, or a loopback address each where namespaces cannot be
+//! made) relaying to it, each with `fleet_redis_url` and its own `fleet_node_name`
+//! (`node1` …). The sink writes each message to a file of its own, so the test can count
+//! who sent what ([`Fleet::messages_by_source`]). A [`Sampler`] watches a sink meanwhile:
+//! connections open to it (as the nodes see them) and messages received, sampled every
+//! millisecond.
 
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub use crate::hosts::{Host, Hosts};
+
 use crate::env::{assert_success, TestEnv};
 use crate::machine::{free_port, run_with_input};
 use crate::redis::Redis;
-use crate::sink::Sink;
+use crate::sink::{messages_by_client, Sink, SinkView};
 use crate::wait::wait_until;
 use crate::world::World;
 
@@ -21,37 +28,65 @@ pub struct Fleet {
     pub nodes: Vec<World>,
     pub sink: Sink,
     pub redis: Redis,
-    /// Holds the sink's counters and Redis's directory.
+    /// Holds the sink's counters and dumps, Redis's directory and the nodes' API token.
     pub root: TestEnv,
+    /// The token of every node's `http_admin_token_file`.
+    pub token: String,
+    dumps: PathBuf,
+    /// Last: removed once the daemons, the sink and Redis are gone.
+    pub hosts: Hosts,
 }
 
 impl Fleet {
     /// `n` nodes started with `extra` configuration lines, the sink run with `sink_args`;
     /// returns once every node's heartbeat is in Redis (each knows the node count).
     pub fn start(n: usize, sink_args: &[&str], extra: &str) -> Fleet {
-        Fleet::start_with_sink_port(n, free_port(), sink_args, extra)
+        Fleet::start_with(Hosts::new(n), sink_args, |_| extra.to_string())
     }
 
-    /// [`Fleet::start`] with the sink on `port` (a test that names the sink's next hop
-    /// in the configuration picks the port first).
-    pub fn start_with_sink_port(n: usize, port: u16, sink_args: &[&str], extra: &str) -> Fleet {
+    /// A fleet on `hosts` (made first when the test starts another destination on their
+    /// gateway); `extra` is given the sink's next hop, `[ADDRESS]:PORT`, as the nodes'
+    /// `relayhost` names it (the key of a limit on it).
+    pub fn start_with(
+        hosts: Hosts,
+        sink_args: &[&str],
+        extra: impl FnOnce(&str) -> String,
+    ) -> Fleet {
         let root = TestEnv::new();
-        let redis = Redis::start(&root.root);
-        let sink = Sink::start_on(&root.root, port, sink_args);
-        let nodes = (0..n).map(|i| node(i, &redis, &sink, extra)).collect();
+        let redis = Redis::start_at(&root.root, hosts.gateway);
+        let (sink, dumps) = Sink::start_dumping(&root.root, hosts.gateway, free_port(), sink_args);
+        let token = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let token_file = root.root.join("admin.token");
+        std::fs::write(&token_file, format!("{token}\n")).expect("token file");
+        let common = format!(
+            "mynetworks = [\"127.0.0.0/8\", \"{network}\"]\nfleet_redis_url = \"{url}\"\n\
+             http_admin_token_file = \"{token}\"\nhttp_allow_remote = {remote}\n{extra}",
+            network = hosts.network,
+            url = redis.url(),
+            token = token_file.display(),
+            remote = hosts.separated(),
+            extra = extra(&format!("[{}]:{}", sink.host, sink.port)),
+        );
+        let nodes = hosts.nodes.iter().enumerate();
+        let nodes = nodes
+            .map(|(i, host)| node(i, host, &sink, &common))
+            .collect();
         let fleet = Fleet {
             nodes,
             sink,
             redis,
             root,
+            token,
+            dumps,
+            hosts,
         };
-        fleet.wait_live_nodes(n);
+        fleet.wait_live_nodes(fleet.nodes.len());
         fleet
     }
 
     /// The address node `i` listens on (SMTP at its world's port).
     pub fn address(&self, i: usize) -> String {
-        format!("127.0.0.{}:{}", i + 2, self.nodes[i].port)
+        format!("{}:{}", self.hosts.nodes[i].address, self.nodes[i].port)
     }
 
     /// Node `i`'s HTTP API, `HOST:PORT` (the `http_listen` of its configuration).
@@ -60,6 +95,12 @@ impl Fleet {
         let line = config.lines().rev().find(|l| l.starts_with("http_listen"));
         let address = line.and_then(|l| l.split('"').nth(1));
         address.expect("the node has an http_listen").to_string()
+    }
+
+    /// The token a listing of a node's API needs from here: none from loopback, the
+    /// nodes' token from the gateway (their APIs are remote then).
+    pub fn listing_token(&self) -> Option<&str> {
+        self.hosts.separated().then_some(self.token.as_str())
     }
 
     /// Waits until `n` nodes have a heartbeat in Redis, each saying it counts `n` nodes
@@ -105,18 +146,52 @@ impl Fleet {
             node.env.wait_queue_empty();
         }
     }
+
+    /// Messages the fleet's sink received, per client address it saw them come from.
+    pub fn messages_by_source(&self) -> BTreeMap<String, usize> {
+        messages_by_client(&self.dumps)
+    }
+
+    /// What [`Fleet::messages_by_source`] is when node `i` sent `sent[i]` messages: each
+    /// from its own address in namespaces, all from 127.0.0.1 on loopback addresses.
+    pub fn sources_of(&self, sent: &[usize]) -> BTreeMap<String, usize> {
+        let mut by = BTreeMap::new();
+        for (host, &n) in self.hosts.nodes.iter().zip(sent) {
+            *by.entry(host.source.to_string()).or_insert(0) += n;
+        }
+        by.retain(|_, n| *n > 0);
+        by
+    }
+
+    /// A view of `sink` (the fleet's or another on its gateway) counting the nodes'
+    /// connections to it: in each node's namespace (its daemon's TCP table), or here.
+    pub fn view(&self, sink: &Sink) -> SinkView {
+        if !self.hosts.separated() {
+            return sink.view();
+        }
+        let pids = self.nodes.iter().filter_map(|n| n.daemon.as_ref());
+        sink.view_from(
+            pids.map(|d| PathBuf::from(format!("/proc/{}/net/tcp", d.pid())))
+                .collect(),
+        )
+    }
+
+    /// A [`Sampler`] of the fleet's sink.
+    pub fn sampler(&self) -> Sampler {
+        Sampler::start(self.view(&self.sink))
+    }
 }
 
-fn node(i: usize, redis: &Redis, sink: &Sink, extra: &str) -> World {
-    let ip = format!("127.0.0.{}", i + 2);
+/// Node `i` on `host`: SMTP and its HTTP API on its address, relaying to `sink`.
+fn node(i: usize, host: &Host, sink: &Sink, common: &str) -> World {
+    let ip = host.address;
     let mut world = World::builder().smtp().peer(sink).build();
+    world.netns = host.netns.clone();
     let api = free_port();
     world.configure(&format!(
-        "smtpd_listen = [\"{ip}:{port}\"]\nmynetworks = [\"127.0.0.0/8\"]\n\
-         http_listen = [\"{ip}:{api}\"]\nfleet_redis_url = \"{url}\"\n\
-         fleet_node_name = \"node{n}\"\n{extra}",
+        "smtpd_listen = [\"{ip}:{port}\"]\nhttp_listen = [\"{ip}:{api}\"]\n\
+         fleet_node_name = \"node{n}\"\n{common}",
         port = world.port,
-        url = redis.url(),
         n = i + 1,
     ));
     world.start();
@@ -131,20 +206,29 @@ pub struct Sample {
     pub messages: usize,
 }
 
+/// When each client socket was seen open: from the end of the first read that listed it to
+/// the start of the last one (it was open all that time), or the one moment it was seen.
+type Lifetimes = HashMap<String, (Instant, Instant)>;
+
 /// Samples a sink in a thread until dropped or [`Sampler::stop`]ped.
+///
+/// Connections are counted from the sockets' lifetimes as seen, not by adding up what each
+/// read listed: the TCP tables (one per node namespace) are read one after the other, and
+/// a connection that closes while a table is read and one that opens before the next is
+/// read would otherwise both count. A connection is counted at the instants it was surely
+/// open, so a count is never more than the connections open at that instant.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
-    samples: Arc<Mutex<Vec<Sample>>>,
+    seen: Arc<Mutex<(Vec<Sample>, Lifetimes)>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Sampler {
     /// Connections every millisecond; messages every 20 ms (the counters file is re-read).
-    pub fn start(port: u16, dir: &std::path::Path) -> Sampler {
-        let probe = Sink::watch(dir, port);
+    pub fn start(probe: SinkView) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let (s, out) = (stop.clone(), samples.clone());
+        let seen = Arc::new(Mutex::new((Vec::new(), Lifetimes::new())));
+        let (s, out) = (stop.clone(), seen.clone());
         let thread = thread::spawn(move || {
             let mut messages = 0;
             let mut read_at = Instant::now() - Duration::from_secs(1);
@@ -153,35 +237,69 @@ impl Sampler {
                     messages = probe.messages();
                     read_at = Instant::now();
                 }
-                let sample = Sample {
-                    at: Instant::now(),
-                    connections: probe.client_connections(),
+                let at = Instant::now();
+                let tables = probe.client_sockets();
+                let mut seen = out.lock().unwrap_or_else(|p| p.into_inner());
+                for (began, ended, sockets) in tables {
+                    for socket in sockets {
+                        let span = seen.1.entry(socket).or_insert((ended, ended));
+                        span.1 = span.1.max(began);
+                    }
+                }
+                seen.0.push(Sample {
+                    at,
+                    connections: 0,
                     messages,
-                };
-                out.lock().unwrap().push(sample);
+                });
+                drop(seen);
                 thread::sleep(Duration::from_millis(1));
             }
         });
         Sampler {
             stop,
-            samples,
+            seen,
             thread: Some(thread),
         }
     }
 
-    /// Stops sampling and returns the samples.
+    /// Stops sampling and returns the samples; each sample's `connections` is the most
+    /// open at once from its instant to the next sample's.
     pub fn stop(mut self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        std::mem::take(&mut *self.samples.lock().unwrap())
+        let (mut samples, lifetimes) = std::mem::take(&mut *self.lock());
+        let spans: Vec<(Instant, Instant)> = lifetimes.into_values().collect();
+        let open_at = |t: Instant| spans.iter().filter(|(a, b)| *a <= t && t <= *b).count();
+        // The count changes only where a lifetime begins: the most in a sample's stretch
+        // is at its instant or at a beginning within it.
+        let mut starts: Vec<Instant> = spans.iter().map(|s| s.0).collect();
+        starts.sort_unstable();
+        let ends: Vec<Instant> = samples.iter().skip(1).map(|s| s.at).collect();
+        for (sample, end) in samples
+            .iter_mut()
+            .zip(ends.into_iter().map(Some).chain([None]))
+        {
+            let within = starts
+                .iter()
+                .filter(|&&t| t >= sample.at && end.is_none_or(|e| t < e));
+            let most = within.map(|&t| open_at(t)).max().unwrap_or(0);
+            sample.connections = most.max(open_at(sample.at));
+        }
+        samples
     }
 
-    /// The most connections seen so far.
+    /// The most connections open at once so far.
     pub fn max_connections(&self) -> usize {
-        let samples = self.samples.lock().unwrap();
-        samples.iter().map(|s| s.connections).max().unwrap_or(0)
+        let seen = self.lock();
+        let spans: Vec<&(Instant, Instant)> = seen.1.values().collect();
+        let open_at = |t: Instant| spans.iter().filter(|(a, b)| *a <= t && t <= *b).count();
+        spans.iter().map(|s| open_at(s.0)).max().unwrap_or(0)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<Sample>, Lifetimes)> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -13,11 +13,14 @@
 //! privilege-separation accounts and worlds in [`privsep`], a real Dovecot LMTP server in
 //! [`dovecot`], a DNSSEC-validating unbound serving signed test zones in [`Validator`], the
 //! daemon's HTTP API through [`HttpApi`] (its page in headless Chromium: [`browser`]), real milters
-//! ([`OpenDkim`], [`Rspamd`], [`PyMilter`]) in `milters.rs`, a real `redis-server` for the fleet tests ([`Redis`]).
+//! ([`OpenDkim`], [`Rspamd`], [`PyMilter`]) in `milters.rs`, a real `redis-server` for the fleet tests ([`Redis`]),
+//! whose nodes run in network namespaces of their own ([`fleet::Hosts`]: `ip netns`, veth,
+//! a bridge).
 //!
 //! Everything is bounded in time (sockets time out, waits poll with a deadline, never a
 //! blind sleep) and everything started is stopped on drop (daemons SIGKILLed, peers closed,
-//! tmpfs unmounted). Tests needing root skip with one line (see [`is_root`]).
+//! tmpfs unmounted, test namespaces and links removed). Tests needing root skip with one
+//! line (see [`is_root`]).
 //!
 //! SECURITY: test code only; runs as whoever runs the tests (root here, for tmpfs mounts).
 //! No unsafe: the system calls std lacks (signals, statvfs, rlimits, bind before connect)
@@ -34,6 +37,7 @@ mod dsn;
 mod env;
 pub mod fault;
 pub mod fleet;
+mod hosts;
 mod http;
 mod machine;
 mod mbox;

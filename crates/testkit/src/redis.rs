@@ -1,8 +1,8 @@
-//! A real `redis-server` (Debian's package) on a free loopback port, for the fleet tests:
+//! A real `redis-server` (Debian's package) on a free port, for the fleet tests:
 //! started without persistence in the test's directory, killed (SIGKILL) and started
 //! again on the same port by the test, asked through `redis-cli`. Killed on drop.
 
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -13,6 +13,7 @@ pub const REDIS_SERVER: &str = "/usr/bin/redis-server";
 
 pub struct Redis {
     child: Option<Child>,
+    pub host: Ipv4Addr,
     pub port: u16,
     dir: PathBuf,
 }
@@ -20,12 +21,18 @@ pub struct Redis {
 impl Redis {
     /// `redis-server` on a free port of 127.0.0.1, answering PING when this returns.
     pub fn start(dir: &Path) -> Redis {
+        Redis::start_at(dir, Ipv4Addr::LOCALHOST)
+    }
+
+    /// `redis-server` on a free port of `host` (a fleet's gateway, [`crate::fleet::Hosts`]).
+    pub fn start_at(dir: &Path, host: Ipv4Addr) -> Redis {
         assert!(
             Path::new(REDIS_SERVER).exists(),
             "{REDIS_SERVER} is not installed (apt-get install redis-server; scripts/test.sh does it)"
         );
         let mut redis = Redis {
             child: None,
+            host,
             port: free_port(),
             dir: dir.to_path_buf(),
         };
@@ -33,9 +40,9 @@ impl Redis {
         redis
     }
 
-    /// `redis://127.0.0.1:PORT/0`.
+    /// `redis://HOST:PORT/0`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        format!("redis://{}:{}/0", self.host, self.port)
     }
 
     /// Starts it (again) on the same port, empty, and waits until it answers.
@@ -44,7 +51,12 @@ impl Redis {
         let log = std::fs::File::create(self.dir.join(format!("redis-{}.log", self.port)))
             .expect("redis log file");
         let child = Command::new(REDIS_SERVER)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                &self.host.to_string(),
+            ])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(&self.dir)
@@ -66,15 +78,15 @@ impl Redis {
             let _ = child.wait();
         }
         let closed = poll_for(DEADLINE, || {
-            TcpStream::connect(("127.0.0.1", self.port)).is_err()
+            TcpStream::connect((self.host, self.port)).is_err()
         });
         assert!(closed, "redis-server on {} did not go away", self.port);
     }
 
-    /// `redis-cli -p PORT ARGS`, its output trimmed ("" when it cannot connect).
+    /// `redis-cli -h HOST -p PORT ARGS`, its output trimmed ("" when it cannot connect).
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-h", &self.host.to_string(), "-p", &self.port.to_string()])
             .args(args)
             .stdin(Stdio::null())
             .stderr(Stdio::null())

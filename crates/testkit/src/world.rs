@@ -4,7 +4,7 @@
 //! ```text
 //! World::builder()
 //!     .smtp()            smtpd on a free loopback port (role smtp), 127.0.0.1 trusted
-//!     .peer(&sink)       relayhost = "[127.0.0.1]:PORT" (a Peer, a Sink, a DumpSink, a port)
+//!     .peer(&sink)       relayhost = "[HOST]:PORT" (a Peer, a Sink, a DumpSink, a port)
 //!     .dns(&dns)         dns_nameservers = ["127.0.0.1:PORT"] (a Dns responder)
 //!     .filter(&filter)   content_filter = "smtp:[127.0.0.1]:PORT" + a re-injection listener
 //!     .config("...")     any TOML lines; a key set here replaces the one above or in the base
@@ -28,9 +28,13 @@ use crate::text::later_keys_win;
 use crate::text::tail;
 use crate::wait::{poll_for, DEADLINE};
 
-/// Anything mail can be relayed to on 127.0.0.1: its port.
+/// Anything mail can be relayed to: its port, on 127.0.0.1 unless it says otherwise.
 pub trait Destination {
     fn port(&self) -> u16;
+
+    fn host(&self) -> String {
+        "127.0.0.1".to_string()
+    }
 }
 
 impl Destination for u16 {
@@ -49,11 +53,19 @@ impl Destination for Sink {
     fn port(&self) -> u16 {
         self.port
     }
+
+    fn host(&self) -> String {
+        self.host.to_string()
+    }
 }
 
 impl Destination for DumpSink {
     fn port(&self) -> u16 {
         self.sink.port
+    }
+
+    fn host(&self) -> String {
+        self.sink.host()
     }
 }
 
@@ -77,7 +89,7 @@ impl WorldBuilder {
 
     /// Relays everything not local to `to` (`relayhost`, brackets: no MX lookup).
     pub fn peer(mut self, to: &impl Destination) -> Self {
-        let line = format!("relayhost = \"[127.0.0.1]:{}\"", to.port());
+        let line = format!("relayhost = \"[{}]:{}\"", to.host(), to.port());
         self.lines.push(line);
         self
     }
@@ -123,6 +135,7 @@ impl WorldBuilder {
             env: TestEnv::new(),
             port: if self.smtp { free_port() } else { 0 },
             daemon: None,
+            netns: None,
             reinject: self.reinject,
             listeners: self.listeners,
             smtp: self.smtp,
@@ -147,6 +160,8 @@ pub struct World {
     /// The SMTP listener (0 without [`WorldBuilder::smtp`]).
     pub port: u16,
     pub daemon: Option<Daemon>,
+    /// The network namespace the daemon runs in (`ip netns exec`; None: the test's own).
+    pub netns: Option<String>,
     /// The content filter's re-injection listener ([`WorldBuilder::filter`],
     /// [`WorldBuilder::reinject`]).
     pub reinject: Option<u16>,
@@ -197,7 +212,10 @@ impl World {
         // A bad configuration fails here at once, not after the harness's long wait.
         self.run_ok(&["config", "-n"]);
         let before = self.env.log_lines("listening on").len();
-        self.daemon = Some(self.env.start());
+        self.daemon = Some(match &self.netns {
+            Some(netns) => self.env.start_in_netns(netns),
+            None => self.env.start(),
+        });
         self.env.wait_log("listening on", before + listeners);
     }
 

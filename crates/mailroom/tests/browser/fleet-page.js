@@ -9,7 +9,9 @@
 //   stale      node STALE is marked stale, node LIVE live, "1 of 2 live" in the totals.
 //   single     the page of a node alone: once its answer to /api/v1/fleet is in, the panel
 //              stays hidden.
-// Every step waits for its exact condition; prints "ok" at the end. With SHOT=DIR in the
+// With READ_TOKEN (the nodes are reached from another host: their listings need the token)
+// the tab holds that token from the start. Every step waits for its exact condition; prints
+// "ok" at the end. With SHOT=DIR in the
 // environment, each mode leaves DIR/MODE.png (a full-page screenshot, to look at).
 "use strict";
 const { open } = require("./launch.js");
@@ -20,7 +22,7 @@ const env = (k) => {
 };
 
 async function main() {
-  const { page, trouble, close } = await open(env("PAGE_URL"));
+  const { page, trouble, close } = await open(env("PAGE_URL"), undefined, process.env.READ_TOKEN);
   try {
     await { nodes, suspended, stale, single }[env("MODE")](page);
     const injected = await page.evaluate(() => ({

@@ -7,7 +7,10 @@ const fs = require("fs");
 const os = require("os");
 const path = require("path");
 
-async function open(url, viewport) {
+// `token`, when given, is in the tab's sessionStorage before the page's own script runs (as
+// if entered earlier in this tab): for a page whose listings need it (a node reached from
+// another host).
+async function open(url, viewport, token) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "mailroom-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -19,6 +22,7 @@ async function open(url, viewport) {
     ],
   });
   context.setDefaultTimeout(90000);
+  if (token) await context.addInitScript((t) => sessionStorage.setItem("mailroom.token", t), token);
   const page = context.pages()[0] || (await context.newPage());
   const trouble = [];
   page.on("dialog", (d) => { trouble.push("dialog: " + d.message()); d.dismiss().catch(() => {}); });
