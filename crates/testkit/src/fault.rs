@@ -252,13 +252,22 @@ impl DumpSink {
     /// nothing listens yet). As root, smtp-sink runs as `nobody`: the test root is opened up
     /// so it can reach its dump directory.
     pub fn start(env: &TestEnv, port: u16) -> DumpSink {
+        DumpSink::start_with(env, port, &[])
+    }
+
+    /// [`DumpSink::start`] with more smtp-sink options, e.g. `["-W", ".:300"]` for a sink
+    /// that takes the whole message but answers the final dot only after 300 s. A sink
+    /// started again on the same port keeps its dump directory (and the files in it).
+    pub fn start_with(env: &TestEnv, port: u16, extra: &[&str]) -> DumpSink {
         let dir = env.root.join(format!("sink-{port}"));
         fs::create_dir_all(&dir).expect("sink dump dir");
         open_up(&env.root);
         fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .expect("chmod sink dir");
         let template = format!("{}/m.", dir.display());
-        let sink = Sink::start_on(&env.root, port, &["-d", &template]);
+        let mut args = vec!["-d", &template];
+        args.extend_from_slice(extra);
+        let sink = Sink::start_on(&env.root, port, &args);
         DumpSink { sink, dir }
     }
 
