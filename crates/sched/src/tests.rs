@@ -455,4 +455,30 @@ mod remote_scenarios {
         );
         r.stop.send(true).unwrap();
     }
+
+    /// `postsuper -h` while a destination is still out, after another's outcomes were
+    /// recorded early: the hold stands, and the last item's record keeps the message held.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hold_made_while_a_destination_is_out_stands() {
+        let r = rig(|_| {}, 0);
+        let id = r.send("s@test.example", &["a@far.example", "later@stall.example"]);
+        let sent = |e: &queue::Entry| e.meta.envelope.recipients[0].state == RecipientState::Sent;
+        wait_until(|| r.store.get(id).is_some_and(|e| sent(&e))).await;
+        let meta = r.store.get(id).unwrap().meta;
+        let hold = queue::Update {
+            queue: QueueName::Hold,
+            ..queue::Update::keep(&meta)
+        };
+        r.store.update(id, hold).unwrap();
+        r.script.stall.add_permits(1);
+        wait_until(|| !r.qmgr.is_active(id)).await;
+        let e = r.store.get(id).unwrap();
+        assert_eq!(e.meta.queue, QueueName::Hold);
+        assert!(sent(&e));
+        assert!(matches!(
+            e.meta.envelope.recipients[1].state,
+            RecipientState::Deferred { .. }
+        ));
+        r.stop.send(true).unwrap();
+    }
 }
