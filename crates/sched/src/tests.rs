@@ -181,6 +181,11 @@ mod remote_scenarios {
         }
     }
 
+    fn states(e: &queue::Entry) -> Vec<RecipientState> {
+        let recipients = e.meta.envelope.recipients.iter();
+        recipients.map(|x| x.state.clone()).collect()
+    }
+
     struct Rig {
         _tmp: tempfile::TempDir,
         store: Store,
@@ -296,13 +301,7 @@ mod remote_scenarios {
         );
         wait_until(|| r.store.get(id).is_some_and(|e| e.meta.attempts >= 1)).await;
         let e = r.store.get(id).unwrap();
-        let states: Vec<_> = e
-            .meta
-            .envelope
-            .recipients
-            .iter()
-            .map(|x| x.state.clone())
-            .collect();
+        let states = states(&e);
         assert_eq!(states[0], RecipientState::Sent);
         assert!(matches!(&states[1], RecipientState::Bounced { status, .. } if status == "5.1.1"));
         assert!(matches!(states[2], RecipientState::Deferred { .. }));
@@ -385,20 +384,14 @@ mod remote_scenarios {
         assert!(r.qmgr.is_active(id), "the stalled item is still out");
         assert_eq!(r.calls("stall.example"), 1);
         let e = r.store.get(id).unwrap();
-        let states: Vec<_> = e
-            .meta
-            .envelope
-            .recipients
-            .iter()
-            .map(|x| &x.state)
-            .collect();
+        let states = states(&e);
         assert!(
-            states[..6].iter().all(|s| **s == RecipientState::Sent),
+            states[..6].iter().all(|s| *s == RecipientState::Sent),
             "{states:?}"
         );
-        assert!(matches!(states[6], RecipientState::Bounced { status, .. } if status == "5.1.1"));
+        assert!(matches!(&states[6], RecipientState::Bounced { status, .. } if status == "5.1.1"));
         assert!(matches!(states[7], RecipientState::Deferred { .. }));
-        assert_eq!(*states[8], RecipientState::Pending);
+        assert_eq!(states[8], RecipientState::Pending);
         assert_eq!((e.meta.queue, e.meta.attempts), (QueueName::Incoming, 0));
         let mbox =
             || std::fs::read_to_string(r._tmp.path().join("mail/sender")).unwrap_or_default();
