@@ -6,7 +6,7 @@
 //! while records keep arriving (group commit across all sessions).
 
 use crate::{FollowUp, Store, StoreError, Update};
-use envelope::{Envelope, QueueId};
+use envelope::{Envelope, QueueId, RecipientState};
 use tokio::sync::oneshot;
 
 /// Runs a driver on the blocking pool (it writes and fsyncs), if one was handed back.
@@ -43,6 +43,19 @@ impl Store {
     pub async fn update_async(&self, id: QueueId, update: Update) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         start(self.update_then(id, update, move |r| {
+            let _ = tx.send(r);
+        }));
+        answer(rx).await
+    }
+
+    /// [`Store::set_recipients_then`] without blocking the task: returns once durable.
+    pub async fn set_recipients_async(
+        &self,
+        id: QueueId,
+        states: Vec<(usize, RecipientState)>,
+    ) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        start(self.set_recipients_then(id, states, move |r| {
             let _ = tx.send(r);
         }));
         answer(rx).await

@@ -27,7 +27,7 @@ use crate::index::{apply_update, Entry, Index, Location};
 use crate::record::{self, Decoded, FollowUp, MessageMeta, Record, Update};
 use crate::recovery::{self, RecoveryReport};
 use crate::{segment, Layout, QueueName, StoreError};
-use envelope::{Envelope, QueueId};
+use envelope::{Envelope, QueueId, RecipientState};
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -86,6 +86,12 @@ enum Change {
     },
     Remove {
         id: QueueId,
+    },
+    /// Some recipients' new states alone: encoded by the leader as an update that keeps the
+    /// queue, retry time and counters current at write time (see [`Store::set_recipients_then`]).
+    SetRecipients {
+        id: QueueId,
+        states: Vec<(usize, RecipientState)>,
     },
     /// Compaction: re-encoded by the leader with the state current at write time.
     Relocate {
@@ -542,6 +548,31 @@ impl Store {
         }])
     }
 
+    /// Records new states of some recipients and nothing else, durably: the record written
+    /// keeps the message's queue, retry time and counters as they are when it is written
+    /// (the single writer encodes it from the index and the changes ahead of it in its
+    /// batch), so an operator's hold or a retry time recorded meanwhile is never undone.
+    /// For outcomes that must be durable before the rest of their message's (the scheduler's
+    /// items of a message with several destinations). `Ok` also if the message was removed
+    /// before the record was written (nothing is written then). See [`Store::enqueue_then`]
+    /// for `done` and the driver.
+    pub fn set_recipients_then(
+        &self,
+        id: QueueId,
+        states: Vec<(usize, RecipientState)>,
+        done: impl FnOnce(Result<(), StoreError>) + Send + 'static,
+    ) -> Option<Driver> {
+        if !self.contains(id) {
+            done(Err(StoreError::NotFound(id)));
+            return None;
+        }
+        self.push(vec![Pending {
+            bytes: Vec::new(),
+            change: Change::SetRecipients { id, states },
+            done: Box::new(done),
+        }])
+    }
+
     /// Callback [`Store::remove`]; see [`Store::enqueue_then`] for `done` and the driver.
     pub fn remove_then(
         &self,
@@ -574,9 +605,12 @@ impl Store {
                 state.last_batch = state.pending.len();
                 std::mem::take(&mut state.pending)
             };
-            let removals = batch
-                .iter()
-                .any(|p| !matches!(p.change, Change::Update { .. }));
+            let removals = batch.iter().any(|p| {
+                !matches!(
+                    p.change,
+                    Change::Update { .. } | Change::SetRecipients { .. }
+                )
+            });
             self.write_batch(batch);
             if removals {
                 self.delete_dead_segments();
@@ -680,9 +714,9 @@ impl Store {
         }
     }
 
-    /// Concatenates the batch; relocations are encoded here, by the only writer, from the
-    /// index state plus the batch's earlier changes, so no update can be lost between a
-    /// snapshot and its write.
+    /// Concatenates the batch; relocations and recipient-only updates are encoded here, by
+    /// the only writer, from the index state plus the batch's earlier changes, so no update
+    /// can be lost between a snapshot and its write.
     fn encode_batch(
         &self,
         batch: &mut [Pending],
@@ -696,6 +730,18 @@ impl Store {
                 let meta = self.relocation_meta(*id, &batch[..i]);
                 if let Some(meta) = meta {
                     record::encode_message(*id, &meta, body, &mut batch[i].bytes);
+                }
+            }
+            if let Change::SetRecipients { id, states } = &mut batch[i].change {
+                let (id, states) = (*id, std::mem::take(states));
+                if let Some(meta) = self.relocation_meta(id, &batch[..i]) {
+                    let update = Update {
+                        recipients: states,
+                        ..Update::keep(&meta)
+                    };
+                    record::encode_update(id, &update, &mut batch[i].bytes);
+                    // Applied, and seen by later relocations, as the update it now is.
+                    batch[i].change = Change::Update { id, update };
                 }
             }
             let start = buf.len() as u64;
@@ -735,6 +781,8 @@ impl Store {
                     index.remove(*id);
                 }
                 Change::Relocate { id, .. } if loc.record_len > 0 => index.relocate(*id, *loc),
+                // Its message was gone when the batch was encoded: nothing was written.
+                Change::SetRecipients { .. } => {}
                 Change::Relocate { .. } | Change::Rotate => {}
             }
         }

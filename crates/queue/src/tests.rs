@@ -431,3 +431,58 @@ fn a_store_opened_before_serve_is_private_whatever_the_umask() {
         .mode();
     assert_eq!(mode & 0o777, 0o700, "store/ is {:o}", mode & 0o777);
 }
+
+/// Recipient states recorded alone keep what the message's other fields are when the record
+/// is written: a hold queued just before it (in the same batch) and the retry time stay.
+#[test]
+fn recipient_states_alone_keep_a_hold_queued_ahead_of_them_and_survive_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, gone) = (QueueId::generate(), QueueId::generate());
+    {
+        let store = open(tmp.path());
+        store.enqueue(a, env(&["x@y", "z@w"]), b"x\n").unwrap();
+        store.enqueue(gone, env(&["x@y"]), b"x\n").unwrap();
+        let deferred = Update {
+            recipients: vec![],
+            queue: QueueName::Deferred,
+            next_attempt: 42,
+            attempts: 3,
+            delay_warned: true,
+        };
+        store.update(a, deferred.clone()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let hold = Update {
+            queue: QueueName::Hold,
+            ..deferred
+        };
+        // The hold takes the writer's turn but is not written yet: the recipient states
+        // join its batch, behind it, as does the removal of `gone` ahead of its own states.
+        let tell = |tx: &std::sync::mpsc::Sender<Result<(), StoreError>>| {
+            let tx = tx.clone();
+            move |r| tx.send(r).unwrap()
+        };
+        let driver = store
+            .update_then(a, hold, tell(&tx))
+            .expect("writer's turn");
+        assert!(store
+            .set_recipients_then(a, vec![(0, RecipientState::Sent)], tell(&tx))
+            .is_none());
+        assert!(store.remove_then(gone, "deleted", tell(&tx)).is_none());
+        let sent = vec![(0, RecipientState::Sent)];
+        assert!(store.set_recipients_then(gone, sent, tell(&tx)).is_none());
+        driver.run();
+        for _ in 0..4 {
+            rx.recv().unwrap().unwrap();
+        }
+    }
+    let store = open(tmp.path());
+    assert_eq!(store.len(), 1, "the removed message stays removed");
+    let meta = store.get(a).unwrap().meta;
+    assert_eq!(meta.queue, QueueName::Hold, "the hold is not undone");
+    assert_eq!(
+        (meta.next_attempt, meta.attempts, meta.delay_warned),
+        (42, 3, true)
+    );
+    let states: Vec<_> = meta.envelope.recipients.iter().map(|r| &r.state).collect();
+    assert_eq!(states, [&RecipientState::Sent, &RecipientState::Pending]);
+}

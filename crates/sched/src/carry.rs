@@ -8,12 +8,17 @@
 //! slots held, and its new states are known only here, in memory: it is not delivered again
 //! while the daemon runs, and since at most `default_process_limit` slots exist, at most that
 //! many delivered-but-unrecorded messages can be delivered a second time after a crash.
+//!
+//! A message with several destinations is not all one record: each item that comes back
+//! while others of its message are still out has its outcomes recorded on their own first
+//! ([`record_early`]), so a crash while a slow destination is still being tried does not
+//! deliver the fast ones again; the last item back is recorded with the message's fate.
 
 use crate::clock::unix_now;
 use crate::context::Context;
 use crate::dispatch::Message;
 use crate::notify::{Bounce, Notice};
-use crate::plan::{plan, Attempt, Line, Plan, Then};
+use crate::plan::{plan, Attempt, Changes, Early, Line, Plan, Then};
 use crate::retry;
 use crate::timed::log_outcome;
 use bounce::Kind;
@@ -43,6 +48,7 @@ pub(crate) async fn apply(cx: &Context, done: Message) {
         hold: done.hold,
         held,
         held_back: done.held_back,
+        recorded_early: done.recorded_early,
     };
     let settings = cx.shared.settings();
     let Some(mut plan) = plan(attempt, &settings, unix_now(), fastrand::f64()) else {
@@ -64,6 +70,46 @@ pub(crate) async fn apply(cx: &Context, done: Message) {
         warn!(target: "qmgr", "{id}: {}: {}; will retry in {}s (recipients already delivered are not delivered again)",
             f.what, f.error, wait.as_secs());
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// Makes one item's outcomes durable on their own, while other items of its message are
+/// still out (`Dispatch::others_out`): the new recipient states alone (the store keeps the
+/// message's queue and retry time as they are, so an operator's hold meanwhile stands), or,
+/// when they call for a success notice, that notice queued with the states as its follow-up
+/// (one record: the notice goes exactly once, as Postfix sends one per delivery request).
+/// Once durable the outcomes are logged and counted, and their states returned for the
+/// message (the final plan sees them, and writes only the outcomes that came after). A
+/// record that fails is not retried here: `None`, and the outcomes go with the rest of the
+/// message, recorded (with its retries) by [`apply`].
+pub(crate) async fn record_early(
+    cx: &Context,
+    id: QueueId,
+    early: Early,
+    started: Instant,
+) -> Option<Changes> {
+    if early.changes.is_empty() {
+        return None;
+    }
+    let store = &cx.shared.store;
+    let result = match &early.success {
+        Some((notice, envelope)) => {
+            let follow = FollowUp::SetRecipients(id, early.changes.clone());
+            queue_notice(cx, id, envelope, notice, Some(follow)).await
+        }
+        None => store.set_recipients_async(id, early.changes.clone()).await,
+    };
+    match result {
+        // Deleted by the operator meanwhile: the delivery happened all the same.
+        Ok(()) | Err(StoreError::NotFound(_)) => {
+            log_lines(id, &early.lines, started);
+            count_outcomes(cx, &early.lines);
+            Some(early.changes)
+        }
+        Err(e) => {
+            warn!(target: "qmgr", "{id}: cannot record delivery status: {e}; it is recorded with the rest of the message");
+            None
+        }
     }
 }
 
@@ -120,7 +166,7 @@ async fn carry_out(cx: &Context, id: QueueId, plan: &mut Plan) -> Result<(), Fai
             Kind::Delay => "cannot queue the delayed mail notification",
             _ => "cannot queue the success notification",
         };
-        queue_notice(cx, id, &plan.envelope, notice)
+        queue_notice(cx, id, &plan.envelope, notice, None)
             .await
             .map_err(|error| Failed { what, error })?;
         plan.notices.remove(0);
@@ -146,18 +192,20 @@ fn rewritten(cx: &Context, (mut env, message): (Envelope, Vec<u8>)) -> (Envelope
     }
 }
 
-/// Queues a success or delay notice (null sender) about message `id`.
+/// Queues a success or delay notice (null sender) about message `id`, with `follow` made
+/// durable in the same record.
 async fn queue_notice(
     cx: &Context,
     id: QueueId,
     env: &Envelope,
     notice: &Notice,
+    follow: Option<FollowUp>,
 ) -> Result<(), StoreError> {
     let (nenv, message) = rewritten(cx, compose(cx, id, env, notice).await);
     let new_id = QueueId::generate();
     cx.shared
         .store
-        .enqueue_async(new_id, nenv, &message, None)
+        .enqueue_async(new_id, nenv, &message, follow)
         .await?;
     let what = if notice.kind == Kind::Delay {
         "delayed mail"

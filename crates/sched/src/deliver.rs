@@ -34,7 +34,11 @@ pub(crate) async fn run(cx: &Context, item: &Item) -> Delivery {
             agent,
         })
         .collect();
-    Delivery { outcomes, failure }
+    Delivery {
+        outcomes,
+        failure,
+        recorded: None,
+    }
 }
 
 /// Runs the agent for one item; a network delivery first waits for the fleet's consent

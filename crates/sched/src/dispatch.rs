@@ -14,7 +14,10 @@
 //! (recorded). Holding that slot until the record is durable bounds the messages a crash can
 //! deliver twice to `default_process_limit`. An item that is back while others of its message
 //! are still out gives its slot back at once (else a message with more destinations than the
-//! limit would wait for itself forever); a crash can then deliver those recipients twice too.
+//! limit would wait for itself forever), but only after its outcomes were made durable on
+//! their own ([`Dispatch::others_out`], `carry::record_early`, as each Postfix delivery agent
+//! marks its recipients done in the queue file): what a crash can deliver twice is still only
+//! what holds a slot, at most `default_process_limit` deliveries.
 //!
 //! Concurrency window (Postfix's slow start): a destination starts at 5 concurrent
 //! deliveries (or its limit if lower), grows by one per success up to its limit, and drops to
@@ -33,8 +36,8 @@
 use crate::route::{Destination, Route};
 use crate::settings::Limits;
 use crate::timed::{Agent, Timed};
-use envelope::{Outcome, OutcomeKind, QueueId};
-use queue::Entry;
+use envelope::{Outcome, OutcomeKind, QueueId, RecipientState};
+use queue::{Entry, MessageMeta};
 use std::collections::{HashMap, VecDeque};
 use std::mem;
 use std::time::Instant;
@@ -62,6 +65,9 @@ pub(crate) struct Message {
     pub hold: Option<String>,
     /// Recipients a suspended destination held back this pass (`suspend.rs`).
     pub held_back: Vec<usize>,
+    /// Some items' outcomes are durable already: their new states are in `entry`, their
+    /// outcomes not in `outcomes` (they were logged and counted when recorded).
+    pub recorded_early: bool,
 }
 
 /// What dispatch tells its caller to do.
@@ -82,6 +88,10 @@ pub(crate) struct Delivery {
     pub outcomes: Vec<Timed>,
     /// The destination itself failed: it is marked dead.
     pub failure: Option<String>,
+    /// The new recipient states, when `outcomes` were made durable on their own already
+    /// (other items of the message were still out): the message takes these states, not
+    /// the outcomes.
+    pub recorded: Option<Vec<(usize, RecipientState)>>,
 }
 
 #[derive(Debug)]
@@ -182,6 +192,16 @@ impl Dispatch {
     /// True once a clean stop began.
     pub fn stopping(&self) -> bool {
         self.stopping
+    }
+
+    /// If other items of message `id` are still out (waiting or delivering) besides the one
+    /// just back, the message as it stands (its entry, with the states recorded early so
+    /// far) and when it started: that item's outcomes are to be made durable before its
+    /// slot is given back. `None` for the last item back, so a message with one destination
+    /// is recorded once, as a whole.
+    pub fn others_out(&self, id: QueueId) -> Option<(&MessageMeta, Instant)> {
+        let f = self.inflight.get(&id).filter(|f| f.waiting > 1)?;
+        Some((&f.message.entry.meta, f.message.started))
     }
 
     /// Clears the dead marks of the selected destinations (an explicit flush).
@@ -286,7 +306,10 @@ impl Dispatch {
             }
         }
         self.release_if_others_wait(item.id);
-        self.record(item.id, delivery.outcomes);
+        match delivery.recorded {
+            Some(states) => self.recorded_early(item.id, states),
+            None => self.record(item.id, delivery.outcomes),
+        }
     }
 
     /// An item is back while other items of its message are still out: its slot is free now.
@@ -452,6 +475,22 @@ impl Dispatch {
         if f.waiting == 0 {
             self.complete(id);
         }
+    }
+
+    /// One item's outcomes are durable already: the message takes their states (its final
+    /// plan sees those recipients final or deferred) and the item is back.
+    fn recorded_early(&mut self, id: QueueId, states: Vec<(usize, RecipientState)>) {
+        let Some(f) = self.inflight.get_mut(&id) else {
+            return;
+        };
+        let recipients = &mut f.message.entry.meta.envelope.recipients;
+        for (i, state) in states {
+            if let Some(r) = recipients.get_mut(i) {
+                r.state = state;
+            }
+        }
+        f.message.recorded_early = true;
+        self.record(id, Vec::new());
     }
 
     fn complete(&mut self, id: QueueId) {

@@ -48,7 +48,9 @@
 //! destination's concurrency limit per destination; a message is in at most one delivery
 //! at a time; outcomes are durable before anything that depends on them, and one that cannot
 //! be recorded is retried (never logged as done) while its message keeps its delivery slot and
-//! is not dispatched again (`carry.rs`); a null-sender message is never bounced to its
+//! is not dispatched again (`carry.rs`); an item of a message with several destinations
+//! that is back while others are still out has its outcomes made durable before it gives
+//! its slot back (`carry::record_early`); a null-sender message is never bounced to its
 //! sender (DESIGN invariant 5); a panic inside an agent defers that delivery instead of
 //! stopping the daemon (invariant 4).
 //!

@@ -8,6 +8,7 @@ use crate::context::Context;
 use crate::deliver;
 use crate::dispatch::{Dispatch, Item, Message, Start};
 use crate::due::Due;
+use crate::plan;
 use crate::shared::Shared;
 use crate::split::split;
 use crate::suspend::{hold_back, levers};
@@ -253,6 +254,7 @@ impl QueueManager {
             started: now,
             hold: work.hold,
             held_back: held.recipients,
+            recorded_early: false,
         };
         let limits = &self.cx.shared.settings().limits;
         lock(&self.cx.dispatch).push(message, work.items, limits);
@@ -271,13 +273,27 @@ impl QueueManager {
     }
 
     async fn deliver(self: Arc<Self>, item: Item) {
-        let delivery = deliver::run(&self.cx, &item).await;
+        let mut delivery = deliver::run(&self.cx, &item).await;
         if let (Some(fleet), Some(reason)) = (self.cx.shared.fleet(), &delivery.failure) {
             let time = self.cx.shared.settings().limits.dead_time;
             fleet.mark_dead(&item.destination.name, reason, time);
         }
-        let limits = &self.cx.shared.settings().limits;
-        lock(&self.cx.dispatch).finished(&item, delivery, limits, Instant::now());
+        // Other items of the message still out: these outcomes become durable now, while
+        // the item holds its slot, so a crash before the last item is back does not deliver
+        // them again (the last item's are recorded with the message, by `apply`).
+        let settings = self.cx.shared.settings();
+        let early = {
+            let dispatch = lock(&self.cx.dispatch);
+            let early = |(meta, started)| {
+                let outcomes = delivery.outcomes.clone();
+                (plan::early(meta, outcomes, &settings), started)
+            };
+            dispatch.others_out(item.id).map(early)
+        };
+        if let Some((early, started)) = early {
+            delivery.recorded = carry::record_early(&self.cx, item.id, early, started).await;
+        }
+        lock(&self.cx.dispatch).finished(&item, delivery, &settings.limits, Instant::now());
         self.pump();
         self.cx.due.wake();
     }

@@ -17,7 +17,7 @@ use crate::notify::{self, Bounce, Delivered, Notice};
 use crate::retry;
 use crate::settings::Settings;
 use crate::timed::Timed;
-use envelope::{Envelope, OutcomeKind, RecipientState};
+use envelope::{Envelope, OutcomeKind, Recipient, RecipientState};
 use queue::{MessageMeta, QueueName, Update};
 
 /// One delivery attempt of a message, as it came back.
@@ -32,6 +32,9 @@ pub(crate) struct Attempt {
     pub held: bool,
     /// Recipients a suspended destination held back: they do not expire in this pass.
     pub held_back: Vec<usize>,
+    /// Some items' outcomes were recorded on their own already ([`early`]): the attempt
+    /// counts even if no outcome is left for this plan.
+    pub recorded_early: bool,
 }
 
 /// A log line the plan calls for (logged when the plan is carried out).
@@ -83,9 +86,10 @@ pub(crate) fn plan(attempt: Attempt, settings: &Settings, now: u64, jitter: f64)
         hold,
         held,
         held_back,
+        recorded_early,
     } = attempt;
     let has_open = meta.envelope.recipients.iter().any(|r| r.state.is_open());
-    if outcomes.is_empty() && hold.is_none() && has_open {
+    if outcomes.is_empty() && hold.is_none() && has_open && !recorded_early {
         return None;
     }
     let mut lines = Vec::new();
@@ -131,6 +135,46 @@ pub(crate) fn plan(attempt: Attempt, settings: &Settings, now: u64, jitter: f64)
     })
 }
 
+/// One item's outcomes, recorded before the rest of its message's (other items are still
+/// out): the new states alone, their log lines, and the success notice they call for. The
+/// message's queue, retry time, expiry, delay warning and bounce are the final plan's.
+#[derive(Debug, Clone)]
+pub(crate) struct Early {
+    pub lines: Vec<Line>,
+    pub changes: Changes,
+    /// The success notice, with the envelope it quotes (the new states in it).
+    pub success: Option<(Notice, Envelope)>,
+}
+
+/// The [`Early`] record of one item's outcomes for the message `meta`. Costs the item's
+/// recipients, not the message's: the envelope is copied only for a success notice.
+pub(crate) fn early(meta: &MessageMeta, outcomes: Vec<Timed>, settings: &Settings) -> Early {
+    let env = &meta.envelope;
+    let (mut lines, mut changes, mut delivered) = (Vec::new(), Vec::new(), Vec::new());
+    for t in outcomes {
+        let i = t.outcome.recipient;
+        let Some(mut rcpt) = env.recipients.get(i).cloned() else {
+            continue;
+        };
+        let (sent, line) = new_state(&mut rcpt, t, settings.soft_bounce);
+        changes.push((i, rcpt.state));
+        delivered.extend(sent);
+        lines.push(line);
+    }
+    let success = notify::success(env, &delivered).map(|notice| {
+        let mut env = env.clone();
+        for (i, state) in &changes {
+            env.recipients[*i].state = state.clone();
+        }
+        (notice, env)
+    });
+    Early {
+        lines,
+        changes,
+        success,
+    }
+}
+
 /// The queue a message goes to after an attempt, and what follows.
 fn where_next(
     meta: &MessageMeta,
@@ -161,7 +205,7 @@ fn where_next(
 }
 
 /// `(recipient index, new state)` pairs of an update.
-type Changes = Vec<(usize, RecipientState)>;
+pub(crate) type Changes = Vec<(usize, RecipientState)>;
 
 /// Sets each outcome's recipient's new state; returns the changes and the recipients just
 /// delivered. `soft_bounce` turns bounces into deferrals (the safety switch).
@@ -173,42 +217,52 @@ fn new_states(
 ) -> (Changes, Vec<Delivered>) {
     let mut changes = Vec::new();
     let mut delivered = Vec::new();
-    for mut t in outcomes {
-        let o = &mut t.outcome;
-        if o.kind == OutcomeKind::Bounced && soft_bounce {
-            o.kind = OutcomeKind::Deferred;
-            o.dsn = o.dsn.replacen('5', "4", 1);
-        }
-        let Some(rcpt) = env.recipients.get_mut(o.recipient) else {
+    for t in outcomes {
+        let i = t.outcome.recipient;
+        let Some(rcpt) = env.recipients.get_mut(i) else {
             continue;
         };
-        let o = &t.outcome;
-        rcpt.state = match o.kind {
-            OutcomeKind::Sent => {
-                delivered.push(Delivered {
-                    outcome: o.clone(),
-                    agent: t.agent,
-                });
-                RecipientState::Sent
-            }
-            OutcomeKind::Deferred => RecipientState::Deferred {
-                reason: o.text.clone(),
-            },
-            OutcomeKind::Bounced => RecipientState::Bounced {
-                status: o.dsn.clone(),
-                reason: o.text.clone(),
-            },
-        };
-        changes.push((o.recipient, rcpt.state.clone()));
-        let to = rcpt.address.clone();
-        let orig_to = rewrite::original_recipient(rcpt).map(str::to_string);
-        lines.push(Line::Outcome {
-            to,
-            orig_to,
-            timed: t,
-        });
+        let (sent, line) = new_state(rcpt, t, soft_bounce);
+        changes.push((i, rcpt.state.clone()));
+        delivered.extend(sent);
+        lines.push(line);
     }
     (changes, delivered)
+}
+
+/// One outcome's new state for its recipient, its log line, and the delivery if it is one.
+fn new_state(rcpt: &mut Recipient, mut t: Timed, soft_bounce: bool) -> (Option<Delivered>, Line) {
+    let o = &mut t.outcome;
+    if o.kind == OutcomeKind::Bounced && soft_bounce {
+        o.kind = OutcomeKind::Deferred;
+        o.dsn = o.dsn.replacen('5', "4", 1);
+    }
+    let o = &t.outcome;
+    let mut delivered = None;
+    rcpt.state = match o.kind {
+        OutcomeKind::Sent => {
+            delivered = Some(Delivered {
+                outcome: o.clone(),
+                agent: t.agent,
+            });
+            RecipientState::Sent
+        }
+        OutcomeKind::Deferred => RecipientState::Deferred {
+            reason: o.text.clone(),
+        },
+        OutcomeKind::Bounced => RecipientState::Bounced {
+            status: o.dsn.clone(),
+            reason: o.text.clone(),
+        },
+    };
+    let to = rcpt.address.clone();
+    let orig_to = rewrite::original_recipient(rcpt).map(str::to_string);
+    let line = Line::Outcome {
+        to,
+        orig_to,
+        timed: t,
+    };
+    (delivered, line)
 }
 
 /// What decides whether a deferred recipient expires.

@@ -125,6 +125,8 @@ mod remote_scenarios {
     struct Script {
         calls: Mutex<HashMap<String, usize>>,
         delay_ms: u64,
+        /// `stall.example` answers only once a permit is added here.
+        stall: tokio::sync::Semaphore,
     }
     use std::collections::HashMap;
     use std::sync::Mutex;
@@ -148,6 +150,9 @@ mod remote_scenarios {
                 tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
                 let relay = format!("{}[127.0.0.1]:25", nexthop.host);
                 let mut r = DeliveryReport::default();
+                if nexthop.host == "stall.example" {
+                    self.stall.acquire().await.expect("open").forget();
+                }
                 match nexthop.host.as_str() {
                     "dead.example" => {
                         r.destination_failure = Some(
@@ -176,6 +181,11 @@ mod remote_scenarios {
         }
     }
 
+    fn states(e: &queue::Entry) -> Vec<RecipientState> {
+        let recipients = e.meta.envelope.recipients.iter();
+        recipients.map(|x| x.state.clone()).collect()
+    }
+
     struct Rig {
         _tmp: tempfile::TempDir,
         store: Store,
@@ -196,6 +206,7 @@ mod remote_scenarios {
         let script = Arc::new(Script {
             calls: Mutex::new(HashMap::new()),
             delay_ms,
+            stall: tokio::sync::Semaphore::new(0),
         });
         shared.set_remote(script.clone());
         let qmgr = QueueManager::new(shared);
@@ -290,13 +301,7 @@ mod remote_scenarios {
         );
         wait_until(|| r.store.get(id).is_some_and(|e| e.meta.attempts >= 1)).await;
         let e = r.store.get(id).unwrap();
-        let states: Vec<_> = e
-            .meta
-            .envelope
-            .recipients
-            .iter()
-            .map(|x| x.state.clone())
-            .collect();
+        let states = states(&e);
         assert_eq!(states[0], RecipientState::Sent);
         assert!(matches!(&states[1], RecipientState::Bounced { status, .. } if status == "5.1.1"));
         assert!(matches!(states[2], RecipientState::Deferred { .. }));
@@ -347,6 +352,124 @@ mod remote_scenarios {
         let e = r.store.get(id).unwrap();
         assert!(matches!(
             e.meta.envelope.recipients[0].state,
+            RecipientState::Deferred { .. }
+        ));
+        r.stop.send(true).unwrap();
+    }
+
+    /// A message to nine domains, one of which stalls: the other eight items' outcomes are
+    /// in the store (what a restart would see) while the stalled one is still out, without
+    /// touching the message's queue or retry time; the success notice they call for is
+    /// queued then, once; the final item records the message's fate; nothing is counted
+    /// twice, and the recipients done early are not tried again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn items_back_before_a_stalled_one_are_durable_before_it_returns() {
+        let r = rig(|_| {}, 0);
+        let mut rcpts: Vec<String> = (0..6).map(|i| format!("u{i}@fast{i}.example")).collect();
+        rcpts.push("bad@fast6.example".into());
+        rcpts.push("later@fast7.example".into());
+        rcpts.push("u@stall.example".into());
+        let id = QueueId::generate();
+        let mut env = Envelope::new("sender@localhost", rcpts, crate::clock::unix_now());
+        env.recipients[0].notify = Some("SUCCESS".into());
+        r.store.enqueue(id, env, b"Subject: t\n\nhello\n").unwrap();
+        r.qmgr.schedule(id, 0);
+
+        let done_early = |e: &queue::Entry| {
+            e.meta.envelope.recipients[..8]
+                .iter()
+                .all(|x| !matches!(x.state, RecipientState::Pending))
+        };
+        wait_until(|| r.store.get(id).is_some_and(|e| done_early(&e))).await;
+        assert!(r.qmgr.is_active(id), "the stalled item is still out");
+        assert_eq!(r.calls("stall.example"), 1);
+        let e = r.store.get(id).unwrap();
+        let states = states(&e);
+        assert!(
+            states[..6].iter().all(|s| *s == RecipientState::Sent),
+            "{states:?}"
+        );
+        assert!(matches!(&states[6], RecipientState::Bounced { status, .. } if status == "5.1.1"));
+        assert!(matches!(states[7], RecipientState::Deferred { .. }));
+        assert_eq!(states[8], RecipientState::Pending);
+        assert_eq!((e.meta.queue, e.meta.attempts), (QueueName::Incoming, 0));
+        let mbox =
+            || std::fs::read_to_string(r._tmp.path().join("mail/sender")).unwrap_or_default();
+        let reports = |who: &str| {
+            mbox()
+                .matches(&format!("Final-Recipient: rfc822; {who}"))
+                .count()
+        };
+        wait_until(|| reports("u0@fast0.example") == 1).await;
+
+        r.script.stall.add_permits(1);
+        // Retried twice since (backoff 1 s): only later@ is open.
+        wait_until(|| r.store.get(id).is_some_and(|e| e.meta.attempts >= 2)).await;
+        let e = r.store.get(id).unwrap();
+        assert_eq!(e.meta.queue, QueueName::Deferred);
+        assert_eq!(e.meta.envelope.recipients[8].state, RecipientState::Sent);
+        for host in (0..7).map(|i| format!("fast{i}.example")) {
+            assert_eq!(r.calls(&host), 1, "{host} tried again");
+        }
+        assert_eq!(r.calls("stall.example"), 1);
+        // Six fast ones, the stalled one and the success notice (delivered here); one bounce.
+        wait_until(|| r.qmgr.outcome_totals() == (8, 1)).await;
+        assert_eq!(reports("u0@fast0.example"), 1, "one success notice");
+        assert_eq!(
+            reports("bad@fast6.example"),
+            0,
+            "no bounce before the message is done"
+        );
+        r.stop.send(true).unwrap();
+    }
+
+    /// The common case pays nothing: a message with one destination is recorded once, by
+    /// its removal (the store's commit counters count every record written).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_with_one_destination_writes_only_its_removal() {
+        let r = rig(|_| {}, 0);
+        let before = r.store.commit_stats().records;
+        let id = r.send("s@test.example", &["a@far.example", "b@far.example"]);
+        wait_until(|| !r.store.contains(id)).await;
+        assert_eq!(
+            r.store.commit_stats().records - before,
+            2,
+            "enqueue and removal"
+        );
+        let id = r.send("s@test.example", &["a@far.example", "b@stall.example"]);
+        let sent = |e: queue::Entry| e.meta.envelope.recipients[0].state == RecipientState::Sent;
+        wait_until(|| r.store.get(id).is_some_and(sent)).await;
+        r.script.stall.add_permits(1);
+        wait_until(|| !r.store.contains(id)).await;
+        assert_eq!(
+            r.store.commit_stats().records - before,
+            5,
+            "two destinations: one early record more"
+        );
+        r.stop.send(true).unwrap();
+    }
+
+    /// `postsuper -h` while a destination is still out, after another's outcomes were
+    /// recorded early: the hold stands, and the last item's record keeps the message held.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hold_made_while_a_destination_is_out_stands() {
+        let r = rig(|_| {}, 0);
+        let id = r.send("s@test.example", &["a@far.example", "later@stall.example"]);
+        let sent = |e: &queue::Entry| e.meta.envelope.recipients[0].state == RecipientState::Sent;
+        wait_until(|| r.store.get(id).is_some_and(|e| sent(&e))).await;
+        let meta = r.store.get(id).unwrap().meta;
+        let hold = queue::Update {
+            queue: QueueName::Hold,
+            ..queue::Update::keep(&meta)
+        };
+        r.store.update(id, hold).unwrap();
+        r.script.stall.add_permits(1);
+        wait_until(|| !r.qmgr.is_active(id)).await;
+        let e = r.store.get(id).unwrap();
+        assert_eq!(e.meta.queue, QueueName::Hold);
+        assert!(sent(&e));
+        assert!(matches!(
+            e.meta.envelope.recipients[1].state,
             RecipientState::Deferred { .. }
         ));
         r.stop.send(true).unwrap();

@@ -252,7 +252,15 @@ impl DumpSink {
     /// nothing listens yet). As root, smtp-sink runs as `nobody`: the test root is opened up
     /// so it can reach its dump directory.
     pub fn start(env: &TestEnv, port: u16) -> DumpSink {
-        let (sink, dir) = Sink::start_dumping(&env.root, std::net::Ipv4Addr::LOCALHOST, port, &[]);
+        DumpSink::start_with(env, port, &[])
+    }
+
+    /// [`DumpSink::start`] with more smtp-sink options, e.g. `["-W", ".:300"]` for a sink
+    /// that takes the whole message but answers the final dot only after 300 s. A sink
+    /// started again on the same port keeps its dump directory (and the files in it).
+    pub fn start_with(env: &TestEnv, port: u16, extra: &[&str]) -> DumpSink {
+        let (sink, dir) =
+            Sink::start_dumping(&env.root, std::net::Ipv4Addr::LOCALHOST, port, extra);
         DumpSink { sink, dir }
     }
 

@@ -51,6 +51,7 @@ fn message(immediate: Vec<Timed>) -> Message {
         started: Instant::now(),
         hold: None,
         held_back: Vec::new(),
+        recorded_early: false,
     }
 }
 
@@ -107,6 +108,7 @@ fn result(item: &Item, verdict: char, now: Instant) -> Delivery {
     Delivery {
         outcomes: vec![Timed::at(outcome, item.queued, now, Agent::Smtp)],
         failure,
+        recorded: None,
     }
 }
 
@@ -424,4 +426,44 @@ fn items_to_a_dead_destination_are_deferred_even_while_every_slot_is_taken() {
     assert!(started.is_empty());
     let ids: Vec<QueueId> = done.iter().map(|m| m.entry.id).collect();
     assert_eq!(ids, vec![waiting], "deferred without waiting for a slot");
+}
+
+#[test]
+fn an_item_back_while_others_are_out_is_recorded_early_and_the_last_one_with_the_message() {
+    let now = Instant::now();
+    let mut d = Dispatch::new(10);
+    let id = push(&mut d, &["a.example", "b.example"], now);
+    let (running, _) = split_starts(d.starts(now));
+    assert_eq!(running.len(), 2);
+    // The first back: the other is still out, so its outcome is to be recorded now.
+    let (meta, _) = d.others_out(id).expect("b.example is still out");
+    assert_eq!(meta.envelope.recipients[0].state, RecipientState::Pending);
+    let mut early = result(&running[0], 's', now);
+    early.recorded = Some(vec![(0, RecipientState::Sent)]);
+    d.finished(&running[0], early, &limits(20), now);
+    assert!(split_starts(d.starts(now)).1.is_empty());
+    // The last one back is recorded with the message, as a message with one item is.
+    assert!(
+        d.others_out(id).is_none(),
+        "the last item is the message's record"
+    );
+    d.finished(&running[1], result(&running[1], 'd', now), &limits(20), now);
+    let (_, done) = split_starts(d.starts(now));
+    let m = &done[0];
+    assert!(m.recorded_early);
+    assert_eq!(
+        m.entry.meta.envelope.recipients[0].state,
+        RecipientState::Sent
+    );
+    let rest: Vec<usize> = m.outcomes.iter().map(|t| t.outcome.recipient).collect();
+    assert_eq!(rest, [1], "only the last item's outcome is left to record");
+    d.recorded(id);
+    assert!(!d.busy());
+
+    let single = push(&mut d, &["a.example"], now);
+    split_starts(d.starts(now));
+    assert!(
+        d.others_out(single).is_none(),
+        "one destination: one record"
+    );
 }

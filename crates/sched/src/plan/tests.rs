@@ -79,6 +79,7 @@ fn attempt(meta: MessageMeta, verdicts: &str) -> Attempt {
         outcomes: outcomes(verdicts),
         hold: None,
         held: false,
+        recorded_early: false,
     }
 }
 
@@ -417,4 +418,40 @@ fn a_recipient_held_back_by_a_suspension_does_not_expire() {
         "the suspended one waits"
     );
     assert_eq!(p.then, Then::Retry(p.update.as_ref().unwrap().next_attempt));
+}
+
+#[test]
+fn an_early_record_sets_its_items_states_and_asks_for_their_success_notice_only() {
+    let m = meta(
+        "s@a.example",
+        &[Some("SUCCESS"), Some("SUCCESS"), None, None],
+    );
+    // This item: recipients 0 and 2 (1 and 3 are another destination's, still out).
+    let mine = outcomes("s-b");
+    let mut s = settings();
+    let first = early(&m, mine.clone(), &s);
+    let states: Vec<_> = first
+        .changes
+        .iter()
+        .map(|(i, st)| (*i, st.clone()))
+        .collect();
+    assert_eq!(states[0], (0, RecipientState::Sent));
+    assert!(matches!(&states[1], (2, RecipientState::Bounced { status, .. }) if status == "5.1.1"));
+    assert_eq!(first.lines.len(), 2);
+    let (notice, env) = first.success.expect("x0 asked for success");
+    assert_eq!(notice.kind, Kind::Success);
+    let reported: Vec<&str> = notice.reports.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(
+        reported,
+        ["x0@far.example"],
+        "only what this item delivered"
+    );
+    assert_eq!(env.recipients[0].state, RecipientState::Sent);
+    assert_eq!(env.recipients[1].state, RecipientState::Pending);
+    s.soft_bounce = true;
+    let soft = early(&m, mine, &s);
+    assert!(matches!(
+        soft.changes[1],
+        (2, RecipientState::Deferred { .. })
+    ));
 }
