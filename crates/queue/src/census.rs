@@ -9,7 +9,15 @@
 //! skipped by the same walk as recovery, `recovery::walk_segment`), but decodes each JSON
 //! payload into borrowed views that skip the fields it does not need (delay reasons, DSN
 //! parameters, retry times), and keeps strings shared: a log's senders and recipients repeat.
-//! Segments are read into one reused buffer.
+//! Payloads of the store's own shape are read without serde at all ([`quick`]); serde reads
+//! the rest, with the same result.
+//!
+//! Over the cores: decoder threads (one per core) read the segments in chunks of
+//! [`CHUNK`] bytes into a reused buffer, check frames and CRCs and decode the payloads into
+//! a batch of plain operations per segment, numbering the strings they meet; the calling
+//! thread applies the batches in segment order, each operation in log order, so every order
+//! rule of the log (a later record wins, a follow-up applies before its message) holds as
+//! in a one-thread scan, with nothing to merge.
 //!
 //! Kept small per message, because at a million messages the time is memory, not decoding:
 //! one map slot of 32 bytes (arrival time, queue, the sender and a single recipient as
@@ -130,13 +138,36 @@ type IdMap<V> = HashMap<QueueId, V, BuildHasherDefault<IdHasher>>;
 pub struct Census {
     messages: IdMap<Slot>,
     strings: Vec<Box<str>>,
-    /// Only while scanning: each distinct string's index in `strings`.
-    interned: HashMap<Box<str>, u32>,
 }
+
+/// Bytes read from a segment at a time: small enough to stay in a core's cache while its
+/// records are checked and decoded, large enough that the system calls do not count.
+const CHUNK: usize = 512 * 1024;
+
+/// At most this many decoders (one per core is enough: applying is the lighter half).
+const MAX_DECODERS: usize = 4;
+
+/// Decoded segments a decoder may have ready before the applier takes them.
+const AHEAD: usize = 2;
 
 impl Census {
     /// Reads every segment of the store under `queue_directory`, oldest first.
+    ///
+    /// A pipeline over the cores: decoders (one per core, segment `i` to decoder
+    /// `i % decoders`) read each segment in [`CHUNK`]s, check the frames and CRCs and decode
+    /// the JSON into a [`Batch`] of plain operations; this thread applies the batches in
+    /// segment order, so the order rules of the log hold exactly as in a one-thread scan (no
+    /// merge: a later record always applies after an earlier one).
     pub fn scan(queue_directory: &Path) -> Result<Census, StoreError> {
+        let decoders = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Census::scan_with(queue_directory, decoders.clamp(1, MAX_DECODERS), CHUNK)
+    }
+
+    fn scan_with(
+        queue_directory: &Path,
+        decoders: usize,
+        chunk: usize,
+    ) -> Result<Census, StoreError> {
         let dir = Layout::new(queue_directory).store();
         let mut census = Census::default();
         if !dir.exists() {
@@ -145,22 +176,47 @@ impl Census {
         let io = |e| StoreError::io(&dir, e);
         let numbers = segment::list(&dir).map_err(io)?;
         let mut left = log_bytes(&dir, &numbers);
-        let mut buf = Vec::new();
-        for (i, &number) in numbers.iter().enumerate() {
-            buf.clear();
-            match std::fs::File::open(segment::path(&dir, number)) {
-                Ok(mut file) => file.read_to_end(&mut buf).map_err(io)?,
-                // The daemon deleted a dead segment meanwhile: nothing live was there.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io(e)),
-            };
-            census.read_segment(&buf).map_err(io)?;
-            left = left.saturating_sub(buf.len() as u64);
-            if i == 0 {
-                census.reserve_for(buf.len() as u64, left);
+        let decoders = decoders.min(numbers.len()).max(1);
+        let (dir, numbers) = (&dir, &numbers);
+        std::thread::scope(|scope| {
+            let ready: Vec<_> = (0..decoders)
+                .map(|first| {
+                    let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+                    scope.spawn(move || {
+                        let mut decoder = Decoder::new(chunk);
+                        for &number in numbers.iter().skip(first).step_by(decoders) {
+                            let batch = decoder.segment(&segment::path(dir, number));
+                            let failed = batch.is_err();
+                            // A send fails only once the applier has stopped (an error).
+                            if tx.send(batch).is_err() || failed {
+                                return;
+                            }
+                        }
+                    });
+                    rx
+                })
+                .collect();
+            // Each decoder's strings, as indexes into `census.strings`.
+            let mut global: Vec<Vec<u32>> = vec![Vec::new(); decoders];
+            let mut interned: HashMap<Box<str>, u32> = HashMap::new();
+            for i in 0..numbers.len() {
+                let d = i % decoders;
+                let batch = match ready[d].recv() {
+                    Ok(batch) => batch.map_err(io)?,
+                    Err(_) => return Err(io(io::Error::other("a log decoder stopped"))),
+                };
+                for s in batch.new_strings.iter() {
+                    let index = census.intern(&mut interned, s);
+                    global[d].push(index);
+                }
+                census.apply(&batch, &global[d]);
+                left = left.saturating_sub(batch.bytes);
+                if i == 0 {
+                    census.reserve_for(batch.bytes, left);
+                }
             }
-        }
-        census.interned = HashMap::new();
+            Ok(())
+        })?;
         Ok(census)
     }
 
@@ -203,97 +259,291 @@ impl Census {
         self.messages.reserve(more.min(1 << 26) as usize);
     }
 
-    fn read_segment(&mut self, data: &[u8]) -> io::Result<u64> {
-        recovery_walk(data, |buf| match record::frame_at(buf) {
-            Framed::Frame { kind, payload, len } => self.take(kind, payload).then_some(len),
-            Framed::Incomplete | Framed::Invalid => None,
-        })
+    /// Applies one segment's records in log order; `strings` maps the batch's decoder's
+    /// string numbers to the census's.
+    fn apply(&mut self, batch: &Batch, strings: &[u32]) {
+        let rcpt = |r: Rcpt| (strings[(r >> 1) as usize] << 1) | (r & 1);
+        for op in &batch.ops {
+            match *op {
+                // A full message record, as `Index::put` (its follow-up came just before).
+                Op::Put {
+                    id,
+                    arrival_time,
+                    sender,
+                    queue,
+                    rcpts: (from, to),
+                } => {
+                    let recipients = match &batch.rcpts[from as usize..to as usize] {
+                        [one] => Recipients::One(rcpt(*one)),
+                        many => Recipients::Many(many.iter().map(|&r| rcpt(r)).collect()),
+                    };
+                    let slot = Slot {
+                        arrival_time,
+                        sender: strings[sender as usize],
+                        queue,
+                        recipients,
+                    };
+                    self.messages.insert(id, slot);
+                }
+                Op::Update {
+                    id,
+                    queue,
+                    states: (from, to),
+                } => {
+                    if let Some(slot) = self.messages.get_mut(&id) {
+                        set_states(slot, &batch.states[from as usize..to as usize]);
+                        if let Some(queue) = queue {
+                            slot.queue = queue;
+                        }
+                    }
+                }
+                Op::Remove(id) => {
+                    self.messages.remove(&id);
+                }
+            }
+        }
     }
 
-    /// Applies one record; false if its payload does not decode (damage, as for recovery).
-    fn take(&mut self, kind: u8, payload: &[u8]) -> bool {
+    fn intern(&mut self, interned: &mut HashMap<Box<str>, u32>, s: &str) -> u32 {
+        if let Some(&known) = interned.get(s) {
+            return known;
+        }
+        let index = self.strings.len() as u32;
+        self.strings.push(Box::from(s));
+        interned.insert(Box::from(s), index);
+        index
+    }
+}
+
+/// One segment's records, decoded into what the census applies, in log order.
+#[derive(Default)]
+struct Batch {
+    ops: Vec<Op>,
+    /// The recipients of `Op::Put`s: a decoder's string number shifted left, the low bit set
+    /// while open.
+    rcpts: Vec<Rcpt>,
+    /// The recipient states of `Op::Update`s: (recipient index, open).
+    states: Vec<(usize, bool)>,
+    /// The strings this batch's decoder numbered first in this batch, in number order.
+    new_strings: Vec<Box<str>>,
+    /// The segment's length.
+    bytes: u64,
+}
+
+/// One change to the census; ranges index the batch's `rcpts` or `states`.
+enum Op {
+    Put {
+        id: QueueId,
+        arrival_time: u64,
+        sender: u32,
+        queue: QueueName,
+        rcpts: (u32, u32),
+    },
+    /// An update record, or a follow-up setting recipient states (no queue then).
+    Update {
+        id: QueueId,
+        queue: Option<QueueName>,
+        states: (u32, u32),
+    },
+    Remove(QueueId),
+}
+
+/// A decoding thread's state: its read buffer and its numbering of the strings it has seen.
+struct Decoder {
+    chunk: usize,
+    buf: Vec<u8>,
+    numbers: HashMap<Box<str>, u32>,
+}
+
+impl Decoder {
+    fn new(chunk: usize) -> Decoder {
+        Decoder {
+            chunk,
+            buf: Vec::new(),
+            numbers: HashMap::new(),
+        }
+    }
+
+    /// Reads and decodes one segment. Records are read [`CHUNK`] by chunk while they are
+    /// whole and valid; at the first byte that is not (the zeros after the data, a torn tail,
+    /// damage), the rest of the segment is read and handed to the walk every reader uses
+    /// (`recovery::walk_segment`) from that offset, so damage is skipped exactly as there.
+    fn segment(&mut self, path: &Path) -> io::Result<Batch> {
+        let mut batch = Batch::default();
+        let mut file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            // The daemon deleted a dead segment meanwhile: nothing live was there.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(batch),
+            Err(e) => return Err(e),
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let (mut at, mut eof) = (0, false);
+        loop {
+            match record::frame_at(&buf[at..]) {
+                Framed::Frame { kind, payload, len } if self.take(kind, payload, &mut batch) => {
+                    at += len;
+                    continue;
+                }
+                Framed::Incomplete if !eof => {
+                    // Keep the unread bytes, then read a chunk more, or the rest of the segment
+                    // for a record longer than a chunk.
+                    buf.drain(..at);
+                    at = 0;
+                    if frame_len(&buf) > self.chunk {
+                        file.read_to_end(&mut buf)?;
+                        eof = true;
+                    } else {
+                        let n = file
+                            .by_ref()
+                            .take(self.chunk as u64)
+                            .read_to_end(&mut buf)?;
+                        eof = n < self.chunk;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            if !eof {
+                file.read_to_end(&mut buf)?;
+            }
+            recovery_walk(&buf[at..], |rest| match record::frame_at(rest) {
+                Framed::Frame { kind, payload, len } => {
+                    self.take(kind, payload, &mut batch).then_some(len)
+                }
+                Framed::Incomplete | Framed::Invalid => None,
+            })?;
+            break;
+        }
+        batch.bytes = file.metadata().map_or(0, |m| m.len());
+        self.buf = buf;
+        Ok(batch)
+    }
+
+    /// Decodes one record into `batch`; false if its payload does not decode (damage, as for
+    /// recovery), and then `batch` holds no operation of it. Payloads of the store's own
+    /// shape are read by [`quick`]; serde reads the others (the same result, see there).
+    fn take(&mut self, kind: u8, payload: &[u8], batch: &mut Batch) -> bool {
         let id = record::payload_id(payload);
         match kind {
             1 => {
                 let Some((meta, _body)) = record::split_message(payload) else {
                     return false;
                 };
-                let Some(meta) = decode::<MetaView<'_>>(meta) else {
+                // The whole text's UTF-8 checked once: `from_slice` checks every string and
+                // key on its own. Invalid UTF-8 anywhere is invalid JSON either way.
+                let Ok(meta) = std::str::from_utf8(meta) else {
                     return false;
                 };
-                self.put(id, meta);
+                let from = batch.rcpts.len();
+                let quick = quick::message(meta, |address, open| {
+                    let number = self.number(address, batch);
+                    batch.rcpts.push((number << 1) | Rcpt::from(open));
+                });
+                if let Some(quick) = quick {
+                    let sender = self.number(quick.sender, batch);
+                    batch.ops.push(Op::Put {
+                        id,
+                        arrival_time: quick.arrival_time,
+                        sender,
+                        queue: quick.queue,
+                        rcpts: (from as u32, batch.rcpts.len() as u32),
+                    });
+                    return true;
+                }
+                batch.rcpts.truncate(from);
+                let Ok(meta) = serde_json::from_str::<MetaView<'_>>(meta) else {
+                    return false;
+                };
+                self.put(id, meta, batch);
             }
             2 => {
-                let Some(update) = decode::<UpdateView>(&payload[16..]) else {
+                let Ok(json) = std::str::from_utf8(&payload[16..]) else {
                     return false;
                 };
-                if let Some(slot) = self.messages.get_mut(&id) {
-                    set_states(slot, &update.recipients);
-                    slot.queue = update.queue;
-                }
+                let from = batch.states.len();
+                let quick = quick::update(json, |i, open| batch.states.push((i, open)));
+                let queue = match quick {
+                    Some(queue) => queue,
+                    None => {
+                        batch.states.truncate(from);
+                        let Ok(update) = serde_json::from_str::<UpdateView>(json) else {
+                            return false;
+                        };
+                        push_states(&mut batch.states, &update.recipients);
+                        update.queue
+                    }
+                };
+                let states = (from as u32, batch.states.len() as u32);
+                let queue = Some(queue);
+                batch.ops.push(Op::Update { id, queue, states });
             }
-            3 => {
-                self.messages.remove(&id);
-            }
+            3 => batch.ops.push(Op::Remove(id)),
             _ => return false,
         }
         true
     }
 
-    /// A full message record, as `Index::put`: its follow-up first, then the message.
-    fn put(&mut self, id: QueueId, meta: MetaView<'_>) {
+    /// A full message record read by serde: its follow-up first, then the message, as
+    /// `Index::put`.
+    fn put(&mut self, id: QueueId, meta: MetaView<'_>, batch: &mut Batch) {
         match &meta.follow_up {
-            Some(FollowUpView::Remove(other)) => {
-                self.messages.remove(other);
-            }
+            Some(FollowUpView::Remove(other)) => batch.ops.push(Op::Remove(*other)),
             Some(FollowUpView::SetRecipients(other, states)) => {
-                if let Some(slot) = self.messages.get_mut(other) {
-                    set_states(slot, states);
-                }
+                let states = push_states(&mut batch.states, states);
+                let (id, queue) = (*other, None);
+                batch.ops.push(Op::Update { id, queue, states });
             }
             None => {}
         }
         let env = meta.envelope;
-        let rcpt = |c: &mut Census, r: &RecipientView<'_>| {
-            (c.intern(&r.address) << 1) | Rcpt::from(r.state.is_open())
-        };
-        let recipients = match &env.recipients[..] {
-            [one] => Recipients::One(rcpt(self, one)),
-            many => Recipients::Many(many.iter().map(|r| rcpt(self, r)).collect()),
-        };
-        let slot = Slot {
+        let from = batch.rcpts.len() as u32;
+        for r in &env.recipients {
+            let rcpt = (self.number(&r.address, batch) << 1) | Rcpt::from(r.state.is_open());
+            batch.rcpts.push(rcpt);
+        }
+        let sender = self.number(&env.sender, batch);
+        batch.ops.push(Op::Put {
+            id,
             arrival_time: env.arrival_time,
-            sender: self.intern(&env.sender),
+            sender,
             queue: meta.queue,
-            recipients,
-        };
-        self.messages.insert(id, slot);
+            rcpts: (from, batch.rcpts.len() as u32),
+        });
     }
 
-    fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&known) = self.interned.get(s) {
+    /// This decoder's number for `s`; a string new to it is also added to the batch.
+    fn number(&mut self, s: &str, batch: &mut Batch) -> u32 {
+        if let Some(&known) = self.numbers.get(s) {
             return known;
         }
-        let index = self.strings.len() as u32;
-        self.strings.push(Box::from(s));
-        self.interned.insert(Box::from(s), index);
-        index
+        let number = self.numbers.len() as u32;
+        self.numbers.insert(Box::from(s), number);
+        batch.new_strings.push(Box::from(s));
+        number
     }
 }
 
-/// Decodes a JSON payload, checking its UTF-8 once for the whole text: `from_slice` checks
-/// every string and key on its own, a sixth of the census's instructions. The same payloads
-/// decode either way (invalid UTF-8 anywhere is invalid JSON too).
-fn decode<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Option<T> {
-    serde_json::from_str(std::str::from_utf8(json).ok()?).ok()
+/// The length on disk the record header at the start of `buf` names (0 if no header yet).
+fn frame_len(buf: &[u8]) -> usize {
+    match buf.get(8..12) {
+        Some(len) => record::HEADER_LEN + u32::from_le_bytes(len.try_into().unwrap()) as usize,
+        None => 0,
+    }
+}
+
+fn push_states(states: &mut Vec<(usize, bool)>, views: &[(usize, StateView)]) -> (u32, u32) {
+    let from = states.len() as u32;
+    states.extend(views.iter().map(|(i, s)| (*i, s.is_open())));
+    (from, states.len() as u32)
 }
 
 /// Out-of-range indexes are ignored, as by the index.
-fn set_states(slot: &mut Slot, states: &[(usize, StateView)]) {
+fn set_states(slot: &mut Slot, states: &[(usize, bool)]) {
     let recipients = slot.recipients.as_mut_slice();
-    for (i, state) in states {
-        if let Some(r) = recipients.get_mut(*i) {
-            *r = (*r & !1) | Rcpt::from(state.is_open());
+    for &(i, open) in states {
+        if let Some(r) = recipients.get_mut(i) {
+            *r = (*r & !1) | Rcpt::from(open);
         }
     }
 }
@@ -367,6 +617,8 @@ struct UpdateView {
     recipients: Vec<(usize, StateView)>,
     queue: QueueName,
 }
+
+mod quick;
 
 #[cfg(test)]
 mod tests;
