@@ -128,6 +128,9 @@ struct Commit {
     stats: CommitStats,
     /// Records in the last batch written: how many writers the commit delay waits for.
     last_batch: usize,
+    /// The driver is waiting on `arrived` (the commit delay): only then is a push signalled
+    /// (a condvar signal is a futex call even when nobody waits, two per relayed message).
+    delaying: bool,
     /// The next segment, being prepared (see `spare.rs`).
     spare: spare::Spare,
 }
@@ -202,6 +205,7 @@ impl Store {
                     needs_cut: false,
                     stats: CommitStats::default(),
                     last_batch: 0,
+                    delaying: false,
                     spare: spare::Spare::default(),
                 }),
                 arrived: Condvar::new(),
@@ -362,6 +366,24 @@ impl Store {
         })
     }
 
+    /// [`Store::read_message`] when its record is in the page cache (a message queued a
+    /// moment ago), read without waiting for the disk; `None` when it is not (or the file
+    /// system cannot tell): then call `read_message` where blocking is allowed. For async
+    /// tasks, which would otherwise hop to a blocking thread for every delivery.
+    pub fn read_message_cached(&self, id: QueueId) -> Option<Result<Vec<u8>, StoreError>> {
+        let loc = self.get(id)?.location;
+        let file = lock(&self.inner.files).get(&loc.segment).cloned()?;
+        let mut raw = vec![0u8; usize::try_from(loc.record_len).ok()?];
+        match sys::read_exact_at_nowait(&file, &mut raw, loc.record_offset) {
+            Ok(true) => Some(decode_body(&raw, id)),
+            Ok(false) => None,
+            Err(e) => Some(Err(StoreError::io(
+                &segment::path(&self.inner.dir, loc.segment),
+                e,
+            ))),
+        }
+    }
+
     /// One compaction step: if the oldest closed segment is less than half live (or, when
     /// space is short, if compacting it gives back more than it copies), relocate its live
     /// messages to the newest segment so it can be deleted. When space is short, a mostly dead active segment is closed first.
@@ -495,7 +517,9 @@ impl Store {
         let mut state = lock(&self.inner.commit);
         state.pending.extend(items);
         if state.flushing {
-            self.inner.arrived.notify_one();
+            if state.delaying {
+                self.inner.arrived.notify_one();
+            }
             return None;
         }
         state.flushing = true;
@@ -933,7 +957,12 @@ impl Driver {
 fn read_body(file: &File, loc: Location, id: QueueId) -> Result<Vec<u8>, StoreError> {
     let raw = segment::read_at(file, loc.record_len as usize, loc.record_offset)
         .map_err(|e| StoreError::io(Path::new(""), e))?;
-    match record::decode(&raw) {
+    decode_body(&raw, id)
+}
+
+/// The body of a message record read back, checksum verified.
+fn decode_body(raw: &[u8], id: QueueId) -> Result<Vec<u8>, StoreError> {
+    match record::decode(raw) {
         Decoded::Record(Record::Message { body, .. }, _) => Ok(body.to_vec()),
         _ => Err(StoreError::Corrupt(format!(
             "message record of {id} fails its checksum"

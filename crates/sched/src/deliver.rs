@@ -77,7 +77,13 @@ async fn attempt_now(cx: &Context, item: &Item) -> (Vec<Outcome>, Option<String>
     };
     let store = cx.shared.store.clone();
     let id = item.id;
-    let body = match tokio::task::spawn_blocking(move || store.read_message(id)).await {
+    // A message queued a moment ago is still in the page cache: read it here, without a
+    // hop to a blocking thread and back (two wakeups per delivery); else on that thread.
+    let read = match store.read_message_cached(id) {
+        Some(read) => Ok(read),
+        None => tokio::task::spawn_blocking(move || store.read_message(id)).await,
+    };
+    let body = match read {
         Ok(Ok(b)) => b,
         Ok(Err(StoreError::Corrupt(why))) => {
             return (quarantine(cx, &entry, &item.recipients, &why).await, None);

@@ -58,6 +58,42 @@ pub fn set_umask(mask: u32) -> u32 {
     u32::from(nix::sys::stat::umask(Mode::from_bits_truncate(mask as libc::mode_t)).bits())
 }
 
+/// preadv2(2) with `RWF_NOWAIT`: fills `buf` from `offset` only from the page cache.
+/// `Ok(false)` when some of it would have to wait for the disk (or the kernel or file
+/// system cannot say without waiting): then nothing is promised about `buf`, and the caller
+/// reads the ordinary, blocking way on a thread that may block. Lets an async task read a
+/// record it just wrote without a hop to a blocking thread.
+pub fn read_exact_at_nowait(file: &File, buf: &mut [u8], offset: u64) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut done = 0usize;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        let iov = libc::iovec {
+            iov_base: rest.as_mut_ptr().cast(),
+            iov_len: rest.len(),
+        };
+        let Ok(at) = libc::off_t::try_from(offset + done as u64) else {
+            return Ok(false);
+        };
+        // SAFETY: one iovec over the live, exclusively borrowed `rest`; the fd is borrowed
+        // from `file`, so it stays open for the call; the kernel writes at most iov_len bytes.
+        let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, at, libc::RWF_NOWAIT) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL) => Ok(false),
+                Some(libc::EINTR) => continue,
+                _ => Err(e),
+            };
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        done += n as usize;
+    }
+    Ok(true)
+}
+
 /// True if `fd` is the write end of a pipe or socket whose reader has gone (`mailq | head -1`
 /// once `head` has exited): `poll` reports an error or hang-up on it. Never blocks; false for
 /// files and terminals. Lets a listing that computes for a while before writing its next line
@@ -78,6 +114,26 @@ pub fn reader_gone(fd: std::os::fd::BorrowedFd<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_range_is_read_without_waiting_and_a_short_file_is_an_error() {
+        use std::io::Write;
+        let mut file = tempfile::tempfile().unwrap();
+        let bytes: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        file.write_all(&bytes).unwrap();
+        // Just written: in the page cache. A file system without RWF_NOWAIT says "wait"
+        // (false), never wrong bytes.
+        let mut buf = vec![0u8; 12_000];
+        if read_exact_at_nowait(&file, &mut buf, 5_000).unwrap() {
+            assert_eq!(buf, bytes[5_000..17_000]);
+        }
+        let mut past = vec![0u8; 10];
+        match read_exact_at_nowait(&file, &mut past, 19_995) {
+            Ok(true) => panic!("read 10 bytes where 5 exist"),
+            Ok(false) => {}
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof),
+        }
+    }
 
     #[test]
     fn a_pipe_whose_reader_has_gone_is_noticed_without_writing() {

@@ -41,6 +41,7 @@ impl Store {
             return state;
         }
         let deadline = Instant::now() + delay;
+        state.delaying = true;
         while state.pending.len() < state.last_batch {
             let now = Instant::now();
             if now >= deadline {
@@ -53,6 +54,7 @@ impl Store {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
+        state.delaying = false;
         state
     }
 }

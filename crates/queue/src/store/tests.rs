@@ -170,3 +170,19 @@ fn concurrent_commits_with_prezeroed_dsync_segments_and_a_commit_delay_all_come_
     }
     assert!(store.segment_count() <= 2, "dead segments deleted");
 }
+
+#[test]
+fn a_message_just_queued_reads_back_from_the_page_cache_the_same_as_from_the_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(tmp.path(), options(0)).unwrap();
+    let id = QueueId::generate();
+    let body: Vec<u8> = (0..30_000u32).map(|i| (i % 253) as u8).collect();
+    store.enqueue(id, env(), &body).unwrap();
+    // A file system without RWF_NOWAIT answers None (read the blocking way), never other
+    // bytes.
+    if let Some(read) = store.read_message_cached(id) {
+        assert_eq!(read.unwrap(), body);
+    }
+    assert_eq!(store.read_message(id).unwrap(), body);
+    assert!(store.read_message_cached(QueueId::generate()).is_none());
+}
