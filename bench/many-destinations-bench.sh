@@ -37,6 +37,12 @@
 #!        [--no-postfix] [--no-mailroom] [--dir DIR] [--dead refuse|drop]
 #!   --dead drop: SYNs to the dead address are dropped instead of refused (every try to a dead
 #!   domain holds a delivery slot until the connect timeout, 30 s on both sides).
+#!   --perf: mailroom's delivery is sampled by `perf record` (cpu-clock, no call graphs);
+#!   DIR/perf-MODE.txt gets the top symbols.
+#!   --callgrind: mailroom runs under valgrind's callgrind with instrumentation off until the
+#!   release (callgrind_control -i on) and dumped when the sinks counted everything: the
+#!   delivery's instructions per message (Ir/msg column; noise-free, unlike the rates, which
+#!   then mean nothing); DIR/callgrind-MODE.txt gets callgrind_annotate's top functions.
 #!   defaults: N=100000, D=10000, Postfix the same (fewer with --pf-m/--pf-domains),
 #!   S=10, LEN=4096, K=4, DIR=/var/tmp/mailroom-many-bench; MTA ports 12555 (mailroom),
 #!   2655 (Postfix). Needs root, unbound, smtp-sink, nft, python3.
@@ -59,6 +65,7 @@ DIR=/var/tmp/mailroom-many-bench
 DEAD_MODE=refuse
 DNS_IP=127.0.1.53
 DEAD_IP=127.0.3.1
+PROFILE=""
 while [ $# -gt 0 ]; do
     case "$1" in
         -m) N="$2"; shift 2 ;;
@@ -71,6 +78,8 @@ while [ $# -gt 0 ]; do
         --modes) MODES="$2"; shift 2 ;;
         --dead) DEAD_MODE="$2"; shift 2 ;;
         --no-build) DO_BUILD=0; shift ;;
+        --perf) PROFILE=perf; shift ;;
+        --callgrind) PROFILE=callgrind; shift ;;
         --bin) SRC_BIN="$2"; DO_BUILD=0; shift 2 ;;
         --no-postfix) DO_POSTFIX=0; shift ;;
         --no-mailroom) DO_MAILROOM=0; shift ;;
@@ -263,7 +272,16 @@ run() {
     if [ "$name" = mailroom ]; then
         MR_EXTRA="dns_nameservers = [\"$DNS_IP:53\"]
 header_checks = [\"regexp:$DIR/header_checks\"]" mr_setup "$DIR/data" mx "$port"
-        mr_start "$BIN" "$port"
+        if [ "$PROFILE" = callgrind ]; then
+            rm -f "$DIR"/callgrind.out*
+            valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$DIR/callgrind.out.%p" \
+                "$BIN" -c "$MR_CFG" serve >>"$MR_DIR/serve.out" 2>&1 &
+            MR_PID=$!
+            for _ in $(seq 1 1200); do port_listening "$port" && break; sleep 0.1; done
+            port_listening "$port" || { log "mailroom did not listen under valgrind"; return 1; }
+        else
+            mr_start "$BIN" "$port"
+        fi
         pid="$MR_PID"; logfile="$MR_DIR/maillog"
         release="$BIN -c $MR_CFG postsuper -H ALL"
     else
@@ -278,11 +296,34 @@ header_checks = [\"regexp:$DIR/header_checks\"]" mr_setup "$DIR/data" mx "$port"
     watch_start "$live"
     quiet="$(wait_quiet 15)"
     c0="$(tree_cpu_ticks "$pid")"; b0="$(sys_busy_ticks)"
+    local prof_pid=""
+    if [ "$name" = mailroom ] && [ "$PROFILE" = callgrind ]; then
+        callgrind_control -i on "$pid" >/dev/null
+    elif [ "$name" = mailroom ] && [ "$PROFILE" = perf ]; then
+        perf record -q -F 499 -p "$pid" -o "$DIR/perf-$mode.data" >/dev/null 2>&1 &
+        prof_pid=$!
+    fi
     t0="$(now_ns)"
     $release >/dev/null 2>&1
     if [ "$name" = mailroom ]; then "$BIN" -c "$MR_CFG" postqueue -f >/dev/null; else postqueue -c "$PF_ETC" -f; fi
     read -r line < "$DIR/done.fifo"
     c1="$(tree_cpu_ticks "$pid")"; b1="$(sys_busy_ticks)"
+    local ir_msg=""
+    if [ -n "$prof_pid" ]; then
+        kill -INT "$prof_pid" 2>/dev/null; wait "$prof_pid" 2>/dev/null || true
+        perf report -i "$DIR/perf-$mode.data" --no-children --sort symbol --stdio 2>/dev/null \
+            | grep -v '^#' | grep . | head -60 > "$DIR/perf-$mode.txt" || true
+        rm -f "$DIR/perf-$mode.data"
+    elif [ "$name" = mailroom ] && [ "$PROFILE" = callgrind ]; then
+        callgrind_control -d "$pid" >/dev/null
+        sleep 1
+        local dump
+        dump="$(ls -t "$DIR"/callgrind.out.* | head -1)"
+        callgrind_annotate --inclusive=no "$dump" 2>/dev/null | head -80 > "$DIR/callgrind-$mode.txt" || true
+        ir_msg="$(awk '/^summary:/ { print $2 }' "$dump" | tail -1)"
+        ir_msg="$(fmt_div "${ir_msg:-0}" "$count" 0)"
+        rm -f "$DIR"/callgrind.out*
+    fi
     set -- $line
     if [ "$1" != DONE ]; then
         log "$name $mode: FAILED: the sinks stalled ($line); $inj"
@@ -305,8 +346,8 @@ header_checks = [\"regexp:$DIR/header_checks\"]" mr_setup "$DIR/data" mx "$port"
     deferred="$(grep -c 'status=deferred' "$logfile" || true)"
     load="$(cut -d' ' -f1-3 /proc/loadavg)"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$mode" "$count" "$doms" "$live" "$secs" "$rate" \
-        "$d" "$syns" "$deadsyns/$deferred" "$cpu_ms" "$other ($load)" >> "$RESULTS"
-    log "$name $mode: $live live of $count msgs to $doms domains in ${secs}s = $rate live msg/s; live mail at the sinks after (50/90/99/100 %): $d s; $syns connections to the sinks, $deadsyns to the dead address, $deferred deferral lines; CPU $cpu_ms ms/msg; other load $other% (before: $quiet%; loadavg $load); injector: $inj"
+        "$d" "$syns" "$deadsyns/$deferred" "$cpu_ms" "$other ($load)" "${ir_msg:--}" >> "$RESULTS"
+    log "$name $mode: $live live of $count msgs to $doms domains in ${secs}s = $rate live msg/s; live mail at the sinks after (50/90/99/100 %): $d s; $syns connections to the sinks, $deadsyns to the dead address, $deferred deferral lines; CPU $cpu_ms ms/msg; instructions ${ir_msg:--}/msg; other load $other% (before: $quiet%; loadavg $load); injector: $inj"
 }
 
 log "$(machine_info | tr '\n' ' ')"
@@ -318,8 +359,8 @@ done
 
 echo
 echo "Many destinations: inject.py -s $SESS -l $LEN -> MTA -> MX via unbound -> $K smtp-sinks; dead = every tenth domain refuses"
-printf '%-9s %-6s %7s %6s %7s %7s %7s %-28s %6s %13s %7s %s\n' MTA mode msgs doms live "secs" "live/s" "live in at 50/90/99/100% s" conns "dead/deferred" "CPU ms" "other% (loadavg)"
-awk -F'\t' '{ printf "%-9s %-6s %7s %6s %7s %7s %7s %-28s %6s %13s %7s %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 }' "$RESULTS"
+printf '%-9s %-6s %7s %6s %7s %7s %7s %-28s %6s %13s %7s %9s %s\n' MTA mode msgs doms live "secs" "live/s" "live in at 50/90/99/100% s" conns "dead/deferred" "CPU ms" "Ir/msg" "other% (loadavg)"
+awk -F'\t' '{ printf "%-9s %-6s %7s %6s %7s %7s %7s %-28s %6s %13s %7s %9s %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $12 }' "$RESULTS"
 awk -F'\t' '
     { rate[$1 "/" $2] = $7 }
     END {

@@ -2,7 +2,10 @@
 //! questions from a fixed [`Zone`], NXDOMAIN for unknown names, an empty NOERROR for a known
 //! name without records of the asked type (AAAA, say), SERVFAIL where told to. Mailroom's
 //! MX tests point `dns_nameservers` at it; `agents`' SMTP client tests use it too. It runs
-//! on its own thread (so it serves async and blocking tests alike) until dropped.
+//! on its own thread (so it serves async and blocking tests alike) until dropped. Records
+//! carry the zone's TTL (60 s unless [`Zone::ttl`]); negative answers carry an SOA (whose
+//! minimum is the negative TTL, RFC 2308) only with [`Zone::negative_ttl`]; the zone can be
+//! replaced while the server runs ([`Dns::set_zone`]: a changed record).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -16,6 +19,7 @@ use crate::peer::lock;
 const TYPE_A: u16 = 1;
 const TYPE_MX: u16 = 15;
 const TYPE_TXT: u16 = 16;
+const TYPE_SOA: u16 = 6;
 
 /// The zone: names (lower case, no trailing dot) and their MX and A records. Unknown names
 /// get NXDOMAIN; a known name without records of the asked type gets an empty NOERROR; a
@@ -26,9 +30,24 @@ pub struct Zone {
     a: HashMap<String, Vec<Ipv4Addr>>,
     txt: HashMap<String, Vec<String>>,
     servfail: Vec<String>,
+    ttl: Option<u32>,
+    negative_ttl: Option<u32>,
 }
 
 impl Zone {
+    /// The TTL of every record (60 s if not set).
+    pub fn ttl(mut self, seconds: u32) -> Self {
+        self.ttl = Some(seconds);
+        self
+    }
+
+    /// NXDOMAIN and no-data answers carry an SOA for the zone's apex whose TTL and minimum
+    /// are `seconds` (the negative TTL a resolver may keep them for).
+    pub fn negative_ttl(mut self, seconds: u32) -> Self {
+        self.negative_ttl = Some(seconds);
+        self
+    }
+
     /// `exchange` "." is a null MX (RFC 7505).
     pub fn mx(mut self, name: &str, preference: u16, exchange: &str) -> Self {
         self.mx
@@ -69,6 +88,7 @@ impl Zone {
 /// The DNS server; `queries` lists `name type` of every question it got.
 pub struct Dns {
     pub port: u16,
+    zone: Arc<Mutex<Zone>>,
     queries: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -83,14 +103,16 @@ impl Dns {
             .unwrap();
         let queries = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (q, sp) = (queries.clone(), stop.clone());
+        let zone = Arc::new(Mutex::new(zone));
+        let (q, sp, z) = (queries.clone(), stop.clone(), zone.clone());
         let thread = thread::spawn(move || {
             let mut buf = [0u8; 1500];
             while !sp.load(Ordering::Relaxed) {
                 let Ok((len, from)) = socket.recv_from(&mut buf) else {
                     continue;
                 };
-                if let Some((answer, question)) = dns_answer(&zone, &buf[..len]) {
+                let answer = dns_answer(&lock(&z), &buf[..len]);
+                if let Some((answer, question)) = answer {
                     lock(&q).push(question);
                     let _ = socket.send_to(&answer, from);
                 }
@@ -98,6 +120,7 @@ impl Dns {
         });
         Dns {
             port,
+            zone,
             queries,
             stop,
             thread: Some(thread),
@@ -115,6 +138,11 @@ impl Dns {
 
     pub fn queries(&self) -> Vec<String> {
         lock(&self.queries).clone()
+    }
+
+    /// From now on answers from `zone` (a record changed at the destination).
+    pub fn set_zone(&self, zone: Zone) {
+        *lock(&self.zone) = zone;
     }
 }
 
@@ -144,19 +172,45 @@ fn dns_answer(zone: &Zone, query: &[u8]) -> Option<(Vec<u8>, String)> {
     out.extend_from_slice(&query[..2]); // ID
     out.push(0x84 | (query[2] & 0x01)); // QR, AA, RD echoed
     out.push(0x80 | rcode); // RA, RCODE
+                            // A negative answer's SOA, in the authority section (owner: the last two labels).
+    let soa = zone
+        .negative_ttl
+        .filter(|_| rcode != 2 && answers.is_empty())
+        .map(|ttl| (apex(&name), ttl));
     out.extend_from_slice(&1u16.to_be_bytes());
     out.extend_from_slice(&(answers.len() as u16).to_be_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0]); // NSCOUNT, ARCOUNT
+    out.extend_from_slice(&u16::from(soa.is_some()).to_be_bytes()); // NSCOUNT
+    out.extend_from_slice(&[0, 0]); // ARCOUNT
     out.extend_from_slice(question);
+    let ttl = zone.ttl.unwrap_or(60);
     for (rtype, rdata) in answers {
         out.extend_from_slice(&[0xc0, 12]); // the question's name
         out.extend_from_slice(&rtype.to_be_bytes());
         out.extend_from_slice(&1u16.to_be_bytes()); // IN
-        out.extend_from_slice(&60u32.to_be_bytes());
+        out.extend_from_slice(&ttl.to_be_bytes());
+        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        out.extend_from_slice(&rdata);
+    }
+    if let Some((apex, ttl)) = soa {
+        let mut rdata = encode_name(&format!("ns.{apex}"));
+        rdata.extend(encode_name(&format!("hostmaster.{apex}")));
+        for field in [1u32, 3600, 600, 86400, ttl] {
+            rdata.extend_from_slice(&field.to_be_bytes()); // serial .. minimum
+        }
+        out.extend(encode_name(&apex));
+        out.extend_from_slice(&TYPE_SOA.to_be_bytes());
+        out.extend_from_slice(&1u16.to_be_bytes()); // IN
+        out.extend_from_slice(&ttl.to_be_bytes());
         out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         out.extend_from_slice(&rdata);
     }
     Some((out, format!("{name} {qtype}")))
+}
+
+/// The zone apex a name's SOA is given for: its last two labels.
+fn apex(name: &str) -> String {
+    let labels: Vec<&str> = name.split('.').filter(|l| !l.is_empty()).collect();
+    labels[labels.len().saturating_sub(2)..].join(".")
 }
 
 fn records(zone: &Zone, name: &str, qtype: u16) -> Vec<(u16, Vec<u8>)> {

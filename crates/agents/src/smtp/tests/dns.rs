@@ -172,6 +172,150 @@ async fn bracketed_name_uses_its_address_without_mx() {
     );
 }
 
+/// A client asking `dns`, keeping no idle connection (each delivery needs the next hop's
+/// DNS answers), and a delivery to `user@domain` by MX.
+fn uncached_client(dns: &Dns, port: u16) -> SmtpClient {
+    let mut s = settings(port);
+    s.dns_nameservers = vec![dns.nameserver()];
+    s.connection_cache_time = std::time::Duration::ZERO;
+    client(s)
+}
+
+async fn deliver_by_mx(client: &SmtpClient, domain: &str, port: u16) -> DeliveryReport {
+    let env = envelope("f@a.example", &[&format!("user@{domain}")]);
+    let hop = Nexthop {
+        host: domain.into(),
+        port: Some(port),
+        mx_lookup: true,
+    };
+    deliver_all(client, &hop, &env, MESSAGE).await
+}
+
+/// Waits (real time) until answers with a TTL of `seconds`, given before now, ran out.
+async fn outlive_ttl(seconds: u64) {
+    tokio::time::sleep(std::time::Duration::from_millis(seconds * 1000 + 300)).await;
+}
+
+#[tokio::test]
+async fn mx_and_address_answers_are_kept_for_their_ttl_then_asked_again() {
+    let (a, _b) = two_servers().await;
+    let zone = |ttl| {
+        Zone::default()
+            .ttl(ttl)
+            .mx("example.net", 10, "mx.example.net")
+            .a("mx.example.net", "127.0.0.2")
+    };
+    let dns = Dns::start(zone(3600));
+    let client = uncached_client(&dns, a.port());
+    for _ in 0..3 {
+        let report = deliver_by_mx(&client, "example.net", a.port()).await;
+        assert_eq!(kinds(&report), [Sent], "{report:?}");
+    }
+    assert_eq!(a.transcript().messages.len(), 3);
+    let asked = |dns: &Dns, question: &str| dns.queries().iter().filter(|q| *q == question).count();
+    assert_eq!(asked(&dns, "example.net 15"), 1, "{:?}", dns.queries());
+    assert_eq!(asked(&dns, "mx.example.net 1"), 1, "{:?}", dns.queries());
+
+    // With a TTL of one second, the next delivery after it ran out asks again.
+    let dns = Dns::start(zone(1));
+    let client = uncached_client(&dns, a.port());
+    let report = deliver_by_mx(&client, "example.net", a.port()).await;
+    assert_eq!(kinds(&report), [Sent], "{report:?}");
+    outlive_ttl(1).await;
+    let report = deliver_by_mx(&client, "example.net", a.port()).await;
+    assert_eq!(kinds(&report), [Sent], "{report:?}");
+    assert_eq!(asked(&dns, "example.net 15"), 2, "{:?}", dns.queries());
+    assert_eq!(asked(&dns, "mx.example.net 1"), 2, "{:?}", dns.queries());
+}
+
+#[tokio::test]
+async fn a_changed_address_is_used_once_the_old_answer_expired() {
+    let (a, b) = two_servers().await;
+    let zone = |ip| {
+        Zone::default()
+            .ttl(1)
+            .mx("example.net", 10, "mx.example.net")
+            .a("mx.example.net", ip)
+    };
+    let dns = Dns::start(zone("127.0.0.2"));
+    let client = uncached_client(&dns, a.port());
+    let report = deliver_by_mx(&client, "example.net", a.port()).await;
+    assert_eq!(kinds(&report), [Sent], "{report:?}");
+    assert!(report.outcomes[0]
+        .relay
+        .starts_with("mx.example.net[127.0.0.2]"));
+    dns.set_zone(zone("127.0.0.3"));
+    outlive_ttl(1).await;
+    let report = deliver_by_mx(&client, "example.net", a.port()).await;
+    assert_eq!(kinds(&report), [Sent], "{report:?}");
+    assert!(report.outcomes[0]
+        .relay
+        .starts_with("mx.example.net[127.0.0.3]"));
+    let counts = (a.transcript().messages.len(), b.transcript().messages.len());
+    assert_eq!(counts, (1, 1));
+}
+
+#[tokio::test]
+async fn negative_answers_are_kept_for_their_negative_ttl() {
+    let (a, _b) = two_servers().await;
+    let missing = |negative_ttl| {
+        Zone::default()
+            .negative_ttl(negative_ttl)
+            .mx("example.net", 10, "mx.example.net")
+            .a("other.example.net", "127.0.0.9")
+    };
+    let present = |negative_ttl| missing(negative_ttl).a("mx.example.net", "127.0.0.2");
+    let mx_host_queries = |dns: &Dns| {
+        let queries = dns.queries();
+        queries
+            .iter()
+            .filter(|q| q.starts_with("mx.example.net "))
+            .count()
+    };
+
+    // No such name in the SOA's hour: not asked again, the address added meanwhile unseen.
+    let dns = Dns::start(missing(3600));
+    let client = uncached_client(&dns, a.port());
+    let report = deliver_by_mx(&client, "example.net", a.port()).await;
+    assert_eq!(kinds(&report), [Deferred], "{report:?}");
+    let asked = mx_host_queries(&dns);
+    assert!(asked >= 1, "{:?}", dns.queries());
+    dns.set_zone(present(3600));
+    let report = deliver_by_mx(&client, "example.net", a.port()).await;
+    assert_eq!(kinds(&report), [Deferred], "{report:?}");
+    assert!(report.outcomes[0].text.ends_with("MX host has no address"));
+    assert_eq!(mx_host_queries(&dns), asked, "{:?}", dns.queries());
+
+    // Kept for one second: the address added is found once that second is over.
+    let dns = Dns::start(missing(1));
+    let client = uncached_client(&dns, a.port());
+    let report = deliver_by_mx(&client, "example.net", a.port()).await;
+    assert_eq!(kinds(&report), [Deferred], "{report:?}");
+    dns.set_zone(present(1));
+    outlive_ttl(1).await;
+    let report = deliver_by_mx(&client, "example.net", a.port()).await;
+    assert_eq!(kinds(&report), [Sent], "{report:?}");
+    assert_eq!(a.transcript().messages.len(), 1);
+}
+
+#[tokio::test]
+async fn a_domain_that_did_not_exist_is_found_after_the_negative_ttl() {
+    let (a, _b) = two_servers().await;
+    let dns = Dns::start(Zone::default().negative_ttl(1));
+    let client = uncached_client(&dns, a.port());
+    let report = deliver_by_mx(&client, "new.example", a.port()).await;
+    assert_eq!(kinds(&report), [Bounced], "{report:?}");
+    assert_eq!(report.outcomes[0].dsn, "5.1.2");
+    let zone = Zone::default()
+        .negative_ttl(1)
+        .mx("new.example", 10, "mx.new.example")
+        .a("mx.new.example", "127.0.0.2");
+    dns.set_zone(zone);
+    outlive_ttl(1).await;
+    let report = deliver_by_mx(&client, "new.example", a.port()).await;
+    assert_eq!(kinds(&report), [Sent], "{report:?}");
+}
+
 #[test]
 fn clients_build_outside_a_runtime_and_refuse_bad_nameservers() {
     let mut s = settings(25);
