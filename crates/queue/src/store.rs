@@ -705,8 +705,14 @@ impl Store {
             }
             Err(e) => {
                 // Cut the failed batch off so the log never holds a record whose writer was
-                // told it failed; if that fails too, the next batch tries again first.
-                let cut_failed = file.set_len(base).is_err();
+                // told it failed, and sync the cut: unsynced, a crash before the next batch's
+                // sync could bring the failed records back (their writers, told "failed",
+                // may have sent them again: a duplicate). If either fails, the next batch
+                // cuts first and its sync makes the cut durable.
+                let cut_failed = file
+                    .set_len(base)
+                    .and_then(|_| segment::data_sync(&file))
+                    .is_err();
                 lock(&inner.commit).needs_cut = cut_failed;
                 Err(StoreError::io(&segment::path(&inner.dir, number), e))
             }
