@@ -352,11 +352,7 @@ impl Store {
 
     /// Reads a message's bytes back, verifying the record checksum.
     pub fn read_message(&self, id: QueueId) -> Result<Vec<u8>, StoreError> {
-        let loc = self.get(id).ok_or(StoreError::NotFound(id))?.location;
-        let file = lock(&self.inner.files)
-            .get(&loc.segment)
-            .cloned()
-            .ok_or(StoreError::NotFound(id))?;
+        let (loc, file) = self.message_record(id).ok_or(StoreError::NotFound(id))?;
         read_body(&file, loc, id).map_err(|e| match e {
             StoreError::Io { message, .. } => StoreError::Io {
                 path: segment::path(&self.inner.dir, loc.segment),
@@ -366,13 +362,19 @@ impl Store {
         })
     }
 
+    /// Where message `id`'s record is, and its segment's open file.
+    fn message_record(&self, id: QueueId) -> Option<(Location, Arc<File>)> {
+        let loc = self.get(id)?.location;
+        let file = lock(&self.inner.files).get(&loc.segment).cloned()?;
+        Some((loc, file))
+    }
+
     /// [`Store::read_message`] when its record is in the page cache (a message queued a
     /// moment ago), read without waiting for the disk; `None` when it is not (or the file
     /// system cannot tell): then call `read_message` where blocking is allowed. For async
     /// tasks, which would otherwise hop to a blocking thread for every delivery.
     pub fn read_message_cached(&self, id: QueueId) -> Option<Result<Vec<u8>, StoreError>> {
-        let loc = self.get(id)?.location;
-        let file = lock(&self.inner.files).get(&loc.segment).cloned()?;
+        let (loc, file) = self.message_record(id)?;
         let mut raw = vec![0u8; usize::try_from(loc.record_len).ok()?];
         match sys::read_exact_at_nowait(&file, &mut raw, loc.record_offset) {
             Ok(true) => Some(decode_body(&raw, id)),
