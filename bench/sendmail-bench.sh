@@ -28,8 +28,15 @@
 #! natively), strace -f -c (system calls, postdrop included) and GNU time (minor page
 #! faults, the reaped children included). Needs valgrind and strace.
 #!
+#! Where the time goes (--breakdown): each round also times, in the same loop, `/bin/true`
+#! (the loop's own fork+exec), an empty Rust program (`fn main() {}`, built with rustc into
+#! the scratch directory: a Rust program's start-up with libc and libgcc_s) and
+#! mailroom-sendmail with its queue on tmpfs (/dev/shm: the same submission without device
+#! I/O). Printed as medians per call and as differences: start-up, submission work, device
+#! I/O, against the budget a 5x ratio leaves (Postfix's time per submission / 5).
+#!
 #! Usage: bench/sendmail-bench.sh [-n N] [--rounds R] [--no-postfix] [--no-running]
-#!        [--no-build] [--counts]   (defaults: N=500, R=3). Run from anywhere; unless --no-build it
+#!        [--no-build] [--counts] [--breakdown]   (defaults: N=500, R=3). Run from anywhere; unless --no-build it
 #!        first runs `cargo build --release -p mailroom -p submit` in the workspace it lives in.
 #!        Measures `mailroom-sendmail` (the small binary); MAILROOM_SENDMAIL_MULTI=1 measures
 #!        `mailroom sendmail` instead.
@@ -41,6 +48,7 @@ DO_POSTFIX=1
 DO_RUNNING=1
 DO_BUILD=1
 DO_COUNTS=0
+DO_BREAKDOWN=0
 WARMUP=10
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -50,6 +58,7 @@ while [ $# -gt 0 ]; do
         --no-running) DO_RUNNING=0; shift ;;
         --no-build) DO_BUILD=0; shift ;;
         --counts) DO_COUNTS=1; shift ;;
+        --breakdown) DO_BREAKDOWN=1; shift ;;
         -h|--help) sed -n 's/^#! \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "sendmail-bench: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -98,7 +107,9 @@ cleanup() {
         fi
     fi
     rm -rf "$TMP"
+    if [ -n "$SHM" ]; then rm -rf "$SHM"; fi
 }
+SHM=""
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -152,6 +163,43 @@ if ! printf 'Subject: probe\n\nprobe\n' | mailroom_sendmail; then
     exit 1
 fi
 submit mailroom-warmup "$WARMUP" mailroom_sendmail >/dev/null
+
+# --breakdown: the same submission with the queue on tmpfs, an empty Rust program.
+BREAKDOWN_LABELS=()
+if [ "$DO_BREAKDOWN" = 1 ]; then
+    SHM="$(mktemp -d /dev/shm/sendmail-bench.XXXXXX)"
+    mkdir -p "$SHM/queue" "$SHM/mail"
+    printf 'queue_directory = "%s/queue"\nmail_spool_directory = "%s/mail"\n' "$SHM" "$SHM" \
+        >"$TMP/mailroom-tmpfs.toml"
+    mailroom_sendmail_tmpfs() { MAILROOM_CONFIG="$TMP/mailroom-tmpfs.toml" mailroom_sendmail; }
+    bin_true() { /bin/true; }
+    BREAKDOWN_LABELS=(true)
+    if command -v rustc >/dev/null && printf 'fn main() {}\n' >"$TMP/empty.rs" \
+        && rustc -O -o "$TMP/empty-rust" "$TMP/empty.rs" 2>"$TMP/rustc.log"; then
+        empty_rust() { "$TMP/empty-rust"; }
+        BREAKDOWN_LABELS+=(empty_rust)
+    else
+        log "breakdown: no rustc here, the empty Rust program is not measured"
+    fi
+    BREAKDOWN_LABELS+=(tmpfs)
+    submit tmpfs-warmup "$WARMUP" mailroom_sendmail_tmpfs >/dev/null
+fi
+declare -A BD_US=()
+# breakdown_round: one timed loop of N for each breakdown command, µs per call appended.
+breakdown_round() {
+    local label ns
+    for label in "${BREAKDOWN_LABELS[@]}"; do
+        case "$label" in
+            true) ns=$(submit true "$N" bin_true) ;;
+            empty_rust) ns=$(submit empty-rust "$N" empty_rust) ;;
+            tmpfs)
+                find "$SHM/queue/maildrop" -type f -delete 2>/dev/null || true
+                ns=$(submit tmpfs "$N" mailroom_sendmail_tmpfs)
+                ;;
+        esac
+        BD_US[$label]+="$(awk -v n="$N" -v ns="$ns" 'BEGIN { printf "%.0f", ns / n / 1000 }') "
+    done
+}
 
 # --- Postfix ----------------------------------------------------------------------------
 postfix_setup() {
@@ -273,6 +321,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
         PF_RATES+=("$(rate "$N" "$ns")")
         line="$line, postfix ${PF_RATES[-1]}/s"
     fi
+    if [ "$DO_BREAKDOWN" = 1 ]; then
+        breakdown_round
+    fi
     echo "$line"
 done
 
@@ -284,7 +335,31 @@ if [ "$DO_POSTFIX" = 1 ]; then
     PF=$(median "${PF_RATES[@]}")
     echo "postfix sendmail  (daemon stopped): $PF msgs/s (median of $ROUNDS x $N; maildrop holds $(postfix_pending) of the last round's $N)"
     echo "ratio mailroom/postfix: $(awk -v a="$MR" -v b="$PF" 'BEGIN { printf "%.2f", a / b }')x"
+fi
 
+if [ "$DO_BREAKDOWN" = 1 ]; then
+    us_of_rate() { awk -v r="$1" 'BEGIN { printf "%.0f", 1e6 / r }'; }
+    # shellcheck disable=SC2086 # the lists are space-separated numbers
+    T=$(median ${BD_US[true]})
+    # shellcheck disable=SC2086
+    FS=$(median ${BD_US[tmpfs]})
+    DISK=$(us_of_rate "$MR")
+    echo "breakdown, median us per call of $N ($ROUNDS rounds): /bin/true $T; tmpfs submission $FS; disk submission $DISK"
+    if [ -n "${BD_US[empty_rust]:-}" ]; then
+        # shellcheck disable=SC2086
+        E=$(median ${BD_US[empty_rust]})
+        echo "  empty Rust program $E: Rust start-up over /bin/true $((E - T)) us, submission work without device I/O $((FS - E)) us"
+    else
+        echo "  mailroom-sendmail over /bin/true without device I/O: $((FS - T)) us"
+    fi
+    echo "  device I/O (maildrop file and its syncs on the disk): $((DISK - FS)) us"
+    if [ "$DO_POSTFIX" = 1 ]; then
+        P=$(us_of_rate "$PF")
+        echo "  Postfix $P us a submission; 5x Postfix leaves $((P / 5)) us, $((P / 5 - T)) us over /bin/true"
+    fi
+fi
+
+if [ "$DO_POSTFIX" = 1 ]; then
     if [ "$DO_RUNNING" = 1 ]; then
         # Informational: Postfix as normally deployed, pickup consuming maildrop meanwhile.
         postfix_clear_maildrop
