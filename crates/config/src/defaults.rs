@@ -242,6 +242,8 @@ fn with_postfix_defaults(site: Site) -> Config {
         smtpd_client_new_tls_session_rate_limit: 0,
         smtpd_client_auth_rate_limit: 0,
         smtpd_client_event_limit_exceptions: words(&["127.0.0.0/8", "[::1]/128"]),
+        smtpd_client_ipv4_prefix_length: 32,
+        smtpd_client_ipv6_prefix_length: 84,
         header_checks: Vec::new(),
         mime_header_checks: Vec::new(),
         nested_header_checks: Vec::new(),

@@ -291,6 +291,12 @@ pub struct Config {
     pub smtpd_client_auth_rate_limit: usize,
     /// Clients exempt from the per-client count and rate limits (default `$mynetworks`).
     pub smtpd_client_event_limit_exceptions: Vec<String>,
+    /// The per-client limits count IPv4 clients by this network prefix (Postfix 3.8; 32 =
+    /// each address on its own).
+    pub smtpd_client_ipv4_prefix_length: u8,
+    /// The per-client limits count IPv6 clients by this network prefix (Postfix 3.8's 84: an
+    /// attacker given a /64 cannot escape them by rotating addresses).
+    pub smtpd_client_ipv6_prefix_length: u8,
     /// `regexp:`/`pcre:` tables applied to each primary message header by cleanup.
     pub header_checks: Vec<String>,
     /// Tables for MIME headers of body parts (default `$header_checks`).

@@ -497,6 +497,20 @@ pub(crate) const PARAMS: &[Param] = &[
     count!(smtpd_client_connection_count_limit),
     count!(smtpd_client_connection_rate_limit),
     list!(smtpd_client_event_limit_exceptions),
+    scalar!(
+        "smtpd_client_ipv4_prefix_length",
+        smtpd_client_ipv4_prefix_length,
+        Count,
+        |text| parse_count(text).and_then(|n| prefix_length(n, 32)),
+        ToString::to_string
+    ),
+    scalar!(
+        "smtpd_client_ipv6_prefix_length",
+        smtpd_client_ipv6_prefix_length,
+        Count,
+        |text| parse_count(text).and_then(|n| prefix_length(n, 128)),
+        ToString::to_string
+    ),
     count!(smtpd_client_message_rate_limit),
     count!(smtpd_client_new_tls_session_rate_limit),
     count!(smtpd_client_recipient_rate_limit),
@@ -711,6 +725,14 @@ fn reply_code(value: usize) -> Result<usize, String> {
     match value {
         400..=599 => Ok(value),
         _ => Err(format!("not a 4xx or 5xx reply code: {value}")),
+    }
+}
+
+/// A network prefix length of an address family whose addresses have `bits` bits.
+fn prefix_length(value: usize, bits: u8) -> Result<u8, String> {
+    match u8::try_from(value) {
+        Ok(length) if (1..=bits).contains(&length) => Ok(length),
+        _ => Err(format!("not a prefix length between 1 and {bits}: {value}")),
     }
 }
 

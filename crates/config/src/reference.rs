@@ -220,6 +220,8 @@ const MEANINGS: &[(&str, Origin, &str)] = &[
     ("smtpd_client_connection_count_limit", P, "Simultaneous connections from one client address and service; over it 421 4.7.0. 0 = no limit. Clients in smtpd_client_event_limit_exceptions are exempt."),
     ("smtpd_client_connection_rate_limit", P, "Connections one client address may make to a service per anvil_rate_time_unit; over it 421 4.7.0 and close. 0 = no limit."),
     ("smtpd_client_event_limit_exceptions", P, "Clients exempt from the per-client count and rate limits, as networks (default $mynetworks)."),
+    ("smtpd_client_ipv4_prefix_length", P, "The per-client count and rate limits count IPv4 clients by this network prefix: 32 = each address alone, 24 = a /24 together (1-32)."),
+    ("smtpd_client_ipv6_prefix_length", P, "The per-client count and rate limits count IPv6 clients by this network prefix, so that rotating addresses inside a /64 does not escape them (1-128; 128 = each address alone)."),
     ("smtpd_client_message_rate_limit", P, "MAIL FROM commands one client address may send per anvil_rate_time_unit; over it 450 4.7.1. 0 = no limit."),
     ("smtpd_client_new_tls_session_rate_limit", P, "New TLS sessions one client address may negotiate per anvil_rate_time_unit; over it STARTTLS gets 454 4.7.0. 0 = no limit."),
     ("smtpd_client_recipient_rate_limit", P, "RCPT TO commands one client address may send per anvil_rate_time_unit; over it 450 4.7.1. 0 = no limit."),

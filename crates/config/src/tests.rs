@@ -85,6 +85,38 @@ fn bad_value_names_its_line() {
 }
 
 #[test]
+fn client_prefix_lengths_take_postfix_defaults_and_refuse_what_is_no_prefix() {
+    let config = parse_ok("");
+    assert_eq!(
+        (
+            config.smtpd_client_ipv4_prefix_length,
+            config.smtpd_client_ipv6_prefix_length
+        ),
+        (32, 84)
+    );
+    let config =
+        parse_ok("smtpd_client_ipv4_prefix_length = 24\nsmtpd_client_ipv6_prefix_length = 64");
+    assert_eq!(config.smtpd_client_ipv4_prefix_length, 24);
+    assert_eq!(config.smtpd_client_ipv6_prefix_length, 64);
+    for (text, message) in [
+        (
+            "smtpd_client_ipv4_prefix_length = 33",
+            "not a prefix length between 1 and 32: 33",
+        ),
+        (
+            "smtpd_client_ipv4_prefix_length = 0",
+            "not a prefix length between 1 and 32: 0",
+        ),
+        (
+            "smtpd_client_ipv6_prefix_length = 129",
+            "not a prefix length between 1 and 128: 129",
+        ),
+    ] {
+        assert_eq!(parse_err(text).message, message, "{text}");
+    }
+}
+
+#[test]
 fn syntax_error_names_its_line() {
     let error = parse_err("relayhost = \"a\"\nmynetworks = [\"x\"\n\n");
     assert!(error.line.is_some_and(|line| line >= 2), "{error}");

@@ -167,3 +167,46 @@ fn the_counts_start_again_after_the_time_unit() {
         c.reply().code == 220
     });
 }
+
+#[test]
+fn a_network_counts_as_one_client_under_smtpd_client_ipv4_prefix_length() {
+    // 127.0.0.1 is the only exempt address; .2, .3 and .4 are clients of one /24 here.
+    let smtp = World::started(&format!(
+        "{LONG_UNIT}smtpd_client_connection_count_limit = 2\nsmtpd_client_ipv4_prefix_length = 24"
+    ));
+    let mut a = greeted(smtp.port, FLOODER);
+    let _b = greeted(smtp.port, Ipv4Addr::new(127, 0, 0, 3));
+    let mut refused = Client::connect_from(Ipv4Addr::new(127, 0, 0, 4), smtp.port);
+    refused.expect(
+        421,
+        "4.7.0 test.example Error: too many connections from 127.0.0.4",
+    );
+    smtp.env.wait_log(
+        "warning: Connection concurrency limit exceeded: 3 from unknown[127.0.0.4] for service smtp",
+        1,
+    );
+    // The network's count falls when a session ends (the server sees the close a moment
+    // later, so the new client tries a few times).
+    a.ok("QUIT", 221);
+    let readmitted = (0..100).any(|_| {
+        let mut c = Client::connect_from(Ipv4Addr::new(127, 0, 0, 4), smtp.port);
+        let code = c.reply().code;
+        if code != 220 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        code == 220
+    });
+    assert!(
+        readmitted,
+        "the /24 stayed at its limit after a session ended"
+    );
+
+    // With the default prefix length (32) each address is a client of its own.
+    let each = World::started(&format!(
+        "{LONG_UNIT}smtpd_client_connection_count_limit = 2"
+    ));
+    let _held: Vec<Client> = [2, 2, 3, 3, 4, 4]
+        .into_iter()
+        .map(|last| greeted(each.port, Ipv4Addr::new(127, 0, 0, last)))
+        .collect();
+}

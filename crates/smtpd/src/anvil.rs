@@ -20,6 +20,12 @@
 //! Clients in `smtpd_client_event_limit_exceptions` (default `$mynetworks`) are neither
 //! counted against nor limited by any of these (Postfix's "hogger list").
 //!
+//! As in Postfix 3.8, a "client" is a network, not one address: IPv4 addresses count by
+//! `smtpd_client_ipv4_prefix_length` (default 32, each alone) and IPv6 addresses by
+//! `smtpd_client_ipv6_prefix_length` (default 84), so a host given a /64 cannot escape the
+//! limits by taking a new address for each connection. Replies and log lines still name the
+//! client's own address. An IPv4-mapped IPv6 address counts as its IPv4 address.
+//!
 //! Memory is bounded: an entry whose client has no open session is dropped once its window
 //! has passed (swept at most once per time unit, and whenever the table is full); past
 //! [`MAX_CLIENTS`] entries the idle ones go first, so a flood from many addresses costs at
@@ -55,6 +61,9 @@ pub struct AnvilSettings {
     pub auth_rate: usize,
     /// `smtpd_client_event_limit_exceptions` (addresses and CIDR blocks).
     pub exceptions: Vec<Network>,
+    /// `smtpd_client_ipv4_prefix_length` and `smtpd_client_ipv6_prefix_length`.
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
 }
 
 impl AnvilSettings {
@@ -72,6 +81,22 @@ impl AnvilSettings {
                 .iter()
                 .filter_map(|entry| Network::parse(entry))
                 .collect(),
+            ipv4_prefix: cfg.smtpd_client_ipv4_prefix_length,
+            ipv6_prefix: cfg.smtpd_client_ipv6_prefix_length,
+        }
+    }
+
+    /// The table key of a client address: its network under the configured prefix length.
+    pub fn key(&self, ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => {
+                let keep = u32::MAX.checked_shl(32 - u32::from(self.ipv4_prefix.min(32)));
+                IpAddr::V4((u32::from(v4) & keep.unwrap_or(0)).into())
+            }
+            IpAddr::V6(v6) => {
+                let keep = u128::MAX.checked_shl(128 - u32::from(self.ipv6_prefix.min(128)));
+                IpAddr::V6((u128::from(v6) & keep.unwrap_or(0)).into())
+            }
         }
     }
 
@@ -213,6 +238,7 @@ impl Table {
 /// A client's claim on its service's session count; released on drop.
 pub struct Slot {
     anvil: Arc<Anvil>,
+    /// The client's table key (its network).
     ip: IpAddr,
 }
 
@@ -232,10 +258,11 @@ pub fn admit(
     if settings.is_exempt(client.ip) {
         return Ok(None);
     }
-    let (count, rate) = anvil.connect(client.ip, settings.unit, Instant::now());
+    let key = settings.key(client.ip);
+    let (count, rate) = anvil.connect(key, settings.unit, Instant::now());
     let slot = Slot {
         anvil: anvil.clone(),
-        ip: client.ip,
+        ip: key,
     };
     let refusal =
         || proto::reply::fixed::too_many_connections_from(client.hostname, &client.ip.to_string());
@@ -298,15 +325,21 @@ impl ClientEvents {
         }
     }
 
+    /// The client network `ip` counts under (also the key of the AUTH failure counts).
+    pub fn key(&self, ip: IpAddr) -> IpAddr {
+        self.settings.key(ip)
+    }
+
     /// Counts `event` and returns the refusal when the client is over its limit.
     pub fn check(&self, event: Event, client: &ClientId<'_>) -> Option<Reply> {
         let limit = self.limit(event);
         if self.exempt || limit == 0 {
             return None;
         }
+        let key = self.settings.key(client.ip);
         let rate = self
             .anvil
-            .count(client.ip, event, self.settings.unit, Instant::now());
+            .count(key, event, self.settings.unit, Instant::now());
         if rate <= limit {
             return None;
         }
@@ -322,9 +355,10 @@ impl ClientEvents {
         if self.exempt || limit == 0 {
             return None;
         }
+        let key = self.settings.key(client.ip);
         let rate = self
             .anvil
-            .rate(client.ip, Event::NewTls, self.settings.unit, Instant::now());
+            .rate(key, Event::NewTls, self.settings.unit, Instant::now());
         if rate < limit {
             return None;
         }

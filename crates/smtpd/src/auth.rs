@@ -51,7 +51,7 @@ fn client_over_limit(session: &Session, env: &Env<'_>) -> Option<Reply> {
     let failures = env
         .intake
         .auth
-        .ip_failures(session.client.ip, s.auth_failure_window);
+        .ip_failures(env.anvil.key(session.client.ip), s.auth_failure_window);
     if s.auth_failure_limit == 0 || failures < s.auth_failure_limit {
         return None;
     }
@@ -135,7 +135,7 @@ async fn check(
             &user,
             "too many recent failures for this user",
         );
-        guard.failed(session.client.ip, None, window);
+        guard.failed(env.anvil.key(session.client.ip), None, window);
         return fixed::auth_unavailable();
     }
     let path = env.password_file.clone();
@@ -155,7 +155,7 @@ async fn check(
         }
         Ok(Ok(false)) => {
             failed(session, mechanism, &user, "authentication failure");
-            guard.failed(session.client.ip, Some(&user), window);
+            guard.failed(env.anvil.key(session.client.ip), Some(&user), window);
             tokio::time::sleep(session.settings.error_sleep).await;
             fixed::auth_failed()
         }

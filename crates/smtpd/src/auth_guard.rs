@@ -4,7 +4,8 @@
 //! clients guessing took the daemon to 9 GB), at most that many at once; a session waits
 //! up to [`VERIFY_WAIT`] for its turn, then gets `454 4.7.0`.
 //!
-//! Failures are counted per client IP and per user name in fixed windows of
+//! Failures are counted per client network (the anvil's key: the address under
+//! `smtpd_client_ipv4_prefix_length`/`smtpd_client_ipv6_prefix_length`) and per user name in fixed windows of
 //! `anvil_rate_time_unit`. Past `smtpd_client_auth_failure_limit` in a window, AUTH from
 //! that IP is refused at once (`450 4.7.1`), and a user name is refused without a check
 //! (`454 4.7.0`), so guessing from many addresses is slow too. The counters are bounded

@@ -146,3 +146,83 @@ fn starttls_is_refused_once_the_new_session_rate_is_reached() {
     );
     assert_eq!(events.check(Event::NewTls, &who).unwrap().code, 421);
 }
+
+#[test]
+fn ipv6_clients_count_by_their_slash_84_and_ipv4_clients_alone_by_default() {
+    let s = settings(|s| s.connection_count = 2);
+    assert_eq!(
+        (s.ipv4_prefix, s.ipv6_prefix),
+        (32, 84),
+        "Postfix 3.8 defaults"
+    );
+    let anvil = Anvil::new();
+    let v6 = |text: &str| -> IpAddr { text.parse().unwrap() };
+    // Three addresses of one /64, inside the same /84: one client, so the third is over 2.
+    let inside = [
+        "2001:db8:1:2::1",
+        "2001:db8:1:2:0:1::9",
+        "2001:db8:1:2:0:fff:ffff:1",
+    ];
+    let labels: Vec<String> = inside.iter().map(|a| format!("unknown[{a}]")).collect();
+    let first = admit(&anvil, &s, &client(v6(inside[0]), &labels[0])).unwrap();
+    let second = admit(&anvil, &s, &client(v6(inside[1]), &labels[1])).unwrap();
+    let refused = admit(&anvil, &s, &client(v6(inside[2]), &labels[2]))
+        .err()
+        .expect("the third address of the /84 is refused");
+    assert_eq!(
+        refused.summary(),
+        "421 4.7.0 mx.test Error: too many connections from 2001:db8:1:2:0:fff:ffff:1",
+        "the reply names the client's own address"
+    );
+    // The next /84 of the same /64 is another client.
+    let next = "2001:db8:1:2:0:1000::1";
+    let label = format!("unknown[{next}]");
+    assert!(admit(&anvil, &s, &client(v6(next), &label)).is_ok());
+    // IPv4: each address alone, so 192.0.2.1 and .2 have two sessions each.
+    let _v4: Vec<_> = [1, 1, 2, 2]
+        .into_iter()
+        .map(|last| admit(&anvil, &s, &client(ip(last), "unknown")).unwrap())
+        .collect();
+    // Sessions closing free the network's count.
+    drop((first, second));
+    assert!(admit(&anvil, &s, &client(v6(inside[2]), &labels[2])).is_ok());
+}
+
+#[test]
+fn prefix_lengths_choose_the_network_and_mapped_addresses_count_as_ipv4() {
+    let s = settings(|s| {
+        s.ipv4_prefix = 24;
+        s.ipv6_prefix = 128;
+    });
+    let key = |text: &str| s.key(text.parse().unwrap()).to_string();
+    assert_eq!(key("192.0.2.77"), "192.0.2.0");
+    assert_eq!(key("::ffff:192.0.2.77"), "192.0.2.0");
+    assert_eq!(
+        key("2001:db8::77"),
+        "2001:db8::77",
+        "128 keeps each address"
+    );
+    let s = settings(|s| {
+        s.ipv4_prefix = 1;
+        s.ipv6_prefix = 1;
+    });
+    assert_eq!(
+        s.key("203.0.113.9".parse().unwrap()).to_string(),
+        "128.0.0.0"
+    );
+    assert_eq!(s.key("2001:db8::1".parse().unwrap()).to_string(), "::");
+    // Rates aggregate the same way as counts.
+    let s = settings(|s| {
+        s.ipv4_prefix = 24;
+        s.message_rate = 1;
+    });
+    let events = ClientEvents::new(Anvil::new(), s, ip(1));
+    assert!(events.check(Event::Mail, &client(ip(1), "a")).is_none());
+    assert_eq!(
+        events
+            .check(Event::Mail, &client(ip(2), "b"))
+            .unwrap()
+            .summary(),
+        "450 4.7.1 Error: too much mail from 192.0.2.2"
+    );
+}
