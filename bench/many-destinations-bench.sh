@@ -39,10 +39,15 @@
 #!   domain holds a delivery slot until the connect timeout, 30 s on both sides).
 #!   --perf: mailroom's delivery is sampled by `perf record` (cpu-clock, no call graphs);
 #!   DIR/perf-MODE.txt gets the top symbols.
+#!   --strace: mailroom's system calls during the delivery are counted by `strace -c -f`
+#!   (attached at the release, detached when the sinks counted everything; the rates then
+#!   mean nothing): DIR/strace-MODE.txt gets the table, the Ir|sys/msg column the calls per
+#!   message.
 #!   --callgrind: mailroom runs under valgrind's callgrind with instrumentation off until the
 #!   release (callgrind_control -i on) and dumped when the sinks counted everything: the
 #!   delivery's instructions per message (Ir/msg column; noise-free, unlike the rates, which
-#!   then mean nothing); DIR/callgrind-MODE.txt gets callgrind_annotate's top functions.
+#!   then mean nothing); DIR/callgrind-MODE.txt gets callgrind_annotate's top functions and
+#!   DIR/callgrind-MODE.out keeps the dump (for `callgrind_annotate --inclusive=yes`).
 #!   defaults: N=100000, D=10000, Postfix the same (fewer with --pf-m/--pf-domains),
 #!   S=10, LEN=4096, K=4, DIR=/var/tmp/mailroom-many-bench; MTA ports 12555 (mailroom),
 #!   2655 (Postfix). Needs root, unbound, smtp-sink, nft, python3.
@@ -80,6 +85,7 @@ while [ $# -gt 0 ]; do
         --no-build) DO_BUILD=0; shift ;;
         --perf) PROFILE=perf; shift ;;
         --callgrind) PROFILE=callgrind; shift ;;
+        --strace) PROFILE=strace; shift ;;
         --bin) SRC_BIN="$2"; DO_BUILD=0; shift 2 ;;
         --no-postfix) DO_POSTFIX=0; shift ;;
         --no-mailroom) DO_MAILROOM=0; shift ;;
@@ -302,6 +308,10 @@ header_checks = [\"regexp:$DIR/header_checks\"]" mr_setup "$DIR/data" mx "$port"
     elif [ "$name" = mailroom ] && [ "$PROFILE" = perf ]; then
         perf record -q -F 499 -p "$pid" -o "$DIR/perf-$mode.data" >/dev/null 2>&1 &
         prof_pid=$!
+    elif [ "$name" = mailroom ] && [ "$PROFILE" = strace ]; then
+        strace -c -f -q -p "$pid" -o "$DIR/strace-$mode.txt" >/dev/null 2>&1 &
+        prof_pid=$!
+        sleep 1
     fi
     t0="$(now_ns)"
     $release >/dev/null 2>&1
@@ -309,7 +319,11 @@ header_checks = [\"regexp:$DIR/header_checks\"]" mr_setup "$DIR/data" mx "$port"
     read -r line < "$DIR/done.fifo"
     c1="$(tree_cpu_ticks "$pid")"; b1="$(sys_busy_ticks)"
     local ir_msg=""
-    if [ -n "$prof_pid" ]; then
+    if [ -n "$prof_pid" ] && [ "$PROFILE" = strace ]; then
+        kill -INT "$prof_pid" 2>/dev/null; wait "$prof_pid" 2>/dev/null || true
+        ir_msg="$(awk '$NF == "total" { print $4 }' "$DIR/strace-$mode.txt")"
+        ir_msg="$(fmt_div "${ir_msg:-0}" "$count" 1)"
+    elif [ -n "$prof_pid" ]; then
         kill -INT "$prof_pid" 2>/dev/null; wait "$prof_pid" 2>/dev/null || true
         perf report -i "$DIR/perf-$mode.data" --no-children --sort symbol --stdio 2>/dev/null \
             | grep -v '^#' | grep . | head -60 > "$DIR/perf-$mode.txt" || true
@@ -322,6 +336,7 @@ header_checks = [\"regexp:$DIR/header_checks\"]" mr_setup "$DIR/data" mx "$port"
         callgrind_annotate --inclusive=no "$dump" 2>/dev/null | head -80 > "$DIR/callgrind-$mode.txt" || true
         ir_msg="$(awk '/^summary:/ { print $2 }' "$dump" | tail -1)"
         ir_msg="$(fmt_div "${ir_msg:-0}" "$count" 0)"
+        mv "$dump" "$DIR/callgrind-$mode.out"
         rm -f "$DIR"/callgrind.out*
     fi
     set -- $line
@@ -345,7 +360,7 @@ header_checks = [\"regexp:$DIR/header_checks\"]" mr_setup "$DIR/data" mx "$port"
     d="$marks"
     deferred="$(grep -c 'status=deferred' "$logfile" || true)"
     load="$(cut -d' ' -f1-3 /proc/loadavg)"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$mode" "$count" "$doms" "$live" "$secs" "$rate" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$mode" "$count" "$doms" "$live" "$secs" "$rate" \
         "$d" "$syns" "$deadsyns/$deferred" "$cpu_ms" "$other ($load)" "${ir_msg:--}" >> "$RESULTS"
     log "$name $mode: $live live of $count msgs to $doms domains in ${secs}s = $rate live msg/s; live mail at the sinks after (50/90/99/100 %): $d s; $syns connections to the sinks, $deadsyns to the dead address, $deferred deferral lines; CPU $cpu_ms ms/msg; instructions ${ir_msg:--}/msg; other load $other% (before: $quiet%; loadavg $load); injector: $inj"
 }
@@ -359,7 +374,7 @@ done
 
 echo
 echo "Many destinations: inject.py -s $SESS -l $LEN -> MTA -> MX via unbound -> $K smtp-sinks; dead = every tenth domain refuses"
-printf '%-9s %-6s %7s %6s %7s %7s %7s %-28s %6s %13s %7s %9s %s\n' MTA mode msgs doms live "secs" "live/s" "live in at 50/90/99/100% s" conns "dead/deferred" "CPU ms" "Ir/msg" "other% (loadavg)"
+printf '%-9s %-6s %7s %6s %7s %7s %7s %-28s %6s %13s %7s %9s %s\n' MTA mode msgs doms live "secs" "live/s" "live in at 50/90/99/100% s" conns "dead/deferred" "CPU ms" "Ir|sys/msg" "other% (loadavg)"
 awk -F'\t' '{ printf "%-9s %-6s %7s %6s %7s %7s %7s %-28s %6s %13s %7s %9s %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $12 }' "$RESULTS"
 awk -F'\t' '
     { rate[$1 "/" $2] = $7 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use envelope::{DeliveryReport, Envelope, Nexthop, OutcomeKind, QueueId};
 
-use super::cache::{By, ConnectionCache, SessionKind};
+use super::cache::{By, ConnectionCache, Labels, SessionKind};
 use super::conn::{Connection, Endpoint, Peer};
 use super::dane::{Dane, SecureDns};
 use super::dns::Dns;
@@ -269,7 +269,9 @@ impl Inner {
         let label = kind.destination_label();
         if let Some(conn) = self.reuse(By::Destination, &label, reuse).await {
             tracing::debug!(target: "smtp", "{}: reusing connection to {}", job.id, conn.peer.relay());
-            self.run_session(&kind, conn, job, rcpts, out, reuse).await;
+            let endpoint = kind.endpoint_label(&conn.peer);
+            self.run_session(&kind, (conn, endpoint), job, rcpts, out, reuse)
+                .await;
             return None;
         }
         let peers = match self.allowed_peers(hop, gate, job).await {
@@ -285,8 +287,9 @@ impl Inner {
             reuse,
         };
         let last = match self.open_first(&reach, peers, job).await {
-            Ok(conn) => {
-                self.run_session(&kind, conn, job, rcpts, out, reuse).await;
+            Ok(session) => {
+                self.run_session(&kind, session, job, rcpts, out, reuse)
+                    .await;
                 return None;
             }
             Err(last) => last,
@@ -427,13 +430,14 @@ impl Inner {
     /// Tries each address in order until a session opens — an idle one to the same address
     /// and of the same kind ([`SessionKind`]) first, as Postfix's `smtp_reuse_addr` — else
     /// the last failure (each earlier one is logged, as Postfix logs every host it gave up
-    /// on).
+    /// on). The session comes with its endpoint label, made once for the lookup and kept for
+    /// filing it afterwards.
     async fn open_first(
         &self,
         reach: &Reach<'_>,
         peers: Vec<Peer>,
         job: &Job<'_>,
-    ) -> Result<Connection, Option<HostFailure>> {
+    ) -> Result<(Connection, String), Option<HostFailure>> {
         let mut last: Option<HostFailure> = None;
         for peer in peers {
             if let Some(previous) = &last {
@@ -450,22 +454,23 @@ impl Inner {
                 // Logged as the host this delivery looked up (the label holds it whenever
                 // it mattered for TLS or SASL).
                 conn.peer.host = peer.host;
-                return Ok(conn);
+                return Ok((conn, label));
             }
             match open(reach.opener, peer).await {
-                Ok(conn) => return Ok(conn),
+                Ok(conn) => return Ok((conn, label)),
                 Err(failure) => last = Some(failure),
             }
         }
         Err(last)
     }
 
-    /// Runs the transactions on `conn`, then caches (when `cache`) or closes it. A session
-    /// authenticated for one sender (`smtp_sender_dependent_authentication`) is not cached.
+    /// Runs the transactions on `conn`, then caches (when `cache`, under its `endpoint`
+    /// label: `kind`'s label of `conn.peer`) or closes it. A session authenticated for one
+    /// sender (`smtp_sender_dependent_authentication`) is not cached.
     async fn run_session(
         &self,
         kind: &SessionKind<'_>,
-        mut conn: Connection,
+        (mut conn, endpoint): (Connection, String),
         job: &Job<'_>,
         rcpts: &[Rcpt<'_>],
         out: &mut Outcomes,
@@ -488,7 +493,11 @@ impl Inner {
             && !conn.has_unread_input();
         if reusable {
             let cap = self.settings.destination_concurrency_limit;
-            let labels = kind.labels(&conn.peer);
+            let labels = Labels {
+                destination: kind.destination_label(),
+                endpoint,
+            };
+            debug_assert_eq!(labels, kind.labels(&conn.peer));
             self.cache.put(labels, conn, idle, timeouts.quit, cap);
         } else {
             conn.quit(timeouts.quit).await;

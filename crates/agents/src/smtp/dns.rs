@@ -13,6 +13,7 @@
 //! to (the SMTP conversation is what decides delivery) and appear in texts as printable names.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use hickory_resolver::config::{ConnectionConfig, LookupIpStrategy, NameServerConfig};
 use hickory_resolver::config::{ResolverConfig, ResolverOpts};
@@ -20,6 +21,7 @@ use hickory_resolver::net::NetError;
 use hickory_resolver::proto::rr::{Name, RData};
 use hickory_resolver::TokioResolver;
 
+use super::answers::{Answers, Servers};
 use super::conn::Peer;
 use super::failure::Failure;
 use super::SmtpError;
@@ -29,6 +31,8 @@ use envelope::Nexthop;
 /// work and everything else is deferred with that reason.
 pub(crate) struct Dns {
     resolver: Result<TokioResolver, String>,
+    /// Each nexthop's servers while their answers are valid ([`super::answers`]).
+    answers: Answers,
 }
 
 impl Dns {
@@ -40,6 +44,7 @@ impl Dns {
                 Err(e) => {
                     return Ok(Dns {
                         resolver: Err(format!("cannot read the system DNS configuration: {e}")),
+                        answers: Answers::default(),
                     })
                 }
             }
@@ -63,6 +68,7 @@ impl Dns {
             .map_err(|e| SmtpError::Resolver(e.to_string()))?;
         Ok(Dns {
             resolver: Ok(resolver),
+            answers: Answers::default(),
         })
     }
 
@@ -86,16 +92,37 @@ impl Dns {
             .as_ref()
             .map_err(|why| Failure::deferred("4.4.3", why.clone()))?;
         let limit = if limit == 0 { usize::MAX } else { limit };
-        let (hosts, from_mx) = if nexthop.mx_lookup {
-            mx_hosts(resolver, &nexthop.host).await?
+        let (name, by_mx) = (nexthop.host.as_str(), nexthop.mx_lookup);
+        if let Some(servers) = self.answers.get(name, by_mx, Instant::now()) {
+            return Ok(kept_peers(&servers, port, limit, fastrand::u64(..)));
+        }
+        let mx = if by_mx {
+            mx_hosts(resolver, name).await?
         } else {
-            (vec![nexthop.host.clone()], false)
+            MxHosts {
+                hosts: vec![(0, name.to_string())],
+                from_mx: false,
+                valid_until: None,
+            }
         };
-        let peers = addresses(resolver, &hosts, port, limit, !from_mx).await;
+        let resolved = addresses(resolver, &mx.hosts, port, limit, !mx.from_mx).await;
+        // Kept only when every answer behind it was positive: an MX RRset (or a `[host]`)
+        // and the addresses of every one of its hosts. An implicit MX (no MX records) is not
+        // kept: the negative answer's TTL is not known here.
+        if let (Some(servers), true) = (resolved.complete, mx.from_mx || !by_mx) {
+            let until = mx
+                .valid_until
+                .into_iter()
+                .chain(servers.iter().map(|s| s.1));
+            if let Some(until) = until.min() {
+                let servers: Servers = servers.into_iter().map(|s| s.0).collect();
+                self.answers.put(name, by_mx, servers, until);
+            }
+        }
         // A `[host]` nexthop is the operator's word (relayhost, transport_maps): a name that
         // does not resolve is a configuration mistake to fix, not a reason to bounce mail.
-        match peers {
-            Err(failure) if !nexthop.mx_lookup => Err(Failure::deferred("4.4.3", failure.text)),
+        match resolved.peers {
+            Err(failure) if !by_mx => Err(Failure::deferred("4.4.3", failure.text)),
             other => other,
         }
     }
@@ -157,15 +184,41 @@ fn absolute_name(domain: &str) -> Result<Name, Failure> {
         .ok_or_else(|| not_found(domain, "MX", &NameError::NxDomain))
 }
 
-/// The MX host names of `domain`, best first, and `true`; or the domain itself and `false`
-/// when it has no MX (RFC 5321 5.1: the implicit MX).
-async fn mx_hosts(resolver: &TokioResolver, domain: &str) -> Result<(Vec<String>, bool), Failure> {
+/// The servers kept for a nexthop as the peers of one delivery: hosts by preference (equal
+/// ones shuffled with `seed`), each host's addresses, at most `limit`.
+fn kept_peers(servers: &Servers, port: u16, limit: usize, seed: u64) -> Vec<Peer> {
+    let records = servers.iter().map(|(pref, host, _)| (*pref, host.clone()));
+    let mut peers = Vec::new();
+    for (_, host) in order_records(records.collect(), seed) {
+        let room = limit.saturating_sub(peers.len());
+        if room == 0 {
+            break;
+        }
+        let ips = servers.iter().find(|s| s.1 == host).map(|s| s.2.as_slice());
+        let ips = ips.unwrap_or_default().iter().take(room);
+        peers.extend(ips.map(|ip| peer(&host, *ip, port)));
+    }
+    peers
+}
+
+/// What the MX lookup said: the hosts to try, best first (with their preferences), whether
+/// they came from MX records (else the domain itself, the implicit MX), and until when the
+/// MX answer is valid.
+struct MxHosts {
+    hosts: Vec<(u16, String)>,
+    from_mx: bool,
+    valid_until: Option<Instant>,
+}
+
+/// The MX hosts of `domain`, best first; or the domain itself when it has no MX (RFC 5321
+/// 5.1: the implicit MX).
+async fn mx_hosts(resolver: &TokioResolver, domain: &str) -> Result<MxHosts, Failure> {
     let name = absolute_name(domain)?;
     let lookup = match resolver.mx_lookup(name).await {
         Ok(lookup) => lookup,
         Err(e) => {
             return match classify(&e) {
-                NameError::NoData => Ok((vec![domain.to_string()], false)),
+                NameError::NoData => Ok(implicit_mx(domain)),
                 kind => Err(not_found(domain, "MX", &kind)),
             }
         }
@@ -179,7 +232,7 @@ async fn mx_hosts(resolver: &TokioResolver, domain: &str) -> Result<(Vec<String>
         })
         .collect();
     if records.is_empty() {
-        return Ok((vec![domain.to_string()], false));
+        return Ok(implicit_mx(domain));
     }
     // RFC 7505: an MX of "." says the domain accepts no mail at all.
     if records.iter().any(|(_, exchange)| exchange.is_root()) {
@@ -194,7 +247,19 @@ async fn mx_hosts(resolver: &TokioResolver, domain: &str) -> Result<(Vec<String>
         .into_iter()
         .map(|(pref, exchange)| (pref, host_name(&exchange)))
         .collect();
-    Ok((order_by_preference(named, fastrand::u64(..)), true))
+    Ok(MxHosts {
+        hosts: order_records(named, fastrand::u64(..)),
+        from_mx: true,
+        valid_until: Some(lookup.valid_until()),
+    })
+}
+
+fn implicit_mx(domain: &str) -> MxHosts {
+    MxHosts {
+        hosts: vec![(0, domain.to_string())],
+        from_mx: false,
+        valid_until: None,
+    }
 }
 
 /// A DNS name as we print it: no trailing dot, printable ASCII.
@@ -204,61 +269,96 @@ fn host_name(name: &Name) -> String {
 }
 
 /// Sorts by preference; hosts of equal preference are shuffled (RFC 5321 5.1) with `seed`.
-pub(crate) fn order_by_preference(mut hosts: Vec<(u16, String)>, seed: u64) -> Vec<String> {
+/// A host named twice keeps its best preference.
+fn order_records(mut hosts: Vec<(u16, String)>, seed: u64) -> Vec<(u16, String)> {
     let mut rng = fastrand::Rng::with_seed(seed);
     rng.shuffle(&mut hosts);
     // A stable sort keeps the shuffled order within each preference.
     hosts.sort_by_key(|(pref, _)| *pref);
-    let mut names: Vec<String> = Vec::with_capacity(hosts.len());
-    for (_, host) in hosts {
-        if !names.contains(&host) {
-            names.push(host);
+    let mut ordered: Vec<(u16, String)> = Vec::with_capacity(hosts.len());
+    for (pref, host) in hosts {
+        if !ordered.iter().any(|(_, h)| *h == host) {
+            ordered.push((pref, host));
         }
     }
-    names
+    ordered
 }
+
+/// The outcome of looking up a nexthop's hosts: the peers to try (or why there are none),
+/// and, when every host was looked up and had addresses, each host with its preference and
+/// addresses and until when that answer is valid (what [`Answers`] may keep).
+struct Resolved {
+    peers: Result<Vec<Peer>, Failure>,
+    complete: Option<Vec<KeptHost>>,
+}
+
+type KeptHost = ((u16, String, Vec<IpAddr>), Instant);
 
 /// The addresses of `hosts` in order, at most `limit`. When none has any: a bounce if
 /// `missing_is_final` (the domain itself has no address) and the name does not exist, else
 /// a deferral.
 async fn addresses(
     resolver: &TokioResolver,
-    hosts: &[String],
+    hosts: &[(u16, String)],
     port: u16,
     limit: usize,
     missing_is_final: bool,
-) -> Result<Vec<Peer>, Failure> {
+) -> Resolved {
     let mut peers = Vec::new();
     let mut last_error = None;
-    for host in hosts {
+    let mut kept = Some(Vec::with_capacity(hosts.len()));
+    for (pref, host) in hosts {
         if peers.len() >= limit {
+            // The hosts after this one were not asked: not a whole answer to keep.
+            kept = None;
             break;
         }
         match host_addresses(resolver, host).await {
-            Ok(ips) => {
+            Ok((ips, valid_until)) => {
                 let room = limit - peers.len();
-                peers.extend(ips.into_iter().take(room).map(|ip| peer(host, ip, port)));
+                peers.extend(ips.iter().take(room).map(|ip| peer(host, *ip, port)));
+                if let Some(kept) = kept.as_mut() {
+                    kept.push(((*pref, host.clone(), ips), valid_until));
+                }
             }
-            Err(kind) => last_error = Some((host.clone(), kind)),
+            Err(kind) => {
+                kept = None;
+                last_error = Some((host.clone(), kind));
+            }
         }
     }
     if !peers.is_empty() {
-        return Ok(peers);
+        return Resolved {
+            peers: Ok(peers),
+            complete: kept,
+        };
     }
-    let (host, kind) = last_error.unwrap_or((String::new(), NameError::NoData));
-    match kind {
-        NameError::NxDomain | NameError::NoData if missing_is_final => {
-            Err(not_found(&host, "A", &kind))
-        }
-        NameError::NxDomain | NameError::NoData => Err(Failure::deferred(
-            "4.4.3",
-            format!("Host or domain name not found. Name service error for name={host} type=A: MX host has no address"),
-        )),
-        NameError::Temporary(_) => Err(not_found(&host, "A", &kind)),
+    Resolved {
+        peers: Err(no_addresses(last_error, missing_is_final)),
+        complete: None,
     }
 }
 
-async fn host_addresses(resolver: &TokioResolver, host: &str) -> Result<Vec<IpAddr>, NameError> {
+/// Why no host had an address: `last_error` is the last host's failure.
+fn no_addresses(last_error: Option<(String, NameError)>, missing_is_final: bool) -> Failure {
+    let (host, kind) = last_error.unwrap_or((String::new(), NameError::NoData));
+    match kind {
+        NameError::NxDomain | NameError::NoData if missing_is_final => {
+            not_found(&host, "A", &kind)
+        }
+        NameError::NxDomain | NameError::NoData => Failure::deferred(
+            "4.4.3",
+            format!("Host or domain name not found. Name service error for name={host} type=A: MX host has no address"),
+        ),
+        NameError::Temporary(_) => not_found(&host, "A", &kind),
+    }
+}
+
+/// `host`'s addresses and until when the answer is valid.
+async fn host_addresses(
+    resolver: &TokioResolver,
+    host: &str,
+) -> Result<(Vec<IpAddr>, Instant), NameError> {
     let name = absolute_name(host).map_err(|_| NameError::NxDomain)?;
     match resolver.lookup_ip(name).await {
         Ok(lookup) => {
@@ -266,7 +366,7 @@ async fn host_addresses(resolver: &TokioResolver, host: &str) -> Result<Vec<IpAd
             if ips.is_empty() {
                 Err(NameError::NoData)
             } else {
-                Ok(ips)
+                Ok((ips, lookup.valid_until()))
             }
         }
         Err(e) => Err(classify(&e)),
@@ -322,7 +422,10 @@ mod tests {
         let records = mx(&[(20, "c"), (10, "a"), (10, "b"), (30, "d"), (10, "a")]);
         let mut firsts = std::collections::HashSet::new();
         for seed in 0..64 {
-            let order = order_by_preference(records.clone(), seed);
+            let order: Vec<String> = order_records(records.clone(), seed)
+                .into_iter()
+                .map(|(_, host)| host)
+                .collect();
             assert_eq!(order.len(), 4, "duplicates removed: {order:?}");
             assert_eq!(&order[2..], ["c", "d"]);
             firsts.insert(order[0].clone());

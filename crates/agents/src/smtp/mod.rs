@@ -57,6 +57,7 @@ macro_rules! note {
     };
 }
 
+mod answers;
 mod cache;
 mod client;
 mod conn;

@@ -228,6 +228,43 @@ async fn mx_and_address_answers_are_kept_for_their_ttl_then_asked_again() {
     assert_eq!(asked(&dns, "mx.example.net 1"), 2, "{:?}", dns.queries());
 }
 
+/// The client keeps a nexthop's servers for their TTL (`answers.rs`): the next delivery asks
+/// no DNS at all, yet equal-preference MX hosts are still tried in a new random order each
+/// time (RFC 5321 5.1), not frozen in the order of the first delivery.
+#[tokio::test]
+async fn kept_answers_still_spread_mail_over_equal_preference_mx_hosts() {
+    let (a, b) = two_servers().await;
+    let zone = Zone::default()
+        .ttl(3600)
+        .mx("example.net", 10, "mx-a.example.net")
+        .mx("example.net", 10, "mx-b.example.net")
+        .a("mx-a.example.net", "127.0.0.2")
+        .a("mx-b.example.net", "127.0.0.3");
+    let dns = Dns::start(zone);
+    let client = uncached_client(&dns, a.port());
+    for _ in 0..24 {
+        let report = deliver_by_mx(&client, "example.net", a.port()).await;
+        assert_eq!(kinds(&report), [Sent], "{report:?}");
+    }
+    let counts = (a.transcript().messages.len(), b.transcript().messages.len());
+    assert_eq!(counts.0 + counts.1, 24);
+    assert!(
+        counts.0 > 0 && counts.1 > 0,
+        "both MX hosts get mail: {counts:?}"
+    );
+    let asked = dns.queries();
+    assert_eq!(
+        asked.iter().filter(|q| *q == "example.net 15").count(),
+        1,
+        "{asked:?}"
+    );
+    assert_eq!(
+        asked.iter().filter(|q| *q == "mx-a.example.net 1").count(),
+        1,
+        "{asked:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_changed_address_is_used_once_the_old_answer_expired() {
     let (a, b) = two_servers().await;
