@@ -206,11 +206,12 @@ fn admit(
 ) {
     let settings = (shared.settings)();
     let ip = canonical(peer.ip());
-    let label = Client::new(ip).label();
+    let named = Client::new(ip);
+    let label = named.label();
     let limits = shared.limits(role).clone();
     let client = ClientId {
         ip,
-        label: &label,
+        label,
         service: role.name(),
         hostname: &settings.session.hostname,
     };
