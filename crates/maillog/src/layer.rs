@@ -39,6 +39,8 @@ struct State {
     /// formatting a chrono date costs more than the rest of the line, and a busy server
     /// writes thousands of lines in the same second.
     stamp: (i64, String),
+    /// The line being written, kept between lines so a line costs no allocation.
+    line: String,
 }
 
 /// Handle kept by the daemon to flush pending "repeated N times" lines periodically.
@@ -99,6 +101,7 @@ pub fn init(options: &Options) -> Result<LogHandle, InitError> {
         warnings_this_second: 0,
         dropped: 0,
         stamp: (i64::MIN, String::new()),
+        line: String::new(),
     }));
     let debug = std::env::var_os("MAILROOM_DEBUG").is_some_and(|v| !v.is_empty() && v != "0");
     let layer = MailLogLayer {
@@ -125,14 +128,15 @@ fn hostname() -> String {
 #[derive(Default)]
 struct Fields {
     message: String,
-    extra: Vec<(String, String)>,
+    /// Field names are the call site's identifiers (`&'static`): nothing to copy.
+    extra: Vec<(&'static str, String)>,
 }
 
 impl Fields {
     /// Removes the `audit` marker field; true when it was set.
     fn take_audit(&mut self) -> bool {
         let before = self.extra.len();
-        self.extra.retain(|(name, _)| name != "audit");
+        self.extra.retain(|(name, _)| *name != "audit");
         self.extra.len() != before
     }
 }
@@ -142,16 +146,17 @@ impl Visit for Fields {
         if field.name() == "message" {
             self.message = value.to_string();
         } else {
-            self.extra
-                .push((field.name().to_string(), value.to_string()));
+            self.extra.push((field.name(), value.to_string()));
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let text = format!("{value:?}");
         if field.name() == "message" {
-            self.message = text;
+            // The message is `format_args!`: write it once, into a buffer sized for a
+            // typical mail.log line rather than grown from empty.
+            self.message = String::with_capacity(160);
+            let _ = write!(self.message, "{value:?}");
         } else {
-            self.extra.push((field.name().to_string(), text));
+            self.extra.push((field.name(), format!("{value:?}")));
         }
     }
 }
@@ -171,20 +176,25 @@ impl<S: Subscriber> Layer<S> for MailLogLayer {
         let mut fields = Fields::default();
         event.record(&mut fields);
         // Library modules log with their module path as target; the log names programs.
-        let target = event.metadata().target();
-        let program = match target.split("::").nth(1) {
-            Some(room) if target.contains("::") => room.to_string(),
-            _ => target.to_string(),
-        };
+        let program = program_of(event.metadata().target());
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.event(level, &program, fields);
+        state.event(level, program, fields);
+    }
+}
+
+/// The program a target names: `smtpd` itself, or the room of a module path
+/// (`queue::store` → `store`).
+fn program_of(target: &str) -> &str {
+    match target.split("::").nth(1) {
+        Some(room) => room,
+        None => target,
     }
 }
 
 impl State {
     fn event(&mut self, level: Level, program: &str, mut fields: Fields) {
-        let message = crate::sanitize(&fields.message);
         let audit = fields.take_audit();
+        let message = crate::sanitized(&fields.message);
         if level <= Level::WARN && !self.admit_warning(program, &message, audit) {
             return;
         }
@@ -247,33 +257,40 @@ impl State {
         }
     }
 
-    fn write(&mut self, level: Level, program: &str, message: &str, extra: &[(String, String)]) {
-        let now = chrono::Local::now();
-        let mut line = String::with_capacity(message.len() + 64);
-        let ident = format!("{}/{program}", self.ident);
+    fn write(
+        &mut self,
+        level: Level,
+        program: &str,
+        message: &str,
+        extra: &[(&'static str, String)],
+    ) {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
         match self.format {
             Format::Text => {
                 if self.out.wants_prefix() {
-                    line.push_str(self.prefix(&now));
+                    line.push_str(self.prefix());
                 }
                 let _ = write!(
                     line,
-                    "{ident}[{}]: {}{}",
+                    "{}/{program}[{}]: {}{}",
+                    self.ident,
                     self.pid,
                     level_prefix(level),
                     message
                 );
             }
             Format::Json => {
+                let ident = format!("{}/{program}", self.ident);
                 let mut obj = serde_json::Map::new();
-                obj.insert("time".into(), now.to_rfc3339().into());
+                obj.insert("time".into(), chrono::Local::now().to_rfc3339().into());
                 obj.insert("host".into(), self.host.clone().into());
                 obj.insert("program".into(), ident.clone().into());
                 obj.insert("pid".into(), self.pid.into());
                 obj.insert("level".into(), level.as_str().to_lowercase().into());
                 obj.insert("message".into(), message.into());
                 for (k, v) in extra {
-                    obj.insert(k.clone(), crate::sanitize(v).into());
+                    obj.insert((*k).into(), crate::sanitize(v).into());
                 }
                 let json = serde_json::Value::Object(obj).to_string();
                 if !self.out.wants_prefix() {
@@ -283,15 +300,23 @@ impl State {
                 line.push_str(&json);
             }
         }
-        self.out.write_line(level, &line);
+        self.out.write_line(level, &mut line);
+        self.line = line;
     }
 }
 
 impl State {
-    /// "Dec  1 19:48:00 host ", formatted once per second.
-    fn prefix(&mut self, now: &chrono::DateTime<chrono::Local>) -> &str {
-        let second = now.timestamp();
+    /// "Dec  1 19:48:00 host ", formatted once per second: the clock is read as a plain
+    /// count of seconds, and the local time (time zone, calendar) worked out only when that
+    /// second changes.
+    fn prefix(&mut self) -> &str {
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         if self.stamp.0 != second {
+            let now = chrono::DateTime::from_timestamp(second, 0)
+                .map(|utc| utc.with_timezone(&chrono::Local))
+                .unwrap_or_else(chrono::Local::now);
             let text = format!("{} {} ", now.format("%b %e %H:%M:%S"), self.host);
             self.stamp = (second, text);
         }
@@ -366,6 +391,7 @@ mod tests {
             warnings_this_second: 0,
             dropped: 0,
             stamp: (i64::MIN, String::new()),
+            line: String::new(),
         }
     }
 
@@ -375,7 +401,7 @@ mod tests {
             extra: Vec::new(),
         };
         if audit {
-            fields.extra.push(("audit".into(), "true".into()));
+            fields.extra.push(("audit", "true".into()));
         }
         fields
     }
@@ -406,6 +432,37 @@ mod tests {
         assert!(
             debug.contains("an info line") && debug.contains("a debug line"),
             "{debug}"
+        );
+    }
+
+    #[test]
+    fn consecutive_lines_share_no_text_through_the_reused_buffer() {
+        let out = Shared::default();
+        let mut state = state(out.clone());
+        state.event(
+            Level::INFO,
+            "qmgr",
+            fields("3F2A: removed and a long tail", false),
+        );
+        state.event(Level::INFO, "smtpd", fields("x", false));
+        state.event(Level::WARN, "smtpd", fields("bad\r\nline", false));
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[0].ends_with(" h mailroom/qmgr[1]: 3F2A: removed and a long tail"),
+            "{text}"
+        );
+        assert!(lines[1].ends_with(" h mailroom/smtpd[1]: x"), "{text}");
+        assert!(
+            lines[2].ends_with(" h mailroom/smtpd[1]: warning: bad\\x0d\\x0aline"),
+            "{text}"
+        );
+        // The prefix is "Mmm dd hh:mm:ss host ": month, day, time, host.
+        assert_eq!(
+            lines[1].split(' ').filter(|w| !w.is_empty()).count(),
+            6,
+            "{text}"
         );
     }
 

@@ -23,6 +23,8 @@
 mod layer;
 mod sink;
 
+use std::fmt::Write as _;
+
 pub use layer::{init, Format, InitError, LogHandle, Options};
 pub use sink::{facility_code, SYSLOG_SEND_TIMEOUT};
 
@@ -31,15 +33,25 @@ pub const MAX_WARNINGS_PER_SEC: u32 = 50;
 
 /// Escapes control characters (CR, LF, NUL, ESC…) so one event is always one line.
 pub fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    sanitized(text).into_owned()
+}
+
+/// [`sanitize`] without a copy when there is nothing to escape (nearly every line): only
+/// bytes below 0x20, DEL and the lead byte of U+0080..U+00BF (the C1 controls) can start a
+/// control character, so one byte scan decides.
+pub(crate) fn sanitized(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         if c.is_control() {
-            out.push_str(&format!("\\x{:02x}", c as u32 & 0xff));
+            let _ = write!(out, "\\x{:02x}", c as u32 & 0xff);
         } else {
             out.push(c);
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -48,5 +60,16 @@ mod tests {
     fn sanitize_escapes_newlines() {
         assert_eq!(super::sanitize("a\r\nb"), "a\\x0d\\x0ab");
         assert_eq!(super::sanitize("plain é"), "plain é");
+    }
+
+    #[test]
+    fn c1_controls_and_del_are_escaped_other_two_byte_characters_kept() {
+        // U+0085 (NEL) and U+009B (CSI) are controls; U+00A0 and U+00E9 are not.
+        assert_eq!(super::sanitize("a\u{85}b\u{9b}c\x7f"), "a\\x85b\\x9bc\\x7f");
+        assert_eq!(super::sanitize("\u{a0}é¢"), "\u{a0}é¢");
+        assert!(matches!(
+            super::sanitized("no controls here"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

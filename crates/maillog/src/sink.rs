@@ -92,18 +92,22 @@ impl Sink {
         !matches!(self, Sink::Syslog(_))
     }
 
-    /// Writes one line (without its newline). Failures are dropped: logging must never
-    /// take the daemon down.
-    pub(crate) fn write_line(&mut self, level: Level, line: &str) {
-        let mut bytes = Vec::with_capacity(line.len() + 1);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
+    /// Writes one line, given without its newline (it is added here and left in `line`;
+    /// the caller clears the buffer and reuses it). Failures are dropped: logging must
+    /// never take the daemon down.
+    pub(crate) fn write_line(&mut self, level: Level, line: &mut String) {
+        if let Sink::Syslog(syslog) = self {
+            let _ = syslog.send(level, line);
+            return;
+        }
+        line.push('\n');
+        let bytes = line.as_bytes();
         let _ = match self {
-            Sink::Stderr => io::stderr().write_all(&bytes),
-            Sink::File { file, .. } => file.write_all(&bytes),
-            Sink::Syslog(syslog) => syslog.send(level, line),
+            Sink::Stderr => io::stderr().write_all(bytes),
+            Sink::File { file, .. } => file.write_all(bytes),
+            Sink::Syslog(_) => Ok(()),
             #[cfg(test)]
-            Sink::Writer(w) => w.write_all(&bytes),
+            Sink::Writer(w) => w.write_all(bytes),
         };
     }
 
@@ -163,7 +167,7 @@ mod tests {
         let path = dir.path().join("log");
         let server = UnixDatagram::bind(&path).unwrap();
         let mut sink = Sink::syslog(path.to_str().unwrap(), "mail").unwrap();
-        sink.write_line(Level::WARN, "postfix/smtpd[7]: warning: x");
+        sink.write_line(Level::WARN, &mut "postfix/smtpd[7]: warning: x".to_string());
         let mut buf = [0u8; 512];
         let n = server.recv(&mut buf).unwrap();
         let text = std::str::from_utf8(&buf[..n]).unwrap();

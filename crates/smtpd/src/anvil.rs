@@ -397,13 +397,13 @@ pub fn session_check(
         _ => return None,
     };
     let label = session.client.label();
-    events.check(event, &ClientId::of(session, &label))
+    events.check(event, &ClientId::of(session, label))
 }
 
 /// STARTTLS from a client that negotiated too many new TLS sessions: `454 4.7.0`.
 pub fn starttls_check(session: &crate::session::Session, events: &ClientEvents) -> Option<Reply> {
     let label = session.client.label();
-    events.starttls(&ClientId::of(session, &label))
+    events.starttls(&ClientId::of(session, label))
 }
 
 /// After a handshake: a new (not resumed) session is counted, and over the limit the
@@ -417,7 +417,7 @@ pub fn new_tls_session(
         return None;
     }
     let label = session.client.label();
-    events.check(Event::NewTls, &ClientId::of(session, &label))
+    events.check(Event::NewTls, &ClientId::of(session, label))
 }
 
 /// Postfix's warning and reply for an event over its limit.

@@ -62,7 +62,7 @@ fn log(session: &Session, prepared: &Prepared, findings: &[rewrite::content::Fin
     let origin = session.client.label();
     let cx = LogContext {
         queue_id: &id,
-        origin: &origin,
+        origin,
         sender: &prepared.envelope.sender,
         recipient: prepared
             .envelope

@@ -23,7 +23,7 @@ use proto::reply::{fixed, Reply};
 
 /// Runs a session to its end and logs it.
 pub async fn run(mut conn: Conn, mut session: Session, mut env: Env<'_>) {
-    let label = session.client.label();
+    let label = session.client.label().to_string();
     info!(target: "smtpd", "connect from {label}");
     telemetry::get().smtpd_connects.inc();
     let end = if session.settings.forbid_unauth_pipelining && out_of_turn(&mut conn, &session) {

@@ -206,11 +206,12 @@ fn admit(
 ) {
     let settings = (shared.settings)();
     let ip = canonical(peer.ip());
-    let label = Client::new(ip).label();
+    let named = Client::new(ip);
+    let label = named.label();
     let limits = shared.limits(role).clone();
     let client = ClientId {
         ip,
-        label: &label,
+        label,
         service: role.name(),
         hostname: &settings.session.hostname,
     };
@@ -298,7 +299,10 @@ fn spawn_session(
     settings.stress = stress;
     let session = Session::new(Arc::new(settings), Client::new(ip));
     let intake = shared.intake.clone();
-    tokio::spawn(async move {
+    // Boxed: a session's future is many kilobytes (the state of every verb's await), and
+    // tokio moves an unboxed future by value several times while spawning it and again
+    // when it completes; a box makes each of those moves one pointer.
+    tokio::spawn(Box::pin(async move {
         let _claims = (permit, slot, registration);
         let env = Env {
             intake: &intake,
@@ -308,7 +312,7 @@ fn spawn_session(
             anvil,
         };
         driver::run(conn, session, env).await;
-    });
+    }));
 }
 
 /// Best effort: one reply line into the socket buffer, then close.

@@ -768,3 +768,11 @@ fn virtual_alias_domain_accepts_only_its_listed_addresses_from_anyone() {
     );
     assert_eq!(s.tx.as_ref().unwrap().recipients.len(), 1);
 }
+
+#[test]
+fn client_label_is_made_once_from_the_canonical_address() {
+    let mapped: std::net::IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+    assert_eq!(Client::new(mapped).label(), "unknown[192.0.2.7]");
+    let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+    assert_eq!(Client::new(v6).label(), "unknown[2001:db8::1]");
+}

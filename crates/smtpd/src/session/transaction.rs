@@ -367,7 +367,7 @@ impl Session {
 
     /// `unknown[ip]` plus `, sasl_method=PLAIN, sasl_username=u` when authenticated.
     fn client_log_suffix(&self) -> String {
-        let mut text = self.client.label();
+        let mut text = self.client.label().to_string();
         if let Some((mechanism, user)) = &self.auth {
             text.push_str(&format!(
                 ", sasl_method={}, sasl_username={}",
