@@ -467,6 +467,35 @@ mod tests {
     }
 
     #[test]
+    fn json_lines_are_one_object_each_with_the_fields_escaped() {
+        let out = Shared::default();
+        let mut state = state(out.clone());
+        state.format = Format::Json;
+        let mut with_extra = fields("3F2A: to=<a@b.example>, status=sent", false);
+        with_extra.extra.push(("relay", "mx\r\nfake: line".into()));
+        state.event(Level::INFO, "smtp", with_extra);
+        state.event(Level::WARN, "smtpd", fields("bad\r\nline", false));
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "one event, one line: {text}");
+        let objects: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect();
+        let first = &objects[0];
+        assert_eq!(first["program"], "mailroom/smtp");
+        assert_eq!(first["host"], "h");
+        assert_eq!(first["pid"], 1);
+        assert_eq!(first["level"], "info");
+        assert_eq!(first["message"], "3F2A: to=<a@b.example>, status=sent");
+        assert_eq!(first["relay"], "mx\\x0d\\x0afake: line");
+        let time = first["time"].as_str().unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{time}");
+        assert_eq!(objects[1]["level"], "warn");
+        assert_eq!(objects[1]["message"], "bad\\x0d\\x0aline");
+    }
+
+    #[test]
     fn audit_warnings_are_written_every_time_others_are_folded() {
         let out = Shared::default();
         let mut state = state(out.clone());
