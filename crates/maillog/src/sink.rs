@@ -96,16 +96,15 @@ impl Sink {
     /// the caller clears the buffer and reuses it). Failures are dropped: logging must
     /// never take the daemon down.
     pub(crate) fn write_line(&mut self, level: Level, line: &mut String) {
-        if let Sink::Syslog(syslog) = self {
-            let _ = syslog.send(level, line);
-            return;
+        // A syslog datagram is the line itself; the other sinks are streams of lines.
+        if !matches!(self, Sink::Syslog(_)) {
+            line.push('\n');
         }
-        line.push('\n');
         let bytes = line.as_bytes();
         let _ = match self {
+            Sink::Syslog(syslog) => syslog.send(level, line),
             Sink::Stderr => io::stderr().write_all(bytes),
             Sink::File { file, .. } => file.write_all(bytes),
-            Sink::Syslog(_) => Ok(()),
             #[cfg(test)]
             Sink::Writer(w) => w.write_all(bytes),
         };
