@@ -344,10 +344,15 @@ fn permissions(report: &CheckReport) -> Item {
     let detail = match report.problems.first() {
         None => "store owner and modes as expected".into(),
         Some(p) => format!(
-            "{} problem(s), first: {}: {} (run mailroom check --fix)",
+            "{} problem(s), first: {}: {} ({})",
             report.problems.len(),
             p.path,
-            p.what
+            p.what,
+            if p.fixable() {
+                "run mailroom check --fix"
+            } else {
+                "mailroom check says how to fix it"
+            }
         ),
     };
     item("permissions", level, detail)

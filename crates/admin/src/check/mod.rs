@@ -59,6 +59,11 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// Whether `check --fix` repairs it (owner and mode problems); others need the operator.
+    pub fn fixable(&self) -> bool {
+        self.repair.is_some()
+    }
+
     /// An error `check --fix` cannot repair (a bad line in a map, found by the caller).
     pub fn unrepairable(
         path: impl Into<String>,
@@ -159,6 +164,7 @@ pub fn check(cfg: &Settings, daemon_up: bool) -> Report {
     group_files(&mut problems, &layout.store(), uid, |n| n.ends_with(".seg"));
     group_files(&mut problems, &layout.corrupt(), uid, |_| true);
     spool(&mut problems, cfg, system);
+    locks_holding_mail(&mut problems, &cfg.mail_spool_directory);
     if system {
         helper(&mut problems, &cfg.postdrop_path, gid);
     }
@@ -418,6 +424,41 @@ fn spool(problems: &mut Vec<Problem>, cfg: &Settings, system: bool) {
         if let Some(p) = judge(&entry.path(), &meta, &rule) {
             problems.push(p);
         }
+    }
+}
+
+/// A `<user>.lock` in the spool too big to be a lock is mail (an mbox named so before mailbox
+/// names were checked, or a file an operator left): local delivery keeps it and every delivery
+/// to that mailbox waits behind it. Moving it is for the operator (check changes modes only).
+fn locks_holding_mail(problems: &mut Vec<Problem>, dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(mailbox) = name.strip_suffix(".lock").filter(|m| !m.is_empty()) else {
+            continue;
+        };
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        if !agents::local::lock_file_holds_mail(&meta) {
+            continue;
+        }
+        let shown = entry.path().display().to_string();
+        let saved = dir.join(format!("{mailbox}.held-mail"));
+        problems.push(manual(
+            Severity::Error,
+            &shown,
+            &format!(
+                "holds {} bytes: mail, not a lock; deliveries to {mailbox}'s mailbox wait behind it",
+                meta.len()
+            ),
+            &format!(
+                "mv -n {shown} {} (deliveries resume; the mail in it is kept, readable with mail -f)",
+                saved.display()
+            ),
+        ));
     }
 }
 

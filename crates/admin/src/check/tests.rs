@@ -156,3 +156,31 @@ fn a_dkim_key_others_may_read_is_an_error_that_fix_repairs() {
         .iter()
         .all(|p| p.path != key.display().to_string()));
 }
+
+/// README's old gap: a `*.lock` that holds mail blocks a mailbox and check said nothing.
+#[test]
+fn a_lock_file_holding_mail_is_reported_and_a_real_lock_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    layout(dir.path());
+    let mail = dir.path().join("mail");
+    let mbox = "From a@example.org Mon Dec  1 10:00:00 2026\nSubject: kept\n\nbody of a message\n";
+    fs::write(mail.join("alice.lock"), mbox).unwrap();
+    fs::write(mail.join("bob.lock"), b"4242\n").unwrap();
+    let report = check(&config(dir.path()), false);
+    assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
+    let p = &report.problems[0];
+    assert_eq!(p.severity, Severity::Error);
+    assert_eq!(p.path, mail.join("alice.lock").display().to_string());
+    assert!(
+        p.what.contains(&format!("holds {} bytes", mbox.len())),
+        "{}",
+        p.what
+    );
+    assert!(p.what.contains("alice's mailbox"), "{}", p.what);
+    assert!(p.fix.starts_with("mv -n "), "{}", p.fix);
+    assert!(p.fix.contains("alice.held-mail"), "{}", p.fix);
+    let mut report = report;
+    fix(&mut report);
+    assert!(report.fixed.is_empty(), "check --fix never moves mail");
+    assert!(mail.join("alice.lock").exists());
+}

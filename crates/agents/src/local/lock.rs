@@ -27,6 +27,13 @@ pub(crate) const STALE_DOTLOCK: Duration = Duration::from_secs(300);
 /// file named like a lock is mail, and is never removed as stale.
 pub(crate) const MAX_DOTLOCK_BYTES: u64 = 64;
 
+/// True when a file named `<mailbox>.lock` is too big to be a lock: it is mail (kept, never
+/// removed as stale) and the mailbox's deliveries wait until someone moves it away. `check`
+/// reports such files.
+pub fn holds_mail(meta: &fs::Metadata) -> bool {
+    meta.is_file() && meta.len() > MAX_DOTLOCK_BYTES
+}
+
 /// How long to wait for a mailbox lock before deferring the delivery.
 pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -102,7 +109,7 @@ fn remove_if_stale(path: &Path, warned: &mut bool) -> bool {
     let Ok(meta) = fs::symlink_metadata(path) else {
         return true; // gone already: retry at once
     };
-    if meta.is_file() && meta.len() > MAX_DOTLOCK_BYTES {
+    if holds_mail(&meta) {
         if !std::mem::replace(warned, true) {
             tracing::warn!(
                 "{} is not a lock file ({} bytes): not removed; move it away to unblock the mailbox",

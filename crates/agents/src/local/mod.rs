@@ -37,7 +37,7 @@ use crate::virtual_mailbox::{VirtualAgent, VirtualSettings};
 pub use aliases::AliasSyntaxError;
 use aliases::AliasTable;
 /// The mailbox locks (dotlock + fcntl), for tools that rewrite an mbox (`mailbox archive`).
-pub use lock::{lock_exclusive, DotLock};
+pub use lock::{holds_mail as lock_file_holds_mail, lock_exclusive, DotLock};
 use resolve::Step;
 
 /// The `relay=` of every local outcome.
