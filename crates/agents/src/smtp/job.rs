@@ -55,7 +55,7 @@ impl<'a> Job<'a> {
             id,
             env,
             message,
-            size: wire::wire_size(message),
+            size: wire::wire_size(message, line_limit),
             eight_bit: wire::has_8bit(message),
             line_limit,
             dialect,

@@ -32,12 +32,23 @@ pub(crate) fn has_8bit(message: &[u8]) -> bool {
     !message.is_ascii()
 }
 
-/// The message's size on the wire as announced in SIZE= (RFC 1870): LF becomes CR LF.
-pub(crate) fn wire_size(message: &[u8]) -> u64 {
-    let bare_lf = memchr::memchr_iter(b'\n', message)
-        .filter(|&i| i == 0 || message[i - 1] != b'\r')
-        .count();
-    (message.len() + bare_lf) as u64
+/// The message's size on the wire as announced in SIZE= (RFC 1870): exactly the length of
+/// [`wire_text`] — LF becomes CR LF, a last line without one is ended, and each break of a
+/// line longer than `line_limit` adds its CR LF SPACE — counted without building the text.
+pub(crate) fn wire_size(message: &[u8], line_limit: usize) -> u64 {
+    if message.is_empty() {
+        return 0;
+    }
+    let body = message.strip_suffix(b"\n").unwrap_or(message);
+    let mut size = 0;
+    for line in lines(body) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        size += line.len() + 2;
+        if line_limit != 0 && line.len() > line_limit {
+            size += 3 * (pieces(line, line_limit).count() - 1);
+        }
+    }
+    size as u64
 }
 
 /// xtext (RFC 3461 4): printable ASCII except `+` and `=` as is, everything else `+HH`.
@@ -194,20 +205,36 @@ pub(crate) fn fold_line(line: &[u8], limit: usize, out: &mut Vec<u8>) -> bool {
         out.extend_from_slice(line);
         return false;
     }
+    for (i, piece) in pieces(line, limit).enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\r\n ");
+        }
+        out.extend_from_slice(piece);
+    }
+    true
+}
+
+/// The pieces [`fold_line`] sends a line in (`limit` > 0): the first at most `limit` bytes,
+/// the others at most `limit - 1` (the space opening a continuation line counts towards its
+/// length), each cut moved back to a UTF-8 character's start. [`wire_size`] counts them.
+fn pieces(line: &[u8], limit: usize) -> impl Iterator<Item = &[u8]> {
     let mut rest = line;
     let mut room = limit;
-    loop {
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
         if rest.len() <= room {
-            out.extend_from_slice(rest);
-            return true;
+            done = true;
+            return Some(rest);
         }
         let cut = char_boundary(rest, room);
-        out.extend_from_slice(&rest[..cut]);
-        out.extend_from_slice(b"\r\n ");
-        rest = &rest[cut..];
-        // The space opening a continuation line counts towards its length.
+        let (piece, after) = rest.split_at(cut);
+        rest = after;
         room = limit.saturating_sub(1).max(1);
-    }
+        Some(piece)
+    })
 }
 
 /// `at`, or up to 3 bytes before it when `at` falls inside a UTF-8 sequence (the byte there
@@ -237,13 +264,34 @@ mod tests {
             let text: Vec<u8> = (0..len).map(|_| *rng.choice(b"a\n\r.").unwrap()).collect();
             let split: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
             assert_eq!(lines(&text).collect::<Vec<_>>(), split, "{text:?}");
-            let bare = text
-                .iter()
-                .enumerate()
-                .filter(|&(i, &b)| b == b'\n' && (i == 0 || text[i - 1] != b'\r'))
-                .count();
-            assert_eq!(wire_size(&text), (text.len() + bare) as u64, "{text:?}");
+            for limit in [0, 1, 2, 3, 7] {
+                let sent = wire_text(&text, limit).len() as u64;
+                assert_eq!(wire_size(&text, limit), sent, "{text:?} limit {limit}");
+            }
         }
+    }
+
+    /// README's old gap: SIZE= was computed before long lines were broken, 3 bytes short
+    /// per break, so a server enforcing its limit exactly could take a message too big.
+    #[test]
+    fn size_counts_every_line_break_as_sent_utf8_included() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let alphabet = ["a", "b", ".", "\n", "\r\n", "é", "€", "😀", " "];
+        for _ in 0..3000 {
+            let n = rng.usize(0..300);
+            let text: String = (0..n).map(|_| *rng.choice(&alphabet).unwrap()).collect();
+            for limit in [0, 1, 2, 5, 13, 78, 998] {
+                let sent = wire_text(text.as_bytes(), limit).len() as u64;
+                assert_eq!(
+                    wire_size(text.as_bytes(), limit),
+                    sent,
+                    "{text:?} limit {limit}"
+                );
+            }
+        }
+        let long = vec![b'x'; 2500];
+        // 998, then 997 + 3, then 505 + 3 (CR LF SPACE), then CR LF.
+        assert_eq!(wire_size(&long, 998), 2500 + 3 * 2 + 2);
     }
 
     fn all_caps() -> Capabilities {
@@ -377,9 +425,14 @@ mod tests {
 
     #[test]
     fn sizes_and_flags() {
-        assert_eq!(wire_size(b"ab\ncd\n"), 8);
-        assert_eq!(wire_size(b"ab\r\ncd"), 6);
-        assert_eq!(wire_size(b"\n"), 2);
+        assert_eq!(wire_size(b"ab\ncd\n", 0), 8);
+        assert_eq!(
+            wire_size(b"ab\r\ncd", 0),
+            8,
+            "the last line is ended on the wire"
+        );
+        assert_eq!(wire_size(b"\n", 0), 2);
+        assert_eq!(wire_size(b"", 0), 0);
         assert!(has_8bit("é".as_bytes()) && !has_8bit(b"plain"));
         assert!(needs_smtputf8("jö@example.com") && !needs_smtputf8("jo@example.com"));
     }
