@@ -9,10 +9,12 @@
 
 mod auth;
 mod basic;
+mod bind;
 mod cache;
 mod dns;
 mod hostile;
 mod lmtp;
+mod reuse_count;
 mod server;
 mod sink;
 mod timeouts;
@@ -49,6 +51,8 @@ pub fn settings(port: u16) -> SmtpSettings {
         destination_concurrency_limit: 20,
         mx_address_limit: 5,
         line_length_limit: 998,
+        bind: super::settings::BindAddresses::default(),
+        connection_reuse_count_limit: 0,
     }
 }
 
