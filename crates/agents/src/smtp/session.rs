@@ -112,19 +112,32 @@ impl Opener<'_> {
         Ok(conn)
     }
 
-    /// The TCP (or unix) connection to `peer`, from `smtp_bind_address` or
+    /// The TCP (or unix: a relative path under `queue_directory`) connection to `peer`, from `smtp_bind_address` or
     /// `smtp_bind_address6` when set. As Postfix's `smtp_connect_addr`: an address that
     /// cannot be bound is a warning, and the connection is made from the system's choice —
     /// unless `smtp_bind_address_enforce` is on, then this server is not tried (4.4.0
     /// "server configuration error", a deferral: the next one is).
     async fn connect(&self, peer: &Peer) -> Result<Connection, HostFailure> {
         let limit = self.settings.checked_timeouts().connect;
-        let source = match &peer.addr {
-            Endpoint::Tcp(addr) => self.settings.bind.for_peer(addr),
-            Endpoint::Unix(_) => None,
+        let (source, target) = match &peer.addr {
+            Endpoint::Tcp(addr) => (self.settings.bind.for_peer(addr), peer.clone()),
+            Endpoint::Unix(path) => {
+                let path = Endpoint::Unix(self.settings.socket_path(path));
+                (
+                    None,
+                    Peer {
+                        addr: path,
+                        ..peer.clone()
+                    },
+                )
+            }
         };
-        let error = match Connection::connect(peer.clone(), limit, source).await {
-            Ok(conn) => return Ok(conn),
+        let error = match Connection::connect(target, limit, source).await {
+            // Logged and cached as written (`relay=myhost[private/dovecot-lmtp]`, Postfix's).
+            Ok(mut conn) => {
+                conn.peer = peer.clone();
+                return Ok(conn);
+            }
             Err(ConnectError::Connect(e)) => return Err(connect_failure(peer, &e)),
             Err(ConnectError::Bind(ip, e)) => (ip, e),
         };

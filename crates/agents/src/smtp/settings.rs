@@ -9,6 +9,7 @@
 //! Security stance: trusts the configuration (the operator's word); no I/O.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::Config;
@@ -191,6 +192,9 @@ pub struct SmtpSettings {
     /// `smtp_connection_reuse_count_limit`: a session taken from the cache this many times
     /// is closed after its delivery, so it carries at most this many plus one (0 = no limit).
     pub connection_reuse_count_limit: usize,
+    /// `queue_directory`: what a relative LMTP socket path (`unix:private/dovecot-lmtp`) is
+    /// relative to, as for Postfix's daemons, which run there.
+    pub queue_directory: PathBuf,
 }
 
 /// Postfix separates match names with commas, spaces or colons (`nexthop:dot-nexthop`).
@@ -254,6 +258,7 @@ impl SmtpSettings {
                 cfg.smtp_bind_address_enforce,
             ),
             connection_reuse_count_limit: cfg.smtp_connection_reuse_count_limit,
+            queue_directory: cfg.queue_directory.clone(),
         }
     }
 
@@ -306,6 +311,7 @@ impl SmtpSettings {
                 cfg.lmtp_bind_address_enforce,
             ),
             connection_reuse_count_limit: cfg.lmtp_connection_reuse_count_limit,
+            queue_directory: cfg.queue_directory.clone(),
         }
     }
 
@@ -314,6 +320,16 @@ impl SmtpSettings {
         match self.dialect {
             Dialect::Smtp => "smtp",
             Dialect::Lmtp => "lmtp",
+        }
+    }
+
+    /// Where a unix socket is: `path` itself when absolute, else under `queue_directory`
+    /// (Postfix's daemons `chdir` there, so `private/dovecot-lmtp` is
+    /// `$queue_directory/private/dovecot-lmtp`; mailroom never changes its working directory).
+    pub(crate) fn socket_path(&self, path: &Path) -> PathBuf {
+        match path.is_absolute() {
+            true => path.to_path_buf(),
+            false => self.queue_directory.join(path),
         }
     }
 
@@ -389,6 +405,21 @@ mod tests {
         assert_eq!(l.bind.for_peer(&v6), Some("2001:db8::5".parse().unwrap()));
         assert!(l.bind.enforce);
         assert_eq!(l.connection_reuse_count_limit, 0);
+    }
+
+    #[test]
+    fn relative_socket_paths_are_under_the_queue_directory() {
+        let mut cfg = Config::embedded_default();
+        cfg.queue_directory = "/var/spool/mailroom".into();
+        let s = SmtpSettings::lmtp_from_config(&cfg);
+        assert_eq!(
+            s.socket_path(Path::new("private/dovecot-lmtp")),
+            Path::new("/var/spool/mailroom/private/dovecot-lmtp")
+        );
+        assert_eq!(
+            s.socket_path(Path::new("/run/dovecot/lmtp")),
+            Path::new("/run/dovecot/lmtp")
+        );
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub fn settings(port: u16) -> SmtpSettings {
         line_length_limit: 998,
         bind: super::settings::BindAddresses::default(),
         connection_reuse_count_limit: 0,
+        queue_directory: std::path::PathBuf::from("/nonexistent/queue"),
     }
 }
 
