@@ -12,6 +12,7 @@ mod basic;
 mod bind;
 mod cache;
 mod dns;
+mod dns_partial;
 mod hostile;
 mod lmtp;
 mod reuse_count;
