@@ -409,6 +409,16 @@ pub struct Config {
     /// Look the sender up in `smtp_sasl_password_maps` first (default no).
     pub smtp_sender_dependent_authentication: bool,
     pub smtp_helo_name: String,
+    /// Postfix: the local IPv4 address outgoing SMTP connections come from (empty = the
+    /// system's choice); `smtp_bind_address6` the same for IPv6 (`::1` or `[::1]`).
+    pub smtp_bind_address: String,
+    pub smtp_bind_address6: String,
+    /// Postfix 3.7: defer (4.4.0) instead of connecting from the system's choice when the
+    /// bind address cannot be used (default no: warn and connect anyway).
+    pub smtp_bind_address_enforce: bool,
+    /// Postfix (2.11): how many times a cached connection may be reused (it carries at most
+    /// this many plus one deliveries); 0 = no limit.
+    pub smtp_connection_reuse_count_limit: usize,
     pub smtp_connect_timeout: Duration,
     /// How long an idle connection waits in the cache for the next delivery (Postfix
     /// `smtp_connection_cache_time_limit`, 2s; 0 = no caching).
@@ -438,6 +448,12 @@ pub struct Config {
     /// Recipients per LMTP transaction (Postfix: `$default_destination_recipient_limit`, 50).
     pub lmtp_destination_recipient_limit: usize,
     pub lmtp_line_length_limit: usize,
+    /// The `smtp_bind_address*` settings of the LMTP client (for `inet:` next hops).
+    pub lmtp_bind_address: String,
+    pub lmtp_bind_address6: String,
+    pub lmtp_bind_address_enforce: bool,
+    /// `smtp_connection_reuse_count_limit` for LMTP.
+    pub lmtp_connection_reuse_count_limit: usize,
     /// Postfix: where mail for local users goes instead of the local mailbox, after alias
     /// expansion (`lmtp:unix:/run/dovecot/lmtp`); empty = the local agent delivers.
     pub mailbox_transport: String,

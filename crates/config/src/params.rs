@@ -341,7 +341,11 @@ pub(crate) const PARAMS: &[Param] = &[
     boolean!(http_allow_remote),
     listen!(http_listen),
     reply_code!(invalid_hostname_reject_code),
+    text!(lmtp_bind_address, bind_address4),
+    text!(lmtp_bind_address6, bind_address6),
+    boolean!(lmtp_bind_address_enforce),
     duration!(lmtp_connect_timeout),
+    count!(lmtp_connection_reuse_count_limit),
     duration!(lmtp_data_done_timeout, positive),
     duration!(lmtp_data_init_timeout, positive),
     duration!(lmtp_data_xfer_timeout, positive),
@@ -426,8 +430,12 @@ pub(crate) const PARAMS: &[Param] = &[
     list!(sender_canonical_classes, address_classes),
     list!(sender_canonical_maps),
     text!(setgid_group, required),
+    text!(smtp_bind_address, bind_address4),
+    text!(smtp_bind_address6, bind_address6),
+    boolean!(smtp_bind_address_enforce),
     duration!(smtp_connect_timeout, positive),
     duration!(smtp_connection_cache_time_limit),
+    count!(smtp_connection_reuse_count_limit),
     duration!(smtp_data_done_timeout, positive),
     duration!(smtp_data_init_timeout, positive),
     duration!(smtp_data_xfer_timeout, positive),
@@ -744,6 +752,30 @@ fn positive<T: PartialEq + Default>(value: T) -> Result<T, String> {
 }
 
 /// Deliveries to `|command` and `/file` run with `default_privs`; root would defeat that.
+/// `smtp_bind_address`: empty or one IPv4 address (Postfix takes one numeric address).
+fn bind_address4(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    match text.parse::<std::net::Ipv4Addr>() {
+        _ if text.is_empty() => Ok(String::new()),
+        Ok(_) => Ok(text.to_string()),
+        Err(_) => Err(format!("{text:?} is not an IPv4 address")),
+    }
+}
+
+/// `smtp_bind_address6`: empty or one IPv6 address, bare or in brackets as Postfix allows.
+fn bind_address6(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(text);
+    match bare.parse::<std::net::Ipv6Addr>() {
+        _ if text.is_empty() => Ok(String::new()),
+        Ok(_) => Ok(text.to_string()),
+        Err(_) => Err(format!("{text:?} is not an IPv6 address")),
+    }
+}
+
 /// `smtp_tls_servername`: empty, `hostname`, `nexthop`, or a DNS name in A-label form.
 fn servername(text: &str) -> Result<String, String> {
     let name = text.trim();

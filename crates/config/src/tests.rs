@@ -595,3 +595,54 @@ fn named_transports_and_their_limits_are_read_and_misspelt_names_refused() {
     }
     parse_err("transports = { slow = \"smtp\" }\ntransport_destination_concurrency_limit = { slow = \"0\" }");
 }
+
+#[test]
+fn bind_addresses_are_ip_literals_of_their_family() {
+    let config = parse_ok("");
+    assert_eq!(
+        (
+            config.smtp_bind_address.as_str(),
+            config.smtp_bind_address6.as_str()
+        ),
+        ("", "")
+    );
+    assert!(!config.smtp_bind_address_enforce && !config.lmtp_bind_address_enforce);
+    let config = parse_ok(
+        "smtp_bind_address = \"127.0.0.2\"\nsmtp_bind_address6 = \"[::1]\"\n\
+         lmtp_bind_address = \"192.0.2.1\"\nlmtp_bind_address6 = \"2001:db8::1\"\n\
+         smtp_bind_address_enforce = true\n",
+    );
+    assert_eq!(config.smtp_bind_address, "127.0.0.2");
+    assert_eq!(config.smtp_bind_address6, "[::1]");
+    assert_eq!(config.lmtp_bind_address, "192.0.2.1");
+    assert_eq!(config.lmtp_bind_address6, "2001:db8::1");
+    assert!(config.smtp_bind_address_enforce);
+    let error = parse_err("\nsmtp_bind_address = \"::1\"\n");
+    assert_eq!(
+        error.to_string(),
+        "/etc/mailroom/mailroom.toml:2: smtp_bind_address: \"::1\" is not an IPv4 address"
+    );
+    let error = parse_err("smtp_bind_address6 = \"127.0.0.1\"\n");
+    assert_eq!(error.message, "\"127.0.0.1\" is not an IPv6 address");
+    assert!(parse_err("lmtp_bind_address = \"mail.example\"\n")
+        .message
+        .contains("not an IPv4 address"));
+    assert!(parse_err("lmtp_bind_address6 = \"[::1\"\n")
+        .message
+        .contains("not an IPv6 address"));
+}
+
+#[test]
+fn connection_reuse_count_limits_default_to_no_limit() {
+    let config = parse_ok("");
+    assert_eq!(config.smtp_connection_reuse_count_limit, 0);
+    assert_eq!(config.lmtp_connection_reuse_count_limit, 0);
+    let config = parse_ok(
+        "smtp_connection_reuse_count_limit = 2\nlmtp_connection_reuse_count_limit = \"7\"\n",
+    );
+    assert_eq!(config.smtp_connection_reuse_count_limit, 2);
+    assert_eq!(config.lmtp_connection_reuse_count_limit, 7);
+    assert!(parse_err("smtp_connection_reuse_count_limit = -1\n")
+        .key
+        .contains("reuse_count"));
+}

@@ -15,7 +15,9 @@
 //! Invariants: never outlives a DNS answer it came from (the earliest `valid_until` of the MX
 //! and every address lookup); only complete, positive results are kept (a failed, partial or
 //! implicit-MX result is asked again every time, through hickory's own cache, exactly as
-//! before); equal-preference MX hosts are shuffled again for every delivery (RFC 5321 5.1:
+//! before) — partial includes a host whose A lookup succeeded while its AAAA lookup failed
+//! for now (or the reverse): kept, that set would leave the host's IPv6 addresses out until
+//! the A record expired (`dns.rs` asks the two families apart to know); equal-preference MX hosts are shuffled again for every delivery (RFC 5321 5.1:
 //! the table keeps preferences, not an order); at most [`MAX_NEXTHOPS`] names, so a flood of
 //! distinct destinations cannot grow it without bound.
 //! Security stance: holds only what the resolver returned; no other input.

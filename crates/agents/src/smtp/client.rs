@@ -421,6 +421,7 @@ impl Inner {
         while let Some(mut conn) = self.cache.take(by, label, max_idle) {
             let probe = session::command(&mut conn, b"RSET\r\n", Phase::RsetProbe, timeouts.rset);
             if matches!(probe.await, Ok(reply) if reply.is_positive()) {
+                conn.reused += 1;
                 return Some(conn);
             }
         }
@@ -490,6 +491,7 @@ impl Inner {
         let reusable = cache
             && !idle.is_zero()
             && conn.opened.elapsed() < self.settings.connection_reuse_time
+            && !self.reuse_count_reached(&conn)
             && !conn.has_unread_input();
         if reusable {
             let cap = self.settings.destination_concurrency_limit;
@@ -502,6 +504,16 @@ impl Inner {
         } else {
             conn.quit(timeouts.quit).await;
         }
+    }
+}
+
+impl Inner {
+    /// `smtp_connection_reuse_count_limit`: a session taken from the cache that many times
+    /// is not cached again (Postfix's `THIS_SESSION_IS_EXPIRED`: with a limit of N a
+    /// session carries up to N + 1 deliveries). 0 = no limit.
+    fn reuse_count_reached(&self, conn: &Connection) -> bool {
+        let limit = self.settings.connection_reuse_count_limit;
+        limit > 0 && conn.reused >= limit
     }
 }
 

@@ -12,7 +12,7 @@
 //! bound, block without bound, or panic.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::{TcpSocket, TcpStream, UnixStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -141,29 +141,62 @@ pub(crate) struct Connection {
     /// `TLSv1.3 with cipher … (256/256 bits)` once TLS is on (for the log).
     pub tls_session: String,
     pub opened: Instant,
+    /// Times this session was taken from the connection cache (Postfix's `reuse_count`).
+    pub reused: usize,
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    /// The local address to connect from could not be bound (nothing was sent).
+    Bind(IpAddr, io::Error),
+    Connect(io::Error),
+}
+
+/// A TCP socket of `to`'s family, bound to `source` (port chosen by the system) if given.
+fn tcp_socket(to: &SocketAddr, source: Option<IpAddr>) -> Result<TcpSocket, ConnectError> {
+    let socket = match to {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(ConnectError::Connect)?;
+    if let Some(ip) = source {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(|e| ConnectError::Bind(ip, e))?;
+    }
+    Ok(socket)
 }
 
 impl Connection {
-    /// Opens the TCP connection (Nagle off: pipelined commands go out at once) or the
-    /// unix-domain one.
-    pub async fn connect(peer: Peer, limit: Duration) -> io::Result<Connection> {
+    /// Opens the TCP connection (Nagle off: pipelined commands go out at once), from the
+    /// local address `source` when given, or the unix-domain one (`source` is not used).
+    pub async fn connect(
+        peer: Peer,
+        limit: Duration,
+        source: Option<IpAddr>,
+    ) -> Result<Connection, ConnectError> {
         let open = async {
             match &peer.addr {
                 Endpoint::Tcp(addr) => {
-                    let tcp = TcpStream::connect(addr).await?;
-                    tcp.set_nodelay(true)?;
+                    let socket = tcp_socket(addr, source)?;
+                    let tcp = socket.connect(*addr).await.map_err(ConnectError::Connect)?;
+                    tcp.set_nodelay(true).map_err(ConnectError::Connect)?;
                     Ok(Stream::Net(NetStream::Plain(tcp)))
                 }
-                Endpoint::Unix(path) => UnixStream::connect(path).await.map(Stream::Local),
+                Endpoint::Unix(path) => UnixStream::connect(path)
+                    .await
+                    .map(Stream::Local)
+                    .map_err(ConnectError::Connect),
             }
         };
         let stream = match tokio::time::timeout(limit, open).await {
             Ok(result) => result?,
             Err(_) => {
-                return Err(io::Error::new(
+                return Err(ConnectError::Connect(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "Connection timed out",
-                ))
+                )))
             }
         };
         Ok(Connection {
@@ -173,6 +206,7 @@ impl Connection {
             tls: false,
             tls_session: String::new(),
             opened: Instant::now(),
+            reused: 0,
         })
     }
 
@@ -277,6 +311,7 @@ impl Connection {
             tls: true,
             tls_session,
             opened: self.opened,
+            reused: self.reused,
         })
     }
 

@@ -18,7 +18,7 @@ use std::time::Instant;
 use hickory_resolver::config::{ConnectionConfig, LookupIpStrategy, NameServerConfig};
 use hickory_resolver::config::{ResolverConfig, ResolverOpts};
 use hickory_resolver::net::NetError;
-use hickory_resolver::proto::rr::{Name, RData};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::TokioResolver;
 
 use super::answers::{Answers, Servers};
@@ -314,11 +314,17 @@ async fn addresses(
             break;
         }
         match host_addresses(resolver, host).await {
-            Ok((ips, valid_until)) => {
+            Ok(found) => {
                 let room = limit - peers.len();
+                let ips = found.ips;
                 peers.extend(ips.iter().take(room).map(|ip| peer(host, *ip, port)));
+                // One family's lookup failed for now: usable for this delivery, but not a
+                // whole answer to keep (the missing addresses must be asked for next time).
+                if found.partial {
+                    kept = None;
+                }
                 if let Some(kept) = kept.as_mut() {
-                    kept.push(((*pref, host.clone(), ips), valid_until));
+                    kept.push(((*pref, host.clone(), ips), found.valid_until));
                 }
             }
             Err(kind) => {
@@ -354,27 +360,89 @@ fn no_addresses(last_error: Option<(String, NameError)>, missing_is_final: bool)
     }
 }
 
-/// `host`'s addresses and until when the answer is valid.
-async fn host_addresses(
-    resolver: &TokioResolver,
-    host: &str,
-) -> Result<(Vec<IpAddr>, Instant), NameError> {
+/// A host's addresses: IPv4 first (most MX hosts have it, and many hosts have no IPv6
+/// route), until when the answers are valid, and whether one family's lookup failed for now.
+#[derive(Debug, PartialEq)]
+struct HostAddresses {
+    ips: Vec<IpAddr>,
+    valid_until: Instant,
+    /// The A or the AAAA lookup failed temporarily (the other had addresses): the set is
+    /// incomplete, so it is not kept ([`Answers`]).
+    partial: bool,
+}
+
+/// `host`'s addresses. A and AAAA are asked apart (at once), not with hickory's
+/// `lookup_ip`, which answers with one family's addresses when the other's lookup fails and
+/// so hides the failure: such a set was kept until the A record expired, without the
+/// host's IPv6 addresses.
+async fn host_addresses(resolver: &TokioResolver, host: &str) -> Result<HostAddresses, NameError> {
     let name = absolute_name(host).map_err(|_| NameError::NxDomain)?;
-    match resolver.lookup_ip(name).await {
-        Ok(lookup) => {
-            let ips: Vec<IpAddr> = lookup.iter().collect();
-            if ips.is_empty() {
-                Err(NameError::NoData)
-            } else {
-                Ok((ips, lookup.valid_until()))
-            }
+    let (v4, v6) = tokio::join!(
+        family(resolver, name.clone(), RecordType::A),
+        family(resolver, name, RecordType::AAAA)
+    );
+    combine(v4, v6)
+}
+
+/// One family's addresses and until when the answer is valid (no addresses: NoData).
+async fn family(
+    resolver: &TokioResolver,
+    name: Name,
+    kind: RecordType,
+) -> Result<(Vec<IpAddr>, Instant), NameError> {
+    let lookup = resolver
+        .lookup(name, kind)
+        .await
+        .map_err(|e| classify(&e))?;
+    let ips: Vec<IpAddr> = lookup
+        .answers()
+        .iter()
+        .filter_map(|record| match &record.data {
+            RData::A(a) if kind == RecordType::A => Some(IpAddr::V4(a.0)),
+            RData::AAAA(aaaa) if kind == RecordType::AAAA => Some(IpAddr::V6(aaaa.0)),
+            _ => None,
+        })
+        .collect();
+    match ips.is_empty() {
+        true => Err(NameError::NoData),
+        false => Ok((ips, lookup.valid_until())),
+    }
+}
+
+/// The A and AAAA outcomes as one: the addresses of both (IPv4 first) until the earlier
+/// expiry; one family with addresses and the other without any (NXDOMAIN, no data) is a
+/// whole answer, with the other failing temporarily a partial one. With no address at all,
+/// a temporary failure of either lookup wins, so a name is never bounced as unknown while
+/// one of its lookups could not be made.
+fn combine(
+    v4: Result<(Vec<IpAddr>, Instant), NameError>,
+    v6: Result<(Vec<IpAddr>, Instant), NameError>,
+) -> Result<HostAddresses, NameError> {
+    let found = |ips, valid_until, partial| HostAddresses {
+        ips,
+        valid_until,
+        partial,
+    };
+    match (v4, v6) {
+        (Ok((mut ips, until4)), Ok((ips6, until6))) => {
+            ips.extend(ips6);
+            Ok(found(ips, until4.min(until6), false))
         }
-        Err(e) => Err(classify(&e)),
+        (Ok((ips, until)), Err(other)) | (Err(other), Ok((ips, until))) => {
+            let partial = matches!(other, NameError::Temporary(_));
+            Ok(found(ips, until, partial))
+        }
+        (Err(e4), Err(e6)) => Err(match (e4, e6) {
+            (NameError::Temporary(why), _) | (_, NameError::Temporary(why)) => {
+                NameError::Temporary(why)
+            }
+            (e4, _) => e4,
+        }),
     }
 }
 
 /// What a failed lookup means for the mail.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum NameError {
     NxDomain,
     /// The name exists but has no record of that type.
@@ -443,6 +511,64 @@ mod tests {
         assert_eq!(v6.connections[0].port, 53);
         assert_eq!(name_server("10.0.0.1").unwrap().connections[1].port, 53);
         assert!(name_server("resolver.example").is_err());
+    }
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|ip| ip.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_temporary_aaaa_failure_beside_good_a_records_is_a_partial_answer() {
+        let now = Instant::now();
+        let later = now + std::time::Duration::from_secs(60);
+        let servfail = || Err(NameError::Temporary("SERVFAIL".into()));
+        let got = combine(Ok((ips(&["192.0.2.1"]), later)), servfail()).unwrap();
+        assert_eq!(got.ips, ips(&["192.0.2.1"]), "usable for this delivery");
+        assert!(got.partial, "but not to be kept");
+        // The same the other way round.
+        let got = combine(servfail(), Ok((ips(&["2001:db8::1"]), later))).unwrap();
+        assert!(got.partial && got.ips == ips(&["2001:db8::1"]));
+    }
+
+    #[test]
+    fn both_families_or_one_and_a_negative_answer_are_whole() {
+        let now = Instant::now();
+        let (soon, later) = (
+            now + std::time::Duration::from_secs(30),
+            now + std::time::Duration::from_secs(60),
+        );
+        let both = combine(
+            Ok((ips(&["192.0.2.1"]), later)),
+            Ok((ips(&["2001:db8::1"]), soon)),
+        )
+        .unwrap();
+        assert_eq!(
+            both,
+            HostAddresses {
+                ips: ips(&["192.0.2.1", "2001:db8::1"]),
+                valid_until: soon,
+                partial: false,
+            },
+            "IPv4 first, valid until the earlier expiry"
+        );
+        let v4_only = combine(Ok((ips(&["192.0.2.1"]), later)), Err(NameError::NoData)).unwrap();
+        assert!(!v4_only.partial, "no AAAA records is an answer");
+    }
+
+    #[test]
+    fn no_address_with_a_temporary_failure_is_temporary_never_unknown() {
+        let got = combine(
+            Err(NameError::NxDomain),
+            Err(NameError::Temporary("timed out".into())),
+        );
+        assert_eq!(got, Err(NameError::Temporary("timed out".into())));
+        let got = combine(
+            Err(NameError::Temporary("x".into())),
+            Err(NameError::NoData),
+        );
+        assert_eq!(got, Err(NameError::Temporary("x".into())));
+        let got = combine(Err(NameError::NxDomain), Err(NameError::NxDomain));
+        assert_eq!(got, Err(NameError::NxDomain));
     }
 
     #[test]

@@ -8,15 +8,19 @@
 //! Inputs → outputs: the text after `lmtp:` in `mailbox_transport`, `virtual_transport` or a
 //! `transport_maps` result → an [`LmtpNexthop`]; printed back in the same form for queue
 //! names (`lmtp:unix:/run/dovecot/lmtp`).
-//! Invariants: a unix socket path is absolute or relative (Postfix resolves `private/x`
-//! under the queue directory; mailroom takes it as given, relative to the daemon's working
-//! directory — use absolute paths); an inet host has no MX lookup flag set.
+//! Invariants: a unix socket path is absolute or relative, kept as written (names, logs);
+//! a relative one (`private/dovecot-lmtp`) is under `queue_directory` when connecting, as
+//! in Postfix, whose daemons run there ([`SmtpSettings::socket_path`]); an inet host has no
+//! MX lookup flag set.
 //! Security stance: the text comes from the operator's configuration.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use envelope::Nexthop;
+
+#[cfg(doc)]
+use super::SmtpSettings;
 
 /// An LMTP server: a unix-domain socket, or a TCP host and port (default 24).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -57,6 +57,16 @@ macro_rules! note {
     };
 }
 
+/// Logs one warning line under `smtp` or `lmtp` (as [`note!`]).
+macro_rules! caution {
+    ($dialect:expr, $($arg:tt)+) => {
+        match $dialect {
+            $crate::smtp::Dialect::Smtp => tracing::warn!(target: "smtp", $($arg)+),
+            $crate::smtp::Dialect::Lmtp => tracing::warn!(target: "lmtp", $($arg)+),
+        }
+    };
+}
+
 mod answers;
 mod cache;
 mod client;
@@ -84,7 +94,9 @@ mod tests;
 
 pub use client::SmtpClient;
 pub use lmtp::LmtpNexthop;
-pub use settings::{Dialect, SaslSettings, SmtpSettings, SmtpTlsLevel, Timeouts, TlsVersions};
+pub use settings::{
+    BindAddresses, Dialect, SaslSettings, SmtpSettings, SmtpTlsLevel, Timeouts, TlsVersions,
+};
 
 /// Errors of building a client. Delivery problems are never errors: they are outcomes.
 #[derive(Debug, thiserror::Error)]

@@ -29,7 +29,7 @@ use std::io;
 
 use envelope::Nexthop;
 
-use super::conn::{ConnError, Connection, Endpoint, Peer};
+use super::conn::{ConnError, ConnectError, Connection, Endpoint, Peer};
 use super::dane::{self, Dane};
 use super::failure::{soften, Failure, Phase};
 use super::maps::TextMap;
@@ -93,9 +93,7 @@ impl Opener<'_> {
 
     async fn open_resolved(&self, peer: Peer, allow_tls: bool) -> Result<Connection, HostFailure> {
         let timeouts = self.settings.checked_timeouts();
-        let conn = Connection::connect(peer.clone(), timeouts.connect)
-            .await
-            .map_err(|e| connect_failure(&peer, &e))?;
+        let conn = self.connect(&peer).await?;
         let fail = |failure: Failure| HostFailure {
             failure,
             relay: peer.relay(),
@@ -112,6 +110,56 @@ impl Opener<'_> {
         let mut conn = self.secure(conn, allow_tls).await?;
         self.authenticate(&mut conn).await.map_err(fail)?;
         Ok(conn)
+    }
+
+    /// The TCP (or unix: a relative path under `queue_directory`) connection to `peer`, from `smtp_bind_address` or
+    /// `smtp_bind_address6` when set. As Postfix's `smtp_connect_addr`: an address that
+    /// cannot be bound is a warning, and the connection is made from the system's choice —
+    /// unless `smtp_bind_address_enforce` is on, then this server is not tried (4.4.0
+    /// "server configuration error", a deferral: the next one is).
+    async fn connect(&self, peer: &Peer) -> Result<Connection, HostFailure> {
+        let limit = self.settings.checked_timeouts().connect;
+        let (source, target) = match &peer.addr {
+            Endpoint::Tcp(addr) => (self.settings.bind.for_peer(addr), peer.clone()),
+            Endpoint::Unix(path) => {
+                let path = Endpoint::Unix(self.settings.socket_path(path));
+                (
+                    None,
+                    Peer {
+                        addr: path,
+                        ..peer.clone()
+                    },
+                )
+            }
+        };
+        let error = match Connection::connect(target, limit, source).await {
+            // Logged and cached as written (`relay=myhost[private/dovecot-lmtp]`, Postfix's).
+            Ok(mut conn) => {
+                conn.peer = peer.clone();
+                return Ok(conn);
+            }
+            Err(ConnectError::Connect(e)) => return Err(connect_failure(peer, &e)),
+            Err(ConnectError::Bind(ip, e)) => (ip, e),
+        };
+        let (ip, why) = error;
+        caution!(
+            self.settings.dialect,
+            "warning: smtp_connect_addr: bind {ip}: {}",
+            strerror(&why)
+        );
+        if self.settings.bind.enforce {
+            return Err(HostFailure {
+                failure: Failure::deferred("4.4.0", "server configuration error"),
+                relay: "none".to_string(),
+                retry_plain: false,
+            });
+        }
+        match Connection::connect(peer.clone(), limit, None).await {
+            Ok(conn) => Ok(conn),
+            Err(ConnectError::Connect(e) | ConnectError::Bind(_, e)) => {
+                Err(connect_failure(peer, &e))
+            }
+        }
     }
 
     /// EHLO, or HELO when EHLO is refused with anything but 421 (Postfix's rule); LHLO for

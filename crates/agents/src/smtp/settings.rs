@@ -8,6 +8,8 @@
 //! so no phase can hang forever or fail instantly); a recipient limit of 0 means no limit.
 //! Security stance: trusts the configuration (the operator's word); no I/O.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::Config;
@@ -109,6 +111,40 @@ impl Timeouts {
     }
 }
 
+/// The local addresses outgoing TCP connections come from (Postfix `smtp_bind_address`,
+/// `smtp_bind_address6`, `smtp_bind_address_enforce`; `lmtp_…` for LMTP).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BindAddresses {
+    pub v4: Option<Ipv4Addr>,
+    pub v6: Option<Ipv6Addr>,
+    /// A bind that fails defers (4.4.0) instead of connecting from the system's choice.
+    pub enforce: bool,
+}
+
+impl BindAddresses {
+    /// From the parameters' text (checked at configuration load; anything else is none).
+    pub fn parse(v4: &str, v6: &str, enforce: bool) -> BindAddresses {
+        let v6 = v6.trim();
+        let v6 = v6
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+            .unwrap_or(v6);
+        BindAddresses {
+            v4: v4.trim().parse().ok(),
+            v6: v6.parse().ok(),
+            enforce,
+        }
+    }
+
+    /// The local address for a connection to `to`, of its family, if one is set.
+    pub fn for_peer(&self, to: &SocketAddr) -> Option<IpAddr> {
+        match to {
+            SocketAddr::V4(_) => self.v4.map(IpAddr::V4),
+            SocketAddr::V6(_) => self.v6.map(IpAddr::V6),
+        }
+    }
+}
+
 /// Everything the SMTP client needs from the configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SmtpSettings {
@@ -151,6 +187,14 @@ pub struct SmtpSettings {
     pub mx_address_limit: usize,
     /// `smtp_line_length_limit`: longer message lines are broken with CR LF SPACE (0 = never).
     pub line_length_limit: usize,
+    /// `smtp_bind_address`, `smtp_bind_address6`, `smtp_bind_address_enforce`.
+    pub bind: BindAddresses,
+    /// `smtp_connection_reuse_count_limit`: a session taken from the cache this many times
+    /// is closed after its delivery, so it carries at most this many plus one (0 = no limit).
+    pub connection_reuse_count_limit: usize,
+    /// `queue_directory`: what a relative LMTP socket path (`unix:private/dovecot-lmtp`) is
+    /// relative to, as for Postfix's daemons, which run there.
+    pub queue_directory: PathBuf,
 }
 
 /// Postfix separates match names with commas, spaces or colons (`nexthop:dot-nexthop`).
@@ -208,6 +252,13 @@ impl SmtpSettings {
             destination_concurrency_limit: cfg.smtp_destination_concurrency_limit,
             mx_address_limit: MX_ADDRESS_LIMIT,
             line_length_limit: cfg.smtp_line_length_limit,
+            bind: BindAddresses::parse(
+                &cfg.smtp_bind_address,
+                &cfg.smtp_bind_address6,
+                cfg.smtp_bind_address_enforce,
+            ),
+            connection_reuse_count_limit: cfg.smtp_connection_reuse_count_limit,
+            queue_directory: cfg.queue_directory.clone(),
         }
     }
 
@@ -254,6 +305,13 @@ impl SmtpSettings {
             destination_concurrency_limit: cfg.lmtp_destination_concurrency_limit,
             mx_address_limit: MX_ADDRESS_LIMIT,
             line_length_limit: cfg.lmtp_line_length_limit,
+            bind: BindAddresses::parse(
+                &cfg.lmtp_bind_address,
+                &cfg.lmtp_bind_address6,
+                cfg.lmtp_bind_address_enforce,
+            ),
+            connection_reuse_count_limit: cfg.lmtp_connection_reuse_count_limit,
+            queue_directory: cfg.queue_directory.clone(),
         }
     }
 
@@ -262,6 +320,16 @@ impl SmtpSettings {
         match self.dialect {
             Dialect::Smtp => "smtp",
             Dialect::Lmtp => "lmtp",
+        }
+    }
+
+    /// Where a unix socket is: `path` itself when absolute, else under `queue_directory`
+    /// (Postfix's daemons `chdir` there, so `private/dovecot-lmtp` is
+    /// `$queue_directory/private/dovecot-lmtp`; mailroom never changes its working directory).
+    pub(crate) fn socket_path(&self, path: &Path) -> PathBuf {
+        match path.is_absolute() {
+            true => path.to_path_buf(),
+            false => self.queue_directory.join(path),
         }
     }
 
@@ -314,6 +382,44 @@ mod tests {
         );
         assert_eq!((s.default_port, s.tls_level), (24, SmtpTlsLevel::None));
         assert_eq!(s.helo_name, cfg.myhostname);
+        assert_eq!(s.bind, BindAddresses::default());
+    }
+
+    #[test]
+    fn bind_addresses_by_family() {
+        let mut cfg = Config::embedded_default();
+        cfg.smtp_bind_address = "127.0.0.2".into();
+        cfg.smtp_bind_address6 = "[::1]".into();
+        cfg.lmtp_bind_address6 = "2001:db8::5".into();
+        cfg.lmtp_bind_address_enforce = true;
+        cfg.smtp_connection_reuse_count_limit = 3;
+        let s = SmtpSettings::from_config(&cfg);
+        let v4: SocketAddr = "192.0.2.1:25".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:25".parse().unwrap();
+        assert_eq!(s.bind.for_peer(&v4), Some("127.0.0.2".parse().unwrap()));
+        assert_eq!(s.bind.for_peer(&v6), Some("::1".parse().unwrap()));
+        assert!(!s.bind.enforce);
+        assert_eq!(s.connection_reuse_count_limit, 3);
+        let l = SmtpSettings::lmtp_from_config(&cfg);
+        assert_eq!(l.bind.for_peer(&v4), None);
+        assert_eq!(l.bind.for_peer(&v6), Some("2001:db8::5".parse().unwrap()));
+        assert!(l.bind.enforce);
+        assert_eq!(l.connection_reuse_count_limit, 0);
+    }
+
+    #[test]
+    fn relative_socket_paths_are_under_the_queue_directory() {
+        let mut cfg = Config::embedded_default();
+        cfg.queue_directory = "/var/spool/mailroom".into();
+        let s = SmtpSettings::lmtp_from_config(&cfg);
+        assert_eq!(
+            s.socket_path(Path::new("private/dovecot-lmtp")),
+            Path::new("/var/spool/mailroom/private/dovecot-lmtp")
+        );
+        assert_eq!(
+            s.socket_path(Path::new("/run/dovecot/lmtp")),
+            Path::new("/run/dovecot/lmtp")
+        );
     }
 
     #[test]

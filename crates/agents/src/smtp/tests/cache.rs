@@ -125,7 +125,7 @@ async fn a_connection_taken_by_its_address_is_gone_under_its_destination() {
     let addr = listener.local_addr().unwrap();
     let accept = tokio::spawn(async move { listener.accept().await.map(|(s, _)| s) });
     let target = peer("mx.a.example", &addr.to_string());
-    let conn = Connection::connect(target.clone(), Duration::from_secs(30))
+    let conn = Connection::connect(target.clone(), Duration::from_secs(30), None)
         .await
         .unwrap();
     let _server_end = accept.await.unwrap().unwrap();

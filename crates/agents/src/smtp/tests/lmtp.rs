@@ -160,3 +160,43 @@ async fn a_missing_socket_defers_as_a_destination_failure() {
     assert_eq!(report.outcomes[0].dsn, "4.4.1");
     assert!(report.destination_failure.is_some());
 }
+
+/// Postfix's `lmtp:unix:private/dovecot-lmtp`: a relative socket path is under
+/// `queue_directory` (not the process's working directory), and logged as written.
+#[tokio::test]
+async fn a_relative_socket_path_is_under_the_queue_directory() {
+    let queue = tempfile::tempdir().unwrap();
+    std::fs::create_dir(queue.path().join("private")).unwrap();
+    let path = queue.path().join("private/dovecot-lmtp");
+    let verdicts = vec![Some("250 2.0.0 Saved"), Some("250 2.0.0 Saved")];
+    let (connections, _) = serve(&path, verdicts);
+    let client = SmtpClient::new(SmtpSettings {
+        queue_directory: queue.path().to_path_buf(),
+        ..lmtp_settings()
+    })
+    .unwrap();
+    let hop = LmtpNexthop::parse("unix:private/dovecot-lmtp").unwrap();
+    assert_ne!(
+        std::env::current_dir().unwrap(),
+        queue.path(),
+        "the working directory is elsewhere"
+    );
+    let report = send(&client, &hop).await;
+    assert_eq!(kinds(&report), [OutcomeKind::Sent, OutcomeKind::Sent]);
+    assert_eq!(
+        report.outcomes[0].relay,
+        "client.test[private/dovecot-lmtp]"
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    // Elsewhere it is not found (the path is not taken relative to the working directory).
+    let elsewhere = SmtpClient::new(lmtp_settings()).unwrap();
+    let report = send(&elsewhere, &hop).await;
+    assert_eq!(report.outcomes[0].dsn, "4.4.1");
+    assert!(
+        report.outcomes[0]
+            .text
+            .contains("connect to client.test[private/dovecot-lmtp]"),
+        "{}",
+        report.outcomes[0].text
+    );
+}

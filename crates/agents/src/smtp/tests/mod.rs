@@ -9,10 +9,13 @@
 
 mod auth;
 mod basic;
+mod bind;
 mod cache;
 mod dns;
+mod dns_partial;
 mod hostile;
 mod lmtp;
+mod reuse_count;
 mod server;
 mod sink;
 mod timeouts;
@@ -49,6 +52,9 @@ pub fn settings(port: u16) -> SmtpSettings {
         destination_concurrency_limit: 20,
         mx_address_limit: 5,
         line_length_limit: 998,
+        bind: super::settings::BindAddresses::default(),
+        connection_reuse_count_limit: 0,
+        queue_directory: std::path::PathBuf::from("/nonexistent/queue"),
     }
 }
 

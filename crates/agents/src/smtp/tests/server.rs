@@ -104,6 +104,8 @@ pub struct Received {
 #[derive(Clone, Debug, Default)]
 pub struct Transcript {
     pub connections: usize,
+    /// Each connection's client address, in order of arrival.
+    pub clients: Vec<SocketAddr>,
     pub tls_sessions: usize,
     /// Per TLS session: the SNI name the client sent, and the protocol version.
     pub tls_names: Vec<Option<String>>,
@@ -141,8 +143,12 @@ impl TestServer {
         let log = Arc::new(Mutex::new(Transcript::default()));
         let shared = (Arc::new(behaviour), log.clone());
         tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                shared.1.lock().unwrap().connections += 1;
+            while let Ok((stream, client)) = listener.accept().await {
+                {
+                    let mut log = shared.1.lock().unwrap();
+                    log.connections += 1;
+                    log.clients.push(client);
+                }
                 let (b, l) = (shared.0.clone(), shared.1.clone());
                 tokio::spawn(async move { Session::new(stream, b, l).serve().await });
             }
