@@ -153,7 +153,7 @@ impl Fleet {
     }
 
     /// What [`Fleet::messages_by_source`] is when node `i` sent `sent[i]` messages: each
-    /// from its own address in namespaces, all from 127.0.0.1 on loopback addresses.
+    /// from its own address (its namespace's, or its loopback address via `smtp_bind_address`).
     pub fn sources_of(&self, sent: &[usize]) -> BTreeMap<String, usize> {
         let mut by = BTreeMap::new();
         for (host, &n) in self.hosts.nodes.iter().zip(sent) {
@@ -188,9 +188,14 @@ fn node(i: usize, host: &Host, sink: &Sink, common: &str) -> World {
     let mut world = World::builder().smtp().peer(sink).build();
     world.netns = host.netns.clone();
     let api = free_port();
+    // In a namespace the node's one link gives the source; on loopback it must be asked for.
+    let bind = match host.netns {
+        None => format!("smtp_bind_address = \"{}\"\n", host.source),
+        Some(_) => String::new(),
+    };
     world.configure(&format!(
         "smtpd_listen = [\"{ip}:{port}\"]\nhttp_listen = [\"{ip}:{api}\"]\n\
-         fleet_node_name = \"node{n}\"\n{common}",
+         fleet_node_name = \"node{n}\"\n{bind}{common}",
         port = world.port,
         n = i + 1,
     ));

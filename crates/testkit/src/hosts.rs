@@ -11,8 +11,8 @@
 //! through the bridge, and each node connects to the sink from its own address.
 //!
 //! Loopback (not root, or the namespaces failed): node `i` listens on 127.0.0.(i+2), the
-//! gateway is 127.0.0.1; connections to the sink all come from 127.0.0.1 (the kernel's
-//! source for loopback, and mailroom has no `smtp_bind_address`).
+//! gateway is 127.0.0.1; each node connects to the sink from its own address too, through
+//! `smtp_bind_address` (the kernel would pick 127.0.0.1 for every loopback connection).
 //!
 //! One line on stderr says which mode each fleet runs in. Names carry the test process's id
 //! and a counter (`mr<pid>x<n>` then `b` for the bridge, `v<i>` for a node's veth, `n<i>`
@@ -85,20 +85,23 @@ impl Hosts {
         };
         let hosts = Hosts::loopback(n);
         say(&format!(
-            "fleet hosts: loopback addresses 127.0.0.2-{}, connecting from 127.0.0.1 \
-             (no network namespaces: {why})",
+            "fleet hosts: loopback addresses 127.0.0.2-{}, each connecting from its own \
+             through smtp_bind_address (no network namespaces: {why})",
             hosts.nodes[n - 1].address
         ));
         hosts
     }
 
-    /// Node `i` on 127.0.0.(i+2), everything else on 127.0.0.1.
+    /// Node `i` on 127.0.0.(i+2) (and connecting from there), everything else on 127.0.0.1.
     pub fn loopback(n: usize) -> Hosts {
         let nodes = (0..n)
-            .map(|i| Host {
-                address: Ipv4Addr::new(127, 0, 0, i as u8 + 2),
-                source: Ipv4Addr::LOCALHOST,
-                netns: None,
+            .map(|i| {
+                let address = Ipv4Addr::new(127, 0, 0, i as u8 + 2);
+                Host {
+                    address,
+                    source: address,
+                    netns: None,
+                }
             })
             .collect();
         Hosts {
