@@ -595,3 +595,25 @@ fn named_transports_and_their_limits_are_read_and_misspelt_names_refused() {
     }
     parse_err("transports = { slow = \"smtp\" }\ntransport_destination_concurrency_limit = { slow = \"0\" }");
 }
+
+#[test]
+fn qmgr_message_active_limit_takes_postfix_default_and_refuses_zero() {
+    assert_eq!(parse_ok("").qmgr_message_active_limit, 20_000);
+    assert_eq!(
+        parse_ok("qmgr_message_active_limit = 20").qmgr_message_active_limit,
+        20
+    );
+    assert_eq!(
+        parse_err("qmgr_message_active_limit = 0").message,
+        "must be greater than zero"
+    );
+    assert_eq!(
+        parse_err("qmgr_message_active_limit = -5").message,
+        "must not be negative: -5"
+    );
+    let error = parse_err("qmgr_message_active_limt = 20");
+    assert!(
+        error.to_string().contains("qmgr_message_active_limit"),
+        "{error}"
+    );
+}
