@@ -191,9 +191,10 @@ impl QueueManager {
             let full = self.admit();
             self.pump();
             // Full: the next wake-up is a message leaving the active queue (`apply`).
-            let sleep_for = match full {
-                true => Duration::from_secs(1),
-                false => self.cx.due.time_to_next(unix_now()),
+            let sleep_for = if full {
+                Duration::from_secs(1)
+            } else {
+                self.cx.due.time_to_next(unix_now())
             };
             tokio::select! {
                 _ = self.cx.due.woken() => {}
