@@ -2,7 +2,7 @@
 //! of the dispatch loop, and the admission rule of the active queue. Anything that makes a
 //! message due (a new message, a retry time, a flush) goes through [`Due::schedule`].
 //!
-//! The index holds only `(due time, queue ID)` pairs, 24 bytes a message: the messages
+//! The index holds only `(due time, queue ID)` pairs, 32 bytes a message: the messages
 //! themselves stay in the store until they are taken into the active queue (`dispatch`),
 //! and at most `qmgr_message_active_limit` are in it at once ([`room`]); the manager takes
 //! more as room frees. Nothing is lost by waiting here: the store is the truth, and a
