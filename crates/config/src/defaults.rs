@@ -153,6 +153,7 @@ fn with_postfix_defaults(site: Site) -> Config {
         bounce_queue_lifetime: seconds(5 * 86_400),
         delay_warning_time: Duration::ZERO,
         default_process_limit: 100,
+        qmgr_message_active_limit: 20_000,
         // Postfix: 2. One delivery per mailbox at a time keeps a mailbox's mail in queue
         // order (two raced for the mailbox lock and reordered it), and costs nothing: the
         // lock lets one writer in anyway (1,000 messages to one mbox: 4.3 s at 1, 5.0 s at 2).

@@ -162,6 +162,9 @@ pub struct Config {
     pub delay_warning_time: Duration,
     /// Deliveries in flight at once, all transports (Postfix: `default_process_limit`, 100).
     pub default_process_limit: usize,
+    /// Messages the queue manager holds in its active queue at once; the rest wait in the
+    /// store until room frees (Postfix: `qmgr_message_active_limit`, 20000).
+    pub qmgr_message_active_limit: usize,
     /// Concurrent deliveries to one local user (Postfix default 2).
     pub local_destination_concurrency_limit: usize,
     pub default_destination_concurrency_limit: usize,

@@ -413,6 +413,7 @@ pub(crate) const PARAMS: &[Param] = &[
     list!(non_smtpd_milters),
     path!(postdrop_path),
     list!(propagate_unmatched_extensions, extension_classes),
+    count!(qmgr_message_active_limit, positive),
     path!(queue_directory),
     size!(queue_minfree),
     count!(queue_minfree_inodes),

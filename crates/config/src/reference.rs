@@ -119,6 +119,7 @@ const MEANINGS: &[(&str, Origin, &str)] = &[
     ("default_destination_concurrency_limit", P, "Deliveries in flight to one destination, for transports without their own limit."),
     ("default_privs", P, "The user whose rights |command and /file deliveries get when mailroom runs as root. Must not be root."),
     ("default_process_limit", P, "Deliveries in flight at once, all transports together."),
+    ("qmgr_message_active_limit", P, "Messages the queue manager holds in its active queue at once (in memory, being delivered or about to be); the rest wait in incoming/deferred and are taken in as room frees, new mail and deferred mail in turn."),
     ("delay_warning_time", P, "Send the sender a delay notice after a message has been queued this long; 0 = never."),
     ("dkim_sign", M, "DKIM-sign (RFC 6376) outgoing SMTP mail whose From: (else envelope sender) domain is listed: [{ domain = \"example.com\", selector = \"mail2026\", key = \"/etc/mailroom/dkim/example.com.mail2026.key\" }]. Keys: PEM RSA or Ed25519, mode 0600, readable by mail_owner (mailroom dkim keygen makes one). Postfix signs through a milter (OpenDKIM) instead."),
     ("disable_vrfy_command", P, "Refuse to reveal addresses through VRFY (it answers 252). Postfix's default is no; mailroom's is yes."),

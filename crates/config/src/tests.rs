@@ -646,3 +646,25 @@ fn connection_reuse_count_limits_default_to_no_limit() {
         .key
         .contains("reuse_count"));
 }
+
+#[test]
+fn qmgr_message_active_limit_takes_postfix_default_and_refuses_zero() {
+    assert_eq!(parse_ok("").qmgr_message_active_limit, 20_000);
+    assert_eq!(
+        parse_ok("qmgr_message_active_limit = 20").qmgr_message_active_limit,
+        20
+    );
+    assert_eq!(
+        parse_err("qmgr_message_active_limit = 0").message,
+        "must be greater than zero"
+    );
+    assert_eq!(
+        parse_err("qmgr_message_active_limit = -5").message,
+        "must not be negative: -5"
+    );
+    let error = parse_err("qmgr_message_active_limt = 20");
+    assert!(
+        error.to_string().contains("qmgr_message_active_limit"),
+        "{error}"
+    );
+}

@@ -17,6 +17,7 @@
 use crate::clock::unix_now;
 use crate::context::Context;
 use crate::dispatch::Message;
+use crate::due::Lane;
 use crate::notify::{Bounce, Notice};
 use crate::plan::{plan, Attempt, Changes, Early, Line, Plan, Then};
 use crate::retry;
@@ -172,7 +173,7 @@ async fn carry_out(cx: &Context, id: QueueId, plan: &mut Plan) -> Result<(), Fai
         plan.notices.remove(0);
     }
     match &plan.then {
-        Then::Retry(next) => cx.due.schedule(id, *next),
+        Then::Retry(next) => cx.due.schedule(id, *next, Lane::Deferred),
         Then::Stay => {}
         Then::Finish(bounce) => finish(cx, id, &plan.envelope, bounce).await?,
     }
@@ -213,7 +214,7 @@ async fn queue_notice(
         "delivery status"
     };
     info!(target: "bounce", "{id}: sender {what} notification: {new_id}");
-    cx.due.schedule(new_id, 0);
+    cx.due.schedule(new_id, 0, Lane::Incoming);
     Ok(())
 }
 
@@ -238,7 +239,7 @@ async fn finish(cx: &Context, id: QueueId, env: &Envelope, bounce: &Bounce) -> R
             info!(target: "bounce", "{id}: sender non-delivery notification: {bounce_id}");
             info!(target: "qmgr", "{id}: removed");
             telemetry::get().qmgr_messages_removed.inc();
-            cx.due.schedule(bounce_id, 0);
+            cx.due.schedule(bounce_id, 0, Lane::Incoming);
             Ok(())
         }
         Err(error) => Err(Failed {

@@ -5,6 +5,7 @@
 use crate::clock::unix_now;
 use crate::context::Context;
 use crate::dispatch::{Delivery, Item};
+use crate::due::Lane;
 use crate::fleet::Admission;
 use crate::route::{Route, Transport};
 use crate::timed::{Agent, Timed};
@@ -230,7 +231,7 @@ async fn resubmit(
             .await
             .map_err(|e| e.to_string());
         if res.is_ok() {
-            cx.due.schedule(new_id, 0);
+            cx.due.schedule(new_id, 0, Lane::Incoming);
         }
         results.push((r.for_recipient, res.map(|_| new_id)));
     }

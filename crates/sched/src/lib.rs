@@ -15,10 +15,13 @@
 //!    hold ◄──── operator (postsuper -h) or transport_maps `hold:`
 //! ```
 //! `active` exists only in memory: after a crash, active messages are simply incoming or
-//! deferred again, so they are retried, never lost.
+//! deferred again, so they are retried, never lost. At most `qmgr_message_active_limit`
+//! messages are active at once; due messages beyond it wait in the store (the due index
+//! keeps only their IDs) and come in as room frees, new mail and deferred mail in turn, so a
+//! flushed backlog neither fills memory nor keeps new mail waiting (`due.rs`).
 //!
 //! Settings: one [`Settings`] (built by the binary with [`Settings::from_config`], again on
-//! SIGHUP): `default_process_limit`, the `*_destination_concurrency_limit`s, `soft_bounce`,
+//! SIGHUP): `default_process_limit`, `qmgr_message_active_limit`, the `*_destination_concurrency_limit`s, `soft_bounce`,
 //! the backoff and lifetime times, `delay_warning_time`, `2bounce_notice_recipient`,
 //! `myhostname`, `bounce_size_limit`, the queue [`queue::Layout`] and the router's
 //! [`Routing`] (`transport_maps`, `relayhost`, `content_filter`, `mydestination`,

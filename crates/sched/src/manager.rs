@@ -7,7 +7,7 @@ use crate::clock::unix_now;
 use crate::context::Context;
 use crate::deliver;
 use crate::dispatch::{Dispatch, Item, Message, Start};
-use crate::due::Due;
+use crate::due::{room, Due, Lane};
 use crate::plan;
 use crate::shared::Shared;
 use crate::split::split;
@@ -31,10 +31,10 @@ impl QueueManager {
     pub fn new(shared: Arc<Shared>) -> Arc<QueueManager> {
         let limit = shared.settings().process_limit.max(1);
         let mut due = Vec::new();
-        shared.store.for_each(|e| {
-            if e.meta.queue != QueueName::Hold {
-                due.push((e.meta.next_attempt, e.id));
-            }
+        shared.store.for_each(|e| match e.meta.queue {
+            QueueName::Incoming => due.push((e.meta.next_attempt, e.id, Lane::Incoming)),
+            QueueName::Deferred => due.push((e.meta.next_attempt, e.id, Lane::Deferred)),
+            QueueName::Hold => {}
         });
         let manager = Arc::new(QueueManager {
             cx: Context {
@@ -95,9 +95,14 @@ impl QueueManager {
         levers::reason(&self.cx, entry, i)
     }
 
-    /// Makes a message due at `when` (Unix seconds; 0 = now) and wakes the loop.
+    /// Makes a message due at `when` (Unix seconds; 0 = now) and wakes the loop. Mail never
+    /// tried takes the incoming lane, mail tried before the deferred one (`due.rs`).
     pub fn schedule(&self, id: QueueId, when: u64) {
-        self.cx.due.schedule(id, when);
+        let lane = match self.cx.shared.store.get(id) {
+            Some(e) if e.meta.attempts > 0 => Lane::Deferred,
+            _ => Lane::Incoming,
+        };
+        self.cx.due.schedule(id, when, lane);
     }
 
     /// `postqueue -f` / `sendmail -q`: every deferred message is due now and every
@@ -183,11 +188,14 @@ impl QueueManager {
                 break;
             }
             levers::end_expired(&self.cx, unix_now());
-            while let Some(entry) = self.pop_due() {
-                self.start(entry);
-            }
+            let full = self.admit();
             self.pump();
-            let sleep_for = self.cx.due.time_to_next(unix_now());
+            // Full: the next wake-up is a message leaving the active queue (`apply`).
+            let sleep_for = if full {
+                Duration::from_secs(1)
+            } else {
+                self.cx.due.time_to_next(unix_now())
+            };
             tokio::select! {
                 _ = self.cx.due.woken() => {}
                 _ = tokio::time::sleep(sleep_for) => {}
@@ -198,6 +206,23 @@ impl QueueManager {
         let deadline = tokio::time::Instant::now() + grace;
         while lock(&self.cx.dispatch).busy() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Takes due messages into the active queue while it has room
+    /// (`qmgr_message_active_limit`); the rest wait in the index, their messages in the
+    /// store. True if the active queue is full.
+    fn admit(&self) -> bool {
+        let limit = self.cx.shared.settings().active_limit;
+        loop {
+            if room(self.active_count(), limit) == 0 {
+                self.cx.due.full();
+                return true;
+            }
+            let Some(entry) = self.pop_due() else {
+                return false;
+            };
+            self.start(entry);
         }
     }
 

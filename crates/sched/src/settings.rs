@@ -50,6 +50,8 @@ impl Limits {
 pub struct Settings {
     /// `default_process_limit`: deliveries in flight at once, all transports.
     pub process_limit: usize,
+    /// `qmgr_message_active_limit`: messages in the active queue (in memory) at once.
+    pub active_limit: usize,
     pub limits: Limits,
     /// Bounces become deferrals (the safety switch).
     pub soft_bounce: bool,
@@ -73,6 +75,7 @@ impl Settings {
     pub fn from_config(cfg: &Config) -> Settings {
         Settings {
             process_limit: cfg.default_process_limit,
+            active_limit: cfg.qmgr_message_active_limit,
             limits: Limits {
                 local: cfg.local_destination_concurrency_limit,
                 virtual_mailbox: cfg.default_destination_concurrency_limit,

@@ -269,6 +269,37 @@ mod remote_scenarios {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_active_queue_holds_at_most_qmgr_message_active_limit_messages() {
+        let r = rig(
+            |c| {
+                c.qmgr_message_active_limit = 10;
+                c.default_process_limit = 100;
+                c.smtp_destination_concurrency_limit = 100;
+            },
+            200,
+        );
+        let ids: Vec<QueueId> = (0..100)
+            .map(|i| r.send("s@test.example", &[&format!("u{i}@far{}.example", i % 7)]))
+            .collect();
+        let mut peak = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !r.store.is_empty() && std::time::Instant::now() < deadline {
+            peak = peak.max(r.qmgr.active_count());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(r.store.is_empty(), "{} left", r.store.len());
+        eprintln!("peak active: {peak}");
+        assert!(peak <= 10, "{peak} messages active, limit 10");
+        assert!(
+            peak >= 5,
+            "the limit was never reached ({peak}): the test saw nothing"
+        );
+        let calls: usize = (0..7).map(|d| r.calls(&format!("far{d}.example"))).sum();
+        assert_eq!(calls, ids.len(), "each message delivered exactly once");
+        r.stop.send(true).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_slow_destination_does_not_starve_the_others() {
         let r = rig(
             |c| {
