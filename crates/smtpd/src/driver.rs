@@ -98,7 +98,9 @@ async fn command_loop(
                 session.stats.record(error.verb, false);
                 let mut reply = error.reply;
                 if reply.code == 500 {
-                    reply = crate::milters::unknown(session, &text).await.unwrap_or(reply);
+                    reply = crate::milters::unknown(session, &text)
+                        .await
+                        .unwrap_or(reply);
                 }
                 send(conn, session, reply).await;
                 continue;
