@@ -595,3 +595,16 @@ fn named_transports_and_their_limits_are_read_and_misspelt_names_refused() {
     }
     parse_err("transports = { slow = \"smtp\" }\ntransport_destination_concurrency_limit = { slow = \"0\" }");
 }
+
+#[test]
+fn smtpd_milter_maps_is_a_list_of_maps_empty_by_default() {
+    assert!(parse_ok("").smtpd_milter_maps.is_empty());
+    let config = parse_ok("smtpd_milter_maps = \"cidr:/etc/mailroom/milters.cidr, hash:/etc/m\"\n");
+    assert_eq!(
+        config.smtpd_milter_maps,
+        strings(&["cidr:/etc/mailroom/milters.cidr", "hash:/etc/m"])
+    );
+    assert!(parse_err("smtpd_milter_map = \"cidr:/x\"")
+        .message
+        .contains("smtpd_milter_maps"));
+}
