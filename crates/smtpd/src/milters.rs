@@ -39,7 +39,12 @@ pub enum After {
 /// At connect: opens the milter connections. `Some(greeting)` replaces the 220;
 /// `Some((reply, true))` means close after it.
 pub async fn connect(session: &mut Session) -> Option<(Reply, bool)> {
-    let specs = session.settings.milters.smtpd.clone();
+    // `smtpd_milter_maps` may give this client its own list, or none (`DISABLE`).
+    let specs = session
+        .settings
+        .milters
+        .smtpd_for(session.client.ip)
+        .into_owned();
     if specs.is_empty() {
         return None;
     }
