@@ -157,7 +157,7 @@ impl MilterSettings {
         let Some(defaults) = &self.defaults else {
             return Cow::Borrowed(&self.smtpd);
         };
-        match spec::parse_list(&[found.clone()], defaults) {
+        match spec::parse_list(std::slice::from_ref(&found), defaults) {
             Ok(specs) => Cow::Owned(specs),
             Err(error) => {
                 tracing::warn!(target: "milter", "smtpd_milter_maps: {address}: {error}");
