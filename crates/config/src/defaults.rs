@@ -264,6 +264,7 @@ fn with_postfix_defaults(site: Site) -> Config {
         virtual_transport: "virtual".to_string(),
         content_filter: String::new(),
         smtpd_milters: Vec::new(),
+        smtpd_milter_maps: Vec::new(),
         non_smtpd_milters: Vec::new(),
         milter_default_action: "tempfail".to_string(),
         milter_protocol: 6,

@@ -343,6 +343,9 @@ pub struct Config {
     /// (`inet:host:port`, `unix:/path`, `{ inet:host:port, default_action=accept }`).
     pub smtpd_milters: Vec<String>,
     pub non_smtpd_milters: Vec<String>,
+    /// Per-client milter lists by client address (Postfix 3.2): the lookup result replaces
+    /// `smtpd_milters` for that client, `DISABLE` turns milters off.
+    pub smtpd_milter_maps: Vec<String>,
     /// `tempfail`, `accept`, `reject` or `quarantine`: when a milter is unavailable.
     pub milter_default_action: String,
     pub milter_protocol: usize,

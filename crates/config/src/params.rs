@@ -564,6 +564,7 @@ pub(crate) const PARAMS: &[Param] = &[
             },
         },
     },
+    list!(smtpd_milter_maps),
     list!(smtpd_milters),
     count!(smtpd_min_data_rate, positive),
     stressed!(

@@ -113,6 +113,7 @@ const MEANINGS: &[(&str, Origin, &str)] = &[
     ("milter_protocol", P, "The Sendmail milter protocol version offered to milters (2 to 6)."),
     ("milter_rcpt_macros", P, "The macros sent to milters at RCPT TO (i, {rcpt_addr} ...)."),
     ("non_smtpd_milters", P, "Milters for locally submitted mail (sendmail, pickup): inet:host:port, unix:/path or { inet:host:port, default_action=accept, command_timeout=10s }."),
+    ("smtpd_milter_maps", P, "Milter lists per SMTP client address (e.g. cidr:/etc/mailroom/milters.cidr): the result replaces smtpd_milters for that client; DISABLE turns milters off for it."),
     ("smtpd_milters", P, "Milters for mail from SMTP clients, in order; same syntax as non_smtpd_milters. Consulted at each SMTP stage over one connection per session: connect, HELO, MAIL, each RCPT, DATA, then the content (see README: Milters)."),
     ("content_filter", P, "After-queue content filter for new mail, as smtp:[host]:port; empty for none. Filtered mail comes back through reinject_listen."),
     ("data_directory", P, "mailroom's own data (TLS pair made on first start, archives). In the embedded profile the queue, the mail spool, the aliases and the password file default under it; setting it moves them too."),

@@ -668,3 +668,16 @@ fn qmgr_message_active_limit_takes_postfix_default_and_refuses_zero() {
         "{error}"
     );
 }
+
+#[test]
+fn smtpd_milter_maps_is_a_list_of_maps_empty_by_default() {
+    assert!(parse_ok("").smtpd_milter_maps.is_empty());
+    let config = parse_ok("smtpd_milter_maps = \"cidr:/etc/mailroom/milters.cidr, hash:/etc/m\"\n");
+    assert_eq!(
+        config.smtpd_milter_maps,
+        strings(&["cidr:/etc/mailroom/milters.cidr", "hash:/etc/m"])
+    );
+    assert!(parse_err("smtpd_milter_map = \"cidr:/x\"")
+        .message
+        .contains("smtpd_milter_maps"));
+}

@@ -96,9 +96,14 @@ impl Connection {
                 // Whatever the milter claims, it gets only what we offered.
                 self.actions = actions & action::ALL;
                 self.protocol = flags & protocol::ALL;
-                // SMFIC_DATA and SMFIC_UNKNOWN came with protocol 4: not for older ones.
-                if theirs.min(version) < 4 {
-                    self.protocol |= protocol::NO_DATA | protocol::NO_UNKNOWN;
+                // SMFIC_UNKNOWN came with protocol 3, SMFIC_DATA with 4 (Postfix's
+                // MILTER8_V3/V4_PROTO_MASK): not for older ones.
+                let spoken = theirs.min(version);
+                if spoken < 3 {
+                    self.protocol |= protocol::NO_UNKNOWN;
+                }
+                if spoken < 4 {
+                    self.protocol |= protocol::NO_DATA;
                 }
                 self.wanted_macros = macros;
                 Ok(())

@@ -137,6 +137,8 @@ pub enum Command {
     EndOfMessage,
     Abort,
     Quit,
+    /// `SMFIC_UNKNOWN`: an SMTP command the MTA does not know or implement, the whole line.
+    Unknown(String),
 }
 
 /// What a milter answers.
@@ -154,6 +156,8 @@ pub enum Response {
     Discard,
     Reject,
     Tempfail,
+    /// `SMFIR_SHUTDOWN`: 421, and the SMTP session ends.
+    Shutdown,
     /// `SMFIR_REPLYCODE`: `550 5.7.1 text` (possibly multi-line).
     ReplyCode(String),
     Progress,
@@ -268,6 +272,10 @@ impl Command {
             Command::EndOfMessage => b'E',
             Command::Abort => b'A',
             Command::Quit => b'Q',
+            Command::Unknown(line) => {
+                push_str(out, line);
+                b'U'
+            }
         }
     }
 }
@@ -299,6 +307,7 @@ pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
         b'd' => Response::Discard,
         b'r' => Response::Reject,
         b't' => Response::Tempfail,
+        b'4' => Response::Shutdown,
         b'p' => Response::Progress,
         b's' => Response::Skip,
         b'y' => Response::ReplyCode(reader.string("replycode")?),
@@ -427,11 +436,16 @@ mod tests {
             b"\0\0\0\x0fM<a@b>\0SIZE=10\0"
         );
         assert_eq!(Command::Quit.encode(), b"\0\0\0\x01Q");
+        assert_eq!(
+            Command::Unknown("XFOO bar".into()).encode(),
+            b"\0\0\0\x0aUXFOO bar\0"
+        );
     }
 
     #[test]
     fn replies_decode_with_their_data() {
         assert_eq!(decode_response(b"c"), Ok(Response::Continue));
+        assert_eq!(decode_response(b"4"), Ok(Response::Shutdown));
         assert_eq!(
             decode_response(b"y550 5.7.1 Spam message rejected\0"),
             Ok(Response::ReplyCode(

@@ -49,7 +49,7 @@ async fn stages(
     let mut values = context.macros.clone();
     let family = family(context);
     let connect = Command::Connect {
-        hostname: context.client_name.clone(),
+        hostname: connect_hostname(context),
         family,
     };
     let steps = [
@@ -248,7 +248,7 @@ async fn reply(
 }
 
 /// What an answer before the end of message means.
-fn judge(answer: Response, stage: &'static str) -> Flow {
+pub(crate) fn judge(answer: Response, stage: &'static str) -> Flow {
     let verdict = match answer {
         Response::Continue | Response::Skip => return Flow::Next,
         Response::Accept => {
@@ -262,6 +262,8 @@ fn judge(answer: Response, stage: &'static str) -> Flow {
             Verdict::Tempfail("451 4.7.1 Service unavailable - try again later".into())
         }
         Response::Discard => Verdict::Discard,
+        // Postfix's smtpd answers it with a 421 and ends the session.
+        Response::Shutdown => Verdict::Tempfail(crate::SHUTDOWN_REPLY.into()),
         Response::ReplyCode(text) => crate::reply_verdict(&text),
         // A change before the end of message is a protocol error; Postfix then applies
         // the default action, and so would we, but an unknown answer is simply ignored.
@@ -304,7 +306,9 @@ async fn send_macros(
     .await
 }
 
-/// The client's address as `SMFIC_CONNECT` carries it.
+/// The client's address as `SMFIC_CONNECT` carries it: the family, the client's source
+/// port and the address as Postfix sends them (an IPv6 address without the `IPv6:` prefix
+/// of the Received header).
 pub(crate) fn family(context: &Context) -> Family {
     match context.client_address {
         Some(std::net::IpAddr::V4(v4)) => Family::Inet4 {
@@ -313,8 +317,45 @@ pub(crate) fn family(context: &Context) -> Family {
         },
         Some(std::net::IpAddr::V6(v6)) => Family::Inet6 {
             port: context.client_port,
-            address: format!("IPv6:{v6}"),
+            address: v6.to_string(),
         },
         None => Family::Unknown,
+    }
+}
+
+/// The host name `SMFIC_CONNECT` carries: a client without a name (`unknown`) is
+/// `[address]`, the Sendmail form Postfix turns it into.
+pub(crate) fn connect_hostname(context: &Context) -> String {
+    match context.client_address {
+        Some(address) if context.client_name == "unknown" => format!("[{address}]"),
+        _ => context.client_name.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_carries_the_port_and_the_sendmail_form_of_an_unknown_name() {
+        let mut context = Context {
+            client_name: "unknown".into(),
+            client_address: Some("2001:db8::1".parse().unwrap()),
+            client_port: 40001,
+            ..Context::default()
+        };
+        assert_eq!(
+            family(&context),
+            Family::Inet6 {
+                port: 40001,
+                address: "2001:db8::1".into()
+            }
+        );
+        assert_eq!(connect_hostname(&context), "[2001:db8::1]");
+        context.client_name = "mx.example".into();
+        assert_eq!(connect_hostname(&context), "mx.example");
+        context.client_address = None;
+        context.client_name = "localhost".into();
+        assert_eq!(family(&context), Family::Unknown);
     }
 }

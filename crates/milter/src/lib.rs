@@ -76,6 +76,14 @@ pub struct Context {
     pub names: MacroNames,
 }
 
+/// What smtpd answers a milter's `SMFIR_SHUTDOWN` with (Postfix's smtpd; the session
+/// then ends, as after any 421).
+pub const SHUTDOWN_REPLY: &str = "421 4.7.0 Server closing connection";
+
+/// What a `SMFIR_SHUTDOWN` is for a locally submitted message: a tempfail (Postfix's
+/// cleanup), so the message stays in `maildrop/`.
+pub const SHUTDOWN_LOCAL: &str = "421 4.7.0 Service unavailable";
+
 /// How the milters judged a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -109,6 +117,10 @@ pub async fn run(milters: &[MilterSpec], context: &Context, mail: &mut Mail) -> 
                 if let Some(reason) = apply(spec, mail, &changes, leading_space) {
                     hold = Some(reason);
                 }
+            }
+            Ok(Outcome::Decided(Verdict::Tempfail(text), stage)) if text == SHUTDOWN_REPLY => {
+                let verdict = Verdict::Tempfail(SHUTDOWN_LOCAL.into());
+                return Decision { verdict, stage };
             }
             Ok(Outcome::Decided(verdict, stage)) => return Decision { verdict, stage },
             Err(error) => {

@@ -19,7 +19,7 @@
 use tracing::warn;
 
 use crate::client::{Connection, MilterError};
-use crate::codec::{protocol, Command, Stage};
+use crate::codec::{protocol, Command, Response, Stage};
 use crate::conversation::{self, Flow, Outcome};
 use crate::spec::{DefaultAction, MilterSpec};
 use crate::{Context, Decision, Mail, Verdict};
@@ -120,7 +120,7 @@ impl SessionMilters {
         let event = Event {
             stage: Stage::Connect,
             command: Command::Connect {
-                hostname: context.client_name.clone(),
+                hostname: conversation::connect_hostname(context),
                 family: conversation::family(context),
             },
             flags: (protocol::NO_CONNECT, protocol::NR_CONNECT),
@@ -190,6 +190,20 @@ impl SessionMilters {
             name: "DATA",
         };
         self.event(event, context).await
+    }
+
+    /// `SMFIC_UNKNOWN`: an SMTP command mailroom does not know or implement (the whole
+    /// line), for the milters that want it (protocol 3 and later, no `SMFIP_NOUNKNOWN`).
+    /// `Some(verdict)`: the first refusal (no state changes: a milter's xxfi_unknown can
+    /// only tempfail or reject); a standing refusal from connect or HELO answers too. No
+    /// macros are sent with it (Postfix's `milter_unknown_command_macros` is empty).
+    pub async fn unknown(&mut self, line: &str) -> Option<Verdict> {
+        for live in &mut self.milters {
+            if let Some(verdict) = live.unknown(line).await {
+                return Some(verdict);
+            }
+        }
+        None
     }
 
     /// The first standing refusal, for commands milters are not told about (STARTTLS,
@@ -296,6 +310,42 @@ impl Live {
                 None
             }
             Ok(Flow::Done(Outcome::Decided(verdict, _))) => self.decided(event, verdict),
+        }
+    }
+
+    async fn unknown(&mut self, line: &str) -> Option<Verdict> {
+        match self.state {
+            State::Standing => return self.standing.clone(),
+            State::AcceptSession | State::AcceptMessage => return None,
+            State::Ready => {}
+        }
+        let connection = self.connection.as_mut()?;
+        if connection.skips(protocol::NO_UNKNOWN) {
+            return None;
+        }
+        let command = Command::Unknown(line.to_string());
+        let answer = match connection.skips(protocol::NR_UNKNOWN) {
+            true => connection.send(&command).await.map(|()| Response::Continue),
+            false => connection.ask(&command, "UNKNOWN", false).await,
+        };
+        match answer {
+            Err(error) => {
+                self.fail(&error);
+                self.standing.clone()
+            }
+            // Postfix: the 502 stands, the milter refuses everything from then on (421).
+            Ok(Response::Shutdown) => {
+                self.state = State::Standing;
+                self.standing = Some(Verdict::Tempfail(crate::SHUTDOWN_REPLY.into()));
+                None
+            }
+            Ok(answer) => match conversation::judge(answer, "UNKNOWN") {
+                Flow::Done(Outcome::Decided(
+                    verdict @ (Verdict::Reject(_) | Verdict::Tempfail(_)),
+                    _,
+                )) => Some(verdict),
+                _ => None,
+            },
         }
     }
 

@@ -79,6 +79,9 @@ async fn command_loop(
     loop {
         // A transaction that ended (RSET, end of data, a refusal) ends for the milters too.
         crate::milters::end_transaction(session).await;
+        if session.milter_hangup {
+            return Ok(());
+        }
         if session.too_many_errors() {
             return Err(End::TooManyErrors);
         }
@@ -93,7 +96,13 @@ async fn command_loop(
             Err(error) => {
                 session.last_verb = upper_verb(error.verb);
                 session.stats.record(error.verb, false);
-                send(conn, session, error.reply).await;
+                let mut reply = error.reply;
+                if reply.code == 500 {
+                    reply = crate::milters::unknown(session, &text)
+                        .await
+                        .unwrap_or(reply);
+                }
+                send(conn, session, reply).await;
                 continue;
             }
         };
@@ -112,10 +121,14 @@ async fn command_loop(
             send(conn, session, reply).await;
             continue;
         }
+        let not_implemented = matches!(command, command::Command::NotImplemented(_));
         match session.handle(command, env.storage) {
             Action::Reply(reply) => {
                 let reply = match verb {
                     "mail" => checks::mail_and_milters(conn, session, reply).await,
+                    _ if not_implemented => crate::milters::unknown(session, &text)
+                        .await
+                        .unwrap_or(reply),
                     "helo" | "ehlo" if reply.is_positive() => {
                         if let Some(reply) = crate::milters::helo(session).await {
                             session.stats.record(verb, false);
@@ -131,6 +144,14 @@ async fn command_loop(
             }
             Action::Rcpt(pending) => {
                 let reply = checks::rcpt(conn, session, *pending).await;
+                session.stats.record(verb, reply.is_positive());
+                send(conn, session, reply).await;
+            }
+            Action::RcptAccepted(accepted) => {
+                let reply = match crate::milters::rcpt(session, &accepted).await {
+                    Some(refusal) => refusal,
+                    None => session.accept_rcpt(*accepted),
+                };
                 session.stats.record(verb, reply.is_positive());
                 send(conn, session, reply).await;
             }
@@ -162,11 +183,12 @@ async fn command_loop(
 }
 
 /// STARTTLS, AUTH and VRFY after a milter refused the connection or the HELO: that
-/// refusal (Postfix answers them with it too).
+/// refusal (Postfix answers them with it too; a 4xx is 454 for STARTTLS and AUTH).
 fn milter_standing(session: &Session, command: &command::Command) -> Option<Reply> {
     use command::Command::{Auth, StartTls, Vrfy};
     match command {
-        StartTls | Auth { .. } | Vrfy(_) => crate::milters::standing(session),
+        StartTls | Auth { .. } => crate::milters::standing(session, true),
+        Vrfy(_) => crate::milters::standing(session, false),
         _ => None,
     }
 }

@@ -226,6 +226,7 @@ fn admit(
     let admitted = Admitted {
         tcp,
         ip,
+        port: peer.port(),
         role,
         slot,
         stop: stop.clone(),
@@ -252,6 +253,7 @@ fn admit(
 struct Admitted {
     tcp: TcpStream,
     ip: IpAddr,
+    port: u16,
     role: Role,
     /// `None` for a client in `smtpd_client_event_limit_exceptions` (not counted).
     slot: Option<anvil::Slot>,
@@ -275,6 +277,7 @@ fn spawn_session(
     let Admitted {
         tcp,
         ip,
+        port,
         role,
         slot,
         stop,
@@ -297,7 +300,9 @@ fn spawn_session(
     settings.virtual_recipient = shared.intake.virtual_recipient.clone();
     settings.rewriter = shared.intake.rewrite.get();
     settings.stress = stress;
-    let session = Session::new(Arc::new(settings), Client::new(ip));
+    let mut client = Client::new(ip);
+    client.port = port;
+    let session = Session::new(Arc::new(settings), client);
     let intake = shared.intake.clone();
     // Boxed: a session's future is many kilobytes (the state of every verb's await), and
     // tokio moves an unboxed future by value several times while spawning it and again

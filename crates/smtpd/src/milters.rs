@@ -8,6 +8,9 @@
 //! * HELO/EHLO: a refusal is logged and stands the same way; HELO itself still gets 250.
 //! * MAIL: refuses that MAIL FROM. RCPT: refuses that recipient only. DATA: refuses DATA.
 //! * Discard, from MAIL on: the message is accepted and not delivered.
+//! * A 421 at any stage (`SMFIR_SHUTDOWN` is `421 4.7.0 Server closing connection`): that
+//!   reply, then the session ends, as Postfix hangs up after a 421.
+//! * An unknown or unimplemented command (`SMFIC_UNKNOWN`): a 4xx replaces the 500/502.
 //! * End of the data: the content; changes are applied, refusals refuse the message.
 //!
 //! Each is logged as Postfix logs it (`NOQUEUE: milter-reject: RCPT from unknown[ip]: 550
@@ -36,7 +39,12 @@ pub enum After {
 /// At connect: opens the milter connections. `Some(greeting)` replaces the 220;
 /// `Some((reply, true))` means close after it.
 pub async fn connect(session: &mut Session) -> Option<(Reply, bool)> {
-    let specs = session.settings.milters.smtpd.clone();
+    // `smtpd_milter_maps` may give this client its own list, or none (`DISABLE`).
+    let specs = session
+        .settings
+        .milters
+        .smtpd_for(session.client.ip)
+        .into_owned();
     if specs.is_empty() {
         return None;
     }
@@ -141,11 +149,38 @@ pub async fn data(session: &mut Session) -> Option<Reply> {
     refused(session, "DATA", verdict, sender.as_deref(), None)
 }
 
-/// STARTTLS, AUTH and VRFY: a standing refusal from connect or HELO answers them.
-pub fn standing(session: &Session) -> Option<Reply> {
-    match session.milters.standing()? {
-        Verdict::Reject(text) | Verdict::Tempfail(text) => Some(reply_of(&text)),
-        Verdict::Accept { .. } | Verdict::Discard => None,
+/// STARTTLS, AUTH and VRFY: a standing refusal from connect or HELO answers them; for
+/// STARTTLS and AUTH (`tls_or_auth`) a 4xx is `454 4.3.0 Try again later`, as Postfix
+/// answers them (its Sendmail compatibility).
+pub fn standing(session: &Session, tls_or_auth: bool) -> Option<Reply> {
+    let reply = match session.milters.standing()? {
+        Verdict::Reject(text) | Verdict::Tempfail(text) => reply_of(&text),
+        Verdict::Accept { .. } | Verdict::Discard => return None,
+    };
+    match reply.code / 100 == 4 && tls_or_auth {
+        true => Some(Reply::new(454, "4.3.0", "Try again later")),
+        false => Some(reply),
+    }
+}
+
+/// An SMTP command mailroom does not know (500) or implement (502), the whole line, for
+/// the milters (`SMFIC_UNKNOWN`): a milter's 4xx replaces that reply. A 5xx does not:
+/// Postfix keeps its own, since it cannot tell a milter's text from its library's generic
+/// one. Not logged, as Postfix does not log it.
+pub async fn unknown(session: &mut Session, line: &[u8]) -> Option<Reply> {
+    if session.milters.is_empty() {
+        return None;
+    }
+    let line = String::from_utf8_lossy(line);
+    match session.milters.unknown(&line).await? {
+        Verdict::Tempfail(text) => {
+            let reply = reply_of(&text);
+            if reply.code == 421 {
+                session.milter_hangup = true;
+            }
+            Some(reply)
+        }
+        Verdict::Reject(_) | Verdict::Accept { .. } | Verdict::Discard => None,
     }
 }
 
@@ -185,6 +220,9 @@ fn refused(
             let reply = reply_of(&text);
             log_stage(session, "milter-reject", stage, &reply.summary(), from, to);
             telemetry::smtpd_rejected(reply.code);
+            if reply.code == 421 {
+                session.milter_hangup = true;
+            }
             Some(reply)
         }
     }
@@ -269,6 +307,9 @@ pub async fn run(session: &mut Session, prepared: &mut Prepared, pass: bool) -> 
             let reply = reply_of(&text);
             let what = format!("milter-reject: {}", status_and_text(&reply));
             log_line(session, prepared, stage, &what);
+            if reply.code == 421 {
+                session.milter_hangup = true;
+            }
             After::Refuse(reply)
         }
     }
@@ -384,7 +425,7 @@ fn context(session: &Session, extra: &[(&str, String)]) -> Context {
     Context {
         client_name: client.name.clone(),
         client_address: Some(client.ip),
-        client_port: 0,
+        client_port: client.port,
         helo: session.helo.clone().unwrap_or_else(|| client.name.clone()),
         macros,
         names: settings.macros.clone(),

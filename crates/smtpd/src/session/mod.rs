@@ -169,6 +169,8 @@ impl Settings {
 #[derive(Debug, Clone)]
 pub struct Client {
     pub ip: IpAddr,
+    /// The client's source port (0 when unknown): milters get it in `SMFIC_CONNECT`.
+    pub port: u16,
     pub name: String,
     /// `name[ip]`, made once: a session logs it on several lines (connect, client=,
     /// disconnect), and formatting an address costs more than the rest of such a line.
@@ -182,6 +184,7 @@ impl Client {
         Client {
             label: format!("{name}[{ip}]"),
             ip,
+            port: 0,
             name,
         }
     }
@@ -226,6 +229,10 @@ pub enum Action {
     /// Evaluate the restrictions for this recipient ([`Session::restriction_request`]),
     /// then reply what [`Session::finish_rcpt`] says.
     Rcpt(Box<PendingRcpt>),
+    /// A recipient taken without the restrictions (bare `<postmaster>`, RFC 5321 4.5.1):
+    /// only the milters are left to ask, then [`Session::accept_rcpt`] (Postfix tells
+    /// them of every recipient).
+    RcptAccepted(Box<AcceptedRcpt>),
 }
 
 /// One SMTP session.
@@ -254,6 +261,9 @@ pub struct Session {
     /// The `smtpd_milters` connections of this session (`milters.rs` drives them; the
     /// state machine never touches them).
     pub milters: milter::SessionMilters,
+    /// A milter's answer was a 421 (`SMFIR_SHUTDOWN` or a 421 reply code): the session
+    /// ends after that reply, as Postfix hangs up after any 421.
+    pub milter_hangup: bool,
 }
 
 impl Session {
@@ -272,6 +282,7 @@ impl Session {
             stats: stats::Stats::default(),
             last_verb: "CONNECT",
             milters: milter::SessionMilters::default(),
+            milter_hangup: false,
         }
     }
 

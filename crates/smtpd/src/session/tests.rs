@@ -51,6 +51,7 @@ fn handle(session: &mut Session, command: Command, room: bool) -> Action {
                 runtime.block_on(restrictions.check(crate::restrictions::Stage::Rcpt, &request));
             Action::Reply(session.finish_rcpt(*pending, verdict))
         }
+        Action::RcptAccepted(accepted) => Action::Reply(session.accept_rcpt(*accepted)),
         other => other,
     }
 }
@@ -58,7 +59,7 @@ fn handle(session: &mut Session, command: Command, room: bool) -> Action {
 /// What an action amounts to in a transcript: its reply code, or a name.
 fn outcome(action: Action) -> String {
     match action {
-        Action::Rcpt(_) => "rcpt".into(),
+        Action::Rcpt(_) | Action::RcptAccepted(_) => "rcpt".into(),
         Action::Reply(r) => r.summary(),
         Action::Close(r) => format!("close {}", r.summary()),
         Action::StartTls => "starttls".into(),

@@ -203,9 +203,11 @@ impl Session {
         // RFC 5321 section 4.5.1: <postmaster> must be accepted from anyone, and Postfix
         // skips every restriction for it.
         if recipient.eq_ignore_ascii_case("postmaster") {
-            let address = self.settings.postmaster.clone();
-            self.accept_recipient(address, params);
-            return Action::Reply(fixed::recipient_ok());
+            return Action::RcptAccepted(Box::new(AcceptedRcpt {
+                recipient,
+                address: self.settings.postmaster.clone(),
+                params,
+            }));
         }
         let address = submit::cleanup::qualify(&recipient, &self.settings.myorigin);
         // A virtual alias or virtual mailbox domain is a destination of ours (Postfix's
