@@ -19,12 +19,6 @@ fn greeted(port: u16, source: Ipv4Addr) -> Client {
     c
 }
 
-/// Sends `line` and asserts the refusal.
-fn refused_cmd(c: &mut Client, line: &str, code: u16, needle: &str) {
-    c.send(format!("{line}\r\n").as_bytes());
-    c.expect(code, needle);
-}
-
 #[test]
 fn connections_over_the_rate_get_421_and_mynetworks_is_exempt() {
     let smtp = World::started(&format!(
@@ -72,8 +66,7 @@ fn mail_and_recipients_over_their_rates_get_450_before_data() {
     for n in 1..=3 {
         c.ok(&format!("RCPT TO:<u{n}@test.example>"), 250);
     }
-    refused_cmd(
-        &mut c,
+    c.cmd_expect(
         "RCPT TO:<u4@test.example>",
         450,
         "4.7.1 Error: too many recipients from 127.0.0.2",
@@ -81,8 +74,7 @@ fn mail_and_recipients_over_their_rates_get_450_before_data() {
     c.ok("RSET", 250);
     c.ok("MAIL FROM:<a@flood.example>", 250);
     c.ok("RSET", 250);
-    refused_cmd(
-        &mut c,
+    c.cmd_expect(
         "MAIL FROM:<a@flood.example>",
         450,
         "4.7.1 Error: too much mail from 127.0.0.2",

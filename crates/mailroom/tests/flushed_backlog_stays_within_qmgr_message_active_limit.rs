@@ -5,7 +5,6 @@
 //! done (new mail takes turns with the deferred backlog, as Postfix's qmgr alternates its
 //! incoming and deferred scans).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,31 +13,6 @@ use testkit::*;
 
 const BACKLOG: usize = 300;
 const LIMIT: usize = 20;
-
-/// The value of the series `series` (labels exactly as exposed), if present.
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .split(' ')
-            .next()?
-            .parse()
-            .ok()
-    })
-}
-
-/// How many dumped messages carry each Subject.
-fn subjects(dumps: &std::path::Path) -> BTreeMap<String, usize> {
-    let mut by = BTreeMap::new();
-    for name in list_dir(dumps) {
-        let text = std::fs::read(dumps.join(name)).unwrap_or_default();
-        let text = String::from_utf8_lossy(&text);
-        if let Some(s) = text.lines().find_map(|l| l.strip_prefix("Subject: ")) {
-            *by.entry(s.trim().to_string()).or_insert(0) += 1;
-        }
-    }
-    by
-}
 
 #[test]
 fn a_flushed_backlog_enters_the_active_queue_twenty_at_a_time_and_new_mail_goes_first() {
@@ -75,7 +49,8 @@ fn a_flushed_backlog_enters_the_active_queue_twenty_at_a_time_and_new_mail_goes_
             let (mut peak, mut samples) = (0.0f64, 0);
             while !done.load(Ordering::Relaxed) {
                 let text = http_request(api_port, "GET", "/metrics", None, None).body;
-                if let Some(v) = value(&text, "postfix_showq_queue_depth{queue=\"active\"}") {
+                if let Some(v) = metric_value(&text, "postfix_showq_queue_depth{queue=\"active\"}")
+                {
                     peak = peak.max(v);
                     samples += 1;
                 }
@@ -123,7 +98,7 @@ fn a_flushed_backlog_enters_the_active_queue_twenty_at_a_time_and_new_mail_goes_
 
     // Each message exactly once at the sink, and logged sent once.
     sink.wait_sessions_closed();
-    let got = subjects(&dumps);
+    let got = messages_by_line(&dumps, "Subject: ");
     let twice: Vec<_> = got.iter().filter(|(_, &n)| n != 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
     assert_eq!(got.len(), BACKLOG + 1, "messages at the sink");

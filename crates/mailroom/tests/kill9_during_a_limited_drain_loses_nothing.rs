@@ -3,26 +3,12 @@
 //! flush, and every message reaches Postfix's smtp-sink; a message arrives twice only if it
 //! was in the active queue at the kill, so at most 20 duplicates.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use testkit::*;
 
 const BACKLOG: usize = 200;
 const LIMIT: usize = 20;
-
-/// How many dumped messages carry each Subject.
-fn subjects(dumps: &std::path::Path) -> BTreeMap<String, usize> {
-    let mut by = BTreeMap::new();
-    for name in list_dir(dumps) {
-        let text = std::fs::read(dumps.join(name)).unwrap_or_default();
-        let text = String::from_utf8_lossy(&text);
-        if let Some(s) = text.lines().find_map(|l| l.strip_prefix("Subject: ")) {
-            *by.entry(s.trim().to_string()).or_insert(0) += 1;
-        }
-    }
-    by
-}
 
 #[test]
 fn kill_dash_nine_mid_drain_then_a_restart_delivers_every_message() {
@@ -53,7 +39,7 @@ fn kill_dash_nine_mid_drain_then_a_restart_delivers_every_message() {
     });
     world.daemon.take().expect("the daemon").kill9();
     sink.wait_sessions_closed();
-    let at_kill = subjects(&dumps).len();
+    let at_kill = messages_by_line(&dumps, "Subject: ").len();
     assert!(
         at_kill < BACKLOG,
         "all {BACKLOG} were delivered before the kill: the test proves nothing"
@@ -67,7 +53,7 @@ fn kill_dash_nine_mid_drain_then_a_restart_delivers_every_message() {
     std::thread::sleep(Duration::from_millis(500));
     sink.wait_sessions_closed();
 
-    let got = subjects(&dumps);
+    let got = messages_by_line(&dumps, "Subject: ");
     let missing: Vec<usize> = (0..BACKLOG)
         .filter(|i| !got.contains_key(&format!("backlog-{i}")))
         .collect();

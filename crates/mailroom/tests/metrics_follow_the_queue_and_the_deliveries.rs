@@ -8,23 +8,11 @@ use testkit::*;
 
 const BACKOFF: &str = "minimal_backoff_time = \"1h\"\nmaximal_backoff_time = \"2h\"\n";
 
-/// The value of the series `name` (with its labels, exactly as exposed), if present.
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .split(' ')
-            .next()?
-            .parse()
-            .ok()
-    })
-}
-
 fn wait_metric(api: &HttpApi, series: &str, want: f64) -> String {
     let mut text = String::new();
     let reached = poll_for(DEADLINE, || {
         text = api.get("/metrics").body;
-        value(&text, series) == Some(want)
+        metric_value(&text, series) == Some(want)
     });
     assert!(reached, "{series} never became {want}:\n{text}");
     text
@@ -54,17 +42,17 @@ fn counters_and_queue_gauges_follow_deferral_and_flush() {
 
     let text = wait_metric(&api, "postfix_showq_queue_depth{queue=\"deferred\"}", 3.0);
     assert_eq!(
-        value(&text, "postfix_smtpd_messages_processed_total"),
+        metric_value(&text, "postfix_smtpd_messages_processed_total"),
         Some(3.0),
         "{text}"
     );
     assert_eq!(
-        value(&text, "postfix_smtpd_messages_rejected_total{code=\"550\"}"),
+        metric_value(&text, "postfix_smtpd_messages_rejected_total{code=\"550\"}"),
         Some(1.0),
         "{text}"
     );
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "mailroom_deferred_messages{destination=\"far.example\"}"
         ),
@@ -72,11 +60,11 @@ fn counters_and_queue_gauges_follow_deferral_and_flush() {
         "{text}"
     );
     assert!(
-        value(&text, "mailroom_store_commits_total").is_some_and(|n| n >= 3.0),
+        metric_value(&text, "mailroom_store_commits_total").is_some_and(|n| n >= 3.0),
         "{text}"
     );
     assert!(
-        value(&text, "mailroom_disk_free_bytes").is_some_and(|n| n > 0.0),
+        metric_value(&text, "mailroom_disk_free_bytes").is_some_and(|n| n > 0.0),
         "{text}"
     );
     assert!(
@@ -89,7 +77,7 @@ fn counters_and_queue_gauges_follow_deferral_and_flush() {
     );
     let connects = wait_metric(&api, "postfix_smtpd_disconnects_total", 4.0);
     assert_eq!(
-        value(&connects, "postfix_smtpd_connects_total"),
+        metric_value(&connects, "postfix_smtpd_connects_total"),
         Some(4.0),
         "{connects}"
     );
@@ -105,7 +93,7 @@ fn counters_and_queue_gauges_follow_deferral_and_flush() {
     wait_until("the flushed mail at the sink", || sink.messages() >= 3);
     let text = wait_metric(&api, "postfix_qmgr_messages_removed_total", 3.0);
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "postfix_smtp_messages_processed_total{status=\"sent\"}"
         ),

@@ -34,15 +34,6 @@ fn setup(script: &str) -> Option<(PyMilter, World)> {
     Some((milter, world))
 }
 
-fn refused(c: &mut Client, line: &str, code: u16, text: &str) {
-    let reply = c.cmd(line);
-    assert!(
-        reply.code == code && reply.text().contains(text),
-        "{line:?}: expected {code} {text:?}, got {}",
-        reply.text()
-    );
-}
-
 fn events_named(events: &[Value], name: &str) -> Vec<Value> {
     events
         .iter()
@@ -107,23 +98,13 @@ class TestMilter(Recording):
     let mut c = world.client();
     c.expect(220, "");
     c.ok("EHLO client.test", 250);
-    refused(
-        &mut c,
-        "XTEMP some args",
-        450,
-        "4.7.0 Not now, says the milter",
-    );
+    c.cmd_expect("XTEMP some args", 450, "4.7.0 Not now, says the milter");
     // Postfix does not let a milter's 5xx replace its own reply.
-    refused(
-        &mut c,
-        "XREJ other",
-        500,
-        "5.5.2 Error: command not recognized",
-    );
+    c.cmd_expect("XREJ other", 500, "5.5.2 Error: command not recognized");
     // Unimplemented (502) is reported the same way.
-    refused(&mut c, "EXPN root", 450, "4.7.0 Not now, says the milter");
+    c.cmd_expect("EXPN root", 450, "4.7.0 Not now, says the milter");
     // A syntax error in a known command is not an unknown command.
-    refused(&mut c, "MAIL FROM:<bad", 501, "");
+    c.cmd_expect("MAIL FROM:<bad", 501, "");
     c.ok("QUIT", 221);
     let events = milter.wait_events("three unknown commands", |e| {
         events_named(e, "unknown").len() == 3
@@ -153,12 +134,7 @@ class TestMilter(Recording):
     c.expect(220, "");
     c.ok("EHLO client.test", 250);
     c.ok("MAIL FROM:<a@client.test>", 250);
-    refused(
-        &mut c,
-        "RCPT TO:<postmaster>",
-        550,
-        "5.7.1 Not even the postmaster",
-    );
+    c.cmd_expect("RCPT TO:<postmaster>", 550, "5.7.1 Not even the postmaster");
     // Nothing was taken: DATA has no recipient.
     let data = c.cmd("DATA");
     assert_eq!(data.code / 100, 5, "{}", data.text());
@@ -192,16 +168,14 @@ class TestMilter(Recording):
     // A 4xx at connect keeps the 220 (Postfix); the refusal stands.
     c.expect(220, "");
     c.ok("EHLO client.test", 250);
-    refused(&mut c, "STARTTLS", 454, "4.3.0 Try again later");
-    refused(
-        &mut c,
+    c.cmd_expect("STARTTLS", 454, "4.3.0 Try again later");
+    c.cmd_expect(
         "AUTH PLAIN AGFsaWNlAHNlY3JldA==",
         454,
         "4.3.0 Try again later",
     );
-    refused(&mut c, "VRFY someone", 451, "4.7.1 Service unavailable");
-    refused(
-        &mut c,
+    c.cmd_expect("VRFY someone", 451, "4.7.1 Service unavailable");
+    c.cmd_expect(
         "MAIL FROM:<a@client.test>",
         451,
         "4.7.1 Service unavailable",

@@ -77,16 +77,6 @@ fn setup_with(script: &str, extra: &str) -> Option<(PyMilter, Peer, World)> {
     Some((milter, peer, world))
 }
 
-/// Sends `line`; asserts the reply's code and text.
-fn refused(c: &mut Client, line: &str, code: u16, text: &str) {
-    let reply = c.cmd(line);
-    assert!(
-        reply.code == code && reply.text().contains(text),
-        "{line:?}: expected {code} {text:?}, got {}",
-        reply.text()
-    );
-}
-
 /// The events of the one milter connection whose `connect` came from this session.
 fn of_connection(events: &[Value], conn: &Value) -> Vec<Value> {
     events
@@ -117,14 +107,12 @@ fn a_refused_recipient_is_refused_alone_before_data_and_the_other_is_delivered()
     c.ok("EHLO client.test", 250);
     c.ok("MAIL FROM:<a@client.test>", 250);
     c.ok("RCPT TO:<ok@far.example>", 250);
-    refused(
-        &mut c,
+    c.cmd_expect(
         "RCPT TO:<refused@far.example>",
         550,
         "5.7.1 Recipient refused by the test milter",
     );
-    refused(
-        &mut c,
+    c.cmd_expect(
         "RCPT TO:<later@far.example>",
         451,
         "4.7.1 Service unavailable",
@@ -196,21 +184,11 @@ fn a_refused_helo_answers_every_later_command() {
     c.expect(220, "");
     // As Postfix (and Sendmail): HELO itself is answered, the refusal stands from then on.
     c.ok("EHLO bad.helo.test", 250);
-    refused(
-        &mut c,
-        "MAIL FROM:<a@client.test>",
-        550,
-        "5.7.1 Command rejected",
-    );
-    refused(&mut c, "VRFY someone", 550, "5.7.1 Command rejected");
+    c.cmd_expect("MAIL FROM:<a@client.test>", 550, "5.7.1 Command rejected");
+    c.cmd_expect("VRFY someone", 550, "5.7.1 Command rejected");
     c.ok("RSET", 250);
     c.ok("EHLO client.test", 250);
-    refused(
-        &mut c,
-        "MAIL FROM:<a@client.test>",
-        550,
-        "5.7.1 Command rejected",
-    );
+    c.cmd_expect("MAIL FROM:<a@client.test>", 550, "5.7.1 Command rejected");
     c.ok("QUIT", 221);
     world.wait_lines(
         &["NOQUEUE: milter-reject: HELO from unknown[127.0.0.1]: 550 5.7.1 Command rejected; proto=ESMTP helo=<bad.helo.test>"],
@@ -236,8 +214,7 @@ fn a_refused_sender_refuses_that_mail_only_and_rset_separates_two_messages() {
     let mut c = world.client();
     c.expect(220, "");
     c.ok("EHLO client.test", 250);
-    refused(
-        &mut c,
+    c.cmd_expect(
         "MAIL FROM:<spammer@bad.test>",
         550,
         "5.7.1 Command rejected",
@@ -337,21 +314,14 @@ fn a_milter_that_dies_mid_session_tempfails_the_rest_and_queued_mail_is_kept() {
     c.expect(250, "queued as");
     c.ok("MAIL FROM:<a@client.test>", 250);
     // The milter process exits here: milter_default_action (tempfail) stands in.
-    refused(
-        &mut c,
+    c.cmd_expect(
         "RCPT TO:<crash@far.example>",
         451,
         "4.7.1 Service unavailable",
     );
-    refused(
-        &mut c,
-        "RCPT TO:<ok@far.example>",
-        451,
-        "4.7.1 Service unavailable",
-    );
+    c.cmd_expect("RCPT TO:<ok@far.example>", 451, "4.7.1 Service unavailable");
     c.ok("RSET", 250);
-    refused(
-        &mut c,
+    c.cmd_expect(
         "MAIL FROM:<b@client.test>",
         451,
         "4.7.1 Service unavailable",
@@ -416,12 +386,7 @@ class TestMilter(Recording):
     let mut c = world.client();
     c.expect(554, "ESMTP not accepting connections");
     c.ok("EHLO client.test", 250);
-    refused(
-        &mut c,
-        "MAIL FROM:<a@client.test>",
-        550,
-        "5.7.1 Command rejected",
-    );
+    c.cmd_expect("MAIL FROM:<a@client.test>", 550, "5.7.1 Command rejected");
     c.ok("QUIT", 221);
     world.wait_lines(
         &["NOQUEUE: milter-reject: CONNECT from unknown[127.0.0.1]: 550 5.7.1 Command rejected; proto=SMTP"],

@@ -23,20 +23,7 @@ fn relayed_from(extra: &str) -> BTreeMap<String, usize> {
     world.wait_lines(&["to=<someone@example.net>", "status=sent"], 1);
     wait_until("smtp-sink to write the message", || sink.messages() >= 1);
     sink.wait_sessions_closed();
-    by_client(&dumps)
-}
-
-/// Messages per `X-Client-Addr:` (the first line smtp-sink writes in each dump file).
-fn by_client(dumps: &std::path::Path) -> BTreeMap<String, usize> {
-    let mut by = BTreeMap::new();
-    for entry in std::fs::read_dir(dumps).expect("sink dumps") {
-        let text = std::fs::read(entry.expect("dump").path()).unwrap_or_default();
-        let text = String::from_utf8_lossy(&text);
-        let client = text.lines().find_map(|l| l.strip_prefix("X-Client-Addr: "));
-        *by.entry(client.unwrap_or("(none)").trim().to_string())
-            .or_insert(0) += 1;
-    }
-    by
+    messages_by_client(&dumps)
 }
 
 #[test]

@@ -126,6 +126,17 @@ impl Client {
         reply
     }
 
+    /// Sends `line` + CRLF and asserts the reply's code and that its text contains `needle`.
+    pub fn cmd_expect(&mut self, line: &str, code: u16, needle: &str) -> Reply {
+        let reply = self.cmd(line);
+        assert!(
+            reply.code == code && reply.text().contains(needle),
+            "{line:?}: expected {code} {needle:?}, got {}",
+            reply.text()
+        );
+        reply
+    }
+
     /// `cmd` plus [`Client::expect`].
     pub fn ok(&mut self, line: &str, code: u16) -> Reply {
         let reply = self.cmd(line);

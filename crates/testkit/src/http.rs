@@ -151,3 +151,16 @@ fn parse(text: &str) -> HttpReply {
         body: body.to_string(),
     }
 }
+
+/// The value of the series `series` (its name with its labels, exactly as `/metrics` exposes
+/// them) in a Prometheus text exposition, if present.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    })
+}

@@ -58,7 +58,9 @@ pub use client::{local, plain, smtp_send, smtplib, Client, Failure, Reply, REPLY
 pub use dns::{Dns, Zone};
 pub use dsn::{field, parse_dsn};
 pub use env::{assert_success, base_config, bin, command_with_config, Daemon, TestEnv};
-pub use http::{request as http_request, request_at as http_request_at, HttpApi, HttpReply};
+pub use http::{
+    metric_value, request as http_request, request_at as http_request_at, HttpApi, HttpReply,
+};
 pub use machine::{
     current_user, free_port, is_root, list_dir, load_factor, open_up, read_all, run_with_input,
     scaled_by_load, Tmpfs,
@@ -70,7 +72,7 @@ pub use milters::{OpenDkim, PyMilter, Rspamd};
 pub use peer::{accept_all, rcpt_reply, reinject_to, DotRule, OnConnect, Peer, RcptRule, Received};
 pub use postfix::{Smarthost, POSTFIX_SERVICES};
 pub use redis::{Redis, REDIS_SERVER};
-pub use sink::{Sink, SMTP_SINK};
+pub use sink::{messages_by_client, messages_by_line, Sink, SMTP_SINK};
 pub use text::{find, from_hex, header_value, message, multiset, tail, unfold, users};
 pub use unbound::{TestZone, Validator};
 pub use wait::{poll_every, poll_for, wait_until, DEADLINE};

@@ -167,15 +167,29 @@ fn client_sockets(table: &Path, remote: &str) -> HashSet<String> {
 }
 
 /// Messages per client address in the dumps of [`Sink::start_dumping`]: each file starts
-/// with the sink's `X-Client-Addr: ADDRESS` line.
+/// with the sink's `X-Client-Addr: ADDRESS` line (`(none)` counts files without one).
 pub fn messages_by_client(dumps: &Path) -> BTreeMap<String, usize> {
+    count_by_line(dumps, "X-Client-Addr: ", Some("(none)"))
+}
+
+/// Messages in the dumps of [`Sink::start_dumping`] per the rest of their first line that
+/// starts with `prefix` (`"Subject: "`: per subject); files without such a line are left out.
+pub fn messages_by_line(dumps: &Path, prefix: &str) -> BTreeMap<String, usize> {
+    count_by_line(dumps, prefix, None)
+}
+
+fn count_by_line(dumps: &Path, prefix: &str, missing: Option<&str>) -> BTreeMap<String, usize> {
     let mut by = BTreeMap::new();
     for name in list_dir(dumps) {
         let text = fs::read(dumps.join(name)).unwrap_or_default();
         let text = String::from_utf8_lossy(&text);
-        let client = text.lines().find_map(|l| l.strip_prefix("X-Client-Addr: "));
-        *by.entry(client.unwrap_or("(none)").trim().to_string())
-            .or_insert(0) += 1;
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .or(missing);
+        if let Some(value) = value {
+            *by.entry(value.trim().to_string()).or_insert(0) += 1;
+        }
     }
     by
 }
