@@ -189,4 +189,22 @@ mod tests {
         assert!(load::parse(text, None, environment()).is_ok());
         check_config(text.as_bytes());
     }
+
+    /// The fuzz target's dictionary (`fuzz/dicts/config.dict`) names every parameter and its
+    /// `$` reference, so a parameter added later is fuzzed by name too.
+    #[test]
+    fn the_fuzz_dictionary_names_every_parameter() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/dicts/config.dict");
+        let dict = std::fs::read_to_string(path).expect("fuzz/dicts/config.dict");
+        let entries: std::collections::BTreeSet<&str> = dict.lines().collect();
+        let missing: Vec<&str> = PARAMS
+            .iter()
+            .map(|p| p.name)
+            .filter(|name| {
+                !entries.contains(format!("\"{name}\"").as_str())
+                    || !entries.contains(format!("\"${name}\"").as_str())
+            })
+            .collect();
+        assert!(missing.is_empty(), "add to {path}: {missing:?}");
+    }
 }
