@@ -20,11 +20,13 @@
 //! what holds a slot, at most `default_process_limit` deliveries.
 //!
 //! Concurrency window (Postfix's slow start): a destination starts at 5 concurrent
-//! deliveries (or its limit if lower), grows by one per success up to its limit, and drops to
-//! one when it fails. A destination that fails as a whole (nothing answers) is marked dead for
+//! deliveries (or its limit if lower) and grows by one per success up to its limit. A
+//! destination that fails as a whole (nothing answers) is marked dead for
 //! `Limits::dead_time`: its waiting items, and new ones, are deferred at once without a
 //! connection — 1,000 queued messages to a dead host cost a handful of connection attempts,
-//! not 1,000.
+//! not 1,000. Back from the dead (the mark ran out, or a flush) it starts again at the
+//! initial window, or at the deliveries still running if there are any (Postfix's
+//! `qmgr_queue_unthrottle`).
 //!
 //! Cost: `starts` visits only destinations that can act — those in the `runnable` ring (items
 //! waiting and room in their window when put there) and those in `dying` (items waiting on a
@@ -112,6 +114,17 @@ impl Dest {
 
     fn has_room(&self) -> bool {
         self.active < self.window.min(self.limit)
+    }
+
+    /// Lifts a dead mark (it ran out, or a flush): as in Postfix's `qmgr_queue_unthrottle`,
+    /// the window starts again at the deliveries still running, else at the initial window.
+    /// Not at one: a destination back from the dead would otherwise take one delivery at a
+    /// time until its first success, a whole timeout when it answers slowly.
+    fn revive(&mut self) {
+        if self.dead.take().is_some() {
+            let running = self.active;
+            self.window = if running > 0 { running } else { INITIAL_WINDOW }.min(self.limit);
+        }
     }
 }
 
@@ -208,7 +221,7 @@ impl Dispatch {
     pub fn forget_dead(&mut self, select: impl Fn(&Destination) -> bool) {
         for (key, dest) in self.dests.iter_mut() {
             if select(key) {
-                dest.dead = None;
+                dest.revive();
             }
         }
     }
@@ -357,7 +370,7 @@ impl Dispatch {
         let reason = match &dest.dead {
             Some((until, reason)) if *until > now => reason.clone(),
             Some(_) => {
-                dest.dead = None;
+                dest.revive();
                 return false;
             }
             None => return false,
@@ -455,7 +468,7 @@ impl Dispatch {
             };
             match &dest.dead {
                 Some((until, _)) if *until > now => continue, // marked again since
-                _ => dest.dead = None,
+                _ => dest.revive(),
             }
             if dest.idle() {
                 self.dests.remove(&key);

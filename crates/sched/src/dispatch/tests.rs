@@ -194,6 +194,44 @@ fn a_dead_destination_defers_its_waiting_and_new_items_until_the_mark_expires() 
 }
 
 #[test]
+fn a_destination_back_from_the_dead_starts_at_the_initial_window_as_in_postfix() {
+    // (lifted by a flush (else the mark runs out), deliveries still out when it is lifted,
+    // deliveries that start then, and after one more success)
+    for (flush, still_out, first, then) in [(true, 0, 5, 2), (false, 0, 5, 2), (true, 3, 0, 2)] {
+        let now = Instant::now();
+        let lim = limits(20);
+        let mut d = Dispatch::new(100);
+        for _ in 0..5 {
+            push(&mut d, &["dead.example"], now);
+        }
+        let (mut running, _) = split_starts(d.starts(now));
+        assert_eq!(running.len(), 5);
+        let failed = running.remove(0);
+        d.finished(&failed, result(&failed, 'x', now), &lim, now);
+        while running.len() > still_out {
+            let it = running.remove(0);
+            d.finished(&it, result(&it, 'd', now), &lim, now);
+        }
+        let at = match flush {
+            true => {
+                d.forget_dead(|dest| dest.transport == Transport::Smtp);
+                now
+            }
+            false => now + Duration::from_secs(10),
+        };
+        for _ in 0..20 {
+            push(&mut d, &["dead.example"], at);
+        }
+        let (started, _) = split_starts(d.starts(at));
+        assert_eq!(started.len(), first, "flush {flush}, {still_out} still out");
+        let back = started.first().or(running.first()).unwrap().clone();
+        d.finished(&back, result(&back, 's', at), &lim, at);
+        let (more, _) = split_starts(d.starts(at));
+        assert_eq!(more.len(), then, "flush {flush}, {still_out} still out, after a success");
+    }
+}
+
+#[test]
 fn an_explicit_flush_forgets_dead_marks() {
     let now = Instant::now();
     let mut d = Dispatch::new(100);
