@@ -227,7 +227,11 @@ fn a_destination_back_from_the_dead_starts_at_the_initial_window_as_in_postfix()
         let back = started.first().or(running.first()).unwrap().clone();
         d.finished(&back, result(&back, 's', at), &lim, at);
         let (more, _) = split_starts(d.starts(at));
-        assert_eq!(more.len(), then, "flush {flush}, {still_out} still out, after a success");
+        assert_eq!(
+            more.len(),
+            then,
+            "flush {flush}, {still_out} still out, after a success"
+        );
     }
 }
 
