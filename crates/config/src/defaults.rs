@@ -138,6 +138,8 @@ fn with_postfix_defaults(site: Site) -> Config {
         postdrop_path: site.postdrop_path,
         queue_minfree: 100 << 20,
         queue_minfree_inodes: 1000,
+        queue_prezero_segments: false,
+        queue_dsync_writes: false,
         maildrop_size_limit: 256 << 20,
         maildrop_count_limit: 10_000,
         submit_timeout: seconds(30),

@@ -139,6 +139,12 @@ pub struct Config {
     pub queue_minfree: u64,
     /// mailroom-only: intake also refuses below this many free inodes (default 1000).
     pub queue_minfree_inodes: u64,
+    /// mailroom-only: the store prepares each next segment ahead, full of zeros and
+    /// fsynced, so a commit's sync changes no file size or extent (default no).
+    pub queue_prezero_segments: bool,
+    /// mailroom-only: the store opens its segments `O_DSYNC`, so a commit's write is its
+    /// sync (default no).
+    pub queue_dsync_writes: bool,
     /// mailroom-only: cap on the bytes in `maildrop/` (default 256 MiB), checked by sendmail.
     pub maildrop_size_limit: u64,
     /// mailroom-only: cap on the files in `maildrop/` (default 10000), checked by sendmail.

@@ -13,6 +13,11 @@
 //!   most `default_process_limit` duplicates, and no duplicate may arrive without a kill in
 //!   between its copies.
 //!
+//! The same again with the store's journaled-file-system options on
+//! (`queue_prezero_segments`, `queue_dsync_writes`): segments prepared full of zeros and
+//! written `O_DSYNC`, so a commit is durable when its write returns and recovery must find
+//! the end of the data among zeros.
+//!
 //! `FAULT_SEED=N` replays the kill moments of a run (the seed is printed).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,6 +28,7 @@ use testkit::fault::*;
 use testkit::*;
 
 const SCENARIO: &str = "kill9-relay";
+const SCENARIO_PREZERO: &str = "kill9-relay-prezero-dsync";
 const KILLS: usize = 10;
 const CLIENTS: usize = 6;
 /// The delivery concurrency, smaller than `smtp_destination_concurrency_limit` (20), so it is
@@ -31,14 +37,48 @@ const PROCESS_LIMIT: usize = 10;
 
 #[test]
 fn kill_dash_nine_under_smtp_load_ten_times_loses_nothing_and_duplicates_only_in_flight_mail() {
-    if skip_unless_peers(SCENARIO) {
-        return;
+    kill_ten_times_under_load(SCENARIO, "");
+}
+
+#[test]
+fn the_same_with_prezeroed_segments_and_o_dsync_writes() {
+    let options = "queue_prezero_segments = true\nqueue_dsync_writes = true\n";
+    if let Some(world) = kill_ten_times_under_load(SCENARIO_PREZERO, options) {
+        // The options reached the store: the newest segment was made whole, full of zeros,
+        // before any record was written to it (a plain one grows with its records).
+        let dir = world.env.queue_dir().join("store");
+        let mut segments: Vec<(String, u64)> = std::fs::read_dir(&dir)
+            .expect("store directory")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".seg"))
+            .map(|name| {
+                (
+                    name.clone(),
+                    std::fs::metadata(dir.join(&name)).unwrap().len(),
+                )
+            })
+            .collect();
+        segments.sort();
+        let newest = segments.last().expect("a segment");
+        assert_eq!(newest.1, SEGMENT, "not preallocated: {segments:?}");
+    }
+}
+
+/// The store's segment size (queue's `StoreOptions::default`).
+const SEGMENT: u64 = 16 << 20;
+
+/// Ten kills under load, the drain, the checks (see the module doc); the world at the end,
+/// or `None` when the peers are missing.
+fn kill_ten_times_under_load(scenario: &'static str, extra: &str) -> Option<World> {
+    if skip_unless_peers(scenario) {
+        return None;
     }
     let sink_port = free_port();
     let mut world = World::builder()
         .smtp()
         .peer(&sink_port)
-        .config(&format!("default_process_limit = {PROCESS_LIMIT}\n"))
+        .config(&format!("default_process_limit = {PROCESS_LIMIT}\n{extra}"))
         .build();
     let sink = DumpSink::start(&world.env, sink_port);
     let mut rng = Rng::from_env();
@@ -68,11 +108,13 @@ fn kill_dash_nine_under_smtp_load_ten_times_loses_nothing_and_duplicates_only_in
     // Anything redelivered late would show up now (the sink only adds files).
     thread::sleep(Duration::from_secs(2));
     let copies = sink.copies();
-    report(&tally, &copies, &snapshots, &delays, rng.seed());
+    report(scenario, &tally, &copies, &snapshots, &delays, rng.seed());
+    Some(world)
 }
 
 /// Prints the figures, then asserts them.
 fn report(
+    scenario: &'static str,
     tally: &Tally,
     copies: &Copies,
     snapshots: &[BTreeSet<String>],
@@ -85,7 +127,7 @@ fn report(
     let per_kill = duplicates_per_kill(copies, snapshots);
     let worst = per_kill.values().map(Vec::len).max().unwrap_or(0);
     Summary {
-        scenario: SCENARIO,
+        scenario,
         runs: KILLS,
         acknowledged: tally.acked.len(),
         lost: lost.len(),

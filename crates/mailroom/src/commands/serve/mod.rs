@@ -187,6 +187,11 @@ fn open_store(cfg: &Config) -> Result<Store, u8> {
         // Below this the queue file system is short of space: the store then gives back
         // the dead part of its segments early (see queue's store.rs).
         min_free: cfg.queue_minfree,
+        // Off by default: on a journaled file system they save the journal commit of each
+        // batch (BENCHMARKS.md, relay on a journaled ext4); recovery reads zeroed tails
+        // either way, so they can be turned on and off across restarts.
+        preallocate: cfg.queue_prezero_segments,
+        dsync_writes: cfg.queue_dsync_writes,
         ..StoreOptions::default()
     };
     let (store, report) = match Store::open(&cfg.queue_directory, options) {
