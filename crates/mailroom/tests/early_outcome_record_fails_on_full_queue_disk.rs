@@ -35,16 +35,6 @@ fn sent_lines(world: &World, rcpt: &str) -> usize {
         .len()
 }
 
-/// Queue IDs of the `QUEUEID: removed` lines.
-fn removed_ids(world: &World) -> BTreeSet<String> {
-    world
-        .lines_with(&[": removed"])
-        .iter()
-        .filter_map(|l| l.split(": removed").next()?.rsplit(' ').next())
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 fn a_failed_early_record_waits_for_the_message_and_delivers_nothing_twice() {
     if skip_unless_peers(SCENARIO) {
@@ -117,7 +107,7 @@ fn a_failed_early_record_waits_for_the_message_and_delivers_nothing_twice() {
         .find_map(|_| {
             let log = world.env.log();
             let queued: BTreeSet<String> = world.queue().into_iter().map(|(_, id, _)| id).collect();
-            (world.env.log() == log).then(|| (queued, removed_ids(&world)))
+            (world.env.log() == log).then(|| (queued, world.removed_ids()))
         })
         .expect("the log kept moving while the queue was read");
     assert!(queued.is_disjoint(&removed), "logged as removed yet queued");

@@ -80,19 +80,9 @@ fn all_counted(world: &World, sink: &Sink) -> usize {
     sink.messages()
 }
 
-/// Queue IDs of the `QUEUEID: removed` lines.
-fn logged_removed(world: &World) -> BTreeSet<String> {
-    world
-        .lines_with(&[": removed"])
-        .iter()
-        .filter_map(|l| l.split(": removed").next()?.rsplit(' ').next())
-        .map(str::to_string)
-        .collect()
-}
-
 /// Messages logged as delivered whose removal is not logged: they hold delivery slots.
 fn unrecorded(world: &World) -> usize {
-    let removed = logged_removed(world);
+    let removed = world.removed_ids();
     logged_sent(world)
         .keys()
         .filter(|id| !removed.contains(*id))
@@ -119,7 +109,7 @@ fn check_while_full(world: &World, sink: &Sink) {
         .find_map(|_| {
             let log = world.env.log();
             let queued = queued_ids(world);
-            (world.env.log() == log).then(|| (queued, logged_removed(world), unrecorded(world)))
+            (world.env.log() == log).then(|| (queued, world.removed_ids(), unrecorded(world)))
         })
         .expect("the log kept moving while the queue was read");
     let lies: Vec<&String> = removed.intersection(&queued).collect();
@@ -185,7 +175,7 @@ fn failed_removal_is_retried_not_logged_as_done_and_not_delivered_again() {
         MESSAGES,
         "each message delivered exactly once"
     );
-    assert_eq!(logged_removed(&world).len(), MESSAGES);
+    assert_eq!(world.removed_ids().len(), MESSAGES);
     assert_eq!(
         world
             .lines_with(&["to=<someone@far.example>", "status=sent"])

@@ -274,6 +274,15 @@ impl World {
             .collect()
     }
 
+    /// Queue IDs of the `QUEUEID: removed` lines.
+    pub fn removed_ids(&self) -> std::collections::BTreeSet<String> {
+        self.lines_with(&[": removed"])
+            .iter()
+            .filter_map(|l| l.split(": removed").next()?.rsplit(' ').next())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Waits until at least `n` log lines contain every one of `needles`.
     pub fn wait_lines(&self, needles: &[&str], n: usize) -> Vec<String> {
         let ok = poll_for(DEADLINE, || self.lines_with(needles).len() >= n);
