@@ -192,7 +192,10 @@ fn the_journaled_file_system_options_can_be_turned_on_and_off_across_reopens() {
     for (round, opts) in [&on, &off, &on, &off].into_iter().enumerate() {
         let (store, report) = Store::open(tmp.path(), opts.clone()).unwrap();
         assert_eq!(report.torn_tail, None, "round {round}");
-        assert!(report.corrupt_regions.is_empty(), "round {round}: {report:?}");
+        assert!(
+            report.corrupt_regions.is_empty(),
+            "round {round}: {report:?}"
+        );
         assert_eq!(store.len(), written.len(), "round {round}");
         for (id, body) in &written {
             assert_eq!(&store.read_message(*id).unwrap(), body, "round {round}");
