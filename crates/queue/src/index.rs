@@ -180,6 +180,11 @@ impl Index {
         self.entries.get(&id).map(|slot| self.entry(id, slot))
     }
 
+    /// How many delivery attempts a message has had, without decoding its envelope.
+    pub fn attempts(&self, id: QueueId) -> Option<u32> {
+        self.entries.get(&id).map(|slot| slot.attempts)
+    }
+
     /// A message's metadata (without follow-up).
     pub fn meta(&self, id: QueueId) -> Option<MessageMeta> {
         self.entries.get(&id).map(|slot| slot.meta(&self.strings))

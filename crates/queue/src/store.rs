@@ -305,6 +305,12 @@ impl Store {
         lock(&self.inner.index).get(id)
     }
 
+    /// How many delivery attempts message `id` has had (`None`: not queued); cheaper than
+    /// [`Store::get`], which decodes the envelope.
+    pub fn attempts(&self, id: QueueId) -> Option<u32> {
+        lock(&self.inner.index).attempts(id)
+    }
+
     /// The queue's running totals at `now` (Unix seconds), the messages of `active` (the
     /// scheduler's, in delivery) counted as active; each ranking keeps its `top` largest.
     /// Costs O(changes since the last read + active), not a walk of the index.

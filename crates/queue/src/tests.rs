@@ -59,6 +59,7 @@ fn enqueue_read_update_remove_survive_reopen() {
     let e = store.get(a).unwrap();
     assert_eq!(e.meta.queue, QueueName::Deferred);
     assert_eq!(e.meta.next_attempt, 42);
+    assert_eq!((store.attempts(a), store.attempts(b)), (Some(1), None));
     assert_eq!(e.meta.envelope.recipients[0].state, RecipientState::Sent);
     assert_eq!(e.meta.envelope.recipients[1].state, RecipientState::Pending);
     assert_eq!(store.read_message(a).unwrap(), b"Subject: a\n\nA\n");

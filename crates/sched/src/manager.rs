@@ -98,8 +98,8 @@ impl QueueManager {
     /// Makes a message due at `when` (Unix seconds; 0 = now) and wakes the loop. Mail never
     /// tried takes the incoming lane, mail tried before the deferred one (`due.rs`).
     pub fn schedule(&self, id: QueueId, when: u64) {
-        let lane = match self.cx.shared.store.get(id) {
-            Some(e) if e.meta.attempts > 0 => Lane::Deferred,
+        let lane = match self.cx.shared.store.attempts(id) {
+            Some(n) if n > 0 => Lane::Deferred,
             _ => Lane::Incoming,
         };
         self.cx.due.schedule(id, when, lane);
