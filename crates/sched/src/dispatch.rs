@@ -289,8 +289,9 @@ impl Dispatch {
         out
     }
 
-    /// An item's delivery is back: its destination's window grows (a success), or drops to
-    /// one and the destination is marked dead (a failure of the destination as a whole).
+    /// An item's delivery is back: its destination's window grows (a success), or the
+    /// destination is marked dead (a failure of the destination as a whole; its window is
+    /// set again when the mark is lifted, `Dest::revive`).
     pub fn finished(&mut self, item: &Item, delivery: Delivery, limits: &Limits, now: Instant) {
         let key = &item.destination;
         if let Some(dest) = self.dests.get_mut(key) {
@@ -301,7 +302,6 @@ impl Dispatch {
                 .any(|t| t.outcome.kind == OutcomeKind::Sent);
             match &delivery.failure {
                 Some(reason) => {
-                    dest.window = 1;
                     let until = now + limits.dead_time;
                     dest.dead = Some((until, reason.clone()));
                     self.expiring.push_back((until, key.clone()));

@@ -175,7 +175,7 @@ fn a_dead_destination_defers_its_waiting_and_new_items_until_the_mark_expires() 
             "delivery temporarily suspended: connection refused"
         );
     }
-    // The window dropped to one: the 4 still running come back before anything starts.
+    // Dead: the 4 still running come back and nothing starts.
     for it in &running[1..] {
         d.finished(it, result(it, 'd', now), &limits(20), now);
     }
