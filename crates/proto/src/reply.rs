@@ -6,8 +6,6 @@
 //! renders as `250-first\r\n250 last\r\n`. Text never contains CR or LF (callers pass text
 //! built from parsed, line-free input), so a client cannot inject reply lines.
 
-use std::fmt::Write as _;
-
 /// One SMTP reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -55,27 +53,42 @@ impl Reply {
 
     /// Appends the wire form (CRLF line ends) to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        let mut text = String::new();
+        // Byte by byte, not through `write!`: smtpd sends one of these for every command.
         let last = self.lines.len().saturating_sub(1);
         for (i, line) in self.lines.iter().enumerate() {
-            let sep = if i == last { ' ' } else { '-' };
-            let _ = write!(text, "{}{sep}", self.code);
+            push_code(out, self.code);
+            out.push(if i == last { b' ' } else { b'-' });
             if !self.status.is_empty() {
-                let _ = write!(text, "{} ", self.status);
+                out.extend_from_slice(self.status.as_bytes());
+                out.push(b' ');
             }
-            text.push_str(line);
-            text.push_str("\r\n");
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         if self.lines.is_empty() {
-            let _ = write!(text, "{}\r\n", self.code);
+            push_code(out, self.code);
+            out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(text.as_bytes());
     }
 
     pub fn to_wire(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.write_to(&mut out);
         out
+    }
+}
+
+/// The reply code's digits (three for every code a reply can carry; any other value as
+/// its decimal digits, as `write!` would give).
+fn push_code(out: &mut Vec<u8>, code: u16) {
+    if (100..1000).contains(&code) {
+        out.extend_from_slice(&[
+            b'0' + (code / 100) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+        ]);
+    } else {
+        out.extend_from_slice(code.to_string().as_bytes());
     }
 }
 

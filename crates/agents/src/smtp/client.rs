@@ -268,8 +268,8 @@ impl Inner {
         };
         let label = kind.destination_label();
         if let Some(conn) = self.reuse(By::Destination, &label, reuse).await {
-            tracing::debug!(target: "smtp", "{}: reusing connection to {}", job.id, conn.peer.relay());
-            let endpoint = kind.endpoint_label(&conn.peer);
+            tracing::debug!(target: "smtp", "{}: reusing connection to {}", job.id, conn.relay());
+            let endpoint = kind.endpoint_label(conn.peer());
             self.run_session(&kind, (conn, endpoint), job, rcpts, out, reuse)
                 .await;
             return None;
@@ -451,10 +451,14 @@ impl Inner {
             }
             let label = reach.kind.endpoint_label(&peer);
             if let Some(mut conn) = self.reuse(By::Endpoint, &label, reach.reuse).await {
-                tracing::debug!(target: "smtp", "{}: reusing connection to {} for {}", job.id, conn.peer.relay(), peer.host);
+                tracing::debug!(target: "smtp", "{}: reusing connection to {} for {}", job.id, conn.relay(), peer.host);
                 // Logged as the host this delivery looked up (the label holds it whenever
                 // it mattered for TLS or SASL).
-                conn.peer.host = peer.host;
+                let host = peer.host;
+                conn.set_peer(Peer {
+                    host,
+                    ..conn.peer().clone()
+                });
                 return Ok((conn, label));
             }
             match open(reach.opener, peer).await {
@@ -478,7 +482,7 @@ impl Inner {
         cache: bool,
     ) {
         let timeouts = self.settings.checked_timeouts();
-        let relay = conn.peer.relay();
+        let relay = conn.relay().to_string();
         for chunk in rcpts.chunks(self.settings.recipients_per_transaction()) {
             if let After::Dead(failure) =
                 transaction::run(&mut conn, job, chunk, &timeouts, self.settings.dialect, out).await
@@ -499,7 +503,7 @@ impl Inner {
                 destination: kind.destination_label(),
                 endpoint,
             };
-            debug_assert_eq!(labels, kind.labels(&conn.peer));
+            debug_assert_eq!(labels, kind.labels(conn.peer()));
             self.cache.put(labels, conn, idle, timeouts.quit, cap);
         } else {
             conn.quit(timeouts.quit).await;

@@ -134,7 +134,11 @@ impl AsyncWrite for Stream {
 /// An open SMTP connection and what we learned about the server.
 pub(crate) struct Connection {
     reader: BufReader<Stream>,
-    pub peer: Peer,
+    /// Private so that `relay` always describes it: see [`Connection::set_peer`].
+    peer: Peer,
+    /// `peer.relay()`, made once: every delivery over the connection logs it (formatting an
+    /// address costs more than the rest of a log line).
+    relay: String,
     /// From the last EHLO (empty after HELO).
     pub caps: Capabilities,
     pub tls: bool,
@@ -169,6 +173,23 @@ fn tcp_socket(to: &SocketAddr, source: Option<IpAddr>) -> Result<TcpSocket, Conn
 }
 
 impl Connection {
+    /// The server end, as it appears in logs.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// `host[ip]:port`, the `relay=` of log lines ([`Peer::relay`], kept).
+    pub fn relay(&self) -> &str {
+        &self.relay
+    }
+
+    /// Logs the connection as `peer` from now on (a reused session is logged under the
+    /// host name its new delivery looked up; an LMTP socket under its configured name).
+    pub fn set_peer(&mut self, peer: Peer) {
+        self.relay = peer.relay();
+        self.peer = peer;
+    }
+
     /// Opens the TCP connection (Nagle off: pipelined commands go out at once), from the
     /// local address `source` when given, or the unix-domain one (`source` is not used).
     pub async fn connect(
@@ -201,6 +222,7 @@ impl Connection {
         };
         Ok(Connection {
             reader: BufReader::new(stream),
+            relay: peer.relay(),
             peer,
             caps: Capabilities::default(),
             tls: false,
@@ -307,6 +329,7 @@ impl Connection {
         Ok(Connection {
             reader: BufReader::new(Stream::Net(NetStream::Tls(Box::new(tls)))),
             peer: self.peer,
+            relay: self.relay,
             caps: Capabilities::default(),
             tls: true,
             tls_session,

@@ -109,7 +109,7 @@ pub(crate) async fn authenticate(
             "4.7.0",
             format!(
                 "SASL authentication failed; cannot authenticate to server {}: no mechanism available",
-                conn.peer.namaddr()
+                conn.peer().namaddr()
             ),
         ));
     };
@@ -137,7 +137,7 @@ pub(crate) async fn authenticate(
             return Err(refused(conn, &reply));
         }
     }
-    tracing::debug!(target: "smtp", "{}: authenticated as {} with {mechanism}", conn.peer.relay(), credentials.user);
+    tracing::debug!(target: "smtp", "{}: authenticated as {} with {mechanism}", conn.relay(), credentials.user);
     Ok(())
 }
 
@@ -146,7 +146,7 @@ fn refused(conn: &Connection, reply: &super::reply::Reply) -> Failure {
         &soften(&reply.dsn()),
         format!(
             "SASL authentication failed; server {} said: {}",
-            conn.peer.namaddr(),
+            conn.peer().namaddr(),
             reply.text()
         ),
     )

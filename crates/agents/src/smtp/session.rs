@@ -135,7 +135,7 @@ impl Opener<'_> {
         let error = match Connection::connect(target, limit, source).await {
             // Logged and cached as written (`relay=myhost[private/dovecot-lmtp]`, Postfix's).
             Ok(mut conn) => {
-                conn.peer = peer.clone();
+                conn.set_peer(peer.clone());
                 return Ok(conn);
             }
             Err(ConnectError::Connect(e)) => return Err(connect_failure(peer, &e)),
@@ -170,7 +170,7 @@ impl Opener<'_> {
             let lhlo = format!("LHLO {}\r\n", self.settings.helo_name);
             let reply = command(conn, lhlo.as_bytes(), Phase::Lhlo, limit).await?;
             if !reply.is_positive() {
-                return Err(Failure::refused(&reply, &conn.peer));
+                return Err(Failure::refused(&reply, conn.peer()));
             }
             conn.caps = Capabilities::from_ehlo(&reply);
             return Ok(());
@@ -182,12 +182,12 @@ impl Opener<'_> {
             return Ok(());
         }
         if reply.code == 421 {
-            return Err(Failure::refused(&reply, &conn.peer));
+            return Err(Failure::refused(&reply, conn.peer()));
         }
         let helo = format!("HELO {}\r\n", self.settings.helo_name);
         let reply = command(conn, helo.as_bytes(), Phase::Helo, limit).await?;
         if !reply.is_positive() {
-            return Err(Failure::refused(&reply, &conn.peer));
+            return Err(Failure::refused(&reply, conn.peer()));
         }
         conn.caps = Capabilities::default();
         Ok(())
@@ -201,7 +201,7 @@ impl Opener<'_> {
         allow_tls: bool,
     ) -> Result<Connection, HostFailure> {
         let level = self.policy.level;
-        let relay = conn.peer.relay();
+        let relay = conn.relay().to_string();
         let fail = |failure: Failure, retry_plain: bool| HostFailure {
             failure,
             relay: relay.clone(),
@@ -214,7 +214,7 @@ impl Opener<'_> {
         }
         let handshake = self
             .tls
-            .client_config(self.policy, &conn.peer.host, &self.nexthop_name(&conn))
+            .client_config(self.policy, &conn.peer().host, &self.nexthop_name(&conn))
             .map_err(|why| fail(Failure::deferred("4.7.5", why), false))?;
         let limit = self.settings.checked_timeouts().helo;
         let reply = command(&mut conn, b"STARTTLS\r\n", Phase::StartTls, limit)
@@ -222,7 +222,7 @@ impl Opener<'_> {
             .map_err(|f| fail(f, false))?;
         if reply.class() != 2 {
             return match level.requires_tls() {
-                true => Err(fail(refused_tls(&reply, &conn.peer), false)),
+                true => Err(fail(refused_tls(&reply, conn.peer()), false)),
                 false => Ok(conn),
             };
         }
@@ -269,7 +269,7 @@ impl Opener<'_> {
     /// The nexthop domain for certificate name rules (the server's name without one).
     fn nexthop_name(&self, conn: &Connection) -> String {
         self.nexthop
-            .map_or_else(|| conn.peer.host.clone(), |n| n.host.clone())
+            .map_or_else(|| conn.peer().host.clone(), |n| n.host.clone())
     }
 
     /// Without TLS: fine unless the destination's level requires it.
@@ -279,7 +279,7 @@ impl Opener<'_> {
                 "4.7.4",
                 format!(
                     "TLS is required, but was not offered by host {}",
-                    conn.peer.namaddr()
+                    conn.peer().namaddr()
                 ),
             ));
         }
@@ -295,7 +295,7 @@ impl Opener<'_> {
             return Ok(());
         }
         let sasl = &self.settings.sasl;
-        let host = conn.peer.host.clone();
+        let host = conn.peer().host.clone();
         let Some(credentials) = sasl::lookup(table, sasl, self.sender, nexthop, &host) else {
             return Ok(());
         };
@@ -323,7 +323,7 @@ pub(crate) async fn command(
     limit: std::time::Duration,
 ) -> Result<Reply, Failure> {
     if let Err(e) = conn.send(line, limit).await {
-        return Err(Failure::from_conn(&e, &conn.peer, phase));
+        return Err(Failure::from_conn(&e, conn.peer(), phase));
     }
     read(conn, phase, limit).await
 }
@@ -335,7 +335,7 @@ async fn read(
 ) -> Result<Reply, Failure> {
     conn.read_reply(limit)
         .await
-        .map_err(|e: ConnError| Failure::from_conn(&e, &conn.peer, phase))
+        .map_err(|e: ConnError| Failure::from_conn(&e, conn.peer(), phase))
 }
 
 /// Postfix's `connect to host[ip]:port: Connection refused` (4.4.1), relay `none`.

@@ -52,7 +52,7 @@ pub(crate) async fn run(
     dialect: Dialect,
     out: &mut Outcomes,
 ) -> After {
-    let relay = conn.peer.relay();
+    let relay = conn.relay().to_string();
     let rcpts = precheck(conn, job, rcpts, out);
     if rcpts.is_empty() {
         return After::Ready;
@@ -68,7 +68,7 @@ pub(crate) async fn run(
     match tx.exchange(&rcpts).await {
         Ok(after) => after,
         Err((error, phase)) => {
-            let failure = Failure::from_conn(&error, &tx.conn.peer, phase);
+            let failure = Failure::from_conn(&error, tx.conn.peer(), phase);
             tx.out.fail_these(&rcpts, &failure, &tx.relay);
             After::Dead(failure)
         }
@@ -83,27 +83,30 @@ fn precheck<'a>(
     rcpts: &[Rcpt<'a>],
     out: &mut Outcomes,
 ) -> Vec<Rcpt<'a>> {
-    let relay = conn.peer.relay();
-    let namaddr = conn.peer.namaddr();
+    let relay = conn.relay();
     let whole_message = match conn.caps.max_size() {
         Some(limit) if job.size > limit => Some(Failure::bounced(
             "5.3.4",
             format!(
-                "message size {} exceeds size limit {limit} of server {namaddr}",
-                job.size
+                "message size {} exceeds size limit {limit} of server {}",
+                job.size,
+                conn.peer().namaddr()
             ),
         )),
-        _ if job.sender_needs_smtputf8() && !conn.caps.smtputf8 => Some(no_smtputf8(&namaddr)),
+        _ if job.sender_needs_smtputf8() && !conn.caps.smtputf8 => {
+            Some(no_smtputf8(&conn.peer().namaddr()))
+        }
         _ => None,
     };
     if let Some(failure) = whole_message {
-        out.fail_these(rcpts, &failure, &relay);
+        out.fail_these(rcpts, &failure, relay);
         return Vec::new();
     }
     let mut keep = Vec::with_capacity(rcpts.len());
     for rcpt in rcpts {
         if wire::needs_smtputf8(&rcpt.recipient.address) && !conn.caps.smtputf8 {
-            out.set(rcpt.slot, no_smtputf8(&namaddr).outcome(rcpt.index, &relay));
+            let failure = no_smtputf8(&conn.peer().namaddr());
+            out.set(rcpt.slot, failure.outcome(rcpt.index, relay));
         } else {
             keep.push(*rcpt);
         }
@@ -279,7 +282,7 @@ impl Transaction<'_, '_> {
             return Ok(After::Ready);
         }
         // Only recipients not yet tried get this; a refused RSET must not bounce them.
-        let refused = Failure::from_reply(&reply, &self.conn.peer, Phase::Rset);
+        let refused = Failure::from_reply(&reply, self.conn.peer(), Phase::Rset);
         Ok(After::Dead(Failure::deferred(
             &failure::soften(&refused.dsn),
             refused.text,
@@ -287,7 +290,7 @@ impl Transaction<'_, '_> {
     }
 
     fn fail(&mut self, rcpts: &[Rcpt<'_>], reply: &Reply, phase: Phase) {
-        let failure = Failure::from_reply(reply, &self.conn.peer, phase);
+        let failure = Failure::from_reply(reply, self.conn.peer(), phase);
         self.out.fail_these(rcpts, &failure, &self.relay);
     }
 

@@ -28,27 +28,33 @@ impl Stats {
     /// ` ehlo=1 mail=1 ... commands=5` (with a leading space; empty-handed sessions give
     /// ` commands=0`).
     pub fn summary(&self) -> String {
-        let mut out = String::new();
+        // Written into one string: a `format!` per verb was most of this line's cost.
+        let mut out = String::with_capacity(64);
         let (mut ok, mut total) = (0, 0);
         for (verb, &(good, all)) in ORDER.iter().zip(&self.counts) {
             if all == 0 {
                 continue;
             }
-            out.push_str(&format!(" {verb}={}", pair(good, all)));
+            out.push(' ');
+            out.push_str(verb);
+            out.push('=');
+            push_pair(&mut out, good, all);
             ok += good;
             total += all;
         }
-        out.push_str(&format!(" commands={}", pair(ok, total)));
+        out.push_str(" commands=");
+        push_pair(&mut out, ok, total);
         out
     }
 }
 
-fn pair(ok: u32, total: u32) -> String {
-    if ok == total {
-        total.to_string()
-    } else {
-        format!("{ok}/{total}")
+/// `total` where all succeeded, `ok/total` where some failed.
+fn push_pair(out: &mut String, ok: u32, total: u32) {
+    use std::fmt::Write;
+    if ok != total {
+        let _ = write!(out, "{ok}/");
     }
+    let _ = write!(out, "{total}");
 }
 
 #[cfg(test)]
