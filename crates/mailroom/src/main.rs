@@ -33,13 +33,6 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc's malloc for the daemon and the tools (not for the small
-/// `mailroom-sendmail`, whose start-up it would lengthen): the relay's profile had glibc's
-/// malloc, free and their consolidation at ~12 % of the daemon's CPU samples (BENCHMARKS.md,
-/// "The allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     let name = args
