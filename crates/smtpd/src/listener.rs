@@ -206,7 +206,9 @@ fn admit(
 ) {
     let settings = (shared.settings)();
     let ip = canonical(peer.ip());
-    let named = Client::new(ip);
+    // Made once for the session: its `name[ip]` label costs more than the rest of admission.
+    let mut named = Client::new(ip);
+    named.port = peer.port();
     let label = named.label();
     let limits = shared.limits(role).clone();
     let client = ClientId {
@@ -226,7 +228,7 @@ fn admit(
     let admitted = Admitted {
         tcp,
         ip,
-        port: peer.port(),
+        client: named,
         role,
         slot,
         stop: stop.clone(),
@@ -253,7 +255,8 @@ fn admit(
 struct Admitted {
     tcp: TcpStream,
     ip: IpAddr,
-    port: u16,
+    /// The session's client (address, source port, label).
+    client: Client,
     role: Role,
     /// `None` for a client in `smtpd_client_event_limit_exceptions` (not counted).
     slot: Option<anvil::Slot>,
@@ -277,7 +280,7 @@ fn spawn_session(
     let Admitted {
         tcp,
         ip,
-        port,
+        client,
         role,
         slot,
         stop,
@@ -300,8 +303,6 @@ fn spawn_session(
     settings.virtual_recipient = shared.intake.virtual_recipient.clone();
     settings.rewriter = shared.intake.rewrite.get();
     settings.stress = stress;
-    let mut client = Client::new(ip);
-    client.port = port;
     let session = Session::new(Arc::new(settings), client);
     let intake = shared.intake.clone();
     // Boxed: a session's future is many kilobytes (the state of every verb's await), and

@@ -12,6 +12,7 @@
 //!
 //! Input is the decoded message (LF line ends); output keeps LF line ends.
 
+use std::io::Write as _;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -53,7 +54,7 @@ pub fn prepare(session: &Session, tx: Transaction, body: Vec<u8>) -> Result<Prep
     let now = unix_now();
     let date = rfc5322_date(now);
     let mut message = Vec::with_capacity(body.len() + 512);
-    message.extend_from_slice(received(session, &tx, id, &date).as_bytes());
+    received(&mut message, session, &tx, id, &date);
     let mut message_id = find_value(&split.headers, "Message-ID");
     if settings.role == Role::Submission {
         message.extend_from_slice(&body[..split.headers_end]);
@@ -97,36 +98,35 @@ fn find_value(headers: &[Header<'_>], name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The `Received:` header, folded like Postfix's.
-fn received(session: &Session, tx: &Transaction, id: QueueId, date: &str) -> String {
+/// The `Received:` header, folded like Postfix's, appended to `out` (written in place: a
+/// `format!` per part was most of this header's cost).
+fn received(out: &mut Vec<u8>, session: &Session, tx: &Transaction, id: QueueId, date: &str) {
     // The client's word, so kept to printable ASCII: a header line must not carry 8-bit
     // bytes the next hop may refuse. Without HELO, the client's name (Postfix).
-    let helo: String = session
-        .helo
-        .as_deref()
-        .unwrap_or(&session.client.name)
-        .chars()
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect();
+    let helo = session.helo.as_deref().unwrap_or(&session.client.name);
     let client = &session.client;
-    let address = match client.ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("IPv6:{v6}"),
-    };
-    let mut text = format!("Received: from {helo} ({} [{address}])\n", client.name);
-    if let Some(tls) = &session.tls {
-        text.push_str(&format!("\t(using {tls})\n"));
+    out.extend_from_slice(b"Received: from ");
+    for c in helo.chars() {
+        out.push(if c.is_ascii_graphic() { c as u8 } else { b'?' });
     }
-    text.push_str(&format!(
+    // Writing into a Vec cannot fail.
+    let _ = match client.ip {
+        IpAddr::V4(v4) => writeln!(out, " ({} [{v4}])", client.name),
+        IpAddr::V6(v6) => writeln!(out, " ({} [IPv6:{v6}])", client.name),
+    };
+    if let Some(tls) = &session.tls {
+        let _ = writeln!(out, "\t(using {tls})");
+    }
+    let _ = write!(
+        out,
         "\tby {} (mailroom) with {} id {id}",
         session.settings.hostname,
         session.protocol()
-    ));
-    match tx.recipients.as_slice() {
-        [only] => text.push_str(&format!("\n\tfor <{}>; {date}\n", only.address)),
-        _ => text.push_str(&format!(";\n\t{date}\n")),
-    }
-    text
+    );
+    let _ = match tx.recipients.as_slice() {
+        [only] => writeln!(out, "\n\tfor <{}>; {date}", only.address),
+        _ => writeln!(out, ";\n\t{date}"),
+    };
 }
 
 fn unix_now() -> u64 {

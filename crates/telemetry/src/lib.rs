@@ -22,7 +22,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 /// One label, `name="value"`; the names are ours, the values from small fixed sets.
 pub type Label = Vec<(&'static str, String)>;
@@ -54,6 +54,12 @@ pub struct Metrics {
     pub store_records_per_sync: Histogram,
     /// Submissions refused (`sendmail` by queue_minfree or maildrop limits, smtpd 452 4.3.1).
     pub submissions_refused: Family<Label, Counter>,
+    /// Handles on `smtp_delivery_delay`'s three series, taken from the family at their first
+    /// observation (a handle shares the family's counts): every delivery observes all three,
+    /// and a family look-up builds and hashes its label each time.
+    delay_stages: [OnceLock<Histogram>; 3],
+    /// Handles on `smtp_messages_processed`'s series, in `STATUSES` order (made at start).
+    processed: [OnceLock<Counter>; 3],
 }
 
 fn delay_histogram() -> Histogram {
@@ -76,12 +82,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
                 .get_or_create(&label("reason", reason)),
         );
     }
-    for status in STATUSES {
-        drop(
-            metrics
-                .smtp_messages_processed
-                .get_or_create(&label("status", status)),
-        );
+    for (status, handle) in STATUSES.iter().zip(&metrics.processed) {
+        let counter = metrics
+            .smtp_messages_processed
+            .get_or_create(&label("status", *status))
+            .clone();
+        let _ = handle.set(counter);
     }
     metrics
 });
@@ -99,6 +105,8 @@ fn new_metrics() -> Metrics {
         store_commits: Counter::default(),
         store_records_per_sync: Histogram::new(SYNC_BUCKETS.iter().copied()),
         submissions_refused: Family::default(),
+        delay_stages: Default::default(),
+        processed: Default::default(),
     }
 }
 
@@ -122,22 +130,39 @@ pub fn smtpd_rejected(code: u16) {
 
 /// One SMTP client outcome line (`status=sent|deferred|bounced`).
 pub fn smtp_processed(status: &'static str) {
-    get()
-        .smtp_messages_processed
-        .get_or_create(&label("status", status))
-        .inc();
+    let m = get();
+    match STATUSES.iter().position(|s| *s == status) {
+        Some(i) => m.processed[i]
+            .get_or_init(|| {
+                m.smtp_messages_processed
+                    .get_or_create(&label("status", status))
+                    .clone()
+            })
+            .inc(),
+        None => m
+            .smtp_messages_processed
+            .get_or_create(&label("status", status))
+            .inc(),
+    };
 }
 
 /// The stages of Postfix's `delays=a/b/c/d`, in seconds.
 pub fn delivery_delays(before_queue_manager: f64, queue_manager: f64, transmission: f64) {
-    let family = &get().smtp_delivery_delay;
-    for (stage, seconds) in [
+    let m = get();
+    for ((stage, seconds), handle) in [
         ("before_queue_manager", before_queue_manager),
         ("queue_manager", queue_manager),
         ("transmission", transmission),
-    ] {
-        family
-            .get_or_create(&label("stage", stage))
+    ]
+    .into_iter()
+    .zip(&m.delay_stages)
+    {
+        handle
+            .get_or_init(|| {
+                m.smtp_delivery_delay
+                    .get_or_create(&label("stage", stage))
+                    .clone()
+            })
             .observe(seconds);
     }
 }

@@ -269,8 +269,11 @@ impl Inner {
         let label = kind.destination_label();
         if let Some(conn) = self.reuse(By::Destination, &label, reuse).await {
             tracing::debug!(target: "smtp", "{}: reusing connection to {}", job.id, conn.relay());
-            let endpoint = kind.endpoint_label(conn.peer());
-            self.run_session(&kind, (conn, endpoint), job, rcpts, out, reuse)
+            let labels = Labels {
+                endpoint: kind.endpoint_label(conn.peer()),
+                destination: label,
+            };
+            self.run_session(&kind, (conn, labels), job, rcpts, out, reuse)
                 .await;
             return None;
         }
@@ -287,8 +290,12 @@ impl Inner {
             reuse,
         };
         let last = match self.open_first(&reach, peers, job).await {
-            Ok(session) => {
-                self.run_session(&kind, session, job, rcpts, out, reuse)
+            Ok((conn, endpoint)) => {
+                let labels = Labels {
+                    destination: label,
+                    endpoint,
+                };
+                self.run_session(&kind, (conn, labels), job, rcpts, out, reuse)
                     .await;
                 return None;
             }
@@ -469,13 +476,13 @@ impl Inner {
         Err(last)
     }
 
-    /// Runs the transactions on `conn`, then caches (when `cache`, under its `endpoint`
-    /// label: `kind`'s label of `conn.peer`) or closes it. A session authenticated for one
+    /// Runs the transactions on `conn`, then caches (when `cache`, under its `labels`:
+    /// `kind`'s labels of `conn.peer`, made once by the caller) or closes it. A session authenticated for one
     /// sender (`smtp_sender_dependent_authentication`) is not cached.
     async fn run_session(
         &self,
         kind: &SessionKind<'_>,
-        (mut conn, endpoint): (Connection, String),
+        (mut conn, labels): (Connection, Labels),
         job: &Job<'_>,
         rcpts: &[Rcpt<'_>],
         out: &mut Outcomes,
@@ -499,10 +506,6 @@ impl Inner {
             && !conn.has_unread_input();
         if reusable {
             let cap = self.settings.destination_concurrency_limit;
-            let labels = Labels {
-                destination: kind.destination_label(),
-                endpoint,
-            };
             debug_assert_eq!(labels, kind.labels(conn.peer()));
             self.cache.put(labels, conn, idle, timeouts.quit, cap);
         } else {
