@@ -19,7 +19,7 @@
 #![forbid(unsafe_code)]
 
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::{LazyLock, OnceLock};
@@ -58,7 +58,7 @@ pub struct Metrics {
     /// observation (a handle shares the family's counts): every delivery observes all three,
     /// and a family look-up builds and hashes its label each time.
     delay_stages: [OnceLock<Histogram>; 3],
-    /// Handles on `smtp_messages_processed`'s series, in `STATUSES` order (made at start).
+    /// Handles on `smtp_messages_processed`'s series, in `STATUSES` order, taken the same way.
     processed: [OnceLock<Counter>; 3],
 }
 
@@ -82,12 +82,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
                 .get_or_create(&label("reason", reason)),
         );
     }
-    for (status, handle) in STATUSES.iter().zip(&metrics.processed) {
-        let counter = metrics
-            .smtp_messages_processed
-            .get_or_create(&label("status", *status))
-            .clone();
-        let _ = handle.set(counter);
+    for status in STATUSES {
+        drop(
+            metrics
+                .smtp_messages_processed
+                .get_or_create(&label("status", status)),
+        );
     }
     metrics
 });
@@ -132,13 +132,13 @@ pub fn smtpd_rejected(code: u16) {
 pub fn smtp_processed(status: &'static str) {
     let m = get();
     match STATUSES.iter().position(|s| *s == status) {
-        Some(i) => m.processed[i]
-            .get_or_init(|| {
-                m.smtp_messages_processed
-                    .get_or_create(&label("status", status))
-                    .clone()
-            })
-            .inc(),
+        Some(i) => kept(
+            &m.processed[i],
+            &m.smtp_messages_processed,
+            "status",
+            status,
+        )
+        .inc(),
         None => m
             .smtp_messages_processed
             .get_or_create(&label("status", status))
@@ -157,14 +157,19 @@ pub fn delivery_delays(before_queue_manager: f64, queue_manager: f64, transmissi
     .into_iter()
     .zip(&m.delay_stages)
     {
-        handle
-            .get_or_init(|| {
-                m.smtp_delivery_delay
-                    .get_or_create(&label("stage", stage))
-                    .clone()
-            })
-            .observe(seconds);
+        kept(handle, &m.smtp_delivery_delay, "stage", stage).observe(seconds);
     }
+}
+
+/// `family`'s series `name="value"`, through `slot`: looked up (and made) in the family once,
+/// kept from then on (a metric handle shares the family's counts).
+fn kept<'a, M: Clone, C: MetricConstructor<M>>(
+    slot: &'a OnceLock<M>,
+    family: &Family<Label, M, C>,
+    name: &'static str,
+    value: &'static str,
+) -> &'a M {
+    slot.get_or_init(|| family.get_or_create(&label(name, value)).clone())
 }
 
 /// A batch of `records` was written and fdatasynced.

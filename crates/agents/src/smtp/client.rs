@@ -461,11 +461,7 @@ impl Inner {
                 tracing::debug!(target: "smtp", "{}: reusing connection to {} for {}", job.id, conn.relay(), peer.host);
                 // Logged as the host this delivery looked up (the label holds it whenever
                 // it mattered for TLS or SASL).
-                let host = peer.host;
-                conn.set_peer(Peer {
-                    host,
-                    ..conn.peer().clone()
-                });
+                conn.set_host(peer.host);
                 return Ok((conn, label));
             }
             match open(reach.opener, peer).await {
@@ -489,12 +485,11 @@ impl Inner {
         cache: bool,
     ) {
         let timeouts = self.settings.checked_timeouts();
-        let relay = conn.relay().to_string();
         for chunk in rcpts.chunks(self.settings.recipients_per_transaction()) {
             if let After::Dead(failure) =
                 transaction::run(&mut conn, job, chunk, &timeouts, self.settings.dialect, out).await
             {
-                out.fail_these(rcpts, &failure, &relay);
+                out.fail_these(rcpts, &failure, conn.relay());
                 return;
             }
         }

@@ -183,11 +183,19 @@ impl Connection {
         &self.relay
     }
 
-    /// Logs the connection as `peer` from now on (a reused session is logged under the
-    /// host name its new delivery looked up; an LMTP socket under its configured name).
+    /// Logs the connection as `peer` from now on (an LMTP socket under its configured name).
     pub fn set_peer(&mut self, peer: Peer) {
         self.relay = peer.relay();
         self.peer = peer;
+    }
+
+    /// Logs the connection under `host` from now on (a reused session, under the host name
+    /// its new delivery looked up).
+    pub fn set_host(&mut self, host: String) {
+        if self.peer.host != host {
+            self.peer.host = host;
+            self.relay = self.peer.relay();
+        }
     }
 
     /// Opens the TCP connection (Nagle off: pipelined commands go out at once), from the

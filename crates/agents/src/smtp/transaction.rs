@@ -52,7 +52,6 @@ pub(crate) async fn run(
     dialect: Dialect,
     out: &mut Outcomes,
 ) -> After {
-    let relay = conn.relay().to_string();
     let rcpts = precheck(conn, job, rcpts, out);
     if rcpts.is_empty() {
         return After::Ready;
@@ -63,13 +62,12 @@ pub(crate) async fn run(
         timeouts,
         dialect,
         out,
-        relay,
     };
     match tx.exchange(&rcpts).await {
         Ok(after) => after,
         Err((error, phase)) => {
             let failure = Failure::from_conn(&error, tx.conn.peer(), phase);
-            tx.out.fail_these(&rcpts, &failure, &tx.relay);
+            tx.out.fail_these(&rcpts, &failure, tx.conn.relay());
             After::Dead(failure)
         }
     }
@@ -127,7 +125,6 @@ struct Transaction<'t, 'j> {
     timeouts: &'t Timeouts,
     dialect: Dialect,
     out: &'t mut Outcomes,
-    relay: String,
 }
 
 impl Transaction<'_, '_> {
@@ -266,7 +263,7 @@ impl Transaction<'_, '_> {
     /// One accepted recipient's verdict from a reply to the final dot.
     fn settle(&mut self, rcpt: &Rcpt<'_>, end: &Reply) {
         if end.is_positive() {
-            let outcome = failure::sent(end, rcpt.index, &self.relay);
+            let outcome = failure::sent(end, rcpt.index, self.conn.relay());
             self.out.set(rcpt.slot, outcome);
         } else {
             self.fail(std::slice::from_ref(rcpt), end, Phase::Dot);
@@ -291,7 +288,7 @@ impl Transaction<'_, '_> {
 
     fn fail(&mut self, rcpts: &[Rcpt<'_>], reply: &Reply, phase: Phase) {
         let failure = Failure::from_reply(reply, self.conn.peer(), phase);
-        self.out.fail_these(rcpts, &failure, &self.relay);
+        self.out.fail_these(rcpts, &failure, self.conn.relay());
     }
 
     async fn command(

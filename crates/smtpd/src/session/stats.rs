@@ -51,6 +51,7 @@ impl Stats {
 /// `total` where all succeeded, `ok/total` where some failed.
 fn push_pair(out: &mut String, ok: u32, total: u32) {
     use std::fmt::Write;
+    // Writing into a String cannot fail.
     if ok != total {
         let _ = write!(out, "{ok}/");
     }
