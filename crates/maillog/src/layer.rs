@@ -41,6 +41,9 @@ struct State {
     stamp: (i64, String),
     /// The line being written, kept between lines so a line costs no allocation.
     line: String,
+    /// `ident/program[pid]: ` per program, made at its first line (a handful of programs
+    /// log; formatting the tag was a third of a line's cost).
+    tags: Vec<(String, String)>,
 }
 
 /// Handle kept by the daemon to flush pending "repeated N times" lines periodically.
@@ -52,6 +55,9 @@ pub struct LogHandle {
 struct MailLogLayer {
     state: Arc<Mutex<State>>,
     max_level: Level,
+    /// JSON lines carry the call sites' fields; text lines only their message (and the
+    /// `audit` marker), so in text the other fields are not formatted at all.
+    structured: bool,
 }
 
 /// Where and how to log (from `maillog_file`, `syslog_*` and `log_format`).
@@ -102,11 +108,13 @@ pub fn init(options: &Options) -> Result<LogHandle, InitError> {
         dropped: 0,
         stamp: (i64::MIN, String::new()),
         line: String::new(),
+        tags: Vec::new(),
     }));
     let debug = std::env::var_os("MAILROOM_DEBUG").is_some_and(|v| !v.is_empty() && v != "0");
     let layer = MailLogLayer {
         state: state.clone(),
         max_level: if debug { Level::DEBUG } else { Level::INFO },
+        structured: matches!(options.format, Format::Json),
     };
     // A second init (tests) keeps the first subscriber; the handle still works.
     let _ = tracing_subscriber::registry().with(layer).try_init();
@@ -127,12 +135,18 @@ fn hostname() -> String {
 
 #[derive(Default)]
 struct Fields {
+    /// Keep the fields besides the message (JSON); `audit` is kept either way.
+    structured: bool,
     message: String,
     /// Field names are the call site's identifiers (`&'static`): nothing to copy.
     extra: Vec<(&'static str, String)>,
 }
 
 impl Fields {
+    fn wants(&self, field: &Field) -> bool {
+        self.structured || field.name() == "audit"
+    }
+
     /// Removes the `audit` marker field; true when it was set.
     fn take_audit(&mut self) -> bool {
         let before = self.extra.len();
@@ -145,7 +159,7 @@ impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.message = value.to_string();
-        } else {
+        } else if self.wants(field) {
             self.extra.push((field.name(), value.to_string()));
         }
     }
@@ -155,7 +169,7 @@ impl Visit for Fields {
             // typical mail.log line rather than grown from empty.
             self.message = String::with_capacity(160);
             let _ = write!(self.message, "{value:?}");
-        } else {
+        } else if self.wants(field) {
             self.extra.push((field.name(), format!("{value:?}")));
         }
     }
@@ -173,7 +187,10 @@ impl<S: Subscriber> Layer<S> for MailLogLayer {
         if level > self.max_level {
             return;
         }
-        let mut fields = Fields::default();
+        let mut fields = Fields {
+            structured: self.structured,
+            ..Fields::default()
+        };
         event.record(&mut fields);
         // Library modules log with their module path as target; the log names programs.
         let program = program_of(event.metadata().target());
@@ -271,14 +288,9 @@ impl State {
                 if self.out.wants_prefix() {
                     line.push_str(self.prefix());
                 }
-                let _ = write!(
-                    line,
-                    "{}/{program}[{}]: {}{}",
-                    self.ident,
-                    self.pid,
-                    level_prefix(level),
-                    message
-                );
+                line.push_str(self.tag(program));
+                line.push_str(level_prefix(level));
+                line.push_str(message);
             }
             Format::Json => {
                 let ident = format!("{}/{program}", self.ident);
@@ -305,7 +317,27 @@ impl State {
     }
 }
 
+const MAX_TAGS: usize = 32;
+
 impl State {
+    /// `ident/program[pid]: `, kept per program.
+    fn tag(&mut self, program: &str) -> &str {
+        let at = match self.tags.iter().position(|(p, _)| p == program) {
+            Some(at) => at,
+            None => {
+                let tag = format!("{}/{program}[{}]: ", self.ident, self.pid);
+                // Programs are the daemon's services and transports: a few. Should a caller
+                // pass many, the oldest tag makes room.
+                if self.tags.len() == MAX_TAGS {
+                    self.tags.remove(0);
+                }
+                self.tags.push((program.to_string(), tag));
+                self.tags.len() - 1
+            }
+        };
+        &self.tags[at].1
+    }
+
     /// "Dec  1 19:48:00 host ", formatted once per second: the clock is read as a plain
     /// count of seconds, and the local time (time zone, calendar) worked out only when that
     /// second changes.
@@ -392,11 +424,13 @@ mod tests {
             dropped: 0,
             stamp: (i64::MIN, String::new()),
             line: String::new(),
+            tags: Vec::new(),
         }
     }
 
     fn fields(message: &str, audit: bool) -> Fields {
         let mut fields = Fields {
+            structured: false,
             message: message.into(),
             extra: Vec::new(),
         };
@@ -411,6 +445,7 @@ mod tests {
         let layer = MailLogLayer {
             state: Arc::new(Mutex::new(state(out.clone()))),
             max_level,
+            structured: false,
         };
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, || {
@@ -493,6 +528,39 @@ mod tests {
         assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{time}");
         assert_eq!(objects[1]["level"], "warn");
         assert_eq!(objects[1]["message"], "bad\\x0d\\x0aline");
+    }
+
+    #[test]
+    fn a_call_site_s_fields_reach_json_lines_and_text_lines_skip_them() {
+        for structured in [true, false] {
+            let out = Shared::default();
+            let mut state = state(out.clone());
+            if structured {
+                state.format = Format::Json;
+            }
+            let layer = MailLogLayer {
+                state: Arc::new(Mutex::new(state)),
+                max_level: Level::INFO,
+                structured,
+            };
+            let subscriber = tracing_subscriber::registry().with(layer);
+            tracing::subscriber::with_default(subscriber, || {
+                let relay = "mx.example[192.0.2.1]:25";
+                tracing::info!(target: "smtp", relay = %relay, dsn = "2.0.0", "3F2A: to=<a@b.example>, status=sent");
+            });
+            let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+            if structured {
+                let object: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+                assert_eq!(object["relay"], "mx.example[192.0.2.1]:25", "{text}");
+                assert_eq!(object["dsn"], "2.0.0", "{text}");
+                assert_eq!(object["message"], "3F2A: to=<a@b.example>, status=sent");
+            } else {
+                assert!(
+                    text.ends_with(" h mailroom/smtp[1]: 3F2A: to=<a@b.example>, status=sent\n"),
+                    "{text}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -40,7 +40,11 @@ pub fn sanitize(text: &str) -> String {
 /// bytes below 0x20, DEL and the lead byte of U+0080..U+00BF (the C1 controls) can start a
 /// control character, so one byte scan decides.
 pub(crate) fn sanitized(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+    // A fold, not `any`: without the early exit the scan compiles to vector compares.
+    let suspect = text.bytes().fold(false, |seen, b| {
+        seen | (b < 0x20) | (b == 0x7f) | (b == 0xc2)
+    });
+    if !suspect {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
