@@ -203,6 +203,7 @@ mr_setup() {
         echo "mydestination = \"\""
         echo "mynetworks = \"${MR_MYNETWORKS:-127.0.0.0/8}\""
         echo "alias_maps = \"\""
+        echo "inet_protocols = \"ipv4\""   # as the Postfix side (pf_setup) has it
         echo "smtpd_listen = [\"127.0.0.1:$port\"]"
         echo "maillog_file = \"$dir/maillog\""
         case "$mode" in

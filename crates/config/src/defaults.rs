@@ -353,6 +353,7 @@ fn with_postfix_defaults(site: Site) -> Config {
         mailbox_transport: String::new(),
         smtp_default_port: 25,
         dns_nameservers: Vec::new(),
+        inet_protocols: "all".to_string(),
         dkim_sign: Vec::new(),
         smtp_mta_sts: false,
         smtp_mta_sts_ca_file: String::new(),

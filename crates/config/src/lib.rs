@@ -52,6 +52,7 @@ mod defaults;
 mod edit;
 mod expand;
 pub mod fuzzing;
+mod inet_protocols;
 mod load;
 mod params;
 mod postconf;
@@ -69,6 +70,7 @@ use std::time::Duration;
 
 pub use choices::{ForbidBareNewline, SmtpTlsLevel, SyslogFacility, TlsLevel};
 pub use edit::{comment_out_parameters, set_parameters, split_assignment};
+pub use inet_protocols::InetProtocols;
 pub use load::SYSTEM_CONFIG_PATH;
 pub use postconf::{config_file, parameter_name, postconf_parameters, Show};
 pub use print::{render, render_one, PrintMode};
@@ -473,6 +475,9 @@ pub struct Config {
     pub smtp_default_port: u16,
     /// mailroom-only: DNS servers (`127.0.0.1:5353`); empty = /etc/resolv.conf.
     pub dns_nameservers: Vec<String>,
+    /// The address families the SMTP and LMTP clients use: `all`, `ipv4`, `ipv6`
+    /// ([`InetProtocols`]).
+    pub inet_protocols: String,
     /// mailroom-only (Postfix signs through a milter such as OpenDKIM): the domains whose
     /// outgoing SMTP mail is DKIM-signed, each with its selector and private key file.
     pub dkim_sign: Vec<DkimSign>,

@@ -340,6 +340,7 @@ pub(crate) const PARAMS: &[Param] = &[
     text!(http_admin_token_file),
     boolean!(http_allow_remote),
     listen!(http_listen),
+    text!(inet_protocols, crate::inet_protocols::inet_protocols),
     reply_code!(invalid_hostname_reject_code),
     text!(lmtp_bind_address, bind_address4),
     text!(lmtp_bind_address6, bind_address6),

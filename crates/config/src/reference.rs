@@ -137,6 +137,7 @@ const MEANINGS: &[(&str, Origin, &str)] = &[
     ("http_admin_token_file", M, "File holding the bearer token (one line) that every change through the HTTP API needs; empty = the API changes nothing. Read at start, as root."),
     ("http_allow_remote", M, "Allow http_listen addresses that are not loopback (the daemon refuses to start otherwise); remote clients need the token for every /api request."),
     ("http_listen", M, "HTTP listeners for /metrics (Prometheus) and the /api/v1 JSON API, as address:port; empty = off."),
+    ("inet_protocols", P, "Address families the SMTP and LMTP clients use: all, ipv4, ipv6 (or \"ipv4, ipv6\"). With one family only its address records are looked up and only its addresses connected to; listeners bind the addresses they are given."),
     ("hopcount_limit", P, "Messages with more Received: or Delivered-To: headers bounce as a mail loop (5.4.6)."),
     ("lmtp_bind_address", P, "LMTP client: smtp_bind_address for inet: LMTP servers."),
     ("lmtp_bind_address6", P, "LMTP client: smtp_bind_address6 for inet: LMTP servers."),

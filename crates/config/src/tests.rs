@@ -597,6 +597,20 @@ fn named_transports_and_their_limits_are_read_and_misspelt_names_refused() {
 }
 
 #[test]
+fn inet_protocols_defaults_to_all_and_refuses_unknown_words() {
+    assert_eq!(parse_ok("").inet_protocols, "all");
+    assert_eq!(
+        parse_ok("inet_protocols = \"ipv4\"\n").inet_protocols,
+        "ipv4"
+    );
+    let error = parse_err("\ninet_protocols = \"ipv5\"\n");
+    assert_eq!(
+        error.to_string(),
+        "/etc/mailroom/mailroom.toml:2: inet_protocols: unknown protocol \"ipv5\" (all, ipv4, ipv6, or \"ipv4, ipv6\")"
+    );
+}
+
+#[test]
 fn bind_addresses_are_ip_literals_of_their_family() {
     let config = parse_ok("");
     assert_eq!(

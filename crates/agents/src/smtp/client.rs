@@ -70,7 +70,7 @@ impl SmtpClient {
     /// (a problem with them is logged here and defers the mail it concerns). Fails only on
     /// unusable settings (a bad `dns_nameservers` entry).
     pub fn new(settings: SmtpSettings) -> Result<SmtpClient, SmtpError> {
-        let dns = Dns::new(&settings.dns_nameservers)?;
+        let dns = Dns::new(&settings.dns_nameservers, settings.inet_protocols)?;
         let secure_dns = SecureDns::new(&settings.dns_nameservers);
         let tls = TlsContext::load(&settings.ca_file);
         let policies = TextMap::load(

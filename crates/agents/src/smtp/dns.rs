@@ -24,6 +24,7 @@ use hickory_resolver::TokioResolver;
 use super::answers::{Answers, Servers};
 use super::conn::Peer;
 use super::failure::Failure;
+use super::settings::InetProtocols;
 use super::SmtpError;
 use envelope::Nexthop;
 
@@ -33,11 +34,13 @@ pub(crate) struct Dns {
     resolver: Result<TokioResolver, String>,
     /// Each nexthop's servers while their answers are valid ([`super::answers`]).
     answers: Answers,
+    /// `inet_protocols`: the families asked for and connected to.
+    families: InetProtocols,
 }
 
 impl Dns {
     /// `nameservers` (`ip`, `ip:port`, `[ip6]:port`) or, when empty, /etc/resolv.conf.
-    pub fn new(nameservers: &[String]) -> Result<Dns, SmtpError> {
+    pub fn new(nameservers: &[String], families: InetProtocols) -> Result<Dns, SmtpError> {
         let builder = if nameservers.is_empty() {
             match TokioResolver::builder_tokio() {
                 Ok(builder) => builder,
@@ -45,6 +48,7 @@ impl Dns {
                     return Ok(Dns {
                         resolver: Err(format!("cannot read the system DNS configuration: {e}")),
                         answers: Answers::default(),
+                        families,
                     })
                 }
             }
@@ -69,6 +73,7 @@ impl Dns {
         Ok(Dns {
             resolver: Ok(resolver),
             answers: Answers::default(),
+            families,
         })
     }
 
@@ -85,6 +90,14 @@ impl Dns {
         limit: usize,
     ) -> Result<Vec<Peer>, Failure> {
         if let Ok(ip) = nexthop.host.parse::<IpAddr>() {
+            // Postfix skips an address of a family inet_protocols leaves out ("host not
+            // found"); a `[address]` nexthop is the operator's word, so the mail waits.
+            if !self.families.allows(ip) {
+                return Err(Failure::deferred(
+                    "4.4.4",
+                    format!("{ip}: host not found: its address family is not in inet_protocols"),
+                ));
+            }
             return Ok(vec![peer(&nexthop.host, ip, port)]);
         }
         let resolver = self
@@ -105,7 +118,8 @@ impl Dns {
                 valid_until: None,
             }
         };
-        let resolved = addresses(resolver, &mx.hosts, port, limit, !mx.from_mx).await;
+        let resolved =
+            addresses(resolver, self.families, &mx.hosts, port, limit, !mx.from_mx).await;
         // Kept only when every answer behind it was positive: an MX RRset (or a `[host]`)
         // and the addresses of every one of its hosts. An implicit MX (no MX records) is not
         // kept: the negative answer's TTL is not known here.
@@ -299,6 +313,7 @@ type KeptHost = ((u16, String, Vec<IpAddr>), Instant);
 /// a deferral.
 async fn addresses(
     resolver: &TokioResolver,
+    families: InetProtocols,
     hosts: &[(u16, String)],
     port: u16,
     limit: usize,
@@ -313,7 +328,7 @@ async fn addresses(
             kept = None;
             break;
         }
-        match host_addresses(resolver, host).await {
+        match host_addresses(resolver, families, host).await {
             Ok(found) => {
                 let room = limit - peers.len();
                 let ips = found.ips;
@@ -374,14 +389,31 @@ struct HostAddresses {
 /// `host`'s addresses. A and AAAA are asked apart (at once), not with hickory's
 /// `lookup_ip`, which answers with one family's addresses when the other's lookup fails and
 /// so hides the failure: such a set was kept until the A record expired, without the
-/// host's IPv6 addresses.
-async fn host_addresses(resolver: &TokioResolver, host: &str) -> Result<HostAddresses, NameError> {
+/// host's IPv6 addresses. A family `inet_protocols` leaves out is not asked for at all.
+async fn host_addresses(
+    resolver: &TokioResolver,
+    families: InetProtocols,
+    host: &str,
+) -> Result<HostAddresses, NameError> {
     let name = absolute_name(host).map_err(|_| NameError::NxDomain)?;
-    let (v4, v6) = tokio::join!(
-        family(resolver, name.clone(), RecordType::A),
-        family(resolver, name, RecordType::AAAA)
-    );
-    combine(v4, v6)
+    match (families.ipv4, families.ipv6) {
+        (true, true) => {
+            let (v4, v6) = tokio::join!(
+                family(resolver, name.clone(), RecordType::A),
+                family(resolver, name, RecordType::AAAA)
+            );
+            combine(v4, v6)
+        }
+        // One family: its answer is the whole answer (its error, when it has none).
+        (false, true) => combine(
+            family(resolver, name, RecordType::AAAA).await,
+            Err(NameError::NoData),
+        ),
+        _ => combine(
+            family(resolver, name, RecordType::A).await,
+            Err(NameError::NoData),
+        ),
+    }
 }
 
 /// One family's addresses and until when the answer is valid (no addresses: NoData).

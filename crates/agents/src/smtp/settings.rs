@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::Config;
-pub use config::{SmtpTlsLevel, TlsVersions};
+pub use config::{InetProtocols, SmtpTlsLevel, TlsVersions};
 
 /// Both TLS versions (a protocol list the configuration check let through cannot fail).
 const ALL_VERSIONS: TlsVersions = TlsVersions {
@@ -176,6 +176,8 @@ pub struct SmtpSettings {
     pub default_port: u16,
     /// `dns_nameservers` (`127.0.0.1:5353`, `::1`, `[::1]:53`); empty = /etc/resolv.conf.
     pub dns_nameservers: Vec<String>,
+    /// `inet_protocols`: the address families looked up and connected to.
+    pub inet_protocols: InetProtocols,
     /// How long an idle connection is kept for the next message to the same nexthop.
     pub connection_cache_time: Duration,
     /// Connections older than this are closed instead of reused.
@@ -247,6 +249,7 @@ impl SmtpSettings {
             timeouts: timeouts.non_zero(),
             default_port: cfg.smtp_default_port,
             dns_nameservers: cfg.dns_nameservers.clone(),
+            inet_protocols: InetProtocols::parse(&cfg.inet_protocols).unwrap_or_default(),
             connection_cache_time: cfg.smtp_connection_cache_time_limit,
             connection_reuse_time: CONNECTION_REUSE_TIME,
             destination_concurrency_limit: cfg.smtp_destination_concurrency_limit,
@@ -300,6 +303,7 @@ impl SmtpSettings {
             timeouts: timeouts.non_zero(),
             default_port: LMTP_PORT,
             dns_nameservers: cfg.dns_nameservers.clone(),
+            inet_protocols: InetProtocols::parse(&cfg.inet_protocols).unwrap_or_default(),
             connection_cache_time: CONNECTION_CACHE_TIME,
             connection_reuse_time: CONNECTION_REUSE_TIME,
             destination_concurrency_limit: cfg.lmtp_destination_concurrency_limit,

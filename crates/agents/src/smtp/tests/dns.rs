@@ -366,3 +366,72 @@ fn clients_build_outside_a_runtime_and_refuse_bad_nameservers() {
         .expect("a bad name server is refused");
     assert!(error.to_string().contains("dns.example"), "{error}");
 }
+
+/// `inet_protocols`: with both families (Postfix's default `all`) an MX host's A and AAAA
+/// records are asked for; with `ipv4` only its A records (no AAAA question reaches the
+/// server) and the mail still goes; with `ipv6` only, an MX host with nothing but A records
+/// has no usable address, so the mail waits without an A question or a connection.
+#[tokio::test]
+async fn inet_protocols_decides_which_address_records_are_asked_for() {
+    let (a, _b) = two_servers().await;
+    let zone = || {
+        Zone::default()
+            .mx("example.net", 10, "mx.example.net")
+            .a("mx.example.net", "127.0.0.2")
+    };
+    let asked = |dns: &Dns, question: &str| dns.queries().iter().filter(|q| *q == question).count();
+    let run = |families: InetProtocols| {
+        let dns = Dns::start(zone());
+        let mut s = settings(a.port());
+        s.dns_nameservers = vec![dns.nameserver()];
+        s.inet_protocols = families;
+        (dns, client(s))
+    };
+
+    let (dns, both) = run(InetProtocols::default());
+    let report = deliver_by_mx(&both, "example.net", a.port()).await;
+    assert_eq!(kinds(&report), [Sent], "{report:?}");
+    assert_eq!(asked(&dns, "mx.example.net 28"), 1, "{:?}", dns.queries());
+
+    let ipv4 = InetProtocols {
+        ipv4: true,
+        ipv6: false,
+    };
+    let (dns, v4) = run(ipv4);
+    let report = deliver_by_mx(&v4, "example.net", a.port()).await;
+    assert_eq!(kinds(&report), [Sent], "{report:?}");
+    assert_eq!(asked(&dns, "mx.example.net 1"), 1, "{:?}", dns.queries());
+    assert_eq!(asked(&dns, "mx.example.net 28"), 0, "{:?}", dns.queries());
+    assert_eq!(a.transcript().messages.len(), 2);
+
+    let ipv6 = InetProtocols {
+        ipv4: false,
+        ipv6: true,
+    };
+    let (dns, v6) = run(ipv6);
+    let report = deliver_by_mx(&v6, "example.net", a.port()).await;
+    assert_eq!(kinds(&report), [Deferred], "{report:?}");
+    assert!(
+        report.outcomes[0].text.contains("has no address"),
+        "{report:?}"
+    );
+    assert_eq!(asked(&dns, "mx.example.net 1"), 0, "{:?}", dns.queries());
+    assert_eq!(asked(&dns, "mx.example.net 28"), 1, "{:?}", dns.queries());
+    assert_eq!(a.transcript().messages.len(), 2, "nothing sent over IPv4");
+
+    // A `[address]` nexthop of a family left out waits (4.4.4) without a connection.
+    let env = envelope("f@a.example", &["user@example.net"]);
+    let hop = Nexthop {
+        host: "127.0.0.2".into(),
+        port: Some(a.port()),
+        mx_lookup: false,
+    };
+    let report = deliver_all(&v6, &hop, &env, MESSAGE).await;
+    assert_eq!(kinds(&report), [Deferred], "{report:?}");
+    assert_eq!(report.outcomes[0].dsn, "4.4.4", "{report:?}");
+    assert!(
+        report.outcomes[0].text.contains("inet_protocols"),
+        "{report:?}"
+    );
+    assert_eq!(a.transcript().messages.len(), 2);
+}

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use envelope::{DeliveryReport, Envelope, Nexthop, OutcomeKind, QueueId};
 
+use super::settings::InetProtocols;
 use super::{SaslSettings, SmtpClient, SmtpSettings, SmtpTlsLevel, Timeouts, TlsVersions};
 
 /// Settings for tests: no TLS, the given default port and name servers, and timeouts long
@@ -47,6 +48,7 @@ pub fn settings(port: u16) -> SmtpSettings {
         timeouts: Timeouts::uniform(Duration::from_secs(30)),
         default_port: port,
         dns_nameservers: Vec::new(),
+        inet_protocols: InetProtocols::default(),
         connection_cache_time: Duration::from_secs(2),
         connection_reuse_time: Duration::from_secs(300),
         destination_concurrency_limit: 20,
