@@ -76,7 +76,8 @@ impl SessionKind<'_> {
             Endpoint::Tcp(addr) => label.push_str(&addr.to_string()),
             Endpoint::Unix(path) => label.push_str(&path.display().to_string()),
         }
-        let _ = write!(label, " {:?}", self.policy);
+        label.push(' ');
+        self.policy.write_key(&mut label);
         let named_sni = matches!(self.policy.servername.as_str(), "hostname" | "nexthop");
         if self.sasl || named_sni || self.policy.level.requires_verification() {
             let _ = write!(label, " for={} host={}", self.destination, peer.host);
