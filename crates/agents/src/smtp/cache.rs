@@ -61,7 +61,12 @@ pub(crate) struct SessionKind<'a> {
 impl SessionKind<'_> {
     /// The destination label: the nexthop, and the TLS level asked for there.
     pub fn destination_label(&self) -> String {
-        format!("{} tls={:?}", self.destination, self.policy.level)
+        let level = self.policy.level.as_str();
+        let mut label = String::with_capacity(self.destination.len() + 5 + level.len());
+        label.push_str(self.destination);
+        label.push_str(" tls=");
+        label.push_str(level);
+        label
     }
 
     /// The endpoint label of a session with `peer`. The whole TLS policy is in it (two
@@ -71,11 +76,19 @@ impl SessionKind<'_> {
     /// looked up by them — so a session verified or authenticated for one destination is
     /// never handed to another.
     pub fn endpoint_label(&self, peer: &Peer) -> String {
-        let mut label = format!("{:?} helo={} ", self.dialect, self.helo_name);
-        match &peer.addr {
-            Endpoint::Tcp(addr) => label.push_str(&addr.to_string()),
-            Endpoint::Unix(path) => label.push_str(&path.display().to_string()),
-        }
+        let mut label = String::with_capacity(128);
+        label.push_str(match self.dialect {
+            Dialect::Smtp => "smtp",
+            Dialect::Lmtp => "lmtp",
+        });
+        label.push_str(" helo=");
+        label.push_str(self.helo_name);
+        label.push(' ');
+        // Writing to a String cannot fail.
+        let _ = match &peer.addr {
+            Endpoint::Tcp(addr) => write!(label, "{addr}"),
+            Endpoint::Unix(path) => write!(label, "{}", path.display()),
+        };
         label.push(' ');
         self.policy.write_key(&mut label);
         let named_sni = matches!(self.policy.servername.as_str(), "hostname" | "nexthop");

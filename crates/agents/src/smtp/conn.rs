@@ -192,10 +192,25 @@ impl Connection {
     /// Logs the connection under `host` from now on (a reused session, under the host name
     /// its new delivery looked up).
     pub fn set_host(&mut self, host: String) {
-        if self.peer.host != host {
-            self.peer.host = host;
-            self.relay = self.peer.relay();
+        if self.peer.host == host {
+            return;
         }
+        // The label is `host[address]:port`: the new host before the old label's address
+        // part (formatting the address anew cost more than the rest of a reuse).
+        let relay = match self.relay.strip_prefix(self.peer.host.as_str()) {
+            Some(address) => {
+                let mut relay = String::with_capacity(host.len() + address.len());
+                relay.push_str(&host);
+                relay.push_str(address);
+                relay
+            }
+            None => String::new(),
+        };
+        self.peer.host = host;
+        self.relay = match relay.is_empty() {
+            true => self.peer.relay(),
+            false => relay,
+        };
     }
 
     /// Opens the TCP connection (Nagle off: pipelined commands go out at once), from the
