@@ -34,6 +34,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use tracing::warn;
 
+/// Compaction copies at most this many messages, or this many bytes of them, per commit.
+const RELOCATE_BATCH: usize = 256;
+const RELOCATE_BATCH_BYTES: usize = 4 << 20;
+
 /// Tuning knobs; the defaults suit both a laptop and a busy relay.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -418,15 +422,29 @@ impl Store {
             }
             index.ids_in_segment(oldest)
         };
+        // The copies go in batches, one write and one sync each (a commit per copy cost
+        // more than the copy itself). A message removed meanwhile is left out when its
+        // batch is encoded; what a failed batch did not copy stays where it is.
         let mut moved = 0;
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0;
         for id in victims {
             let body = match self.read_message(id) {
                 Ok(b) => b,
                 Err(StoreError::NotFound(_)) => continue,
                 Err(e) => return Err(e),
             };
-            self.commit(Vec::new(), Change::Relocate { id, body })?;
-            moved += 1;
+            batch_bytes += body.len();
+            batch.push((Vec::new(), Change::Relocate { id, body }));
+            if batch.len() >= RELOCATE_BATCH || batch_bytes >= RELOCATE_BATCH_BYTES {
+                moved += batch.len();
+                self.commit_many(std::mem::take(&mut batch))?;
+                batch_bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            moved += batch.len();
+            self.commit_many(batch)?;
         }
         self.delete_dead_segments();
         Ok(moved)

@@ -191,6 +191,52 @@ fn concurrent_writers_share_fsyncs() {
     assert_eq!(open(tmp.path()).len(), 800);
 }
 
+/// Compaction copies the survivors of a segment in one batch (one write, one sync), not a
+/// commit each; every copy reads back whole, and one removed before the compaction is not
+/// copied.
+#[test]
+fn compaction_copies_a_segment_s_survivors_in_one_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open_with(
+        tmp.path(),
+        StoreOptions {
+            segment_size: 64 * 1024,
+            ..StoreOptions::default()
+        },
+    );
+    let mut ids = Vec::new();
+    for i in 0..60u8 {
+        let id = QueueId::generate();
+        store
+            .enqueue(id, env(&["a@b"]), &[b'a' + i % 26; 1000])
+            .unwrap();
+        ids.push((id, i));
+    }
+    assert!(seg_files(tmp.path()).len() >= 2);
+    // Keep every fifth message of the first segment's worth; remove the rest.
+    let (kept, gone): (Vec<_>, Vec<_>) = ids.iter().partition(|(_, i)| i % 5 == 0);
+    for (id, _) in &gone {
+        store.remove(*id, "delivered").unwrap();
+    }
+    let before = store.commit_stats();
+    let moved = store.compact().unwrap();
+    let after = store.commit_stats();
+    assert!(moved >= 2, "moved {moved}");
+    assert_eq!(after.batches - before.batches, 1, "{before:?} -> {after:?}");
+    assert_eq!(after.records - before.records, moved as u64);
+    for (id, i) in &kept {
+        assert_eq!(store.read_message(*id).unwrap(), vec![b'a' + i % 26; 1000]);
+    }
+    drop(store);
+    let store = open(tmp.path());
+    for (id, i) in &kept {
+        assert_eq!(store.read_message(*id).unwrap(), vec![b'a' + i % 26; 1000]);
+    }
+    for (id, _) in &gone {
+        assert!(store.get(*id).is_none());
+    }
+}
+
 #[test]
 fn dead_segments_are_deleted_and_compaction_frees_pinned_ones() {
     let tmp = tempfile::tempdir().unwrap();
