@@ -267,15 +267,22 @@ impl Inner {
             sasl: passwords.is_some(),
         };
         let label = kind.destination_label();
-        if let Some(conn) = self.reuse(By::Destination, &label, reuse).await {
+        // A cached session found dead by its pipelined probe hands the recipients it did
+        // not try to the next one (each turn takes one session out of the cache).
+        let mut rcpts = rcpts;
+        while let Some(conn) = self.reuse(By::Destination, &label, reuse).await {
             tracing::debug!(target: "smtp", "{}: reusing connection to {}", job.id, conn.relay());
             let labels = Labels {
                 endpoint: kind.endpoint_label(conn.peer()),
-                destination: label,
+                destination: label.clone(),
             };
-            self.run_session(&kind, (conn, labels), job, rcpts, out, reuse)
-                .await;
-            return None;
+            match self
+                .run_session(&kind, (conn, labels), job, rcpts, out, reuse)
+                .await
+            {
+                None => return None,
+                Some(untried) => rcpts = &rcpts[untried..],
+            }
         }
         let peers = match self.allowed_peers(hop, gate, job).await {
             Ok(peers) => peers,
@@ -289,17 +296,23 @@ impl Inner {
             kind: &kind,
             reuse,
         };
-        let last = match self.open_first(&reach, peers, job).await {
-            Ok((conn, endpoint)) => {
-                let labels = Labels {
-                    destination: label,
-                    endpoint,
-                };
-                self.run_session(&kind, (conn, labels), job, rcpts, out, reuse)
-                    .await;
-                return None;
+        let last = loop {
+            match self.open_first(&reach, &peers, job).await {
+                Ok((conn, endpoint)) => {
+                    let labels = Labels {
+                        destination: label.clone(),
+                        endpoint,
+                    };
+                    match self
+                        .run_session(&kind, (conn, labels), job, rcpts, out, reuse)
+                        .await
+                    {
+                        None => return None,
+                        Some(untried) => rcpts = &rcpts[untried..],
+                    }
+                }
+                Err(last) => break last,
             }
-            Err(last) => last,
         };
         let last = match (last, gate.filter(|g| g.enforces())) {
             (Some(f), Some(g)) => HostFailure {
@@ -416,9 +429,11 @@ impl Inner {
         }
     }
 
-    /// A session cached under `label` that still answers RSET, if any: one the server
-    /// closed meanwhile is dropped and the next is tried (a dead idle connection means
-    /// "connect anew", never a failed delivery).
+    /// A session cached under `label`, if any. One whose server offers PIPELINING is
+    /// probed by the RSET that opens its next transaction's group
+    /// ([`After::Stale`] when it died idle); any other must
+    /// answer an RSET first: one the server closed meanwhile is dropped and the next is
+    /// tried (a dead idle connection means "connect anew", never a failed delivery).
     async fn reuse(&self, by: By, label: &str, allowed: bool) -> Option<Connection> {
         if !allowed {
             return None;
@@ -426,6 +441,11 @@ impl Inner {
         let timeouts = self.settings.checked_timeouts();
         let max_idle = self.settings.connection_cache_time;
         while let Some(mut conn) = self.cache.take(by, label, max_idle) {
+            if conn.caps.pipelining {
+                conn.probe_pending = true;
+                conn.reused += 1;
+                return Some(conn);
+            }
             let probe = session::command(&mut conn, b"RSET\r\n", Phase::RsetProbe, timeouts.rset);
             if matches!(probe.await, Ok(reply) if reply.is_positive()) {
                 conn.reused += 1;
@@ -443,7 +463,7 @@ impl Inner {
     async fn open_first(
         &self,
         reach: &Reach<'_>,
-        peers: Vec<Peer>,
+        peers: &[Peer],
         job: &Job<'_>,
     ) -> Result<(Connection, String), Option<HostFailure>> {
         let mut last: Option<HostFailure> = None;
@@ -456,15 +476,15 @@ impl Inner {
                     previous.failure.text
                 );
             }
-            let label = reach.kind.endpoint_label(&peer);
+            let label = reach.kind.endpoint_label(peer);
             if let Some(mut conn) = self.reuse(By::Endpoint, &label, reach.reuse).await {
                 tracing::debug!(target: "smtp", "{}: reusing connection to {} for {}", job.id, conn.relay(), peer.host);
                 // Logged as the host this delivery looked up (the label holds it whenever
                 // it mattered for TLS or SASL).
-                conn.set_host(peer.host);
+                conn.set_host(peer.host.clone());
                 return Ok((conn, label));
             }
-            match open(reach.opener, peer).await {
+            match open(reach.opener, peer.clone()).await {
                 Ok(conn) => return Ok((conn, label)),
                 Err(failure) => last = Some(failure),
             }
@@ -474,7 +494,9 @@ impl Inner {
 
     /// Runs the transactions on `conn`, then caches (when `cache`, under its `labels`:
     /// `kind`'s labels of `conn.peer`, made once by the caller) or closes it. A session authenticated for one
-    /// sender (`smtp_sender_dependent_authentication`) is not cached.
+    /// sender (`smtp_sender_dependent_authentication`) is not cached. A cached session
+    /// found dead ([`After::Stale`]) is dropped, and the index of the first recipient it
+    /// did not try is returned for another session to take.
     async fn run_session(
         &self,
         kind: &SessionKind<'_>,
@@ -483,14 +505,22 @@ impl Inner {
         rcpts: &[Rcpt<'_>],
         out: &mut Outcomes,
         cache: bool,
-    ) {
+    ) -> Option<usize> {
         let timeouts = self.settings.checked_timeouts();
-        for chunk in rcpts.chunks(self.settings.recipients_per_transaction()) {
-            if let After::Dead(failure) =
-                transaction::run(&mut conn, job, chunk, &timeouts, self.settings.dialect, out).await
+        let per_transaction = self.settings.recipients_per_transaction();
+        for (n, chunk) in rcpts.chunks(per_transaction).enumerate() {
+            match transaction::run(&mut conn, job, chunk, &timeouts, self.settings.dialect, out)
+                .await
             {
-                out.fail_these(rcpts, &failure, conn.relay());
-                return;
+                After::Ready => {}
+                After::Dead(failure) => {
+                    out.fail_these(rcpts, &failure, conn.relay());
+                    return None;
+                }
+                After::Stale => {
+                    tracing::debug!(target: "smtp", "{}: cached connection to {} was closed while idle", job.id, conn.relay());
+                    return Some(n * per_transaction);
+                }
             }
         }
         let idle = self.settings.connection_cache_time;
@@ -506,6 +536,7 @@ impl Inner {
         } else {
             conn.quit(timeouts.quit).await;
         }
+        None
     }
 }
 

@@ -147,6 +147,9 @@ pub(crate) struct Connection {
     pub opened: Instant,
     /// Times this session was taken from the connection cache (Postfix's `reuse_count`).
     pub reused: usize,
+    /// Taken from the cache and not yet shown alive: the next pipelined transaction opens
+    /// with RSET and treats a missing or negative reply to it as a dead cached session.
+    pub probe_pending: bool,
 }
 
 /// Why a connection could not be opened.
@@ -252,6 +255,7 @@ impl Connection {
             tls_session: String::new(),
             opened: Instant::now(),
             reused: 0,
+            probe_pending: false,
         })
     }
 
@@ -358,6 +362,7 @@ impl Connection {
             tls_session,
             opened: self.opened,
             reused: self.reused,
+            probe_pending: false,
         })
     }
 

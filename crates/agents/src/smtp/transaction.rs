@@ -5,6 +5,7 @@
 //! ```text
 //! checks (SIZE limit, SMTPUTF8) ─► MAIL ─► RCPT × n ─► DATA ─► body ─► "." ─► reply
 //!   pipelined: MAIL + every RCPT + DATA go out in one write; the replies are read in order.
+//!   A session just taken from the cache puts RSET first; a dead one (no 250 to it) is Stale.
 //!   MAIL refused → every recipient gets that reply; no RCPT accepted or DATA refused → RSET.
 //! ```
 //! LMTP (RFC 2033 4.2): after the final dot the server answers once per accepted recipient,
@@ -38,6 +39,10 @@ pub(crate) enum After {
     Ready,
     /// Broken or in an unknown state; recipients not yet tried get this failure.
     Dead(Failure),
+    /// A session from the connection cache did not answer the RSET that opened the
+    /// pipelined group: it died while idle. Nothing was delivered and no outcome recorded;
+    /// the recipients go out over another session.
+    Stale,
 }
 
 /// An I/O failure and where it happened.
@@ -162,14 +167,33 @@ impl Transaction<'_, '_> {
         )
     }
 
-    /// RFC 2920: MAIL, every RCPT and DATA in one write, then the replies in order.
+    /// RFC 2920: MAIL, every RCPT and DATA in one write, then the replies in order. A
+    /// session just taken from the cache opens the group with RSET (RFC 2920 allows it
+    /// anywhere in a group), the probe that it is still alive, so a reuse costs no round
+    /// trip of its own; until its reply arrives nothing counts as tried.
     async fn pipelined(&mut self, mail: Vec<u8>, rcpts: &[Rcpt<'_>]) -> Result<After, Broken> {
-        let mut batch = mail;
+        let probe = std::mem::take(&mut self.conn.probe_pending);
+        let mut batch = Vec::with_capacity(mail.len() + 6 + 64 * rcpts.len());
+        if probe {
+            batch.extend_from_slice(b"RSET\r\n");
+        }
+        batch.extend_from_slice(&mail);
         for rcpt in rcpts {
             batch.extend(self.rcpt_command(rcpt));
         }
         batch.extend_from_slice(b"DATA\r\n");
-        self.send(&batch, Phase::Mail, self.timeouts.mail).await?;
+        let sent = self.send(&batch, Phase::Mail, self.timeouts.mail).await;
+        if probe {
+            let alive = match sent {
+                Ok(()) => self.read(Phase::RsetProbe, self.timeouts.rset).await,
+                Err(broken) => Err(broken),
+            };
+            if !matches!(alive, Ok(reply) if reply.is_positive()) {
+                return Ok(After::Stale);
+            }
+        } else {
+            sent?;
+        }
         let mail = self.read(Phase::Mail, self.timeouts.mail).await?;
         let mut accepted = Vec::with_capacity(rcpts.len());
         for rcpt in rcpts {

@@ -264,8 +264,53 @@ async fn second_delivery_reuses_the_connection_after_rset() {
     assert_eq!(t.connections, 1);
     assert_eq!(t.messages.len(), 3);
     assert_eq!(t.count("RSET"), 2, "one probe before each reuse");
+    // The probe opens the reused session's pipelined group: no round trip of its own.
+    assert_eq!(t.batched_with_rset.len(), 2);
+    for batch in &t.batched_with_rset {
+        let verbs: Vec<&str> = batch.iter().map(|l| &l[..4]).collect();
+        assert_eq!(verbs, ["MAIL", "RCPT", "DATA"], "{t:?}");
+    }
     assert_eq!(t.count("EHLO"), 1);
     assert_eq!(client.idle_connections(), 1);
+}
+
+#[tokio::test]
+async fn without_pipelining_the_probe_is_a_round_trip_of_its_own() {
+    let server = TestServer::start(Behaviour::default().with_ehlo(&["8BITMIME"])).await;
+    let client = client(settings(25));
+    let hop = loopback(server.port());
+    let env = envelope("f@a.example", &["one@b.example"]);
+    for _ in 0..2 {
+        assert_eq!(
+            kinds(&deliver_all(&client, &hop, &env, MESSAGE).await),
+            [Sent]
+        );
+    }
+    let t = server.transcript();
+    assert_eq!((t.connections, t.count("RSET")), (1, 1));
+    assert_eq!(t.batched_with_rset, [Vec::<String>::new()], "{t:?}");
+}
+
+#[tokio::test]
+async fn a_cached_session_refusing_its_pipelined_rset_is_left_for_a_new_one() {
+    // A server that answers RSET with 421 (as one does that timed the idle session out)
+    // gets no body over that session: the message goes out over a new connection, once.
+    let server = TestServer::start(Behaviour {
+        rset: reply("421 4.4.2 test.example Error: timeout exceeded"),
+        ..Behaviour::default()
+    })
+    .await;
+    let client = client(settings(25));
+    let hop = loopback(server.port());
+    let env = envelope("f@a.example", &["one@b.example", "two@b.example"]);
+    for round in 0..2 {
+        let report = deliver_all(&client, &hop, &env, MESSAGE).await;
+        assert_eq!(kinds(&report), [Sent, Sent], "round {round}");
+    }
+    let t = server.transcript();
+    assert_eq!(t.messages.len(), 2, "{t:?}");
+    assert_eq!(t.connections, 2);
+    assert_eq!(t.count("RSET"), 1);
 }
 
 #[tokio::test]

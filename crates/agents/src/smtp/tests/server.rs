@@ -113,6 +113,8 @@ pub struct Transcript {
     pub commands: Vec<String>,
     /// For each MAIL command: the lines that had already arrived with it (pipelining).
     pub batched_with_mail: Vec<Vec<String>>,
+    /// For each RSET: the lines that had already arrived with it.
+    pub batched_with_rset: Vec<Vec<String>>,
     pub messages: Vec<Received>,
     /// Each AUTH: mechanism, user, password, and whether it came over TLS.
     pub auth: Vec<(String, String, String, bool)>,
@@ -227,7 +229,11 @@ impl Session {
             }
             "RCPT" => self.rcpt(line),
             "DATA" => return self.data().await,
-            "RSET" => b.rset.clone(),
+            "RSET" => {
+                let lines = self.buffered_lines();
+                self.log.lock().unwrap().batched_with_rset.push(lines);
+                b.rset.clone()
+            }
             "NOOP" => reply("250 2.0.0 Ok"),
             "QUIT" => {
                 self.act(&reply("221 2.0.0 Bye")).await;
@@ -273,13 +279,17 @@ impl Session {
 
     /// Records the lines already buffered when MAIL was read (sent in the same batch).
     fn note_batch(&mut self) {
-        let buffered = String::from_utf8_lossy(self.io.buffer()).to_string();
-        let lines = buffered
+        let lines = self.buffered_lines();
+        self.log.lock().unwrap().batched_with_mail.push(lines);
+    }
+
+    /// The lines already read from the socket but not yet answered.
+    fn buffered_lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(self.io.buffer())
             .split("\r\n")
             .filter(|l| !l.is_empty())
             .map(str::to_string)
-            .collect();
-        self.log.lock().unwrap().batched_with_mail.push(lines);
+            .collect()
     }
 
     async fn data(&mut self) -> Next {
