@@ -14,7 +14,9 @@
 //! destination or endpoint label → the most recently stored live connection for it, if any.
 //! Invariants: a connection is handed out at most once (taking it by one label removes it
 //! under the other); one idle longer than the cache time is never handed out and is closed
-//! (QUIT) by a timer task; per destination at most as many as may be in use there at once
+//! (QUIT) by the cache's one closer task, soon after (it wakes at the earliest deadline plus
+//! a quarter of the time that was left until it, 10 ms to 1 s, and closes every connection
+//! expired by then: one wake-up for many expiries, not a timer task per stored connection); per destination at most as many as may be in use there at once
 //! (the destination concurrency limit: with a smaller cap, each wave of deliveries coming
 //! back closed the surplus and the next wave opened as many anew), and [`MAX_IDLE`] in all
 //! (a burst to many destinations cannot pin file descriptors). Two sessions share an
@@ -25,9 +27,11 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use super::conn::{Connection, Endpoint, Peer};
 use super::policy::TlsPolicy;
@@ -109,6 +113,10 @@ impl SessionKind<'_> {
 struct Idle {
     conn: Connection,
     since: Instant,
+    /// `since` plus the cache time it was stored with: the closer's QUIT is due then.
+    expires: Instant,
+    /// The QUIT's time limit.
+    quit: Duration,
     labels: Labels,
 }
 
@@ -131,6 +139,10 @@ pub(crate) enum By {
 pub(crate) struct ConnectionCache {
     idle: Mutex<Index>,
     next_id: AtomicU64,
+    /// The closer task was started (at the first store).
+    closer: AtomicBool,
+    /// Tells the closer, waiting with nothing stored, that something is.
+    stored: Arc<Notify>,
 }
 
 impl ConnectionCache {
@@ -162,19 +174,39 @@ impl ConnectionCache {
         per_destination: usize,
     ) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let rejected = self.insert(labels, id, conn, per_destination);
-        if let Some(conn) = rejected {
-            tokio::spawn(conn.quit(quit));
-            return;
-        }
-        let cache: Weak<Self> = Arc::downgrade(self);
-        tokio::spawn(async move {
-            tokio::time::sleep(max_idle).await;
-            let expired = cache.upgrade().and_then(|c| c.lock().remove(id));
-            if let Some(entry) = expired {
-                entry.conn.quit(quit).await;
+        let stored = Stored {
+            max_idle,
+            quit,
+            per_destination,
+        };
+        match self.insert(labels, id, conn, stored) {
+            Err(rejected) => {
+                tokio::spawn(rejected.quit(quit));
             }
-        });
+            Ok(first) => {
+                if !self.closer.swap(true, Ordering::Relaxed) {
+                    tokio::spawn(close_expired(Arc::downgrade(self), self.stored.clone()));
+                }
+                if first {
+                    self.stored.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Takes out every connection whose cache time ran out by `now`; also returns the
+    /// earliest deadline of those left.
+    fn expire(&self, now: Instant) -> (Vec<Idle>, Option<Instant>) {
+        let mut index = self.lock();
+        let due: Vec<u64> = index
+            .entries
+            .iter()
+            .filter(|(_, idle)| idle.expires <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        let expired = due.into_iter().filter_map(|id| index.remove(id)).collect();
+        let next = index.entries.values().map(|idle| idle.expires).min();
+        (expired, next)
     }
 
     /// Number of idle connections (tests and diagnostics).
@@ -182,36 +214,37 @@ impl ConnectionCache {
         self.lock().entries.len()
     }
 
-    /// Adds the connection unless a limit is reached; returns it when refused.
+    /// Adds the connection unless a limit is reached (then returns it); `Ok(true)` when it
+    /// is the only one stored.
     fn insert(
         &self,
         labels: Labels,
         id: u64,
         conn: Connection,
-        per_destination: usize,
-    ) -> Option<Connection> {
+        stored: Stored,
+    ) -> Result<bool, Connection> {
         let mut index = self.lock();
         let here = index
             .by_destination
             .get(&labels.destination)
             .map_or(0, Vec::len);
-        if index.entries.len() >= MAX_IDLE || here >= per_destination.max(1) {
-            return Some(conn);
+        if index.entries.len() >= MAX_IDLE || here >= stored.per_destination.max(1) {
+            return Err(conn);
         }
-        let destination = index.by_destination.entry(labels.destination.clone());
-        destination.or_default().push(id);
-        let endpoint = index.by_endpoint.entry(labels.endpoint.clone());
-        endpoint.or_default().push(id);
+        file(&mut index.by_destination, &labels.destination, id);
+        file(&mut index.by_endpoint, &labels.endpoint, id);
         let since = Instant::now();
         index.entries.insert(
             id,
             Idle {
                 conn,
                 since,
+                expires: since + stored.max_idle,
+                quit: stored.quit,
                 labels,
             },
         );
-        None
+        Ok(index.entries.len() == 1)
     }
 
     /// The index, even if a panicking thread poisoned the lock (the data stays consistent:
@@ -228,6 +261,61 @@ impl Index {
         unfile(&mut self.by_destination, &entry.labels.destination, id);
         unfile(&mut self.by_endpoint, &entry.labels.endpoint, id);
         Some(entry)
+    }
+}
+
+impl Drop for ConnectionCache {
+    /// Wakes a closer waiting for a first connection, so that it sees the cache gone and ends.
+    fn drop(&mut self) {
+        self.stored.notify_one();
+    }
+}
+
+/// How [`ConnectionCache::put`] was asked to keep a connection.
+struct Stored {
+    max_idle: Duration,
+    quit: Duration,
+    per_destination: usize,
+}
+
+/// The closer: while connections are stored, sleeps until the earliest deadline plus some
+/// slack and sends QUIT to each one expired by then; with none stored, waits for one. Ends
+/// when the cache is gone.
+async fn close_expired(cache: Weak<ConnectionCache>, stored: Arc<Notify>) {
+    loop {
+        let Some(strong) = cache.upgrade() else {
+            return;
+        };
+        let (expired, next) = strong.expire(Instant::now());
+        drop(strong);
+        for idle in expired {
+            tokio::spawn(idle.conn.quit(idle.quit));
+        }
+        match next {
+            Some(deadline) => {
+                let slack = expiry_slack(deadline);
+                tokio::time::sleep_until((deadline + slack).into()).await;
+            }
+            None => stored.notified().await,
+        }
+    }
+}
+
+/// How late the closer may come for a connection due at `deadline`: a quarter of the time
+/// left until then, between 10 ms and a second, so that one wake-up serves the expiries of
+/// many deliveries (a connection past its time is never handed out meanwhile).
+fn expiry_slack(deadline: Instant) -> Duration {
+    let left = deadline.saturating_duration_since(Instant::now());
+    (left / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// Files `id` under `label`, allocating the label only for its first connection.
+fn file(lists: &mut HashMap<String, Vec<u64>>, label: &str, id: u64) {
+    match lists.get_mut(label) {
+        Some(list) => list.push(id),
+        None => {
+            lists.insert(label.to_string(), vec![id]);
+        }
     }
 }
 

@@ -151,6 +151,50 @@ async fn a_connection_taken_by_its_address_is_gone_under_its_destination() {
     );
 }
 
+/// Connects to a fresh listener; returns the connection, its peer and the server's end.
+async fn connected(host: &str) -> (Connection, Peer, tokio::net::TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = tokio::spawn(async move { listener.accept().await.map(|(s, _)| s) });
+    let target = peer(host, &addr.to_string());
+    let conn = Connection::connect(target.clone(), Duration::from_secs(30), None)
+        .await
+        .unwrap();
+    (conn, target, accept.await.unwrap().unwrap())
+}
+
+/// What the server end read until the client closed (or the deadline passed).
+async fn read_to_close(mut server_end: tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(testkit::DEADLINE, server_end.read_to_end(&mut got)).await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn the_closer_quits_every_expired_connection_and_wakes_again_for_later_ones() {
+    let may = policy(SmtpTlsLevel::May);
+    let cache = std::sync::Arc::new(ConnectionCache::default());
+    let short = Duration::from_millis(100);
+    for wave in 0..2 {
+        let mut ends = Vec::new();
+        for i in 0..3 {
+            let destination = format!("inet:w{wave}d{i}.example:25");
+            let (conn, target, end) = connected("mx.example").await;
+            let labels = kind(&destination, &may, false).labels(&target);
+            cache.put(labels, conn, short, Duration::from_secs(1), 20);
+            ends.push(end);
+        }
+        assert_eq!(cache.len(), 3, "wave {wave}");
+        // The second wave comes after the cache was empty: the closer, then waiting for a
+        // first connection, must be woken by it.
+        for end in ends {
+            assert_eq!(read_to_close(end).await, "QUIT\r\n", "wave {wave}");
+        }
+        assert_eq!(cache.len(), 0, "wave {wave}");
+    }
+}
+
 /// Settings resolving through `dns`, trusting `ca_file`, default level `may`, and
 /// `tls_policy` as smtp_tls_policy_maps.
 fn shared_settings(
