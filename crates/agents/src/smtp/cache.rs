@@ -179,18 +179,19 @@ impl ConnectionCache {
             quit,
             per_destination,
         };
-        match self.insert(labels, id, conn, stored) {
-            Err(rejected) => {
-                tokio::spawn(rejected.quit(quit));
+        let first = match self.insert(labels, id, conn, stored) {
+            Filed::Refused(conn) => {
+                tokio::spawn(conn.quit(quit));
+                return;
             }
-            Ok(first) => {
-                if !self.closer.swap(true, Ordering::Relaxed) {
-                    tokio::spawn(close_expired(Arc::downgrade(self), self.stored.clone()));
-                }
-                if first {
-                    self.stored.notify_one();
-                }
-            }
+            Filed::First => true,
+            Filed::Beside => false,
+        };
+        if !self.closer.swap(true, Ordering::Relaxed) {
+            tokio::spawn(close_expired(Arc::downgrade(self), self.stored.clone()));
+        }
+        if first {
+            self.stored.notify_one();
         }
     }
 
@@ -214,22 +215,15 @@ impl ConnectionCache {
         self.lock().entries.len()
     }
 
-    /// Adds the connection unless a limit is reached (then returns it); `Ok(true)` when it
-    /// is the only one stored.
-    fn insert(
-        &self,
-        labels: Labels,
-        id: u64,
-        conn: Connection,
-        stored: Stored,
-    ) -> Result<bool, Connection> {
+    /// Adds the connection unless a limit is reached.
+    fn insert(&self, labels: Labels, id: u64, conn: Connection, stored: Stored) -> Filed {
         let mut index = self.lock();
         let here = index
             .by_destination
             .get(&labels.destination)
             .map_or(0, Vec::len);
         if index.entries.len() >= MAX_IDLE || here >= stored.per_destination.max(1) {
-            return Err(conn);
+            return Filed::Refused(Box::new(conn));
         }
         file(&mut index.by_destination, &labels.destination, id);
         file(&mut index.by_endpoint, &labels.endpoint, id);
@@ -244,7 +238,10 @@ impl ConnectionCache {
                 labels,
             },
         );
-        Ok(index.entries.len() == 1)
+        match index.entries.len() {
+            1 => Filed::First,
+            _ => Filed::Beside,
+        }
     }
 
     /// The index, even if a panicking thread poisoned the lock (the data stays consistent:
@@ -269,6 +266,16 @@ impl Drop for ConnectionCache {
     fn drop(&mut self) {
         self.stored.notify_one();
     }
+}
+
+/// What [`ConnectionCache::insert`] did with a connection.
+enum Filed {
+    /// Stored, the only one.
+    First,
+    /// Stored beside others.
+    Beside,
+    /// A limit was reached: not stored, handed back.
+    Refused(Box<Connection>),
 }
 
 /// How [`ConnectionCache::put`] was asked to keep a connection.
