@@ -7,11 +7,12 @@
 //! (`queued(id)`). A failed enqueue is `451 4.3.0`: the client keeps the message and retries.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use envelope::QueueId;
 use queue::{MessageMeta, QueueName, Store, StoreError};
-use submit::guard::{self, GuardError, Limits};
+use submit::guard::{self, FreeSpace, GuardError, Limits};
 use tracing::{info, warn};
 
 use crate::content::{self, Disposition};
@@ -49,16 +50,73 @@ impl Intake {
     }
 }
 
+/// How long a measurement of the queue's free space answers later checks, and how much room
+/// above what they need it must show to do so: far from the limits a session's MAIL and
+/// DATA checks (two `statfs` a message) reuse it; near them every check measures anew.
+const RECENT: Duration = Duration::from_millis(100);
+const RECENT_MARGIN_BYTES: u64 = 256 << 20;
+const RECENT_MARGIN_INODES: u64 = 10_000;
+
 /// `queue_minfree` / `queue_minfree_inodes` on the queue file system.
 #[derive(Debug, Clone)]
 pub struct DiskGuard {
     pub queue_directory: PathBuf,
     pub limits: Limits,
+    /// The last measurement and when it was made (shared by every session).
+    recent: Arc<Mutex<Option<(Instant, FreeSpace)>>>,
+}
+
+impl DiskGuard {
+    pub fn new(queue_directory: PathBuf, limits: Limits) -> DiskGuard {
+        DiskGuard {
+            queue_directory,
+            limits,
+            recent: Arc::default(),
+        }
+    }
+
+    /// Whether the last measurement, younger than [`RECENT`], leaves room for `size` bytes
+    /// with the margins to spare (so that what other sessions wrote since cannot matter).
+    fn recently_roomy(&self, size: u64, now: Instant) -> bool {
+        let recent = *self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((at, free)) = recent else {
+            return false;
+        };
+        let need = self
+            .limits
+            .queue_minfree
+            .saturating_add(size)
+            .saturating_add(RECENT_MARGIN_BYTES);
+        let inodes_ok = free.inodes.is_none_or(|n| {
+            n >= self
+                .limits
+                .queue_minfree_inodes
+                .saturating_add(RECENT_MARGIN_INODES)
+        });
+        now.saturating_duration_since(at) < RECENT && free.bytes >= need && inodes_ok
+    }
+
+    fn measure(&self, now: Instant) -> Result<FreeSpace, GuardError> {
+        let free = guard::free_space(&self.queue_directory).map_err(|source| GuardError::Io {
+            op: "measure free space of",
+            path: self.queue_directory.clone(),
+            source,
+        })?;
+        *self.recent.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, free));
+        Ok(free)
+    }
 }
 
 impl Storage for DiskGuard {
     fn has_room(&self, size: u64) -> Result<(), Reply> {
-        match guard::check_free_space(&self.queue_directory, &self.limits, size) {
+        let now = Instant::now();
+        if self.recently_roomy(size, now) {
+            return Ok(());
+        }
+        let verdict = self
+            .measure(now)
+            .and_then(|free| guard::judge_free_space(free, &self.limits, size));
+        match verdict {
             Ok(()) => Ok(()),
             Err(GuardError::Refused(why)) => {
                 warn!(target: "smtpd", "not enough free space in mail queue: {why}");
@@ -198,4 +256,38 @@ fn prepended(headers: &[String], message: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(message);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(queue_minfree: u64) -> Limits {
+        Limits {
+            queue_minfree,
+            queue_minfree_inodes: 0,
+            maildrop_size_limit: 0,
+            maildrop_count_limit: 0,
+        }
+    }
+
+    #[test]
+    fn a_recent_roomy_measurement_answers_and_one_near_the_limit_or_old_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let guard = DiskGuard::new(dir.path().to_path_buf(), limits(0));
+        let now = Instant::now();
+        assert!(!guard.recently_roomy(4096, now), "nothing measured yet");
+        let free = guard.measure(now).unwrap();
+        if free.bytes < 2 * RECENT_MARGIN_BYTES {
+            eprintln!("skipped: the temp file system has under 512 MiB free");
+            return;
+        }
+        assert!(guard.recently_roomy(4096, now + RECENT / 2));
+        assert!(!guard.recently_roomy(4096, now + RECENT), "too old");
+        // Within the margin of the limit every check measures again.
+        let tight = DiskGuard::new(dir.path().to_path_buf(), limits(free.bytes - 1024));
+        tight.measure(now).unwrap();
+        assert!(!tight.recently_roomy(0, now));
+        assert!(tight.has_room(1 << 30).is_err(), "over the limit: refused");
+    }
 }

@@ -78,10 +78,10 @@ impl SmtpdSettings {
                 min_data_rate: cfg.smtpd_min_data_rate.max(1),
                 session: cfg.smtpd_session_deadline,
             },
-            disk: DiskGuard {
-                queue_directory: cfg.queue_directory.clone(),
-                limits: submit::guard::Limits::from_config(cfg),
-            },
+            disk: DiskGuard::new(
+                cfg.queue_directory.clone(),
+                submit::guard::Limits::from_config(cfg),
+            ),
             session: session_settings(cfg),
         }
     }

@@ -156,6 +156,15 @@ pub fn check_free_space(
         path: queue_dir.to_path_buf(),
         source,
     })?;
+    judge_free_space(free, limits, message_size)
+}
+
+/// The verdict of [`check_free_space`] on a measurement already made.
+pub fn judge_free_space(
+    free: FreeSpace,
+    limits: &Limits,
+    message_size: u64,
+) -> Result<(), GuardError> {
     if free.bytes < limits.queue_minfree.saturating_add(message_size) {
         return Err(GuardError::Refused(Refusal::LowSpace {
             free: free.bytes,
