@@ -71,7 +71,7 @@ impl SmtpClient {
     /// unusable settings (a bad `dns_nameservers` entry).
     pub fn new(settings: SmtpSettings) -> Result<SmtpClient, SmtpError> {
         let dns = Dns::new(&settings.dns_nameservers, settings.inet_protocols)?;
-        let secure_dns = SecureDns::new(&settings.dns_nameservers);
+        let secure_dns = SecureDns::new(&settings.dns_nameservers, settings.inet_protocols);
         let tls = TlsContext::load(&settings.ca_file);
         let policies = TextMap::load(
             "smtp_tls_policy_maps",

@@ -30,7 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::failure::Failure;
 use super::policy::TlsPolicy;
-use super::settings::SmtpTlsLevel;
+use super::settings::{InetProtocols, SmtpTlsLevel};
 
 /// One usable TLSA record: DANE-TA(2) or DANE-EE(3), selector 0 (certificate) or 1 (public
 /// key), matching 0 (exact), 1 (SHA-256) or 2 (SHA-512).
@@ -112,12 +112,14 @@ pub(crate) struct Answer {
 pub(crate) struct SecureDns {
     servers: Vec<SocketAddr>,
     timeout: Duration,
+    /// `inet_protocols`: only the address records of these families are checked.
+    families: InetProtocols,
 }
 
 impl SecureDns {
     /// The servers of `dns_nameservers` (already checked by [`super::dns::Dns::new`]), else
     /// those of /etc/resolv.conf; none when neither gives any (every query then fails).
-    pub fn new(nameservers: &[String]) -> SecureDns {
+    pub fn new(nameservers: &[String], families: InetProtocols) -> SecureDns {
         let servers = if nameservers.is_empty() {
             system_servers()
         } else {
@@ -129,6 +131,7 @@ impl SecureDns {
         SecureDns {
             servers,
             timeout: Duration::from_secs(5),
+            families,
         }
     }
 
@@ -167,9 +170,14 @@ impl SecureDns {
         }
     }
 
-    /// True when the address records of `host` (A, else AAAA) are validated.
-    async fn addresses_are_secure(&self, host: &str) -> bool {
-        for rtype in [RecordType::A, RecordType::AAAA] {
+    /// True when the address records of `host` (A, else AAAA; only the families
+    /// `inet_protocols` names, the ones the session could connect to) are validated.
+    pub(super) async fn addresses_are_secure(&self, host: &str) -> bool {
+        let families = [
+            (self.families.ipv4, RecordType::A),
+            (self.families.ipv6, RecordType::AAAA),
+        ];
+        for rtype in families.into_iter().filter(|f| f.0).map(|f| f.1) {
             if let Ok(answer) = self.query(host, rtype).await {
                 if !answer.records.is_empty() {
                     return answer.secure;

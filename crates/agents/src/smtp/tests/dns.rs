@@ -435,3 +435,17 @@ async fn inet_protocols_decides_which_address_records_are_asked_for() {
     );
     assert_eq!(a.transcript().messages.len(), 2);
 }
+
+#[tokio::test]
+async fn dane_checks_only_the_address_records_of_the_families_in_inet_protocols() {
+    // mx.example.net has an A record: with IPv6 alone the DNSSEC check of its addresses
+    // asks for AAAA only (before, A was asked first whatever inet_protocols said).
+    let dns = Dns::start(Zone::default().a("mx.example.net", "127.0.0.2"));
+    let ipv6 = InetProtocols {
+        ipv4: false,
+        ipv6: true,
+    };
+    let secure = super::super::dane::SecureDns::new(&[dns.nameserver()], ipv6);
+    assert!(!secure.addresses_are_secure("mx.example.net").await);
+    assert_eq!(dns.queries(), ["mx.example.net 28"]);
+}
