@@ -116,6 +116,9 @@ fn a_dead_server_sees_a_handful_of_connections_and_live_mail_still_flows() {
             .len(),
         20
     );
+    // Each is removed from the queue once its removal is durable, a moment after status=sent
+    // (on a loaded machine, long enough to be seen still queued).
+    world.wait_lines(&["qmgr", ": removed"], 20);
     let queue = world.queue();
     assert_eq!(queue.len(), 300, "the dead destination's mail is kept");
     assert!(queue
