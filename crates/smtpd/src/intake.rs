@@ -97,11 +97,7 @@ impl DiskGuard {
     }
 
     fn measure(&self, now: Instant) -> Result<FreeSpace, GuardError> {
-        let free = guard::free_space(&self.queue_directory).map_err(|source| GuardError::Io {
-            op: "measure free space of",
-            path: self.queue_directory.clone(),
-            source,
-        })?;
+        let free = guard::measure_free_space(&self.queue_directory)?;
         *self.recent.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, free));
         Ok(free)
     }

@@ -16,7 +16,8 @@
 //! under the other); one idle longer than the cache time is never handed out and is closed
 //! (QUIT) by the cache's one closer task, soon after (it wakes at the earliest deadline plus
 //! a quarter of the time that was left until it, 10 ms to 1 s, and closes every connection
-//! expired by then: one wake-up for many expiries, not a timer task per stored connection); per destination at most as many as may be in use there at once
+//! expired by then: one wake-up for many expiries, not a timer task per stored connection);
+//! per destination at most as many as may be in use there at once
 //! (the destination concurrency limit: with a smaller cap, each wave of deliveries coming
 //! back closed the surplus and the next wave opened as many anew), and [`MAX_IDLE`] in all
 //! (a burst to many destinations cannot pin file descriptors). Two sessions share an
@@ -112,8 +113,8 @@ impl SessionKind<'_> {
 
 struct Idle {
     conn: Connection,
-    since: Instant,
-    /// `since` plus the cache time it was stored with: the closer's QUIT is due then.
+    /// When it was stored plus the cache time it was stored with: from then on it is not
+    /// handed out, and the closer's QUIT is due.
     expires: Instant,
     /// The QUIT's time limit.
     quit: Duration,
@@ -146,8 +147,8 @@ pub(crate) struct ConnectionCache {
 }
 
 impl ConnectionCache {
-    /// The newest connection filed under `label` idle for less than `max_idle`.
-    pub fn take(&self, by: By, label: &str, max_idle: Duration) -> Option<Connection> {
+    /// The newest connection filed under `label` whose cache time has not run out.
+    pub fn take(&self, by: By, label: &str) -> Option<Connection> {
         let mut index = self.lock();
         loop {
             let list = match by {
@@ -156,10 +157,10 @@ impl ConnectionCache {
             };
             let id = *list?.last()?;
             let entry = index.remove(id)?;
-            if entry.since.elapsed() < max_idle {
+            if Instant::now() < entry.expires {
                 return Some(entry.conn);
             }
-            // Expired: dropping closes the socket; its timer will find nothing.
+            // Expired: dropping closes the socket; the closer will find nothing.
         }
     }
 
@@ -227,13 +228,11 @@ impl ConnectionCache {
         }
         file(&mut index.by_destination, &labels.destination, id);
         file(&mut index.by_endpoint, &labels.endpoint, id);
-        let since = Instant::now();
         index.entries.insert(
             id,
             Idle {
                 conn,
-                since,
-                expires: since + stored.max_idle,
+                expires: Instant::now() + stored.max_idle,
                 quit: stored.quit,
                 labels,
             },

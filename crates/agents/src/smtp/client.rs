@@ -439,8 +439,7 @@ impl Inner {
             return None;
         }
         let timeouts = self.settings.checked_timeouts();
-        let max_idle = self.settings.connection_cache_time;
-        while let Some(mut conn) = self.cache.take(by, label, max_idle) {
+        while let Some(mut conn) = self.cache.take(by, label) {
             if conn.caps.pipelining {
                 conn.probe_pending = true;
                 conn.reused += 1;

@@ -151,12 +151,16 @@ pub fn check_free_space(
     limits: &Limits,
     message_size: u64,
 ) -> Result<(), GuardError> {
-    let free = free_space(queue_dir).map_err(|source| GuardError::Io {
+    judge_free_space(measure_free_space(queue_dir)?, limits, message_size)
+}
+
+/// [`free_space`] of the queue's file system, its failure as a [`GuardError`].
+pub fn measure_free_space(queue_dir: &Path) -> Result<FreeSpace, GuardError> {
+    free_space(queue_dir).map_err(|source| GuardError::Io {
         op: "measure free space of",
         path: queue_dir.to_path_buf(),
         source,
-    })?;
-    judge_free_space(free, limits, message_size)
+    })
 }
 
 /// The verdict of [`check_free_space`] on a measurement already made.

@@ -138,15 +138,13 @@ async fn a_connection_taken_by_its_address_is_gone_under_its_destination() {
     assert_eq!(cache.len(), 1);
     let b = kind("inet:b.example:25", &may, false);
     assert!(cache
-        .take(By::Destination, &b.destination_label(), long)
+        .take(By::Destination, &b.destination_label())
         .is_none());
     let shared = b.endpoint_label(&peer("mx.b.example", &addr.to_string()));
-    assert!(cache.take(By::Endpoint, &shared, long).is_some());
+    assert!(cache.take(By::Endpoint, &shared).is_some());
     assert_eq!(cache.len(), 0);
     assert!(
-        cache
-            .take(By::Destination, &labels.destination, long)
-            .is_none(),
+        cache.take(By::Destination, &labels.destination).is_none(),
         "handed out once"
     );
 }
