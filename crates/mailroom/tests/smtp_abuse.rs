@@ -225,6 +225,26 @@ s.quit()
     c.ok("QUIT", 221);
 }
 
+/// The 421 that ends a session reaches a client that pipelined far more than the server
+/// read: the server closes its write side (a FIN) before it closes the socket, so the
+/// unread input makes a RST only after the client has the replies and the end of stream.
+#[test]
+fn a_session_ended_with_input_unread_still_ends_with_its_421_and_a_clean_close() {
+    let smtp = World::started(
+        "smtpd_soft_error_limit = 100\nsmtpd_hard_error_limit = 3\nsmtpd_error_sleep_time = 0",
+    );
+    let mut c = smtp.client();
+    c.expect(220, "");
+    // 64 KiB of bad commands in one write: more than the server reads before it gives up.
+    let _ = c.try_send("BOGUS\r\n".repeat(64 * 1024 / 7).as_bytes());
+    for _ in 0..3 {
+        c.expect(500, "");
+    }
+    c.expect(421, "4.7.0");
+    assert!(c.is_closed(), "the session ended with a reset, not a close");
+    still_serving(&smtp, "alice");
+}
+
 #[test]
 fn error_limits_slow_down_then_disconnect() {
     let smtp = World::started(

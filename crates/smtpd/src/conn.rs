@@ -400,13 +400,15 @@ impl Conn {
         self.stream = Some(Stream::Tls(Box::new(tls)));
     }
 
-    /// Sends what is queued and closes the connection, ignoring errors (the peer may be
-    /// gone already). TLS sends its close_notify first; a plain socket is just closed,
-    /// which sends the FIN a `shutdown` would (one system call less per session).
+    /// Sends what is queued and closes the write side, ignoring errors (the peer may be
+    /// gone already); TLS sends its close_notify first. The `shutdown(2)` is needed even
+    /// for a plain socket: a close with unread input (a client that pipelined a command
+    /// after the one we answer with 421) sends a RST instead of a FIN, and the client may
+    /// then lose the 421 it had not read yet.
     pub async fn close(mut self) {
         let _ = self.flush().await;
-        if let Some(Stream::Tls(mut tls)) = self.stream.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+        if let Some(mut stream) = self.stream.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
         }
     }
 }
