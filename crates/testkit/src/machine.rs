@@ -114,23 +114,40 @@ pub fn read_all(mut r: impl Read) -> Vec<u8> {
     v
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, and that no other test process is handed.
+///
+/// A port is free only until someone binds it, and the peers (pymilter, dovecot, unbound,
+/// the daemon itself) bind theirs later. So the port is taken below the kernel's ephemeral
+/// range (32768–60999 by default: an outgoing connection of any parallel test can take a
+/// port from there), and a lock on a file named after it, held until this process exits,
+/// keeps the other test binaries running in parallel from handing it out too. Within the
+/// process the lock is already ours, so a list of what was given keeps a test from getting
+/// the same port twice (a dead destination now, the daemon's listener later).
 pub fn free_port() -> u16 {
-    // A port is free only until someone binds it: a test that picks two ports (a dead
-    // destination now, the daemon's listener later) must never get the same one twice, or
-    // the daemon relays to itself. Remember what this process handed out.
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-        if !given.contains(&port) {
-            given.push(port);
+    const FIRST: u16 = 20_000;
+    const COUNT: u16 = 12_000;
+    static GIVEN: std::sync::Mutex<Vec<(u16, std::fs::File)>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("mailroom-testkit-ports");
+    let _ = std::fs::create_dir_all(&dir);
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    let offset = fastrand::u16(0..COUNT);
+    for i in 0..COUNT {
+        let port = FIRST + (offset + i) % COUNT;
+        if given.iter().any(|(p, _)| *p == port) {
+            continue;
+        }
+        let Ok(lock) = std::fs::File::create(dir.join(port.to_string())) else {
+            continue;
+        };
+        if lock.try_lock().is_err() {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push((port, lock));
             return port;
         }
     }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT);
 }
 
 /// Runs `cmd` with `input` written on a separate thread (so a large input cannot deadlock
