@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{Config, ForbidBareNewline, LogFormat, Profile, SmtpTlsLevel, Stressed, TlsLevel};
+use crate::{
+    Config, ForbidBareNewline, LogFormat, Profile, SmtpTlsLevel, Stressed, TlsLevel, Toggle,
+};
 
 /// The environment variables the embedded default depends on (empty values count as unset).
 #[derive(Debug, Clone, Default)]
@@ -138,8 +140,8 @@ fn with_postfix_defaults(site: Site) -> Config {
         postdrop_path: site.postdrop_path,
         queue_minfree: 100 << 20,
         queue_minfree_inodes: 1000,
-        queue_prezero_segments: false,
-        queue_dsync_writes: false,
+        queue_prezero_segments: Toggle::Auto,
+        queue_dsync_writes: Toggle::Auto,
         maildrop_size_limit: 256 << 20,
         maildrop_count_limit: 10_000,
         submit_timeout: seconds(30),

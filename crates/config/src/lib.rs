@@ -142,11 +142,12 @@ pub struct Config {
     /// mailroom-only: intake also refuses below this many free inodes (default 1000).
     pub queue_minfree_inodes: u64,
     /// mailroom-only: the store prepares each next segment ahead, full of zeros and
-    /// fsynced, so a commit's sync changes no file size or extent (default no).
-    pub queue_prezero_segments: bool,
+    /// fsynced, so a commit's sync changes no file size or extent (default auto: on where
+    /// the queue is on a journaled ext4).
+    pub queue_prezero_segments: Toggle,
     /// mailroom-only: the store opens its segments `O_DSYNC`, so a commit's write is its
-    /// sync (default no).
-    pub queue_dsync_writes: bool,
+    /// sync (default auto: as `queue_prezero_segments` turns out).
+    pub queue_dsync_writes: Toggle,
     /// mailroom-only: cap on the bytes in `maildrop/` (default 256 MiB), checked by sendmail.
     pub maildrop_size_limit: u64,
     /// mailroom-only: cap on the files in `maildrop/` (default 10000), checked by sendmail.
@@ -682,6 +683,35 @@ impl<T: Copy> Stressed<T> {
         Stressed {
             normal: value,
             stress: value,
+        }
+    }
+}
+
+/// A yes/no setting whose default the daemon decides from what it finds (`auto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Toggle {
+    Yes,
+    No,
+    Auto,
+}
+
+impl fmt::Display for Toggle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Toggle::Yes => "yes",
+            Toggle::No => "no",
+            Toggle::Auto => "auto",
+        })
+    }
+}
+
+impl Toggle {
+    /// `yes` and `no` as they are; `auto` as `detected` says.
+    pub fn resolve(self, detected: impl FnOnce() -> bool) -> bool {
+        match self {
+            Toggle::Yes => true,
+            Toggle::No => false,
+            Toggle::Auto => detected(),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::choices;
 use crate::units::{self, parse_bool, parse_count, parse_duration, parse_size};
-use crate::{Config, DkimSign, LogFormat};
+use crate::{Config, DkimSign, LogFormat, Toggle};
 
 /// The value syntax of a parameter, which decides the TOML types it accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +229,19 @@ macro_rules! boolean {
     };
 }
 
+/// A boolean that may also be `"auto"` (the daemon decides; see [`Toggle`]).
+macro_rules! toggle {
+    ($field:ident) => {
+        scalar!(
+            stringify!($field),
+            $field,
+            Bool,
+            parse_toggle,
+            Toggle::to_string
+        )
+    };
+}
+
 macro_rules! listen {
     ($field:ident) => {
         Param {
@@ -416,10 +429,10 @@ pub(crate) const PARAMS: &[Param] = &[
     list!(propagate_unmatched_extensions, extension_classes),
     count!(qmgr_message_active_limit, positive),
     path!(queue_directory),
-    boolean!(queue_dsync_writes),
+    toggle!(queue_dsync_writes),
     size!(queue_minfree),
     count!(queue_minfree_inodes),
-    boolean!(queue_prezero_segments),
+    toggle!(queue_prezero_segments),
     duration!(queue_run_delay, positive),
     list!(rbl_reply_maps),
     list!(recipient_canonical_classes, address_classes),
@@ -890,6 +903,19 @@ fn extension_classes(items: &[String]) -> Check {
 fn parse_listen(item: &str) -> Result<SocketAddr, String> {
     item.parse()
         .map_err(|_| format!("not a socket address: {item:?} (use 127.0.0.1:25 or [::1]:25)"))
+}
+
+fn parse_toggle(text: &str) -> Result<Toggle, String> {
+    if text.trim().eq_ignore_ascii_case("auto") {
+        return Ok(Toggle::Auto);
+    }
+    match parse_bool(text) {
+        Ok(true) => Ok(Toggle::Yes),
+        Ok(false) => Ok(Toggle::No),
+        Err(_) => Err(format!(
+            "not a boolean or auto: {text:?} (use yes, no or auto)"
+        )),
+    }
 }
 
 fn parse_log_format(text: &str) -> Result<LogFormat, String> {

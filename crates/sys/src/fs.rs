@@ -40,6 +40,40 @@ pub fn file_system_magic(path: &Path) -> io::Result<u64> {
     Ok(stats.filesystem_type().0 as u64)
 }
 
+/// Whether `path` is on an ext4 (or ext3) that has a journal: statfs says ext4, and the
+/// kernel's jbd2 lists a journal for the block device holding it (`/proc/fs/jbd2/NAME-8`,
+/// NAME from `/sys/dev/block/MAJOR:MINOR`). `false` when anything cannot be told (no such
+/// device entry in a container, `/proc` not mounted): then nothing is assumed.
+pub fn on_journaled_ext4(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    const EXT4_SUPER_MAGIC: u64 = 0xEF53;
+    if file_system_magic(path).ok() != Some(EXT4_SUPER_MAGIC) {
+        return false;
+    }
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let dev = meta.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let Ok(uevent) = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent"))
+    else {
+        return false;
+    };
+    let Some(name) = uevent
+        .lines()
+        .find_map(|line| line.strip_prefix("DEVNAME="))
+    else {
+        return false;
+    };
+    // jbd2 names a journal after the device, with `/` (as in `mapper/x`) written as `!`.
+    let prefix = format!("{}-", name.replace('/', "!"));
+    std::fs::read_dir("/proc/fs/jbd2").is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+    })
+}
+
 /// syncfs(2): flushes the whole file system holding `file`, directory entries included.
 /// For a directory that can be written but not opened (so not fsynced itself).
 pub fn sync_file_system(file: &File) -> io::Result<()> {

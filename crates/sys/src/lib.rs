@@ -34,8 +34,8 @@ mod users;
 
 pub use creds::{become_user, can_regain_root, hold_signal, ignore_signal};
 pub use fs::{
-    file_system_magic, free_space, mkfifo, read_exact_at_nowait, reader_gone, set_umask,
-    sync_file_system, FreeSpace,
+    file_system_magic, free_space, mkfifo, on_journaled_ext4, read_exact_at_nowait, reader_gone,
+    set_umask, sync_file_system, FreeSpace,
 };
 pub use host::hostname;
 pub use ids::{effective_gid, effective_uid, is_setid, real_uid, set_fs_gid, set_fs_uid};

@@ -63,7 +63,7 @@ pub use http::{
 };
 pub use machine::{
     current_user, free_port, is_root, list_dir, load_factor, open_up, read_all, run_with_input,
-    scaled_by_load, Tmpfs,
+    scaled_by_load, LoopExt4, Tmpfs,
 };
 pub use mbox::{
     count_separators, lock_for_reading, python, read_locked, read_mboxes_with_python, MboxMessage,

@@ -107,6 +107,70 @@ impl Drop for Tmpfs {
     }
 }
 
+/// A small ext4 made in an image file and mounted through a loop device, with or without a
+/// journal (the store's `auto` options follow it); unmounted and removed on drop.
+pub struct LoopExt4 {
+    pub dir: PathBuf,
+    image: PathBuf,
+}
+
+impl LoopExt4 {
+    /// Makes a `size_mb` MiB ext4 (`journal`: mkfs's default journal, else `-O ^has_journal`)
+    /// and mounts it on `dir` (created if missing), leaving it empty (no `lost+found`).
+    /// Err(why) if not root or a step fails, so a test can skip with one line.
+    pub fn mount(dir: &Path, size_mb: u64, journal: bool) -> Result<LoopExt4, String> {
+        if !is_root() {
+            return Err("not running as root".into());
+        }
+        let run = |cmd: &mut Command| -> Result<(), String> {
+            let out = cmd
+                .output()
+                .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{cmd:?} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let image = dir.with_extension("ext4.img");
+        let file = fs::File::create(&image).map_err(|e| e.to_string())?;
+        file.set_len(size_mb << 20).map_err(|e| e.to_string())?;
+        let mut mkfs = Command::new("mkfs.ext4");
+        mkfs.args(["-q", "-F"]);
+        if !journal {
+            mkfs.args(["-O", "^has_journal"]);
+        }
+        run(mkfs.arg(&image))?;
+        run(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&image)
+            .arg(dir))?;
+        let mounted = LoopExt4 {
+            dir: dir.to_path_buf(),
+            image,
+        };
+        let _ = fs::remove_dir(dir.join("lost+found"));
+        Ok(mounted)
+    }
+}
+
+impl Drop for LoopExt4 {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+        let _ = fs::remove_file(&self.image);
+    }
+}
+
 /// Reads all of `r` (for child pipes).
 pub fn read_all(mut r: impl Read) -> Vec<u8> {
     let mut v = Vec::new();
