@@ -182,6 +182,7 @@ struct CorruptRun {
 /// good submission added, the daemon started with the relay up.
 fn corrupt_run(rng: &mut Rng) -> CorruptRun {
     let sink_port = free_port(); // down at first: the messages stay in the log, deferred
+
     // The plain store on any file system: `frames` walks segments that end at their last
     // record (`auto` would pre-zero them over a journaled ext4; that form is damaged and
     // recovered in queue's recovery tests and the kill -9 prezero scenario).
