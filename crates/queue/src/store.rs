@@ -24,7 +24,7 @@
 //!   with an empty queue.
 
 use crate::index::{apply_update, Entry, Index, Location};
-use crate::record::{self, Decoded, FollowUp, MessageMeta, Record, Update};
+use crate::record::{self, FollowUp, MessageMeta, Update};
 use crate::recovery::{self, RecoveryReport};
 use crate::{segment, Layout, QueueName, StoreError};
 use envelope::{Envelope, QueueId, RecipientState};
@@ -387,7 +387,7 @@ impl Store {
         let (loc, file) = self.message_record(id)?;
         let mut raw = vec![0u8; usize::try_from(loc.record_len).ok()?];
         match sys::read_exact_at_nowait(&file, &mut raw, loc.record_offset) {
-            Ok(true) => Some(decode_body(&raw, id)),
+            Ok(true) => Some(decode_body(raw, id)),
             Ok(false) => None,
             Err(e) => Some(Err(StoreError::io(
                 &segment::path(&self.inner.dir, loc.segment),
@@ -989,17 +989,32 @@ impl Driver {
 fn read_body(file: &File, loc: Location, id: QueueId) -> Result<Vec<u8>, StoreError> {
     let raw = segment::read_at(file, loc.record_len as usize, loc.record_offset)
         .map_err(|e| StoreError::io(Path::new(""), e))?;
-    decode_body(&raw, id)
+    decode_body(raw, id)
 }
 
-/// The body of a message record read back, checksum verified.
-fn decode_body(raw: &[u8], id: QueueId) -> Result<Vec<u8>, StoreError> {
-    match record::decode(raw) {
-        Decoded::Record(Record::Message { body, .. }, _) => Ok(body.to_vec()),
-        _ => Err(StoreError::Corrupt(format!(
+/// The body of a message record read back, checksum verified, in the buffer it was read
+/// into. Its envelope JSON is not decoded again: the index decoded it when the record was
+/// written or recovered, and the checksum covers it.
+fn decode_body(mut raw: Vec<u8>, id: QueueId) -> Result<Vec<u8>, StoreError> {
+    let body = match record::frame_at(&raw) {
+        record::Framed::Frame { kind, payload, .. }
+            if kind == record::Kind::Message as u8 && record::payload_id(payload) == id =>
+        {
+            record::split_message(payload).map(|(_, body)| {
+                let start = body.as_ptr() as usize - raw.as_ptr() as usize;
+                start..start + body.len()
+            })
+        }
+        _ => None,
+    };
+    let Some(body) = body else {
+        return Err(StoreError::Corrupt(format!(
             "message record of {id} fails its checksum"
-        ))),
-    }
+        )));
+    };
+    raw.truncate(body.end);
+    raw.drain(..body.start);
+    Ok(raw)
 }
 
 fn take_lock(layout: &Layout) -> Result<File, StoreError> {

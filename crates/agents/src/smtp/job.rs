@@ -23,8 +23,6 @@ pub(crate) struct Job<'a> {
     pub id: QueueId,
     pub env: &'a Envelope,
     pub message: &'a [u8],
-    /// Size on the wire, for SIZE= and the server's limit.
-    pub size: u64,
     pub eight_bit: bool,
     /// `smtp_line_length_limit` (0 = none).
     line_limit: usize,
@@ -32,7 +30,9 @@ pub(crate) struct Job<'a> {
     dialect: Dialect,
     /// The `DKIM-Signature` field put on top on the wire (CR LF form), if signed.
     signature: Option<Vec<u8>>,
-    body: OnceLock<Vec<u8>>,
+    /// The DATA form and the size on the wire (SIZE=, the server's limit), built on first
+    /// use.
+    body: OnceLock<(Vec<u8>, u64)>,
 }
 
 /// One recipient to send: its position in the request and its envelope entry.
@@ -55,7 +55,6 @@ impl<'a> Job<'a> {
             id,
             env,
             message,
-            size: wire::wire_size(message, line_limit),
             eight_bit: wire::has_8bit(message),
             line_limit,
             dialect,
@@ -72,15 +71,22 @@ impl<'a> Job<'a> {
         }
         let text = wire::wire_text(self.message, self.line_limit);
         self.signature = signer.sign(self.id, &self.env.sender, &text);
-        if let Some(field) = &self.signature {
-            self.size += field.len() as u64;
-        }
     }
 
     /// The body in DATA form, encoded on first use and shared by every transaction.
     pub fn body(&self) -> &[u8] {
+        &self.encoded().0
+    }
+
+    /// The message's size on the wire as SIZE= announces it (RFC 1870): the DATA form less
+    /// its transparency dots, the signature field included.
+    pub fn size(&self) -> u64 {
+        self.encoded().1
+    }
+
+    fn encoded(&self) -> &(Vec<u8>, u64) {
         self.body.get_or_init(|| {
-            let (mut body, broken) = wire::data_body(self.message, self.line_limit);
+            let (mut body, broken, stuffed) = wire::data_body(self.message, self.line_limit);
             if let Some(field) = &self.signature {
                 // No line of a header field starts with a dot: nothing to stuff.
                 body.splice(0..0, field.iter().copied());
@@ -94,7 +100,8 @@ impl<'a> Job<'a> {
                     self.line_limit
                 );
             }
-            body
+            let size = (body.len() - stuffed) as u64;
+            (body, size)
         })
     }
 
@@ -221,6 +228,28 @@ mod tests {
         assert_eq!(list[1].dsn, "5.1.3");
         assert_eq!((list[3].dsn.as_str(), list[3].recipient), ("4.3.0", 9));
         assert_eq!(job.body(), b"hi\r\n");
-        assert_eq!(job.size, 4);
+        assert_eq!(job.size(), 4);
+    }
+
+    /// SIZE= comes from the DATA form less its dots: the same as counting the wire text
+    /// line by line, for texts full of dots, bare CRs and long lines.
+    #[test]
+    fn the_size_is_the_wire_text_whatever_the_dots() {
+        let env = Envelope::new("s@x", vec!["r@x".into()], 0);
+        let mut rng = fastrand::Rng::with_seed(5);
+        for _ in 0..2000 {
+            let n = rng.usize(0..200);
+            let text: Vec<u8> = (0..n)
+                .map(|_| *rng.choice(b"a.\n\r\xc3\xa9").unwrap())
+                .collect();
+            for limit in [0, 1, 3, 10, 998] {
+                let job = Job::new(QueueId::generate(), &env, &text, limit, Dialect::Smtp);
+                assert_eq!(
+                    job.size(),
+                    wire::wire_size(&text, limit),
+                    "{text:?} {limit}"
+                );
+            }
+        }
     }
 }

@@ -88,11 +88,11 @@ fn precheck<'a>(
 ) -> Vec<Rcpt<'a>> {
     let relay = conn.relay();
     let whole_message = match conn.caps.max_size() {
-        Some(limit) if job.size > limit => Some(Failure::bounced(
+        Some(limit) if job.size() > limit => Some(Failure::bounced(
             "5.3.4",
             format!(
                 "message size {} exceeds size limit {limit} of server {}",
-                job.size,
+                job.size(),
                 conn.peer().namaddr()
             ),
         )),
@@ -145,7 +145,7 @@ impl Transaction<'_, '_> {
     fn mail_command(&self, rcpts: &[Rcpt<'_>]) -> Vec<u8> {
         let env = self.job.env;
         let params = MailParams {
-            size: self.job.size,
+            size: self.job.size(),
             eight_bit: self.job.eight_bit,
             smtputf8: self.job.sender_needs_smtputf8()
                 || rcpts

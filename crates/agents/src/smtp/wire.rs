@@ -35,6 +35,9 @@ pub(crate) fn has_8bit(message: &[u8]) -> bool {
 /// The message's size on the wire as announced in SIZE= (RFC 1870): exactly the length of
 /// [`wire_text`] — LF becomes CR LF, a last line without one is ended, and each break of a
 /// line longer than `line_limit` adds its CR LF SPACE — counted without building the text.
+/// The client takes SIZE= from the DATA form it builds anyway ([`data_body`] less its
+/// dots); this count is the tests' independent check of that.
+#[cfg(test)]
 pub(crate) fn wire_size(message: &[u8], line_limit: usize) -> u64 {
     if message.is_empty() {
         return 0;
@@ -151,7 +154,9 @@ fn dsn_orcpt(orcpt: &str) -> Option<String> {
 /// doubled), a line starting with `.` gets one more, and a last line without LF is ended.
 /// Lines longer than `line_limit` bytes (0 = no limit) are broken with [`fold_line`]. The
 /// final `.` CR LF is not included. Also returns whether any line was broken.
-pub(crate) fn data_body(message: &[u8], line_limit: usize) -> (Vec<u8>, bool) {
+/// Also returns whether a line was broken and how many transparency dots were added (the
+/// body less those is [`wire_text`], whose length SIZE= announces).
+pub(crate) fn data_body(message: &[u8], line_limit: usize) -> (Vec<u8>, bool, usize) {
     encode(message, line_limit, true)
 }
 
@@ -161,22 +166,23 @@ pub(crate) fn wire_text(message: &[u8], line_limit: usize) -> Vec<u8> {
     encode(message, line_limit, false).0
 }
 
-fn encode(message: &[u8], line_limit: usize, stuff_dots: bool) -> (Vec<u8>, bool) {
+fn encode(message: &[u8], line_limit: usize, stuff_dots: bool) -> (Vec<u8>, bool, usize) {
     let mut out = Vec::with_capacity(message.len() + message.len() / 32 + 2);
-    let mut broken = false;
+    let (mut broken, mut stuffed) = (false, 0);
     if message.is_empty() {
-        return (out, broken);
+        return (out, broken, stuffed);
     }
     let body = message.strip_suffix(b"\n").unwrap_or(message);
     for line in lines(body) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if stuff_dots && line.first() == Some(&b'.') {
             out.push(b'.');
+            stuffed += 1;
         }
         broken |= fold_line(line, line_limit, &mut out);
         out.extend_from_slice(b"\r\n");
     }
-    (out, broken)
+    (out, broken, stuffed)
 }
 
 /// The lines of `body` without their LF, as `split(|&b| b == b'\n')` gives them, found with
@@ -321,7 +327,11 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(
                 data_body(input, 998),
-                (want.to_vec(), false),
+                (
+                    want.to_vec(),
+                    false,
+                    want.len() - wire_text(input, 998).len()
+                ),
                 "{:?}",
                 String::from_utf8_lossy(input)
             );
@@ -357,12 +367,12 @@ mod tests {
     #[test]
     fn long_lines_are_broken_as_postfix_breaks_them() {
         let exact = vec![b'a'; 998];
-        let (body, broken) = data_body(&[&exact[..], b"\n"].concat(), 998);
+        let (body, broken, _) = data_body(&[&exact[..], b"\n"].concat(), 998);
         assert_eq!((wire_lines(&body), broken), (vec![&exact[..]], false));
 
         let line: Vec<u8> = (0..3000u32).map(|i| b'a' + (i % 26) as u8).collect();
         let message = [b"Subject: x\n\n", &line[..], b"\nend\n"].concat();
-        let (body, broken) = data_body(&message, 998);
+        let (body, broken, _) = data_body(&message, 998);
         assert!(broken);
         let lengths: Vec<usize> = wire_lines(&body).iter().map(|l| l.len()).collect();
         assert_eq!(lengths, [10, 0, 998, 998, 998, 9, 3]);
@@ -372,7 +382,7 @@ mod tests {
         );
         assert_eq!(unfold(&body), message);
 
-        let (body, broken) = data_body(&message, 0);
+        let (body, broken, _) = data_body(&message, 0);
         assert!(!broken, "0 disables the limit");
         assert_eq!(wire_lines(&body)[2], &line[..]);
     }
@@ -381,20 +391,20 @@ mod tests {
     fn broken_lines_keep_dots_headers_and_characters_intact() {
         // A long header stays one header: its continuation lines start with a space.
         let header = format!("Subject: {}\n\nbody\n", "w".repeat(2500));
-        let (body, _) = data_body(header.as_bytes(), 998);
+        let (body, _, _) = data_body(header.as_bytes(), 998);
         let lines = wire_lines(&body);
         assert!(lines[1].starts_with(b" ") && lines[2].starts_with(b" "));
         assert_eq!(lines[3], b"");
         // A leading dot is doubled once; continuation lines start with a space, never a dot.
         let dotted = [b".", &vec![b'.'; 2000][..], b"\n"].concat();
-        let (body, _) = data_body(&dotted, 998);
+        let (body, _, _) = data_body(&dotted, 998);
         let lines = wire_lines(&body);
         assert_eq!(lines[0].len(), 999);
         assert!(lines[1..].iter().all(|l| l.starts_with(b" ")));
         assert_eq!(unfold(&body), dotted);
         // No multi-byte character is split, and every wire line still fits.
         let text = "é".repeat(1500) + "\n";
-        let (body, _) = data_body(text.as_bytes(), 998);
+        let (body, _, _) = data_body(text.as_bytes(), 998);
         for line in wire_lines(&body) {
             let content = line.strip_prefix(b" ").unwrap_or(line);
             assert!(std::str::from_utf8(content).is_ok() && line.len() <= 998);
@@ -413,7 +423,7 @@ mod tests {
                 .map(|i| [b'x', b'.', 0xc3, 0xa9, b' ', 0xff][(i * 7 + len) % 6])
                 .collect();
             let message = [&line[..], b"\n"].concat();
-            let (body, _) = data_body(&message, limit);
+            let (body, _, _) = data_body(&message, limit);
             assert_eq!(unfold(&body), message, "len {len} limit {limit}");
             if limit >= 2 {
                 for l in wire_lines(&body).iter().skip(1) {

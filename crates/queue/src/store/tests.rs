@@ -228,3 +228,38 @@ fn a_message_just_queued_reads_back_from_the_page_cache_the_same_as_from_the_dis
     assert_eq!(store.read_message(id).unwrap(), body);
     assert!(store.read_message_cached(QueueId::generate()).is_none());
 }
+
+/// A message record read back yields its body alone; a record that fails its checksum, is
+/// not a message, or belongs to another message is refused as corrupt.
+#[test]
+fn a_body_is_read_back_only_from_its_own_intact_message_record() {
+    use crate::record::{self, MessageMeta};
+    use crate::{QueueName, StoreError};
+    let id = QueueId::generate();
+    let meta = MessageMeta {
+        envelope: env(),
+        queue: QueueName::Incoming,
+        next_attempt: 0,
+        attempts: 0,
+        delay_warned: false,
+        follow_up: None,
+    };
+    let mut raw = Vec::new();
+    record::encode_message(id, &meta, b"Subject: x\n\nbody\n", &mut raw);
+    assert_eq!(
+        super::decode_body(raw.clone(), id).unwrap(),
+        b"Subject: x\n\nbody\n"
+    );
+    let corrupt = |r: Result<Vec<u8>, StoreError>| matches!(r, Err(StoreError::Corrupt(_)));
+    assert!(corrupt(super::decode_body(
+        raw.clone(),
+        QueueId::generate()
+    )));
+    let mut flipped = raw.clone();
+    let last = flipped.len() - 2;
+    flipped[last] ^= 0x01;
+    assert!(corrupt(super::decode_body(flipped, id)));
+    let mut update = Vec::new();
+    record::encode_remove(id, "done", &mut update);
+    assert!(corrupt(super::decode_body(update, id)));
+}
