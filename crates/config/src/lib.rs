@@ -706,12 +706,12 @@ impl fmt::Display for Toggle {
 }
 
 impl Toggle {
-    /// `yes` and `no` as they are; `auto` as `detected` says.
-    pub fn resolve(self, detected: impl FnOnce() -> bool) -> bool {
+    /// `yes` and `no` as they are; `auto` as `auto` says.
+    pub fn resolve(self, auto: bool) -> bool {
         match self {
             Toggle::Yes => true,
             Toggle::No => false,
-            Toggle::Auto => detected(),
+            Toggle::Auto => auto,
         }
     }
 }

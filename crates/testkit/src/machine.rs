@@ -191,7 +191,7 @@ pub fn free_port() -> u16 {
     const COUNT: u16 = 12_000;
     static GIVEN: std::sync::Mutex<Vec<(u16, std::fs::File)>> = std::sync::Mutex::new(Vec::new());
     let dir = std::env::temp_dir().join("mailroom-testkit-ports");
-    let _ = std::fs::create_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot make {}: {e}", dir.display()));
     let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
     let offset = fastrand::u16(0..COUNT);
     for i in 0..COUNT {

@@ -195,14 +195,17 @@ fn open_store(cfg: &Config) -> Result<Store, u8> {
     // each batch's journal commit (BENCHMARKS.md, relay on a journaled ext4); off
     // elsewhere (XFS measured no gain, and pre-zeroing writes every segment twice).
     // Recovery reads zeroed tails either way, so they can change across restarts.
-    let journaled_ext4 = std::cell::OnceCell::new();
-    let detect = || *journaled_ext4.get_or_init(|| sys::on_journaled_ext4(&cfg.queue_directory));
-    let preallocate = cfg.queue_prezero_segments.resolve(detect);
-    let dsync_writes = cfg.queue_dsync_writes.resolve(|| preallocate);
+    // Looked for only when `auto` needs it; `queue_dsync_writes = auto` follows the first.
+    let journaled_ext4 = (cfg.queue_prezero_segments == config::Toggle::Auto)
+        .then(|| sys::on_journaled_ext4(&cfg.queue_directory));
+    let preallocate = cfg
+        .queue_prezero_segments
+        .resolve(journaled_ext4 == Some(true));
+    let dsync_writes = cfg.queue_dsync_writes.resolve(preallocate);
     info!(target: "master", "queue store: pre-zeroed segments {}, O_DSYNC writes {} (queue_prezero_segments = {}, queue_dsync_writes = {}{})",
         on_off(preallocate), on_off(dsync_writes),
         cfg.queue_prezero_segments, cfg.queue_dsync_writes,
-        journaled_ext4.get().map_or("", |&j| if j { "; the queue is on a journaled ext4" } else { "; the queue is not on a journaled ext4" }));
+        journaled_ext4.map_or("", |j| if j { "; the queue is on a journaled ext4" } else { "; the queue is not on a journaled ext4" }));
     let options = StoreOptions {
         // Below this the queue file system is short of space: the store then gives back
         // the dead part of its segments early (see queue's store.rs).
